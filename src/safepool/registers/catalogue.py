@@ -1,0 +1,159 @@
+"""The register catalogue: what each register is, where it lives and what it holds.
+
+The catalogue is the steward's description of the sources. It names the identity column and
+the direct identifiers so that the pool builder can leave the latter behind and replace the
+former with a pseudonym; everything else is a variable with a pool name that analysts see.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class SourceKind(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    sqlite = "sqlite"
+    postgresql = "postgresql"
+
+
+class TimeGrain(StrEnum):
+    """How often the register records a value; `none` marks a person-level register."""
+
+    none = "none"
+    day = "day"
+    month = "month"
+    quarter = "quarter"
+    year = "year"
+
+
+class TimeFormat(StrEnum):
+    """How the holder writes the time column; the scoped query compares in this format."""
+
+    date = "date"  # a DATE (or ISO 'YYYY-MM-DD' text in SQLite)
+    yyyymm = "yyyymm"  # an integer such as 201903
+    yyyyq = "yyyyq"  # a text such as '2019Q3'
+    year = "year"  # an integer such as 2019
+
+
+VariableType = Literal["string", "integer", "float", "date", "boolean"]
+Sensitivity = Literal["normal", "sensitive", "special"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    """Where a register is kept. A PostgreSQL location carries no password: the steward zone's
+    credential file supplies it at connect time."""
+
+    kind: SourceKind
+    location: str = Field(description="file path (relative to the workspace) or postgresql URL")
+    table: str | None = Field(default=None, description="table name for sqlite and postgresql")
+
+    @model_validator(mode="after")
+    def _table_for_databases(self) -> Source:
+        if self.kind in (SourceKind.sqlite, SourceKind.postgresql) and not self.table:
+            raise ValueError(f"a {self.kind} source needs a table")
+        if self.table is not None and not _is_identifier(self.table.replace(".", "_")):
+            raise ValueError(f"table name {self.table!r} is not a plain SQL identifier")
+        if self.kind == SourceKind.postgresql and _url_has_password(self.location):
+            raise ValueError(
+                "a postgresql location must not carry a password; put it in steward/credentials.yaml"
+            )
+        return self
+
+
+class Variable(Strict):
+    name: str = Field(pattern=IDENTIFIER_PATTERN, description="the name analysts see in the pool")
+    column: str = Field(pattern=IDENTIFIER_PATTERN, description="the holder's own column name")
+    type: VariableType
+    description: str
+    sensitivity: Sensitivity = "normal"
+
+
+class TimeSpec(Strict):
+    """The variable that places a row in time; `end_variable` makes the row a span."""
+
+    variable: str
+    end_variable: str | None = None
+    grain: TimeGrain
+    format: TimeFormat
+
+
+class Register(Strict):
+    name: str = Field(pattern=IDENTIFIER_PATTERN)
+    holder: str
+    description: str
+    source: Source
+    identity_column: str = Field(pattern=IDENTIFIER_PATTERN)
+    direct_identifiers: list[str] = Field(default_factory=list)
+    time: TimeSpec | None = None
+    variables: list[Variable]
+
+    @field_validator("direct_identifiers")
+    @classmethod
+    def _plain_identifiers(cls, columns: list[str]) -> list[str]:
+        for column in columns:
+            if not _is_identifier(column):
+                raise ValueError(f"direct identifier {column!r} is not a plain column name")
+        return columns
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Register:
+        names = [v.name for v in self.variables]
+        if len(set(names)) != len(names):
+            raise ValueError(f"register {self.name}: variable names repeat")
+        columns = {v.column for v in self.variables}
+        leaked = columns & ({self.identity_column} | set(self.direct_identifiers))
+        if leaked:
+            raise ValueError(
+                f"register {self.name}: identifying column(s) {sorted(leaked)} may not be variables"
+            )
+        if self.time is not None:
+            for name in (self.time.variable, self.time.end_variable):
+                if name is not None and name not in names:
+                    raise ValueError(f"register {self.name}: time variable {name!r} is not a variable")
+        return self
+
+    def variable(self, name: str) -> Variable:
+        for variable in self.variables:
+            if variable.name == name:
+                return variable
+        raise KeyError(name)
+
+
+class Catalogue(Strict):
+    registers: list[Register]
+
+    @model_validator(mode="after")
+    def _unique(self) -> Catalogue:
+        names = [r.name for r in self.registers]
+        if len(set(names)) != len(names):
+            raise ValueError("register names repeat in the catalogue")
+        return self
+
+    def register(self, name: str) -> Register:
+        for register in self.registers:
+            if register.name == name:
+                return register
+        raise KeyError(name)
+
+    def names(self) -> list[str]:
+        return [r.name for r in self.registers]
+
+
+def _is_identifier(text: str) -> bool:
+    return re.match(IDENTIFIER_PATTERN, text) is not None
+
+
+def _url_has_password(url: str) -> bool:
+    return urlsplit(url).password is not None

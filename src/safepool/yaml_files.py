@@ -1,0 +1,92 @@
+"""Loading YAML files into pydantic models with errors that name the field and its line.
+
+Steward and analyst files (catalogue, scope, later permits and studies) are hand-written, so
+each mistake is reported where the person made it rather than as one validation dump.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from safepool.errors import SafepoolError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+class FileProblem(SafepoolError):
+    """One or more problems in a hand-written file, each with its field and line."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems) if len(problems) == 1 else
+                         f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems))
+
+
+def load_model(path: Path, model: type[ModelT]) -> ModelT:
+    """Parse `path` as YAML and validate it as `model`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileProblem(path, ["file not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise FileProblem(path, [f"not UTF-8 text (byte {exc.start})"]) from None
+    return parse_model(text, model, path)
+
+
+def parse_model(text: str, model: type[ModelT], path: Path) -> ModelT:
+    try:
+        root = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise FileProblem(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if not isinstance(data, dict):
+        raise FileProblem(path, ["line 1: expected a mapping of fields"])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise FileProblem(path, [_describe(error, root) for error in exc.errors()]) from None
+
+
+def _describe(error: dict[str, Any], root: yaml.Node | None) -> str:
+    location = tuple(error["loc"])
+    field = ".".join(str(part) for part in location) or "(file)"
+    line = _line_of(root, location)
+    where = f"line {line}, " if line is not None else ""
+    return f"{where}field {field}: {error['msg']}"
+
+
+def _line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
+    """Follow `location` through the composed YAML tree to the deepest node that exists."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in location:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def dump_model(model: BaseModel, path: Path) -> None:
+    """Write atomically so a crash never leaves a half-written configuration."""
+    data = model.model_dump(mode="json", exclude_none=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    tmp.replace(path)
