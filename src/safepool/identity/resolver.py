@@ -1,0 +1,65 @@
+"""Per-build identity resolution: each distinct raw code is checked and pseudonymised once.
+
+The resolver keeps two temporary tables in the steward's build connection: `id_status` (raw
+code as written, normalised code, status) and `id_map` (normalised code, pseudonym). Both live
+only in that connection's memory (spilling, if at all, under steward/tmp) and are never written
+into the pool.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+from safepool.identity.hetu import CodeStatus, classify_array
+from safepool.identity.pseudonym import Pseudonymiser
+
+LINKING = tuple(status.value for status in CodeStatus if status.links)
+
+
+class IdentityResolver:
+    def __init__(self, con: duckdb.DuckDBPyConnection, pseudonymiser: Pseudonymiser) -> None:
+        self.con = con
+        self.pseudonymiser = pseudonymiser
+        con.execute("CREATE TEMP TABLE id_status (raw VARCHAR, code VARCHAR, status VARCHAR)")
+        con.execute("CREATE TEMP TABLE id_map (code VARCHAR, pid VARCHAR)")
+
+    def resolve(self, relation: str, column: str) -> None:
+        """Classify and pseudonymise the codes in `relation.column` not seen earlier in this build."""
+        unseen = self.con.sql(
+            f"SELECT DISTINCT r.{column} AS raw FROM {relation} r "
+            f"WHERE NOT EXISTS (SELECT 1 FROM id_status s WHERE s.raw IS NOT DISTINCT FROM r.{column})"
+        ).to_arrow_table()
+        if unseen.num_rows == 0:
+            return
+        classified = classify_array(unseen.column("raw").combine_chunks())
+        self.con.register("id_classified", classified)
+        try:
+            self.con.execute("INSERT INTO id_status SELECT raw, code, status FROM id_classified")
+        finally:
+            self.con.unregister("id_classified")
+        self.pseudonymiser.create_map(
+            self.con,
+            "id_map_new",
+            "SELECT code FROM id_status s WHERE code IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM id_map m WHERE m.code = s.code)",
+        )
+        self.con.execute("INSERT INTO id_map SELECT code, pid FROM id_map_new")
+        self.con.execute("DROP TABLE id_map_new")
+
+    def linked_rows_sql(self, relation: str, column: str, select: str) -> str:
+        """Rows of `relation` whose code links, with `pid` and the `select` expressions."""
+        statuses = ", ".join(f"'{s}'" for s in LINKING)
+        return (
+            f"SELECT m.pid, {select} FROM {relation} r "
+            f"JOIN id_status s ON s.raw = r.{column} AND s.status IN ({statuses}) "
+            f"JOIN id_map m ON m.code = s.code"
+        )
+
+    def quarantined_rows_sql(self, relation: str, column: str) -> str:
+        """Rows whose code does not link, with the reason; for the steward zone only."""
+        statuses = ", ".join(f"'{s}'" for s in LINKING)
+        return (
+            f"SELECT r.*, s.status AS reason FROM {relation} r "
+            f"JOIN id_status s ON s.raw IS NOT DISTINCT FROM r.{column} "
+            f"WHERE s.status NOT IN ({statuses})"
+        )

@@ -1,0 +1,54 @@
+"""The analyst's side of the pool: read-only access to pseudonymised tables.
+
+Nothing here imports the steward zone (identity, registers' credentials, key store); a test
+walks the imports to prove it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from safepool.errors import SafepoolError
+
+POOL_FILE = "pool.duckdb"
+LINKAGE_FILE = "linkage.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class PoolNotBuilt(SafepoolError):
+    pass
+
+
+def pool_path(pool_dir: Path, permit: str) -> Path:
+    path = pool_dir / permit
+    if not (path / POOL_FILE).is_file():
+        raise PoolNotBuilt(f"no pool has been built for permit {permit}")
+    return path
+
+
+def connect(pool_dir: Path, permit: str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that cannot reach files or the network."""
+    con = duckdb.connect(str(pool_path(pool_dir, permit) / POOL_FILE), read_only=True)
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def linkage_report(pool_dir: Path, permit: str) -> dict[str, object]:
+    return json.loads((pool_path(pool_dir, permit) / LINKAGE_FILE).read_text(encoding="utf-8"))
+
+
+def manifest(pool_dir: Path, permit: str) -> dict[str, object]:
+    return json.loads((pool_path(pool_dir, permit) / MANIFEST_FILE).read_text(encoding="utf-8"))
+
+
+def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:
+    con = connect(pool_dir, permit)
+    try:
+        names = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall()]
+        return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+    finally:
+        con.close()

@@ -1,0 +1,187 @@
+"""Building a permit's pool: read each register in place, pseudonymise in flight, link by pseudonym.
+
+This runs in the steward zone: it opens the key store and sees identity codes, but it writes
+into the pool only pseudonyms and the variables in scope. Direct identifiers are never selected
+from the source. Rows whose identity code cannot link are quarantined under steward/ with their
+reason. The pool is built in a private folder and published with one atomic rename, so a failed
+build leaves the previous pool (or none) exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from safepool.identity.keystore import KeyStore
+from safepool.identity.pseudonym import Pseudonymiser
+from safepool.identity.resolver import IdentityResolver
+from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE
+from safepool.pool.linkage import LinkageReport, LinkageTracker
+from safepool.pool.publish import publish_folder, scratch_folder
+from safepool.pool.scope import Scope, time_predicate
+from safepool.registers.catalogue import Register, Variable
+from safepool.registers.check import check_schema
+from safepool.registers.credentials import Credentials
+from safepool.registers.sources import RegisterReader, Scan, open_register, quote_identifier
+from safepool.workspace import Workspace
+
+RAW_CODE = "__raw_code"
+SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE", "boolean": "BOOLEAN"}
+
+Progress = Callable[[str, str, int], None]
+"""Called with (stage, register, rows so far) as the build moves on."""
+
+ReaderFactory = Callable[[Workspace, Register, Credentials], RegisterReader]
+
+
+@dataclass(frozen=True)
+class BuiltPool:
+    permit: str
+    path: Path
+    linkage: LinkageReport
+    seconds: float
+    stage_seconds: dict[str, float]
+
+
+def build_pool(
+    workspace: Workspace,
+    scope: Scope,
+    *,
+    progress: Progress | None = None,
+    reader_factory: ReaderFactory = open_register,
+) -> BuiltPool:
+    started = time.perf_counter()
+    plan = scope.resolve(workspace.catalogue())
+    key = KeyStore(workspace.steward_dir / "keys").get_or_create(scope.permit)
+    credentials = Credentials.load(workspace)
+    notify = progress or (lambda stage, register, rows: None)
+    timings: dict[str, float] = {"read": 0.0, "pseudonymise": 0.0, "write": 0.0}
+
+    pool_scratch = scratch_folder(workspace.pool_dir, scope.permit)
+    quarantine_scratch = scratch_folder(workspace.steward_dir / "quarantine", scope.permit)
+    spill = scratch_folder(workspace.steward_dir / "tmp", scope.permit)
+    con = duckdb.connect(config={"temp_directory": str(spill)})
+    try:
+        con.execute(f"ATTACH '{pool_scratch / POOL_FILE}' AS pool")
+        resolver = IdentityResolver(con, Pseudonymiser(key))
+        tracker = LinkageTracker(con)
+        for register, variables in plan:
+            with reader_factory(workspace, register, credentials) as reader:
+                check_schema(reader, variables)
+                _stage(con, reader, register, variables, scope, timings, notify)
+            _link(con, resolver, tracker, register, variables, quarantine_scratch, timings, notify)
+        linkage = tracker.report()
+        con.execute("DETACH pool")
+        con.close()
+        _write_reports(pool_scratch, scope, plan, linkage)
+        pool_path = publish_folder(pool_scratch, workspace.pool_dir / scope.permit)
+        publish_folder(quarantine_scratch, workspace.steward_dir / "quarantine" / scope.permit)
+    except BaseException:
+        con.close()
+        shutil.rmtree(pool_scratch, ignore_errors=True)
+        shutil.rmtree(quarantine_scratch, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
+    return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings)
+
+
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    reader: RegisterReader,
+    register: Register,
+    variables: list[Variable],
+    scope: Scope,
+    timings: dict[str, float],
+    notify: Progress,
+) -> None:
+    """Copy the scoped rows of one register into a temporary table of the build connection."""
+    started = time.perf_counter()
+    columns = {RAW_CODE: register.identity_column} | {v.name: v.column for v in variables}
+    batches = reader.scan(Scan(columns=columns, where=time_predicate(register, scope.window)))
+    counted = _CountingReader(batches, lambda rows: notify("read", register.name, rows))
+    con.register("source_batches", counted.reader())
+    try:
+        with reader.guarded("reading rows"):
+            casts = ", ".join(_cast(v) for v in variables)
+            con.execute(
+                f"CREATE OR REPLACE TEMP TABLE stage AS SELECT CAST({RAW_CODE} AS VARCHAR) AS {RAW_CODE}"
+                f"{', ' if casts else ''}{casts} FROM source_batches"
+            )
+    finally:
+        con.unregister("source_batches")
+    timings["read"] += time.perf_counter() - started
+
+
+def _cast(variable: Variable) -> str:
+    name = quote_identifier(variable.name)
+    return f"CAST({name} AS {SQL_TYPES[variable.type]}) AS {name}"
+
+
+def _link(
+    con: duckdb.DuckDBPyConnection,
+    resolver: IdentityResolver,
+    tracker: LinkageTracker,
+    register: Register,
+    variables: list[Variable],
+    quarantine: Path,
+    timings: dict[str, float],
+    notify: Progress,
+) -> None:
+    """Pseudonymise the staged rows into the pool and quarantine those that cannot link."""
+    started = time.perf_counter()
+    notify("pseudonymise", register.name, 0)
+    resolver.resolve("stage", RAW_CODE)
+    timings["pseudonymise"] += time.perf_counter() - started
+    started = time.perf_counter()
+    select = ", ".join(quote_identifier(v.name) for v in variables) or "NULL AS no_variables"
+    table = quote_identifier(register.name)
+    con.execute(
+        f"CREATE TABLE pool.{table} AS SELECT DISTINCT * FROM ("
+        f"{resolver.linked_rows_sql('stage', RAW_CODE, select)})"
+    )
+    con.execute(
+        f"COPY ({resolver.quarantined_rows_sql('stage', RAW_CODE)}) "
+        f"TO '{quarantine / (register.name + '.parquet')}' (FORMAT parquet)"
+    )
+    tracker.record(register.name, "stage", RAW_CODE)
+    con.execute("DROP TABLE stage")
+    timings["write"] += time.perf_counter() - started
+    notify("linked", register.name, 0)
+
+
+class _CountingReader:
+    """Passes batches through while reporting how many rows have gone by."""
+
+    def __init__(self, batches: pa.RecordBatchReader, report: Callable[[int], None]) -> None:
+        self._batches = batches
+        self._report = report
+
+    def reader(self) -> pa.RecordBatchReader:
+        return pa.RecordBatchReader.from_batches(self._batches.schema, self._iterate())
+
+    def _iterate(self):  # type: ignore[no-untyped-def]
+        rows = 0
+        for batch in self._batches:
+            rows += batch.num_rows
+            self._report(rows)
+            yield batch
+
+
+def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[Variable]]], linkage: LinkageReport) -> None:
+    (folder / LINKAGE_FILE).write_text(json.dumps(linkage.to_dict(), indent=2), encoding="utf-8")
+    manifest = {
+        "permit": scope.permit,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "window": scope.window.model_dump(),
+        "tables": {register.name: [v.name for v in variables] for register, variables in plan},
+    }
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -1,0 +1,55 @@
+"""Shared pytest fixtures.
+
+PostgreSQL (see tests/pg_server.py):
+  postgres_server    session: a loopback server with password authentication, started on
+                     first use (or SAFEPOOL_TEST_POSTGRES_URL). Attributes: url (no password),
+                     password, url_with_password, host, port, user, dbname.
+  postgres_database  function: a fresh empty database on that server for one test, dropped
+                     afterwards; same attributes as postgres_server.
+
+Tests that use them should be marked `@pytest.mark.postgres`. If the server cannot be
+provided the tests error out; they are never skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import sys
+from typing import Iterator
+
+import pytest
+
+import pg_server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(request: pytest.FixtureRequest) -> pg_server.PostgresServer:
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def log(message: str) -> None:
+        # Shown straight away, even under output capture (e.g. "installing PostgreSQL").
+        with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+            print(message, file=sys.stderr, flush=True)
+
+    cluster = pg_server.start_test_server(log)
+    request.addfinalizer(cluster.stop)
+    return cluster.server
+
+
+@pytest.fixture(scope="session")
+def _postgres_admin(postgres_server: pg_server.PostgresServer) -> Iterator[pg_server.DatabaseAdmin]:
+    admin = pg_server.DatabaseAdmin(postgres_server)
+    yield admin
+    admin.close()
+
+
+@pytest.fixture
+def postgres_database(
+    _postgres_admin: pg_server.DatabaseAdmin, request: pytest.FixtureRequest
+) -> Iterator[pg_server.PostgresServer]:
+    test_name = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower()).strip("_")[:40]
+    name = f"t_{test_name}_{secrets.token_hex(4)}"
+    yield _postgres_admin.create(name)
+    _postgres_admin.drop(name)
