@@ -1,0 +1,59 @@
+"""Scanning what lies outside the steward zone for anything identifying.
+
+Byte search alone proves little for compressed formats, so DuckDB and Parquet files are also
+opened and every text value and column name is searched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+PROTECTED = ("steward", "registers")
+
+
+def files_outside_steward_zone(root: Path) -> list[Path]:
+    return [
+        path for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink()
+        and path.relative_to(root).parts[0] not in PROTECTED
+    ]
+
+
+def decoded_text(path: Path) -> str:
+    """Every text value and name inside a DuckDB or Parquet file, as one string."""
+    con = duckdb.connect()
+    try:
+        if path.suffix == ".duckdb":
+            con.execute(f"ATTACH '{path}' AS scanned (READ_ONLY)")
+            tables = [r[0] for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'scanned'").fetchall()]
+            relations = [f'scanned."{t}"' for t in tables]
+        elif path.suffix == ".parquet":
+            relations = [f"read_parquet('{path}')"]
+        else:
+            return ""
+        parts = []
+        for relation in relations:
+            columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()]
+            parts.extend(columns)
+            for column in columns:
+                values = con.execute(f'SELECT DISTINCT CAST("{column}" AS VARCHAR) FROM {relation}').fetchall()
+                parts.extend(str(v[0]) for v in values)
+        return "\n".join(parts)
+    finally:
+        con.close()
+
+
+def find_identifiers(root: Path, identifying: list[str]) -> list[tuple[Path, str]]:
+    """Every (file, string) where an identifying string appears outside the steward zone."""
+    found = []
+    needles = [(s, s.encode("utf-8")) for s in set(identifying) if s]
+    for path in files_outside_steward_zone(root):
+        data = path.read_bytes()
+        text = decoded_text(path)
+        for needle, raw in needles:
+            if raw in data or needle in text:
+                found.append((path, needle))
+    return found

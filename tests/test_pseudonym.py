@@ -1,0 +1,89 @@
+import os
+import stat
+
+import duckdb
+import pytest
+
+from safepool.identity.keystore import PASSPHRASE_ENV, KeyStore, KeyStoreError
+from safepool.identity.pseudonym import Pseudonymiser
+from tiny_registers import ANNA, BO, CHEN
+
+
+def sql_pseudonyms(pseudonymiser, codes):
+    con = duckdb.connect()
+    con.execute("CREATE TABLE codes (code VARCHAR)")
+    con.executemany("INSERT INTO codes VALUES (?)", [[c] for c in codes])
+    pseudonymiser.create_map(con, "m", "SELECT code FROM codes")
+    return dict(con.execute("SELECT code, pid FROM m").fetchall())
+
+
+def test_sql_hmac_equals_python_hmac():
+    pseudonymiser = Pseudonymiser(os.urandom(32))
+    mapped = sql_pseudonyms(pseudonymiser, [ANNA, BO, CHEN, ANNA])
+    assert len(mapped) == 3  # once per distinct code
+    assert all(mapped[c] == pseudonymiser.pseudonym(c) for c in mapped)
+    assert all(pid.isdigit() and len(pid) == 19 for pid in mapped.values())
+
+
+def test_long_keys_are_hashed_as_rfc2104_says():
+    pseudonymiser = Pseudonymiser(os.urandom(100))
+    assert sql_pseudonyms(pseudonymiser, [ANNA])[ANNA] == pseudonymiser.pseudonym(ANNA)
+
+
+def test_other_permit_key_gives_unlinkable_pseudonyms():
+    one, other = Pseudonymiser(os.urandom(32)), Pseudonymiser(os.urandom(32))
+    assert one.pseudonym(ANNA) != other.pseudonym(ANNA)
+    assert "key" in repr(one) and "hidden" in repr(one)
+
+
+def test_short_keys_are_refused():
+    with pytest.raises(ValueError):
+        Pseudonymiser(b"short")
+
+
+def test_key_file_is_private_and_stable(tmp_path, monkeypatch):
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    store = KeyStore(tmp_path / "keys")
+    key = store.create("P-1")
+    assert stat.S_IMODE((tmp_path / "keys" / "P-1.key").stat().st_mode) == 0o600
+    assert store.get("P-1") == key == store.get_or_create("P-1")
+    with pytest.raises(KeyStoreError, match="exists already"):
+        store.create("P-1")
+
+
+def test_encrypted_key_needs_the_passphrase(tmp_path, monkeypatch):
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    store = KeyStore(tmp_path / "keys")
+    key = store.create("P-2")
+    assert key.hex() not in (tmp_path / "keys" / "P-2.key").read_text()
+    assert store.get("P-2") == key
+    monkeypatch.setenv(PASSPHRASE_ENV, "wrong")
+    with pytest.raises(KeyStoreError, match="wrong"):
+        store.get("P-2")
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    with pytest.raises(KeyStoreError, match="encrypted"):
+        store.get("P-2")
+
+
+def test_readable_key_file_is_refused(tmp_path, monkeypatch):
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    store = KeyStore(tmp_path)
+    store.create("P-3")
+    os.chmod(tmp_path / "P-3.key", 0o644)
+    with pytest.raises(KeyStoreError, match="readable by others"):
+        store.get("P-3")
+
+
+def test_destroyed_key_is_gone(tmp_path):
+    store = KeyStore(tmp_path)
+    store.create("P-4")
+    assert store.destroy("P-4") is True
+    assert not (tmp_path / "P-4.key").exists()
+    with pytest.raises(KeyStoreError, match="no key"):
+        store.get("P-4")
+    assert store.destroy("P-4") is False
+
+
+def test_permit_ids_cannot_escape_the_store(tmp_path):
+    with pytest.raises(KeyStoreError):
+        KeyStore(tmp_path).create("../outside")
