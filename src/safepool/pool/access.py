@@ -49,6 +49,6 @@ def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:
     con = connect(pool_dir, permit)
     try:
         names = [row[0] for row in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY table_name").fetchall()]
-        return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] for name in names}
+        return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in names}
     finally:
         con.close()

@@ -68,7 +68,7 @@ class LinkageTracker:
                     "SELECT status, n_rows, n_codes FROM linkage_status WHERE register = ? ORDER BY status", [name]
                 ).fetchall()
             }
-            rows_in_pool, persons = self.con.execute(f"SELECT count(*), count(DISTINCT pid) FROM {table}").fetchone()
+            rows_in_pool, persons = self.con.execute(f"SELECT count(*), count(DISTINCT pid) FROM {table}").fetchall()[0]
             linked = sum(rows for status, (rows, _) in by_status.items() if status in LINKING)
             read = sum(rows for rows, _ in by_status.values())
             registers[name] = RegisterLinkage(

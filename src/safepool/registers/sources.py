@@ -117,7 +117,7 @@ class FileReader(RegisterReader):
 
     def count_rows(self) -> int:
         with self.guarded(f"counting rows of {self.path.name}"):
-            return int(self._con.execute(f"SELECT count(*) FROM {self._relation}").fetchone()[0])
+            return int(self._con.sql(f"SELECT count(*) FROM {self._relation}").fetchall()[0][0])
 
     def close(self) -> None:
         self._con.close()
