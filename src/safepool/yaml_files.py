@@ -23,8 +23,10 @@ class FileProblem(SafepoolError):
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems) if len(problems) == 1 else
-                         f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems))
+        if len(problems) == 1:
+            super().__init__(f"{path}: {problems[0]}")
+        else:
+            super().__init__(f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems))
 
 
 def load_model(path: Path, model: type[ModelT]) -> ModelT:
