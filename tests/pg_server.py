@@ -7,11 +7,12 @@ describing how to connect, and an idempotent `.stop()`.
 The local cluster:
   * installs the Debian `postgresql` packages with apt-get if no server binaries are found
     under /usr/lib/postgresql/*/bin (root only);
-  * runs initdb into a fresh temporary directory owned by the `postgres` system user
-    (via `runuser -u postgres --` when we are root), with scram-sha-256 password
-    authentication for TCP connections from 127.0.0.1, listening only on 127.0.0.1 on a
-    free port, and the unix socket inside the temporary directory (trust, reachable only
-    by its owner and root; used for the initial set-up as superuser);
+  * runs initdb into a fresh temporary directory (on /dev/shm when that has room: much
+    faster than disk) owned by the `postgres` system user (via `runuser -u postgres --`
+    when we are root), with scram-sha-256 password authentication for TCP connections
+    from 127.0.0.1, listening only on 127.0.0.1 on a free port, and the unix socket inside
+    the temporary directory (trust, reachable only by its owner and root; used for the
+    initial set-up as superuser);
   * creates the LOGIN CREATEDB role `safepool_test` with a random password and the
     database `safepool_test` owned by it;
   * is stopped and its directory removed by `.stop()`, by an atexit hook, and, if this
@@ -263,10 +264,7 @@ class LocalCluster:
         return self.server
 
     def _make_tmpdir(self) -> None:
-        base = tempfile.gettempdir()
-        # The socket path must stay short (~100 bytes) and, as root, reachable by postgres.
-        if len(base) > 60 or (_is_root() and not _world_traversable(base)):
-            base = "/tmp"
+        base = _base_dir()
         self.tmp = Path(tempfile.mkdtemp(prefix="safepool-pg-", dir=base))
         if _is_root():
             try:
@@ -369,6 +367,22 @@ class LocalCluster:
             self._watchdog = None
 
 
+def _base_dir() -> str:
+    """Where to put the cluster: a roomy /dev/shm (tmpfs: creating a database, ~300 files,
+    is several times faster than on disk), else the temporary directory."""
+    try:
+        shm = os.statvfs("/dev/shm")
+        if shm.f_bavail * shm.f_frsize >= 1 << 30 and os.access("/dev/shm", os.W_OK):
+            return "/dev/shm"
+    except OSError:
+        pass
+    base = tempfile.gettempdir()
+    # The socket path must stay short (~100 bytes) and, as root, reachable by postgres.
+    if len(base) > 60 or (_is_root() and not _world_traversable(base)):
+        base = "/tmp"
+    return base
+
+
 def _world_traversable(path: str) -> bool:
     p = Path(path).resolve()
     return all(os.stat(d).st_mode & 0o001 for d in [p, *p.parents])
@@ -459,13 +473,16 @@ def _watchdog_main(bindir: str, tmp: str) -> None:
 
 
 def _main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     cluster = start_test_server()
-    print(f"url: {cluster.server.url}\npassword: {cluster.server.password}")
-    print(f"url_with_password: {cluster.server.url_with_password}\nCtrl-C to stop.")
     try:
+        print(f"url: {cluster.server.url}\npassword: {cluster.server.password}")
+        print(f"url_with_password: {cluster.server.url_with_password}\nCtrl-C to stop.", flush=True)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        pass
+    finally:
         cluster.stop()
 
 
