@@ -49,6 +49,7 @@ class BuiltPool:
     linkage: LinkageReport
     seconds: float
     stage_seconds: dict[str, float]
+    stage_rows: dict[str, int]
 
 
 def build_pool(
@@ -79,6 +80,11 @@ def build_pool(
                 _stage(con, reader, register, variables, scope, timings, notify)
             _link(con, resolver, tracker, register, variables, quarantine_scratch, timings, notify)
         linkage = tracker.report()
+        timings |= resolver.seconds  # validate and hmac are the two parts of pseudonymise
+        counts = {"rows read": sum(r.rows_read for r in linkage.registers.values()),
+                  "codes validated": resolver.codes["validated"],
+                  "codes pseudonymised": resolver.codes["pseudonymised"],
+                  "rows written": sum(r.rows_in_pool for r in linkage.registers.values())}
         con.execute("DETACH pool")
         con.close()
         _write_reports(pool_scratch, scope, plan, linkage)
@@ -91,7 +97,7 @@ def build_pool(
         raise
     finally:
         shutil.rmtree(spill, ignore_errors=True)
-    return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings)
+    return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings, counts)
 
 
 def _stage(
