@@ -48,7 +48,7 @@ class Parameters:
     share_immigrant: float = 0.25  # born abroad, immigration date 1990-2024
     new_century_sign_share: float = 0.05  # share of codes using the 2023 signs Y..U / B..F
     # employment model (logit of the probability of being employed in a quarter)
-    employment_intercept: float = -0.75
+    employment_intercept: float = 0.45
     employment_ability: float = 0.75
     employment_state_dependence: float = 0.6  # added when employed in the previous quarter
     employment_persistence: float = 0.75  # renewal copula: chance to keep last quarter's draw
@@ -59,7 +59,7 @@ class Parameters:
     earnings_log_base: float = 8.95
     earnings_noise_sd: float = 0.18
     # the planted effect of a skills-centre entry
-    effect_max: float = 0.12  # employment probability points at the plateau (multiplier 1)
+    effect_max: float = 0.10  # employment probability points at the plateau (multiplier 1)
     effect_ramp_quarters: int = 8  # zero at entry, linear to the plateau at 8 quarters
     effect_multiplier_sex: dict[str, float] = field(
         default_factory=lambda: {"male": 0.8, "female": 1.25})
