@@ -1,0 +1,298 @@
+"""The permit decision document: the filled form, its assessment and the decision record.
+
+The handbook asks that decisions on moderate and high risk analyses are documented
+separately, and that for a low risk analysis the approved form is the decision document. Both
+are this document: the form's sections (basic information, data, benefit, risk, cost, overall
+estimate) followed by the record of who did what in the permit's phases.
+
+One source, three forms: the Jinja2 template `templates/permit-decision.md` gives Markdown;
+that Markdown is turned into HTML (markdown-it-py, raw HTML off) and the HTML into PDF
+(WeasyPrint, with every URL fetch refused, so it renders offline and from nothing but the
+document itself). Free text is escaped for Markdown, so text in a form cannot add links,
+images or markup, and anything that looks like an identity code is masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markdown_it import MarkdownIt
+
+from safepool.governance.assessment import ApprovalRole, Assessment
+from safepool.governance.form import (
+    Beneficiary,
+    ContinuityKind,
+    CostClass,
+    Harm,
+    OtherRisk,
+    Party,
+    PermitRequest,
+    PersonalData,
+    ReidentificationGround,
+    Use,
+)
+from safepool.governance.matrices import BenefitClass, RiskClass
+
+__all__ = ["Transition", "render_markdown", "render_html", "render_pdf", "TEMPLATE_PACKAGE"]
+
+TEMPLATE_PACKAGE = "safepool.governance"
+TEMPLATE_DIR = "templates"
+MARKDOWN_TEMPLATE = "permit-decision.md"
+HTML_TEMPLATE = "permit-decision.html"
+STYLESHEET = "permit-decision.css"
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One step of a permit's way through the phases, as the metadata database records it."""
+
+    phase: str  # e.g. "assessment and decision", "analytic review of the data"
+    actor: str  # user name
+    role: str  # e.g. "approver", "branch_management"
+    at: datetime
+    note: str = ""
+
+
+# --- labels (our wording of the handbook's choices) ------------------------------------------
+
+LABELS: dict[str, dict[Any, str]] = {
+    "use": {Use.internal: "internal", Use.external: "external"},
+    "personal": {
+        PersonalData.none: "no personal data",
+        PersonalData.anonymised: "anonymised personal data",
+        PersonalData.pseudonymised: "pseudonymised personal data (still personal data under the GDPR)",
+        PersonalData.identifiable: "identifiable personal data",
+        PersonalData.unknown: "cannot be assessed yet",
+    },
+    "beneficiary": {
+        Beneficiary.city_units: "units of the city",
+        Beneficiary.public_sector: "other public-sector actors",
+        Beneficiary.residents: "residents",
+        Beneficiary.businesses: "businesses",
+        Beneficiary.non_profits: "non-profit organisations",
+        Beneficiary.researchers: "research institutions and researchers",
+        Beneficiary.media: "the media",
+        Beneficiary.other: "others",
+    },
+    "harm": {
+        Harm.serious: "serious harm such as identity theft, discrimination or abuse",
+        Harm.location: "whereabouts revealed (break-in, theft, damage to property)",
+        Harm.economic: "economic harm or lost earnings",
+        Harm.psychological: "psychological harm such as damage to reputation",
+        Harm.other: "other harm",
+    },
+    "other_risk": {
+        OtherRisk.public_image: "damage to the city's public image",
+        OtherRisk.operations: "weaker operations of the city's offices or branches",
+        OtherRisk.third_party_data: "a third party's data without permission to publish it",
+        OtherRisk.general_safety: "detail that may weaken general safety",
+        OtherRisk.willingness_to_inform: "residents less willing to give the city information",
+        OtherRisk.inappropriate: "likely to be felt inappropriate by residents",
+    },
+    "cost": {
+        CostClass.none: "no costs",
+        CostClass.very_low: "very low",
+        CostClass.low: "low",
+        CostClass.high: "high",
+        CostClass.very_high: "very high",
+        CostClass.unknown: "cannot be estimated",
+    },
+    "approval": {
+        ApprovalRole.approver: "approver (data security and privacy)",
+        ApprovalRole.branch_management: "branch management",
+        ApprovalRole.city_management: "city management",
+        ApprovalRole.data_protection_officer: "data protection officer",
+    },
+    "ground": {
+        ReidentificationGround.preventive_services: "to focus preventive services on an at-risk group",
+        ReidentificationGround.other: "other ground",
+    },
+}
+
+# The form's summary (its section 2) has three levels: low, moderate, high.
+_SUMMARY_BENEFIT = {
+    BenefitClass.very_slight: "low", BenefitClass.slight: "low", BenefitClass.moderate: "moderate",
+    BenefitClass.great: "high", BenefitClass.very_great: "high",
+}
+_SUMMARY_RISK = {
+    RiskClass.very_low: "low", RiskClass.low: "low", RiskClass.moderate: "moderate",
+    RiskClass.high: "high", RiskClass.very_high: "high",
+}
+_SUMMARY_COST = {
+    CostClass.none: "low", CostClass.very_low: "low", CostClass.low: "low",
+    CostClass.high: "high", CostClass.very_high: "high", CostClass.unknown: "cannot be estimated",
+}
+
+
+# --- escaping --------------------------------------------------------------------------------
+
+_IDENTITY_CODE = re.compile(r"\d{6}\s*[-+A-FU-Ya-fu-y]\s*\d{3}\s*[0-9A-Ya-y]")
+_MARKDOWN_INLINE = re.compile(r"([\\`*\[\]<>|!~&#])")
+# An underscore inside a word never starts emphasis; escape only the others.
+_LOOSE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+_LINE_START_BLOCK = re.compile(r"^(\s*)([-+=>]|\d+[.)])", re.MULTILINE)
+
+
+def _mask(text: str) -> str:
+    return _IDENTITY_CODE.sub("[identity code removed]", text)
+
+
+def _text(value: object) -> str:
+    """Inline text: identity codes masked, Markdown escaped, one paragraph."""
+    text = _mask(str(value)).strip()
+    text = _MARKDOWN_INLINE.sub(r"\\\1", text)
+    text = _LOOSE_UNDERSCORE.sub(r"\\_", text)
+    text = " ".join(text.split())  # one paragraph: no block structure from the form
+    return _LINE_START_BLOCK.sub(r"\1\\\2", text)
+
+
+def _cell(value: object) -> str:
+    return _text(value)
+
+
+def _words(value: object) -> str:
+    return str(value).replace("_", " ")
+
+
+def _party(party: Party) -> str:
+    parts = [party.organisation, party.unit, party.person]
+    return ", ".join(_text(p) for p in parts if p)
+
+
+def _when(moment: datetime) -> str:
+    text = moment.strftime("%Y-%m-%d %H:%M")
+    offset = moment.strftime("%z")
+    if offset == "+0000":
+        return text + " UTC"
+    return f"{text} {offset[:3]}:{offset[3:]}" if offset else text
+
+
+def _label(kind: str):  # type: ignore[no-untyped-def]
+    return lambda value: LABELS[kind][value]
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader(TEMPLATE_PACKAGE, TEMPLATE_DIR),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(
+        text=_text,
+        cell=_cell,
+        words=_words,
+        party=_party,
+        when=_when,
+        approval=_label("approval"),
+        harm=_label("harm"),
+        other_risk=_label("other_risk"),
+    )
+    return env
+
+
+def _context(
+    request: PermitRequest, assessment: Assessment, transitions: Sequence[Transition], permit_id: str | None
+) -> dict[str, Any]:
+    continuity = request.analysis.continuity
+    if continuity.kind == ContinuityKind.continuous:
+        continuity_text = f"continuous, updated every {continuity.interval_months} months"
+    else:
+        continuity_text = "one-off"
+    beneficiaries = [LABELS["beneficiary"][b] for b in request.benefit.beneficiaries if b != Beneficiary.other]
+    if request.benefit.other_beneficiaries:
+        beneficiaries.append(_text(request.benefit.other_beneficiaries))
+    ordered = sorted(transitions, key=lambda step: step.at)
+    as_of: date | None = ordered[-1].at.date() if ordered else None
+    return {
+        "request": request,
+        "assessment": assessment,
+        "transitions": ordered,
+        "permit_id": permit_id,
+        "as_of": as_of,
+        "labels": LABELS,
+        "continuity": continuity_text,
+        "beneficiaries": "; ".join(beneficiaries),
+        "summary": {
+            "benefit": _SUMMARY_BENEFIT[assessment.benefit_class],
+            "risk": "not clear" if assessment.risk_unclear else _SUMMARY_RISK[assessment.risk_class],
+            "cost": _SUMMARY_COST[assessment.cost_class],
+        },
+        "all_roles": list(ApprovalRole),
+    }
+
+
+def render_markdown(
+    request: PermitRequest,
+    assessment: Assessment,
+    transitions: Iterable[Transition] = (),
+    *,
+    permit_id: str | None = None,
+) -> str:
+    """The decision document in Markdown (tables in the GitHub style)."""
+    template = _environment().get_template(MARKDOWN_TEMPLATE)
+    text = template.render(_context(request, assessment, list(transitions), permit_id))
+    return re.sub(r"\n{3,}", "\n\n", text)
+
+
+def render_html(
+    request: PermitRequest,
+    assessment: Assessment,
+    transitions: Iterable[Transition] = (),
+    *,
+    permit_id: str | None = None,
+) -> str:
+    """A standalone HTML page of the same document, its stylesheet inline."""
+    markdown = render_markdown(request, assessment, transitions, permit_id=permit_id)
+    body = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render(markdown)
+    css = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR, STYLESHEET).read_text(encoding="utf-8")
+    title = f"Permit decision: {_mask(request.analysis.name)}"
+    if permit_id:
+        title = f"{_mask(permit_id)} · {title}"
+    return _environment().get_template(HTML_TEMPLATE).render(title=title, css=css, body=body)
+
+
+class OfflineOnly(Exception):
+    """The decision document refers to nothing outside itself; any fetch is refused."""
+
+
+def _refuse_fetch(url: str, *args: object, **kwargs: object) -> dict[str, Any]:
+    raise OfflineOnly(f"the decision document fetches nothing (asked for {url[:80]})")
+
+
+def render_pdf(
+    request: PermitRequest,
+    assessment: Assessment,
+    transitions: Iterable[Transition] = (),
+    *,
+    permit_id: str | None = None,
+) -> bytes:
+    """The same document as a PDF (A4), rendered offline with WeasyPrint."""
+    import weasyprint  # imported here: it loads pango, which only PDF output needs
+
+    html = render_html(request, assessment, transitions, permit_id=permit_id)
+    document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch)
+    # Font subsetting logs details as warnings; quiet them for this call only.
+    quiet = [logging.getLogger(name) for name in ("weasyprint", "fontTools")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
+    try:
+        return document.write_pdf()
+    finally:
+        for logger, level in zip(quiet, levels):
+            logger.setLevel(level)
