@@ -1,0 +1,313 @@
+"""Monitoring rules over the audit log: the alert report of the safe setting.
+
+`run_alerts(log)` reads the whole audit log and returns one `Alert` per suspicious episode:
+
+  refusal_burst   (warning)  many refused requests by one user in a short time;
+  unusual_hours   (warning)  data access outside working hours, at weekends or on holidays;
+  differencing    (high)     similar queries whose populations differ by a few persons, the
+                             classic way to isolate one person from two released counts;
+  expired_permit  (high)     anything done under a permit after its expiry date;
+  broken_chain    (critical) the audit log's hash chain does not verify.
+
+Each rule's thresholds live in `AlertSettings` (defaults below); a rule can be switched off by
+leaving its name out of `AlertSettings.rules`. Alerts name the user (`actor`) and the permit
+in their own fields so that they can be routed; their `message` holds counts, times and dates
+only, never an identifier, a query or a value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from safepool.governance.audit import AuditLog, AuditRecord
+
+REFUSAL_BURST = "refusal_burst"
+UNUSUAL_HOURS = "unusual_hours"
+DIFFERENCING = "differencing"
+EXPIRED_PERMIT = "expired_permit"
+BROKEN_CHAIN = "broken_chain"
+RULES = (REFUSAL_BURST, UNUSUAL_HOURS, DIFFERENCING, EXPIRED_PERMIT, BROKEN_CHAIN)
+
+WARNING = "warning"
+HIGH = "high"
+CRITICAL = "critical"
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertSettings:
+    """Thresholds of the monitoring rules; every default can be changed per environment.
+
+    rules
+        The rules to run (all of `RULES` by default).
+    refusal_count, refusal_window
+        refusal_burst: at least `refusal_count` (5) records with outcome 'refused' by one user
+        whose first and last lie at most `refusal_window` (10 minutes) apart, under any
+        permits. Overlapping bursts of one user are reported as one alert.
+    timezone, working_hours, weekend_days, holidays, non_access_actions
+        unusual_hours: a record whose action is not in `non_access_actions` ({'login'}), whatever
+        its outcome, made on a weekend day (`weekend_days`, Monday = 0: Saturday and Sunday),
+        on a date in `holidays` (none by default), or outside `working_hours` (07:00 to 19:00
+        inclusive, at minute resolution: 19:00:59 is inside, 19:01 is not), all in local time
+        of `timezone` ('Europe/Helsinki', daylight saving included). One alert per user, permit
+        and local day.
+    differencing_actions, differencing_min_queries, differencing_min_difference,
+    differencing_max_difference
+        differencing: records of one user under one permit whose action is in
+        `differencing_actions` ({'query'}) and whose detail holds the same `query_signature`
+        (the caller's text or digest of the query with literal values stripped) and an integer
+        `persons` (the size of the population the query counted). An alert is raised when at
+        least `differencing_min_queries` (3) of them have `persons` counts that differ pairwise
+        by at least `differencing_min_difference` (1) and at most `differencing_max_difference`
+        (4) persons. Identical counts (a repeated query) and counts further apart do not count.
+        One alert per user, permit and signature.
+    (expired_permit has no thresholds: any record under a permit whose local date in
+    `timezone` is after the permit's expiry date, whatever its outcome; the expiry day itself
+    is still valid. One alert per user and permit.)
+    (broken_chain has none either: one critical alert naming the first broken record.)
+    """
+
+    rules: frozenset[str] = frozenset(RULES)
+    refusal_count: int = 5
+    refusal_window: dt.timedelta = dt.timedelta(minutes=10)
+    timezone: str = "Europe/Helsinki"
+    working_hours: tuple[dt.time, dt.time] = (dt.time(7, 0), dt.time(19, 0))
+    weekend_days: frozenset[int] = frozenset({5, 6})
+    holidays: frozenset[dt.date] = frozenset()
+    non_access_actions: frozenset[str] = frozenset({"login"})
+    differencing_actions: frozenset[str] = frozenset({"query"})
+    differencing_min_queries: int = 3
+    differencing_min_difference: int = 1
+    differencing_max_difference: int = 4
+
+    def __post_init__(self) -> None:
+        unknown = set(self.rules) - set(RULES)
+        if unknown:
+            raise ValueError(f"unknown alert rules: {', '.join(sorted(unknown))}")
+        if self.refusal_count < 1 or self.differencing_min_queries < 2:
+            raise ValueError("alert counts must be at least 1 (refusals) and 2 (queries)")
+        if not 0 < self.differencing_min_difference <= self.differencing_max_difference:
+            raise ValueError("differencing differences must satisfy 0 < min <= max")
+        ZoneInfo(self.timezone)  # fails early on an unknown zone
+
+
+@dataclasses.dataclass(frozen=True)
+class Alert:
+    """One suspicious episode: which rule, how serious, whose, and the audit records it spans."""
+
+    rule: str
+    severity: str
+    actor: str | None
+    permit: str | None
+    first_seq: int
+    last_seq: int
+    message: str
+
+
+def run_alerts(
+    log: AuditLog,
+    *,
+    permit_expiry: dict[str, dt.date] | None = None,
+    settings: AlertSettings = AlertSettings(),
+) -> list[Alert]:
+    """Run the monitoring rules over the whole log.
+
+    `permit_expiry` maps permit ids to their last valid day; permits not in it are not checked
+    for expiry. A broken chain comes first in the result; the other alerts follow in the order
+    of their first record.
+    """
+    alerts: list[Alert] = []
+    if BROKEN_CHAIN in settings.rules:
+        verdict = log.verify()
+        if not verdict.ok:
+            seq = verdict.first_broken or 0
+            alerts.append(
+                Alert(BROKEN_CHAIN, CRITICAL, None, None, seq, seq, f"the audit log's hash chain is broken: {verdict.reason}")
+            )
+    records = log.records()
+    found: list[Alert] = []
+    if REFUSAL_BURST in settings.rules:
+        found += refusal_bursts(records, settings)
+    if UNUSUAL_HOURS in settings.rules:
+        found += unusual_hours(records, settings)
+    if DIFFERENCING in settings.rules:
+        found += differencing(records, settings)
+    if EXPIRED_PERMIT in settings.rules and permit_expiry:
+        found += expired_permits(records, permit_expiry, settings)
+    found.sort(key=lambda a: (a.first_seq, RULES.index(a.rule), a.last_seq))
+    return alerts + found
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def _shared_permit(records: Iterable[AuditRecord]) -> str | None:
+    permits = {r.permit for r in records}
+    return permits.pop() if len(permits) == 1 else None
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
+def refusal_bursts(records: Sequence[AuditRecord], settings: AlertSettings = AlertSettings()) -> list[Alert]:
+    """Rule refusal_burst: see `AlertSettings.refusal_count` and `refusal_window`."""
+    by_actor: dict[str, list[AuditRecord]] = defaultdict(list)
+    for record in records:
+        if record.outcome == "refused":
+            by_actor[record.actor].append(record)
+    alerts = []
+    minutes = settings.refusal_window.total_seconds() / 60
+    for actor, refused in by_actor.items():
+        refused.sort(key=lambda r: (r.at, r.seq))
+        episodes: list[list[int]] = []  # [first index, last index] in `refused`
+        start = 0
+        for end in range(len(refused)):
+            while refused[end].at - refused[start].at > settings.refusal_window:
+                start += 1
+            if end - start + 1 >= settings.refusal_count:
+                if episodes and start <= episodes[-1][1]:
+                    episodes[-1][1] = end
+                else:
+                    episodes.append([start, end])
+        for first, last in episodes:
+            burst = refused[first : last + 1]
+            alerts.append(
+                Alert(
+                    REFUSAL_BURST,
+                    WARNING,
+                    actor,
+                    _shared_permit(burst),
+                    min(r.seq for r in burst),
+                    max(r.seq for r in burst),
+                    f"{len(burst)} refused requests by one user, at least {settings.refusal_count} "
+                    f"of them within {minutes:g} minutes",
+                )
+            )
+    return alerts
+
+
+def _outside_hours(local: dt.datetime, settings: AlertSettings) -> str | None:
+    if local.weekday() in settings.weekend_days:
+        return "at a weekend"
+    if local.date() in settings.holidays:
+        return "on a holiday"
+    start, end = settings.working_hours
+    minute = local.time().replace(second=0, microsecond=0, tzinfo=None)
+    if minute < start or minute > end:
+        return "outside working hours"
+    return None
+
+
+def unusual_hours(records: Sequence[AuditRecord], settings: AlertSettings = AlertSettings()) -> list[Alert]:
+    """Rule unusual_hours: see `AlertSettings.working_hours`, `weekend_days` and `holidays`."""
+    zone = ZoneInfo(settings.timezone)
+    groups: dict[tuple[str, str | None, dt.date], list[tuple[AuditRecord, str]]] = defaultdict(list)
+    for record in records:
+        if record.action in settings.non_access_actions:
+            continue
+        local = record.at.astimezone(zone)
+        why = _outside_hours(local, settings)
+        if why:
+            groups[(record.actor, record.permit, local.date())].append((record, why))
+    alerts = []
+    start, end = (t.strftime("%H:%M") for t in settings.working_hours)
+    for (actor, permit, day), hits in groups.items():
+        reasons = sorted({why for _, why in hits})
+        alerts.append(
+            Alert(
+                UNUSUAL_HOURS,
+                WARNING,
+                actor,
+                permit,
+                min(r.seq for r, _ in hits),
+                max(r.seq for r, _ in hits),
+                f"{_plural(len(hits), 'data access', 'data accesses')} {' and '.join(reasons)} "
+                f"({_WEEKDAYS[day.weekday()]} {day.isoformat()}; working hours {start}-{end} "
+                f"{settings.timezone}, Monday to Friday)",
+            )
+        )
+    return alerts
+
+
+def _close_counts(values: Sequence[int], settings: AlertSettings) -> set[int]:
+    """Distinct counts that belong to some set of >= min_queries counts differing pairwise
+    by between min_difference and max_difference."""
+    values = sorted(set(values))
+    flagged: set[int] = set()
+    for a, low in enumerate(values):
+        picked = [low]
+        for value in values[a + 1 :]:
+            if value - low > settings.differencing_max_difference:
+                break
+            if value - picked[-1] >= settings.differencing_min_difference:
+                picked.append(value)
+        if len(picked) >= settings.differencing_min_queries:
+            flagged.update(picked)
+    return flagged
+
+
+def differencing(records: Sequence[AuditRecord], settings: AlertSettings = AlertSettings()) -> list[Alert]:
+    """Rule differencing: see `AlertSettings.differencing_*`."""
+    groups: dict[tuple[str, str | None, str], list[tuple[AuditRecord, int]]] = defaultdict(list)
+    for record in records:
+        if record.action not in settings.differencing_actions:
+            continue
+        detail = record.detail
+        signature, persons = detail.get("query_signature"), detail.get("persons")
+        if not isinstance(signature, str) or not isinstance(persons, int) or isinstance(persons, bool):
+            continue
+        groups[(record.actor, record.permit, signature)].append((record, persons))
+    alerts = []
+    for (actor, permit, _signature), queries in groups.items():
+        flagged = _close_counts([persons for _, persons in queries], settings)
+        if not flagged:
+            continue
+        involved = [r for r, persons in queries if persons in flagged]
+        alerts.append(
+            Alert(
+                DIFFERENCING,
+                HIGH,
+                actor,
+                permit,
+                min(r.seq for r in involved),
+                max(r.seq for r in involved),
+                f"{len(involved)} similar queries by one user whose populations differ by "
+                f"{settings.differencing_min_difference} to {settings.differencing_max_difference} "
+                "persons: a possible differencing attempt",
+            )
+        )
+    return alerts
+
+
+def expired_permits(
+    records: Sequence[AuditRecord], permit_expiry: dict[str, dt.date], settings: AlertSettings = AlertSettings()
+) -> list[Alert]:
+    """Rule expired_permit: any record under a permit after its expiry date (local time)."""
+    zone = ZoneInfo(settings.timezone)
+    groups: dict[tuple[str, str], list[AuditRecord]] = defaultdict(list)
+    for record in records:
+        expiry = permit_expiry.get(record.permit) if record.permit is not None else None
+        if expiry is not None and record.at.astimezone(zone).date() > expiry:
+            groups[(record.actor, record.permit)].append(record)
+    alerts = []
+    for (actor, permit), late in groups.items():
+        refused = sum(r.outcome != "ok" for r in late)
+        alerts.append(
+            Alert(
+                EXPIRED_PERMIT,
+                HIGH,
+                actor,
+                permit,
+                min(r.seq for r in late),
+                max(r.seq for r in late),
+                f"{_plural(len(late), 'record')} under a permit after its expiry on "
+                f"{permit_expiry[permit].isoformat()} ({refused} of them refused or failed)",
+            )
+        )
+    return alerts

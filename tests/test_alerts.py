@@ -1,0 +1,292 @@
+"""Monitoring rules over the audit log: each rule fires on its pattern and not on near misses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from safepool.governance.alerts import (
+    BROKEN_CHAIN,
+    DIFFERENCING,
+    EXPIRED_PERMIT,
+    REFUSAL_BURST,
+    RULES,
+    UNUSUAL_HOURS,
+    Alert,
+    AlertSettings,
+    run_alerts,
+)
+from safepool.governance.audit import AuditLog
+from safepool.governance.db import connect_engine, create_schema
+
+HEL = ZoneInfo("Europe/Helsinki")
+ACTORS = ("ana", "ben", "cai")
+PERMITS = ("P-2024-017", "P-2024-018")
+
+
+def hel(day: str, clock: str) -> dt.datetime:
+    """A Helsinki wall-clock time, e.g. hel('2024-05-06', '10:00:30')."""
+    return dt.datetime.fromisoformat(f"{day}T{clock}").replace(tzinfo=HEL)
+
+
+MON = "2024-05-06"  # a Monday in summer time (UTC+3)
+WINTER_MON = "2024-01-08"  # a Monday in winter time (UTC+2)
+SAT = "2024-05-11"
+
+
+@pytest.fixture
+def log(tmp_path):
+    engine = connect_engine(f"sqlite:///{tmp_path}/m.sqlite")
+    create_schema(engine)
+    yield AuditLog(engine)
+    engine.dispose()
+
+
+def add(log: AuditLog, at: dt.datetime, *, actor="ana", permit="P-2024-017", action="query", outcome="ok", **detail):
+    return log.append(actor=actor, role="analyst", action=action, permit=permit, outcome=outcome, detail=detail or None, at=at)
+
+
+def alerts_of(log: AuditLog, rule: str, **kwargs) -> list[Alert]:
+    found = run_alerts(log, **kwargs)
+    for alert in found:  # messages never carry identifiers
+        assert not any(name in alert.message for name in ACTORS + PERMITS), alert.message
+    return [a for a in found if a.rule == rule]
+
+
+def test_an_ordinary_working_day_raises_nothing(log):
+    add(log, hel(MON, "06:30"), action="login")
+    for minute in range(0, 600, 7):
+        at = hel(MON, "07:00") + dt.timedelta(minutes=minute)
+        add(log, at, actor=ACTORS[minute % 3], persons=100 + (minute % 20) * 10, query_signature="sig")
+    add(log, hel(MON, "09:00"), outcome="refused")
+    assert run_alerts(log, permit_expiry={"P-2024-017": dt.date(2024, 12, 31)}) == []
+
+
+# --------------------------------------------------------------------------- (a) refusal burst
+
+
+def test_five_refusals_within_ten_minutes(log):
+    add(log, hel(MON, "09:00"))
+    for i in range(5):  # 09:00:30 ... 09:10:30: exactly ten minutes from first to last
+        add(log, hel(MON, "09:00:30") + dt.timedelta(seconds=150 * i), outcome="refused")
+        add(log, hel(MON, "09:01") + dt.timedelta(seconds=150 * i))  # ok records do not count
+    [alert] = alerts_of(log, REFUSAL_BURST)
+    assert (alert.actor, alert.permit, alert.severity) == ("ana", "P-2024-017", "warning")
+    assert (alert.first_seq, alert.last_seq) == (2, 10)
+    assert alert.message.startswith("5 refused requests")
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [f"09:0{i}" for i in range(4)],  # only four
+        ["09:00:00", "09:02:30", "09:05:00", "09:07:30", "09:10:01"],  # five, but over 10 min 1 s
+    ],
+)
+def test_near_misses_of_a_refusal_burst(log, times):
+    for clock in times:
+        add(log, hel(MON, clock), outcome="refused")
+    assert alerts_of(log, REFUSAL_BURST) == []
+
+
+def test_refusals_of_different_users_are_not_pooled(log):
+    for i in range(6):
+        add(log, hel(MON, f"09:0{i}"), actor=ACTORS[i % 2], outcome="refused")
+    assert alerts_of(log, REFUSAL_BURST) == []
+
+
+def test_bursts_are_merged_while_they_overlap_and_split_when_apart(log):
+    for i in range(8):  # one long burst, one per minute
+        add(log, hel(MON, "09:00") + dt.timedelta(minutes=i), outcome="refused", permit=PERMITS[i % 2])
+    for i in range(5):  # a second one an hour later
+        add(log, hel(MON, "10:30") + dt.timedelta(minutes=i), outcome="refused")
+    first, second = alerts_of(log, REFUSAL_BURST)
+    assert (first.first_seq, first.last_seq, first.permit) == (1, 8, None)  # several permits
+    assert first.message.startswith("8 refused")
+    assert (second.first_seq, second.last_seq, second.permit) == (9, 13, "P-2024-017")
+
+
+def test_refusal_threshold_is_configurable(log):
+    for i in range(4):
+        add(log, hel(MON, f"09:0{i}"), outcome="refused")
+    assert alerts_of(log, REFUSAL_BURST, settings=AlertSettings(refusal_count=4))
+    assert not alerts_of(log, REFUSAL_BURST, settings=AlertSettings(refusal_count=4, refusal_window=dt.timedelta(minutes=2)))
+
+
+# --------------------------------------------------------------------------- (b) unusual hours
+
+
+@pytest.mark.parametrize("day", [MON, WINTER_MON])
+@pytest.mark.parametrize(
+    ("clock", "fires"),
+    [("07:00", False), ("06:59:59", True), ("19:00", False), ("19:00:59", False), ("19:01", True), ("23:30", True), ("03:00", True), ("12:00", False)],
+)
+def test_working_hours_are_helsinki_time(log, day, clock, fires):
+    add(log, hel(day, clock))
+    found = alerts_of(log, UNUSUAL_HOURS)
+    assert bool(found) == fires
+    if fires:
+        [alert] = found
+        assert (alert.actor, alert.permit, alert.first_seq, alert.severity) == ("ana", "P-2024-017", 1, "warning")
+        assert "outside working hours" in alert.message
+
+
+def test_utc_evening_inside_helsinki_hours_and_vice_versa(log):
+    add(log, dt.datetime(2024, 5, 6, 15, 30, tzinfo=dt.timezone.utc))  # 18:30 in Helsinki: fine
+    assert alerts_of(log, UNUSUAL_HOURS) == []
+    add(log, dt.datetime(2024, 5, 6, 16, 30, tzinfo=dt.timezone.utc))  # 19:30 in Helsinki (18:30 UTC+2 would be fine)
+    [alert] = alerts_of(log, UNUSUAL_HOURS)
+    assert alert.first_seq == 2
+
+
+def test_weekends_and_holidays(log):
+    add(log, hel(SAT, "12:00"))
+    add(log, hel("2024-05-12", "10:00"))  # Sunday
+    add(log, hel("2024-05-09", "10:00"))  # Ascension Day, a Thursday
+    found = alerts_of(log, UNUSUAL_HOURS)
+    assert [(a.first_seq, "at a weekend" in a.message) for a in found] == [(1, True), (2, True)]
+    found = alerts_of(log, UNUSUAL_HOURS, settings=AlertSettings(holidays=frozenset({dt.date(2024, 5, 9)})))
+    assert [a.first_seq for a in found] == [1, 2, 3] and "on a holiday" in found[2].message
+
+
+def test_logins_are_not_data_access_but_refused_access_is(log):
+    add(log, hel(MON, "23:00"), action="login")
+    add(log, hel(SAT, "09:00"), action="login")
+    assert alerts_of(log, UNUSUAL_HOURS) == []
+    add(log, hel(MON, "23:05"), action="query", outcome="refused")
+    [alert] = alerts_of(log, UNUSUAL_HOURS)
+    assert alert.first_seq == 3
+
+
+def test_one_alert_per_user_permit_and_night(log):
+    add(log, hel(MON, "20:00"))
+    add(log, hel(MON, "21:00"), action="read")
+    add(log, hel(MON, "21:30"), actor="ben")
+    add(log, hel(MON, "22:00"), permit=PERMITS[1])
+    add(log, hel(MON, "23:59:59"))
+    add(log, hel("2024-05-07", "00:30"))  # after midnight: the next local day
+    found = alerts_of(log, UNUSUAL_HOURS)
+    assert [(a.actor, a.permit, a.first_seq, a.last_seq) for a in found] == [
+        ("ana", "P-2024-017", 1, 5),
+        ("ben", "P-2024-017", 3, 3),
+        ("ana", "P-2024-018", 4, 4),
+        ("ana", "P-2024-017", 6, 6),
+    ]
+    assert found[0].message.startswith("3 data accesses outside working hours (Monday 2024-05-06")
+
+
+def test_working_hours_are_configurable(log):
+    add(log, hel(MON, "20:00"))
+    settings = AlertSettings(working_hours=(dt.time(6, 0), dt.time(21, 0)))
+    assert alerts_of(log, UNUSUAL_HOURS, settings=settings) == []
+    assert alerts_of(log, UNUSUAL_HOURS, settings=AlertSettings(timezone="UTC")) == []  # 17:00 UTC
+
+
+# --------------------------------------------------------------------------- (c) differencing
+
+
+def queries(log: AuditLog, persons: list[int], *, signature="count by age where region = ?", start="09:00", **kwargs) -> None:
+    for i, n in enumerate(persons):
+        add(log, hel(MON, start) + dt.timedelta(minutes=i), persons=n, query_signature=signature, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("persons", "involved"),
+    [
+        ([812, 814, 816], (1, 3)),  # pairwise 2, 2, 4
+        ([812, 813], None),  # only two
+        ([812, 812, 812], None),  # difference 0: the same query again
+        ([812, 817, 822], None),  # difference 5
+        ([812, 815, 817], None),  # 3 and 2, but 812 and 817 are 5 apart
+        ([812, 812, 813, 814], (1, 4)),  # a repeat among close ones
+        ([500, 812, 700, 813, 900, 816], (2, 6)),
+    ],
+)
+def test_differencing(log, persons, involved):
+    queries(log, persons)
+    found = alerts_of(log, DIFFERENCING)
+    if involved is None:
+        assert found == []
+    else:
+        [alert] = found
+        assert (alert.first_seq, alert.last_seq) == involved
+        assert (alert.actor, alert.permit, alert.severity) == ("ana", "P-2024-017", "high")
+        assert "differencing" in alert.message and "count by age" not in alert.message
+
+
+def test_differencing_needs_one_user_one_permit_one_signature_and_queries(log):
+    queries(log, [812, 813], actor="ana")
+    queries(log, [814], actor="ben")
+    queries(log, [812, 813], permit=PERMITS[1], start="10:00")
+    queries(log, [814], permit=PERMITS[0], signature="count by sex where region = ?", start="11:00")
+    queries(log, [815], action="read", start="12:00")
+    add(log, hel(MON, "13:00"), persons=816)  # no signature
+    add(log, hel(MON, "13:01"), query_signature="count by age where region = ?", persons="817")  # not a count
+    assert alerts_of(log, DIFFERENCING) == []
+    queries(log, [814], start="14:00")  # now ana has 812, 813, 814 under one permit and signature
+    [alert] = alerts_of(log, DIFFERENCING)
+    assert (alert.first_seq, alert.last_seq) == (1, 10)
+
+
+def test_differencing_thresholds_are_configurable(log):
+    queries(log, [812, 817, 822])
+    assert alerts_of(log, DIFFERENCING) == []
+    wide = AlertSettings(differencing_max_difference=10)
+    assert alerts_of(log, DIFFERENCING, settings=wide)
+    assert not alerts_of(log, DIFFERENCING, settings=AlertSettings(differencing_max_difference=10, differencing_min_queries=4))
+    assert not alerts_of(log, DIFFERENCING, settings=AlertSettings(differencing_min_difference=6, differencing_max_difference=10))
+
+
+# --------------------------------------------------------------------------- (d) expired permit
+
+EXPIRY = {"P-2024-017": dt.date(2024, 6, 30)}
+
+
+def test_the_expiry_day_itself_is_still_valid(log):
+    add(log, hel("2024-06-30", "12:00"))
+    add(log, hel("2024-06-30", "23:59:59"))  # 20:59:59 UTC
+    assert alerts_of(log, EXPIRED_PERMIT, permit_expiry=EXPIRY) == []
+
+
+def test_use_after_expiry_whatever_the_outcome(log):
+    add(log, hel("2024-06-30", "12:00"))
+    add(log, hel("2024-07-01", "00:00"))  # still 30 June in UTC
+    add(log, hel("2024-07-02", "10:00"), outcome="refused")
+    add(log, hel("2024-07-02", "10:05"), actor="ben", action="release", outcome="error")
+    add(log, hel("2024-07-02", "10:10"), permit="P-other")  # expiry unknown: not checked
+    add(log, hel("2024-07-02", "10:15"), permit=None)
+    found = alerts_of(log, EXPIRED_PERMIT, permit_expiry=EXPIRY)
+    assert [(a.actor, a.permit, a.first_seq, a.last_seq, a.severity) for a in found] == [
+        ("ana", "P-2024-017", 2, 3, "high"),
+        ("ben", "P-2024-017", 4, 4, "high"),
+    ]
+    assert found[0].message == "2 records under a permit after its expiry on 2024-06-30 (1 of them refused or failed)"
+    assert alerts_of(log, EXPIRED_PERMIT) == []  # no expiry dates given: nothing to check
+
+
+# --------------------------------------------------------------------------- (e) broken chain
+
+
+def test_broken_chain_is_one_critical_alert_first(log):
+    for i in range(6):
+        add(log, hel(MON, "10:00") + dt.timedelta(minutes=i))
+    add(log, hel(MON, "23:00"))
+    assert alerts_of(log, BROKEN_CHAIN) == []
+    with log._engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER audit_records_no_update")
+        conn.exec_driver_sql("UPDATE audit_records SET outcome = 'refused' WHERE seq = 3")
+    found = run_alerts(log)
+    assert [a.rule for a in found] == [BROKEN_CHAIN, UNUSUAL_HOURS]
+    alert = found[0]
+    assert (alert.severity, alert.first_seq, alert.last_seq, alert.actor, alert.permit) == ("critical", 3, 3, None, None)
+    assert alert.message == "the audit log's hash chain is broken: record 3 was edited"
+
+
+def test_rules_can_be_switched_off(log):
+    add(log, hel(SAT, "12:00"))
+    assert alerts_of(log, UNUSUAL_HOURS)
+    assert run_alerts(log, settings=AlertSettings(rules=frozenset(RULES) - {UNUSUAL_HOURS})) == []
+    with pytest.raises(ValueError):
+        AlertSettings(rules=frozenset({"no_such_rule"}))
