@@ -1,5 +1,6 @@
 """The permit request form: the example loads, and each mistake is named with its field and line."""
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,7 @@ def test_the_example_request_loads():
     assert request.risk.raw_data == PersonalData.identifiable
     assert request.risk.analysed_data == PersonalData.pseudonymised
     assert request.expiry.isoformat() == "2027-12-31"
+    assert request.in_force_on(date(2027, 12, 31)) and not request.in_force_on(date(2028, 1, 1))
     assert request.analysis.continuity.kind == ContinuityKind.one_off
 
 
@@ -185,7 +187,11 @@ def test_results_cannot_be_more_identifying_than_the_analysed_data(tmp_path):
         ("  work_days: 2", "  work_days: -1", "cost.work_days", "greater than or equal to 0"),
         ("    library_visits: [district, quarter, age_group, visits]", "    library_visits: []",
          "data.sources.library_visits", ""),
-        ("    library_visits: [district", "    library-visits: [district", "data.sources.library-visits", ""),
+        ("    library_visits: [district", "    library-visits: [district", "data.sources.library-visits.[key]", "pattern"),
+        ("    library_visits: [district, quarter", "    library_visits: [district-name, quarter",
+         "data.sources.library_visits.0", "pattern"),
+        ("    library_visits: [district, quarter, age_group, visits]", "    library_visits: all",
+         "data.sources.library_visits", "or '*' for all of them"),
         ("people: [espoo.statistician]", "people: [espoo.statistician, espoo.statistician]", "people",
          "more than once"),
         ("  harm_probability: low", "  harm_probability: likely", "risk.harm_probability", "unknown"),
@@ -198,7 +204,8 @@ def test_single_mistakes_are_named(tmp_path, old, new, field, message):
     assert old in LOW_RISK
     text = LOW_RISK.replace(old, new)
     problems = problems_of(tmp_path, text)
-    assert any(f"field {field}" in p and message in p for p in problems), problems
+    assert len(problems) == 1, problems
+    assert any(f"field {field}:" in p and message in p for p in problems), problems
     changed_line = line_of(text, new.strip().splitlines()[0])
     assert any(p.startswith(f"line {changed_line}, ") for p in problems), problems
 

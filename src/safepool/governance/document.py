@@ -38,6 +38,7 @@ from safepool.governance.form import (
     PersonalData,
     ReidentificationGround,
     Use,
+    mask_identity_codes,
 )
 from safepool.governance.matrices import BenefitClass, RiskClass
 
@@ -134,20 +135,15 @@ _SUMMARY_COST = {
 
 # --- escaping --------------------------------------------------------------------------------
 
-_IDENTITY_CODE = re.compile(r"\d{6}\s*[-+A-FU-Ya-fu-y]\s*\d{3}\s*[0-9A-Ya-y]")
 _MARKDOWN_INLINE = re.compile(r"([\\`*\[\]<>|!~&#])")
 # An underscore inside a word never starts emphasis; escape only the others.
 _LOOSE_UNDERSCORE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 _LINE_START_BLOCK = re.compile(r"^(\s*)([-+=>]|\d+[.)])", re.MULTILINE)
 
 
-def _mask(text: str) -> str:
-    return _IDENTITY_CODE.sub("[identity code removed]", text)
-
-
 def _text(value: object) -> str:
     """Inline text: identity codes masked, Markdown escaped, one paragraph."""
-    text = _mask(str(value)).strip()
+    text = mask_identity_codes(str(value)).strip()
     text = _MARKDOWN_INLINE.sub(r"\\\1", text)
     text = _LOOSE_UNDERSCORE.sub(r"\\_", text)
     text = " ".join(text.split())  # one paragraph: no block structure from the form
@@ -260,9 +256,9 @@ def render_html(
     markdown = render_markdown(request, assessment, transitions, permit_id=permit_id)
     body = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render(markdown)
     css = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR, STYLESHEET).read_text(encoding="utf-8")
-    title = f"Permit decision: {_mask(request.analysis.name)}"
+    title = f"Permit decision: {mask_identity_codes(request.analysis.name)}"
     if permit_id:
-        title = f"{_mask(permit_id)} · {title}"
+        title = f"{mask_identity_codes(permit_id)} · {title}"
     return _environment().get_template(HTML_TEMPLATE).render(title=title, css=css, body=body)
 
 

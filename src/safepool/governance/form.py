@@ -27,15 +27,17 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "AnalysisInfo",
     "parse_quarter",
     "looks_like_identity_code",
+    "mask_identity_codes",
 ]
 
 
@@ -83,6 +86,11 @@ _QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 
 def looks_like_identity_code(text: str) -> bool:
     return _IDENTITY_CODE.search(text) is not None
+
+
+def mask_identity_codes(text: str) -> str:
+    """Replace anything that looks like an identity code, for text from outside the form."""
+    return _IDENTITY_CODE.sub("[identity code removed]", text)
 
 
 def _no_identity_code(text: str) -> str:
@@ -309,14 +317,30 @@ class TimeFrame(_Strict):
         return following - timedelta(days=1)
 
 
-Variables = Annotated[list[Identifier], Field(min_length=1)]
+def _all_or_list(value: Any, handler: Any) -> Any:
+    # "*" or a list, validated as one type so that a mistake is one problem, not one per
+    # alternative of a union.
+    if value == "*":
+        return "*"
+    if isinstance(value, str):
+        raise ValueError("give a list of variables, or '*' for all of them")
+    return handler(value)
+
+
+Variables = Annotated[
+    list[Identifier],
+    Field(min_length=1),
+    WrapValidator(_all_or_list),
+    PlainSerializer(lambda value: value if value == "*" else list(value), return_type=Any),
+]
+"""A register's requested variables: a list of variable names, or the string "*" for all."""
 
 
 class DataDescription(_Strict):
     content: Text = Field(description="general description of the data")
     customer_data: bool = Field(description="whether the data holds customer data")
     time_frame: TimeFrame
-    sources: dict[Identifier, Variables | Literal["*"]] = Field(
+    sources: dict[Identifier, Variables] = Field(
         min_length=1, description="register name -> the variables requested, or '*' for all"
     )
     anonymisation: list[Text] = Field(min_length=1, description="how persons are protected")
@@ -445,3 +469,8 @@ class PermitRequest(_Strict):
     @property
     def registers(self) -> list[str]:
         return list(self.data.sources)
+
+    def in_force_on(self, day: date) -> bool:
+        """Whether the permit is still valid on `day` (its expiry is the last valid day).
+        Loading never compares with today; callers ask this with the date they mean."""
+        return day <= self.expiry
