@@ -116,6 +116,7 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
     E0_prev = np.zeros(n, dtype=bool)
     E1_prev = np.zeros(n, dtype=bool)
     lo_age, hi_age = params.entry_age_range
+    levels: dict[int, np.ndarray] = {}
     for t in range(T):
         year = _time.START_YEAR + t // 4
         if progress is not None and t % 16 == 0:
@@ -123,7 +124,9 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
         age = (Q_END[t] - birth) / DAYS_PER_YEAR
         panel_t = resident[:, t] & (age >= 15) & (age < 75)
         in_panel[:, t] = panel_t
-        level = people.level_by_year(year)
+        if year not in levels:
+            levels[year] = people.level_by_year(year)
+        level = levels[year]
 
         # 1. skills-centre entries at the start of quarter t
         if t >= _time.PROGRAMME_START_QUARTER:
@@ -134,7 +137,9 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
             x = {}
             x["unemployed_quarters_8"] = (code[elig, t - 8:t] == UNEMPLOYED).sum(axis=1)
             x["log1p_earnings_4_per_1000"] = np.log1p(earnings[elig, t - 4:t].sum(axis=1) / 1000.0)
-            x["low_education"] = people.level_by_year(year - 1)[elig] < 3
+            if year - 1 not in levels:
+                levels[year - 1] = people.level_by_year(year - 1)
+            x["low_education"] = levels[year - 1][elig] < 3
             grounds_now = people.grounds_on(qstart - 1)[elig]
             for g in ("family", "international_protection", "studies", "work"):
                 x[f"grounds_{g}"] = grounds_now == GROUNDS.index(g)

@@ -89,7 +89,7 @@ class People:
     degree_field: np.ndarray  # (n, 4) int8 index into FIELDS
     grounds: np.ndarray  # (n, 3) int8 per permit span (immigrants), -1 none
     permit_start: np.ndarray  # (n, 3) int32, NODATE = no such span
-    permit_end: np.ndarray  # (n, 3) int32, NODATE = open ended
+    permit_end: np.ndarray  # (n, 3) int32 last valid day, NODATE = open ended
     permit_kind: np.ndarray  # (n, 3) int8 index into PERMIT_KINDS
     hetu_sign: np.ndarray  # uint8 ASCII
     hetu_number: np.ndarray  # int32 individual number
@@ -101,7 +101,7 @@ class People:
 
     def grounds_on(self, day: int) -> np.ndarray:
         """Grounds (index into GROUNDS) of the permit valid on `day`; -1 if none."""
-        valid = (self.permit_start <= day) & ((self.permit_end == NODATE) | (self.permit_end > day))
+        valid = (self.permit_start <= day) & (self.permit_end >= day)  # NODATE = open ended
         out = np.full(self.n, -1, dtype=np.int8)
         for k in range(self.grounds.shape[1] - 1, -1, -1):  # three spans, earliest wins ties
             out = np.where(valid[:, k], self.grounds[:, k], out)
@@ -334,8 +334,10 @@ def make_people(rngs: dict[str, np.random.Generator], n: int, params: Parameters
     permit_start[:, 0] = np.where(has1, imm32, NODATE)
     permit_start[:, 1] = np.where(has2, end1, NODATE)
     permit_start[:, 2] = np.where(has3p, end2, NODATE)
-    permit_end[:, 0] = np.where(has1 & ~eu & (end1 < WINDOW_END), end1, NODATE)
-    permit_end[:, 1] = np.where(has2 & (end2 < WINDOW_END), end2, NODATE)
+    # end = the last day the permit is valid (the next permit starts the day after); a
+    # temporary permit's end may lie after the extraction
+    permit_end[:, 0] = np.where(has1 & ~eu, end1 - 1, NODATE)
+    permit_end[:, 1] = np.where(has2, end2 - 1, NODATE)
     permit_kind[:, 0] = np.where(eu, 3, np.where(g1 == G["studies"], 1, 0))
     permit_kind[:, 1] = 0
     permit_kind[:, 2] = 2

@@ -59,7 +59,7 @@ class Parameters:
     earnings_log_base: float = 8.95
     earnings_noise_sd: float = 0.18
     # the planted effect of a skills-centre entry
-    effect_max: float = 0.10  # employment probability points at the plateau (multiplier 1)
+    effect_max: float = 0.12  # employment probability points at the plateau (multiplier 1)
     effect_ramp_quarters: int = 8  # zero at entry, linear to the plateau at 8 quarters
     effect_multiplier_sex: dict[str, float] = field(
         default_factory=lambda: {"male": 0.8, "female": 1.25})
