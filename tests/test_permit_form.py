@@ -217,8 +217,6 @@ def test_section_rules_are_reported_at_the_section(tmp_path):
                        "'other': name them in other_beneficiaries")
 
 
-@pytest.mark.xfail(reason="PyYAML raises a bare ValueError for an impossible date such as 2026-02-30; "
-                          "safepool.yaml_files.parse_model does not turn it into a FileProblem yet")
 def test_an_impossible_date_is_a_file_problem(tmp_path):
     problems = problems_of(tmp_path, LOW_RISK.replace("expiry: 2026-06-30", "expiry: 2026-02-30"))
     assert problems and "line" in problems[0]

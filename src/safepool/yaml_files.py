@@ -17,6 +17,16 @@ from safepool.errors import SafepoolError
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+class _TextDatesLoader(yaml.SafeLoader):
+    """Leaves dates as text so that pydantic validates them and an impossible date gets a line."""
+
+
+_TextDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 class FileProblem(SafepoolError):
     """One or more problems in a hand-written file, each with its field and line."""
 
@@ -43,11 +53,12 @@ def load_model(path: Path, model: type[ModelT]) -> ModelT:
 def parse_model(text: str, model: type[ModelT], path: Path) -> ModelT:
     try:
         root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_TextDatesLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
         raise FileProblem(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+
     if not isinstance(data, dict):
         raise FileProblem(path, ["line 1: expected a mapping of fields"])
     try:
