@@ -1,0 +1,86 @@
+"""The demo end to end: what it writes outside steward/ and registers/ holds nothing identifying."""
+
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+from privacy_scan import find_identifiers
+from safepool.registers.sources import Scan, open_register
+from safepool.workspace import Workspace
+
+os.environ["COLUMNS"] = "250"
+from safepool.cli import app  # noqa: E402  (the width above is read at import)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "ws"
+    result = CliRunner().invoke(app, ["demo", "--workspace", str(root), "--persons", "2000", "--seed", "3"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return Workspace.open(root), result.output
+
+
+def identifying_values(workspace: Workspace) -> list[str]:
+    """Every identity code as written in every source, plus full names and street addresses."""
+    values: set[str] = set()
+    for register in workspace.catalogue().registers:
+        columns = {"code": register.identity_column}
+        if register.name == "population":
+            columns |= {"first": "etunimi", "last": "sukunimi", "address": "lahiosoite"}
+        with open_register(workspace, register) as reader:
+            for batch in reader.scan(Scan(columns=columns)):
+                rows = batch.to_pydict()
+                values.update(c for c in rows["code"] if c)
+                values.update("".join(c.split()).upper() for c in rows["code"] if c)
+                if "first" in rows:
+                    values.update(f"{f} {s}" for f, s in zip(rows["first"], rows["last"]))
+                    values.update(rows["address"])
+    return sorted(values)
+
+
+def test_demo_says_what_it_did_and_where(demo):
+    workspace, output = demo
+    assert "10 registers" in output and "Pool for permit DEMO-1" in output
+    assert str(workspace.pool_dir / "DEMO-1") in output
+
+
+def test_nothing_identifying_outside_the_steward_zone(demo):
+    workspace, output = demo
+    identifying = identifying_values(workspace)
+    assert len(identifying) > 4000  # codes, names and addresses were really collected
+    assert find_identifiers(workspace.root, identifying) == []
+    assert not [value for value in identifying if value in output]
+
+
+def test_pool_holds_every_register_keyed_by_pseudonym(demo):
+    from safepool.pool import access
+
+    workspace, _ = demo
+    sizes = access.table_sizes(workspace.pool_dir, "DEMO-1")
+    assert set(sizes) == set(workspace.catalogue().names())
+    con = access.connect(workspace.pool_dir, "DEMO-1")
+    for table in sizes:
+        first = con.execute(f'SELECT column_name FROM (DESCRIBE "{table}") LIMIT 1').fetchall()[0][0]
+        assert first == "pid"
+
+
+def test_the_scan_does_find_a_planted_leak(demo, tmp_path):
+    import duckdb
+
+    workspace, _ = demo
+    identifying = identifying_values(workspace)
+    code, name = identifying[0], next(v for v in identifying if " " in v and not v[0].isdigit())
+    leak_text = workspace.root / "pool" / "leak.txt"
+    leak_db = workspace.root / "leak.duckdb"
+    try:
+        leak_text.write_text(f"oops {code}")
+        con = duckdb.connect(str(leak_db))
+        con.execute("CREATE TABLE t AS SELECT ? AS who FROM range(5000)", [name])
+        con.close()
+        found = {needle for _, needle in find_identifiers(workspace.root, identifying)}
+        assert {code, name} <= found
+    finally:
+        leak_text.unlink(missing_ok=True)
+        leak_db.unlink(missing_ok=True)
