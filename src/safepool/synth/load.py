@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.registers.credentials import Credentials
@@ -39,4 +39,4 @@ def split_password(url: str) -> tuple[str, str | None]:
         return url, None
     port = f":{parts.port}" if parts.port else ""
     netloc = f"{parts.username}@{parts.hostname}{port}" if parts.username else f"{parts.hostname}{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), parts.password
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), unquote(parts.password)
