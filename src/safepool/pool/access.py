@@ -7,11 +7,14 @@ walks the imports to prove it.
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from safepool.errors import SafepoolError
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor
 
 POOL_FILE = "pool.duckdb"
 LINKAGE_FILE = "linkage.json"
@@ -52,3 +55,14 @@ def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:
         return {name: con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] for name in names}
     finally:
         con.close()
+
+
+def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
+                      wanted: dict[str, list[str]] | None = None, today: date | None = None
+                      ) -> duckdb.DuckDBPyConnection:
+    """The analyst's door: checked against the permit, and logged, before the pool is opened."""
+    governance.permits.authorise_access(actor, permit, wanted, today=today)
+    con = connect(pool_dir, permit)
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_access", permit=permit,
+                            target=",".join(sorted(wanted)) if wanted else "all tables in scope")
+    return con

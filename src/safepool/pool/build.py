@@ -14,19 +14,24 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from safepool.errors import SafepoolError
+from safepool.governance.audit import result_digest
+from safepool.governance.context import Governance
+from safepool.governance.permits import Phase
+from safepool.governance.users import Actor
 from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
 from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE
 from safepool.pool.linkage import LinkageReport, LinkageTracker
 from safepool.pool.publish import publish_folder, scratch_folder
-from safepool.pool.scope import Scope, time_predicate
+from safepool.pool.scope import Scope, Window, time_predicate
 from safepool.registers.catalogue import Register, Variable
 from safepool.registers.check import check_schema
 from safepool.registers.credentials import Credentials
@@ -98,6 +103,29 @@ def build_pool(
     finally:
         shutil.rmtree(spill, ignore_errors=True)
     return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings, counts)
+
+
+def build_for_permit(workspace: Workspace, governance: Governance, actor: Actor, permit_id: str, *,
+                     progress: Progress | None = None, today: date | None = None) -> BuiltPool:
+    """The only public way to build a pool: as a steward, inside an approved, unexpired permit."""
+    permit = governance.permits.authorise_build(actor, permit_id, today)
+    frame = permit.request.data.time_frame
+    scope = Scope(permit=permit_id, window=Window(start=frame.start, end=frame.end),
+                  registers=dict(permit.request.data.sources))
+    try:
+        built = build_pool(workspace, scope, progress=progress)
+    except SafepoolError as exc:
+        governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_build", permit=permit_id,
+                                outcome="error", detail={"error": type(exc).__name__})
+        raise
+    governance.permits.record_build(actor, permit_id)
+    if permit.phase == Phase.data_request:
+        governance.permits.advance(actor, permit_id, Phase.preparing_data, "pool built")
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_build", permit=permit_id,
+                            rows=built.stage_rows["rows written"],
+                            result_hash=result_digest(json.dumps(built.linkage.to_dict(), sort_keys=True)),
+                            detail={"registers": sorted(scope.registers), "persons": built.linkage.persons_total})
+    return built
 
 
 def _stage(

@@ -1,0 +1,32 @@
+"""One workspace's governance: its metadata database, audit log, users and permit office."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from safepool.governance.audit import AuditLog
+from safepool.governance.db import connect_engine, create_schema, sqlite_url
+from safepool.governance.permits import PermitOffice
+from safepool.governance.users import UserDirectory
+
+METADATA_DIR = "governance"
+
+
+@dataclass
+class Governance:
+    audit: AuditLog
+    users: UserDirectory
+    permits: PermitOffice
+
+    @classmethod
+    def open(cls, workspace_root: Path, url: str | None = None) -> Governance:
+        """Open (and bring up to date) the metadata database of a workspace."""
+        if url is None:
+            folder = workspace_root / METADATA_DIR
+            folder.mkdir(mode=0o700, exist_ok=True)
+            url = sqlite_url(folder)
+        engine = connect_engine(url)
+        create_schema(engine)
+        audit = AuditLog(engine)
+        return cls(audit=audit, users=UserDirectory(engine, audit), permits=PermitOffice(engine, audit))

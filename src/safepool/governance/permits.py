@@ -1,0 +1,329 @@
+"""Permits (safe projects): the handbook's eight phases, approvals, and scope enforcement.
+
+A permit is a submitted request form plus its assessment and a record of every transition
+(who, when, which phase). Nothing is read without an approved, unexpired permit: the pool is
+built only under one, and every analyst access is checked against its registers, variables,
+window and people. Each refusal is audited and names what was outside the permit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import IntEnum
+
+import yaml
+from sqlalchemy import Column, Engine, Integer, String, Table, Text, insert, select, update
+
+from safepool.errors import SafepoolError
+from safepool.governance.assessment import ApprovalRole, Assessment, assess
+from safepool.governance.audit import AuditLog
+from safepool.governance.db import metadata
+from safepool.governance.document import Transition
+from safepool.governance.form import PermitRequest
+from safepool.governance.matrices import Decision, Matrices
+from safepool.governance.users import Actor, ManagerFunction, Role, refuse, require_role
+
+
+class Phase(IntEnum):
+    identify_need = 1
+    preliminary_estimate = 2
+    assessment_decision = 3
+    data_request = 4
+    preparing_data = 5
+    analytic_review = 6
+    analysis = 7
+    reporting = 8
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ")
+
+
+permits_table = Table(
+    "permits",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("requested_by", String(40), nullable=False),
+    Column("request_yaml", Text, nullable=False),
+    Column("assessment_json", Text, nullable=False),
+    Column("phase", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, approved, rejected
+    Column("expiry", String(10), nullable=False),
+    Column("built_by", String(40), nullable=True),
+    Column("created_at", String(40), nullable=False),
+)
+
+transitions_table = Table(
+    "permit_transitions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("permit", String(40), nullable=False, index=True),
+    Column("phase", Integer, nullable=False),
+    Column("actor", String(40), nullable=False),
+    Column("role", String(40), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("note", Text, nullable=False, default=""),
+)
+
+approvals_table = Table(
+    "permit_approvals",
+    metadata,
+    Column("permit", String(40), primary_key=True),
+    Column("approval_role", String(40), primary_key=True),
+    Column("round", Integer, primary_key=True),  # 0: the decision, 1: reassessment after review
+    Column("actor", String(40), nullable=False),
+    Column("at", String(40), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Permit:
+    id: str
+    request: PermitRequest
+    assessment: Assessment
+    phase: Phase
+    status: str
+    requested_by: str
+    built_by: str | None
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "approved"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class PermitOffice:
+    def __init__(self, engine: Engine, audit: AuditLog, matrices: Matrices | None = None) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.matrices = matrices or Matrices()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, permit_id: str) -> Permit:
+        with self.engine.connect() as con:
+            row = con.execute(select(permits_table).where(permits_table.c.id == permit_id)).mappings().first()
+        if row is None:
+            raise SafepoolError(f"no permit {permit_id}")
+        return Permit(
+            id=row["id"],
+            request=PermitRequest.model_validate(yaml.safe_load(row["request_yaml"])),
+            assessment=Assessment.model_validate_json(row["assessment_json"]),
+            phase=Phase(row["phase"]),
+            status=row["status"],
+            requested_by=row["requested_by"],
+            built_by=row["built_by"],
+        )
+
+    def list(self) -> list[Permit]:
+        with self.engine.connect() as con:
+            ids = [r[0] for r in con.execute(select(permits_table.c.id).order_by(permits_table.c.id))]
+        return [self.get(i) for i in ids]
+
+    def transitions(self, permit_id: str) -> list[Transition]:
+        with self.engine.connect() as con:
+            rows = con.execute(select(transitions_table).where(transitions_table.c.permit == permit_id)
+                               .order_by(transitions_table.c.id)).mappings().all()
+        return [Transition(phase=Phase(r["phase"]).label, actor=r["actor"], role=r["role"],
+                           at=dt.datetime.fromisoformat(r["at"]), note=r["note"]) for r in rows]
+
+    # -- the process ----------------------------------------------------------------------
+
+    def request(self, actor: Actor, request: PermitRequest, permit_id: str) -> Permit:
+        """Phases 1-2: the need and data are identified and the estimate form is submitted."""
+        if not (actor.has(Role.analyst) or actor.has(Role.steward) or actor.has(Role.manager)):
+            raise refuse(self.audit, actor.name, actor.main_role, "permit_request",
+                         f"user {actor.name} may not request permits", permit=permit_id)
+        assessment = assess(request, self.matrices, decided_on=dt.date.today())
+        with self.engine.begin() as con:
+            if con.execute(select(permits_table.c.id).where(permits_table.c.id == permit_id)).first():
+                raise SafepoolError(f"permit {permit_id} exists already")
+            con.execute(insert(permits_table).values(
+                id=permit_id, name=request.analysis.name, requested_by=actor.name,
+                request_yaml=yaml.safe_dump(request.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
+                assessment_json=assessment.model_dump_json(), phase=Phase.assessment_decision, status="pending",
+                expiry=request.expiry.isoformat(), created_at=_now()))
+            for phase, note in ((Phase.identify_need, "need and data identified"),
+                                (Phase.preliminary_estimate,
+                                 f"estimate: benefit {assessment.benefit_class}, risk {assessment.risk_class}, "
+                                 f"decision {assessment.decision_label}")):
+                self._record(con, permit_id, phase, actor, note)
+        self._audit_transition(actor, permit_id, Phase.preliminary_estimate)
+        return self.get(permit_id)
+
+    def approve(self, actor: Actor, permit_id: str, as_role: ApprovalRole) -> Permit:
+        """Phase 3, or the reassessment in phase 6: one approval per required role."""
+        permit = self.get(permit_id)
+        reassessing = permit.phase == Phase.analytic_review and permit.assessment.reassessment_after_review
+        if permit.status == "rejected" or not (permit.phase == Phase.assessment_decision or reassessing):
+            raise self._refuse(actor, permit_id, "permit_approve",
+                               f"permit {permit_id} is in phase {permit.phase.label}, not awaiting a decision")
+        if actor.name == permit.requested_by:
+            raise self._refuse(actor, permit_id, "permit_approve", "nobody approves a permit they requested")
+        if not _may_act_as(actor, as_role):
+            raise self._refuse(actor, permit_id, "permit_approve", f"user {actor.name} cannot approve as {as_role}")
+        round_ = 1 if reassessing else 0
+        required = permit.assessment.approvals if not reassessing else [ApprovalRole.approver]
+        if as_role not in required:
+            raise self._refuse(actor, permit_id, "permit_approve",
+                               f"this permit needs approval from {', '.join(required)}, not {as_role}")
+        if permit.assessment.decision == Decision.do_not_open:
+            raise self._refuse(actor, permit_id, "permit_approve",
+                               "the assessment's decision is 'do not open'; the permit can only be rejected")
+        with self.engine.begin() as con:
+            given = {r["approval_role"]: r["actor"] for r in con.execute(
+                select(approvals_table).where(approvals_table.c.permit == permit_id,
+                                              approvals_table.c.round == round_)).mappings()}
+            if as_role in given:
+                raise self._refuse(actor, permit_id, "permit_approve", f"{as_role} has approved already")
+            if actor.name in given.values():
+                raise self._refuse(actor, permit_id, "permit_approve",
+                                   f"user {actor.name} has approved already in another role")
+            con.execute(insert(approvals_table).values(permit=permit_id, approval_role=as_role, round=round_,
+                                                       actor=actor.name, at=_now()))
+            complete = set(required) <= set(given) | {as_role}
+            phase = permit.phase
+            if complete and not reassessing:
+                phase = Phase.data_request
+                con.execute(update(permits_table).where(permits_table.c.id == permit_id)
+                            .values(status="approved", phase=phase))
+            note = f"approved as {as_role}" + ("; reassessed after the analytic review" if reassessing else "")
+            self._record(con, permit_id, Phase.assessment_decision if not reassessing else Phase.analytic_review,
+                         actor, note)
+            if complete and not reassessing:
+                self._record(con, permit_id, Phase.data_request, actor, "all approvals given: permit approved")
+        self._audit_transition(actor, permit_id, phase, detail={"approved_as": str(as_role)})
+        return self.get(permit_id)
+
+    def reject(self, actor: Actor, permit_id: str, reason: str) -> Permit:
+        permit = self.get(permit_id)
+        if permit.phase != Phase.assessment_decision or permit.status != "pending":
+            raise self._refuse(actor, permit_id, "permit_reject", f"permit {permit_id} is not awaiting a decision")
+        if not any(_may_act_as(actor, role) for role in permit.assessment.approvals):
+            raise self._refuse(actor, permit_id, "permit_reject", f"user {actor.name} may not decide this permit")
+        if actor.name == permit.requested_by:
+            raise self._refuse(actor, permit_id, "permit_reject", "nobody decides a permit they requested")
+        with self.engine.begin() as con:
+            con.execute(update(permits_table).where(permits_table.c.id == permit_id).values(status="rejected"))
+            self._record(con, permit_id, Phase.assessment_decision, actor, f"rejected: {reason}")
+        self._audit_transition(actor, permit_id, Phase.assessment_decision, detail={"rejected": True})
+        return self.get(permit_id)
+
+    def advance(self, actor: Actor, permit_id: str, to: Phase, note: str = "") -> Permit:
+        """Move an approved permit one phase on; the role each step needs is fixed."""
+        permit = self.get(permit_id)
+        if not permit.approved:
+            raise self._refuse(actor, permit_id, "permit_transition", f"permit {permit_id} is not approved")
+        if to != permit.phase + 1:
+            raise self._refuse(actor, permit_id, "permit_transition",
+                               f"permit {permit_id} is in phase {permit.phase.label}; "
+                               f"the next phase is {Phase(min(permit.phase + 1, 8)).label}, not {to.label}")
+        needed = Role.steward if to in (Phase.preparing_data, Phase.analytic_review) else Role.analyst
+        require_role(self.audit, actor, needed, "permit_transition", permit=permit_id)
+        if needed == Role.analyst:
+            self.check_analyst(actor, permit, "permit_transition")
+        if to == Phase.analysis and permit.assessment.reassessment_after_review and not self._reassessed(permit_id):
+            raise self._refuse(actor, permit_id, "permit_transition",
+                               f"permit {permit_id} is {permit.assessment.risk_class} risk: it must be reassessed "
+                               "by an approver after the analytic review before analysis goes on")
+        with self.engine.begin() as con:
+            con.execute(update(permits_table).where(permits_table.c.id == permit_id).values(phase=int(to)))
+            self._record(con, permit_id, to, actor, note)
+        self._audit_transition(actor, permit_id, to)
+        return self.get(permit_id)
+
+    def record_build(self, actor: Actor, permit_id: str) -> None:
+        """The steward who built the pool is remembered: they may not analyse it."""
+        with self.engine.begin() as con:
+            con.execute(update(permits_table).where(permits_table.c.id == permit_id).values(built_by=actor.name))
+
+    # -- scope enforcement --------------------------------------------------------------
+
+    def check_in_force(self, actor: Actor, permit: Permit, action: str, today: dt.date | None = None) -> None:
+        today = today or dt.date.today()
+        if not permit.approved:
+            raise self._refuse(actor, permit.id, action, f"permit {permit.id} is not approved")
+        if not permit.request.in_force_on(today):
+            raise self._refuse(actor, permit.id, action,
+                               f"permit {permit.id} expired on {permit.request.expiry.isoformat()}")
+
+    def authorise_build(self, actor: Actor, permit_id: str, today: dt.date | None = None) -> Permit:
+        permit = self.get(permit_id)
+        require_role(self.audit, actor, Role.steward, "pool_build", permit=permit_id)
+        self.check_in_force(actor, permit, "pool_build", today)
+        if permit.phase not in (Phase.data_request, Phase.preparing_data):
+            raise self._refuse(actor, permit_id, "pool_build",
+                               f"permit {permit_id} is in phase {permit.phase.label}; the pool is built in "
+                               "the data request or preparing the data phase")
+        if actor.name in permit.request.people:
+            raise self._refuse(actor, permit_id, "pool_build",
+                               f"user {actor.name} is among the permit's analysts and may not prepare its data")
+        return permit
+
+    def check_analyst(self, actor: Actor, permit: Permit, action: str) -> None:
+        require_role(self.audit, actor, Role.analyst, action, permit=permit.id)
+        if actor.name not in permit.request.people:
+            raise self._refuse(actor, permit.id, action, f"user {actor.name} is not named in permit {permit.id}")
+        if actor.name == permit.built_by:
+            raise self._refuse(actor, permit.id, action,
+                               f"user {actor.name} prepared this permit's data and may not analyse it")
+
+    def authorise_access(self, actor: Actor, permit_id: str, wanted: dict[str, list[str]] | None = None,
+                         window: tuple[str, str] | None = None, today: dt.date | None = None) -> Permit:
+        """Check an analyst's read of `wanted` (register -> variables) in `window` against the permit."""
+        permit = self.get(permit_id)
+        self.check_analyst(actor, permit, "pool_access")
+        self.check_in_force(actor, permit, "pool_access", today)
+        if permit.phase < Phase.analytic_review:
+            raise self._refuse(actor, permit_id, "pool_access",
+                               f"permit {permit_id} is in phase {permit.phase.label}; its data is not ready")
+        outside = outside_permit(permit.request, wanted or {}, window)
+        if outside:
+            raise self._refuse(actor, permit_id, "pool_access", "outside the permit: " + "; ".join(outside))
+        return permit
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _reassessed(self, permit_id: str) -> bool:
+        with self.engine.connect() as con:
+            return con.execute(select(approvals_table.c.actor).where(
+                approvals_table.c.permit == permit_id, approvals_table.c.round == 1)).first() is not None
+
+    def _record(self, con, permit_id: str, phase: Phase, actor: Actor, note: str) -> None:  # type: ignore[no-untyped-def]
+        con.execute(insert(transitions_table).values(permit=permit_id, phase=int(phase), actor=actor.name,
+                                                     role=actor.main_role, at=_now(), note=note))
+
+    def _audit_transition(self, actor: Actor, permit_id: str, phase: Phase, detail: dict | None = None) -> None:  # type: ignore[type-arg]
+        self.audit.append(actor=actor.name, role=actor.main_role, action="permit_transition", permit=permit_id,
+                          target=phase.name, detail=detail)
+
+    def _refuse(self, actor: Actor, permit_id: str, action: str, reason: str) -> Exception:
+        return refuse(self.audit, actor.name, actor.main_role, action, reason, permit=permit_id)
+
+
+def _may_act_as(actor: Actor, role: ApprovalRole) -> bool:
+    if role == ApprovalRole.approver:
+        return actor.has(Role.approver)
+    return actor.has(Role.manager) and ManagerFunction(role.value) in actor.functions
+
+
+def outside_permit(request: PermitRequest, wanted: dict[str, list[str]], window: tuple[str, str] | None) -> list[str]:
+    """Everything in `wanted` and `window` that the permit does not cover, named."""
+    problems = []
+    for register, variables in wanted.items():
+        allowed = request.data.sources.get(register)
+        if allowed is None:
+            problems.append(f"register {register}")
+            continue
+        if allowed != "*":
+            problems.extend(f"variable {register}.{v}" for v in variables if v not in allowed)
+    if window is not None:
+        frame = request.data.time_frame
+        if window[0] < frame.start or window[1] > frame.end:
+            problems.append(f"period {window[0]}-{window[1]} (the permit covers {frame.start}-{frame.end})")
+    return problems

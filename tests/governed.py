@@ -1,0 +1,65 @@
+"""A governed tiny workspace: users of every role and an approved permit, for governance tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import yaml
+
+from safepool.governance.assessment import ApprovalRole
+from safepool.governance.context import Governance
+from safepool.governance.form import PermitRequest
+from safepool.governance.users import ManagerFunction, Role
+
+PASSWORD = "correct horse battery"
+
+USERS = {
+    "admin": ([Role.admin], []),
+    "stella": ([Role.steward], []),
+    "anna": ([Role.analyst], []),
+    "aaro": ([Role.analyst], []),
+    "cecilia": ([Role.checker], []),
+    "apu": ([Role.approver], []),
+    "bruno": ([Role.manager], [ManagerFunction.branch_management]),
+    "city": ([Role.manager], [ManagerFunction.city_management]),
+    "dpo": ([Role.manager], [ManagerFunction.data_protection_officer]),
+}
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "permit-request.yaml"
+
+
+def tiny_request(**changes) -> PermitRequest:
+    """The example request, narrowed to the tiny registers and the test users."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["data"]["sources"] = {"population": "*", "payments": ["paid_on", "amount"], "visits": ["month"]}
+    data["people"] = ["anna"]
+    data["analysis"]["users"] = ["anna"]
+    data["expiry"] = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    for key, value in changes.items():
+        data[key] = value
+    return PermitRequest.model_validate(data)
+
+
+def governance_with_users(root: Path) -> Governance:
+    governance = Governance.open(root)
+    governance.users.add(None, "admin", PASSWORD, [Role.admin])
+    admin = governance.users.authenticate("admin", PASSWORD)
+    for name, (roles, functions) in USERS.items():
+        if name != "admin":
+            governance.users.add(admin, name, PASSWORD, roles, functions)
+    return governance
+
+
+def sign_in(governance: Governance, name: str):
+    return governance.users.authenticate(name, PASSWORD)
+
+
+def approved_permit(governance: Governance, permit_id: str = "P-1", **changes) -> str:
+    """Request as anna, approve with every role the assessment asks for."""
+    governance.permits.request(sign_in(governance, "anna"), tiny_request(**changes), permit_id)
+    signers = {ApprovalRole.approver: "apu", ApprovalRole.branch_management: "bruno",
+               ApprovalRole.city_management: "city", ApprovalRole.data_protection_officer: "dpo"}
+    for role in governance.permits.get(permit_id).assessment.approvals:
+        governance.permits.approve(sign_in(governance, signers[role]), permit_id, role)
+    return permit_id
