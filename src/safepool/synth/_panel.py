@@ -140,7 +140,7 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
             if year - 1 not in levels:
                 levels[year - 1] = people.level_by_year(year - 1)
             x["low_education"] = levels[year - 1][elig] < 3
-            grounds_now = people.grounds_on(qstart - 1)[elig]
+            grounds_now = people.grounds_on(qstart - 1, elig)
             for g in ("family", "international_protection", "studies", "work"):
                 x[f"grounds_{g}"] = grounds_now == GROUNDS.index(g)
             x["recent_immigration_5y"] = (qstart - imm_day[elig]) / DAYS_PER_YEAR < 5
@@ -183,60 +183,73 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
                 "target": k, "expected": round(float(p.sum()), 3),
                 "entries": int(chosen.size), "intercept": round(float(alpha), 6)})
 
-        # 2. employment under both paths with common random numbers
-        keep = rng.random(n) < params.employment_persistence
-        U = np.where(keep, U, rng.random(n))
-        keep_v = rng.random(n) < params.activity_persistence
-        V = np.where(keep_v, V, rng.random(n))
-        eps = rng.standard_normal(n)
-        frac = rng.random(n)
-        odd = rng.random(n)
+        # 2. employment under both paths with common random numbers, for the persons with a
+        #    row this quarter (a); everybody else has no main activity and no earnings
+        a = np.flatnonzero(panel_t)
+        m = a.size
+        keep = rng.random(m) < params.employment_persistence
+        U[a] = np.where(keep, U[a], rng.random(m))
+        keep_v = rng.random(m) < params.activity_persistence
+        V[a] = np.where(keep_v, V[a], rng.random(m))
+        eps = rng.standard_normal(m)
+        frac = rng.random(m)
+        odd = rng.random(m)
 
-        yrs_fi = np.where(imm, np.maximum(Q_END[t] - imm_day, 0) / DAYS_PER_YEAR, 0.0)
+        age_a = age[a]
+        imm_a = imm[a]
+        level_a = level[a]
+        yrs_fi = np.where(imm_a, np.maximum(Q_END[t] - imm_day[a], 0) / DAYS_PER_YEAR, 0.0)
         cycle = _CYCLE[year] + (0.3 if (year == 2020 and t % 4 == 0) else 0.0) + (0.05 if t % 4 == 2 else 0.0)
-        catch_up = np.where(imm, params.immigrant_gap + params.immigrant_catch_up
+        catch_up = np.where(imm_a, params.immigrant_gap + params.immigrant_catch_up
                             * (1 - np.exp(-yrs_fi / params.immigrant_catch_up_years)), 0.0)
-        lin = (static_logit + np.interp(age, _AGE_KNOTS, _AGE_LOGIT) + _EDU_LOGIT[level]
+        lin = (static_logit[a] + np.interp(age_a, _AGE_KNOTS, _AGE_LOGIT) + _EDU_LOGIT[level_a]
                + catch_up + cycle)
-        was_in = in_panel[:, t - 1] if t > 0 else np.zeros(n, dtype=bool)
-        p0 = _sigmoid(lin + params.employment_state_dependence * (E0_prev & was_in))
-        p1 = _sigmoid(lin + params.employment_state_dependence * (E1_prev & was_in))
-        h = t - entry.astype(np.int64)
-        treated_now = (entry >= 0) & (h >= 0)
+        prev0 = E0_prev[a]  # employed last quarter (False when there was no row)
+        prev1 = E1_prev[a]
+        p0 = _sigmoid(lin + params.employment_state_dependence * prev0)
+        p1 = _sigmoid(lin + params.employment_state_dependence * prev1)
+        entry_a = entry[a].astype(np.int64)
+        h = t - entry_a
+        treated_now = (entry_a >= 0) & (h >= 0)
         hc = np.clip(h, 0, params.effect_ramp_quarters)
-        tau = np.where(treated_now, effect[hc] * multiplier, 0.0)
+        tau = np.where(treated_now, effect[hc] * multiplier[a], 0.0)
         p1 = np.where(treated_now, np.maximum(p1, np.minimum(p1 + tau, params.effect_probability_cap)), p1)
-        E0 = panel_t & (U < p0)
-        E1 = panel_t & (U < p1)
+        u_a = U[a]
+        E0 = u_a < p0
+        E1 = u_a < p1
 
         # 3. main activity of the non-employed (shared draw V) and earnings (shared noise)
-        grounds_t = people.grounds_on(int(Q_END[t]))
-        student = np.interp(age, [15, 19, 20, 25, 30, 35, 75], [.9, .85, .55, .25, .1, .03, .01])
-        student = np.where(imm & (grounds_t == GROUNDS.index("studies")) & (yrs_fi < 4), 0.85, student)
-        pension = np.interp(age, [15, 45, 50, 60, 62, 63, 75], [.02, .04, .1, .2, .4, .95, .99]) \
-            + 0.08 * (people.wellbeing < -1.3)
-        other = (0.20 + 0.3 * (young_children & (age >= 20) & (age <= 45))
-                 + 0.2 * (imm & (yrs_fi < 2) & (grounds_t == GROUNDS.index("family"))))
+        grounds_t = people.grounds_on(int(Q_END[t]), a)
+        student = np.interp(age_a, [15, 19, 20, 25, 30, 35, 75], [.9, .85, .55, .25, .1, .03, .01])
+        student = np.where(imm_a & (grounds_t == GROUNDS.index("studies")) & (yrs_fi < 4), 0.85, student)
+        pension = np.interp(age_a, [15, 45, 50, 60, 62, 63, 75], [.02, .04, .1, .2, .4, .95, .99]) \
+            + 0.08 * (people.wellbeing[a] < -1.3)
+        other = (0.20 + 0.3 * (young_children[a] & (age_a >= 20) & (age_a <= 45))
+                 + 0.2 * (imm_a & (yrs_fi < 2) & (grounds_t == GROUNDS.index("family"))))
         c1 = student
         c2 = c1 + (1 - student) * pension
         c3 = c2 + (1 - student) * (1 - pension) * np.minimum(other, 1.0)
-        inactive = np.select([V < c1, V < c2, V < c3], [STUDENT, PENSIONER, OTHER], UNEMPLOYED)
-        inactive = np.where(panel_t, inactive, 0).astype(np.int8)
-        code0[:, t] = np.where(E0, EMPLOYED, inactive)
-        code[:, t] = np.where(E1, EMPLOYED, inactive)
+        v_a = V[a]
+        inactive = np.select([v_a < c1, v_a < c2, v_a < c3], [STUDENT, PENSIONER, OTHER],
+                             UNEMPLOYED).astype(np.int8)
+        code0[a, t] = np.where(E0, EMPLOYED, inactive)
+        code[a, t] = np.where(E1, EMPLOYED, inactive)
 
-        lw = (static_wage + np.interp(age, _WAGE_AGE_KNOTS, _WAGE_AGE) + _EDU_LOG_WAGE[level]
+        lw = (static_wage[a] + np.interp(age_a, _WAGE_AGE_KNOTS, _WAGE_AGE) + _EDU_LOG_WAGE[level_a]
               + 0.015 * (year - _time.START_YEAR) + params.earnings_noise_sd * eps
-              + np.where(imm, 0.03 * np.minimum(yrs_fi, 10), 0.0))
+              + np.where(imm_a, 0.03 * np.minimum(yrs_fi, 10), 0.0))
         lw1 = lw + np.where(treated_now, earn_effect[hc], 0.0)
-        scale = np.where(inactive == STUDENT, 0.4, 1.0) * np.where(age >= 63, 0.7, 1.0)
+        scale = np.where(inactive == STUDENT, 0.4, 1.0) * np.where(age_a >= 63, 0.7, 1.0)
         odd_job = np.where((odd < 0.07) & ((inactive == UNEMPLOYED) | (inactive == STUDENT)),
                            200.0 + 1300.0 * frac, 0.0)
-        new0 = np.where(E0_prev & was_in, 1.0, 0.3 + 0.7 * frac)
-        new1 = np.where(E1_prev & was_in, 1.0, 0.3 + 0.7 * frac)
-        earnings0[:, t] = np.round(np.where(E0, np.exp(lw) * new0 * scale, odd_job), 2)
-        earnings[:, t] = np.round(np.where(E1, np.exp(lw1) * new1 * scale, odd_job), 2)
-        E0_prev, E1_prev = E0, E1
+        new0 = np.where(prev0, 1.0, 0.3 + 0.7 * frac)
+        new1 = np.where(prev1, 1.0, 0.3 + 0.7 * frac)
+        earnings0[a, t] = np.round(np.where(E0, np.exp(lw) * new0 * scale, odd_job), 2)
+        earnings[a, t] = np.round(np.where(E1, np.exp(lw1) * new1 * scale, odd_job), 2)
+        E0_prev = np.zeros(n, dtype=bool)
+        E1_prev = np.zeros(n, dtype=bool)
+        E0_prev[a] = E0
+        E1_prev[a] = E1
 
     if progress is not None:
         progress("planted truth")

@@ -99,12 +99,15 @@ class People:
         """Highest registered degree level with completion year <= year (0 = none)."""
         return np.where(self.degree_year <= year, self.degree_level, 0).max(axis=1)
 
-    def grounds_on(self, day: int) -> np.ndarray:
+    def grounds_on(self, day: int, persons: np.ndarray | None = None) -> np.ndarray:
         """Grounds (index into GROUNDS) of the permit valid on `day`; -1 if none."""
-        valid = (self.permit_start <= day) & (self.permit_end >= day)  # NODATE = open ended
-        out = np.full(self.n, -1, dtype=np.int8)
-        for k in range(self.grounds.shape[1] - 1, -1, -1):  # three spans, earliest wins ties
-            out = np.where(valid[:, k], self.grounds[:, k], out)
+        start, end, grounds = self.permit_start, self.permit_end, self.grounds
+        if persons is not None:
+            start, end, grounds = start[persons], end[persons], grounds[persons]
+        valid = (start <= day) & (end >= day)  # NODATE = open ended
+        out = np.full(start.shape[0], -1, dtype=np.int8)
+        for k in range(grounds.shape[1] - 1, -1, -1):  # three spans, earliest wins ties
+            out = np.where(valid[:, k], grounds[:, k], out)
         return out
 
 

@@ -281,7 +281,9 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
 
 
 def _sorted(money: Money) -> Money:
-    order = np.lexsort((money.kind, money.person, money.month))
+    key = (money.month.astype(np.int64) * (int(money.person.max(initial=0)) + 1)
+           + money.person) * 8 + money.kind
+    order = np.argsort(key, kind="stable")
     return Money(money.person[order].astype(np.int32), money.month[order].astype(np.int32),
                  money.kind[order], np.round(money.amount[order], 2))
 
@@ -396,7 +398,8 @@ def employment_services(people: People, panel: Panel, rng: np.random.Generator) 
     person = np.concatenate([person, ep[got_job], ep]).astype(np.int32)
     day = np.concatenate([day, eday[got_job], eday])
     kind = np.concatenate([kind, np.full(int(got_job.sum()), 6, np.int8), np.full(ep.size, 7, np.int8)])
-    order = np.lexsort((kind, person, day))
+    key = ((day.astype(np.int64) - int(day.min(initial=0))) * (people.n + 1) + person) * 8 + kind
+    order = np.argsort(key, kind="stable")
     person, day, kind = person[order], day[order], kind[order]
     columns = {
         "tapahtumapaiva": _dates(day),
@@ -500,7 +503,9 @@ def social_health(people: People, panel: Panel, rng: np.random.Generator) -> Raw
     chapter[rehab] = _categorical(rng, np.tile(_REHAB, (rehab.size, 1)))
     lo = np.maximum(Q_START[t], people.move_in[person])
     day = _time.random_day_between(rng, lo, Q_END[t])
-    order = np.lexsort((chapter, service, person, day))
+    key = ((((day.astype(np.int64) - int(day.min(initial=0))) * (people.n + 1) + person) * 8 + service)
+           * 32 + chapter + 1)
+    order = np.argsort(key, kind="stable")
     person, day, service, chapter = person[order], day[order], service[order], chapter[order]
     # two visits of one person on one day to the same service with the same chapter are one row:
     # exact duplicate rows are kept for the planted faults only
