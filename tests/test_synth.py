@@ -392,3 +392,29 @@ def test_postgres_uri_inserts_the_password():
     uri = postgres_uri("postgresql://steward@127.0.0.1:5432/pool", "p@ss word")
     assert uri == "postgresql://steward:p%40ss%20word@127.0.0.1:5432/pool"
     assert postgres_uri("postgresql://steward@127.0.0.1/pool", None) == "postgresql://steward@127.0.0.1/pool"
+
+
+@pytest.mark.postgres
+def test_write_workspace_loads_kela_and_te_into_postgresql(tmp_path, postgres_database):
+    import adbc_driver_postgresql.dbapi as pg_dbapi
+
+    small = generate(persons=1_500, seed=4)
+    workspace = Workspace.init(tmp_path / "ws")
+    registers = write_workspace(workspace, small, postgres_url=postgres_database.url,
+                                postgres_password=postgres_database.password)
+    by_name = {r.name: r for r in registers}
+    for name, table in (("benefits", "kela_etuudet"), ("employment_services", "te_asiakastapahtumat")):
+        source = by_name[name].source
+        assert source.kind == SourceKind.postgresql
+        assert source.location == postgres_database.url and source.table == table
+        with pg_dbapi.connect(postgres_database.url_with_password) as conn:
+            with conn.cursor() as cursor:
+                cursor.execute(f"select * from {table}")
+                got = cursor.fetch_arrow_table()
+        expected = small.tables[name]
+        assert got.column_names == expected.column_names
+        for column in expected.column_names:
+            assert got.column(column).to_pylist() == expected.column(column).to_pylist(), column
+    assert by_name["population"].source.kind == SourceKind.parquet
+    assert not (workspace.root / "registers/kela").exists()
+    assert postgres_database.password not in workspace.config_path.read_text()

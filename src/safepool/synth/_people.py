@@ -29,7 +29,7 @@ _W_EARLY = {"EST": .18, "RUS": .17, "IRQ": .06, "SOM": .07, "CHN": .07, "IND": .
 _W_MID = {"EST": .12, "RUS": .10, "IRQ": .12, "SOM": .04, "CHN": .07, "IND": .11, "AFG": .06,
           "SYR": .07, "IRN": .05, "UKR": .04, "VNM": .05, "PHL": .04, "TUR": .03, "GBR": .03,
           "USA": .02, "SWE": .02, "THA": .02, "NPL": .05}
-_W_LATE = {k: v * 0.55 for k, v in _W_MID.items()} | {"UKR": 0.45}
+_W_LATE = {k: v * 0.75 for k, v in _W_MID.items()} | {"UKR": 0.25}
 
 _LANGUAGE_OF = {
     "EST": {"et": .85, "ru": .15}, "RUS": {"ru": 1.0}, "IRQ": {"ar": .65, "ku": .35},
@@ -177,7 +177,7 @@ def make_people(rngs: dict[str, np.random.Generator], n: int, params: Parameters
     idx = np.flatnonzero(immigrant)
     years = np.arange(1990, 2025)
     w = np.exp(0.07 * (years - 1990)) * np.where((years >= 2015) & (years <= 2016), 1.4, 1.0) \
-        * np.where(years >= 2022, 1.5, 1.0)
+        * np.where(years >= 2022, 1.2, 1.0)
     imm_year = rng.choice(years, size=idx.size, p=w / w.sum())
     imm = np.array([_time.day(int(y)) for y in years])[imm_year - 1990] \
         + np.floor(rng.random(idx.size) * 365).astype(np.int64)
