@@ -6,6 +6,9 @@ import datetime as dt
 from pathlib import Path
 
 import yaml
+from argon2 import PasswordHasher
+
+from safepool.governance import users as users_module
 
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.context import Governance
@@ -13,6 +16,9 @@ from safepool.governance.form import PermitRequest
 from safepool.governance.users import ManagerFunction, Role
 
 PASSWORD = "correct horse battery"
+
+# Still argon2, at the lowest cost: the tests sign in hundreds of times.
+users_module._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 USERS = {
     "admin": ([Role.admin], []),
