@@ -97,8 +97,3 @@ def fixed_strings(buf: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(
         pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(buf.tobytes())]
     )
-
-
-def has_letters(birth_year: np.ndarray, sign: np.ndarray, check: np.ndarray) -> np.ndarray:
-    """Whether the code holds a letter (so that writing it in lower case changes it)."""
-    return (sign >= ord("A")) | (check >= 10)

@@ -2,10 +2,11 @@
 
 One loop over the 64 quarters (2009Q1-2024Q4), vectorised over persons. Each quarter:
 
-1. From 2019Q1 on, skills-centre entries are drawn among eligible immigrants with a logistic
-   probability of observable register background measured up to the end of the previous
-   quarter (params.SELECTION_COEFFICIENTS); the intercept of each quarter is solved so that the
-   expected number of entries meets the quarter's target.
+1. From 2019Q1 on, the quarter's k skills-centre entries (the yearly target spread by season
+   weights) are drawn without replacement among eligible immigrants with probability
+   proportional to exp(score), a linear score of observable register background measured up to
+   the end of the previous quarter (params.SELECTION_COEFFICIENTS). The intercept a that makes
+   sum(sigmoid(a + score)) = k is reported per quarter.
 2. Two potential employment paths are advanced with common random numbers: path 0 without the
    programme and path 1 with it (identical for everybody who has not entered). A person is
    employed when a persistent uniform draw U (renewed with probability 1 - persistence each
@@ -161,7 +162,7 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
             k = min(k, elig.size)
             alpha = _solve_intercept(score, k)
             p = _sigmoid(alpha + score)
-            keys = rng_sel.exponential(size=elig.size) / np.exp(score - score.max())
+            keys = rng_sel.exponential(size=elig.size) / np.exp(score - score.max(initial=0.0))
             picked = np.zeros(elig.size, dtype=bool)
             picked[np.argsort(keys, kind="stable")[:k]] = True
             chosen = elig[picked]

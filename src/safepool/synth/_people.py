@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from safepool.synth import _hetu, _time
-from safepool.synth._names import LANG, LANGUAGES
+from safepool.synth._names import LANG
 from safepool.synth._time import DAYS_PER_YEAR, NODATE, WINDOW_END, WINDOW_START
 from safepool.synth.params import Parameters
 
@@ -361,7 +361,3 @@ def make_people(rngs: dict[str, np.random.Generator], n: int, params: Parameters
         grounds=grounds, permit_start=permit_start, permit_end=permit_end,
         permit_kind=permit_kind, hetu_sign=sign, hetu_number=number, hetu_check=check,
     )
-
-
-def language_codes() -> list[str]:
-    return list(LANGUAGES)

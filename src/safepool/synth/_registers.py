@@ -17,8 +17,8 @@ from safepool.synth import _names, _time
 from safepool.synth._catalogue import holder_columns
 from safepool.synth._panel import EMPLOYED, LANGUAGE_LEVELS, PENSIONER, STUDENT, UNEMPLOYED, Panel
 from safepool.synth._people import (COUNTRIES, FIELDS, GROUNDS, PERMIT_KINDS, People)
-from safepool.synth._time import (DAYS_PER_YEAR, M_END, M_START, MONTH_YYYYMM, NODATE, Q_END, Q_START,
-                                  QUARTERS, WINDOW_END, YEARS)
+from safepool.synth._time import (DAYS_PER_YEAR, M_START, MONTH_YYYYMM, NODATE, Q_END, Q_START,
+                                  WINDOW_END, YEARS)
 
 
 @dataclass
@@ -48,7 +48,8 @@ def _money(values: np.ndarray) -> pa.Array:
 
 def _check(name: str, columns: dict[str, pa.Array]) -> None:
     expected = holder_columns(name)[1:]
-    assert list(columns) == [c for c in expected], (name, list(columns), expected)
+    if list(columns) != expected:
+        raise RuntimeError(f"register {name}: columns {list(columns)} differ from the catalogue {expected}")
 
 
 def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
