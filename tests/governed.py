@@ -32,7 +32,7 @@ USERS = {
     "dpo": ([Role.manager], [ManagerFunction.data_protection_officer]),
 }
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "permit-request.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "safepool" / "examples" / "permit-request.yaml"
 
 
 def tiny_request(**changes) -> PermitRequest:

@@ -42,8 +42,8 @@ def identifying_values(workspace: Workspace) -> list[str]:
 
 def test_demo_says_what_it_did_and_where(demo):
     workspace, output = demo
-    assert "10 registers" in output and "Pool for permit DEMO-1" in output
-    assert str(workspace.pool_dir / "DEMO-1") in output
+    assert "10 registers" in output and "Pool built by the steward under the permit" in output
+    assert str(workspace.pool_dir / "SKILLS-DEMO") in output
 
 
 def test_nothing_identifying_outside_the_steward_zone(demo):
@@ -58,9 +58,9 @@ def test_pool_holds_every_register_keyed_by_pseudonym(demo):
     from safepool.pool import access
 
     workspace, _ = demo
-    sizes = access.table_sizes(workspace.pool_dir, "DEMO-1")
+    sizes = access.table_sizes(workspace.pool_dir, "SKILLS-DEMO")
     assert set(sizes) == set(workspace.catalogue().names())
-    con = access.connect(workspace.pool_dir, "DEMO-1")
+    con = access.connect(workspace.pool_dir, "SKILLS-DEMO")
     for table in sizes:
         first = con.execute(f'SELECT column_name FROM (DESCRIBE "{table}") LIMIT 1').fetchall()[0][0]
         assert first == "pid"

@@ -16,7 +16,7 @@ from safepool.governance.form import (
 )
 from safepool.yaml_files import FileProblem, load_model, parse_model
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "permit-request.yaml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "src" / "safepool" / "examples" / "permit-request.yaml"
 
 # A small low-risk request: anonymised statistics on library use, for the city's own units.
 LOW_RISK = """\

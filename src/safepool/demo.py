@@ -1,20 +1,53 @@
-"""The demo: everything safepool can do so far, on synthetic Espoo, in a fresh workspace."""
+"""The demo: everything safepool can do so far, on synthetic Espoo, in a fresh workspace.
+
+It takes the real path: demo users are made, an analyst requests a permit with the handbook's
+form, the approvers the assessment routes it to approve it, the steward builds the pool under
+it, and the analyst opens the pool for the analytic review after the reassessment.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import secrets
 import shutil
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 
+import yaml
+
 from safepool.errors import SafepoolError
-from safepool.pool.build import build_pool
-from safepool.pool.scope import Scope, Window
+from safepool.governance.assessment import ApprovalRole
+from safepool.governance.context import Governance
+from safepool.governance.form import PermitRequest
+from safepool.governance.permits import Phase
+from safepool.governance.users import ManagerFunction, Role
+from safepool.pool import access
+from safepool.pool.build import build_for_permit
 from safepool.registers.check import check_registers
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
 
 MARKER = ".safepool-demo"
-DEMO_PERMIT = "DEMO-1"
+DEMO_PERMIT = "SKILLS-DEMO"
+DEMO_USERS: dict[str, tuple[list[Role], list[ManagerFunction]]] = {
+    "demo.admin": ([Role.admin], []),
+    "espoo.steward": ([Role.steward], []),
+    "vtt.analyst1": ([Role.analyst], []),
+    "vtt.analyst2": ([Role.analyst], []),
+    "sf.checker": ([Role.checker], []),
+    "espoo.privacy": ([Role.approver], []),
+    "espoo.branch": ([Role.manager], [ManagerFunction.branch_management]),
+    "espoo.city": ([Role.manager], [ManagerFunction.city_management]),
+    "espoo.dpo": ([Role.manager], [ManagerFunction.data_protection_officer]),
+}
+SIGNERS = {
+    ApprovalRole.approver: "espoo.privacy",
+    ApprovalRole.branch_management: "espoo.branch",
+    ApprovalRole.city_management: "espoo.city",
+    ApprovalRole.data_protection_officer: "espoo.dpo",
+}
 
 
 def fresh_folder(path: Path) -> None:
@@ -24,6 +57,28 @@ def fresh_folder(path: Path) -> None:
             raise SafepoolError(f"{path} exists and is not a demo workspace; choose another --workspace")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
+
+
+def demo_request() -> PermitRequest:
+    """The shipped skills-centre request, valid for a year from today."""
+    data = yaml.safe_load(files("safepool.examples").joinpath("permit-request.yaml").read_text(encoding="utf-8"))
+    data["expiry"] = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    return PermitRequest.model_validate(data)
+
+
+def make_users(workspace: Workspace, governance: Governance) -> dict[str, str]:
+    """Demo users with random passwords, kept (mode 0600) in the steward zone."""
+    passwords = {name: secrets.token_urlsafe(12) for name in DEMO_USERS}
+    path = workspace.steward_dir / "demo-users.yaml"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(passwords, handle)
+    governance.users.add(None, "demo.admin", passwords["demo.admin"], [Role.admin])
+    admin = governance.users.authenticate("demo.admin", passwords["demo.admin"])
+    for name, (roles, functions) in DEMO_USERS.items():
+        if name != "demo.admin":
+            governance.users.add(admin, name, passwords[name], roles, functions)
+    return passwords
 
 
 def run_demo(
@@ -44,24 +99,45 @@ def run_demo(
     failing = [c for c in checks if not c.ok]
     if failing:
         raise SafepoolError("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
-    scope = Scope(
-        permit=DEMO_PERMIT,
-        window=Window(start="2009Q1", end="2024Q4"),
-        registers={register.name: "*" for register in registers},
-    )
-    built = build_pool(workspace, scope, progress=progress)
+
+    governance = Governance.open(workspace.root)
+    passwords = make_users(workspace, governance)
+
+    def user(name: str):  # type: ignore[no-untyped-def]
+        return governance.users.authenticate(name, passwords[name])
+
+    analyst, steward = user("vtt.analyst1"), user("espoo.steward")
+    permit = governance.permits.request(analyst, demo_request(), DEMO_PERMIT)
+    for role in permit.assessment.approvals:
+        permit = governance.permits.approve(user(SIGNERS[role]), DEMO_PERMIT, role)
+    built = build_for_permit(workspace, governance, steward, DEMO_PERMIT, progress=progress)
+    governance.permits.advance(steward, DEMO_PERMIT, Phase.analytic_review, "pool built and checked")
+    review = access.open_for_analysis(workspace.pool_dir, governance, analyst, DEMO_PERMIT)
+    clients = review.execute("SELECT count(DISTINCT pid) FROM skills_centre").fetchall()[0][0]
+    review.close()
+    if permit.assessment.reassessment_after_review:
+        governance.permits.approve(user("espoo.privacy"), DEMO_PERMIT, ApprovalRole.approver)
+    governance.permits.advance(analyst, DEMO_PERMIT, Phase.analysis, "analytic review done")
+    verdict = governance.audit.verify()
+
     linkage = built.linkage
     quarantined = sum(linkage.quarantined_rows_by_reason.values())
+    assessment = permit.assessment
     return [
         f"Synthetic Espoo: {persons:,} persons, seed {seed}, {len(registers)} registers "
         f"({', '.join(sorted({r.source.kind.value for r in registers}))} sources) in {workspace.registers_dir}",
         f"Register check: {len(checks)} sources match their data dictionary; "
         f"{sum(c.rows or 0 for c in checks):,} rows in all",
-        f"Pool for permit {DEMO_PERMIT}: {linkage.persons_total:,} pseudonymised persons, "
+        f"Permit {DEMO_PERMIT}: benefit {assessment.benefit_class}, risk {assessment.risk_class} "
+        f"({assessment.decision_label}); approved by {', '.join(a.value for a in assessment.approvals)}; "
+        f"now in phase {governance.permits.get(DEMO_PERMIT).phase.label}",
+        f"Pool built by the steward under the permit: {linkage.persons_total:,} pseudonymised persons, "
         f"{linkage.persons_linked_across_registers:,} linked across registers, built in {built.seconds:.1f} s",
+        f"Analytic review by the analyst: {clients:,} skills-centre clients in the pool",
         f"Quarantined in the steward zone: {quarantined:,} rows "
         f"({', '.join(f'{k} {v:,}' for k, v in linkage.quarantined_rows_by_reason.items())})",
+        f"Audit log: {verdict.checked} records, hash chain {'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}",
         f"Pool (pseudonyms only): {built.path}",
         f"Linkage report: {built.path / 'linkage.json'}",
-        f"Steward zone (keys, quarantine, planted truth): {workspace.steward_dir}",
+        f"Steward zone (keys, quarantine, planted truth, demo users' passwords): {workspace.steward_dir}",
     ]

@@ -1,7 +1,7 @@
 """The permit request: the handbook's benefit, risk and cost estimate form (its Appendix 1).
 
 The party asking for an analysis fills in this form together with the analyst, as a YAML file
-(see examples/permit-request.yaml), before any data is looked at. It has the handbook's
+(see safepool/examples/permit-request.yaml), before any data is looked at. It has the handbook's
 sections:
 
   analysis     basic information on the object of analysis (name, who asks, who analyses, ...)
