@@ -8,6 +8,9 @@ from typer.testing import CliRunner
 os.environ["COLUMNS"] = "250"  # rich reads the width when the console is made, at import
 
 from safepool.cli import app
+import yaml
+
+from governed import PASSWORD, approved_permit, governance_with_users, tiny_request
 from tiny_registers import identifying_strings, make_workspace
 
 runner = CliRunner()
@@ -52,11 +55,17 @@ def test_registers_check_reports_drift_and_fails(tmp_path):
     assert "column maksupaiva (variable paid_on) is missing" in " ".join(checked.output.split())
 
 
-def test_pool_build_and_show(tmp_path):
+def governed_cli_workspace(tmp_path):
     ws = make_workspace(tmp_path / "ws")
-    scope = tmp_path / "scope.yaml"
-    scope.write_text(SCOPE)
-    built = invoke("pool", "build", "--scope", scope, "-w", ws.root)
+    governance = governance_with_users(ws.root)
+    approved_permit(governance, "P-CLI")
+    return ws, governance
+
+
+def test_pool_build_under_a_permit_and_show(tmp_path, monkeypatch):
+    ws, _ = governed_cli_workspace(tmp_path)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    built = invoke("pool", "build", "--permit", "P-CLI", "--user", "stella", "-w", ws.root)
     assert built.exit_code == 0, built.output
     assert "published" in built.output
     shown = invoke("pool", "show", "P-CLI", "-w", ws.root)
@@ -66,13 +75,48 @@ def test_pool_build_and_show(tmp_path):
         assert not any(text in output for text in identifying_strings())
 
 
-def test_pool_build_with_bad_scope_names_line(tmp_path):
+def test_pool_build_refused_for_an_analyst(tmp_path, monkeypatch):
+    ws, _ = governed_cli_workspace(tmp_path)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    result = invoke("pool", "build", "--permit", "P-CLI", "--user", "anna", "-w", ws.root)
+    assert result.exit_code == 1 and "user anna is not a steward" in result.output
+
+
+def test_wrong_password_is_refused(tmp_path, monkeypatch):
+    ws, _ = governed_cli_workspace(tmp_path)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", "guess")
+    result = invoke("pool", "build", "--permit", "P-CLI", "--user", "stella", "-w", ws.root)
+    assert result.exit_code == 1 and "wrong user name or password" in result.output
+
+
+def test_permit_commands_end_to_end(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
-    scope = tmp_path / "scope.yaml"
-    scope.write_text(SCOPE.replace("2024Q4", "2024Q9"))
-    result = invoke("pool", "build", "--scope", scope, "-w", ws.root)
-    assert result.exit_code == 1
-    assert "line 2, field window.end" in result.output
+    monkeypatch.setenv("SAFEPOOL_NEW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    assert invoke("user", "add", "root", "--role", "admin", "-w", ws.root).exit_code == 0
+    for name, role, function in (("anna", "analyst", None), ("apu", "approver", None),
+                                 ("city", "manager", "city_management"), ("dpo", "manager", "data_protection_officer")):
+        args = ["user", "add", name, "--role", role, "--user", "root", "-w", ws.root]
+        result = invoke(*(args + (["--function", function] if function else [])))
+        assert result.exit_code == 0, result.output
+    form = tmp_path / "form.yaml"
+    form.write_text(yaml.safe_dump(tiny_request().model_dump(mode="json")))
+    requested = invoke("permit", "request", form, "--id", "P-9", "--user", "anna", "-w", ws.root)
+    assert "needs approval from approver, city_management, data_protection_officer" in requested.output
+    own = invoke("permit", "approve", "P-9", "--as", "approver", "--user", "anna", "-w", ws.root)
+    assert own.exit_code == 1 and "nobody approves a permit they requested" in own.output
+    for user, role in (("apu", "approver"), ("city", "city_management"), ("dpo", "data_protection_officer")):
+        assert invoke("permit", "approve", "P-9", "--as", role, "--user", user, "-w", ws.root).exit_code == 0
+    listed = invoke("permit", "list", "-w", ws.root)
+    assert "approved" in listed.output and "data request" in listed.output
+    pdf, md = tmp_path / "decision.pdf", tmp_path / "decision.md"
+    shown = invoke("permit", "show", "P-9", "--pdf", pdf, "--markdown", md, "-w", ws.root)
+    assert shown.exit_code == 0 and pdf.read_bytes().startswith(b"%PDF") and "approved as approver" in md.read_text()
+    assert invoke("audit", "verify", "-w", ws.root).output.startswith("Audit log intact")
+    audit = invoke("audit", "show", "--permit", "P-9", "--action", "permit_transition", "-w", ws.root)
+    assert "apu" in audit.output and "dpo" in audit.output
+    alerts = invoke("audit", "alerts", "-w", ws.root)
+    assert alerts.exit_code in (0, 1)
 
 
 def test_pool_show_before_build(tmp_path):

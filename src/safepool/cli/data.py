@@ -1,75 +1,16 @@
-"""The `safepool` command: a thin shell over the library, with progress bars and plain errors."""
+"""Commands on the data: workspace, synthetic registers, register checks, pools and keys."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from safepool.errors import SafepoolError
-
-app = typer.Typer(help="safepool: a secure virtual data pool for register-based studies.", no_args_is_help=True)
-registers_app = typer.Typer(help="The register catalogue and its sources.", no_args_is_help=True)
-pool_app = typer.Typer(help="Build and inspect a permit's pseudonymised pool.", no_args_is_help=True)
-keys_app = typer.Typer(help="The steward's per-permit pseudonymisation keys.", no_args_is_help=True)
-app.add_typer(registers_app, name="registers")
-app.add_typer(pool_app, name="pool")
-app.add_typer(keys_app, name="keys")
-
-console = Console()
-errors = Console(stderr=True)
-T = TypeVar("T")
-
-WorkspaceOption = Annotated[
-    Path,
-    typer.Option(
-        "--workspace", "-w", envvar="SAFEPOOL_WORKSPACE", help="Workspace folder (default: the current folder)."
-    ),
-]
-
-
-def run(action: Callable[[], T]) -> T:
-    """Run a library call; a SafepoolError becomes a one-line message and exit code 1."""
-    try:
-        return action()
-    except SafepoolError as exc:
-        errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-        raise typer.Exit(1) from None
-
-
-@contextmanager
-def progress_bar() -> Iterator[Callable[[str, str, int], None]]:
-    """A rich progress display fed by the library's (stage, register, rows) callbacks."""
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]}"),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def update(stage: str, register: str, rows: int) -> None:
-            if register not in tasks:
-                tasks[register] = bar.add_task(register, total=None, rows="")
-            task = tasks[register]
-            if stage == "linked":
-                bar.update(task, total=1, completed=1, description=f"{register}: linked")
-            else:
-                bar.update(task, description=f"{register}: {stage}", rows=f"{rows:,} rows" if rows else "")
-
-        yield update
-
-
-def _workspace(path: Path):  # type: ignore[no-untyped-def]
-    from safepool.workspace import Workspace
-
-    return run(lambda: Workspace.open(path))
-
+from safepool.cli.common import WorkspaceOption, app, console, keys_app, pool_app, progress_bar, registers_app, run, \
+    signed_in, workspace_of, UserOption
 
 @app.command()
 def init(directory: Annotated[Path, typer.Argument(help="Folder to make a workspace in.")]) -> None:
@@ -102,7 +43,7 @@ def synth(
 @registers_app.command("list")
 def registers_list(workspace: WorkspaceOption = Path(".")) -> None:
     """List the registers in the catalogue with their sources."""
-    catalogue = run(lambda: _workspace(workspace).catalogue())
+    catalogue = run(lambda: workspace_of(workspace).catalogue())
     table = Table("register", "holder", "source", "location", "time", "variables")
     for register in catalogue.registers:
         time = f"{register.time.grain.value} ({register.time.variable})" if register.time else "person-level"
@@ -120,7 +61,7 @@ def registers_check(
     """Connect to each source, verify the dictionary against its schema, count rows and code quality."""
     from safepool.registers.check import check_registers
 
-    ws = _workspace(workspace)
+    ws = workspace_of(workspace)
     with console.status("checking sources"):
         results = run(lambda: check_registers(ws, register))
     table = Table("register", "source", "rows", "identity codes by status (rows)", "verdict")
@@ -138,18 +79,17 @@ def registers_check(
 
 @pool_app.command("build")
 def pool_build(
-    scope: Annotated[Path, typer.Option(help="Scope file: permit, window, registers and variables.")],
+    permit: Annotated[str, typer.Option(help="The approved permit to build the pool under.")],
+    user: UserOption,
     workspace: WorkspaceOption = Path("."),
 ) -> None:
-    """Read each register in place, pseudonymise in flight and publish the linked pool atomically."""
-    from safepool.pool.build import build_pool
-    from safepool.pool.scope import Scope
-    from safepool.yaml_files import load_model
+    """As the steward: read each register in place, pseudonymise in flight, publish the pool atomically."""
+    from safepool.pool.build import build_for_permit
 
-    ws = _workspace(workspace)
-    parsed = run(lambda: load_model(scope, Scope))
+    ws = workspace_of(workspace)
+    governance, actor = signed_in(ws, user)
     with progress_bar() as update:
-        built = run(lambda: build_pool(ws, parsed, progress=update))
+        built = run(lambda: build_for_permit(ws, governance, actor, permit, progress=update))
     _print_linkage(built.linkage.to_dict())
     console.print(f"Pool for permit {built.permit} published at {built.path} in {built.seconds:.1f} s")
 
@@ -159,7 +99,7 @@ def pool_show(permit: str, workspace: WorkspaceOption = Path(".")) -> None:
     """Show a pool's tables, row counts and linkage report."""
     from safepool.pool import access
 
-    ws = _workspace(workspace)
+    ws = workspace_of(workspace)
     sizes = run(lambda: access.table_sizes(ws.pool_dir, permit))
     table = Table("table", "rows")
     for name, rows in sizes.items():
@@ -189,7 +129,7 @@ def keys_destroy(
     """Destroy a permit's key: its pseudonyms can never be traced back again."""
     from safepool.identity.keystore import KeyStore
 
-    ws = _workspace(workspace)
+    ws = workspace_of(workspace)
     if not yes:
         typer.confirm(f"Destroy the key of permit {permit}? Re-identification becomes impossible.", abort=True)
     destroyed = run(lambda: KeyStore(ws.steward_dir / "keys").destroy(permit))
