@@ -51,7 +51,6 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from sqlalchemy import (
-    DDL,
     BigInteger,
     CheckConstraint,
     Column,
@@ -62,7 +61,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
     select,
 )
 
@@ -101,26 +99,22 @@ Index("ix_audit_records_actor", audit_records.c.actor)
 Index("ix_audit_records_permit", audit_records.c.permit)
 
 # Append-only at the database level: a stray UPDATE or DELETE fails. Dropping these triggers
-# takes deliberate effort, and whatever is changed after that shows in verify().
-for _statement in (
-    "CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
-    "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END",
-    "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
-    "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END",
-):
-    event.listen(audit_records, "after_create", DDL(_statement).execute_if(dialect="sqlite"))
-for _statement in (
-    "CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-    "$fn$ BEGIN RAISE EXCEPTION 'audit_records is append-only'; END $fn$",
-    "CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
-    "ON audit_records FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()",
-):
-    event.listen(audit_records, "after_create", DDL(_statement).execute_if(dialect="postgresql"))
-event.listen(
-    audit_records,
-    "after_drop",
-    DDL("DROP FUNCTION IF EXISTS audit_records_append_only()").execute_if(dialect="postgresql"),
-)
+# takes deliberate effort, and whatever is changed after that shows in verify(). The schema
+# migrations create them.
+APPEND_ONLY_DDL: dict[str, tuple[str, ...]] = {
+    "sqlite": (
+        "CREATE TRIGGER audit_records_no_update BEFORE UPDATE ON audit_records "
+        "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END",
+        "CREATE TRIGGER audit_records_no_delete BEFORE DELETE ON audit_records "
+        "BEGIN SELECT RAISE(ABORT, 'audit_records is append-only'); END",
+    ),
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION audit_records_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$fn$ BEGIN RAISE EXCEPTION 'audit_records is append-only'; END $fn$",
+        "CREATE TRIGGER audit_records_append_only BEFORE UPDATE OR DELETE OR TRUNCATE "
+        "ON audit_records FOR EACH STATEMENT EXECUTE FUNCTION audit_records_append_only()",
+    ),
+}
 
 _COLUMNS = tuple(c.name for c in audit_records.columns)
 

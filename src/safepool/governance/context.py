@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from safepool.governance.permits import PermitOffice
 from safepool.governance.users import UserDirectory
 
 METADATA_DIR = "governance"
+METADATA_URL_ENV = "SAFEPOOL_METADATA_URL"
 
 
 @dataclass
@@ -21,7 +23,11 @@ class Governance:
 
     @classmethod
     def open(cls, workspace_root: Path, url: str | None = None) -> Governance:
-        """Open (and bring up to date) the metadata database of a workspace."""
+        """Open (and bring up to date) the metadata database of a workspace.
+
+        SQLite in `governance/` by default; SAFEPOOL_METADATA_URL (e.g. postgresql+psycopg://...)
+        puts it on a server instead, its password kept out of the workspace's files."""
+        url = url or os.environ.get(METADATA_URL_ENV)
         if url is None:
             folder = workspace_root / METADATA_DIR
             folder.mkdir(mode=0o700, exist_ok=True)

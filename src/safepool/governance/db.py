@@ -7,8 +7,11 @@ declares its tables on the shared `metadata`.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
 
 metadata = MetaData()
@@ -38,5 +41,17 @@ def connect_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the schema up to date (replaced by versioned migrations once the tables settle)."""
-    metadata.create_all(engine)
+    """Bring the schema up to the newest migration; existing data is kept, never recreated."""
+    _import_tables()
+    config = Config()
+    config.set_main_option("script_location", str(files("safepool.governance") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _import_tables() -> None:
+    """Every module that declares tables, so that `metadata` is complete for comparisons."""
+    import safepool.governance.audit  # noqa: F401
+    import safepool.governance.permits  # noqa: F401
+    import safepool.governance.users  # noqa: F401
