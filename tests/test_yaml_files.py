@@ -37,7 +37,7 @@ def test_window_backwards_and_unknown_field(tmp_path):
     with pytest.raises(FileProblem) as caught:
         load_model(path, Scope)
     text = str(caught.value)
-    assert "line 2, field window: Value error, window starts (2009Q1) after it ends (2008Q1)" in text
+    assert "line 2, field window: Value error, the time frame starts (2009Q1) after it ends (2008Q1)" in text
     assert "line 8, field colour: Extra inputs are not permitted" in text
 
 

@@ -1,60 +1,27 @@
 """The scope of a pool: which registers, which variables, which quarters, under which permit.
 
-Until the governance layer issues permits, a scope is written as a YAML file; it is exactly the
-part of a permit that the pool builder enforces. Anything outside the catalogue is refused with
-a message that names it.
+A scope is the part of an approved permit that the pool builder enforces (see
+`build_for_permit`). Anything outside the catalogue is refused with a message that names it.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import date, timedelta
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field
 
 from safepool.errors import SafepoolError
+from safepool.governance.form import TimeFrame
 from safepool.registers.catalogue import Catalogue, Register, Strict, TimeFormat, Variable
 from safepool.registers.sources import quote_identifier, quote_literal
-
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
 
 
 class ScopeError(SafepoolError):
     pass
 
 
-def parse_quarter(text: str) -> tuple[int, int]:
-    match = _QUARTER.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a quarter like 2019Q3")
-    return int(match.group(1)), int(match.group(2))
-
-
-class Window(Strict):
-    start: str = Field(description="first quarter, e.g. 2009Q1")
-    end: str = Field(description="last quarter, e.g. 2024Q4")
-
-    @field_validator("start", "end")
-    @classmethod
-    def _quarter(cls, value: str) -> str:
-        parse_quarter(value)
-        return value
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Window:
-        if parse_quarter(self.start) > parse_quarter(self.end):
-            raise ValueError(f"window starts ({self.start}) after it ends ({self.end})")
-        return self
-
-    def first_day(self) -> date:
-        year, quarter = parse_quarter(self.start)
-        return date(year, 3 * quarter - 2, 1)
-
-    def last_day(self) -> date:
-        year, quarter = parse_quarter(self.end)
-        following = date(year + 1, 1, 1) if quarter == 4 else date(year, 3 * quarter + 1, 1)
-        return following - timedelta(days=1)
+class Window(TimeFrame):
+    """The quarters in scope: the permit's time frame, as the pool builder applies it."""
 
     def bounds(self, fmt: TimeFormat) -> tuple[str, str]:
         """The window's first and last value as SQL literals in a register's own time format."""
