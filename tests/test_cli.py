@@ -37,20 +37,27 @@ def test_init_makes_the_zones(tmp_path):
     assert again.exit_code == 1 and "already a safepool workspace" in again.output
 
 
-def test_registers_list_and_check(tmp_path):
+def test_registers_list_and_check(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
+    governance = governance_with_users(ws.root)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
     listed = invoke("registers", "list", "-w", ws.root)
     assert listed.exit_code == 0 and "population" in listed.output and "sqlite" in listed.output
-    checked = invoke("registers", "check", "-w", ws.root)
+    refused = invoke("registers", "check", "--user", "anna", "-w", ws.root)
+    assert refused.exit_code == 1 and "user anna is not a steward" in refused.output
+    checked = invoke("registers", "check", "--user", "stella", "-w", ws.root)
     assert checked.exit_code == 0, checked.output
+    assert governance.audit.records(action="registers_check")[-1].rows == 4 + 7 + 4
     assert "wrong_check_character 1" in checked.output and "temporary 1" in checked.output
     assert not any(text in checked.output for text in identifying_strings())
 
 
-def test_registers_check_reports_drift_and_fails(tmp_path):
+def test_registers_check_reports_drift_and_fails(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
+    governance_with_users(ws.root)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
     (ws.registers_dir / "kela" / "payments.csv").write_text("hetu,summa\n")
-    checked = invoke("registers", "check", "-w", ws.root)
+    checked = invoke("registers", "check", "--user", "stella", "-w", ws.root)
     assert checked.exit_code == 1
     assert "column maksupaiva (variable paid_on) is missing" in " ".join(checked.output.split())
 
@@ -68,7 +75,7 @@ def test_pool_build_under_a_permit_and_show(tmp_path, monkeypatch):
     built = invoke("pool", "build", "--permit", "P-CLI", "--user", "stella", "-w", ws.root)
     assert built.exit_code == 0, built.output
     assert "published" in built.output
-    shown = invoke("pool", "show", "P-CLI", "-w", ws.root)
+    shown = invoke("pool", "show", "P-CLI", "--user", "stella", "-w", ws.root)
     assert shown.exit_code == 0 and "payments" in shown.output
     assert json.loads((ws.pool_dir / "P-CLI" / "manifest.json").read_text())["tables"]["payments"] == ["paid_on", "amount"]
     for output in (built.output, shown.output):
@@ -119,9 +126,11 @@ def test_permit_commands_end_to_end(tmp_path, monkeypatch):
     assert alerts.exit_code in (0, 1)
 
 
-def test_pool_show_before_build(tmp_path):
+def test_pool_show_before_build(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
-    result = invoke("pool", "show", "NOPE", "-w", ws.root)
+    governance_with_users(ws.root)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    result = invoke("pool", "show", "NOPE", "--user", "stella", "-w", ws.root)
     assert result.exit_code == 1 and "no pool has been built for permit NOPE" in result.output
 
 

@@ -55,15 +55,18 @@ def registers_list(workspace: WorkspaceOption = Path(".")) -> None:
 
 @registers_app.command("check")
 def registers_check(
+    user: UserOption,
     workspace: WorkspaceOption = Path("."),
     register: Annotated[list[str] | None, typer.Option(help="Check only these registers.")] = None,
 ) -> None:
-    """Connect to each source, verify the dictionary against its schema, count rows and code quality."""
-    from safepool.registers.check import check_registers
+    """As a steward: connect to each source, verify the dictionary against its schema, count rows
+    and identity codes by status (never an identifier)."""
+    from safepool.registers.check import check_registers_as
 
     ws = workspace_of(workspace)
+    governance, actor = signed_in(ws, user)
     with console.status("checking sources"):
-        results = run(lambda: check_registers(ws, register))
+        results = run(lambda: check_registers_as(ws, governance, actor, register))
     table = Table("register", "source", "rows", "identity codes by status (rows)", "verdict")
     for result in results:
         statuses = ", ".join(f"{k} {v:,}" for k, v in result.rows_by_status.items())
@@ -95,17 +98,18 @@ def pool_build(
 
 
 @pool_app.command("show")
-def pool_show(permit: str, workspace: WorkspaceOption = Path(".")) -> None:
-    """Show a pool's tables, row counts and linkage report."""
+def pool_show(permit: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+    """Show a pool's tables, row counts and linkage report (a steward, or an analyst of the permit)."""
     from safepool.pool import access
 
     ws = workspace_of(workspace)
-    sizes = run(lambda: access.table_sizes(ws.pool_dir, permit))
+    governance, actor = signed_in(ws, user)
+    sizes, report = run(lambda: access.describe_pool(ws.pool_dir, governance, actor, permit))
     table = Table("table", "rows")
     for name, rows in sizes.items():
         table.add_row(name, f"{rows:,}")
     console.print(table)
-    _print_linkage(run(lambda: access.linkage_report(ws.pool_dir, permit)))
+    _print_linkage(report)
 
 
 def _print_linkage(report: dict) -> None:  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ import duckdb
 
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
-from safepool.governance.users import Actor
+from safepool.governance.users import Actor, Role
 
 POOL_FILE = "pool.duckdb"
 LINKAGE_FILE = "linkage.json"
@@ -66,3 +66,14 @@ def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, perm
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_access", permit=permit,
                             target=",".join(sorted(wanted)) if wanted else "all tables in scope")
     return con
+
+
+def describe_pool(pool_dir: Path, governance: Governance, actor: Actor, permit: str
+                  ) -> tuple[dict[str, int], dict[str, object]]:
+    """Table sizes and linkage report, for a steward or an analyst of the permit; audited."""
+    if not actor.has(Role.steward):
+        governance.permits.authorise_access(actor, permit)
+    sizes, report = table_sizes(pool_dir, permit), linkage_report(pool_dir, permit)
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_show", permit=permit,
+                            rows=sum(sizes.values()))
+    return sizes, report

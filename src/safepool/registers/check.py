@@ -12,6 +12,8 @@ import duckdb
 import pyarrow as pa
 
 from safepool.errors import SchemaDrift, SourceError
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor, Role, require_role
 from safepool.identity.hetu import classify_array
 from safepool.registers.catalogue import Register, Variable
 from safepool.registers.credentials import Credentials
@@ -120,4 +122,15 @@ def check_registers(workspace: Workspace, names: list[str] | None = None) -> lis
                 results.append(check_register(reader))
         except SourceError as exc:
             results.append(RegisterCheck(register=register.name, kind=register.source.kind.value, error=str(exc)))
+    return results
+
+
+def check_registers_as(workspace: Workspace, governance: Governance, actor: Actor,
+                       names: list[str] | None = None) -> list[RegisterCheck]:
+    """The steward's register check: signed in, role-checked and audited (counts only)."""
+    require_role(governance.audit, actor, Role.steward, "registers_check")
+    results = check_registers(workspace, names)
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="registers_check",
+                            target=",".join(r.register for r in results), rows=sum(r.rows or 0 for r in results),
+                            outcome="ok" if all(r.ok for r in results) else "error")
     return results
