@@ -11,7 +11,7 @@ import safepool
 
 PACKAGE_ROOT = Path(safepool.__file__).parent
 STEWARD_ZONE = ("safepool.identity", "safepool.registers", "safepool.pool.build", "safepool.synth", "safepool.demo")
-ANALYST_ZONE = ("safepool.pool.access", "safepool.study", "safepool.insight", "safepool.disclosure",
+ANALYST_ZONE = ("safepool.pool.access", "safepool.study", "safepool.insight", "safepool.disclosure", "safepool.query",
                 "safepool.reports", "safepool.web")
 
 
