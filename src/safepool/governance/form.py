@@ -441,6 +441,9 @@ class PermitRequest(_Strict):
     people: list[UserName] = Field(min_length=1, description="user names allowed to use the data")
     expiry: date = Field(description="the last day the permit is valid")
     reidentification: ReidentificationRequest = Field(default_factory=ReidentificationRequest)
+    output_checkers: int = Field(
+        default=1, ge=1, le=2, description="independent output checkers who must approve each output's release"
+    )
     summary: Text | None = Field(
         default=None, description="the initiator's brief view of the risks, benefits and costs"
     )
