@@ -1,0 +1,17 @@
+"""Safe outputs: disclosure rules, checks and their mitigation (analyst zone)."""
+
+from safepool.disclosure.checks import check
+from safepool.disclosure.findings import CheckReport, Finding
+from safepool.disclosure.outputs import (
+    DisclosureInputError,
+    EffectTable,
+    ExtremeTable,
+    Figure,
+    FrequencyTable,
+    MagnitudeTable,
+    ModelResult,
+    QuantileTable,
+    StatOutput,
+)
+from safepool.disclosure.rules import DisclosureRules
+from safepool.disclosure.table_files import load_table

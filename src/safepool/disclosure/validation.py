@@ -1,0 +1,126 @@
+"""Input checks that come before any disclosure rule.
+
+A rule applied to a malformed table could pass it by accident (a NaN compares false with
+every threshold), so each output's shape is checked first: the table exists and has rows,
+the columns the rules need are there, and the numbers are numbers, finite and in range.
+Each problem becomes an "invalid" finding naming the column and the cells, never a value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from safepool.disclosure.findings import Finding, cell_labels, invalid
+from safepool.disclosure.outputs import STATUS
+
+
+def shown_mask(cells: pd.DataFrame) -> np.ndarray:
+    """Rows that will be published: every row except those a mitigation suppressed."""
+    if STATUS not in cells.columns:
+        return np.ones(len(cells), dtype=bool)
+    return ~cells[STATUS].astype(str).str.startswith("suppressed").to_numpy()
+
+
+def table_problems(cells: object, required: list[str], where: str) -> list[Finding]:
+    """A DataFrame with rows and the `required` columns, or the findings saying why not."""
+    if not isinstance(cells, pd.DataFrame):
+        return [invalid(f"{where} is not a table (got {type(cells).__name__})")]
+    if len(cells) == 0:
+        return [invalid(f"{where} is empty: no cells to check")]
+    missing = [column for column in required if column not in cells.columns]
+    if missing:
+        return [invalid(f"{where} lacks column(s) {', '.join(missing)}")]
+    if cells.columns.duplicated().any():
+        return [invalid(f"{where} has repeated column names")]
+    return []
+
+
+def numeric_problems(
+    cells: pd.DataFrame,
+    columns: list[str],
+    labels: list[str],
+    *,
+    counts: bool = False,
+) -> list[Finding]:
+    """Cells of `columns` that are not numbers, not finite, or (for counts) not whole and >= 0.
+
+    Suppressed rows may hold blanks; every shown row must hold a usable number.
+    """
+    shown = shown_mask(cells)
+    problems: list[Finding] = []
+    for column in columns:
+        raw = cells[column]
+        if raw.dtype == bool:
+            problems.append(invalid(f"column {column} holds true/false, not numbers"))
+            continue
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        not_number = shown & np.isnan(values) & raw.notna().to_numpy()
+        not_finite = shown & ~np.isfinite(values) & ~not_number
+        for mask, what in ((not_number, "are not numbers"), (not_finite, "are missing, NaN or infinite")):
+            if mask.any():
+                problems.append(invalid(f"column {column}: {int(mask.sum())} cell(s) {what}", cell_labels(cells, labels, mask)))
+        if counts:
+            usable = shown & np.isfinite(values)
+            bad = usable & ((values < 0) | (values != np.round(values)))
+            if bad.any():
+                problems.append(
+                    invalid(f"column {column}: {int(bad.sum())} cell(s) are not whole numbers >= 0", cell_labels(cells, labels, bad))
+                )
+    return problems
+
+
+def duplicate_problems(cells: pd.DataFrame, key: list[str], where: str) -> list[Finding]:
+    """Two rows for the same cell make margins and suppression ambiguous."""
+    if not key:
+        repeated = np.zeros(len(cells), dtype=bool) if len(cells) == 1 else np.ones(len(cells), dtype=bool)
+    else:
+        repeated = cells.duplicated(subset=key, keep=False).to_numpy()
+    if repeated.any():
+        return [invalid(f"{where}: {int(repeated.sum())} rows repeat the same cell", cell_labels(cells, key, repeated))]
+    return []
+
+
+def group_problems(groups: object, cells: pd.DataFrame, where: str) -> list[Finding]:
+    """The group columns are a list of column names the table has."""
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, str) for g in groups):
+        return [invalid(f"{where}: groups must be a list of column names")]
+    missing = [g for g in groups if g not in cells.columns]
+    if missing:
+        return [invalid(f"{where} lacks group column(s) {', '.join(missing)}")]
+    return []
+
+
+def contributor_problems(cells: pd.DataFrame, labels: list[str], needed: int) -> list[Finding]:
+    """Each shown magnitude cell has its largest contributions and the total of their sizes.
+
+    `needed` is how many contributions the rules read (fewer when the cell has fewer persons).
+    """
+    shown = shown_mask(cells)
+    n = pd.to_numeric(cells["n"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    abs_total = pd.to_numeric(cells["abs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    bad = np.zeros(len(cells), dtype=bool)
+    for row, (top, persons, total) in enumerate(zip(cells["top"], n, abs_total)):
+        if shown[row]:
+            bad[row] = not _usable_top(top, min(needed, int(persons)) if np.isfinite(persons) else needed, total)
+    if bad.any():
+        return [
+            invalid(
+                f"columns top/abs_total: {int(bad.sum())} cell(s) lack finite contributor values "
+                f"(at least {needed} largest, within the absolute total)",
+                cell_labels(cells, labels, bad),
+            )
+        ]
+    return []
+
+
+def _usable_top(top: object, needed: int, total: float) -> bool:
+    if isinstance(top, (str, bytes)) or not hasattr(top, "__len__"):
+        return False
+    try:
+        values = np.abs(np.asarray(top, dtype=float))
+    except (TypeError, ValueError):
+        return False
+    if values.ndim != 1 or len(values) < needed or not np.isfinite(values).all() or not np.isfinite(total):
+        return False
+    return bool(values.sum() <= total * (1 + 1e-9) + 1e-9)
