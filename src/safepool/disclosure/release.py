@@ -1,0 +1,58 @@
+"""The release folder, the only way out: <workspace>/release/<permit>/<release id>/.
+
+Only `write_release` writes here, and only for outputs a checker approved. Each output's files
+go into a folder named by its id, beside MANIFEST.json (what was released, checked how, approved
+by whom, and each file's SHA-256) and SHA256SUMS (the same digests, plus the manifest's, in the
+format `sha256sum -c` reads). The folder is assembled under a hidden name and renamed into place,
+so a release is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from safepool.errors import SafepoolError
+
+RELEASE_DIR = "release"
+MANIFEST = "MANIFEST.json"
+SUMS = "SHA256SUMS"
+
+
+class ReleaseError(SafepoolError):
+    """A release folder cannot be written."""
+
+
+def release_folder(workspace_root: Path, permit: str, release_id: str) -> Path:
+    return workspace_root / RELEASE_DIR / permit / release_id
+
+
+def write_release(folder: Path, manifest: dict[str, Any], files: dict[str, dict[str, bytes]]) -> str:
+    """Write `files` (output id -> file name -> content) and the manifest; return the manifest's digest.
+
+    Each entry of `manifest["outputs"]` gets its files' paths and digests added."""
+    if folder.exists():
+        raise ReleaseError(f"release folder {folder} exists already; a release is never overwritten")
+    partial = folder.with_name(f".{folder.name}.partial")
+    partial.mkdir(mode=0o755, parents=True, exist_ok=False)
+    sums: list[tuple[str, str]] = []
+    for entry in manifest["outputs"]:
+        output_id = entry["id"]
+        (partial / output_id).mkdir()
+        entry["files"] = []
+        for name, content in sorted(files[output_id].items()):
+            path = f"{output_id}/{name}"
+            (partial / path).write_bytes(content)
+            digest = hashlib.sha256(content).hexdigest()
+            entry["files"].append({"path": path, "sha256": digest, "bytes": len(content)})
+            sums.append((digest, path))
+    manifest_bytes = (json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+    (partial / MANIFEST).write_bytes(manifest_bytes)
+    manifest_digest = hashlib.sha256(manifest_bytes).hexdigest()
+    sums.append((manifest_digest, MANIFEST))
+    (partial / SUMS).write_text("".join(f"{digest}  {path}\n" for digest, path in sums), encoding="utf-8")
+    os.replace(partial, folder)
+    return manifest_digest
