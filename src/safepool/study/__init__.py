@@ -1,0 +1,6 @@
+"""The impact study: risk-set matching, balance and effect estimates on plain pandas tables."""
+
+from safepool.study.matching import MatchingError, RiskSetMatcher
+from safepool.study.table_checks import StudyTableError
+
+__all__ = ["MatchingError", "RiskSetMatcher", "StudyTableError"]

@@ -1,0 +1,66 @@
+"""Checks on the plain tables the matcher and the estimators take.
+
+Every check names the column and the place (which step asked), never a value: a value in a
+study table can belong to a person.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from safepool.errors import SafepoolError
+
+
+class StudyTableError(SafepoolError):
+    """A study table cannot be used as given: names the step and the column."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {problem}")
+
+
+def require_frame(df: object, where: str) -> pd.DataFrame:
+    if not isinstance(df, pd.DataFrame):
+        raise StudyTableError(where, f"expected a pandas DataFrame, got {type(df).__name__}")
+    return df
+
+
+def require_columns(df: pd.DataFrame, columns: Iterable[str], where: str) -> None:
+    missing = [column for column in columns if column not in df.columns]
+    if missing:
+        raise StudyTableError(where, f"missing column(s) {', '.join(map(str, missing))}")
+
+
+def numeric_matrix(df: pd.DataFrame, columns: list[str], where: str, allow_missing: bool = False) -> np.ndarray:
+    """The columns as a float matrix; booleans count as 0/1, anything else non-numeric is refused."""
+    require_columns(df, columns, where)
+    for column in columns:
+        series = df[column]
+        if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+            raise StudyTableError(where, f"column {column} is not numeric (one-hot encode categories first)")
+        if not allow_missing and series.isna().any():
+            raise StudyTableError(where, f"column {column} has {int(series.isna().sum())} missing value(s)")
+    return df[columns].astype("float64").to_numpy()
+
+
+def treatment_indicator(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
+    """The treatment column as a boolean array; it must be 0/1 (or bool) with nothing missing."""
+    require_columns(df, [column], where)
+    series = df[column]
+    if series.isna().any():
+        raise StudyTableError(where, f"treatment column {column} has missing values")
+    if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
+        raise StudyTableError(where, f"treatment column {column} is not 0/1")
+    values = series.astype("float64").to_numpy()
+    if not np.isin(values, (0.0, 1.0)).all():
+        raise StudyTableError(where, f"treatment column {column} has values other than 0 and 1")
+    return values == 1.0
+
+
+def is_binary(values: np.ndarray) -> bool:
+    """True when every observed value is 0 or 1 (an indicator, not a measurement)."""
+    observed = values[~np.isnan(values)]
+    return observed.size > 0 and bool(np.isin(observed, (0.0, 1.0)).all())
