@@ -110,12 +110,12 @@ def _small_counts(cells: pd.DataFrame, column: str, labels: list[str], rules: Di
     count = numbers(cells, column)
     small = shown & (count > 0) & (count < rules.min_frequency)
     findings = [finding("min_frequency", cell_labels(cells, labels, small),
-                        f"{column} below {rules.min_frequency} persons")]
+                        f"{column} is below {rules.min_frequency} persons")]
     if rules.zeros == "suppress":
         zero = shown & (count == 0)
         if rounded is not None:
             zero &= ~rounded
-        findings.append(finding("zeros", cell_labels(cells, labels, zero), f"{column} of zero (zeros are suppressed)"))
+        findings.append(finding("zeros", cell_labels(cells, labels, zero), f"{column} is zero (zeros are suppressed here)"))
     return findings
 
 
@@ -148,7 +148,7 @@ def _magnitude(table: MagnitudeTable, rules: DisclosureRules) -> list[Finding]:
     remainder = total - top[:, 0] - top[:, 1]
     guessable = shown & (top[:, 0] > 0) & (rules.p_ratio * top[:, 0] - remainder > slack)
     findings.append(finding("p_ratio", cell_labels(cells, labels, guessable),
-                            f"the rest of the cell is less than {rules.p_ratio:.0%} of its largest contributor"))
+                            f"the rest of the cell is below {rules.p_ratio:.0%} of its largest contributor"))
     return findings
 
 
@@ -159,7 +159,7 @@ def _quantile(table: QuantileTable, rules: DisclosureRules) -> list[Finding]:
     labels = list(table.groups) + ["quantile"]
     few = shown_mask(table.cells) & (numbers(table.cells, "n") < rules.min_frequency)
     return [finding("min_frequency", cell_labels(table.cells, labels, few),
-                    f"quantile of fewer than {rules.min_frequency} persons")]
+                    f"a quantile is of fewer than {rules.min_frequency} persons")]
 
 
 def _extreme(table: ExtremeTable, rules: DisclosureRules) -> list[Finding]:
@@ -171,12 +171,12 @@ def _extreme(table: ExtremeTable, rules: DisclosureRules) -> list[Finding]:
     if unknown.any():
         return [invalid("column statistic: must be min or max", cell_labels(cells, labels, unknown))]
     few = shown & (numbers(cells, "n") < rules.min_frequency)
-    extremes = shown if not rules.allow_extremes else np.zeros(len(cells), dtype=bool)
-    return [
-        finding("min_frequency", cell_labels(cells, labels, few), f"extreme of fewer than {rules.min_frequency} persons"),
-        finding("extremes", cell_labels(cells, labels, extremes), "the minimum or maximum of a group is one person's value"
-                if not rules.allow_extremes else "extremes are allowed in this environment"),
-    ]
+    extremes = (
+        Finding("extremes", "pass", [], "extremes: allowed in this environment")
+        if rules.allow_extremes
+        else finding("extremes", cell_labels(cells, labels, shown), "a minimum or maximum (one person's value) is shown")
+    )
+    return [finding("min_frequency", cell_labels(cells, labels, few), f"an extreme is of fewer than {rules.min_frequency} persons"), extremes]
 
 
 def _model(model: ModelResult, rules: DisclosureRules) -> list[Finding]:
@@ -223,7 +223,7 @@ def _effect(table: EffectTable, rules: DisclosureRules) -> list[Finding]:
         return problems
     few = shown & ((numbers(cells, "n_treated") < rules.min_frequency) | (numbers(cells, "n_control") < rules.min_frequency))
     return [finding("min_frequency", cell_labels(cells, labels, few),
-                    f"fewer than {rules.min_frequency} persons in the treated or the control arm")]
+                    f"the treated or the control arm has fewer than {rules.min_frequency} persons")]
 
 
 def _finite_number(value: object) -> bool:
