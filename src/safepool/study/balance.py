@@ -1,0 +1,148 @@
+"""Covariate balance between treated and controls, before and after matching.
+
+Choices:
+- The standardised mean difference divides by the pooled SD of the unmatched sample,
+  sqrt((var_treated + var_control) / 2), for both stages (Balance passes it to both), so a
+  change in the SMD is a change in the means and not in the yardstick. balance_table on its
+  own uses the table's own pooled SD unless sd_reference is given.
+- Weighted statistics use the matching weights (one row per unit and set; a reused control
+  counts with the sum of its weights). Variances are weighted with the unbiased
+  reliability-weight correction, so unit weights give the usual sample variance.
+- The variance ratio (treated over control) is judged only for continuous covariates: for a
+  0/1 covariate the variance is fixed by the mean, which the SMD already checks; vr_ok is
+  then missing (not applicable), never a silent pass.
+- eCDF mean and max are the mean and largest absolute difference between the weighted
+  empirical distribution functions, over the distinct values of the covariate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import altair as alt
+import numpy as np
+import pandas as pd
+
+from safepool.study.table_checks import (
+    StudyTableError,
+    is_binary,
+    numeric_matrix,
+    require_columns,
+    require_frame,
+    treatment_indicator,
+)
+
+
+def weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    total = w.sum()
+    mean = float(w @ x / total)
+    effective = total - (w @ w) / total
+    var = float(w @ (x - mean) ** 2 / effective) if effective > 0 else float("nan")
+    return mean, var
+
+
+def ecdf_differences(x: np.ndarray, treated: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Mean and max absolute difference between the weighted eCDFs of treated and controls."""
+    values = np.unique(x)
+    gaps = []
+    for group in (treated, ~treated):
+        order = np.argsort(x[group])
+        cumulative = np.cumsum(w[group][order]) / w[group].sum()
+        position = np.searchsorted(x[group][order], values, side="right")
+        gaps.append(np.where(position > 0, cumulative[np.maximum(position - 1, 0)], 0.0))
+    difference = np.abs(gaps[0] - gaps[1])
+    return float(difference.mean()), float(difference.max())
+
+
+def pooled_sd(df: pd.DataFrame, covariates: Sequence[str], treatment: str = "treated") -> pd.Series:
+    """sqrt((var_treated + var_control) / 2) per covariate: the SMD's denominator."""
+    where = "balance input"
+    treated = treatment_indicator(df, treatment, where)
+    x = numeric_matrix(df, list(covariates), where)
+    sd = np.sqrt((x[treated].var(axis=0, ddof=1) + x[~treated].var(axis=0, ddof=1)) / 2)
+    return pd.Series(sd, index=list(covariates))
+
+
+def balance_table(df: pd.DataFrame, covariates: Sequence[str], treatment: str = "treated",
+                  weights: str | None = None, sd_reference: pd.Series | None = None,
+                  smd_limit: float = 0.1, vr_range: tuple[float, float] = (0.5, 2.0)) -> pd.DataFrame:
+    """One row per covariate: means, SMD, variance ratio, eCDF mean/max, and pass flags."""
+    where = "balance input"
+    df = require_frame(df, where)
+    covariates = list(covariates)
+    require_columns(df, [treatment, *covariates] + ([weights] if weights else []), where)
+    treated = treatment_indicator(df, treatment, where)
+    if treated.all() or not treated.any():
+        raise StudyTableError(where, f"treatment column {treatment} must have both treated and control rows")
+    x = numeric_matrix(df, covariates, where)
+    w = numeric_matrix(df, [weights], where)[:, 0] if weights else np.ones(len(df))
+    if (w < 0).any():
+        raise StudyTableError(where, f"weight column {weights} has negative weights")
+    denominators = sd_reference if sd_reference is not None else pooled_sd(df, covariates, treatment)
+    rows = []
+    for j, name in enumerate(covariates):
+        mean_t, var_t = weighted_mean_var(x[treated, j], w[treated])
+        mean_c, var_c = weighted_mean_var(x[~treated, j], w[~treated])
+        sd = float(denominators[name])
+        binary = is_binary(x[:, j])
+        ecdf_mean, ecdf_max = ecdf_differences(x[:, j], treated, w)
+        rows.append({
+            "covariate": name, "mean_treated": mean_t, "mean_control": mean_c,
+            "smd": (mean_t - mean_c) / sd if sd > 0 else 0.0 if mean_t == mean_c else float("inf"),
+            "variance_ratio": float("nan") if binary or var_c == 0 else var_t / var_c,
+            "ecdf_mean": ecdf_mean, "ecdf_max": ecdf_max, "binary": binary,
+        })
+    table = pd.DataFrame(rows)
+    table["smd_ok"] = table["smd"].abs() < smd_limit
+    vr_ok = table["variance_ratio"].between(*vr_range)
+    table["vr_ok"] = pd.array(np.where(table["binary"], None, vr_ok), dtype="boolean")
+    return table
+
+
+class Balance:
+    """Balance before (unweighted cohort) and after matching (weighted matched rows).
+
+    After fit: table_ (balance_table columns plus stage "before"/"after"), passed_ (every
+    covariate passes after matching: |SMD| < smd_limit, and variance ratio within vr_range
+    where it applies).
+    """
+
+    def __init__(self, covariates: Sequence[str], treatment: str = "treated", smd_limit: float = 0.1,
+                 vr_range: tuple[float, float] = (0.5, 2.0), weight_col: str = "weight") -> None:
+        self.covariates = covariates
+        self.treatment = treatment
+        self.smd_limit = smd_limit
+        self.vr_range = vr_range
+        self.weight_col = weight_col
+
+    def fit(self, before_df: pd.DataFrame, matched_df: pd.DataFrame) -> "Balance":
+        reference = pooled_sd(require_frame(before_df, "balance input"), self.covariates, self.treatment)
+        settings = dict(covariates=self.covariates, treatment=self.treatment, sd_reference=reference,
+                        smd_limit=self.smd_limit, vr_range=self.vr_range)
+        before = balance_table(before_df, **settings)
+        after = balance_table(matched_df, weights=self.weight_col, **settings)
+        self.table_ = pd.concat([before.assign(stage="before"), after.assign(stage="after")], ignore_index=True)
+        self.table_ = self.table_[["stage", *before.columns]]
+        self.passed_ = bool(after["smd_ok"].all() and after["vr_ok"].fillna(True).all())
+        return self
+
+    def love_plot(self, title: str = "Covariate balance before and after matching") -> alt.LayerChart:
+        """Dots for the SMD of each covariate before and after matching, with the limit lines."""
+        if not hasattr(self, "table_"):
+            raise StudyTableError("love plot", "Balance is not fitted; call fit(before_df, matched_df) first")
+        data = self.table_[["stage", "covariate", "smd"]].copy()
+        order = list(self.table_.loc[self.table_["stage"] == "before"].sort_values("smd", key=abs)["covariate"])
+        dots = alt.Chart(data).mark_point(filled=True, size=70).encode(
+            x=alt.X("smd:Q", title="Standardised mean difference"),
+            y=alt.Y("covariate:N", sort=order[::-1], title=None),
+            color=alt.Color("stage:N", sort=["before", "after"], title="Matching"),
+            tooltip=["covariate", "stage", alt.Tooltip("smd:Q", format=".3f")],
+        )
+        limits = alt.Chart(pd.DataFrame({"limit": [-self.smd_limit, 0.0, self.smd_limit],
+                                         "kind": ["limit", "zero", "limit"]})).mark_rule().encode(
+            x="limit:Q",
+            strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=["limit", "zero"], range=[[4, 4], [1, 0]]),
+                                      legend=None),
+            color=alt.value("grey"),
+        )
+        return (limits + dots).properties(title=title, width=420)
