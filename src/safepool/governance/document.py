@@ -42,7 +42,7 @@ from safepool.governance.form import (
 )
 from safepool.governance.matrices import BenefitClass, RiskClass
 
-__all__ = ["Transition", "render_markdown", "render_html", "render_pdf", "TEMPLATE_PACKAGE"]
+__all__ = ["Transition", "render_markdown", "render_html", "render_pdf", "pdf_from_html", "TEMPLATE_PACKAGE"]
 
 TEMPLATE_PACKAGE = "safepool.governance"
 TEMPLATE_DIR = "templates"
@@ -278,9 +278,13 @@ def render_pdf(
     permit_id: str | None = None,
 ) -> bytes:
     """The same document as a PDF (A4), rendered offline with WeasyPrint."""
+    return pdf_from_html(render_html(request, assessment, transitions, permit_id=permit_id))
+
+
+def pdf_from_html(html: str) -> bytes:
+    """A standalone HTML page as a PDF (page size from its stylesheet), rendered offline: every fetch is refused."""
     import weasyprint  # imported here: it loads pango, which only PDF output needs
 
-    html = render_html(request, assessment, transitions, permit_id=permit_id)
     document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch)
     # Font subsetting logs details as warnings; quiet them for this call only.
     quiet = [logging.getLogger(name) for name in ("weasyprint", "fontTools")]
