@@ -14,4 +14,5 @@ from safepool.disclosure.outputs import (
     StatOutput,
 )
 from safepool.disclosure.rules import DisclosureRules
+from safepool.disclosure.mitigation import Mitigated, round_counts, suppress
 from safepool.disclosure.table_files import load_table

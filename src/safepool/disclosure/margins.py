@@ -1,0 +1,96 @@
+"""Row, column and grand totals of a one- or two-way table, and its layout as a grid.
+
+Totals are published with the table, so they are cells too: they are checked like any other
+cell and secondary suppression protects the inner cells against them. Totals are labelled
+"Total" in the group columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from safepool.disclosure.checks import contributions, numbers
+from safepool.disclosure.outputs import DisclosureInputError, FrequencyTable, MagnitudeTable
+from safepool.disclosure.secondary import Grid
+
+TOTAL = "Total"
+
+AdditiveTable = FrequencyTable | MagnitudeTable
+
+
+def with_margins(table: AdditiveTable, top_width: int) -> AdditiveTable:
+    """The table followed by its totals (over each group column, then the grand total)."""
+    groups = list(table.groups)
+    if len(groups) not in (1, 2):
+        raise DisclosureInputError(
+            f"table '{table.title}': totals and secondary suppression need one or two group columns, not {len(groups)}"
+        )
+    for column in groups:
+        if (table.cells[column].astype(str) == TOTAL).any():
+            raise DisclosureInputError(f"table '{table.title}': group column {column} already has a '{TOTAL}' label")
+    cells = table.cells.reset_index(drop=True)
+    parts = [cells]
+    if len(groups) == 2:
+        parts += [_totals(table, cells, [groups[0]], top_width), _totals(table, cells, [groups[1]], top_width)]
+    parts.append(_totals(table, cells, [], top_width))
+    return replace(table, cells=pd.concat(parts, ignore_index=True))
+
+
+def _totals(table: AdditiveTable, cells: pd.DataFrame, by: list[str], top_width: int) -> pd.DataFrame:
+    """One total row per value of `by` (one row in all when `by` is empty)."""
+    keys = [cells[column] for column in by] or [np.zeros(len(cells), dtype=int)]
+    if isinstance(table, FrequencyTable):
+        totals = pd.to_numeric(cells["count"]).groupby(keys, dropna=False, sort=False).sum().to_frame()
+    else:
+        n = pd.to_numeric(cells["n"])
+        weighted = pd.to_numeric(cells["value"]) * (n if table.statistic == "mean" else 1)
+        frame = pd.DataFrame({"weighted": weighted, "n": n, "abs_total": pd.to_numeric(cells["abs_total"])})
+        totals = frame.groupby(keys, dropna=False, sort=False).sum()
+        value = totals["weighted"] / totals["n"].where(totals["n"] > 0) if table.statistic == "mean" else totals["weighted"]
+        totals = totals.drop(columns="weighted").assign(value=value.fillna(0.0))
+        merged = cells.groupby(keys, dropna=False, sort=False)["top"].agg(lambda tops: [v for top in tops for v in np.abs(np.asarray(top, dtype=float))])
+        totals["top"] = [list(row) for row in contributions(merged.to_frame(), top_width)]
+    totals = totals.reset_index(drop=not by)
+    for column in table.groups:
+        if column not in by:
+            totals[column] = TOTAL
+    return totals[[c for c in cells.columns if c in totals.columns]]
+
+
+def grid_of(table: AdditiveTable, quantity: str) -> tuple[Grid, np.ndarray, np.ndarray]:
+    """The table (with totals) as a grid, and each row's grid position (row index, column index).
+
+    A one-way table is a single grid row ending in its total; in a two-way table the last
+    row and column hold the totals. Combinations absent from the table are known zeros and
+    cannot be suppressed.
+    """
+    cells, groups = table.cells, list(table.groups)
+    if len(groups) == 1:
+        rows_at = np.zeros(len(cells), dtype=int)
+        cols_at, n_cols = _positions(cells[groups[0]])
+        shape = (1, n_cols)
+    else:
+        rows_at, n_rows = _positions(cells[groups[0]])
+        cols_at, n_cols = _positions(cells[groups[1]])
+        shape = (n_rows, n_cols)
+    values = np.zeros(shape)
+    candidate = np.zeros(shape, dtype=bool)
+    values[rows_at, cols_at] = numbers(cells, quantity)
+    candidate[rows_at, cols_at] = True
+    sign = np.ones(shape)
+    if shape[0] > 1:
+        sign[-1, :] *= -1
+    sign[:, -1] *= -1
+    return Grid(values, sign, candidate, bool((values >= 0).all())), rows_at, cols_at
+
+
+def _positions(labels: pd.Series) -> tuple[np.ndarray, int]:
+    """Grid index of each label, with the total last."""
+    is_total = (labels.astype(str) == TOTAL).to_numpy()
+    inner, uniques = pd.factorize(labels[~is_total], use_na_sentinel=False)
+    positions = np.full(len(labels), len(uniques))
+    positions[~is_total] = inner
+    return positions, len(uniques) + 1
