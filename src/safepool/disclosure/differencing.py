@@ -26,6 +26,7 @@ from typing import Any
 
 from safepool.disclosure.findings import json_safe
 from safepool.disclosure.outputs import Figure, FrequencyTable, StatOutput
+from safepool.disclosure.validation import shown_mask
 
 Label = str | int | float | bool | None
 _SHOWN_IN_MESSAGE = 5
@@ -44,11 +45,11 @@ class FrequencyCells:
         table = output.table if isinstance(output, Figure) else output
         if not isinstance(table, FrequencyTable):
             return None
-        shown = table.public_table()
+        public = table.public_table()
         groups = tuple(table.groups)
         rows = tuple(
-            (tuple(json_safe(row[g]) for g in groups), _count(row["count"]))
-            for row in shown[list(groups) + ["count"]].to_dict("records")
+            (tuple(json_safe(row[g]) for g in groups), _count(row["count"]) if shown else None)
+            for row, shown in zip(public[list(groups) + ["count"]].to_dict("records"), shown_mask(public))
         )
         return cls(groups=groups, rows=rows)
 

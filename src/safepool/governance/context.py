@@ -1,4 +1,4 @@
-"""One workspace's governance: its metadata database, audit log, users and permit office."""
+"""One workspace's governance: its metadata database, audit log, users, permit office and outputs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from safepool.disclosure.register import OutputRegister
 from safepool.governance.audit import AuditLog
 from safepool.governance.db import connect_engine, create_schema, sqlite_url
 from safepool.governance.permits import PermitOffice
@@ -20,6 +21,8 @@ class Governance:
     audit: AuditLog
     users: UserDirectory
     permits: PermitOffice
+    outputs: OutputRegister
+    root: Path
 
     @classmethod
     def open(cls, workspace_root: Path, url: str | None = None) -> Governance:
@@ -35,4 +38,6 @@ class Governance:
         engine = connect_engine(url)
         create_schema(engine)
         audit = AuditLog(engine)
-        return cls(audit=audit, users=UserDirectory(engine, audit), permits=PermitOffice(engine, audit))
+        permits = PermitOffice(engine, audit)
+        return cls(audit=audit, users=UserDirectory(engine, audit), permits=permits,
+                   outputs=OutputRegister(engine, audit, permits, workspace_root), root=workspace_root)
