@@ -1,0 +1,175 @@
+"""Effects of the treatment on the treated, from matched sets, and the naive comparison.
+
+Outcomes are wide columns f"{outcome}@{h}" (h = quarters relative to entry); a missing value
+means not observed. A (set, horizon) cell is used when its treated unit and at least one of
+its controls are observed; the controls' weights are renormalised over those observed, so
+each usable set counts once.
+- method="att": the difference in the outcome at horizon h.
+- method="did": the difference in the change from the baseline horizon (default -1, the
+  quarter before entry) to h; a cell then needs both quarters observed.
+Every effect row carries n_treated and n_control (distinct units in the usable cells; units
+are rows, or persons when unit_col names a person column) for the disclosure checks, the
+number of independent clusters, and the weighted outcome levels (mean_treated,
+mean_control, sd_control) that the sensitivity analysis converts effects with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from safepool.study.balance import weighted_mean_var
+from safepool.study.inference import HorizonEstimates, cluster_bootstrap, cluster_robust, merged_clusters
+from safepool.study.table_checks import (
+    StudyTableError,
+    is_binary,
+    numeric_matrix,
+    require_columns,
+    require_frame,
+    treatment_indicator,
+)
+
+EFFECT_COLUMNS = ["outcome", "horizon", "method", "estimate", "std_error", "ci_low", "ci_high", "p_value",
+                  "n_treated", "n_control", "n_clusters", "mean_treated", "mean_control", "sd_control",
+                  "outcome_type", "ci_method"]
+
+
+def outcome_columns(outcome: str, horizons: Sequence[int]) -> list[str]:
+    return [f"{outcome}@{h}" for h in horizons]
+
+
+def unit_keys(df: pd.DataFrame, unit_col: str | None, where: str) -> np.ndarray:
+    """Codes that say which rows are the same unit: the person column if given, else the index."""
+    if unit_col is None:
+        return pd.factorize(df.index)[0]
+    require_columns(df, [unit_col], where)
+    return pd.factorize(df[unit_col])[0]
+
+
+def matched_cells(matched: pd.DataFrame, outcome: str, horizons: Sequence[int], method: str = "att",
+                  baseline: int = -1, treatment: str = "treated", set_col: str = "set_id",
+                  weight_col: str = "weight", unit_col: str | None = None) -> pd.DataFrame:
+    """Usable (set, horizon) cells in long form: horizon, treated, y, w, level, cluster, unit."""
+    where = f"effects of {outcome}"
+    matched = require_frame(matched, where)
+    if method not in ("att", "did"):
+        raise StudyTableError(where, f"method must be att or did, not {method}")
+    horizons = list(horizons)
+    require_columns(matched, [treatment, set_col, weight_col, *outcome_columns(outcome, horizons)], where)
+    treated = treatment_indicator(matched, treatment, where)
+    weight = numeric_matrix(matched, [weight_col], where)[:, 0]
+    units = unit_keys(matched, unit_col, where)
+    sets = pd.factorize(matched[set_col])[0]
+    levels = numeric_matrix(matched, outcome_columns(outcome, horizons), where, allow_missing=True)
+    y = levels
+    if method == "did":
+        base = numeric_matrix(matched, outcome_columns(outcome, [baseline]), where, allow_missing=True)
+        y = levels - base
+    row, column = np.nonzero(~np.isnan(y))
+    cells = pd.DataFrame({"set": sets[row], "horizon": np.asarray(horizons)[column], "treated": treated[row],
+                          "y": y[row, column], "level": levels[row, column], "w": weight[row], "unit": units[row]})
+    by_cell = cells.groupby(["set", "horizon", "treated"], sort=False)["w"]
+    cells["w"] = cells["w"] / by_cell.transform("sum")
+    sides = cells.groupby(["set", "horizon"], sort=False)["treated"].transform("nunique")
+    cells = cells[(sides == 2) & (cells["w"] > 0)].reset_index(drop=True)
+    cluster_of_set = pd.Series(merged_clusters(sets, units), index=sets).groupby(level=0).first()
+    cells["cluster"] = cluster_of_set.reindex(cells["set"]).to_numpy()
+    return cells
+
+
+def effect_table(outcome: str, method: str, cells: pd.DataFrame, result: HorizonEstimates,
+                 ci_method: str, binary: bool) -> pd.DataFrame:
+    """Rows of EFFECT_COLUMNS from the estimates and the cells behind them."""
+    rows = []
+    for h, cell in cells.groupby("horizon", sort=True):
+        is_t = cell["treated"].to_numpy(bool)
+        level, w = cell["level"].to_numpy(float), cell["w"].to_numpy(float)
+        mean_t, _ = weighted_mean_var(level[is_t], w[is_t])
+        mean_c, var_c = weighted_mean_var(level[~is_t], w[~is_t])
+        rows.append({"horizon": int(h), "n_treated": int(cell.loc[is_t, "unit"].nunique()),
+                     "n_control": int(cell.loc[~is_t, "unit"].nunique()), "mean_treated": mean_t,
+                     "mean_control": mean_c, "sd_control": float(np.sqrt(var_c))})
+    table = pd.DataFrame(rows)
+    table["outcome"], table["method"], table["ci_method"] = outcome, method, ci_method
+    table["estimate"], table["std_error"] = result.estimate, result.std_error
+    table["ci_low"], table["ci_high"], table["p_value"] = result.ci_low, result.ci_high, result.p_value()
+    table["n_clusters"] = result.n_clusters
+    table["outcome_type"] = "binary" if binary else "continuous"
+    return table[EFFECT_COLUMNS]
+
+
+def estimate_cells(cells: pd.DataFrame, ci: str, alpha: float, n_boot: int, random_state: int,
+                   where: str) -> HorizonEstimates:
+    if ci == "cluster_robust":
+        return cluster_robust(cells, alpha, where)
+    if ci == "cluster_bootstrap":
+        return cluster_bootstrap(cells, alpha, n_boot, random_state, where)
+    raise StudyTableError(where, f"ci must be cluster_robust or cluster_bootstrap, not {ci}")
+
+
+class EffectEstimator:
+    """ATT (or matched difference-in-differences) per outcome and horizon, with set-respecting CIs.
+
+    After fit: effects_ (EFFECT_COLUMNS, one row per outcome and horizon with a usable cell)
+    and estimates_ (outcome -> HorizonEstimates, with the joint covariance across horizons).
+    """
+
+    def __init__(self, outcomes: Sequence[str], horizons: Sequence[int], treatment: str = "treated",
+                 set_col: str = "set_id", weight_col: str = "weight", method: Literal["att", "did"] = "att",
+                 baseline: int = -1, ci: Literal["cluster_bootstrap", "cluster_robust"] = "cluster_robust",
+                 n_boot: int = 500, alpha: float = 0.05, random_state: int = 0,
+                 unit_col: str | None = None) -> None:
+        self.outcomes = outcomes
+        self.horizons = horizons
+        self.treatment = treatment
+        self.set_col = set_col
+        self.weight_col = weight_col
+        self.method = method
+        self.baseline = baseline
+        self.ci = ci
+        self.n_boot = n_boot
+        self.alpha = alpha
+        self.random_state = random_state
+        self.unit_col = unit_col
+
+    def fit(self, matched: pd.DataFrame) -> "EffectEstimator":
+        if isinstance(self.outcomes, str) or not self.outcomes:
+            raise StudyTableError("effect settings", "outcomes must be a non-empty list of outcome names")
+        tables, self.estimates_ = [], {}
+        for outcome in self.outcomes:
+            where = f"effects of {outcome}"
+            cells = matched_cells(matched, outcome, self.horizons, self.method, self.baseline, self.treatment,
+                                  self.set_col, self.weight_col, self.unit_col)
+            result = estimate_cells(cells, self.ci, self.alpha, self.n_boot, self.random_state, where)
+            binary = is_binary(numeric_matrix(matched, outcome_columns(outcome, self.horizons), where,
+                                              allow_missing=True).ravel())
+            self.estimates_[outcome] = result
+            tables.append(effect_table(outcome, self.method, cells, result, self.ci, binary))
+        self.effects_ = pd.concat(tables, ignore_index=True)
+        return self
+
+
+def naive_difference(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[int], treatment: str = "treated",
+                     unit_col: str | None = None, alpha: float = 0.05) -> pd.DataFrame:
+    """All treated against all eligible controls, unmatched and unweighted, per horizon.
+
+    The interval is cluster-robust with one cluster per unit (per person when unit_col is
+    given, since the same person is a control in several entry quarters).
+    """
+    where = f"naive difference of {outcome}"
+    cohort_df = require_frame(cohort_df, where)
+    horizons = list(horizons)
+    treated = treatment_indicator(cohort_df, treatment, where)
+    levels = numeric_matrix(cohort_df, outcome_columns(outcome, horizons), where, allow_missing=True)
+    units = unit_keys(cohort_df, unit_col, where)
+    row, column = np.nonzero(~np.isnan(levels))
+    cells = pd.DataFrame({"horizon": np.asarray(horizons)[column], "treated": treated[row],
+                          "y": levels[row, column], "level": levels[row, column], "w": 1.0,
+                          "unit": units[row], "cluster": units[row]})
+    sides = cells.groupby("horizon")["treated"].transform("nunique")
+    cells = cells[sides == 2].reset_index(drop=True)
+    result = cluster_robust(cells, alpha, where)
+    return effect_table(outcome, "naive", cells, result, "cluster_robust", is_binary(levels.ravel()))
