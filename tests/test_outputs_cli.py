@@ -1,0 +1,90 @@
+"""`safepool outputs`: list, show, request-release, review and release from the command line."""
+
+import hashlib
+import os
+
+import pytest
+from typer.testing import CliRunner
+
+os.environ["COLUMNS"] = "250"  # rich reads the width when the console is made, at import
+
+from safepool.cli import app
+
+from governed import PASSWORD
+from recorded_outputs import CONTEXT, by_area, governed_outputs, record
+from tiny_registers import make_workspace
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    governance = governed_outputs(ws.root)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    return ws.root, governance
+
+
+def test_request_review_and_release_from_the_command_line(workspace):
+    root, governance = workspace
+    output = record(governance, "anna", "P-1", by_area({"north": 40, "south": 33}))
+    record(governance, "anna", "P-1", by_area({"north": 40, "south": 3}, "Too small"))
+
+    listed = invoke("outputs", "list", "--user", "cecilia", "-w", root)
+    assert listed.exit_code == 0, listed.output
+    assert "P-1-0001" in listed.output and "P-1-0002" in listed.output and "failed" in listed.output
+    only_failed = invoke("outputs", "list", "--status", "failed", "--user", "anna", "-w", root)
+    assert "P-1-0002" in only_failed.output and "P-1-0001" not in only_failed.output
+
+    asked = invoke("outputs", "request-release", output.id, "--context", CONTEXT, "--user", "anna", "-w", root)
+    assert asked.exit_code == 0 and "Release of P-1-0001 requested" in asked.output
+    reviewed = invoke("outputs", "review", output.id, "--decision", "approve", "--user", "cecilia", "-w", root)
+    assert reviewed.exit_code == 0 and "now approved" in reviewed.output
+
+    released = invoke("outputs", "release", output.id, "--user", "cecilia", "-w", root)
+    assert released.exit_code == 0, released.output
+    folder = root / "release" / "P-1" / "P-1-R001"
+    assert str(folder) in released.output
+    digest, path = (folder / "SHA256SUMS").read_text().splitlines()[0].split("  ")
+    assert hashlib.sha256((folder / path).read_bytes()).hexdigest() == digest
+
+    shown = invoke("outputs", "show", output.id, "--user", "anna", "-w", root)
+    assert shown.exit_code == 0
+    for text in ("Persons by area", "min_frequency", "cecilia", "approve", "released", "P-1-R001", CONTEXT):
+        assert text in shown.output
+
+
+def test_refusals_are_one_line_errors(workspace):
+    root, governance = workspace
+    failed = record(governance, "anna", "P-1", by_area({"north": 40, "south": 3}))
+    asked = invoke("outputs", "request-release", failed.id, "--context", CONTEXT, "--user", "anna", "-w", root)
+    assert asked.exit_code == 1 and "failed its disclosure checks" in asked.output
+    own = record(governance, "anton", "P-1", by_area({"north": 40, "south": 33}))
+    invoke("outputs", "request-release", own.id, "--context", CONTEXT, "--user", "anton", "-w", root)
+    self_review = invoke("outputs", "review", own.id, "--decision", "approve", "--user", "anton", "-w", root)
+    assert self_review.exit_code == 1 and "anton is the author of P-1-0002 and may not review it" in self_review.output
+    bad_status = invoke("outputs", "list", "--status", "lost", "--user", "cecilia", "-w", root)
+    assert bad_status.exit_code == 1 and "unknown status 'lost'" in bad_status.output
+    not_approved = invoke("outputs", "release", own.id, "--user", "cecilia", "-w", root)
+    assert not_approved.exit_code == 1 and "only approved outputs are released" in not_approved.output
+    assert "Traceback" not in not_approved.output
+
+
+def test_a_checker_sees_differencing_flags(workspace):
+    root, governance = workspace
+    everyone = record(governance, "anna", "P-1", by_area({"north": 40, "south": 33}))
+    for args in (("request-release", everyone.id, "--context", CONTEXT, "--user", "anna"),
+                 ("review", everyone.id, "--decision", "approve", "--user", "cecilia"),
+                 ("release", everyone.id, "--user", "cecilia")):
+        assert invoke("outputs", *args, "-w", root).exit_code == 0
+    adults = record(governance, "anna", "P-1", by_area({"north": 40, "south": 31}, "Adults by area"))
+    asked = invoke("outputs", "request-release", adults.id, "--context", CONTEXT, "--user", "anna", "-w", root)
+    assert "differencing:" in asked.output and everyone.id in asked.output
+    refused = invoke("outputs", "review", adults.id, "--decision", "approve", "--user", "cecilia", "-w", root)
+    assert refused.exit_code == 1 and "needs a comment" in refused.output
+    shown = invoke("outputs", "show", adults.id, "--user", "cecilia", "-w", root)
+    assert "Differencing flags" in shown.output and f"set beside output {everyone.id}" in shown.output
