@@ -1,0 +1,168 @@
+"""Checked tables written for people: plain column names, rounded numbers, "suppressed" cells.
+
+Works on a ShownTable only, so every number it writes is one the disclosure layer let through.
+A blank in a suppressed row reads "suppressed"; any other blank (not estimable, not observed)
+reads as a dash.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from safepool.governance.form import mask_identity_codes
+from safepool.reports.source import ShownTable
+
+SUPPRESSED = "suppressed"
+MISSING = "–"
+CI = "Confidence interval"
+
+COLUMN_LABELS = {
+    "stage": "Stage",
+    "covariate": "Covariate",
+    "mean_treated": "Mean, clients",
+    "mean_control": "Mean, comparison",
+    "smd": "SMD",
+    "variance_ratio": "Variance ratio",
+    "ecdf_mean": "eCDF mean",
+    "ecdf_max": "eCDF max",
+    "smd_ok": "SMD within limit",
+    "vr_ok": "Variance ratio within range",
+    "binary": "0/1 covariate",
+    "outcome": "Outcome",
+    "horizon": "Quarters from entry",
+    "method": "Estimator",
+    "estimate": "Estimate",
+    "std_error": "Std. error",
+    "n_treated": "Clients",
+    "n_control": "Comparison persons",
+    "subgroup": "Subgroup",
+    "level": "Group",
+    "count": "Persons",
+    "n": "Persons",
+    "step": "Step",
+    "reason": "Reason",
+    "p_value": "p-value",
+    "e_value": "E-value",
+    "e_value_ci": "E-value of the CI limit",
+    "statistic": "Statistic",
+    "term": "Term",
+}
+COUNT_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs"}
+
+
+@dataclass(frozen=True)
+class HumanTable:
+    """A table ready for the template: header labels and rows of text, and what was done to it."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    suppressed_rows: list[bool]
+    note: str | None
+
+
+def human_table(shown: ShownTable) -> HumanTable:
+    """The shown cells with human column names and numbers; the CI limits joined into one column."""
+    frame = shown.frame
+    columns = list(frame.columns)
+    joined_ci = "ci_low" in columns and "ci_high" in columns
+    header, rows = [], []
+    for column in columns:
+        if column == "ci_high" and joined_ci:
+            continue
+        header.append(CI if column == "ci_low" and joined_ci else column_label(column))
+    whole = COUNT_COLUMNS | set(shown.labels)
+    for position, row in enumerate(frame.to_dict("records")):
+        suppressed = bool(shown.suppressed[position])
+        cells = []
+        for column in columns:
+            if column == "ci_high" and joined_ci:
+                continue
+            if column == "ci_low" and joined_ci:
+                cells.append(interval(row["ci_low"], row["ci_high"], suppressed))
+            else:
+                cells.append(cell_text(column, row[column], suppressed, whole=column in whole))
+        rows.append(cells)
+    return HumanTable(title=mask_identity_codes(shown.title), columns=header, rows=rows,
+                      suppressed_rows=[bool(s) for s in shown.suppressed], note=shown.note)
+
+
+def settings_rows(settings: Mapping[str, object]) -> list[tuple[str, str]]:
+    """Study settings (e.g. the matching method and caliper) as label and text."""
+    return [(column_label(str(name)), value_text(value)) for name, value in settings.items()]
+
+
+def column_label(column: str) -> str:
+    if column in COLUMN_LABELS:
+        return COLUMN_LABELS[column]
+    text = mask_identity_codes(str(column)).replace("_", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def cell_text(column: str, value: object, suppressed: bool, whole: bool = False) -> str:
+    """One cell as text: blanks as "suppressed" or a dash, flags as pass/fail or yes/no.
+
+    `whole`: the column holds counts or labels, so a float that is a whole number is shown as one.
+    """
+    if is_blank(value):
+        return SUPPRESSED if suppressed else MISSING
+    if isinstance(value, (bool, np.bool_)):
+        if column.endswith("_ok"):
+            return "pass" if value else "fail"
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        if whole and float(value).is_integer():
+            return f"{int(value):,}"
+        if "p_value" in column:
+            return p_value_text(float(value))
+        return number_text(float(value))
+    return mask_identity_codes(str(value))
+
+
+def interval(low: object, high: object, suppressed: bool) -> str:
+    if is_blank(low) or is_blank(high):
+        return SUPPRESSED if suppressed else MISSING
+    return f"{number_text(float(low))} to {number_text(float(high))}"
+
+
+def number_text(value: float) -> str:
+    """Three decimals for small numbers, fewer as they grow, thousands separated."""
+    if math.isinf(value):
+        return "∞" if value > 0 else "−∞"
+    if value.is_integer() and abs(value) >= 100:
+        return f"{value:,.0f}"
+    size = abs(value)
+    decimals = 0 if size >= 1000 else 1 if size >= 100 else 2 if size >= 10 else 3
+    return f"{value:,.{decimals}f}"
+
+
+def p_value_text(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def value_text(value: object) -> str:
+    """A setting's value: lists joined, flags as yes/no, numbers as numbers, words without underscores."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{column_label(str(k))}: {value_text(v)}" for k, v in value.items())
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return ", ".join(value_text(item) for item in value) if value else "none"
+    if value is None:
+        return "none"
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):g}"
+    return mask_identity_codes(str(value)).replace("_", " ")
+
+
+def is_blank(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
