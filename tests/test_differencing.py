@@ -85,3 +85,9 @@ def test_cells_and_flags_survive_the_record_round_trip():
     adults = cells([{"area": "north", "count": 40}, {"area": "south", "count": 30}], ["area"])
     flag = compare("P-1-0002", adults, "P-1-0001", BY_AREA_EVERYONE, THRESHOLD)
     assert DifferencingFlag.from_record(flag.to_record()) == flag
+
+
+def test_a_row_marked_suppressed_counts_as_hidden_even_if_its_value_was_left_in():
+    table = FrequencyTable("t", pd.DataFrame({"area": ["north", "south"], "count": [40, 2],
+                                              "status": ["shown", "suppressed (primary: min_frequency)"]}), ["area"])
+    assert FrequencyCells.of_output(table).rows == ((("north",), 40), (("south",), None))

@@ -10,6 +10,7 @@ import pytest
 from governed import sign_in
 from recorded_outputs import CONTEXT, RULES, by_area, csv_of, governed_outputs, record
 from safepool.disclosure.output_files import OutputFileError
+from safepool.disclosure.outputs import DisclosureInputError
 from safepool.disclosure.register import OutputError, OutputStatus
 from safepool.governance.users import Refused
 
@@ -240,3 +241,12 @@ def test_a_mitigated_table_keeps_its_suppressed_cells_out_of_the_record(governan
     with governance.outputs.engine.connect() as con:
         cells = json.loads(con.exec_driver_sql("SELECT public_cells_json FROM outputs").one()[0])
     assert cells["rows"] == [[["north"], 40], [["south"], None], [["east"], None]]
+
+
+def test_bad_input_is_a_failed_record_or_a_clear_error_never_a_pass(governance, tmp_path):
+    empty = record(governance, "anna", "P-1", by_area({}))
+    assert empty.status == OutputStatus.failed and empty.checks["findings"][0]["rule"] == "invalid"
+    with pytest.raises(DisclosureInputError):
+        governance.outputs.record(sign_in(governance, "anna"), "P-1", "not a table", {"t.csv": b"x"}, "study",
+                                  RULES)
+    assert [p.name for p in (tmp_path / "outputs" / "P-1").iterdir()] == [empty.id]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import Engine, func, insert, select, update
 
 from safepool.disclosure.checks import check
+from safepool.disclosure.findings import CheckReport
 from safepool.disclosure.differencing import DifferencingFlag, FrequencyCells, flags_against
 from safepool.disclosure.output_files import StoredFile, check_names, output_folder, read_verified, replace, store
 from safepool.disclosure.output_tables import (
@@ -130,20 +131,13 @@ class OutputRegister:
         if source not in SOURCES:
             raise OutputError(f"output of permit {permit}: source {source!r} must be one of {', '.join(SOURCES)}")
         output_id = self._next_id(permit)
-        check_names(output_id, files)
-        _plain_text(output_id, "mitigation note", mitigation_note)
-        report = check(output, rules)
+        report, values = _checked(output_id, output, files, rules, mitigation_note)
         stored = store(output_folder(self.root, permit, output_id), files)
-        status = OutputStatus.checked if report.verdict == "pass" else OutputStatus.failed
         with self.engine.begin() as con:
             con.execute(insert(outputs_table).values(
-                id=output_id, permit=permit, title=output.title, kind=output.kind, source=source,
-                author=actor.name, created_at=_now(), status=status, verdict=report.verdict,
-                checks_json=json.dumps(report.to_record()), rules_json=rules.model_dump_json(),
-                files_json=json.dumps([f.to_record() for f in stored]),
-                public_cells_json=_public_cells(output, report.verdict), mitigation=mitigation_note,
-                context=None, request_round=0, differencing_json="[]", release_id=None))
-            self._event(con, output_id, status, actor, f"recorded from a {source}; checks: {report.verdict}")
+                id=output_id, permit=permit, source=source, author=actor.name, created_at=_now(), context=None,
+                request_round=0, release_id=None, files_json=_files_json(stored), **values))
+            self._event(con, output_id, values["status"], actor, f"recorded from a {source}; checks: {report.verdict}")
         self._audit(actor, "output_record", permit, output_id, detail={
             "kind": output.kind, "source": source, "verdict": report.verdict, "files": len(stored),
             "failed_rules": sorted({f.rule for f in report.findings if f.verdict == "fail"})})
@@ -159,19 +153,12 @@ class OutputRegister:
         if record.status not in (OutputStatus.checked, OutputStatus.failed, OutputStatus.returned):
             raise self._refuse(actor, "output_revise", record, f"output {output_id} is {record.status}; only a "
                                "checked, failed or returned output can be revised")
-        check_names(output_id, files)
-        _plain_text(output_id, "mitigation note", mitigation_note)
-        report = check(output, rules)
+        report, values = _checked(output_id, output, files, rules, mitigation_note)
         stored = replace(output_folder(self.root, record.permit, output_id), files)
-        status = OutputStatus.checked if report.verdict == "pass" else OutputStatus.failed
         with self.engine.begin() as con:
-            con.execute(update(outputs_table).where(outputs_table.c.id == output_id).values(
-                title=output.title, kind=output.kind, status=status, verdict=report.verdict,
-                checks_json=json.dumps(report.to_record()), rules_json=rules.model_dump_json(),
-                files_json=json.dumps([f.to_record() for f in stored]),
-                public_cells_json=_public_cells(output, report.verdict), mitigation=mitigation_note,
-                differencing_json="[]"))
-            self._event(con, output_id, status, actor, f"revised; checks: {report.verdict}")
+            con.execute(update(outputs_table).where(outputs_table.c.id == output_id)
+                        .values(files_json=_files_json(stored), **values))
+            self._event(con, output_id, values["status"], actor, f"revised; checks: {report.verdict}")
         self._audit(actor, "output_revise", record.permit, output_id,
                     detail={"kind": output.kind, "verdict": report.verdict, "files": len(stored)})
         return self._load(output_id)
@@ -402,12 +389,30 @@ class OutputRegister:
                       target=record.id)
 
 
+def _checked(output_id: str, output: StatOutput, files: dict[str, bytes], rules: DisclosureRules,
+             mitigation_note: str | None) -> tuple[CheckReport, dict[str, Any]]:
+    """Run the checks on a new or revised output; the columns that follow from them."""
+    check_names(output_id, files)
+    _plain_text(output_id, "mitigation note", mitigation_note)
+    report = check(output, rules)
+    return report, {
+        "title": output.title, "kind": output.kind, "verdict": report.verdict,
+        "status": OutputStatus.checked if report.verdict == "pass" else OutputStatus.failed,
+        "checks_json": json.dumps(report.to_record()), "rules_json": rules.model_dump_json(),
+        "public_cells_json": _public_cells(output, report.verdict), "mitigation": mitigation_note,
+        "differencing_json": "[]"}
+
+
 def _public_cells(output: StatOutput, verdict: str) -> str | None:
     """A passing frequency table's shown cells (public once released); never a failed table's."""
     if verdict != "pass":
         return None
     cells = FrequencyCells.of_output(output)
     return json.dumps(cells.to_record()) if cells is not None else None
+
+
+def _files_json(stored: list[StoredFile]) -> str:
+    return json.dumps([f.to_record() for f in stored])
 
 
 def _plain_text(output_id: str, field: str, text: str | None) -> None:
