@@ -84,7 +84,8 @@ def grid_of(table: AdditiveTable, quantity: str) -> tuple[Grid, np.ndarray, np.n
     if shape[0] > 1:
         sign[-1, :] *= -1
     sign[:, -1] *= -1
-    return Grid(values, sign, candidate, bool((values >= 0).all())), rows_at, cols_at
+    lower = np.full(shape, 0.0 if (values >= 0).all() else -np.inf)
+    return Grid(values, sign, candidate, lower, np.full(shape, np.inf)), rows_at, cols_at
 
 
 def _positions(labels: pd.Series) -> tuple[np.ndarray, int]:

@@ -34,6 +34,7 @@ from safepool.disclosure.secondary import protect
 
 SHOWN = "shown"
 SECONDARY = "suppressed (secondary)"
+SMALL_OR_ZERO = "min_frequency or zeros"
 
 
 @dataclass
@@ -62,9 +63,9 @@ def suppress(output: StatOutput, rules: DisclosureRules, margins: bool = True) -
     if additive:
         output = with_margins(output, max(rules.dominance_n, 2))
     cells = _cells(output)
-    failing = _failing_rules(output, check(output, rules))
+    failing = _failing_rules(output, check(output, rules), rules)
     primary = np.array([bool(found) for found in failing])
-    hidden = _secondary(output, rules, primary) if additive else primary
+    hidden = _secondary(output, rules, failing) if additive else primary
     status = [
         f"suppressed (primary: {', '.join(found)})" if found else SECONDARY if hide else SHOWN
         for found, hide in zip(failing, hidden)
@@ -88,7 +89,7 @@ def round_counts(output: FrequencyTable, rules: DisclosureRules) -> Mitigated:
     rounded = np.floor(numbers(output.cells, "count") / base + 0.5) * base
     label = f"rounded to base {base}"
     table = _with_cells(output, output.cells.assign(count=rounded.astype(int), **{STATUS: label}))
-    failing = _failing_rules(table, check(table, rules))
+    failing = _failing_rules(table, check(table, rules), rules)
     still = np.array([bool(found) for found in failing])
     status = [f"suppressed (primary: {', '.join(found)})" if found else label for found in failing]
     table = _with_cells(table, _blank(table.cells, ["count"], still).assign(**{STATUS: status}))
@@ -126,33 +127,51 @@ def _label_columns(output: StatOutput) -> list[str] | None:
     return list(output.groups) + extra
 
 
-def _failing_rules(output: StatOutput, report: CheckReport) -> list[list[str]]:
-    """For each row of the output, the rules it fails (empty when it passes)."""
+def _failing_rules(output: StatOutput, report: CheckReport, rules: DisclosureRules) -> list[list[str]]:
+    """For each row of the output, the rules it fails (empty when it passes).
+
+    When zeros are suppressed, small and zero counts share one name ("min_frequency or
+    zeros"): naming the zeros rule on a suppressed cell would publish its value.
+    """
     cells, columns = _cells(output), _label_columns(output)
-    failed = [f for f in report.findings if f.verdict == "fail"]
+    failed = [replace(f, rule=SMALL_OR_ZERO) if rules.zeros == "suppress" and f.rule in ("zeros", "min_frequency") else f
+              for f in report.findings if f.verdict == "fail"]
     if columns is None:
-        return [[f.rule for f in failed]] * len(cells)
+        return [list(dict.fromkeys(f.rule for f in failed))] * len(cells)
     by_cell: dict[tuple, list[str]] = {}
     for found in failed:
         for cell in found.cells:
-            by_cell.setdefault(tuple(cell[c] for c in columns), []).append(found.rule)
+            named = by_cell.setdefault(tuple(cell[c] for c in columns), [])
+            named += [found.rule] if found.rule not in named else []
     keys = cells[columns].itertuples(index=False) if columns else [()] * len(cells)
     return [by_cell.get(tuple(json_safe(v) for v in key), []) for key in keys]
 
 
-def _secondary(table: FrequencyTable | MagnitudeTable, rules: DisclosureRules, primary: np.ndarray) -> np.ndarray:
-    """Rows to hide so that no hidden cell follows from the totals shown."""
-    if isinstance(table, FrequencyTable):
-        quantity, target = "count", np.full(len(table.cells), float(rules.min_frequency))
-    elif table.statistic == "sum":
-        quantity, target = "value", rules.p_ratio * np.abs(numbers(table.cells, "value"))
-    else:
-        quantity, target = "n", np.full(len(table.cells), float(rules.min_frequency))
+def _secondary(table: FrequencyTable | MagnitudeTable, rules: DisclosureRules, failing: list[list[str]]) -> np.ndarray:
+    """Rows to hide so that no hidden cell follows from the totals shown.
+
+    Counts (of a frequency table, or the persons behind means) are protected on the count,
+    sums on their value. A count whose status says it failed the minimum frequency is known to
+    lie in 1..threshold-1 (0.. when zeros share the label); its target is that whole range.
+    """
+    primary = np.array([bool(found) for found in failing])
+    counted = isinstance(table, FrequencyTable) or table.statistic == "mean"
+    quantity = "count" if isinstance(table, FrequencyTable) else "value" if not counted else "n"
     grid, rows_at, cols_at = grid_of(table, quantity)
+    lower, upper = grid.lower[rows_at, cols_at], grid.upper[rows_at, cols_at]
+    if counted:
+        small = np.array(["min_frequency" in found for found in failing])
+        either = np.array([SMALL_OR_ZERO in found for found in failing])
+        lower = np.where(small, 1.0, lower)
+        upper = np.where(small | either, rules.min_frequency - 1.0, upper)
+        target = np.where(np.isfinite(upper - lower), upper - lower, float(rules.min_frequency))
+    else:
+        target = rules.p_ratio * np.abs(numbers(table.cells, "value"))
+    grid.lower[rows_at, cols_at], grid.upper[rows_at, cols_at] = lower, upper
     primary_grid = np.zeros(grid.values.shape, dtype=bool)
     primary_grid[rows_at, cols_at] = primary
     targets = np.zeros(grid.values.shape)
-    targets[rows_at, cols_at] = np.maximum(target, np.finfo(float).tiny)
+    targets[rows_at, cols_at] = target
     return protect(grid, primary_grid, targets)[rows_at, cols_at]
 
 
