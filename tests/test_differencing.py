@@ -5,7 +5,9 @@ import math
 import pandas as pd
 
 from safepool.disclosure.differencing import DifferencingFlag, FrequencyCells, compare, flags_against
+from safepool.disclosure.mitigation import suppress
 from safepool.disclosure.outputs import Figure, FrequencyTable, MagnitudeTable
+from safepool.disclosure.rules import DisclosureRules
 
 THRESHOLD = 5
 
@@ -91,3 +93,20 @@ def test_a_row_marked_suppressed_counts_as_hidden_even_if_its_value_was_left_in(
     table = FrequencyTable("t", pd.DataFrame({"area": ["north", "south"], "count": [40, 2],
                                               "status": ["shown", "suppressed (primary: min_frequency)"]}), ["area"])
     assert FrequencyCells.of_output(table).rows == ((("north",), 40), (("south",), None))
+
+
+def test_total_rows_of_a_mitigated_table_are_sums_not_cells():
+    two_way = FrequencyTable("t", pd.DataFrame({
+        "area": ["north", "north", "south", "south", "east", "east"], "sex": ["F", "M"] * 3,
+        "count": [20, 20, 2, 31, 15, 16]}), ["area", "sex"])
+    mitigated = suppress(two_way, DisclosureRules())
+    assert (mitigated.output.cells["area"] == "Total").any()
+    same_people = cells([{"area": "north", "count": 40}, {"area": "south", "count": 33}, {"area": "east", "count": 31}],
+                        ["area"])
+    assert compare("P-1-0002", FrequencyCells.of_output(mitigated.output), "P-1-0001", same_people, THRESHOLD) is None
+
+    only_total_shown = cells([{"area": "north", "count": math.nan}, {"area": "south", "count": math.nan},
+                              {"area": "Total", "count": 73}], ["area"])
+    by_sex = cells([{"sex": "F", "count": 36}, {"sex": "M", "count": 35}], ["sex"])
+    flag = compare("P-1-0003", by_sex, "P-1-0002", only_total_shown, THRESHOLD)
+    assert flag is not None and flag.cells == [{"by": [], "group": {}, "how": "difference"}]

@@ -3,7 +3,8 @@
 Two frequency tables of nested populations (the same people with a narrower filter, or totals
 that differ by a few persons) each pass the minimum frequency, yet their difference is a group
 of its own. For every grouping the two tables share (each subset of their common group columns,
-the empty one being the grand total) both are summed to that grouping and compared cell by cell:
+the empty one being the grand total) both are summed to that grouping, or its shown total taken,
+and compared cell by cell:
 
   * both sums fully shown, and they differ by 1 to min_frequency - 1 persons: subtracting one
     from the other reveals that small group;
@@ -25,6 +26,7 @@ from itertools import combinations
 from typing import Any
 
 from safepool.disclosure.findings import json_safe
+from safepool.disclosure.margins import TOTAL
 from safepool.disclosure.outputs import Figure, FrequencyTable, StatOutput
 from safepool.disclosure.validation import shown_mask
 
@@ -134,14 +136,22 @@ def _revealed_at(by: tuple[str, ...], sums_a: Sums, sums_b: Sums, *, same_people
 
 
 def _sums(cells: FrequencyCells, by: tuple[str, ...]) -> Sums:
-    """Per cell of the grouping `by`: (sum of the shown counts, number of suppressed cells)."""
+    """Per cell of the grouping `by`: (sum of the shown counts, number of suppressed cells).
+
+    Total rows (labelled "Total", as mitigation adds them) are not summed with the cells: a shown
+    total for exactly the grouping `by` is that sum, known in full."""
     positions = [cells.groups.index(g) for g in by]
     sums: Sums = {}
+    totals: Sums = {}
     for labels, count in cells.rows:
         key = tuple(labels[p] for p in positions)
-        known, hidden = sums.get(key, (0, 0))
-        sums[key] = (known + count, hidden) if count is not None else (known, hidden + 1)
-    return sums
+        is_total = [label == TOTAL for label in labels]
+        if not any(is_total):
+            known, hidden = sums.get(key, (0, 0))
+            sums[key] = (known + count, hidden) if count is not None else (known, hidden + 1)
+        elif count is not None and all(total == (i not in positions) for i, total in enumerate(is_total)):
+            totals[key] = (count, 0)
+    return sums | totals
 
 
 def _message(output_id: str, other_id: str, revealed: list[dict[str, Any]], min_frequency: int) -> str:
