@@ -1,0 +1,286 @@
+"""Aggregate queries run in a governed pool: checked cells only, refusals audited, no row-level value."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from governed import approved_permit, governance_with_users, sign_in
+from safepool.disclosure.mitigation import SHOWN
+from safepool.governance.permits import Phase
+from safepool.query.engine import run_query
+from safepool.query.request import AggregateRequest, parse_filter
+from safepool.query.sql_guard import QueryRefused
+from safepool.workspace import Workspace
+
+PERMIT = "P-1"
+PERSONS = 80
+WHALE = "p-whale"      # one person with a huge payment: dominance
+LONELY = "p-lonely"    # the only person born in 1940
+
+
+def pool_tables(seed: int = 7) -> dict[str, pd.DataFrame]:
+    """Persons with a birth year and sex, their payments and visits; a whale and a lonely person."""
+    rng = random.Random(seed)
+    pids = [f"p-{i:03d}" for i in range(PERSONS)] + [WHALE, LONELY]
+    population = pd.DataFrame({
+        "pid": pids,
+        "birth_year": [rng.choice([1970, 1980, 1990, 2000]) for _ in range(PERSONS)] + [1980, 1940],
+        "sex": [rng.choice("FM") for _ in range(PERSONS)] + ["M", "F"],
+    })
+    payments = []
+    for pid in pids:
+        for month in range(1, rng.randint(1, 4) + 1):
+            amount = 1_000_000.0 if pid == WHALE else float(rng.randint(50, 500))
+            payments.append({"pid": pid, "paid_on": dt.date(2019, month, 5), "amount": amount, "bank": "FI00"})
+    visits = pd.DataFrame({"pid": [p for p in pids if rng.random() < 0.6], "month": 201903})
+    return {"population": population, "payments": pd.DataFrame(payments), "visits": visits}
+
+
+def make_pool(pool_dir: Path, permit: str = PERMIT) -> dict[str, pd.DataFrame]:
+    tables = pool_tables()
+    (pool_dir / permit).mkdir(parents=True)
+    con = duckdb.connect(str(pool_dir / permit / "pool.duckdb"))
+    for name, frame in tables.items():
+        con.register("frame", frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+        con.unregister("frame")
+    con.close()
+    return tables
+
+
+def governed_pool(root: Path):
+    """A workspace with users, permit P-1 in analytic review, and a pool of 82 persons."""
+    workspace = Workspace.init(root)
+    governance = governance_with_users(root)
+    approved_permit(governance, PERMIT)
+    stella = sign_in(governance, "stella")
+    governance.permits.advance(stella, PERMIT, Phase.preparing_data)
+    governance.permits.advance(stella, PERMIT, Phase.analytic_review)
+    make_pool(workspace.pool_dir)
+    return workspace, governance
+
+
+@pytest.fixture
+def setup(tmp_path):
+    workspace, governance = governed_pool(tmp_path / "ws")
+    return workspace, governance, sign_in(governance, "anna")
+
+
+def ask(setup, query, **kw):
+    workspace, governance, anna = setup
+    return run_query(workspace.pool_dir, governance, anna, PERMIT, query, **kw)
+
+
+def test_count_by_sex_shows_persons_and_totals_and_is_recorded(setup):
+    workspace, governance, _ = setup
+    answer = ask(setup, AggregateRequest(table="population", measure="count", by=["sex"]))
+    truth = pool_tables()["population"].groupby("sex").size()
+    shown = answer.table.set_index("sex")
+    assert shown.loc["F", "persons"] == truth["F"] and shown.loc["M", "persons"] == truth["M"]
+    assert shown.loc["Total", "persons"] == PERSONS + 2
+    assert set(answer.table["status"]) == {SHOWN}
+    record = governance.audit.records(action="query")[-1]
+    assert record.permit == PERMIT and record.detail["query_sha256"] == answer.query_sha256
+    assert record.outcome == "ok" and record.detail["outputs"] == answer.output_ids
+    output = governance.outputs.show(sign_in(governance, "anna"), answer.output_ids[0])
+    assert output.source == "query" and output.verdict == "pass"
+
+
+def test_small_group_is_suppressed_with_a_partner(setup):
+    answer = ask(setup, "SELECT birth_year, count(DISTINCT pid) AS persons FROM population GROUP BY birth_year")
+    rows = answer.table.set_index("birth_year")
+    assert np.isnan(rows.loc[1940, "persons"]) and rows.loc[1940, "status"].startswith("suppressed (primary")
+    assert (answer.table["status"] == "suppressed (secondary)").sum() >= 1
+    assert "min_frequency" in answer.note
+
+
+def test_one_dominant_person_hides_the_sum_and_mean_but_not_the_count(setup):
+    answer = ask(setup, "SELECT p.sex, sum(amount) AS total, avg(amount) AS mean_amount, count(*) AS payments "
+                        "FROM payments JOIN population p USING (pid) GROUP BY p.sex")
+    male = answer.table.set_index("sex").loc["M"]
+    assert male["status"].startswith("suppressed") and "dominance" in answer.note
+    assert np.isnan(male["total"]) and np.isnan(male["mean_amount"]) and np.isnan(male["payments"])
+
+
+def test_a_mean_of_one_person_is_suppressed(setup):
+    answer = ask(setup, "SELECT avg(amount) AS m FROM payments JOIN population USING (pid) WHERE birth_year = 1940")
+    assert np.isnan(answer.table.loc[0, "m"]) and answer.table.loc[0, "status"].startswith("suppressed")
+
+
+def test_a_condition_inside_the_aggregate_cannot_single_out_a_person(setup):
+    answer = ask(setup, "SELECT p.sex, sum(CASE WHEN birth_year = 1940 THEN amount ELSE 0 END) AS s "
+                        "FROM payments JOIN population p USING (pid) GROUP BY p.sex")
+    female = answer.table.set_index("sex").loc["F"]
+    assert np.isnan(female["s"]) and female["status"].startswith("suppressed")
+
+
+def test_quantiles_need_enough_persons(setup):
+    answer = ask(setup, AggregateRequest(table="payments", join=["population"], measure="quantiles",
+                                         value="amount", by=["birth_year"], quantiles=[0.5]))
+    rows = answer.table.set_index("birth_year")
+    assert np.isnan(rows.loc[1940, "q50"]) and not np.isnan(rows.loc[1970, "q50"])
+
+
+def test_differencing_a_group_with_and_without_one_person_is_withheld(setup):
+    everyone = ask(setup, "SELECT sum(amount) AS s FROM payments WHERE amount < 10000")
+    assert everyone.table.loc[0, "status"] == SHOWN
+    without = ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) "
+                         "WHERE amount < 10000 AND birth_year <> 1940")
+    assert np.isnan(without.table.loc[0, "s"]) and "differencing" in without.table.loc[0, "status"]
+    assert "earlier answer" in without.note
+
+
+def test_differencing_through_a_total_is_withheld(setup):
+    ask(setup, "SELECT count(DISTINCT pid) AS n FROM population")
+    by_sex = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population WHERE birth_year > 1940 GROUP BY sex")
+    assert by_sex.table["n"].isna().all() and (by_sex.table["status"].str.contains("differencing")).all()
+
+
+def test_changing_one_persons_rows_is_differencing_too(setup):
+    ask(setup, "SELECT sum(amount) AS s FROM payments WHERE amount < 10000")
+    doubled = ask(setup, "SELECT sum(CASE WHEN birth_year = 1940 THEN 2 * amount ELSE amount END) AS s "
+                         "FROM payments JOIN population USING (pid) WHERE amount < 10000")
+    assert np.isnan(doubled.table.loc[0, "s"])
+
+
+def test_the_same_question_twice_is_answered_twice(setup):
+    first = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
+    second = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
+    pd.testing.assert_frame_equal(first.table, second.table)
+
+
+def test_groups_differing_by_many_persons_are_both_answered(setup):
+    ask(setup, "SELECT count(DISTINCT pid) AS n FROM population")
+    older = ask(setup, "SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year < 1985")
+    assert older.table.loc[0, "status"] == SHOWN
+
+
+def test_refusal_is_audited_with_a_digest_and_no_literal(setup):
+    _, governance, _ = setup
+    with pytest.raises(QueryRefused, match="pseudonym column pid"):
+        ask(setup, "SELECT count(*) AS n FROM payments WHERE pid = 'p-whale'")
+    record = governance.audit.records(action="query_refused")[-1]
+    assert record.outcome == "refused" and len(record.detail["query_sha256"]) == 64
+    assert "p-whale" not in str(record.detail)
+
+
+def test_literals_in_a_refusal_message_are_masked(setup):
+    with pytest.raises(QueryRefused) as refusal:
+        ask(setup, "SELECT sum(CASE WHEN sex = 'secret-value' THEN 1 END) + 1 AS x FROM population")
+    assert "secret-value" not in str(refusal.value)
+
+
+def test_variables_outside_the_permit_are_refused_and_audited(setup):
+    _, governance, _ = setup
+    with pytest.raises(QueryRefused, match="variable payments.bank"):
+        ask(setup, "SELECT bank, count(*) AS n FROM payments GROUP BY bank")
+    assert governance.audit.records(action="query_refused")[-1].permit == PERMIT
+
+
+def test_analyst_not_on_the_permit_is_refused(setup):
+    workspace, governance, _ = setup
+    with pytest.raises(QueryRefused, match="not named in permit"):
+        run_query(workspace.pool_dir, governance, sign_in(governance, "aaro"), PERMIT,
+                  "SELECT count(*) AS n FROM payments")
+    assert governance.audit.records(action="query_refused")[-1].actor == "aaro"
+
+
+def test_more_than_two_groups_is_refused(setup):
+    with pytest.raises(QueryRefused, match="at most 2 grouping columns"):
+        ask(setup, "SELECT p.sex, p.birth_year, month(paid_on) AS m, count(*) AS n "
+                   "FROM payments JOIN population p USING (pid) GROUP BY ALL".replace("ALL", "1, 2, 3"))
+
+
+def test_an_empty_selection_answers_nothing(setup):
+    answer = ask(setup, AggregateRequest(table="payments", measure="sum", value="amount", by=["paid_on"],
+                                         filters=[parse_filter("amount < 0")]))
+    assert answer.table.empty and answer.output_ids == []
+
+
+# -- generated queries -------------------------------------------------------------------------
+
+SOURCES = {
+    "payments": ("payments", ["year(paid_on)", "month(paid_on)"]),
+    "payments JOIN population USING (pid)": ("payments", ["sex", "birth_year", "month(paid_on)"]),
+    "population": ("population", ["sex", "birth_year", "CASE WHEN birth_year < 1985 THEN 'old' ELSE 'young' END"]),
+    "visits LEFT JOIN population USING (pid)": ("visits", ["sex", "birth_year"]),
+}
+VALUE_AGGREGATES = ["sum(amount)", "avg(amount)", "median(amount)", "quantile_cont(amount, 0.3)", "count(amount)",
+                    "sum(CASE WHEN birth_year = 1940 THEN amount ELSE 0 END)", "mean(amount * 2)"]
+PLAIN_AGGREGATES = ["count(*)", "count(DISTINCT pid)"]
+HOSTILE_AGGREGATES = ["max(amount)", "min(birth_year)", "list(pid)", "any_value(pid)", "first(amount)"]
+FILTERS = ["birth_year = 1940", "birth_year <> 1940", "sex = 'F'", "amount > 400", "amount < 10000",
+           "birth_year BETWEEN 1970 AND 1985", "pid = 'p-whale'", "month(paid_on) = 1", "birth_year > 1990"]
+
+
+@st.composite
+def generated_query(draw):
+    source = draw(st.sampled_from(sorted(SOURCES)))
+    base, keys = SOURCES[source]
+    chosen_keys = draw(st.lists(st.sampled_from(keys), max_size=2, unique=True))
+    pool = PLAIN_AGGREGATES + HOSTILE_AGGREGATES + (VALUE_AGGREGATES if "payments" in source else [])
+    aggregates = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
+    usable = [f for f in FILTERS if ("amount" not in f and "paid_on" not in f) or "payments" in source]
+    usable = [f for f in usable if ("birth_year" not in f and "sex" not in f) or "population" in source]
+    filters = draw(st.lists(st.sampled_from(usable), max_size=2, unique=True))
+    outputs = [f"{k} AS g{i}" for i, k in enumerate(chosen_keys)] + [f"{a} AS a{i}" for i, a in enumerate(aggregates)]
+    sql = f"SELECT {', '.join(outputs)} FROM {source}"
+    if filters:
+        sql += " WHERE " + " AND ".join(filters)
+    if chosen_keys:
+        sql += " GROUP BY " + ", ".join(f"g{i}" for i in range(len(chosen_keys)))
+    where = " AND ".join(filters) or "true"
+    return sql, source, base, chosen_keys, aggregates, where
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    workspace, governance = governed_pool(tmp_path_factory.mktemp("generated") / "ws")
+    truth = duckdb.connect()
+    for name, frame in pool_tables().items():
+        truth.register(name, frame)
+    return (workspace, governance, sign_in(governance, "anna")), truth
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(generated=generated_query())
+def test_generated_queries_return_only_checked_aggregates(shared, generated):
+    setup, truth = shared
+    sql, source, base, keys, aggregates, where = generated
+    hostile = any(a in HOSTILE_AGGREGATES for a in aggregates) or "pid =" in where
+    try:
+        answer = ask(setup, sql)
+    except QueryRefused:
+        assert hostile or True  # other refusals (e.g. a column in two tables) are fine; none may pass silently
+        return
+    assert not hostile, f"a hostile query was answered: {sql}"
+    text = answer.table.to_csv(index=False)
+    assert "p-" not in text  # no pseudonym, ever
+    inner = answer.table
+    for column in [f"g{i}" for i in range(len(keys))]:
+        inner = inner[inner[column].astype(str) != "Total"]
+    for i, aggregate in enumerate(aggregates):
+        shown = inner[inner["status"] == SHOWN]
+        if shown.empty:
+            continue
+        argument = "pid" if aggregate.startswith("count(") else aggregate[aggregate.index("(") + 1:].split(")")[0]
+        argument = argument if "CASE" not in aggregate else "amount"
+        if aggregate == "mean(amount * 2)":
+            argument = "amount"
+        groups = ", ".join(f"{k} AS g{j}" for j, k in enumerate(keys))
+        persons = truth.sql(
+            f"SELECT {groups + ', ' if groups else ''}count(DISTINCT CASE WHEN {argument} IS NOT NULL "
+            f"THEN {base}.pid END) AS persons FROM {source} WHERE {where}"
+            + (" GROUP BY ALL" if keys else "")).df()
+        merged = shown.merge(persons, on=[f"g{j}" for j in range(len(keys))], how="left") if keys else \
+            shown.assign(persons=persons["persons"].iloc[0])
+        assert (merged["persons"] >= 5).all(), f"a shown cell of {aggregate} has fewer than 5 persons: {sql}"
