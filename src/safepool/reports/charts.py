@@ -19,6 +19,7 @@ from safepool.study.balance import Balance
 WIDTH = 460
 HEIGHT = 220
 SMD_LIMIT = 0.1
+FONT = "DejaVu Sans"  # the report's font: labels are measured with the font they are printed in
 _NAMESPACE = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
 
 
@@ -53,7 +54,7 @@ def forest_plot(shown: ShownTable) -> alt.TopLevelMixin:
 
 def to_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as an <svg> element to inline in HTML (namespace declarations dropped: HTML needs none)."""
-    svg = vl_convert.vegalite_to_svg(chart.to_dict())
+    svg = vl_convert.vegalite_to_svg(chart.configure(font=FONT).to_dict())
     return _NAMESPACE.sub("", svg[svg.index("<svg"):])
 
 
@@ -96,7 +97,7 @@ def _event_study_panel(data: pd.DataFrame, title: str) -> alt.LayerChart:
 
 def _horizon_panel(data: pd.DataFrame, title: str) -> alt.LayerChart:
     colour = alt.Color("method:N", title="Estimator") if "method" in data.columns else alt.value("#1f4e79")
-    x = alt.X("horizon:O", title="Quarters from entry")
+    x = alt.X("horizon:O", title="Quarters from entry", axis=alt.Axis(labelAngle=0))
     offset = {"xOffset": "method:N"} if "method" in data.columns else {}
     base = alt.Chart(data)
     bars = base.mark_rule(strokeWidth=1.5).encode(x=x, y=alt.Y("ci_low:Q", title="Effect"), y2="ci_high:Q",
@@ -108,7 +109,7 @@ def _horizon_panel(data: pd.DataFrame, title: str) -> alt.LayerChart:
 def _forest_panel(data: pd.DataFrame, title: str) -> alt.LayerChart:
     y = alt.Y("group:N", title=None, sort=None)
     base = alt.Chart(data)
-    bars = base.mark_rule(strokeWidth=1.5, color="#1f4e79").encode(y=y, x=alt.X("ci_low:Q", title="Effect"),
+    bars = base.mark_rule(strokeWidth=1.5, color="#1f4e79").encode(y=y, x=alt.X("ci_low:Q", title="Effect", axis=alt.Axis(tickCount=5)),
                                                                    x2="ci_high:Q")
     dots = base.mark_point(filled=True, size=60, color="#1f4e79").encode(y=y, x="estimate:Q")
     height = max(60, 22 * len(data))

@@ -51,8 +51,11 @@ COLUMN_LABELS = {
     "e_value_ci": "E-value of the CI limit",
     "statistic": "Statistic",
     "term": "Term",
+    "df": "Degrees of freedom",
+    "ci_method": "Confidence intervals",
+    "ci": "Confidence intervals",
 }
-COUNT_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs"}
+WHOLE_NUMBER_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs", "df", "horizon"}
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class HumanTable:
 
     title: str
     columns: list[str]
+    numeric: list[bool]  # per column: numbers, aligned right
     rows: list[list[str]]
     suppressed_rows: list[bool]
     note: str | None
@@ -71,12 +75,13 @@ def human_table(shown: ShownTable) -> HumanTable:
     frame = shown.frame
     columns = list(frame.columns)
     joined_ci = "ci_low" in columns and "ci_high" in columns
-    header, rows = [], []
+    header, numeric, rows = [], [], []
     for column in columns:
         if column == "ci_high" and joined_ci:
             continue
         header.append(CI if column == "ci_low" and joined_ci else column_label(column))
-    whole = COUNT_COLUMNS | set(shown.labels)
+        numeric.append(pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]))
+    whole = WHOLE_NUMBER_COLUMNS | set(shown.labels)
     for position, row in enumerate(frame.to_dict("records")):
         suppressed = bool(shown.suppressed[position])
         cells = []
@@ -88,7 +93,7 @@ def human_table(shown: ShownTable) -> HumanTable:
             else:
                 cells.append(cell_text(column, row[column], suppressed, whole=column in whole))
         rows.append(cells)
-    return HumanTable(title=mask_identity_codes(shown.title), columns=header, rows=rows,
+    return HumanTable(title=mask_identity_codes(shown.title), columns=header, numeric=numeric, rows=rows,
                       suppressed_rows=[bool(s) for s in shown.suppressed], note=shown.note)
 
 
