@@ -13,6 +13,6 @@ from safepool.disclosure.outputs import (
     QuantileTable,
     StatOutput,
 )
-from safepool.disclosure.rules import DisclosureRules
 from safepool.disclosure.mitigation import Mitigated, round_counts, suppress
+from safepool.disclosure.rules import DisclosureRules
 from safepool.disclosure.table_files import load_table

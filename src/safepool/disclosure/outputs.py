@@ -8,8 +8,8 @@ checks only and never appear in `public_table()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, Union
 
 import pandas as pd
 
@@ -24,56 +24,44 @@ class DisclosureInputError(SafepoolError):
 
 
 @dataclass
-class FrequencyTable:
+class _GroupedTable:
+    """Cells by group columns; subclasses say which value columns the cells carry."""
+
+    title: str
+    cells: pd.DataFrame
+    groups: list[str]
+
+    def public_table(self) -> pd.DataFrame:
+        return _shown_columns(self.cells)
+
+
+@dataclass
+class FrequencyTable(_GroupedTable):
     """Counts of persons by groups: columns groups + "count"."""
 
-    title: str
-    cells: pd.DataFrame
-    groups: list[str]
-    kind: str = field(default="frequency", init=False)
-
-    def public_table(self) -> pd.DataFrame:
-        return _shown_columns(self.cells)
+    kind: ClassVar[str] = "frequency"
 
 
 @dataclass
-class MagnitudeTable:
+class MagnitudeTable(_GroupedTable):
     """Sums or means by groups: groups + "value" + "n" + "top" + "abs_total"."""
 
-    title: str
-    cells: pd.DataFrame
-    groups: list[str]
     statistic: Literal["sum", "mean"]
-    kind: str = field(default="magnitude", init=False)
-
-    def public_table(self) -> pd.DataFrame:
-        return _shown_columns(self.cells)
+    kind: ClassVar[str] = "magnitude"
 
 
 @dataclass
-class QuantileTable:
+class QuantileTable(_GroupedTable):
     """Medians and percentiles by groups: groups + "quantile" + "value" + "n"."""
 
-    title: str
-    cells: pd.DataFrame
-    groups: list[str]
-    kind: str = field(default="quantile", init=False)
-
-    def public_table(self) -> pd.DataFrame:
-        return _shown_columns(self.cells)
+    kind: ClassVar[str] = "quantile"
 
 
 @dataclass
-class ExtremeTable:
+class ExtremeTable(_GroupedTable):
     """Minimum or maximum by groups: groups + "statistic" ("min"/"max") + "value" + "n"."""
 
-    title: str
-    cells: pd.DataFrame
-    groups: list[str]
-    kind: str = field(default="extreme", init=False)
-
-    def public_table(self) -> pd.DataFrame:
-        return _shown_columns(self.cells)
+    kind: ClassVar[str] = "extreme"
 
 
 @dataclass
@@ -89,23 +77,17 @@ class ModelResult:
     n_obs: int
     df_resid: float
     cell_counts: pd.DataFrame | None = None
-    kind: str = field(default="model", init=False)
+    kind: ClassVar[str] = "model"
 
     def public_table(self) -> pd.DataFrame:
         return _shown_columns(self.coefficients)
 
 
 @dataclass
-class EffectTable:
+class EffectTable(_GroupedTable):
     """Effect estimates by groups: groups + estimate columns + "n_treated" + "n_control"."""
 
-    title: str
-    cells: pd.DataFrame
-    groups: list[str]
-    kind: str = field(default="effect", init=False)
-
-    def public_table(self) -> pd.DataFrame:
-        return _shown_columns(self.cells)
+    kind: ClassVar[str] = "effect"
 
 
 TableOutput = Union[FrequencyTable, MagnitudeTable, QuantileTable, ExtremeTable, ModelResult, EffectTable]
@@ -118,7 +100,7 @@ class Figure:
     title: str
     table: TableOutput
     spec: dict[str, Any]
-    kind: str = field(default="figure", init=False)
+    kind: ClassVar[str] = "figure"
 
     def public_table(self) -> pd.DataFrame:
         return self.table.public_table()
