@@ -40,6 +40,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from safepool.study.table_checks import (
     StudyTableError,
@@ -207,7 +208,8 @@ class RiskSetMatcher(BaseEstimator):
         dummies = np.eye(strata.max() + 1)[strata][:, 1:] if strata.max() > 0 else np.empty((len(strata), 0))
         design = np.hstack([standardised, dummies])
         model = LogisticRegression(C=PROPENSITY_C, max_iter=2000)
-        model.fit(design, is_treated.astype(int))
+        with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only slow these thin matrices down
+            model.fit(design, is_treated.astype(int))
         self.propensity_model_ = model
         return model.decision_function(design)
 
