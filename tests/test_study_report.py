@@ -43,7 +43,8 @@ def effect(title: str, groups: list[str], rows: list[dict]) -> EffectTable:
 
 def interval_rows(keys: dict, estimate: float, n_treated: int = 250, n_control: int = 240) -> dict:
     return {**keys, "estimate": estimate, "std_error": 0.037, "ci_low": estimate - 0.0725,
-            "ci_high": estimate + 0.0725, "n_treated": n_treated, "n_control": n_control}
+            "ci_high": estimate + 0.0725, "p_value": 0.0004, "n_treated": n_treated, "n_control": n_control,
+            "sd_control": 0.4817}
 
 
 def raw_outputs() -> dict:
@@ -66,12 +67,12 @@ def raw_outputs() -> dict:
     subgroups = effect("Effects by subgroup", ["outcome", "horizon", "subgroup", "level"], [
         interval_rows({"outcome": "employment", "horizon": 8, "subgroup": "sex", "level": "women"}, 0.1421),
         interval_rows({"outcome": "employment", "horizon": 8, "subgroup": "sex", "level": "men"}, 0.0987),
-        {"outcome": "employment", "horizon": 8, "subgroup": "permit grounds", "level": "study",
-         "estimate": HIDDEN_ESTIMATE, "std_error": 0.9, "ci_low": HIDDEN_LOW, "ci_high": HIDDEN_HIGH,
-         "n_treated": 3, "n_control": 3},
+        {**interval_rows({"outcome": "employment", "horizon": 8, "subgroup": "permit grounds", "level": "study"},
+                         HIDDEN_ESTIMATE, 3, 3), "ci_low": HIDDEN_LOW, "ci_high": HIDDEN_HIGH},
     ])
     placebo = effect("Pre-trend placebo test", ["outcome"], [
-        {"outcome": "employment", "chi2": 4.21, "df": 7, "p_value": 0.7551, "n_treated": 1275, "n_control": 1275}])
+        {"outcome": "employment", "wald_chi2": 4.21, "wald_df": 7, "joint_p_value": 0.7551, "n_treated": 1275,
+         "n_control": 1275}])
     sensitivity = effect("E-values", ["outcome", "horizon"], [
         {"outcome": "employment", "horizon": 8, "e_value": 1.87, "e_value_ci": 1.52, "n_treated": 1275,
          "n_control": 1275}])
@@ -108,10 +109,11 @@ def test_html_has_every_section_the_numbers_and_inline_charts(report):
     html, _, _ = report
     for heading in SECTION_HEADINGS.values():
         assert f"<h2>{heading}</h2>" in html
-    for number in ("48,213", "1,275", "0.123", "0.051 to 0.196", "0.412", "1.87", "0.755", "-0.043", "2019Q1 to 2023Q4",
+    for number in ("48,213", "1,275", "0.123", "0.051 to 0.196", "0.412", "1.87", "0.755", "&lt; 0.001", "-0.043", "2019Q1 to 2023Q4",
                    "cluster robust", "SKILLS-TEST"):
         assert number in html, number
     assert html.count("<svg") == 4
+    assert "0.482" not in html  # sd_control: how a number was computed, not a result
     assert "entry" in html.split("<h2>Event study</h2>")[1].split("</svg>")[0]  # the entry marker
 
 

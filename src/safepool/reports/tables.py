@@ -52,10 +52,25 @@ COLUMN_LABELS = {
     "statistic": "Statistic",
     "term": "Term",
     "df": "Degrees of freedom",
+    "persons": "Persons",
+    "units": "Person-quarters",
+    "removed": "Left out",
+    "n_clusters": "Matched sets",
+    "n_sets": "Matched sets",
+    "joint_p_value": "Joint p-value",
+    "wald_chi2": "Wald chi²",
+    "wald_df": "Wald df",
+    "risk_ratio": "Risk ratio",
+    "gamma": "Gamma",
+    "p_upper": "Upper p-value",
+    "rosenbaum_gamma": "Rosenbaum gamma",
     "ci_method": "Confidence intervals",
     "ci": "Confidence intervals",
 }
-WHOLE_NUMBER_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs", "df", "horizon"}
+WHOLE_NUMBER_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs", "df", "horizon", "persons", "units", "removed",
+                        "n_clusters", "n_sets", "wald_df"}
+# Columns that say how a number was computed, told once in the methods section instead of on every row.
+DETAIL_COLUMNS = {"outcome_type", "ci_method", "binary", "sd_control"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,7 @@ class HumanTable:
 def human_table(shown: ShownTable) -> HumanTable:
     """The shown cells with human column names and numbers; the CI limits joined into one column."""
     frame = shown.frame
-    columns = list(frame.columns)
+    columns = [column for column in frame.columns if column not in DETAIL_COLUMNS]
     joined_ci = "ci_low" in columns and "ci_high" in columns
     header, numeric, rows = [], [], []
     for column in columns:
@@ -125,7 +140,7 @@ def cell_text(column: str, value: object, suppressed: bool, whole: bool = False)
     if isinstance(value, (float, np.floating)):
         if whole and float(value).is_integer():
             return f"{int(value):,}"
-        if "p_value" in column:
+        if "p_value" in column or column.startswith("p_"):
             return p_value_text(float(value))
         return number_text(float(value))
     return mask_identity_codes(str(value))
