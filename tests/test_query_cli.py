@@ -1,0 +1,84 @@
+"""`safepool query`: structured options, request files and SQL; refusals are plain errors."""
+
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from governed import PASSWORD
+from safepool.cli import app
+from test_query_engine import PERMIT, governed_pool
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-template") / "ws"
+    governed_pool(root)
+    return root
+
+
+@pytest.fixture
+def workspace(template, tmp_path, monkeypatch):
+    root = tmp_path / "ws"
+    shutil.copytree(template, root, symlinks=True)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    return root
+
+
+class Said:
+    """A command's exit code and its output with line wrapping undone."""
+
+    def __init__(self, result):
+        self.exit_code = result.exit_code
+        self.output = " ".join(result.output.split())
+
+
+def query(workspace, *args):
+    return Said(runner.invoke(app, ["query", "--permit", PERMIT, "--user", "anna", "--workspace", str(workspace),
+                                    *args]))
+
+
+def test_structured_options_print_the_table_and_the_note(workspace):
+    result = query(workspace, "--table", "population", "--measure", "count", "--by", "birth_year")
+    assert result.exit_code == 0, result.output
+    assert "persons by birth_year" in result.output and "Total" in result.output
+    assert "suppressed (primary: min_frequency)" in result.output
+    assert "Suppressed 1 cell(s)" in result.output and f"{PERMIT}-" in result.output
+
+
+def test_sql_with_filters_and_a_join(workspace):
+    result = query(workspace, "--sql", "SELECT p.sex, avg(amount) AS mean_amount FROM payments "
+                                       "JOIN population p USING (pid) WHERE amount < 1000 GROUP BY p.sex")
+    assert result.exit_code == 0, result.output
+    assert "mean_amount" in result.output and "shown" in result.output
+
+
+def test_request_file(workspace, tmp_path):
+    path = tmp_path / "request.yaml"
+    path.write_text("table: payments\njoin: [population]\nmeasure: sum\nvalue: amount\nby: [sex]\n"
+                    "filters:\n  - {column: amount, operator: '<', value: 1000}\n")
+    result = query(workspace, "--request", str(path))
+    assert result.exit_code == 0, result.output
+    assert "sum of amount by sex" in result.output
+
+
+def test_bad_request_file_names_the_field_and_line(workspace, tmp_path):
+    path = tmp_path / "request.yaml"
+    path.write_text("table: payments\nmeasure: maximum\n")
+    result = query(workspace, "--request", str(path))
+    assert result.exit_code == 1 and "measure" in result.output and "line 2" in result.output
+
+
+def test_refused_sql_is_a_plain_error(workspace):
+    result = query(workspace, "--sql", "SELECT pid, amount FROM payments")
+    assert result.exit_code == 1
+    assert "query refused" in result.output and "Traceback" not in result.output
+
+
+def test_exactly_one_way_to_ask(workspace):
+    result = query(workspace, "--sql", "SELECT count(*) AS n FROM payments", "--table", "payments")
+    assert result.exit_code == 1 and "exactly one of" in result.output
+    result = query(workspace, "--table", "payments", "--measure", "count", "--filter", "amount ~ 3")
+    assert result.exit_code == 1 and "operator must be one of" in result.output
