@@ -14,8 +14,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure import CheckReport, DisclosureRules, Figure, ModelResult, StatOutput, check
+from safepool.disclosure import CheckReport, DisclosureInputError, DisclosureRules, Figure, ModelResult, StatOutput, check
 from safepool.disclosure.outputs import STATUS
+from safepool.disclosure.validation import shown_mask
 from safepool.errors import SafepoolError
 
 OUTPUT_NAMES = ("cohort_flow", "balance", "love_plot", "effects", "event_study", "subgroups", "placebo",
@@ -89,6 +90,9 @@ class ShownTable:
 def shown_tables(source: StudyReportSource, rules: DisclosureRules) -> dict[str, ShownTable]:
     """Every output the report needs, each checked again with `rules`; refuses any that fails."""
     checked = field_of(source, "checked")
+    if not isinstance(checked, Mapping):
+        raise ReportError(f"study report: field checked must map output names to checked outputs, "
+                          f"got {type(checked).__name__}")
     missing = [name for name in OUTPUT_NAMES if name not in checked]
     if missing:
         raise ReportError(f"study report: checked output(s) missing: {', '.join(missing)}")
@@ -104,13 +108,15 @@ def shown_table(name: str, checked: CheckedOutput, rules: DisclosureRules) -> Sh
     if carried.verdict != "pass":
         raise ReportError(f"study report: output {name} ('{carried.title}') did not pass its disclosure checks "
                           f"(failed rules: {_failed_rules(carried)}); only outputs that passed are shown")
-    again = check(output, rules)
+    try:
+        again = check(output, rules)
+    except DisclosureInputError as error:
+        raise ReportError(f"study report: output {name}: {error}") from None
     if again.verdict != "pass":
         raise ReportError(f"study report: output {name} ('{again.title}') fails the disclosure checks "
                           f"under this environment's rules (failed rules: {_failed_rules(again)})")
     public = output.public_table().reset_index(drop=True)
-    suppressed = (public[STATUS].astype(str).str.startswith("suppressed").to_numpy()
-                  if STATUS in public.columns else np.zeros(len(public), dtype=bool))
+    suppressed = ~shown_mask(public)
     labels = [column for column in _label_columns(output) if column in public.columns]
     frame = public.drop(columns=[STATUS], errors="ignore")
     if suppressed.any():  # a suppressed row shows its labels only, whatever the mitigation left in it

@@ -81,7 +81,7 @@ def render_study_report(result: StudyReportSource, out_dir: Path, *,
     None) and the report is refused if any fails, or if the page would hold a pseudonym-like
     digit string or a reference to anything outside itself.
     """
-    html = render_study_html(result, rules=rules or DisclosureRules())
+    html = render_study_html(result, rules=rules if rules is not None else DisclosureRules())
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(html=out_dir / HTML_NAME, pdf=out_dir / PDF_NAME)
@@ -102,7 +102,7 @@ def render_study_html(result: StudyReportSource, rules: DisclosureRules) -> str:
         permit=permit,
         written=date.today().isoformat(),
         question=mask_identity_codes(str(field_of(result, "question"))),
-        registers=value_text(_sequence(result, "registers")),
+        registers=", ".join(mask_identity_codes(str(name)) for name in _sequence(result, "registers")),
         period=_period(result),
         methods=settings_rows(_mapping(result, "methods")),
         smd_limit=charts.SMD_LIMIT,
