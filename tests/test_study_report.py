@@ -22,6 +22,7 @@ RULES = DisclosureRules()
 HIDDEN_ESTIMATE = 7.654321  # the subgroup cell with 3 clients: must never be shown
 HIDDEN_LOW, HIDDEN_HIGH = 6.111222, 9.333444
 PID_LIKE = re.compile(r"\d{19}")
+RAW_SPEC = {"mark": "point", "data": {"values": [{"covariate": "age", "smd": 0.98765}]}}  # not from the checked table
 
 
 @dataclass
@@ -78,7 +79,7 @@ def raw_outputs() -> dict:
          "n_control": 1275}])
     naive = effect("Naive comparison", ["outcome", "horizon"], [
         interval_rows({"outcome": "employment", "horizon": 8}, -0.0431, 1322, 46891)])
-    return {"cohort_flow": cohort, "balance": balance, "love_plot": Figure("Love plot", balance, {}),
+    return {"cohort_flow": cohort, "balance": balance, "love_plot": Figure("Love plot", balance, RAW_SPEC),
             "effects": effects, "event_study": event, "subgroups": subgroups, "placebo": placebo,
             "sensitivity": sensitivity, "naive": naive}
 
@@ -114,6 +115,7 @@ def test_html_has_every_section_the_numbers_and_inline_charts(report):
         assert number in html, number
     assert html.count("<svg") == 4
     assert "0.482" not in html  # sd_control: how a number was computed, not a result
+    assert "0.988" not in html and "0.98765" not in html  # figures are drawn from their checked tables, not their specs
     assert "entry" in html.split("<h2>Event study</h2>")[1].split("</svg>")[0]  # the entry marker
 
 
