@@ -77,18 +77,22 @@ class Measure:
     table: str
     quarter: str  # SQL quarter index of a row
     value: str  # SQL aggregate over the person's rows in the quarter
+    columns: tuple[str, ...]  # the table's columns it reads
 
 
 _EMPLOYMENT_QUARTER = _of_quarter_text("quarter")
 MEASURES: dict[str, Measure] = {
-    "observed": Measure("employment", _EMPLOYMENT_QUARTER, "1"),
-    "employed": Measure("employment", _EMPLOYMENT_QUARTER, "max(CAST(main_activity = '11' AS INTEGER))"),
-    "unemployed": Measure("employment", _EMPLOYMENT_QUARTER, "max(CAST(main_activity = '12' AS INTEGER))"),
-    "earnings": Measure("employment", _EMPLOYMENT_QUARTER, "sum(earnings)"),
-    "benefits": Measure("benefits", _of_yyyymm("month"), "sum(amount)"),
-    "social_assistance": Measure("social_assistance", _of_date("payment_date"), "sum(amount)"),
-    "employment_services": Measure("employment_services", _of_date("event_date"), "count(*)"),
-    "social_health_visits": Measure("social_health", _of_date("visit_date"), "count(*)"),
+    "observed": Measure("employment", _EMPLOYMENT_QUARTER, "1", ("quarter",)),
+    "employed": Measure("employment", _EMPLOYMENT_QUARTER, "max(CAST(main_activity = '11' AS INTEGER))",
+                        ("quarter", "main_activity")),
+    "unemployed": Measure("employment", _EMPLOYMENT_QUARTER, "max(CAST(main_activity = '12' AS INTEGER))",
+                          ("quarter", "main_activity")),
+    "earnings": Measure("employment", _EMPLOYMENT_QUARTER, "sum(earnings)", ("quarter", "earnings")),
+    "benefits": Measure("benefits", _of_yyyymm("month"), "sum(amount)", ("month", "amount")),
+    "social_assistance": Measure("social_assistance", _of_date("payment_date"), "sum(amount)",
+                                 ("payment_date", "amount")),
+    "employment_services": Measure("employment_services", _of_date("event_date"), "count(*)", ("event_date",)),
+    "social_health_visits": Measure("social_health", _of_date("visit_date"), "count(*)", ("visit_date",)),
 }
 
 
@@ -216,25 +220,29 @@ def build_cohort(con: duckdb.DuckDBPyConnection, study: StudyFile,
     return Cohort(units=units, covariates=covariates, exact=list(study.matching.exact), flow=flow)
 
 
+def needed_columns(study: StudyFile) -> dict[str, list[str]]:
+    """The pool tables and columns the study reads (what the permit must cover)."""
+    needed: dict[str, set[str]] = {
+        "population": {"birth_date", "sex", "native_language", "immigration_date", "move_in_date", "move_out_date",
+                       "death_date", "marital_status", "children"},
+        "residence_permits": {"grounds", "start_date", "end_date"},
+        "education": {"year", "level"},
+    }
+    needed.setdefault(study.treatment.table, set()).update({study.treatment.date, *_treatment_subgroups(study)})
+    for name in _measures(study):
+        needed.setdefault(MEASURES[name].table, set()).update(MEASURES[name].columns)
+    return {table: sorted(columns) for table, columns in sorted(needed.items())}
+
+
 def _require_tables(con: duckdb.DuckDBPyConnection, study: StudyFile) -> None:
     present: dict[str, set[str]] = {}
     for table, column in con.sql("SELECT table_name, column_name FROM duckdb_columns()").fetchall():
         present.setdefault(table, set()).add(column)
-    needed: dict[str, set[str]] = {
-        "population": {"pid", "birth_date", "sex", "native_language", "immigration_date", "move_in_date",
-                       "move_out_date", "death_date", "marital_status", "children"},
-        "residence_permits": {"pid", "grounds", "start_date", "end_date"},
-        "education": {"pid", "year", "level"},
-        study.treatment.table: {"pid", study.treatment.date} | set(_treatment_subgroups(study)),
-    }
-    for name in _measures(study):
-        measure = MEASURES[name]
-        needed.setdefault(measure.table, set()).add("pid")
     problems = []
-    for table, columns in needed.items():
+    for table, columns in needed_columns(study).items():
         if table not in present:
             problems.append(f"the pool has no table {table} (is it in the permit?)")
-        elif missing := sorted(columns - present[table]):
+        elif missing := sorted(set(columns) - present[table] | ({"pid"} - present[table])):
             problems.append(f"table {table} has no column(s) {', '.join(missing)}")
     if problems:
         raise CohortError("the pool cannot give this study's cohort: " + "; ".join(problems))
@@ -263,11 +271,12 @@ def _entries(con: duckdb.DuckDBPyConnection, study: StudyFile) -> None:
 def _candidates(study: StudyFile) -> str:
     """SQL: the persons who may ever be eligible (immigrants, when the study asks for them)."""
     immigrants = "WHERE immigration_date IS NOT NULL" if study.eligible.immigrants else ""
-    return f"SELECT pid FROM population {immigrants}"
+    return f"SELECT DISTINCT pid FROM population {immigrants}"
 
 
 def _panel(con: duckdb.DuckDBPyConnection, study: StudyFile, t_from: int, t_to: int) -> None:
-    """Dense person-quarter panel of the measures, and the window sums of the covariates."""
+    """Dense person-quarter panel of the measures (0 when a table has no row for the quarter)."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE study_candidates AS {_candidates(study)}")
     by_table: dict[str, list[str]] = {}
     for name in _measures(study):
         by_table.setdefault(MEASURES[name].table, []).append(name)
@@ -275,19 +284,18 @@ def _panel(con: duckdb.DuckDBPyConnection, study: StudyFile, t_from: int, t_to: 
     for i, (table, names) in enumerate(sorted(by_table.items())):
         quarter = MEASURES[names[0]].quarter
         values = ", ".join(f"{MEASURES[n].value} AS {n}" for n in names)
-        joins.append(f"""LEFT JOIN (
-            SELECT pid, {quarter} AS t, {values} FROM "{table}"
-            WHERE pid IN (SELECT pid FROM candidates) AND {quarter} BETWEEN {t_from} AND {t_to}
-            GROUP BY ALL) m{i} USING (pid, t)""")
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE study_measures_{i} AS
+            SELECT pid, {quarter} AS t, {values} FROM "{table}" SEMI JOIN study_candidates USING (pid)
+            WHERE {quarter} BETWEEN {t_from} AND {t_to} GROUP BY ALL""")
+        joins.append(f"LEFT JOIN study_measures_{i} m{i} USING (pid, t)")
         selects += [f"coalesce(m{i}.{n}, 0) AS {n}" for n in names]
-    windows = [f"coalesce(sum({measure}) OVER (PARTITION BY pid ORDER BY t RANGE BETWEEN {quarters} PRECEDING "
-               f"AND 1 PRECEDING), 0) AS past_{measure}_{quarters}" for measure, quarters in past_windows(study)]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {PANEL} AS
-        WITH candidates AS ({_candidates(study)}),
-        grid AS (SELECT pid, range AS t FROM candidates CROSS JOIN range({t_from}, {t_to + 1})),
-        measured AS (SELECT grid.pid, grid.t, {", ".join(selects)} FROM grid {" ".join(joins)})
-        SELECT *{"".join(", " + w for w in windows)} FROM measured""")
+        WITH grid AS (SELECT pid, range AS t FROM study_candidates CROSS JOIN range({t_from}, {t_to + 1}))
+        SELECT grid.pid, grid.t, {", ".join(selects)} FROM grid {" ".join(joins)}""")
+    for i in range(len(by_table)):
+        con.execute(f"DROP TABLE study_measures_{i}")
 
 
 def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: int) -> None:
@@ -298,6 +306,10 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
     resident = (f"AND p.move_in_date <= {day_before} AND coalesce(p.move_out_date, DATE '9999-12-31') > {day_before} "
                 f"AND coalesce(p.death_date, DATE '9999-12-31') > {day_before}") if study.eligible.resident else ""
     treatment_columns = "".join(f', e."{TREATMENT_SUBGROUP}{c}"' for c in _treatment_subgroups(study))
+    windows = past_windows(study)
+    longest = max([quarters for _, quarters in windows], default=1)
+    past = ", ".join([f"coalesce(sum(h.{measure}) FILTER (WHERE h.t >= u.t - {quarters}), 0) AS past_{measure}_{quarters}"
+                      for measure, quarters in windows] or ["0 AS no_past"])
     measured = [f"{sql} AS {column}" for name in study.covariates for column, sql in COVARIATES[name].columns.items()]
     measured += [f'{SUBGROUPS[s]} AS "subgroup:{s}"' for s in study.subgroups if s in SUBGROUPS]
     measured += [f'"{s}" AS "subgroup:{s}"' for s in study.subgroups if s.startswith(TREATMENT_SUBGROUP)]
@@ -319,15 +331,20 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
             FROM eligible u JOIN residence_permits r
               ON r.pid = u.pid AND r.start_date <= u.qstart - 1 AND (r.end_date IS NULL OR r.end_date >= u.qstart - 1)
             GROUP BY u.pid, u.t),
+        past AS (
+            SELECT u.pid, u.t, {past}
+            FROM eligible u JOIN {PANEL} h ON h.pid = u.pid AND h.t BETWEEN u.t - {longest} AND u.t - 1
+            GROUP BY u.pid, u.t),
         degrees AS (
             SELECT u.pid, u.t, max(TRY_CAST(d.level AS INTEGER)) AS level
             FROM eligible u JOIN education d ON d.pid = u.pid AND d.year < year(u.qstart)
             GROUP BY u.pid, u.t),
         described AS (
-            SELECT u.*, coalesce(g.grounds, 'none') AS permit_grounds,
+            SELECT u.*, past.* EXCLUDE (pid, t), coalesce(g.grounds, 'none') AS permit_grounds,
                    CASE WHEN coalesce(d.level, 0) >= 6 THEN 'tertiary'
                         WHEN coalesce(d.level, 0) >= 3 THEN 'secondary' ELSE 'basic or none' END AS education
-            FROM eligible u LEFT JOIN grounds g USING (pid, t) LEFT JOIN degrees d USING (pid, t))
+            FROM eligible u LEFT JOIN grounds g USING (pid, t) LEFT JOIN degrees d USING (pid, t)
+            LEFT JOIN past USING (pid, t))
         SELECT pid, t, CAST(t // 4 AS VARCHAR) || 'Q' || CAST(t % 4 + 1 AS VARCHAR) AS stratum,
                coalesce(treated, 0) AS treated, entry_t, {", ".join(dict.fromkeys(measured))}
         FROM described""")
