@@ -17,6 +17,7 @@ import pytest
 from safepool.disclosure import DisclosureRules, EffectTable, Figure, FrequencyTable, check, suppress
 from safepool.reports import OUTPUT_NAMES, ReportError, render_study_report
 from safepool.reports.study_report import SECTION_HEADINGS
+from safepool.reports.tables import cell_text
 
 RULES = DisclosureRules()
 HIDDEN_ESTIMATE = 7.654321  # the subgroup cell with 3 clients: must never be shown
@@ -96,7 +97,8 @@ def pdf_text(path) -> str:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    files = render_study_report(FakeStudy(checked=checked_outputs()), tmp_path_factory.mktemp("report"))
+    ids = {name: f"SKILLS-TEST-{number:04d}" for number, name in enumerate(OUTPUT_NAMES, start=1)}
+    files = render_study_report(FakeStudy(checked=checked_outputs()), tmp_path_factory.mktemp("report"), output_ids=ids)
     return files.html.read_text(encoding="utf-8"), files.pdf.read_bytes(), pdf_text(files.pdf)
 
 
@@ -111,7 +113,7 @@ def test_html_has_every_section_the_numbers_and_inline_charts(report):
     for heading in SECTION_HEADINGS.values():
         assert f"<h2>{heading}</h2>" in html
     for number in ("48,213", "1,275", "0.123", "0.051 to 0.196", "0.412", "1.87", "0.755", "&lt; 0.001", "-0.043", "2019Q1 to 2023Q4",
-                   "cluster robust", "SKILLS-TEST"):
+                   "cluster robust", "SKILLS-TEST-0009"):
         assert number in html, number
     assert html.count("<svg") == 4
     assert "0.482" not in html  # sd_control: how a number was computed, not a result
@@ -183,3 +185,12 @@ def test_missing_outputs_and_fields_are_named(tmp_path):
     with pytest.raises(ReportError, match="period"):
         render_study_report(FakeStudy(checked=checked_outputs(), period="2019"), tmp_path)
     assert set(OUTPUT_NAMES) == set(checked_outputs())
+
+
+def test_numbers_carried_as_text_and_flags_as_numbers_read_like_numbers():
+    assert cell_text("estimate", "0.0123457", False) == "0.012"
+    assert cell_text("joint_p_value", "0.000123", False) == "< 0.001"
+    assert cell_text("vr_ok", 1.0, False) == "pass" and cell_text("smd_ok", 0.0, False) == "fail"
+    assert cell_text("variance_ratio", "binary", False) == "binary"
+    assert cell_text("step", "2019Q1", False) == "2019Q1" and cell_text("level", "1", False) == "1"
+    assert cell_text("estimate", float("nan"), True) == "suppressed" and cell_text("estimate", None, False) == "–"

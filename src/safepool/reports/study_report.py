@@ -73,15 +73,16 @@ class ReportFigure:
     caption: str
 
 
-def render_study_report(result: StudyReportSource, out_dir: Path, *,
-                        rules: DisclosureRules | None = None) -> ReportFiles:
+def render_study_report(result: StudyReportSource, out_dir: Path, *, rules: DisclosureRules | None = None,
+                        output_ids: Mapping[str, str] | None = None) -> ReportFiles:
     """Write study-report.html and study-report.pdf into `out_dir` (created if needed).
 
     Every output is checked again with `rules` (the environment's; the design's defaults when
     None) and the report is refused if any fails, or if the page would hold a pseudonym-like
-    digit string or a reference to anything outside itself.
+    digit string or a reference to anything outside itself. `output_ids` (output name ->
+    recorded output id) lets a checker match each table to its record in the register.
     """
-    html = render_study_html(result, rules=rules if rules is not None else DisclosureRules())
+    html = render_study_html(result, rules if rules is not None else DisclosureRules(), output_ids or {})
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(html=out_dir / HTML_NAME, pdf=out_dir / PDF_NAME)
@@ -91,7 +92,8 @@ def render_study_report(result: StudyReportSource, out_dir: Path, *,
     return files
 
 
-def render_study_html(result: StudyReportSource, rules: DisclosureRules) -> str:
+def render_study_html(result: StudyReportSource, rules: DisclosureRules,
+                      output_ids: Mapping[str, str] | None = None) -> str:
     """The report as one standalone HTML page: inline CSS and SVG, nothing fetched."""
     shown = shown_tables(result, rules)
     permit = mask_identity_codes(str(field_of(result, "permit")))
@@ -110,7 +112,7 @@ def render_study_html(result: StudyReportSource, rules: DisclosureRules) -> str:
         tables={name: human_table(shown[name]) for name in TABLES},
         figures={name: _figure(shown[source], draw, what) for name, (source, draw, what) in FIGURES.items()},
         limitations=limitations(shown),
-        checks=[_check_summary(table) for table in shown.values()],
+        checks=[_check_summary(table, (output_ids or {}).get(name)) for name, table in shown.items()],
         css=css,
     )
     _refuse_leaks(html, permit)
@@ -148,9 +150,10 @@ def _figure(shown: ShownTable, draw, what: str) -> ReportFigure:  # type: ignore
     return ReportFigure(svg=charts.to_svg(draw(shown)), caption=caption)
 
 
-def _check_summary(shown: ShownTable) -> dict[str, str]:
+def _check_summary(shown: ShownTable, output_id: str | None) -> dict[str, str]:
     rules = sorted({finding.rule for finding in shown.report.findings})
-    return {"title": mask_identity_codes(shown.title), "kind": shown.kind, "verdict": shown.report.verdict,
+    return {"id": mask_identity_codes(output_id) if output_id else "–",
+            "title": mask_identity_codes(shown.title), "kind": shown.kind, "verdict": shown.report.verdict,
             "rules": ", ".join(rule.replace("_", " ") for rule in rules), "suppressed": str(shown.n_suppressed)}
 
 

@@ -8,6 +8,7 @@ reads as a dash.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -70,7 +71,8 @@ COLUMN_LABELS = {
 WHOLE_NUMBER_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs", "df", "horizon", "persons", "units", "removed",
                         "n_clusters", "n_sets", "wald_df"}
 # Columns that say how a number was computed, told once in the methods section instead of on every row.
-DETAIL_COLUMNS = {"outcome_type", "ci_method", "binary", "sd_control"}
+DETAIL_COLUMNS = {"outcome_type", "ci_method", "conversion", "binary", "sd_control"}
+_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+(e[-+]?\d+)?|e[-+]?\d+)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def human_table(shown: ShownTable) -> HumanTable:
         if column == "ci_high" and joined_ci:
             continue
         header.append(CI if column == "ci_low" and joined_ci else column_label(column))
-        numeric.append(pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column]))
+        numeric.append(_is_numeric(frame[column]))
     whole = WHOLE_NUMBER_COLUMNS | set(shown.labels)
     for position, row in enumerate(frame.to_dict("records")):
         suppressed = bool(shown.suppressed[position])
@@ -110,6 +112,18 @@ def human_table(shown: ShownTable) -> HumanTable:
         rows.append(cells)
     return HumanTable(title=mask_identity_codes(shown.title), columns=header, numeric=numeric, rows=rows,
                       suppressed_rows=[bool(s) for s in shown.suppressed], note=shown.note)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    """Numbers, or decimals carried as text; flags and words are not."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_numeric_dtype(series):
+        return True
+    texts = [str(v).strip() for v in series if not is_blank(v)]
+    decimals = [bool(_DECIMAL_TEXT.match(text)) for text in texts]
+    words = [not any(ch.isdigit() for ch in text) for text in texts]  # e.g. "binary" in a column of ratios
+    return any(decimals) and all(d or w for d, w in zip(decimals, words))
 
 
 def settings_rows(settings: Mapping[str, object]) -> list[tuple[str, str]]:
@@ -128,15 +142,19 @@ def cell_text(column: str, value: object, suppressed: bool, whole: bool = False)
     """One cell as text: blanks as "suppressed" or a dash, flags as pass/fail or yes/no.
 
     `whole`: the column holds counts or labels, so a float that is a whole number is shown as one.
+    A decimal number carried as text (a label column of numbers) is shown like any other number.
     """
     if is_blank(value):
         return SUPPRESSED if suppressed else MISSING
+    if column.endswith("_ok") and isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)) \
+            and value in (0, 1):
+        return "pass" if value else "fail"
     if isinstance(value, (bool, np.bool_)):
-        if column.endswith("_ok"):
-            return "pass" if value else "fail"
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return f"{int(value):,}"
+    if isinstance(value, str) and _DECIMAL_TEXT.match(value.strip()):
+        value = float(value)
     if isinstance(value, (float, np.floating)):
         if whole and float(value).is_integer():
             return f"{int(value):,}"
@@ -159,6 +177,8 @@ def number_text(value: float) -> str:
     if value.is_integer() and abs(value) >= 100:
         return f"{value:,.0f}"
     size = abs(value)
+    if 0 < size < 0.001:
+        return f"{value:.1e}"
     decimals = 0 if size >= 1000 else 1 if size >= 100 else 2 if size >= 10 else 3
     return f"{value:,.{decimals}f}"
 
