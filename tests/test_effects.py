@@ -199,3 +199,14 @@ def test_errors_name_the_column(study):
         EffectEstimator(["earnings"], [4]).fit(matched.assign(**{"earnings@4": np.nan}))
     with pytest.raises(StudyTableError, match="language"):
         subgroup_effects(matched, "earnings", 4, by="language")
+
+
+def test_each_usable_set_counts_once_with_several_controls(study):
+    cohort, _ = study
+    matched = RiskSetMatcher(COVARIATES, ratio=3).fit(cohort).matched_
+    row = EffectEstimator(["earnings"], [12]).fit(matched).effects_.iloc[0]
+    cells = usable(matched, "earnings@12")
+    treated = cells[cells.treated == 1].set_index("set_id")["earnings@12"]
+    controls = cells[cells.treated == 0].groupby("set_id")["earnings@12"].mean()  # observed controls only
+    assert cells[cells.treated == 0].groupby("set_id").size().lt(3).any()  # some sets lost a control
+    assert row["estimate"] == pytest.approx((treated - controls).mean())
