@@ -165,6 +165,18 @@ def test_changing_one_persons_rows_is_differencing_too(setup):
     assert np.isnan(doubled.table.loc[0, "s"])
 
 
+@pytest.mark.xfail(strict=True, reason="residual risk, documented in safepool.query.ledger: the ledger compares "
+                   "pairs of answers; a tracker of three answers (all - women but one - men) is not caught")
+def test_three_answers_cannot_isolate_a_person(setup):
+    everyone = ask(setup, "SELECT sum(amount) AS s FROM payments WHERE amount < 10000")
+    women_but_one = ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) "
+                               "WHERE amount < 10000 AND sex = 'F' AND birth_year <> 1940")
+    men = ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) "
+                     "WHERE amount < 10000 AND sex = 'M'")
+    answers = [a.table.loc[0, "s"] for a in (everyone, women_but_one, men)]
+    assert any(np.isnan(answers))
+
+
 def test_the_same_question_twice_is_answered_twice(setup):
     first = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
     second = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
@@ -268,7 +280,7 @@ def shared(template, tmp_path_factory):
     return (Workspace.open(root), governance, sign_in(governance, "anna")), truth
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           phases=[Phase_.explicit, Phase_.reuse, Phase_.generate])
 @given(generated=generated_query())
 def test_generated_queries_return_only_checked_aggregates(shared, generated):
@@ -298,4 +310,5 @@ def test_generated_queries_return_only_checked_aggregates(shared, generated):
             + (" GROUP BY ALL" if keys else "")).df()
         merged = shown.merge(persons, on=[f"g{j}" for j in range(len(keys))], how="left") if keys else \
             shown.assign(persons=persons["persons"].iloc[0])
-        assert (merged["persons"] >= 5).all(), f"a shown cell of {aggregate} has fewer than 5 persons: {sql}"
+        small = (merged["persons"] > 0) & (merged["persons"] < 5)  # zero persons is a zero, not a person's value
+        assert not small.any(), f"a shown cell of {aggregate} has 1 to 4 persons: {sql}"

@@ -1,6 +1,12 @@
 """The SQL guard: hostile queries are refused by name, aggregate queries are accepted and understood."""
 
+import hashlib
+
 import pytest
+
+from governed import sign_in
+from safepool.query.engine import run_query
+from test_query_engine import PERMIT, governed_pool
 
 from safepool.query.request import AggregateRequest, RequestError, parse_filter
 from safepool.query.sql_guard import QueryRefused, check_sql
@@ -35,11 +41,11 @@ HOSTILE = [
     ("SELECT count(*) FROM read_parquet('x.parquet')", "table function read_parquet"),
     ("SELECT count(*) FROM glob('*')", "table function glob"),
     ("SELECT count(*) FROM query_table('payments')", "table function query_table"),
-    ("SELECT count(*) FROM 'secret.csv'", "not in this permit's pool"),
+    ("SELECT count(*) FROM 'secret.csv'", "not in this permit's pool|outside the permit: register secret.csv"),
     ("SELECT count(*), getenv('HOME') AS h FROM payments GROUP BY h", "function getenv is not allowed"),
     ("SELECT sum(length(read_text('x'))) FROM payments", "function read_text is not allowed"),
     ("SELECT count(*) FROM payments WHERE current_setting('threads') = 1", "function current_setting"),
-    ("SELECT count(*) FROM taxes", "table taxes is not in this permit's pool"),
+    ("SELECT count(*) FROM taxes", "table taxes is not in this permit's pool|outside the permit: register taxes"),
     ("SELECT count(*) FROM other.main.payments", "names a database or schema"),
     ("SELECT count(*) FROM duckdb_tables()", "table function duckdb_tables"),
     ("DROP TABLE payments", "only a SELECT statement is allowed, not DROP"),
@@ -96,6 +102,22 @@ HOSTILE = [
 def test_hostile_query_is_refused_with_its_reason(sql, reason):
     with pytest.raises(QueryRefused, match=reason):
         check_sql(sql, SCHEMA)
+
+
+def test_every_hostile_query_is_refused_in_the_pool_and_logged(tmp_path):
+    """Through the engine, under the analyst's permit: each refusal is one audited record, named by
+    the digest of the query (never its text)."""
+    workspace, governance = governed_pool(tmp_path / "ws")
+    anna = sign_in(governance, "anna")
+    for sql, reason in HOSTILE:
+        with pytest.raises(QueryRefused, match=reason):
+            run_query(workspace.pool_dir, governance, anna, PERMIT, sql)
+        record = governance.audit.records(action="query_refused")[-1]
+        assert record.detail["query_sha256"] == hashlib.sha256(sql.encode()).hexdigest()
+        assert record.outcome == "refused" and record.permit == PERMIT
+    assert len(governance.audit.records(action="query_refused")) == len(HOSTILE)
+    assert governance.audit.records(action="query") == []
+    assert governance.audit.verify().ok
 
 
 def test_refusals_never_echo_the_query_values():

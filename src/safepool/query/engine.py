@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from safepool.disclosure.mitigation import SECONDARY, SHOWN, Mitigated, suppress
 from safepool.disclosure.outputs import STATUS, DisclosureInputError, FrequencyTable, MagnitudeTable, QuantileTable
 from safepool.disclosure.rules import DisclosureRules
 from safepool.errors import SafepoolError, redact
+from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.access import open_for_analysis
@@ -81,8 +81,7 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         columns = _mitigate(checked, cells, rules, title)
     except SafepoolError as exc:
         reason = redact(str(exc))
-        governance.audit.append(actor=actor.name, role=actor.main_role, action="query_refused", permit=permit,
-                                outcome="refused", detail={"reason": reason, "query_sha256": digest})
+        _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     withheld = _difference_check(pool_dir, permit, checked, per_person, columns, rules)
     table, note = _answer(checked, columns, withheld)
@@ -93,6 +92,17 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                             detail={"query_sha256": digest, "measures": [m.kind for m in checked.measures],
                                     "cells": len(table), "suppressed": len(table) - shown, "outputs": output_ids})
     return QueryAnswer(title=title, table=table, note=note, output_ids=output_ids, query_sha256=digest)
+
+
+def _audit_refusal(governance: Governance, actor: Actor, permit: str, reason: str, digest: str) -> None:
+    """Log a refused query; a reason the log finds unsafe (it quotes the analyst's names) is left out."""
+    entry = {"actor": actor.name, "role": actor.main_role, "action": "query_refused", "permit": permit,
+             "outcome": "refused"}
+    try:
+        governance.audit.append(**entry, detail={"reason": reason, "query_sha256": digest})
+    except UnsafeAuditField:
+        governance.audit.append(**entry, detail={"reason": "refused (the reason quoted something that looked like "
+                                                           "an identifier or a secret)", "query_sha256": digest})
 
 
 # -- running in the pool ----------------------------------------------------------------------
@@ -239,12 +249,8 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, status: str, rules: Disclosu
     for column in blanked:
         cells[column] = pd.to_numeric(cells[column], errors="coerce").astype(float).mask(rows)
     cells.loc[rows, STATUS] = status
-    changed = type(output)(**{**{f: getattr(output, f) for f in _fields(output)}, "cells": cells})
+    changed = replace(output, cells=cells)
     return Mitigated(changed, mitigated.method, mitigated.note, check(changed, rules))
-
-
-def _fields(output: object) -> list[str]:
-    return [name for name in ("title", "cells", "groups", "statistic") if hasattr(output, name)]
 
 
 # -- differencing with earlier answers --------------------------------------------------------
