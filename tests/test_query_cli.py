@@ -1,30 +1,19 @@
 """`safepool query`: structured options, request files and SQL; refusals are plain errors."""
 
-import shutil
-
 import pytest
 from typer.testing import CliRunner
 
 from governed import PASSWORD
 from safepool.cli import app
-from test_query_engine import PERMIT, governed_pool
+from test_query_engine import PERMIT, copy_of, template  # noqa: F401  (the governed workspace, built once per module)
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli-template") / "ws"
-    governed_pool(root)
-    return root
-
-
 @pytest.fixture
-def workspace(template, tmp_path, monkeypatch):
-    root = tmp_path / "ws"
-    shutil.copytree(template, root, symlinks=True)
+def workspace(template, tmp_path, monkeypatch):  # noqa: F811  (pytest injects the imported fixture)
     monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    return root
+    return copy_of(template, tmp_path / "ws")[0].root
 
 
 class Said:

@@ -80,12 +80,16 @@ def template(tmp_path_factory):
     return root
 
 
-@pytest.fixture
-def setup(template, tmp_path):
-    root = tmp_path / "ws"
+def copy_of(template: Path, root: Path):
+    """A fresh copy of the governed workspace, and anna signed in to it."""
     shutil.copytree(template, root, symlinks=True)
     governance = Governance.open(root)
     return Workspace.open(root), governance, sign_in(governance, "anna")
+
+
+@pytest.fixture
+def setup(template, tmp_path):
+    return copy_of(template, tmp_path / "ws")
 
 
 def ask(setup, query, **kw):
@@ -271,13 +275,10 @@ def generated_query(draw):
 
 @pytest.fixture(scope="module")
 def shared(template, tmp_path_factory):
-    root = tmp_path_factory.mktemp("generated") / "ws"
-    shutil.copytree(template, root, symlinks=True)
-    governance = Governance.open(root)
     truth = duckdb.connect()
     for name, frame in pool_tables().items():
         truth.register(name, frame)
-    return (Workspace.open(root), governance, sign_in(governance, "anna")), truth
+    return copy_of(template, tmp_path_factory.mktemp("generated") / "ws"), truth
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
