@@ -328,13 +328,13 @@ def _answer(query: AggregateQuery, columns: list[_Column], withheld: set[int]) -
     groups = [k.name for k in query.keys]
     rows: dict[tuple, dict] = {}
     statuses: dict[tuple, list[str]] = {}
-    notes = []
+    notes: dict[str, list[str]] = {}  # note -> the columns it is about
     for j, column in enumerate(columns):
         name = column.measure.name
         for label in column.empty:
             rows.setdefault(label, dict(zip(groups, label)))[name] = np.nan
         if column.empty:
-            notes.append(f"{name}: {len(column.empty)} cell(s) have no values.")
+            notes.setdefault(f"{len(column.empty)} cell(s) have no values.", []).append(name)
         if column.mitigated is None:
             continue
         output = column.mitigated.output
@@ -344,14 +344,12 @@ def _answer(query: AggregateQuery, columns: list[_Column], withheld: set[int]) -
             status = DIFFERENCING if j in withheld else cell[STATUS]
             rows.setdefault(label, dict(zip(groups, label)))[name] = cell[quantity] if status == SHOWN else np.nan
             statuses.setdefault(label, []).append(status)
-        if j in withheld:
-            notes.append(f"{name}: withheld, because with an earlier answer of this permit its cells would single "
-                         "out fewer persons than the minimum frequency.")
-        else:
-            notes.append(f"{name}: {column.mitigated.note}")
+        note = ("Withheld, because with an earlier answer of this permit its cells would single out fewer persons "
+                "than the minimum frequency." if j in withheld else column.mitigated.note)
+        notes.setdefault(note, []).append(name)
     table = pd.DataFrame(list(rows.values()), columns=groups + [c.measure.name for c in columns])
     table[STATUS] = [next((s for s in statuses.get(label, []) if s != SHOWN), SHOWN) for label in rows]
-    return table, " ".join(dict.fromkeys(notes))
+    return table, " ".join(f"{', '.join(names)}: {note}" for note, names in notes.items())
 
 
 def _record(governance: Governance, actor: Actor, permit: str, columns: list[_Column], withheld: set[int],

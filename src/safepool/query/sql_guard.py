@@ -40,7 +40,8 @@ SINGLE_PERSON_AGGREGATES = frozenset({
 })
 
 _STRUCTURE = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Alias, exp.DataType,
-              exp.DataTypeParam, exp.Var, exp.Interval)
+              exp.DataTypeParam, exp.Interval)
+_UNIT_OWNERS = (exp.Extract, exp.DateTrunc, exp.TimestampTrunc, exp.Interval)  # where a bare word (Var) is a unit
 _OPERATORS = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.EQ, exp.NEQ, exp.GT, exp.GTE,
               exp.LT, exp.LTE, exp.And, exp.Or, exp.Not, exp.Is, exp.In, exp.Between, exp.Like, exp.ILike, exp.Case,
               exp.If, exp.Coalesce, exp.Nullif, exp.Cast, exp.TryCast, exp.DPipe)
@@ -329,6 +330,9 @@ def _check_nodes(root: exp.Expression, resolver: _Resolver, columns: dict[str, s
         elif isinstance(node, exp.Star):
             if not isinstance(node.parent, exp.Count):
                 raise refuse("SELECT * returns rows; ask for aggregates")
+        elif isinstance(node, exp.Var):
+            if not isinstance(node.parent, _UNIT_OWNERS):
+                raise refuse(f"the bare word {node.name} is not allowed here")
         elif isinstance(node, exp.Distinct):
             if not isinstance(node.parent, exp.Count):
                 raise refuse(f"DISTINCT inside {_describe(node.parent)} is not allowed; only count(DISTINCT pid)")
