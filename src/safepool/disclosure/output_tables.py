@@ -8,11 +8,26 @@ cells: `public_cells_json` is filled only for outputs whose checks passed.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, String, Table, Text
 
 from safepool.governance.db import metadata
 
-STATUSES = ("checked", "failed", "release_requested", "returned", "rejected", "approved", "released")
+
+class OutputStatus(StrEnum):
+    """Where an output stands between its checks and the release folder."""
+
+    checked = "checked"  # passed its checks; may be asked for
+    failed = "failed"  # failed its checks; never released (mitigate and record again)
+    release_requested = "release_requested"
+    returned = "returned"  # a checker asked for changes; the author may revise and ask again
+    rejected = "rejected"  # final
+    approved = "approved"  # enough independent checkers approved; waiting for release
+    released = "released"
+
+
+STATUSES = tuple(status.value for status in OutputStatus)
 SOURCES = ("study", "query", "analysis")
 DECISIONS = ("approve", "return", "reject")
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from safepool.disclosure.output_files import StoredFile, check_names, output_fol
 from safepool.disclosure.output_tables import (
     DECISIONS,
     SOURCES,
+    OutputStatus,
     output_events_table,
     output_reviews_table,
     outputs_table,
@@ -48,16 +48,6 @@ from safepool.governance.users import Actor, Refused, Role, refuse, require_role
 MIN_CONTEXT = 20  # characters: what the output is, why it is needed and how it was made
 
 Decision = Literal["approve", "return", "reject"]
-
-
-class OutputStatus(StrEnum):
-    checked = "checked"  # passed its checks; may be asked for
-    failed = "failed"  # failed its checks; never released (mitigate and record again)
-    release_requested = "release_requested"
-    returned = "returned"  # a checker asked for changes; the author may revise and ask again
-    rejected = "rejected"  # final
-    approved = "approved"  # enough independent checkers approved; waiting for release
-    released = "released"
 
 
 class OutputError(SafepoolError):
