@@ -55,7 +55,7 @@ NO_EXACT = "no exact match"
 NO_CALIPER = "no control within caliper"
 ALL_TAKEN = "eligible controls already taken"
 PROPENSITY_C = 1000.0
-FIRST_QUERY_PER_CONTROL = 8
+FIRST_QUERY_SIZE = 8
 
 
 class MatchingError(StudyTableError):
@@ -226,7 +226,7 @@ class RiskSetMatcher(BaseEstimator):
         largest_cell = int(controls_in_cell.max())
         found_t, found_c = [], []
         asking = np.arange(n_treated)
-        seen, k = 0, min(largest_cell, max(FIRST_QUERY_PER_CONTROL, 4 * self.ratio))
+        seen, k = 0, min(largest_cell, max(FIRST_QUERY_SIZE, 4 * self.ratio))
         while asking.size:
             distance, neighbour = tree.kneighbors(points[treated_rows[asking]], n_neighbors=k)
             distance, neighbour = distance[:, seen:], neighbour[:, seen:]
