@@ -79,9 +79,10 @@ def weighted_cells(matched: pd.DataFrame, outcome: str, horizons: Sequence[int],
         observed = ~np.isnan(slim[column].to_numpy(float))
         if method == "did":
             observed &= ~np.isnan(slim[f"{outcome}@{baseline}"].to_numpy(float))
-        kept = np.bincount(sets[control & observed], weights=weight[control & observed], minlength=sets.max() + 1)
+        kept = np.bincount(sets[control & observed], weights=weight[control & observed], minlength=sets.max() + 1
+                           ).astype(float)
         offered = np.bincount(sets[control], weights=base[control], minlength=sets.max() + 1)
-        share = np.divide(kept, offered, out=np.zeros_like(kept), where=offered > 0)
+        share = np.divide(kept, offered, out=np.zeros(kept.size), where=offered > 0)
         cells["w"] = cells["w"] * share[cells["set"].to_numpy()]
         parts.append(cells)
         if column != f"{outcome}@{baseline}" or method != "did":
