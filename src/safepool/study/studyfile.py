@@ -123,7 +123,9 @@ class StudyFile(_Strict):
     @field_validator("matching")
     @classmethod
     def _exact_columns(cls, value: Matching, info: ValidationInfo) -> Matching:
-        chosen = info.data.get("covariates") or []
+        if "covariates" not in info.data:  # already reported as a covariates problem
+            return value
+        chosen = info.data["covariates"]
         columns = {column for name in chosen for column in COVARIATES[name].columns}
         unknown = [column for column in value.exact if column not in columns]
         if unknown:
