@@ -128,6 +128,14 @@ def test_one_dominant_person_hides_the_sum_and_mean_but_not_the_count(setup):
     assert np.isnan(male["total"]) and np.isnan(male["mean_amount"]) and np.isnan(male["payments"])
 
 
+def test_the_total_of_a_mean_is_the_mean_over_all_rows(setup):
+    answer = ask(setup, "SELECT p.sex, avg(amount) AS m FROM payments JOIN population p USING (pid) "
+                        "WHERE amount < 10000 GROUP BY p.sex")
+    payments = pool_tables()["payments"]
+    expected = payments.loc[payments["amount"] < 10000, "amount"].mean()
+    assert answer.table.set_index("sex").loc["Total", "m"] == pytest.approx(expected)
+
+
 def test_a_mean_of_one_person_is_suppressed(setup):
     answer = ask(setup, "SELECT avg(amount) AS m FROM payments JOIN population USING (pid) WHERE birth_year = 1940")
     assert np.isnan(answer.table.loc[0, "m"]) and answer.table.loc[0, "status"].startswith("suppressed")

@@ -169,6 +169,8 @@ def _cells_sql(query: AggregateQuery, keys: list[str], width: int) -> str:
             parts.append(f"coalesce(sum(c{j}), 0) AS v{j}")
         elif measure.kind == "mean":
             parts.append(f"sum(c{j}) / nullif(sum(r{j}), 0) AS v{j}")
+            parts.append(f"coalesce(sum(c{j}), 0) AS s{j}")
+            parts.append(f"coalesce(sum(r{j}), 0) AS w{j}")
     group = " GROUP BY ALL" if keys else ""
     return f"SELECT {', '.join(parts)} FROM per_person{group}"
 
@@ -200,6 +202,8 @@ def _mitigate(query: AggregateQuery, cells: pd.DataFrame, rules: DisclosureRules
             mitigated = suppress(output, rules, margins=bool(groups))
         except DisclosureInputError as exc:
             raise refuse(f"the answer cannot be checked: {exc}") from None
+        if measure.kind == "mean" and groups:
+            mitigated = _row_weighted_totals(mitigated, cells[has_value], groups, j)
         columns.append(_Column(measure, mitigated, empty))
     _hide_everywhere(columns, groups, rules)
     return columns
@@ -220,6 +224,23 @@ def _output(title: str, measure: Measure, cells: pd.DataFrame, groups: list[str]
     return MagnitudeTable(title, labels.assign(value=cells[f"v{j}"].astype(float).to_numpy(), n=n, top=tops,
                                                abs_total=cells[f"abs{j}"].astype(float).to_numpy()),
                           groups, statistic="mean" if measure.kind == "mean" else "sum")
+
+
+def _row_weighted_totals(mitigated: Mitigated, cells: pd.DataFrame, groups: list[str], j: int) -> Mitigated:
+    """Totals of a mean column as the mean over their rows (the margins weigh cells by persons,
+    which differs when persons have several rows); which cells are hidden does not change."""
+    output = mitigated.output
+    table = output.cells.copy()
+    for index, row in table.iterrows():
+        fixed = {g: row[g] for g in groups if str(row[g]) != TOTAL}
+        if len(fixed) == len(groups) or np.isnan(row["value"]):
+            continue
+        inside = np.ones(len(cells), dtype=bool)
+        for group, label in fixed.items():
+            inside &= (cells[group] == label).to_numpy()
+        rows = cells.loc[inside, f"w{j}"].sum()
+        table.loc[index, "value"] = cells.loc[inside, f"s{j}"].sum() / rows if rows else np.nan
+    return Mitigated(replace(output, cells=table), mitigated.method, mitigated.note, mitigated.report)
 
 
 def _label(row: pd.Series, groups: list[str]) -> tuple:
