@@ -47,7 +47,7 @@ def forest_plot(shown: ShownTable) -> alt.TopLevelMixin:
     """Subgroup effects as a forest plot: one row per subgroup level, interval and zero line."""
     data = drawn_rows(shown, ["subgroup", "level", "estimate", "ci_low", "ci_high"], ["estimate", "ci_low", "ci_high"])
     data["group"] = data["subgroup"].astype(str) + ": " + data["level"].astype(str)
-    if "horizon" in data.columns:
+    if "horizon" in data.columns and data["horizon"].nunique() > 1:
         data["group"] += " (quarter " + data["horizon"].astype(str) + ")"
     return _panels(data, _forest_panel)
 
@@ -107,7 +107,7 @@ def _horizon_panel(data: pd.DataFrame, title: str) -> alt.LayerChart:
 
 
 def _forest_panel(data: pd.DataFrame, title: str) -> alt.LayerChart:
-    y = alt.Y("group:N", title=None, sort=None)
+    y = alt.Y("group:N", title=None, sort=None, axis=alt.Axis(labelLimit=320))
     base = alt.Chart(data)
     bars = base.mark_rule(strokeWidth=1.5, color="#1f4e79").encode(y=y, x=alt.X("ci_low:Q", title="Effect", axis=alt.Axis(tickCount=5)),
                                                                    x2="ci_high:Q")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
 
 from safepool.disclosure import DisclosureRules
 from safepool.governance.document import pdf_from_html
@@ -206,7 +207,14 @@ def _period(result: object) -> str:
     return f"{value_text(period[0])} to {value_text(period[1])}"
 
 
+def _breakable(text: str) -> Markup:
+    """Escaped text that may wrap after an underscore, so long variable names fit a narrow column."""
+    return Markup(str(escape(text)).replace("_", "_<wbr>"))
+
+
 @lru_cache(maxsize=1)
 def _environment() -> Environment:
-    return Environment(loader=PackageLoader(TEMPLATE_PACKAGE, "templates"), undefined=StrictUndefined,
-                       autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env = Environment(loader=PackageLoader(TEMPLATE_PACKAGE, "templates"), undefined=StrictUndefined,
+                      autoescape=True, trim_blocks=True, lstrip_blocks=True)
+    env.filters["breakable"] = _breakable
+    return env

@@ -85,12 +85,15 @@ class HumanTable:
     rows: list[list[str]]
     suppressed_rows: list[bool]
     note: str | None
+    common: list[tuple[str, str]]  # labels that are the same on every row, told once above the table
 
 
 def human_table(shown: ShownTable) -> HumanTable:
     """The shown cells with human column names and numbers; the CI limits joined into one column."""
     frame = shown.frame
-    columns = [column for column in frame.columns if column not in DETAIL_COLUMNS]
+    common = [column for column in shown.labels
+              if len(frame) > 1 and frame[column].nunique(dropna=False) == 1 and column not in DETAIL_COLUMNS]
+    columns = [column for column in frame.columns if column not in DETAIL_COLUMNS and column not in common]
     joined_ci = "ci_low" in columns and "ci_high" in columns
     header, numeric, rows = [], [], []
     for column in columns:
@@ -99,6 +102,7 @@ def human_table(shown: ShownTable) -> HumanTable:
         header.append(CI if column == "ci_low" and joined_ci else column_label(column))
         numeric.append(_is_numeric(frame[column]))
     whole = WHOLE_NUMBER_COLUMNS | set(shown.labels)
+    told_once = [(column_label(c), cell_text(c, frame[c].iloc[0], False, whole=c in whole)) for c in common]
     for position, row in enumerate(frame.to_dict("records")):
         suppressed = bool(shown.suppressed[position])
         cells = []
@@ -111,7 +115,7 @@ def human_table(shown: ShownTable) -> HumanTable:
                 cells.append(cell_text(column, row[column], suppressed, whole=column in whole))
         rows.append(cells)
     return HumanTable(title=mask_identity_codes(shown.title), columns=header, numeric=numeric, rows=rows,
-                      suppressed_rows=[bool(s) for s in shown.suppressed], note=shown.note)
+                      suppressed_rows=[bool(s) for s in shown.suppressed], note=shown.note, common=told_once)
 
 
 def _is_numeric(series: pd.Series) -> bool:
