@@ -1,0 +1,74 @@
+"""`safepool study run` on the demo workspace: as the analyst under the permit, every output
+checked and recorded, no pseudonym in any of them, and nobody else may run it."""
+
+from __future__ import annotations
+
+import os
+
+import duckdb
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from safepool.demo import DEMO_PERMIT, run_demo
+from safepool.errors import SafepoolError
+from safepool.governance.context import Governance
+from safepool.reports import OUTPUT_NAMES
+from safepool.study.run import run_study
+from safepool.study.studyfile import load_study
+from safepool.workspace import Workspace
+from test_studyfile import EXAMPLE
+
+os.environ["COLUMNS"] = "250"
+from safepool.cli import app  # noqa: E402  (the width above is read at import)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study") / "ws"
+    run_demo(root, persons=6000, seed=2)
+    passwords = yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
+    return Workspace.open(root), passwords
+
+
+@pytest.fixture(scope="module")
+def ran(demo):
+    workspace, passwords = demo
+    result = CliRunner().invoke(app, ["study", "run", str(EXAMPLE), "--workspace", str(workspace.root),
+                                      "--user", "vtt.analyst1"],
+                                env={"SAFEPOOL_PASSWORD": passwords["vtt.analyst1"]}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_output_is_checked_and_recorded(demo, ran):
+    workspace, passwords = demo
+    governance = Governance.open(workspace.root)
+    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    records = governance.outputs.list(analyst, DEMO_PERMIT)
+    assert {r.title for r in records} and len(records) == len(OUTPUT_NAMES)
+    assert all(r.verdict == "pass" and r.source == "study" and r.author == "vtt.analyst1" for r in records)
+    assert "clients matched" in ran and f"{DEMO_PERMIT}-0001" in ran
+    assert governance.audit.records(user="vtt.analyst1", action="pool_access")
+    assert len(governance.audit.records(user="vtt.analyst1", action="output_record")) == len(OUTPUT_NAMES)
+
+
+def test_no_pseudonym_in_any_recorded_file(demo, ran):
+    workspace, _ = demo
+    con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    pids = {row[0] for row in con.sql("SELECT DISTINCT pid FROM population").fetchall()}
+    con.close()
+    written = [p for p in (workspace.root / "outputs").rglob("*") if p.is_file()]
+    assert len(written) >= len(OUTPUT_NAMES)
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert not [pid for pid in pids if pid in text], path.name
+    assert not [pid for pid in pids if pid in ran]
+
+
+def test_only_an_analyst_of_the_permit_may_run_it(demo):
+    workspace, passwords = demo
+    governance = Governance.open(workspace.root)
+    checker = governance.users.authenticate("sf.checker", passwords["sf.checker"])
+    with pytest.raises(SafepoolError, match="analyst"):
+        run_study(workspace.pool_dir, governance, checker, load_study(EXAMPLE))
