@@ -50,10 +50,6 @@ def quarter_index(label: str) -> int:
     return year * 4 + quarter - 1
 
 
-def quarter_label(index: int) -> str:
-    return f"{index // 4}Q{index % 4 + 1}"
-
-
 def _of_date(column: str) -> str:
     return f"(year({column}) * 4 + quarter({column}) - 1)"
 
@@ -192,7 +188,6 @@ class Cohort:
 
     units: pd.DataFrame
     covariates: list[str]
-    exact: list[str]
     flow: pd.DataFrame
 
 
@@ -217,7 +212,7 @@ def build_cohort(con: duckdb.DuckDBPyConnection, study: StudyFile,
     say("covariates")
     units, covariates = _encode(units, study)
     flow = _flow(con, study, units, first, last)
-    return Cohort(units=units, covariates=covariates, exact=list(study.matching.exact), flow=flow)
+    return Cohort(units=units, covariates=covariates, flow=flow)
 
 
 def needed_columns(study: StudyFile) -> dict[str, list[str]]:
