@@ -8,9 +8,9 @@ was phrased. Those contributions stay in the engine; the answer carries the show
 
 Each aggregate column becomes a disclosure output, is checked, and failing cells are
 suppressed (primary and secondary, with the table's totals). A group hidden in one column is
-hidden in all of them, so a mean cannot be recomputed from a shown sum and count. Cells that
-would reveal persons together with an earlier answer of the same permit are withheld through
-the ledger. Every query, answered or refused, is audited with a digest of its text (never
+hidden in all of them, so a mean cannot be recomputed from a shown sum and count. A column
+whose cells would reveal persons together with earlier answers of the same permit (two cells
+apart, or any sum and difference of all shown cells) is withheld through the ledger. Every query, answered or refused, is audited with a digest of its text (never
 the text: its literals could be identifiers), and every answer is recorded as an output.
 """
 
@@ -38,14 +38,20 @@ from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.access import open_for_analysis
-from safepool.query.ledger import Ledger
+from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
 from safepool.query.request import AggregateRequest
 from safepool.query.sql_guard import AggregateQuery, Measure, QueryRefused, check_sql, parse_statement, refuse, \
     tables_of
 
 MAX_GROUPS = 2  # totals and secondary suppression protect one- and two-way tables
 RESERVED = frozenset({"value", "n", "count", "top", "abs_total", "quantile", STATUS})
-DIFFERENCING = "suppressed (differencing with an earlier answer)"
+DIFFERENCING = "suppressed (differencing with earlier answers)"
+WITHHELD_NOTES = {
+    PAIRS: "Withheld, because with an earlier answer of this permit its cells would single out fewer persons "
+           "than the minimum frequency.",
+    ALL_ANSWERS: "Withheld, because adding and subtracting its cells and the earlier answers of this permit "
+                 "would give away the values of fewer persons than the minimum frequency.",
+}
 NO_VALUES = "no values"
 
 
@@ -90,7 +96,10 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     governance.audit.append(actor=actor.name, role=actor.main_role, action="query", permit=permit,
                             target=",".join(t.name for t in checked.tables), rows=shown,
                             detail={"query_sha256": digest, "measures": [m.kind for m in checked.measures],
-                                    "cells": len(table), "suppressed": len(table) - shown, "outputs": output_ids})
+                                    "cells": len(table), "suppressed": len(table) - shown, "outputs": output_ids,
+                                    "withheld": [{"column": j + 1, "measure": checked.measures[j].kind,
+                                                  "check": f"differencing ({check})"}
+                                                 for j, check in sorted(withheld.items())]})
     return QueryAnswer(title=title, table=table, note=note, output_ids=output_ids, query_sha256=digest)
 
 
@@ -278,9 +287,10 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, status: str, rules: Disclosu
 
 
 def _difference_check(pool_dir: Path, permit: str, query: AggregateQuery, per_person: pd.DataFrame,
-                      columns: list[_Column], rules: DisclosureRules) -> set[int]:
-    """Columns withheld because a shown cell, total or sum of shown cells differs from a cell
-    answered before by fewer than the minimum frequency of persons; remembers the rest."""
+                      columns: list[_Column], rules: DisclosureRules) -> dict[int, str]:
+    """Columns withheld, with the ledger check they failed, because their shown cells, totals and
+    sums of shown cells would single out fewer persons than the minimum frequency together with
+    earlier answers; remembers the rest."""
     groups = [k.name for k in query.keys]
     per_person = per_person.rename(columns={f"k{i}": name for i, name in enumerate(groups)})
     labels = [tuple(json_safe(v) for v in row) for row in per_person[groups].itertuples(index=False)] \
@@ -292,22 +302,18 @@ def _difference_check(pool_dir: Path, permit: str, query: AggregateQuery, per_pe
             continue
         for components in _shown_sets(column.mitigated.output.cells, groups):
             chosen = per_person[per_person["label"].isin(components)]
+            members = (chosen[f"r{j}"] > 0).groupby(chosen["person"]).any()
             for contribution in _contributions(column.measure, j, chosen):
-                values = contribution.groupby(chosen["person"]).sum()
-                values = values[values != 0]
+                values = contribution.groupby(chosen["person"]).sum()[members]
                 cell = len(column_of)
                 column_of[cell] = j
                 incoming.append(pd.DataFrame({"cell": cell, "person": values.index.to_numpy(dtype="uint64"),
                                               "value": values.to_numpy(dtype=float)}))
     if not incoming:
-        return set()
+        return {}
     frame = pd.concat(incoming, ignore_index=True)
     with Ledger(pool_dir, permit) as ledger:
-        close, same = ledger.compare(frame, rules.min_frequency)
-        withheld = {column_of[cell] for cell in close}
-        keep = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
-        ledger.remember(frame[frame["cell"].isin(keep)])
-    return withheld
+        return ledger.check(frame, column_of, rules.min_frequency)
 
 
 def _contributions(measure: Measure, j: int, per_person: pd.DataFrame) -> list[pd.Series]:
@@ -344,7 +350,7 @@ def _shown_sets(cells: pd.DataFrame, groups: list[str]) -> list[set[tuple]]:
 # -- the answer and its record ----------------------------------------------------------------
 
 
-def _answer(query: AggregateQuery, columns: list[_Column], withheld: set[int]) -> tuple[pd.DataFrame, str]:
+def _answer(query: AggregateQuery, columns: list[_Column], withheld: dict[int, str]) -> tuple[pd.DataFrame, str]:
     """One row per cell (and total): group labels, each column's shown value, and a status."""
     groups = [k.name for k in query.keys]
     rows: dict[tuple, dict] = {}
@@ -365,15 +371,14 @@ def _answer(query: AggregateQuery, columns: list[_Column], withheld: set[int]) -
             status = DIFFERENCING if j in withheld else cell[STATUS]
             rows.setdefault(label, dict(zip(groups, label)))[name] = cell[quantity] if status == SHOWN else np.nan
             statuses.setdefault(label, []).append(status)
-        note = ("Withheld, because with an earlier answer of this permit its cells would single out fewer persons "
-                "than the minimum frequency." if j in withheld else column.mitigated.note)
+        note = WITHHELD_NOTES[withheld[j]] if j in withheld else column.mitigated.note
         notes.setdefault(note, []).append(name)
     table = pd.DataFrame(list(rows.values()), columns=groups + [c.measure.name for c in columns])
     table[STATUS] = [next((s for s in statuses.get(label, []) if s != SHOWN), SHOWN) for label in rows]
     return table, " ".join(f"{', '.join(names)}: {note}" for note, names in notes.items())
 
 
-def _record(governance: Governance, actor: Actor, permit: str, columns: list[_Column], withheld: set[int],
+def _record(governance: Governance, actor: Actor, permit: str, columns: list[_Column], withheld: dict[int, str],
             rules: DisclosureRules) -> list[str]:
     """Each column with something shown becomes a recorded output of the permit (source "query")."""
     ids = []
