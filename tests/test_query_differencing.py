@@ -192,7 +192,7 @@ def cell_frame(cells: list[np.ndarray]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(data=st.data(), persons=st.integers(6, 14))
 def test_the_ledger_never_accepts_cells_that_isolate_a_person(tmp_path_factory, data, persons):
     values = data.draw(st.lists(st.sampled_from([1.0, 2.0, 3.0]), min_size=persons, max_size=persons))
