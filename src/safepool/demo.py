@@ -22,14 +22,22 @@ from safepool.governance.assessment import ApprovalRole
 from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
 from safepool.governance.permits import Phase
-from safepool.governance.users import ManagerFunction, Role
+from safepool.disclosure.register import OutputRecord
+from safepool.governance.users import Actor, ManagerFunction, Role
 from safepool.pool import access
 from safepool.pool.build import build_for_permit
 from safepool.registers.check import check_registers_as
+from safepool.reports.study_report import PDF_NAME
+from safepool.study.run import StudyResult, run_study
+from safepool.study.studyfile import load_study
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
 
 MARKER = ".safepool-demo"
+DEMO_STUDY = Path(str(files("safepool.examples").joinpath("study.yaml")))
+RELEASE_CONTEXT = ("The skills-centre impact study on synthetic Espoo: cohort flow, balance, effects, event study, "
+                   "subgroups, placebo, sensitivity, the naive comparison and the report made of them, all from the "
+                   "study file shipped with safepool; needed for the demo's report.")
 DEMO_PERMIT = "SKILLS-DEMO"
 DEMO_USERS: dict[str, tuple[list[Role], list[ManagerFunction]]] = {
     "demo.admin": ([Role.admin], []),
@@ -81,6 +89,28 @@ def make_users(workspace: Workspace, governance: Governance) -> dict[str, str]:
     return passwords
 
 
+def release_outputs(governance: Governance, analyst: Actor, checker: Actor, records: list[OutputRecord]) -> Path:
+    """The release path every output takes: the author asks, a checker reviews each one, then releases."""
+    ids = [record.id for record in records]
+    governance.outputs.request_release(analyst, ids, RELEASE_CONTEXT)
+    for output_id in ids:
+        governance.outputs.review(checker, output_id, "approve", "checks passed; reviewed in the demo")
+    return governance.outputs.release(checker, ids)
+
+
+def headline(study: StudyResult) -> str:
+    """The employment effect at the study's middle horizon, as released."""
+    horizon = study.study.horizons[len(study.study.horizons) // 2]
+    effects = study.checked["effects"].output.public_table()
+    row = effects[(effects["outcome"] == "employment") & (effects["horizon"] == horizon) & (effects["method"] == "att")]
+    if row.empty or str(row.iloc[0].get("status", "shown")).startswith("suppressed"):
+        return f"Headline: the employment effect {horizon} quarters after entry was suppressed by the disclosure checks"
+    effect = row.iloc[0]
+    return (f"Headline: entering the skills centre changed the employment rate {horizon} quarters later by "
+            f"{100 * effect['estimate']:+.1f} percentage points (95% interval {100 * effect['ci_low']:+.1f} to "
+            f"{100 * effect['ci_high']:+.1f}; {int(effect['n_treated']):,} clients)")
+
+
 def run_demo(
     path: Path,
     *,
@@ -117,6 +147,10 @@ def run_demo(
     if permit.assessment.reassessment_after_review:
         governance.permits.approve(user("espoo.privacy"), DEMO_PERMIT, ApprovalRole.approver)
     governance.permits.advance(analyst, DEMO_PERMIT, Phase.analysis, "analytic review done")
+    study = run_study(workspace.pool_dir, governance, analyst, load_study(DEMO_STUDY),
+                      progress=lambda stage: notify(stage, "impact study", 0))
+    release = release_outputs(governance, analyst, user("sf.checker"), list(study.records.values()))
+    governance.permits.advance(analyst, DEMO_PERMIT, Phase.reporting, f"study report released in {release.name}")
     verdict = governance.audit.verify()
 
     linkage = built.linkage
@@ -135,6 +169,13 @@ def run_demo(
         f"Analytic review by the analyst: {clients:,} skills-centre clients in the pool",
         f"Quarantined in the steward zone: {quarantined:,} rows "
         f"({', '.join(f'{k} {v:,}' for k, v in linkage.quarantined_rows_by_reason.items())})",
+        f"Impact study: {study.n_matched:,} of {study.n_treated:,} clients matched to similar eligible immigrants "
+        f"in the same entry quarter; balance {'passed' if study.balance_passed else 'not passed for every covariate'}",
+        headline(study),
+        f"Outputs: {len(study.records)} recorded and checked, release requested by vtt.analyst1, "
+        f"approved and released by sf.checker",
+        f"Released report: {release / study.records['report'].id / PDF_NAME}",
+        f"Release folder (the only way out; SHA256SUMS and MANIFEST.json): {release}",
         f"Audit log: {verdict.checked} records, hash chain {'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}",
         f"Pool (pseudonyms only): {built.path}",
         f"Linkage report: {built.path / 'linkage.json'}",

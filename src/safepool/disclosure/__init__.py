@@ -4,6 +4,7 @@ from safepool.disclosure.checks import check
 from safepool.disclosure.findings import CheckReport, Finding
 from safepool.disclosure.outputs import (
     DisclosureInputError,
+    Document,
     EffectTable,
     ExtremeTable,
     Figure,

@@ -14,6 +14,7 @@ from safepool.disclosure.findings import CheckReport, Finding, cell_labels, find
 from safepool.disclosure.outputs import (
     STAT_OUTPUT_TYPES,
     DisclosureInputError,
+    Document,
     EffectTable,
     ExtremeTable,
     Figure,
@@ -45,6 +46,8 @@ def check(output: StatOutput, rules: DisclosureRules) -> CheckReport:
         raise DisclosureInputError(f"not a statistical output: {type(output).__name__}")
     if isinstance(output, Figure):
         return _check_figure(output, rules)
+    if isinstance(output, Document):
+        return _check_document(output, rules)
     return report_of(output.title, output.kind, _findings(output, rules))
 
 
@@ -86,6 +89,19 @@ def _check_figure(figure: Figure, rules: DisclosureRules) -> CheckReport:
     prefix = f"figure '{figure.title}' (table '{figure.table.title}'): "
     findings = [Finding(f.rule, f.verdict, f.cells, prefix + f.message) for f in inner.findings]
     return report_of(figure.title, figure.kind, findings)
+
+
+def _check_document(document: Document, rules: DisclosureRules) -> CheckReport:
+    if not document.parts:
+        return report_of(document.title, document.kind, [invalid(f"document '{document.title}' has no parts")])
+    findings = []
+    for name, part in document.parts.items():
+        if isinstance(part, Document) or not isinstance(part, STAT_OUTPUT_TYPES):
+            findings.append(invalid(f"document '{document.title}': part '{name}' is not a table or figure"))
+            continue
+        findings += [Finding(f.rule, f.verdict, f.cells, f"part '{name}': {f.message}")
+                     for f in check(part, rules).findings]
+    return report_of(document.title, document.kind, findings)
 
 
 def _table_input(output: StatOutput, numeric: list[str], counts: list[str], extra: list[str], key_extra: list[str]):
@@ -215,7 +231,7 @@ def _effect(table: EffectTable, rules: DisclosureRules) -> list[Finding]:
     if problems:
         return problems
     cells, labels, shown = table.cells, list(table.groups), shown_mask(table.cells)
-    estimates = [c for c in cells.columns if c not in (*labels, "n_treated", "n_control", STATUS)]
+    estimates = [c for c in cells.columns if c not in (*labels, *table.remarks, "n_treated", "n_control", STATUS)]
     if not estimates:
         return [invalid(f"table '{table.title}' has no estimate columns")]
     problems = numeric_problems(cells, estimates, labels)

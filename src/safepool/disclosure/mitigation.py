@@ -20,6 +20,7 @@ from safepool.disclosure.margins import grid_of, with_margins
 from safepool.disclosure.outputs import (
     STATUS,
     DisclosureInputError,
+    Document,
     EffectTable,
     ExtremeTable,
     Figure,
@@ -54,6 +55,8 @@ def suppress(output: StatOutput, rules: DisclosureRules, margins: bool = True) -
     grand totals are added to the output, and secondary suppression makes sure no suppressed
     cell (or total) can be worked out from what is shown.
     """
+    if isinstance(output, Document):
+        raise DisclosureInputError(f"document '{output.title}' is mitigated through its parts, not as a whole")
     if isinstance(output, Figure):
         inner = suppress(output.table, rules, margins)
         figure = Figure(output.title, inner.output, _spec_with_data(output.spec, inner.output))

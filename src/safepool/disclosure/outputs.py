@@ -8,7 +8,7 @@ checks only and never appear in `public_table()`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Union
 
 import pandas as pd
@@ -85,8 +85,12 @@ class ModelResult:
 
 @dataclass
 class EffectTable(_GroupedTable):
-    """Effect estimates by groups: groups + estimate columns + "n_treated" + "n_control"."""
+    """Effect estimates by groups: groups + estimate columns + "n_treated" + "n_control".
 
+    `remarks` are text columns about a cell's numbers (e.g. "not defined" where a statistic
+    does not exist): not labels, so suppressing the cell blanks them with its numbers."""
+
+    remarks: list[str] = field(default_factory=list)
     kind: ClassVar[str] = "effect"
 
 
@@ -106,8 +110,25 @@ class Figure:
         return self.table.public_table()
 
 
-StatOutput = Union[FrequencyTable, MagnitudeTable, QuantileTable, ExtremeTable, ModelResult, EffectTable, Figure]
-STAT_OUTPUT_TYPES = (FrequencyTable, MagnitudeTable, QuantileTable, ExtremeTable, ModelResult, EffectTable, Figure)
+@dataclass
+class Document:
+    """A report made of checked outputs (its HTML or PDF is the file); it passes only if every part does.
+
+    The document itself shows nothing the parts do not, so checking it is checking each part again."""
+
+    title: str
+    parts: dict[str, TableOutput | Figure]
+    kind: ClassVar[str] = "document"
+
+    def public_table(self) -> pd.DataFrame:
+        return pd.DataFrame({"part": list(self.parts), "title": [p.title for p in self.parts.values()],
+                             "kind": [p.kind for p in self.parts.values()]})
+
+
+StatOutput = Union[FrequencyTable, MagnitudeTable, QuantileTable, ExtremeTable, ModelResult, EffectTable, Figure,
+                   Document]
+STAT_OUTPUT_TYPES = (FrequencyTable, MagnitudeTable, QuantileTable, ExtremeTable, ModelResult, EffectTable, Figure,
+                     Document)
 
 
 def _shown_columns(cells: Any) -> pd.DataFrame:

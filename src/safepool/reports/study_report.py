@@ -56,7 +56,7 @@ FIGURES = {  # figure name -> (output it is drawn from, how it is drawn, what it
                     "Event study: effect by quarter from entry, confidence band, entry marked"),
     "subgroups": ("subgroups", charts.forest_plot, "Subgroup effects with confidence intervals"),
 }
-_PSEUDONYM_LIKE = re.compile(r"\d{16,}")
+_PSEUDONYM_LIKE = re.compile(r"(?<![\d.])\d{16,}")  # not the decimals of chart coordinates
 _REFERENCE = re.compile(r"https?://|<script|<link|<iframe|<img|url\(", re.IGNORECASE)
 
 
@@ -83,14 +83,20 @@ def render_study_report(result: StudyReportSource, out_dir: Path, *, rules: Disc
     digit string or a reference to anything outside itself. `output_ids` (output name ->
     recorded output id) lets a checker match each table to its record in the register.
     """
-    html = render_study_html(result, rules if rules is not None else DisclosureRules(), output_ids or {})
+    contents = render_study_files(result, rules=rules, output_ids=output_ids)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(html=out_dir / HTML_NAME, pdf=out_dir / PDF_NAME)
-    pdf = pdf_from_html(html)
-    files.html.write_text(html, encoding="utf-8")
-    files.pdf.write_bytes(pdf)
+    files.html.write_bytes(contents[HTML_NAME])
+    files.pdf.write_bytes(contents[PDF_NAME])
     return files
+
+
+def render_study_files(result: StudyReportSource, *, rules: DisclosureRules | None = None,
+                       output_ids: Mapping[str, str] | None = None) -> dict[str, bytes]:
+    """The report's HTML and PDF by file name, in memory: what the output register keeps."""
+    html = render_study_html(result, rules if rules is not None else DisclosureRules(), output_ids or {})
+    return {HTML_NAME: html.encode("utf-8"), PDF_NAME: pdf_from_html(html)}
 
 
 def render_study_html(result: StudyReportSource, rules: DisclosureRules,

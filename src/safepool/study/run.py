@@ -21,12 +21,13 @@ import altair as alt
 import duckdb
 import pandas as pd
 
-from safepool.disclosure import (DisclosureRules, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput, check,
+from safepool.disclosure import (DisclosureRules, Document, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput, check,
                                  round_counts, suppress)
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.access import open_for_analysis
+from safepool.reports import render_study_files
 from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weighted_effects, censoring_weights
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
@@ -287,13 +288,16 @@ def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[s
     if with_counts is not None:
         for column in ("n_treated", "n_control"):
             cells[column] = cells["stage"].map(lambda stage, c=column: with_counts[stage][c])
+    remarks = []
     for column in cells.columns:
         if cells[column].dtype == bool:
             cells[column] = cells[column].astype(float)
         elif pd.api.types.is_numeric_dtype(cells[column]) and cells[column].isna().any():
             cells[column] = cells[column].map(lambda v: "not defined" if pd.isna(v) else f"{v:.6g}")
-    groups = [c for c in cells.columns if not pd.api.types.is_numeric_dtype(cells[c]) or c in ("horizon", "wald_df")]
-    return EffectTable(title, cells.reset_index(drop=True), groups)
+            remarks.append(column)
+    groups = [c for c in cells.columns
+              if c not in remarks and (not pd.api.types.is_numeric_dtype(cells[c]) or c in ("horizon", "wald_df"))]
+    return EffectTable(title, cells.reset_index(drop=True), groups, remarks)
 
 
 def checked_outputs(outputs: dict[str, StatOutput], rules: DisclosureRules) -> dict[str, Mitigated]:
@@ -341,4 +345,9 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
         records[name] = governance.outputs.record(actor, study.permit, mitigated.output,
                                                   output_files(name, mitigated.output), "study", rules,
                                                   mitigation_note=mitigated.note or None)
-    return StudyResult(**vars(analysis), registers=registers, checked=checked, records=records)
+    result = StudyResult(**vars(analysis), registers=registers, checked=checked, records=records)
+    say("report")
+    report = render_study_files(result, rules=rules, output_ids={name: record.id for name, record in records.items()})
+    document = Document(f"Study report: {study.title}", {name: m.output for name, m in checked.items()})
+    records["report"] = governance.outputs.record(actor, study.permit, document, report, "study", rules)
+    return result
