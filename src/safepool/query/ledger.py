@@ -16,8 +16,11 @@ keyed by a hash of the pseudonym. A new answer is checked twice against what was
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart). A column that fails either check is
-withheld. Not covered: quantiles (not remembered: the median of a group with or without one
-person only tells on which side of it that person lies). The file lives beside the pool, in
+withheld. The algebra assumes what the ledger holds passed it (a permit memory from before it
+would have to be cleared). Not covered: quantiles (not remembered: the median of a group with
+or without one person only tells on which side of it that person lies), and a combination that
+is exactly zero for a person who contributes elsewhere (it tells that some of that person's
+rows add up to zero). The file lives beside the pool, in
 the same protected area as the pseudonyms it is keyed by; it is never an output and never
 leaves the pool.
 """
@@ -114,8 +117,9 @@ class Ledger:
                                           entries["weight"].to_numpy(), entries["size"].to_numpy())
 
     def compare(self, incoming: pd.DataFrame, min_frequency: int) -> tuple[set[int], set[int]]:
-        """Incoming cells (columns cell, person, value; zero values left out) that differ from a
-        remembered cell by 1 to min_frequency - 1 persons, and those equal to a remembered cell."""
+        """Incoming cells (columns cell, person, value; every person with rows in the cell, even
+        with a value of zero) that differ from a remembered cell by 1 to min_frequency - 1 persons,
+        and those equal to a remembered cell."""
         self.con.register("incoming", incoming)
         try:
             pairs = self.con.sql(f"""
