@@ -1,11 +1,12 @@
 """Scanning what lies outside the steward zone for anything identifying.
 
 Byte search alone proves little for compressed formats, so DuckDB and Parquet files are also
-opened and every text value and column name is searched.
+opened and every text value and column name is searched, and the text of PDFs is extracted.
 """
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import duckdb
@@ -22,7 +23,9 @@ def files_outside_steward_zone(root: Path) -> list[Path]:
 
 
 def decoded_text(path: Path) -> str:
-    """Every text value and name inside a DuckDB or Parquet file, as one string."""
+    """Every text value and name inside a DuckDB or Parquet file, or the text of a PDF, as one string."""
+    if path.suffix == ".pdf":
+        return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True, check=True).stdout
     con = duckdb.connect()
     try:
         if path.suffix == ".duckdb":

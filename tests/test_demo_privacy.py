@@ -84,3 +84,44 @@ def test_the_scan_does_find_a_planted_leak(demo, tmp_path):
     finally:
         leak_text.unlink(missing_ok=True)
         leak_db.unlink(missing_ok=True)
+
+
+def released_folder(workspace: Workspace):
+    folders = sorted((workspace.root / "release" / "SKILLS-DEMO").iterdir())
+    assert len(folders) == 1
+    return folders[0]
+
+
+def test_demo_ends_with_its_study_released_through_review(demo):
+    import hashlib
+    import json
+
+    workspace, output = demo
+    folder = released_folder(workspace)
+    assert "Headline:" in output and str(folder) in output
+    manifest = json.loads((folder / "MANIFEST.json").read_text())
+    listed = {line.split("  ", 1)[1]: line.split("  ", 1)[0]
+              for line in (folder / "SHA256SUMS").read_text().splitlines()}
+    assert any(name.endswith("study-report.pdf") for name in listed)
+    for name, digest in listed.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+    text = json.dumps(manifest)
+    assert "sf.checker" in text and "vtt.analyst1" in text
+
+
+def test_no_pseudonym_leaves_the_pool(demo):
+    import duckdb
+
+    from privacy_scan import decoded_text
+
+    workspace, output = demo
+    con = duckdb.connect(str(workspace.pool_dir / "SKILLS-DEMO" / "pool.duckdb"), read_only=True)
+    pids = {row[0] for row in con.sql("SELECT DISTINCT pid FROM population").fetchall()}
+    con.close()
+    written = [p for p in (workspace.root / "outputs").rglob("*") if p.is_file()]
+    written += [p for p in released_folder(workspace).rglob("*") if p.is_file()]
+    assert any(p.suffix == ".pdf" for p in written)
+    for path in written:
+        data, text = path.read_bytes(), decoded_text(path)
+        assert not [pid for pid in pids if pid.encode() in data or pid in text], path.name
+    assert not [pid for pid in pids if pid in output]

@@ -17,6 +17,7 @@ from safepool.reports import OUTPUT_NAMES
 from safepool.study.run import run_study
 from safepool.study.studyfile import load_study
 from safepool.workspace import Workspace
+from privacy_scan import decoded_text
 from test_studyfile import EXAMPLE
 
 os.environ["COLUMNS"] = "250"
@@ -45,12 +46,15 @@ def test_every_output_is_checked_and_recorded(demo, ran):
     workspace, passwords = demo
     governance = Governance.open(workspace.root)
     analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
-    records = governance.outputs.list(analyst, DEMO_PERMIT)
-    assert {r.title for r in records} and len(records) == len(OUTPUT_NAMES)
+    per_run = len(OUTPUT_NAMES) + 1  # every table and figure, and the report made of them
+    records = governance.outputs.list(analyst, DEMO_PERMIT)  # the demo's own run, then this one
+    assert {r.title for r in records} and len(records) == 2 * per_run
     assert all(r.verdict == "pass" and r.source == "study" and r.author == "vtt.analyst1" for r in records)
-    assert "clients matched" in ran and f"{DEMO_PERMIT}-0001" in ran
+    reports = [r for r in records if r.kind == "document"]
+    assert len(reports) == 2 and all(set(r.files) == {"study-report.html", "study-report.pdf"} for r in reports)
+    assert "clients matched" in ran and f"{DEMO_PERMIT}-{2 * per_run:04d}" in ran
     assert governance.audit.records(user="vtt.analyst1", action="pool_access")
-    assert len(governance.audit.records(user="vtt.analyst1", action="output_record")) == len(OUTPUT_NAMES)
+    assert len(governance.audit.records(user="vtt.analyst1", action="output_record")) == 2 * per_run
 
 
 def test_no_pseudonym_in_any_recorded_file(demo, ran):
@@ -61,8 +65,8 @@ def test_no_pseudonym_in_any_recorded_file(demo, ran):
     written = [p for p in (workspace.root / "outputs").rglob("*") if p.is_file()]
     assert len(written) >= len(OUTPUT_NAMES)
     for path in written:
-        text = path.read_text(encoding="utf-8")
-        assert not [pid for pid in pids if pid in text], path.name
+        data, text = path.read_bytes(), decoded_text(path)
+        assert not [pid for pid in pids if pid.encode() in data or pid in text], path.name
     assert not [pid for pid in pids if pid in ran]
 
 
