@@ -194,3 +194,11 @@ def test_numbers_carried_as_text_and_flags_as_numbers_read_like_numbers():
     assert cell_text("variance_ratio", "binary", False) == "binary"
     assert cell_text("step", "2019Q1", False) == "2019Q1" and cell_text("level", "1", False) == "1"
     assert cell_text("estimate", float("nan"), True) == "suppressed" and cell_text("estimate", None, False) == "–"
+
+
+def test_chart_coordinates_are_not_taken_for_pseudonyms():
+    from safepool.reports.study_report import _refuse_leaks
+
+    _refuse_leaks('<svg><path transform="translate(2.2000321930583975,121)"/></svg>', "P-1")
+    with pytest.raises(ReportError, match="digit string"):
+        _refuse_leaks("<td>0123456789012345678</td>", "P-1")
