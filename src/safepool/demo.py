@@ -2,7 +2,8 @@
 
 It takes the real path: demo users are made, an analyst requests a permit with the handbook's
 form, the approvers the assessment routes it to approve it, the steward builds the pool under
-it, and the analyst opens the pool for the analytic review after the reassessment.
+it, and the analyst opens the pool for the analytic review after the reassessment, runs the
+shipped impact study, and asks for its outputs to be released; the checker reviews and releases them.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import yaml
 
+from safepool.disclosure.register import OutputRecord
 from safepool.errors import SafepoolError
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
 from safepool.governance.permits import Phase
-from safepool.disclosure.register import OutputRecord
 from safepool.governance.users import Actor, ManagerFunction, Role
 from safepool.pool import access
 from safepool.pool.build import build_for_permit

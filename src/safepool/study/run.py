@@ -349,5 +349,5 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
     say("report")
     report = render_study_files(result, rules=rules, output_ids={name: record.id for name, record in records.items()})
     document = Document(f"Study report: {study.title}", {name: m.output for name, m in checked.items()})
-    records["report"] = governance.outputs.record(actor, study.permit, document, report, "study", rules)
+    result.records["report"] = governance.outputs.record(actor, study.permit, document, report, "study", rules)
     return result
