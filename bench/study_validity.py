@@ -1,6 +1,6 @@
 """Benchmark: does the study recover the planted effect? Coverage over many synthetic seeds.
 
-    python bench/study_validity.py [--seeds 100] [--persons 15000] [--clients-per-year 40] [--workers 2] [--ratio K]
+    python bench/study_validity.py [--seeds 100] [--persons 15000] [--clients-per-year 40] [--workers 2] [--ratio K] [--no-refine]
 
 For each seed the synthetic Espoo is generated in memory and loaded into an in-memory DuckDB
 with the pool's table and column names (pid = the normalised identity code, duplicate rows
@@ -34,14 +34,13 @@ from safepool.synth._catalogue import register_entries
 OUTCOME = "employment"
 
 
-def validity_study(ratio: int | None = None) -> StudyFile:
+def validity_study(matching: dict[str, object] | None = None) -> StudyFile:
     """The shipped example study, narrowed to the outcome with a planted truth (employment) and
     without subgroups, so that many seeds run quickly; the cohort, matching and estimators are
     the example's own."""
     study = load_study(Path(str(files("safepool.examples").joinpath("study.yaml"))))
-    matching = study.matching if ratio is None else study.matching.model_copy(update={"ratio": ratio})
     return study.model_copy(update={"outcomes": [OUTCOME], "subgroups": [], "subgroup_horizon": None,
-                                    "matching": matching})
+                                    "matching": study.matching.model_copy(update=matching or {})})
 
 
 def synthetic_pool(seed: int, persons: int, clients_per_year: int) -> tuple[duckdb.DuckDBPyConnection, dict]:
@@ -62,12 +61,12 @@ class SeedJob:
     seed: int
     persons: int
     clients_per_year: int
-    ratio: int | None = None
+    matching: tuple[tuple[str, object], ...] = ()  # overrides of the example's matching settings
 
 
 def seed_rows(job: SeedJob) -> list[dict]:
     """One row per horizon: matched ATT and naive intervals against the planted ATT, and the placebo."""
-    study = validity_study(job.ratio)
+    study = validity_study(dict(job.matching))
     con, truth = synthetic_pool(job.seed, job.persons, job.clients_per_year)
     try:
         analysis = analyse(con, study)
@@ -90,8 +89,9 @@ def seed_rows(job: SeedJob) -> list[dict]:
 
 
 def run_seeds(seeds: list[int], persons: int, clients_per_year: int, workers: int,
-              ratio: int | None = None) -> pd.DataFrame:
-    jobs = [SeedJob(seed, persons, clients_per_year, ratio) for seed in seeds]
+              matching: dict[str, object] | None = None) -> pd.DataFrame:
+    overrides = tuple(sorted((matching or {}).items()))
+    jobs = [SeedJob(seed, persons, clients_per_year, overrides) for seed in seeds]
     if workers <= 1:
         results = map(seed_rows, jobs)
         return pd.DataFrame([row for rows in results for row in rows])
@@ -122,10 +122,12 @@ def main() -> None:
     parser.add_argument("--clients-per-year", type=int, default=40)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ratio", type=int, default=None, help="controls per client (default: the example's)")
+    parser.add_argument("--no-refine", action="store_true", help="match without the balance refinement")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = run_seeds(list(range(args.first_seed, args.first_seed + args.seeds)), args.persons,
-                     args.clients_per_year, args.workers, args.ratio)
+                     args.clients_per_year, args.workers,
+                     {**({"ratio": args.ratio} if args.ratio else {}), **({"refine": False} if args.no_refine else {})})
     print(f"{args.seeds} seeds, {args.persons:,} persons, {args.clients_per_year} clients a year "
           f"(mean {rows.groupby('seed')['clients'].first().mean():.0f} clients, "
           f"{rows.groupby('seed')['matched'].first().mean():.0f} matched), outcome {OUTCOME}")

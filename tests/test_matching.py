@@ -52,8 +52,8 @@ def test_matched_sets_stay_in_their_risk_set_and_weights_sum_to_one(cohort):
 
 
 def test_matching_with_replacement_reuses_controls_and_is_closer(cohort):
-    without = RiskSetMatcher(COVARIATES, caliper=None).fit(cohort)
-    with_replacement = RiskSetMatcher(COVARIATES, caliper=None, replace=True).fit(cohort)
+    without = RiskSetMatcher(COVARIATES, caliper=None, refine=False).fit(cohort)
+    with_replacement = RiskSetMatcher(COVARIATES, caliper=None, replace=True, refine=False).fit(cohort)
     controls = with_replacement.matched_[with_replacement.matched_.treated == 0]
     assert controls.index.duplicated().any()
 
@@ -100,7 +100,7 @@ def test_vectorised_greedy_equals_one_edge_at_a_time():
     table = pd.DataFrame({"stratum": np.repeat(["a", "b", "c", "d"], n // 4), "x": rng.normal(size=n),
                           "z": rng.normal(size=n), "treated": np.tile([1] * 4 + [0] * 8, 4)})
     for ratio in (1, 2):
-        matcher = RiskSetMatcher(["x", "z"], caliper=None, ratio=ratio).fit(table)
+        matcher = RiskSetMatcher(["x", "z"], caliper=None, ratio=ratio, refine=False).fit(table)
         cells = pd.factorize(table.stratum)[0]
         expected = reference_greedy(matcher.logit_.to_numpy(), table.treated.to_numpy() == 1, cells, ratio)
         matched = matcher.matched_.assign(row=table.index.get_indexer(matcher.matched_.index))
@@ -173,3 +173,43 @@ def test_errors_name_the_problem(cohort, change, settings, message):
     with pytest.raises(StudyTableError, match=message) as error:
         RiskSetMatcher(COVARIATES, **settings).fit(change(cohort.copy()))
     assert "matcher" in str(error.value)
+
+
+def smd(matched, covariates, reference):
+    treated, control = matched[matched.treated == 1], matched[matched.treated == 0]
+    control_mean = control[covariates].mul(control["weight"], axis=0).sum() / control["weight"].sum()
+    return (treated[covariates].mean() - control_mean) / reference
+
+
+@pytest.mark.parametrize("settings", [{}, {"ratio": 2}, {"exact": ["female"]}, {"method": "mahalanobis"},
+                                      {"replace": True}])
+def test_balance_refinement_brings_means_closer_and_keeps_every_rule(cohort, settings):
+    reference = np.sqrt((cohort[cohort.treated == 1][COVARIATES].var(ddof=0)
+                         + cohort[cohort.treated == 0][COVARIATES].var(ddof=0)) / 2)
+    greedy = RiskSetMatcher(COVARIATES, refine=False, **settings).fit(cohort)
+    refined = RiskSetMatcher(COVARIATES, **settings).fit(cohort)
+    before, after = smd(greedy.matched_, COVARIATES, reference), smd(refined.matched_, COVARIATES, reference)
+    assert (after ** 2).sum() < (before ** 2).sum() / 4 and after.abs().max() < before.abs().max()
+    # the same clients are matched, each within its risk set, exact cell and caliper
+    assert refined.n_matched_ == greedy.n_matched_ and refined.match_status_.equals(greedy.match_status_)
+    matched = refined.matched_.assign(logit=refined.logit_.loc[refined.matched_.index].to_numpy())
+    by_set = matched.groupby("set_id")
+    assert by_set["stratum"].nunique().eq(1).all()
+    for column in settings.get("exact", []):
+        assert by_set[column].nunique().eq(1).all()
+    treated_logit = matched["logit"].where(matched.treated == 1).groupby(matched["set_id"]).transform("max")
+    gap = matched["logit"] - treated_logit
+    assert gap.abs().max() <= refined.caliper_width_ + 1e-12
+    controls = matched[matched.treated == 0]
+    assert by_set.size().le(1 + settings.get("ratio", 1)).all()
+    if not settings.get("replace"):
+        assert not controls.index.duplicated().any()
+
+
+def test_balance_refinement_never_looks_at_outcomes(cohort):
+    outcomes = [column for column in cohort.columns if "@" in column]
+    assert outcomes
+    shuffled = cohort.assign(**{c: np.random.default_rng(0).permutation(cohort[c].to_numpy()) for c in outcomes})
+    first = RiskSetMatcher(COVARIATES).fit(cohort).matched_
+    second = RiskSetMatcher(COVARIATES).fit(shuffled).matched_
+    assert first.index.equals(second.index) and first["set_id"].equals(second["set_id"])

@@ -42,6 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
+from safepool.study.balance_refinement import balance_features, refine_balance
 from safepool.study.table_checks import (
     StudyTableError,
     numeric_matrix,
@@ -56,6 +57,7 @@ NO_CALIPER = "no control within caliper"
 ALL_TAKEN = "eligible controls already taken"
 PROPENSITY_C = 1000.0
 FIRST_QUERY_SIZE = 8
+Pairs = tuple[np.ndarray, np.ndarray]
 
 
 class MatchingError(StudyTableError):
@@ -127,7 +129,7 @@ class RiskSetMatcher(BaseEstimator):
     def __init__(self, covariates: Sequence[str], treatment: str = "treated", stratum: str | None = "stratum",
                  method: Literal["propensity", "mahalanobis"] = "propensity", exact: Sequence[str] = (),
                  caliper: float | None = 0.2, ratio: int = 1, replace: bool = False,
-                 order: Literal["best", "random"] = "best", random_state: int = 0) -> None:
+                 order: Literal["best", "random"] = "best", refine: bool = True, random_state: int = 0) -> None:
         self.covariates = covariates
         self.treatment = treatment
         self.stratum = stratum
@@ -137,6 +139,7 @@ class RiskSetMatcher(BaseEstimator):
         self.ratio = ratio
         self.replace = replace
         self.order = order
+        self.refine = refine
         self.random_state = random_state
 
     # --- checks -------------------------------------------------------------------------
@@ -199,7 +202,11 @@ class RiskSetMatcher(BaseEstimator):
         space = logit[:, None] if self.method == "propensity" else standardised @ pooled_whitening(
             standardised, is_treated)
         treated_rows, control_rows = np.flatnonzero(is_treated), np.flatnonzero(~is_treated)
-        pairs = self._match(space, logit, cells, treated_rows, control_rows)
+        pairs, candidates = self._match(space, logit, cells, treated_rows, control_rows)
+        if self.refine:
+            features = balance_features(x, is_treated)
+            pairs = pairs[0], refine_balance(features[treated_rows], features[control_rows], *pairs, *candidates,
+                                             exclusive=not self.replace)
         self._record(df, pairs, treated_rows, control_rows, strata, cells, logit)
         self.index_ = df.index
         return self
@@ -214,8 +221,8 @@ class RiskSetMatcher(BaseEstimator):
         return model.decision_function(design)
 
     def _match(self, space: np.ndarray, logit: np.ndarray, cells: np.ndarray,
-               treated_rows: np.ndarray, control_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(treated position, control position) pairs, in treated-row order."""
+               treated_rows: np.ndarray, control_rows: np.ndarray) -> tuple[Pairs, Pairs]:
+        """(treated position, control position) pairs, in treated-row order, and every acceptable pair seen."""
         points = self._separated(space, cells)
         tree = NearestNeighbors(algorithm="kd_tree").fit(points[control_rows])
         n_treated, n_control = treated_rows.size, control_rows.size
@@ -224,7 +231,7 @@ class RiskSetMatcher(BaseEstimator):
         control_used = np.zeros(n_control, dtype=bool)
         controls_in_cell = np.bincount(cells[control_rows], minlength=cells.max() + 1)
         largest_cell = int(controls_in_cell.max())
-        found_t, found_c = [], []
+        found_t, found_c, candidate_t, candidate_c = [], [], [], []
         asking = np.arange(n_treated)
         seen, k = 0, min(largest_cell, max(FIRST_QUERY_SIZE, 4 * self.ratio))
         while asking.size:
@@ -236,6 +243,8 @@ class RiskSetMatcher(BaseEstimator):
                 valid &= gap <= self.caliper_width_
             t = np.repeat(asking, k - seen)[valid.ravel()]
             c, d = neighbour.ravel()[valid.ravel()], distance.ravel()[valid.ravel()]
+            candidate_t.append(t)
+            candidate_c.append(c)
             priority = np.lexsort((d, rank[t])) if self.order == "random" else np.lexsort((rank[t], d))
             accepted = greedy_assign(t[priority], c[priority], capacity, control_used, exclusive=not self.replace)
             found_t.append(t[priority][accepted])
@@ -248,7 +257,7 @@ class RiskSetMatcher(BaseEstimator):
             seen, k = k, min(largest_cell, 2 * k)
         pair_t, pair_c = np.concatenate(found_t), np.concatenate(found_c)
         order = np.lexsort((pair_c, pair_t))
-        return pair_t[order], pair_c[order]
+        return (pair_t[order], pair_c[order]), (np.concatenate(candidate_t), np.concatenate(candidate_c))
 
     @staticmethod
     def _separated(space: np.ndarray, cells: np.ndarray) -> np.ndarray:

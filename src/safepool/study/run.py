@@ -100,7 +100,8 @@ def study_methods(study: StudyFile) -> dict[str, object]:
     return {"treatment": study.treatment.label, "eligible ages": f"{study.eligible.age[0]}-{study.eligible.age[1]}",
             "covariates": ", ".join(study.covariates), "matching method": m.method, "exact": ", ".join(m.exact) or "none",
             "caliper (SD of the logit)": m.caliper if m.caliper is not None else "none", "ratio": m.ratio,
-            "with replacement": m.replace, "horizons": ", ".join(map(str, study.horizons)),
+            "with replacement": m.replace, "balance refinement": m.refine,
+            "horizons": ", ".join(map(str, study.horizons)),
             "event window": f"{study.event_window.first}..{study.event_window.last}", "baseline": study.baseline,
             "estimators": "ATT and matched difference-in-differences",
             "controls entering later": "censored from their own entry, inverse probability of censoring weights",
@@ -115,7 +116,7 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
     say("matching")
     m = study.matching
     matcher = RiskSetMatcher(cohort.covariates, exact=m.exact, method=m.method, caliper=m.caliper, ratio=m.ratio,
-                             replace=m.replace, random_state=m.random_state).fit(cohort.units)
+                             replace=m.replace, refine=m.refine, random_state=m.random_state).fit(cohort.units)
     say("balance")
     balance = Balance(cohort.covariates, smd_limit=study.balance.smd_limit,
                       vr_range=study.balance.variance_ratio).fit(cohort.units, matcher.matched_)

@@ -51,6 +51,7 @@ class Matching(_Strict):
     caliper: float | None = Field(0.2, gt=0, description="in standard deviations of the logit; null for none")
     ratio: int = Field(1, ge=1, le=10, description="controls per client")
     replace: bool = False
+    refine: bool = Field(True, description="swap controls within the caliper to bring covariate means closer")
     random_state: int = 0
 
 
