@@ -6,9 +6,13 @@ controls that are almost equally close, which one is taken is arbitrary as far a
 covariates go; that arbitrariness is most of the imbalance left after matching. Here each
 matched control may be exchanged for another candidate of the same treated unit (same risk
 set and exact cell, within the caliper, found by the nearest-neighbour search) when the swap
-lowers the sum of squared standardised mean differences. Only the design changes: outcomes
-are never looked at, as in fine-balance and cardinality matching. Each swap strictly lowers
-the objective, so the search ends; it stops when a sweep finds nothing worth changing.
+lowers the objective: the sum of squared standardised mean differences, plus a penalty on the
+pairs' own covariate distance. The penalty keeps pairs alike: without it the search would
+fix a rare category by picking the same unusual controls again and again, which balances the
+means but makes the estimate noisier (bench/study_validity.py --no-refine shows the
+comparison). Only the design changes: outcomes are never looked at, as in fine-balance and
+cardinality matching. Each swap strictly lowers the objective, so the search ends; it stops
+when a sweep gains almost nothing.
 """
 
 from __future__ import annotations
@@ -33,13 +37,15 @@ def balance_features(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
 
 
 def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndarray, pair_c: np.ndarray,
-                   candidates_t: np.ndarray, candidates_c: np.ndarray, exclusive: bool) -> np.ndarray:
+                   candidates_t: np.ndarray, candidates_c: np.ndarray, exclusive: bool,
+                   pair_penalty: float = 1.0) -> np.ndarray:
     """Controls of the pairs after refinement (pair_t stays as it is).
 
     z_*: standardised balance features of treated and control units (rows by position);
     pair_t, pair_c: the matched pairs; candidates_t, candidates_c: every acceptable pair
     (pairs included); exclusive: a control may serve one set only (matching without
-    replacement).
+    replacement); pair_penalty: weight of the pairs' mean squared covariate distance divided by
+    the number of sets (at 1 the two terms are of one size when controls are chosen at random).
     """
     pair_c = pair_c.copy()
     if pair_t.size == 0:
@@ -47,14 +53,15 @@ def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndar
     set_size = np.bincount(pair_t, minlength=z_treated.shape[0])
     weight = 1.0 / (set_size[pair_t] * np.unique(pair_t).size)
     gap = z_treated[np.unique(pair_t)].mean(axis=0) - weight @ z_control[pair_c]
+    penalty = pair_penalty * weight / np.unique(pair_t).size
     order = np.argsort(candidates_t, kind="stable")
     candidates_c = candidates_c[order]
     starts = np.searchsorted(candidates_t[order], np.arange(z_treated.shape[0] + 1))
     in_use = np.zeros(z_control.shape[0], dtype=np.int64)
     np.add.at(in_use, pair_c, 1)
-    start_objective = float(gap @ gap)
+    objective = start = float(gap @ gap)
     for _ in range(MAX_SWEEPS):
-        before = float(gap @ gap)
+        before = objective
         for i in range(pair_t.size):
             t, old = pair_t[i], pair_c[i]
             options = candidates_c[starts[t]:starts[t + 1]]
@@ -64,13 +71,16 @@ def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndar
             if options.size == 0:
                 continue
             shift = weight[i] * (z_control[old] - z_control[options])  # change of the gap per option
-            change = 2.0 * shift @ gap + (shift * shift).sum(axis=1)
+            distance = ((z_control[options] - z_treated[t]) ** 2).sum(axis=1)
+            change = (2.0 * shift @ gap + (shift * shift).sum(axis=1)
+                      + penalty[i] * (distance - ((z_control[old] - z_treated[t]) ** 2).sum()))
             best = int(np.argmin(change))
             if change[best] < 0:
                 gap += shift[best]
+                objective += float(change[best])
                 in_use[old] -= 1
                 in_use[options[best]] += 1
                 pair_c[i] = options[best]
-        if before - float(gap @ gap) <= RELATIVE_TOLERANCE * start_objective:
+        if before - objective <= RELATIVE_TOLERANCE * start:
             break
     return pair_c

@@ -103,7 +103,8 @@ def cluster_robust(cells: pd.DataFrame, alpha: float, where: str) -> HorizonEsti
         np.add.at(influence[:, j], groups, scores @ fit.normalized_cov_params[:, 1])
     # statsmodels' small-sample factor per horizon, read off its variance, carried to the covariances.
     raw = (influence**2).sum(axis=0)
-    factor = np.sqrt(np.divide(variance, raw, out=np.ones_like(raw), where=raw > 0))
+    ratio = np.divide(variance, raw, out=np.ones_like(raw), where=raw > 0)
+    factor = np.sqrt(np.clip(ratio, 0, None))  # a variance of rounding size can come out just below 0
     covariance = (influence * factor).T @ (influence * factor)
     n_clusters = clusters_per_horizon(cells, horizons)
     half = stats.t.ppf(1 - alpha / 2, df=np.maximum(n_clusters - 1, 1)) * np.sqrt(np.clip(variance, 0, None))

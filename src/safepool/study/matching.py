@@ -57,6 +57,7 @@ NO_CALIPER = "no control within caliper"
 ALL_TAKEN = "eligible controls already taken"
 PROPENSITY_C = 1000.0
 FIRST_QUERY_SIZE = 8
+PAIR_PENALTY = 1.0
 Pairs = tuple[np.ndarray, np.ndarray]
 
 
@@ -206,7 +207,7 @@ class RiskSetMatcher(BaseEstimator):
         if self.refine:
             features = balance_features(x, is_treated)
             pairs = pairs[0], refine_balance(features[treated_rows], features[control_rows], *pairs, *candidates,
-                                             exclusive=not self.replace)
+                                             exclusive=not self.replace, pair_penalty=PAIR_PENALTY)
         self._record(df, pairs, treated_rows, control_rows, strata, cells, logit)
         self.index_ = df.index
         return self
