@@ -2,6 +2,7 @@ import os
 import stat
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from safepool.identity.keystore import PASSPHRASE_ENV, KeyStore, KeyStoreError
@@ -87,3 +88,30 @@ def test_destroyed_key_is_gone(tmp_path):
 def test_permit_ids_cannot_escape_the_store(tmp_path):
     with pytest.raises(KeyStoreError):
         KeyStore(tmp_path).create("../outside")
+
+
+def test_bulk_pseudonyms_agree_with_python_across_many_batches():
+    """Tens of thousands of codes are hashed in parallel batches; each keeps its own pseudonym."""
+    pseudonymiser = Pseudonymiser(os.urandom(32))
+    codes = [f"{i:06d}-{i % 898 + 2:03d}{'ABCDEFHJKLMNPRSTUVWXY'[i % 21]}" for i in range(40_000)]
+    mapped = sql_pseudonyms(pseudonymiser, codes)
+    assert len(mapped) == len(codes)
+    assert all(mapped[c] == pseudonymiser.pseudonym(c) for c in codes)
+    assert pseudonymiser.pseudonym_table(pa.array([], pa.string())).num_rows == 0
+
+
+def test_hashing_failure_withholds_the_engine_message(monkeypatch):
+    """An engine error could print the expression with the key pads; only a plain message goes out."""
+    import safepool.identity.pseudonym as module
+
+    pseudonymiser = Pseudonymiser(os.urandom(32))
+
+    class FailingContext:
+        def from_arrow(self, table):
+            raise RuntimeError(f"plan: concat({pseudonymiser._ipad.hex()}, code)")
+
+    monkeypatch.setattr(module, "SessionContext", FailingContext)
+    with pytest.raises(module.PseudonymisationError) as failure:
+        sql_pseudonyms(pseudonymiser, [ANNA])
+    assert pseudonymiser._ipad.hex() not in str(failure.value)
+    assert failure.value.__cause__ is None and failure.value.__suppress_context__
