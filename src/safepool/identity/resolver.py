@@ -40,18 +40,21 @@ class IdentityResolver:
         self.con.register("id_classified", classified)
         try:
             self.con.execute("INSERT INTO id_status SELECT raw, code, status FROM id_classified")
+            self.codes["validated"] += unseen.num_rows
+            self.seconds["validate"] += time.perf_counter() - started
+            started = time.perf_counter()
+            # Only this batch can hold codes without a pseudonym yet; a new spelling may still
+            # normalise to a code already mapped, hence the join, written so that DuckDB builds
+            # its hash table on the small batch rather than on the whole map.
+            self.pseudonymiser.create_map(
+                self.con,
+                "id_map_new",
+                "SELECT c.code FROM id_classified c LEFT JOIN id_map m ON m.code = c.code "
+                "WHERE c.code IS NOT NULL AND m.code IS NULL",
+            )
+            self.seconds["hmac"] += time.perf_counter() - started
         finally:
             self.con.unregister("id_classified")
-        self.codes["validated"] += unseen.num_rows
-        self.seconds["validate"] += time.perf_counter() - started
-        started = time.perf_counter()
-        self.pseudonymiser.create_map(
-            self.con,
-            "id_map_new",
-            "SELECT code FROM id_status s WHERE code IS NOT NULL "
-            "AND NOT EXISTS (SELECT 1 FROM id_map m WHERE m.code = s.code)",
-        )
-        self.seconds["hmac"] += time.perf_counter() - started
         self.codes["pseudonymised"] += self.con.execute("SELECT count(*) FROM id_map_new").fetchall()[0][0]
         self.con.execute("INSERT INTO id_map SELECT code, pid FROM id_map_new")
         self.con.execute("DROP TABLE id_map_new")
