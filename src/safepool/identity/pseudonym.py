@@ -52,14 +52,15 @@ class Pseudonymiser:
         mac = hmac.new(self._key, code.encode("utf-8"), hashlib.sha256).hexdigest()
         return str(int(mac[:HEX_DIGITS], 16)).zfill(DIGITS)
 
-    def create_map(self, con: duckdb.DuckDBPyConnection, target: str, codes_sql: str) -> None:
-        """Create table `target(code, pid)` from the distinct codes that `codes_sql` selects."""
+    def create_map(self, con: duckdb.DuckDBPyConnection, target: str, codes_sql: str) -> int:
+        """Create table `target(code, pid)` from the distinct codes that `codes_sql` selects; their number."""
         codes = con.sql(f"SELECT DISTINCT code FROM ({codes_sql}) WHERE code IS NOT NULL").to_arrow_table()
         con.register(MAP_CODES, self.pseudonym_table(codes.column("code")))
         try:
             con.execute(f"CREATE TABLE {target} AS SELECT code, pid FROM {MAP_CODES}")
         finally:
             con.unregister(MAP_CODES)
+        return codes.num_rows
 
     def pseudonym_table(self, codes: pa.ChunkedArray | pa.Array) -> pa.Table:
         """(code, pid) for each code, in no particular order (the engine hashes in parallel)."""

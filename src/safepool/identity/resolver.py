@@ -46,7 +46,7 @@ class IdentityResolver:
             # Only this batch can hold codes without a pseudonym yet; a new spelling may still
             # normalise to a code already mapped, hence the join, written so that DuckDB builds
             # its hash table on the small batch rather than on the whole map.
-            self.pseudonymiser.create_map(
+            new_codes = self.pseudonymiser.create_map(
                 self.con,
                 "id_map_new",
                 "SELECT c.code FROM id_classified c LEFT JOIN id_map m ON m.code = c.code "
@@ -55,8 +55,9 @@ class IdentityResolver:
             self.seconds["hmac"] += time.perf_counter() - started
         finally:
             self.con.unregister("id_classified")
-        self.codes["pseudonymised"] += self.con.execute("SELECT count(*) FROM id_map_new").fetchall()[0][0]
-        self.con.execute("INSERT INTO id_map SELECT code, pid FROM id_map_new")
+        self.codes["pseudonymised"] += new_codes
+        if new_codes:
+            self.con.execute("INSERT INTO id_map SELECT code, pid FROM id_map_new")
         self.con.execute("DROP TABLE id_map_new")
 
     def linked_rows_sql(self, relation: str, column: str, select: str) -> str:
