@@ -161,6 +161,25 @@ def test_e_values():
     assert table.loc["earnings", "e_value"] == pytest.approx(1.0) and table.loc["earnings", "e_value_ci"] == 1.0
 
 
+def test_an_effect_without_a_risk_ratio_is_not_defined_and_still_passes_the_checks():
+    """A risk difference larger than the treated risk (small demo samples) implies no positive
+    counterfactual risk; a constant control outcome gives no SD. Neither may become infinite."""
+    from safepool.disclosure.checks import check
+    from safepool.disclosure.rules import DisclosureRules
+    from safepool.study.run import effect_output
+
+    effects = pd.DataFrame({"outcome": ["employment", "benefits"], "horizon": [4, 4], "method": ["att", "att"],
+                            "estimate": [0.06, 10.0], "ci_low": [-0.1, 5.0], "ci_high": [0.2, 15.0],
+                            "mean_treated": [0.05, 20.0], "sd_control": [0.3, 0.0],
+                            "outcome_type": ["binary", "continuous"]})
+    table = e_values(effects)
+    assert table[["risk_ratio", "e_value"]].isna().all().all()
+    cells = table.assign(n_treated=[40, 40], n_control=[40, 40])
+    output = effect_output("sensitivity", cells)
+    assert output.cells["e_value"].eq("not defined").all()
+    assert all(finding.rule != "invalid" for finding in check(output, DisclosureRules()).findings)
+
+
 def test_rosenbaum_bounds_start_at_wilcoxon_and_grow_with_gamma(study):
     _, matched = study
     bounds = rosenbaum_bounds(matched, "earnings", 8)

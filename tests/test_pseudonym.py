@@ -115,3 +115,15 @@ def test_hashing_failure_withholds_the_engine_message(monkeypatch):
         sql_pseudonyms(pseudonymiser, [ANNA])
     assert pseudonymiser._ipad.hex() not in str(failure.value)
     assert failure.value.__cause__ is None and failure.value.__suppress_context__
+
+
+def test_leading_digits_read_any_binary_layout():
+    """The digits come from the MAC's first 60 bits, whatever binary layout the engine returns."""
+    from safepool.identity.pseudonym import leading_digits
+
+    macs = [os.urandom(32) for _ in range(50)]
+    expected = [str(int(mac.hex()[:15], 16)).zfill(19) for mac in macs]
+    for kind in (pa.binary(), pa.large_binary()):
+        chunked = pa.chunked_array([pa.array(macs[:20], kind), pa.array(macs[20:], kind)]).slice(0)
+        assert leading_digits(chunked).to_pylist() == expected
+    assert leading_digits(pa.chunked_array([pa.array(macs, pa.binary())]).slice(7, 5)).to_pylist() == expected[7:12]

@@ -83,14 +83,16 @@ def leading_digits(macs: pa.ChunkedArray) -> pa.Array:
     Vectorised: the leading 8 bytes of every MAC read as one big-endian integer, its digits
     written into a fixed-width byte block that becomes the string array's data buffer.
     """
-    numbers = np.concatenate([leading_bytes(chunk) for chunk in macs.chunks]).view(">u8").ravel().astype(np.uint64)
-    numbers >>= np.uint64(64 - 4 * HEX_DIGITS)
+    if macs.type != pa.binary():  # the engine may hand back large or view binary arrays
+        macs = macs.cast(pa.binary())
+    leading = np.concatenate([leading_bytes(chunk) for chunk in macs.chunks])
+    numbers = leading.view(">u8").ravel().astype(np.uint64) >> np.uint64(64 - 4 * HEX_DIGITS)
     text = np.empty((numbers.size, DIGITS), dtype=np.uint8)
     for position in range(DIGITS - 1, -1, -1):
         numbers, digit = np.divmod(numbers, np.uint64(10))
         text[:, position] = digit + ord("0")
-    offsets = np.arange(0, DIGITS * (numbers.size + 1), DIGITS, dtype=np.int64)
-    return pa.LargeStringArray.from_buffers(numbers.size, pa.py_buffer(offsets), pa.py_buffer(text))
+    offsets = np.arange(0, DIGITS * (len(text) + 1), DIGITS, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(len(text), pa.py_buffer(offsets), pa.py_buffer(text))
 
 
 def leading_bytes(chunk: pa.BinaryArray) -> np.ndarray:

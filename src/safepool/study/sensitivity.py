@@ -47,9 +47,12 @@ def risk_ratios(effects: pd.DataFrame, values: pd.Series) -> np.ndarray:
     treated_risk = effects["mean_treated"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         counterfactual = treated_risk - values.to_numpy(float)
-        from_risks = np.where(counterfactual > 0, treated_risk / counterfactual, np.inf)
+        from_risks = np.where(counterfactual > 0, treated_risk / counterfactual, np.nan)
         standardised = values.to_numpy(float) / effects["sd_control"].to_numpy(float)
-    return np.where(binary, from_risks, np.exp(STANDARDISED_TO_LOG_RR * standardised))
+        ratios = np.where(binary, from_risks, np.exp(STANDARDISED_TO_LOG_RR * standardised))
+    # No risk ratio exists when the implied risk without treatment is not positive, or the
+    # controls' outcome does not vary: such cells are "not defined", never infinite.
+    return np.where(np.isfinite(ratios), ratios, np.nan)
 
 
 def e_values(effects: pd.DataFrame) -> pd.DataFrame:
