@@ -16,8 +16,8 @@ import hashlib
 import hmac
 import os
 import sqlite3
-import tempfile
 import statistics
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -27,7 +27,7 @@ import pandas as pd
 from stdnum.fi import hetu
 
 from safepool.identity.keystore import KeyStore
-from safepool.identity.pseudonym import Pseudonymiser
+from safepool.identity.pseudonym import Pseudonymiser, rfc2104_pads
 from safepool.pool.build import build_pool
 from safepool.pool.scope import Scope, Window
 from safepool.registers.catalogue import Register, SourceKind
@@ -59,8 +59,7 @@ def safepool_build(workspace: Workspace, registers: list[Register]) -> float:
 
 def duckdb_sql_hmac(key: bytes, con: duckdb.DuckDBPyConnection, target: str, codes_sql: str) -> None:
     """The alternative: the same HMAC written in DuckDB SQL from its sha256 and the RFC 2104 pads."""
-    assert len(key) <= 64, "a longer key is first hashed (RFC 2104); not needed here"
-    ipad, opad = (bytes(b ^ pad for b in key.ljust(64, b"\0")) for pad in (0x36, 0x5C))
+    ipad, opad = rfc2104_pads(key)
     mac = "sha256($opad || unhex(sha256($ipad || encode(code))))"
     con.execute(f"CREATE TABLE {target} AS SELECT code, lpad(CAST(CAST('0x' || substr({mac}, 1, 15) AS UBIGINT) "
                 f"AS VARCHAR), 19, '0') AS pid FROM (SELECT DISTINCT code FROM ({codes_sql}) WHERE code IS NOT NULL)",
@@ -90,7 +89,7 @@ def hmac_million(repeats: int = 3) -> None:
               + f"   median {statistics.median(seconds):.2f} s = {rate(1_000_000, statistics.median(seconds))}")
     ours, theirs = (statistics.median(seconds) for seconds in times.values())
     print(f"  safepool is {theirs / ours:.1f}x faster than DuckDB SQL; target 1,000,000 codes/s: "
-          f"{'met' if 1_000_000 / ours >= 1_000_000 else 'MISSED'} (median), first run "
+          f"{'met' if ours <= 1.0 else 'MISSED'} (median), first run "
           f"{rate(1_000_000, times['safepool (DataFusion sha256)'][0])}")
 
 

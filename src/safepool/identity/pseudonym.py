@@ -35,15 +35,18 @@ class PseudonymisationError(RuntimeError):
     """The bulk HMAC failed; the engine's own message is withheld because it could show the pads."""
 
 
+def rfc2104_pads(key: bytes) -> tuple[bytes, bytes]:
+    """The inner and outer padded keys of HMAC-SHA256 (a key longer than a block is hashed first)."""
+    block_key = (key if len(key) <= BLOCK else hashlib.sha256(key).digest()).ljust(BLOCK, b"\0")
+    return bytes(b ^ 0x36 for b in block_key), bytes(b ^ 0x5C for b in block_key)
+
+
 class Pseudonymiser:
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("a pseudonymisation key must be at least 16 bytes")
         self._key = key
-        block_key = key if len(key) <= BLOCK else hashlib.sha256(key).digest()
-        block_key = block_key.ljust(BLOCK, b"\0")
-        self._ipad = bytes(b ^ 0x36 for b in block_key)
-        self._opad = bytes(b ^ 0x5C for b in block_key)
+        self._ipad, self._opad = rfc2104_pads(key)
 
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymiser(<key hidden>)"

@@ -59,8 +59,12 @@ def pooled_sd(df: pd.DataFrame, covariates: Sequence[str], treatment: str = "tre
     where = "balance input"
     treated = treatment_indicator(df, treatment, where)
     x = numeric_matrix(df, list(covariates), where)
-    sd = np.sqrt((x[treated].var(axis=0, ddof=1) + x[~treated].var(axis=0, ddof=1)) / 2)
-    return pd.Series(sd, index=list(covariates))
+    return pd.Series(pooled_sd_of(x, treated), index=list(covariates))
+
+
+def pooled_sd_of(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
+    """pooled_sd on a matrix: one value per column."""
+    return np.sqrt((x[treated].var(axis=0, ddof=1) + x[~treated].var(axis=0, ddof=1)) / 2)
 
 
 def balance_table(df: pd.DataFrame, covariates: Sequence[str], treatment: str = "treated",

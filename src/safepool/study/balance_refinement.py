@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from safepool.study.balance import pooled_sd_of
+
 MAX_SWEEPS = 20
 RELATIVE_TOLERANCE = 1e-9
 
 
 def standardise(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
     """Columns divided by the pooled SD of treated and controls: the denominator of the SMD."""
-    pooled = np.sqrt((x[is_treated].var(axis=0) + x[~is_treated].var(axis=0)) / 2.0)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a lone treated unit has no variance
+        pooled = pooled_sd_of(x, is_treated)
     return (x - x.mean(axis=0)) / np.where(pooled > 0, pooled, 1.0)
 
 
@@ -50,10 +53,11 @@ def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndar
     pair_c = pair_c.copy()
     if pair_t.size == 0:
         return pair_c
+    sets = np.unique(pair_t)
     set_size = np.bincount(pair_t, minlength=z_treated.shape[0])
-    weight = 1.0 / (set_size[pair_t] * np.unique(pair_t).size)
-    gap = z_treated[np.unique(pair_t)].mean(axis=0) - weight @ z_control[pair_c]
-    penalty = pair_penalty * weight / np.unique(pair_t).size
+    weight = 1.0 / (set_size[pair_t] * sets.size)
+    gap = z_treated[sets].mean(axis=0) - weight @ z_control[pair_c]
+    penalty = pair_penalty * weight / sets.size
     order = np.argsort(candidates_t, kind="stable")
     candidates_c = candidates_c[order]
     starts = np.searchsorted(candidates_t[order], np.arange(z_treated.shape[0] + 1))
