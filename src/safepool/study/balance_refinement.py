@@ -11,8 +11,9 @@ pairs' own covariate distance. The penalty keeps pairs alike: without it the sea
 fix a rare category by picking the same unusual controls again and again, which balances the
 means but makes the estimate noisier (bench/study_validity.py --no-refine shows the
 comparison). Only the design changes: outcomes are never looked at, as in fine-balance and
-cardinality matching. Each swap strictly lowers the objective, so the search ends; it stops
-when a sweep gains almost nothing.
+cardinality matching. Each swap strictly lowers the objective. The means are balanced within
+two or three sweeps; after that the gains come from the penalty alone and shrink slowly, so
+the search stops once a sweep gains less than a tenth of what the first one did.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 from safepool.study.balance import pooled_sd_of
 
 MAX_SWEEPS = 20
-RELATIVE_TOLERANCE = 1e-9
+STOP_GAIN = 0.1  # stop once a sweep gains less than this share of what the first sweep gained
 
 
 def standardise(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
@@ -63,7 +64,7 @@ def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndar
     starts = np.searchsorted(candidates_t[order], np.arange(z_treated.shape[0] + 1))
     in_use = np.zeros(z_control.shape[0], dtype=np.int64)
     np.add.at(in_use, pair_c, 1)
-    objective = start = float(gap @ gap)
+    objective, first_gain = float(gap @ gap), None
     for _ in range(MAX_SWEEPS):
         before = objective
         for i in range(pair_t.size):
@@ -85,6 +86,7 @@ def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndar
                 in_use[old] -= 1
                 in_use[options[best]] += 1
                 pair_c[i] = options[best]
-        if before - objective <= RELATIVE_TOLERANCE * start:
+        first_gain = before - objective if first_gain is None else first_gain
+        if before - objective <= STOP_GAIN * first_gain:
             break
     return pair_c
