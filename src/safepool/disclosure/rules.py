@@ -30,6 +30,9 @@ class DisclosureRules(BaseModel):
     zeros: Literal["allow", "suppress"] = Field("allow", description="whether a zero count is itself a finding")
     rounding_base: int = Field(5, ge=1, description="base that counts are rounded to")
     allow_extremes: bool = Field(False, description="whether the minimum or maximum of a group may be shown")
+    max_cells: int = Field(1000, ge=1, description="query budget: cells an answer may have (known before it runs)")
+    max_seconds: float = Field(10.0, gt=0, description="query budget: seconds a query may run")
+    max_memory_mb: int = Field(1024, ge=64, description="query budget: memory a query may use, MB")
 
     @classmethod
     def load(cls, workspace_root: Path) -> DisclosureRules:
