@@ -5,6 +5,7 @@ SQL restricted to aggregates; the answer holds only the cells that pass the disc
 """
 
 from safepool.query.request import AggregateRequest, Filter, parse_filter
-from safepool.query.sql_guard import AggregateQuery, QueryRefused, check_sql
+from safepool.query.model import AggregateModel, QueryRefused
+from safepool.query.sql_syntax import model_from_sql
 
-__all__ = ["AggregateQuery", "AggregateRequest", "Filter", "QueryRefused", "check_sql", "parse_filter"]
+__all__ = ["AggregateModel", "AggregateRequest", "Filter", "QueryRefused", "model_from_sql", "parse_filter"]

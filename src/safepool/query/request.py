@@ -1,7 +1,18 @@
-"""A structured aggregate request: what to count, add up, average or take quantiles of, by which groups.
+"""The structured request: the query model written as YAML, JSON or command-line options.
 
-Written as YAML/JSON or given as command-line options. It becomes SQL and then passes the same
-guard and engine as a hand-written query, so the two ways in cannot differ in what they allow.
+    table: employment            # the pool table the rows come from
+    join: [population]           # more tables, joined on the person
+    measure: mean                # persons, rows, sum, mean, share or quantiles
+    value: earnings              # the numeric variable measured (not for persons or rows)
+    quantiles: [0.25, 0.5, 0.75] # for measure: quantiles (local means, 0.1 to 0.9)
+    by: [sex, bin(earnings), year(quarter)]
+    filters:
+      - {variable: main_activity, operator: "=", value: "11"}
+      - "population.sex in 1,2"  # the same condition as one line of text
+
+A group term is a categorical variable, bin(numeric variable), or year(), quarter() or month()
+of a date variable; a name may be qualified with its table (population.sex). It becomes the same
+`AggregateModel` SQL becomes, so the two ways in cannot differ in what they allow.
 """
 
 from __future__ import annotations
@@ -11,32 +22,40 @@ import re
 from pathlib import Path
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from sqlglot import exp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from safepool.errors import SafepoolError
-from safepool.query.sql_guard import DIALECT, PERSON, QUANTILE_RANGE
+from safepool.query.model import (
+    OPERATORS,
+    QUANTILE_RANGE,
+    AggregateModel,
+    Condition,
+    Dictionary,
+    Grouping,
+    Measure,
+    Operator,
+    refuse,
+    resolve,
+)
 from safepool.yaml_files import load_model
 
-Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not in", "between", "is null", "is not null"]
-OPERATORS: tuple[str, ...] = Operator.__args__  # type: ignore[attr-defined]
 Scalar = Union[bool, int, float, dt.date, str]
 TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-COLUMN_NAME = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"
+VARIABLE_NAME = r"^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-Za-z0-9_]*$"
+GROUP_TERM = re.compile(r"^(?:(bin|year|quarter|month)\(\s*)?(?:([A-Za-z_]\w*)\.)?([A-Za-z_]\w*)(?(1)\s*\))$")
+MEASURES = ("persons", "rows", "sum", "mean", "share", "quantiles")
 
-_COMPARISONS = {"=": exp.EQ, "!=": exp.NEQ, "<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
-
-class RequestError(SafepoolError):
+class RequestError(SafepoolError, ValueError):
     """A structured request that cannot be understood; names the option or field."""
 
 
 class Filter(BaseModel):
-    """One condition on the rows: column, operator from a closed list, value(s)."""
+    """One condition on the rows: a declared variable, an operator from a closed list, constant(s)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    column: str = Field(pattern=COLUMN_NAME)
+    variable: str = Field(pattern=VARIABLE_NAME)
     operator: Operator
     value: Scalar | list[Scalar] | None = None
 
@@ -56,49 +75,49 @@ class Filter(BaseModel):
             raise ValueError(f"'{self.operator}' takes one value")
         return self
 
-    def condition(self) -> exp.Expression:
-        column = _column(self.column)
-        if self.operator in _COMPARISONS:
-            return _COMPARISONS[self.operator](this=column, expression=exp.convert(self.value))
-        if self.operator in ("in", "not in"):
-            inside = exp.In(this=column, expressions=[exp.convert(v) for v in self.value])  # type: ignore[union-attr]
-            return inside if self.operator == "in" else exp.Not(this=inside)
-        if self.operator == "between":
-            low, high = self.value  # type: ignore[misc]
-            return exp.Between(this=column, low=exp.convert(low), high=exp.convert(high))
-        null = exp.Is(this=column, expression=exp.Null())
-        return null if self.operator == "is null" else exp.Not(this=null)
+    def values(self) -> tuple[object, ...]:
+        if self.value is None:
+            return ()
+        return tuple(self.value) if isinstance(self.value, list) else (self.value,)
 
 
 class AggregateRequest(BaseModel):
-    """count (persons), sum, mean or quantiles of a value column, by groups, over filtered rows."""
+    """persons, rows, sum, mean, share or quantiles of a numeric variable, by groups, over filtered rows."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     table: str = Field(pattern=TABLE_NAME, description="the pool table the rows come from")
     join: list[str] = Field(default_factory=list, description="more tables, joined on the person")
-    measure: Literal["count", "sum", "mean", "quantiles"]
-    value: str | None = Field(None, pattern=COLUMN_NAME, description="the column summed, averaged or ranked")
+    measure: Literal["persons", "rows", "sum", "mean", "share", "quantiles"]
+    value: str | None = Field(None, pattern=VARIABLE_NAME, description="the numeric variable measured")
     quantiles: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
-    by: list[str] = Field(default_factory=list, description="grouping columns")
+    by: list[str] = Field(default_factory=list, description="group terms")
     filters: list[Filter] = Field(default_factory=list)
-    title: str | None = None
+    title: str | None = Field(None, max_length=120)
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _text_filters(cls, filters: object) -> object:
+        if isinstance(filters, list):
+            return [parse_filter(f) if isinstance(f, str) else f for f in filters]
+        return filters
 
     @model_validator(mode="after")
     def _consistent(self) -> AggregateRequest:
-        if self.measure == "count" and self.value is not None:
-            raise ValueError("count counts persons and takes no value column")
-        if self.measure != "count" and self.value is None:
-            raise ValueError(f"{self.measure} needs a value column")
+        if self.measure in ("persons", "rows") and self.value is not None:
+            raise ValueError(f"{self.measure} takes no value variable")
+        if self.measure not in ("persons", "rows") and self.value is None:
+            raise ValueError(f"{self.measure} needs a value variable")
         low, high = QUANTILE_RANGE
         if self.measure == "quantiles" and (not self.quantiles or not all(low <= q <= high for q in self.quantiles)):
             raise ValueError(f"quantiles must be numbers between {low} and {high}")
         for name in self.join:
             if not re.fullmatch(TABLE_NAME, name):
                 raise ValueError(f"join: {name} is not a plain table name")
-        for name in self.by:
-            if not re.fullmatch(COLUMN_NAME, name):
-                raise ValueError(f"by: {name} is not a plain column name")
+        for term in self.by:
+            if not GROUP_TERM.match(term.strip()):
+                raise ValueError(f"by: {term} is not a group term (a variable, bin(x), year(d), quarter(d) or "
+                                 "month(d))")
         return self
 
     @classmethod
@@ -115,48 +134,49 @@ class AggregateRequest(BaseModel):
             problems = [f"{'.'.join(str(p) for p in e['loc']) or 'request'}: {e['msg']}" for e in exc.errors()]
             raise RequestError("the request is not valid: " + "; ".join(problems)) from None
 
+    def model(self, dictionary: Dictionary) -> AggregateModel:
+        """The request in the query model (checked against the dictionary by `check_model`)."""
+        for table in [self.table, *self.join]:
+            if table not in dictionary:
+                raise refuse(f"table {table} is not in this permit's pool")
+        tables = {name: name for name in [self.table, *self.join]}
+        groups = []
+        for term in self.by:
+            part, qualifier, name = GROUP_TERM.match(term.strip()).groups()  # type: ignore[union-attr]
+            ref = resolve(dictionary, tables, name, qualifier)
+            groups.append(Grouping(ref, part or "code", name if part is None else f"{part}_{name}"))
+        filters = [Condition(_ref(dictionary, tables, f.variable), f.operator, f.values()) for f in self.filters]
+        return AggregateModel(tables=tuple(tables), groups=tuple(groups),
+                              measures=tuple(self._measures(dictionary, tables)), filters=tuple(filters),
+                              inner_join=tuple(False for _ in self.join))
+
+    def _measures(self, dictionary: Dictionary, tables: dict[str, str]) -> list[Measure]:
+        if self.measure in ("persons", "rows"):
+            return [Measure(self.measure, None, self.measure)]  # type: ignore[arg-type]
+        ref = _ref(dictionary, tables, self.value)  # type: ignore[arg-type]
+        if self.measure == "quantiles":
+            return [Measure("quantile", ref, f"q{round(q * 100):02d}", q) for q in self.quantiles]
+        return [Measure(self.measure, ref, self.measure)]  # type: ignore[arg-type]
+
     def describe(self) -> str:
-        what = "persons" if self.measure == "count" else f"{self.measure} of {self.value}"
+        what = self.measure if self.value is None else f"{self.measure} of {self.value}"
         groups = f" by {', '.join(self.by)}" if self.by else ""
         return self.title or f"{what}{groups} ({', '.join([self.table, *self.join])})"
 
-    def to_sql(self) -> str:
-        """The request as one aggregate SELECT (the guard checks it like any other query)."""
-        keys = [_column(name).as_(name.split(".")[-1]) for name in self.by]
-        select = exp.select(*keys, *self._aggregates()).from_(exp.to_table(self.table, quoted=True))
-        for other in self.join:
-            select = select.join(exp.to_table(other, quoted=True), using=[PERSON], join_type="left")
-        if self.filters:
-            select = select.where(exp.and_(*(f.condition() for f in self.filters)))
-        if keys:
-            select = select.group_by(*(_column(name) for name in self.by))
-        return select.sql(dialect=DIALECT)
 
-    def _aggregates(self) -> list[exp.Expression]:
-        if self.measure == "count":
-            person = exp.column(PERSON, table=self.table, quoted=True)
-            return [exp.Count(this=exp.Distinct(expressions=[person])).as_("persons")]
-        value = _column(self.value)  # type: ignore[arg-type]
-        if self.measure == "sum":
-            return [exp.Sum(this=value).as_("sum")]
-        if self.measure == "mean":
-            return [exp.Avg(this=value).as_("mean")]
-        return [exp.PercentileCont(this=value.copy(), expression=exp.convert(q)).as_(f"q{round(q * 100):02d}")
-                for q in self.quantiles]
-
-
-def _column(name: str) -> exp.Column:
-    table, _, column = name.rpartition(".")
-    return exp.column(column, table=table or None, quoted=True)
+def _ref(dictionary: Dictionary, tables: dict[str, str], name: str):  # type: ignore[no-untyped-def]
+    qualifier, _, variable = name.rpartition(".")
+    return resolve(dictionary, tables, variable, qualifier or None)
 
 
 def parse_filter(text: str) -> Filter:
-    """`column operator value` from the command line, e.g. "birth_year >= 1980", "sex in F,M",
-    "amount between 10,500", "month is null". Numbers become numbers; lists are comma-separated."""
+    """`variable operator value` as text, e.g. "sex = 2", "native_language in fi,sv",
+    "earnings between 1000,5000", "move_out_date is null". Numbers become numbers; lists are
+    comma-separated."""
     parts = text.strip().split(None, 1)
     if len(parts) != 2:
-        raise RequestError('a --filter needs a column, an operator and a value, e.g. "birth_year >= 1980"')
-    column, rest = parts
+        raise RequestError('a filter needs a variable, an operator and a value, e.g. "sex = 2"')
+    variable, rest = parts
     lowered = rest.lower()
     for operator in sorted(OPERATORS, key=len, reverse=True):
         if lowered == operator or lowered.startswith(operator + " ") or (
@@ -168,12 +188,12 @@ def parse_filter(text: str) -> Filter:
             elif operator not in ("is null", "is not null"):
                 value = _scalar(raw)
             elif raw:
-                raise RequestError(f"--filter on {column}: '{operator}' takes no value")
+                raise RequestError(f"filter on {variable}: '{operator}' takes no value")
             try:
-                return Filter(column=column, operator=operator, value=value)  # type: ignore[arg-type]
+                return Filter(variable=variable, operator=operator, value=value)  # type: ignore[arg-type]
             except ValidationError as exc:
-                raise RequestError(f"--filter on {column}: {exc.errors()[0]['msg']}") from None
-    raise RequestError(f"--filter on {column}: the operator must be one of {', '.join(OPERATORS)}")
+                raise RequestError(f"filter on {variable}: {exc.errors()[0]['msg']}") from None
+    raise RequestError(f"filter on {variable}: the operator must be one of {', '.join(OPERATORS)}")
 
 
 def _scalar(text: str) -> Scalar:

@@ -1,0 +1,64 @@
+"""The policy's time and memory budget around a query's statements, and errors without data.
+
+DuckDB has no statement timeout, so a timer interrupts the connection when the query's time is
+up; the memory limit is set on the connection before its configuration is locked. Whatever the
+engine says when a statement fails is never shown: its text can quote the values it was
+converting. The refusal names the step of the query that failed instead.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import duckdb
+import pandas as pd
+
+from safepool.query.model import refuse
+
+
+class Budget:
+    """Runs the statements of one query within `seconds`; failures become fixed messages."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
+        self.con = con
+        self.seconds = seconds
+        self._timer = threading.Timer(seconds, con.interrupt)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Budget:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def run(self, step: str, sql: str) -> None:
+        """Execute one statement; `step` says in words what it does, for the message if it fails."""
+        try:
+            self.con.execute(sql)
+        except duckdb.Error as exc:
+            raise self._refusal(step, exc) from None
+
+    def frame(self, step: str, sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
+        """The result of one statement as a DataFrame, with `frames` visible to it by name."""
+        try:
+            for name, frame in frames.items():
+                self.con.register(name, frame)
+            return self.con.execute(sql).df()
+        except duckdb.Error as exc:
+            raise self._refusal(step, exc) from None
+        finally:
+            for name in frames:
+                try:
+                    self.con.unregister(name)
+                except duckdb.Error:
+                    pass
+
+    def _refusal(self, step: str, exc: duckdb.Error) -> Exception:
+        if isinstance(exc, duckdb.InterruptException):
+            return refuse(f"it ran longer than the policy's budget of {self.seconds:g} seconds (while it was "
+                          f"trying to {step}); ask for fewer cells or a narrower selection")
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return refuse(f"it needed more memory than the policy's budget (while it was trying to {step}); "
+                          "ask for fewer cells or a narrower selection")
+        return refuse(f"the pool could not {step} (the engine's message is withheld: it may quote data)")

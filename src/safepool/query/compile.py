@@ -1,0 +1,162 @@
+"""The SQL the engine runs for a checked `AggregateModel`, written once for DuckDB.
+
+Nothing of the analyst's text reaches it: table and variable names are the dictionary's (plain
+identifiers, quoted), group labels and codes are the dictionary's own text, and constants are
+numbers, dates or codes the model has already checked. Group labels are computed from code
+lists, bins and date parts in SQL, so no value read from the data can become a label.
+
+Three statements follow from a model:
+- `base`: one row per row of the joined tables that passes the filters, with the person (a hash of
+  the pseudonym, for telling persons apart only), each group's label and each measured value;
+- `per_person`: per cell and person, rows and the sum of each measured value;
+- `quantile_windows`: for a quantile, the rows whose value lies in the window of at least the
+  minimum frequency of values around the quantile position (ties at the window's edges are taken
+  whole, so the window depends on the values alone, never on row or pseudonym order).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
+    Measure, bin_labels, constant_text
+from safepool.registers.catalogue import TimeFormat, Variable
+
+_OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+
+
+def quote_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Compiler:
+    """SQL for one model over one pool's dictionary; table i is aliased t{i}."""
+
+    def __init__(self, model: AggregateModel, dictionary: Dictionary) -> None:
+        self.model = model
+        self.dictionary = dictionary
+        self.alias = {table: f"t{i}" for i, table in enumerate(model.tables)}
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"g{i}" for i in range(len(self.model.groups))]
+
+    def _variable(self, table: str, name: str) -> tuple[Variable, str]:
+        return self.dictionary[table][name], f"{self.alias[table]}.{quote_name(name)}"
+
+    def base(self) -> str:
+        """Rows in scope: person, group labels g0.., measured values x0.. (NULL where not measured)."""
+        first = self.alias[self.model.tables[0]]
+        columns = [f"hash({first}.{PERSON}) AS person"]
+        columns += [f"{self._label(group)} AS g{i}" for i, group in enumerate(self.model.groups)]
+        for j, measure in enumerate(self.model.measures):
+            if measure.variable is not None:
+                _, column = self._variable(measure.variable.table, measure.variable.name)
+                columns.append(f"CAST({column} AS DOUBLE) AS x{j}")
+        joins = [f"{quote_name(self.model.tables[0])} AS {first}"]
+        for i, table in enumerate(self.model.tables[1:]):
+            inner = self.model.inner_join[i] if i < len(self.model.inner_join) else False
+            joins.append(f"{'' if inner else 'LEFT '}JOIN {quote_name(table)} AS {self.alias[table]} "
+                         f"ON {self.alias[table]}.{PERSON} = {first}.{PERSON}")
+        where = " AND ".join(self._condition(c) for c in self.model.filters) or "true"
+        return f"SELECT {', '.join(columns)} FROM {' '.join(joins)} WHERE {where}"
+
+    def per_person(self) -> str:
+        """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j)."""
+        parts = [*self.keys, "person", "count(*) AS n_rows"]
+        for j, measure in enumerate(self.model.measures):
+            if measure.variable is not None:
+                parts += [f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}"]
+        return f"SELECT {', '.join(parts)} FROM base GROUP BY {', '.join([*self.keys, 'person'])}"
+
+    def quantile_window(self, j: int, measure: Measure, width: int) -> str:
+        """Per cell and person, the rows and sum of values inside the quantile's window of `width`
+        values (ranked by value; the window widened to whole ties at both edges)."""
+        partition = ", ".join(self.keys) or "true"
+        grouped = f"GROUP BY {', '.join(self.keys)}" if self.keys else ""
+        group = ", ".join([f"v.{k}" for k in self.keys] + ["person"])
+        on = " AND ".join(f"v.{k} = e.{k}" for k in self.keys) or "true"
+        q = float(measure.quantile or 0.5)
+        return f"""
+            WITH v AS (SELECT {', '.join([*self.keys, 'person'])}, x{j} AS x FROM base WHERE x{j} IS NOT NULL),
+            ranked AS (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY x) - 1 AS i,
+                              count(*) OVER (PARTITION BY {partition}) AS n FROM v),
+            placed AS (SELECT *, greatest(0, least(n - {width},
+                                  CAST(floor({q!r} * (n - 1) - ({width} - 1) / 2.0 + 0.5) AS BIGINT))) AS lo
+                       FROM ranked),
+            edges AS (SELECT {', '.join([*self.keys]) + ', ' if self.keys else ''}
+                             min(x) FILTER (WHERE i = lo) AS low,
+                             min(x) FILTER (WHERE i = least(lo + {width} - 1, n - 1)) AS high
+                      FROM placed {grouped})
+            SELECT {group}, count(*) AS r, sum(v.x) AS c
+            FROM v JOIN edges e ON {on}
+            WHERE v.x BETWEEN e.low AND e.high
+            GROUP BY {group}"""
+
+    # -- labels -----------------------------------------------------------------------------
+
+    def _label(self, group: Grouping) -> str:
+        variable, column = self._variable(group.variable.table, group.variable.name)
+        if group.part == "code":
+            cases = " ".join(f"WHEN {quote_text(code)} THEN {quote_text(label)}"
+                             for code, label in (variable.codes or {}).items())
+            return (f"CASE WHEN {column} IS NULL THEN {quote_text(MISSING)} ELSE CASE CAST({column} AS VARCHAR) "
+                    f"{cases} ELSE {quote_text(UNKNOWN_CODE)} END END")
+        if group.part == "bin":
+            edges = variable.bins or []
+            labels = bin_labels(edges, variable.unit or "")
+            cases = " ".join(f"WHEN {column} < {edge!r} THEN {quote_text(label)}"
+                             for edge, label in zip(edges, labels))
+            return f"CASE WHEN {column} IS NULL THEN {quote_text(MISSING)} {cases} ELSE {quote_text(labels[-1])} END"
+        date = date_sql(variable, column)
+        first, last = variable.years or (0, 0)
+        d = f"({date})"
+        layout = {"year": f"strftime({d}, '%Y')", "month": f"strftime({d}, '%Y-%m')",
+                  "quarter": f"strftime({d}, '%Y') || 'Q' || CAST(quarter({d}) AS VARCHAR)"}[group.part]
+        return (f"CASE WHEN {date} IS NULL THEN {quote_text(MISSING)} "
+                f"WHEN year({date}) < {first} THEN {quote_text(f'before {first}')} "
+                f"WHEN year({date}) > {last} THEN {quote_text(f'after {last}')} ELSE {layout} END")
+
+    # -- filters ----------------------------------------------------------------------------
+
+    def _condition(self, condition: Condition) -> str:
+        variable, column = self._variable(condition.variable.table, condition.variable.name)
+        if condition.operator in ("is null", "is not null"):
+            return f"{column} {condition.operator.upper()}"
+        if variable.level == "categorical":
+            column = f"CAST({column} AS VARCHAR)"
+        elif variable.level == "date":
+            column = date_sql(variable, column)
+        values = [_constant(variable, v) for v in condition.values]
+        if condition.operator in ("in", "not in"):
+            return f"coalesce({column} {condition.operator.upper()} ({', '.join(values)}), false)"
+        if condition.operator == "between":
+            return f"{column} BETWEEN {values[0]} AND {values[1]}"
+        return f"{column} {_OPERATORS[condition.operator]} {values[0]}"
+
+
+def date_sql(variable: Variable, column: str) -> str:
+    """A date variable as a DATE (the first day of its period when written as yyyymm, yyyyq or year)."""
+    fmt = variable.date_format
+    if fmt in (None, TimeFormat.date):
+        return f"CAST({column} AS DATE)"
+    if fmt == TimeFormat.yyyymm:
+        return f"make_date(CAST({column} AS BIGINT) // 100, CAST({column} AS BIGINT) % 100, 1)"
+    if fmt == TimeFormat.yyyyq:
+        text = f"CAST({column} AS VARCHAR)"
+        return (f"make_date(CAST(substr({text}, 1, 4) AS BIGINT), "
+                f"3 * CAST(substr({text}, 6, 1) AS BIGINT) - 2, 1)")
+    return f"make_date(CAST({column} AS BIGINT), 1, 1)"
+
+
+def _constant(variable: Variable, value: object) -> str:
+    """A checked constant as SQL: a code as text, a number, or a DATE."""
+    if variable.level == "categorical":
+        return quote_text(constant_text(value))
+    if isinstance(value, dt.date):
+        return f"DATE {quote_text(value.isoformat())}"
+    return repr(float(value))  # type: ignore[arg-type]

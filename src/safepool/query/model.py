@@ -1,0 +1,325 @@
+"""The aggregate query model: the only questions the pool answers.
+
+A question is measures of declared variables, grouped by categorical variables, policy bins of
+numeric variables or parts of dates, over rows filtered by comparisons of declared variables with
+constants, from pool tables joined on the person. The structured request, a request file and SQL
+are three syntaxes that all become an `AggregateModel`; whatever cannot be said in it (CASE,
+arithmetic or casts inside an aggregate, functions of values, grouping by a raw value) is refused
+by the syntax that met it, before anything runs.
+
+Because groups come from the data dictionary (code lists, bins, date parts within declared
+years), every label an answer can carry is known before the query runs, and so is the number
+of its cells: the budget is checked here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from safepool.errors import SafepoolError
+from safepool.registers.catalogue import Variable
+
+PERSON = "pid"
+MISSING = "(missing)"
+UNKNOWN_CODE = "(not in the code list)"
+TOTAL = "Total"
+
+MeasureKind = Literal["persons", "rows", "sum", "mean", "share", "quantile"]
+GroupPart = Literal["code", "bin", "year", "quarter", "month"]
+Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not in", "between", "is null", "is not null"]
+OPERATORS: tuple[str, ...] = Operator.__args__  # type: ignore[attr-defined]
+QUANTILE_RANGE = (0.1, 0.9)  # nearer the ends a local mean still approaches the group's extremes
+MAX_GROUPS = 2  # totals and secondary suppression protect one- and two-way tables
+NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,59}$"
+
+Dictionary = dict[str, dict[str, Variable]]  # pool table -> variable name -> its dictionary entry
+
+
+class QueryRefused(SafepoolError):
+    """A query the model cannot express or the policy does not allow; names the part, never a value."""
+
+
+def refuse(reason: str) -> QueryRefused:
+    return QueryRefused(f"query refused: {reason}")
+
+
+@dataclass(frozen=True)
+class VariableRef:
+    """A declared variable of a pool table."""
+
+    table: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.name}"
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """One grouping term: a categorical variable's codes, a numeric variable's bins, or a date part."""
+
+    variable: VariableRef
+    part: GroupPart
+    name: str  # the column name in the answer
+
+    def describe(self) -> str:
+        return str(self.variable) if self.part == "code" else f"{self.part}({self.variable})"
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One answer column: persons (no variable), rows (no variable), or a measure of a numeric variable."""
+
+    kind: MeasureKind
+    variable: VariableRef | None
+    name: str
+    quantile: float | None = None
+
+    def describe(self) -> str:
+        if self.kind in ("persons", "rows"):
+            return self.kind
+        if self.kind == "quantile":
+            return f"quantile {self.quantile:g} of {self.variable}"
+        return f"{self.kind} of {self.variable}"
+
+
+@dataclass(frozen=True)
+class Condition:
+    """A comparison of a declared variable with constants (already converted to its type)."""
+
+    variable: VariableRef
+    operator: Operator
+    values: tuple[object, ...] = ()
+
+
+@dataclass(frozen=True)
+class AggregateModel:
+    """A checked question: tables (the first, then those joined on the person), groups, measures, filters."""
+
+    tables: tuple[str, ...]
+    groups: tuple[Grouping, ...]
+    measures: tuple[Measure, ...]
+    filters: tuple[Condition, ...]
+    inner_join: tuple[bool, ...] = ()  # per joined table: inner (True) or left (False)
+
+    def variables(self) -> dict[str, list[str]]:
+        """Variables read, by table (for the permit check)."""
+        used: dict[str, set[str]] = {t: set() for t in self.tables}
+        refs = [g.variable for g in self.groups] + [m.variable for m in self.measures if m.variable] + \
+               [c.variable for c in self.filters]
+        for ref in refs:
+            used[ref.table].add(ref.name)
+        return {table: sorted(names) for table, names in used.items()}
+
+    def describe(self) -> str:
+        what = ", ".join(m.describe() for m in self.measures)
+        by = f" by {', '.join(g.describe() for g in self.groups)}" if self.groups else ""
+        return f"{what}{by} ({', '.join(self.tables)})"
+
+
+# -- checking a model against the dictionary -----------------------------------------------------
+
+
+def declared(dictionary: Dictionary, table: str, name: str) -> Variable:
+    """The dictionary entry of table.name, or a refusal naming what is missing."""
+    if table not in dictionary:
+        raise refuse(f"table {table} is not in this permit's pool")
+    if name not in dictionary[table]:
+        raise refuse(f"table {table} has no declared variable {name}")
+    return dictionary[table][name]
+
+
+def resolve(dictionary: Dictionary, tables: dict[str, str], name: str, qualifier: str | None = None) -> VariableRef:
+    """The declared variable a name means among the query's tables (alias -> pool table)."""
+    if name.lower() == PERSON:
+        raise refuse("the pseudonym pid may only join tables or be counted as count(DISTINCT pid); it may "
+                     "not be shown, grouped by, filtered on or aggregated")
+    if qualifier is not None:
+        if qualifier not in tables:
+            raise refuse(f"{qualifier}.{name} names a table that is not in the query")
+        declared(dictionary, tables[qualifier], name)
+        return VariableRef(tables[qualifier], name)
+    owners = [table for table in tables.values() if name in dictionary.get(table, {})]
+    if not owners:
+        raise refuse(f"no table in the query has a declared variable {name}")
+    if len(owners) > 1:
+        raise refuse(f"{name} is a variable of several tables ({', '.join(owners)}); qualify it with its table")
+    return VariableRef(owners[0], name)
+
+
+def check_model(model: AggregateModel, dictionary: Dictionary, max_cells: int) -> AggregateModel:
+    """Refuse anything the dictionary or the budget does not allow; return the model with its
+    constants in the variables' own terms (dates as dates, codes as their text)."""
+    if not model.tables:
+        raise refuse("the query reads no table")
+    if len(set(model.tables)) != len(model.tables):
+        raise refuse("a table is named twice; each table is joined once, on the person")
+    for table in model.tables:
+        if table not in dictionary:
+            raise refuse(f"table {table} is not in this permit's pool")
+    if not model.measures:
+        raise refuse("the query has no measure")
+    if len(model.groups) > MAX_GROUPS:
+        raise refuse(f"at most {MAX_GROUPS} grouping terms are allowed (totals and secondary suppression "
+                     "protect one- and two-way tables)")
+    names = [g.name for g in model.groups] + [m.name for m in model.measures]
+    taken = {"status", PERSON}
+    for name in names:
+        if name.lower() in taken:
+            raise refuse(f"the answer column name {name} is used twice or reserved; give it another name")
+        taken.add(name.lower())
+    for group in model.groups:
+        _check_grouping(group, declared(dictionary, group.variable.table, group.variable.name))
+    for measure in model.measures:
+        _check_measure(measure, dictionary)
+    filters = []
+    for condition in model.filters:
+        variable = declared(dictionary, condition.variable.table, condition.variable.name)
+        converted = Condition(condition.variable, condition.operator,
+                              tuple(_constant(variable, v) for v in condition.values))
+        _check_condition(converted, variable)
+        filters.append(converted)
+    cells = answer_cells(model, dictionary)
+    if cells > max_cells:
+        raise refuse(f"the answer would have up to {cells:,} cells (with totals, for every measure); the "
+                     f"policy's budget is {max_cells:,}: group more coarsely or ask for fewer measures")
+    return replace(model, filters=tuple(filters))
+
+
+def _check_grouping(group: Grouping, variable: Variable) -> None:
+    where = f"grouping by {group.describe()}"
+    if variable.level == "text":
+        raise refuse(f"{where}: {group.variable} is free text and is never grouped")
+    if variable.level == "categorical" and group.part != "code":
+        raise refuse(f"{where}: {group.variable} is categorical; group by it directly")
+    if variable.level == "numeric":
+        if group.part != "bin":
+            raise refuse(f"{where}: {group.variable} is a numeric value; group by its policy bins, "
+                         f"bin({group.variable.name})")
+        if not variable.bins:
+            raise refuse(f"{where}: the policy defines no bins for {group.variable}")
+    if variable.level == "date" and group.part not in variable.date_parts():
+        parts = ", ".join(f"{p}({group.variable.name})" for p in variable.date_parts())
+        raise refuse(f"{where}: {group.variable} is a date; group by {parts}")
+
+
+def _check_measure(measure: Measure, dictionary: Dictionary) -> None:
+    if measure.kind in ("persons", "rows"):
+        return
+    assert measure.variable is not None
+    variable = declared(dictionary, measure.variable.table, measure.variable.name)
+    if variable.level != "numeric":
+        raise refuse(f"{measure.kind} of {measure.variable}: only numeric variables are summed, averaged or "
+                     f"ranked, and {measure.variable} is {variable.level}")
+    if measure.kind == "quantile":
+        low, high = QUANTILE_RANGE
+        if measure.quantile is None or not low <= measure.quantile <= high:
+            raise refuse(f"{measure.name}: a quantile must lie between {low} and {high}")
+
+
+def _check_condition(condition: Condition, variable: Variable) -> None:
+    where = f"the filter on {condition.variable}"
+    if variable.level == "text":
+        raise refuse(f"{where}: {condition.variable} is free text and cannot be filtered on")
+    if condition.operator in ("is null", "is not null"):
+        if condition.values:
+            raise refuse(f"{where}: '{condition.operator}' takes no value")
+        return
+    if condition.operator in ("in", "not in"):
+        if not condition.values:
+            raise refuse(f"{where}: '{condition.operator}' takes a list of values")
+    elif condition.operator == "between":
+        if len(condition.values) != 2:
+            raise refuse(f"{where}: 'between' takes two values")
+    elif len(condition.values) != 1:
+        raise refuse(f"{where}: '{condition.operator}' takes one value")
+    for value in condition.values:
+        _check_constant(where, variable, condition.operator, value)
+
+
+def _check_constant(where: str, variable: Variable, operator: str, value: object) -> None:
+    if variable.level == "categorical":
+        if operator not in ("=", "!=", "in", "not in"):
+            raise refuse(f"{where}: a categorical variable is compared with =, !=, in or not in")
+        if constant_text(value) not in (variable.codes or {}):
+            raise refuse(f"{where}: a value is not a code of its code list")
+    elif variable.level == "numeric":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise refuse(f"{where}: compare a numeric variable with finite numbers")
+    elif variable.level == "date" and not isinstance(value, dt.date):
+        raise refuse(f"{where}: compare a date with dates written YYYY-MM-DD")
+
+
+def _constant(variable: Variable, value: object) -> object:
+    """A date variable's constant as the first day of its period; other constants as they are."""
+    if variable.level != "date" or isinstance(value, dt.date) or value is None:
+        return value
+    text = constant_text(value).strip()
+    formats = {"year": (r"\d{4}", "%Y"), "yyyymm": (r"\d{6}", "%Y%m")}
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            return dt.date.fromisoformat(text)
+        if re.fullmatch(r"\d{4}Q[1-4]", text):
+            return dt.date(int(text[:4]), 3 * int(text[5]) - 2, 1)
+        for pattern, layout in formats.values():
+            if re.fullmatch(pattern, text):
+                return dt.datetime.strptime(text, layout).date()
+    except ValueError:
+        pass
+    raise refuse(f"a constant compared with the date {variable.name} is not a date (write YYYY-MM-DD, "
+                 "YYYYQn, YYYYMM or YYYY)")
+
+
+def constant_text(value: object) -> str:
+    """A constant as the code list writes codes (integers without a decimal point)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+# -- labels and cells --------------------------------------------------------------------------
+
+
+def group_labels(group: Grouping, variable: Variable) -> list[str]:
+    """Every label the group can show, in order; the data can only ever pick one of these."""
+    if group.part == "code":
+        return list((variable.codes or {}).values()) + [UNKNOWN_CODE, MISSING]
+    if group.part == "bin":
+        return bin_labels(variable.bins or [], variable.unit or "") + [MISSING]
+    first, last = variable.years or (0, -1)
+    years = range(first, last + 1)
+    inside = {"year": [str(y) for y in years],
+              "quarter": [f"{y}Q{q}" for y in years for q in range(1, 5)],
+              "month": [f"{y}-{m:02d}" for y in years for m in range(1, 13)]}[group.part]
+    return [f"before {first}"] + inside + [f"after {last}", MISSING]
+
+
+def bin_labels(edges: list[float], unit: str) -> list[str]:
+    """Readable labels of the bins the edges make: below the first, between edges, from the last."""
+    if not edges:
+        return []
+    shown = [_number(e) for e in edges]
+    suffix = f" {unit}" if unit else ""
+    labels = [f"under {shown[0]}{suffix}"]
+    labels += [f"{low} to under {high}{suffix}" for low, high in zip(shown, shown[1:])]
+    labels.append(f"{shown[-1]}{suffix} or more")
+    return labels
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
+def answer_cells(model: AggregateModel, dictionary: Dictionary) -> int:
+    """The most cells an answer can have: every label combination plus totals, for every measure."""
+    rows = 1
+    for group in model.groups:
+        variable = dictionary[group.variable.table][group.variable.name]
+        rows *= len(group_labels(group, variable)) + 1
+    return rows * len(model.measures)
