@@ -11,6 +11,7 @@ from safepool.governance.alerts import (
     BROKEN_CHAIN,
     DIFFERENCING,
     EXPIRED_PERMIT,
+    LEDGER_MISMATCH,
     REFUSAL_BURST,
     RULES,
     UNUSUAL_HOURS,
@@ -186,26 +187,29 @@ def test_working_hours_are_configurable(log):
 
 # --------------------------------------------------------------------------- (c) differencing
 
+PAIRS_CHECK = {"column": 1, "measure": "sum", "check": "differencing (pairs)"}
+ALGEBRA_CHECK = {"column": 2, "measure": "persons", "check": "differencing (all answers)"}
 
-def queries(log: AuditLog, persons: list[int], *, signature="count by age where region = ?", start="09:00", **kwargs) -> None:
-    for i, n in enumerate(persons):
-        add(log, hel(MON, start) + dt.timedelta(minutes=i), persons=n, query_signature=signature, **kwargs)
+
+def withheld(log: AuditLog, minutes: list[int], *, start="09:00", withheld=(PAIRS_CHECK,), **kwargs) -> None:
+    """Queries answered with columns withheld, shaped as the query engine writes them."""
+    for i, minute in enumerate(minutes):
+        add(log, hel(MON, start) + dt.timedelta(minutes=minute), outcome="withheld", query_sha256=f"{i:064x}",
+            withheld=list(withheld), ledger_cells=10 + i, ledger_digest=f"{i + 1:064x}", **kwargs)
 
 
 @pytest.mark.parametrize(
-    ("persons", "involved"),
+    ("minutes", "involved"),
     [
-        ([812, 814, 816], (1, 3)),  # pairwise 2, 2, 4
-        ([812, 813], None),  # only two
-        ([812, 812, 812], None),  # difference 0: the same query again
-        ([812, 817, 822], None),  # difference 5
-        ([812, 815, 817], None),  # 3 and 2, but 812 and 817 are 5 apart
-        ([812, 812, 813, 814], (1, 4)),  # a repeat among close ones
-        ([500, 812, 700, 813, 900, 816], (2, 6)),
+        ([0, 1, 2], (1, 3)),
+        ([0, 1], None),  # only two
+        ([0, 1, 60 * 24], (1, 3)),  # exactly 24 hours from first to last
+        ([0, 60 * 12, 60 * 24 + 1], None),  # three, but over 24 hours 1 minute
+        ([0, 1, 2, 3, 60 * 30, 60 * 30 + 1], (1, 4)),  # a later pair does not make a second episode
     ],
 )
-def test_differencing(log, persons, involved):
-    queries(log, persons)
+def test_differencing_fires_on_withheld_answers(log, minutes, involved):
+    withheld(log, minutes)
     found = alerts_of(log, DIFFERENCING)
     if involved is None:
         assert found == []
@@ -213,30 +217,60 @@ def test_differencing(log, persons, involved):
         [alert] = found
         assert (alert.first_seq, alert.last_seq) == involved
         assert (alert.actor, alert.permit, alert.severity) == ("ana", "P-2024-017", "high")
-        assert "differencing" in alert.message and "count by age" not in alert.message
+        assert "differencing" in alert.message and "withheld" in alert.message
 
 
-def test_differencing_needs_one_user_one_permit_one_signature_and_queries(log):
-    queries(log, [812, 813], actor="ana")
-    queries(log, [814], actor="ben")
-    queries(log, [812, 813], permit=PERMITS[1], start="10:00")
-    queries(log, [814], permit=PERMITS[0], signature="count by sex where region = ?", start="11:00")
-    queries(log, [815], action="read", start="12:00")
-    add(log, hel(MON, "13:00"), persons=816)  # no signature
-    add(log, hel(MON, "13:01"), query_signature="count by age where region = ?", persons="817")  # not a count
-    assert alerts_of(log, DIFFERENCING) == []
-    queries(log, [814], start="14:00")  # now ana has 812, 813, 814 under one permit and signature
+def test_differencing_names_the_checks_and_counts_columns(log):
+    withheld(log, [0, 1], withheld=(PAIRS_CHECK, ALGEBRA_CHECK))
+    withheld(log, [2], withheld=(ALGEBRA_CHECK,))
     [alert] = alerts_of(log, DIFFERENCING)
-    assert (alert.first_seq, alert.last_seq) == (1, 10)
+    assert alert.message.startswith("3 answers by one user had columns withheld by the differencing checks "
+                                    "(5 columns: differencing (all answers), differencing (pairs))")
+
+
+def test_differencing_needs_one_user_one_permit_and_withheld_answers(log):
+    withheld(log, [0, 1], actor="ana")
+    withheld(log, [2], actor="ben")
+    withheld(log, [3, 4], permit=PERMITS[1])
+    withheld(log, [5], action="read")
+    add(log, hel(MON, "10:00"), query_sha256="0" * 64, withheld=[])  # answered in full
+    add(log, hel(MON, "10:01"), outcome="withheld", query_sha256="0" * 64)  # no withheld list
+    add(log, hel(MON, "10:02"), withheld=[PAIRS_CHECK])  # outcome ok: not a withheld answer
+    # the old signature fields mean nothing any more
+    for i, n in enumerate([812, 813, 814]):
+        add(log, hel(MON, "11:00") + dt.timedelta(minutes=i), persons=n, query_signature="count by age")
+    assert alerts_of(log, DIFFERENCING) == []
+    withheld(log, [120])  # now ana has three withheld answers under one permit
+    [alert] = alerts_of(log, DIFFERENCING)
+    assert (alert.first_seq, alert.last_seq) == (1, 13)
 
 
 def test_differencing_thresholds_are_configurable(log):
-    queries(log, [812, 817, 822])
+    withheld(log, [0, 90])
     assert alerts_of(log, DIFFERENCING) == []
-    wide = AlertSettings(differencing_max_difference=10)
-    assert alerts_of(log, DIFFERENCING, settings=wide)
-    assert not alerts_of(log, DIFFERENCING, settings=AlertSettings(differencing_max_difference=10, differencing_min_queries=4))
-    assert not alerts_of(log, DIFFERENCING, settings=AlertSettings(differencing_min_difference=6, differencing_max_difference=10))
+    assert alerts_of(log, DIFFERENCING, settings=AlertSettings(differencing_count=2))
+    narrow = AlertSettings(differencing_count=2, differencing_window=dt.timedelta(hours=1))
+    assert not alerts_of(log, DIFFERENCING, settings=narrow)
+    with pytest.raises(ValueError):
+        AlertSettings(differencing_count=0)
+
+
+# --------------------------------------------------------------------------- ledger mismatch
+
+
+def test_a_ledger_mismatch_is_one_critical_alert_per_permit(log):
+    add(log, hel(MON, "10:00"), query_sha256="0" * 64)
+    add(log, hel(MON, "10:05"), action="query_ledger_mismatch", outcome="refused", reason="the ledger file is missing")
+    add(log, hel(MON, "10:06"), action="query_ledger_mismatch", outcome="refused", actor="ben",
+        reason="stopped earlier: the ledger file is missing")
+    add(log, hel(MON, "10:07"), action="query_ledger_mismatch", outcome="refused", permit=PERMITS[1],
+        reason="a ledger file exists without a record")
+    found = alerts_of(log, LEDGER_MISMATCH)
+    assert [(a.permit, a.actor, a.first_seq, a.last_seq, a.severity) for a in found] == [
+        ("P-2024-017", None, 2, 3, "critical"),
+        ("P-2024-018", "ana", 4, 4, "critical"),
+    ]
+    assert found[0].message.startswith("the query ledger of a permit did not match its record (2 queries refused)")
 
 
 # --------------------------------------------------------------------------- (d) expired permit

@@ -8,7 +8,9 @@ squares whether some combination of the shown cells is one person's value alone.
 
 from __future__ import annotations
 
+import itertools
 import time
+from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -18,6 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from safepool.disclosure.mitigation import SHOWN
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor, Role
 from safepool.query.ledger import ALL_ANSWERS, LEDGER_DIR, Ledger
 from test_query_engine import LONELY, PERMIT, ask, copy_of, pool_tables, template  # noqa: F401
 
@@ -185,6 +189,23 @@ def test_no_sequence_of_answers_gives_away_a_person(generated, queries):
 # -- the ledger alone --------------------------------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def fresh_ledger(tmp_path_factory):
+    """Opens the ledger of a permit never queried before, in one metadata store for the module."""
+    root = tmp_path_factory.mktemp("ledgers")
+    governance = Governance.open(root)
+    analyst = Actor("anna", frozenset({Role.analyst}), frozenset())
+    permits = itertools.count()
+
+    @contextmanager
+    def fresh():
+        with Ledger.open(root, governance, analyst, f"L-{next(permits)}") as ledger:
+            yield ledger
+
+    yield fresh
+    governance.permits.engine.dispose()
+
+
 def cell_frame(cells: list[np.ndarray]) -> pd.DataFrame:
     """Ledger input: one row per person with rows in the cell (value 0 allowed)."""
     frames = [pd.DataFrame({"cell": i, "person": np.flatnonzero(~np.isnan(v)).astype("uint64"),
@@ -194,10 +215,10 @@ def cell_frame(cells: list[np.ndarray]) -> pd.DataFrame:
 
 @settings(max_examples=40, deadline=None)
 @given(data=st.data(), persons=st.integers(6, 14))
-def test_the_ledger_never_accepts_cells_that_isolate_a_person(tmp_path_factory, data, persons):
+def test_the_ledger_never_accepts_cells_that_isolate_a_person(fresh_ledger, data, persons):
     values = data.draw(st.lists(st.sampled_from([1.0, 2.0, 3.0]), min_size=persons, max_size=persons))
     answered: list[np.ndarray] = []  # cells x persons, 0 where a person is not in a cell
-    with Ledger(tmp_path_factory.mktemp("ledger"), PERMIT) as ledger:
+    with fresh_ledger() as ledger:
         for _ in range(data.draw(st.integers(2, 6))):
             members = data.draw(st.lists(st.booleans(), min_size=persons, max_size=persons))
             cell = np.where(members, np.array(values), np.nan)
@@ -220,7 +241,7 @@ def test_the_ledger_never_accepts_cells_that_isolate_a_person(tmp_path_factory, 
         assert alone(np.array(answered)) == []
 
 
-def test_an_audit_step_over_100_cells_and_10000_persons_is_quick(tmp_path):
+def test_an_audit_step_over_100_cells_and_10000_persons_is_quick(fresh_ledger):
     rng = np.random.default_rng(4)
     persons = 10_000
     sex, year = rng.integers(0, 2, persons), rng.integers(0, 10, persons)
@@ -228,7 +249,7 @@ def test_an_audit_step_over_100_cells_and_10000_persons_is_quick(tmp_path):
     masks = [sex == i % 2 for i in range(25)] + [year == i % 10 for i in range(25)] \
         + [(sex == i % 2) & (year == i % 10) for i in range(25)] + [year >= i % 10 for i in range(25)]
     cells = [np.where(mask, amount * (1 + (i % 3 == 0)), np.nan) for i, mask in enumerate(masks)]
-    with Ledger(tmp_path, PERMIT) as ledger:
+    with fresh_ledger() as ledger:
         ledger.remember(cell_frame(cells))
         incoming = cell_frame([np.where(year < 5, amount, np.nan), np.where(sex == 1, 1.0, np.nan)])
         started = time.perf_counter()

@@ -4,8 +4,12 @@
 
   refusal_burst   (warning)  many refused requests by one user in a short time;
   unusual_hours   (warning)  data access outside working hours, at weekends or on holidays;
-  differencing    (high)     similar queries whose populations differ by a few persons, the
-                             classic way to isolate one person from two released counts;
+  differencing    (high)     answers withheld by the differencing ledger, again and again, for
+                             one user under one permit: someone combining answers to isolate
+                             persons (the ledger withheld the answers; the alert says who tried);
+  ledger_mismatch (critical) a permit's query ledger did not match its record (moved away,
+                             replaced or rolled back): its queries are stopped until a data
+                             security officer investigates;
   expired_permit  (high)     anything done under a permit after its expiry date;
   broken_chain    (critical) the audit log's hash chain does not verify.
 
@@ -28,9 +32,11 @@ from safepool.governance.audit import AuditLog, AuditRecord
 REFUSAL_BURST = "refusal_burst"
 UNUSUAL_HOURS = "unusual_hours"
 DIFFERENCING = "differencing"
+LEDGER_MISMATCH = "ledger_mismatch"
 EXPIRED_PERMIT = "expired_permit"
 BROKEN_CHAIN = "broken_chain"
-RULES = (REFUSAL_BURST, UNUSUAL_HOURS, DIFFERENCING, EXPIRED_PERMIT, BROKEN_CHAIN)
+LEDGER_MISMATCH_ACTION = "query_ledger_mismatch"  # safepool.query.ledger.MISMATCH_ACTION
+RULES = (REFUSAL_BURST, UNUSUAL_HOURS, DIFFERENCING, LEDGER_MISMATCH, EXPIRED_PERMIT, BROKEN_CHAIN)
 
 WARNING = "warning"
 HIGH = "high"
@@ -56,16 +62,15 @@ class AlertSettings:
         inclusive, at minute resolution: 19:00:59 is inside, 19:01 is not), all in local time
         of `timezone` ('Europe/Helsinki', daylight saving included). One alert per user, permit
         and local day.
-    differencing_actions, differencing_min_queries, differencing_min_difference,
-    differencing_max_difference
-        differencing: records of one user under one permit whose action is in
-        `differencing_actions` ({'query'}) and whose detail holds the same `query_signature`
-        (the caller's text or digest of the query with literal values stripped) and an integer
-        `persons` (the size of the population the query counted). An alert is raised when at
-        least `differencing_min_queries` (3) of them have `persons` counts that differ pairwise
-        by at least `differencing_min_difference` (1) and at most `differencing_max_difference`
-        (4) persons. Identical counts (a repeated query) and counts further apart do not count.
-        One alert per user, permit and signature.
+    differencing_actions, differencing_count, differencing_window
+        differencing: records whose action is in `differencing_actions` ({'query'}) with outcome
+        'withheld' and a non-empty `withheld` list in their detail (what the query engine
+        writes when the differencing ledger withholds a column: see safepool.query.ledger),
+        at least `differencing_count` (3) of them by one user under one permit whose first and
+        last lie at most `differencing_window` (24 hours) apart. Overlapping episodes are
+        reported as one alert.
+    (ledger_mismatch has no thresholds: every record with action 'query_ledger_mismatch' is
+    part of one critical alert per permit.)
     (expired_permit has no thresholds: any record under a permit whose local date in
     `timezone` is after the permit's expiry date, whatever its outcome; the expiry day itself
     is still valid. One alert per user and permit.)
@@ -81,18 +86,17 @@ class AlertSettings:
     holidays: frozenset[dt.date] = frozenset()
     non_access_actions: frozenset[str] = frozenset({"login"})
     differencing_actions: frozenset[str] = frozenset({"query"})
-    differencing_min_queries: int = 3
-    differencing_min_difference: int = 1
-    differencing_max_difference: int = 4
+    differencing_count: int = 3
+    differencing_window: dt.timedelta = dt.timedelta(hours=24)
 
     def __post_init__(self) -> None:
         unknown = set(self.rules) - set(RULES)
         if unknown:
             raise ValueError(f"unknown alert rules: {', '.join(sorted(unknown))}")
-        if self.refusal_count < 1 or self.differencing_min_queries < 2:
-            raise ValueError("alert counts must be at least 1 (refusals) and 2 (queries)")
-        if not 0 < self.differencing_min_difference <= self.differencing_max_difference:
-            raise ValueError("differencing differences must satisfy 0 < min <= max")
+        if self.refusal_count < 1 or self.differencing_count < 1:
+            raise ValueError("alert counts must be at least 1")
+        if self.refusal_window < dt.timedelta(0) or self.differencing_window < dt.timedelta(0):
+            raise ValueError("alert windows must not be negative")
         ZoneInfo(self.timezone)  # fails early on an unknown zone
 
 
@@ -137,6 +141,8 @@ def run_alerts(
         found += unusual_hours(records, settings)
     if DIFFERENCING in settings.rules:
         found += differencing(records, settings)
+    if LEDGER_MISMATCH in settings.rules:
+        found += ledger_mismatches(records)
     if EXPIRED_PERMIT in settings.rules and permit_expiry:
         found += expired_permits(records, permit_expiry, settings)
     found.sort(key=lambda a: (a.first_seq, RULES.index(a.rule), a.last_seq))
@@ -155,6 +161,28 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else plural or word + 's'}"
 
 
+def _bursts(records: Sequence[AuditRecord], count: int, window: dt.timedelta) -> list[list[AuditRecord]]:
+    """Episodes of at least `count` records (one user's, in time order) whose first and last lie
+    at most `window` apart; overlapping episodes are merged into one."""
+    ordered = sorted(records, key=lambda r: (r.at, r.seq))
+    episodes: list[list[int]] = []  # [first index, last index] in `ordered`
+    start = 0
+    for end in range(len(ordered)):
+        while ordered[end].at - ordered[start].at > window:
+            start += 1
+        if end - start + 1 >= count:
+            if episodes and start <= episodes[-1][1]:
+                episodes[-1][1] = end
+            else:
+                episodes.append([start, end])
+    return [ordered[first : last + 1] for first, last in episodes]
+
+
+def _window_text(window: dt.timedelta) -> str:
+    minutes = window.total_seconds() / 60
+    return f"{minutes / 60:g} hours" if minutes >= 120 and minutes % 60 == 0 else f"{minutes:g} minutes"
+
+
 def refusal_bursts(records: Sequence[AuditRecord], settings: AlertSettings = AlertSettings()) -> list[Alert]:
     """Rule refusal_burst: see `AlertSettings.refusal_count` and `refusal_window`."""
     by_actor: dict[str, list[AuditRecord]] = defaultdict(list)
@@ -162,21 +190,8 @@ def refusal_bursts(records: Sequence[AuditRecord], settings: AlertSettings = Ale
         if record.outcome == "refused":
             by_actor[record.actor].append(record)
     alerts = []
-    minutes = settings.refusal_window.total_seconds() / 60
     for actor, refused in by_actor.items():
-        refused.sort(key=lambda r: (r.at, r.seq))
-        episodes: list[list[int]] = []  # [first index, last index] in `refused`
-        start = 0
-        for end in range(len(refused)):
-            while refused[end].at - refused[start].at > settings.refusal_window:
-                start += 1
-            if end - start + 1 >= settings.refusal_count:
-                if episodes and start <= episodes[-1][1]:
-                    episodes[-1][1] = end
-                else:
-                    episodes.append([start, end])
-        for first, last in episodes:
-            burst = refused[first : last + 1]
+        for burst in _bursts(refused, settings.refusal_count, settings.refusal_window):
             alerts.append(
                 Alert(
                     REFUSAL_BURST,
@@ -186,7 +201,7 @@ def refusal_bursts(records: Sequence[AuditRecord], settings: AlertSettings = Ale
                     min(r.seq for r in burst),
                     max(r.seq for r in burst),
                     f"{len(burst)} refused requests by one user, at least {settings.refusal_count} "
-                    f"of them within {minutes:g} minutes",
+                    f"of them within {_window_text(settings.refusal_window)}",
                 )
             )
     return alerts
@@ -235,54 +250,69 @@ def unusual_hours(records: Sequence[AuditRecord], settings: AlertSettings = Aler
     return alerts
 
 
-def _close_counts(values: Sequence[int], settings: AlertSettings) -> set[int]:
-    """Distinct counts that belong to some set of >= min_queries counts differing pairwise
-    by between min_difference and max_difference."""
-    values = sorted(set(values))
-    flagged: set[int] = set()
-    for a, low in enumerate(values):
-        picked = [low]
-        for value in values[a + 1 :]:
-            if value - low > settings.differencing_max_difference:
-                break
-            if value - picked[-1] >= settings.differencing_min_difference:
-                picked.append(value)
-        if len(picked) >= settings.differencing_min_queries:
-            flagged.update(picked)
-    return flagged
+def _withheld_checks(record: AuditRecord) -> list[str] | None:
+    """The checks of a withheld answer's columns, or None when the record is not one."""
+    if record.outcome != "withheld":
+        return None
+    withheld = record.detail.get("withheld")
+    if not isinstance(withheld, list) or not withheld:
+        return None
+    return [str(entry.get("check", "differencing")) if isinstance(entry, dict) else "differencing"
+            for entry in withheld]
 
 
 def differencing(records: Sequence[AuditRecord], settings: AlertSettings = AlertSettings()) -> list[Alert]:
     """Rule differencing: see `AlertSettings.differencing_*`."""
-    groups: dict[tuple[str, str | None, str], list[tuple[AuditRecord, int]]] = defaultdict(list)
+    groups: dict[tuple[str, str | None], list[AuditRecord]] = defaultdict(list)
+    checks: dict[int, list[str]] = {}
     for record in records:
         if record.action not in settings.differencing_actions:
             continue
-        detail = record.detail
-        signature, persons = detail.get("query_signature"), detail.get("persons")
-        if not isinstance(signature, str) or not isinstance(persons, int) or isinstance(persons, bool):
-            continue
-        groups[(record.actor, record.permit, signature)].append((record, persons))
+        found = _withheld_checks(record)
+        if found is not None:
+            groups[(record.actor, record.permit)].append(record)
+            checks[record.seq] = found
     alerts = []
-    for (actor, permit, _signature), queries in groups.items():
-        flagged = _close_counts([persons for _, persons in queries], settings)
-        if not flagged:
-            continue
-        involved = [r for r, persons in queries if persons in flagged]
-        alerts.append(
-            Alert(
-                DIFFERENCING,
-                HIGH,
-                actor,
-                permit,
-                min(r.seq for r in involved),
-                max(r.seq for r in involved),
-                f"{len(involved)} similar queries by one user whose populations differ by "
-                f"{settings.differencing_min_difference} to {settings.differencing_max_difference} "
-                "persons: a possible differencing attempt",
+    for (actor, permit), withheld in groups.items():
+        for episode in _bursts(withheld, settings.differencing_count, settings.differencing_window):
+            kinds = sorted({check for r in episode for check in checks[r.seq]})
+            columns = sum(len(checks[r.seq]) for r in episode)
+            alerts.append(
+                Alert(
+                    DIFFERENCING,
+                    HIGH,
+                    actor,
+                    permit,
+                    min(r.seq for r in episode),
+                    max(r.seq for r in episode),
+                    f"{len(episode)} answers by one user had columns withheld by the differencing "
+                    f"checks ({_plural(columns, 'column')}: {', '.join(kinds)}), at least "
+                    f"{settings.differencing_count} of them within {_window_text(settings.differencing_window)}: "
+                    "a possible differencing attempt",
+                )
             )
-        )
     return alerts
+
+
+def ledger_mismatches(records: Sequence[AuditRecord]) -> list[Alert]:
+    """Rule ledger_mismatch: one critical alert per permit whose query ledger did not match its record."""
+    groups: dict[str | None, list[AuditRecord]] = defaultdict(list)
+    for record in records:
+        if record.action == LEDGER_MISMATCH_ACTION:
+            groups[record.permit].append(record)
+    return [
+        Alert(
+            LEDGER_MISMATCH,
+            CRITICAL,
+            mismatched[0].actor if len({r.actor for r in mismatched}) == 1 else None,
+            permit,
+            mismatched[0].seq,
+            mismatched[-1].seq,
+            f"the query ledger of a permit did not match its record ({_plural(len(mismatched), 'query', 'queries')} "
+            "refused): the permit's queries stay stopped until a data security officer investigates",
+        )
+        for permit, mismatched in groups.items()
+    ]
 
 
 def expired_permits(
@@ -297,7 +327,7 @@ def expired_permits(
             groups[(record.actor, record.permit)].append(record)
     alerts = []
     for (actor, permit), late in groups.items():
-        refused = sum(r.outcome != "ok" for r in late)
+        refused = sum(r.outcome in ("refused", "error") for r in late)
         alerts.append(
             Alert(
                 EXPIRED_PERMIT,

@@ -68,8 +68,8 @@ from safepool.errors import SafepoolError
 from safepool.governance.db import metadata
 
 GENESIS_HASH = "0" * 64
-OUTCOMES = ("ok", "refused", "error")
-Outcome = Literal["ok", "refused", "error"]
+OUTCOMES = ("ok", "refused", "error", "withheld")  # withheld: answered, some columns withheld (differencing)
+Outcome = Literal["ok", "refused", "error", "withheld"]
 
 _HASH_DOMAIN = "safepool.audit.v1\n"
 _TABLE_DOMAIN = "safepool.result.v1\n"
@@ -92,7 +92,7 @@ audit_records = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("record_hash", String(64), nullable=False),
     CheckConstraint("seq >= 1", name="ck_audit_records_seq"),
-    CheckConstraint("outcome IN ('ok', 'refused', 'error')", name="ck_audit_records_outcome"),
+    CheckConstraint("outcome IN ('ok', 'refused', 'error', 'withheld')", name="ck_audit_records_outcome"),
 )
 Index("ix_audit_records_at", audit_records.c.at)
 Index("ix_audit_records_actor", audit_records.c.actor)

@@ -1,5 +1,7 @@
-"""The differencing memory of a permit's answered queries.
+"""The differencing memory of a permit's answered queries, one query at a time, bound to its record.
 
+What it remembers
+-----------------
 Answers whose cells hold almost the same persons give away the few who differ: the sum over a
 group minus the sum over the same group without one person is that person's value, and with
 three answers "everyone" minus "women but one" minus "men" is too. For every cell an answer
@@ -16,57 +18,223 @@ keyed by a hash of the pseudonym. A new answer is checked twice against what was
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart). A column that fails either check is
-withheld. The algebra assumes what the ledger holds passed it (a permit memory from before it
-would have to be cleared). Not covered: quantiles (not remembered: the median of a group with
-or without one person only tells on which side of it that person lies), and a combination that
-is exactly zero for a person who contributes elsewhere (it tells that some of that person's
-rows add up to zero). The file lives beside the pool, in
-the same protected area as the pseudonyms it is keyed by; it is never an output and never
-leaves the pool.
+withheld. The algebra assumes what the ledger holds passed it. Not covered: quantiles (not
+remembered: the median of a group with or without one person only tells on which side of it
+that person lies), and a combination that is exactly zero for a person who contributes
+elsewhere (it tells that some of that person's rows add up to zero). The file
+(<pool_dir>/.query-ledger/<permit>.duckdb) lives beside the pool, in the same protected area
+as the pseudonyms it is keyed by; it is never an output and never leaves the pool.
+
+One query at a time, every analyst served
+-----------------------------------------
+`Ledger.open(pool_dir, governance, actor, permit)` is the only way in. It takes an exclusive
+lock per permit (`fcntl.flock` on <permit>.lock beside the file, across processes) and waits
+for its turn, up to `LOCK_TIMEOUT` seconds, before it fails with `LedgerBusy`. The caller does
+everything that must not interleave with another query of the permit inside the block: check,
+record the outputs, append the audit record (with `state()`). Several analysts of one permit
+can query at once: they queue, and nobody fails because another is querying. The lock is
+advisory and local: the pool directory must be on a local file system.
+
+Bound to its record
+-------------------
+The metadata store (`safepool.governance.ledger_state`, migration 0003) keeps, per permit, the
+number of remembered cells and a SHA-256 chained over every remembered cell's canonical content
+(its number, then its persons and values sorted), starting from a digest of the permit's id;
+the file keeps the same (cells, digest) beside its own rows. On open, under the lock, the file
+must hold exactly the recorded state and its tables must agree with it (cells numbered 1..N,
+as many contribution rows as its state says). A missing file when cells were remembered, a
+file with no record (unless it is empty and nothing in the audit log says this permit's ledger
+remembered anything), another permit's file, an older copy, an unreadable or edited file: each
+marks the permit's record stopped, appends an audit record (action `query_ledger_mismatch`,
+outcome `refused`) and raises `LedgerTampered`. A stopped permit stays stopped: every later
+open is refused and audited the same way, even if the right file comes back, until a data
+security officer investigates; the ledger is never recreated quietly. A fresh permit (no
+record, no file, no ledger state in the audit log) starts empty. `verify_contents()`
+recomputes the digest from every remembered row (the open only checks the stored state and
+row counts, which keeps it fast however large the ledger grows).
+
+A crash cannot leave it inconsistent without saying so. Remembering is three steps under the
+lock: (1) the record gets the pending state (pending_cells, pending_digest) the update will
+reach, (2) the file is updated in one DuckDB transaction (rows and its own state together),
+(3) the record's state becomes the pending one. A crash before (2) commits leaves the file at
+the recorded state: the next open drops the pending state. A crash after (2) leaves the file at
+the pending state: the next open rolls the record forward (remembering more is never unsafe).
+Either recovery is audited (action `query_ledger_recovered`, outcome `ok`). Any other
+difference is a mismatch. A crash never leaves the lock held: the kernel releases it with the
+process.
+
+What the audit log needs (written by the query engine)
+------------------------------------------------------
+A query whose answer withholds a column is appended with action "query", outcome "withheld"
+(`WITHHELD`; `query_outcome(withheld)` picks "ok" or "withheld") and a detail holding
+`query_sha256`, `withheld` (`withheld_entries(...)`: [{"column": 1-based position, "measure":
+its kind, "check": "differencing (pairs)" or "differencing (all answers)"}]) and the ledger's
+`state()` ({"ledger_cells": N, "ledger_digest": hex}). The differencing alert
+(`safepool.governance.alerts`) fires on those records.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
+import fcntl
+import hashlib
+import os
+import re
+import struct
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine, select, update
 
-from safepool.errors import SafepoolError, redact
+from safepool.errors import SafepoolError
+from safepool.governance.context import Governance
+from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
+from safepool.governance.users import Actor
 from safepool.query.audit_algebra import PersonClasses, given_away
 
 LEDGER_DIR = ".query-ledger"
+LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the permit's ledger
 PAIRS = "pairs"              # a new cell and a remembered one differ by too few persons
 ALL_ANSWERS = "all answers"  # a combination of all shown cells gives away too few persons
+WITHHELD = "withheld"        # the audit outcome of a query answered with columns withheld
+MISMATCH_ACTION = "query_ledger_mismatch"
+RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
 _RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
+_DOMAIN = b"safepool.query-ledger.v1\n"
+_HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
 class LedgerBusy(SafepoolError):
-    """Another query of the same permit is writing the ledger."""
+    """The permit's ledger stayed in use by other queries for longer than the wait allows."""
+
+
+class LedgerTampered(SafepoolError):
+    """The permit's ledger does not match its record: its queries are stopped."""
+
+
+def genesis_digest(permit: str) -> str:
+    """The digest of an empty ledger: bound to the permit, so another permit's file never fits."""
+    return hashlib.sha256(_DOMAIN + permit.encode("utf-8")).hexdigest()
+
+
+def chain_digest(digest: str, frame: pd.DataFrame) -> str:
+    """`digest` chained over the cells of `frame` (columns cell, person, value; sorted by cell,
+    person and value, cells numbered as remembered): per cell, SHA-256 of the previous digest,
+    the cell's number and size, its persons (uint64) and values (float64), little-endian."""
+    cells = frame["cell"].to_numpy(dtype=np.int64)
+    persons = frame["person"].to_numpy(dtype="<u8")
+    values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
+    starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else np.array([], dtype=int)
+    ends = np.r_[starts[1:], len(cells)]
+    for start, end in zip(starts, ends):
+        step = hashlib.sha256(bytes.fromhex(digest))
+        step.update(b"cell" + struct.pack("<qq", int(cells[start]), int(end - start)))
+        step.update(persons[start:end].tobytes())
+        step.update(values[start:end].astype("<f8").tobytes())
+        digest = step.hexdigest()
+    return digest
+
+
+def query_outcome(withheld: Mapping[int, str]) -> str:
+    """The audit outcome of an answered query: "withheld" when any column was withheld."""
+    return WITHHELD if withheld else "ok"
+
+
+def withheld_entries(withheld: Mapping[int, str], measures: Sequence[str]) -> list[dict[str, Any]]:
+    """The audit detail `withheld` of a query: one entry per withheld column (`withheld` as
+    `Ledger.check` returns it, 0-based; `measures` the kind of each column)."""
+    return [{"column": j + 1, "measure": measures[j], "check": f"differencing ({check})"}
+            for j, check in sorted(withheld.items())]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+@contextmanager
+def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
+    """Hold an exclusive flock on `path`, waiting up to `timeout` seconds for it."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LedgerBusy(f"the query ledger of permit {permit} stayed in use by other queries for "
+                                         f"{timeout:g} s; try again later") from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 0.01)
+            try:  # a lock file unlinked and made again while we waited locks nothing: take the new one
+                current = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if current:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class Ledger:
-    """Remembered cells of one permit: contributions(cell, person, value) and cells(cell, size)."""
+    """Remembered cells of one permit: contributions(cell, person, value), cells(cell, size) and
+    ledger_state(permit, cells, rows, digest) in the file. Open it with `Ledger.open`."""
 
-    def __init__(self, pool_dir: Path, permit: str) -> None:
-        folder = pool_dir / LEDGER_DIR
+    def __init__(self, path: Path, governance: Governance, actor: Actor, permit: str) -> None:
+        self.path = path
+        self.permit = permit
+        self._governance = governance
+        self._actor = actor
+        self._engine: Engine = governance.permits.engine
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.cells = 0
+        self.rows = 0
+        self.digest = genesis_digest(permit)
+
+    @classmethod
+    @contextmanager
+    def open(cls, pool_dir: Path, governance: Governance, actor: Actor, permit: str, *,
+             timeout: float = LOCK_TIMEOUT) -> Iterator[Ledger]:
+        """The permit's ledger, exclusively (waiting for its turn) and verified against its
+        record; raises `LedgerBusy` after `timeout` seconds, `LedgerTampered` on a mismatch
+        (audited). The caller has authorised `actor` for `permit`."""
+        if not _PERMIT_FILE.match(permit):
+            raise SafepoolError("a permit id for the query ledger may hold letters, digits, '.', '_' and '-' only")
+        folder = Path(pool_dir) / LEDGER_DIR
         folder.mkdir(mode=0o700, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(folder / f"{permit}.duckdb"))
-        except duckdb.Error as exc:
-            raise LedgerBusy(f"the query ledger of permit {permit} is in use ({redact(str(exc))}); "
-                             "try again in a moment") from None
-        self.con.execute("SET enable_external_access = false")
-        self.con.execute("CREATE TABLE IF NOT EXISTS contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
-        self.con.execute("CREATE TABLE IF NOT EXISTS cells (cell BIGINT PRIMARY KEY, size BIGINT)")
+        with _exclusive(folder / f"{permit}.lock", permit, timeout):
+            ledger = cls(folder / f"{permit}.duckdb", governance, actor, permit)
+            try:
+                ledger._bind()
+                yield ledger
+            finally:
+                ledger._close()
 
-    def __enter__(self) -> Ledger:
-        return self
+    def state(self) -> dict[str, Any]:
+        """What the audit record of a query carries about the ledger after it."""
+        return {"ledger_cells": self.cells, "ledger_digest": self.digest}
 
-    def __exit__(self, *exc: object) -> None:
-        self.con.close()
+    # -- the differencing checks --------------------------------------------------------------
 
     def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int) -> dict[int, str]:
         """Columns to withhold, each with the check it failed (PAIRS or ALL_ANSWERS), for incoming
@@ -93,9 +261,10 @@ class Ledger:
         """Remembered and incoming cells (numbered -1 - cell) with their persons compressed into
         classes of proportional contributions; a person whose contributions are all zero counts
         by membership (the answers could still tell that this person's value is zero)."""
-        self.con.register("incoming", incoming)
+        con = self._con()
+        con.register("incoming", incoming)
         try:
-            entries = self.con.sql(f"""
+            entries = con.sql(f"""
                 WITH entries AS (SELECT cell, person, value FROM contributions
                                  UNION ALL SELECT -1 - cell, person, value FROM incoming),
                 persons AS (
@@ -112,7 +281,7 @@ class Ledger:
                 numbered AS (SELECT row_number() OVER () - 1 AS class, * FROM classes)
                 SELECT class, size, unnest(cells) AS cell, unnest(ratios) AS weight FROM numbered""").df()
         finally:
-            self.con.unregister("incoming")
+            con.unregister("incoming")
         return PersonClasses.from_entries(entries["class"].to_numpy(), entries["cell"].to_numpy(),
                                           entries["weight"].to_numpy(), entries["size"].to_numpy())
 
@@ -120,9 +289,10 @@ class Ledger:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
         with a value of zero) that differ from a remembered cell by 1 to min_frequency - 1 persons,
         and those equal to a remembered cell."""
-        self.con.register("incoming", incoming)
+        con = self._con()
+        con.register("incoming", incoming)
         try:
-            pairs = self.con.sql(f"""
+            pairs = con.sql(f"""
                 WITH sizes AS (SELECT cell, count(*) AS size FROM incoming GROUP BY cell),
                 pairs AS (
                     SELECT i.cell AS new, c.cell AS old, count(*) AS overlap,
@@ -132,22 +302,228 @@ class Ledger:
                 SELECT p.new, s.size + o.size - p.overlap - p.same AS differing
                 FROM pairs p JOIN sizes s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
         finally:
-            self.con.unregister("incoming")
+            con.unregister("incoming")
         close = {int(cell) for cell, differing in pairs if 0 < differing < min_frequency}
         same = {int(cell) for cell, differing in pairs if differing == 0}
         return close, same
 
+    # -- remembering, bound to the record -----------------------------------------------------
+
     def remember(self, incoming: pd.DataFrame) -> None:
-        """Keep the incoming cells (renumbered after the remembered ones)."""
+        """Keep the incoming cells, numbered after the remembered ones in the order of their
+        numbers: record the pending state, update the file, then make the state the record's."""
         if incoming.empty:
             return
-        self.con.register("incoming", incoming)
-        try:
-            self.con.execute("BEGIN TRANSACTION")
-            offset = self.con.execute("SELECT coalesce(max(cell), 0) + 1 FROM cells").fetchall()[0][0]
-            self.con.execute(f"INSERT INTO contributions SELECT cell + {int(offset)}, person, value FROM incoming")
-            self.con.execute(f"INSERT INTO cells SELECT cell + {int(offset)}, count(*) FROM incoming GROUP BY cell")
-            self.con.execute("COMMIT")
-        finally:
-            self.con.unregister("incoming")
+        frame = pd.DataFrame({"cell": incoming["cell"].to_numpy(dtype=np.int64),
+                              "person": incoming["person"].to_numpy(dtype=np.uint64),
+                              "value": incoming["value"].to_numpy(dtype=float) + 0.0})
+        if not np.isfinite(frame["value"].to_numpy()).all():
+            raise ValueError("ledger contributions must be finite numbers")
+        numbers = {cell: self.cells + 1 + i for i, cell in enumerate(sorted(frame["cell"].unique()))}
+        frame["cell"] = frame["cell"].map(numbers).astype(np.int64)
+        frame = frame.sort_values(["cell", "person", "value"], kind="stable", ignore_index=True)
+        cells, rows = self.cells + len(numbers), self.rows + len(frame)
+        digest = chain_digest(self.digest, frame)
 
+        self._set_pending(cells, digest)
+        con = self._con()
+        con.register("incoming", frame)
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
+            con.execute("INSERT INTO cells SELECT cell, count(*) FROM incoming GROUP BY cell")
+            con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?", [cells, rows, digest])
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            try:
+                self._clear_pending()  # the file kept the recorded state
+            except Exception:  # the next open drops it
+                pass
+            raise
+        finally:
+            con.unregister("incoming")
+        self._commit_pending(cells, digest)
+        self.cells, self.rows, self.digest = cells, rows, digest
+
+    def verify_contents(self) -> None:
+        """Recompute the digest from every remembered row; a difference stops the permit's queries
+        like any mismatch (`LedgerTampered`, audited). Reads the whole ledger."""
+        frame = self._con().sql("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").df()
+        found = chain_digest(genesis_digest(self.permit), frame)
+        if found != self.digest:
+            self._stop("the ledger file's remembered rows do not add up to its digest (edited)",
+                       file_cells=self.cells, file_digest=found)
+
+    # -- binding to the record ----------------------------------------------------------------
+
+    def _con(self) -> duckdb.DuckDBPyConnection:
+        if self.con is None:
+            raise SafepoolError("the query ledger is used outside its `Ledger.open` block")
+        return self.con
+
+    def _close(self) -> None:
+        if self.con is not None:
+            self.con.close()
+            self.con = None
+
+    def _row(self) -> Any:
+        with self._engine.connect() as conn:
+            return conn.execute(select(query_ledgers_table)
+                                .where(query_ledgers_table.c.permit == self.permit)).first()
+
+    def _bind(self) -> None:
+        """Check the file against the record (see the module docstring) and load its state."""
+        row = self._row()
+        if row is not None and row.status == STOPPED:
+            self._refuse(f"stopped earlier: {row.stopped_reason}")
+        genesis = genesis_digest(self.permit)
+        if row is None:
+            if self._used_before():
+                self._stop("the ledger's record is missing while the audit log shows it remembered answers")
+            if not self.path.exists():
+                self._create()
+                self._insert_row(ACTIVE, 0, genesis)
+                return
+            found = self._file_state()
+            if found == (self.permit, 0, 0, genesis):  # made, but its record was not yet written
+                self._insert_row(ACTIVE, 0, genesis)
+                return
+            self._stop("a ledger file exists without a record", file_cells=found[1], file_digest=found[3])
+        if not self.path.exists():
+            if (row.cells, row.digest, row.pending_cells) == (0, genesis, None):  # nothing remembered, nothing lost
+                self._create()
+                return
+            self._stop("the ledger file is missing", row=row)
+        permit, cells, rows, digest = self._file_state(row)
+        if permit != self.permit:
+            self._stop("the ledger file belongs to another permit", row=row, file_cells=cells, file_digest=digest)
+        if (cells, digest) == (row.cells, row.digest):
+            if row.pending_cells is not None:
+                self._clear_pending()
+                self._audit_recovery("an update interrupted before it reached the ledger file was dropped", cells,
+                                     digest)
+        elif row.pending_cells is not None and (cells, digest) == (row.pending_cells, row.pending_digest):
+            self._commit_pending(cells, digest)
+            self._audit_recovery("an update interrupted after it reached the ledger file was completed", cells,
+                                 digest)
+        else:
+            self._stop("the ledger file holds another state than its record (replaced or an older copy)", row=row,
+                       file_cells=cells, file_digest=digest)
+        self.cells, self.rows, self.digest = cells, rows, digest
+        counted, highest, contributions = self._con().execute(
+            "SELECT (SELECT count(*) FROM cells), (SELECT coalesce(max(cell), 0) FROM cells), "
+            "(SELECT count(*) FROM contributions)").fetchall()[0]
+        if (counted, highest, contributions) != (cells, cells, rows):
+            self._stop("the ledger file's rows do not match its own state (edited)", row=row, file_cells=cells,
+                       file_digest=digest)
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        try:
+            con = duckdb.connect(str(self.path), config={"enable_external_access": False})
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise LedgerBusy(f"the query ledger of permit {self.permit} is held by a process outside the "
+                                 "ledger's lock; try again later") from None
+            raise
+        return con
+
+    def _create(self) -> None:
+        Path(f"{self.path}.wal").unlink(missing_ok=True)  # a write-ahead log left without its file
+        self.con = self._connect()
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
+        self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT)")
+        self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
+        self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
+        self.con.execute("COMMIT")
+
+    def _file_state(self, row: Any = None) -> tuple[str, int, int, str]:
+        """(permit, cells, rows, digest) the file says it holds; an unreadable file is a mismatch."""
+        try:
+            self.con = self._connect()
+            state = self.con.execute("SELECT permit, cells, rows, digest FROM ledger_state").fetchall()
+        except LedgerBusy:
+            raise
+        except duckdb.Error:
+            self._close()
+            self._stop("the ledger file cannot be read as a ledger", row=row)
+        try:
+            [(permit, cells, rows, digest)] = state
+            if not isinstance(digest, str) or not _HEX_DIGEST.match(digest):
+                raise ValueError("not a digest")
+            return str(permit), int(cells), int(rows), digest
+        except (TypeError, ValueError):  # never quoted: the file's content is not trusted
+            self._stop("the ledger file's own state is damaged", row=row)
+            raise
+
+    def _used_before(self) -> bool:
+        """Whether the audit log shows that this permit's ledger remembered cells or was stopped."""
+        for record in self._governance.audit.records(permit=self.permit):
+            if record.action == MISMATCH_ACTION:
+                return True
+            if '"ledger_cells"' in record.detail_json:
+                cells = record.detail.get("ledger_cells")
+                if isinstance(cells, int) and cells > 0:
+                    return True
+        return False
+
+    def _insert_row(self, status: str, cells: int, digest: str, reason: str | None = None) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(query_ledgers_table.insert().values(
+                permit=self.permit, status=status, cells=cells, digest=digest, stopped_reason=reason,
+                updated_at=_now()))
+
+    def _set_pending(self, cells: int, digest: str) -> None:
+        t = query_ledgers_table.c
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(query_ledgers_table).where(
+                t.permit == self.permit, t.status == ACTIVE, t.cells == self.cells, t.digest == self.digest
+            ).values(pending_cells=cells, pending_digest=digest, updated_at=_now())).rowcount
+        if changed != 1:
+            self._stop("the ledger's record changed while the ledger was in use")
+
+    def _clear_pending(self) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(update(query_ledgers_table).where(query_ledgers_table.c.permit == self.permit)
+                         .values(pending_cells=None, pending_digest=None, updated_at=_now()))
+
+    def _commit_pending(self, cells: int, digest: str) -> None:
+        t = query_ledgers_table.c
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(query_ledgers_table).where(
+                t.permit == self.permit, t.status == ACTIVE, t.pending_cells == cells, t.pending_digest == digest
+            ).values(cells=cells, digest=digest, pending_cells=None, pending_digest=None, updated_at=_now())).rowcount
+        if changed != 1:
+            self._stop("the ledger's record changed while the ledger was in use")
+
+    def _stop(self, reason: str, *, row: Any = None, file_cells: int | None = None,
+              file_digest: str | None = None) -> None:
+        """Mark the permit's ledger stopped, audit the mismatch and raise LedgerTampered."""
+        t = query_ledgers_table.c
+        with self._engine.begin() as conn:
+            changed = conn.execute(update(query_ledgers_table).where(t.permit == self.permit).values(
+                status=STOPPED, stopped_reason=reason, updated_at=_now())).rowcount
+        if not changed:
+            self._insert_row(STOPPED, 0, genesis_digest(self.permit), reason)
+        detail: dict[str, Any] = {"record_cells": None if row is None else row.cells,
+                                  "record_digest": None if row is None else row.digest,
+                                  "file_cells": file_cells, "file_digest": file_digest}
+        self._refuse(reason, detail)
+
+    def _refuse(self, reason: str, detail: dict[str, Any] | None = None) -> None:
+        self._close()
+        self._governance.audit.append(actor=self._actor.name, role=self._actor.main_role, action=MISMATCH_ACTION,
+                                      permit=self.permit, outcome="refused",
+                                      detail={"reason": reason, **{k: v for k, v in (detail or {}).items()
+                                                                   if v is not None}})
+        raise LedgerTampered(f"the query ledger of permit {self.permit} does not match its record ({reason}); "
+                             "queries of this permit are stopped until a data security officer investigates")
+
+    def _audit_recovery(self, what: str, cells: int, digest: str) -> None:
+        self._governance.audit.append(actor=self._actor.name, role=self._actor.main_role, action=RECOVERED_ACTION,
+                                      permit=self.permit, outcome="ok",
+                                      detail={"recovered": what, "ledger_cells": cells, "ledger_digest": digest})

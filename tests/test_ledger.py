@@ -1,0 +1,448 @@
+"""The query ledger holds under load and cannot be reset quietly.
+
+Driven directly with synthetic cells (columns cell, person, value) in a governed workspace:
+parallel processes of one permit queue and every check is remembered; a ledger file moved
+away, replaced by another permit's, rolled back to an older copy or edited stops the permit's
+queries, audited, for good; an interrupted update is recovered and said so; withheld answers,
+audited the way the query engine writes them, make the differencing alert fire.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import delete, select, update
+
+from governed import approved_permit, governance_with_users, sign_in
+from safepool.errors import SafepoolError
+from safepool.governance.alerts import DIFFERENCING, LEDGER_MISMATCH, run_alerts
+from safepool.governance.context import Governance
+from safepool.governance.ledger_state import STOPPED, query_ledgers_table
+from safepool.governance.users import Actor
+from safepool.query.ledger import (
+    ALL_ANSWERS,
+    LEDGER_DIR,
+    MISMATCH_ACTION,
+    PAIRS,
+    RECOVERED_ACTION,
+    WITHHELD,
+    Ledger,
+    LedgerBusy,
+    LedgerTampered,
+    genesis_digest,
+    query_outcome,
+    withheld_entries,
+)
+
+MIN_FREQUENCY = 5
+PERMIT, OTHER = "P-1", "P-2"
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """Users and two approved permits, built once (signing in and approving take a while)."""
+    root = tmp_path_factory.mktemp("template") / "ws"
+    (root / "pool").mkdir(parents=True)
+    governance = governance_with_users(root)
+    approved_permit(governance, PERMIT)
+    approved_permit(governance, OTHER)
+    governance.permits.engine.dispose()
+    return root
+
+
+@pytest.fixture
+def ws(template, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(template, root)
+    governance = Governance.open(root)
+    yield root, governance, sign_in(governance, "anna")
+    governance.permits.engine.dispose()
+
+
+def cell(persons, values=None, number: int = 0) -> pd.DataFrame:
+    persons = np.asarray(list(persons), dtype="uint64")
+    values = np.ones(len(persons)) if values is None else np.asarray(values, dtype=float)
+    return pd.DataFrame({"cell": number, "person": persons, "value": values})
+
+
+def answer(governance: Governance, actor: Actor, ledger: Ledger, incoming: pd.DataFrame, column_of: dict[int, int],
+           measures: list[str], digest: str = "0" * 64) -> dict[int, str]:
+    """What the engine does inside the ledger's lock: check, then audit the query with the ledger's state."""
+    withheld = ledger.check(incoming, column_of, MIN_FREQUENCY)
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="query", permit=ledger.permit,
+                            outcome=query_outcome(withheld),
+                            detail={"query_sha256": digest, "withheld": withheld_entries(withheld, measures),
+                                    **ledger.state()})
+    return withheld
+
+
+def ledger_file(root: Path, permit: str = PERMIT) -> Path:
+    return root / "pool" / LEDGER_DIR / f"{permit}.duckdb"
+
+
+def mismatches(governance: Governance, permit: str = PERMIT) -> list:
+    return governance.audit.records(permit=permit, action=MISMATCH_ACTION)
+
+
+def record_of(governance: Governance, permit: str = PERMIT):
+    with governance.permits.engine.connect() as conn:
+        return conn.execute(select(query_ledgers_table).where(query_ledgers_table.c.permit == permit)).first()
+
+
+def remember_twice(root: Path, governance: Governance, actor: Actor, permit: str = PERMIT, first: int = 0) -> None:
+    with Ledger.open(root / "pool", governance, actor, permit) as ledger:
+        assert answer(governance, actor, ledger, cell(range(first, first + 20)), {0: 0}, ["persons"]) == {}
+    with Ledger.open(root / "pool", governance, actor, permit) as ledger:
+        assert answer(governance, actor, ledger, cell(range(first + 100, first + 130)), {0: 0}, ["persons"]) == {}
+
+
+def assert_refused(root: Path, governance: Governance, actor: Actor, reason: str, permit: str = PERMIT) -> None:
+    before = len(mismatches(governance, permit))
+    with pytest.raises(LedgerTampered, match=f"the query ledger of permit {permit} does not match its record") as info:
+        with Ledger.open(root / "pool", governance, actor, permit):
+            pass
+    assert reason in str(info.value) and "until a data security officer investigates" in str(info.value)
+    refused = mismatches(governance, permit)
+    assert len(refused) == before + 1
+    assert (refused[-1].outcome, refused[-1].actor) == ("refused", actor.name) and reason in refused[-1].detail["reason"]
+    assert record_of(governance, permit).status == STOPPED
+
+
+# -- a fresh ledger and its record ----------------------------------------------------------------
+
+
+def test_a_fresh_permit_starts_empty_and_every_check_moves_its_record(ws):
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger_cells": 0, "ledger_digest": genesis_digest(PERMIT)}
+        assert answer(governance, anna, ledger, pd.concat([cell(range(10)), cell(range(10, 30), number=1)]),
+                      {0: 0, 1: 1}, ["persons", "persons"]) == {}
+        state = ledger.state()
+        assert state["ledger_cells"] == 2 and state["ledger_digest"] != genesis_digest(PERMIT)
+    row = record_of(governance)
+    assert (row.status, row.cells, row.digest, row.pending_cells) == ("active", 2, state["ledger_digest"], None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == state
+        ledger.verify_contents()
+    [query] = governance.audit.records(action="query")
+    assert query.detail["ledger_cells"] == 2 and query.detail["ledger_digest"] == state["ledger_digest"]
+    assert genesis_digest(OTHER) != genesis_digest(PERMIT)
+
+
+def test_a_permit_id_cannot_name_another_path(ws):
+    root, governance, anna = ws
+    with pytest.raises(SafepoolError, match="letters, digits"):
+        with Ledger.open(root / "pool", governance, anna, "../P-1"):
+            pass
+
+
+def test_the_ledger_is_only_used_inside_its_block(ws):
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        pass
+    with pytest.raises(SafepoolError, match="outside its `Ledger.open` block"):
+        ledger.check(cell(range(10)), {0: 0}, MIN_FREQUENCY)
+
+
+# -- under load ---------------------------------------------------------------------------------
+
+WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10
+
+
+def _analyst(root: str, actor: Actor, worker: int, failures) -> None:
+    """One analyst's process: CHECKS queries of two new cells each, audited inside the lock."""
+    governance = Governance.open(Path(root))
+    try:
+        for k in range(CHECKS):
+            first = (worker * CHECKS + k) * 2 * PERSONS_PER_CELL
+            incoming = pd.concat([cell(range(first, first + PERSONS_PER_CELL), np.arange(1, 11), number=0),
+                                  cell(range(first + PERSONS_PER_CELL, first + 2 * PERSONS_PER_CELL), number=1)])
+            with Ledger.open(Path(root) / "pool", governance, actor, PERMIT) as ledger:
+                before = ledger.state()["ledger_cells"]
+                withheld = answer(governance, actor, ledger, incoming, {0: 0, 1: 1}, ["sum", "persons"])
+                if withheld or ledger.state()["ledger_cells"] != before + 2:
+                    failures.put(f"worker {worker} check {k}: withheld {withheld}")
+    except Exception as exc:  # reported to the test, never swallowed
+        failures.put(f"worker {worker}: {type(exc).__name__}: {exc}")
+    finally:
+        governance.permits.engine.dispose()
+
+
+@pytest.mark.slow
+def test_analysts_of_one_permit_querying_at_once_all_get_answers(ws):
+    root, governance, anna = ws
+    aaro = sign_in(governance, "aaro")
+    context = multiprocessing.get_context("spawn")
+    failures = context.Queue()
+    workers = [context.Process(target=_analyst, args=(str(root), [anna, aaro, anna][w], w, failures))
+               for w in range(WORKERS)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    problems = []
+    while not failures.empty():
+        problems.append(failures.get())
+    assert problems == [] and all(w.exitcode == 0 for w in workers)
+
+    queries = governance.audit.records(action="query")
+    assert len(queries) == WORKERS * CHECKS and all(q.outcome == "ok" for q in queries)
+    # one query at a time: each saw the ledger exactly as the one before left it
+    assert sorted(q.detail["ledger_cells"] for q in queries) == list(range(2, 2 * WORKERS * CHECKS + 1, 2))
+    assert [q.detail["ledger_cells"] for q in queries] == list(range(2, 2 * WORKERS * CHECKS + 1, 2))
+    assert len({q.detail["ledger_digest"] for q in queries}) == len(queries)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger_cells": 2 * WORKERS * CHECKS, "ledger_digest": queries[-1].detail["ledger_digest"]}
+        ledger.verify_contents()
+        assert ledger.con.execute("SELECT count(*) FROM contributions").fetchall()[0][0] \
+            == 2 * WORKERS * CHECKS * PERSONS_PER_CELL
+    row = record_of(governance)
+    assert (row.cells, row.digest, row.pending_cells) == (2 * WORKERS * CHECKS, queries[-1].detail["ledger_digest"], None)
+    assert mismatches(governance) == [] and governance.audit.verify().ok
+
+
+def test_a_query_waits_for_its_turn_and_gives_up_clearly(ws):
+    root, governance, anna = ws
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with Ledger.open(root / "pool", governance, anna, PERMIT):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    with pytest.raises(LedgerBusy, match=f"the query ledger of permit {PERMIT} stayed in use by other queries"):
+        with Ledger.open(root / "pool", governance, anna, PERMIT, timeout=0.2):
+            pass
+    threading.Timer(0.3, release.set).start()
+    started = time.monotonic()
+    with Ledger.open(root / "pool", governance, anna, PERMIT, timeout=10) as ledger:
+        waited = time.monotonic() - started
+        assert ledger.state()["ledger_cells"] == 0
+    holder.join()
+    assert waited >= 0.2
+    with Ledger.open(root / "pool", governance, anna, OTHER, timeout=0.2):  # another permit never waits
+        pass
+
+
+# -- no quiet reset -----------------------------------------------------------------------------
+
+
+def test_a_moved_ledger_stops_the_permit_instead_of_answering_what_it_withheld(ws):
+    root, governance, anna = ws
+    everyone = cell(range(20))
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, everyone, {0: 0}, ["persons"]) == {}
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, cell(range(19)), {0: 0}, ["persons"]) == {0: PAIRS}
+    ledger_file(root).rename(root / "moved-away.duckdb")
+    assert_refused(root, governance, anna, "the ledger file is missing")
+    assert not ledger_file(root).exists()  # not recreated
+    assert_refused(root, governance, anna, "stopped earlier: the ledger file is missing")
+    (root / "moved-away.duckdb").rename(ledger_file(root))  # the right file back: still stopped
+    assert_refused(root, governance, anna, "stopped earlier")
+    with Ledger.open(root / "pool", governance, anna, OTHER) as ledger:  # other permits go on
+        assert answer(governance, anna, ledger, cell(range(19)), {0: 0}, ["persons"]) == {}
+    assert [a.permit for a in run_alerts(governance.audit) if a.rule == LEDGER_MISMATCH] == [PERMIT]
+
+
+def test_another_permits_ledger_in_its_place_is_refused(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna, PERMIT)
+    remember_twice(root, governance, anna, OTHER, first=1000)
+    shutil.copyfile(ledger_file(root, OTHER), ledger_file(root, PERMIT))
+    assert_refused(root, governance, anna, "the ledger file belongs to another permit")
+    assert_refused(root, governance, anna, "stopped earlier")
+
+
+def test_an_older_copy_of_the_ledger_is_refused(ws):
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        answer(governance, anna, ledger, cell(range(20)), {0: 0}, ["persons"])
+    shutil.copyfile(ledger_file(root), root / "older.duckdb")
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        answer(governance, anna, ledger, cell(range(100, 130)), {0: 0}, ["persons"])
+    shutil.copyfile(root / "older.duckdb", ledger_file(root))
+    assert_refused(root, governance, anna, "the ledger file holds another state than its record")
+    [refused] = mismatches(governance)
+    assert (refused.detail["record_cells"], refused.detail["file_cells"]) == (2, 1)
+    assert_refused(root, governance, anna, "stopped earlier")
+
+
+def test_an_emptied_ledger_is_refused_even_with_a_matching_number_of_cells(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    ledger_file(root).unlink()
+    con = duckdb.connect(str(ledger_file(root)))  # a new file that claims nothing
+    con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
+    con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [PERMIT, genesis_digest(PERMIT)])
+    con.close()
+    assert_refused(root, governance, anna, "the ledger file holds another state than its record")
+
+
+def test_a_file_that_is_not_a_ledger_is_refused(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    ledger_file(root).write_bytes(b"not a database")
+    assert_refused(root, governance, anna, "the ledger file cannot be read as a ledger")
+
+
+def test_edited_rows_are_refused_and_verify_contents_finds_changed_values(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    con = duckdb.connect(str(ledger_file(root)))
+    con.execute("UPDATE contributions SET value = 2 WHERE person = 3")  # same rows, another value
+    con.close()
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        with pytest.raises(LedgerTampered, match="do not add up to its digest"):
+            ledger.verify_contents()
+    assert_refused(root, governance, anna, "stopped earlier")
+
+
+def test_deleted_rows_are_refused(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    con = duckdb.connect(str(ledger_file(root)))
+    con.execute("DELETE FROM contributions WHERE person = 3")
+    con.close()
+    assert_refused(root, governance, anna, "the ledger file's rows do not match its own state (edited)")
+
+
+def test_a_file_without_a_record_is_refused(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna, OTHER)
+    shutil.copyfile(ledger_file(root, OTHER), ledger_file(root, PERMIT))  # PERMIT never queried
+    assert_refused(root, governance, anna, "a ledger file exists without a record")
+
+
+def test_a_deleted_record_is_refused_when_the_audit_log_shows_answers(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    with governance.permits.engine.begin() as conn:
+        conn.execute(delete(query_ledgers_table).where(query_ledgers_table.c.permit == PERMIT))
+    ledger_file(root).unlink()  # record and file gone: it would look fresh but for the audit log
+    assert_refused(root, governance, anna, "the ledger's record is missing while the audit log shows it remembered")
+
+
+# -- interrupted updates --------------------------------------------------------------------------
+
+
+def test_an_update_interrupted_before_the_file_is_dropped_and_said_so(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    state = record_of(governance)
+    with governance.permits.engine.begin() as conn:  # step 1 done, then the process died
+        conn.execute(update(query_ledgers_table).where(query_ledgers_table.c.permit == PERMIT)
+                     .values(pending_cells=state.cells + 1, pending_digest="f" * 64))
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger_cells": state.cells, "ledger_digest": state.digest}
+    assert record_of(governance).pending_cells is None
+    [recovered] = governance.audit.records(action=RECOVERED_ACTION)
+    assert "before it reached the ledger file" in recovered.detail["recovered"] and recovered.outcome == "ok"
+
+
+def test_an_update_interrupted_after_the_file_is_completed_and_said_so(ws, monkeypatch):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+
+    def crash(self, cells, digest):
+        raise KeyboardInterrupt  # the process dies between the file and the record
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "_commit_pending", crash)
+        with pytest.raises(KeyboardInterrupt):
+            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+                ledger.check(cell(range(200, 240)), {0: 0}, MIN_FREQUENCY)
+    assert record_of(governance).pending_cells == 3
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state()["ledger_cells"] == 3
+        ledger.verify_contents()
+    row = record_of(governance)
+    assert (row.cells, row.pending_cells, row.status) == (3, None, "active")
+    [recovered] = governance.audit.records(action=RECOVERED_ACTION)
+    assert "after it reached the ledger file" in recovered.detail["recovered"]
+
+
+def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    before = record_of(governance)
+    with pytest.raises(ValueError, match="finite"):
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            ledger.remember(cell(range(300, 320), [np.inf] * 20))
+
+    class FullDisk:
+        def __init__(self, con):
+            self.con = con
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+        def execute(self, sql, *args):
+            if sql.startswith("UPDATE ledger_state"):
+                raise duckdb.IOException("no space left on device")
+            return self.con.execute(sql, *args)
+
+    with monkeypatch.context() as patched:
+        real = Ledger._con
+        patched.setattr(Ledger, "_con", lambda self: FullDisk(real(self)))
+        with pytest.raises(duckdb.IOException):
+            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+                ledger.remember(cell(range(300, 320)))
+    assert record_of(governance).pending_cells is None
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
+        assert ledger.con.execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 50
+        ledger.verify_contents()
+    assert governance.audit.records(action=RECOVERED_ACTION) == [] and mismatches(governance) == []
+
+
+# -- withheld answers and the differencing alert --------------------------------------------------
+
+
+def test_withheld_answers_are_audited_as_withheld_and_the_alert_fires(ws):
+    root, governance, anna = ws
+    pool = root / "pool"
+    group = range(40)
+    values = np.arange(1, 41, dtype=float)
+    asked = [
+        (cell(group, values), {}),                          # everyone: answered
+        (cell(range(39), values[:39]), {0: PAIRS}),         # everyone but the last: withheld
+        (cell(range(1, 40), values[1:]), {0: PAIRS}),       # everyone but the first: withheld
+        (pd.concat([cell(range(20), values[:20]), cell(range(20, 39), values[20:39], number=1)]),
+         {1: ALL_ANSWERS}),                                 # halves, the second without one person
+    ]
+    for i, (incoming, expected) in enumerate(asked):
+        with Ledger.open(pool, governance, anna, PERMIT) as ledger:
+            column_of = {c: c for c in incoming["cell"].unique().tolist()}
+            measures = ["sum"] * len(column_of)
+            assert answer(governance, anna, ledger, incoming, column_of, measures, digest=f"{i:064x}") == expected
+    queries = governance.audit.records(action="query")
+    assert [q.outcome for q in queries] == ["ok", WITHHELD, WITHHELD, WITHHELD]
+    assert queries[1].detail["withheld"] == [{"column": 1, "measure": "sum", "check": "differencing (pairs)"}]
+    assert queries[3].detail["withheld"] == [{"column": 2, "measure": "sum", "check": "differencing (all answers)"}]
+    assert queries[3].detail["ledger_cells"] == 2  # the first half was remembered, the withheld one not
+    [alert] = [a for a in run_alerts(governance.audit) if a.rule == DIFFERENCING]
+    assert (alert.actor, alert.permit, alert.first_seq, alert.last_seq) == ("anna", PERMIT, queries[1].seq,
+                                                                            queries[3].seq)
+    assert "3 answers by one user had columns withheld" in alert.message
+
+
+def test_a_damaged_state_is_refused_without_quoting_it(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    con = duckdb.connect(str(ledger_file(root)))
+    con.execute("UPDATE ledger_state SET digest = '010203A1234 not a digest'")
+    con.close()
+    assert_refused(root, governance, anna, "the ledger file's own state is damaged")
+    assert "010203A1234" not in mismatches(governance)[-1].detail_json
