@@ -8,12 +8,12 @@ import pandas as pd
 
 from governed import PASSWORD, approved_permit, governance_with_users, sign_in
 from safepool.disclosure.outputs import FrequencyTable
+from safepool.disclosure.policy import set_policy, workspace_policy
 from safepool.disclosure.rules import DisclosureRules
 from safepool.governance.context import Governance
 from safepool.governance.permits import Phase
 from safepool.governance.users import Role
 
-RULES = DisclosureRules()
 CONTEXT = "Persons by area for the skills centre report; counts from the pool's population view."
 
 
@@ -32,14 +32,23 @@ def governed_outputs(root: Path) -> Governance:
     return governance
 
 
+def use_policy(governance: Governance, **settings) -> DisclosureRules:
+    """The workspace's own policy, set the only way there is: by its admin, audited."""
+    admin = sign_in(governance, "admin")
+    for setting, value in settings.items():
+        if getattr(workspace_policy(governance), setting) != value:
+            set_policy(governance, admin, setting, value)
+    return workspace_policy(governance)
+
+
 def by_area(counts: dict[str, float], title: str = "Persons by area") -> FrequencyTable:
     return FrequencyTable(title, pd.DataFrame({"area": list(counts), "count": list(counts.values())}), ["area"])
 
 
 def csv_of(table: FrequencyTable) -> dict[str, bytes]:
-    return {"table.csv": table.public_table().to_csv(index=False).encode()}
+    """The file the register writes for a passing table recorded as "table"."""
+    return {"table.csv": table.public_table().astype({"count": "Int64"}).to_csv(index=False).encode()}
 
 
 def record(governance: Governance, author: str, permit: str, table: FrequencyTable, **options):
-    return governance.outputs.record(sign_in(governance, author), permit, table, csv_of(table), "query", RULES,
-                                     **options)
+    return governance.outputs.record(sign_in(governance, author), permit, table, "query", "table", **options)

@@ -6,7 +6,7 @@ import pandas as pd
 
 from safepool.disclosure.differencing import DifferencingFlag, FrequencyCells, compare, flags_against
 from safepool.disclosure.mitigation import suppress
-from safepool.disclosure.outputs import Figure, FrequencyTable, MagnitudeTable
+from safepool.disclosure.outputs import Figure, FrequencyTable, MagnitudeTable, ModelResult
 from safepool.disclosure.rules import DisclosureRules
 
 THRESHOLD = 5
@@ -68,7 +68,7 @@ def test_two_suppressed_cells_under_one_margin_cannot_be_solved():
     assert compare("P-1-0004", by_area_sex, "P-1-0001", BY_AREA_EVERYONE, THRESHOLD) is None
 
 
-def test_figures_are_compared_through_their_table_and_other_outputs_not_at_all():
+def test_figures_are_compared_through_their_table_and_means_by_their_persons():
     table = FrequencyTable("t", pd.DataFrame([{"area": "north", "count": 40}, {"area": "south", "count": 31}]),
                            ["area"])
     figure_cells = FrequencyCells.of_output(Figure("f", table, {"mark": "bar"}))
@@ -78,7 +78,9 @@ def test_figures_are_compared_through_their_table_and_other_outputs_not_at_all()
     assert [f.other for f in flags] == ["P-1-0001"]
     means = MagnitudeTable("m", pd.DataFrame([{"area": "north", "value": 1.0, "n": 9, "top": [1.0, 1.0],
                                                "abs_total": 9.0}]), ["area"], "mean")
-    assert FrequencyCells.of_output(means) is None
+    assert FrequencyCells.of_output(means) == FrequencyCells(("area",), ((("north",), 9),))
+    model = ModelResult("m", pd.DataFrame({"term": ["a"], "estimate": [1.0]}), n_obs=40, df_resid=30)
+    assert FrequencyCells.of_output(model) is None
 
 
 def test_cells_and_flags_survive_the_record_round_trip():

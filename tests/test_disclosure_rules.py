@@ -1,12 +1,10 @@
 """Every disclosure rule exactly at, one below and one above its threshold, under the default
-rules and under rules read from a workspace's disclosure.yaml; records carry no cell values."""
+policy and under a stricter one set by a workspace's admin; records carry no cell values."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
@@ -21,27 +19,25 @@ from safepool.disclosure import (
     QuantileTable,
     check,
 )
-from safepool.yaml_files import FileProblem
+from safepool.disclosure.policy import workspace_policy
+from governed import governance_with_users
+from recorded_outputs import use_policy
 
-STRICT_YAML = """\
-min_frequency: 10
-dominance_n: 3
-dominance_k: 0.8
-p_ratio: 0.2
-min_residual_df: 30
-zeros: suppress
-rounding_base: 10
-"""
+STRICT = {"min_frequency": 10, "dominance_n": 3, "dominance_k": 0.8, "p_ratio": 0.2, "min_residual_df": 30,
+          "zeros": "suppress", "rounding_base": 10}
 
 
-def strict_rules(tmp_path: Path) -> DisclosureRules:
-    (tmp_path / "disclosure.yaml").write_text(STRICT_YAML)
-    return DisclosureRules.load(tmp_path)
+@pytest.fixture(scope="module")
+def policies(tmp_path_factory) -> dict[str, DisclosureRules]:
+    """The policy of a fresh workspace, and of one whose admin made it strict."""
+    fresh = workspace_policy(governance_with_users(tmp_path_factory.mktemp("fresh")))
+    strict = use_policy(governance_with_users(tmp_path_factory.mktemp("strict")), **STRICT)
+    return {"defaults": fresh, "strict": strict}
 
 
-@pytest.fixture(params=["defaults", "from disclosure.yaml"])
-def rules(request, tmp_path) -> DisclosureRules:
-    return DisclosureRules.load(tmp_path) if request.param == "defaults" else strict_rules(tmp_path)
+@pytest.fixture(params=["defaults", "strict"])
+def rules(request, policies) -> DisclosureRules:
+    return policies[request.param]
 
 
 def verdict_of(report, rule: str) -> str:
@@ -109,14 +105,53 @@ def test_a_single_contributor_fails_both_contributor_rules():
     assert verdict_of(report, "dominance") == verdict_of(report, "p_ratio") == "fail"
 
 
+def quantiles(n: int, tops: list[list[float]] | None = None, totals: list[float] | None = None) -> QuantileTable:
+    cells = pd.DataFrame({"area": ["north", "north"], "quantile": [0.5, 0.9], "value": [3.0, 7.0], "n": [n] * 2})
+    if tops is not None:
+        cells = cells.assign(top=tops, abs_total=totals)
+    return QuantileTable("median days", cells, ["area"])
+
+
 @pytest.mark.parametrize("offset, expected", OFFSETS)
 def test_quantile_of_too_few_persons(rules, offset, expected):
-    cells = pd.DataFrame({"area": ["north", "north"], "quantile": [0.5, 0.9], "value": [3.0, 7.0],
-                          "n": [rules.min_frequency + offset] * 2})
-    report = check(QuantileTable("median days", cells, ["area"]), rules)
+    report = check(quantiles(rules.min_frequency + offset, [[3.0, 3.0]] * 2, [100.0, 200.0]), rules)
     assert report.verdict == expected
     if expected == "fail":
         assert report.failed_cells() == [{"area": "north", "quantile": 0.5}, {"area": "north", "quantile": 0.9}]
+
+
+@pytest.mark.parametrize("offset, expected", [(-1, "pass"), (0, "pass"), (1, "fail")])
+def test_a_quantiles_window_is_checked_for_dominance_like_a_magnitude(rules, offset, expected):
+    """The values around the quantile: their n largest hold k of 1000 exactly, 1 less or 1 more."""
+    rules = rules.model_copy(update={"p_ratio": 0.0})
+    held = rules.dominance_k * 1000 + offset
+    top = [held / rules.dominance_n] * rules.dominance_n + [1.0]
+    report = check(quantiles(50, [top, [10.0, 10.0]], [1000.0, 1000.0]), rules)
+    assert verdict_of(report, "dominance") == report.verdict == expected
+    if expected == "fail":
+        assert report.failed_cells() == [{"area": "north", "quantile": 0.5}]
+
+
+def test_a_quantile_without_its_window_needs_a_persons_review(rules):
+    report = check(quantiles(50), rules)
+    assert report.verdict == "review" and verdict_of(report, "dominance") == "review"
+    assert {"top", "abs_total"}.isdisjoint(quantiles(50, [[3.0, 3.0]] * 2, [100.0, 200.0]).public_table().columns)
+
+
+def test_a_quantile_is_a_local_mean_of_at_least_the_minimum_frequency_of_values():
+    from safepool.disclosure.kinds.quantile import local_mean, local_quantiles
+
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 1000.0]
+    mean, window = local_mean(values, 0.5, 5)
+    assert len(window) == 5 and mean == pytest.approx(sum(window) / 5) and list(window) == [3.0, 4.0, 5.0, 6.0, 7.0]
+    top, _ = local_mean(values, 1.0, 5)
+    assert top == pytest.approx((4 + 5 + 6 + 7 + 1000) / 5)  # the maximum is never shown on its own
+    assert local_mean(values[:4], 0.5, 5) is None
+    rows = local_quantiles(values, [0.5, 0.95], DisclosureRules())
+    assert [r["quantile"] for r in rows] == [0.5, 0.95] and all(r["n"] == 8 for r in rows)
+    table = QuantileTable("q", pd.DataFrame([{"area": "a", **r} for r in rows]), ["area"])
+    report = check(table, DisclosureRules())  # 1007 of the top window's 1022: dominated
+    assert report.failed_cells() == [{"area": "a", "quantile": 0.95}]
 
 
 @pytest.mark.parametrize("offset, expected", OFFSETS)
@@ -128,7 +163,7 @@ def test_extremes_need_permission_and_persons(rules, offset, expected):
     assert check(table, allowed).verdict == expected
 
 
-def model(df_resid: float, level_count: int | None = None) -> ModelResult:
+def model(df_resid: float, level_count: int | None = 400) -> ModelResult:
     coefficients = pd.DataFrame({"term": ["const", "sex[m]"], "estimate": [1.5, -0.2], "std_error": [0.1, 0.05]})
     counts = None
     if level_count is not None:
@@ -140,6 +175,12 @@ def model(df_resid: float, level_count: int | None = None) -> ModelResult:
 def test_residual_degrees_of_freedom(rules, offset, expected):
     report = check(model(rules.min_residual_df + offset), rules)
     assert verdict_of(report, "residual_df") == report.verdict == expected
+
+
+def test_a_model_without_persons_per_level_needs_a_persons_review(rules):
+    report = check(model(400, level_count=None), rules)
+    assert report.verdict == "review" and verdict_of(report, "levels") == "review"
+    assert check(model(rules.min_residual_df - 1, level_count=None), rules).verdict == "fail"
 
 
 @pytest.mark.parametrize("offset, expected", OFFSETS)
@@ -169,28 +210,12 @@ def test_a_figure_is_checked_through_its_table_and_named(rules, offset, expected
     assert all("figure 'clients by area'" in f.message for f in report.findings)
 
 
-def test_rules_from_disclosure_yaml_change_verdicts(tmp_path):
+def test_the_workspaces_policy_changes_verdicts(policies):
     seven = frequency(7)
-    assert check(seven, DisclosureRules.load(tmp_path)).verdict == "pass"
-    strict = strict_rules(tmp_path)
+    assert check(seven, policies["defaults"]).verdict == "pass"
+    strict = policies["strict"]
     assert (strict.min_frequency, strict.dominance_n, strict.zeros) == (10, 3, "suppress")
     assert check(seven, strict).verdict == "fail"
-
-
-@pytest.mark.parametrize(
-    "text, line, field",
-    [
-        ("min_frequency: 5\ndominance_k: lots\n", 2, "dominance_k"),
-        ("zeros: allow\n\nzeros_policy: suppress\n", 3, "zeros_policy"),
-        ("p_ratio: 0.1\nmin_frequency: 0\n", 2, "min_frequency"),
-        ("allow_extremes: 'yes'\n", 1, "allow_extremes"),
-    ],
-)
-def test_a_malformed_disclosure_yaml_names_line_and_field(tmp_path, text, line, field):
-    (tmp_path / "disclosure.yaml").write_text(text)
-    with pytest.raises(FileProblem) as error:
-        DisclosureRules.load(tmp_path)
-    assert f"line {line}, field {field}" in str(error.value)
 
 
 def numbers_in(record: dict) -> set[str]:

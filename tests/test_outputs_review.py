@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from governed import sign_in
-from recorded_outputs import CONTEXT, RULES, by_area, csv_of, governed_outputs, record
+from recorded_outputs import CONTEXT, by_area, csv_of, governed_outputs, record
 from safepool.disclosure.output_files import OutputFileError
 from safepool.disclosure.outputs import DisclosureInputError
 from safepool.disclosure.register import OutputError, OutputStatus
@@ -102,14 +102,13 @@ def test_only_an_analyst_of_the_permit_records(governance):
         with pytest.raises(Refused, match=reason):
             record(governance, user, "P-1", by_area(PASSING))
     with pytest.raises(OutputError, match="source 'notes' must be one of study, query, analysis"):
-        governance.outputs.record(sign_in(governance, "anna"), "P-1", by_area(PASSING), {"t.csv": b"x"}, "notes",
-                                  RULES)
+        governance.outputs.record(sign_in(governance, "anna"), "P-1", by_area(PASSING), "notes", "table")
 
 
-@pytest.mark.parametrize("files", [{}, {"../escape.csv": b"x"}, {"sub/t.csv": b"x"}, {".hidden": b"x"}])
-def test_output_files_are_plain_names_inside_the_output_folder(governance, files, tmp_path):
-    with pytest.raises(OutputFileError, match="output P-1-0001: (an output needs at least one file|file name)"):
-        governance.outputs.record(sign_in(governance, "anna"), "P-1", by_area(PASSING), files, "study", RULES)
+@pytest.mark.parametrize("name", ["", "../escape", "sub/t", ".hidden", "a" * 101, 7])
+def test_output_names_are_plain_names_inside_the_output_folder(governance, name, tmp_path):
+    with pytest.raises(OutputFileError, match="output name .* must be a plain name"):
+        governance.outputs.record(sign_in(governance, "anna"), "P-1", by_area(PASSING), "study", name)
     assert not (tmp_path / "outputs").exists() and not (tmp_path / "escape.csv").exists()
 
 
@@ -150,9 +149,9 @@ def test_returned_outputs_are_revised_and_asked_for_again_and_rejected_ones_neve
     governance.outputs.request_release(anna, [output.id], CONTEXT)
     returned = governance.outputs.review(cecilia, output.id, "return", "Label the areas in words, please.")
     assert returned.status == OutputStatus.returned and returned.reviews[0].comment.startswith("Label")
-    revised = governance.outputs.revise(anna, output.id, by_area(PASSING, "Persons by home area"),
-                                        csv_of(by_area(PASSING)), RULES)
+    revised = governance.outputs.revise(anna, output.id, by_area(PASSING, "Persons by home area"))
     assert revised.status == OutputStatus.checked and revised.title == "Persons by home area"
+    assert revised.files == ["table.csv"]
     governance.outputs.request_release(anna, [output.id], CONTEXT)
     rejected = governance.outputs.review(cecilia, output.id, "reject", "Not within the permit's purpose.")
     assert rejected.status == OutputStatus.rejected and rejected.request_round == 2
@@ -160,7 +159,7 @@ def test_returned_outputs_are_revised_and_asked_for_again_and_rejected_ones_neve
     with pytest.raises(Refused, match="is rejected and cannot be asked for"):
         governance.outputs.request_release(anna, [output.id], CONTEXT)
     with pytest.raises(Refused, match="only a checked, failed or returned output can be revised"):
-        governance.outputs.revise(anna, output.id, by_area(PASSING), csv_of(by_area(PASSING)), RULES)
+        governance.outputs.revise(anna, output.id, by_area(PASSING))
 
 
 def test_a_permit_can_require_two_different_checkers(governance):
@@ -240,13 +239,18 @@ def test_a_mitigated_table_keeps_its_suppressed_cells_out_of_the_record(governan
     assert output.status == OutputStatus.checked and output.mitigation == "Small cells suppressed."
     with governance.outputs.engine.connect() as con:
         cells = json.loads(con.exec_driver_sql("SELECT public_cells_json FROM outputs").one()[0])
-    assert cells["rows"] == [[["north"], 40], [["south"], None], [["east"], None]]
+    assert cells["differencing"][0]["rows"] == [[["north"], 40], [["south"], None], [["east"], None]]
+    assert cells["kept"]["rows"] == [["north", 40, "shown"], ["south", None, "suppressed (primary: min_frequency)"],
+                                     ["east", None, "suppressed (secondary)"]]
+    written = (governance.outputs.folder(output) / "table.csv").read_text()
+    assert written == "area,count,status\nnorth,40,shown\nsouth,,suppressed (primary: min_frequency)\n" \
+                      "east,,suppressed (secondary)\n"
 
 
 def test_bad_input_is_a_failed_record_or_a_clear_error_never_a_pass(governance, tmp_path):
     empty = record(governance, "anna", "P-1", by_area({}))
     assert empty.status == OutputStatus.failed and empty.checks["findings"][0]["rule"] == "invalid"
-    with pytest.raises(DisclosureInputError):
-        governance.outputs.record(sign_in(governance, "anna"), "P-1", "not a table", {"t.csv": b"x"}, "study",
-                                  RULES)
+    assert empty.files == [] and not any((tmp_path / "outputs" / "P-1" / empty.id).iterdir())
+    with pytest.raises(DisclosureInputError, match="not a statistical output"):
+        governance.outputs.record(sign_in(governance, "anna"), "P-1", "not a table", "study", "t")
     assert [p.name for p in (tmp_path / "outputs" / "P-1").iterdir()] == [empty.id]

@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
+import pandas as pd
+
+from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.findings import json_safe
 from safepool.disclosure.margins import TOTAL
-from safepool.disclosure.outputs import Figure, FrequencyTable, StatOutput
-from safepool.disclosure.validation import shown_mask
 
 Label = str | int | float | bool | None
 _SHOWN_IN_MESSAGE = 5
@@ -42,18 +43,23 @@ class FrequencyCells:
     rows: tuple[tuple[tuple[Label, ...], int | None], ...]
 
     @classmethod
-    def of_output(cls, output: StatOutput) -> FrequencyCells | None:
-        """The shown cells of a frequency table (or of the one behind a figure); None otherwise."""
-        table = output.table if isinstance(output, Figure) else output
-        if not isinstance(table, FrequencyTable):
-            return None
-        public = table.public_table()
-        groups = tuple(table.groups)
-        rows = tuple(
-            (tuple(json_safe(row[g]) for g in groups), _count(row["count"]) if shown else None)
-            for row, shown in zip(public[list(groups) + ["count"]].to_dict("records"), shown_mask(public))
-        )
-        return cls(groups=groups, rows=rows)
+    def of_output(cls, output: Any) -> FrequencyCells | None:
+        """The first person-count table an output shows (its kind says which), or None."""
+        from safepool.disclosure.kinds import kind_of
+
+        found = kind_of(output).differencing_cells(output)
+        return found[0] if found else None
+
+    @classmethod
+    def of_table(cls, public: pd.DataFrame, groups: list[str], column: str) -> FrequencyCells:
+        """Person counts by group from a public table; rows repeating a group (a quantile table's
+        quantiles) give one cell, shown if any of them shows its count."""
+        cells: dict[tuple[Label, ...], int | None] = {}
+        for row, shown in zip(public[list(groups) + [column]].to_dict("records"), shown_mask(public)):
+            labels = tuple(json_safe(row[g]) for g in groups)
+            count = _count(row[column]) if shown else None
+            cells[labels] = count if cells.get(labels) is None else cells[labels]
+        return cls(groups=tuple(groups), rows=tuple(cells.items()))
 
     def to_record(self) -> dict[str, Any]:
         return {"groups": list(self.groups), "rows": [[list(labels), count] for labels, count in self.rows]}

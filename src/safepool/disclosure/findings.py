@@ -3,6 +3,10 @@
 A finding names the rule, its verdict and the cells it concerns by their group labels only:
 the values of failed cells and the contributors' values never enter a finding, so a report
 can be written to the output register and shown to a checker as it is.
+
+Verdicts: "pass", "fail", and "review" for what the automatic rules cannot establish and a
+person must look at (as ACRO has): a report fails when any finding fails, needs review when
+none fails and one asks for review, and passes otherwise.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-Verdict = Literal["pass", "fail"]
+Verdict = Literal["pass", "review", "fail"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class CheckReport:
-    """Every finding for one output; it fails when any finding fails."""
+    """Every finding for one output; it fails when any finding fails, needs review when one asks."""
 
     title: str
     kind: str
@@ -60,8 +64,14 @@ class CheckReport:
 
 def report_of(title: str, kind: str, findings: list[Finding]) -> CheckReport:
     """A report whose verdict follows from its findings; no findings at all is a failure."""
-    passed = bool(findings) and all(finding.verdict == "pass" for finding in findings)
-    return CheckReport(title=title, kind=kind, verdict="pass" if passed else "fail", findings=findings)
+    verdicts = {finding.verdict for finding in findings}
+    verdict: Verdict = "fail" if not findings or "fail" in verdicts else "review" if "review" in verdicts else "pass"
+    return CheckReport(title=title, kind=kind, verdict=verdict, findings=findings)
+
+
+def needs_review(rule: str, why: str) -> Finding:
+    """A finding the automatic rules cannot settle: a checker must look, and comment on approval."""
+    return Finding(rule, "review", [], f"{rule} (needs a person's review): {why}")
 
 
 def finding(rule: str, failing: list[dict], what: str) -> Finding:

@@ -12,13 +12,14 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure.checks import contributions, numbers
-from safepool.disclosure.outputs import DisclosureInputError, FrequencyTable, MagnitudeTable
+from typing import Any
+
+from safepool.disclosure.cells import DisclosureInputError, contributions, numbers
 from safepool.disclosure.secondary import Grid
 
 TOTAL = "Total"
 
-AdditiveTable = FrequencyTable | MagnitudeTable
+AdditiveTable = Any  # a frequency or magnitude table: title, cells, groups (and a magnitude's statistic)
 
 
 def with_margins(table: AdditiveTable, top_width: int) -> AdditiveTable:
@@ -42,7 +43,7 @@ def with_margins(table: AdditiveTable, top_width: int) -> AdditiveTable:
 def _totals(table: AdditiveTable, cells: pd.DataFrame, by: list[str], top_width: int) -> pd.DataFrame:
     """One total row per value of `by` (one row in all when `by` is empty)."""
     keys = [cells[column] for column in by] or [np.zeros(len(cells), dtype=int)]
-    if isinstance(table, FrequencyTable):
+    if table.kind == "frequency":
         totals = pd.to_numeric(cells["count"]).groupby(keys, dropna=False, sort=False).sum().to_frame()
     else:
         n = pd.to_numeric(cells["n"])

@@ -37,9 +37,17 @@ def output_folder(workspace_root: Path, permit: str, output_id: str) -> Path:
     return workspace_root / OUTPUTS_DIR / permit / output_id
 
 
-def check_names(output_id: str, files: dict[str, bytes]) -> None:
-    """Refuse an output without files, or with a name that is not a plain file name."""
-    if not files:
+def check_output_name(name: object) -> None:
+    """An output's name becomes its files' names: a plain name, nothing that steps out of its folder."""
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or ".." in name or len(name) > 100:
+        raise OutputFileError(f"output name {name!r} must be a plain name of letters, digits, '.', '_' or '-' "
+                              "(no folders), at most 100 characters")
+
+
+def check_names(output_id: str, files: dict[str, bytes], *, allow_none: bool = False) -> None:
+    """Refuse an output without files (unless `allow_none`: a failed output keeps none), or with a
+    name that is not a plain file name."""
+    if not files and not allow_none:
         raise OutputFileError(f"output {output_id}: an output needs at least one file")
     for name, content in files.items():
         if not isinstance(name, str) or not _FILE_NAME.match(name) or ".." in name:

@@ -1,16 +1,37 @@
-"""The output register (safe outputs): every table, figure and model result of a permit, its
-checks, its review and its release.
+"""The output register (safe outputs): every table, figure, model result and report of a permit,
+its checks, its review and its release.
 
-An analyst of the permit records an output; the register runs the disclosure checks itself
-(it never takes a caller's verdict) and keeps the findings (rule, verdict, cells affected, never
-the values of failed cells), the files under <workspace>/outputs/<permit>/<output id>/, where the
-output came from, who made it and each change of status. The author asks for release with the
+An analysis publishes an output with one call, `publish` (or `publish_all` for the outputs of
+one release, e.g. a study): the register checks it under the workspace's policy
+(safepool.disclosure.policy; no caller passes thresholds), mitigates it (suppression, or rounding
+when the release rounds its counts), has its kind write its files from the checked object and
+records it. `record` does the same for an output its caller already mitigated (the query engine
+suppresses across columns itself); it never takes a caller's verdict or a caller's bytes. The
+register keeps the findings (rule, verdict, cells affected, never the values of failed cells),
+the files under <workspace>/outputs/<permit>/<output id>/, the output's shown cells at the
+released precision (for re-checks and differencing; nothing of a failed output, never
+contributors' values), where the output came from, who made it and each change of status.
+
+Re-checks. Every output is checked again under the workspace's current policy when its release
+is asked for, when a checker approves it and when it is released, from the shown cells the
+register kept. A rule that reads what is not kept (the contributors behind dominance and the p%
+rule) cannot be run again: if a setting it reads changed since the output was recorded, or the
+policy now allows fewer decimals than its files hold, the output is refused with a message to
+record it again; so is an output recorded before the register kept its cells, once any setting
+changed. A release holds outputs of one rounding policy: counts rounded to one base, or exact.
+
+Verdicts are pass, fail and review: a "review" output (a document's text, a quantile without
+its window's contributors, a model without its persons per level) passed every automatic rule
+but needs a person; it can be asked for, and a checker must comment when approving it. The author asks for release with the
 context a checker needs; an output that failed its checks cannot be asked for. A checker who is
 not the author approves, returns with comments or rejects, output by output; a permit may need two
 different checkers to approve. Each review is shown differencing flags: cells that, set beside a
 table already released (or approved) under the same permit, reveal a small group. A checker then
 releases approved outputs into the release folder, the only way out. Every step and every refusal
 is in the audit log.
+
+The database's verdict column keeps the automatic outcome (pass or fail; its CHECK constraint is
+unchanged), and the report's own verdict in checks_json says "review" where a person must look.
 """
 
 from __future__ import annotations
@@ -19,14 +40,23 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from sqlalchemy import Engine, func, insert, select, update
 
-from safepool.disclosure.checks import check
+from safepool.disclosure.differencing import DifferencingFlag, FrequencyCells, compare
 from safepool.disclosure.findings import CheckReport
-from safepool.disclosure.differencing import DifferencingFlag, FrequencyCells, flags_against
-from safepool.disclosure.output_files import StoredFile, check_names, output_folder, read_verified, replace, store
+from safepool.disclosure.kinds import Mitigated, NotRecheckable, kind_named, kind_of
+from safepool.disclosure.output_files import (
+    StoredFile,
+    check_names,
+    check_output_name,
+    output_folder,
+    read_verified,
+    replace,
+    store,
+)
 from safepool.disclosure.output_tables import (
     DECISIONS,
     SOURCES,
@@ -37,8 +67,9 @@ from safepool.disclosure.output_tables import (
     releases_table,
 )
 from safepool.disclosure.outputs import StatOutput
+from safepool.disclosure.policy import policy_of
 from safepool.disclosure.release import release_folder, write_release
-from safepool.disclosure.rules import DisclosureRules
+from safepool.disclosure.rules import OUTPUT_SETTINGS, DisclosureRules
 from safepool.errors import SafepoolError
 from safepool.governance.audit import AuditLog
 from safepool.governance.form import looks_like_identity_code
@@ -82,7 +113,7 @@ class OutputRecord:
     author: str
     created: dt.datetime
     status: OutputStatus
-    verdict: Literal["pass", "fail"]
+    verdict: Literal["pass", "review", "fail"]
     checks: dict[str, Any]
     files: list[str]
     mitigation: str | None
@@ -92,7 +123,8 @@ class OutputRecord:
     differencing: list[DifferencingFlag]  # as last computed (at the request or the latest review)
     request_round: int
     release_id: str | None
-    rules: DisclosureRules
+    rules: DisclosureRules  # the workspace's policy when it was checked
+    counts_rounded_to: int | None = None  # the base every shown count is rounded to, if it is
 
     def current_reviews(self) -> list[Review]:
         """The reviews of the latest release request."""
@@ -112,30 +144,60 @@ class OutputRegister:
         self.permits = permits
         self.root = workspace_root
 
-    # -- recording -------------------------------------------------------------------------
+    # -- publishing and recording ---------------------------------------------------------------
 
-    def record(self, actor: Actor, permit: str, output: StatOutput, files: dict[str, bytes], source: str,
-               rules: DisclosureRules, mitigation_note: str | None = None) -> OutputRecord:
-        """Check `output` and keep it, with its files, as an output of `permit`."""
+    def policy(self) -> DisclosureRules:
+        """The workspace's disclosure policy, as audited (safepool.disclosure.policy)."""
+        return policy_of(self.root, self.audit)
+
+    def publish(self, actor: Actor, permit: str, output: StatOutput, source: str, name: str, *,
+                margins: bool = True, rounding: bool = False) -> tuple[Mitigated, OutputRecord]:
+        """The one way to publish an output: check it under the workspace's policy, mitigate what
+        fails (suppression; with `rounding`, or when the policy rounds counts, its counts rounded),
+        have its kind write its files and record it. `name` names its files ("<name>.csv").
+
+        `margins`: one- and two-way frequency and magnitude tables are shown with their totals,
+        and secondary suppression protects every suppressed cell against them."""
+        return self.publish_all(actor, permit, {name: output}, source, margins=margins,
+                                round_if_failing=[name] if rounding else [], rounding=rounding)[name]
+
+    def publish_all(self, actor: Actor, permit: str, outputs: Mapping[str, StatOutput], source: str, *,
+                    margins: bool = False, round_if_failing: Collection[str] = (), rounding: bool = False
+                    ) -> dict[str, tuple[Mitigated, OutputRecord]]:
+        """Publish the outputs of one release (e.g. a study's tables) under one rounding policy.
+
+        An output named in `round_if_failing` (a frequency table whose rows are nested steps, which
+        suppression cannot protect) is rounded rather than suppressed when it fails; then, as with
+        `rounding` or a policy that rounds counts, every count of every output in the release is
+        rounded the same way, so that no count rounded in one table is shown exact in another.
+        Nothing is recorded unless every output can be mitigated."""
         self.permits.authorise_access(actor, permit)
-        if source not in SOURCES:
-            raise OutputError(f"output of permit {permit}: source {source!r} must be one of {', '.join(SOURCES)}")
-        output_id = self._next_id(permit)
-        report, values = _checked(output_id, output, files, rules, mitigation_note)
-        stored = store(output_folder(self.root, permit, output_id), files)
-        with self.engine.begin() as con:
-            con.execute(insert(outputs_table).values(
-                id=output_id, permit=permit, source=source, author=actor.name, created_at=_now(), context=None,
-                request_round=0, release_id=None, files_json=_files_json(stored), **values))
-            self._event(con, output_id, values["status"], actor, f"recorded from a {source}; checks: {report.verdict}")
-        self._audit(actor, "output_record", permit, output_id, detail={
-            "kind": output.kind, "source": source, "verdict": report.verdict, "files": len(stored),
-            "failed_rules": sorted({f.rule for f in report.findings if f.verdict == "fail"})})
-        return self._load(output_id)
+        self._check_source(permit, source)
+        for name in outputs:
+            check_output_name(name)
+        policy = self.policy()
+        kinds = {name: kind_of(output) for name, output in outputs.items()}
+        failing = any(kinds[name].check(outputs[name], policy).verdict == "fail"
+                      for name in round_if_failing if name in outputs)
+        rounds = rounding or policy.round_counts or failing
+        mitigated = {name: kinds[name].mitigate(output, policy, margins=margins, rounding=rounds)
+                     for name, output in outputs.items()}
+        return {name: (m, self._record(actor, permit, m.output, source, name, m.note or None, policy))
+                for name, m in mitigated.items()}
 
-    def revise(self, actor: Actor, output_id: str, output: StatOutput, files: dict[str, bytes],
-               rules: DisclosureRules, mitigation_note: str | None = None) -> OutputRecord:
-        """The author replaces a returned (or not yet requested) output; it is checked afresh."""
+    def record(self, actor: Actor, permit: str, output: StatOutput, source: str, name: str,
+               mitigation_note: str | None = None) -> OutputRecord:
+        """Check an output its caller already mitigated under the workspace's policy and keep it, its
+        files written by its kind, as an output of `permit`; a failing output is kept as failed."""
+        self.permits.authorise_access(actor, permit)
+        self._check_source(permit, source)
+        check_output_name(name)
+        return self._record(actor, permit, output, source, name, mitigation_note, self.policy())
+
+    def revise(self, actor: Actor, output_id: str, output: StatOutput, name: str | None = None,
+               mitigation_note: str | None = None) -> OutputRecord:
+        """The author replaces a returned (or not yet requested) output; it is checked afresh under
+        the workspace's policy and its files are written again (named `name`, or as before)."""
         record = self._load(output_id)
         self.permits.authorise_access(actor, record.permit)
         if record.author != actor.name:
@@ -143,15 +205,36 @@ class OutputRegister:
         if record.status not in (OutputStatus.checked, OutputStatus.failed, OutputStatus.returned):
             raise self._refuse(actor, "output_revise", record, f"output {output_id} is {record.status}; only a "
                                "checked, failed or returned output can be revised")
-        report, values = _checked(output_id, output, files, rules, mitigation_note)
+        name = name or _name_of(record)
+        check_output_name(name)
+        report, values, files = _checked(output_id, output, name, self.policy(), mitigation_note)
         stored = replace(output_folder(self.root, record.permit, output_id), files)
         with self.engine.begin() as con:
             con.execute(update(outputs_table).where(outputs_table.c.id == output_id)
                         .values(files_json=_files_json(stored), **values))
             self._event(con, output_id, values["status"], actor, f"revised; checks: {report.verdict}")
         self._audit(actor, "output_revise", record.permit, output_id,
-                    detail={"kind": output.kind, "verdict": report.verdict, "files": len(stored)})
+                    detail={"kind": report.kind, "verdict": report.verdict, "files": len(stored)})
         return self._load(output_id)
+
+    def _record(self, actor: Actor, permit: str, output: StatOutput, source: str, name: str,
+                mitigation_note: str | None, policy: DisclosureRules) -> OutputRecord:
+        output_id = self._next_id(permit)
+        report, values, files = _checked(output_id, output, name, policy, mitigation_note)
+        stored = store(output_folder(self.root, permit, output_id), files)
+        with self.engine.begin() as con:
+            con.execute(insert(outputs_table).values(
+                id=output_id, permit=permit, source=source, author=actor.name, created_at=_now(), context=None,
+                request_round=0, release_id=None, files_json=_files_json(stored), **values))
+            self._event(con, output_id, values["status"], actor, f"recorded from a {source}; checks: {report.verdict}")
+        self._audit(actor, "output_record", permit, output_id, detail={
+            "kind": report.kind, "source": source, "verdict": report.verdict, "files": len(stored),
+            "failed_rules": sorted({f.rule for f in report.findings if f.verdict == "fail"})})
+        return self._load(output_id)
+
+    def _check_source(self, permit: str, source: str) -> None:
+        if source not in SOURCES:
+            raise OutputError(f"output of permit {permit}: source {source!r} must be one of {', '.join(SOURCES)}")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -189,8 +272,11 @@ class OutputRegister:
         records = [self._load(output_id) for output_id in dict.fromkeys(output_ids)]
         for record in records:
             self._check_requestable(actor, record, context)
+        policy = self.policy()
         for record in records:
-            flags = self._differencing(record)
+            self._recheck(actor, "output_request", record, policy)
+        for record in records:
+            flags = self._differencing(record, policy)
             with self.engine.begin() as con:
                 con.execute(update(outputs_table).where(outputs_table.c.id == record.id).values(
                     status=OutputStatus.release_requested, context=context.strip(),
@@ -216,10 +302,14 @@ class OutputRegister:
         if any(r.reviewer == actor.name for r in record.current_reviews()):
             raise self._refuse(actor, "output_review", record, f"user {actor.name} has reviewed {output_id} "
                                "already; another checker must give the next review")
-        flags = self._differencing(record)
+        policy = self.policy()
+        again = self._recheck(actor, "output_review", record, policy) if decision == "approve" else None
+        flags = self._differencing(record, policy)
         comment = (comment or "").strip()
-        if not comment and (decision != "approve" or flags):
-            reason = "differencing flags" if decision == "approve" else f"a decision to {decision}"
+        review_verdict = record.verdict == "review" or (again is not None and again.verdict == "review")
+        if not comment and (decision != "approve" or flags or review_verdict):
+            reason = ("differencing flags" if flags else "an output whose checks ask for a person's review (verdict "
+                      "review)") if decision == "approve" else f"a decision to {decision}"
             raise self._refuse(actor, "output_review", record, f"output {output_id}: {reason} needs a comment "
                                "for the author")
         _plain_text(output_id, "comment", comment)
@@ -241,7 +331,8 @@ class OutputRegister:
                         f"{decision} by checker ({len(approvals)} of {required} approvals)")
         self._audit(actor, "output_review", record.permit, output_id, detail={
             "decision": decision, "round": record.request_round, "approvals": len(approvals),
-            "required": required, "differencing_flags": len(flags), "status": str(status)})
+            "required": required, "differencing_flags": len(flags), "status": str(status),
+            "recheck": again.verdict if again is not None else None})
         return self._load(output_id)
 
     # -- release -----------------------------------------------------------------------------
@@ -263,6 +354,10 @@ class OutputRegister:
             if record.author == actor.name:
                 raise self._refuse(actor, "output_release", record,
                                    f"user {actor.name} is the author of {record.id} and may not release it")
+        policy = self.policy()
+        for record in records:
+            self._recheck(actor, "output_release", record, policy)
+        self._check_one_rounding(actor, records)
         permit = permits[0]
         try:
             contents = {r.id: read_verified(self.folder(r), r.id, _stored_files(self._row(r.id))) for r in records}
@@ -316,18 +411,64 @@ class OutputRegister:
         """A filter for listings, not a gate: `show` and `list(permit=...)` check (and audit) access."""
         return actor.has(Role.analyst) and actor.name in self.permits.get(permit).request.people
 
-    def _differencing(self, record: OutputRecord) -> list[DifferencingFlag]:
-        row = self._row(record.id)
-        if row["public_cells_json"] is None:
+    def _recheck(self, actor: Actor, action: str, record: OutputRecord, policy: DisclosureRules) -> CheckReport | None:
+        """The output checked again under the current policy from the cells the register kept;
+        refused (and audited) when it now fails or cannot be checked again. None when nothing is
+        kept (an output recorded before re-checks) and no setting changed since: its checks stand."""
+        kept = _stored_cells(self._row(record.id))["kept"]
+        if kept is None:
+            changed = sorted(s for s in OUTPUT_SETTINGS if getattr(record.rules, s) != getattr(policy, s))
+            if changed:
+                raise self._refuse(actor, action, record, f"output {record.id} was checked under an earlier "
+                                   f"disclosure policy ({', '.join(changed)} changed since) and the register keeps "
+                                   "nothing to check it again from; record it again")
+            return None
+        try:
+            report = kind_named(record.kind).recheck(kept, record.rules, policy)
+        except NotRecheckable as problem:
+            raise self._refuse(actor, action, record, f"output {record.id} cannot be checked again under the "
+                               f"workspace's current disclosure policy: {problem}; record it again") from None
+        if report.verdict == "fail":
+            failed = ", ".join(sorted({f.rule for f in report.findings if f.verdict == "fail"}))
+            raise self._refuse(actor, action, record, f"output {record.id} fails the disclosure checks under the "
+                               f"workspace's current policy (failed rules: {failed}); mitigate it and record it again")
+        return report
+
+    def _check_one_rounding(self, actor: Actor, records: list[OutputRecord]) -> None:
+        """A release holds outputs of one rounding policy: every count rounded to one base, or none."""
+        ways: dict[str, list[str]] = {}
+        for record in records:
+            cells = _stored_cells(self._row(record.id))
+            if cells["has_counts"]:
+                way = f"counts rounded to base {cells['rounded_to']}" if cells["rounded_to"] else "exact counts"
+                ways.setdefault(way, []).append(record.id)
+        if len(ways) > 1:
+            described = "; ".join(f"{', '.join(ids)} with {way}" for way, ids in sorted(ways.items()))
+            raise self._refuse(actor, "output_release", records[0], "one rounding policy per release: a count "
+                               f"rounded in one output would be shown exact in another ({described}); release them "
+                               "apart, or publish the exact ones again with rounding")
+
+    def _differencing(self, record: OutputRecord, policy: DisclosureRules) -> list[DifferencingFlag]:
+        """Flags for person counts of this output that, set beside an output already released (or
+        approved) under the permit, reveal a group smaller than the current minimum frequency."""
+        mine = _stored_cells(self._row(record.id))["differencing"]
+        if not mine:
             return []
         query = select(outputs_table.c.id, outputs_table.c.public_cells_json).where(
             outputs_table.c.permit == record.permit, outputs_table.c.id != record.id,
             outputs_table.c.status.in_([OutputStatus.approved, OutputStatus.released]),
             outputs_table.c.public_cells_json.is_not(None))
         with self.engine.connect() as con:
-            others = {r.id: FrequencyCells.from_record(json.loads(r.public_cells_json)) for r in con.execute(query)}
-        cells = FrequencyCells.from_record(json.loads(row["public_cells_json"]))
-        return flags_against(record.id, cells, others, record.rules.min_frequency)
+            others = {r.id: _stored_cells(dict(r._mapping))["differencing"] for r in con.execute(query)}
+        flags = []
+        for other_id, tables in others.items():
+            found = [flag for cells in mine for other in tables
+                     if (flag := compare(record.id, cells, other_id, other, policy.min_frequency)) is not None]
+            if found:
+                revealed = [cell for flag in found for cell in flag.cells]
+                flags.append(DifferencingFlag(output=record.id, other=other_id, cells=revealed,
+                                              message="; ".join(dict.fromkeys(flag.message for flag in found))))
+        return flags
 
     def _next_id(self, permit: str) -> str:
         with self.engine.connect() as con:
@@ -356,7 +497,7 @@ class OutputRegister:
         return OutputRecord(
             id=row["id"], permit=row["permit"], title=row["title"], kind=row["kind"], source=row["source"],
             author=row["author"], created=dt.datetime.fromisoformat(row["created_at"]),
-            status=OutputStatus(row["status"]), verdict=row["verdict"], checks=json.loads(row["checks_json"]),
+            status=OutputStatus(row["status"]), verdict=_verdict(row), checks=json.loads(row["checks_json"]),
             files=[f.name for f in _stored_files(row)], mitigation=row["mitigation"], context=row["context"],
             reviews=[Review(reviewer=r["reviewer"], decision=r["decision"], comment=r["comment"],
                             at=dt.datetime.fromisoformat(r["at"]), round=r["round"],
@@ -364,7 +505,8 @@ class OutputRegister:
             history=[StatusChange(status=OutputStatus(e["status"]), actor=e["actor"],
                                   at=dt.datetime.fromisoformat(e["at"]), note=e["note"]) for e in events],
             differencing=_flags(row["differencing_json"]), request_round=row["request_round"],
-            release_id=row["release_id"], rules=DisclosureRules.model_validate_json(row["rules_json"]))
+            release_id=row["release_id"], rules=_rules(row["rules_json"]),
+            counts_rounded_to=_stored_cells(row)["rounded_to"])
 
     def _event(self, con, output_id: str, status: OutputStatus, actor: Actor, note: str) -> None:  # type: ignore[no-untyped-def]
         con.execute(insert(output_events_table).values(output=output_id, status=status, actor=actor.name,
@@ -379,26 +521,64 @@ class OutputRegister:
                       target=record.id)
 
 
-def _checked(output_id: str, output: StatOutput, files: dict[str, bytes], rules: DisclosureRules,
-             mitigation_note: str | None) -> tuple[CheckReport, dict[str, Any]]:
-    """Run the checks on a new or revised output; the columns that follow from them."""
-    check_names(output_id, files)
+def _checked(output_id: str, output: StatOutput, name: str, policy: DisclosureRules,
+             mitigation_note: str | None) -> tuple[CheckReport, dict[str, Any], dict[str, bytes]]:
+    """Check a new or revised output under the policy: the report, the columns that follow from
+    it, and the files its kind writes (none for a failed output: nothing of it is kept)."""
     _plain_text(output_id, "mitigation note", mitigation_note)
-    report = check(output, rules)
+    kind = kind_of(output)
+    report = kind.check(output, policy)
+    failed = report.verdict == "fail"
+    files = {} if failed else kind.files(output, name, policy)
+    check_names(output_id, files, allow_none=failed)
     return report, {
-        "title": output.title, "kind": output.kind, "verdict": report.verdict,
-        "status": OutputStatus.checked if report.verdict == "pass" else OutputStatus.failed,
-        "checks_json": json.dumps(report.to_record()), "rules_json": rules.model_dump_json(),
-        "public_cells_json": _public_cells(output, report.verdict), "mitigation": mitigation_note,
-        "differencing_json": "[]"}
+        "title": report.title, "kind": kind.name, "verdict": "fail" if failed else "pass",
+        "status": OutputStatus.failed if failed else OutputStatus.checked,
+        "checks_json": json.dumps(report.to_record()), "rules_json": policy.model_dump_json(),
+        "public_cells_json": None if failed else json.dumps(_kept(kind, output, policy)), "mitigation": mitigation_note,
+        "differencing_json": "[]"}, files
 
 
-def _public_cells(output: StatOutput, verdict: str) -> str | None:
-    """A passing frequency table's shown cells (public once released); never a failed table's."""
-    if verdict != "pass":
-        return None
-    cells = FrequencyCells.of_output(output)
-    return json.dumps(cells.to_record()) if cells is not None else None
+def _kept(kind: Any, output: StatOutput, policy: DisclosureRules) -> dict[str, Any]:
+    """What the register keeps of a checked output: its shown cells (for re-checks), its person counts
+    by group (for differencing) and how its counts are rounded. Never contributors, never failed cells."""
+    return {"version": 2, "kept": kind.keep(output, policy),
+            "differencing": [cells.to_record() for cells in kind.differencing_cells(output)],
+            "has_counts": kind.has_counts(output), "rounded_to": kind.rounded_to(output)}
+
+
+def _stored_cells(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The kept cells of a row; an output recorded before re-checks kept a frequency table's cells only."""
+    text = row["public_cells_json"]
+    if text is None:
+        return {"kept": None, "differencing": [], "has_counts": False, "rounded_to": None}
+    stored = json.loads(text)
+    if stored.get("version") != 2:
+        return {"kept": None, "differencing": [FrequencyCells.from_record(stored)], "has_counts": True,
+                "rounded_to": None}
+    return {**stored, "differencing": [FrequencyCells.from_record(cells) for cells in stored["differencing"]]}
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    """pass, review or fail: the database keeps pass or fail, the report says where a person must look."""
+    if row["verdict"] == "fail":
+        return "fail"
+    return "review" if json.loads(row["checks_json"]).get("verdict") == "review" else "pass"
+
+
+def _rules(text: str) -> DisclosureRules:
+    """The policy an output was checked under (settings added since then take their defaults)."""
+    stored = {k: v for k, v in json.loads(text).items() if k in DisclosureRules.model_fields}
+    return DisclosureRules.model_validate(stored, strict=False)
+
+
+def _name_of(record: OutputRecord) -> str:
+    """The name an output's files were written under ("<name>.csv", "<name>.html", ...)."""
+    for file in record.files:
+        for suffix in (".vl.json", ".csv", ".html", ".pdf"):
+            if file.endswith(suffix):
+                return file[: -len(suffix)]
+    return "output"
 
 
 def _files_json(stored: list[StoredFile]) -> str:

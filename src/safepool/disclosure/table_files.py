@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from safepool.disclosure.outputs import DisclosureInputError
+from safepool.disclosure.cells import DisclosureInputError
 
 _SNIFF_BYTES = 64 * 1024
 

@@ -11,15 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.findings import Finding, cell_labels, invalid
-from safepool.disclosure.outputs import STATUS
 
-
-def shown_mask(cells: pd.DataFrame) -> np.ndarray:
-    """Rows that will be published: every row except those a mitigation suppressed."""
-    if STATUS not in cells.columns:
-        return np.ones(len(cells), dtype=bool)
-    return ~cells[STATUS].astype(str).str.startswith("suppressed").to_numpy()
+__all__ = ["contributor_problems", "duplicate_problems", "group_problems", "numeric_problems", "shown_mask",
+           "table_problems"]
 
 
 def table_problems(cells: object, required: list[str], where: str) -> list[Finding]:
@@ -91,22 +87,26 @@ def group_problems(groups: object, cells: pd.DataFrame, where: str) -> list[Find
     return []
 
 
-def contributor_problems(cells: pd.DataFrame, labels: list[str], needed: int) -> list[Finding]:
-    """Each shown magnitude cell has its largest contributions and the total of their sizes.
+def contributor_problems(cells: pd.DataFrame, labels: list[str], needed: int, *, top: str = "top",
+                         total: str = "abs_total", persons: str | None = "n") -> list[Finding]:
+    """Each shown cell has its largest contributions (`top`) and the total of their sizes (`total`).
 
-    `needed` is how many contributions the rules read (fewer when the cell has fewer persons).
+    `needed` is how many contributions the rules read (fewer when the cell has fewer persons, if
+    the `persons` column says how many).
     """
     shown = shown_mask(cells)
-    n = pd.to_numeric(cells["n"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    abs_total = pd.to_numeric(cells["abs_total"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    n = pd.to_numeric(cells[persons], errors="coerce").to_numpy(dtype=float, na_value=np.nan) if persons \
+        else np.full(len(cells), np.nan)
+    abs_total = pd.to_numeric(cells[total], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     bad = np.zeros(len(cells), dtype=bool)
-    for row, (top, persons, total) in enumerate(zip(cells["top"], n, abs_total)):
+    for row, (largest, count, size) in enumerate(zip(cells[top], n, abs_total)):
         if shown[row]:
-            bad[row] = not _usable_top(top, min(needed, int(persons)) if np.isfinite(persons) else needed, total)
+            wanted = min(needed, int(count)) if np.isfinite(count) and count >= 0 else needed
+            bad[row] = not _usable_top(largest, wanted, size)
     if bad.any():
         return [
             invalid(
-                f"columns top/abs_total: {int(bad.sum())} cell(s) lack finite contributor values "
+                f"columns {top}/{total}: {int(bad.sum())} cell(s) lack finite contributor values "
                 f"(at least {needed} largest, within the absolute total)",
                 cell_labels(cells, labels, bad),
             )

@@ -1,8 +1,10 @@
 """What the study report reads: a study's description and its outputs after the disclosure layer.
 
 The report is written against these protocols rather than against the study package, so it
-renders anything that carries the same fields (the study run's StudyResult, or a test's fake).
-Only checked outputs are read, and only through `public_table()`: a raw frame has no way in.
+renders anything that carries the same fields (the study run's StudyResult, a report document's
+settings, or a test's fake). Only checked outputs are read, each checked again under the policy
+it was checked with (the workspace's, when the output register publishes the report), and only
+through its kind's shown table: a raw frame has no way in.
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure import CheckReport, DisclosureInputError, DisclosureRules, Figure, ModelResult, StatOutput, check
-from safepool.disclosure.outputs import STATUS
-from safepool.disclosure.validation import shown_mask
+from safepool.disclosure import CheckReport, DisclosureInputError, DisclosureRules, StatOutput, kind_of
+from safepool.disclosure.cells import STATUS, shown_mask
 from safepool.errors import SafepoolError
 
 OUTPUT_NAMES = ("cohort_flow", "balance", "love_plot", "effects", "event_study", "subgroups", "placebo",
@@ -31,7 +32,8 @@ class CheckedOutput(Protocol):
     """An output as the disclosure layer left it (safepool.disclosure.mitigation.Mitigated fits).
 
     `output` is the mitigated output (failing cells blanked, "status" column), `report` the
-    check of exactly that output, `note` the sentence saying what was done and why.
+    check of exactly that output, `note` the sentence saying what was done and why, `rules` the
+    policy it was checked under.
     """
 
     @property
@@ -42,6 +44,9 @@ class CheckedOutput(Protocol):
 
     @property
     def note(self) -> str | None: ...
+
+    @property
+    def rules(self) -> DisclosureRules | None: ...
 
 
 class StudyReportSource(Protocol):
@@ -87,8 +92,8 @@ class ShownTable:
         return int(self.suppressed.sum())
 
 
-def shown_tables(source: StudyReportSource, rules: DisclosureRules) -> dict[str, ShownTable]:
-    """Every output the report needs, each checked again with `rules`; refuses any that fails."""
+def shown_tables(source: StudyReportSource) -> dict[str, ShownTable]:
+    """Every output the report needs, each checked again under its policy; refuses any that fails."""
     checked = field_of(source, "checked")
     if not isinstance(checked, Mapping):
         raise ReportError(f"study report: field checked must map output names to checked outputs, "
@@ -96,52 +101,36 @@ def shown_tables(source: StudyReportSource, rules: DisclosureRules) -> dict[str,
     missing = [name for name in OUTPUT_NAMES if name not in checked]
     if missing:
         raise ReportError(f"study report: checked output(s) missing: {', '.join(missing)}")
-    return {name: shown_table(name, checked[name], rules) for name in OUTPUT_NAMES}
+    return {name: shown_table(name, checked[name]) for name in OUTPUT_NAMES}
 
 
-def shown_table(name: str, checked: CheckedOutput, rules: DisclosureRules) -> ShownTable:
-    """What the disclosure layer says may be shown of one output: public_table() of the mitigated output."""
+def shown_table(name: str, checked: CheckedOutput) -> ShownTable:
+    """What the disclosure layer says may be shown of one output: its kind's shown table (suppressed
+    rows blank beyond their labels, at the policy's precision)."""
     output = getattr(checked, "output", None)
     carried = getattr(checked, "report", None)
-    if output is None or not isinstance(carried, CheckReport):
-        raise ReportError(f"study report: output {name} is not a checked output (needs .output and .report)")
-    if carried.verdict != "pass":
+    policy = getattr(checked, "rules", None)
+    if output is None or not isinstance(carried, CheckReport) or not isinstance(policy, DisclosureRules):
+        raise ReportError(f"study report: output {name} is not a checked output (needs .output, .report and the "
+                          ".rules it was checked under)")
+    if carried.verdict == "fail":
         raise ReportError(f"study report: output {name} ('{carried.title}') did not pass its disclosure checks "
                           f"(failed rules: {_failed_rules(carried)}); only outputs that passed are shown")
     try:
-        again = check(output, rules)
+        kind = kind_of(output)
+        again = kind.check(output, policy)
     except DisclosureInputError as error:
         raise ReportError(f"study report: output {name}: {error}") from None
-    if again.verdict != "pass":
+    if again.verdict == "fail":
         raise ReportError(f"study report: output {name} ('{again.title}') fails the disclosure checks "
-                          f"under this environment's rules (failed rules: {_failed_rules(again)})")
-    public = output.public_table().reset_index(drop=True)
+                          f"under the policy it was checked with (failed rules: {_failed_rules(again)})")
+    public = kind.shown_table(output, policy).reset_index(drop=True)
     suppressed = ~shown_mask(public)
-    labels = [column for column in _label_columns(output) if column in public.columns]
+    labels = [c for c in (kind.labels(output) or sorted(kind.fixed_labels(output))) if c in public.columns]
     frame = public.drop(columns=[STATUS], errors="ignore")
-    if suppressed.any():  # a suppressed row shows its labels only, whatever the mitigation left in it
-        for column in (c for c in frame.columns if c not in labels):
-            frame[column] = _blankable(frame[column])
-            frame.loc[suppressed, column] = np.nan
     note = getattr(checked, "note", None)
-    return ShownTable(name=name, title=output.title, kind=output.kind, frame=frame, labels=labels,
+    return ShownTable(name=name, title=output.title, kind=kind.name, frame=frame, labels=labels,
                       suppressed=suppressed, note=note or None, report=again)
-
-
-def _blankable(series: pd.Series) -> pd.Series:
-    """The column in a dtype that can hold a blank (numpy ints and booleans cannot)."""
-    if pd.api.types.is_bool_dtype(series) and series.dtype != "boolean":
-        return series.astype("boolean")
-    if pd.api.types.is_integer_dtype(series) and not isinstance(series.dtype, pd.api.extensions.ExtensionDtype):
-        return series.astype("float64")
-    return series
-
-
-def _label_columns(output: StatOutput) -> list[str]:
-    inner = output.table if isinstance(output, Figure) else output
-    if isinstance(inner, ModelResult):
-        return ["term"]
-    return list(inner.groups)
 
 
 def _failed_rules(report: CheckReport) -> str:

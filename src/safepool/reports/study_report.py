@@ -5,13 +5,17 @@ table, event study, subgroups, sensitivity, limitations, and a summary of the ch
 are the public cells of the checked (mitigated) outputs; each chart is drawn from its checked
 table and inlined as SVG. The HTML holds no script and no link; the PDF is rendered from it
 with every fetch refused (governance.document.pdf_from_html).
+
+The report is published as a document output (layout "study_report",
+safepool.disclosure.kinds.document): the output register checks every part under the
+workspace's policy and calls `document_files` to write the HTML and PDF from the checked parts.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from importlib import resources
@@ -21,7 +25,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
-from safepool.disclosure import DisclosureRules
+from safepool.disclosure import DisclosureRules, Document, Mitigated
 from safepool.governance.document import pdf_from_html
 from safepool.governance.form import mask_identity_codes
 from safepool.reports import charts
@@ -31,8 +35,9 @@ from safepool.reports.tables import HumanTable, human_table, settings_rows, valu
 TEMPLATE_PACKAGE = "safepool.reports"
 TEMPLATE = "study_report.html.j2"
 STYLESHEET = "study_report.css"
-HTML_NAME = "study-report.html"
-PDF_NAME = "study-report.pdf"
+REPORT_NAME = "study-report"
+HTML_NAME = f"{REPORT_NAME}.html"
+PDF_NAME = f"{REPORT_NAME}.pdf"
 
 SECTION_HEADINGS = {
     "question": "Question",
@@ -74,16 +79,17 @@ class ReportFigure:
     caption: str
 
 
-def render_study_report(result: StudyReportSource, out_dir: Path, *, rules: DisclosureRules | None = None,
+def render_study_report(result: StudyReportSource, out_dir: Path, *,
                         output_ids: Mapping[str, str] | None = None) -> ReportFiles:
     """Write study-report.html and study-report.pdf into `out_dir` (created if needed).
 
-    Every output is checked again with `rules` (the environment's; the design's defaults when
-    None) and the report is refused if any fails, or if the page would hold a pseudonym-like
-    digit string or a reference to anything outside itself. `output_ids` (output name ->
-    recorded output id) lets a checker match each table to its record in the register.
+    Every output is checked again under the policy it was checked with and the report is
+    refused if any fails, or if the page would hold a pseudonym-like digit string or a reference
+    to anything outside itself. `output_ids` (output name -> recorded output id) lets a checker
+    match each table to its record in the register. This writes inside the environment only: a
+    report leaves it as a document output published through the output register.
     """
-    contents = render_study_files(result, rules=rules, output_ids=output_ids)
+    contents = render_study_files(result, output_ids=output_ids)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = ReportFiles(html=out_dir / HTML_NAME, pdf=out_dir / PDF_NAME)
@@ -92,17 +98,45 @@ def render_study_report(result: StudyReportSource, out_dir: Path, *, rules: Disc
     return files
 
 
-def render_study_files(result: StudyReportSource, *, rules: DisclosureRules | None = None,
-                       output_ids: Mapping[str, str] | None = None) -> dict[str, bytes]:
-    """The report's HTML and PDF by file name, in memory: what the output register keeps."""
-    html = render_study_html(result, rules if rules is not None else DisclosureRules(), output_ids or {})
-    return {HTML_NAME: html.encode("utf-8"), PDF_NAME: pdf_from_html(html)}
+def render_study_files(result: StudyReportSource, *, output_ids: Mapping[str, str] | None = None,
+                       name: str = REPORT_NAME) -> dict[str, bytes]:
+    """The report's HTML and PDF by file name ("<name>.html", "<name>.pdf"), in memory."""
+    html = render_study_html(result, output_ids or {})
+    return {f"{name}.html": html.encode("utf-8"), f"{name}.pdf": pdf_from_html(html)}
 
 
-def render_study_html(result: StudyReportSource, rules: DisclosureRules,
-                      output_ids: Mapping[str, str] | None = None) -> str:
+@dataclass(frozen=True)
+class DocumentSource:
+    """A study report document's settings and its parts as checked: what the report reads."""
+
+    title: str
+    question: str
+    permit: str
+    registers: list[str]
+    period: tuple[str, str]
+    methods: Mapping[str, object]
+    checked: Mapping[str, Mitigated] = field(default_factory=dict)
+
+
+ABOUT = ("title", "question", "permit", "registers", "period", "methods")
+
+
+def document_files(document: Document, checked: Mapping[str, Mitigated], name: str,
+                   policy: DisclosureRules) -> dict[str, bytes]:
+    """The "study_report" layout of a document output: its HTML and PDF from its checked parts.
+
+    `document.about` holds the study's settings (ABOUT) and `output_ids`, the recorded id of each part."""
+    about = document.about
+    missing = [key for key in ABOUT if key not in about]
+    if missing:
+        raise ReportError(f"study report document '{document.title}': settings missing: {', '.join(missing)}")
+    source = DocumentSource(checked=checked, **{key: about[key] for key in ABOUT})
+    return render_study_files(source, output_ids=about.get("output_ids") or {}, name=name)
+
+
+def render_study_html(result: StudyReportSource, output_ids: Mapping[str, str] | None = None) -> str:
     """The report as one standalone HTML page: inline CSS and SVG, nothing fetched."""
-    shown = shown_tables(result, rules)
+    shown = shown_tables(result)
     permit = mask_identity_codes(str(field_of(result, "permit")))
     title = mask_identity_codes(str(field_of(result, "title")))
     css = resources.files(TEMPLATE_PACKAGE).joinpath("templates", STYLESHEET).read_text(encoding="utf-8")

@@ -2,16 +2,17 @@
 
 `analyse` is the analysis on an open pool connection (also what the validity benchmark runs on
 synthetic pools); `run_study` is the governed path: the analyst opens the pool under the permit
-named in the study file (scope-checked and audited), analyses, and records each table and
-figure through the output register after the disclosure checks (suppressing failing cells).
+named in the study file (scope-checked and audited), analyses, and publishes every table and
+figure as one release through the output register (checked under the workspace's policy,
+failing cells suppressed; the cohort flow is rounded rather than suppressed when it fails, and
+then every count of every table is rounded the same way), then the report made of them.
 No person identifier leaves this module: the pseudonym column is used for joins and for
-clustering only, and never reaches an output.
+clustering only, and never reaches an output. The per-person contributions behind each arm's
+mean (for the dominance checks) are handed to the checks and dropped after publishing.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,26 +20,29 @@ from pathlib import Path
 
 import altair as alt
 import duckdb
+import numpy as np
 import pandas as pd
 
-from safepool.disclosure import (DisclosureRules, Document, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput, check,
-                                 round_counts, suppress)
+from safepool.disclosure import Document, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput
+from safepool.disclosure.cells import is_contributor_column
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.access import open_for_analysis
-from safepool.reports import render_study_files
+from safepool.reports import OUTPUT_NAMES
+from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
-from safepool.study.censoring import censoring_weighted_effects, censoring_weights
+from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
-from safepool.study.effects import naive_difference
+from safepool.study.effects import effect_table, estimate_cells, naive_difference
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.matching import RiskSetMatcher
 from safepool.study.sensitivity import sensitivity
 from safepool.study.studyfile import StudyFile
-from safepool.study.table_checks import StudyTableError
+from safepool.study.table_checks import StudyTableError, is_binary, numeric_matrix
 
 PERSON = "pid"
+CONTRIBUTORS = 10  # largest per-person contributions handed to the dominance checks (dominance_n up to 10)
 Progress = Callable[[str], None]
 TABLES = ("cohort_flow", "balance", "effects", "event_study", "subgroups", "placebo", "sensitivity", "naive",
           "unmatched")
@@ -63,6 +67,8 @@ class StudyAnalysis:
     n_treated: int
     n_matched: int
     seconds: float
+    # per table, the contributors behind each arm's mean (rows as in the table): for the checks only
+    contributors: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -126,12 +132,12 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
     matched = censoring_weights(cohort.units, matcher.propensity_, matched, horizons, person=PERSON)
     say("effects")
     estimates = Estimates(study, matched)
-    effects = estimates.effects()
+    effects, effect_contributors = split_contributors(estimates.effects())
     say("event study")
-    event = estimates.event_study()
+    event, event_contributors = split_contributors(estimates.event_study())
     placebo = estimates.placebo()
     say("subgroups")
-    subgroups = estimates.subgroups()
+    subgroups, subgroup_contributors = split_contributors(estimates.subgroups())
     say("sensitivity")
     sensitive = sensitivity(effects.loc[effects["method"] == "att"], matched, alpha=study.inference.alpha,
                             unit_col=PERSON)
@@ -142,7 +148,15 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
         study=study, cohort_flow=flow, balance=balance.table_, balance_passed=bool(balance.passed_), effects=effects,
         event_study=event, subgroups=subgroups, placebo=placebo, sensitivity=sensitive, naive=naive,
         unmatched=matcher.unmatched_, love_plot=balance.love_plot(), n_treated=matcher.n_treated_,
-        n_matched=matcher.n_matched_, seconds=time.perf_counter() - started)
+        n_matched=matcher.n_matched_, seconds=time.perf_counter() - started,
+        contributors={"effects": effect_contributors, "event_study": event_contributors,
+                      "subgroups": subgroup_contributors})
+
+
+def split_contributors(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The table without its contributor columns, and those columns (same rows)."""
+    columns = [c for c in table.columns if is_contributor_column(c)]
+    return table.drop(columns=columns), table[columns]
 
 
 class Estimates:
@@ -156,7 +170,14 @@ class Estimates:
                             n_boot=inference.replications, random_state=inference.random_state, unit_col=PERSON)
 
     def _effects(self, matched: pd.DataFrame, outcome: str, horizons: list[int], method: str) -> pd.DataFrame:
-        return censoring_weighted_effects(matched, outcome, horizons, method, **self.options)[0]
+        """Censoring-weighted effect rows, with the contributors behind each arm's mean (as
+        safepool.study.censoring.censoring_weighted_effects, keeping the cells for them)."""
+        o = self.options
+        cells = weighted_cells(matched, outcome, horizons, method, o["baseline"], o["unit_col"])
+        result = estimate_cells(cells, o["ci"], o["alpha"], o["n_boot"], o["random_state"], f"effects of {outcome}")
+        levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
+        table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
+        return table.merge(arm_contributors(cells), on="horizon", how="left")
 
     def effects(self) -> pd.DataFrame:
         """ATT and matched difference-in-differences per outcome at the study's horizons."""
@@ -199,6 +220,23 @@ class Estimates:
         return table[["subgroup", "level", *[c for c in table.columns if c not in ("subgroup", "level")]]]
 
 
+def arm_contributors(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per horizon, for the mean of each arm (as effect_table computes it: weights times levels),
+    each person's contribution: the largest CONTRIBUTORS of them and the total of their sizes."""
+    cells = cells.assign(part=cells["w"].to_numpy(float) * cells["level"].to_numpy(float))
+    rows = []
+    for horizon, cell in cells.groupby("horizon", sort=True):
+        row: dict[str, object] = {"horizon": int(horizon)}
+        for treated, mean in ((True, "mean_treated"), (False, "mean_control")):
+            arm = cell.loc[cell["treated"].to_numpy(bool) == treated]
+            per_person = np.abs(arm.groupby("unit")["part"].sum().to_numpy(float))
+            row[f"top:{mean}"] = sorted(per_person.tolist(), reverse=True)[:CONTRIBUTORS]
+            row[f"abs_total:{mean}"] = float(per_person.sum())
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["horizon", "top:mean_treated", "abs_total:mean_treated", "top:mean_control",
+                                       "abs_total:mean_control"])
+
+
 def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, cohort: Cohort) -> pd.DataFrame:
     """Clients at entry against every eligible unit of the persons who never entered, unmatched."""
     units = cohort.units
@@ -226,7 +264,8 @@ def matched_flow(flow: pd.DataFrame, matcher: RiskSetMatcher) -> pd.DataFrame:
 
 
 def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
-    """Each table and figure as the disclosure checks understand it (no identifiers in any)."""
+    """Each table and figure as the disclosure checks understand it (no identifiers in any); the
+    effect tables carry the contributors behind their arms' means for the dominance checks."""
     study = analysis.study
     flow = analysis.cohort_flow
     cells = pd.concat([
@@ -235,16 +274,19 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
     ], ignore_index=True)
     balance = effect_output("Covariate balance before and after matching", balance_cells(analysis.balance),
                             with_counts=balance_counts(analysis))
+
+    def effects(title: str, name: str) -> EffectTable:
+        frame = getattr(analysis, name)
+        contributors = analysis.contributors.get(name)
+        return effect_output(title, frame if contributors is None else frame.join(contributors))
+
     outputs: dict[str, StatOutput] = {
         "cohort_flow": FrequencyTable("Cohort flow: persons kept at each step, and why the others left", cells,
                                       ["step"]),
         "balance": balance,
-        "effects": effect_output("Effects on the treated (ATT and matched difference-in-differences)",
-                                 analysis.effects),
-        "event_study": effect_output("Event study: matched difference-in-differences by quarter from entry",
-                                     analysis.event_study),
-        "subgroups": effect_output(f"Effects by subgroup at {study.effect_horizon} quarters after entry",
-                                   analysis.subgroups),
+        "effects": effects("Effects on the treated (ATT and matched difference-in-differences)", "effects"),
+        "event_study": effects("Event study: matched difference-in-differences by quarter from entry", "event_study"),
+        "subgroups": effects(f"Effects by subgroup at {study.effect_horizon} quarters after entry", "subgroups"),
         "placebo": effect_output("Pre-trend placebo test before entry", analysis.placebo),
         "sensitivity": effect_output("Sensitivity to hidden bias: E-values and Rosenbaum bounds",
                                      with_arm_counts(analysis.sensitivity, analysis.effects)),
@@ -284,51 +326,39 @@ def with_arm_counts(table: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
 
 def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[str, int]] | None = None
                   ) -> EffectTable:
-    """An effect-like table: text columns become labels, the rest are numbers; n_treated and n_control kept."""
+    """An effect-like table: text columns become labels, the rest are numbers; n_treated and n_control kept,
+    contributor columns (lists, for the checks) neither."""
     cells = frame.copy()
     if with_counts is not None:
         for column in ("n_treated", "n_control"):
             cells[column] = cells["stage"].map(lambda stage, c=column: with_counts[stage][c])
     remarks = []
-    for column in cells.columns:
+    for column in (c for c in cells.columns if not is_contributor_column(c)):
         if cells[column].dtype == bool:
             cells[column] = cells[column].astype(float)
         elif pd.api.types.is_numeric_dtype(cells[column]) and cells[column].isna().any():
             cells[column] = cells[column].map(lambda v: "not defined" if pd.isna(v) else f"{v:.6g}")
             remarks.append(column)
-    groups = [c for c in cells.columns
-              if c not in remarks and (not pd.api.types.is_numeric_dtype(cells[c]) or c in ("horizon", "wald_df"))]
+    groups = [c for c in cells.columns if c not in remarks and not is_contributor_column(c)
+              and (not pd.api.types.is_numeric_dtype(cells[c]) or c in ("horizon", "wald_df"))]
     return EffectTable(title, cells.reset_index(drop=True), groups, remarks)
 
 
-def checked_outputs(outputs: dict[str, StatOutput], rules: DisclosureRules) -> dict[str, Mitigated]:
-    """Each output checked; one that fails has its counts rounded (a frequency table, whose steps
-    would otherwise give a suppressed count away by difference) or its failing cells suppressed."""
-    checked = {}
-    for name, output in outputs.items():
-        report = check(output, rules)
-        if report.verdict == "pass":
-            checked[name] = Mitigated(output, "none", "", report)
-        elif isinstance(output, FrequencyTable):
-            checked[name] = round_counts(output, rules)
-        else:
-            checked[name] = suppress(output, rules, margins=False)
-    return checked
-
-
-def output_files(name: str, output: StatOutput) -> dict[str, bytes]:
-    """The files kept with a recorded output: the shown table as CSV, and a figure's Vega-Lite spec."""
-    buffer = io.StringIO()
-    output.public_table().to_csv(buffer, index=False)
-    files = {f"{name}.csv": buffer.getvalue().encode("utf-8")}
-    if isinstance(output, Figure):
-        files[f"{name}.vl.json"] = json.dumps(output.spec).encode("utf-8")
-    return files
+def study_document(result: StudyResult) -> Document:
+    """The study report as a document output: its parts are the published outputs as checked."""
+    about = {"title": result.title, "question": result.question, "permit": result.permit,
+             "registers": list(result.registers), "period": list(result.period),
+             "methods": {k: v for k, v in result.methods.items()},
+             "output_ids": {name: record.id for name, record in result.records.items()}}
+    return Document(f"Study report: {result.title}", {name: result.checked[name].output for name in OUTPUT_NAMES},
+                    layout="study_report", about=about,
+                    notes={name: result.checked[name].note for name in OUTPUT_NAMES if result.checked[name].note})
 
 
 def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: StudyFile,
-              progress: Progress | None = None, rules: DisclosureRules | None = None) -> StudyResult:
-    """The governed study: open the pool as the analyst under the permit, analyse, check and record outputs."""
+              progress: Progress | None = None) -> StudyResult:
+    """The governed study: open the pool as the analyst under the permit, analyse, publish the outputs
+    as one release under the workspace's policy, then the report made of them."""
     say = progress or (lambda _stage: None)
     say("opening the pool")
     con = open_for_analysis(pool_dir, governance, actor, study.permit, wanted=needed_columns(study))
@@ -337,18 +367,13 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
         registers = sorted(needed_columns(study))
     finally:
         con.close()
-    rules = rules or DisclosureRules.load(governance.root)
     say("disclosure checks")
-    checked = checked_outputs(outputs_of(analysis), rules)
-    records = {}
-    for name, mitigated in checked.items():
-        say(f"recording {name}")
-        records[name] = governance.outputs.record(actor, study.permit, mitigated.output,
-                                                  output_files(name, mitigated.output), "study", rules,
-                                                  mitigation_note=mitigated.note or None)
-    result = StudyResult(**vars(analysis), registers=registers, checked=checked, records=records)
+    published = governance.outputs.publish_all(actor, study.permit, outputs_of(analysis), "study",
+                                               round_if_failing={"cohort_flow"})
+    fields = {**vars(analysis), "contributors": {}}  # the contributors were for the checks only
+    result = StudyResult(**fields, registers=registers, checked={name: m for name, (m, _) in published.items()},
+                         records={name: record for name, (_, record) in published.items()})
     say("report")
-    report = render_study_files(result, rules=rules, output_ids={name: record.id for name, record in records.items()})
-    document = Document(f"Study report: {study.title}", {name: m.output for name, m in checked.items()})
-    result.records["report"] = governance.outputs.record(actor, study.permit, document, report, "study", rules)
+    _, result.records["report"] = governance.outputs.publish(actor, study.permit, study_document(result), "study",
+                                                             REPORT_NAME)
     return result

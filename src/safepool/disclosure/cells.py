@@ -1,0 +1,69 @@
+"""What every output kind shares about its cells: the status column, reading numbers, and the
+contributor columns that are for the checks only.
+
+A mitigated output carries a "status" per cell: "shown", "suppressed (...)" or "rounded to base
+N". Contributor columns ("top" and "abs_total", or "top:<column>" and "abs_total:<column>" for
+the mean shown in <column>) hold the persons' largest contributions and the total of their
+sizes; the dominance and p% rules read them and they never appear in a public table, a file or
+the register.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from safepool.errors import SafepoolError
+
+STATUS = "status"
+SHOWN = "shown"
+SECONDARY = "suppressed (secondary)"
+SMALL_OR_ZERO = "min_frequency or zeros"
+ROUNDED = "rounded to base {base}"
+CONTRIBUTOR_COLUMNS = ("top", "abs_total")
+
+
+class DisclosureInputError(SafepoolError):
+    """Something handed to the disclosure checks is not a statistical output or not a table."""
+
+
+def is_contributor_column(column: object) -> bool:
+    return isinstance(column, str) and (column in CONTRIBUTOR_COLUMNS or column.startswith(("top:", "abs_total:")))
+
+
+def shown_mask(cells: pd.DataFrame) -> np.ndarray:
+    """Rows that will be published: every row except those a mitigation suppressed."""
+    if STATUS not in cells.columns:
+        return np.ones(len(cells), dtype=bool)
+    return ~cells[STATUS].astype(str).str.startswith("suppressed").to_numpy()
+
+
+def rounded_mask(cells: pd.DataFrame) -> np.ndarray:
+    """Rows whose counts were rounded (and are shown)."""
+    if STATUS not in cells.columns:
+        return np.zeros(len(cells), dtype=bool)
+    return cells[STATUS].astype(str).str.startswith("rounded").to_numpy()
+
+
+def numbers(cells: pd.DataFrame, column: str) -> np.ndarray:
+    """A column as floats (blanks and text become NaN); the checks validate before reading."""
+    return pd.to_numeric(cells[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def contributions(cells: pd.DataFrame, width: int, column: str = "top") -> np.ndarray:
+    """The `width` largest absolute contributions per cell, padded with zeros, largest first."""
+    matrix = np.zeros((len(cells), width))
+    for row, top in enumerate(cells[column]):
+        try:
+            values = np.sort(np.abs(np.asarray(top, dtype=float)))[::-1][:width]
+        except (TypeError, ValueError):
+            continue
+        matrix[row, : len(values)] = values
+    return matrix
+
+
+def drop_contributors(cells: object) -> pd.DataFrame:
+    """The cells without their contributor columns (what may be shown)."""
+    if not isinstance(cells, pd.DataFrame):
+        raise DisclosureInputError(f"cells must be a table (DataFrame), got {type(cells).__name__}")
+    return cells.drop(columns=[c for c in cells.columns if is_contributor_column(c)])

@@ -1,0 +1,134 @@
+"""Magnitude tables: sums or means by groups (columns: the groups, "value", "n", "top", "abs_total").
+
+"top" holds each cell's largest contributions (one per person) and "abs_total" the sum of the
+absolute contributions: the dominance and p% rules read them, nothing else does, and they never
+appear in the public table, a file or the register. Rules: min_frequency on the persons behind
+each cell, dominance and p%. Mitigation: suppression with totals and secondary suppression
+(sums protected on their value, means on their persons).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from safepool.disclosure.cells import shown_mask
+from safepool.disclosure.differencing import FrequencyCells
+from safepool.disclosure.findings import Finding, invalid
+from safepool.disclosure.kinds.base import (
+    Boundary,
+    OutputBase,
+    OutputKind,
+    Samples,
+    contributor_rules,
+    register,
+    small_counts,
+)
+from safepool.disclosure.kinds.tables import grouped_table_problems, protect_grid
+from safepool.disclosure.margins import with_margins
+from safepool.disclosure.rules import DisclosureRules
+from safepool.disclosure.validation import contributor_problems
+
+CONTRIBUTOR_SETTINGS = frozenset({"dominance_n", "dominance_k", "p_ratio"})
+
+
+@dataclass
+class MagnitudeTable(OutputBase):
+    """Sums or means by groups: groups + "value" + "n" + "top" + "abs_total"."""
+
+    title: str
+    cells: pd.DataFrame
+    groups: list[str]
+    statistic: Literal["sum", "mean"]
+    kind: ClassVar[str] = "magnitude"
+
+
+@register
+class Magnitude(OutputKind):
+    name = "magnitude"
+    output_type = MagnitudeTable
+    contributor_settings = CONTRIBUTOR_SETTINGS
+
+    def validate(self, output: MagnitudeTable, *, kept: bool = False) -> list[Finding]:
+        if getattr(output, "statistic", None) not in ("sum", "mean"):
+            return [invalid(f"table '{output.title}': statistic must be sum or mean")]
+        contributors = [] if kept else ["top", "abs_total"]
+        problems = grouped_table_problems(output, numeric=["value"], counts=["n"], extra=contributors, unique=True)
+        if problems or kept:
+            return problems
+        return contributor_problems(output.cells, list(output.groups), 2)
+
+    def rules(self, output: MagnitudeTable, policy: DisclosureRules, *, kept: bool = False) -> list[Finding]:
+        cells, labels, shown = output.cells, list(output.groups), shown_mask(output.cells)
+        findings = small_counts(cells, "n", labels, policy, shown)
+        return findings if kept else findings + contributor_rules(cells, labels, policy, shown)
+
+    def count_columns(self, output: MagnitudeTable) -> list[str]:
+        return ["n"]
+
+    def blanked_columns(self, output: MagnitudeTable) -> list[str]:
+        return ["value", "n"]
+
+    def additive(self, output: MagnitudeTable, margins: bool) -> bool:
+        return margins and len(output.groups) > 0
+
+    def with_margins(self, output: MagnitudeTable, policy: DisclosureRules) -> MagnitudeTable:
+        return with_margins(output, max(policy.dominance_n, 2))
+
+    def secondary(self, output: MagnitudeTable, policy: DisclosureRules, failing: list[list[str]]) -> np.ndarray:
+        mean = output.statistic == "mean"
+        return protect_grid(output, "n" if mean else "value", policy, failing, counted=mean)
+
+    def has_contributors(self, output: MagnitudeTable) -> bool:
+        return True
+
+    def kept_fields(self, output: MagnitudeTable) -> dict[str, Any]:
+        return {"groups": list(output.groups), "statistic": output.statistic}
+
+    def differencing_cells(self, output: MagnitudeTable) -> list[FrequencyCells]:
+        return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "n")]
+
+    def samples(self) -> Samples:
+        return magnitude_samples(lambda title, cells: MagnitudeTable(title, cells, ["area"], "sum"))
+
+
+def magnitude_samples(make: Any) -> Samples:
+    """Samples of a table with value, n and contributors by area (shared with quantiles via `make`)."""
+
+    def table(n: int = 50, top: list[float] | None = None, abs_total: float = 5000.0, **changes: Any) -> Any:
+        cells = {"area": ["north", "south", "east"], "value": [abs_total, 6000.0, 7000.0], "n": [n, 60, 70],
+                 "top": [top or [100.0, 90.0], [120.0, 110.0], [130.0, 120.0]],
+                 "abs_total": [abs_total, 6000.0, 7000.0]}
+        cells.update(changes)
+        return make("Earnings by area", pd.DataFrame(cells))
+
+    def frequency(policy: DisclosureRules, offset: int) -> Any:
+        return table(n=policy.min_frequency + offset)
+
+    def dominance(policy: DisclosureRules, offset: int) -> Any:
+        held = policy.dominance_k * 1000 + offset
+        top = [held / policy.dominance_n] * policy.dominance_n + [1.0]
+        return table(top=top, abs_total=1000.0)
+
+    def p_ratio(policy: DisclosureRules, offset: int) -> Any:
+        largest, second = 1000.0, 400.0
+        return table(top=[largest, second, 1.0], abs_total=largest + second + policy.p_ratio * largest + offset)
+
+    def secret(policy: DisclosureRules) -> tuple[Any, list[str]]:
+        return table(n=40, top=[98765.25, 1.5], abs_total=98790.5), ["98765.25", "98790.5", "top", "abs_total"]
+
+    return Samples(
+        passing=lambda policy: table(),
+        bad={"empty": lambda: make("t", pd.DataFrame(columns=["area", "value", "n", "top", "abs_total"])),
+             "text in numbers": lambda: table(n="fifty"),
+             "NaN": lambda: table(value=[np.nan, 6000.0, 7000.0]),
+             "inf": lambda: table(value=[np.inf, 6000.0, 7000.0]),
+             "missing column": lambda: make("t", pd.DataFrame({"area": ["a"], "value": [1.0], "n": [9]}))},
+        boundaries=[Boundary("min_frequency", "min_frequency", frequency),
+                    Boundary("dominance", "dominance_k", dominance, fails="above", policy={"p_ratio": 0.0}),
+                    Boundary("p_ratio", "p_ratio", p_ratio, policy={"dominance_k": 1.0})],
+        secret=secret,
+    )
