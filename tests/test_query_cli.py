@@ -30,9 +30,9 @@ def query(workspace, *args):
 
 
 def test_structured_options_print_the_table_and_the_note(workspace):
-    result = query(workspace, "--table", "population", "--measure", "count", "--by", "birth_year")
+    result = query(workspace, "--table", "population", "--measure", "persons", "--by", "year(birth_year)")
     assert result.exit_code == 0, result.output
-    assert "persons by birth_year" in result.output and "Total" in result.output
+    assert "persons by year(birth_year)" in result.output and "Total" in result.output
     assert "suppressed (primary: min_frequency)" in result.output
     assert "Suppressed 1 cell(s)" in result.output and f"{PERMIT}-" in result.output
 
@@ -47,10 +47,10 @@ def test_sql_with_filters_and_a_join(workspace):
 def test_request_file(workspace, tmp_path):
     path = tmp_path / "request.yaml"
     path.write_text("table: payments\njoin: [population]\nmeasure: sum\nvalue: amount\nby: [sex]\n"
-                    "filters:\n  - {column: amount, operator: '<', value: 1000}\n")
+                    "filters:\n  - {variable: amount, operator: '<', value: 1000}\n  - sex in F,M\n")
     result = query(workspace, "--request", str(path))
     assert result.exit_code == 0, result.output
-    assert "sum of amount by sex" in result.output
+    assert "sum of amount by sex" in result.output and "female" in result.output
 
 
 def test_bad_request_file_names_the_field_and_line(workspace, tmp_path):
@@ -71,3 +71,10 @@ def test_exactly_one_way_to_ask(workspace):
     assert result.exit_code == 1 and "exactly one of" in result.output
     result = query(workspace, "--table", "payments", "--measure", "count", "--filter", "amount ~ 3")
     assert result.exit_code == 1 and "operator must be one of" in result.output
+
+
+def test_a_value_never_becomes_a_label_on_the_command_line(workspace):
+    result = query(workspace, "--table", "payments", "--measure", "persons", "--by", "amount")
+    assert result.exit_code == 1 and "bin(amount)" in result.output
+    result = query(workspace, "--table", "payments", "--measure", "persons", "--by", "bin(amount)")
+    assert result.exit_code == 0 and "250 to under 400 EUR" in result.output

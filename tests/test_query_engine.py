@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import Phase as Phase_
 from hypothesis import strategies as st
 
-from governed import approved_permit, governance_with_users, sign_in
+from governed import approved_permit, governance_with_users, sign_in, tiny_request
 from safepool.disclosure.mitigation import SHOWN
 from safepool.governance.context import Governance
 from safepool.governance.permits import Phase
@@ -87,15 +87,20 @@ def make_pool(pool_dir: Path, permit: str = PERMIT, tables: dict[str, pd.DataFra
     return tables
 
 
-def governed_pool(root: Path):
-    """A workspace with users, permit P-1 in analytic review, and a pool of 82 persons."""
+def governed_pool(root: Path, tables: dict[str, pd.DataFrame] | None = None, analysts: list[str] | None = None):
+    """A workspace with users, permit P-1 in analytic review (its analysts: anna, or `analysts`), and
+    a pool of the test tables (82 persons, or `tables`)."""
     workspace = Workspace.init(root)
     governance = governance_with_users(root)
-    approved_permit(governance, PERMIT)
+    changes = {}
+    if analysts is not None:
+        analysis = tiny_request().analysis.model_dump(mode="json")
+        changes = {"people": analysts, "analysis": {**analysis, "users": analysts}}
+    approved_permit(governance, PERMIT, **changes)
     stella = sign_in(governance, "stella")
     governance.permits.advance(stella, PERMIT, Phase.preparing_data)
     governance.permits.advance(stella, PERMIT, Phase.analytic_review)
-    make_pool(workspace.pool_dir)
+    make_pool(workspace.pool_dir, tables=tables)
     return workspace, governance
 
 

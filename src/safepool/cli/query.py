@@ -18,19 +18,24 @@ def query(
     permit: Annotated[str, typer.Option(help="The permit whose pool is queried.")],
     user: UserOption,
     workspace: WorkspaceOption = Path("."),
-    sql: Annotated[str | None, typer.Option(help="SQL restricted to aggregates (one SELECT ... GROUP BY).")] = None,
+    sql: Annotated[str | None, typer.Option(help="The query model in SQL: one SELECT of measures by group terms.")] = None,
     request: Annotated[Path | None, typer.Option(help="A structured request as a YAML or JSON file.")] = None,
     table: Annotated[str | None, typer.Option(help="Structured request: the pool table.")] = None,
     join: Annotated[list[str] | None, typer.Option(help="Structured request: a table joined on the person.")] = None,
-    measure: Annotated[str | None, typer.Option(help="Structured request: count, sum, mean or quantiles.")] = None,
-    value: Annotated[str | None, typer.Option(help="Structured request: the column summed or averaged.")] = None,
-    by: Annotated[list[str] | None, typer.Option(help="Structured request: a grouping column.")] = None,
+    measure: Annotated[str | None, typer.Option(
+        help="Structured request: persons, rows, sum, mean, share or quantiles.")] = None,
+    value: Annotated[str | None, typer.Option(help="Structured request: the numeric variable measured.")] = None,
+    by: Annotated[list[str] | None, typer.Option(
+        help="Structured request: a group term: a categorical variable, bin(x), year(d), quarter(d), month(d).")
+    ] = None,
     filter_: Annotated[list[str] | None, typer.Option(
-        "--filter", help='Structured request: a condition such as "birth_year >= 1980" or "sex in F,M".')] = None,
+        "--filter", help='Structured request: a condition such as "sex = 2" or "native_language in fi,sv".')] = None,
     quantile: Annotated[list[float] | None, typer.Option(help="Structured request: a quantile (0.1 to 0.9).")] = None,
     title: Annotated[str | None, typer.Option(help="Title of the recorded output.")] = None,
 ) -> None:
-    """Counts, sums, means or quantiles by groups; only cells that pass the disclosure checks are shown."""
+    """Persons, rows, sums, means, shares or quantiles of declared variables by groups of the data
+    dictionary; only cells that pass the disclosure checks are shown. `safepool pool variables`
+    lists what can be asked."""
     from safepool.query.engine import run_query
     from safepool.query.request import AggregateRequest, parse_filter
 

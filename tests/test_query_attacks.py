@@ -1,0 +1,266 @@
+"""An analyst attacking the query gateway: one test per route a review used to read a person's
+value, each refused or answered without the value.
+
+The target is LONELY, the only person born in 1940 (a person a reader could name); her payments
+are the values an attacker wants.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from governed import sign_in
+from safepool.disclosure.mitigation import SHOWN
+from safepool.governance.context import Governance
+from safepool.query.engine import run_query
+from safepool.query.ledger import LEDGER_DIR, LedgerTampered
+from safepool.query.model import QueryRefused
+from safepool.query.request import AggregateRequest
+from test_query_engine import DICTIONARY, LONELY, PERMIT, ask, copy_of, governed_pool, pool_tables, \
+    template  # noqa: F401
+
+TARGET = pool_tables()["payments"].query("pid == @LONELY")["amount"].tolist()
+
+
+@pytest.fixture
+def setup(template, tmp_path):  # noqa: F811
+    return copy_of(template, tmp_path / "ws")
+
+
+def spellings(value: float) -> list[str]:
+    """The ways a value could be printed."""
+    return sorted({f"{value:g}", f"{value:.1f}", f"{value:.2f}", f"{value:,.2f}", f"{value:,.0f}", str(value)})
+
+
+def everything_said(governance: Governance, root: Path, *texts: str) -> str:
+    """Every answer text, note, error, audit record and recorded output file of the workspace."""
+    files = [p.read_bytes().decode("utf-8", "replace") for p in (root / "outputs").rglob("*") if p.is_file()] \
+        if (root / "outputs").exists() else []
+    audit = [json.dumps(r.detail) for r in governance.audit.records()]
+    return "\n".join([*texts, *files, *audit])
+
+
+# -- a value as a label --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT amount, count(*) AS n FROM payments GROUP BY amount",
+    "SELECT CASE WHEN birth_year = 1940 THEN amount ELSE 0 END AS v, count(*) AS n "
+    "FROM payments JOIN population USING (pid) GROUP BY 1",
+    "SELECT round(amount, -1) AS v, count(*) AS n FROM payments GROUP BY 1",
+    "SELECT CAST(amount AS VARCHAR) AS v, count(*) AS n FROM payments GROUP BY 1",
+    "SELECT paid_on, count(*) AS n FROM payments GROUP BY paid_on",
+])
+def test_a_value_never_becomes_a_group_label(setup, sql):
+    with pytest.raises(QueryRefused, match="outside the query model|a group is"):
+        ask(setup, sql)
+
+
+def test_grouped_answers_carry_only_dictionary_labels(setup):
+    workspace, governance, _ = setup
+    answer = ask(setup, AggregateRequest(table="payments", join=["population"], measure="persons",
+                                         by=["bin(amount)", "year(birth_year)"]))
+    allowed = {"under 100 EUR", "100 to under 250 EUR", "250 to under 400 EUR", "400 EUR or more", "Total"}
+    assert set(answer.table["bin_amount"]) <= allowed
+    assert set(answer.table["year_birth_year"]) <= {str(y) for y in range(1930, 2006)} | {"Total"}
+    said = everything_said(governance, workspace.root, answer.table.to_csv(), answer.note)
+    for value in TARGET:
+        if value not in (100, 250, 400):
+            assert all(s not in said for s in spellings(value) if len(s) > 3)
+
+
+# -- singling out ----------------------------------------------------------------------------------
+
+
+def test_a_condition_inside_a_measure_is_refused(setup):
+    with pytest.raises(QueryRefused, match="CASE, arithmetic, casts"):
+        ask(setup, "SELECT sum(CASE WHEN birth_year = 1940 THEN amount ELSE 0 END) AS s "
+                   "FROM payments JOIN population USING (pid)")
+
+
+def test_narrow_filters_leave_a_suppressed_cell(setup):
+    answer = ask(setup, "SELECT sum(amount) AS s, avg(amount) AS m, median(amount) AS q FROM payments "
+                        "JOIN population USING (pid) WHERE birth_year = 1940 AND sex = 'F'")
+    assert answer.table[["s", "m", "q"]].isna().all(axis=None)
+    exact = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM payments WHERE amount BETWEEN {TARGET[0]} "
+                       f"AND {TARGET[0]}")
+    assert np.isnan(exact.table.loc[0, "n"]) or exact.table.loc[0, "n"] >= 5
+
+
+# -- values in error text --------------------------------------------------------------------------
+
+FAILING = [
+    "SELECT sum(CAST(amount AS TINYINT)) AS s FROM payments",
+    "SELECT sum(CAST(CASE WHEN birth_year = 1940 THEN amount END AS DECIMAL(4,0))) AS s FROM payments "
+    "JOIN population USING (pid)",
+    "SELECT sum(amount / 0) AS s FROM payments",
+    "SELECT sum(amount * 1e308 * 1e308) AS s FROM payments",
+    "SELECT sum(amount) AS s FROM payments WHERE amount = 'abc'",
+    "SELECT sum(amount) AS s FROM payments WHERE paid_on = 17",
+    "SELECT sum(amount) AS s FROM payments WHERE paid_on = '2019-02-30'",
+    "SELECT count(*) AS n FROM payments WHERE amount > 1e999",
+    "SELECT sum(amount) AS s FROM population JOIN payments USING (pid) WHERE sex = 5",
+]
+
+
+def test_failing_queries_say_nothing_of_the_data(setup):
+    workspace, governance, _ = setup
+    messages = []
+    for sql in FAILING:
+        with pytest.raises(QueryRefused) as refusal:
+            ask(setup, sql)
+        messages.append(str(refusal.value))
+    said = everything_said(governance, workspace.root, *messages)
+    for value in pool_tables()["payments"]["amount"].unique():
+        assert not any(s in said for s in spellings(float(value)) if len(s) > 4), value
+
+
+def test_an_engine_failure_is_a_fixed_message_naming_the_step(tmp_path):
+    """A pool whose stored months are not months makes the engine's conversion fail at run time;
+    the engine's message quotes the value, the refusal does not."""
+    workspace, governance = governed_pool(tmp_path / "ws")
+    pool = workspace.pool_dir / PERMIT / "pool.duckdb"
+    con = duckdb.connect(str(pool))
+    con.execute("ALTER TABLE visits ALTER month TYPE VARCHAR")
+    con.execute("UPDATE visits SET month = 'X7Q31337' WHERE pid = (SELECT min(pid) FROM visits)")
+    con.close()
+    anna = sign_in(governance, "anna")
+    with pytest.raises(QueryRefused, match="the pool could not .* withheld") as refusal:
+        run_query(workspace.pool_dir, governance, anna, PERMIT,
+                  "SELECT year(month) AS y, count(*) AS n FROM visits GROUP BY y")
+    assert "X7Q31337" not in everything_said(governance, workspace.root, str(refusal.value))
+    assert governance.audit.records(action="query_refused")[-1].outcome == "refused"
+
+
+# -- a value hidden in arithmetic ------------------------------------------------------------------
+
+
+def test_a_value_hidden_in_a_large_sum_cannot_be_asked(setup):
+    with pytest.raises(QueryRefused, match="CASE, arithmetic, casts"):
+        ask(setup, "SELECT sum(1000000 * (birth_year - 1939) + amount) AS s FROM payments "
+                   "JOIN population USING (pid)")
+
+
+# -- quantiles -------------------------------------------------------------------------------------
+
+
+def test_quantiles_of_a_group_of_five_do_not_give_its_extremes(tmp_path):
+    """Five persons with one payment each: every quantile is the local mean of all five values, so
+    2 * q90 - q80 is their mean, never the largest."""
+    tables = pool_tables()
+    five = ["p-000", "p-001", "p-002", "p-003", "p-004"]
+    payments = pd.DataFrame({"pid": five, "paid_on": pd.Timestamp("2019-01-05").date(),
+                             "amount": [110.0, 120.0, 130.0, 140.0, 990.0], "bank": "FI00"})
+    workspace, governance = governed_pool(tmp_path / "ws", tables={**tables, "payments": payments})
+    anna = sign_in(governance, "anna")
+    answer = run_query(workspace.pool_dir, governance, anna, PERMIT, AggregateRequest(
+        table="payments", measure="quantiles", value="amount", quantiles=[0.1, 0.5, 0.8, 0.9]))
+    row = answer.table.iloc[0]
+    shown = [row[c] for c in ("q10", "q50", "q80", "q90") if not np.isnan(row[c])]
+    assert 990.0 not in shown and 110.0 not in shown
+    assert 2 * row["q90"] - row["q80"] != 990.0 if not np.isnan(row["q90"]) else True
+
+
+def test_a_quantile_dominated_by_one_person_is_suppressed(tmp_path):
+    tables = pool_tables()
+    persons = [f"p-{i:03d}" for i in range(8)]
+    payments = pd.DataFrame({"pid": persons, "paid_on": pd.Timestamp("2019-01-05").date(),
+                             "amount": [100.0] * 7 + [1e9], "bank": "FI00"})
+    workspace, governance = governed_pool(tmp_path / "ws", tables={**tables, "payments": payments})
+    answer = run_query(workspace.pool_dir, governance, sign_in(governance, "anna"), PERMIT, AggregateRequest(
+        table="payments", measure="quantiles", value="amount", quantiles=[0.9]))
+    assert np.isnan(answer.table.loc[0, "q90"]) and "dominance" in answer.note
+
+
+def test_quantiles_enter_the_ledger(setup):
+    first = ask(setup, "SELECT median(amount) AS q FROM payments WHERE amount < 10000")
+    assert first.table.loc[0, "status"] == SHOWN
+    ask(setup, "SELECT median(amount) AS q FROM payments WHERE amount < 10000")
+    _, governance, _ = setup
+    assert governance.audit.records(action="query")[-1].detail["ledger_cells"] > 0
+
+
+# -- differencing ----------------------------------------------------------------------------------
+
+
+def test_two_answers_differing_by_one_person_are_not_both_shown(setup):
+    ask(setup, "SELECT sum(amount) AS s FROM payments WHERE amount < 10000")
+    without = ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) "
+                         "WHERE amount < 10000 AND birth_year <> 1940")
+    assert np.isnan(without.table.loc[0, "s"]) and "differencing" in without.table.loc[0, "status"]
+
+
+def test_three_answers_cannot_isolate_a_person_and_the_alert_fires(setup):
+    _, governance, _ = setup
+    base = "FROM payments JOIN population USING (pid) WHERE amount < 10000"
+    ask(setup, f"SELECT sum(amount) AS s {base}")
+    ask(setup, f"SELECT sum(amount) AS s {base} AND sex = 'F' AND birth_year <> 1940")
+    men = ask(setup, f"SELECT sum(amount) AS s {base} AND sex = 'M'")
+    assert np.isnan(men.table.loc[0, "s"])
+    record = governance.audit.records(action="query")[-1]
+    assert record.outcome == "withheld" and record.detail["withheld"][0]["measure"] == "sum"
+
+
+# -- the ledger cannot be reset quietly ------------------------------------------------------------
+
+
+def test_a_ledger_moved_away_stops_the_permits_queries(setup):
+    workspace, governance, _ = setup
+    ask(setup, "SELECT sum(amount) AS s FROM payments WHERE amount < 10000")
+    ledger = workspace.pool_dir / LEDGER_DIR / f"{PERMIT}.duckdb"
+    shutil.move(ledger, ledger.with_suffix(".moved"))
+    with pytest.raises(LedgerTampered):
+        ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) "
+                   "WHERE amount < 10000 AND birth_year <> 1940")
+    assert governance.audit.records(action="query_ledger_mismatch")
+
+
+# -- high cardinality ------------------------------------------------------------------------------
+
+
+def test_grouping_beyond_the_cell_budget_is_refused_before_running(setup):
+    _, governance, _ = setup
+    with pytest.raises(QueryRefused, match="cells .* budget is 1,000"):
+        ask(setup, "SELECT month(paid_on) AS m, year(birth_year) AS y, count(*) AS n "
+                   "FROM payments JOIN population USING (pid) GROUP BY 1, 2")
+    assert governance.audit.records(action="pool_access") == []
+
+
+# -- parallel analysts -----------------------------------------------------------------------------
+
+
+def _analyst(root: str, user: str, queries: list[str]) -> list[str]:
+    governance = Governance.open(Path(root))
+    actor = sign_in(governance, user)
+    outcomes = []
+    for sql in queries:
+        try:
+            answer = run_query(Path(root) / "pool", governance, actor, PERMIT, sql)
+            outcomes.append("answered" if not answer.table.empty else "empty")
+        except QueryRefused:
+            outcomes.append("refused")
+    return outcomes
+
+
+def test_parallel_analysts_are_all_answered_and_recorded(tmp_path):
+    workspace, governance = governed_pool(tmp_path / "ws", analysts=["anna", "aaro"])
+    queries = ["SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex",
+               "SELECT sum(amount) AS s FROM payments WHERE amount < 10000",
+               "SELECT bin(amount) AS b, avg(amount) AS m FROM payments GROUP BY b",
+               "SELECT max(amount) AS m FROM payments"]
+    jobs = [("anna", queries), ("aaro", queries), ("anna", queries[::-1])]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        results = pool.starmap(_analyst, [(str(workspace.root), user, qs) for user, qs in jobs])
+    assert all(len(r) == len(queries) for r in results)
+    records = governance.audit.records(action="query") + governance.audit.records(action="query_refused")
+    assert len(records) == sum(len(r) for r in results)
+    assert sum(r.count("refused") for r in results) == len(governance.audit.records(action="query_refused"))
+    assert governance.audit.verify().ok
