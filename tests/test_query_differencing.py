@@ -64,13 +64,6 @@ def test_differencing_through_a_total_is_withheld(setup):
     assert by_sex.table["n"].isna().all() and (by_sex.table["status"].str.contains("differencing")).all()
 
 
-def test_changing_one_persons_rows_is_differencing_too(setup):
-    ask(setup, f"SELECT sum(amount) AS s FROM payments WHERE {BASE}")
-    doubled = ask(setup, "SELECT sum(CASE WHEN birth_year = 1940 THEN 2 * amount ELSE amount END) AS s "
-                         f"FROM {SOURCE} WHERE {BASE}")
-    assert np.isnan(doubled.table.loc[0, "s"])
-
-
 def test_three_answers_cannot_isolate_a_person(setup):
     _, governance, _ = setup
     everyone = ask(setup, f"SELECT sum(amount) AS s FROM payments WHERE {BASE}")
@@ -96,14 +89,6 @@ def test_splitting_one_persons_rows_between_answers_is_caught(setup):
     assert np.isnan(low_but_one.table.loc[0, "s"])
 
 
-def test_a_value_of_zero_is_not_given_away_either(setup):
-    zeroed = f"sum(CASE WHEN birth_year = 1940 THEN 0 ELSE amount END) AS s FROM {SOURCE} WHERE {BASE}"
-    assert ask(setup, f"SELECT {zeroed}").table.loc[0, "status"] == SHOWN
-    ask(setup, f"SELECT {zeroed} AND sex = 'F' AND birth_year <> 1940")
-    men = ask(setup, f"SELECT {zeroed} AND sex = 'M'")
-    assert np.isnan(men.table.loc[0, "s"])
-
-
 def test_the_same_question_twice_is_answered_twice(setup):
     first = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
     second = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
@@ -116,12 +101,9 @@ def test_groups_differing_by_many_persons_are_both_answered(setup):
     assert older.table.loc[0, "status"] == SHOWN
 
 
-AGE_GROUP = "CASE WHEN birth_year < 1985 THEN 'older' ELSE 'younger' END"
-
-
 @pytest.mark.parametrize("measure", ["count(DISTINCT pid)", "sum(amount)", "avg(amount)"])
-def test_one_table_by_sex_by_age_group_and_by_both_is_answered(setup, measure):
-    for keys in (["sex"], [AGE_GROUP], ["sex", AGE_GROUP]):
+def test_one_table_by_sex_by_amount_band_and_by_both_is_answered(setup, measure):
+    for keys in (["sex"], ["bin(amount)"], ["sex", "bin(amount)"]):
         outputs = ", ".join(f"{key} AS g{i}" for i, key in enumerate(keys))
         groups = ", ".join(f"g{i}" for i in range(len(keys)))
         answer = ask(setup, f"SELECT {outputs}, {measure} AS v FROM {SOURCE} WHERE {BASE} GROUP BY {groups}")
@@ -130,7 +112,11 @@ def test_one_table_by_sex_by_age_group_and_by_both_is_answered(setup, measure):
 
 # -- generated sequences of answered queries ---------------------------------------------------
 
-KEYS = ["sex", AGE_GROUP, "birth_year"]
+KEYS = ["sex", "bin(amount)", "year(birth_year)"]
+# each group term as the truth (plain DuckDB over the same tables) writes its labels
+TRUTH = {"sex": "CASE sex WHEN 'F' THEN 'female' ELSE 'male' END", "year(birth_year)": "CAST(birth_year AS VARCHAR)",
+         "bin(amount)": "CASE WHEN amount < 100 THEN 'under 100 EUR' WHEN amount < 250 THEN '100 to under 250 EUR' "
+                        "WHEN amount < 400 THEN '250 to under 400 EUR' ELSE '400 EUR or more' END"}
 MEASURES = ["count(DISTINCT pid)", "count(*)", "sum(amount)"]
 FILTERS = ["sex = 'F'", "sex = 'M'", "birth_year <> 1940", "birth_year < 1985", "birth_year >= 1985",
            "birth_year BETWEEN 1975 AND 1995", "birth_year <> 1970", "birth_year > 1940"]
@@ -139,7 +125,7 @@ FILTERS = ["sex = 'F'", "sex = 'M'", "birth_year <> 1940", "birth_year < 1985", 
 def contributions(truth: duckdb.DuckDBPyConnection, persons: list[str], measure: str, where: str,
                   key: str | None, label: object) -> np.ndarray:
     """What each person adds to one shown cell, worked out from the tables themselves."""
-    condition = where + (f" AND CAST(({key}) AS VARCHAR) = ?" if key is not None else "")
+    condition = where + (f" AND ({TRUTH[key]}) = ?" if key is not None else "")
     value = {"count(DISTINCT pid)": "1", "count(*)": "count(*)", "sum(amount)": "sum(amount)"}[measure]
     rows = truth.execute(f"SELECT pid, {value} FROM {SOURCE} WHERE {condition} GROUP BY pid",
                          [str(label)] if key is not None else []).fetchall()
@@ -151,10 +137,11 @@ def contributions(truth: duckdb.DuckDBPyConnection, persons: list[str], measure:
 
 @pytest.fixture(scope="module")
 def generated(template, tmp_path_factory):  # noqa: F811
+    """A fresh workspace (and so a fresh permit memory) for every generated sequence, and the truth."""
     truth = duckdb.connect()
     for name, frame in pool_tables().items():
         truth.register(name, frame)
-    return copy_of(template, tmp_path_factory.mktemp("differencing") / "ws"), truth
+    return lambda: copy_of(template, tmp_path_factory.mktemp("differencing") / "ws"), truth
 
 
 query = st.tuples(st.sampled_from(MEASURES), st.none() | st.sampled_from(KEYS),
@@ -166,11 +153,10 @@ query = st.tuples(st.sampled_from(MEASURES), st.none() | st.sampled_from(KEYS),
 @example(queries=[("sum(amount)", None, []), ("sum(amount)", None, ["sex = 'F'", "birth_year <> 1940"]),
                   ("sum(amount)", None, ["sex = 'M'"])])
 @example(queries=[("count(*)", "sex", []), ("count(DISTINCT pid)", None, ["birth_year > 1940"]),
-                  ("sum(amount)", "birth_year", ["sex = 'F'"])])
+                  ("sum(amount)", "year(birth_year)", ["sex = 'F'"])])
 def test_no_sequence_of_answers_gives_away_a_person(generated, queries):
-    setup, truth = generated
-    workspace = setup[0]
-    (workspace.pool_dir / LEDGER_DIR / f"{PERMIT}.duckdb").unlink(missing_ok=True)  # a fresh permit memory
+    fresh, truth = generated
+    setup = fresh()
     persons = sorted(pool_tables()["population"]["pid"])
     shown = []
     for measure, key, filters in queries:
