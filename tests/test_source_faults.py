@@ -111,8 +111,10 @@ def postgres_register(url: str) -> Register:
         "identity_column": "hetu",
         "time": {"variable": "paid_on", "grain": "day", "format": "date"},
         "variables": [
-            {"name": "paid_on", "column": "maksupaiva", "type": "date", "description": "payment day"},
-            {"name": "amount", "column": "euroa", "type": "float", "description": "euros"},
+            {"name": "paid_on", "column": "maksupaiva", "type": "date", "description": "payment day",
+             "level": "date", "years": [2009, 2024]},
+            {"name": "amount", "column": "euroa", "type": "float", "description": "euros",
+             "level": "numeric", "unit": "EUR", "bins": [250, 500]},
         ],
     })
 

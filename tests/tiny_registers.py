@@ -73,8 +73,10 @@ def catalogue_entries() -> list[Register]:
             "source": {"kind": "parquet", "location": "registers/dvv/population.parquet"},
             "identity_column": "henkilotunnus", "direct_identifiers": ["etunimi", "sukunimi", "lahiosoite"],
             "variables": [
-                {"name": "birth_year", "column": "syntymavuosi", "type": "integer", "description": "year of birth"},
-                {"name": "sex", "column": "sukupuoli", "type": "string", "description": "sex"},
+                {"name": "birth_year", "column": "syntymavuosi", "type": "integer", "description": "year of birth",
+                 "level": "date", "years": [1900, 2024], "date_format": "year"},
+                {"name": "sex", "column": "sukupuoli", "type": "string", "description": "sex",
+                 "level": "categorical", "codes": {"F": "female", "M": "male"}},
             ],
         },
         {
@@ -83,9 +85,10 @@ def catalogue_entries() -> list[Register]:
             "identity_column": "hetu",
             "time": {"variable": "paid_on", "grain": "day", "format": "date"},
             "variables": [
-                {"name": "paid_on", "column": "maksupaiva", "type": "date", "description": "payment day"},
+                {"name": "paid_on", "column": "maksupaiva", "type": "date", "description": "payment day",
+                 "level": "date", "years": [2009, 2024]},
                 {"name": "amount", "column": "euroa", "type": "float", "description": "euros",
-                 "sensitivity": "sensitive"},
+                 "sensitivity": "sensitive", "level": "numeric", "unit": "EUR", "bins": [250, 500]},
             ],
         },
         {
@@ -94,9 +97,12 @@ def catalogue_entries() -> list[Register]:
             "identity_column": "asiakas",
             "time": {"variable": "month", "grain": "month", "format": "yyyymm"},
             "variables": [
-                {"name": "month", "column": "kuukausi", "type": "integer", "description": "month"},
+                {"name": "month", "column": "kuukausi", "type": "integer", "description": "month",
+                 "level": "date", "years": [2009, 2025], "date_format": "yyyymm"},
                 {"name": "service", "column": "palvelu", "type": "string", "description": "service",
-                 "sensitivity": "special"},
+                 "sensitivity": "special", "level": "categorical",
+                 "codes": {"primary_care": "primary care", "mental_health": "mental health",
+                           "social_work": "social work"}},
             ],
         },
     ]

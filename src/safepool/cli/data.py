@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from safepool.cli.common import WorkspaceOption, app, console, keys_app, pool_app, progress_bar, registers_app, run, \
@@ -60,7 +61,8 @@ def registers_check(
     register: Annotated[list[str] | None, typer.Option(help="Check only these registers.")] = None,
 ) -> None:
     """As a steward: connect to each source, verify the dictionary against its schema, count rows
-    and identity codes by status (never an identifier)."""
+    and identity codes by status (never an identifier), and count the rows whose values fall
+    outside their code list or do not parse in their date format (never the values)."""
     from safepool.registers.check import check_registers_as
 
     ws = workspace_of(workspace)
@@ -70,9 +72,9 @@ def registers_check(
     table = Table("register", "source", "rows", "identity codes by status (rows)", "verdict")
     for result in results:
         statuses = ", ".join(f"{k} {v:,}" for k, v in result.rows_by_status.items())
-        verdict = "ok" if result.ok else "[red]" + (result.error or "; ".join(result.drift)) + "[/]"
+        verdict = "ok" if result.ok else "[red]" + escape("; ".join(result.problems)) + "[/]"
         if result.ok and result.undocumented_columns:
-            verdict += f" (undocumented: {', '.join(result.undocumented_columns)})"
+            verdict += escape(f" (undocumented: {', '.join(result.undocumented_columns)})")
         table.add_row(result.register, result.kind, f"{result.rows:,}" if result.rows is not None else "-",
                       statuses, verdict)
     console.print(table)
@@ -110,6 +112,91 @@ def pool_show(permit: str, user: UserOption, workspace: WorkspaceOption = Path("
         table.add_row(name, f"{rows:,}")
     console.print(table)
     _print_linkage(report)
+
+
+@pool_app.command("variables")
+def pool_variables(permit: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+    """The pool's data dictionary: each table's variables with their level, unit, code list or
+    bins, years and description (a steward, or an analyst of the permit)."""
+    from safepool.pool import access
+
+    ws = workspace_of(workspace)
+    governance, actor = signed_in(ws, user)
+    tables = run(lambda: access.describe_variables(ws.pool_dir, governance, actor, permit))
+    for line in dictionary_lines(tables):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+WIDTH = 80
+_SENSITIVITY = {"sensitive": "sensitive", "special": "special category"}
+
+
+def dictionary_lines(tables: dict, width: int = WIDTH) -> list[str]:  # type: ignore[type-arg]
+    """The dictionary as plain lines no wider than `width` (long code lists and texts wrap)."""
+    import textwrap
+
+    def wrapped(text: str, indent: str, hanging: str = "") -> list[str]:
+        return textwrap.wrap(text, width=width, initial_indent=indent, subsequent_indent=indent + hanging,
+                             break_long_words=True, break_on_hyphens=False) or [indent]
+
+    def packed(label: str, items: list[str], separator: str) -> list[str]:
+        """Items packed into lines, never broken inside one (a code with its label, a bin)."""
+        first, hang = "      " + label, "      " + " " * len(label)
+        out, line = [], first
+        for i, item in enumerate(items):
+            text = item + (separator.rstrip() if i < len(items) - 1 else "")
+            fresh = line in (first, hang)
+            candidate = line + ("" if fresh else " ") + text
+            if len(candidate) > width and not fresh:
+                out.append(line)
+                candidate = hang + text
+            line = candidate
+        out.append(line)
+        return [piece for line in out for piece in (
+            [line] if len(line) <= width else wrapped(line.strip(), "      ", " " * len(label))
+            if line.startswith(first) else wrapped(line.strip(), hang))]
+
+    lines: list[str] = []
+    for table, variables in tables.items():
+        if lines:
+            lines.append("")
+        lines.append(f"{table} ({len(variables)} variable{'s' * (len(variables) != 1)})")
+        for name, variable in variables.items():
+            head = f"{name}: {_level_summary(variable)}"
+            if variable.sensitivity in _SENSITIVITY:
+                head += f" [{_SENSITIVITY[variable.sensitivity]}]"
+            lines += wrapped(head, "  ", "    ")
+            lines += wrapped(variable.description, "      ")
+            if variable.level == "categorical" and variable.codes:
+                lines += packed("codes: ", [f"{code} = {label}" for code, label in variable.codes.items()], "; ")
+            if variable.level == "numeric" and variable.bins:
+                lines += packed("bins: ", _bin_labels(variable.bins), " | ")
+    return lines
+
+
+def _level_summary(variable) -> str:  # type: ignore[no-untyped-def]
+    if variable.level == "categorical":
+        return f"categorical, {len(variable.codes or {})} codes"
+    if variable.level == "numeric":
+        return f"numeric, {variable.unit}" + ("" if variable.bins else ", no bins for grouping")
+    if variable.level == "date":
+        first, last = variable.years
+        parts = variable.date_parts()
+        by = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+        written = f", written as {variable.date_format.value}" if variable.date_format not in (None, "date") else ""
+        return f"date, {first}-{last}, by {by}{written}"
+    return "text, not for grouping"
+
+
+def _number(value: float) -> str:
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,}"
+
+
+def _bin_labels(edges: list[float]) -> list[str]:
+    """The groups the bins make: below the first edge, [edge, next edge), from the last edge."""
+    labels = [f"under {_number(edges[0])}"]
+    labels += [f"{_number(low)} to under {_number(high)}" for low, high in zip(edges, edges[1:])]
+    return labels + [f"{_number(edges[-1])} and over"]
 
 
 def _print_linkage(report: dict) -> None:  # type: ignore[type-arg]

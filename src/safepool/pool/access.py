@@ -11,7 +11,9 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+from pydantic import ValidationError
 
+from safepool.dictionary import Variable
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role
@@ -48,6 +50,22 @@ def manifest(pool_dir: Path, permit: str) -> dict[str, object]:
     return json.loads((pool_path(pool_dir, permit) / MANIFEST_FILE).read_text(encoding="utf-8"))
 
 
+def dictionary(pool_dir: Path, permit: str) -> dict[str, dict[str, Variable]]:
+    """The pool's data dictionary: for each table, its variables by name, in table order.
+
+    Read from the snapshot the build wrote into the manifest (pool names only: each variable's
+    `column` is its pool name, since the holder's column names stay with the steward)."""
+    snapshot = manifest(pool_dir, permit).get("dictionary")
+    if not isinstance(snapshot, dict):
+        raise PoolNotBuilt(f"the pool of permit {permit} was built before the data dictionary; rebuild it")
+    try:
+        return {table: {entry["name"]: Variable.model_validate({**entry, "column": entry["name"]})
+                        for entry in entries}
+                for table, entries in snapshot.items()}
+    except (ValidationError, TypeError, KeyError):
+        raise SafepoolError(f"the data dictionary of the pool of permit {permit} is damaged; rebuild the pool") from None
+
+
 def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:
     con = connect(pool_dir, permit)
     try:
@@ -66,6 +84,17 @@ def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, perm
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_access", permit=permit,
                             target=",".join(sorted(wanted)) if wanted else "all tables in scope")
     return con
+
+
+def describe_variables(pool_dir: Path, governance: Governance, actor: Actor, permit: str
+                       ) -> dict[str, dict[str, Variable]]:
+    """The pool's data dictionary, for a steward or an analyst of the permit; audited as a view."""
+    if not actor.has(Role.steward):
+        governance.permits.authorise_access(actor, permit)
+    variables = dictionary(pool_dir, permit)
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_variables", permit=permit,
+                            target=",".join(variables), rows=sum(len(v) for v in variables.values()))
+    return variables
 
 
 def describe_pool(pool_dir: Path, governance: Governance, actor: Actor, permit: str

@@ -217,5 +217,8 @@ def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[V
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "window": scope.window.model_dump(),
         "tables": {register.name: [v.name for v in variables] for register, variables in plan},
+        # the data dictionary of the pool's variables, in pool names only (no holder's columns)
+        "dictionary": {register.name: [v.model_dump(mode="json", exclude={"column"}) for v in variables]
+                       for register, variables in plan},
     }
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-IDENTIFIER_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# the data dictionary lives in safepool.dictionary (the analyst's side reads it too)
+from safepool.dictionary import (IDENTIFIER_PATTERN, DatePart, Level, Sensitivity, Strict, TimeFormat,
+                                 Variable, VariableType)
+
+__all__ = ["IDENTIFIER_PATTERN", "Catalogue", "DatePart", "Level", "Register", "Sensitivity", "Source",
+           "SourceKind", "Strict", "TimeFormat", "TimeGrain", "TimeSpec", "Variable", "VariableType"]
 
 
 class SourceKind(StrEnum):
@@ -32,25 +36,6 @@ class TimeGrain(StrEnum):
     month = "month"
     quarter = "quarter"
     year = "year"
-
-
-class TimeFormat(StrEnum):
-    """How the holder writes the time column; the scoped query compares in this format."""
-
-    date = "date"  # a DATE (or ISO 'YYYY-MM-DD' text in SQLite)
-    yyyymm = "yyyymm"  # an integer such as 201903
-    yyyyq = "yyyyq"  # a text such as '2019Q3'
-    year = "year"  # an integer such as 2019
-
-
-VariableType = Literal["string", "integer", "float", "date", "boolean"]
-Sensitivity = Literal["normal", "sensitive", "special"]
-Level = Literal["categorical", "numeric", "date", "text"]
-DatePart = Literal["year", "quarter", "month"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Source(Strict):
@@ -72,67 +57,6 @@ class Source(Strict):
                 "a postgresql location must not carry a password; put it in steward/credentials.yaml"
             )
         return self
-
-
-class Variable(Strict):
-    """One variable of the data dictionary, with the measurement level that decides how it may be
-    grouped: by its code list (categorical), by the bins the policy allows (numeric), by year,
-    quarter or month (date), or never (text)."""
-
-    name: str = Field(pattern=IDENTIFIER_PATTERN, description="the name analysts see in the pool")
-    column: str = Field(pattern=IDENTIFIER_PATTERN, description="the holder's own column name")
-    type: VariableType
-    description: str
-    sensitivity: Sensitivity = "normal"
-    level: Level
-    codes: dict[str, str] | None = Field(
-        default=None, description="categorical: each code as the data writes it (as text) and its label")
-    unit: str | None = Field(default=None, description="numeric: the unit, e.g. EUR, persons, visits")
-    bins: list[float] | None = Field(
-        default=None, description="numeric: ascending bin edges the policy allows for grouping "
-                                  "(groups below the first edge, between edges, and from the last edge)")
-    years: tuple[int, int] | None = Field(
-        default=None, description="date: the first and last year it is grouped over (earlier or later "
-                                  "dates form one group each)")
-    date_format: TimeFormat | None = Field(
-        default=None, description="date: how a date that is not a DATE is written (yyyymm, yyyyq, year)")
-
-    @model_validator(mode="after")
-    def _level_fits(self) -> Variable:
-        extras = {"codes": self.codes, "unit": self.unit, "bins": self.bins, "years": self.years,
-                  "date_format": self.date_format}
-        allowed = {"categorical": {"codes"}, "numeric": {"unit", "bins"}, "date": {"years", "date_format"},
-                   "text": set()}[self.level]
-        stray = sorted(k for k, v in extras.items() if v is not None and k not in allowed)
-        if stray:
-            raise ValueError(f"variable {self.name}: {', '.join(stray)} do(es) not apply to a {self.level} variable")
-        if self.level == "categorical":
-            if not self.codes:
-                raise ValueError(f"variable {self.name}: a categorical variable needs its code list (codes)")
-            if self.type not in ("string", "integer", "boolean"):
-                raise ValueError(f"variable {self.name}: a categorical variable is stored as string, integer or "
-                                 f"boolean, not {self.type}")
-        if self.level == "numeric":
-            if self.type not in ("integer", "float"):
-                raise ValueError(f"variable {self.name}: a numeric variable is stored as integer or float, "
-                                 f"not {self.type}")
-            if not self.unit:
-                raise ValueError(f"variable {self.name}: a numeric variable needs its unit")
-            edges = self.bins or []
-            if any(b >= a for a, b in zip(edges[1:], edges)) or len(set(edges)) != len(edges):
-                raise ValueError(f"variable {self.name}: bins must be strictly ascending")
-        if self.level == "date":
-            if self.years is None or self.years[0] > self.years[1]:
-                raise ValueError(f"variable {self.name}: a date variable needs years: [first, last]")
-            if (self.date_format in (None, TimeFormat.date)) != (self.type == "date"):
-                raise ValueError(f"variable {self.name}: a date stored as {self.type} needs date_format "
-                                 "yyyymm, yyyyq or year; a DATE needs none")
-        return self
-
-    def date_parts(self) -> list[DatePart]:
-        """The parts a date variable may be grouped by: none finer than the way it is written."""
-        finest = {None: 3, TimeFormat.date: 3, TimeFormat.yyyymm: 3, TimeFormat.yyyyq: 2, TimeFormat.year: 1}
-        return ["year", "quarter", "month"][: finest[self.date_format]] if self.level == "date" else []
 
 
 class TimeSpec(Strict):

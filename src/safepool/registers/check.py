@@ -1,7 +1,9 @@
 """Checking registers against the data dictionary, and the quality of their identity codes.
 
 Schema drift (a column gone, a type changed) is reported by register and column before any
-data is read; identity-code quality is reported as counts by status, never as codes.
+data is read; identity-code quality is reported as counts by status, never as codes. The data
+are then checked against the dictionary: categorical values outside their code list and dates
+that do not parse in their format are counted by variable, never shown (a value is data).
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ from safepool.errors import SchemaDrift, SourceError
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, require_role
 from safepool.identity.hetu import classify_array
-from safepool.registers.catalogue import Register, Variable
+from safepool.registers.catalogue import Register, TimeFormat, Variable
 from safepool.registers.credentials import Credentials
-from safepool.registers.sources import RegisterReader, Scan, open_register
+from safepool.registers.sources import RegisterReader, Scan, open_register, quote_identifier, quote_literal
 from safepool.workspace import Workspace
 
 
@@ -25,7 +27,7 @@ def _accepts(kind: str, arrow_type: pa.DataType) -> bool:
     """Whether a source column of `arrow_type` can be read as a dictionary `kind`."""
     if pa.types.is_null(arrow_type):
         return True  # an all-empty column in a loosely typed source
-    text = pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type)
+    text = _is_text(arrow_type)
     integer = pa.types.is_integer(arrow_type)
     if kind == "string":
         return text
@@ -39,22 +41,26 @@ def _accepts(kind: str, arrow_type: pa.DataType) -> bool:
 
 
 def schema_problems(reader: RegisterReader, variables: list[Variable]) -> list[str]:
+    return [problem for _, problem in _schema_problems(reader, variables)]
+
+
+def _schema_problems(reader: RegisterReader, variables: list[Variable]) -> list[tuple[str | None, str]]:
+    """(variable name or None for the identity column, problem) pairs."""
     register = reader.register
     schema = reader.schema()
     real = {name: schema.field(name).type for name in schema.names}
-    problems = []
+    problems: list[tuple[str | None, str]] = []
     if register.identity_column not in real:
-        problems.append(f"identity column {register.identity_column} is missing")
+        problems.append((None, f"identity column {register.identity_column} is missing"))
     elif not _accepts("string", real[register.identity_column]):
-        problems.append(f"identity column {register.identity_column} is {real[register.identity_column]}, not text")
+        problems.append((None, f"identity column {register.identity_column} is {real[register.identity_column]}, not text"))
     for variable in variables:
         if variable.column not in real:
-            problems.append(f"column {variable.column} (variable {variable.name}) is missing")
+            problems.append((variable.name, f"column {variable.column} (variable {variable.name}) is missing"))
         elif not _accepts(variable.type, real[variable.column]):
-            problems.append(
-                f"column {variable.column} (variable {variable.name}) is {real[variable.column]}, "
-                f"the dictionary says {variable.type}"
-            )
+            problems.append((variable.name,
+                             f"column {variable.column} (variable {variable.name}) is {real[variable.column]}, "
+                             f"the dictionary says {variable.type}"))
     return problems
 
 
@@ -62,6 +68,18 @@ def check_schema(reader: RegisterReader, variables: list[Variable]) -> None:
     problems = schema_problems(reader, variables)
     if problems:
         raise SchemaDrift(reader.register.name, problems)
+
+
+@dataclass(frozen=True)
+class UnknownCodes:
+    """Rows of a categorical variable whose value is not in its code list (counts only)."""
+
+    rows: int
+    codes: int  # distinct unknown values
+
+    def describe(self, variable: str) -> str:
+        return (f"variable {variable}: {self.rows:,} row{'s' * (self.rows != 1)} with "
+                f"{self.codes:,} code{'s' * (self.codes != 1)} not in its code list")
 
 
 @dataclass
@@ -73,23 +91,120 @@ class RegisterCheck:
     undocumented_columns: list[str] = field(default_factory=list)
     rows_by_status: dict[str, int] = field(default_factory=dict)
     codes_by_status: dict[str, int] = field(default_factory=dict)
+    unknown_codes: dict[str, UnknownCodes] = field(default_factory=dict)  # by variable
+    unparsed_dates: dict[str, int] = field(default_factory=dict)  # rows by variable
+    date_formats: dict[str, str] = field(default_factory=dict)  # variable -> the format its dates are read in
     error: str | None = None
 
     @property
+    def dictionary_problems(self) -> list[str]:
+        """The data's misfits with the dictionary, by variable; counts, never values."""
+        return ([unknown.describe(name) for name, unknown in self.unknown_codes.items()]
+                + [f"variable {name}: {rows:,} row{'s' * (rows != 1)} not a date written as "
+                   f"{self.date_formats.get(name, 'its format')}" for name, rows in self.unparsed_dates.items()])
+
+    @property
+    def problems(self) -> list[str]:
+        """Everything that fails the check, in words (never a value from the data)."""
+        return ([self.error] if self.error else []) + self.drift + self.dictionary_problems
+
+    @property
     def ok(self) -> bool:
-        return self.error is None and not self.drift
+        return not self.problems
 
 
 def check_register(reader: RegisterReader) -> RegisterCheck:
     register: Register = reader.register
     result = RegisterCheck(register=register.name, kind=register.source.kind.value)
-    result.drift = schema_problems(reader, register.variables)
+    drift = _schema_problems(reader, register.variables)
+    result.drift = [problem for _, problem in drift]
     known = {register.identity_column, *register.direct_identifiers, *(v.column for v in register.variables)}
     result.undocumented_columns = [name for name in reader.schema().names if name not in known]
     result.rows = reader.count_rows()
     if register.identity_column in reader.schema().names:
         result.rows_by_status, result.codes_by_status = identity_quality(reader)
+    drifted = {name for name, _ in drift}
+    fit = dictionary_fit(reader, [v for v in register.variables if v.name not in drifted])
+    result.unknown_codes, result.unparsed_dates, result.date_formats = fit
     return result
+
+
+# A date written as text or an integer, as a full match of its text; a DATE stored as text must
+# be an ISO date (SQLite has no date type).
+_DATE_PATTERNS = {
+    TimeFormat.yyyyq: "[0-9]{4}Q[1-4]",
+    TimeFormat.yyyymm: "[0-9]{4}(0[1-9]|1[0-2])",
+    TimeFormat.year: "[0-9]{4}",
+}
+
+
+def dictionary_fit(reader: RegisterReader, variables: list[Variable]
+                   ) -> tuple[dict[str, UnknownCodes], dict[str, int], dict[str, str]]:
+    """Rows (and distinct values) outside each categorical variable's code list, and rows of each
+    date variable written as text or integer that do not parse in its format.
+
+    One scan of the register; everything is counted inside DuckDB, so no value of the data
+    reaches Python, let alone the output. Returns (unknown codes by variable, unparsed rows by
+    variable, the format each checked date variable was read in); only variables with problems
+    are in the first two."""
+    schema = reader.schema()
+    real = {name: schema.field(name).type for name in schema.names}
+    categorical = [v for v in variables if v.level == "categorical" and v.codes]
+    dates: list[tuple[Variable, str, str]] = []  # variable, format shown, SQL (%s: its text) true when it parses
+    for variable in variables:
+        if variable.level != "date" or variable.column not in real:
+            continue
+        if variable.date_format in _DATE_PATTERNS:
+            pattern = quote_literal(_DATE_PATTERNS[variable.date_format])
+            dates.append((variable, variable.date_format.value, f"regexp_full_match(%s, {pattern})"))
+        elif _is_text(real[variable.column]):  # a DATE kept as text: an ISO date
+            dates.append((variable, "yyyy-mm-dd", "try_strptime(%s, '%%Y-%%m-%%d') IS NOT NULL"))
+    if not categorical and not dates:
+        return {}, {}, {}
+
+    columns: dict[str, str] = {}
+    aggregates: list[str] = []
+    for i, variable in enumerate(categorical):
+        alias = f"c{i}"
+        columns[alias] = variable.column
+        value = quote_identifier(alias)
+        if variable.type == "boolean":  # an integer 0/1 source reads as false/true, as the pool casts it
+            value = f"CAST({value} AS BOOLEAN)"
+        text = f"CAST({value} AS VARCHAR)"
+        known = ", ".join(quote_literal(code) for code in variable.codes or {})
+        unknown = f"{text} IS NOT NULL AND {text} NOT IN ({known})"
+        aggregates.append(f"count(*) FILTER (WHERE {unknown})")
+        aggregates.append(f"count(DISTINCT {text}) FILTER (WHERE {unknown})")
+    for i, (variable, _, condition) in enumerate(dates):
+        alias = f"d{i}"
+        columns[alias] = variable.column
+        text = f"CAST({quote_identifier(alias)} AS VARCHAR)"
+        parses = condition % text
+        aggregates.append(f"count(*) FILTER (WHERE {text} IS NOT NULL AND NOT coalesce({parses}, false))")
+
+    batches = reader.scan(Scan(columns=columns))
+    con = duckdb.connect()
+    try:
+        con.register("source_rows", batches)
+        with reader.guarded("checking values against the data dictionary"):
+            counts = con.execute(f"SELECT {', '.join(aggregates)} FROM source_rows").fetchone()
+    finally:
+        con.close()
+    assert counts is not None
+    unknown_codes = {}
+    for i, variable in enumerate(categorical):
+        rows, distinct = int(counts[2 * i]), int(counts[2 * i + 1])
+        if rows:
+            unknown_codes[variable.name] = UnknownCodes(rows=rows, codes=distinct)
+    offset = 2 * len(categorical)
+    unparsed = {variable.name: int(counts[offset + i]) for i, (variable, _, _) in enumerate(dates)
+                if counts[offset + i]}
+    formats = {variable.name: shown for variable, shown, _ in dates}
+    return unknown_codes, unparsed, formats
+
+
+def _is_text(arrow_type: pa.DataType) -> bool:
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type)
 
 
 def identity_quality(reader: RegisterReader) -> tuple[dict[str, int], dict[str, int]]:
@@ -130,7 +245,12 @@ def check_registers_as(workspace: Workspace, governance: Governance, actor: Acto
     """The steward's register check: signed in, role-checked and audited (counts only)."""
     require_role(governance.audit, actor, Role.steward, "registers_check")
     results = check_registers(workspace, names)
+    # the audit record names registers and variables with counts, never a value
+    misfits = {r.register: {**{name: {"rows": u.rows, "codes": u.codes} for name, u in r.unknown_codes.items()},
+                            **{name: {"unparsed_date_rows": rows} for name, rows in r.unparsed_dates.items()}}
+               for r in results if r.unknown_codes or r.unparsed_dates}
     governance.audit.append(actor=actor.name, role=actor.main_role, action="registers_check",
                             target=",".join(r.register for r in results), rows=sum(r.rows or 0 for r in results),
-                            outcome="ok" if all(r.ok for r in results) else "error")
+                            outcome="ok" if all(r.ok for r in results) else "error",
+                            detail={"dictionary_misfits": misfits} if misfits else None)
     return results
