@@ -34,9 +34,12 @@ def pool_path(pool_dir: Path, permit: str) -> Path:
     return path
 
 
-def connect(pool_dir: Path, permit: str) -> duckdb.DuckDBPyConnection:
-    """A read-only connection that cannot reach files or the network."""
+def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection that cannot reach files or the network (nor use more than
+    `memory_limit_mb` of memory, when given)."""
     con = duckdb.connect(str(pool_path(pool_dir, permit) / POOL_FILE), read_only=True)
+    if memory_limit_mb is not None:
+        con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
@@ -76,11 +79,11 @@ def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:
 
 
 def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
-                      wanted: dict[str, list[str]] | None = None, today: date | None = None
-                      ) -> duckdb.DuckDBPyConnection:
+                      wanted: dict[str, list[str]] | None = None, today: date | None = None,
+                      memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     """The analyst's door: checked against the permit, and logged, before the pool is opened."""
     governance.permits.authorise_access(actor, permit, wanted, today=today)
-    con = connect(pool_dir, permit)
+    con = connect(pool_dir, permit, memory_limit_mb)
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_access", permit=permit,
                             target=",".join(sorted(wanted)) if wanted else "all tables in scope")
     return con

@@ -20,7 +20,7 @@ import datetime as dt
 
 from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
     Measure, bin_labels, constant_text
-from safepool.registers.catalogue import TimeFormat, Variable
+from safepool.dictionary import TimeFormat, Variable
 
 _OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 

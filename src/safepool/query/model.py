@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from safepool.errors import SafepoolError
-from safepool.registers.catalogue import Variable
+from safepool.dictionary import Variable
 
 PERSON = "pid"
 MISSING = "(missing)"
