@@ -1,20 +1,25 @@
 """`safepool study run` on the demo workspace: as the analyst under the permit, every output
-checked and recorded, no pseudonym in any of them, and nobody else may run it."""
+checked and recorded as one release, no pseudonym in any of them, every count rounded alike when
+the policy rounds, files at the policy's precision, and nobody else may run it."""
 
 from __future__ import annotations
 
 import os
 
+import re
+
 import duckdb
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
 
 from safepool.demo import DEMO_PERMIT, run_demo
+from safepool.disclosure import DisclosureRules, check
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.reports import OUTPUT_NAMES
-from safepool.study.run import run_study
+from safepool.study.run import analyse, outputs_of, run_study
 from safepool.study.studyfile import load_study
 from safepool.workspace import Workspace
 from privacy_scan import decoded_text
@@ -35,6 +40,9 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ran(demo):
     workspace, passwords = demo
+    rounding = CliRunner().invoke(app, ["policy", "set", "round_counts", "true", "--workspace", str(workspace.root),
+                                        "--user", "demo.admin"], env={"SAFEPOOL_PASSWORD": passwords["demo.admin"]})
+    assert rounding.exit_code == 0, rounding.output
     result = CliRunner().invoke(app, ["study", "run", str(EXAMPLE), "--workspace", str(workspace.root),
                                       "--user", "vtt.analyst1"],
                                 env={"SAFEPOOL_PASSWORD": passwords["vtt.analyst1"]}, catch_exceptions=False)
@@ -78,3 +86,49 @@ def test_only_an_analyst_of_the_permit_may_run_it(demo):
     checker = governance.users.authenticate("sf.checker", passwords["sf.checker"])
     with pytest.raises(SafepoolError, match="analyst"):
         run_study(workspace.pool_dir, governance, checker, load_study(EXAMPLE))
+
+
+def second_run(workspace, passwords):
+    governance = Governance.open(workspace.root)
+    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    return governance, governance.outputs.list(analyst, DEMO_PERMIT)[len(OUTPUT_NAMES) + 1:]
+
+
+def test_when_the_policy_rounds_every_count_of_the_release_is_rounded(demo, ran):
+    workspace, passwords = demo
+    governance, records = second_run(workspace, passwords)
+    assert records and {r.counts_rounded_to for r in records} == {5}  # the report too: all its parts
+    counted = 0
+    for record in records:
+        for path in governance.outputs.folder(record).glob("*.csv"):
+            table = pd.read_csv(path)
+            for column in [c for c in table.columns if c in ("count", "n") or c.startswith("n_")]:
+                values = table[column].dropna()
+                assert (values % 5 == 0).all(), (path.name, column)
+                counted += len(values)
+    assert counted > 50
+
+
+def test_released_files_carry_the_policys_precision(demo, ran):
+    workspace, passwords = demo
+    governance, records = second_run(workspace, passwords)
+    decimals = {path.name: [len(d) for d in re.findall(r"(?<![\w.])-?\d+\.(\d+)(?![\w.])", path.read_text())]
+                for record in records for path in governance.outputs.folder(record).glob("*.csv")}
+    assert max(max(found) for found in decimals.values() if found) == 3, decimals
+
+
+def test_each_arms_mean_is_checked_with_its_contributors_which_are_never_kept(demo):
+    workspace, _ = demo
+    con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    try:
+        analysis = analyse(con, load_study(EXAMPLE))
+    finally:
+        con.close()
+    subgroups = outputs_of(analysis)["subgroups"]
+    assert {"top:mean_treated", "abs_total:mean_control"} <= set(subgroups.cells.columns)
+    assert not {"top:mean_treated", "abs_total:mean_treated"} & set(subgroups.public_table().columns)
+    report = check(subgroups, DisclosureRules())
+    rules = [f.message for f in report.findings if f.rule == "dominance"]
+    assert any("(mean_treated)" in m for m in rules) and any("(mean_control)" in m for m in rules)
+    assert any("treated or the control arm" in f.message for f in report.findings if f.rule == "min_frequency")
+    assert not any(":" in c for c in analysis.subgroups.columns)  # the analysis frames hold no contributors

@@ -285,10 +285,11 @@ class OutputKind:
         """For each row of the output, the rules it fails (empty when it passes).
 
         When zeros are suppressed, small and zero counts share one name ("min_frequency or
-        zeros"): naming the zeros rule on a suppressed cell would publish its value."""
+        zeros"): naming the zeros rule on a suppressed cell would publish its value. The rounding
+        rule is no reason to suppress: it is met by rounding (`rounded`)."""
         cells, columns = self.cells_of(output), self.labels(output)
         failed = [replace(f, rule=SMALL_OR_ZERO) if policy.zeros == "suppress" and f.rule in ("zeros", "min_frequency")
-                  else f for f in report.findings if f.verdict == "fail"]
+                  else f for f in report.findings if f.verdict == "fail" and f.rule != "rounding"]
         if columns is None:
             return [list(dict.fromkeys(f.rule for f in failed))] * len(cells)
         by_cell: dict[tuple, list[str]] = {}

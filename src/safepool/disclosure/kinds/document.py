@@ -15,7 +15,7 @@ each part's name to the part as checked under the workspace policy (a Mitigated)
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any, Callable, ClassVar, Mapping
 
@@ -107,11 +107,20 @@ class DocumentKind(OutputKind):
         raise DisclosureInputError(f"document '{title_of(output)}' is mitigated through its parts, not as a whole")
 
     def mitigate(self, output: Document, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:
-        """Published as its parts were given (each already mitigated): checked, not changed."""
-        return Mitigated(output, "none", "", self.check(output, policy), policy)
+        """Published as its parts were given (each already mitigated), their counts rounded when the
+        release rounds."""
+        mitigated = Mitigated(output, "none", "", self.check(output, policy), policy)
+        return self.rounded(mitigated, policy) if rounding and not self.validate(output) else mitigated
 
     def rounded(self, mitigated: Mitigated, policy: DisclosureRules) -> Mitigated:
-        return mitigated
+        document = mitigated.output
+        parts = {}
+        for name, part in document.parts.items():
+            kind = _part_kind(part)
+            parts[name] = kind.rounded(Mitigated(part, "none", "", kind.check(part, policy), policy), policy).output
+        rounded = replace(document, parts=parts)
+        return Mitigated(rounded, "rounding", f"Counts rounded to the nearest multiple of {policy.rounding_base}.",
+                         self.check(rounded, policy), policy)
 
     def public_table(self, output: Document) -> pd.DataFrame:
         return pd.DataFrame({"part": list(output.parts), "title": [title_of(p) for p in output.parts.values()],

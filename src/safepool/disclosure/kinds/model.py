@@ -91,7 +91,7 @@ class Model(OutputKind):
     def kept_fields(self, output: ModelResult) -> dict[str, Any]:
         counts = output.cell_counts
         kept_counts = None
-        if counts is not None:
+        if counts is not None and shown_mask(output.coefficients).any():  # only what shown coefficients rest on
             shown = counts.loc[shown_mask(counts)]
             kept_counts = {"columns": [str(c) for c in shown.columns],
                            "rows": [[json_safe(v) for v in row] for row in shown.itertuples(index=False)]}

@@ -1,0 +1,184 @@
+"""Conformance of every registered output kind: bad input never passes, every rule decides at its
+threshold, files hold only checked and shown cells, and what the register keeps checks again.
+
+Parametrised over the registry: a new kind (one module in safepool/disclosure/kinds/) is run here
+through the samples it provides, with no test of its own needed to be held to the same standard.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from governed import sign_in
+from recorded_outputs import governed_outputs, use_policy
+from safepool.disclosure import DisclosureInputError, DisclosureRules, kind_of, registered
+from safepool.disclosure.cells import STATUS, is_contributor_column, shown_mask
+from safepool.disclosure.kinds import Mitigated
+
+KINDS = {kind.name: kind for kind in registered()}
+STRICT = DisclosureRules(min_frequency=10, dominance_n=3, dominance_k=0.8, p_ratio=0.2, min_residual_df=30,
+                         zeros="suppress", rounding_base=10, decimals=2)
+POLICIES = {"defaults": DisclosureRules(), "strict": STRICT}
+OFFSETS = (-1, 0, 1)
+
+
+def test_every_kind_of_the_design_is_registered():
+    assert {"frequency", "magnitude", "quantile", "extreme", "model", "effect", "figure", "document"} <= set(KINDS)
+    for kind in KINDS.values():
+        assert kind_of(kind.samples().passing(DisclosureRules().model_copy(update=dict(kind.samples().policy)))) \
+            is kind
+
+
+@pytest.mark.parametrize("thing", [None, 42, "table.csv", pd.DataFrame({"count": [1]}), {"title": "t"}])
+def test_something_that_is_no_output_has_no_kind(thing):
+    with pytest.raises(DisclosureInputError, match="not a statistical output"):
+        kind_of(thing)
+
+
+def bad_cases():
+    return [(name, case) for name, kind in KINDS.items() for case in kind.samples().bad]
+
+
+@pytest.mark.parametrize("kind_name, case", bad_cases())
+def test_bad_input_gets_an_invalid_finding_never_a_pass(kind_name, case):
+    kind = KINDS[kind_name]
+    output = kind.samples().bad[case]()
+    report = kind.check(output, DisclosureRules())
+    assert report.verdict == "fail" and any(f.rule == "invalid" and f.verdict == "fail" for f in report.findings)
+    json.dumps(report.to_record())
+    with pytest.raises(DisclosureInputError):
+        kind.mitigate(output, DisclosureRules(), margins=False, rounding=False) if kind_name != "document" \
+            else kind.suppress(output, DisclosureRules())
+
+
+@pytest.mark.parametrize("kind_name", list(KINDS))
+def test_bad_input_covers_the_basic_cases(kind_name):
+    assert {"empty", "text in numbers", "NaN", "inf", "missing column"} <= set(KINDS[kind_name].samples().bad)
+
+
+def boundary_cases():
+    return [(name, index, policy, offset) for name, kind in KINDS.items()
+            for index, _ in enumerate(kind.samples().boundaries) for policy in POLICIES for offset in OFFSETS]
+
+
+@pytest.mark.parametrize("kind_name, index, policy_name, offset", boundary_cases())
+def test_each_rule_at_one_below_and_one_above_its_threshold(kind_name, index, policy_name, offset):
+    kind = KINDS[kind_name]
+    boundary = kind.samples().boundaries[index]
+    policy = POLICIES[policy_name].model_copy(update=dict(boundary.policy))
+    report = kind.check(boundary.make(policy, offset), policy)
+    fails = offset < 0 if boundary.fails == "below" else offset > 0
+    deciding = [f.verdict for f in report.findings if f.rule == boundary.rule]
+    assert deciding and ("fail" in deciding) == fails, report.to_record()
+    assert (report.verdict == "fail") == fails, report.to_record()
+
+
+@pytest.mark.parametrize("policy_name", list(POLICIES))
+@pytest.mark.parametrize("kind_name", list(KINDS))
+def test_files_hold_only_checked_and_shown_cells(kind_name, policy_name):
+    kind = KINDS[kind_name]
+    samples = kind.samples()
+    policy = POLICIES[policy_name].model_copy(update=dict(samples.policy))
+    output, secrets = samples.secret(policy)
+    mitigated = kind.mitigate(output, policy, margins=True, rounding=False)
+    assert isinstance(mitigated, Mitigated) and mitigated.report.verdict != "fail"
+    files = kind.files(mitigated.output, "out", policy)
+    assert files and all(re.fullmatch(r"out\.[a-z.]+", name) for name in files)
+    for name, content in files.items():
+        text = content.decode("utf-8") if not name.endswith(".pdf") else ""
+        for secret in secrets:
+            assert secret not in text, (name, secret)
+        if name.endswith(".csv"):
+            assert_shown_cells_only(kind, mitigated.output, pd.read_csv(io.BytesIO(content), dtype=str), policy)
+        if name.endswith(".json"):
+            spec = json.loads(content)
+            assert set(spec["data"]) == {"values"} and "datasets" not in spec
+
+
+def assert_shown_cells_only(kind, output, table: pd.DataFrame, policy: DisclosureRules) -> None:
+    """No contributor column, blanks beyond the labels of suppressed rows, whole counts, the policy's decimals."""
+    assert not [c for c in table.columns if is_contributor_column(c)]
+    labels = set(kind.labels(output) or []) | kind.fixed_labels(output)
+    numbers = [c for c in table.columns if c not in labels and c != STATUS]
+    hidden = ~shown_mask(table.fillna(""))
+    assert table.loc[hidden, numbers].isna().all().all()
+    for column in numbers:
+        for text in table[column].dropna():
+            if column in kind.count_columns(output):
+                assert re.fullmatch(r"-?\d+", text), (column, text)
+            decimals = re.fullmatch(r"-?\d+\.(\d+)", text)
+            assert decimals is None or len(decimals.group(1)) <= policy.decimals, (column, text)
+
+
+@pytest.mark.parametrize("policy_name", list(POLICIES))
+@pytest.mark.parametrize("kind_name", list(KINDS))
+def test_what_the_register_keeps_checks_again_the_same_way(kind_name, policy_name):
+    kind = KINDS[kind_name]
+    samples = kind.samples()
+    policy = POLICIES[policy_name].model_copy(update=dict(samples.policy))
+    output, secrets = samples.secret(policy)
+    mitigated = kind.mitigate(output, policy, margins=True, rounding=False)
+    kept = json.loads(json.dumps(kind.keep(mitigated.output, policy)))
+    assert not [s for s in secrets if s in json.dumps(kept)]
+    again = kind.recheck(kept, policy, policy)
+    assert again.verdict != "fail" and again.kind == kind.name
+    passing = kind.mitigate(samples.passing(policy), policy, margins=True, rounding=False).output
+    kept = json.loads(json.dumps(kind.keep(passing, policy)))
+    assert kind.recheck(kept, policy, policy).verdict == kind.check(passing, policy).verdict != "fail"
+    stricter = policy.model_copy(update={"min_frequency": 10_000})
+    assert kind.recheck(kept, policy, stricter).verdict == "fail"  # every sample has persons to count
+
+
+@pytest.mark.parametrize("kind_name", list(KINDS))
+def test_rounding_rounds_every_shown_count_to_the_base(kind_name):
+    kind = KINDS[kind_name]
+    samples = kind.samples()
+    policy = DisclosureRules(rounding_base=10).model_copy(update=dict(samples.policy))
+    mitigated = kind.mitigate(samples.passing(policy), policy, margins=False, rounding=True)
+    output = mitigated.output
+    assert mitigated.report.verdict != "fail"
+    if not kind.has_counts(output):
+        assert kind.rounded_to(output) is None
+        return
+    assert kind.rounded_to(output) == 10
+    shown = kind.shown_table(output, policy) if kind_name != "document" else None
+    for column in kind.count_columns(output) if shown is not None else []:
+        values = shown.loc[shown_mask(shown), column].dropna()
+        assert (values.astype(int) % 10 == 0).all(), column
+    always = policy.model_copy(update={"round_counts": True})
+    assert kind.check(samples.passing(always), always).verdict == "fail"  # exact counts under a rounding policy
+    assert kind.check(output, always).verdict != "fail"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return governed_outputs(tmp_path_factory.mktemp("kinds"))
+
+
+@pytest.mark.parametrize("kind_name", list(KINDS))
+def test_every_kind_is_published_and_recorded_through_one_call(workspace, kind_name):
+    kind = KINDS[kind_name]
+    samples = kind.samples()
+    before = workspace.outputs.policy()
+    policy = use_policy(workspace, **samples.policy)  # e.g. extremes allowed: by the admin, audited
+    output, secrets = samples.secret(policy)
+    try:
+        mitigated, record = workspace.outputs.publish(sign_in(workspace, "anna"), "P-1", output, "analysis",
+                                                      f"{kind_name}-out")
+    finally:
+        use_policy(workspace, **{setting: getattr(before, setting) for setting in samples.policy})
+    assert record.kind == kind_name and record.verdict == mitigated.report.verdict != "fail"
+    folder = workspace.outputs.folder(record)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(record.files) and record.files
+    for path in folder.iterdir():
+        data = path.read_bytes()
+        assert not [s for s in secrets if s.encode() in data], path.name
+    with workspace.outputs.engine.connect() as con:
+        row = con.exec_driver_sql("SELECT checks_json, public_cells_json FROM outputs WHERE id = ?",
+                                  (record.id,)).one()
+    assert not [s for s in secrets if s in row.checks_json + row.public_cells_json]
