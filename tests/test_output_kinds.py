@@ -78,15 +78,20 @@ def test_each_rule_at_one_below_and_one_above_its_threshold(kind_name, index, po
     assert (report.verdict == "fail") == fails, report.to_record()
 
 
+def secret_mitigated(kind_name: str, policy_name: str):
+    """The kind, the policy, its secret sample mitigated, and the texts that must never be written."""
+    kind = KINDS[kind_name]
+    policy = POLICIES[policy_name].model_copy(update=dict(kind.samples().policy))
+    output, secrets = kind.samples().secret(policy)
+    mitigated = kind.mitigate(output, policy, margins=True, rounding=False)
+    assert isinstance(mitigated, Mitigated) and mitigated.report.verdict != "fail"
+    return kind, policy, mitigated, secrets
+
+
 @pytest.mark.parametrize("policy_name", list(POLICIES))
 @pytest.mark.parametrize("kind_name", list(KINDS))
 def test_files_hold_only_checked_and_shown_cells(kind_name, policy_name):
-    kind = KINDS[kind_name]
-    samples = kind.samples()
-    policy = POLICIES[policy_name].model_copy(update=dict(samples.policy))
-    output, secrets = samples.secret(policy)
-    mitigated = kind.mitigate(output, policy, margins=True, rounding=False)
-    assert isinstance(mitigated, Mitigated) and mitigated.report.verdict != "fail"
+    kind, policy, mitigated, secrets = secret_mitigated(kind_name, policy_name)
     files = kind.files(mitigated.output, "out", policy)
     assert files and all(re.fullmatch(r"out\.[a-z.]+", name) for name in files)
     for name, content in files.items():
@@ -118,16 +123,12 @@ def assert_shown_cells_only(kind, output, table: pd.DataFrame, policy: Disclosur
 @pytest.mark.parametrize("policy_name", list(POLICIES))
 @pytest.mark.parametrize("kind_name", list(KINDS))
 def test_what_the_register_keeps_checks_again_the_same_way(kind_name, policy_name):
-    kind = KINDS[kind_name]
-    samples = kind.samples()
-    policy = POLICIES[policy_name].model_copy(update=dict(samples.policy))
-    output, secrets = samples.secret(policy)
-    mitigated = kind.mitigate(output, policy, margins=True, rounding=False)
+    kind, policy, mitigated, secrets = secret_mitigated(kind_name, policy_name)
     kept = json.loads(json.dumps(kind.keep(mitigated.output, policy)))
     assert not [s for s in secrets if s in json.dumps(kept)]
     again = kind.recheck(kept, policy, policy)
     assert again.verdict != "fail" and again.kind == kind.name
-    passing = kind.mitigate(samples.passing(policy), policy, margins=True, rounding=False).output
+    passing = kind.mitigate(kind.samples().passing(policy), policy, margins=True, rounding=False).output
     kept = json.loads(json.dumps(kind.keep(passing, policy)))
     assert kind.recheck(kept, policy, policy).verdict == kind.check(passing, policy).verdict != "fail"
     stricter = policy.model_copy(update={"min_frequency": 10_000})

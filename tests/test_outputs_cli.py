@@ -54,7 +54,7 @@ def test_request_review_and_release_from_the_command_line(workspace):
 
     shown = invoke("outputs", "show", output.id, "--user", "anna", "-w", root)
     assert shown.exit_code == 0
-    for text in ("Persons by area", "min_frequency", "cecilia", "approve", "released", "P-1-R001", CONTEXT):
+    for text in ("Persons by area", "min_frequency", "cecilia", "approve", "released", "P-1-R001", CONTEXT, "as checked"):
         assert text in shown.output
 
 

@@ -3,7 +3,10 @@
 It takes the real path: demo users are made, an analyst requests a permit with the handbook's
 form, the approvers the assessment routes it to approve it, the steward builds the pool under
 it, and the analyst opens the pool for the analytic review after the reassessment, runs the
-shipped impact study, and asks for its outputs to be released; the checker reviews and releases them.
+shipped impact study (its tables and report published through the output register under the
+workspace's disclosure policy, one release with one rounding policy), and asks for its outputs to
+be released; the checker reviews them (commenting on each, as a report's "review" verdict asks)
+and releases them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pathlib import Path
 
 import yaml
 
+from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.register import OutputRecord
 from safepool.errors import SafepoolError
 from safepool.governance.assessment import ApprovalRole
@@ -90,6 +94,13 @@ def make_users(workspace: Workspace, governance: Governance) -> dict[str, str]:
     return passwords
 
 
+def verdicts(study: StudyResult) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for record in study.records.values():
+        found[record.verdict] = found.get(record.verdict, 0) + 1
+    return found
+
+
 def release_outputs(governance: Governance, analyst: Actor, checker: Actor, records: list[OutputRecord]) -> Path:
     """The release path every output takes: the author asks, a checker reviews each one, then releases."""
     ids = [record.id for record in records]
@@ -97,6 +108,18 @@ def release_outputs(governance: Governance, analyst: Actor, checker: Actor, reco
     for output_id in ids:
         governance.outputs.review(checker, output_id, "approve", "checks passed; reviewed in the demo")
     return governance.outputs.release(checker, ids)
+
+
+def published_count(study: StudyResult, step: str) -> str:
+    """A count of the cohort flow as it was published (rounded with the rest of the release, if it was)."""
+    flow = study.checked["cohort_flow"].output.public_table()
+    shown = flow.loc[(flow["step"] == step).to_numpy() & shown_mask(flow), "count"]
+    return f"{int(shown.iloc[0]):,}" if len(shown) else "(suppressed)"
+
+
+def counts_note(study: StudyResult) -> str:
+    base = study.records["cohort_flow"].counts_rounded_to
+    return f"counts rounded to base {base}" if base else "exact counts"
 
 
 def headline(study: StudyResult) -> str:
@@ -109,7 +132,7 @@ def headline(study: StudyResult) -> str:
     effect = row.iloc[0]
     return (f"Headline: entering the skills centre changed the employment rate {horizon} quarters later by "
             f"{100 * effect['estimate']:+.1f} percentage points (95% interval {100 * effect['ci_low']:+.1f} to "
-            f"{100 * effect['ci_high']:+.1f}; {int(effect['n_treated']):,} clients)")
+            f"{100 * effect['ci_high']:+.1f}; {int(effect['n_treated']):,} clients, {counts_note(study)})")
 
 
 def run_demo(
@@ -170,11 +193,14 @@ def run_demo(
         f"Analytic review by the analyst: {clients:,} skills-centre clients in the pool",
         f"Quarantined in the steward zone: {quarantined:,} rows "
         f"({', '.join(f'{k} {v:,}' for k, v in linkage.quarantined_rows_by_reason.items())})",
-        f"Impact study: {study.n_matched:,} of {study.n_treated:,} clients matched to similar eligible immigrants "
-        f"in the same entry quarter; balance {'passed' if study.balance_passed else 'not passed for every covariate'}",
+        f"Impact study: {published_count(study, 'clients matched')} of "
+        f"{published_count(study, 'entrants eligible at their entry quarter (treated units)')} clients matched to "
+        f"similar eligible immigrants in the same entry quarter (as published: {counts_note(study)}); balance "
+        f"{'passed' if study.balance_passed else 'not passed for every covariate'}",
         headline(study),
-        f"Outputs: {len(study.records)} recorded and checked, release requested by vtt.analyst1, "
-        f"approved and released by sf.checker",
+        f"Outputs: {len(study.records)} published through the output register under the workspace's policy "
+        f"({', '.join(f'{n} {v}' for v, n in verdicts(study).items())}), release requested by vtt.analyst1, "
+        f"approved (with a comment where a person had to look) and released by sf.checker",
         f"Released report: {release / study.records['report'].id / PDF_NAME}",
         f"Release folder (the only way out; SHA256SUMS and MANIFEST.json): {release}",
         f"Audit log: {verdict.checked} records, hash chain {'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}",

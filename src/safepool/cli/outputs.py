@@ -1,4 +1,8 @@
-"""Commands of safe outputs: list and show recorded outputs, ask for release, review, release."""
+"""Commands of safe outputs: list and show recorded outputs, ask for release, review, release.
+
+Outputs are published by the analyses (study, queries) through the output register under the
+workspace's policy (`safepool policy show`); these commands take them through review and release,
+each checked again under the current policy on the way."""
 
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ def outputs_show(output_id: str, user: UserOption, workspace: WorkspaceOption = 
     about = Table("field", "value", show_header=False)
     for field, value in (("output", r.id), ("permit", r.permit), ("title", r.title), ("kind", r.kind),
                          ("source", r.source), ("author", r.author), ("created", r.created.isoformat()),
-                         ("status", r.status), ("checks", r.verdict), ("mitigation", r.mitigation or ""),
+                         ("status", r.status), ("checks", _verdict(r.verdict)), ("mitigation", r.mitigation or ""),
+                         ("counts", f"rounded to base {r.counts_rounded_to}" if r.counts_rounded_to else "as checked"),
                          ("context", r.context or ""), ("files", ", ".join(r.files)),
                          ("folder", str(governance.outputs.folder(r))), ("release", r.release_id or "")):
         about.add_row(field, escape(str(value)))
@@ -95,11 +100,12 @@ def outputs_review(
     output_id: str,
     decision: Annotated[str, typer.Option(help="approve, return (with comments) or reject.")],
     user: UserOption,
-    comment: Annotated[str, typer.Option(help="For the author; needed to return, reject, or approve despite "
-                                              "differencing flags.")] = "",
+    comment: Annotated[str, typer.Option(help="For the author; needed to return, reject, approve despite "
+                                              "differencing flags, or approve an output whose verdict is "
+                                              "review (say what you looked at).")] = "",
     workspace: WorkspaceOption = Path("."),
 ) -> None:
-    """As a checker (never the author): decide on one requested output."""
+    """As a checker (never the author): decide on one requested output (approval re-checks it under the current policy)."""
     governance, actor = signed_in(workspace_of(workspace), user)
     record = run(lambda: governance.outputs.review(actor, output_id, decision, comment))
     _print_flags(record.differencing)
@@ -112,6 +118,10 @@ def outputs_release(output_ids: OutputIds, user: UserOption, workspace: Workspac
     governance, actor = signed_in(workspace_of(workspace), user)
     folder = run(lambda: governance.outputs.release(actor, output_ids))
     console.print(f"Released {len(output_ids)} output(s) to {folder}", highlight=False, soft_wrap=True)
+
+
+def _verdict(verdict: str) -> str:
+    return "review (passed the automatic rules; a person must look)" if verdict == "review" else verdict
 
 
 def _print_flags(flags) -> None:  # type: ignore[no-untyped-def]
