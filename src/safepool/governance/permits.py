@@ -97,6 +97,9 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: every query reads a permit
+
+
 class PermitOffice:
     def __init__(self, engine: Engine, audit: AuditLog, matrices: Matrices | None = None) -> None:
         self.engine = engine
@@ -112,7 +115,7 @@ class PermitOffice:
             raise SafepoolError(f"no permit {permit_id}")
         return Permit(
             id=row["id"],
-            request=PermitRequest.model_validate(yaml.safe_load(row["request_yaml"])),
+            request=PermitRequest.model_validate(yaml.load(row["request_yaml"], Loader=_YAML_LOADER)),
             assessment=Assessment.model_validate_json(row["assessment_json"]),
             phase=Phase(row["phase"]),
             status=row["status"],

@@ -27,6 +27,10 @@ class PoolNotBuilt(SafepoolError):
     pass
 
 
+class PoolBusy(SafepoolError):
+    """The pool is open in this process under another configuration."""
+
+
 def pool_path(pool_dir: Path, permit: str) -> Path:
     path = pool_dir / permit
     if not (path / POOL_FILE).is_file():
@@ -36,13 +40,15 @@ def pool_path(pool_dir: Path, permit: str) -> Path:
 
 def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection that cannot reach files or the network (nor use more than
-    `memory_limit_mb` of memory, when given)."""
-    con = duckdb.connect(str(pool_path(pool_dir, permit) / POOL_FILE), read_only=True)
+    `memory_limit_mb` of memory, when given), its configuration locked."""
+    config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if memory_limit_mb is not None:
-        con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
+        config["memory_limit"] = f"{int(memory_limit_mb)}MB"
+    try:
+        return duckdb.connect(str(pool_path(pool_dir, permit) / POOL_FILE), read_only=True, config=config)
+    except duckdb.ConnectionException:
+        raise PoolBusy(f"the pool of permit {permit} is open in this process with other limits; "
+                       "try again when the other query has finished") from None
 
 
 def linkage_report(pool_dir: Path, permit: str) -> dict[str, object]:

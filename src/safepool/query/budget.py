@@ -54,6 +54,13 @@ class Budget:
                 except duckdb.Error:
                     pass
 
+    def arrays(self, step: str, sql: str) -> dict[str, object]:
+        """The result of one statement as NumPy arrays by column (no DataFrame on the way)."""
+        try:
+            return self.con.execute(sql).fetchnumpy()
+        except duckdb.Error as exc:
+            raise self._refusal(step, exc) from None
+
     def _refusal(self, step: str, exc: duckdb.Error) -> Exception:
         if isinstance(exc, duckdb.InterruptException):
             return refuse(f"it ran longer than the policy's budget of {self.seconds:g} seconds (while it was "

@@ -121,8 +121,8 @@ class _Column:
     """One measure: its cells, its persons' contributions, and the checked, mitigated output."""
 
     measure: Measure
-    cells: pd.DataFrame                # g0.. labels, n, value, top, abs_total (and s, w for means)
-    persons: pd.DataFrame              # g0.., person, contribution columns (value, and rows for means)
+    cells: pd.DataFrame                # cell number, g0.. labels, n, s (sum), w (rows), top, abs_total
+    persons: pd.DataFrame              # cell number, person, value, rows
     mitigated: Mitigated | None = None
     empty: list[tuple] = field(default_factory=list)  # labels of cells without values
 
@@ -132,8 +132,9 @@ def _run(con: duckdb.DuckDBPyConnection, model: AggregateModel, dictionary: Dict
     """Every measure's cells and contributions, computed under the policy's budget."""
     compiler = Compiler(model, dictionary)
     keys, width = compiler.keys, max(policy.dominance_n, 2)
+    cell = f"dense_rank() OVER (ORDER BY {', '.join(keys)}) - 1" if keys else "0"
     with Budget(con, policy.max_seconds) as budget:
-        budget.run("select the rows", f"CREATE TEMP TABLE base AS {compiler.base()}")
+        budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
         budget.run("add up each person's rows", f"CREATE TEMP TABLE per_person AS {compiler.per_person()}")
         columns = []
         for j, measure in enumerate(model.measures):
@@ -145,19 +146,21 @@ def _run(con: duckdb.DuckDBPyConnection, model: AggregateModel, dictionary: Dict
                 source = "per_person"
                 value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
                 rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
-            persons = budget.frame(step, f"SELECT {', '.join(keys + ['person'])}, CAST({value} AS DOUBLE) AS value, "
-                                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} WHERE {rows} > 0")
-            cells = budget.frame(step, _cells_sql(keys, width), persons=persons)
+            budget.run(step, f"CREATE OR REPLACE TEMP TABLE persons AS SELECT {', '.join(keys) + ', ' if keys else ''}"
+                             f"{cell} AS cell, person, CAST({value} AS DOUBLE) AS value, CAST({rows} AS DOUBLE) AS rows "
+                             f"FROM {source} WHERE {rows} > 0")
+            cells = budget.frame(step, _cells_sql(keys, width))
+            persons = pd.DataFrame(budget.arrays(step, "SELECT cell, person, value, rows FROM persons"))
             columns.append(_Column(measure, cells, persons))
     return columns
 
 
 def _cells_sql(keys: list[str], width: int) -> str:
-    """Per cell: persons, value, rows, and the largest contributions (kept inside the engine)."""
-    parts = [*keys, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
+    """Per cell, in the order of its number: labels, persons, value, rows, and the largest
+    contributions (kept inside the engine)."""
+    parts = ["cell", *keys, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
              f"max(abs(value), {width}) AS top", "sum(abs(value)) AS abs_total"]
-    group = f" GROUP BY {', '.join(keys)}" if keys else ""
-    return f"SELECT {', '.join(parts)} FROM persons{group}"
+    return f"SELECT {', '.join(parts)} FROM persons GROUP BY {', '.join(['cell', *keys])} ORDER BY cell"
 
 
 # -- disclosure checks and suppression --------------------------------------------------------
@@ -275,22 +278,22 @@ def _incoming(model: AggregateModel, columns: list[_Column]) -> tuple[pd.DataFra
         if column.mitigated is None:
             continue
         persons = column.persons
-        inner = column.cells[[f"g{i}" for i in range(len(groups))]].reset_index(drop=True)
-        index = persons.merge(inner.reset_index(), how="left")["index"].to_numpy() if groups else \
-            np.zeros(len(persons), dtype=int)
-        labels = [tuple(json_safe(v) for v in row) for row in inner.itertuples(index=False)] if groups else [()]
-        position = {label: i for i, label in enumerate(labels)}
-        sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile")
+        cell_of = persons["cell"].to_numpy()
+        person_code, person_ids = pd.factorize(persons["person"])
+        inner = column.cells[[f"g{i}" for i in range(len(groups))]]
+        position = {tuple(json_safe(v) for v in row): int(number)
+                    for row, number in zip(inner.itertuples(index=False), column.cells["cell"])}
         parts = ["value", "rows"] if column.measure.kind in ("mean", "quantile") else ["value"]
-        for members in sets:
-            chosen = np.isin(index, [position[label] for label in members if label in position])
-            frame = persons.loc[chosen]
+        for members in _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile"):
+            chosen = np.isin(cell_of, [position[label] for label in members if label in position])
+            present = np.bincount(person_code[chosen], minlength=len(person_ids)) > 0
             for part in parts:
-                values = frame.groupby("person")[part].sum()
+                values = np.bincount(person_code[chosen], weights=persons[part].to_numpy()[chosen],
+                                     minlength=len(person_ids))
                 cell = len(column_of)
                 column_of[cell] = j
-                incoming.append(pd.DataFrame({"cell": cell, "person": values.index.to_numpy(dtype="uint64"),
-                                              "value": values.to_numpy(dtype=float)}))
+                incoming.append(pd.DataFrame({"cell": cell, "person": np.asarray(person_ids)[present].astype("uint64"),
+                                              "value": values[present]}))
     frame = pd.concat(incoming, ignore_index=True) if incoming else \
         pd.DataFrame({"cell": pd.Series(dtype="int64"), "person": pd.Series(dtype="uint64"),
                       "value": pd.Series(dtype=float)})

@@ -107,6 +107,7 @@ WITHHELD = "withheld"        # the audit outcome of a query answered with column
 MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
+_SIGNATURE = "bit_xor(hash(person, round(value, 6)))"  # order-free: the same cell gives the same signature
 _RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -288,19 +289,29 @@ class Ledger:
     def compare(self, incoming: pd.DataFrame, min_frequency: int) -> tuple[set[int], set[int]]:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
         with a value of zero) that differ from a remembered cell by 1 to min_frequency - 1 persons,
-        and those equal to a remembered cell."""
+        and those equal to a remembered cell. A cell with the size and signature (an order-free hash
+        of its persons and values) of a remembered one is that cell again and adds nothing; two cells
+        whose sizes differ by the minimum frequency or more differ by at least that many persons, so
+        only the other incoming cells are compared, and only with remembered cells of a near size."""
         con = self._con()
         con.register("incoming", incoming)
         try:
             pairs = con.sql(f"""
-                WITH sizes AS (SELECT cell, count(*) AS size FROM incoming GROUP BY cell),
+                WITH sizes AS (SELECT cell, count(*) AS size, {_SIGNATURE} AS signature FROM incoming GROUP BY cell),
+                identical AS (SELECT DISTINCT s.cell FROM sizes s
+                              JOIN cells o ON o.size = s.size AND o.signature = s.signature),
+                fresh AS (SELECT * FROM sizes WHERE cell NOT IN (SELECT cell FROM identical)),
+                near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s ON abs(o.size - s.size) < {int(min_frequency)}),
                 pairs AS (
                     SELECT i.cell AS new, c.cell AS old, count(*) AS overlap,
                            count(*) FILTER (WHERE abs(i.value - c.value)
                                <= {_RELATIVE_TOLERANCE} * greatest(abs(i.value), abs(c.value), 1)) AS same
-                    FROM incoming i JOIN contributions c USING (person) GROUP BY ALL)
+                    FROM (SELECT * FROM incoming WHERE cell IN (SELECT cell FROM fresh)) i
+                    JOIN (SELECT * FROM contributions WHERE cell IN (SELECT cell FROM near)) c
+                         USING (person) GROUP BY ALL)
                 SELECT p.new, s.size + o.size - p.overlap - p.same AS differing
-                FROM pairs p JOIN sizes s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
+                FROM pairs p JOIN sizes s ON s.cell = p.new JOIN cells o ON o.cell = p.old
+                UNION ALL SELECT cell, 0 FROM identical""").fetchall()
         finally:
             con.unregister("incoming")
         close = {int(cell) for cell, differing in pairs if 0 < differing < min_frequency}
@@ -331,7 +342,7 @@ class Ledger:
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
-            con.execute("INSERT INTO cells SELECT cell, count(*) FROM incoming GROUP BY cell")
+            con.execute(f"INSERT INTO cells SELECT cell, count(*), {_SIGNATURE} FROM incoming GROUP BY cell")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?", [cells, rows, digest])
             con.execute("COMMIT")
         except BaseException:
@@ -436,7 +447,7 @@ class Ledger:
         self.con = self._connect()
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
-        self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT)")
+        self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT)")
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
         self.con.execute("COMMIT")

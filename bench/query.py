@@ -1,0 +1,134 @@
+"""Benchmark: checked aggregate queries through the gateway against the same aggregate in bare DuckDB.
+
+    python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3]
+
+Makes (or reuses, with --workspace) a synthetic Espoo of `--persons` persons with the demo's
+users, permit and pool, then asks one-way and two-way questions as the analyst through
+`run_query` (model check, budget, per-person contributions, disclosure checks, suppression,
+differencing ledger, output record and audit), and the same aggregate as plain SQL on the pool
+file in the same run. Prints each query's median time both ways, the p50 over all queries and
+the ratio. Target: p50 under 300 ms, within 10x of bare DuckDB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from safepool.demo import DEMO_PERMIT, SIGNERS, demo_request, make_users
+from safepool.governance.context import Governance
+from safepool.governance.permits import Phase
+from safepool.pool.access import POOL_FILE
+from safepool.pool.build import build_for_permit
+from safepool.query.engine import run_query
+from safepool.synth.load import synthesise
+from safepool.workspace import Workspace
+
+# (what, gateway SQL, the same aggregate in bare DuckDB)
+QUERIES = [
+    ("persons by sex",
+     "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex",
+     "SELECT sex, count(DISTINCT pid) FROM population GROUP BY sex"),
+    ("persons by native language",
+     "SELECT native_language, count(DISTINCT pid) AS n FROM population GROUP BY native_language",
+     "SELECT native_language, count(DISTINCT pid) FROM population GROUP BY native_language"),
+    ("persons by sex x marital status",
+     "SELECT sex, marital_status, count(DISTINCT pid) AS n FROM population GROUP BY 1, 2",
+     "SELECT sex, marital_status, count(DISTINCT pid) FROM population GROUP BY 1, 2"),
+    ("mean earnings by main activity",
+     "SELECT main_activity, avg(earnings) AS m FROM employment WHERE quarter >= '2023Q1' GROUP BY 1",
+     "SELECT main_activity, avg(earnings) FROM employment WHERE quarter >= '2023Q1' GROUP BY 1"),
+    ("sum of benefits by type x year",
+     "SELECT benefit_type, year(month) AS y, sum(amount) AS s FROM benefits WHERE month >= 202201 GROUP BY 1, 2",
+     "SELECT benefit_type, month // 100 AS y, sum(amount) FROM benefits WHERE month >= 202201 GROUP BY 1, 2"),
+    ("persons by earned income band",
+     "SELECT bin(earned_income) AS b, count(DISTINCT pid) AS n FROM income_taxes WHERE tax_year = 2023 GROUP BY b",
+     "SELECT floor(earned_income / 10000), count(DISTINCT pid) FROM income_taxes WHERE tax_year = 2023 GROUP BY 1"),
+    ("mean earned income by sex x native language",
+     "SELECT sex, native_language, avg(earned_income) AS m FROM income_taxes JOIN population USING (pid) "
+     "WHERE tax_year = 2023 GROUP BY 1, 2",
+     "SELECT sex, native_language, avg(earned_income) FROM income_taxes JOIN population USING (pid) "
+     "WHERE tax_year = 2023 GROUP BY 1, 2"),
+    ("median earned income by sex",
+     "SELECT sex, median(earned_income) AS q FROM income_taxes JOIN population USING (pid) "
+     "WHERE tax_year = 2023 GROUP BY sex",
+     "SELECT sex, median(earned_income) FROM income_taxes JOIN population USING (pid) "
+     "WHERE tax_year = 2023 GROUP BY sex"),
+    ("visits by service x year",
+     "SELECT service, year(visit_date) AS y, count(*) AS n FROM social_health WHERE visit_date >= DATE '2020-01-01' "
+     "GROUP BY 1, 2",
+     "SELECT service, year(visit_date), count(*) FROM social_health WHERE visit_date >= DATE '2020-01-01' "
+     "GROUP BY 1, 2"),
+    ("persons by permit grounds",
+     "SELECT grounds, count(DISTINCT pid) AS n FROM residence_permits GROUP BY grounds",
+     "SELECT grounds, count(DISTINCT pid) FROM residence_permits GROUP BY grounds"),
+]
+
+
+def prepare(root: Path, persons: int, seed: int) -> dict[str, str]:
+    """A workspace with synthetic Espoo, the demo's users and permit, and the permit's pool built."""
+    if (root / "steward" / "demo-users.yaml").exists():
+        return yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
+    Workspace.init(root)
+    started = time.perf_counter()
+    synthesise(root, persons=persons, seed=seed)
+    workspace = Workspace.open(root)
+    governance = Governance.open(root)
+    passwords = make_users(workspace, governance)
+    user = lambda name: governance.users.authenticate(name, passwords[name])  # noqa: E731
+    permit = governance.permits.request(user("vtt.analyst1"), demo_request(), DEMO_PERMIT)
+    for role in permit.assessment.approvals:
+        governance.permits.approve(user(SIGNERS[role]), DEMO_PERMIT, role)
+    steward = user("espoo.steward")
+    build_for_permit(workspace, governance, steward, DEMO_PERMIT)
+    governance.permits.advance(steward, DEMO_PERMIT, Phase.analytic_review, "benchmark")
+    print(f"prepared {persons:,} persons in {time.perf_counter() - started:.0f} s")
+    return passwords
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--persons", type=int, default=300_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workspace", type=Path, default=None, help="reuse (or make) this workspace")
+    parser.add_argument("--repeat", type=int, default=3, help="times each query is asked both ways")
+    args = parser.parse_args()
+    root = args.workspace or Path(tempfile.mkdtemp(prefix="safepool-bench-query-")) / "ws"
+    passwords = prepare(root, args.persons, args.seed)
+    governance = Governance.open(root)
+    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    pool = Workspace.open(root).pool_dir
+    copy = root.parent / "bare-pool.duckdb"  # its own file: one process opens a database with one configuration
+    shutil.copyfile(pool / DEMO_PERMIT / POOL_FILE, copy)
+    bare = duckdb.connect(str(copy), read_only=True)
+    gateway_times, bare_times = [], []
+    print(f"{'query':46s} {'gateway':>9s} {'bare':>8s} {'ratio':>6s}  cells shown")
+    for what, sql, plain in QUERIES:
+        ours, theirs = [], []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            answer = run_query(pool, governance, analyst, DEMO_PERMIT, sql)
+            ours.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            bare.execute(plain).fetchall()
+            theirs.append(time.perf_counter() - started)
+        ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+        gateway_times += ours
+        bare_times += theirs
+        shown = int((answer.table["status"] == "shown").sum())
+        print(f"{what:46s} {1000 * ours_median:7.0f}ms {1000 * theirs_median:6.1f}ms "
+              f"{ours_median / theirs_median:5.1f}x  {shown}/{len(answer.table)}")
+    p50, bare_p50 = statistics.median(gateway_times), statistics.median(bare_times)
+    print(f"p50 over {len(gateway_times)} queries: gateway {1000 * p50:.0f} ms, bare DuckDB {1000 * bare_p50:.1f} ms, "
+          f"ratio {p50 / bare_p50:.1f}x (target: under 300 ms and within 10x)")
+
+
+if __name__ == "__main__":
+    main()
