@@ -19,6 +19,7 @@ import pytest
 
 from governed import sign_in
 from safepool.disclosure.mitigation import SHOWN
+from safepool.governance.alerts import DIFFERENCING, run_alerts
 from safepool.governance.context import Governance
 from safepool.query.engine import run_query
 from safepool.query.ledger import LEDGER_DIR, LedgerTampered
@@ -207,6 +208,12 @@ def test_three_answers_cannot_isolate_a_person_and_the_alert_fires(setup):
     assert np.isnan(men.table.loc[0, "s"])
     record = governance.audit.records(action="query")[-1]
     assert record.outcome == "withheld" and record.detail["withheld"][0]["measure"] == "sum"
+    assert not [a for a in run_alerts(governance.audit) if a.rule == DIFFERENCING]  # once is not a pattern
+    for other in ("avg(amount) AS m", "sum(amount) AS s"):  # the same attack again, on the mean and the sum
+        again = ask(setup, f"SELECT {other} {base} AND sex = 'M'")
+        assert again.table["status"].str.contains("differencing|suppressed").all()
+    alerts = [a for a in run_alerts(governance.audit) if a.rule == DIFFERENCING]
+    assert len(alerts) == 1 and PERMIT in str(alerts[0]) and "anna" in str(alerts[0])
 
 
 # -- the ledger cannot be reset quietly ------------------------------------------------------------
