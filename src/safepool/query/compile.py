@@ -127,11 +127,15 @@ class Compiler:
         variable, column = self._variable(condition.variable.table, condition.variable.name)
         if condition.operator in ("is null", "is not null"):
             return f"{column} {condition.operator.upper()}"
-        if variable.level == "categorical":
-            column = f"CAST({column} AS VARCHAR)"
-        elif variable.level == "date":
-            column = date_sql(variable, column)
-        values = [_constant(variable, v) for v in condition.values]
+        native = [_native(variable, v) for v in condition.values]
+        if all(v is not None for v in native):  # compared as stored: no conversion of every row
+            values = native
+        else:
+            if variable.level == "categorical":
+                column = f"CAST({column} AS VARCHAR)"
+            elif variable.level == "date":
+                column = date_sql(variable, column)
+            values = [_constant(variable, v) for v in condition.values]
         if condition.operator in ("in", "not in"):
             return f"coalesce({column} {condition.operator.upper()} ({', '.join(values)}), false)"
         if condition.operator == "between":
@@ -151,6 +155,25 @@ def date_sql(variable: Variable, column: str) -> str:
         return (f"make_date(CAST(substr({text}, 1, 4) AS BIGINT), "
                 f"3 * CAST(substr({text}, 6, 1) AS BIGINT) - 2, 1)")
     return f"make_date(CAST({column} AS BIGINT), 1, 1)"
+
+
+def _native(variable: Variable, value: object) -> str | None:
+    """A constant as the column stores it, when comparing there means the same: an integer code of
+    an integer column, or a date that is the first day of a period written yyyymm, yyyyq or year
+    (those orders agree with the dates'); None when the constant must be compared converted."""
+    if variable.level == "categorical":
+        text = constant_text(value)
+        return text if variable.type == "integer" and text.lstrip("-").isdigit() else None
+    if variable.level != "date" or not isinstance(value, dt.date):
+        return None
+    fmt = variable.date_format
+    if fmt == TimeFormat.yyyymm and value.day == 1:
+        return str(value.year * 100 + value.month)
+    if fmt == TimeFormat.yyyyq and value.day == 1 and value.month % 3 == 1:
+        return quote_text(f"{value.year}Q{(value.month + 2) // 3}")
+    if fmt == TimeFormat.year and value.day == 1 and value.month == 1:
+        return str(value.year)
+    return None
 
 
 def _constant(variable: Variable, value: object) -> str:
