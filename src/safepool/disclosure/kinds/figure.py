@@ -97,6 +97,7 @@ class FigureKind(OutputKind):
         return _table_kind(output).count_columns(output.table)
 
     def suppress(self, output: Figure, policy: DisclosureRules, margins: bool = True) -> Mitigated:
+        self._require_valid(output)
         return self._through_table(output, _table_kind(output).suppress(output.table, policy, margins), policy)
 
     def mitigate(self, output: Figure, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:
