@@ -6,9 +6,10 @@ numbers, dates or codes the model has already checked. Group labels are computed
 lists, bins and date parts in SQL, so no value read from the data can become a label.
 
 Three statements follow from a model:
-- `base`: one row per row of the joined tables that passes the filters, with the person (a hash of
-  the pseudonym, for telling persons apart only), each group's label and each measured value;
-- `per_person`: per cell and person, rows and the sum of each measured value;
+- `base`: one row per row of the joined tables that passes the filters, with the person's
+  pseudonym, each group's label and each measured value;
+- `per_person`: per cell and person (a hash of the pseudonym, for telling persons apart only),
+  rows and the sum of each measured value;
 - `quantile_windows`: for a quantile, the rows whose value lies in the window of at least the
   minimum frequency of values around the quantile position (ties at the window's edges are taken
   whole, so the window depends on the values alone, never on row or pseudonym order).
@@ -51,7 +52,7 @@ class Compiler:
     def base(self) -> str:
         """Rows in scope: person, group labels g0.., measured values x0.. (NULL where not measured)."""
         first = self.alias[self.model.tables[0]]
-        columns = [f"hash({first}.{PERSON}) AS person"]
+        columns = [f"{first}.{PERSON} AS pid"]
         columns += [f"{self._label(group)} AS g{i}" for i, group in enumerate(self.model.groups)]
         for j, measure in enumerate(self.model.measures):
             if measure.variable is not None:
@@ -67,11 +68,11 @@ class Compiler:
 
     def per_person(self) -> str:
         """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j)."""
-        parts = [*self.keys, "person", "count(*) AS n_rows"]
+        parts = [*self.keys, "hash(pid) AS person", "count(*) AS n_rows"]
         for j, measure in enumerate(self.model.measures):
             if measure.variable is not None:
                 parts += [f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}"]
-        return f"SELECT {', '.join(parts)} FROM base GROUP BY {', '.join([*self.keys, 'person'])}"
+        return f"SELECT {', '.join(parts)} FROM base GROUP BY {', '.join([*self.keys, 'pid'])}"
 
     def quantile_window(self, j: int, measure: Measure, width: int) -> str:
         """Per cell and person, the rows and sum of values inside the quantile's window of `width`
@@ -82,7 +83,8 @@ class Compiler:
         on = " AND ".join(f"v.{k} = e.{k}" for k in self.keys) or "true"
         q = float(measure.quantile or 0.5)
         return f"""
-            WITH v AS (SELECT {', '.join([*self.keys, 'person'])}, x{j} AS x FROM base WHERE x{j} IS NOT NULL),
+            WITH v AS (SELECT {', '.join([*self.keys, 'hash(pid) AS person'])}, x{j} AS x FROM base
+                       WHERE x{j} IS NOT NULL),
             ranked AS (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY x) - 1 AS i,
                               count(*) OVER (PARTITION BY {partition}) AS n FROM v),
             placed AS (SELECT *, greatest(0, least(n - {width},

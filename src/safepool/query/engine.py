@@ -132,7 +132,6 @@ def _run(con: duckdb.DuckDBPyConnection, model: AggregateModel, dictionary: Dict
     """Every measure's cells and contributions, computed under the policy's budget."""
     compiler = Compiler(model, dictionary)
     keys, width = compiler.keys, max(policy.dominance_n, 2)
-    cell = f"dense_rank() OVER (ORDER BY {', '.join(keys)}) - 1" if keys else "0"
     with Budget(con, policy.max_seconds) as budget:
         budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
         budget.run("add up each person's rows", f"CREATE TEMP TABLE per_person AS {compiler.per_person()}")
@@ -147,12 +146,21 @@ def _run(con: duckdb.DuckDBPyConnection, model: AggregateModel, dictionary: Dict
                 value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
                 rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
             budget.run(step, f"CREATE OR REPLACE TEMP TABLE persons AS SELECT {', '.join(keys) + ', ' if keys else ''}"
-                             f"{cell} AS cell, person, CAST({value} AS DOUBLE) AS value, CAST({rows} AS DOUBLE) AS rows "
+                             f"person, CAST({value} AS DOUBLE) AS value, CAST({rows} AS DOUBLE) AS rows "
                              f"FROM {source} WHERE {rows} > 0")
+            budget.run(step, f"CREATE OR REPLACE TEMP TABLE numbered AS SELECT {', '.join(keys) + ', ' if keys else ''}"
+                             f"row_number() OVER ({'ORDER BY ' + ', '.join(keys) if keys else ''}) - 1 AS cell "
+                             f"FROM (SELECT DISTINCT {', '.join(keys) or '1'} FROM persons)")
             cells = budget.frame(step, _cells_sql(keys, width))
-            persons = pd.DataFrame(budget.arrays(step, "SELECT cell, person, value, rows FROM persons"))
+            persons = pd.DataFrame(budget.arrays(step, "SELECT cell, person, value, rows FROM persons "
+                                                       f"{_join_numbers(keys)}"))
             columns.append(_Column(measure, cells, persons))
     return columns
+
+
+def _join_numbers(keys: list[str]) -> str:
+    """Each person row joined to its cell number."""
+    return f"JOIN numbered USING ({', '.join(keys)})" if keys else "CROSS JOIN numbered"
 
 
 def _cells_sql(keys: list[str], width: int) -> str:
@@ -160,7 +168,8 @@ def _cells_sql(keys: list[str], width: int) -> str:
     contributions (kept inside the engine)."""
     parts = ["cell", *keys, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
              f"max(abs(value), {width}) AS top", "sum(abs(value)) AS abs_total"]
-    return f"SELECT {', '.join(parts)} FROM persons GROUP BY {', '.join(['cell', *keys])} ORDER BY cell"
+    return (f"SELECT {', '.join(parts)} FROM persons {_join_numbers(keys)} GROUP BY {', '.join(['cell', *keys])} "
+            "ORDER BY cell")
 
 
 # -- disclosure checks and suppression --------------------------------------------------------
