@@ -340,3 +340,13 @@ def test_generated_queries_return_only_checked_aggregates(shared, generated):
             shown.assign(persons=persons["persons"].iloc[0])
         small = (merged["persons"] > 0) & (merged["persons"] < 5)  # zero persons is a zero, not a person's value
         assert not small.any(), f"a shown cell of {aggregate} has 1 to 4 persons: {sql}"
+
+
+def test_when_the_policy_rounds_counts_every_count_is_rounded(setup):
+    from recorded_outputs import use_policy
+
+    _, governance, _ = setup
+    use_policy(governance, round_counts=True)
+    answer = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
+    assert (answer.table["n"] % 5 == 0).all() and answer.table["status"].str.startswith("rounded").all()
+    assert "rounded to the nearest multiple of 5" in answer.note

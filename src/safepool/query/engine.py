@@ -26,6 +26,7 @@ import pandas as pd
 
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check, \
     suppress
+from safepool.disclosure.kinds import kind_of
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
 from safepool.disclosure.findings import json_safe
 from safepool.disclosure.margins import TOTAL
@@ -91,7 +92,7 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         withheld = ledger.check(*_incoming(model, columns), policy.min_frequency)
         table, note = _answer(model, dictionary, columns, withheld)
         output_ids = _record(governance, actor, permit, title, columns, withheld)
-        shown = int((table[STATUS] == SHOWN).sum())
+        shown = int(table[STATUS].map(visible).sum())
         governance.audit.append(
             actor=actor.name, role=actor.main_role, action="query", permit=permit,
             outcome="withheld" if withheld else "ok", target=",".join(model.tables), rows=shown,
@@ -195,6 +196,15 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
             mitigated = _as_shares(mitigated, groups)
         column.mitigated = mitigated
     _hide_everywhere(columns, groups, policy)
+    if policy.round_counts:  # the policy rounds every count: rounded after suppression, as published
+        for column in columns:
+            if column.mitigated is not None:
+                column.mitigated = kind_of(column.mitigated.output).rounded(column.mitigated, policy)
+
+
+def visible(status: str) -> bool:
+    """Whether a cell's value is shown: as it is, or rounded by the policy."""
+    return status == SHOWN or str(status).startswith("rounded")
 
 
 def _output(title: str, measure: Measure, cells: pd.DataFrame, groups: list[str]
@@ -254,11 +264,11 @@ def _hide_everywhere(columns: list[_Column], groups: list[str], policy: Disclosu
     for column in columns:
         if column.mitigated is not None:
             cells = column.mitigated.output.cells
-            hidden |= {_label(row, groups) for _, row in cells.iterrows() if row[STATUS] != SHOWN}
+            hidden |= {_label(row, groups) for _, row in cells.iterrows() if not visible(row[STATUS])}
     for column in columns:
         if column.mitigated is not None:
             output = column.mitigated.output
-            more = [row[STATUS] == SHOWN and _label(row, groups) in hidden for _, row in output.cells.iterrows()]
+            more = [visible(row[STATUS]) and _label(row, groups) in hidden for _, row in output.cells.iterrows()]
             if any(more):
                 column.mitigated = _hidden(column.mitigated, np.array(more), policy)
 
@@ -314,12 +324,12 @@ def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[se
     cells (`single`: quantiles do not add up, so each shown cell alone)."""
     inner_rows = [row for _, row in cells.iterrows() if not any(str(row[g]) == TOTAL for g in groups)]
     inner = [_label(row, groups) for row in inner_rows]
-    shown_inner = [label for label, row in zip(inner, inner_rows) if row[STATUS] == SHOWN]
+    shown_inner = [label for label, row in zip(inner, inner_rows) if visible(row[STATUS])]
     if single:
         return [{label} for label in shown_inner]
     sets: list[set[tuple]] = []
     for _, row in cells.iterrows():
-        if row[STATUS] == SHOWN:
+        if visible(row[STATUS]):
             fixed = {i: json_safe(row[g]) for i, g in enumerate(groups) if str(row[g]) != TOTAL}
             sets.append({label for label in inner if all(label[i] == v for i, v in fixed.items())})
     lines = [dict()] + [{i: value} for i in range(len(groups)) for value in {label[i] for label in shown_inner}]
@@ -355,7 +365,7 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
         for _, cell in output.cells.iterrows():
             label = _label(cell, groups)
             status = DIFFERENCING if j in withheld else cell[STATUS]
-            rows.setdefault(label, dict(zip(groups, label)))[name] = cell[quantity] if status == SHOWN else np.nan
+            rows.setdefault(label, dict(zip(groups, label)))[name] = cell[quantity] if visible(status) else np.nan
             statuses.setdefault(label, []).append(status)
         note = WITHHELD_NOTES[withheld[j]] if j in withheld else column.mitigated.note
         if note:
@@ -376,7 +386,7 @@ def _record(governance: Governance, actor: Actor, permit: str, title: str, colum
         if column.mitigated is None or j in withheld:
             continue
         output = column.mitigated.output
-        if not (output.cells[STATUS] == SHOWN).any():
+        if not output.cells[STATUS].map(visible).any():
             continue
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", column.measure.name).strip("-._") or "value"
         record = governance.outputs.record(actor, permit, output, source="query", name=f"query-{name[:60]}",
