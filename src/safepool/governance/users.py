@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Boolean, Column, Engine, ForeignKey, String, Table, insert, select
 
 from safepool.errors import SafepoolError
+from safepool.faults import Refused
 from safepool.governance.audit import AuditLog
 from safepool.governance.db import metadata
 
@@ -57,10 +58,6 @@ user_roles_table = Table(
     Column("role", String(20), primary_key=True),
     Column("function", String(40), primary_key=True, default=""),
 )
-
-
-class Refused(SafepoolError):
-    """An action refused by a governance rule; always audited before it is raised."""
 
 
 @dataclass(frozen=True)
