@@ -6,8 +6,9 @@ Makes (or reuses, with --workspace) a synthetic Espoo of `--persons` persons wit
 users, permit and pool, then asks one-way and two-way questions as the analyst through
 `run_query` (model check, budget, per-person contributions, disclosure checks, suppression,
 differencing ledger, output record and audit), and the same aggregate as plain SQL on the pool
-file in the same run. Prints each query's median time both ways, the p50 over all queries and
-the ratio. Target: p50 under 300 ms, within 10x of bare DuckDB.
+file in the same run. Prints each query's time when first asked and when asked again (the
+ledger already holds its cells), bare DuckDB's median, and the p50 of each against bare
+DuckDB's. Target: p50 under 300 ms, within 10x of bare DuckDB.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def main() -> None:
     copy = root.parent / "bare-pool.duckdb"  # its own file: one process opens a database with one configuration
     shutil.copyfile(pool / DEMO_PERMIT / POOL_FILE, copy)
     bare = duckdb.connect(str(copy), read_only=True)
-    gateway_times, bare_times = [], []
-    print(f"{'query':46s} {'gateway':>9s} {'bare':>8s} {'ratio':>6s}  cells shown")
+    first_times, repeat_times, bare_times = [], [], []
+    print(f"{'query':44s} {'first':>7s} {'again':>7s} {'bare':>7s} {'ratio':>6s} shown")
     for what, sql, plain in QUERIES:
         ours, theirs = [], []
         for _ in range(args.repeat):
@@ -119,15 +120,20 @@ def main() -> None:
             started = time.perf_counter()
             bare.execute(plain).fetchall()
             theirs.append(time.perf_counter() - started)
-        ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
-        gateway_times += ours
+        first, again, theirs_median = ours[0], statistics.median(ours[1:] or ours), statistics.median(theirs)
+        first_times.append(first)
+        repeat_times += ours[1:]
         bare_times += theirs
         shown = int((answer.table["status"] == "shown").sum())
-        print(f"{what:46s} {1000 * ours_median:7.0f}ms {1000 * theirs_median:6.1f}ms "
-              f"{ours_median / theirs_median:5.1f}x  {shown}/{len(answer.table)}")
-    p50, bare_p50 = statistics.median(gateway_times), statistics.median(bare_times)
-    print(f"p50 over {len(gateway_times)} queries: gateway {1000 * p50:.0f} ms, bare DuckDB {1000 * bare_p50:.1f} ms, "
-          f"ratio {p50 / bare_p50:.1f}x (target: under 300 ms and within 10x)")
+        print(f"{what[:44]:44s} {1000 * first:5.0f}ms {1000 * again:5.0f}ms {1000 * theirs_median:5.0f}ms "
+              f"{first / theirs_median:5.1f}x {shown}/{len(answer.table)}")
+    bare_p50 = statistics.median(bare_times)
+    for name, times in (("first asked", first_times), ("asked again", repeat_times)):
+        if times:
+            p50 = statistics.median(times)
+            print(f"p50 {name} ({len(times)} answers): gateway {1000 * p50:.0f} ms, bare DuckDB "
+                  f"{1000 * bare_p50:.1f} ms, ratio {p50 / bare_p50:.1f}x")
+    print("target: p50 under 300 ms and within 10x of bare DuckDB")
 
 
 if __name__ == "__main__":
