@@ -149,7 +149,7 @@ def date_sql(variable: Variable, column: str) -> str:
     """A date variable as a DATE (the first day of its period when written as yyyymm, yyyyq or year)."""
     fmt = variable.date_format
     if fmt in (None, TimeFormat.date):
-        return f"CAST({column} AS DATE)"
+        return column if variable.type == "date" else f"CAST({column} AS DATE)"  # a DATE keeps its zone maps
     if fmt == TimeFormat.yyyymm:
         return f"make_date(CAST({column} AS BIGINT) // 100, CAST({column} AS BIGINT) % 100, 1)"
     if fmt == TimeFormat.yyyyq:
