@@ -60,3 +60,88 @@ def test_generated_valid_codes_agree_with_stdnum(day, individual):
     assert (status == CodeStatus.temporary) == (individual >= 900)
     assert status.links == (individual < 900)
     assert stdnum_hetu.is_valid(code) == status.links
+
+
+# --- any Unicode spelling: one canonical ASCII code, or quarantined --------------------------
+
+import functools
+import sys
+import unicodedata
+
+from safepool.identity_pattern import plain_code
+
+OTHER_DASHES = "\u00ad\u02d7\u2043\u2212\u2796\u207b\u208b"
+
+
+@functools.cache
+def all_dashes() -> list[str]:
+    """Every dash punctuation character of Unicode, and the minus signs that read as dashes."""
+    dashes = [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Pd"]
+    return dashes + list(OTHER_DASHES)
+
+
+@functools.cache
+def digit_scripts() -> dict[str, str]:
+    """Each script's ten decimal digits, by the name of its zero (fullwidth, Arabic-Indic, ...)."""
+    zeros = [chr(c) for c in range(sys.maxunicode + 1)
+             if unicodedata.category(chr(c)) == "Nd" and unicodedata.decimal(chr(c)) == 0]
+    return {unicodedata.name(z): "".join(chr(ord(z) + i) for i in range(10)) for z in zeros}
+
+
+def spelled(code: str, digits: str = "0123456789", dash: str = "-") -> str:
+    return "".join(digits[int(c)] if c.isdigit() else dash if c == "-" else c for c in code)
+
+
+def test_every_dash_gives_the_one_canonical_code():
+    dashes = all_dashes()
+    assert {"\u2013", "\u2212", "\u2010", "\u2011", "\u2012", "\uff0d", "\ufe63"} <= set(dashes)
+    for dash in dashes:
+        code, status = classify(spelled(ANNA, dash=dash))
+        assert (code, status) == (ANNA, CodeStatus.valid if dash == "-" else CodeStatus.normalised), \
+            unicodedata.name(dash, hex(ord(dash)))
+        assert code.isascii()
+
+
+def test_every_digit_script_gives_the_one_canonical_code():
+    scripts = digit_scripts()
+    assert len(scripts) > 50 and "FULLWIDTH DIGIT ZERO" in scripts and "ARABIC-INDIC DIGIT ZERO" in scripts
+    for name, digits in scripts.items():
+        for code in (ANNA, BO):
+            assert classify(spelled(code, digits)) == (code, CodeStatus.valid if digits == "0123456789"
+                                                       else CodeStatus.normalised), name
+
+
+def test_fullwidth_letters_invisible_characters_and_mixed_spellings_link():
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if c.isalnum() or c == "-" else c for c in BO)
+    assert classify(fullwidth) == (BO, CodeStatus.normalised)
+    assert classify(ANNA[:3] + "\u200b" + ANNA[3:]) == (ANNA, CodeStatus.normalised)  # zero-width space
+    assert classify("\u00a0" + ANNA.lower() + "\u3000") == (ANNA, CodeStatus.normalised)  # no-break, ideographic
+    mixed = "\u0660\uff11" + ANNA[2:6] + "\u2013" + spelled(ANNA[7:10], "\u0966\u0967\u0968\u0969\u096a\u096b"
+                                                                        "\u096c\u096d\u096e\u096f") + ANNA[10]
+    assert classify(mixed) == (ANNA, CodeStatus.normalised)
+
+
+def test_look_alikes_are_quarantined_never_guessed():
+    cyrillic_a = BO.replace("Y", "\u0423")  # CYRILLIC CAPITAL LETTER U, looks like Y
+    assert classify(cyrillic_a) == (None, CodeStatus.malformed)
+    assert classify(ANNA[:8] + "\u0301" + ANNA[8:]) == (None, CodeStatus.malformed)  # a combining mark
+    assert classify(ANNA.replace("-", "")) == (None, CodeStatus.malformed)  # no century sign: whose?
+    assert classify(ANNA.replace("-", "\u2013\u2013")) == (None, CodeStatus.malformed)
+
+
+@given(st.sampled_from([ANNA, BO]), st.data())
+def test_any_respelling_links_to_the_same_code_or_is_quarantined(code, data):
+    """However a code is respelled, it either links to that one code or does not link at all."""
+    scripts = list(digit_scripts().values())
+    out = []
+    for character in code:
+        if character.isdigit():
+            out.append(data.draw(st.sampled_from(scripts))[int(character)])
+        elif character == "-":
+            out.append(data.draw(st.sampled_from(all_dashes())))
+        else:
+            out.append(data.draw(st.sampled_from([character, character.lower(), chr(ord(character) + 0xFEE0)])))
+        out.append(data.draw(st.sampled_from(["", "", " ", "\u200b", "\u00a0"])))
+    canonical, status = classify("".join(out))
+    assert canonical == code and status.links
+    assert plain_code("".join(out)) == code

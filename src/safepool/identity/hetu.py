@@ -1,27 +1,32 @@
 """Finnish personal identity codes (HETU): normalisation and a reason for every refusal.
 
 Validation itself is python-stdnum's; this module only adds the steward's view: which codes
-were repaired by normalising case and whitespace, and why each rejected code was rejected, so
-that nothing is silently dropped. It runs once per distinct code, never per row.
+were repaired, and why each rejected code was rejected, so that nothing is silently dropped. It
+runs once per distinct code, never per row.
+
+A code is first brought to its plain spelling (`safepool.identity_pattern.plain_code`: NFKC,
+digits of any script as ASCII digits, any dash as '-', white space and invisible characters
+dropped, upper case). What stdnum accepts from that is the one canonical ASCII code the
+pseudonym is computed from, so one person has one pseudonym however the code was written;
+anything else is quarantined. A code that needed any of this is counted as `normalised`.
 """
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 
 import pyarrow as pa
 from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
 from stdnum.fi import hetu
 
-_WHITESPACE = re.compile(r"\s+")
+from safepool.identity_pattern import plain_code
 
 
 class CodeStatus(StrEnum):
     """Outcome of checking one identity code; only `valid` and `normalised` link."""
 
     valid = "valid"
-    normalised = "normalised"  # valid once case and whitespace were repaired
+    normalised = "normalised"  # valid once its spelling was repaired (case, spaces, dashes, digits)
     missing = "missing"
     malformed = "malformed"
     invalid_date = "invalid_date"
@@ -35,16 +40,19 @@ class CodeStatus(StrEnum):
 
 
 def normalise(code: str) -> str:
-    return _WHITESPACE.sub("", code).upper()
+    """The code in plain spelling (see `safepool.identity_pattern.plain_code`), not yet validated."""
+    return plain_code(code)
 
 
 def classify(code: str | None) -> tuple[str | None, CodeStatus]:
-    """Return the normalised code (None when it cannot link) and its status."""
+    """Return the canonical code (None when it cannot link) and its status."""
     if code is None or not code.strip():
         return None, CodeStatus.missing
     compact = normalise(code)
+    if not compact.isascii():
+        return None, CodeStatus.malformed  # a letter of another script, a mark: never guessed at
     try:
-        hetu.validate(compact, allow_temporary=True)
+        canonical = hetu.validate(compact, allow_temporary=True)
     except (InvalidFormat, InvalidLength):
         return None, CodeStatus.malformed
     except InvalidChecksum:
@@ -57,9 +65,11 @@ def classify(code: str | None) -> tuple[str | None, CodeStatus]:
             else CodeStatus.invalid_date
         )
         return None, status
-    if int(compact[7:10]) >= 900:
+    if not canonical.isascii() or len(canonical) != 11:
+        return None, CodeStatus.malformed
+    if int(canonical[7:10]) >= 900:
         return None, CodeStatus.temporary
-    return compact, CodeStatus.valid if compact == code else CodeStatus.normalised
+    return canonical, CodeStatus.valid if canonical == code else CodeStatus.normalised
 
 
 def classify_array(codes: pa.Array) -> pa.Table:

@@ -4,7 +4,8 @@ Files (Parquet, CSV) are read by DuckDB, databases (SQLite, PostgreSQL) by their
 all of them answer a scoped query (only the columns asked for, only the time window) as an
 Arrow RecordBatchReader so that the pool builder streams every kind the same way and no
 register is ever held whole in Python objects. Every failure becomes a SourceError that names
-the register, with the driver's message redacted.
+the register, the file, the line number and the field; the driver's message is never shown,
+because it can quote a source line or a value (an identity code in any spelling, a name).
 """
 
 from __future__ import annotations
@@ -43,6 +44,12 @@ class Scan:
         return f"SELECT {select} FROM {relation}{where}"
 
 
+def known_fields(register: Register) -> set[str]:
+    """The column names a source error may name: the catalogue's, never one read from the data."""
+    return ({register.identity_column, *register.direct_identifiers}
+            | {v.column for v in register.variables} | {v.name for v in register.variables})
+
+
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -53,6 +60,8 @@ def quote_literal(text: str) -> str:
 
 class RegisterReader(ABC):
     """A connection to one register's source; use as a context manager."""
+
+    shown = "its source"  # the file or table, as errors name it
 
     def __init__(self, register: Register) -> None:
         self.register = register
@@ -79,7 +88,7 @@ class RegisterReader(ABC):
         return None
 
     def fail(self, problem: str, cause: BaseException | None = None) -> SourceError:
-        return SourceError(self.register.name, problem, cause)
+        return SourceError(self.register.name, problem, cause, fields=known_fields(self.register), source=self.shown)
 
     @contextmanager
     def guarded(self, doing: str) -> Iterator[None]:
@@ -98,6 +107,7 @@ class FileReader(RegisterReader):
         super().__init__(register)
         self.path = path
         kind = register.source.kind
+        self.shown = f"{kind} file {path.name}"
         if not path.is_file():
             raise self.fail(f"{kind} source {path} does not exist")
         self._con = duckdb.connect()
