@@ -41,37 +41,45 @@ def balance_features(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
 
 
 def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndarray, pair_c: np.ndarray,
-                   candidates_t: np.ndarray, candidates_c: np.ndarray, exclusive: bool,
-                   pair_penalty: float = 1.0) -> np.ndarray:
-    """Controls of the pairs after refinement (pair_t stays as it is).
+                   amount: np.ndarray, t_size: np.ndarray, c_size: np.ndarray, candidates_t: np.ndarray,
+                   candidates_c: np.ndarray, exclusive: bool, pair_penalty: float = 1.0) -> np.ndarray:
+    """Controls of the links after refinement (pair_t and amount stay as they are).
 
-    z_*: standardised balance features of treated and control units (rows by position);
-    pair_t, pair_c: the matched pairs; candidates_t, candidates_c: every acceptable pair
-    (pairs included); exclusive: a control may serve one set only (matching without
-    replacement); pair_penalty: weight of the pairs' mean squared covariate distance divided by
-    the number of sets (at 1 the two terms are of one size when controls are chosen at random).
+    The units are atoms (safepool.study.matching: rows identical to the matcher, t_size and
+    c_size rows each), so the search never depends on which of several identical rows comes
+    first. z_*: standardised balance features of treated and control atoms; pair_t, pair_c,
+    amount: the links of the match (sorted by treated atom), each worth `amount` controls;
+    candidates_t, candidates_c: every acceptable pair of atoms; exclusive: a control row serves
+    one set only (matching without replacement), so an atom can take links worth up to its
+    size; pair_penalty: weight of the pairs' mean squared covariate distance divided by the
+    number of sets (at 1 the two terms are of one size when controls are chosen at random).
+    The links are visited in the order of their atoms, which is the data's order.
     """
     pair_c = pair_c.copy()
     if pair_t.size == 0:
         return pair_c
-    sets = np.unique(pair_t)
-    set_size = np.bincount(pair_t, minlength=z_treated.shape[0])
-    weight = 1.0 / (set_size[pair_t] * sets.size)
-    gap = z_treated[sets].mean(axis=0) - weight @ z_control[pair_c]
-    penalty = pair_penalty * weight / sets.size
-    order = np.argsort(candidates_t, kind="stable")
+    total = np.bincount(pair_t, weights=amount, minlength=z_treated.shape[0])
+    sets = np.flatnonzero(total > 0)
+    n = float(t_size[sets].sum())
+    weight = amount * t_size[pair_t] / (total[pair_t] * n)
+    gap = (t_size[sets] @ z_treated[sets]) / n - weight @ z_control[pair_c]
+    penalty = pair_penalty * weight / n
+    order = np.lexsort((candidates_c, candidates_t))
     candidates_c = candidates_c[order]
     starts = np.searchsorted(candidates_t[order], np.arange(z_treated.shape[0] + 1))
-    in_use = np.zeros(z_control.shape[0], dtype=np.int64)
-    np.add.at(in_use, pair_c, 1)
+    link_starts = np.searchsorted(pair_t, np.arange(z_treated.shape[0] + 1))
+    in_use = np.zeros(z_control.shape[0])
+    np.add.at(in_use, pair_c, amount)
     objective, first_gain = float(gap @ gap), None
     for _ in range(MAX_SWEEPS):
         before = objective
         for i in range(pair_t.size):
             t, old = pair_t[i], pair_c[i]
             options = candidates_c[starts[t]:starts[t + 1]]
-            free = in_use[options] == 0 if exclusive else np.ones(options.size, dtype=bool)
-            free &= ~np.isin(options, pair_c[pair_t == t]) if set_size[t] > 1 else options != old
+            room = (c_size[options] - in_use[options]) if exclusive else c_size[options]
+            free = room >= amount[i] - 1e-9
+            lo, hi = link_starts[t], link_starts[t + 1]
+            free &= ~np.isin(options, pair_c[lo:hi]) if hi - lo > 1 else options != old
             options = options[free]
             if options.size == 0:
                 continue
@@ -79,12 +87,12 @@ def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndar
             distance = ((z_control[options] - z_treated[t]) ** 2).sum(axis=1)
             change = (2.0 * shift @ gap + (shift * shift).sum(axis=1)
                       + penalty[i] * (distance - ((z_control[old] - z_treated[t]) ** 2).sum()))
-            best = int(np.argmin(change))
+            best = int(np.argmin(change))  # a tie goes to the first option in data order
             if change[best] < 0:
                 gap += shift[best]
                 objective += float(change[best])
-                in_use[old] -= 1
-                in_use[options[best]] += 1
+                in_use[old] -= amount[i]
+                in_use[options[best]] += amount[i]
                 pair_c[i] = options[best]
         first_gain = before - objective if first_gain is None else first_gain
         if before - objective <= STOP_GAIN * first_gain:
