@@ -45,10 +45,11 @@ import hashlib
 import json
 import math
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import (
     BigInteger,
@@ -65,7 +66,11 @@ from sqlalchemy import (
 )
 
 from safepool.errors import SafepoolError
+from safepool.faults import Conflict, Refused
+from safepool.governance.anchors import AnchorStore, Claim, merge_claims
 from safepool.governance.db import metadata
+
+E = TypeVar("E", bound=BaseException)
 
 GENESIS_HASH = "0" * 64
 OUTCOMES = ("ok", "refused", "error", "withheld")  # withheld: answered, some columns withheld (differencing)
@@ -395,11 +400,17 @@ def _check_plain(field: str, value: Any, *, required: bool) -> None:
 
 
 class AuditLog:
-    """The append-only, hash-chained audit log in the workspace's metadata database."""
+    """The append-only, hash-chained audit log in the workspace's metadata database.
 
-    def __init__(self, engine: Engine) -> None:
+    `anchors` (an `AnchorStore` in the workspace's steward zone) keeps the chain's head outside
+    the database; without it the log checks its chain alone.
+    """
+
+    def __init__(self, engine: Engine, anchors: AnchorStore | None = None) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
+        self.anchors = anchors
+        self._local = threading.local()
         if self._dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"the audit log supports SQLite and PostgreSQL, not {self._dialect}")
         if self._dialect == "sqlite":
@@ -410,6 +421,10 @@ class AuditLog:
                     "the audit log needs SQLite with synchronous=FULL: open the engine with "
                     "safepool.governance.db.connect_engine"
                 )
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
 
     # ----------------------------------------------------------------- writing
 
@@ -437,6 +452,39 @@ class AuditLog:
                 conn.exec_driver_sql("LOCK TABLE audit_records IN EXCLUSIVE MODE")
                 yield conn
 
+    @contextmanager
+    def transaction(self) -> Iterator[AuditTransaction]:
+        """One transaction for a state change and its audit records: both commit, or neither.
+
+        It holds the log's write lock from its start (SQLite: BEGIN IMMEDIATE; PostgreSQL: an
+        EXCLUSIVE lock on audit_records), so every writer that goes through it is serialised:
+        what it reads through `tx.conn` is what it changes. Write the state through `tx.conn`
+        and the records with `tx.append(...)`. A refusal or conflict found inside is made with
+        `tx.refuse(...)` / `tx.conflict(...)` and raised: the transaction is rolled back and the
+        refusal is audited afterwards in its own transaction. Nothing else may append to this log
+        from the same thread while the transaction is open (that would wait for its own lock).
+        After the commit each record is witnessed, and anchored when due (see `anchors`).
+        """
+        if getattr(self._local, "open", False):
+            raise RuntimeError("an audit transaction is already open in this thread")
+        tx: AuditTransaction | None = None
+        self._local.open = True
+        try:
+            with self._append_transaction() as conn:
+                tx = AuditTransaction(self, conn)
+                yield tx
+        except BaseException as error:
+            self._local.open = False
+            pending = getattr(error, "_audit_after_rollback", None)
+            if pending is not None:
+                del error._audit_after_rollback  # type: ignore[attr-defined]
+                self.append(**pending)
+            raise
+        finally:
+            self._local.open = False
+        if self.anchors is not None and tx is not None:
+            self.anchors.committed(tx.heads, release=tx.release)
+
     def append(
         self,
         *,
@@ -459,45 +507,18 @@ class AuditLog:
         follow `seq`); a given `at` must be timezone-aware. Raises `UnsafeAuditField` for
         anything that looks like an identity code or a secret.
         """
-        _check_plain("actor", actor, required=True)
-        _check_plain("role", role, required=True)
-        _check_plain("action", action, required=True)
-        _check_plain("permit", permit, required=False)
-        _check_plain("target", target, required=False)
-        if outcome not in OUTCOMES:
-            raise ValueError(f"audit field outcome must be one of {', '.join(OUTCOMES)}")
-        if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
-            raise ValueError("audit field rows must be a count (an integer >= 0)")
-        if result_hash is not None and (not isinstance(result_hash, str) or not _DIGEST.match(result_hash)):
-            raise UnsafeAuditField("result_hash", "it must be a SHA-256 digest (64 lowercase hex digits)")
-        if detail is not None and not isinstance(detail, Mapping):
-            raise TypeError("audit field detail must be a mapping")
-        detail_json = _canonical_json(_check_detail("detail", dict(detail or {})))
-        fixed_at = _format_at(at) if at is not None else None
+        if getattr(self._local, "open", False):
+            raise RuntimeError("append inside an open audit transaction: use the transaction's append")
+        with self.transaction() as tx:
+            return tx.append(actor=actor, role=role, action=action, permit=permit, target=target, rows=rows,
+                             result_hash=result_hash, outcome=outcome, detail=detail, at=at)
 
-        with self._append_transaction() as conn:
-            head = conn.execute(
-                select(audit_records.c.seq, audit_records.c.record_hash)
-                .order_by(audit_records.c.seq.desc())
-                .limit(1)
-            ).first()
-            fields: dict[str, Any] = {
-                "seq": head.seq + 1 if head else 1,
-                "at": fixed_at or _format_at(_utcnow()),
-                "actor": actor,
-                "role": role,
-                "action": action,
-                "permit": permit,
-                "target": target,
-                "rows": rows,
-                "result_hash": result_hash,
-                "outcome": outcome,
-                "detail": detail_json,
-                "prev_hash": head.record_hash if head else GENESIS_HASH,
-            }
-            fields["record_hash"] = record_hash(fields)
-            conn.execute(audit_records.insert().values(**fields))
-        return AuditRecord._from_row(fields)
+    def anchor(self, why: str = "asked for") -> AuditRecord | None:
+        """Write the current head to the anchors file now (and return it); None for an empty log."""
+        head = self.head()
+        if head is not None and self.anchors is not None:
+            self.anchors.anchor(head.seq, head.record_hash, why)
+        return head
 
     # ----------------------------------------------------------------- reading
 
@@ -554,14 +575,122 @@ class AuditLog:
             last = rows[-1]["seq"]
 
     def verify(self, anchor: AuditRecord | tuple[int, str] | None = None) -> ChainVerdict:
-        """Recompute the whole chain; name the first broken record and why.
+        """Recompute the whole chain and compare it with the anchors kept outside the database;
+        name the first broken record and why.
 
-        `anchor` is an earlier `head()` (or its `(seq, record_hash)`) kept elsewhere: with it,
-        records cut off the end, or a rewritten chain, are detected as well.
+        `anchor` is an earlier `head()` (or its `(seq, record_hash)`) kept elsewhere, e.g. the
+        `audit_anchor` of a release's MANIFEST.json: it is checked as well.
         """
         if isinstance(anchor, AuditRecord):
             anchor = (anchor.seq, anchor.record_hash)
-        return verify_rows(self._stored_rows(), anchor=anchor)
+        claims = self.anchors.claims() if self.anchors is not None else {}
+        if anchor is not None:
+            claims = merge_claims(claims, {anchor[0]: [Claim(anchor[0], anchor[1], "saved anchor")]})
+        return verify_rows(self._stored_rows(), claims=claims)
+
+
+class AuditTransaction:
+    """An open `AuditLog.transaction()`: its connection, and appends that commit with it."""
+
+    def __init__(self, log: AuditLog, conn: Connection) -> None:
+        self.log = log
+        self.conn = conn
+        self.heads: list[tuple[int, str]] = []
+        self.release: str | None = None  # set by a release: its record is anchored after the commit
+
+    def head(self) -> tuple[int, str]:
+        """(seq, record_hash) of the latest record as this transaction sees it; (0, genesis) if none."""
+        row = self.conn.execute(
+            select(audit_records.c.seq, audit_records.c.record_hash).order_by(audit_records.c.seq.desc()).limit(1)
+        ).first()
+        return (row.seq, row.record_hash) if row else (0, GENESIS_HASH)
+
+    def append(
+        self,
+        *,
+        actor: str,
+        role: str,
+        action: str,
+        permit: str | None = None,
+        target: str | None = None,
+        rows: int | None = None,
+        result_hash: str | None = None,
+        outcome: Outcome = "ok",
+        detail: Mapping[str, Any] | None = None,
+        at: dt.datetime | None = None,
+    ) -> AuditRecord:
+        """Append one record inside the transaction (see `AuditLog.append` for the fields); it
+        is committed with the transaction's other changes, or not at all."""
+        detail_json = _checked_fields(actor=actor, role=role, action=action, permit=permit, target=target,
+                                      rows=rows, result_hash=result_hash, outcome=outcome, detail=detail)
+        seq, prev = self.head()
+        fields: dict[str, Any] = {
+            "seq": seq + 1,
+            "at": _format_at(at) if at is not None else _format_at(_utcnow()),
+            "actor": actor,
+            "role": role,
+            "action": action,
+            "permit": permit,
+            "target": target,
+            "rows": rows,
+            "result_hash": result_hash,
+            "outcome": outcome,
+            "detail": detail_json,
+            "prev_hash": prev,
+        }
+        fields["record_hash"] = record_hash(fields)
+        self.conn.execute(audit_records.insert().values(**fields))
+        self.heads.append((fields["seq"], fields["record_hash"]))
+        return AuditRecord._from_row(fields)
+
+    def refuse(self, actor: str, role: str, action: str, reason: str, *, permit: str | None = None,
+               target: str | None = None) -> Refused:
+        """The error to raise for a refusal found inside the transaction: raising it rolls the
+        transaction back, then the refusal is audited (outcome 'refused') in its own."""
+        return _after_rollback(Refused(f"{action} refused: {reason}"), actor=actor, role=role, action=action,
+                               permit=permit, target=target, outcome="refused", detail={"reason": reason})
+
+    def conflict(self, actor: str, role: str, action: str, what: str, *, permit: str | None = None,
+                 target: str | None = None) -> Conflict:
+        """The error to raise when the state read before the transaction changed meanwhile (another
+        action won): rolled back, then audited with outcome 'error' and reason 'conflict'."""
+        return _after_rollback(
+            Conflict(f"{action}: {what} changed while this action was being made; look again and retry"),
+            actor=actor, role=role, action=action, permit=permit, target=target, outcome="error",
+            detail={"reason": "conflict", "changed": what})
+
+    def compare_and_set(self, table: Table, key: Mapping[str, Any], expected: Mapping[str, Any],
+                        values: Mapping[str, Any]) -> bool:
+        """UPDATE table SET values WHERE key AND expected: True when exactly the row read was changed,
+        False when it no longer holds what was read (the caller raises `conflict`)."""
+        condition = [table.c[name] == value for name, value in {**key, **expected}.items()]
+        result = self.conn.execute(table.update().where(*condition).values(**values))
+        return result.rowcount == 1
+
+
+def _after_rollback(error: E, **record: Any) -> E:
+    error._audit_after_rollback = record  # type: ignore[attr-defined]
+    return error
+
+
+def _checked_fields(*, actor: str, role: str, action: str, permit: str | None, target: str | None,
+                    rows: int | None, result_hash: str | None, outcome: str,
+                    detail: Mapping[str, Any] | None) -> str:
+    """Check a record's fields (privacy guard included); return its canonical detail JSON."""
+    _check_plain("actor", actor, required=True)
+    _check_plain("role", role, required=True)
+    _check_plain("action", action, required=True)
+    _check_plain("permit", permit, required=False)
+    _check_plain("target", target, required=False)
+    if outcome not in OUTCOMES:
+        raise ValueError(f"audit field outcome must be one of {', '.join(OUTCOMES)}")
+    if rows is not None and (isinstance(rows, bool) or not isinstance(rows, int) or rows < 0):
+        raise ValueError("audit field rows must be a count (an integer >= 0)")
+    if result_hash is not None and (not isinstance(result_hash, str) or not _DIGEST.match(result_hash)):
+        raise UnsafeAuditField("result_hash", "it must be a SHA-256 digest (64 lowercase hex digits)")
+    if detail is not None and not isinstance(detail, Mapping):
+        raise TypeError("audit field detail must be a mapping")
+    return _canonical_json(_check_detail("detail", dict(detail or {})))
 
 
 # --------------------------------------------------------------------------- verification
@@ -609,18 +738,27 @@ def _inserted(count: int, before: int) -> str:
 
 
 def verify_rows(
-    rows: Iterable[Mapping[str, Any]], *, anchor: tuple[int, str] | None = None
+    rows: Iterable[Mapping[str, Any]],
+    *,
+    anchor: tuple[int, str] | None = None,
+    claims: Mapping[int, list[Claim]] | None = None,
 ) -> ChainVerdict:
     """Verify stored audit rows (column name -> stored value) given in ascending `seq` order.
 
+    `claims` are what is kept outside the database about record hashes (the anchors and the
+    witness, see safepool.governance.anchors), `anchor` one saved head: each record they name
+    must have that hash, and none of them may name a record past the end.
+
     This is what `AuditLog.verify()` runs; it also serves an exported copy of the log.
     """
+    if anchor is not None:
+        claims = merge_claims(claims or {}, {anchor[0]: [Claim(anchor[0], anchor[1], "saved anchor")]})
+    claims = claims or {}
     window = _Lookahead(rows)
     history: dict[int, str] = {0: GENESIS_HASH}  # position -> record_hash of accepted records
     recent: collections.deque[int] = collections.deque()
     expected = 1
     prev = GENESIS_HASH
-    anchor_seen: str | None = None
 
     def broken(first: int, reason: str) -> ChainVerdict:
         return ChainVerdict(ok=False, checked=max(first - 1, 0), first_broken=first, reason=reason)
@@ -635,8 +773,9 @@ def verify_rows(
         own = _hashes_as(row, i)
         link = row.get("prev_hash") == prev
         if own and link:
-            if anchor is not None and i == anchor[0]:
-                anchor_seen = row["record_hash"]
+            unmet = [c for c in claims.get(i, ()) if not c.holds_for(row["record_hash"])]
+            if unmet:
+                return broken(i, _unanchored(i, unmet, claims, window))
             history[i] = row["record_hash"]
             recent.append(i)
             if len(recent) > _LOOK + 1:
@@ -647,13 +786,26 @@ def verify_rows(
         return _diagnose(i, row, prev, history, window, broken)
 
     last = expected - 1
-    if anchor is not None:
-        anchor_seq, anchor_hash = anchor
-        if last < anchor_seq:
-            return broken(last + 1, _missing(last + 1, anchor_seq, "; the log was cut short after the anchor was taken"))
-        if anchor_seen != anchor_hash:
-            return broken(anchor_seq, f"record {anchor_seq} does not match the saved anchor (the log was rewritten)")
+    beyond = [c for seq, found in claims.items() if seq > last for c in found]
+    if beyond:
+        furthest = max(c.seq for c in beyond)
+        if all(c.source == "saved anchor" for c in beyond):
+            why = "; the log was cut short after the anchor was taken"
+        else:
+            why = f"; the log was cut short: the anchors kept outside the database reach record {furthest}"
+        return broken(last + 1, _missing(last + 1, furthest, why))
     return ChainVerdict(ok=True, checked=last)
+
+
+def _unanchored(i: int, unmet: list[Claim], claims: Mapping[int, list[Claim]], window: _Lookahead) -> str:
+    """Record i is well chained but not what the anchors say record i is: name how, if we can."""
+    following = window.peek(1)
+    if following is not None and all(c.holds_for(following.get("record_hash")) for c in claims.get(i, ())):
+        return _inserted(1, i)
+    if all(c.source == "saved anchor" for c in unmet):
+        return f"record {i} does not match the saved anchor (the log was rewritten)"
+    return (f"record {i} does not match its anchor kept outside the database: it was changed, or records "
+            "were removed, slipped in or moved at this point, and every hash after it was recomputed")
 
 
 def _diagnose(
@@ -689,7 +841,10 @@ def _diagnose(
                 if row.get("prev_hash") != prev and renumbered:
                     return broken(i, _missing(i, s - 1, "; the records after it were renumbered"))
                 return broken(i, f"records {i} and {s} are out of order")
-            # s < i: this record was written as s; records in front of it were slipped in.
+            # s < i: this record was written as s. If it is record s itself, it was replayed
+            # (copied in again); otherwise records in front of it were slipped in.
+            if history.get(s) == row.get("record_hash"):
+                return broken(i, f"record {i} is a copy of record {s} (replayed)")
             if history.get(s - 1) == row.get("prev_hash"):
                 return broken(s, _inserted(i - s, s))
             return broken(s, f"records {s} and {i} are out of order")

@@ -3,28 +3,40 @@
 SQLite inside the workspace by default, PostgreSQL when the workspace config names a URL; both
 through SQLAlchemy Core so that one set of queries serves either. Every governance module
 declares its tables on the shared `metadata`.
+
+A database that is locked for longer than the timeout (`SAFEPOOL_METADATA_TIMEOUT` seconds, 30 by
+default: SQLite's busy timeout, PostgreSQL's lock_timeout) or that cannot be reached or opened
+raises `safepool.faults.Unavailable`, never the driver's error (its text can hold the URL).
 """
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import exc as sql_errors
+
+from safepool.faults import database_unavailable
 
 metadata = MetaData()
 
 DEFAULT_FILE = "metadata.sqlite"
+TIMEOUT_ENV = "SAFEPOOL_METADATA_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0  # seconds a writer waits for another's lock before giving up
 
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / DEFAULT_FILE}"
 
 
-def connect_engine(url: str) -> Engine:
-    """An engine with SQLite set up for safe concurrent appends (WAL, full sync, foreign keys)."""
+def connect_engine(url: str, timeout: float | None = None) -> Engine:
+    """An engine with SQLite set up for safe concurrent appends (WAL, full sync, foreign keys);
+    waits up to `timeout` seconds (default: SAFEPOOL_METADATA_TIMEOUT, else 30) for a lock."""
+    wait = timeout if timeout is not None else _timeout_setting()
     engine = create_engine(url, future=True)
     if engine.dialect.name == "sqlite":
 
@@ -34,10 +46,42 @@ def connect_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(wait * 1000)}")
             cursor.close()
 
+    elif engine.dialect.name == "postgresql":
+
+        @event.listens_for(engine, "connect")
+        def _postgres_timeout(dbapi_connection, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"SET lock_timeout = {int(wait * 1000)}")
+            cursor.close()
+            dbapi_connection.commit()
+
+    @event.listens_for(engine, "handle_error")
+    def _unavailable(context):  # type: ignore[no-untyped-def]
+        error = context.sqlalchemy_exception
+        if isinstance(error, (sql_errors.OperationalError, sql_errors.InterfaceError)) and not _a_mistake(error):
+            return database_unavailable(error)
+        return None
+
     return engine
+
+
+def _timeout_setting() -> float:
+    text = os.environ.get(TIMEOUT_ENV)
+    try:
+        value = float(text) if text else DEFAULT_TIMEOUT
+    except ValueError:
+        value = DEFAULT_TIMEOUT
+    return value if value >= 0 else DEFAULT_TIMEOUT
+
+
+def _a_mistake(error: Exception) -> bool:
+    """SQLite reports a statement that names what does not exist as an OperationalError too:
+    that is a program's mistake, not an unavailable database."""
+    text = str(getattr(error, "orig", error)).lower()
+    return text.startswith(("no such ", "near ")) or "syntax error" in text
 
 
 def create_schema(engine: Engine) -> None:
