@@ -6,6 +6,7 @@ each mistake is reported where the person made it rather than as one validation 
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ _TextDatesLoader.yaml_implicit_resolvers = {
 class FileProblem(SafepoolError):
     """One or more problems in a hand-written file, each with its field and line."""
 
-    def __init__(self, path: Path, problems: list[str]) -> None:
+    def __init__(self, path: Path | str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
         if len(problems) == 1:
@@ -62,17 +63,47 @@ def parse_model(text: str, model: type[ModelT], path: Path) -> ModelT:
     if not isinstance(data, dict):
         raise FileProblem(path, ["line 1: expected a mapping of fields"])
     try:
-        return model.model_validate(data)
+        loaded = model.model_validate(data)
     except ValidationError as exc:
         raise FileProblem(path, [_describe(error, root) for error in exc.errors()]) from None
+    _remember(loaded, path, root)
+    return loaded
+
+
+# Where each loaded model came from, so that a later check (e.g. a permit request checked
+# against the workspace) can name the line of a field too. Kept beside the model, not in it, so
+# that two equal models stay equal; forgotten when the model is.
+_ORIGINS: dict[int, tuple[Path, yaml.Node | None]] = {}
+
+
+def _remember(loaded: BaseModel, path: Path, root: yaml.Node | None) -> None:
+    key = id(loaded)
+    _ORIGINS[key] = (path, root)
+    weakref.finalize(loaded, _ORIGINS.pop, key, None)
+
+
+def loaded_from(loaded: BaseModel) -> Path | None:
+    """The file a model was loaded from by `load_model`/`parse_model`, or None."""
+    origin = _ORIGINS.get(id(loaded))
+    return origin[0] if origin else None
+
+
+def field_problem(loaded: BaseModel, location: tuple[Any, ...], message: str) -> str:
+    """One problem found in a loaded model after loading, worded like the loading problems:
+    "line N, field a.b: message" (without the line for a model not loaded from a file)."""
+    origin = _ORIGINS.get(id(loaded))
+    return _problem(origin[1] if origin else None, location, message)
 
 
 def _describe(error: dict[str, Any], root: yaml.Node | None) -> str:
-    location = tuple(error["loc"])
+    return _problem(root, tuple(error["loc"]), error["msg"])
+
+
+def _problem(root: yaml.Node | None, location: tuple[Any, ...], message: str) -> str:
     field = ".".join(str(part) for part in location) or "(file)"
     line = _line_of(root, location)
     where = f"line {line}, " if line is not None else ""
-    return f"{where}field {field}: {error['msg']}"
+    return f"{where}field {field}: {message}"
 
 
 def _line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:

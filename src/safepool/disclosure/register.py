@@ -37,13 +37,15 @@ unchanged), and the report's own verdict in checks_json says "review" where a pe
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 
 from safepool.disclosure.differencing import DifferencingFlag, FrequencyCells, compare
 from safepool.disclosure.findings import CheckReport
@@ -68,10 +70,11 @@ from safepool.disclosure.output_tables import (
 )
 from safepool.disclosure.outputs import StatOutput
 from safepool.disclosure.policy import policy_of
-from safepool.disclosure.release import release_folder, write_release
+from safepool.disclosure.release import discard_unrecorded, release_folder, write_release
 from safepool.disclosure.rules import OUTPUT_SETTINGS, DisclosureRules
 from safepool.errors import SafepoolError
-from safepool.governance.audit import AuditLog
+from safepool.faults import Conflict, Invalid, NotFound
+from safepool.governance.audit import AuditLog, AuditTransaction
 from safepool.governance.form import looks_like_identity_code
 from safepool.governance.permits import PermitOffice
 from safepool.governance.users import Actor, Refused, Role, refuse, require_role
@@ -81,8 +84,12 @@ MIN_CONTEXT = 20  # characters: what the output is, why it is needed and how it 
 Decision = Literal["approve", "return", "reject"]
 
 
-class OutputError(SafepoolError):
+class OutputError(Invalid):
     """An output register call with something wrong in it; names the output and the field."""
+
+
+class MissingOutput(OutputError, NotFound):
+    """No output has the id asked for."""
 
 
 @dataclass(frozen=True)
@@ -208,28 +215,36 @@ class OutputRegister:
         name = name or _name_of(record)
         check_output_name(name)
         report, values, files = _checked(output_id, output, name, self.policy(), mitigation_note)
-        stored = replace(output_folder(self.root, record.permit, output_id), files)
-        with self.engine.begin() as con:
-            con.execute(update(outputs_table).where(outputs_table.c.id == output_id)
-                        .values(files_json=_files_json(stored), **values))
-            self._event(con, output_id, values["status"], actor, f"revised; checks: {report.verdict}")
-        self._audit(actor, "output_revise", record.permit, output_id,
-                    detail={"kind": report.kind, "verdict": report.verdict, "files": len(stored)})
+        with self.audit.transaction() as tx:
+            if not self._still(tx, record, {**values, "files_json": _files_json(_described(files))}):
+                raise self._conflict(tx, actor, "output_revise", record)
+            stored = replace(output_folder(self.root, record.permit, output_id), files)
+            self._event(tx.conn, output_id, values["status"], actor, f"revised; checks: {report.verdict}")
+            self._audit(tx, actor, "output_revise", record.permit, output_id,
+                        detail={"kind": report.kind, "verdict": report.verdict, "files": len(stored)})
         return self._load(output_id)
 
     def _record(self, actor: Actor, permit: str, output: StatOutput, source: str, name: str,
                 mitigation_note: str | None, policy: DisclosureRules) -> OutputRecord:
-        output_id = self._next_id(permit)
-        report, values, files = _checked(output_id, output, name, policy, mitigation_note)
-        stored = store(output_folder(self.root, permit, output_id), files)
-        with self.engine.begin() as con:
-            con.execute(insert(outputs_table).values(
-                id=output_id, permit=permit, source=source, author=actor.name, created_at=_now(), context=None,
-                request_round=0, release_id=None, files_json=_files_json(stored), **values))
-            self._event(con, output_id, values["status"], actor, f"recorded from a {source}; checks: {report.verdict}")
-        self._audit(actor, "output_record", permit, output_id, detail={
-            "kind": report.kind, "source": source, "verdict": report.verdict, "files": len(stored),
-            "failed_rules": sorted({f.rule for f in report.findings if f.verdict == "fail"})})
+        report, values, files = _checked(f"{permit} (new)", output, name, policy, mitigation_note)
+        with self.audit.transaction() as tx:
+            # The id is taken inside the transaction, under the log's write lock: unique and dense.
+            output_id = _next_id(tx.conn, permit)
+            folder = output_folder(self.root, permit, output_id)
+            shutil.rmtree(folder, ignore_errors=True)  # left by a process killed before its commit
+            try:
+                stored = store(folder, files)
+                tx.conn.execute(insert(outputs_table).values(
+                    id=output_id, permit=permit, source=source, author=actor.name, created_at=_now(), context=None,
+                    request_round=0, release_id=None, files_json=_files_json(stored), **values))
+                self._event(tx.conn, output_id, values["status"], actor,
+                            f"recorded from a {source}; checks: {report.verdict}")
+                self._audit(tx, actor, "output_record", permit, output_id, detail={
+                    "kind": report.kind, "source": source, "verdict": report.verdict, "files": len(stored),
+                    "failed_rules": sorted({f.rule for f in report.findings if f.verdict == "fail"})})
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
         return self._load(output_id)
 
     def _check_source(self, permit: str, source: str) -> None:
@@ -275,17 +290,18 @@ class OutputRegister:
         policy = self.policy()
         for record in records:
             self._recheck(actor, "output_request", record, policy)
-        for record in records:
-            flags = self._differencing(record, policy)
-            with self.engine.begin() as con:
-                con.execute(update(outputs_table).where(outputs_table.c.id == record.id).values(
-                    status=OutputStatus.release_requested, context=context.strip(),
-                    request_round=record.request_round + 1,
-                    differencing_json=json.dumps([f.to_record() for f in flags])))
-                self._event(con, record.id, OutputStatus.release_requested, actor,
+        flags = {record.id: self._differencing(record, policy) for record in records}
+        with self.audit.transaction() as tx:  # all of them, or none
+            for record in records:
+                if not self._still(tx, record, {
+                        "status": OutputStatus.release_requested, "context": context.strip(),
+                        "request_round": record.request_round + 1,
+                        "differencing_json": json.dumps([f.to_record() for f in flags[record.id]])}):
+                    raise self._conflict(tx, actor, "output_request", record)
+                self._event(tx.conn, record.id, OutputStatus.release_requested, actor,
                             f"release requested (round {record.request_round + 1})")
-            self._audit(actor, "output_request", record.permit, record.id,
-                        detail={"round": record.request_round + 1, "differencing_flags": len(flags)})
+                self._audit(tx, actor, "output_request", record.permit, record.id,
+                            detail={"round": record.request_round + 1, "differencing_flags": len(flags[record.id])})
 
     def review(self, actor: Actor, output_id: str, decision: Decision, comment: str) -> OutputRecord:
         """A checker's decision on one requested output; never the author's own."""
@@ -321,18 +337,22 @@ class OutputRegister:
         else:
             status = OutputStatus.returned if decision == "return" else OutputStatus.rejected
         flags_json = json.dumps([f.to_record() for f in flags])
-        with self.engine.begin() as con:
-            con.execute(insert(output_reviews_table).values(
+        with self.audit.transaction() as tx:
+            # Compare-and-set on what the decision was made from: the status, the request round and
+            # the reviews given in it. Another checker's review in between is a conflict.
+            reviews_now = _reviews_in_round(tx.conn, output_id, record.request_round)
+            if reviews_now != len(record.current_reviews()) or \
+                    not self._still(tx, record, {"status": status, "differencing_json": flags_json}):
+                raise self._conflict(tx, actor, "output_review", record)
+            tx.conn.execute(insert(output_reviews_table).values(
                 output=output_id, round=record.request_round, reviewer=actor.name, decision=decision,
                 comment=comment, at=_now(), differencing_json=flags_json))
-            con.execute(update(outputs_table).where(outputs_table.c.id == output_id)
-                        .values(status=status, differencing_json=flags_json))
-            self._event(con, output_id, status, actor,
+            self._event(tx.conn, output_id, status, actor,
                         f"{decision} by checker ({len(approvals)} of {required} approvals)")
-        self._audit(actor, "output_review", record.permit, output_id, detail={
-            "decision": decision, "round": record.request_round, "approvals": len(approvals),
-            "required": required, "differencing_flags": len(flags), "status": str(status),
-            "recheck": again.verdict if again is not None else None})
+            self._audit(tx, actor, "output_review", record.permit, output_id, detail={
+                "decision": decision, "round": record.request_round, "approvals": len(approvals),
+                "required": required, "differencing_flags": len(flags), "status": str(status),
+                "recheck": again.verdict if again is not None else None})
         return self._load(output_id)
 
     # -- release -----------------------------------------------------------------------------
@@ -363,23 +383,36 @@ class OutputRegister:
             contents = {r.id: read_verified(self.folder(r), r.id, _stored_files(self._row(r.id))) for r in records}
         except SafepoolError as exc:
             raise self._refuse(actor, "output_release", records[0], str(exc)) from None
-        release_id = self._next_release_id(permit)
-        released_at = _now()
-        folder = release_folder(self.root, permit, release_id)
-        manifest = {"release": release_id, "permit": permit, "released_by": actor.name, "released_at": released_at,
-                    "outputs": [_manifest_entry(r) for r in records]}
-        digest = write_release(folder, manifest, contents)
-        with self.engine.begin() as con:
-            con.execute(insert(releases_table).values(
-                id=release_id, permit=permit, released_by=actor.name, at=released_at,
-                folder=str(folder.relative_to(self.root)), manifest_sha256=digest))
+        with self.audit.transaction() as tx:
+            con = tx.conn
+            release_id = _next_release_id(con, permit)  # inside the transaction: unique and dense
             for record in records:
-                con.execute(update(outputs_table).where(outputs_table.c.id == record.id)
-                            .values(status=OutputStatus.released, release_id=release_id))
-                self._event(con, record.id, OutputStatus.released, actor, f"released in {release_id}")
-        self.audit.append(actor=actor.name, role=actor.main_role, action="output_release", permit=permit,
+                if not self._still(tx, record, {"status": OutputStatus.released}):
+                    raise self._conflict(tx, actor, "output_release", record)
+            released_at = _now()
+            folder = release_folder(self.root, permit, release_id)
+            discard_unrecorded(folder)  # left by a process killed before its commit: never released
+            seq, head = tx.head()
+            manifest = {"release": release_id, "permit": permit, "released_by": actor.name,
+                        "released_at": released_at, "audit_anchor": {"seq": seq, "hash": head},
+                        "outputs": [_manifest_entry(r) for r in records]}
+            try:
+                digest = write_release(folder, manifest, contents)
+                con.execute(insert(releases_table).values(
+                    id=release_id, permit=permit, released_by=actor.name, at=released_at,
+                    folder=str(folder.relative_to(self.root)), manifest_sha256=digest))
+                for record in records:
+                    con.execute(update(outputs_table).where(outputs_table.c.id == record.id)
+                                .values(release_id=release_id))
+                    self._event(con, record.id, OutputStatus.released, actor, f"released in {release_id}")
+                tx.append(actor=actor.name, role=actor.main_role, action="output_release", permit=permit,
                           target=release_id, rows=sum(len(files) for files in contents.values()),
-                          result_hash=digest, detail={"outputs": [r.id for r in records]})
+                          result_hash=digest, detail={"outputs": [r.id for r in records],
+                                                      "audit_anchor_seq": seq})
+                tx.release = release_id  # its record is anchored outside the database once committed
+            except BaseException:
+                discard_unrecorded(folder)
+                raise
         return folder
 
     # -- helpers ---------------------------------------------------------------------------
@@ -470,21 +503,11 @@ class OutputRegister:
                                               message="; ".join(dict.fromkeys(flag.message for flag in found))))
         return flags
 
-    def _next_id(self, permit: str) -> str:
-        with self.engine.connect() as con:
-            count = con.execute(select(func.count()).where(outputs_table.c.permit == permit)).scalar_one()
-        return f"{permit}-{count + 1:04d}"
-
-    def _next_release_id(self, permit: str) -> str:
-        with self.engine.connect() as con:
-            count = con.execute(select(func.count()).where(releases_table.c.permit == permit)).scalar_one()
-        return f"{permit}-R{count + 1:03d}"
-
     def _row(self, output_id: str) -> dict[str, Any]:
         with self.engine.connect() as con:
             row = con.execute(select(outputs_table).where(outputs_table.c.id == output_id)).mappings().first()
         if row is None:
-            raise OutputError(f"no output {output_id}")
+            raise MissingOutput(f"no output {output_id}")
         return dict(row)
 
     def _load(self, output_id: str) -> OutputRecord:
@@ -512,13 +535,45 @@ class OutputRegister:
         con.execute(insert(output_events_table).values(output=output_id, status=status, actor=actor.name,
                                                        at=_now(), note=note))
 
-    def _audit(self, actor: Actor, action: str, permit: str, output_id: str, detail: dict[str, Any]) -> None:
-        self.audit.append(actor=actor.name, role=actor.main_role, action=action, permit=permit, target=output_id,
-                          detail=detail)
+    def _audit(self, tx: AuditTransaction, actor: Actor, action: str, permit: str, output_id: str,
+               detail: dict[str, Any]) -> None:
+        tx.append(actor=actor.name, role=actor.main_role, action=action, permit=permit, target=output_id,
+                  detail=detail)
+
+    def _still(self, tx: AuditTransaction, record: OutputRecord, values: Mapping[str, Any]) -> bool:
+        """Compare-and-set: change the output if it still has the status and request round read into
+        `record`; False when someone changed it since."""
+        return tx.compare_and_set(outputs_table, {"id": record.id},
+                                  {"status": record.status, "request_round": record.request_round}, values)
+
+    def _conflict(self, tx: AuditTransaction, actor: Actor, action: str, record: OutputRecord) -> Conflict:
+        return tx.conflict(actor.name, actor.main_role, action, f"output {record.id}", permit=record.permit,
+                           target=record.id)
 
     def _refuse(self, actor: Actor, action: str, record: OutputRecord, reason: str) -> Refused:
         return refuse(self.audit, actor.name, actor.main_role, action, reason, permit=record.permit,
                       target=record.id)
+
+
+def _next_id(con: Connection, permit: str) -> str:
+    count = con.execute(select(func.count()).where(outputs_table.c.permit == permit)).scalar_one()
+    return f"{permit}-{count + 1:04d}"
+
+
+def _next_release_id(con: Connection, permit: str) -> str:
+    count = con.execute(select(func.count()).where(releases_table.c.permit == permit)).scalar_one()
+    return f"{permit}-R{count + 1:03d}"
+
+
+def _reviews_in_round(con: Connection, output_id: str, round_: int) -> int:
+    return con.execute(select(func.count()).where(output_reviews_table.c.output == output_id,
+                                                  output_reviews_table.c.round == round_)).scalar_one()
+
+
+def _described(files: dict[str, bytes]) -> list[StoredFile]:
+    """What `store` will record for these files (name, SHA-256, size), before they are written."""
+    return [StoredFile(name=name, sha256=hashlib.sha256(content).hexdigest(), bytes=len(content))
+            for name, content in sorted(files.items())]
 
 
 def _checked(output_id: str, output: StatOutput, name: str, policy: DisclosureRules,

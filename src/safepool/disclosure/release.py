@@ -5,6 +5,12 @@ go into a folder named by its id, beside MANIFEST.json (what was released, check
 by whom, and each file's SHA-256) and SHA256SUMS (the same digests, plus the manifest's, in the
 format `sha256sum -c` reads). The folder is assembled under a hidden name and renamed into place,
 so a release is either complete or absent.
+
+MANIFEST.json also holds `audit_anchor`: the sequence number and hash of the audit log's head
+when the release was made (its own `output_release` record links to it). It leaves the
+environment with the release, so the log can later be checked against it from outside:
+`AuditLog.verify(anchor=(seq, hash))`. The release is written inside the transaction that
+records it; a folder whose transaction did not commit is removed (`discard_unrecorded`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -56,3 +63,9 @@ def write_release(folder: Path, manifest: dict[str, Any], files: dict[str, dict[
     (partial / SUMS).write_text("".join(f"{digest}  {path}\n" for digest, path in sums), encoding="utf-8")
     os.replace(partial, folder)
     return manifest_digest
+
+
+def discard_unrecorded(folder: Path) -> None:
+    """Remove a release folder (and its partial copy) that no committed release records."""
+    for path in (folder, folder.with_name(f".{folder.name}.partial")):
+        shutil.rmtree(path, ignore_errors=True)

@@ -4,25 +4,40 @@ A permit is a submitted request form plus its assessment and a record of every t
 (who, when, which phase). Nothing is read without an approved, unexpired permit: the pool is
 built only under one, and every analyst access is checked against its registers, variables,
 window and people. Each refusal is audited and names what was outside the permit.
+
+A request is checked against the workspace when it is submitted: its registers and variables
+against the catalogue, its time frame against the years the registers' time variables cover,
+its people against the users (each an active analyst or checker) and its expiry against today.
+Every problem is reported at once, one per field with its line when the form came from a file
+(`FormProblem`, an `Invalid`), and the refusal is audited. A workspace whose catalogue lists no
+register yet has nothing to check registers against: then only people and expiry are checked.
+
+Every change of a permit's phase or status commits together with its audit record (one
+`AuditLog.transaction`) and is a compare-and-set on the phase and status it read: when someone
+else changed the permit in between, nothing is changed and `Conflict` is raised (and audited).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 import yaml
-from sqlalchemy import Column, Engine, Integer, String, Table, Text, insert, select, update
+from sqlalchemy import Column, Connection, Engine, Integer, String, Table, Text, insert, select, update
 
-from safepool.errors import SafepoolError
+from safepool.faults import Conflict, Invalid, NotFound
 from safepool.governance.assessment import ApprovalRole, Assessment, assess
-from safepool.governance.audit import AuditLog
+from safepool.governance.audit import AuditLog, AuditTransaction
+from safepool.governance.catalogue_view import CatalogueView
 from safepool.governance.db import metadata
 from safepool.governance.document import Transition
-from safepool.governance.form import PermitRequest
+from safepool.governance.form import PermitRequest, parse_quarter
 from safepool.governance.matrices import Decision, Matrices
-from safepool.governance.users import Actor, ManagerFunction, Role, refuse, require_role
+from safepool.governance.users import Actor, ManagerFunction, Role, refuse, require_role, standing
+from safepool.yaml_files import FileProblem, field_problem, loaded_from
 
 
 class Phase(IntEnum):
@@ -93,6 +108,10 @@ class Permit:
         return self.status == "approved"
 
 
+class FormProblem(FileProblem, Invalid):
+    """A permit request that does not match the workspace: one problem per field, with its line."""
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -101,10 +120,12 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when pre
 
 
 class PermitOffice:
-    def __init__(self, engine: Engine, audit: AuditLog, matrices: Matrices | None = None) -> None:
+    def __init__(self, engine: Engine, audit: AuditLog, matrices: Matrices | None = None,
+                 catalogue: Callable[[], CatalogueView | None] | None = None) -> None:
         self.engine = engine
         self.audit = audit
         self.matrices = matrices or Matrices()
+        self.catalogue = catalogue or (lambda: None)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -112,7 +133,7 @@ class PermitOffice:
         with self.engine.connect() as con:
             row = con.execute(select(permits_table).where(permits_table.c.id == permit_id)).mappings().first()
         if row is None:
-            raise SafepoolError(f"no permit {permit_id}")
+            raise NotFound(f"no permit {permit_id}")
         return Permit(
             id=row["id"],
             request=PermitRequest.model_validate(yaml.load(row["request_yaml"], Loader=_YAML_LOADER)),
@@ -137,15 +158,44 @@ class PermitOffice:
 
     # -- the process ----------------------------------------------------------------------
 
-    def request(self, actor: Actor, request: PermitRequest, permit_id: str) -> Permit:
+    def check_form(self, request: PermitRequest, today: dt.date | None = None) -> list[tuple[tuple[Any, ...], str]]:
+        """What in a request does not match the workspace: (field location, problem) pairs."""
+        today = today or dt.date.today()
+        catalogue = self.catalogue()
+        problems = _catalogue_problems(request, catalogue) if catalogue is not None else []
+        with self.engine.connect() as con:
+            found = standing(con, list(request.people))
+        for index, name in enumerate(request.people):
+            if name not in found:
+                problems.append((("people", index), f"no user {name} in this workspace"))
+            elif found[name] is None:
+                problems.append((("people", index), f"user {name} is not active"))
+            elif not (found[name].has(Role.analyst) or found[name].has(Role.checker)):  # type: ignore[union-attr]
+                problems.append((("people", index), f"user {name} is neither an analyst nor a checker: a permit's "
+                                 "people analyse its data or check its outputs"))
+        if request.expiry < today:
+            problems.append((("expiry",), f"the expiry {request.expiry.isoformat()} is in the past "
+                             f"(today is {today.isoformat()})"))
+        return problems
+
+    def request(self, actor: Actor, request: PermitRequest, permit_id: str, today: dt.date | None = None) -> Permit:
         """Phases 1-2: the need and data are identified and the estimate form is submitted."""
         if not (actor.has(Role.analyst) or actor.has(Role.steward) or actor.has(Role.manager)):
             raise refuse(self.audit, actor.name, actor.main_role, "permit_request",
                          f"user {actor.name} may not request permits", permit=permit_id)
+        problems = self.check_form(request, today)
+        if problems:
+            self.audit.append(actor=actor.name, role=actor.main_role, action="permit_request", permit=permit_id,
+                              outcome="refused", detail={
+                                  "reason": "the form does not match the workspace",
+                                  "fields": [".".join(str(part) for part in location) for location, _ in problems]})
+            raise FormProblem(loaded_from(request) or "permit request",
+                              [field_problem(request, location, message) for location, message in problems])
         assessment = assess(request, self.matrices, decided_on=dt.date.today())
-        with self.engine.begin() as con:
+        with self.audit.transaction() as tx:
+            con = tx.conn
             if con.execute(select(permits_table.c.id).where(permits_table.c.id == permit_id)).first():
-                raise SafepoolError(f"permit {permit_id} exists already")
+                raise Conflict(f"permit {permit_id} exists already; choose another id")
             con.execute(insert(permits_table).values(
                 id=permit_id, name=request.analysis.name, requested_by=actor.name,
                 request_yaml=yaml.safe_dump(request.model_dump(mode="json"), sort_keys=False, allow_unicode=True),
@@ -156,7 +206,7 @@ class PermitOffice:
                                  f"estimate: benefit {assessment.benefit_class}, risk {assessment.risk_class}, "
                                  f"decision {assessment.decision_label}")):
                 self._record(con, permit_id, phase, actor, note)
-        self._audit_transition(actor, permit_id, Phase.preliminary_estimate)
+            self._audit_transition(tx, actor, permit_id, Phase.preliminary_estimate)
         return self.get(permit_id)
 
     def approve(self, actor: Actor, permit_id: str, as_role: ApprovalRole) -> Permit:
@@ -178,29 +228,32 @@ class PermitOffice:
         if permit.assessment.decision == Decision.do_not_open:
             raise self._refuse(actor, permit_id, "permit_approve",
                                "the assessment's decision is 'do not open'; the permit can only be rejected")
-        with self.engine.begin() as con:
-            given = {r["approval_role"]: r["actor"] for r in con.execute(
-                select(approvals_table).where(approvals_table.c.permit == permit_id,
-                                              approvals_table.c.round == round_)).mappings()}
-            if as_role in given:
-                raise self._refuse(actor, permit_id, "permit_approve", f"{as_role} has approved already")
-            if actor.name in given.values():
-                raise self._refuse(actor, permit_id, "permit_approve",
-                                   f"user {actor.name} has approved already in another role")
+        with self.engine.connect() as con:
+            given = _approvals(con, permit_id, round_)
+        if as_role in given:
+            raise self._refuse(actor, permit_id, "permit_approve", f"{as_role} has approved already")
+        if actor.name in given.values():
+            raise self._refuse(actor, permit_id, "permit_approve",
+                               f"user {actor.name} has approved already in another role")
+        with self.audit.transaction() as tx:
+            con = tx.conn
+            # Approvals in other roles may have come in since: they count. The same role or the
+            # same person approving meanwhile, or the permit changing, is a conflict.
+            given = _approvals(con, permit_id, round_)
+            complete = set(required) <= set(given) | {as_role}
+            phase = Phase.data_request if complete and not reassessing else permit.phase
+            if as_role in given or actor.name in given.values() or \
+                    not self._still(tx, permit, phase=phase, status="approved" if phase != permit.phase else None):
+                raise tx.conflict(actor.name, actor.main_role, "permit_approve", f"permit {permit_id}",
+                                  permit=permit_id)
             con.execute(insert(approvals_table).values(permit=permit_id, approval_role=as_role, round=round_,
                                                        actor=actor.name, at=_now()))
-            complete = set(required) <= set(given) | {as_role}
-            phase = permit.phase
-            if complete and not reassessing:
-                phase = Phase.data_request
-                con.execute(update(permits_table).where(permits_table.c.id == permit_id)
-                            .values(status="approved", phase=phase))
             note = f"approved as {as_role}" + ("; reassessed after the analytic review" if reassessing else "")
             self._record(con, permit_id, Phase.assessment_decision if not reassessing else Phase.analytic_review,
                          actor, note)
-            if complete and not reassessing:
+            if phase != permit.phase:
                 self._record(con, permit_id, Phase.data_request, actor, "all approvals given: permit approved")
-        self._audit_transition(actor, permit_id, phase, detail={"approved_as": str(as_role)})
+            self._audit_transition(tx, actor, permit_id, phase, detail={"approved_as": str(as_role)})
         return self.get(permit_id)
 
     def reject(self, actor: Actor, permit_id: str, reason: str) -> Permit:
@@ -211,10 +264,12 @@ class PermitOffice:
             raise self._refuse(actor, permit_id, "permit_reject", f"user {actor.name} may not decide this permit")
         if actor.name == permit.requested_by:
             raise self._refuse(actor, permit_id, "permit_reject", "nobody decides a permit they requested")
-        with self.engine.begin() as con:
-            con.execute(update(permits_table).where(permits_table.c.id == permit_id).values(status="rejected"))
-            self._record(con, permit_id, Phase.assessment_decision, actor, f"rejected: {reason}")
-        self._audit_transition(actor, permit_id, Phase.assessment_decision, detail={"rejected": True})
+        with self.audit.transaction() as tx:
+            if not self._still(tx, permit, status="rejected"):
+                raise tx.conflict(actor.name, actor.main_role, "permit_reject", f"permit {permit_id}",
+                                  permit=permit_id)
+            self._record(tx.conn, permit_id, Phase.assessment_decision, actor, f"rejected: {reason}")
+            self._audit_transition(tx, actor, permit_id, Phase.assessment_decision, detail={"rejected": True})
         return self.get(permit_id)
 
     def advance(self, actor: Actor, permit_id: str, to: Phase, note: str = "") -> Permit:
@@ -234,10 +289,12 @@ class PermitOffice:
             raise self._refuse(actor, permit_id, "permit_transition",
                                f"permit {permit_id} is {permit.assessment.risk_class} risk: it must be reassessed "
                                "by an approver after the analytic review before analysis goes on")
-        with self.engine.begin() as con:
-            con.execute(update(permits_table).where(permits_table.c.id == permit_id).values(phase=int(to)))
-            self._record(con, permit_id, to, actor, note)
-        self._audit_transition(actor, permit_id, to)
+        with self.audit.transaction() as tx:
+            if not self._still(tx, permit, phase=to):
+                raise tx.conflict(actor.name, actor.main_role, "permit_transition", f"permit {permit_id}",
+                                  permit=permit_id)
+            self._record(tx.conn, permit_id, to, actor, note)
+            self._audit_transition(tx, actor, permit_id, to)
         return self.get(permit_id)
 
     def record_build(self, actor: Actor, permit_id: str) -> None:
@@ -297,16 +354,65 @@ class PermitOffice:
             return con.execute(select(approvals_table.c.actor).where(
                 approvals_table.c.permit == permit_id, approvals_table.c.round == 1)).first() is not None
 
-    def _record(self, con, permit_id: str, phase: Phase, actor: Actor, note: str) -> None:  # type: ignore[no-untyped-def]
+    def _record(self, con: Connection, permit_id: str, phase: Phase, actor: Actor, note: str) -> None:
         con.execute(insert(transitions_table).values(permit=permit_id, phase=int(phase), actor=actor.name,
                                                      role=actor.main_role, at=_now(), note=note))
 
-    def _audit_transition(self, actor: Actor, permit_id: str, phase: Phase, detail: dict | None = None) -> None:  # type: ignore[type-arg]
-        self.audit.append(actor=actor.name, role=actor.main_role, action="permit_transition", permit=permit_id,
-                          target=phase.name, detail=detail)
+    def _still(self, tx: AuditTransaction, permit: Permit, *, phase: Phase | None = None,
+               status: str | None = None) -> bool:
+        """Compare-and-set: move the permit to `phase` and `status` (each unchanged when None) if it
+        still has the phase and status read into `permit`; False when someone changed it since."""
+        return tx.compare_and_set(permits_table, {"id": permit.id},
+                                  {"phase": int(permit.phase), "status": permit.status},
+                                  {"phase": int(phase if phase is not None else permit.phase),
+                                   "status": status if status is not None else permit.status})
+
+    def _audit_transition(self, tx: AuditTransaction, actor: Actor, permit_id: str, phase: Phase,
+                          detail: dict[str, Any] | None = None) -> None:
+        tx.append(actor=actor.name, role=actor.main_role, action="permit_transition", permit=permit_id,
+                  target=phase.name, detail=detail)
 
     def _refuse(self, actor: Actor, permit_id: str, action: str, reason: str) -> Exception:
         return refuse(self.audit, actor.name, actor.main_role, action, reason, permit=permit_id)
+
+
+def _approvals(con: Connection, permit_id: str, round_: int) -> dict[str, str]:
+    """approval role -> who gave it, in one round of a permit's approvals."""
+    return {r["approval_role"]: r["actor"] for r in con.execute(
+        select(approvals_table).where(approvals_table.c.permit == permit_id,
+                                      approvals_table.c.round == round_)).mappings()}
+
+
+def _catalogue_problems(request: PermitRequest, catalogue: CatalogueView) -> list[tuple[tuple[Any, ...], str]]:
+    """Registers and variables the catalogue does not hold, and a time frame outside their data."""
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    frame = request.data.time_frame
+    first, last = parse_quarter(frame.start)[0], parse_quarter(frame.end)[0]
+    spans = []
+    for register, wanted in request.data.sources.items():
+        view = catalogue.registers.get(register)
+        if view is None:
+            problems.append((("data", "sources", register), f"unknown register {register}; the catalogue holds "
+                             f"{', '.join(sorted(catalogue.registers))}"))
+            continue
+        if wanted != "*":
+            problems.extend((("data", "sources", register, index), f"register {register} has no variable {name}")
+                            for index, name in enumerate(wanted) if name not in view.variables)
+        if view.years is not None:
+            spans.append(view.years)
+            if last < view.years[0] or first > view.years[1]:
+                problems.append((("data", "sources", register), f"register {register} holds data for "
+                                 f"{view.years[0]}-{view.years[1]}, none of it in the time frame "
+                                 f"{frame.start}-{frame.end}"))
+    if spans:
+        earliest, latest = min(a for a, _ in spans), max(b for _, b in spans)
+        if first < earliest:
+            problems.append((("data", "time_frame", "start"), f"the time frame starts in {frame.start}, before the "
+                             f"data of the registers asked for (from {earliest})"))
+        if last > latest:
+            problems.append((("data", "time_frame", "end"), f"the time frame ends in {frame.end}, after the data "
+                             f"of the registers asked for (up to {latest})"))
+    return problems
 
 
 def _may_act_as(actor: Actor, role: ApprovalRole) -> bool:
