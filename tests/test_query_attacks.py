@@ -271,3 +271,12 @@ def test_parallel_analysts_are_all_answered_and_recorded(tmp_path):
     assert len(records) == sum(len(r) for r in results)
     assert sum(r.count("refused") for r in results) == len(governance.audit.records(action="query_refused"))
     assert governance.audit.verify().ok
+
+
+def test_a_name_that_looks_like_an_identity_code_is_refused_and_audited_without_it(setup):
+    _, governance, _ = setup
+    with pytest.raises(QueryRefused) as refusal:
+        ask(setup, "SELECT count(*) AS n FROM _010190A123B")
+    record = governance.audit.records(action="query_refused")[-1]
+    assert "010190A123B" not in json.dumps(record.detail) and record.outcome == "refused"
+    assert "010190A123B" in str(refusal.value) or "identity code" in str(refusal.value)
