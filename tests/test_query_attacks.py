@@ -280,3 +280,8 @@ def test_a_name_that_looks_like_an_identity_code_is_refused_and_audited_without_
     record = governance.audit.records(action="query_refused")[-1]
     assert "010190A123B" not in json.dumps(record.detail) and record.outcome == "refused"
     assert "010190A123B" in str(refusal.value) or "identity code" in str(refusal.value)
+
+
+def test_a_title_is_a_label_too(setup):
+    with pytest.raises(QueryRefused, match="title looks like it holds a personal identity code"):
+        ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"], title="about 010190-123B"))

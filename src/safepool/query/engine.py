@@ -35,6 +35,7 @@ from safepool.disclosure.policy import workspace_policy
 from safepool.errors import SafepoolError
 from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
+from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
 from safepool.pool.access import dictionary as pool_dictionary
 from safepool.pool.access import open_for_analysis
@@ -106,7 +107,10 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
 
 
 def _title(text: str) -> str:
-    """A title is a label too: plain words of the request, never longer than a line."""
+    """A title is a label too: plain words of the request, never longer than a line, never an
+    identity code."""
+    if looks_like_identity_code(text):
+        raise refuse("the title looks like it holds a personal identity code")
     return re.sub(r"[^\w .,:()'+%/-]+", " ", text).strip()[:120] or "aggregate query"
 
 
