@@ -36,6 +36,8 @@ from safepool.governance.form import parse_quarter
 if TYPE_CHECKING:
     from safepool.study.studyfile import StudyFile
 
+PERSON = "pid"
+DECIMALS = 6  # sums of money are rounded to this many decimals so that they do not depend on row order
 PANEL = "study_panel"
 UNITS = "study_units"
 ENTRIES = "study_entries"
@@ -208,11 +210,22 @@ def build_cohort(con: duckdb.DuckDBPyConnection, study: StudyFile,
     _panel(con, study, first - lookback, last + study.event_window.last)
     say("risk sets")
     _units(con, study, first, last)
-    units = con.sql(f"SELECT * FROM {UNITS} ORDER BY t, pid").df()
+    units = in_data_order(con.sql(f"SELECT * FROM {UNITS}").df())
     say("covariates")
     units, covariates = _encode(units, study)
     flow = _flow(con, study, units, first, last)
     return Cohort(units=units, covariates=covariates, flow=flow)
+
+
+def in_data_order(units: pd.DataFrame) -> pd.DataFrame:
+    """Units sorted by quarter, then by every column but the pseudonym, numbered 0.. in that order.
+
+    A pseudonym is a keyed hash: another permit's key permutes them, so no order, tie-break or
+    number of the study may come from it. Only units identical in every column are left in an
+    arbitrary order among themselves, and those are exchangeable for every step after this.
+    """
+    by = ["t"] + [column for column in units.columns if column not in ("t", PERSON)]
+    return units.sort_values(by, kind="stable", na_position="last").reset_index(drop=True)
 
 
 def needed_columns(study: StudyFile) -> dict[str, list[str]]:
@@ -256,7 +269,9 @@ def _treatment_subgroups(study: StudyFile) -> list[str]:
 def _entries(con: duckdb.DuckDBPyConnection, study: StudyFile) -> None:
     """Each person's first treatment entry: its quarter and the treatment table's subgroup columns."""
     date = study.treatment.date
-    extra = "".join(f', arg_min("{c}", "{date}") AS "{TREATMENT_SUBGROUP}{c}"' for c in _treatment_subgroups(study))
+    # a tie on the date goes to the smallest value, never to whichever row comes first
+    extra = "".join(f', arg_min("{c}", ("{date}", "{c}")) AS "{TREATMENT_SUBGROUP}{c}"'
+                    for c in _treatment_subgroups(study))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ENTRIES} AS
         SELECT pid, min("{date}") AS entry_date, {_of_date(f'min("{date}")')} AS entry_t{extra}
@@ -278,7 +293,9 @@ def _panel(con: duckdb.DuckDBPyConnection, study: StudyFile, t_from: int, t_to: 
     joins, selects = [], []
     for i, (table, names) in enumerate(sorted(by_table.items())):
         quarter = MEASURES[names[0]].quarter
-        values = ", ".join(f"{MEASURES[n].value} AS {n}" for n in names)
+        # sums rounded to 1e-6: a floating-point sum depends on the order rows are added in, and
+        # the rows' order in a pool is not the data's (another key, another order)
+        values = ", ".join(f"round({MEASURES[n].value}, {DECIMALS}) AS {n}" for n in names)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE study_measures_{i} AS
             SELECT pid, {quarter} AS t, {values} FROM "{table}" SEMI JOIN study_candidates USING (pid)
@@ -303,7 +320,8 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
     treatment_columns = "".join(f', e."{TREATMENT_SUBGROUP}{c}"' for c in _treatment_subgroups(study))
     windows = past_windows(study)
     longest = max([quarters for _, quarters in windows], default=1)
-    past = ", ".join([f"coalesce(sum(h.{measure}) FILTER (WHERE h.t >= u.t - {quarters}), 0) AS past_{measure}_{quarters}"
+    past = ", ".join([f"round(coalesce(sum(h.{measure}) FILTER (WHERE h.t >= u.t - {quarters}), 0), {DECIMALS}) "
+                      f"AS past_{measure}_{quarters}"
                       for measure, quarters in windows] or ["0 AS no_past"])
     measured = [f"{sql} AS {column}" for name in study.covariates for column, sql in COVARIATES[name].columns.items()]
     measured += [f'{SUBGROUPS[s]} AS "subgroup:{s}"' for s in study.subgroups if s in SUBGROUPS]
@@ -322,7 +340,7 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
               AND date_diff('day', p.birth_date, b.qstart) / 365.25 >= {low}
               AND date_diff('day', p.birth_date, b.qstart) / 365.25 < {high + 1}),
         grounds AS (
-            SELECT u.pid, u.t, arg_min(r.grounds, r.start_date) AS grounds
+            SELECT u.pid, u.t, arg_min(r.grounds, (r.start_date, r.grounds)) AS grounds
             FROM eligible u JOIN residence_permits r
               ON r.pid = u.pid AND r.start_date <= u.qstart - 1 AND (r.end_date IS NULL OR r.end_date >= u.qstart - 1)
             GROUP BY u.pid, u.t),
@@ -355,8 +373,9 @@ def _encode(frame: pd.DataFrame, study: StudyFile) -> tuple[pd.DataFrame, list[s
                 frame[column] = frame[column].astype("float64")
                 covariates.append(column)
                 continue
-            levels = frame[column].value_counts()
-            for level in sorted(levels.index[1:]):
+            counts = frame[column].value_counts()
+            levels = sorted(counts.index, key=lambda level: (-counts[level], str(level)))  # ties by name
+            for level in sorted(levels[1:]):
                 dummy = f"{column}_{level}".replace(" ", "_")
                 frame[dummy] = (frame[column] == level).astype("float64")
                 covariates.append(dummy)

@@ -72,7 +72,11 @@ def merged_clusters(set_ids: np.ndarray, unit_keys: np.ndarray) -> np.ndarray:
     links = sparse.coo_matrix((np.ones(set_index.size), (set_index, n_sets + unit_index)),
                               shape=(n_sets + unit_codes.size,) * 2)
     _, component = connected_components(links, directed=False)
-    return np.unique(component[:n_sets], return_inverse=True)[1][set_index]
+    # clusters numbered in the order of their first set (the data's order), never by a unit's key
+    of_set = component[:n_sets]
+    first_set = np.full(of_set.max() + 1, n_sets)
+    np.minimum.at(first_set, of_set, np.arange(n_sets))
+    return np.unique(first_set[of_set], return_inverse=True)[1][set_index]
 
 
 def require_cells(cells: pd.DataFrame, where: str) -> np.ndarray:

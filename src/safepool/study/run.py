@@ -14,6 +14,7 @@ mean (for the dominance checks) are handed to the checks and dropped after publi
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
 from safepool.study.effects import effect_table, estimate_cells, naive_difference
+from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.matching import RiskSetMatcher
 from safepool.study.sensitivity import sensitivity
@@ -46,6 +48,10 @@ CONTRIBUTORS = 10  # largest per-person contributions handed to the dominance ch
 Progress = Callable[[str], None]
 TABLES = ("cohort_flow", "balance", "effects", "event_study", "subgroups", "placebo", "sensitivity", "naive",
           "unmatched")
+
+
+class EstimandWarning(UserWarning):
+    """Too few clients were matched for the estimate to be read as the ATT (see safepool.study.estimand)."""
 
 
 @dataclass
@@ -67,8 +73,25 @@ class StudyAnalysis:
     n_treated: int
     n_matched: int
     seconds: float
+    # the share of clients matched, why the others were not, and the estimand it makes (see
+    # safepool.study.estimand): matching.sentence() and matching.warning are for the console
+    matching: MatchingSummary = field(default_factory=lambda: MatchingSummary(0, 0, 0.9))
     # per table, the contributors behind each arm's mean (rows as in the table): for the checks only
     contributors: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+
+    @property
+    def share_matched(self) -> float:
+        return self.matching.share
+
+    @property
+    def estimand(self) -> str:
+        """ATT, or "effect on the matched clients" when fewer than matching.min_share_matched were matched."""
+        return self.matching.estimand
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the reader must know before reading the estimates (empty when nothing)."""
+        return [w for w in (self.matching.warning,) if w]
 
 
 @dataclass
@@ -100,13 +123,19 @@ class StudyResult(StudyAnalysis):
         return study_methods(self.study)
 
 
+
 def study_methods(study: StudyFile) -> dict[str, object]:
     """The settings a reader needs to know how the numbers were made."""
     m = study.matching
+    nearest = m.method == "nearest"
     return {"treatment": study.treatment.label, "eligible ages": f"{study.eligible.age[0]}-{study.eligible.age[1]}",
-            "covariates": ", ".join(study.covariates), "matching method": m.method, "exact": ", ".join(m.exact) or "none",
-            "caliper (SD of the logit)": m.caliper if m.caliper is not None else "none", "ratio": m.ratio,
-            "with replacement": m.replace, "balance refinement": m.refine,
+            "covariates": ", ".join(study.covariates),
+            "matching method": "nearest neighbour" if nearest else "optimal full matching",
+            "distance": "propensity logit" if m.distance == "propensity" else "Mahalanobis within the caliper",
+            "exact": ", ".join(m.exact) or "none",
+            "caliper (SD of the logit)": m.caliper if m.caliper is not None else "none",
+            **({"ratio": m.ratio, "with replacement": m.replace, "balance refinement": m.refine} if nearest else {}),
+            "ATT when at least this share of clients is matched": f"{m.min_share_matched:.0%}",
             "horizons": ", ".join(map(str, study.horizons)),
             "event window": f"{study.event_window.first}..{study.event_window.last}", "baseline": study.baseline,
             "estimators": "ATT and matched difference-in-differences",
@@ -121,8 +150,14 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
     cohort = build_cohort(con, study, progress=say)
     say("matching")
     m = study.matching
-    matcher = RiskSetMatcher(cohort.covariates, exact=m.exact, method=m.method, caliper=m.caliper, ratio=m.ratio,
-                             replace=m.replace, refine=m.refine, random_state=m.random_state).fit(cohort.units)
+    matcher = RiskSetMatcher(cohort.covariates, exact=m.exact, method=m.distance, caliper=m.caliper, ratio=m.ratio,
+                             replace=m.replace, refine=m.refine, random_state=m.random_state,
+                             matching=m.method).fit(cohort.units)
+    reasons = matcher.unmatched_.groupby("reason")["n_treated"].sum() if len(matcher.unmatched_) else pd.Series()
+    summary = MatchingSummary(matcher.n_treated_, matcher.n_matched_, m.min_share_matched,
+                              {str(reason): int(n) for reason, n in reasons.items()})
+    if summary.warning:
+        warnings.warn(summary.warning, EstimandWarning, stacklevel=2)
     say("balance")
     balance = Balance(cohort.covariates, smd_limit=study.balance.smd_limit,
                       vr_range=study.balance.variance_ratio).fit(cohort.units, matcher.matched_)
@@ -144,13 +179,22 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
     say("naive comparison")
     naive = naive_comparison(con, study, cohort)
     flow = matched_flow(cohort.flow, matcher)
+    effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
         study=study, cohort_flow=flow, balance=balance.table_, balance_passed=bool(balance.passed_), effects=effects,
         event_study=event, subgroups=subgroups, placebo=placebo, sensitivity=sensitive, naive=naive,
         unmatched=matcher.unmatched_, love_plot=balance.love_plot(), n_treated=matcher.n_treated_,
-        n_matched=matcher.n_matched_, seconds=time.perf_counter() - started,
+        n_matched=matcher.n_matched_, seconds=time.perf_counter() - started, matching=summary,
         contributors={"effects": effect_contributors, "event_study": event_contributors,
                       "subgroups": subgroup_contributors})
+
+
+def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
+    """The table with its estimand named after the estimator column: "ATT" or "effect on the matched clients"."""
+    at = list(table.columns).index("method") + 1 if "method" in table.columns else 0
+    table = table.copy()
+    table.insert(at, "estimand", estimand)
+    return table
 
 
 def split_contributors(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -248,15 +292,17 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, cohort: C
 
 
 def matched_flow(flow: pd.DataFrame, matcher: RiskSetMatcher) -> pd.DataFrame:
-    """The cohort flow with the matching step: clients matched, and why the others were not."""
+    """The cohort flow with the matching step: clients matched, then one row per reason the others were not."""
     treated = matcher.n_treated_
     reasons = matcher.unmatched_.groupby("reason")["n_treated"].sum() if len(matcher.unmatched_) else pd.Series()
-    rows = [{"step": "clients matched", "persons": matcher.n_matched_, "units": matcher.n_matched_,
+    rows = [{"step": MATCHED_STEP, "persons": matcher.n_matched_, "units": matcher.n_matched_,
              "removed": treated - matcher.n_matched_, "reason": "; ".join(reasons.index) or ""}]
+    rows += [{"step": NOT_MATCHED + str(reason), "persons": int(n), "units": int(n), "removed": 0, "reason": ""}
+             for reason, n in reasons.items()]
     matched = matcher.matched_
     controls = matched.loc[matched["treated"] == 0]
-    rows.append({"step": "matched controls", "persons": controls[PERSON].nunique(), "units": len(controls),
-                 "removed": 0, "reason": ""})
+    rows.append({"step": "matched controls", "persons": controls[PERSON].nunique(),
+                 "units": int(controls.index.nunique()), "removed": 0, "reason": ""})
     return pd.concat([flow, pd.DataFrame(rows)], ignore_index=True)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from safepool.governance.form import Identifier, TimeFrame
 from safepool.study.cohort import COVARIATES, OUTCOMES, SUBGROUPS, TREATMENT_SUBGROUP
@@ -46,13 +46,32 @@ class Eligible(_Strict):
 
 
 class Matching(_Strict):
-    method: Literal["propensity", "mahalanobis"] = "propensity"
+    """How clients are matched to controls of their risk set (README "The impact study" says when
+    to use which method)."""
+
+    method: Literal["nearest", "full"] = Field(
+        "nearest", description="nearest: greedy nearest neighbour, k:1; full: optimal full matching (every "
+                               "client with a control in its caliper stays, controls weighted)")
+    distance: Literal["propensity", "mahalanobis"] = Field(
+        "propensity", description="distance within the caliper: the propensity logit, or Mahalanobis on the covariates")
     exact: list[str] = Field(default_factory=list, description="covariate columns matched exactly, e.g. female")
     caliper: float | None = Field(0.2, gt=0, description="in standard deviations of the logit; null for none")
-    ratio: int = Field(1, ge=1, le=10, description="controls per client")
-    replace: bool = False
-    refine: bool = Field(True, description="swap controls within the caliper to bring covariate means closer")
+    ratio: int = Field(1, ge=1, le=10, description="controls per client (nearest)")
+    replace: bool = Field(False, description="a control may serve several clients (nearest); its weight adds up")
+    refine: bool = Field(True, description="swap controls within the caliper to bring covariate means closer (nearest)")
+    min_share_matched: float = Field(
+        0.9, ge=0, le=1, description="below this share of clients matched, the run warns that the estimate is the "
+                                     "effect on the matched clients, not the ATT, and names that estimand")
     random_state: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _distance_named_as_method(cls, value: object) -> object:
+        """Study files written before full matching named the distance `method`; read them as they meant."""
+        if isinstance(value, dict) and value.get("method") in ("propensity", "mahalanobis") \
+                and "distance" not in value:
+            value = {**value, "distance": value["method"], "method": "nearest"}
+        return value
 
 
 class EventWindow(_Strict):
