@@ -16,7 +16,7 @@ def test_migrations_build_exactly_the_declared_schema(tmp_path):
     with engine.connect() as con:
         differences = compare_metadata(MigrationContext.configure(con), metadata)
     assert differences == []
-    assert MigrationContext.configure(engine.connect()).get_current_revision() == "0003"
+    assert MigrationContext.configure(engine.connect()).get_current_revision() == "0004"
 
 
 def test_reopening_an_existing_workspace_keeps_everything(tmp_path):
@@ -51,3 +51,25 @@ def test_governance_on_a_postgresql_metadata_database(tmp_path, postgres_databas
     assert Governance.open(tmp_path).permits.get("P-PG").status == "approved"
     assert governance.audit.verify().ok
     governance.users.engine.dispose()
+
+
+def test_0004_gives_existing_permits_and_outputs_a_version(tmp_path):
+    """An upgrade from 0003 keeps every row; existing permits and outputs start at version 0."""
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+
+    engine = connect_engine(f"sqlite:///{tmp_path}/m.sqlite")
+    config = Config()
+    config.set_main_option("script_location", str(files("safepool.governance") / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0003")
+        connection.exec_driver_sql(
+            "INSERT INTO permits (id, name, requested_by, request_yaml, assessment_json, phase, status, expiry, "
+            "created_at) VALUES ('OLD-1', 'old', 'anna', '{}', '{}', 3, 'pending', '2030-01-01', '2024-01-01')")
+    create_schema(engine)
+    with engine.connect() as con:
+        assert con.exec_driver_sql("SELECT id, status, version FROM permits").all() == [("OLD-1", "pending", 0)]
+        assert "version" in {c["name"] for c in inspect(con).get_columns("outputs")}

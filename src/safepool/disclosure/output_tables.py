@@ -63,6 +63,7 @@ outputs_table = Table(
     Column("request_round", Integer, nullable=False),  # 0 until first requested; +1 per request
     Column("differencing_json", Text, nullable=False),  # the latest differencing flags
     Column("release_id", String(60), ForeignKey("releases.id"), nullable=True),
+    Column("version", Integer, nullable=False, server_default="0"),  # +1 on every change (0004)
     CheckConstraint(f"status IN {STATUSES}", name="ck_outputs_status"),
     CheckConstraint(f"source IN {SOURCES}", name="ck_outputs_source"),
     CheckConstraint("verdict IN ('pass', 'fail')", name="ck_outputs_verdict"),

@@ -132,6 +132,7 @@ class OutputRecord:
     release_id: str | None
     rules: DisclosureRules  # the workspace's policy when it was checked
     counts_rounded_to: int | None = None  # the base every shown count is rounded to, if it is
+    version: int = 0  # the state this was read at: a change checks it is still the same
 
     def current_reviews(self) -> list[Review]:
         """The reviews of the latest release request."""
@@ -338,11 +339,9 @@ class OutputRegister:
             status = OutputStatus.returned if decision == "return" else OutputStatus.rejected
         flags_json = json.dumps([f.to_record() for f in flags])
         with self.audit.transaction() as tx:
-            # Compare-and-set on what the decision was made from: the status, the request round and
-            # the reviews given in it. Another checker's review in between is a conflict.
-            reviews_now = _reviews_in_round(tx.conn, output_id, record.request_round)
-            if reviews_now != len(record.current_reviews()) or \
-                    not self._still(tx, record, {"status": status, "differencing_json": flags_json}):
+            # Compare-and-set on the output as the decision was made from it: another checker's
+            # review in between (even one that left its status as it was) is a conflict.
+            if not self._still(tx, record, {"status": status, "differencing_json": flags_json}):
                 raise self._conflict(tx, actor, "output_review", record)
             tx.conn.execute(insert(output_reviews_table).values(
                 output=output_id, round=record.request_round, reviewer=actor.name, decision=decision,
@@ -529,7 +528,7 @@ class OutputRegister:
                                   at=dt.datetime.fromisoformat(e["at"]), note=e["note"]) for e in events],
             differencing=_flags(row["differencing_json"]), request_round=row["request_round"],
             release_id=row["release_id"], rules=_rules(row["rules_json"]),
-            counts_rounded_to=_stored_cells(row)["rounded_to"])
+            counts_rounded_to=_stored_cells(row)["rounded_to"], version=row["version"])
 
     def _event(self, con, output_id: str, status: OutputStatus, actor: Actor, note: str) -> None:  # type: ignore[no-untyped-def]
         con.execute(insert(output_events_table).values(output=output_id, status=status, actor=actor.name,
@@ -541,10 +540,12 @@ class OutputRegister:
                   detail=detail)
 
     def _still(self, tx: AuditTransaction, record: OutputRecord, values: Mapping[str, Any]) -> bool:
-        """Compare-and-set: change the output if it still has the status and request round read into
-        `record`; False when someone changed it since."""
+        """Compare-and-set: change the output if it is still as it was read into `record` (its
+        version, status and request round); False when anyone changed it since."""
         return tx.compare_and_set(outputs_table, {"id": record.id},
-                                  {"status": record.status, "request_round": record.request_round}, values)
+                                  {"version": record.version, "status": record.status,
+                                   "request_round": record.request_round},
+                                  {**values, "version": record.version + 1})
 
     def _conflict(self, tx: AuditTransaction, actor: Actor, action: str, record: OutputRecord) -> Conflict:
         return tx.conflict(actor.name, actor.main_role, action, f"output {record.id}", permit=record.permit,
@@ -563,11 +564,6 @@ def _next_id(con: Connection, permit: str) -> str:
 def _next_release_id(con: Connection, permit: str) -> str:
     count = con.execute(select(func.count()).where(releases_table.c.permit == permit)).scalar_one()
     return f"{permit}-R{count + 1:03d}"
-
-
-def _reviews_in_round(con: Connection, output_id: str, round_: int) -> int:
-    return con.execute(select(func.count()).where(output_reviews_table.c.output == output_id,
-                                                  output_reviews_table.c.round == round_)).scalar_one()
 
 
 def _described(files: dict[str, bytes]) -> list[StoredFile]:

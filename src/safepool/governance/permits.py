@@ -68,6 +68,7 @@ permits_table = Table(
     Column("expiry", String(10), nullable=False),
     Column("built_by", String(40), nullable=True),
     Column("created_at", String(40), nullable=False),
+    Column("version", Integer, nullable=False, server_default="0"),  # +1 on every change (0004)
 )
 
 transitions_table = Table(
@@ -102,6 +103,7 @@ class Permit:
     status: str
     requested_by: str
     built_by: str | None
+    version: int = 0  # the state this was read at: a change checks it is still the same
 
     @property
     def approved(self) -> bool:
@@ -142,6 +144,7 @@ class PermitOffice:
             status=row["status"],
             requested_by=row["requested_by"],
             built_by=row["built_by"],
+            version=row["version"],
         )
 
     def list(self) -> list[Permit]:
@@ -237,13 +240,14 @@ class PermitOffice:
                                f"user {actor.name} has approved already in another role")
         with self.audit.transaction() as tx:
             con = tx.conn
-            # Approvals in other roles may have come in since: they count. The same role or the
-            # same person approving meanwhile, or the permit changing, is a conflict.
+            # Approvals in other roles may have come in since: they count (approvals of different
+            # roles do not conflict). The same role or the same person approving meanwhile, or the
+            # permit's phase or status changing (a rejection, the last approval), is a conflict.
             given = _approvals(con, permit_id, round_)
             complete = set(required) <= set(given) | {as_role}
             phase = Phase.data_request if complete and not reassessing else permit.phase
-            if as_role in given or actor.name in given.values() or \
-                    not self._still(tx, permit, phase=phase, status="approved" if phase != permit.phase else None):
+            if as_role in given or actor.name in given.values() or not self._still(
+                    tx, permit, phase=phase, status="approved" if phase != permit.phase else None, any_version=True):
                 raise tx.conflict(actor.name, actor.main_role, "permit_approve", f"permit {permit_id}",
                                   permit=permit_id)
             con.execute(insert(approvals_table).values(permit=permit_id, approval_role=as_role, round=round_,
@@ -300,7 +304,8 @@ class PermitOffice:
     def record_build(self, actor: Actor, permit_id: str) -> None:
         """The steward who built the pool is remembered: they may not analyse it."""
         with self.engine.begin() as con:
-            con.execute(update(permits_table).where(permits_table.c.id == permit_id).values(built_by=actor.name))
+            con.execute(update(permits_table).where(permits_table.c.id == permit_id)
+                        .values(built_by=actor.name, version=permits_table.c.version + 1))
 
     # -- scope enforcement --------------------------------------------------------------
 
@@ -359,13 +364,16 @@ class PermitOffice:
                                                      role=actor.main_role, at=_now(), note=note))
 
     def _still(self, tx: AuditTransaction, permit: Permit, *, phase: Phase | None = None,
-               status: str | None = None) -> bool:
+               status: str | None = None, any_version: bool = False) -> bool:
         """Compare-and-set: move the permit to `phase` and `status` (each unchanged when None) if it
-        still has the phase and status read into `permit`; False when someone changed it since."""
+        is still as it was read into `permit` (its version; with `any_version` its phase and status
+        only); False when it changed since. Every change counts up its version."""
+        expected = {"phase": int(permit.phase), "status": permit.status}
         return tx.compare_and_set(permits_table, {"id": permit.id},
-                                  {"phase": int(permit.phase), "status": permit.status},
+                                  expected if any_version else {**expected, "version": permit.version},
                                   {"phase": int(phase if phase is not None else permit.phase),
-                                   "status": status if status is not None else permit.status})
+                                   "status": status if status is not None else permit.status,
+                                   "version": permit.version + 1})
 
     def _audit_transition(self, tx: AuditTransaction, actor: Actor, permit_id: str, phase: Phase,
                           detail: dict[str, Any] | None = None) -> None:
