@@ -7,15 +7,23 @@ links to 64 zeros). `AuditLog.verify()` recomputes the chain and names the first
 and why: an edited record, a deleted one, records put out of order, or a record slipped in.
 
 What the chain can and cannot show
-  * Any change to a stored record (edit, deletion, insertion, reordering) that leaves later
-    records alone is detected, and the first affected record is named.
+  * Any change to a stored record (edit, deletion, insertion, reordering, a stored record copied
+    in again) that leaves later records alone is detected, and the first affected record is named.
   * Someone who can write the database and rewrites the *whole* tail after a change (the hash is
-    not keyed), or simply cuts records off the end, is only caught against an anchor: save
-    `head()` somewhere else (a report, a ticket, another system) and pass it to
-    `verify(anchor=...)` later.
+    not keyed), or simply cuts records off the end, is caught against the anchors kept outside
+    the database (safepool.governance.anchors: the steward zone's `audit-anchors`, every N
+    records and at every release, and `audit-witness`, a line per record): `verify()` reads them
+    and names the first record that does not match them, or the records cut off. A release's
+    MANIFEST.json carries the head too, so `verify(anchor=(seq, hash))` checks the log against
+    a copy that left the environment.
   * As a first line of defence the table refuses UPDATE and DELETE (and TRUNCATE on PostgreSQL)
     through triggers, so a mistaken statement cannot change it; an attacker who drops the
     triggers is then caught by the chain.
+
+State changes and their records commit together: `AuditLog.transaction()` opens one transaction
+that holds the log's write lock from its start; the caller writes its state through `tx.conn`
+and appends with `tx.append(...)`, and a refusal or a conflict found inside is audited after the
+rollback. Every `append()` outside such a transaction is a transaction of its own.
 
 Appends are serialised so that two writers can never read the same head and fork the chain:
 SQLite takes the database write lock up front (`BEGIN IMMEDIATE`) before reading the head;
