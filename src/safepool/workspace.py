@@ -3,11 +3,18 @@
 `steward/` holds everything identifying (keys, quarantine, planted truth, credentials) and is
 private to its owner; `registers/` holds the synthetic sources; `pool/` and everything else hold
 pseudonymised or aggregate data only.
+
+Every zone (`steward/`, `registers/`, `pool/`, `governance/`, `outputs/`) is owner-only: made
+with mode 0700, and opening a workspace sets the process's umask to 077 so that every file any
+part writes in it (DuckDB, SQLite, Arrow, reports) is 0600 and every folder 0700, whatever the
+umask was. In a shared deployment one service account owns the workspace and people reach it
+only through safepool.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 from pydantic import Field
@@ -18,6 +25,21 @@ from safepool.yaml_files import dump_model, load_model
 
 CONFIG_NAME = "safepool.yaml"
 STEWARD_DIRS = ("keys", "quarantine", "truth", "tmp")
+ZONES = ("steward", "registers", "pool", "governance", "outputs")
+KEY_PASSPHRASE_FILE = "key-passphrase"
+OWNER_ONLY_UMASK = 0o077
+
+
+def owner_only_umask() -> None:
+    """Make every file and folder this process creates from now on owner-only (keeps stricter bits)."""
+    os.umask(os.umask(OWNER_ONLY_UMASK) | OWNER_ONLY_UMASK)
+
+
+def private_folder(path: Path) -> Path:
+    """Make `path` (and missing parents) a folder of mode 0700, whatever the umask."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
 
 
 class WorkspaceConfig(Strict):
@@ -28,6 +50,7 @@ class WorkspaceConfig(Strict):
 class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        owner_only_umask()
 
     @property
     def config_path(self) -> Path:
@@ -45,6 +68,28 @@ class Workspace:
     def pool_dir(self) -> Path:
         return self.root / "pool"
 
+    @property
+    def key_passphrase_path(self) -> Path:
+        """The key store's passphrase (mode 0600), used when SAFEPOOL_KEY_PASSPHRASE is not set."""
+        return self.steward_dir / KEY_PASSPHRASE_FILE
+
+    def zones(self) -> list[Path]:
+        return [self.root / name for name in ZONES]
+
+    def ensure_key_passphrase(self) -> Path:
+        """Write a random key-store passphrase into the steward zone, once; never replaced."""
+        path = self.key_passphrase_path
+        private_folder(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path
+
     @classmethod
     def init(cls, root: Path) -> Workspace:
         """Create the folders and an empty catalogue; an existing workspace is left as it is."""
@@ -52,12 +97,11 @@ class Workspace:
         if workspace.config_path.exists():
             raise SafepoolError(f"{workspace.root} is already a safepool workspace")
         workspace.root.mkdir(parents=True, exist_ok=True)
-        workspace.steward_dir.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(workspace.steward_dir, 0o700)
+        for zone in workspace.zones():
+            private_folder(zone)
         for name in STEWARD_DIRS:
-            (workspace.steward_dir / name).mkdir(mode=0o700, exist_ok=True)
-        workspace.registers_dir.mkdir(exist_ok=True)
-        workspace.pool_dir.mkdir(exist_ok=True)
+            private_folder(workspace.steward_dir / name)
+        workspace.ensure_key_passphrase()
         dump_model(WorkspaceConfig(), workspace.config_path)
         return workspace
 

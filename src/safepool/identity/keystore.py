@@ -2,8 +2,13 @@
 
 A key exists per permit so that pseudonyms of two permits cannot be linked, and deleting a
 permit's key at the end of its retention makes re-identification impossible. Keys are files of
-mode 0600 under `steward/keys/`; when SAFEPOOL_KEY_PASSPHRASE is set they are also encrypted at
-rest (scrypt-derived key, AES-256-GCM), so a copied key file alone is useless.
+mode 0600 under `steward/keys/`, encrypted at rest (scrypt-derived key, AES-256-GCM) so that a
+copied key file alone is useless. The passphrase is SAFEPOOL_KEY_PASSPHRASE when it is set, else
+the random one `safepool init` writes to `steward/key-passphrase` (mode 0600); deployments that
+inject secrets set the variable and keep the file elsewhere. A store with neither (a bare folder
+outside a workspace) keeps its keys unencrypted.
+
+Only a signed-in steward destroys a key (`destroy_key`), with a justification, and audited.
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from safepool.errors import SafepoolError
+from safepool.governance.audit import UnsafeAuditField
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor, Role, refuse, require_role
+from safepool.identity_pattern import looks_like_identity_code
+from safepool.workspace import KEY_PASSPHRASE_FILE, Workspace
 
 PASSPHRASE_ENV = "SAFEPOOL_KEY_PASSPHRASE"
 KEY_BYTES = 32
@@ -31,8 +41,30 @@ class KeyStoreError(SafepoolError):
 
 
 class KeyStore:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, passphrase_file: Path | None = None) -> None:
         self.directory = directory
+        self.passphrase_file = passphrase_file or directory.parent / KEY_PASSPHRASE_FILE
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> KeyStore:
+        """The workspace's key store (its passphrase file made if an older workspace lacks one)."""
+        workspace.ensure_key_passphrase()
+        return cls(workspace.steward_dir / "keys", workspace.key_passphrase_path)
+
+    def _passphrases(self) -> list[str]:
+        """The passphrases to try, the one new keys are sealed with first."""
+        found = [os.environ.get(PASSPHRASE_ENV) or ""]
+        try:
+            mode = self.passphrase_file.stat().st_mode & 0o777
+            text = self.passphrase_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            text = ""
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyStoreError(f"the key passphrase file is unreadable ({type(exc).__name__})") from None
+        else:
+            if mode & 0o077:
+                raise KeyStoreError(f"the key passphrase file is readable by others (mode {mode:o}); expected 600")
+        return [p for p in (*found, text) if p]
 
     def _path(self, permit: str) -> Path:
         if not _PERMIT_ID.match(permit):
@@ -49,7 +81,7 @@ class KeyStore:
         path = self._path(permit)
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)
-        payload = _seal(key, os.environ.get(PASSPHRASE_ENV))
+        payload = _seal(key, next(iter(self._passphrases()), None))
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -75,10 +107,10 @@ class KeyStore:
             raise KeyStoreError(f"key file for permit {permit} is unreadable ({type(exc).__name__})") from None
         if mode & 0o077:
             raise KeyStoreError(f"key file for permit {permit} is readable by others (mode {mode:o}); expected 600")
-        return _open(payload, os.environ.get(PASSPHRASE_ENV), permit)
+        return _open(payload, self._passphrases(), permit)
 
     def destroy(self, permit: str) -> bool:
-        """Overwrite, then delete; returns whether there was a key."""
+        """Overwrite, then delete; returns whether there was a key. See `destroy_key` for who may."""
         path = self._path(permit)
         if not path.exists():
             return False
@@ -88,7 +120,40 @@ class KeyStore:
             handle.flush()
             os.fsync(handle.fileno())
         path.unlink()
+        directory = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the deletion itself is durable
+        finally:
+            os.close(directory)
         return True
+
+
+DESTROY = "key_destroy"
+
+
+def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, permit: str, justification: str) -> bool:
+    """As a signed-in steward, with a justification: overwrite and delete a permit's key, audited.
+
+    Its pseudonyms can never be traced back again. The audit record (written before the key is
+    destroyed, so no destruction goes unrecorded) holds the justification when it passes the
+    audit's safety check, else only its length. Returns whether there was a key."""
+    audit = governance.audit
+    require_role(audit, actor, Role.steward, DESTROY, permit=permit)
+    store = KeyStore.of(workspace)
+    found = store.exists(permit)  # refuses a permit id that could leave the store
+    justification = (justification or "").strip()
+    if not justification:
+        raise refuse(audit, actor.name, actor.main_role, DESTROY, "a justification is required", permit=permit)
+    if looks_like_identity_code(justification):
+        raise refuse(audit, actor.name, actor.main_role, DESTROY,
+                     "the justification looks like it holds a personal identity code; it must not", permit=permit)
+    detail: dict[str, object] = {"justification_length": len(justification), "found": found}
+    try:
+        audit.append(actor=actor.name, role=actor.main_role, action=DESTROY, permit=permit,
+                     detail=detail | {"justification": justification})
+    except UnsafeAuditField:  # it looks like a secret: recorded by its length only
+        audit.append(actor=actor.name, role=actor.main_role, action=DESTROY, permit=permit, detail=detail)
+    return store.destroy(permit)
 
 
 def _derive(passphrase: str, salt: bytes) -> bytes:
@@ -110,16 +175,18 @@ def _seal(key: bytes, passphrase: str | None) -> dict[str, str | int]:
     }
 
 
-def _open(payload: dict[str, str | int], passphrase: str | None, permit: str) -> bytes:
+def _open(payload: dict[str, str | int], passphrases: list[str], permit: str) -> bytes:
     if not payload.get("encrypted"):
         return base64.b64decode(str(payload["key"]))
-    if not passphrase:
+    if not passphrases:
         raise KeyStoreError(f"the key for permit {permit} is encrypted; set {PASSPHRASE_ENV}")
     salt = base64.b64decode(str(payload["salt"]))
-    try:
-        return AESGCM(_derive(passphrase, salt)).decrypt(
-            base64.b64decode(str(payload["nonce"])), base64.b64decode(str(payload["sealed"])),
-            b"safepool-permit-key",
-        )
-    except InvalidTag:
-        raise KeyStoreError(f"wrong {PASSPHRASE_ENV} for the key of permit {permit}") from None
+    for passphrase in passphrases:
+        try:
+            return AESGCM(_derive(passphrase, salt)).decrypt(
+                base64.b64decode(str(payload["nonce"])), base64.b64decode(str(payload["sealed"])),
+                b"safepool-permit-key",
+            )
+        except InvalidTag:
+            continue
+    raise KeyStoreError(f"wrong {PASSPHRASE_ENV} (or key passphrase file) for the key of permit {permit}")
