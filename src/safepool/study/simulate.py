@@ -67,3 +67,35 @@ def simulate_risk_sets(n_treated: int, n_control: int, n_strata: int, seed: int,
 
 def standardised(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=0)) / x.std(axis=0)
+
+
+def simulate_scarce_controls(seed: int, n_strata: int = 8, typical: int = 60, scarce: int = 40,
+                             controls: int = 600, scarce_controls: int = 12, effect_typical: float = 1.0,
+                             effect_scarce: float = 3.0, horizons: Iterable[int] = (-1, 4)) -> pd.DataFrame:
+    """Risk sets in which controls are scarce for part of the clients, with a planted ATT.
+
+    Per stratum: `typical` clients and `controls` controls whose covariates x, z are standard
+    normal, and `scarce` clients around x = 2.5 with only `scarce_controls` controls there. The
+    effect is `effect_typical` for typical clients and `effect_scarce` for the others, so the
+    ATT (the attribute "att" of the frame) is their mix; 1:1 matching without replacement
+    runs out of controls for the scarce clients and estimates mostly the typical effect.
+    Outcome y@h = x + 0.5 z + person noise + effect after entry (h >= 0).
+    """
+    rng = np.random.default_rng(seed)
+    parts = []
+    for stratum in range(n_strata):
+        groups = [(typical, 1, 0.0, 1.0, effect_typical), (scarce, 1, 2.5, 0.3, effect_scarce),
+                  (controls, 0, 0.0, 1.0, 0.0), (scarce_controls, 0, 2.5, 0.3, 0.0)]
+        for size, treated, centre, spread, effect in groups:
+            parts.append(pd.DataFrame({"stratum": f"q{stratum}", "treated": treated,
+                                       "x": rng.normal(centre, spread, size), "z": rng.normal(0, 1, size),
+                                       "effect": effect}))
+    frame = pd.concat(parts, ignore_index=True)
+    frame["person"] = np.arange(len(frame))
+    person = rng.normal(0, 0.5, len(frame))
+    for h in horizons:
+        after = float(h >= 0)
+        frame[f"y@{h}"] = (frame["x"] + 0.5 * frame["z"] + person + rng.normal(0, 1, len(frame))
+                           + after * frame["effect"] * frame["treated"])
+    frame.attrs["att"] = float(frame.loc[frame["treated"] == 1, "effect"].mean())
+    return frame.drop(columns="effect")
