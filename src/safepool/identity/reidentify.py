@@ -8,8 +8,9 @@ time window) in place, classifies and pseudonymises each distinct code once, and
 codes whose pseudonym was asked for.
 
 The matches go to one CSV file under `steward/reidentified/` (mode 0600, folder 0700), written
-under a temporary name and published only after the audit record is committed; nothing else is
-written anywhere and nothing identifying is returned, only the counts and the file's path.
+first in a held scratch folder of the steward zone (which the next build or `safepool doctor`
+removes if the run is killed) and published only after the audit record is committed; nothing
+else is written anywhere and nothing identifying is returned, only the counts and the file's path.
 Every refusal is audited and says why without echoing what was given.
 """
 
@@ -20,7 +21,6 @@ import datetime as dt
 import io
 import os
 import secrets
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,12 +30,12 @@ import pyarrow as pa
 from safepool.errors import SafepoolError
 from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
-from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor, Role, refuse, require_role
 from safepool.identity.keystore import KeyStore
+from safepool.identity_pattern import looks_like_identity_code
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
-from safepool.pool.publish import scratch_folder
+from safepool.pool.publish import Scratch
 from safepool.pool.scope import Scope, Window, time_predicate
 from safepool.registers.credentials import Credentials
 from safepool.registers.sources import Scan, open_register
@@ -99,7 +99,7 @@ def reidentify(
         raise refused("no pseudonyms were given")
 
     try:
-        key = KeyStore(workspace.steward_dir / "keys").get(permit_id)
+        key = KeyStore.of(workspace).get(permit_id)
         frame = permit.request.data.time_frame
         scope = Scope(permit=permit_id, window=Window(start=frame.start, end=frame.end),
                       registers=dict(permit.request.data.sources))
@@ -115,16 +115,15 @@ def reidentify(
     os.chmod(folder, 0o700)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     path = folder / f"{permit_id}-{stamp}.csv"
-    temporary = _write_private(folder, matches)
-    try:
+    # written in a held scratch folder of the steward zone, so a killed run leaves nothing that lasts
+    with Scratch(workspace.steward_dir / "tmp", permit_id) as scratch:
+        temporary = _write_private(scratch.path, matches)
         try:
             audit.append(actor=actor.name, role=actor.main_role, action=ACTION, permit=permit_id, rows=matched,
                          detail={"requested": len(wanted), "matched": matched, "justification": justification})
         except UnsafeAuditField:
             raise refused("the justification holds a string that looks like a key or secret; it must not") from None
         os.link(temporary, path)  # never replaces an earlier file
-    finally:
-        temporary.unlink()
     return Reidentified(requested=len(wanted), matched=matched, unmatched=len(wanted) - matched, path=path)
 
 
@@ -133,9 +132,8 @@ def _match(workspace: Workspace, scope: Scope, pseudonymiser: Pseudonymiser,
     """(pseudonym, identity code) for each wanted pseudonym found in the scope's registers."""
     plan = scope.resolve(workspace.catalogue())
     credentials = Credentials.load(workspace)
-    spill = scratch_folder(workspace.steward_dir / "tmp", scope.permit)
-    con = duckdb.connect(config={"temp_directory": str(spill)})
-    try:
+    with Scratch(workspace.steward_dir / "tmp", scope.permit) as spill, \
+            duckdb.connect(config={"temp_directory": str(spill.path)}) as con:
         con.execute("CREATE TEMP TABLE raw_codes (raw VARCHAR)")
         for register, _ in plan:
             with open_register(workspace, register, credentials) as reader:
@@ -154,18 +152,15 @@ def _match(workspace: Workspace, scope: Scope, pseudonymiser: Pseudonymiser,
         return [(pid, code) for pid, code in con.execute(
             "SELECT DISTINCT w.pid, m.code FROM wanted w JOIN id_map m ON m.pid = w.pid ORDER BY 1, 2"
         ).fetchall()]
-    finally:
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _write_private(folder: Path, matches: list[tuple[str, str]]) -> Path:
-    """Write the matches to a new hidden file of mode 0600 in `folder`, flushed to disk."""
+    """Write the matches to a new file of mode 0600 in `folder`, flushed to disk."""
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(COLUMNS)
     writer.writerows(matches)
-    temporary = folder / f".reidentified-{secrets.token_hex(8)}.tmp"
+    temporary = folder / f"reidentified-{secrets.token_hex(8)}.csv"
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:

@@ -10,9 +10,9 @@ build leaves the previous pool (or none) exactly as it was.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -30,7 +30,7 @@ from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
 from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE
 from safepool.pool.linkage import LinkageReport, LinkageTracker
-from safepool.pool.publish import publish_folder, scratch_folder
+from safepool.pool.publish import Scratch, sweep, sweep_stale_files
 from safepool.pool.scope import Scope, Window, time_predicate
 from safepool.registers.catalogue import Register, Variable
 from safepool.registers.check import check_schema
@@ -39,6 +39,11 @@ from safepool.registers.sources import RegisterReader, Scan, open_register, quot
 from safepool.workspace import Workspace
 
 RAW_CODE = "__raw_code"
+# Where builds (and re-identifications) keep scratch: pool/.builds holds pseudonyms only, the
+# steward zone's hold identity codes.
+SCRATCH_PARENTS = ("pool", "steward/quarantine", "steward/tmp")
+# Temporary files of a write that was killed half-way (a key being sealed, credentials being saved).
+STALE_TEMPORARY_FILES = (("steward/keys", ".*.tmp"), ("steward", ".credentials.yaml.tmp"))
 SQL_TYPES = {"string": "VARCHAR", "integer": "BIGINT", "float": "DOUBLE", "date": "DATE", "boolean": "BOOLEAN"}
 
 Progress = Callable[[str, str, int], None]
@@ -65,25 +70,26 @@ def build_pool(
     reader_factory: ReaderFactory = open_register,
 ) -> BuiltPool:
     started = time.perf_counter()
+    sweep_workspace(workspace)  # what killed builds of any permit left, identity-bearing scratch first
     plan = scope.resolve(workspace.catalogue())
-    key = KeyStore(workspace.steward_dir / "keys").get_or_create(scope.permit)
+    key = KeyStore.of(workspace).get_or_create(scope.permit)
     credentials = Credentials.load(workspace)
     notify = progress or (lambda stage, register, rows: None)
     timings: dict[str, float] = {"read": 0.0, "pseudonymise": 0.0, "write": 0.0}
 
-    pool_scratch = scratch_folder(workspace.pool_dir, scope.permit)
-    quarantine_scratch = scratch_folder(workspace.steward_dir / "quarantine", scope.permit)
-    spill = scratch_folder(workspace.steward_dir / "tmp", scope.permit)
-    con = duckdb.connect(config={"temp_directory": str(spill)})
-    try:
-        con.execute(f"ATTACH '{pool_scratch / POOL_FILE}' AS pool")
+    with ExitStack() as held:  # on leaving, every scratch folder not published is removed
+        pool_scratch = held.enter_context(Scratch(workspace.pool_dir, scope.permit))
+        quarantine_scratch = held.enter_context(Scratch(workspace.steward_dir / "quarantine", scope.permit))
+        spill = held.enter_context(Scratch(workspace.steward_dir / "tmp", scope.permit))
+        con = held.enter_context(duckdb.connect(config={"temp_directory": str(spill.path)}))
+        con.execute(f"ATTACH '{pool_scratch.path / POOL_FILE}' AS pool")
         resolver = IdentityResolver(con, Pseudonymiser(key))
         tracker = LinkageTracker(con)
         for register, variables in plan:
             with reader_factory(workspace, register, credentials) as reader:
                 check_schema(reader, variables)
                 _stage(con, reader, register, variables, scope, timings, notify)
-            _link(con, resolver, tracker, register, variables, quarantine_scratch, timings, notify)
+            _link(con, resolver, tracker, register, variables, quarantine_scratch.path, timings, notify)
         linkage = tracker.report()
         timings |= resolver.seconds  # validate and hmac are the two parts of pseudonymise
         counts = {"rows read": sum(r.rows_read for r in linkage.registers.values()),
@@ -92,26 +98,34 @@ def build_pool(
                   "rows written": sum(r.rows_in_pool for r in linkage.registers.values())}
         con.execute("DETACH pool")
         con.close()
-        _write_reports(pool_scratch, scope, plan, linkage)
-        pool_path = publish_folder(pool_scratch, workspace.pool_dir / scope.permit)
-        publish_folder(quarantine_scratch, workspace.steward_dir / "quarantine" / scope.permit)
-    except BaseException:
-        con.close()
-        shutil.rmtree(pool_scratch, ignore_errors=True)
-        shutil.rmtree(quarantine_scratch, ignore_errors=True)
-        raise
-    finally:
-        shutil.rmtree(spill, ignore_errors=True)
+        _write_reports(pool_scratch.path, scope, plan, linkage)
+        pool_path = pool_scratch.publish(workspace.pool_dir / scope.permit)
+        quarantine_scratch.publish(workspace.steward_dir / "quarantine" / scope.permit)
     return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings, counts)
+
+
+def sweep_workspace(workspace: Workspace) -> list[Path]:
+    """Remove the scratch killed builds and re-identifications left in the workspace; the paths removed."""
+    removed: list[Path] = []
+    for parent in SCRATCH_PARENTS:
+        removed += sweep(workspace.root / parent)
+    for folder, pattern in STALE_TEMPORARY_FILES:
+        removed += sweep_stale_files(workspace.root / folder, pattern)
+    return removed
 
 
 def build_for_permit(workspace: Workspace, governance: Governance, actor: Actor, permit_id: str, *,
                      progress: Progress | None = None, today: date | None = None) -> BuiltPool:
-    """The only public way to build a pool: as a steward, inside an approved, unexpired permit."""
+    """The only public way to build a pool: as a steward, inside an approved, unexpired permit.
+
+    The build's start is audited before any source is read, so a build that is killed leaves its
+    `pool_build_started` record without a `pool_build` one."""
     permit = governance.permits.authorise_build(actor, permit_id, today)
     frame = permit.request.data.time_frame
     scope = Scope(permit=permit_id, window=Window(start=frame.start, end=frame.end),
                   registers=dict(permit.request.data.sources))
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_build_started", permit=permit_id,
+                            detail={"registers": sorted(scope.registers)})
     try:
         built = build_pool(workspace, scope, progress=progress)
     except SafepoolError as exc:
@@ -178,16 +192,19 @@ def _link(
     started = time.perf_counter()
     select = ", ".join(quote_identifier(v.name) for v in variables) or "NULL AS no_variables"
     table = quote_identifier(register.name)
-    con.execute(
-        f"CREATE TABLE pool.{table} AS SELECT DISTINCT * FROM ("
-        f"{resolver.linked_rows_sql('stage', RAW_CODE, select)})"
-    )
-    con.execute(
-        f"COPY ({resolver.quarantined_rows_sql('stage', RAW_CODE)}) "
-        f"TO '{quarantine / (register.name + '.parquet')}' (FORMAT parquet)"
-    )
-    tracker.record(register.name, "stage", RAW_CODE)
-    con.execute("DROP TABLE stage")
+    try:
+        con.execute(
+            f"CREATE TABLE pool.{table} AS SELECT DISTINCT * FROM ("
+            f"{resolver.linked_rows_sql('stage', RAW_CODE, select)})"
+        )
+        con.execute(
+            f"COPY ({resolver.quarantined_rows_sql('stage', RAW_CODE)}) "
+            f"TO '{quarantine / (register.name + '.parquet')}' (FORMAT parquet)"
+        )
+        tracker.record(register.name, "stage", RAW_CODE)
+        con.execute("DROP TABLE stage")
+    except duckdb.Error as exc:  # the engine's words could quote a value: only its kind is shown
+        raise SafepoolError(f"register {register.name}: linking its rows failed ({type(exc).__name__})") from None
     timings["write"] += time.perf_counter() - started
     notify("linked", register.name, 0)
 

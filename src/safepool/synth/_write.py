@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from safepool.errors import SafepoolError, SourceError, redact
+from safepool.errors import SafepoolError, SourceError
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.synth._catalogue import register_entries
 from safepool.synth._generate import SyntheticEspoo
@@ -115,6 +115,5 @@ def _load_postgres(url: str | None, password: str | None, items: list[tuple[Regi
             conn.commit()
     except SafepoolError:
         raise
-    except Exception as exc:  # driver errors may quote the URI; SourceError redacts them
-        message = str(exc).replace(password, "***") if password else str(exc)
-        raise SourceError(current, f"could not load into PostgreSQL: {redact(message)}") from None
+    except Exception as exc:  # driver errors may quote the URI or a row: only their kind is shown
+        raise SourceError(current, "could not load into PostgreSQL", exc) from None
