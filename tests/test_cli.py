@@ -1,148 +1,270 @@
-"""The command line: each command works on a tiny workspace and fails with a plain message."""
+"""The command line: a thin shell over the Session. Every command is readable at 80 columns (ids
+never cut, paths never split), and every expected failure is one line and its exit code."""
+
+from __future__ import annotations
 
 import json
-import os
+import re
+import sqlite3
 
+import pytest
+import yaml
 from typer.testing import CliRunner
 
-os.environ["COLUMNS"] = "250"  # rich reads the width when the console is made, at import
-
+from governed import PASSWORD, approved_permit, governance_with_users, sign_in, tiny_request
 from safepool.cli import app
-import yaml
-
-from governed import PASSWORD, approved_permit, governance_with_users, tiny_request
-from tiny_registers import identifying_strings, make_workspace
+from safepool.cli.common import EXIT_CODES, PROBLEMS_FOUND, exit_code
+from safepool.governance.context import Governance
+from safepool.faults import Conflict, Invalid, NotFound, Refused, Unavailable
+from tiny_registers import ANNA, identifying_strings, make_workspace
 
 runner = CliRunner()
-
-SCOPE = """permit: P-CLI
-window: {start: 2009Q1, end: 2024Q4}
-registers:
-  population: "*"
-  payments: [paid_on, amount]
-  visits: "*"
-"""
+CODES = {kind: code for kind, code, _ in EXIT_CODES}
+INVALID, NOT_FOUND, REFUSED = CODES[Invalid], CODES[NotFound], CODES[Refused]
+CONFLICT, UNAVAILABLE = CODES[Conflict], CODES[Unavailable]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+def invoke(*args, columns: int = 80, env: dict[str, str] | None = None):
+    """Run a command as a person would, in a terminal `columns` wide."""
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": str(columns), **(env or {})},
+                         catch_exceptions=False)
+
+
+def readable(output: str, columns: int = 80) -> str:
+    """Every line fits `columns`, except a path alone on its line (never split); nothing is cut
+    with an ellipsis; an error is one line."""
+    for line in output.splitlines():
+        if line.startswith("error: "):
+            continue
+        assert "…" not in line, line
+        assert len(line) <= columns or (" " not in line.strip() and "/" in line), line
+    assert "Traceback" not in output
+    return output
+
+
+def leaks(output: str) -> list[str]:
+    """Identity codes, names and addresses of the tiny registers found in `output` (whole words)."""
+    return [text for text in identifying_strings() if re.search(rf"(?<!\w){re.escape(text)}(?!\w)", output)]
+
+
+def one_error_line(result, code: int) -> str:
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    return errors[0]
+
+
+def test_exit_codes_are_distinct_and_typed():
+    codes = [code for _, code, _ in EXIT_CODES]
+    assert len(set(codes)) == len(codes) and PROBLEMS_FOUND not in codes and 0 not in codes and 2 not in codes
+    assert [kind for kind, _, _ in EXIT_CODES][:5] == [Invalid, NotFound, Refused, Conflict, Unavailable]
 
 
 def test_init_makes_the_zones(tmp_path):
     result = invoke("init", tmp_path / "ws")
     assert result.exit_code == 0, result.output
+    assert readable(result.output).splitlines() == ["Workspace ready at:", f"  {tmp_path / 'ws'}"]
     for zone in ("steward/keys", "steward/quarantine", "registers", "pool", "safepool.yaml"):
         assert (tmp_path / "ws" / zone).exists()
     again = invoke("init", tmp_path / "ws")
-    assert again.exit_code == 1 and "already a safepool workspace" in again.output
+    assert "already a safepool workspace" in one_error_line(again, again.exit_code) and again.exit_code != 0
 
 
-def test_registers_list_and_check(tmp_path, monkeypatch):
+@pytest.fixture
+def governed(tmp_path, monkeypatch):
     ws = make_workspace(tmp_path / "ws")
     governance = governance_with_users(ws.root)
     monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    listed = invoke("registers", "list", "-w", ws.root)
-    assert listed.exit_code == 0 and "population" in listed.output and "sqlite" in listed.output
-    refused = invoke("registers", "check", "--user", "anna", "-w", ws.root)
-    assert refused.exit_code == 1 and "user anna is not a steward" in refused.output
-    checked = invoke("registers", "check", "--user", "stella", "-w", ws.root)
-    assert checked.exit_code == 0, checked.output
-    assert governance.audit.records(action="registers_check")[-1].rows == 4 + 7 + 4
-    assert "wrong_check_character 1" in checked.output and "temporary 1" in checked.output
-    assert not any(text in checked.output for text in identifying_strings())
-
-
-def test_registers_check_reports_drift_and_fails(tmp_path, monkeypatch):
-    ws = make_workspace(tmp_path / "ws")
-    governance_with_users(ws.root)
-    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    (ws.registers_dir / "kela" / "payments.csv").write_text("hetu,summa\n")
-    checked = invoke("registers", "check", "--user", "stella", "-w", ws.root)
-    assert checked.exit_code == 1
-    assert "column maksupaiva (variable paid_on) is missing" in " ".join(checked.output.split())
-
-
-def governed_cli_workspace(tmp_path):
-    ws = make_workspace(tmp_path / "ws")
-    governance = governance_with_users(ws.root)
-    approved_permit(governance, "P-CLI")
+    monkeypatch.setenv("SAFEPOOL_WORKSPACE", str(ws.root))
     return ws, governance
 
 
-def test_pool_build_under_a_permit_and_show(tmp_path, monkeypatch):
-    ws, _ = governed_cli_workspace(tmp_path)
-    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    built = invoke("pool", "build", "--permit", "P-CLI", "--user", "stella", "-w", ws.root)
-    assert built.exit_code == 0, built.output
-    assert "published" in built.output
-    shown = invoke("pool", "show", "P-CLI", "--user", "stella", "-w", ws.root)
-    assert shown.exit_code == 0 and "payments" in shown.output
-    assert json.loads((ws.pool_dir / "P-CLI" / "manifest.json").read_text())["tables"]["payments"] == ["paid_on", "amount"]
-    for output in (built.output, shown.output):
-        assert not any(text in output for text in identifying_strings())
+def test_every_command_reads_well_at_80_columns(governed, tmp_path):
+    """The life of a permit on the tiny registers, every command run in a terminal 80 wide."""
+    ws, governance = governed
+    said: dict[str, str] = {}
 
+    def run(name, *args, code=0, env=None):
+        result = invoke(*args, env=env)
+        assert result.exit_code == code, f"{name}: {result.output}"
+        said[name] = readable(result.output)
+        assert not leaks(result.output), name
+        return result.output
 
-def test_pool_build_refused_for_an_analyst(tmp_path, monkeypatch):
-    ws, _ = governed_cli_workspace(tmp_path)
-    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    result = invoke("pool", "build", "--permit", "P-CLI", "--user", "anna", "-w", ws.root)
-    assert result.exit_code == 1 and "user anna is not a steward" in result.output
+    run("user add", "user", "add", "extra.analyst", "--role", "analyst", "--user", "admin",
+        env={"SAFEPOOL_NEW_PASSWORD": PASSWORD})
+    assert "extra.analyst" in run("user list", "user", "list", "--user", "admin")
+    registers = run("registers list", "registers", "list", "--user", "anna")
+    assert "  registers/kela/payments.csv" in registers.splitlines()
+    checked = run("registers check", "registers", "check", "--user", "stella")
+    assert "1 row with a wrong check character" in checked and "wrong_check_character" not in checked
 
-
-def test_wrong_password_is_refused(tmp_path, monkeypatch):
-    ws, _ = governed_cli_workspace(tmp_path)
-    monkeypatch.setenv("SAFEPOOL_PASSWORD", "guess")
-    result = invoke("pool", "build", "--permit", "P-CLI", "--user", "stella", "-w", ws.root)
-    assert result.exit_code == 1 and "wrong user name or password" in result.output
-
-
-def test_permit_commands_end_to_end(tmp_path, monkeypatch):
-    ws = make_workspace(tmp_path / "ws")
-    monkeypatch.setenv("SAFEPOOL_NEW_PASSWORD", PASSWORD)
-    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    assert invoke("user", "add", "root", "--role", "admin", "-w", ws.root).exit_code == 0
-    for name, role, function in (("anna", "analyst", None), ("apu", "approver", None),
-                                 ("city", "manager", "city_management"), ("dpo", "manager", "data_protection_officer")):
-        args = ["user", "add", name, "--role", role, "--user", "root", "-w", ws.root]
-        result = invoke(*(args + (["--function", function] if function else [])))
-        assert result.exit_code == 0, result.output
     form = tmp_path / "form.yaml"
     form.write_text(yaml.safe_dump(tiny_request().model_dump(mode="json")))
-    requested = invoke("permit", "request", form, "--id", "P-9", "--user", "anna", "-w", ws.root)
-    assert "needs approval from approver, city_management, data_protection_officer" in requested.output
-    own = invoke("permit", "approve", "P-9", "--as", "approver", "--user", "anna", "-w", ws.root)
-    assert own.exit_code == 1 and "nobody approves a permit they requested" in own.output
-    for user, role in (("apu", "approver"), ("city", "city_management"), ("dpo", "data_protection_officer")):
-        assert invoke("permit", "approve", "P-9", "--as", role, "--user", user, "-w", ws.root).exit_code == 0
-    listed = invoke("permit", "list", "-w", ws.root)
-    assert "approved" in listed.output and "data request" in listed.output
-    pdf, md = tmp_path / "decision.pdf", tmp_path / "decision.md"
-    shown = invoke("permit", "show", "P-9", "--pdf", pdf, "--markdown", md, "-w", ws.root)
-    assert shown.exit_code == 0 and pdf.read_bytes().startswith(b"%PDF") and "approved as approver" in md.read_text()
-    assert invoke("audit", "verify", "-w", ws.root).output.startswith("Audit log intact")
-    audit = invoke("audit", "show", "--permit", "P-9", "--action", "permit_transition", "-w", ws.root)
-    assert "apu" in audit.output and "dpo" in audit.output
-    alerts = invoke("audit", "alerts", "-w", ws.root)
-    assert alerts.exit_code in (0, 1)
+    assert "needs approval from" in run("permit request", "permit", "request", form, "--id", "P-CLI", "--user", "anna")
+    signers = {"approver": "apu", "branch_management": "bruno", "city_management": "city",
+               "data_protection_officer": "dpo"}
+    for role in governance.permits.get("P-CLI").assessment.approvals:
+        run(f"permit approve {role}", "permit", "approve", "P-CLI", "--as", role, "--user", signers[role])
+    listed = run("permit list", "permit", "list", "--user", "cecilia")
+    assert "P-CLI" in listed and "data_request" in listed
+    decision = tmp_path / "decision.md"
+    shown = run("permit show", "permit", "show", "P-CLI", "--markdown", decision, "--user", "apu")
+    assert "`safepool permit advance P-CLI preparing_data`" in " ".join(shown.split())
+    assert f"  {decision}" in shown.splitlines() and "approved as approver" in decision.read_text()
+
+    built = run("pool build", "pool", "build", "--permit", "P-CLI", "--user", "stella")
+    assert "1 row with a wrong check character" in built and f"  {ws.pool_dir / 'P-CLI'}" in built.splitlines()
+    run("pool show steward", "pool", "show", "P-CLI", "--user", "stella")
+    early = invoke("variables", "--permit", "P-CLI", "--user", "anna")
+    line = one_error_line(early, REFUSED)
+    assert "permit P-CLI is in phase preparing_data" in line
+    assert "a steward moves it on with `safepool permit advance P-CLI analytic_review`" in line
+    run("permit advance", "permit", "advance", "P-CLI", "analytic_review", "--user", "stella")
+    variables = run("variables", "variables", "--permit", "P-CLI", "--user", "anna")
+    assert "  sex: categorical, 2 codes" in variables.splitlines()
+    assert run("pool variables", "pool", "variables", "P-CLI", "--user", "anna") == variables
+    run("pool show analyst", "pool", "show", "P-CLI", "--user", "anna")
+
+    run("policy set", "policy", "set", "min_frequency", "1", "--user", "admin")  # the tiny registers hold 4 persons
+    answer = run("query", "query", "--permit", "P-CLI", "--user", "anna", "--table", "payments", "--measure",
+                 "persons", "--by", "bin(amount)", "--title", "Persons by amount paid")
+    output_id = answer.split("Recorded as output(s) ")[1].split()[0]
+    run("query sql", "query", "--permit", "P-CLI", "--user", "anna", "--sql",
+        "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex")
+    assert output_id in run("outputs list", "outputs", "list", "--user", "cecilia")
+    show = run("outputs show", "outputs", "show", output_id, "--user", "cecilia")
+    assert "Public table" in show and "Disclosure checks" in show and "min_frequency" in show
+    assert f"  {ws.root / 'outputs' / 'P-CLI' / output_id}" in show.splitlines()
+    run("outputs request-release", "outputs", "request-release", output_id, "--context",
+        "Persons by amount paid, for the permit's report on benefit levels.", "--user", "anna")
+    run("outputs review", "outputs", "review", output_id, "--decision", "approve", "--comment",
+        "every cell looked at", "--user", "cecilia")
+    released = run("outputs release", "outputs", "release", output_id, "--user", "cecilia")
+    assert released.splitlines()[-1].startswith(f"  {ws.root / 'release' / 'P-CLI'}")
+
+    assert "min_frequency" in run("policy show", "policy", "show", "--user", "anna")
+    audit = run("audit show", "audit", "show", "--permit", "P-CLI", "--user", "admin")
+    assert "pool_build" in audit and f"target {output_id}" in audit
+    assert run("audit verify", "audit", "verify", "--user", "admin").startswith("Audit log intact")
+    alerts = invoke("audit", "alerts", "--user", "admin")
+    assert alerts.exit_code in (0, PROBLEMS_FOUND) and readable(alerts.output)
+
+    reidentify = tmp_path / "pseudonyms.txt"
+    reidentify.write_text("1234567890\n")
+    line = one_error_line(invoke("reidentify", "P-CLI", "--pseudonyms", reidentify, "--justification",
+                                 "preventive services", "--user", "stella"), REFUSED)
+    assert "does not allow re-identification" in line
+    from safepool.identity import keystore
+
+    if hasattr(keystore, "destroy_key"):
+        run("keys destroy", "keys", "destroy", "P-CLI", "--justification", "the permit's retention has ended",
+            "--yes", "--user", "stella")
+        assert not keystore.KeyStore(ws.steward_dir / "keys").exists("P-CLI")
 
 
-def test_pool_show_before_build(tmp_path, monkeypatch):
-    ws = make_workspace(tmp_path / "ws")
-    governance_with_users(ws.root)
-    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
-    result = invoke("pool", "show", "NOPE", "--user", "stella", "-w", ws.root)
-    assert result.exit_code == 1 and "no pool has been built for permit NOPE" in result.output
+def test_registers_check_reports_drift_and_exits_1(governed):
+    ws, _ = governed
+    (ws.registers_dir / "kela" / "payments.csv").write_text("hetu,summa\n")
+    checked = invoke("registers", "check", "--user", "stella")
+    assert checked.exit_code == PROBLEMS_FOUND
+    assert "column maksupaiva (variable paid_on) is missing" in " ".join(readable(checked.output).split())
 
 
-def test_keys_destroy(tmp_path):
-    ws = make_workspace(tmp_path / "ws")
-    scope = tmp_path / "scope.yaml"
-    scope.write_text(SCOPE)
-    invoke("pool", "build", "--scope", scope, "-w", ws.root)
-    result = invoke("keys", "destroy", "P-CLI", "--yes", "-w", ws.root)
-    assert result.exit_code == 0 and not (ws.steward_dir / "keys" / "P-CLI.key").exists()
+def test_refusals_are_one_line_with_the_refused_code(governed):
+    ws, governance = governed
+    approved_permit(governance, "P-CLI")
+    line = one_error_line(invoke("pool", "build", "--permit", "P-CLI", "--user", "anna"), REFUSED)
+    assert "user anna is not a steward" in line
+    line = one_error_line(invoke("audit", "show", "--user", "anna"), REFUSED)
+    assert "user anna is not an approver, a manager or an admin" in line
+    assert governance.audit.records(user="anna")[-1].outcome == "refused"
+    wrong = invoke("permit", "list", "--user", "stella", env={"SAFEPOOL_PASSWORD": "guess"})
+    assert "wrong user name or password" in one_error_line(wrong, REFUSED)
+
+
+def test_reads_need_a_sign_in_and_are_audited(governed):
+    ws, governance = governed
+    approved_permit(governance, "P-CLI")
+    for args in (("audit", "show"), ("audit", "verify"), ("audit", "alerts"), ("user", "list"),
+                 ("permit", "list"), ("permit", "show", "P-CLI"), ("registers", "list")):
+        assert invoke(*args).exit_code == 2, args  # --user is required
+    invoke("permit", "show", "P-CLI", "--user", "anna")
+    last = governance.audit.records(user="anna")[-1]
+    assert (last.action, last.permit, last.outcome) == ("permit_show", "P-CLI", "ok")
+
+
+def test_not_found_and_invalid(governed, tmp_path):
+    ws, _ = governed
+    line = one_error_line(invoke("pool", "show", "NOPE", "--user", "stella"), NOT_FOUND)
+    assert "no pool has been built for permit NOPE" in line
+    line = one_error_line(invoke("permit", "advance", "P-CLI", "later", "--user", "stella"), INVALID)
+    assert "unknown phase 'later'" in line
+    line = one_error_line(invoke("audit", "show", "--since", "yesterday", "--user", "admin"), INVALID)
+    assert "is not a time like" in line
+
+
+def test_a_locked_metadata_database_is_one_line(governed):
+    ws, _ = governed
+    holder = sqlite3.connect(ws.root / "governance" / "metadata.sqlite", isolation_level=None, timeout=1)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        result = invoke("permit", "list", "--user", "anna", env={"SAFEPOOL_METADATA_TIMEOUT": "1"})
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "locked by another process" in one_error_line(result, UNAVAILABLE)
+
+
+def test_an_unreachable_postgresql_is_one_line(governed):
+    url = "postgresql+psycopg://safepool:very-secret@127.0.0.1:1/metadata"
+    result = invoke("permit", "list", "--user", "anna", env={"SAFEPOOL_METADATA_URL": url})
+    line = one_error_line(result, UNAVAILABLE)
+    assert "cannot be reached" in line and "very-secret" not in result.output and "127.0.0.1" not in result.output
+
+
+def test_a_query_nested_3000_deep_is_one_line(governed):
+    ws, governance = governed
+    approved_permit(governance, "P-CLI")
+    assert invoke("pool", "build", "--permit", "P-CLI", "--user", "stella").exit_code == 0
+    assert invoke("permit", "advance", "P-CLI", "analytic_review", "--user", "stella").exit_code == 0
+    deep = "SELECT count(DISTINCT pid) AS persons FROM population WHERE " + "(" * 3000 + "sex = 'F'" + ")" * 3000
+    result = invoke("query", "--permit", "P-CLI", "--user", "anna", "--sql", deep)
+    from safepool.query.model import QueryRefused
+
+    assert "nested too deeply" in one_error_line(result, exit_code(QueryRefused("deep")))
+
+
+def test_a_broken_source_is_one_line_without_its_values(governed):
+    ws, governance = governed
+    approved_permit(governance, "P-CLI")
+    path = ws.registers_dir / "kela" / "payments.csv"
+    path.write_text(path.read_text() + f'"{ANNA}" Anna Aalto,2019-06-05,100,extra,fields\n')
+    result = invoke("pool", "build", "--permit", "P-CLI", "--user", "stella")
+    assert result.exit_code != 0
+    line = one_error_line(result, result.exit_code)
+    assert "payments" in line
+    assert not leaks(result.output)
 
 
 def test_not_a_workspace(tmp_path):
-    result = invoke("registers", "list", "-w", tmp_path)
-    assert result.exit_code == 1 and "not a safepool workspace" in result.output
+    result = invoke("registers", "list", "--user", "anna", "-w", tmp_path, env={"SAFEPOOL_PASSWORD": PASSWORD})
+    assert "not a safepool workspace" in one_error_line(result, result.exit_code)
+
+
+def test_first_admin_then_users_from_the_command_line(tmp_path, monkeypatch):
+    ws = make_workspace(tmp_path / "ws")
+    monkeypatch.setenv("SAFEPOOL_NEW_PASSWORD", PASSWORD)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    line = one_error_line(invoke("user", "add", "root", "--role", "analyst", "-w", ws.root), INVALID)
+    assert "very first user is an admin" in line
+    assert invoke("user", "add", "root", "--role", "admin", "-w", ws.root).exit_code == 0
+    again = invoke("user", "add", "other", "--role", "admin", "-w", ws.root)
+    assert again.exit_code == REFUSED
+    added = invoke("user", "add", "city", "--role", "manager", "--function", "city_management", "--user", "root",
+                   "-w", ws.root)
+    assert added.exit_code == 0, added.output
+    users = invoke("user", "list", "--user", "root", "-w", ws.root).output
+    assert "city_management" in users
+    recorded = json.dumps([r.detail for r in Governance.open(ws.root).audit.records()])
+    assert PASSWORD not in recorded

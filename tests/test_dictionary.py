@@ -332,7 +332,7 @@ def test_pool_variables_for_an_analyst_of_the_permit(tmp_path, monkeypatch):
     assert (record.actor, record.permit, record.outcome) == ("anna", "P-CLI", "ok")
     assert record.rows == 5  # birth_year, sex, paid_on, amount, month
     refused = invoke("pool", "variables", "P-CLI", "--user", "aaro", "-w", workspace.root)
-    assert refused.exit_code == 1 and "P-CLI" in refused.output
+    assert refused.exit_code == 5 and "P-CLI" in refused.output  # refused
 
 
 def test_pool_variables_wrap_long_code_lists_at_80_columns(tmp_path, synthetic):
@@ -357,7 +357,7 @@ def test_pool_variables_before_build(tmp_path, monkeypatch):
     governance_with_users(workspace.root)
     monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
     result = invoke("pool", "variables", "NOPE", "--user", "stella", "-w", workspace.root)
-    assert result.exit_code == 1 and "no pool has been built for permit NOPE" in result.output
+    assert result.exit_code == 4 and "no pool has been built for permit NOPE"  # not found in result.output
 
 
 def test_register_model_still_refuses_identifying_variables():

@@ -9,12 +9,15 @@ from typer.testing import CliRunner
 os.environ["COLUMNS"] = "250"  # rich reads the width when the console is made, at import
 
 from safepool.cli import app
+from safepool.cli.common import exit_code
+from safepool.faults import Invalid, Refused
 
 from governed import PASSWORD
 from recorded_outputs import CONTEXT, by_area, governed_outputs, record
 from tiny_registers import make_workspace
 
 runner = CliRunner()
+REFUSED, INVALID = exit_code(Refused("")), exit_code(Invalid(""))
 
 
 def invoke(*args):
@@ -62,15 +65,15 @@ def test_refusals_are_one_line_errors(workspace):
     root, governance = workspace
     failed = record(governance, "anna", "P-1", by_area({"north": 40, "south": 3}))
     asked = invoke("outputs", "request-release", failed.id, "--context", CONTEXT, "--user", "anna", "-w", root)
-    assert asked.exit_code == 1 and "failed its disclosure checks" in asked.output
+    assert asked.exit_code == REFUSED and "failed its disclosure checks" in asked.output
     own = record(governance, "anton", "P-1", by_area({"north": 40, "south": 33}))
     invoke("outputs", "request-release", own.id, "--context", CONTEXT, "--user", "anton", "-w", root)
     self_review = invoke("outputs", "review", own.id, "--decision", "approve", "--user", "anton", "-w", root)
-    assert self_review.exit_code == 1 and "anton is the author of P-1-0002 and may not review it" in self_review.output
+    assert self_review.exit_code == REFUSED and "anton is the author of P-1-0002 and may not review it" in self_review.output
     bad_status = invoke("outputs", "list", "--status", "lost", "--user", "cecilia", "-w", root)
-    assert bad_status.exit_code == 1 and "unknown status 'lost'" in bad_status.output
+    assert bad_status.exit_code == INVALID and "unknown status 'lost'" in bad_status.output
     not_approved = invoke("outputs", "release", own.id, "--user", "cecilia", "-w", root)
-    assert not_approved.exit_code == 1 and "only approved outputs are released" in not_approved.output
+    assert not_approved.exit_code == REFUSED and "only approved outputs are released" in not_approved.output
     assert "Traceback" not in not_approved.output
 
 
@@ -85,6 +88,6 @@ def test_a_checker_sees_differencing_flags(workspace):
     asked = invoke("outputs", "request-release", adults.id, "--context", CONTEXT, "--user", "anna", "-w", root)
     assert "differencing:" in asked.output and everyone.id in asked.output
     refused = invoke("outputs", "review", adults.id, "--decision", "approve", "--user", "cecilia", "-w", root)
-    assert refused.exit_code == 1 and "needs a comment" in refused.output
+    assert refused.exit_code == REFUSED and "needs a comment" in refused.output
     shown = invoke("outputs", "show", adults.id, "--user", "cecilia", "-w", root)
     assert "Differencing flags" in shown.output and f"set beside output {everyone.id}" in shown.output

@@ -1,12 +1,13 @@
 """The demo: everything safepool can do so far, on synthetic Espoo, in a fresh workspace.
 
-It takes the real path: demo users are made, an analyst requests a permit with the handbook's
-form, the approvers the assessment routes it to approve it, the steward builds the pool under
-it, and the analyst opens the pool for the analytic review after the reassessment, runs the
-shipped impact study (its tables and report published through the output register under the
-workspace's disclosure policy, one release with one rounding policy), and asks for its outputs to
-be released; the checker reviews them (commenting on each, as a report's "review" verdict asks)
-and releases them.
+It takes the real path, through the Session as each person would (safepool.connect): demo users
+are made, an analyst requests a permit with the handbook's form, the approvers the assessment
+routes it to approve it, the steward checks the registers and builds the pool under it, the
+analyst looks at the pool for the analytic review after the reassessment, runs the shipped impact
+study (its tables and report published through the output register under the workspace's
+disclosure policy, one release with one rounding policy), and asks for its outputs to be
+released; the checker reviews them (commenting on each, as a report's "review" verdict asks) and
+releases them; an admin verifies the audit log.
 """
 
 from __future__ import annotations
@@ -21,20 +22,15 @@ from pathlib import Path
 
 import yaml
 
+from safepool.cli.render import rows_in_words
 from safepool.disclosure.cells import shown_mask
-from safepool.disclosure.register import OutputRecord
 from safepool.errors import SafepoolError
 from safepool.governance.assessment import ApprovalRole
-from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
-from safepool.governance.permits import Phase
-from safepool.governance.users import Actor, ManagerFunction, Role
-from safepool.pool import access
-from safepool.pool.build import build_for_permit
-from safepool.registers.check import check_registers_as
+from safepool.governance.users import ManagerFunction, Role
 from safepool.reports.study_report import PDF_NAME
-from safepool.study.run import StudyResult, run_study
-from safepool.study.studyfile import load_study
+from safepool.session import Session, connect, create_first_admin
+from safepool.study.run import StudyResult
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
 
@@ -79,18 +75,19 @@ def demo_request() -> PermitRequest:
     return PermitRequest.model_validate(data)
 
 
-def make_users(workspace: Workspace, governance: Governance) -> dict[str, str]:
-    """Demo users with random passwords, kept (mode 0600) in the steward zone."""
+def make_users(workspace: Workspace) -> dict[str, str]:
+    """Demo users with random passwords, kept (mode 0600) in the steward zone; the first admin
+    adds the others through the Session."""
     passwords = {name: secrets.token_urlsafe(12) for name in DEMO_USERS}
     path = workspace.steward_dir / "demo-users.yaml"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         yaml.safe_dump(passwords, handle)
-    governance.users.add(None, "demo.admin", passwords["demo.admin"], [Role.admin])
-    admin = governance.users.authenticate("demo.admin", passwords["demo.admin"])
-    for name, (roles, functions) in DEMO_USERS.items():
-        if name != "demo.admin":
-            governance.users.add(admin, name, passwords[name], roles, functions)
+    create_first_admin(workspace.root, "demo.admin", passwords["demo.admin"])
+    with connect(workspace.root, user="demo.admin", password=passwords["demo.admin"]) as admin:
+        for name, (roles, functions) in DEMO_USERS.items():
+            if name != "demo.admin":
+                admin.add_user(name, passwords[name], list(roles), list(functions))
     return passwords
 
 
@@ -101,13 +98,13 @@ def verdicts(study: StudyResult) -> dict[str, int]:
     return found
 
 
-def release_outputs(governance: Governance, analyst: Actor, checker: Actor, records: list[OutputRecord]) -> Path:
+def release_outputs(analyst: Session, checker: Session, study: StudyResult) -> Path:
     """The release path every output takes: the author asks, a checker reviews each one, then releases."""
-    ids = [record.id for record in records]
-    governance.outputs.request_release(analyst, ids, RELEASE_CONTEXT)
+    ids = [record.id for record in study.records.values()]
+    analyst.outputs.request_release(ids, RELEASE_CONTEXT)
     for output_id in ids:
-        governance.outputs.review(checker, output_id, "approve", "checks passed; reviewed in the demo")
-    return governance.outputs.release(checker, ids)
+        checker.outputs.review(output_id, "approve", "checks passed; reviewed in the demo")
+    return checker.outputs.release(ids)
 
 
 def published_count(study: StudyResult, step: str) -> str:
@@ -135,13 +132,16 @@ def headline(study: StudyResult) -> str:
             f"{100 * effect['ci_high']:+.1f}; {int(effect['n_treated']):,} clients, {counts_note(study)})")
 
 
+Summary = list[str | tuple[str, Path]]  # sentences, and (label, path) pairs: a path is shown on its own line
+
+
 def run_demo(
     path: Path,
     *,
     persons: int,
     seed: int,
     progress: Callable[[str, str, int], None] | None = None,
-) -> list[str]:
+) -> Summary:
     notify = progress or (lambda stage, register, rows: None)
     fresh_folder(path)
     Workspace.init(path)
@@ -149,62 +149,63 @@ def run_demo(
     registers = synthesise(path, persons=persons, seed=seed, progress=lambda stage: notify(stage, "synthetic Espoo", 0))
     notify("linked", "synthetic Espoo", 0)
     workspace = Workspace.open(path)
-    governance = Governance.open(workspace.root)
-    passwords = make_users(workspace, governance)
+    passwords = make_users(workspace)
 
-    def user(name: str):  # type: ignore[no-untyped-def]
-        return governance.users.authenticate(name, passwords[name])
+    def person(name: str) -> Session:
+        return connect(workspace.root, user=name, password=passwords[name])
 
-    analyst, steward = user("vtt.analyst1"), user("espoo.steward")
-    checks = check_registers_as(workspace, governance, steward)
+    analyst, steward, checker = person("vtt.analyst1"), person("espoo.steward"), person("sf.checker")
+    checks = steward.check_registers()
     failing = [c for c in checks if not c.ok]
     if failing:
         raise SafepoolError("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
-    permit = governance.permits.request(analyst, demo_request(), DEMO_PERMIT)
+    permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
     for role in permit.assessment.approvals:
-        permit = governance.permits.approve(user(SIGNERS[role]), DEMO_PERMIT, role)
-    built = build_for_permit(workspace, governance, steward, DEMO_PERMIT, progress=progress)
-    governance.permits.advance(steward, DEMO_PERMIT, Phase.analytic_review, "pool built and checked")
-    review = access.open_for_analysis(workspace.pool_dir, governance, analyst, DEMO_PERMIT)
-    clients = review.execute("SELECT count(DISTINCT pid) FROM skills_centre").fetchall()[0][0]
-    review.close()
+        permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
+    built = steward.permit(DEMO_PERMIT).build(progress=progress)
+    steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
     if permit.assessment.reassessment_after_review:
-        governance.permits.approve(user("espoo.privacy"), DEMO_PERMIT, ApprovalRole.approver)
-    governance.permits.advance(analyst, DEMO_PERMIT, Phase.analysis, "analytic review done")
-    study = run_study(workspace.pool_dir, governance, analyst, load_study(DEMO_STUDY),
-                      progress=lambda stage: notify(stage, "impact study", 0))
-    release = release_outputs(governance, analyst, user("sf.checker"), list(study.records.values()))
-    governance.permits.advance(analyst, DEMO_PERMIT, Phase.reporting, f"study report released in {release.name}")
-    verdict = governance.audit.verify()
+        person("espoo.privacy").permit(DEMO_PERMIT).approve(ApprovalRole.approver)
+    under_permit = analyst.permit(DEMO_PERMIT)
+    sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
+    variables = under_permit.variables()
+    under_permit.advance("analysis", "analytic review done")
+    study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
+    release = release_outputs(analyst, checker, study)
+    under_permit.advance("reporting", f"study report released in {release.name}")
+    verdict = person("demo.admin").audit_verify()
 
     linkage = built.linkage
-    quarantined = sum(linkage.quarantined_rows_by_reason.values())
+    quarantined = {k: v for k, v in linkage.quarantined_rows_by_reason.items() if v}
     assessment = permit.assessment
     return [
         f"Synthetic Espoo: {persons:,} persons, seed {seed}, {len(registers)} registers "
-        f"({', '.join(sorted({r.source.kind.value for r in registers}))} sources) in {workspace.registers_dir}",
-        f"Register check: {len(checks)} sources match their data dictionary; "
-        f"{sum(c.rows or 0 for c in checks):,} rows in all",
+        f"({', '.join(sorted({r.source.kind.value for r in registers}))} sources).",
+        f"Register check by the steward: {len(checks)} sources match their data dictionary; "
+        f"{sum(c.rows or 0 for c in checks):,} rows in all.",
         f"Permit {DEMO_PERMIT}: benefit {assessment.benefit_class}, risk {assessment.risk_class} "
         f"({assessment.decision_label}); approved by {', '.join(a.value for a in assessment.approvals)}; "
-        f"now in phase {governance.permits.get(DEMO_PERMIT).phase.label}",
+        f"now in phase {under_permit.show().permit.phase.name}.",
         f"Pool built by the steward under the permit: {linkage.persons_total:,} pseudonymised persons, "
-        f"{linkage.persons_linked_across_registers:,} linked across registers, built in {built.seconds:.1f} s",
-        f"Analytic review by the analyst: {clients:,} skills-centre clients in the pool",
-        f"Quarantined in the steward zone: {quarantined:,} rows "
-        f"({', '.join(f'{k} {v:,}' for k, v in linkage.quarantined_rows_by_reason.items())})",
+        f"{linkage.persons_linked_across_registers:,} linked across registers, built in {built.seconds:.1f} s.",
+        f"Analytic review by the analyst: {len(sizes)} tables of {sum(len(v) for v in variables.values())} "
+        f"variables, {sum(sizes.values()):,} rows; {sizes.get('skills_centre', 0):,} skills-centre entries.",
+        f"Quarantined in the steward zone: {sum(quarantined.values()):,} rows"
+        + (": " + "; ".join(rows_in_words(quarantined)) + "." if quarantined else "."),
         f"Impact study: {published_count(study, 'clients matched')} of "
         f"{published_count(study, 'entrants eligible at their entry quarter (treated units)')} clients matched to "
         f"similar eligible immigrants in the same entry quarter (as published: {counts_note(study)}); balance "
-        f"{'passed' if study.balance_passed else 'not passed for every covariate'}",
+        f"{'passed' if study.balance_passed else 'not passed for every covariate'}.",
         headline(study),
         f"Outputs: {len(study.records)} published through the output register under the workspace's policy "
         f"({', '.join(f'{n} {v}' for v, n in verdicts(study).items())}), release requested by vtt.analyst1, "
-        f"approved (with a comment where a person had to look) and released by sf.checker",
-        f"Released report: {release / study.records['report'].id / PDF_NAME}",
-        f"Release folder (the only way out; SHA256SUMS and MANIFEST.json): {release}",
-        f"Audit log: {verdict.checked} records, hash chain {'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}",
-        f"Pool (pseudonyms only): {built.path}",
-        f"Linkage report: {built.path / 'linkage.json'}",
-        f"Steward zone (keys, quarantine, planted truth, demo users' passwords): {workspace.steward_dir}",
+        f"approved (with a comment where a person had to look) and released by sf.checker.",
+        f"Audit log: {verdict.checked:,} records, hash chain "
+        f"{'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}.",
+        ("Released report", release / study.records["report"].id / PDF_NAME),
+        ("Release folder (the only way out; SHA256SUMS and MANIFEST.json)", release),
+        ("Pool (pseudonyms only)", built.path),
+        ("Linkage report", built.path / "linkage.json"),
+        ("Registers (synthetic sources)", workspace.registers_dir),
+        ("Steward zone (keys, quarantine, planted truth, demo users' passwords)", workspace.steward_dir),
     ]

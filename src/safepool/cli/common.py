@@ -1,21 +1,27 @@
-"""What every command shares: the app, plain errors, progress bars, workspace and sign-in."""
+"""What every command shares: the app, sign-in through the Session, plain lines, progress bars,
+and the one place where errors become exit codes.
+
+Each command is a thin shell: sign in (safepool.connect), call one Session method, print. The
+role checks, the audit and the phase rules live in the Session and the library, never here.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from safepool.errors import SafepoolError
+from safepool.faults import Conflict, Invalid, NotFound, Refused, Unavailable
 
-app = typer.Typer(help="safepool: a secure virtual data pool for register-based studies.", no_args_is_help=True)
+app = typer.Typer(help="safepool: a secure virtual data pool for register-based studies.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 registers_app = typer.Typer(help="The register catalogue and its sources.", no_args_is_help=True)
 pool_app = typer.Typer(help="Build and inspect a permit's pseudonymised pool.", no_args_is_help=True)
 keys_app = typer.Typer(help="The steward's per-permit pseudonymisation keys.", no_args_is_help=True)
@@ -23,9 +29,60 @@ app.add_typer(registers_app, name="registers")
 app.add_typer(pool_app, name="pool")
 app.add_typer(keys_app, name="keys")
 
-console = Console()
-errors = Console(stderr=True)
 T = TypeVar("T")
+
+# ----------------------------------------------------------------------------- exit codes
+
+PROBLEMS_FOUND = 1  # the command ran and found problems: a failing register check, a broken chain, alerts
+USAGE = 2  # the command line itself is wrong (typer's own code)
+# The typed errors, in the order they are tried; the last line catches every other SafepoolError.
+EXIT_CODES: tuple[tuple[type[SafepoolError], int, str], ...] = (
+    (Invalid, 3, "the request is wrong: a file, a field, an option or a query"),
+    (NotFound, 4, "what the command names does not exist"),
+    (Refused, 5, "a governance rule forbids it (the refusal is audited)"),
+    (Conflict, 6, "someone changed the same thing at the same time; look again and retry"),
+    (Unavailable, 7, "the metadata database is locked or cannot be reached; try again later"),
+    (SafepoolError, 8, "any other error; the message says what went wrong"),
+)
+
+
+def exit_code(error: SafepoolError) -> int:
+    return next(code for kind, code, _ in EXIT_CODES if isinstance(error, kind))
+
+
+def fail(error: SafepoolError) -> NoReturn:
+    """One line on stderr, and the exit code of the error's kind."""
+    typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+    raise typer.Exit(exit_code(error))
+
+
+def run(action: Callable[[], T]) -> T:
+    """Run a library call; an expected failure becomes one line and its exit code, never a traceback."""
+    from safepool.session import expected_faults
+
+    try:
+        with expected_faults():
+            return action()
+    except SafepoolError as error:
+        fail(error)
+
+
+def command(group: typer.Typer, name: str | None = None, **options: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Register a command whose whole body runs under `run`: no command can let a SafepoolError
+    (or a locked database, or a request nested too deeply) out as a traceback."""
+
+    def register(function: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(function)
+        def guarded(*args: Any, **kwargs: Any) -> T:
+            return run(lambda: function(*args, **kwargs))
+
+        group.command(name, **options)(guarded)
+        return function
+
+    return register
+
+
+# ----------------------------------------------------------------------------- options and sign-in
 
 WorkspaceOption = Annotated[
     Path,
@@ -33,25 +90,46 @@ WorkspaceOption = Annotated[
         "--workspace", "-w", envvar="SAFEPOOL_WORKSPACE", help="Workspace folder (default: the current folder)."
     ),
 ]
+UserOption = Annotated[
+    str, typer.Option("--user", "-u", envvar="SAFEPOOL_USER", help="Who acts (password: SAFEPOOL_PASSWORD or a prompt).")
+]
 
 
-def run(action: Callable[[], T]) -> T:
-    """Run a library call; a SafepoolError becomes a one-line message and exit code 1."""
-    try:
-        return action()
-    except SafepoolError as exc:
-        errors.print("[bold red]error:[/]", escape(str(exc)), highlight=False)
-        raise typer.Exit(1) from None
+def password_for(user: str) -> str:
+    return os.environ.get("SAFEPOOL_PASSWORD") or typer.prompt(f"password for {user}", hide_input=True)
+
+
+def sign_in(workspace: Path, user: str):  # type: ignore[no-untyped-def]
+    """The person's Session: every command that touches the workspace's governance acts as someone."""
+    from safepool.session import connect
+
+    return connect(workspace, user=user, password=password_for(user))
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def say(*items: str | Iterable[str]) -> None:
+    """Print lines (strings, or lists of lines) as they are: no markup, no wrapping of our own lines."""
+    for item in items:
+        for line in [item] if isinstance(item, str) else item:
+            typer.echo(line)
 
 
 @contextmanager
 def progress_bar() -> Iterator[Callable[[str, str, int], None]]:
-    """A rich progress display fed by the library's (stage, register, rows) callbacks."""
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]}"),
-        TimeElapsedColumn(), console=console, transient=False,
-    ) as bar:
-        tasks: dict[str, int] = {}
+    """A progress display fed by the library's (stage, register, rows) callbacks; only on a terminal
+    (piped or captured output gets the result lines alone)."""
+    if not sys.stderr.isatty():
+        yield lambda stage, register, rows: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=12),
+                  TextColumn("{task.fields[rows]}"), TimeElapsedColumn(), console=Console(stderr=True),
+                  transient=True) as bar:
+        tasks: dict[str, Any] = {}
 
         def update(stage: str, register: str, rows: int) -> None:
             if register not in tasks:
@@ -63,25 +141,3 @@ def progress_bar() -> Iterator[Callable[[str, str, int], None]]:
                 bar.update(task, description=f"{register}: {stage}", rows=f"{rows:,} rows" if rows else "")
 
         yield update
-
-
-def workspace_of(path: Path):  # type: ignore[no-untyped-def]
-    from safepool.workspace import Workspace
-
-    return run(lambda: Workspace.open(path))
-
-
-
-UserOption = Annotated[
-    str, typer.Option("--user", "-u", envvar="SAFEPOOL_USER", help="Who acts (password: SAFEPOOL_PASSWORD or a prompt).")
-]
-
-
-def signed_in(workspace, user: str):  # type: ignore[no-untyped-def]
-    """Open the workspace's governance and sign the user in; every data command acts as someone."""
-    from safepool.governance.context import Governance
-
-    governance = run(lambda: Governance.open(workspace.root))
-    password = os.environ.get("SAFEPOOL_PASSWORD") or typer.prompt(f"password for {user}", hide_input=True)
-    actor = run(lambda: governance.users.authenticate(user, password))
-    return governance, actor

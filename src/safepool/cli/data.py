@@ -1,28 +1,27 @@
-"""Commands on the data: workspace, synthetic registers, register checks, pools and keys."""
+"""Commands on the data: workspace, synthetic registers, register checks, pools, variables and keys."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from safepool.cli.common import WorkspaceOption, app, console, keys_app, pool_app, progress_bar, registers_app, run, \
-    signed_in, workspace_of, UserOption
+from safepool.cli.common import UserOption, WorkspaceOption, app, command, keys_app, pool_app, progress_bar, \
+    registers_app, say, sign_in
+from safepool.cli.render import fields, path_lines, plural, rows_in_words, table, width, wrap
 
-@app.command()
+
+@command(app)
 def init(directory: Annotated[Path, typer.Argument(help="Folder to make a workspace in.")]) -> None:
     """Make a workspace: catalogue file, steward zone (steward/), sources (registers/), pools (pool/)."""
     from safepool.workspace import Workspace
 
-    workspace = run(lambda: Workspace.init(directory))
-    console.print(f"Workspace ready at {workspace.root}")
+    workspace = Workspace.init(directory)
+    say(path_lines("Workspace ready at", workspace.root))
 
 
-@app.command()
+@command(app)
 def synth(
     out: Annotated[Path, typer.Option(help="Workspace to write the synthetic registers into (made if missing).")],
     persons: Annotated[int, typer.Option(min=100, help="Persons ever resident in synthetic Espoo.")] = 30_000,
@@ -36,96 +35,114 @@ def synth(
     from safepool.synth.load import synthesise
 
     with progress_bar() as update:
-        result = run(lambda: synthesise(out, persons=persons, seed=seed, postgres_url=postgres_url,
-                                        progress=lambda stage: update(stage, "synthetic Espoo", 0)))
-    console.print(f"Wrote {len(result)} registers to {out}/registers; planted truth in {out}/steward/truth")
+        result = synthesise(out, persons=persons, seed=seed, postgres_url=postgres_url,
+                            progress=lambda stage: update(stage, "synthetic Espoo", 0))
+    say(path_lines(f"Wrote {len(result)} registers to", Path(out) / "registers"),
+        path_lines("The planted truth is in the steward zone", Path(out) / "steward" / "truth"))
 
 
-@registers_app.command("list")
-def registers_list(workspace: WorkspaceOption = Path(".")) -> None:
-    """List the registers in the catalogue with their sources."""
-    catalogue = run(lambda: workspace_of(workspace).catalogue())
-    table = Table("register", "holder", "source", "location", "time", "variables")
-    for register in catalogue.registers:
+@command(registers_app, "list")
+def registers_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+    """The catalogue: each register with its holder, source, time grain and location."""
+    registers = sign_in(workspace, user).registers()
+    for i, register in enumerate(registers):
         time = f"{register.time.grain.value} ({register.time.variable})" if register.time else "person-level"
         location = register.source.location + (f" :: {register.source.table}" if register.source.table else "")
-        table.add_row(register.name, register.holder, register.source.kind.value, location, time,
-                      str(len(register.variables)))
-    console.print(table)
+        say([""] if i else [],
+            wrap(f"{register.name}: {register.holder}; {register.source.kind.value} source; {time}; "
+                 f"{plural(len(register.variables), 'variable')}", hanging="  "),
+            [f"  {location}"])
 
 
-@registers_app.command("check")
+@command(registers_app, "check")
 def registers_check(
     user: UserOption,
     workspace: WorkspaceOption = Path("."),
-    register: Annotated[list[str] | None, typer.Option(help="Check only these registers.")] = None,
+    register: Annotated[list[str] | None, typer.Option(help="Check only this register (repeat for more).")] = None,
 ) -> None:
-    """As a steward: connect to each source, verify the dictionary against its schema, count rows
-    and identity codes by status (never an identifier), and count the rows whose values fall
-    outside their code list or do not parse in their date format (never the values)."""
-    from safepool.registers.check import check_registers_as
+    """As a steward: check each source against its data dictionary (counts, never values).
 
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    with console.status("checking sources"):
-        results = run(lambda: check_registers_as(ws, governance, actor, register))
-    table = Table("register", "source", "rows", "identity codes by status (rows)", "verdict")
-    for result in results:
-        statuses = ", ".join(f"{k} {v:,}" for k, v in result.rows_by_status.items())
-        verdict = "ok" if result.ok else "[red]" + escape("; ".join(result.problems)) + "[/]"
-        if result.ok and result.undocumented_columns:
-            verdict += escape(f" (undocumented: {', '.join(result.undocumented_columns)})")
-        table.add_row(result.register, result.kind, f"{result.rows:,}" if result.rows is not None else "-",
-                      statuses, verdict)
-    console.print(table)
+    Connects to each source, verifies the dictionary against its schema, counts rows and identity
+    codes by status (never an identifier), and counts the rows whose values fall outside their
+    code list or do not parse in their date format (never the values). Exits 1 when any source
+    has a problem."""
+    results = sign_in(workspace, user).check_registers(register)
+    for i, result in enumerate(results):
+        rows = f"{result.rows:,} rows" if result.rows is not None else "not read"
+        say([""] if i else [], wrap(f"{result.register} ({result.kind}): {rows}; "
+                                    f"{'ok' if result.ok else 'PROBLEMS'}", hanging="  "))
+        if result.rows_by_status:
+            say(["  identity codes:"], [line for text in rows_in_words(result.rows_by_status)
+                                         for line in wrap(text, "    ", "  ")])
+        if result.undocumented_columns:
+            say(wrap(f"undocumented columns: {', '.join(result.undocumented_columns)}", "  ", "  "))
+        for problem in result.problems:
+            say(wrap(f"problem: {problem}", "  ", "  "))
     if not all(r.ok for r in results):
         raise typer.Exit(1)
 
 
-@pool_app.command("build")
+# ----------------------------------------------------------------------------- pools
+
+
+@command(pool_app, "build")
 def pool_build(
     permit: Annotated[str, typer.Option(help="The approved permit to build the pool under.")],
     user: UserOption,
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As the steward: read each register in place, pseudonymise in flight, publish the pool atomically."""
-    from safepool.pool.build import build_for_permit
-
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
+    session = sign_in(workspace, user)
     with progress_bar() as update:
-        built = run(lambda: build_for_permit(ws, governance, actor, permit, progress=update))
-    _print_linkage(built.linkage.to_dict())
-    console.print(f"Pool for permit {built.permit} published at {built.path} in {built.seconds:.1f} s")
+        built = session.permit(permit).build(progress=update)
+    say(linkage_lines(built.linkage.to_dict()), "",
+        path_lines(f"Pool for permit {built.permit} published in {built.seconds:.1f} s at", built.path))
 
 
-@pool_app.command("show")
-def pool_show(permit: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
-    """Show a pool's tables, row counts and linkage report (a steward, or an analyst of the permit)."""
-    from safepool.pool import access
-
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    sizes, report = run(lambda: access.describe_pool(ws.pool_dir, governance, actor, permit))
-    table = Table("table", "rows")
-    for name, rows in sizes.items():
-        table.add_row(name, f"{rows:,}")
-    console.print(table)
-    _print_linkage(report)
+@command(pool_app, "show")
+def pool_show(permit: Annotated[str, typer.Argument(help="The permit whose pool is shown.")], user: UserOption,
+              workspace: WorkspaceOption = Path(".")) -> None:
+    """A pool's tables, row counts and linkage report (a steward, or an analyst of the permit)."""
+    sizes, report = sign_in(workspace, user).permit(permit).pool()
+    say(table(["table", "rows"], sizes.items(), title=f"Pool of permit {permit}"), "", linkage_lines(report))
 
 
-@pool_app.command("variables")
+@command(app, "variables")
+def variables(
+    permit: Annotated[str, typer.Option(help="The permit whose tables and variables are listed.")],
+    user: UserOption,
+    workspace: WorkspaceOption = Path("."),
+) -> None:
+    """The permit's tables and variables: level, labels, code lists, units, bins and years.
+
+    For a steward, or an analyst of the permit; it is what a query or a study may ask for."""
+    say(dictionary_lines(sign_in(workspace, user).permit(permit).variables(), width()))
+
+
+@command(pool_app, "variables", hidden=True)
 def pool_variables(permit: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
-    """The pool's data dictionary: each table's variables with their level, unit, code list or
-    bins, years and description (a steward, or an analyst of the permit)."""
-    from safepool.pool import access
+    """The same as `safepool variables --permit PERMIT` (kept as an alias)."""
+    say(dictionary_lines(sign_in(workspace, user).permit(permit).variables(), width()))
 
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    tables = run(lambda: access.describe_variables(ws.pool_dir, governance, actor, permit))
-    for line in dictionary_lines(tables):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
+def linkage_lines(report: dict[str, Any]) -> list[str]:
+    """The linkage report: rows by register, then the quarantine in words."""
+    rows = [(name, counts["rows_read"], counts["rows_linked"], counts["rows_quarantined"],
+             counts["duplicate_rows_removed"], counts["persons"]) for name, counts in report["registers"].items()]
+    lines = table(["register", "read", "linked", "quarantined", "duplicates", "persons"], rows,
+                  title="Linkage (rows by register; duplicates removed)")
+    lines += wrap(f"{plural(report['persons_total'], 'person')} in the pool; "
+                  f"{report['persons_linked_across_registers']:,} linked across registers")
+    quarantined = {k: v for k, v in report["quarantined_rows_by_reason"].items() if v}
+    if quarantined:
+        lines += wrap(f"Quarantined in the steward zone ({plural(sum(quarantined.values()), 'row')}):")
+        lines += [line for text in rows_in_words(quarantined) for line in wrap(text, "  ", "  ")]
+    else:
+        lines.append("Nothing was quarantined.")
+    return lines
+
+
+# ----------------------------------------------------------------------------- the data dictionary
 
 WIDTH = 80
 _SENSITIVITY = {"sensitive": "sensitive", "special": "special category"}
@@ -157,11 +174,11 @@ def dictionary_lines(tables: dict, width: int = WIDTH) -> list[str]:  # type: ig
             if line.startswith(first) else wrapped(line.strip(), hang))]
 
     lines: list[str] = []
-    for table, variables in tables.items():
+    for table_name, table_variables in tables.items():
         if lines:
             lines.append("")
-        lines.append(f"{table} ({len(variables)} variable{'s' * (len(variables) != 1)})")
-        for name, variable in variables.items():
+        lines.append(f"{table_name} ({len(table_variables)} variable{'s' * (len(table_variables) != 1)})")
+        for name, variable in table_variables.items():
             head = f"{name}: {_level_summary(variable)}"
             if variable.sensitivity in _SENSITIVITY:
                 head += f" [{_SENSITIVITY[variable.sensitivity]}]"
@@ -199,44 +216,53 @@ def _bin_labels(edges: list[float]) -> list[str]:
     return labels + [f"{_number(edges[-1])} and over"]
 
 
-def _print_linkage(report: dict) -> None:  # type: ignore[type-arg]
-    table = Table("register", "rows read", "linked", "quarantined", "duplicates removed", "persons", title="Linkage")
-    for name, counts in report["registers"].items():
-        table.add_row(name, *(f"{counts[k]:,}" for k in
-                              ("rows_read", "rows_linked", "rows_quarantined", "duplicate_rows_removed", "persons")))
-    console.print(table)
-    console.print(
-        f"persons {report['persons_total']:,}; linked across registers {report['persons_linked_across_registers']:,}; "
-        f"quarantined rows by reason {json.dumps(report['quarantined_rows_by_reason'])}"
-    )
+# ----------------------------------------------------------------------------- keys and the demo
 
 
-@keys_app.command("destroy")
+@command(keys_app, "destroy")
 def keys_destroy(
-    permit: str,
+    permit: Annotated[str, typer.Argument(help="The permit whose key is destroyed.")],
+    justification: Annotated[str, typer.Option(help="Why the key is destroyed now, e.g. the end of retention.")],
+    user: UserOption,
     workspace: WorkspaceOption = Path("."),
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Destroy a permit's key: its pseudonyms can never be traced back again."""
-    from safepool.identity.keystore import KeyStore
+    """As a steward: destroy a permit's key, with a justification (audited).
 
-    ws = workspace_of(workspace)
+    Its pseudonyms can never be traced back again."""
+    session = sign_in(workspace, user)
     if not yes:
         typer.confirm(f"Destroy the key of permit {permit}? Re-identification becomes impossible.", abort=True)
-    destroyed = run(lambda: KeyStore(ws.steward_dir / "keys").destroy(permit))
-    console.print(f"Key of permit {permit} destroyed." if destroyed else f"Permit {permit} had no key.")
+    destroyed = session.permit(permit).destroy_key(justification)
+    say(f"Key of permit {permit} destroyed." if destroyed else f"Permit {permit} had no key.")
 
 
-@app.command()
+@command(app)
 def demo(
     workspace: Annotated[Path, typer.Option(help="Fresh folder for the demo workspace.")] = Path("safepool-demo"),
     persons: Annotated[int, typer.Option(min=1000, help="Persons in synthetic Espoo.")] = 30_000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 1,
 ) -> None:
-    """Run everything that exists on built-in synthetic registers, in a fresh workspace."""
+    """Run everything on built-in synthetic registers, in a fresh workspace.
+
+    Each step goes through the Session as its person would take it: steward, analyst, approvers
+    and checker."""
     from safepool.demo import run_demo
 
     with progress_bar() as update:
-        summary = run(lambda: run_demo(workspace, persons=persons, seed=seed, progress=update))
-    for line in summary:
-        console.print(line, highlight=False)
+        summary = run_demo(workspace, persons=persons, seed=seed, progress=update)
+    say(summary_lines(summary))
+
+
+def summary_lines(summary: list[Any]) -> list[str]:
+    """The demo's summary: each item a sentence (wrapped) or a (label, path) pair (path on its own line)."""
+    lines: list[str] = []
+    for item in summary:
+        if isinstance(item, tuple):
+            lines += path_lines(*item)
+        else:
+            lines += wrap(item, hanging="  ")
+    return lines
+
+
+__all__ = ["dictionary_lines", "fields", "linkage_lines"]

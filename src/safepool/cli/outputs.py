@@ -7,23 +7,22 @@ each checked again under the current policy on the way."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, console, run, signed_in, workspace_of
-from safepool.cli.governance import _enum
+from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.render import events, fields, path_lines, plural, table, wrap
 
 outputs_app = typer.Typer(help="Recorded outputs: their checks, release requests, reviews and releases.",
                           no_args_is_help=True)
 app.add_typer(outputs_app, name="outputs")
 
 OutputIds = Annotated[list[str], typer.Argument(help="Output ids, e.g. SKILLS-2024-01-0003.")]
+VERDICTS = {"pass": "passed", "fail": "FAILED", "review": "passed the automatic rules; a person must look"}
 
 
-@outputs_app.command("list")
+@command(outputs_app, "list")
 def outputs_list(
     user: UserOption,
     permit: Annotated[str | None, typer.Option(help="Only this permit's outputs.")] = None,
@@ -33,52 +32,65 @@ def outputs_list(
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """The outputs you may see: a checker sees all, an analyst those of their permits."""
-    from safepool.disclosure.register import OutputStatus
-
-    wanted = run(lambda: _enum(OutputStatus, status, "status")) if status else None
-    governance, actor = signed_in(workspace_of(workspace), user)
-    records = run(lambda: governance.outputs.list(actor, permit=permit, status=wanted))
-    table = Table("output", "permit", "title", "kind", "source", "author", "checks", "status", "flags")
-    for r in records:
-        table.add_row(r.id, r.permit, escape(r.title), r.kind, r.source, r.author, r.verdict, r.status,
-                      str(len(r.differencing)) if r.differencing else "")
-    console.print(table)
+    records = sign_in(workspace, user).outputs.list(status=status, permit=permit)
+    flagged = any(r.differencing for r in records)
+    say(table(["output", "status", "checks"] + ["flags"] * flagged + ["author", "title"],
+              [(r.id, r.status, r.verdict) + (len(r.differencing) or "",) * flagged + (r.author, r.title)
+               for r in records], wrap_columns=["title"]))
 
 
-@outputs_app.command("show")
-def outputs_show(output_id: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
-    """One output: what it is, its checks, differencing flags, reviews and status history."""
-    governance, actor = signed_in(workspace_of(workspace), user)
-    r = run(lambda: governance.outputs.show(actor, output_id))
-    about = Table("field", "value", show_header=False)
-    for field, value in (("output", r.id), ("permit", r.permit), ("title", r.title), ("kind", r.kind),
-                         ("source", r.source), ("author", r.author), ("created", r.created.isoformat()),
-                         ("status", r.status), ("checks", _verdict(r.verdict)), ("mitigation", r.mitigation or ""),
-                         ("counts", f"rounded to base {r.counts_rounded_to}" if r.counts_rounded_to else "as checked"),
-                         ("context", r.context or ""), ("files", ", ".join(r.files)),
-                         ("folder", str(governance.outputs.folder(r))), ("release", r.release_id or "")):
-        about.add_row(field, escape(str(value)))
-    console.print(about)
-    checks = Table("rule", "verdict", "cells affected", "message", title="Disclosure checks")
-    for f in r.checks.get("findings", []):
-        checks.add_row(f["rule"], f["verdict"], str(len(f["cells"])), escape(f["message"]))
-    console.print(checks)
+@command(outputs_app, "show")
+def outputs_show(output_id: Annotated[str, typer.Argument(help="The output id.")], user: UserOption,
+                 workspace: WorkspaceOption = Path(".")) -> None:
+    """One output as a checker sees it, with the public table that would be released.
+
+    What it is, its public table (the checked cells a release would hold), each disclosure check,
+    differencing flags, reviews and history."""
+    view = sign_in(workspace, user).outputs.show(output_id)
+    r = view.record
+    say(fields([("output", r.id), ("permit", r.permit), ("title", r.title), ("kind", r.kind), ("source", r.source),
+                ("author", r.author), ("created", r.created.isoformat(timespec="seconds")), ("status", r.status),
+                ("checks", VERDICTS.get(r.verdict, r.verdict)), ("mitigation", r.mitigation or "none"),
+                ("counts", f"rounded to base {r.counts_rounded_to}" if r.counts_rounded_to else "as checked"),
+                ("context", r.context or ""), ("release", r.release_id or ""), ("files", ", ".join(r.files))]))
+    say(path_lines("Its files are kept in", view.folder))
+    for name, rows in view.tables.items():
+        say("", public_table(name, rows))
+    findings = r.checks.get("findings", [])
+    say("", table(["rule", "verdict", "cells", "message"],
+                  [(f["rule"], f["verdict"], len(f["cells"]), f["message"]) for f in findings],
+                  wrap_columns=["message"], title="Disclosure checks (cells: how many cells each rule affected)"))
     if r.differencing:
-        console.print("[bold yellow]Differencing flags[/]")
+        say("", "Differencing flags:")
         for flag in r.differencing:
-            console.print(f"  {escape(flag.message)}", highlight=False)
-    reviews = Table("round", "checker", "decision", "at", "comment", title="Reviews")
-    for review in r.reviews:
-        reviews.add_row(str(review.round), review.reviewer, review.decision,
-                        review.at.isoformat(timespec="seconds"), escape(review.comment))
-    console.print(reviews)
-    history = Table("at", "status", "by", "note", title="History")
-    for change in r.history:
-        history.add_row(change.at.isoformat(timespec="seconds"), change.status, change.actor, escape(change.note))
-    console.print(history)
+            say(wrap(flag.message, "  ", "  "))
+    say("", events("Reviews (UTC):", [(v.at, f"round {v.round}, {v.reviewer}: {v.decision}"
+                                             + (f"; {v.comment}" if v.comment else "")) for v in r.reviews]))
+    say("", events("History (UTC):", [(c.at, f"{c.status}, by {c.actor}" + (f": {c.note}" if c.note else ""))
+                                      for c in r.history]))
 
 
-@outputs_app.command("request-release")
+def public_table(name: str, rows: list[list[str]]) -> list[str]:
+    """An output file's table as it would be released: shown cells, suppressed ones blank. Too
+    wide for the terminal, it is shown in groups of columns, each led by the columns that say
+    what a row is (those before the first column of measured values)."""
+    if not rows:
+        return [f"{name}: empty"]
+    header, body = rows[0], rows[1:]
+    wide = [h for h in header if h in ("status", "note", "label", "title", "term")]
+    return table(header, body, wrap_columns=wide, keys=_leading_labels(header, body),
+                 title=f"Public table {name} ({plural(len(body), 'row')}), as it would be released:")
+
+
+def _leading_labels(header: list[str], body: list[list[str]]) -> int:
+    """How many leading columns label a row: up to the first that holds a fraction."""
+    for i in range(len(header)):
+        if any("." in row[i] and row[i].replace(".", "", 1).lstrip("-").isdigit() for row in body if i < len(row)):
+            return max(i, 1)
+    return 1
+
+
+@command(outputs_app, "request-release")
 def outputs_request_release(
     output_ids: OutputIds,
     context: Annotated[str, typer.Option(
@@ -87,17 +99,14 @@ def outputs_request_release(
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As the author: ask a checker to release outputs that passed their checks."""
-    governance, actor = signed_in(workspace_of(workspace), user)
-    run(lambda: governance.outputs.request_release(actor, output_ids, context))
-    for output_id in output_ids:
-        record = run(lambda: governance.outputs.show(actor, output_id))
-        console.print(f"Release of {record.id} requested")
+    for record in sign_in(workspace, user).outputs.request_release(output_ids, context):
+        say(f"Release of {record.id} requested")
         _print_flags(record.differencing)
 
 
-@outputs_app.command("review")
+@command(outputs_app, "review")
 def outputs_review(
-    output_id: str,
+    output_id: Annotated[str, typer.Argument(help="The output id.")],
     decision: Annotated[str, typer.Option(help="approve, return (with comments) or reject.")],
     user: UserOption,
     comment: Annotated[str, typer.Option(help="For the author; needed to return, reject, approve despite "
@@ -105,25 +114,22 @@ def outputs_review(
                                               "review (say what you looked at).")] = "",
     workspace: WorkspaceOption = Path("."),
 ) -> None:
-    """As a checker (never the author): decide on one requested output (approval re-checks it under the current policy)."""
-    governance, actor = signed_in(workspace_of(workspace), user)
-    record = run(lambda: governance.outputs.review(actor, output_id, decision, comment))
+    """As a checker (never the author): decide on one requested output.
+
+    Approval checks it again under the current policy. `safepool outputs show ID` shows what
+    you approve."""
+    record = sign_in(workspace, user).outputs.review(output_id, decision, comment)
     _print_flags(record.differencing)
-    console.print(f"Output {record.id}: {decision}; now {record.status}")
+    say(f"Output {record.id}: {decision}; now {record.status}")
 
 
-@outputs_app.command("release")
+@command(outputs_app, "release")
 def outputs_release(output_ids: OutputIds, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
     """As a checker: copy approved outputs of one permit into a new release folder, the only way out."""
-    governance, actor = signed_in(workspace_of(workspace), user)
-    folder = run(lambda: governance.outputs.release(actor, output_ids))
-    console.print(f"Released {len(output_ids)} output(s) to {folder}", highlight=False, soft_wrap=True)
+    folder = sign_in(workspace, user).outputs.release(output_ids)
+    say(path_lines(f"Released {plural(len(output_ids), 'output')} to", folder))
 
 
-def _verdict(verdict: str) -> str:
-    return "review (passed the automatic rules; a person must look)" if verdict == "review" else verdict
-
-
-def _print_flags(flags) -> None:  # type: ignore[no-untyped-def]
+def _print_flags(flags: list[Any]) -> None:
     for flag in flags:
-        console.print(f"[bold yellow]differencing:[/] {escape(flag.message)}", highlight=False)
+        say(wrap(f"differencing: {flag.message}", hanging="  "))

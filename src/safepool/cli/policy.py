@@ -7,38 +7,38 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, console, run, signed_in, workspace_of
+from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.render import path_lines, table
 
 policy_app = typer.Typer(help="The workspace's disclosure policy: thresholds every output is checked against.",
                          no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 
-@policy_app.command("show")
+@command(policy_app, "show")
 def policy_show(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
     """The policy in force and every audited change of it."""
-    from safepool.disclosure.policy import policy_path, show_policy
     from safepool.disclosure.rules import DisclosureRules
 
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    policy, history = run(lambda: show_policy(governance, actor))
-    settings = Table("setting", "value", "meaning", title=f"Disclosure policy ({policy_path(ws.root)})")
-    for name, field in DisclosureRules.model_fields.items():
-        settings.add_row(name, str(getattr(policy, name)), escape(field.description or ""))
-    console.print(settings)
-    changes = Table("audit record", "at", "by", "change", title="Changes")
-    for change in history:
-        what = (f"{change.setting}: {change.old} -> {change.new}" if change.setting
-                else "file restored to the audited policy")
-        changes.add_row(str(change.seq), change.at.isoformat(timespec="seconds"), change.actor, escape(what))
-    console.print(changes if history else "No change since the workspace was made: the design's defaults.")
+    session = sign_in(workspace, user)
+    policy, history = session.policy()
+    say(table(["setting", "value", "meaning"],
+              [(name, str(getattr(policy, name)), field.description or "")
+               for name, field in DisclosureRules.model_fields.items()],
+              wrap_columns=["meaning"], title="Disclosure policy"))
+    say(path_lines("Kept in", session.policy_file()), "")
+    if not history:
+        say("No change since the workspace was made: the design's defaults.")
+        return
+    say(table(["record", "at (UTC)", "by", "change"],
+              [(change.seq, change.at.isoformat(timespec="seconds"), change.actor,
+                f"{change.setting}: {change.old} -> {change.new}" if change.setting
+                else "file restored to the audited policy") for change in history],
+              wrap_columns=["change"], title="Changes"))
 
 
-@policy_app.command("set")
+@command(policy_app, "set")
 def policy_set(
     setting: Annotated[str, typer.Argument(help="The setting, e.g. min_frequency (see `safepool policy show`).")],
     value: Annotated[str, typer.Argument(help="Its new value, e.g. 10, 0.85, true or suppress.")],
@@ -46,20 +46,13 @@ def policy_set(
     workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As an admin: change one setting (audited with its old and new value); every later check uses it."""
-    from safepool.disclosure.policy import set_policy
-
-    governance, actor = signed_in(workspace_of(workspace), user)
-    change = run(lambda: set_policy(governance, actor, setting, value))
-    console.print(f"{change.setting}: {change.old} -> {change.new} (audit record {change.seq})", highlight=False)
+    change = sign_in(workspace, user).set_policy(setting, value)
+    say(f"{change.setting}: {change.old} -> {change.new} (audit record {change.seq})")
 
 
-@policy_app.command("restore")
+@command(policy_app, "restore")
 def policy_restore(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
     """As an admin: write the audited policy back into disclosure.yaml after it was changed outside `policy set`."""
-    from safepool.disclosure.policy import policy_path, restore_policy
-
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    change = run(lambda: restore_policy(governance, actor))
-    console.print(f"{policy_path(ws.root)} restored to the audited policy (audit record {change.seq})",
-                  highlight=False, soft_wrap=True)
+    session = sign_in(workspace, user)
+    change = session.restore_policy()
+    say(path_lines(f"Policy file restored to the audited policy (audit record {change.seq})", session.policy_file()))

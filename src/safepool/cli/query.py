@@ -7,20 +7,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, console, errors, run, signed_in, workspace_of
+from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.render import table, wrap
+from safepool.faults import Invalid
 
 
-@app.command()
+@command(app)
 def query(
     permit: Annotated[str, typer.Option(help="The permit whose pool is queried.")],
     user: UserOption,
     workspace: WorkspaceOption = Path("."),
     sql: Annotated[str | None, typer.Option(help="The query model in SQL: one SELECT of measures by group terms.")] = None,
     request: Annotated[Path | None, typer.Option(help="A structured request as a YAML or JSON file.")] = None,
-    table: Annotated[str | None, typer.Option(help="Structured request: the pool table.")] = None,
+    table_: Annotated[str | None, typer.Option("--table", help="Structured request: the pool table.")] = None,
     join: Annotated[list[str] | None, typer.Option(help="Structured request: a table joined on the person.")] = None,
     measure: Annotated[str | None, typer.Option(
         help="Structured request: persons, rows, sum, mean, share or quantiles.")] = None,
@@ -33,34 +33,30 @@ def query(
     quantile: Annotated[list[float] | None, typer.Option(help="Structured request: a quantile (0.1 to 0.9).")] = None,
     title: Annotated[str | None, typer.Option(help="Title of the recorded output.")] = None,
 ) -> None:
-    """Persons, rows, sums, means, shares or quantiles of declared variables by groups of the data
-    dictionary; only cells that pass the disclosure checks are shown. `safepool pool variables`
-    lists what can be asked."""
-    from safepool.query.engine import run_query
+    """A non-disclosive aggregate query: only cells that pass the disclosure checks are shown.
+
+    Persons, rows, sums, means, shares or quantiles of declared variables by groups of the data
+    dictionary. `safepool variables --permit ID` lists what can be asked."""
     from safepool.query.request import AggregateRequest, parse_filter
 
-    structured = table is not None or measure is not None
+    structured = table_ is not None or measure is not None
     if sum([sql is not None, request is not None, structured]) != 1:
-        errors.print("[bold red]error:[/] give exactly one of --sql, --request FILE, or --table with --measure")
-        raise typer.Exit(1)
+        raise Invalid("give exactly one of --sql, --request FILE, or --table with --measure")
     if sql is not None:
         question: str | AggregateRequest = sql
     elif request is not None:
-        question = run(lambda: AggregateRequest.load(request))
+        question = AggregateRequest.load(request)
     else:
-        question = run(lambda: AggregateRequest.from_options(
-            table=table, join=join, measure=measure, value=value, by=by, quantiles=quantile,
-            filters=[parse_filter(text) for text in filter_ or []]))
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    answer = run(lambda: run_query(ws.pool_dir, governance, actor, permit, question, title=title))
-    shown = Table(*answer.table.columns, title=escape(answer.title))
-    for row in answer.table.itertuples(index=False):
-        shown.add_row(*(escape(_cell(v)) for v in row))
-    console.print(shown)
-    console.print(escape(answer.note), highlight=False)
+        question = AggregateRequest.from_options(
+            table=table_, join=join, measure=measure, value=value, by=by, quantiles=quantile,
+            filters=[parse_filter(text) for text in filter_ or []])
+    answer = sign_in(workspace, user).permit(permit).query(question, title=title)
+    columns = list(answer.table.columns)
+    say(table(columns, [[_cell(v) for v in row] for row in answer.table.itertuples(index=False)],
+              wrap_columns=["status"], title=answer.title))
+    say(wrap(answer.note))
     if answer.output_ids:
-        console.print(f"Recorded as output(s) {', '.join(answer.output_ids)} of permit {permit}.")
+        say(wrap(f"Recorded as output(s) {', '.join(answer.output_ids)} of permit {permit}."))
 
 
 def _cell(value: object) -> str:

@@ -7,10 +7,12 @@ from typing import Annotated
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, console, run, signed_in, workspace_of
+from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.render import path_lines
+from safepool.faults import Invalid
 
 
-@app.command()
+@command(app)
 def reidentify(
     permit: Annotated[str, typer.Argument(help="The permit whose pseudonyms are linked back.")],
     pseudonyms: Annotated[Path, typer.Option("--pseudonyms", help="File with one pseudonym per line.")],
@@ -23,21 +25,12 @@ def reidentify(
     The matches are written to a private file under steward/reidentified/; only the counts
     and the file's path are printed.
     """
-    from safepool.errors import SafepoolError
-    from safepool.identity.reidentify import reidentify as link_back
-
-    def read_lines() -> list[str]:
-        try:
-            text = pseudonyms.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SafepoolError(f"cannot read the pseudonym file {pseudonyms} ({type(exc).__name__})") from None
-        return [line.strip() for line in text.splitlines() if line.strip()]
-
-    wanted = run(read_lines)
-    ws = workspace_of(workspace)
-    governance, actor = signed_in(ws, user)
-    result = run(lambda: link_back(ws, governance, actor, permit, wanted, justification))
-    console.print(f"Re-identified under permit {permit}: {result.requested} pseudonyms requested, "
-                  f"{result.matched} matched, {result.unmatched} unmatched", highlight=False, markup=False)
-    console.print(f"Written to {result.path} (readable by its owner only)",
-                  highlight=False, markup=False, soft_wrap=True)
+    try:
+        text = pseudonyms.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise Invalid(f"cannot read the pseudonym file {pseudonyms} ({type(exc).__name__})") from None
+    wanted = [line.strip() for line in text.splitlines() if line.strip()]
+    result = sign_in(workspace, user).permit(permit).reidentify(wanted, justification)
+    say(f"Re-identified under permit {permit}: {result.requested} pseudonyms requested, "
+        f"{result.matched} matched, {result.unmatched} unmatched",
+        path_lines("Written to a file readable by its owner only", result.path))

@@ -96,8 +96,8 @@ def roles_for(action: str) -> list[Role]:
 
 def refusal(user: str, action: str) -> str:
     """Why the table refuses `user` an action, e.g. 'user anna is not a steward (only a steward may build pools)'."""
-    roles = roles_for(action)
-    named = " or ".join(_article(role) for role in roles) or "anyone"
+    named = [_article(role) for role in roles_for(action)]
+    named = (", ".join(named[:-1]) + " or " + named[-1]) if len(named) > 1 else (named[0] if named else "anyone")
     return f"user {user} is not {named} (only {named} may {WORDS.get(action, action)})"
 
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from safepool.dictionary import Variable
 from safepool.errors import SafepoolError
+from safepool.faults import NotFound
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role
 
@@ -23,8 +24,8 @@ LINKAGE_FILE = "linkage.json"
 MANIFEST_FILE = "manifest.json"
 
 
-class PoolNotBuilt(SafepoolError):
-    pass
+class PoolNotBuilt(NotFound):
+    """No pool has been built for the permit (or it was built before what is asked of it)."""
 
 
 class PoolBusy(SafepoolError):
