@@ -238,3 +238,29 @@ def test_a_killed_build_leaves_nothing_behind(tmp_path, cleaner):
             assert any(path.resolve().is_relative_to(p) for p in published), path
     assert (workspace.pool_dir / "P-1").resolve() == first.path.resolve()
     assert payments_rows(workspace, "P-1") == before
+
+
+def test_the_doctor_command(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from governed import PASSWORD
+    from safepool.cli import app
+
+    workspace = make_workspace(tmp_path / "ws")
+    governance_with_users(workspace.root)
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    os.chmod(workspace.registers_dir / "kela" / "payments.csv", 0o644)
+
+    def doctor_command(*options):
+        return CliRunner().invoke(app, ["doctor", *options, "-w", str(workspace.root)], catch_exceptions=False)
+
+    found = doctor_command("--user", "stella")
+    assert found.exit_code == 1 and "registers/kela/payments.csv (mode 644)" in found.output
+    assert "safepool doctor --fix" in found.output
+    fixed = doctor_command("--user", "stella", "--fix")
+    assert fixed.exit_code == 0 and "1 made owner-only" in fixed.output and "-> fixed" in fixed.output
+    clean = doctor_command("--user", "admin")
+    assert clean.exit_code == 0 and "Not owner-only: 0" in clean.output
+    refused = doctor_command("--user", "anna")
+    assert refused.exit_code != 0 and "neither a steward nor an admin" in refused.output
+    assert all(len(line) <= 80 for result in (found, fixed, clean) for line in result.output.splitlines())
