@@ -202,3 +202,31 @@ def test_chart_coordinates_are_not_taken_for_pseudonyms():
     _refuse_leaks('<svg><path transform="translate(2.2000321930583975,121)"/></svg>', "P-1")
     with pytest.raises(ReportError, match="digit string"):
         _refuse_leaks("<td>0123456789012345678</td>", "P-1")
+
+
+def scarce_outputs(estimand: str) -> dict:
+    """The fake's outputs with the study's own flow steps and an estimand named in the effect tables."""
+    from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP
+
+    outputs = raw_outputs()
+    outputs["cohort_flow"] = FrequencyTable("Cohort flow", pd.DataFrame({
+        "step": [TREATED_STEP, MATCHED_STEP, NOT_MATCHED + "eligible controls already taken",
+                 NOT_MATCHED + "no control within caliper"],
+        "count": [1322, 820, 480, 22]}), ["step"])
+    for name in ("effects", "event_study", "subgroups"):
+        output = outputs[name]
+        outputs[name] = EffectTable(output.title, output.cells.assign(estimand=estimand), [*output.groups, "estimand"])
+    return {name: suppress(output, RULES, margins=False) for name, output in outputs.items()}
+
+
+@pytest.mark.parametrize("estimand", ["ATT", "effect on the matched clients"])
+def test_the_report_says_how_many_clients_were_matched_and_names_the_estimand(tmp_path, estimand):
+    from safepool.reports.study_report import render_study_html
+
+    html = render_study_html(FakeStudy(checked=scarce_outputs(estimand)))
+    text = re.sub(r"<[^>]+>", "", html)
+    assert "820 of the 1,322 clients (62%) were matched" in text
+    assert "eligible controls already taken (480); no control within caliper (22)" in text
+    assert "Estimand: " + estimand in text  # said once above the effect tables
+    below = "not the effect on all clients (ATT)"
+    assert (below in text) == (estimand != "ATT")

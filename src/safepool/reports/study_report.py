@@ -31,6 +31,7 @@ from safepool.governance.form import mask_identity_codes
 from safepool.reports import charts
 from safepool.reports.source import ReportError, ShownTable, StudyReportSource, field_of, shown_tables
 from safepool.reports.tables import HumanTable, human_table, settings_rows, value_text
+from safepool.study.estimand import ATT, MATCHED_ONLY, MATCHED_STEP, NOT_MATCHED, TREATED_STEP
 
 TEMPLATE_PACKAGE = "safepool.reports"
 TEMPLATE = "study_report.html.j2"
@@ -152,6 +153,7 @@ def render_study_html(result: StudyReportSource, output_ids: Mapping[str, str] |
         headings=SECTION_HEADINGS,
         tables={name: human_table(shown[name]) for name in TABLES},
         figures={name: _figure(shown[source], draw, what) for name, (source, draw, what) in FIGURES.items()},
+        matching=matching_statement(shown),
         limitations=limitations(shown),
         checks=[_check_summary(table, (output_ids or {}).get(name)) for name, table in shown.items()],
         css=css,
@@ -170,6 +172,10 @@ def limitations(shown: Mapping[str, ShownTable]) -> list[str]:
         "missing at later horizons, so later estimates rest on fewer persons.",
         "Controls who later became clients are compared only until their own entry.",
     ]
+    if estimand_of_tables(shown) == MATCHED_ONLY:
+        items.append("Not every client could be matched (see the cohort flow), and fewer than the study's threshold "
+                     "were: the estimates are the effect on the matched clients, not the effect on all clients "
+                     "(ATT). The clients left out are those hardest to match, and their effect may differ.")
     unbalanced = _unbalanced_covariates(shown["balance"])
     if unbalanced:
         items.append(f"After matching, {len(unbalanced)} covariate(s) stay outside the balance limits "
@@ -182,6 +188,43 @@ def limitations(shown: Mapping[str, ShownTable]) -> list[str]:
         items.append(f"Disclosure control suppressed {suppressed} cell(s) in the tables above, so some groups "
                      "or horizons are not reported.")
     return items
+
+
+def estimand_of_tables(shown: Mapping[str, ShownTable]) -> str | None:
+    """The estimand the effect table names ("ATT" or "effect on the matched clients"), if it names one."""
+    frame = shown["effects"].frame
+    if "estimand" not in frame.columns:
+        return None
+    named = [str(v) for v in frame["estimand"].dropna().unique()]
+    return MATCHED_ONLY if MATCHED_ONLY in named else named[0] if named else None
+
+
+def matching_statement(shown: Mapping[str, ShownTable]) -> str | None:
+    """In words, from the checked cohort flow: how many clients were matched, why the others were not,
+    and what the estimates are therefore an effect on. None when the flow does not show the counts."""
+    flow = shown["cohort_flow"]
+    frame = flow.frame.loc[~flow.suppressed]
+    if not {"step", "count"} <= set(frame.columns):
+        return None
+    counts = pd.to_numeric(frame.set_index(frame["step"].astype(str))["count"], errors="coerce")
+    if not {MATCHED_STEP, TREATED_STEP} <= set(counts.index) or counts[[MATCHED_STEP, TREATED_STEP]].isna().any():
+        return None
+    matched, treated = float(counts[MATCHED_STEP]), float(counts[TREATED_STEP])
+    if treated <= 0:
+        return None
+    text = f"{matched:,.0f} of the {treated:,.0f} clients ({matched / treated:.0%}) were matched"
+    reasons = [(step.removeprefix(NOT_MATCHED), n) for step, n in counts.items()
+               if step.startswith(NOT_MATCHED) and pd.notna(n) and n > 0]
+    if reasons:
+        text += "; the others were not because: " + "; ".join(f"{reason} ({n:,.0f})" for reason, n in reasons)
+    estimand = estimand_of_tables(shown)
+    if estimand == MATCHED_ONLY:
+        text += (". That is fewer than the study's threshold, so the estimates below are the effect on the matched "
+                 "clients, not the effect on all clients (ATT)")
+    elif estimand == ATT:
+        text += ". That is at least the study's threshold, so the estimates below are read as the effect on the "\
+                "treated clients (ATT)"
+    return mask_identity_codes(text + ".")
 
 
 def _figure(shown: ShownTable, draw, what: str) -> ReportFigure:  # type: ignore[no-untyped-def]

@@ -37,6 +37,7 @@ COLUMN_LABELS = {
     "outcome": "Outcome",
     "horizon": "Quarters from entry",
     "method": "Estimator",
+    "estimand": "Estimand",
     "estimate": "Estimate",
     "std_error": "Std. error",
     "n_treated": "Clients",
