@@ -155,12 +155,10 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     line = one_error_line(invoke("reidentify", "P-CLI", "--pseudonyms", reidentify, "--justification",
                                  "preventive services", "--user", "stella"), REFUSED)
     assert "does not allow re-identification" in line
-    from safepool.identity import keystore
-
-    if hasattr(keystore, "destroy_key"):
-        run("keys destroy", "keys", "destroy", "P-CLI", "--justification", "the permit's retention has ended",
-            "--yes", "--user", "stella")
-        assert not keystore.KeyStore(ws.steward_dir / "keys").exists("P-CLI")
+    run("user unlock", "user", "unlock", "anna", "--user", "admin")
+    run("keys destroy", "keys", "destroy", "P-CLI", "--justification", "the permit's retention has ended",
+        "--yes", "--user", "stella")
+    assert not (ws.steward_dir / "keys" / "P-CLI.key").exists()
 
 
 def test_registers_check_reports_drift_and_exits_1(governed):

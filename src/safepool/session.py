@@ -181,6 +181,12 @@ class Session:
         assert added is not None
         return added
 
+    @_guarded
+    def unlock_user(self, name: str) -> bool:
+        """Lift the sign-in lock of an account (admins, audited); True if it was locked."""
+        self._authorise("user_unlock", target=_safe_id(name))
+        return self.governance.users.unlock(self.actor, name)
+
     # -- the audit log --------------------------------------------------------------------
 
     @_guarded
@@ -260,6 +266,17 @@ class Session:
         from safepool.registers.check import check_registers_as
 
         return check_registers_as(self.workspace, self.governance, self.actor, names or None)
+
+    # -- the workspace's files ---------------------------------------------------------------
+
+    @_guarded
+    def doctor(self, fix: bool = False) -> Any:
+        """Remove the scratch killed builds left and report what is not owner-only (with `fix`,
+        make it owner-only); as a steward or an admin, audited with its counts."""
+        self._authorise("doctor")
+        from safepool.doctor import doctor
+
+        return doctor(self.workspace, self.governance, self.actor, fix=fix)
 
     # -- permits --------------------------------------------------------------------------
 

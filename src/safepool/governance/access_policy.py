@@ -25,6 +25,7 @@ POLICY: MappingProxyType[str, frozenset[Role]] = MappingProxyType({
     # people
     "user_list": frozenset({admin}),
     "user_add": frozenset({admin}),
+    "user_unlock": frozenset({admin}),
     # the audit log and its monitoring
     "audit_show": frozenset({admin, approver, manager}),
     "audit_verify": frozenset({admin, approver, manager}),
@@ -58,11 +59,13 @@ POLICY: MappingProxyType[str, frozenset[Role]] = MappingProxyType({
     # the steward zone
     "keys_destroy": frozenset({steward}),
     "reidentify": frozenset({steward}),
+    # the workspace's files: stale scratch removed, modes reported (or fixed)
+    "doctor": frozenset({steward, admin}),
 })
 
 # What each action is, in words, for refusals ("... may not <words>").
 WORDS: MappingProxyType[str, str] = MappingProxyType({
-    "user_list": "list users", "user_add": "add users",
+    "user_list": "list users", "user_add": "add users", "user_unlock": "unlock users",
     "audit_show": "read the audit log", "audit_verify": "verify the audit log",
     "audit_alerts": "run the audit alerts",
     "policy_show": "read the disclosure policy", "policy_set": "change the disclosure policy",
@@ -75,7 +78,7 @@ WORDS: MappingProxyType[str, str] = MappingProxyType({
     "query": "query pools", "study_run": "run studies",
     "output_list": "list outputs", "output_show": "read outputs", "output_request": "ask for output release",
     "output_review": "review outputs", "output_release": "release outputs",
-    "keys_destroy": "destroy keys", "reidentify": "re-identify persons",
+    "keys_destroy": "destroy keys", "reidentify": "re-identify persons", "doctor": "examine the workspace's files",
 })
 
 # Reads of data or metadata: the Session audits each as a view (the others are audited by the
