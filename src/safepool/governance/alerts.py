@@ -11,20 +11,26 @@
                              replaced or rolled back): its queries are stopped until a data
                              security officer investigates;
   expired_permit  (high)     anything done under a permit after its expiry date;
-  broken_chain    (critical) the audit log's hash chain does not verify.
+  broken_chain    (critical) the audit log's hash chain does not verify;
+  sign_in_locked  (high)     an account was locked after too many failed sign-ins (see
+                             safepool.governance.users): someone guessing its password;
+  password_spraying (high)   failed sign-ins on several accounts within a short time: someone
+                             trying a few passwords on many accounts, under every account's limit.
 
 Each rule's thresholds live in `AlertSettings` (defaults below); a rule can be switched off by
 leaving its name out of `AlertSettings.rules`. Alerts name the user (`actor`) and the permit
-in their own fields so that they can be routed; their `message` holds counts, times and dates
-only, never an identifier, a query or a value.
+in their own fields so that they can be routed (an alert about several users, password
+spraying, lists them all in `actors`); their `message` holds counts, times and dates only, never
+an identifier, a query or a value.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from zoneinfo import ZoneInfo
 
 from safepool.governance.audit import AuditLog, AuditRecord
@@ -35,8 +41,13 @@ DIFFERENCING = "differencing"
 LEDGER_MISMATCH = "ledger_mismatch"
 EXPIRED_PERMIT = "expired_permit"
 BROKEN_CHAIN = "broken_chain"
+SIGN_IN_LOCKED = "sign_in_locked"
+PASSWORD_SPRAYING = "password_spraying"
 LEDGER_MISMATCH_ACTION = "query_ledger_mismatch"  # safepool.query.ledger.MISMATCH_ACTION
-RULES = (REFUSAL_BURST, UNUSUAL_HOURS, DIFFERENCING, LEDGER_MISMATCH, EXPIRED_PERMIT, BROKEN_CHAIN)
+LOGIN_ACTION = "login"  # safepool.governance.users.LOGIN
+LOCK_ACTION = "sign_in_locked"  # safepool.governance.users.LOCK
+RULES = (REFUSAL_BURST, UNUSUAL_HOURS, DIFFERENCING, LEDGER_MISMATCH, EXPIRED_PERMIT, BROKEN_CHAIN, SIGN_IN_LOCKED,
+         PASSWORD_SPRAYING)
 
 WARNING = "warning"
 HIGH = "high"
@@ -75,6 +86,14 @@ class AlertSettings:
     `timezone` is after the permit's expiry date, whatever its outcome; the expiry day itself
     is still valid. One alert per user and permit.)
     (broken_chain has none either: one critical alert naming the first broken record.)
+    (sign_in_locked has none: one alert per `sign_in_locked` record, i.e. per lock; the lock's
+    own limits are governance settings, see safepool.governance.settings.)
+    spraying_accounts, spraying_window
+        password_spraying: refused sign-ins (action 'login') on at least `spraying_accounts` (3)
+        distinct accounts whose first and last lie at most `spraying_window` (10 minutes) apart,
+        however few guesses each account got. Names that are not accounts count as one
+        account, "(unknown user)" (they are not logged: a password typed into the name field
+        would be). Overlapping episodes are reported as one alert listing every account.
     """
 
     rules: frozenset[str] = frozenset(RULES)
@@ -84,18 +103,20 @@ class AlertSettings:
     working_hours: tuple[dt.time, dt.time] = (dt.time(7, 0), dt.time(19, 0))
     weekend_days: frozenset[int] = frozenset({5, 6})
     holidays: frozenset[dt.date] = frozenset()
-    non_access_actions: frozenset[str] = frozenset({"login"})
+    non_access_actions: frozenset[str] = frozenset({LOGIN_ACTION, LOCK_ACTION})
     differencing_actions: frozenset[str] = frozenset({"query"})
     differencing_count: int = 3
     differencing_window: dt.timedelta = dt.timedelta(hours=24)
+    spraying_accounts: int = 3
+    spraying_window: dt.timedelta = dt.timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         unknown = set(self.rules) - set(RULES)
         if unknown:
             raise ValueError(f"unknown alert rules: {', '.join(sorted(unknown))}")
-        if self.refusal_count < 1 or self.differencing_count < 1:
-            raise ValueError("alert counts must be at least 1")
-        if self.refusal_window < dt.timedelta(0) or self.differencing_window < dt.timedelta(0):
+        if self.refusal_count < 1 or self.differencing_count < 1 or self.spraying_accounts < 2:
+            raise ValueError("alert counts must be at least 1 (2 accounts for password spraying)")
+        if min(self.refusal_window, self.differencing_window, self.spraying_window) < dt.timedelta(0):
             raise ValueError("alert windows must not be negative")
         ZoneInfo(self.timezone)  # fails early on an unknown zone
 
@@ -111,6 +132,7 @@ class Alert:
     first_seq: int
     last_seq: int
     message: str
+    actors: tuple[str, ...] = ()  # every user it concerns, when that is more than `actor`
 
 
 def run_alerts(
@@ -145,6 +167,10 @@ def run_alerts(
         found += ledger_mismatches(records)
     if EXPIRED_PERMIT in settings.rules and permit_expiry:
         found += expired_permits(records, permit_expiry, settings)
+    if SIGN_IN_LOCKED in settings.rules:
+        found += sign_in_locks(records)
+    if PASSWORD_SPRAYING in settings.rules:
+        found += password_spraying(records, settings)
     found.sort(key=lambda a: (a.first_seq, RULES.index(a.rule), a.last_seq))
     return alerts + found
 
@@ -164,13 +190,26 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
 def _bursts(records: Sequence[AuditRecord], count: int, window: dt.timedelta) -> list[list[AuditRecord]]:
     """Episodes of at least `count` records (one user's, in time order) whose first and last lie
     at most `window` apart; overlapping episodes are merged into one."""
+    return _episodes(records, count, window, key=lambda record: record.seq)
+
+
+def _episodes(records: Iterable[AuditRecord], needed: int, window: dt.timedelta,
+              key: Callable[[AuditRecord], object]) -> list[list[AuditRecord]]:
+    """Episodes in which at least `needed` distinct `key`s occur within `window` (in time order);
+    overlapping episodes are merged into one."""
     ordered = sorted(records, key=lambda r: (r.at, r.seq))
     episodes: list[list[int]] = []  # [first index, last index] in `ordered`
+    in_window: collections.Counter[object] = collections.Counter()
     start = 0
-    for end in range(len(ordered)):
-        while ordered[end].at - ordered[start].at > window:
+    for end, record in enumerate(ordered):
+        in_window[key(record)] += 1
+        while record.at - ordered[start].at > window:
+            leaving = key(ordered[start])
+            in_window[leaving] -= 1
+            if not in_window[leaving]:
+                del in_window[leaving]
             start += 1
-        if end - start + 1 >= count:
+        if len(in_window) >= needed:
             if episodes and start <= episodes[-1][1]:
                 episodes[-1][1] = end
             else:
@@ -338,6 +377,54 @@ def expired_permits(
                 max(r.seq for r in late),
                 f"{_plural(len(late), 'record')} under a permit after its expiry on "
                 f"{permit_expiry[permit].isoformat()} ({refused} of them refused or failed)",
+            )
+        )
+    return alerts
+
+
+def sign_in_locks(records: Sequence[AuditRecord]) -> list[Alert]:
+    """Rule sign_in_locked: one alert per account lock."""
+    alerts = []
+    for record in records:
+        if record.action != LOCK_ACTION:
+            continue
+        detail = record.detail
+        until = str(detail.get("locked_until", ""))[:16].replace("T", " ")
+        minutes = detail.get("window_minutes")
+        within = f"{minutes:g} minutes" if isinstance(minutes, (int, float)) else "the sign-in window"
+        alerts.append(
+            Alert(
+                SIGN_IN_LOCKED,
+                HIGH,
+                record.actor,
+                None,
+                record.seq,
+                record.seq,
+                f"an account was locked after {_plural(int(detail.get('failures', 0)), 'failed sign-in')} within "
+                f"{within}" + (f", until {until} UTC" if until else ""),
+            )
+        )
+    return alerts
+
+
+def password_spraying(records: Sequence[AuditRecord], settings: AlertSettings = AlertSettings()) -> list[Alert]:
+    """Rule password_spraying: see `AlertSettings.spraying_accounts` and `spraying_window`."""
+    failed = [r for r in records if r.action == LOGIN_ACTION and r.outcome == "refused"]
+    alerts = []
+    for episode in _episodes(failed, settings.spraying_accounts, settings.spraying_window, key=lambda r: r.actor):
+        accounts = sorted({r.actor for r in episode})
+        alerts.append(
+            Alert(
+                PASSWORD_SPRAYING,
+                HIGH,
+                None,
+                None,
+                min(r.seq for r in episode),
+                max(r.seq for r in episode),
+                f"{len(episode)} failed sign-ins on {len(accounts)} accounts, at least "
+                f"{settings.spraying_accounts} accounts within {_window_text(settings.spraying_window)}: "
+                "a possible password spraying attack",
+                actors=tuple(accounts),
             )
         )
     return alerts

@@ -202,7 +202,7 @@ class UserDirectory:
                     until = now + self.settings.sign_in_lockout
                     tx.append(actor=name, role="none", action=LOCK, target=name, at=now, detail={
                         "failures": state.failures + 1, "window_minutes": self.settings.sign_in_window_minutes,
-                        "locked_until": until.isoformat(timespec="seconds")})
+                        "locked_until": until.isoformat(timespec="microseconds")})
         if error is not None:
             raise error
         return actor
@@ -249,11 +249,11 @@ class UserDirectory:
         locked_until: dt.datetime | None = None
         for row in rows:
             at = dt.datetime.fromisoformat(row.at)
-            if row.action == LOGIN and row.outcome == "ok" or row.action == UNLOCK:
+            if row.action in (LOGIN, UNLOCK) and row.outcome == "ok":
                 failures, locked_until = [], None
             elif row.action == LOGIN and row.outcome == "refused" and json.loads(row.detail).get("reason") == WRONG_PASSWORD:
                 failures.append(at)
-            elif row.action == LOCK:
+            elif row.action == LOCK and row.outcome == "ok":
                 failures = []
                 locked_until = dt.datetime.fromisoformat(json.loads(row.detail)["locked_until"])
         if locked_until is not None and locked_until <= now:
