@@ -23,7 +23,10 @@ Balance is judged the same way for all: SMD against the pooled SD of the unmatch
 variance ratio for continuous covariates, on the matched rows; max |SMD|, mean |SMD|, the
 largest eCDF difference (a check on whole distributions, which the refinement does not target), and
 the share of covariates passing (|SMD| < 0.1 and variance ratio in [0.5, 2]). Targets:
-RiskSetMatcher under 10 s and balance at least as good as the best of the others.
+RiskSetMatcher (1:1 without replacement, refined) under 1 s and balance at least as good as the best of the
+others. With replacement and optimal full matching are shown too: both keep every client with a control in
+its caliper; full matching also uses every control near a client, weighted, so its balance is of a
+different kind (it is not refined).
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ def safepool_match(cohort: pd.DataFrame) -> pd.DataFrame:
 
 def safepool_greedy_only(cohort: pd.DataFrame) -> pd.DataFrame:
     return RiskSetMatcher(COVARIATES, caliper=0.2, refine=False).fit(cohort).matched_
+
+
+def safepool_with_replacement(cohort: pd.DataFrame) -> pd.DataFrame:
+    return RiskSetMatcher(COVARIATES, caliper=0.2, replace=True).fit(cohort).matched_
+
+
+def safepool_full(cohort: pd.DataFrame) -> pd.DataFrame:
+    return RiskSetMatcher(COVARIATES, caliper=0.2, matching="full").fit(cohort).matched_
 
 
 def causalml_match(cohort: pd.DataFrame) -> pd.DataFrame:
@@ -106,8 +117,10 @@ def describe(result: dict[str, float]) -> str:
 
 
 OURS, GREEDY_ONLY = "safepool RiskSetMatcher", "  (greedy only, refine=False)"
-MATCHERS = {OURS: safepool_match, GREEDY_ONLY: safepool_greedy_only,
-            "causalml NearestNeighborMatch": causalml_match, "psmpy PsmPy": psmpy_match}
+REPLACE, FULL = "  (with replacement)", "  (optimal full matching)"
+OWN_VARIANTS = (GREEDY_ONLY, REPLACE, FULL)
+MATCHERS = {OURS: safepool_match, GREEDY_ONLY: safepool_greedy_only, REPLACE: safepool_with_replacement,
+            FULL: safepool_full, "causalml NearestNeighborMatch": causalml_match, "psmpy PsmPy": psmpy_match}
 
 
 def main() -> None:
@@ -141,7 +154,8 @@ def main() -> None:
     ours = pd.DataFrame(ours_runs).mean().to_dict()
     print(f"\naverage over {len(args.seeds)} seed(s)")
     print(f"  {OURS:30s} {describe(ours)}")
-    print(f"  {GREEDY_ONLY:30s} {describe(pd.DataFrame(results.pop(GREEDY_ONLY)).mean().to_dict())}")
+    for variant in OWN_VARIANTS:
+        print(f"  {variant:30s} {describe(pd.DataFrame(results.pop(variant)).mean().to_dict())}")
     averages = {name: pd.DataFrame(runs).mean().to_dict() for name, runs in results.items() if runs}
     for name, other in averages.items():
         print(f"  {name:30s} {describe(other)}")
@@ -150,7 +164,8 @@ def main() -> None:
     slowest = max(run["seconds"] for run in ours_runs)
     best_max = min((other["max_smd"] for other in averages.values()), default=np.inf)
     best_mean = min((other["mean_smd"] for other in averages.values()), default=np.inf)
-    print(f"target under 10 s: {'met' if slowest < 10 else 'MISSED'} (slowest run {slowest:.2f} s)")
+    print(f"target under 1 s: {'met' if slowest < 1 else 'MISSED'} (slowest run {slowest:.2f} s; the machine's "
+          f"other load counts too)")
     print(f"target balance at least as good as the best other: max |SMD| {ours['max_smd']:.4f} vs {best_max:.4f} "
           f"({'met' if ours['max_smd'] <= best_max else 'MISSED'}), mean |SMD| {ours['mean_smd']:.4f} vs "
           f"{best_mean:.4f} ({'met' if ours['mean_smd'] <= best_mean else 'MISSED'})")

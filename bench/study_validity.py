@@ -1,7 +1,7 @@
 """Benchmark: does the study recover the planted effect? Coverage over many synthetic seeds.
 
     python bench/study_validity.py [--seeds 100] [--persons 15000] [--clients-per-year 40]
-                                   [--workers 2] [--ratio K] [--no-refine]
+                                   [--workers 2] [--ratio K] [--no-refine] [--method nearest|full] [--replace]
 
 For each seed the synthetic Espoo is generated in memory and loaded into an in-memory DuckDB
 with the pool's table and column names (pid = the normalised identity code, duplicate rows
@@ -85,7 +85,8 @@ def seed_rows(job: SeedJob) -> list[dict]:
     for h in study.horizons:
         planted = truth["att"][OUTCOME][horizons.index(h)]
         rows.append({"seed": job.seed, "horizon": h, "truth": planted, "clients": analysis.n_treated,
-                     "matched": analysis.n_matched, "estimate": att.loc[h, "estimate"],
+                     "matched": analysis.n_matched,
+                     "share_matched": analysis.share_matched, "estimate": att.loc[h, "estimate"],
                      "covered": att.loc[h, "ci_low"] <= planted <= att.loc[h, "ci_high"],
                      "half_width": (att.loc[h, "ci_high"] - att.loc[h, "ci_low"]) / 2,
                      "naive": naive.loc[h, "estimate"],
@@ -131,11 +132,15 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--ratio", type=int, default=None, help="controls per client (default: the example's)")
     parser.add_argument("--no-refine", action="store_true", help="match without the balance refinement")
+    parser.add_argument("--method", choices=["nearest", "full"], default=None,
+                        help="matching method (default: the example's, nearest)")
+    parser.add_argument("--replace", action="store_true", help="nearest-neighbour matching with replacement")
     args = parser.parse_args()
     started = time.perf_counter()
     rows = run_seeds(list(range(args.first_seed, args.first_seed + args.seeds)), args.persons,
                      args.clients_per_year, args.workers,
-                     {**({"ratio": args.ratio} if args.ratio else {}), **({"refine": False} if args.no_refine else {})})
+                     {**({"ratio": args.ratio} if args.ratio else {}), **({"refine": False} if args.no_refine else {}),
+                      **({"method": args.method} if args.method else {}), **({"replace": True} if args.replace else {})})
     print(f"{args.seeds} seeds, {args.persons:,} persons, {args.clients_per_year} clients a year "
           f"(mean {rows.groupby('seed')['clients'].first().mean():.0f} clients, "
           f"{rows.groupby('seed')['matched'].first().mean():.0f} matched), outcome {OUTCOME}")
