@@ -338,3 +338,21 @@ def test_two_release_requests_of_one_output_one_wins(outputs_ready, tmp_path):
     assert outcomes["anna"]["outcome"] == "ok" and outcomes["anton"]["outcome"] == "Refused"
     assert count(governance, output_reviews_table) == 0
     assert governance.outputs.show(sign_in(governance, "anna"), output.id).request_round == 1
+
+
+@pytest.mark.postgres
+def test_two_approvals_in_one_role_one_wins_on_postgresql(tmp_path, postgres_database, monkeypatch):
+    url = postgres_database.url_with_password.replace("postgresql://", "postgresql+psycopg://", 1)
+    monkeypatch.setenv("SAFEPOOL_METADATA_URL", url)
+    root = tmp_path / "ws"
+    root.mkdir()
+    governance = governance_with_users(root)
+    governance.users.add(sign_in(governance, "admin"), "ada", PASSWORD, [Role.approver])
+    governance.permits.request(sign_in(governance, "anna"), tiny_request(), "P-1")
+    outcomes = race(root, tmp_path, ("apu", "approve", ["P-1", "approver"]), ("ada", "approve", ["P-1", "approver"]),
+                    ("city", "approve", ["P-1", "city_management"]))
+    assert outcomes["city"]["outcome"] == "ok", outcomes  # another role: not a conflict
+    one_wins({who: o for who, o in outcomes.items() if who != "city"})
+    assert count(governance, approvals_table, approvals_table.c.permit == "P-1") == 2
+    assert governance.audit.verify().ok
+    governance.audit.engine.dispose()
