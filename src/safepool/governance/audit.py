@@ -493,33 +493,20 @@ class AuditLog:
         if self.anchors is not None and tx is not None:
             self.anchors.committed(tx.heads, release=tx.release)
 
-    def append(
-        self,
-        *,
-        actor: str,
-        role: str,
-        action: str,
-        permit: str | None = None,
-        target: str | None = None,
-        rows: int | None = None,
-        result_hash: str | None = None,
-        outcome: Outcome = "ok",
-        detail: Mapping[str, Any] | None = None,
-        at: dt.datetime | None = None,
-    ) -> AuditRecord:
-        """Append one record and return it once it is durably committed.
+    def append(self, **fields: Any) -> AuditRecord:
+        """Append one record in a transaction of its own and return it once it is durably committed.
 
-        `target` names what was touched (a register, an output id), never data; `rows` is a
-        count; `result_hash` a SHA-256 hex digest (see `result_digest`); `detail` a JSON-able
-        mapping, stored canonically. `at` defaults to now (taken under the write lock, so times
-        follow `seq`); a given `at` must be timezone-aware. Raises `UnsafeAuditField` for
-        anything that looks like an identity code or a secret.
+        The fields are `AuditTransaction.append`'s: `actor`, `role` and `action` (required),
+        `permit`, `target` (what was touched: a register, an output id, never data), `rows` (a
+        count), `result_hash` (a SHA-256 hex digest, see `result_digest`), `outcome` ('ok' by
+        default), `detail` (a JSON-able mapping, stored canonically) and `at` (default now, taken
+        under the write lock so that times follow `seq`; a given `at` must be timezone-aware).
+        Raises `UnsafeAuditField` for anything that looks like an identity code or a secret.
         """
         if getattr(self._local, "open", False):
             raise RuntimeError("append inside an open audit transaction: use the transaction's append")
         with self.transaction() as tx:
-            return tx.append(actor=actor, role=role, action=action, permit=permit, target=target, rows=rows,
-                             result_hash=result_hash, outcome=outcome, detail=detail, at=at)
+            return tx.append(**fields)
 
     def anchor(self, why: str = "asked for") -> AuditRecord | None:
         """Write the current head to the anchors file now (and return it); None for an empty log."""
@@ -627,8 +614,8 @@ class AuditTransaction:
         detail: Mapping[str, Any] | None = None,
         at: dt.datetime | None = None,
     ) -> AuditRecord:
-        """Append one record inside the transaction (see `AuditLog.append` for the fields); it
-        is committed with the transaction's other changes, or not at all."""
+        """Append one record inside the transaction (the fields are described at `AuditLog.append`);
+        it is committed with the transaction's other changes, or not at all."""
         detail_json = _checked_fields(actor=actor, role=role, action=action, permit=permit, target=target,
                                       rows=rows, result_hash=result_hash, outcome=outcome, detail=detail)
         seq, prev = self.head()
