@@ -110,7 +110,7 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     assert "P-CLI" in listed and "data_request" in listed
     decision = tmp_path / "decision.md"
     shown = run("permit show", "permit", "show", "P-CLI", "--markdown", decision, "--user", "apu")
-    assert "`safepool permit advance P-CLI preparing_data`" in " ".join(shown.split())
+    assert "`safepool pool build --permit P-CLI`" in " ".join(shown.split())
     assert f"  {decision}" in shown.splitlines() and "approved as approver" in decision.read_text()
 
     built = run("pool build", "pool", "build", "--permit", "P-CLI", "--user", "stella")

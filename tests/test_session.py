@@ -35,12 +35,12 @@ QUESTION = "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """P-1 built and in analytic review with one recorded output of anna's; P-2 and P-PENDING pending;
-    P-ADV and P-BUILD approved, in the data request phase."""
+    P-ADV, P-BUILD and P-READY approved, in the data request phase."""
     root = tmp_path_factory.mktemp("session") / "ws"
     workspace = make_workspace(root)
     governance = governance_with_users(workspace.root)
     stella = sign_in(governance, "stella")
-    for permit in ("P-1", "P-ADV", "P-BUILD"):
+    for permit in ("P-1", "P-ADV", "P-BUILD", "P-READY"):
         approved_permit(governance, permit)
     build_for_permit(workspace, governance, stella, "P-1")
     governance.permits.advance(stella, "P-1", Phase.analytic_review)
@@ -164,10 +164,10 @@ def test_variables_through_the_permit(world):
 def test_a_phase_refusal_names_the_command_that_moves_the_permit_on(world):
     analyst = connect(world["root"], user="anna", password=PASSWORD)
     with pytest.raises(Refused) as refused:
-        analyst.permit("P-BUILD").query(QUESTION)
+        analyst.permit("P-READY").query(QUESTION)
     message = str(refused.value)
-    assert "permit P-BUILD is in phase" in message
-    assert "a steward moves it on with `safepool permit advance P-BUILD" in message
+    assert "permit P-READY is in phase data_request" in message
+    assert "a steward builds its pool with `safepool pool build --permit P-READY`" in message
     with pytest.raises(Refused, match=r"P-PENDING is awaiting its decision, not analytic_review or analysis or "
                                       r"reporting; it needs approval from .*: each approves with "
                                       r"`safepool permit approve P-PENDING --as ROLE`"):

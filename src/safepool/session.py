@@ -345,12 +345,19 @@ def next_step(permit: Permit, reassessed: bool | None = None) -> str:
     if permit.phase >= Phase.reporting:
         return "it is in its last phase"
     following = Phase(permit.phase + 1)
-    if (permit.phase == Phase.analytic_review and permit.assessment.reassessment_after_review
-            and reassessed is False):
+    if permit.phase == Phase.data_request:
+        return f"a steward builds its pool with `safepool pool build --permit {pid}`, which moves it on"
+    if awaits_reassessment(permit, reassessed):
         return (f"it is {permit.assessment.risk_class} risk and must first be reassessed: an approver runs "
                 f"`safepool permit approve {pid} --as approver`")
     who = "a steward" if following in STEWARD_PHASES else "an analyst of the permit"
     return f"{who} moves it on with `safepool permit advance {pid} {following.name}`"
+
+
+def awaits_reassessment(permit: Permit, reassessed: bool | None) -> bool:
+    """A moderate or high risk permit after its analytic review, before an approver reassessed it."""
+    return (permit.approved and permit.phase == Phase.analytic_review
+            and permit.assessment.reassessment_after_review and reassessed is False)
 
 
 @dataclass(frozen=True)
@@ -447,10 +454,11 @@ class PermitSession:
         self.session._authorise("permit_advance", permit=_safe_id(self.id))
         target = phase if isinstance(phase, Phase) else _phase(phase)
         permit = self._get()
-        if permit.approved and target != permit.phase + 1 and permit.phase < Phase.reporting:
-            step = next_step(permit, self._reassessed())
+        reassessed = self._reassessed()
+        if permit.approved and permit.phase < Phase.reporting and (
+                target != permit.phase + 1 or awaits_reassessment(permit, reassessed)):
             raise self.session._refuse("permit_advance", f"{where(permit)}, so it cannot move to {target.name}; "
-                                       f"{step}", permit=self.id)
+                                       f"{next_step(permit, reassessed)}", permit=self.id)
         return self._governance.permits.advance(self._actor, self.id, target, note)
 
     # -- the pool -------------------------------------------------------------------------

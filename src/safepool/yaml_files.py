@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -28,7 +28,7 @@ _TextDatesLoader.yaml_implicit_resolvers = {
 }
 
 
-class FileProblem(SafepoolError):
+class FileProblem(Invalid):
     """One or more problems in a hand-written file, each with its field and line."""
 
     def __init__(self, path: Path | str, problems: list[str]) -> None:
