@@ -3,10 +3,10 @@
     python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3]
 
 Makes (or reuses, with --workspace) a synthetic Espoo of `--persons` persons with the demo's
-users, permit and pool, then asks one-way and two-way questions as the analyst through
-`run_query` (model check, budget, per-person contributions, disclosure checks, suppression,
-differencing ledger, output record and audit), and the same aggregate as plain SQL on the pool
-file in the same run. Prints each query's time when first asked and when asked again (the
+users, permit and pool, then asks one-way and two-way questions as the analyst through the
+Session (permit check, model check, budget, per-person contributions, disclosure checks,
+suppression, differencing ledger, output record and audit), and the same aggregate as plain
+SQL on the pool file in the same run. Prints each query's time when first asked and when asked again (the
 ledger already holds its cells), bare DuckDB's median, and the p50 of each against bare
 DuckDB's. Target: p50 under 300 ms, within 10x of bare DuckDB.
 """
@@ -24,11 +24,8 @@ import duckdb
 import yaml
 
 from safepool.demo import DEMO_PERMIT, SIGNERS, demo_request, make_users
-from safepool.governance.context import Governance
-from safepool.governance.permits import Phase
 from safepool.pool.access import POOL_FILE
-from safepool.pool.build import build_for_permit
-from safepool.query.engine import run_query
+from safepool.session import connect
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
 
@@ -74,22 +71,21 @@ QUERIES = [
 
 
 def prepare(root: Path, persons: int, seed: int) -> dict[str, str]:
-    """A workspace with synthetic Espoo, the demo's users and permit, and the permit's pool built."""
+    """A workspace with synthetic Espoo, the demo's users and permit, and the permit's pool built
+    (through the Session, as the demo does it)."""
     if (root / "steward" / "demo-users.yaml").exists():
         return yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
     Workspace.init(root)
     started = time.perf_counter()
     synthesise(root, persons=persons, seed=seed)
-    workspace = Workspace.open(root)
-    governance = Governance.open(root)
-    passwords = make_users(workspace, governance)
-    user = lambda name: governance.users.authenticate(name, passwords[name])  # noqa: E731
-    permit = governance.permits.request(user("vtt.analyst1"), demo_request(), DEMO_PERMIT)
+    passwords = make_users(Workspace.open(root))
+    person = lambda name: connect(root, user=name, password=passwords[name])  # noqa: E731
+    permit = person("vtt.analyst1").request_permit(demo_request(), DEMO_PERMIT)
     for role in permit.assessment.approvals:
-        governance.permits.approve(user(SIGNERS[role]), DEMO_PERMIT, role)
-    steward = user("espoo.steward")
-    build_for_permit(workspace, governance, steward, DEMO_PERMIT)
-    governance.permits.advance(steward, DEMO_PERMIT, Phase.analytic_review, "benchmark")
+        person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
+    steward = person("espoo.steward").permit(DEMO_PERMIT)
+    steward.build()
+    steward.advance("analytic_review", "benchmark")
     print(f"prepared {persons:,} persons in {time.perf_counter() - started:.0f} s")
     return passwords
 
@@ -103,8 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     root = args.workspace or Path(tempfile.mkdtemp(prefix="safepool-bench-query-")) / "ws"
     passwords = prepare(root, args.persons, args.seed)
-    governance = Governance.open(root)
-    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    analyst = connect(root, user="vtt.analyst1", password=passwords["vtt.analyst1"]).permit(DEMO_PERMIT)
     pool = Workspace.open(root).pool_dir
     copy = root.parent / "bare-pool.duckdb"  # its own file: one process opens a database with one configuration
     shutil.copyfile(pool / DEMO_PERMIT / POOL_FILE, copy)
@@ -115,7 +110,7 @@ def main() -> None:
         ours, theirs = [], []
         for _ in range(args.repeat):
             started = time.perf_counter()
-            answer = run_query(pool, governance, analyst, DEMO_PERMIT, sql)
+            answer = analyst.query(sql)
             ours.append(time.perf_counter() - started)
             started = time.perf_counter()
             bare.execute(plain).fetchall()
