@@ -144,6 +144,17 @@ def test_cutting_the_tail_between_two_anchors_is_detected_by_the_witness(governa
                                           "kept outside the database reach record 61)")
 
 
+def test_cutting_the_tail_and_writing_on_is_detected(governance):
+    """Records cut off, then new ones appended (every sign-in writes one): the witness holds two
+    different records with the first new number."""
+    sql(engine_of(governance), f"DELETE FROM audit_records WHERE seq > {N - 5}")
+    governance.audit.append(actor="ana", role="analyst", action="login")
+    governance.audit.append(actor="ana", role="analyst", action="query")
+    assert verdict_of(governance) == (N - 4, f"record {N - 4} is not the first record {N - 4} written: the records "
+                                             f"from {N - 4} on were cut off the end and new records were written in "
+                                             "their place")
+
+
 @pytest.mark.parametrize("edited", [1, 9, 37, 60])
 def test_rehashing_after_an_edit_names_the_edited_record(governance, edited):
     rehash_from(engine_of(governance), edited, N, {"rows": 999_999})

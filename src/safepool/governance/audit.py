@@ -797,6 +797,9 @@ def _unanchored(i: int, unmet: list[Claim], claims: Mapping[int, list[Claim]], w
     following = window.peek(1)
     if following is not None and all(c.holds_for(following.get("record_hash")) for c in claims.get(i, ())):
         return _inserted(1, i)
+    if len(unmet) < len(claims.get(i, ())):  # another record i was witnessed before this one
+        return (f"record {i} is not the first record {i} written: the records from {i} on were cut off the end "
+                "and new records were written in their place")
     if all(c.source == "saved anchor" for c in unmet):
         return f"record {i} does not match the saved anchor (the log was rewritten)"
     return (f"record {i} does not match its anchor kept outside the database: it was changed, or records "
