@@ -30,6 +30,15 @@ table already released (or approved) under the same permit, reveal a small group
 releases approved outputs into the release folder, the only way out. Every step and every refusal
 is in the audit log.
 
+Transactions. Every change (a record, a revision, a release request, a review, a release) commits
+together with its audit record in one `AuditLog.transaction`; output ids (`<permit>-0001`) and
+release ids (`<permit>-R001`) are taken inside that transaction, so they are unique and have no
+gaps. A change is made only if the output is still at the version it was read at: when another
+action changed it in between (another checker's review, a second release), nothing is changed and
+`safepool.faults.Conflict` is raised and audited. A release's folder is written inside its
+transaction and removed if the transaction does not commit; its MANIFEST.json carries the audit
+log's head (`audit_anchor`).
+
 The database's verdict column keeps the automatic outcome (pass or fail; its CHECK constraint is
 unchanged), and the report's own verdict in checks_json says "review" where a person must look.
 """
