@@ -101,9 +101,13 @@ def test_matching_with_replacement_counts_reused_controls_once(study):
     cohort, _ = study
     matched = RiskSetMatcher(COVARIATES, replace=True, caliper=None).fit(cohort).matched_
     row = EffectEstimator(["earnings"], [4]).fit(matched).effects_.iloc[0]
-    assert row["n_clusters"] < row["n_treated"]
     cells = usable(matched, "earnings@4")
-    assert row["n_control"] == cells[cells.treated == 0].index.nunique()
+    assert row["n_control"] == cells[cells.treated == 0].index.nunique() < row["n_treated"]
+    # clustered by set and by person: the reused controls' covariance between sets counts
+    w = cells["weight"] / cells.groupby(["set_id", "treated"])["weight"].transform("sum")
+    by_set_only = sm.WLS(cells["earnings@4"], sm.add_constant(cells["treated"].astype(float)), weights=w).fit(
+        cov_type="cluster", cov_kwds={"groups": cells["set_id"]})
+    assert row["std_error"] > by_set_only.bse["treated"]
     assert near(pd.DataFrame([row]), EARNINGS_EFFECT)
 
 

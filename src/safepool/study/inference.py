@@ -5,14 +5,19 @@ The estimate at each horizon is the weighted mean of y among treated minus that 
 controls; with matching weights normalised within each set this is the mean over sets of
 (treated value - weighted mean of its controls), the ATT.
 
-Clusters are matched sets, merged when they share a unit: under replacement a control reused
-in several sets (or, given a person id, the same person in several strata) ties those sets
-together, so they are resampled and summed as one cluster instead of being counted as
-independent.
-- cluster_robust: a statsmodels WLS of y on treated per horizon, cluster-robust covariance by
-  cluster; the covariance between horizons (for joint Wald tests) comes from the same fits'
-  per-cluster scores, scaled by statsmodels' small-sample factor, so its diagonal is exactly
-  statsmodels' variance. Intervals use t with (clusters - 1) degrees of freedom.
+A person may be in several matched sets: a control reused under replacement or in a
+full-matching subclass with several clients, or the same person in several entry quarters.
+cluster_robust clusters by set and by person at once (below); the bootstrap resamples merged
+clusters: sets that share a person are one cluster (the "cluster" column of the cells), which
+is safe but, when sets chain together through shared persons (full matching uses every
+nearby control), leaves few clusters: use cluster_robust there.
+- cluster_robust: the WLS of y on treated per horizon (the weighted difference of means) with
+  a cluster-robust covariance from the per-cell scores, clustered two ways for matched cells,
+  by matched set and by person (V_set + V_person - V_set&person, Cameron, Gelbach and Miller
+  2011), with statsmodels' small-sample factors G/(G-1) (N-1)/(N-K); with every person in one
+  set it is exactly statsmodels' WLS clustered by set. The covariance between horizons (for
+  joint Wald tests) comes from the same scores. Intervals use t with (clusters - 1) degrees of
+  freedom, clusters being the fewer of sets and persons.
 - cluster_bootstrap: resamples clusters with replacement (multinomial counts, all draws at
   once with numpy), recomputes every horizon's estimate from per-cluster sums; percentile
   intervals, standard error and covariance from the draws.
@@ -24,7 +29,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy import sparse, stats
 from scipy.sparse.csgraph import connected_components
 
@@ -89,29 +93,60 @@ def require_cells(cells: pd.DataFrame, where: str) -> np.ndarray:
 
 
 def clusters_per_horizon(cells: pd.DataFrame, horizons: np.ndarray) -> np.ndarray:
+    """Independent clusters per horizon: the fewer of matched sets and persons for matched cells
+    (two-way clustering), else the cluster column's."""
+    if {"set", "unit"} <= set(cells.columns):
+        by = cells.groupby("horizon")
+        return np.minimum(by["set"].nunique(), by["unit"].nunique()).reindex(horizons).to_numpy()
     return cells.groupby("horizon")["cluster"].nunique().reindex(horizons).to_numpy()
 
 
 def cluster_robust(cells: pd.DataFrame, alpha: float, where: str) -> HorizonEstimates:
+    """Weighted difference of means per horizon with a cluster-robust covariance.
+
+    Cells from matched sets (columns "set" and "unit") are clustered two ways, by matched set
+    and by person (Cameron, Gelbach and Miller 2011): V = V_set + V_person - V_set&person. The
+    set captures the pairing; the person captures a control reused in several sets (with
+    replacement, in a full-matching subclass, or in several quarters) and a person who is a
+    control before becoming a client, without chaining every set that shares anyone into one
+    cluster. Other cells (the naive comparison) are clustered on their "cluster" column alone.
+    """
     horizons = require_cells(cells, where)
-    clusters, cluster_index = np.unique(cells["cluster"].to_numpy(), return_inverse=True)
-    influence = np.zeros((clusters.size, horizons.size))
-    estimate, variance = np.zeros(horizons.size), np.zeros(horizons.size)
-    for j, (_, cell) in enumerate(cells.assign(cluster_code=cluster_index).groupby("horizon", sort=True)):
-        groups = cell["cluster_code"].to_numpy()
-        design = sm.add_constant(cell["treated"].to_numpy(float), has_constant="add")
-        fit = sm.WLS(cell["y"].to_numpy(float), design, weights=cell["w"].to_numpy(float)).fit(
-            cov_type="cluster", cov_kwds={"groups": groups})
-        estimate[j], variance[j] = fit.params[1], fit.cov_params()[1, 1]
-        scores = fit.model.wexog * fit.wresid[:, None]
-        np.add.at(influence[:, j], groups, scores @ fit.normalized_cov_params[:, 1])
-    # statsmodels' small-sample factor per horizon, read off its variance, carried to the covariances.
-    raw = (influence**2).sum(axis=0)
-    ratio = np.divide(variance, raw, out=np.ones_like(raw), where=raw > 0)
-    factor = np.sqrt(np.clip(ratio, 0, None))  # a variance of rounding size can come out just below 0
-    covariance = (influence * factor).T @ (influence * factor)
+    h = np.searchsorted(horizons, cells["horizon"].to_numpy())
+    treated = cells["treated"].to_numpy(bool)
+    w = cells["w"].to_numpy(float)
+    y = cells["y"].to_numpy(float)
+    n_h = horizons.size
+    sums = {}
+    for side, mask in (("t", treated), ("c", ~treated)):
+        sums[side, "w"] = np.bincount(h[mask], weights=w[mask], minlength=n_h)
+        sums[side, "wy"] = np.bincount(h[mask], weights=w[mask] * y[mask], minlength=n_h)
+    mean_t, mean_c = sums["t", "wy"] / sums["t", "w"], sums["c", "wy"] / sums["c", "w"]
+    estimate = mean_t - mean_c
+    # each cell's influence on its horizon's estimate (the WLS coefficient's score)
+    influence = np.where(treated, w * (y - mean_t[h]) / sums["t", "w"][h], -w * (y - mean_c[h]) / sums["c", "w"][h])
+    two_way = {"set", "unit"} <= set(cells.columns)
+    ways = [(cells["set"].to_numpy(), 1.0), (cells["unit"].to_numpy(), 1.0)] if two_way else \
+        [(cells["cluster"].to_numpy(), 1.0)]
+    if two_way:
+        both = pd.factorize(pd.MultiIndex.from_arrays([cells["set"].to_numpy(), cells["unit"].to_numpy()]))[0]
+        ways.append((both, -1.0))
+    covariance = np.zeros((n_h, n_h))
+    for groups, sign in ways:
+        codes, index = np.unique(groups, return_inverse=True)
+        scores = np.zeros((codes.size, n_h))
+        np.add.at(scores, (index, h), influence)
+        g = codes.size
+        covariance += sign * (g / max(g - 1, 1)) * (scores.T @ scores)
+    cells_per_horizon = np.bincount(h, minlength=n_h).astype(float)
+    scale = np.sqrt((cells_per_horizon - 1) / np.maximum(cells_per_horizon - 2, 1))  # statsmodels' (N-1)/(N-K)
+    covariance *= np.outer(scale, scale)
+    if two_way:  # the difference of sums can fall below zero in a small sample: clip (CGM 2011)
+        values, vectors = np.linalg.eigh(covariance)
+        covariance = (vectors * np.clip(values, 0, None)) @ vectors.T
     n_clusters = clusters_per_horizon(cells, horizons)
-    half = stats.t.ppf(1 - alpha / 2, df=np.maximum(n_clusters - 1, 1)) * np.sqrt(np.clip(variance, 0, None))
+    variance = np.clip(np.diag(covariance), 0, None)
+    half = stats.t.ppf(1 - alpha / 2, df=np.maximum(n_clusters - 1, 1)) * np.sqrt(variance)
     return HorizonEstimates(horizons, estimate, covariance, estimate - half, estimate + half, n_clusters)
 
 
