@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from safepool.cli.common import PROBLEMS_FOUND, UserOption, WorkspaceOption, app, command, say, sign_in
-from safepool.cli.render import events, fields, path_lines, table, wrap
+from safepool.cli.render import events, fields, path_lines, plural, table, wrap
 from safepool.faults import Invalid
 
 user_app = typer.Typer(help="Users and their roles (admins add users).", no_args_is_help=True)
@@ -199,7 +199,7 @@ def audit_show(
     for i, r in enumerate(records):
         where = ", ".join(part for part in (f"permit {r.permit}" if r.permit else "",
                                             f"target {r.target}" if r.target else "",
-                                            f"{r.rows:,} rows" if r.rows is not None else "") if part)
+                                            plural(r.rows, "row") if r.rows is not None else "") if part)
         say([""] if i else [], wrap(f"#{r.seq} {r.at.isoformat(timespec='seconds')} {r.actor} ({r.role}): "
                                     f"{r.action}, {r.outcome}", hanging="    "))
         if where:
