@@ -122,8 +122,9 @@ def set_policy(governance: Any, actor: Actor, setting: str, value: Any) -> Polic
     with _policy_lock(root):
         try:
             current = policy_of(root, audit)
-        except PolicyError as error:
-            raise refused(f"{error}; restore it before changing the policy") from None
+        except PolicyError:  # the refusal is audited: it names the file by its name, never a folder path
+            raise refused(f"the policy file {POLICY_FILE} does not match the audit log (`safepool policy show` "
+                          "says why); restore it before changing the policy") from None
         parsed = yaml.safe_load(value) if isinstance(value, str) else value
         try:
             changed = DisclosureRules.model_validate({**current.model_dump(), setting: parsed})
