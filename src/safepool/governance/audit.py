@@ -77,6 +77,7 @@ from safepool.errors import SafepoolError
 from safepool.faults import Conflict, Refused
 from safepool.governance.anchors import AnchorStore, Claim, merge_claims
 from safepool.governance.db import metadata
+from safepool.identity_pattern import IDENTITY_CODE
 
 E = TypeVar("E", bound=BaseException)
 
@@ -293,13 +294,7 @@ def _rows_digest(digest: Any, line: Any, rows: list[Any] | tuple[Any, ...]) -> s
 
 # --------------------------------------------------------------------------- privacy guard
 
-# DDMMYY (plausible day and month), a century sign (+, - U-Y for the 1900s, A-F for the 2000s),
-# the individual number and a check character; case-insensitive. It must not be part of a longer
-# run of digits, nor be followed by a letter or digit (which keeps UUIDs and digests out).
-_HETU = re.compile(
-    r"(?<![0-9])(?:0[1-9]|[12][0-9]|3[01])(?:0[1-9]|1[0-2])[0-9]{2}[-+A-FU-Y][0-9]{3}[0-9A-Y](?![0-9A-Z])",
-    re.IGNORECASE,
-)
+_HETU = IDENTITY_CODE  # the one pattern of identity codes, in any spelling
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
 _HEX_RUN = re.compile(r"[0-9a-f]{32,}", re.IGNORECASE)
 _B64_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}")
