@@ -200,6 +200,10 @@ def test_not_found_and_invalid(governed, tmp_path):
     assert "unknown phase 'later'" in line
     line = one_error_line(invoke("audit", "show", "--since", "yesterday", "--user", "admin"), INVALID)
     assert "is not a time like" in line
+    approved_permit(governed[1], "P-DOC")
+    nowhere = tmp_path / "no such folder" / "decision.md"
+    line = one_error_line(invoke("permit", "show", "P-DOC", "--markdown", nowhere, "--user", "anna"), INVALID)
+    assert f"cannot write {nowhere}" in line
 
 
 def test_a_locked_metadata_database_is_one_line(governed):

@@ -30,13 +30,12 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from safepool.errors import SafepoolError
+from safepool.faults import Conflict, Invalid, NotFound, Refused, Unavailable, database_unavailable
 from safepool.governance import access_policy
 from safepool.governance.context import Governance
 from safepool.governance.permits import Permit, Phase
 from safepool.governance.users import Actor, ManagerFunction, Role, refuse
 from safepool.workspace import Workspace
-
-from safepool.faults import Conflict, Invalid, NotFound, Refused, Unavailable, database_unavailable
 
 __all__ = ["connect", "Session", "PermitSession", "Outputs", "create_first_admin", "next_step",
            "Conflict", "Invalid", "NotFound", "Refused", "Unavailable"]
@@ -126,7 +125,7 @@ class Session:
 
     def close(self) -> None:
         """Release the metadata database's connections."""
-        self.governance.audit._engine.dispose()
+        self.governance.users.engine.dispose()
 
     @property
     def user(self) -> str:

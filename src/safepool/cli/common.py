@@ -109,6 +109,15 @@ def sign_in(workspace: Path, user: str):  # type: ignore[no-untyped-def]
 # ----------------------------------------------------------------------------- output
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Write a file a person named on the command line; a path that cannot be written is Invalid."""
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise Invalid(f"cannot write {path} ({error.strerror or type(error).__name__})") from None
+
+
+
 def say(*items: str | Iterable[str]) -> None:
     """Print lines (strings, or lists of lines) as they are: no markup, no wrapping of our own lines."""
     for item in items:

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from safepool.cli.common import PROBLEMS_FOUND, UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.common import PROBLEMS_FOUND, UserOption, WorkspaceOption, app, command, say, sign_in, \
+    write_file
 from safepool.cli.render import events, fields, path_lines, plural, table, wrap
 from safepool.faults import Invalid
 
@@ -162,10 +163,10 @@ def permit_show(
     say("", events("Transitions (UTC):", [(t.at, f"{t.phase}, {t.actor}" + (f": {t.note}" if t.note else ""))
                                           for t in details.transitions]))
     if markdown:
-        markdown.write_text(details.markdown(), encoding="utf-8")
+        write_file(markdown, details.markdown().encode("utf-8"))
         say("", path_lines("Decision document (Markdown) written to", markdown))
     if pdf:
-        pdf.write_bytes(details.pdf())
+        write_file(pdf, details.pdf())
         say("", path_lines("Decision document (PDF) written to", pdf))
 
 
