@@ -5,13 +5,7 @@ problems; 2 the command line is wrong; 3 invalid request; 4 not found; 5 refused
 7 unavailable; 8 any other error.
 """
 
-from importlib import import_module
-from importlib.util import find_spec
-
-from safepool.cli import data, governance, outputs, policy, query, steward, study  # noqa: F401  (registers the commands)
-from safepool.cli.common import EXIT_CODES, app
-
-if find_spec("safepool.cli.doctor") is not None:  # `safepool doctor`, kept in its own module
-    import_module("safepool.cli.doctor")
+from safepool.cli import data, doctor, governance, outputs, policy, query, steward, study, unlock  # noqa: F401
+from safepool.cli.common import EXIT_CODES, app  # (the imports above register the commands)
 
 __all__ = ["app", "EXIT_CODES"]

@@ -64,14 +64,6 @@ def user_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
               wrap_columns=["roles", "functions"]))
 
 
-@command(user_app, "unlock")
-def user_unlock(name: Annotated[str, typer.Argument(help="The user whose sign-in lock is lifted.")],
-                user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
-    """As an admin: lift the lock that too many failed sign-ins put on an account (audited)."""
-    was_locked = sign_in(workspace, user).unlock_user(name)
-    say(f"User {name} unlocked." if was_locked else f"User {name} was not locked.")
-
-
 # ----------------------------------------------------------------------------- permits
 
 
