@@ -469,6 +469,15 @@ def test_ordinary_values_and_digests_pass(log):
     assert log.verify().ok
 
 
+@pytest.mark.parametrize("run", [99, 151, 173, 1234])
+def test_long_paths_of_plain_names_pass(log, run):
+    """A path is not a secret, however long (the entropy of a long path reaches random text's)."""
+    path = f"/tmp/pytest-of-root/pytest-{run}/test_a_policy_file_changed_out0/disclosure.yaml"
+    log.append(actor="safepool", role="system", action="policy_check", detail={"reason": f"file {path} changed"})
+    with pytest.raises(UnsafeAuditField):
+        log.append(actor="ana", role="analyst", action="query", detail={"note": "/srv/keys/x9Kq2Lm7Zp4Rt8Wvb3Yc6Df1/data"})
+
+
 def test_digest_fields_hold_only_digests(log):
     with pytest.raises(UnsafeAuditField, match="result_hash"):
         log.append(actor="ana", role="analyst", action="query", result_hash="131052-308T")

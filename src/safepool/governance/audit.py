@@ -322,7 +322,17 @@ def _class_changes(text: str) -> float:
 def _looks_random(token: str) -> bool:
     # Calibrated on random base64 of 24+ bytes (caught in all but ~1 in 1,000 cases at 32
     # characters, always at 44) against long identifiers such as register and variable names.
+    # An absolute path (a leading '/' and at least three) is judged part by part: a long path of
+    # plain names reaches the entropy of random text, a key hidden in it still stands out (random
+    # base64 looks like such a path about once in 20,000 cases at 44 characters).
+    if token.startswith("/") and token.count("/") >= 3:
+        return any(_random_part(part) for part in token.split("/"))
     return _entropy(token) >= 4.3 or _class_changes(token) >= 0.45
+
+
+def _random_part(part: str) -> bool:
+    return (len(part) >= 8 and _class_changes(part) >= 0.5 and any(c.isupper() for c in part)
+            and any(c.islower() for c in part) and any(c.isdigit() for c in part))
 
 
 def _string_problem(text: str) -> str | None:
