@@ -161,6 +161,23 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     assert not (ws.steward_dir / "keys" / "P-CLI.key").exists()
 
 
+def test_the_other_commands_read_well_at_80_columns(governed, tmp_path):
+    """The commands the life of a permit above does not take."""
+    ws, governance = governed
+    synthetic = invoke("synth", "--out", tmp_path / "synthetic", "--persons", "100")
+    assert synthetic.exit_code == 0, synthetic.output
+    assert f"  {tmp_path / 'synthetic' / 'registers'}" in readable(synthetic.output).splitlines()
+    governance.permits.request(sign_in(governance, "anna"), tiny_request(), "P-NO")
+    rejected = invoke("permit", "reject", "P-NO", "--reason", "the benefit does not carry the risk", "--user", "apu")
+    assert rejected.exit_code == 0 and readable(rejected.output) == "Permit P-NO: rejected\n"
+    assert invoke("policy", "set", "min_frequency", "7", "--user", "admin").exit_code == 0
+    (ws.root / "disclosure.yaml").write_text("min_frequency: 2\n")
+    restored = invoke("policy", "restore", "--user", "admin")
+    assert restored.exit_code == 0 and f"  {ws.root / 'disclosure.yaml'}" in readable(restored.output).splitlines()
+    doctor = invoke("doctor", "--user", "stella")
+    assert doctor.exit_code in (0, PROBLEMS_FOUND) and readable(doctor.output)
+
+
 def test_registers_check_reports_drift_and_exits_1(governed):
     ws, _ = governed
     (ws.registers_dir / "kela" / "payments.csv").write_text("hetu,summa\n")
