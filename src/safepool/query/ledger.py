@@ -98,6 +98,7 @@ from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
 from safepool.query.audit_algebra import PersonClasses, given_away
+from safepool.faults import Refused, Unavailable
 
 LEDGER_DIR = ".query-ledger"
 LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the permit's ledger
@@ -114,11 +115,11 @@ _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
-class LedgerBusy(SafepoolError):
+class LedgerBusy(Unavailable):
     """The permit's ledger stayed in use by other queries for longer than the wait allows."""
 
 
-class LedgerTampered(SafepoolError):
+class LedgerTampered(Refused):
     """The permit's ledger does not match its record: its queries are stopped."""
 
 

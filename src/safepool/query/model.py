@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.dictionary import Variable
 
 PERSON = "pid"
@@ -39,7 +39,7 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,59}$"
 Dictionary = dict[str, dict[str, Variable]]  # pool table -> variable name -> its dictionary entry
 
 
-class QueryRefused(SafepoolError):
+class QueryRefused(Invalid):
     """A query the model cannot express or the policy does not allow; names the part, never a value."""
 
 
