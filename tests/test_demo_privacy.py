@@ -7,6 +7,7 @@ from typer.testing import CliRunner
 
 from privacy_scan import find_identifiers
 from safepool.registers.sources import Scan, open_register
+from safepool.synth._catalogue import REGISTER_NAMES
 from safepool.workspace import Workspace
 
 os.environ["COLUMNS"] = "250"
@@ -42,7 +43,7 @@ def identifying_values(workspace: Workspace) -> list[str]:
 
 def test_demo_says_what_it_did_and_where(demo):
     workspace, output = demo
-    assert "10 registers" in output and "Pool built by the steward under the permit" in output
+    assert f"{len(REGISTER_NAMES)} registers" in output and "Pool built by the steward under the permit" in output
     assert str(workspace.pool_dir / "SKILLS-DEMO") in output
 
 

@@ -25,6 +25,7 @@ from stdnum.fi import hetu
 
 from safepool.registers.catalogue import SourceKind
 from safepool.synth import generate, write_workspace
+from safepool.synth._catalogue import REGISTER_NAMES
 from safepool.workspace import Workspace
 
 PERSONS = 8_000
@@ -375,7 +376,7 @@ def test_rewriting_replaces_sources(tmp_path, synthetic):
     write_workspace(workspace, smaller)
     table = pq.read_table(workspace.root / "registers/dvv/vtj_henkilot.parquet")
     assert table.num_rows == smaller.tables["population"].num_rows
-    assert len(workspace.catalogue().registers) == 10
+    assert len(workspace.catalogue().registers) == len(REGISTER_NAMES)
 
 
 def test_postgres_url_with_password_is_refused(tmp_path, synthetic):

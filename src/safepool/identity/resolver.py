@@ -69,6 +69,21 @@ class IdentityResolver:
             f"JOIN id_map m ON m.code = s.code"
         )
 
+    def replace_with_pseudonyms(self, relation: str, columns: list[str]) -> None:
+        """Replace each code in `relation`'s `columns` (another person's identity code, such as a
+        parent's) with that person's pseudonym; a code that does not link becomes NULL."""
+        if not columns:
+            return
+        statuses = ", ".join(f"'{s}'" for s in LINKING)
+        joins, replaced = [], []
+        for i, column in enumerate(columns):
+            self.resolve(relation, column)
+            joins.append(f"LEFT JOIN id_status s{i} ON s{i}.raw = r.{column} AND s{i}.status IN ({statuses}) "
+                         f"LEFT JOIN id_map m{i} ON m{i}.code = s{i}.code")
+            replaced.append(f"m{i}.pid AS {column}")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {relation} AS "
+                         f"SELECT r.* REPLACE ({', '.join(replaced)}) FROM {relation} r {' '.join(joins)}")
+
     def quarantined_rows_sql(self, relation: str, column: str) -> str:
         """Rows whose code does not link, with the reason; for the steward zone only."""
         statuses = ", ".join(f"'{s}'" for s in LINKING)

@@ -187,6 +187,8 @@ def _link(
     """Pseudonymise the staged rows into the pool and quarantine those that cannot link."""
     started = time.perf_counter()
     notify("pseudonymise", register.name, 0)
+    related = [quote_identifier(v.name) for v in variables if v.name in register.related_identities]
+    resolver.replace_with_pseudonyms("stage", related)  # another person's code: their pseudonym
     resolver.resolve("stage", RAW_CODE)
     timings["pseudonymise"] += time.perf_counter() - started
     started = time.perf_counter()

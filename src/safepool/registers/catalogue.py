@@ -77,6 +77,12 @@ class Register(Strict):
     direct_identifiers: list[str] = Field(default_factory=list)
     time: TimeSpec | None = None
     variables: list[Variable]
+    related_identities: list[str] = Field(
+        default_factory=list,
+        description="variables holding another person's identity code (a parent's, say): the pool build "
+                    "replaces each code with that person's pseudonym under the permit's key, so links between "
+                    "persons survive pseudonymisation; a code that does not link becomes empty. Each must be a "
+                    "text variable stored as string")
 
     @field_validator("direct_identifiers")
     @classmethod
@@ -97,6 +103,12 @@ class Register(Strict):
             raise ValueError(
                 f"register {self.name}: identifying column(s) {sorted(leaked)} may not be variables"
             )
+        for name in self.related_identities:
+            if name not in names:
+                raise ValueError(f"register {self.name}: related identity {name!r} is not a variable")
+            if self.variable(name).level != "text" or self.variable(name).type != "string":
+                raise ValueError(f"register {self.name}: related identity {name!r} must be a text variable "
+                                 "stored as string (a pseudonym is never grouped)")
         if self.time is not None:
             for name in (self.time.variable, self.time.end_variable):
                 if name is not None and name not in names:

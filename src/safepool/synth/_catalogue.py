@@ -22,6 +22,8 @@ LOCATIONS: dict[str, tuple[SourceKind, str, str | None]] = {
     "skills_centre": (SourceKind.csv, "registers/omnia/osaamiskeskus.csv", None),
     "social_health": (SourceKind.sqlite, "registers/espoo/espoo.sqlite", "sote_kaynnit"),
     "social_assistance": (SourceKind.sqlite, "registers/espoo/espoo.sqlite", "toimeentulotuki"),
+    "child_protection": (SourceKind.sqlite, "registers/espoo/espoo.sqlite", "lastensuojelu"),
+    "city_services": (SourceKind.parquet, "registers/espoo/palvelukaytto.parquet", None),
 }
 # table names when the Kela and TE registers are loaded into PostgreSQL
 POSTGRES_TABLES = {"benefits": "kela_etuudet", "employment_services": "te_asiakastapahtumat"}
@@ -100,6 +102,28 @@ ICD10_CHAPTER_CODES = {
     "XIX": "injury and poisoning", "XX": "external causes", "XXI": "contact with health services",
     "XXII": "special purposes",
 }
+DISTRICT_CODES = {"1": "Suur-Leppavaara", "2": "Suur-Tapiola", "3": "Suur-Matinkyla", "4": "Suur-Espoonlahti",
+                  "5": "Suur-Kauklahti", "6": "Vanha-Espoo", "7": "Pohjois-Espoo"}
+CHILD_PROTECTION_EVENT_CODES = {
+    "notification": "child protection notification", "assessment": "service need assessment",
+    "family_work": "open care: family work", "support_person": "open care: support person or family",
+    "financial_support": "open care: financial support", "peer_group": "open care: peer group activity",
+    "emergency_placement": "emergency placement", "placement_outside_home": "placement outside the home "
+                                                                            "(taken into care)",
+    "aftercare": "aftercare",
+}
+NOTIFIER_CODES = {"school": "school", "health_care": "health care",
+                  "early_childhood_education": "early childhood education", "police": "police",
+                  "social_services": "social services (incl. emergency)", "parent": "parent or the child",
+                  "other": "other"}
+CITY_SERVICE_CODES = {
+    "early_childhood_education": "early childhood education (membership)",
+    "school_health_care": "school health care (visit)", "family_counselling": "family counselling (visit)",
+    "youth_services": "youth services (visit)", "library_and_culture": "library and culture (visit)",
+    "sports": "sports (yearly membership)", "adult_social_work": "adult social work (visit)",
+    "elderly_services": "elderly services: home care (membership)",
+}
+ECE_FIRST_YEAR = 2003  # the oldest early childhood education spans still open in 2009 began then
 # EUR; the first edge 0.01 keeps zero (no earnings, no income) a group of its own
 QUARTERLY_EARNINGS_BINS = [0.01, 1000, 2500, 5000, 7500, 10000, 15000]
 YEARLY_INCOME_BINS = [0.01, 5000, 10000, 20000, 30000, 40000, 50000, 70000, 100000]
@@ -151,7 +175,22 @@ def _entries() -> dict[str, dict]:
                 V(name="death_date", column="kuolinpaiva", type="date",
                   description="date of death; empty if alive at the end of 2024",
                   level="date", years=WINDOW_YEARS),
-            ]),
+                V(name="district", column="suuralue", type="string",
+                  description="major district of Espoo of the home address at extraction (or when moving "
+                              "out): 1 Suur-Leppavaara, 2 Suur-Tapiola, 3 Suur-Matinkyla, 4 Suur-Espoonlahti, "
+                              "5 Suur-Kauklahti, 6 Vanha-Espoo, 7 Pohjois-Espoo",
+                  level="categorical", codes=DISTRICT_CODES),
+                V(name="mother_id", column="aidin_henkilotunnus", type="string",
+                  description="the mother's identity: in the pool her pseudonym under the permit's key (the pid "
+                              "of her population row); empty if not known to the register (recorded for persons "
+                              "born 1991 or later)",
+                  level="text"),
+                V(name="father_id", column="isan_henkilotunnus", type="string",
+                  description="the father's identity: in the pool his pseudonym under the permit's key; empty if "
+                              "not known to the register",
+                  level="text"),
+            ],
+            related_identities=["mother_id", "father_id"]),
         "residence_permits": dict(
             holder="Finnish Immigration Service (Migri)",
             description="residence permits and registrations of an EU citizen's right of residence, "
@@ -334,6 +373,48 @@ def _entries() -> dict[str, dict]:
                                               "preventive": "preventive"}),
                 V(name="amount", column="maara_eur", type="float", sensitivity="sensitive",
                   description="amount paid, EUR", level="numeric", unit="EUR", bins=MONTHLY_BENEFIT_BINS),
+            ]),
+        "child_protection": dict(
+            holder="City of Espoo",
+            description="child protection client register (social services): one row per event of a child's "
+                        "child protection: notifications, service need assessments, open-care support measures, "
+                        "emergency placements, placements outside the home and aftercare",
+            identity_column="lapsen_hetu",
+            direct_identifiers=[],
+            time=TimeSpec(variable="event_date", grain="day", format="date"),
+            variables=[
+                V(name="event_date", column="tapahtumapaiva", type="date", sensitivity="special",
+                  description="date of the event (a support measure or placement: its start)",
+                  level="date", years=WINDOW_YEARS),
+                V(name="event_type", column="tapahtuma", type="string", sensitivity="special",
+                  description="event: notification, assessment, family_work, support_person, financial_support, "
+                              "peer_group (the four open-care support measures), emergency_placement, "
+                              "placement_outside_home, aftercare",
+                  level="categorical", codes=CHILD_PROTECTION_EVENT_CODES),
+                V(name="notifier", column="ilmoittaja", type="string", sensitivity="special",
+                  description="who made a notification: school, health_care, early_childhood_education, police, "
+                              "social_services, parent, other; empty for other events",
+                  level="categorical", codes=NOTIFIER_CODES),
+            ]),
+        "city_services": dict(
+            holder="City of Espoo",
+            description="use of the city's services across a life, from the services' customer systems: one row "
+                        "per visit (start and end the same day) or membership (a span; no end while it lasts)",
+            identity_column="asiakas_hetu",
+            direct_identifiers=[],
+            time=TimeSpec(variable="start_date", end_variable="end_date", grain="day", format="date"),
+            variables=[
+                V(name="service", column="palvelu", type="string", sensitivity="sensitive",
+                  description="service: early_childhood_education, sports and elderly_services are memberships; "
+                              "school_health_care, family_counselling, youth_services, library_and_culture and "
+                              "adult_social_work are visits",
+                  level="categorical", codes=CITY_SERVICE_CODES),
+                V(name="start_date", column="alkupaiva", type="date", sensitivity="sensitive",
+                  description="day of the visit, or first day of the membership",
+                  level="date", years=(ECE_FIRST_YEAR, LAST_YEAR)),
+                V(name="end_date", column="loppupaiva", type="date", sensitivity="sensitive",
+                  description="day of the visit, or last day of the membership; empty while it lasts",
+                  level="date", years=WINDOW_YEARS),
             ]),
     }
 

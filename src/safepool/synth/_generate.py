@@ -8,10 +8,12 @@ from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from safepool.synth import _registers, _time
+from safepool.synth import _city, _registers, _time
 from safepool.synth._catalogue import REGISTER_NAMES
 from safepool.synth._faults import FAULT_KINDS, FAULTS_SCHEMA, identities, plant
+from safepool.synth._family import make_families
 from safepool.synth._panel import EMPLOYED, LANGUAGE_LEVELS, simulate
 from safepool.synth._people import BORN, COUNTRIES, GROUNDS, IMMIGRANT, NATIVE_MOVER, make_people
 from safepool.synth._time import NODATE, WINDOW_START
@@ -29,6 +31,8 @@ class SyntheticEspoo:
     tables: dict[str, pa.Table]
     truth: dict[str, Any]
     faults: pa.Table
+    # steward-zone truth beside truth.json: each planted customer group member's code and group
+    planted_groups: pa.Table | None = None
 
     @property
     def persons(self) -> int:
@@ -76,10 +80,29 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
     say("identity codes")
     ids = identities(people, rngs["temporary codes"])
 
+    say("families")
+    families = make_families(people, rngs)
+    say("childhoods")
+    kids = _city.childhood(people, panel, families, rngs["childhood"])
+    groups, group_sizes = _city.customer_groups(people, rngs["customer groups"])
+    city_truth: dict[str, Any] = _city.city_truth(families, groups, group_sizes)
+
+    def child_protection() -> _registers.RawTable:
+        raw, city_truth["child_protection"] = _city.child_protection(people, families, kids, rngs["child protection"])
+        return raw
+
+    def city_services() -> _registers.RawTable:
+        raw, city_truth["services"] = _city.city_services(people, panel, families, kids, groups,
+                                                          rngs["city services"])
+        return raw
+
     say("registers")
     kela, city = _registers.payments(people, panel, rngs["payments"])
+    family_columns = {"suuralue": _registers._labels(list("1234567"), families.district.astype(np.int32) - 1),
+                      "aidin_henkilotunnus": _codes_or_null(ids.codes, families.mother),
+                      "isan_henkilotunnus": _codes_or_null(ids.codes, families.father)}
     raws = {
-        "population": lambda: _registers.population(people, rngs["population"]),
+        "population": lambda: _registers.population(people, rngs["population"], family_columns),
         "residence_permits": lambda: _registers.residence_permits(people),
         "employment": lambda: _registers.employment(panel),
         "education": lambda: _registers.education(people),
@@ -89,6 +112,8 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
         "skills_centre": lambda: _registers.skills_centre(people, panel, rngs["omnia"]),
         "social_health": lambda: _registers.social_health(people, panel, rngs["visits"]),
         "social_assistance": lambda: _registers.social_assistance(city, rngs["assistance"]),
+        "child_protection": child_protection,
+        "city_services": city_services,
     }
     # persons that the population register may miss: those the employment register knows
     known = np.flatnonzero(panel.in_panel.any(axis=1))
@@ -107,7 +132,15 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
 
     say("truth")
     truth = _truth(people, panel, params, seed, persons, cpy, tables, faults)
-    return SyntheticEspoo(tables=tables, truth=truth, faults=faults)
+    truth["city"] = city_truth
+    return SyntheticEspoo(tables=tables, truth=truth, faults=faults,
+                          planted_groups=_city.planted_groups_table(groups, ids.codes))
+
+
+def _codes_or_null(codes: pa.Array, index: np.ndarray) -> pa.Array:
+    """The identity codes of the persons `index` points at; null where it is -1."""
+    taken = codes.take(pa.array(np.maximum(index, 0).astype(np.int64))).cast(pa.string())
+    return pc.if_else(pa.array(index >= 0), taken, pa.scalar(None, pa.string()))
 
 
 def _truth(people, panel, params: Parameters, seed: int, persons: int, cpy: int,

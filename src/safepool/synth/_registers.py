@@ -62,7 +62,9 @@ def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
 # population (DVV)
 
 
-def population(people: People, rng: np.random.Generator) -> RawTable:
+def population(people: People, rng: np.random.Generator, links: dict[str, pa.Array]) -> RawTable:
+    """`links`: the district and the parents' identity codes (suuralue, aidin_henkilotunnus,
+    isan_henkilotunnus), drawn apart from the rest (see _family)."""
     n = people.n
     langs = _names.LANGUAGES
     first_flat: list[str] = []
@@ -117,6 +119,7 @@ def population(people: People, rng: np.random.Generator) -> RawTable:
         "siviilisaaty": pa.array(people.marital.astype(np.int32)),
         "lasten_lkm": pa.array(people.children.astype(np.int32)),
         "kuolinpaiva": _dates(people.death),
+        **links,
     }
     _check("population", columns)
     return RawTable("population", columns, np.arange(n, dtype=np.int32), people.move_in.copy())

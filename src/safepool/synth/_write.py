@@ -65,6 +65,8 @@ def write_workspace(workspace: Workspace, synthetic: SyntheticEspoo, postgres_ur
     text = json.dumps(synthetic.truth, indent=2, ensure_ascii=False, allow_nan=False)
     _atomic(truth_dir / "truth.json", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
     _atomic(truth_dir / "faults.parquet", lambda tmp: pq.write_table(synthetic.faults, tmp))
+    if synthetic.planted_groups is not None:
+        _atomic(truth_dir / "customer_groups.parquet", lambda tmp: pq.write_table(synthetic.planted_groups, tmp))
     workspace.save_registers(registers)
     return registers
 

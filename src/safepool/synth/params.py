@@ -85,6 +85,8 @@ class Parameters:
         "social_health": {"wrong_check_character": 0.002, "whitespace": 0.002,
                           "duplicate_row": 0.003},
         "social_assistance": {"lowercase": 0.002, "duplicate_row": 0.002},
+        "child_protection": {"wrong_check_character": 0.002},
+        "city_services": {"whitespace": 0.002, "duplicate_row": 0.001},
     })
 
     def effect_curve(self, horizons: range | list[int]) -> list[float]:
