@@ -16,8 +16,10 @@ connection (temporary tables only):
    a control who later enters the treatment, from its own entry quarter on (censored).
 
 The vocabularies below (COVARIATES, OUTCOMES, SUBGROUPS) are the closed lists a study file may
-name. Family (marital status, children) is the population register's state at extraction, not
-at q: a known limitation of that register.
+name. Each is built from features of the features layer (safepool.features, its features.yaml):
+this module names features only, never a register's table, variable or code. Family (marital
+status, children) is the population register's state at extraction, not at q: a known
+limitation of that register.
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import re
+
 import duckdb
 import numpy as np
 import pandas as pd
 
 from safepool.errors import SafepoolError
+from safepool.features import DECIMALS, FeatureSet, load_features
 from safepool.governance.form import parse_quarter
 
 if TYPE_CHECKING:
     from safepool.study.studyfile import StudyFile
 
 PERSON = "pid"
-DECIMALS = 6  # sums of money are rounded to this many decimals so that they do not depend on row order
+FEATURES: FeatureSet = load_features()
 PANEL = "study_panel"
 UNITS = "study_units"
 ENTRIES = "study_entries"
@@ -52,25 +57,14 @@ def quarter_index(label: str) -> int:
     return year * 4 + quarter - 1
 
 
-def _of_date(column: str) -> str:
-    return f"(year({column}) * 4 + quarter({column}) - 1)"
-
-
-def _of_quarter_text(column: str) -> str:
-    return f"(CAST(substr({column}, 1, 4) AS INTEGER) * 4 + CAST(substr({column}, 6, 1) AS INTEGER) - 1)"
-
-
-def _of_yyyymm(column: str) -> str:
-    return f"(({column} // 100) * 4 + (({column} % 100) - 1) // 3)"
-
-
-FIRST_DAY = "make_date(CAST(t // 4 AS INTEGER), CAST((t % 4) * 3 + 1 AS INTEGER), 1)"
+FIRST_DAY = FEATURES.sql.first_day("t")
 """SQL: the first day of quarter index t."""
 
 
 @dataclass(frozen=True)
 class Measure:
-    """One number per person and quarter, aggregated from one pool table (0 when no row)."""
+    """One number per person and quarter, aggregated from one pool table (0 when no row): the
+    features layer's quarterly feature of the same name, as its SQL reads."""
 
     table: str
     quarter: str  # SQL quarter index of a row
@@ -78,64 +72,78 @@ class Measure:
     columns: tuple[str, ...]  # the table's columns it reads
 
 
-_EMPLOYMENT_QUARTER = _of_quarter_text("quarter")
-MEASURES: dict[str, Measure] = {
-    "observed": Measure("employment", _EMPLOYMENT_QUARTER, "1", ("quarter",)),
-    "employed": Measure("employment", _EMPLOYMENT_QUARTER, "max(CAST(main_activity = '11' AS INTEGER))",
-                        ("quarter", "main_activity")),
-    "unemployed": Measure("employment", _EMPLOYMENT_QUARTER, "max(CAST(main_activity = '12' AS INTEGER))",
-                          ("quarter", "main_activity")),
-    "earnings": Measure("employment", _EMPLOYMENT_QUARTER, "sum(earnings)", ("quarter", "earnings")),
-    "benefits": Measure("benefits", _of_yyyymm("month"), "sum(amount)", ("month", "amount")),
-    "social_assistance": Measure("social_assistance", _of_date("payment_date"), "sum(amount)",
-                                 ("payment_date", "amount")),
-    "employment_services": Measure("employment_services", _of_date("event_date"), "count(*)", ("event_date",)),
-    "social_health_visits": Measure("social_health", _of_date("visit_date"), "count(*)", ("visit_date",)),
-}
+def _measure(name: str) -> Measure:
+    feature = FEATURES.spec.quarterly[name]
+    return Measure(feature.table, FEATURES.quarter_of_rows(feature.table), FEATURES.quarterly_value(name),
+                   tuple(source.split(".", 1)[1] for source in FEATURES.describe(name).sources))
+
+
+MEASURES: dict[str, Measure] = {name: _measure(name) for name in FEATURES.spec.quarterly}
 
 
 @dataclass(frozen=True)
 class Covariate:
-    """A background variable measured before the entry quarter.
+    """A background variable measured before the entry quarter, from features.
 
-    `columns` maps each produced column to SQL over the unit row; `past` names the panel window
-    sums it reads (measure, quarters), available as past_<measure>_<quarters>. A categorical
-    covariate produces one text column, one-hot encoded after the query.
+    `select` maps each produced column to SQL over feature columns (a window feature counts the
+    quarters before q). `columns` shows the same with each feature written out as the features
+    layer defines it (a window as past_<measure>_<quarters>), which is what the reports label.
+    A categorical covariate produces one text column, one-hot encoded after the query.
     """
 
     description: str
-    columns: dict[str, str]
-    past: tuple[tuple[str, int], ...] = ()
+    select: dict[str, str]
     categorical: bool = False
 
+    @property
+    def features(self) -> list[str]:
+        words = {word for sql in self.select.values() for word in re.findall(r"[a-z_][a-z0-9_]*", sql)}
+        return [name for name in FEATURES.names if name in words]
 
-def _window(measure: str, quarters: int, description: str, column: str, sql: str | None = None) -> Covariate:
-    return Covariate(description, {column: sql or f"past_{measure}_{quarters}"}, ((measure, quarters),))
+    @property
+    def past(self) -> tuple[tuple[str, int], ...]:
+        """The quarterly features and look-backs of its window features."""
+        return tuple(FEATURES.window_of(name) for name in self.features if FEATURES.kind(name) == "windows")
+
+    @property
+    def columns(self) -> dict[str, str]:
+        if self.categorical:  # one text column, named as the feature
+            return dict(self.select)
+        return {column: re.sub(r"[a-z_][a-z0-9_]*", lambda m: _written_out(m.group(0)), sql)
+                for column, sql in self.select.items()}
+
+
+def _written_out(name: str) -> str:
+    """A feature as the reports read it: a window as past_<measure>_<quarters>, a comparison or a
+    value of the person's row as its SQL over the row's columns, any other feature by its name."""
+    kind = FEATURES.sections.get(name)
+    if kind == "windows":
+        measure, quarters = FEATURES.window_of(name)
+        return f"past_{measure}_{quarters}"
+    if kind == "attributes" and (FEATURES.spec.attributes[name].equals or FEATURES.spec.attributes[name].value):
+        return FEATURES.attribute(name, None, "qstart")
+    return name
+
+
+def _window(name: str) -> Covariate:
+    return Covariate(FEATURES.describe(name).description, {name: name})
 
 
 COVARIATES: dict[str, Covariate] = {
-    "unemployed_quarters_8": _window("unemployed", 8, "quarters unemployed (main activity 12) in q-8..q-1",
-                                     "unemployed_quarters_8"),
-    "unemployed_quarters_12": _window("unemployed", 12, "quarters unemployed (main activity 12) in q-12..q-1",
-                                      "unemployed_quarters_12"),
-    "employed_quarters_8": _window("employed", 8, "quarters employed (main activity 11) in q-8..q-1",
-                                   "employed_quarters_8"),
-    "earnings_4": _window("earnings", 4, "earnings in q-4..q-1, EUR", "earnings_4"),
-    "log_earnings_4": _window("earnings", 4, "ln(1 + earnings in q-4..q-1 / 1000 EUR)", "log_earnings_4",
-                              "ln(1 + past_earnings_4 / 1000)"),
-    "benefits_4": _window("benefits", 4, "Kela benefits received in q-4..q-1, EUR", "benefits_4"),
-    "social_assistance_4": _window("social_assistance", 4, "social assistance received in q-4..q-1, EUR",
-                                   "social_assistance_4"),
-    "employment_services_4": _window("employment_services", 4, "employment-service events in q-4..q-1",
-                                     "employment_services_4"),
-    "social_health_visits_4": _window("social_health_visits", 4, "social and health service visits in q-4..q-1",
-                                      "social_health_visits_4"),
+    "unemployed_quarters_8": _window("unemployed_quarters_8"),
+    "unemployed_quarters_12": _window("unemployed_quarters_12"),
+    "employed_quarters_8": _window("employed_quarters_8"),
+    "earnings_4": _window("earnings_4"),
+    "log_earnings_4": Covariate("ln(1 + earnings in q-4..q-1 / 1000 EUR)", {"log_earnings_4": "ln(1 + earnings_4 / 1000)"}),
+    "benefits_4": _window("benefits_4"),
+    "social_assistance_4": _window("social_assistance_4"),
+    "employment_services_4": _window("employment_services_4"),
+    "social_health_visits_4": _window("social_health_visits_4"),
     "age": Covariate("age on the first day of q, and (age - 40)^2 / 100",
                      {"age": "age", "age_squared": "(age - 40) ^ 2 / 100"}),
-    "sex": Covariate("1 if female", {"female": "CAST(sex = 2 AS INTEGER)"}),
+    "sex": Covariate("1 if female", {"female": "female"}),
     "family": Covariate("married or in a registered partnership; number of children (state at extraction)",
-                        {"married": "CAST(coalesce(marital_status, 0) = 2 AS INTEGER)",
-                         "children": "coalesce(children, 0)"}),
+                        {"married": "married", "children": "children"}),
     "years_since_immigration": Covariate("years from immigration to the first day of q, and whether under 5",
                                          {"years_since_immigration": "years_since_immigration",
                                           "immigrated_within_5y": "CAST(years_since_immigration < 5 AS INTEGER)"}),
@@ -166,14 +174,17 @@ OUTCOMES: dict[str, Outcome] = {
 }
 
 SUBGROUPS: dict[str, str] = {
-    "sex": "CASE WHEN sex = 2 THEN 'female' ELSE 'male' END",
+    "sex": "sex_group",
     "permit_grounds": "permit_grounds",
     "education": "education",
     "native_language": "native_language",
-    "age_group": "CASE WHEN age < 30 THEN '18-29' WHEN age < 45 THEN '30-44' ELSE '45-64' END",
+    "age_group": "age_group",
 }
-"""Subgroups by unit attributes; a study may also name treatment.<column> (the treated unit's
-value in the treatment table at its first entry)."""
+"""Subgroups by unit features (each the name of a feature); a study may also name
+treatment.<column> (the treated unit's value in the treatment table at its first entry)."""
+ELIGIBILITY = {"immigrants": "immigrated", "resident": "living_in_area", "age": "age", "candidates": "immigrant"}
+"""The features that decide who is in a risk set: immigrated before q, living in the area on the
+last day of q-1, age on the first day of q; who may ever be (immigrants, when the study asks)."""
 
 TREATMENT_SUBGROUP = "treatment."
 
@@ -229,17 +240,19 @@ def in_data_order(units: pd.DataFrame) -> pd.DataFrame:
 
 
 def needed_columns(study: StudyFile) -> dict[str, list[str]]:
-    """The pool tables and columns the study reads (what the permit must cover)."""
-    needed: dict[str, set[str]] = {
-        "population": {"birth_date", "sex", "native_language", "immigration_date", "move_in_date", "move_out_date",
-                       "death_date", "marital_status", "children"},
-        "residence_permits": {"grounds", "start_date", "end_date"},
-        "education": {"year", "level"},
-    }
+    """The pool tables and columns the study reads (what the permit must cover): the sources of
+    its features, and the treatment table's."""
+    needed = FEATURES.sources(_unit_features(study) + _measures(study))
     needed.setdefault(study.treatment.table, set()).update({study.treatment.date, *_treatment_subgroups(study)})
-    for name in _measures(study):
-        needed.setdefault(MEASURES[name].table, set()).update(MEASURES[name].columns)
     return {table: sorted(columns) for table, columns in sorted(needed.items())}
+
+
+def _unit_features(study: StudyFile) -> list[str]:
+    """The features of a unit: who is eligible, the covariates, the subgroups."""
+    names = list(ELIGIBILITY.values())
+    names += [feature for name in study.covariates for feature in COVARIATES[name].features]
+    names += [SUBGROUPS[s] for s in study.subgroups if s in SUBGROUPS]
+    return list(dict.fromkeys(names))
 
 
 def _require_tables(con: duckdb.DuckDBPyConnection, study: StudyFile) -> None:
@@ -257,6 +270,7 @@ def _require_tables(con: duckdb.DuckDBPyConnection, study: StudyFile) -> None:
 
 
 def _measures(study: StudyFile) -> list[str]:
+    """The quarterly features of the panel: observed (for the outcomes), the windows' and the outcomes'."""
     names = {"observed"} | {measure for measure, _ in past_windows(study)}
     names |= {OUTCOMES[outcome].measure for outcome in study.outcomes}
     return sorted(names)
@@ -274,93 +288,53 @@ def _entries(con: duckdb.DuckDBPyConnection, study: StudyFile) -> None:
                     for c in _treatment_subgroups(study))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {ENTRIES} AS
-        SELECT pid, min("{date}") AS entry_date, {_of_date(f'min("{date}")')} AS entry_t{extra}
+        SELECT pid, min("{date}") AS entry_date, {FEATURES.sql.quarter_of(f'min("{date}")', "date")} AS entry_t{extra}
         FROM "{study.treatment.table}" WHERE "{date}" IS NOT NULL GROUP BY pid""")
 
 
 def _candidates(study: StudyFile) -> str:
     """SQL: the persons who may ever be eligible (immigrants, when the study asks for them)."""
-    immigrants = "WHERE immigration_date IS NOT NULL" if study.eligible.immigrants else ""
-    return f"SELECT DISTINCT pid FROM population {immigrants}"
+    immigrants = f"WHERE {FEATURES.attribute(ELIGIBILITY['candidates'], 'p', 'NULL')}" if study.eligible.immigrants \
+        else ""
+    return f"SELECT DISTINCT pid FROM {FEATURES.person_table} p {immigrants}"
 
 
 def _panel(con: duckdb.DuckDBPyConnection, study: StudyFile, t_from: int, t_to: int) -> None:
     """Dense person-quarter panel of the measures (0 when a table has no row for the quarter)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE study_candidates AS {_candidates(study)}")
-    by_table: dict[str, list[str]] = {}
-    for name in _measures(study):
-        by_table.setdefault(MEASURES[name].table, []).append(name)
-    joins, selects = [], []
-    for i, (table, names) in enumerate(sorted(by_table.items())):
-        quarter = MEASURES[names[0]].quarter
-        # sums rounded to 1e-6: a floating-point sum depends on the order rows are added in, and
-        # the rows' order in a pool is not the data's (another key, another order)
-        values = ", ".join(f"round({MEASURES[n].value}, {DECIMALS}) AS {n}" for n in names)
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE study_measures_{i} AS
-            SELECT pid, {quarter} AS t, {values} FROM "{table}" SEMI JOIN study_candidates USING (pid)
-            WHERE {quarter} BETWEEN {t_from} AND {t_to} GROUP BY ALL""")
-        joins.append(f"LEFT JOIN study_measures_{i} m{i} USING (pid, t)")
-        selects += [f"coalesce(m{i}.{n}, 0) AS {n}" for n in names]
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {PANEL} AS
-        WITH grid AS (SELECT pid, range AS t FROM study_candidates CROSS JOIN range({t_from}, {t_to + 1}))
-        SELECT grid.pid, grid.t, {", ".join(selects)} FROM grid {" ".join(joins)}""")
-    for i in range(len(by_table)):
-        con.execute(f"DROP TABLE study_measures_{i}")
+    FEATURES.build_panel(con, PANEL, "study_candidates", _measures(study), t_from, t_to)
 
 
 def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: int) -> None:
-    """The risk sets: per entry quarter, the entrants and the persons still eligible, with covariates."""
+    """The risk sets: per entry quarter, the entrants and the persons still eligible, with covariates
+    (features on the first day of q; living in the area and the permit on the last day of q-1)."""
     low, high = study.eligible.age
-    immigrated = "AND p.immigration_date < b.qstart" if study.eligible.immigrants else ""
-    day_before = "b.qstart - 1"
-    resident = (f"AND p.move_in_date <= {day_before} AND coalesce(p.move_out_date, DATE '9999-12-31') > {day_before} "
-                f"AND coalesce(p.death_date, DATE '9999-12-31') > {day_before}") if study.eligible.resident else ""
+    day, day_before = "b.qstart", "b.qstart - 1"
+    conditions = ["(e.entry_t IS NULL OR e.entry_t >= b.t)"]
+    if study.eligible.immigrants:
+        conditions.append(FEATURES.attribute(ELIGIBILITY["immigrants"], "p", day))
+    if study.eligible.resident:
+        conditions.append(FEATURES.attribute(ELIGIBILITY["resident"], "p", day_before))
+    age = FEATURES.attribute(ELIGIBILITY["age"], "p", day)
+    conditions += [f"{age} >= {low}", f"{age} < {high + 1}"]
     treatment_columns = "".join(f', e."{TREATMENT_SUBGROUP}{c}"' for c in _treatment_subgroups(study))
-    windows = past_windows(study)
-    longest = max([quarters for _, quarters in windows], default=1)
-    past = ", ".join([f"round(coalesce(sum(h.{measure}) FILTER (WHERE h.t >= u.t - {quarters}), 0), {DECIMALS}) "
-                      f"AS past_{measure}_{quarters}"
-                      for measure, quarters in windows] or ["0 AS no_past"])
-    measured = [f"{sql} AS {column}" for name in study.covariates for column, sql in COVARIATES[name].columns.items()]
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE study_eligible AS
+        SELECT b.pid, b.t, b.qstart, e.entry_t{treatment_columns}, CAST(e.entry_t = b.t AS INTEGER) AS treated
+        FROM (SELECT h.pid, h.t, {FIRST_DAY} AS qstart FROM {PANEL} h WHERE h.t BETWEEN {first} AND {last}) b
+        JOIN {FEATURES.person_table} p USING (pid) LEFT JOIN {ENTRIES} e USING (pid)
+        WHERE {" AND ".join(conditions)}""")
+    features = FEATURES.at_day_sql("study_eligible", _unit_features(study), day="u.qstart", panel=PANEL,
+                                   days={ELIGIBILITY["resident"]: "u.qstart - 1", "permit_grounds": "u.qstart - 1"})
+    measured = [f"{sql} AS {column}" for name in study.covariates for column, sql in COVARIATES[name].select.items()]
     measured += [f'{SUBGROUPS[s]} AS "subgroup:{s}"' for s in study.subgroups if s in SUBGROUPS]
     measured += [f'"{s}" AS "subgroup:{s}"' for s in study.subgroups if s.startswith(TREATMENT_SUBGROUP)]
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {UNITS} AS
-        WITH base AS (
-            SELECT h.*, {FIRST_DAY} AS qstart FROM {PANEL} h WHERE h.t BETWEEN {first} AND {last}),
-        eligible AS (
-            SELECT b.*, p.sex, coalesce(p.native_language, 'unknown') AS native_language, p.marital_status,
-                   p.children, e.entry_t{treatment_columns}, CAST(e.entry_t = b.t AS INTEGER) AS treated,
-                   date_diff('day', p.birth_date, b.qstart) / 365.25 AS age,
-                   date_diff('day', p.immigration_date, b.qstart) / 365.25 AS years_since_immigration
-            FROM base b JOIN population p USING (pid) LEFT JOIN {ENTRIES} e USING (pid)
-            WHERE (e.entry_t IS NULL OR e.entry_t >= b.t) {immigrated} {resident}
-              AND date_diff('day', p.birth_date, b.qstart) / 365.25 >= {low}
-              AND date_diff('day', p.birth_date, b.qstart) / 365.25 < {high + 1}),
-        grounds AS (
-            SELECT u.pid, u.t, arg_min(r.grounds, (r.start_date, r.grounds)) AS grounds
-            FROM eligible u JOIN residence_permits r
-              ON r.pid = u.pid AND r.start_date <= u.qstart - 1 AND (r.end_date IS NULL OR r.end_date >= u.qstart - 1)
-            GROUP BY u.pid, u.t),
-        past AS (
-            SELECT u.pid, u.t, {past}
-            FROM eligible u JOIN {PANEL} h ON h.pid = u.pid AND h.t BETWEEN u.t - {longest} AND u.t - 1
-            GROUP BY u.pid, u.t),
-        degrees AS (
-            SELECT u.pid, u.t, max(TRY_CAST(d.level AS INTEGER)) AS level
-            FROM eligible u JOIN education d ON d.pid = u.pid AND d.year < year(u.qstart)
-            GROUP BY u.pid, u.t),
-        described AS (
-            SELECT u.*, past.* EXCLUDE (pid, t), coalesce(g.grounds, 'none') AS permit_grounds,
-                   CASE WHEN coalesce(d.level, 0) >= 6 THEN 'tertiary'
-                        WHEN coalesce(d.level, 0) >= 3 THEN 'secondary' ELSE 'basic or none' END AS education
-            FROM eligible u LEFT JOIN grounds g USING (pid, t) LEFT JOIN degrees d USING (pid, t)
-            LEFT JOIN past USING (pid, t))
-        SELECT pid, t, CAST(t // 4 AS VARCHAR) || 'Q' || CAST(t % 4 + 1 AS VARCHAR) AS stratum,
-               coalesce(treated, 0) AS treated, entry_t, {", ".join(dict.fromkeys(measured))}
-        FROM described""")
+        SELECT pid, t, {FEATURES.sql.quarter_label("t")} AS stratum, coalesce(treated, 0) AS treated, entry_t,
+               {", ".join(dict.fromkeys(measured))}
+        FROM ({features}) described""")
+    con.execute("DROP TABLE study_eligible")
 
 
 def _encode(frame: pd.DataFrame, study: StudyFile) -> tuple[pd.DataFrame, list[str]]:
@@ -385,9 +359,10 @@ def _encode(frame: pd.DataFrame, study: StudyFile) -> tuple[pd.DataFrame, list[s
 def _flow(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd.DataFrame, first: int, last: int
           ) -> pd.DataFrame:
     """How many persons each step kept and why the others left (counts of persons, and of units)."""
-    population = con.sql("SELECT count(DISTINCT pid) FROM population").fetchall()[0][0]
+    persons = FEATURES.person_table
+    population = con.sql(f"SELECT count(DISTINCT pid) FROM {persons}").fetchall()[0][0]
     candidates = con.sql(f"SELECT count(*) FROM ({_candidates(study)})").fetchall()[0][0]
-    entrants = con.sql(f"""SELECT count(*), count(*) FILTER (WHERE pid IN (SELECT pid FROM population))
+    entrants = con.sql(f"""SELECT count(*), count(*) FILTER (WHERE pid IN (SELECT pid FROM {persons}))
                            FROM {ENTRIES} WHERE entry_t BETWEEN {first} AND {last}""").fetchall()[0]
     earlier = con.sql(f"SELECT count(*) FROM {ENTRIES} WHERE entry_t < {first}").fetchall()[0][0]
     treated = units[units["treated"] == 1]
