@@ -9,19 +9,28 @@ PostgreSQL (see tests/pg_server.py):
 
 Tests that use them should be marked `@pytest.mark.postgres`. If the server cannot be
 provided the tests error out; they are never skipped.
+
+Hypothesis runs derandomized (profile "repeatable"), so a test run gives the same verdict on
+every machine and a red CI run can be replayed; HYPOTHESIS_PROFILE=explore searches afresh.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import sys
 from typing import Iterator
 
 import pytest
+from hypothesis import settings
 
 import pg_server
+
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")

@@ -82,16 +82,18 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         con = open_for_analysis(pool_dir, governance, actor, permit, model.variables(), today,
                                 memory_limit_mb=policy.max_memory_mb)
         try:
-            columns = _run(con, model, dictionary, policy)
+            with Budget(con, policy.max_seconds) as budget:
+                columns = _run(budget, model, dictionary, policy)
+                _mitigate(model, columns, policy, title)
+                incoming = _incoming(budget, model, columns)
         finally:
             con.close()
-        _mitigate(model, columns, policy, title)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     with Ledger.open(pool_dir, governance, actor, permit) as ledger:
-        withheld = ledger.check(*_incoming(model, columns), policy.min_frequency)
+        withheld = ledger.check(*incoming, policy.min_frequency)
         table, note = _answer(model, dictionary, columns, withheld)
         output_ids = _record(governance, actor, permit, title, columns, withheld)
         shown = int(table[STATUS].map(visible).sum())
@@ -131,58 +133,51 @@ def _audit_refusal(governance: Governance, actor: Actor, permit: str, reason: st
 
 @dataclass
 class _Column:
-    """One measure: its cells, its persons' contributions, and the checked, mitigated output."""
+    """One measure: its cells and the checked, mitigated output; each person's contribution stays in
+    the engine, in the temporary table `persons<j>` (cell, person, value, rows)."""
 
     measure: Measure
     cells: pd.DataFrame                # cell number, g0.. labels, n, s (sum), w (rows), top, abs_total
-    persons: pd.DataFrame              # cell number, person, value, rows
     mitigated: Mitigated | None = None
     empty: list[tuple] = field(default_factory=list)  # labels of cells without values
 
 
-def _run(con: duckdb.DuckDBPyConnection, model: AggregateModel, dictionary: Dictionary,
-         policy: DisclosureRules) -> list[_Column]:
-    """Every measure's cells and contributions, computed under the policy's budget."""
+def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules) -> list[_Column]:
+    """Every measure's cells, computed under the policy's budget; contributions kept in the engine."""
     compiler = Compiler(model, dictionary)
     keys, width = compiler.keys, max(policy.dominance_n, 2)
-    with Budget(con, policy.max_seconds) as budget:
-        budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
-        budget.run("add up each person's rows", f"CREATE TEMP TABLE per_person AS {compiler.per_person()}")
-        columns = []
-        for j, measure in enumerate(model.measures):
-            step = f"compute {measure.describe()}"
-            if measure.kind == "quantile":
-                source = f"({compiler.quantile_window(j, measure, policy.min_frequency)})"
-                value, rows = "c", "r"
-            else:
-                source = "per_person"
-                value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
-                rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
-            budget.run(step, f"CREATE OR REPLACE TEMP TABLE persons AS SELECT {', '.join(keys) + ', ' if keys else ''}"
-                             f"person, CAST({value} AS DOUBLE) AS value, CAST({rows} AS DOUBLE) AS rows "
-                             f"FROM {source} WHERE {rows} > 0")
-            budget.run(step, f"CREATE OR REPLACE TEMP TABLE numbered AS SELECT {', '.join(keys) + ', ' if keys else ''}"
-                             f"row_number() OVER ({'ORDER BY ' + ', '.join(keys) if keys else ''}) - 1 AS cell "
-                             f"FROM (SELECT DISTINCT {', '.join(keys) or '1'} FROM persons)")
-            cells = budget.frame(step, _cells_sql(keys, width))
-            persons = pd.DataFrame(budget.arrays(step, "SELECT cell, person, value, rows FROM persons "
-                                                       f"{_join_numbers(keys)}"))
-            columns.append(_Column(measure, cells, persons))
+    budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
+    budget.run("add up each person's rows", f"CREATE TEMP TABLE per_person AS {compiler.per_person()}")
+    columns = []
+    for j, measure in enumerate(model.measures):
+        step = f"compute {measure.describe()}"
+        if measure.kind == "quantile":
+            source = f"({compiler.quantile_window(j, measure, policy.min_frequency)})"
+            value, rows = "c", "r"
+        else:
+            source = "per_person"
+            value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
+            rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
+        keyed = ", ".join(keys) + ", " if keys else ""
+        budget.run(step, f"CREATE TEMP TABLE contributing AS SELECT {keyed}person, CAST({value} AS DOUBLE) AS value, "
+                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} WHERE {rows} > 0")
+        budget.run(step, f"CREATE TEMP TABLE numbered{j} AS SELECT {keyed}"
+                         f"row_number() OVER ({'ORDER BY ' + ', '.join(keys) if keys else ''}) - 1 AS cell "
+                         f"FROM (SELECT DISTINCT {', '.join(keys) or '1'} FROM contributing)")
+        joined = f"JOIN numbered{j} USING ({', '.join(keys)})" if keys else f"CROSS JOIN numbered{j}"
+        budget.run(step, f"CREATE TEMP TABLE persons{j} AS SELECT cell, person, value, rows FROM contributing {joined}")
+        budget.run(step, "DROP TABLE contributing")
+        columns.append(_Column(measure, budget.frame(step, _cells_sql(j, keys, width))))
     return columns
 
 
-def _join_numbers(keys: list[str]) -> str:
-    """Each person row joined to its cell number."""
-    return f"JOIN numbered USING ({', '.join(keys)})" if keys else "CROSS JOIN numbered"
-
-
-def _cells_sql(keys: list[str], width: int) -> str:
+def _cells_sql(j: int, keys: list[str], width: int) -> str:
     """Per cell, in the order of its number: labels, persons, value, rows, and the largest
     contributions (kept inside the engine)."""
     parts = ["cell", *keys, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
              f"max(abs(value), {width}) AS top", "sum(abs(value)) AS abs_total"]
-    return (f"SELECT {', '.join(parts)} FROM persons {_join_numbers(keys)} GROUP BY {', '.join(['cell', *keys])} "
-            "ORDER BY cell")
+    return (f"SELECT {', '.join(parts)} FROM persons{j} JOIN numbered{j} USING (cell) "
+            f"GROUP BY {', '.join(['cell', *keys])} ORDER BY cell")
 
 
 # -- disclosure checks and suppression --------------------------------------------------------
@@ -300,35 +295,36 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 # -- differencing with earlier answers --------------------------------------------------------
 
 
-def _incoming(model: AggregateModel, columns: list[_Column]) -> tuple[pd.DataFrame, dict[int, int]]:
+def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
+              ) -> tuple[pd.DataFrame, dict[int, int]]:
     """For the ledger: each person's contribution to every shown cell, total and sum of shown cells a
-    reader can add up (a mean or quantile is a sum over a count, so both enter), and the column of each."""
+    reader can add up (a mean or quantile is a sum over a count, so both enter), and the column of each.
+    Added up in the engine: only (cell, person, value) rows leave it, to go into the ledger."""
     groups = [g.name for g in model.groups]
-    incoming, column_of = [], {}
+    frames, column_of = [], {}
     for j, column in enumerate(columns):
         if column.mitigated is None:
             continue
-        persons = column.persons
-        cell_of = persons["cell"].to_numpy()
-        person_code, person_ids = pd.factorize(persons["person"])
         inner = column.cells[[f"g{i}" for i in range(len(groups))]]
         position = {tuple(json_safe(v) for v in row): int(number)
                     for row, number in zip(inner.itertuples(index=False), column.cells["cell"])}
         parts = ["value", "rows"] if column.measure.kind in ("mean", "quantile") else ["value"]
+        membership: dict[str, list[int]] = {"cell": [], "part": [], "entry": []}
         for members in _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile"):
-            chosen = np.isin(cell_of, [position[label] for label in members if label in position])
-            present = np.bincount(person_code[chosen], minlength=len(person_ids)) > 0
-            for part in parts:
-                values = np.bincount(person_code[chosen], weights=persons[part].to_numpy()[chosen],
-                                     minlength=len(person_ids))
-                cell = len(column_of)
-                column_of[cell] = j
-                incoming.append(pd.DataFrame({"cell": cell, "person": np.asarray(person_ids)[present].astype("uint64"),
-                                              "value": values[present]}))
-    frame = pd.concat(incoming, ignore_index=True) if incoming else \
-        pd.DataFrame({"cell": pd.Series(dtype="int64"), "person": pd.Series(dtype="uint64"),
-                      "value": pd.Series(dtype=float)})
-    return frame, column_of
+            numbers = sorted({position[label] for label in members if label in position})
+            for part in range(len(parts)):
+                entry = len(column_of)
+                column_of[entry] = j
+                membership["cell"] += numbers
+                membership["part"] += [part] * len(numbers)
+                membership["entry"] += [entry] * len(numbers)
+        part_value = "CASE m.part WHEN 0 THEN p.value ELSE p.rows END" if len(parts) > 1 else "p.value"
+        frames.append(budget.frame(
+            "remember the answer's cells",
+            f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value FROM persons{j} p "
+            "JOIN membership m USING (cell) GROUP BY m.entry, p.person", membership=pd.DataFrame(membership)))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"cell": [], "person": [], "value": []})
+    return frame.astype({"cell": "int64", "person": "uint64", "value": "float64"}), column_of
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
