@@ -10,6 +10,7 @@ import typer
 from safepool.cli.common import UserOption, WorkspaceOption, app, command, keys_app, pool_app, progress_bar, \
     registers_app, say, sign_in
 from safepool.cli.render import fields, path_lines, plural, rows_in_words, table, width, wrap
+from safepool.features.browse import feature_lines
 
 
 @command(app)
@@ -115,14 +116,17 @@ def variables(
 ) -> None:
     """The permit's tables and variables: level, labels, code lists, units, bins and years.
 
-    For a steward, or an analyst of the permit; it is what a query or a study may ask for."""
-    say(dictionary_lines(sign_in(workspace, user).permit(permit).variables(), width()))
+    For a steward, or an analyst of the permit; it is what a query or a study may ask for. Then the
+    features (safepool.features) the pool can give, with their definitions, sources and units."""
+    tables = sign_in(workspace, user).permit(permit).variables()
+    say(dictionary_lines(tables, width()), "", feature_lines(tables, width()))
 
 
 @command(pool_app, "variables", hidden=True)
 def pool_variables(permit: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
     """The same as `safepool variables --permit PERMIT` (kept as an alias)."""
-    say(dictionary_lines(sign_in(workspace, user).permit(permit).variables(), width()))
+    tables = sign_in(workspace, user).permit(permit).variables()
+    say(dictionary_lines(tables, width()), "", feature_lines(tables, width()))
 
 
 def linkage_lines(report: dict[str, Any]) -> list[str]:
