@@ -8,7 +8,7 @@ What is planted (all of it lands in truth.json under "city"):
 - Customer groups of known sizes: every person aged 18-64 on 2024-12-31 and living in Espoo then
   belongs to one of CUSTOMER_GROUPS (exact sizes: the shares times the number of such persons,
   rounded; the remainder to the last group). The group sets the rates of library and culture
-  visits, sports memberships and adult social work visits at ages 18 and over.
+  visits, sports memberships and adult social work visits in every quarter of 2009-2024.
 - A service need predicted by prior service use: some children have a family crisis (a quarter
   drawn among their childhood quarters, more often for vulnerable children). In the crisis
   quarter and the three after it, school health care, family counselling (less for foreign-
@@ -70,12 +70,13 @@ MEMBERSHIPS = ("early_childhood_education", "sports", "elderly_services")
 
 CUSTOMER_GROUPS = {
     # name: (share, library and culture visits a quarter, sports membership a year, adult social work a quarter)
-    "culture_regulars": (0.20, 1.6, 0.05, 0.01),
-    "sports_members": (0.20, 0.08, 0.90, 0.01),
-    "active_all_round": (0.10, 1.6, 0.90, 0.01),
-    "social_work_clients": (0.10, 0.08, 0.05, 1.2),
-    "occasional_users": (0.40, 0.08, 0.05, 0.01),
+    "culture_regulars": (0.20, 2.0, 0.02, 0.01),
+    "sports_members": (0.20, 0.05, 0.95, 0.01),
+    "active_all_round": (0.10, 2.0, 0.95, 0.01),
+    "social_work_clients": (0.10, 0.05, 0.02, 1.2),
+    "occasional_users": (0.40, 0.05, 0.02, 0.01),
 }
+ADULT_RATES = (0.1, 0.08, 0.01)  # library a quarter, sports a year, social work a quarter: adults in no group
 GROUP_REFERENCE_DAY = day(2024, 12, 31)
 
 
@@ -336,15 +337,15 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     youth = (age >= 12) & (age < 29)
     visits(person[youth], t[youth],
            0.12 * np.exp(0.2 * vul[youth]) + 0.8 * (in_crisis[youth] & (age[youth] < 18)), "youth_services")
-    # library and culture: children and the elderly a little, adults by their customer group
-    rates = np.array([v[1] for v in CUSTOMER_GROUPS.values()] + [0.1])  # -1 -> last
-    library = np.where(adult, rates[g], np.where(age >= 3, 0.15, 0.0))
-    library = np.where(age >= 65, np.where(g >= 0, library, 0.12), library)
+    # library and culture: a customer group's members by their group (the trait of a lifetime),
+    # other adults and children from 3 a little
+    rates = np.array([v[1] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[0]])  # -1 -> last
+    library = np.where(g >= 0, rates[g], np.where(adult, rates[g], np.where(age >= 3, 0.15, 0.0)))
     visits(person, t, library, "library_and_culture")
     # adult social work: the group, unemployment, and mothers of children in a crisis
-    rates = np.array([v[3] for v in CUSTOMER_GROUPS.values()] + [0.01])
+    rates = np.array([v[3] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[2]])
     unemployed = panel.code[person, t] == UNEMPLOYED
-    social = np.where(adult, rates[g] + 0.08 * unemployed, 0.0)
+    social = np.where(adult | (g >= 0), rates[g] + 0.08 * unemployed, 0.0)
     visits(person, t, social, "adult_social_work")
     del person, t, age, g, adult, fg, since, in_crisis, vul, library, social, unemployed
     # mothers' adult social work in their children's crisis quarters
@@ -368,8 +369,9 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     year = _time.START_YEAR + year_ix
     jan1 = np.array([day(int(y)) for y in range(_time.START_YEAR, _time.END_YEAR + 1)], dtype=np.int64)[year_ix]
     age = (jan1 + 182 - birth[person]) / DAYS_PER_YEAR
-    rates = np.array([v[2] for v in CUSTOMER_GROUPS.values()] + [0.08])
-    p_sport = np.where(age >= 18, rates[group[person]], np.where(age >= 7, 0.25, 0.0))
+    rates = np.array([v[2] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[1]])
+    member_of = group[person]
+    p_sport = np.where((age >= 18) | (member_of >= 0), rates[member_of], np.where(age >= 7, 0.25, 0.0))
     member = rng.random(person.size) < p_sport
     dec31 = np.array([day(int(y), 12, 31) for y in range(_time.START_YEAR, _time.END_YEAR + 1)],
                      dtype=np.int64)[year_ix]

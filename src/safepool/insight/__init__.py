@@ -1,0 +1,1 @@
+"""Customer information for the city (the handbook's chapter 3): segments, from features."""
