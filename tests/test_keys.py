@@ -81,7 +81,7 @@ def test_a_steward_destroys_with_a_justification_overwritten_then_deleted_and_au
     assert len(after) == len(before) and after != before and before[:20] not in after
     with pytest.raises(KeyStoreError, match="no key"):
         store.get("P-1")
-    record = governance.audit.records(action="key_destroy")[-1]
+    record = governance.audit.records(action="keys_destroy")[-1]
     assert (record.actor, record.permit, record.outcome) == ("stella", "P-1", "ok")
     assert record.detail == {"justification": WHY, "justification_length": len(WHY), "found": True}
     assert destroy_key(workspace, governance, sign_in(governance, "stella"), "P-1", WHY) is False
@@ -94,7 +94,7 @@ def test_only_a_steward_destroys_a_key(setup, user):
     with pytest.raises(Refused, match=f"user {user} is not a steward"):
         destroy_key(workspace, governance, sign_in(governance, user), "P-1", WHY)
     assert KeyStore.of(workspace).exists("P-1")
-    assert governance.audit.records(action="key_destroy")[-1].outcome == "refused"
+    assert governance.audit.records(action="keys_destroy")[-1].outcome == "refused"
 
 
 @pytest.mark.parametrize("justification,reason", [
@@ -110,7 +110,7 @@ def test_a_justification_is_required_and_holds_no_identity_code(setup, justifica
     with pytest.raises(Refused, match=reason):
         destroy_key(workspace, governance, sign_in(governance, "stella"), "P-1", justification)
     assert KeyStore.of(workspace).exists("P-1")
-    record = governance.audit.records(action="key_destroy")[-1]
+    record = governance.audit.records(action="keys_destroy")[-1]
     assert record.outcome == "refused" and ANNA not in json.dumps(record.detail)
 
 
@@ -119,7 +119,7 @@ def test_a_secret_looking_justification_is_recorded_by_its_length_only(setup):
     KeyStore.of(workspace).create("P-1")
     secretish = "retention ended; ticket " + "Zx9q" * 10
     assert destroy_key(workspace, governance, sign_in(governance, "stella"), "P-1", secretish) is True
-    record = governance.audit.records(action="key_destroy")[-1]
+    record = governance.audit.records(action="keys_destroy")[-1]
     assert record.detail == {"justification_length": len(secretish), "found": True}
 
 

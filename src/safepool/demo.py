@@ -24,7 +24,7 @@ import yaml
 
 from safepool.cli.render import rows_in_words
 from safepool.disclosure.cells import shown_mask
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid, Unavailable
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.form import PermitRequest
 from safepool.governance.users import ManagerFunction, Role
@@ -63,7 +63,7 @@ def fresh_folder(path: Path) -> None:
     """Empty a previous demo workspace; refuse to touch any other non-empty folder."""
     if path.exists() and any(path.iterdir()):
         if not (path / MARKER).exists():
-            raise SafepoolError(f"{path} exists and is not a demo workspace; choose another --workspace")
+            raise Invalid(f"{path} exists and is not a demo workspace; choose another --workspace")
         shutil.rmtree(path)
     path.mkdir(parents=True, exist_ok=True)
 
@@ -158,7 +158,7 @@ def run_demo(
     checks = steward.check_registers()
     failing = [c for c in checks if not c.ok]
     if failing:
-        raise SafepoolError("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
+        raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
     permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
     for role in permit.assessment.approvals:
         permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from safepool.faults import SafepoolError, Unavailable
 from safepool.identity_pattern import IDENTITY_CODE
+
+__all__ = ["SafepoolError", "SchemaDrift", "SourceError", "describe_cause", "redact"]
 
 _URL_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@\s]*@")
 _PASSWORD_FIELD = re.compile(r"(password\s*=\s*)\S+", re.IGNORECASE)
@@ -68,12 +71,11 @@ def describe_cause(cause: BaseException, fields: Iterable[str] = (), source: str
     return fault + (f" in {', '.join(where)}" if where else "") + f"; {type(cause).__name__}"
 
 
-class SafepoolError(Exception):
-    """An error whose message is safe and meant for the person running the command."""
+class SourceError(Unavailable):
+    """A register source could not be read; names the register and what went wrong, never a value.
 
-
-class SourceError(SafepoolError):
-    """A register source could not be read; names the register and what went wrong, never a value."""
+    It is `Unavailable`: what the request needs (the register's data) cannot be used until the
+    source or its catalogue entry is mended (`safepool registers check` says what is wrong)."""
 
     def __init__(self, register: str, problem: str, cause: BaseException | None = None,
                  fields: Iterable[str] = (), source: str | None = None) -> None:

@@ -9,16 +9,22 @@ words. The command line maps them to exit codes and a later HTTP layer to status
   Refused      a governance rule forbids it; always audited before it is raised (HTTP 403)
   Invalid      the request itself is wrong: a form, a field, a query            (HTTP 422)
   Conflict     someone changed the same thing at the same time; look again     (HTTP 409)
-  Unavailable  the metadata database is locked or cannot be reached; try later (HTTP 503)
+  Unavailable  what the request needs cannot be used now: the metadata database    (HTTP 503)
+               is locked or cannot be reached, a register's source cannot be
+               read as its catalogue says, the key store cannot be opened
 
-`safepool.governance.users.Refused` is this `Refused`.
+`safepool.governance.users.Refused` is this `Refused`. Every error the package raises for a
+person is one of these five (a test reads every `raise` in the source to hold it so);
+`SafepoolError` itself, defined here and re-exported by `safepool.errors`, is only their base.
 """
 
 from __future__ import annotations
 
-from safepool.errors import SafepoolError
+__all__ = ["Conflict", "Invalid", "NotFound", "Refused", "SafepoolError", "Unavailable", "database_unavailable"]
 
-__all__ = ["Conflict", "Invalid", "NotFound", "Refused", "Unavailable", "database_unavailable"]
+
+class SafepoolError(Exception):
+    """An error whose message is safe and meant for the person running the command."""
 
 
 class NotFound(SafepoolError):
@@ -39,7 +45,9 @@ class Conflict(SafepoolError):
 
 
 class Unavailable(SafepoolError):
-    """The metadata database is locked by another process or cannot be reached."""
+    """What the request needs cannot be used now: the metadata database is locked by another
+    process or cannot be reached, a register's source cannot be read (safepool.errors.SourceError),
+    the key store cannot be opened. Nothing of the request was changed; try again once it is mended."""
 
 
 def database_unavailable(error: BaseException) -> Unavailable:
@@ -51,6 +59,8 @@ def database_unavailable(error: BaseException) -> Unavailable:
         why = "it is locked by another process"
     elif "unable to open" in text or "readonly" in text or "read-only" in text or "disk i/o" in text:
         why = "its file cannot be opened or written"
+    elif "not a database" in text or "malformed" in text or "corrupt" in text:
+        why = "its file is damaged or is not a database"
     else:
         why = "it cannot be reached"
     return Unavailable(f"the metadata database is not available ({why}); try again later")

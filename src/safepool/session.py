@@ -144,7 +144,7 @@ class Session:
     def _authorise(self, action: str, *, permit: str | None = None, target: str | None = None) -> None:
         """Check the access policy; a refusal is audited and raised."""
         if action not in access_policy.POLICY:
-            raise SafepoolError(f"action {action} is not in the access policy")  # a programming error
+            raise RuntimeError(f"action {action} is not in the access policy")  # a programming error
         if not access_policy.allowed(self.actor.roles, action):
             raise refuse(self.governance.audit, self.actor.name, self.actor.main_role, action,
                          access_policy.refusal(self.actor.name, action), permit=permit, target=target)

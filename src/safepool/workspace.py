@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from safepool.errors import SafepoolError
+from safepool.faults import Conflict, NotFound
 from safepool.registers.catalogue import Catalogue, Register, Source, SourceKind, Strict
 from safepool.yaml_files import dump_model, load_model
 
@@ -95,7 +95,7 @@ class Workspace:
         """Create the folders and an empty catalogue; an existing workspace is left as it is."""
         workspace = cls(root)
         if workspace.config_path.exists():
-            raise SafepoolError(f"{workspace.root} is already a safepool workspace")
+            raise Conflict(f"{workspace.root} is already a safepool workspace")
         workspace.root.mkdir(parents=True, exist_ok=True)
         for zone in workspace.zones():
             private_folder(zone)
@@ -109,7 +109,7 @@ class Workspace:
     def open(cls, root: Path) -> Workspace:
         workspace = cls(root)
         if not workspace.config_path.is_file():
-            raise SafepoolError(
+            raise NotFound(
                 f"{workspace.root} is not a safepool workspace (no {CONFIG_NAME}); run `safepool init`"
             )
         return workspace

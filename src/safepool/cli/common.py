@@ -41,8 +41,8 @@ EXIT_CODES: tuple[tuple[type[SafepoolError], int, str], ...] = (
     (NotFound, 4, "what the command names does not exist"),
     (Refused, 5, "a governance rule forbids it (the refusal is audited)"),
     (Conflict, 6, "someone changed the same thing at the same time; look again and retry"),
-    (Unavailable, 7, "the metadata database is locked or cannot be reached; try again later"),
-    (SafepoolError, 8, "any other error; the message says what went wrong"),
+    (Unavailable, 7, "the metadata database, a register's source or the key store cannot be used now"),
+    (SafepoolError, 8, "any other error (none is raised today: tests/test_faults.py)"),
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 
 STATUS = "status"
 SHOWN = "shown"
@@ -23,7 +23,7 @@ ROUNDED = "rounded to base {base}"
 CONTRIBUTOR_COLUMNS = ("top", "abs_total")
 
 
-class DisclosureInputError(SafepoolError):
+class DisclosureInputError(Invalid):
     """Something handed to the disclosure checks is not a statistical output or not a table."""
 
 

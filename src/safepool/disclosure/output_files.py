@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 
 OUTPUTS_DIR = "outputs"
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,119}$")
 
 
-class OutputFileError(SafepoolError):
+class OutputFileError(Invalid):
     """An output file is badly named, missing, or not what was recorded."""
 
 

@@ -37,6 +37,7 @@ from sqlalchemy import Engine, func, select
 
 from safepool.disclosure.rules import DisclosureRules
 from safepool.errors import SafepoolError
+from safepool.faults import Invalid, Unavailable
 from safepool.governance.audit import AuditLog, audit_records
 from safepool.governance.users import Actor, Role, refuse, require_role
 
@@ -50,7 +51,16 @@ _HEADER = ("# The disclosure policy of this workspace, written by `safepool poli
 
 
 class PolicyError(SafepoolError):
-    """The workspace's policy cannot be read as audited (its file was changed outside the command)."""
+    """An error of the workspace's policy; each raised one is also one of the typed faults."""
+
+
+class PolicyMismatch(PolicyError, Unavailable):
+    """The policy file was changed outside `safepool policy set`: no check runs until an admin
+    restores it (`safepool policy restore`)."""
+
+
+class PolicyUnchanged(PolicyError, Invalid):
+    """A change or a restore that would change nothing."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,7 @@ def policy_of(root: Path, audit: AuditLog) -> DisclosureRules:
     if found != expected:
         audit.append(actor=SYSTEM, role="system", action=MISMATCH, outcome="refused",
                      detail={"file_sha256": found, "expected_sha256": expected})
-        raise PolicyError(_mismatch(path, found, latest))
+        raise PolicyMismatch(_mismatch(path, found, latest))
     return latest.policy if latest else DisclosureRules()
 
 
@@ -132,7 +142,7 @@ def set_policy(governance: Any, actor: Actor, setting: str, value: Any) -> Polic
             raise refused(f"setting {setting}: {error.errors()[0]['msg']}") from None
         old, new = getattr(current, setting), getattr(changed, setting)
         if old == new:
-            raise PolicyError(f"setting {setting} is already {old}; the policy is unchanged")
+            raise PolicyUnchanged(f"setting {setting} is already {old}; the policy is unchanged")
         return _write(governance, actor, SET, changed, {"setting": setting, "old": old, "new": new})
 
 
@@ -146,7 +156,7 @@ def restore_policy(governance: Any, actor: Actor) -> PolicyChange:
         policy = latest.policy if latest else DisclosureRules()
         found = _file_digest(policy_path(root))
         if latest is not None and found == latest.file_sha256:
-            raise PolicyError(f"{policy_path(root)} is as audited; there is nothing to restore")
+            raise PolicyUnchanged(f"{policy_path(root)} is as audited; there is nothing to restore")
         return _write(governance, actor, RESTORE, policy, {"setting": None, "found_sha256": found})
 
 

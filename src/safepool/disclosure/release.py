@@ -22,14 +22,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from safepool.errors import SafepoolError
+from safepool.faults import Conflict
 
 RELEASE_DIR = "release"
 MANIFEST = "MANIFEST.json"
 SUMS = "SHA256SUMS"
 
 
-class ReleaseError(SafepoolError):
+class ReleaseError(Conflict):
     """A release folder cannot be written."""
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.features.dialect import DIALECTS, DuckDBDialect, literal, quote
 from safepool.features.spec import Attribute, FeatureSpec, Quarterly, Related
 from safepool.yaml_files import load_model
@@ -21,7 +21,7 @@ DECIMALS = 6  # sums are rounded so that they do not depend on the order rows ar
 DEFAULT_FILE = "features.yaml"
 
 
-class FeatureError(SafepoolError):
+class FeatureError(Invalid):
     """A feature that the configuration does not define, or asked for where it cannot be."""
 
 

@@ -73,8 +73,7 @@ from sqlalchemy import (
     select,
 )
 
-from safepool.errors import SafepoolError
-from safepool.faults import Conflict, Refused
+from safepool.faults import Conflict, Invalid, Refused
 from safepool.governance.anchors import AnchorStore, Claim, merge_claims
 from safepool.governance.db import metadata
 from safepool.identity_pattern import IDENTITY_CODE
@@ -176,7 +175,7 @@ class ChainVerdict:
     reason: str | None = None
 
 
-class UnsafeAuditField(SafepoolError, ValueError):
+class UnsafeAuditField(Invalid, ValueError):
     """A value may not go into the audit log; the message names the field, never the value."""
 
     def __init__(self, field: str, problem: str) -> None:

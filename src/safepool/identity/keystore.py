@@ -24,7 +24,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from safepool.errors import SafepoolError
+from safepool.faults import Conflict, Invalid, NotFound, SafepoolError, Unavailable
 from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, refuse, require_role
@@ -37,7 +37,24 @@ _PERMIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
 class KeyStoreError(SafepoolError):
-    pass
+    """Any error of the key store. Never raised as itself: each is one of the typed faults below."""
+
+
+class KeyStoreUnavailable(KeyStoreError, Unavailable):
+    """The store cannot be opened: a passphrase or key file unreadable, open to others, or not
+    opened by the passphrase (mend the steward zone: `safepool doctor --fix`)."""
+
+
+class NoKey(KeyStoreError, NotFound):
+    """The permit has no key: it was destroyed, or its pool was never built."""
+
+
+class KeyExists(KeyStoreError, Conflict):
+    """Another process made the permit's key first."""
+
+
+class BadPermitId(KeyStoreError, Invalid):
+    """A permit id that could name a file outside the store."""
 
 
 class KeyStore:
@@ -60,15 +77,15 @@ class KeyStore:
         except FileNotFoundError:
             text = ""
         except (OSError, UnicodeDecodeError) as exc:
-            raise KeyStoreError(f"the key passphrase file is unreadable ({type(exc).__name__})") from None
+            raise KeyStoreUnavailable(f"the key passphrase file is unreadable ({type(exc).__name__})") from None
         else:
             if mode & 0o077:
-                raise KeyStoreError(f"the key passphrase file is readable by others (mode {mode:o}); expected 600")
+                raise KeyStoreUnavailable(f"the key passphrase file is readable by others (mode {mode:o}); expected 600")
         return [p for p in (*found, text) if p]
 
     def _path(self, permit: str) -> Path:
         if not _PERMIT_ID.match(permit):
-            raise KeyStoreError(f"permit id {permit!r} may hold only letters, digits, '.', '_' and '-'")
+            raise BadPermitId(f"permit id {permit!r} may hold only letters, digits, '.', '_' and '-'")
         return self.directory / f"{permit}.key"
 
     def exists(self, permit: str) -> bool:
@@ -91,7 +108,7 @@ class KeyStore:
         try:
             os.link(tmp, path)  # fails if another process created the key first
         except FileExistsError:
-            raise KeyStoreError(f"a key for permit {permit} exists already") from None
+            raise KeyExists(f"a key for permit {permit} exists already") from None
         finally:
             tmp.unlink()
         return key
@@ -102,11 +119,11 @@ class KeyStore:
             mode = path.stat().st_mode & 0o777
             payload = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise KeyStoreError(f"no key for permit {permit} (destroyed, or the pool was never built)") from None
+            raise NoKey(f"no key for permit {permit} (destroyed, or the pool was never built)") from None
         except (ValueError, OSError) as exc:
-            raise KeyStoreError(f"key file for permit {permit} is unreadable ({type(exc).__name__})") from None
+            raise KeyStoreUnavailable(f"key file for permit {permit} is unreadable ({type(exc).__name__})") from None
         if mode & 0o077:
-            raise KeyStoreError(f"key file for permit {permit} is readable by others (mode {mode:o}); expected 600")
+            raise KeyStoreUnavailable(f"key file for permit {permit} is readable by others (mode {mode:o}); expected 600")
         return _open(payload, self._passphrases(), permit)
 
     def destroy(self, permit: str) -> bool:
@@ -128,7 +145,7 @@ class KeyStore:
         return True
 
 
-DESTROY = "key_destroy"
+DESTROY = "keys_destroy"  # the access policy's action, so its refusals and records are one
 
 
 def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, permit: str, justification: str) -> bool:
@@ -179,7 +196,7 @@ def _open(payload: dict[str, str | int], passphrases: list[str], permit: str) ->
     if not payload.get("encrypted"):
         return base64.b64decode(str(payload["key"]))
     if not passphrases:
-        raise KeyStoreError(f"the key for permit {permit} is encrypted; set {PASSPHRASE_ENV}")
+        raise KeyStoreUnavailable(f"the key for permit {permit} is encrypted; set {PASSPHRASE_ENV}")
     salt = base64.b64decode(str(payload["salt"]))
     for passphrase in passphrases:
         try:
@@ -189,4 +206,4 @@ def _open(payload: dict[str, str | int], passphrases: list[str], permit: str) ->
             )
         except InvalidTag:
             continue
-    raise KeyStoreError(f"wrong {PASSPHRASE_ENV} (or key passphrase file) for the key of permit {permit}")
+    raise KeyStoreUnavailable(f"wrong {PASSPHRASE_ENV} (or key passphrase file) for the key of permit {permit}")

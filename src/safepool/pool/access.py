@@ -14,8 +14,7 @@ import duckdb
 from pydantic import ValidationError
 
 from safepool.dictionary import Variable
-from safepool.errors import SafepoolError
-from safepool.faults import NotFound
+from safepool.faults import NotFound, Unavailable
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role
 
@@ -28,7 +27,7 @@ class PoolNotBuilt(NotFound):
     """No pool has been built for the permit (or it was built before what is asked of it)."""
 
 
-class PoolBusy(SafepoolError):
+class PoolBusy(Unavailable):
     """The pool is open in this process under another configuration."""
 
 
@@ -73,7 +72,7 @@ def dictionary(pool_dir: Path, permit: str) -> dict[str, dict[str, Variable]]:
                         for entry in entries}
                 for table, entries in snapshot.items()}
     except (ValidationError, TypeError, KeyError):
-        raise SafepoolError(f"the data dictionary of the pool of permit {permit} is damaged; rebuild the pool") from None
+        raise Unavailable(f"the data dictionary of the pool of permit {permit} is damaged; rebuild the pool") from None
 
 
 def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:

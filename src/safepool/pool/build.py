@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from safepool.errors import SafepoolError
+from safepool.faults import Unavailable
 from safepool.governance.audit import result_digest
 from safepool.governance.context import Governance
 from safepool.governance.permits import Phase
@@ -206,7 +207,7 @@ def _link(
         tracker.record(register.name, "stage", RAW_CODE)
         con.execute("DROP TABLE stage")
     except duckdb.Error as exc:  # the engine's words could quote a value: only its kind is shown
-        raise SafepoolError(f"register {register.name}: linking its rows failed ({type(exc).__name__})") from None
+        raise Unavailable(f"register {register.name}: linking its rows failed ({type(exc).__name__})") from None
     timings["write"] += time.perf_counter() - started
     notify("linked", register.name, 0)
 

@@ -10,13 +10,13 @@ from typing import Literal
 
 from pydantic import Field
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.governance.form import TimeFrame
 from safepool.registers.catalogue import Catalogue, Register, Strict, TimeFormat, Variable
 from safepool.registers.sources import quote_identifier, quote_literal
 
 
-class ScopeError(SafepoolError):
+class ScopeError(Invalid):
     pass
 
 

@@ -98,7 +98,7 @@ from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
 from safepool.query.audit_algebra import PersonClasses, given_away
-from safepool.faults import Refused, Unavailable
+from safepool.faults import Invalid, Refused, Unavailable
 
 LEDGER_DIR = ".query-ledger"
 LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the permit's ledger
@@ -221,7 +221,7 @@ class Ledger:
         record; raises `LedgerBusy` after `timeout` seconds, `LedgerTampered` on a mismatch
         (audited). The caller has authorised `actor` for `permit`."""
         if not _PERMIT_FILE.match(permit):
-            raise SafepoolError("a permit id for the query ledger may hold letters, digits, '.', '_' and '-' only")
+            raise Invalid("a permit id for the query ledger may hold letters, digits, '.', '_' and '-' only")
         folder = Path(pool_dir) / LEDGER_DIR
         folder.mkdir(mode=0o700, exist_ok=True)
         with _exclusive(folder / f"{permit}.lock", permit, timeout):
@@ -374,7 +374,7 @@ class Ledger:
 
     def _con(self) -> duckdb.DuckDBPyConnection:
         if self.con is None:
-            raise SafepoolError("the query ledger is used outside its `Ledger.open` block")
+            raise RuntimeError("the query ledger is used outside its `Ledger.open` block")
         return self.con
 
     def _close(self) -> None:

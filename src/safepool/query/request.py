@@ -24,7 +24,7 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.query.model import (
     OPERATORS,
     QUANTILE_RANGE,
@@ -46,7 +46,7 @@ GROUP_TERM = re.compile(r"^(?:(bin|year|quarter|month)\(\s*)?(?:([A-Za-z_]\w*)\.
 MEASURES = ("persons", "rows", "sum", "mean", "share", "quantiles")
 
 
-class RequestError(SafepoolError, ValueError):
+class RequestError(Invalid, ValueError):
     """A structured request that cannot be understood; names the option or field."""
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.workspace import Workspace
 
 FILE_NAME = "credentials.yaml"
@@ -33,9 +33,9 @@ class Credentials:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError:
-            raise SafepoolError(f"{path} is not valid YAML") from None
+            raise Invalid(f"{path} is not valid YAML") from None
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
-            raise SafepoolError(f"{path} must map register names to password strings")
+            raise Invalid(f"{path} must map register names to password strings")
         return cls({str(k): v for k, v in data.items()})
 
     def password_for(self, register: str) -> str | None:

@@ -18,13 +18,13 @@ import pandas as pd
 
 from safepool.disclosure import CheckReport, DisclosureInputError, DisclosureRules, StatOutput, kind_of
 from safepool.disclosure.cells import STATUS, shown_mask
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 
 OUTPUT_NAMES = ("cohort_flow", "balance", "love_plot", "effects", "event_study", "subgroups", "placebo",
                 "sensitivity", "naive")
 
 
-class ReportError(SafepoolError):
+class ReportError(Invalid):
     """The study report cannot be written from what it was given; names the field or output."""
 
 

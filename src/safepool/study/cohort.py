@@ -34,7 +34,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.features import DECIMALS, FeatureSet, load_features
 from safepool.governance.form import parse_quarter
 
@@ -48,7 +48,7 @@ UNITS = "study_units"
 ENTRIES = "study_entries"
 
 
-class CohortError(SafepoolError):
+class CohortError(Invalid):
     """The pool cannot give the cohort the study file asks for; names the field or table."""
 
 

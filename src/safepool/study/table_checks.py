@@ -11,10 +11,10 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 
 
-class StudyTableError(SafepoolError):
+class StudyTableError(Invalid):
     """A study table cannot be used as given: names the step and the column."""
 
     def __init__(self, where: str, problem: str) -> None:

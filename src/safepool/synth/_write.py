@@ -13,6 +13,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from safepool.errors import SafepoolError, SourceError
+from safepool.faults import Invalid
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.synth._catalogue import register_entries
 from safepool.synth._generate import SyntheticEspoo
@@ -28,11 +29,11 @@ def write_workspace(workspace: Workspace, synthetic: SyntheticEspoo, postgres_ur
     TE services registers are loaded into that database instead of CSV and SQLite files."""
     say = progress or (lambda _label: None)
     if postgres_url is not None and urlsplit(postgres_url).password is not None:
-        raise SafepoolError("the PostgreSQL URL must not carry a password; pass it separately")
+        raise Invalid("the PostgreSQL URL must not carry a password; pass it separately")
     registers = register_entries(postgres_url)
     missing = [r.name for r in registers if r.name not in synthetic.tables]
     if missing:
-        raise SafepoolError(f"the synthetic data has no table for {', '.join(missing)}")
+        raise RuntimeError(f"the synthetic data has no table for {', '.join(missing)}")
 
     sqlite_files: dict[str, list[Register]] = {}
     postgres: list[Register] = []

@@ -43,7 +43,7 @@ from safepool.disclosure.cells import (
 )
 from safepool.disclosure.findings import CheckReport, Finding, cell_labels, finding, json_safe, report_of
 from safepool.disclosure.rules import OUTPUT_SETTINGS, DisclosureRules
-from safepool.errors import SafepoolError
+from safepool.faults import Conflict
 
 # -- the registry ---------------------------------------------------------------------------
 
@@ -103,7 +103,7 @@ class Mitigated:
     rules: DisclosureRules | None = None
 
 
-class NotRecheckable(SafepoolError):
+class NotRecheckable(Conflict):
     """A recorded output cannot be checked again under the current policy from what was kept."""
 
 
