@@ -43,3 +43,29 @@ def test_an_unreachable_server_is_unavailable_and_its_password_is_not_shown(tmp_
 def test_a_database_file_that_cannot_be_opened_is_unavailable(tmp_path):
     with pytest.raises(Unavailable, match="its file cannot be opened or written"):
         Governance.open(tmp_path, url=f"sqlite:///{tmp_path}/no/such/folder/metadata.sqlite")
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "cut in half"])
+def test_a_damaged_database_file_is_unavailable_not_a_traceback(tmp_path, damage):
+    """A metadata file overwritten or cut short: one message, through the Session and the command
+    line alike (exit code 7), never the driver's words."""
+    from typer.testing import CliRunner
+
+    from safepool.cli import app
+    from safepool.session import connect
+    from tiny_registers import make_workspace
+
+    workspace = make_workspace(tmp_path / "ws")
+    governance_with_users(workspace.root)
+    path = workspace.root / "governance" / "metadata.sqlite"
+    for side in ("-wal", "-shm"):
+        (path.parent / (path.name + side)).unlink(missing_ok=True)
+    data = path.read_bytes()
+    path.write_bytes(bytes(range(256)) * 4 if damage == "random bytes" else data[: len(data) // 2])
+    with pytest.raises(Unavailable, match="the metadata database is not available") as caught:
+        connect(workspace.root, user="anna", password=PASSWORD)
+    assert "sqlite" not in str(caught.value).lower()
+    result = CliRunner().invoke(app, ["permit", "list", "--user", "anna", "-w", str(workspace.root)],
+                                env={"SAFEPOOL_PASSWORD": PASSWORD})
+    assert result.exit_code == 7, result.output
+    assert result.output.startswith("error: the metadata database is not available") and "Traceback" not in result.output

@@ -51,8 +51,8 @@ T = TypeVar("T")
 @contextmanager
 def expected_faults() -> Iterator[None]:
     """Turn the failures a person can meet that do not come as SafepoolError into typed errors
-    with messages safe to show: the metadata database locked or unreachable, a request nested
-    too deeply to check."""
+    with messages safe to show: the metadata database locked, unreachable or damaged, a request
+    nested too deeply to check."""
     from sqlalchemy import exc as sql
 
     try:
@@ -61,7 +61,9 @@ def expected_faults() -> Iterator[None]:
         raise
     except sql.IntegrityError:
         raise Conflict("the change met another one made at the same time; look again and retry") from None
-    except (sql.OperationalError, sql.InterfaceError) as error:
+    except sql.ProgrammingError:
+        raise  # a mistake in safepool's own statements: its traceback is what mends it
+    except (sql.DatabaseError, sql.InterfaceError) as error:  # locked, unreachable, unopenable, damaged
         raise database_unavailable(error) from None
     except RecursionError:
         raise Invalid("the request is nested too deeply to be checked; write it with fewer nested parts") from None

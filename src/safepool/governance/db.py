@@ -5,8 +5,8 @@ through SQLAlchemy Core so that one set of queries serves either. Every governan
 declares its tables on the shared `metadata`.
 
 A database that is locked for longer than the timeout (`SAFEPOOL_METADATA_TIMEOUT` seconds, 30 by
-default: SQLite's busy timeout, PostgreSQL's lock_timeout) or that cannot be reached or opened
-raises `safepool.faults.Unavailable`, never the driver's error (its text can hold the URL).
+default: SQLite's busy timeout, PostgreSQL's lock_timeout), that cannot be reached or opened, or
+whose file is damaged raises `safepool.faults.Unavailable`, never the driver's error (its text can hold the URL).
 """
 
 from __future__ import annotations
@@ -61,7 +61,10 @@ def connect_engine(url: str, timeout: float | None = None) -> Engine:
     @event.listens_for(engine, "handle_error")
     def _unavailable(context):  # type: ignore[no-untyped-def]
         error = context.sqlalchemy_exception
-        if isinstance(error, (sql_errors.OperationalError, sql_errors.InterfaceError)) and not _a_mistake(error):
+        # OperationalError and InterfaceError: locked, unreachable, cannot be opened; the bare
+        # DatabaseError: a file that is damaged or is not a database at all
+        unusable = (sql_errors.OperationalError, sql_errors.InterfaceError)
+        if (isinstance(error, unusable) or type(error) is sql_errors.DatabaseError) and not _a_mistake(error):
             return database_unavailable(error)
         return None
 
