@@ -213,6 +213,21 @@ def test_a_replayed_insert_names_the_copy(governance, original, at):
     assert verdict_of(governance) == (at, f"record {at} is a copy of record {original} (replayed)")
 
 
+@pytest.mark.parametrize("original, at", [(3, 201), (5, 150), (1, 201)])
+def test_a_replay_of_a_record_from_far_back_names_the_copy(tmp_path, original, at):
+    """The copy of a record written long before (further back than verify looks around a break),
+    put in at the end or in the middle: the copy is named as a replay, not as an edit."""
+    governance = Governance.open(tmp_path, settings=GovernanceSettings(audit_anchor_every=EVERY))
+    for i in range(200):
+        governance.audit.append(actor=f"user{i % 3}", role="analyst", action="query", permit="P1", rows=i)
+    engine = engine_of(governance)
+    copy = stored(engine, original) | {"seq": at}
+    if at <= 200:
+        _shift_up_from(engine, at)
+    insert(engine, copy)
+    assert verdict_of(governance) == (at, f"record {at} is a copy of record {original} (replayed)")
+
+
 def test_a_replayed_insert_is_named_without_anchors_too(tmp_path):
     governance = governance_with_users(tmp_path)
     engine = engine_of(governance)

@@ -54,7 +54,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
@@ -585,7 +585,15 @@ class AuditLog:
         claims = self.anchors.claims() if self.anchors is not None else {}
         if anchor is not None:
             claims = merge_claims(claims, {anchor[0]: [Claim(anchor[0], anchor[1], "saved anchor")]})
-        return verify_rows(self._stored_rows(), claims=claims)
+        return verify_rows(self._stored_rows(), claims=claims, stored_as=self._stored_as)
+
+    def _stored_as(self, digest: str, before: int) -> int | None:
+        """The seq of the earliest stored record before `before` whose hash is `digest`, if any
+        (a full scan: asked only for a record that broke the chain)."""
+        t = audit_records.c
+        with self._engine.connect() as conn:
+            return conn.execute(select(t.seq).where(t.record_hash == digest, t.seq < before)
+                                .order_by(t.seq).limit(1)).scalar()
 
 
 class AuditTransaction:
@@ -741,12 +749,15 @@ def verify_rows(
     *,
     anchor: tuple[int, str] | None = None,
     claims: Mapping[int, list[Claim]] | None = None,
+    stored_as: Callable[[str, int], int | None] | None = None,
 ) -> ChainVerdict:
     """Verify stored audit rows (column name -> stored value) given in ascending `seq` order.
 
     `claims` are what is kept outside the database about record hashes (the anchors and the
     witness, see safepool.governance.anchors), `anchor` one saved head: each record they name
-    must have that hash, and none of them may name a record past the end.
+    must have that hash, and none of them may name a record past the end. `stored_as(hash, i)`,
+    when given, finds an earlier record by its hash, so that a copy of a record from anywhere
+    before is named as a replay (without it, only copies of the records shortly before are).
 
     This is what `AuditLog.verify()` runs; it also serves an exported copy of the log.
     """
@@ -782,7 +793,7 @@ def verify_rows(
             prev = row["record_hash"]
             expected += 1
             continue
-        return _diagnose(i, row, prev, history, window, broken)
+        return _diagnose(i, row, prev, history, window, broken, stored_as)
 
     last = expected - 1
     beyond = [c for seq, found in claims.items() if seq > last for c in found]
@@ -817,6 +828,7 @@ def _diagnose(
     history: Mapping[int, str],
     window: _Lookahead,
     broken: Any,
+    stored_as: Callable[[str, int], int | None] | None = None,
 ) -> ChainVerdict:
     """Record i failed its own hash or its link to i-1: work out the most likely cause."""
     if _hashes_as(row, i):
@@ -850,6 +862,12 @@ def _diagnose(
             if history.get(s - 1) == row.get("prev_hash"):
                 return broken(s, _inserted(i - s, s))
             return broken(s, f"records {s} and {i} are out of order")
+
+    # A copy of a record from further back than the look-around reaches?
+    digest = row.get("record_hash")
+    original = stored_as(digest, i) if stored_as is not None and isinstance(digest, str) else None
+    if original is not None and _hashes_as(row, original):
+        return broken(i, f"record {i} is a copy of record {original} (replayed)")
 
     # Not a moved record. Were records slipped in before i without proper hashes?
     for distance in range(1, _LOOK + 1):
