@@ -240,6 +240,61 @@ def test_a_killed_build_leaves_nothing_behind(tmp_path, cleaner):
     assert payments_rows(workspace, "P-1") == before
 
 
+SESSION_CHILD = """
+import sys, time
+from pathlib import Path
+sys.path[:0] = [{tests!r}, {src!r}]
+import safepool
+
+marker = Path({marker!r})
+
+def progress(stage, register, rows):
+    if stage == "read" and register == "visits" and rows:
+        marker.write_text("reading")
+        time.sleep(120)
+
+safepool.connect(Path({root!r}), user="stella", password={password!r}).permit("P-2").build(progress=progress)
+"""
+
+
+def test_a_build_killed_through_the_session_is_on_record_and_its_scratch_goes_with_the_next(tmp_path):
+    """As the steward would run it (through the Session): the killed build leaves its start on
+    record and no `pool_build`; the next build, of another permit, removes its scratch (the
+    identity-bearing quarantine first) and counts what it removed in its own record."""
+    from governed import PASSWORD
+    from safepool.session import connect
+
+    workspace = make_workspace(tmp_path / "ws")
+    governance = governance_with_users(workspace.root)
+    for permit in ("P-2", "P-3"):
+        approved_permit(governance, permit)
+    marker = tmp_path / "reading"
+    script = SESSION_CHILD.format(tests=str(TESTS), src=str(SRC), marker=str(marker), root=str(workspace.root),
+                                  password=PASSWORD)
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)])
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():
+            assert child.poll() is None, "the build ended before it was killed"
+            assert time.monotonic() < deadline, "the build never reached the read"
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=60)
+
+    killed = [(r.action, r.outcome) for r in governance.audit.records(permit="P-2")]
+    assert ("pool_build_started", "ok") in killed and not any(action == "pool_build" for action, _ in killed)
+    left = scratch_left(workspace)
+    assert any(p.startswith("steward/quarantine/.builds/P-2-") for p in left), left
+    assert any(p.startswith("pool/.builds/P-2-") for p in left), left
+
+    connect(workspace.root, user="stella", password=PASSWORD).permit("P-3").build()
+    assert scratch_left(workspace) == []
+    built = governance.audit.records(permit="P-3", action="pool_build")[-1]
+    assert built.outcome == "ok" and built.detail["stale_scratch_removed"] == len(left)
+    assert governance.audit.verify().ok
+
+
 def test_the_doctor_command(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 

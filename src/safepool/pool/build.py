@@ -61,6 +61,7 @@ class BuiltPool:
     seconds: float
     stage_seconds: dict[str, float]
     stage_rows: dict[str, int]
+    swept: int = 0  # scratch entries of killed builds removed before this one began
 
 
 def build_pool(
@@ -71,7 +72,7 @@ def build_pool(
     reader_factory: ReaderFactory = open_register,
 ) -> BuiltPool:
     started = time.perf_counter()
-    sweep_workspace(workspace)  # what killed builds of any permit left, identity-bearing scratch first
+    swept = sweep_workspace(workspace)  # what killed builds of any permit left, identity-bearing scratch first
     plan = scope.resolve(workspace.catalogue())
     key = KeyStore.of(workspace).get_or_create(scope.permit)
     credentials = Credentials.load(workspace)
@@ -102,7 +103,7 @@ def build_pool(
         _write_reports(pool_scratch.path, scope, plan, linkage)
         pool_path = pool_scratch.publish(workspace.pool_dir / scope.permit)
         quarantine_scratch.publish(workspace.steward_dir / "quarantine" / scope.permit)
-    return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings, counts)
+    return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings, counts, len(swept))
 
 
 def sweep_workspace(workspace: Workspace) -> list[Path]:
@@ -120,7 +121,8 @@ def build_for_permit(workspace: Workspace, governance: Governance, actor: Actor,
     """The only public way to build a pool: as a steward, inside an approved, unexpired permit.
 
     The build's start is audited before any source is read, so a build that is killed leaves its
-    `pool_build_started` record without a `pool_build` one."""
+    `pool_build_started` record without a `pool_build` one; the next build's `pool_build` record
+    counts the scratch of killed builds it removed (`stale_scratch_removed`)."""
     permit = governance.permits.authorise_build(actor, permit_id, today)
     frame = permit.request.data.time_frame
     scope = Scope(permit=permit_id, window=Window(start=frame.start, end=frame.end),
@@ -139,7 +141,8 @@ def build_for_permit(workspace: Workspace, governance: Governance, actor: Actor,
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_build", permit=permit_id,
                             rows=built.stage_rows["rows written"],
                             result_hash=result_digest(json.dumps(built.linkage.to_dict(), sort_keys=True)),
-                            detail={"registers": sorted(scope.registers), "persons": built.linkage.persons_total})
+                            detail={"registers": sorted(scope.registers), "persons": built.linkage.persons_total}
+                            | ({"stale_scratch_removed": built.swept} if built.swept else {}))
     return built
 
 
