@@ -11,7 +11,9 @@ from safepool.features.compile import FeatureSet, load_features
 def feature_lines(tables: Mapping[str, Mapping[str, object]], width: int = 80,
                   features: FeatureSet | None = None) -> list[str]:
     """The features whose every source variable is in `tables` ({table: {variable: ...}}), each
-    with its unit, description, definition and sources, as lines no wider than `width`."""
+    with its unit, description, definition and sources, as lines no wider than `width` (at most
+    80: prose reads best there however wide the terminal)."""
+    width = min(width, 80)
     features = features or load_features()
     present = {table: set(variables) for table, variables in tables.items()}
     names = features.available(present)
