@@ -24,18 +24,17 @@ limitation of that register.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-import re
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from safepool.faults import Invalid
-from safepool.features import DECIMALS, FeatureSet, load_features
+from safepool.features import FeatureSet, load_features
 from safepool.governance.form import parse_quarter
 
 if TYPE_CHECKING:

@@ -41,7 +41,7 @@ from safepool.synth._family import DISTRICT_SHARES, DISTRICTS, FOREIGN, LANGUAGE
 from safepool.synth._panel import UNEMPLOYED, Panel
 from safepool.synth._people import People
 from safepool.synth._registers import RawTable, _check, _dates, _labels
-from safepool.synth._time import DAYS_PER_YEAR, NODATE, Q_END, Q_START, QUARTERS, WINDOW_END, day
+from safepool.synth._time import DAYS_PER_YEAR, NODATE, Q_END, Q_START, WINDOW_END, day
 
 CP_EVENTS = ["notification", "assessment", "family_work", "support_person", "financial_support",
              "peer_group", "emergency_placement", "placement_outside_home", "aftercare"]
