@@ -306,10 +306,12 @@ class FeatureSet:
             timing = self.spec.tables[d.table]
             sources = [f"{d.table}.{timing.time}"] + ([f"{d.table}.{d.of}"] if d.of else []) \
                 + [f"{d.table}.{v}" for v in (d.where or {})]
-            what = {"exists": "1 if the person has a row", "count": "number of rows",
-                    "sum": f"sum of {d.of}", "any": "1 if a row"}[d.aggregate]
-            where = "".join(f" with {v} in {', '.join(map(str, c))}" for v, c in (d.where or {}).items())
-            definition = f"{what}{where} in {d.table} dated in the quarter ({timing.time}), else 0"
+            where = "".join(f" with {v} {'one of ' if len(c) > 1 else ''}{', '.join(map(str, c))}"
+                            for v, c in (d.where or {}).items())
+            rows = f"{d.table} rows dated in the quarter (by {timing.time}){where}"
+            definition = {"exists": f"1 if the person has {rows}, else 0", "any": f"1 if the person has {rows}, else 0",
+                          "count": f"number of {rows}, 0 if none",
+                          "sum": f"sum of {d.of} over the {rows}, 0 if none"}[d.aggregate]
         elif kind == "attributes":
             variables = [d.value or d.years_since or d.known or d.before] if not (d.equals or d.living) else \
                 list(d.equals or {}) or [d.living.since, *d.living.until]

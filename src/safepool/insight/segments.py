@@ -32,6 +32,9 @@ from threadpoolctl import threadpool_limits
 
 from safepool.disclosure import FrequencyTable, MagnitudeTable, StatOutput
 from safepool.disclosure.cells import shown_mask
+from safepool.disclosure.register import OutputRecord
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor
 from safepool.features import PERSON, FeatureSet, load_features
 from safepool.governance.form import parse_quarter
 from safepool.yaml_files import load_model
@@ -338,3 +341,14 @@ def profile_cards(checked: dict[str, StatOutput], spec: SegmentsFile) -> list[di
         }
         cards.append(card)
     return cards
+
+
+def publish_segments(governance: Governance, actor: Actor, segmented: pd.DataFrame, spec: SegmentsFile
+                     ) -> tuple[list[dict[str, object]], dict[str, OutputRecord]]:
+    """Publish the segments' outputs as one release through the output register (checked and
+    mitigated under the workspace's policy, with totals and secondary suppression), and make the
+    profile cards from the outputs as published."""
+    published = governance.outputs.publish_all(actor, spec.permit, segment_outputs(segmented, spec), "insight",
+                                               margins=True)
+    cards = profile_cards({name: mitigated.output for name, (mitigated, _) in published.items()}, spec)
+    return cards, {name: record for name, (_, record) in published.items()}
