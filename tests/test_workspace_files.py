@@ -302,7 +302,7 @@ def test_the_doctor_command(tmp_path, monkeypatch):
     from safepool.cli import app
 
     workspace = make_workspace(tmp_path / "ws")
-    governance_with_users(workspace.root)
+    governance = governance_with_users(workspace.root)
     monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
     os.chmod(workspace.registers_dir / "kela" / "payments.csv", 0o644)
 
@@ -316,6 +316,7 @@ def test_the_doctor_command(tmp_path, monkeypatch):
     assert fixed.exit_code == 0 and "1 made owner-only" in fixed.output and "-> fixed" in fixed.output
     clean = doctor_command("--user", "admin")
     assert clean.exit_code == 0 and "Not owner-only: 0" in clean.output
-    refused = doctor_command("--user", "anna")
-    assert refused.exit_code != 0 and "neither a steward nor an admin" in refused.output
+    refused = doctor_command("--user", "anna")  # through the Session: the access policy's refusal, audited
+    assert refused.exit_code == 5 and "user anna is not a steward or an admin" in refused.output
+    assert [(r.action, r.outcome) for r in governance.audit.records(user="anna")][-1] == ("doctor", "refused")
     assert all(len(line) <= 80 for result in (found, fixed, clean) for line in result.output.splitlines())

@@ -3,11 +3,14 @@ and the one place where errors become exit codes.
 
 Each command is a thin shell: sign in (safepool.connect), call one Session method, print. The
 role checks, the audit and the phase rules live in the Session and the library, never here.
+A command that acts as someone is registered with `signed_in`: it is written as a function of
+the person's Session, and `--user` and `--workspace` are added to it here, once for all.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -104,6 +107,44 @@ def sign_in(workspace: Path, user: str):  # type: ignore[no-untyped-def]
     from safepool.session import connect
 
     return connect(workspace, user=user, password=password_for(user))
+
+
+_SIGN_IN_OPTIONS = [
+    inspect.Parameter("user", inspect.Parameter.KEYWORD_ONLY, annotation=UserOption),
+    inspect.Parameter("workspace", inspect.Parameter.KEYWORD_ONLY, annotation=WorkspaceOption, default=Path(".")),
+]
+
+
+def signed_in(group: typer.Typer, name: str | None = None,
+              **options: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Register a command written as `function(session, ...)`: the command line gets the
+    function's own options plus `--user` and `--workspace`; the person is signed in (password
+    from SAFEPOOL_PASSWORD or a prompt), the function runs with their Session under `run`, and the
+    Session is closed afterwards."""
+
+    def register(function: Callable[..., T]) -> Callable[..., T]:
+        own = list(inspect.signature(function).parameters.values())
+        if not own or own[0].name != "session":
+            raise TypeError(f"{function.__name__}: a signed-in command takes the session first")
+        own = [p.replace(annotation=eval(p.annotation, function.__globals__)) if isinstance(p.annotation, str)
+               else p for p in own[1:]]  # the options' annotations (the session's is never looked at)
+
+        def signed(*args: Any, user: str, workspace: Path, **kwargs: Any) -> T:
+            def act() -> T:
+                with sign_in(workspace, user) as session:
+                    return function(session, *args, **kwargs)
+
+            return run(act)
+
+        shown = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + _SIGN_IN_OPTIONS
+        signed.__signature__ = inspect.Signature(shown)  # type: ignore[attr-defined]
+        signed.__annotations__ = {p.name: p.annotation for p in shown}
+        signed.__name__, signed.__qualname__, signed.__doc__ = function.__name__, function.__qualname__, function.__doc__
+        signed.__module__ = function.__module__
+        group.command(name, **options)(signed)
+        return function
+
+    return register
 
 
 # ----------------------------------------------------------------------------- output

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, keys_app, pool_app, progress_bar, \
-    registers_app, say, sign_in
+from safepool.cli.common import app, command, keys_app, pool_app, progress_bar, registers_app, say, signed_in
 from safepool.cli.render import fields, path_lines, plural, rows_in_words, table, width, wrap
 from safepool.features.browse import feature_lines
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 
 @command(app)
@@ -42,10 +44,10 @@ def synth(
         path_lines("The planted truth is in the steward zone", Path(out) / "steward" / "truth"))
 
 
-@command(registers_app, "list")
-def registers_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(registers_app, "list")
+def registers_list(session: Session) -> None:
     """The catalogue: each register with its holder, source, time grain and location."""
-    registers = sign_in(workspace, user).registers()
+    registers = session.registers()
     for i, register in enumerate(registers):
         time = f"{register.time.grain.value} ({register.time.variable})" if register.time else "person-level"
         location = register.source.location + (f" :: {register.source.table}" if register.source.table else "")
@@ -55,10 +57,9 @@ def registers_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> 
             [f"  {location}"])
 
 
-@command(registers_app, "check")
+@signed_in(registers_app, "check")
 def registers_check(
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
+    session: Session,
     register: Annotated[list[str] | None, typer.Option(help="Check only this register (repeat for more).")] = None,
 ) -> None:
     """As a steward: check each source against its data dictionary (counts, never values).
@@ -67,7 +68,7 @@ def registers_check(
     codes by status (never an identifier), and counts the rows whose values fall outside their
     code list or do not parse in their date format (never the values). Exits 1 when any source
     has a problem."""
-    results = sign_in(workspace, user).check_registers(register)
+    results = session.check_registers(register)
     for i, result in enumerate(results):
         rows = f"{result.rows:,} rows" if result.rows is not None else "not read"
         say([""] if i else [], wrap(f"{result.register} ({result.kind}): {rows}; "
@@ -86,46 +87,42 @@ def registers_check(
 # ----------------------------------------------------------------------------- pools
 
 
-@command(pool_app, "build")
+@signed_in(pool_app, "build")
 def pool_build(
+    session: Session,
     permit: Annotated[str, typer.Option(help="The approved permit to build the pool under.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As the steward: read each register in place, pseudonymise in flight, publish the pool atomically."""
-    session = sign_in(workspace, user)
     with progress_bar() as update:
         built = session.permit(permit).build(progress=update)
     say(linkage_lines(built.linkage.to_dict()), "",
         path_lines(f"Pool for permit {built.permit} published in {built.seconds:.1f} s at", built.path))
 
 
-@command(pool_app, "show")
-def pool_show(permit: Annotated[str, typer.Argument(help="The permit whose pool is shown.")], user: UserOption,
-              workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(pool_app, "show")
+def pool_show(session: Session, permit: Annotated[str, typer.Argument(help="The permit whose pool is shown.")]) -> None:
     """A pool's tables, row counts and linkage report (a steward, or an analyst of the permit)."""
-    sizes, report = sign_in(workspace, user).permit(permit).pool()
+    sizes, report = session.permit(permit).pool()
     say(table(["table", "rows"], sizes.items(), title=f"Pool of permit {permit}"), "", linkage_lines(report))
 
 
-@command(app, "variables")
+@signed_in(app, "variables")
 def variables(
+    session: Session,
     permit: Annotated[str, typer.Option(help="The permit whose tables and variables are listed.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """The permit's tables and variables: level, labels, code lists, units, bins and years.
 
     For a steward, or an analyst of the permit; it is what a query or a study may ask for. Then the
     features (safepool.features) the pool can give, with their definitions, sources and units."""
-    tables = sign_in(workspace, user).permit(permit).variables()
+    tables = session.permit(permit).variables()
     say(dictionary_lines(tables, width()), "", feature_lines(tables, width()))
 
 
-@command(pool_app, "variables", hidden=True)
-def pool_variables(permit: str, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(pool_app, "variables", hidden=True)
+def pool_variables(session: Session, permit: str) -> None:
     """The same as `safepool variables --permit PERMIT` (kept as an alias)."""
-    tables = sign_in(workspace, user).permit(permit).variables()
+    tables = session.permit(permit).variables()
     say(dictionary_lines(tables, width()), "", feature_lines(tables, width()))
 
 
@@ -223,18 +220,16 @@ def _bin_labels(edges: list[float]) -> list[str]:
 # ----------------------------------------------------------------------------- keys and the demo
 
 
-@command(keys_app, "destroy")
+@signed_in(keys_app, "destroy")
 def keys_destroy(
+    session: Session,
     permit: Annotated[str, typer.Argument(help="The permit whose key is destroyed.")],
     justification: Annotated[str, typer.Option(help="Why the key is destroyed now, e.g. the end of retention.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """As a steward: destroy a permit's key, with a justification (audited).
 
     Its pseudonyms can never be traced back again."""
-    session = sign_in(workspace, user)
     if not yes:
         typer.confirm(f"Destroy the key of permit {permit}? Re-identification becomes impossible.", abort=True)
     destroyed = session.permit(permit).destroy_key(justification)

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import PROBLEMS_FOUND, UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.common import PROBLEMS_FOUND, app, say, signed_in
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 
-@command(app)
+@signed_in(app)
 def doctor(
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
+    session: Session,
     fix: Annotated[bool, typer.Option("--fix", help="Make what others could use owner-only (0700, 0600).")] = False,
 ) -> None:
     """As a steward or an admin: remove the scratch killed builds left (audited), and report
     every folder and file in steward/, registers/, pool/, governance/ and outputs/ that is not
     owner-only. Exits 1 if any is left that way."""
-    from safepool.doctor import doctor as examine
-
-    session = sign_in(workspace, user)
-    report = examine(session.workspace, session.governance, session.actor, fix=fix)
+    report = session.doctor(fix=fix)
     say(f"Stale scratch removed: {len(report.removed)}")
     say(f"  {path}" for path in report.removed)
     fixed = set(report.fixed)

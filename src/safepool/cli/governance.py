@@ -6,14 +6,17 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import PROBLEMS_FOUND, UserOption, WorkspaceOption, app, command, say, sign_in, \
+from safepool.cli.common import PROBLEMS_FOUND, WorkspaceOption, app, command, say, sign_in, signed_in, \
     write_file
 from safepool.cli.render import events, fields, path_lines, plural, table, wrap
 from safepool.faults import Invalid
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 user_app = typer.Typer(help="Users and their roles (admins add users).", no_args_is_help=True)
 permit_app = typer.Typer(help="Permits through the handbook's eight phases.", no_args_is_help=True)
@@ -55,10 +58,10 @@ def user_add(
     say(f"User {name} added with roles {', '.join(role)}")
 
 
-@command(user_app, "list")
-def user_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(user_app, "list")
+def user_list(session: Session) -> None:
     """Users with their roles and functions (admins)."""
-    actors = sign_in(workspace, user).users()
+    actors = session.users()
     say(table(["user", "roles", "functions"],
               [(a.name, ", ".join(sorted(a.roles)), ", ".join(sorted(a.functions))) for a in actors],
               wrap_columns=["roles", "functions"]))
@@ -67,80 +70,75 @@ def user_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
 # ----------------------------------------------------------------------------- permits
 
 
-@command(permit_app, "request")
+@signed_in(permit_app, "request")
 def permit_request(
+    session: Session,
     form: Annotated[Path, typer.Argument(help="The filled benefit, risk and cost form (YAML).")],
     permit_id: Annotated[str, typer.Option("--id", help="An id for the permit, e.g. SKILLS-2024-01.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Phases 1-2: submit the request form; it is assessed at once and routed to its approvers."""
-    permit = sign_in(workspace, user).request_permit(form, permit_id)
+    permit = session.request_permit(form, permit_id)
     a = permit.assessment
     say(wrap(f"Permit {permit.id} submitted: benefit {a.benefit_class} ({a.benefit_points} points), "
              f"risk {a.risk_class} ({a.risk_points} points), {a.decision_label}; "
              f"needs approval from {', '.join(a.approvals)}", hanging="  "))
 
 
-@command(permit_app, "approve")
+@signed_in(permit_app, "approve")
 def permit_approve(
+    session: Session,
     permit_id: Annotated[str, typer.Argument(help="The permit.")],
     as_role: Annotated[str, typer.Option("--as", help="approver, branch_management, city_management or "
                                                       "data_protection_officer")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Phase 3 (or the reassessment after the analytic review): approve in one role."""
-    permit = sign_in(workspace, user).permit(permit_id).approve(as_role)
+    permit = session.permit(permit_id).approve(as_role)
     say(f"Permit {permit.id}: {permit.status}, phase {permit.phase.name}")
 
 
-@command(permit_app, "reject")
-def permit_reject(permit_id: Annotated[str, typer.Argument(help="The permit.")],
-                  reason: Annotated[str, typer.Option(help="Why, for the record.")], user: UserOption,
-                  workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(permit_app, "reject")
+def permit_reject(session: Session, permit_id: Annotated[str, typer.Argument(help="The permit.")],
+                  reason: Annotated[str, typer.Option(help="Why, for the record.")]) -> None:
     """Phase 3: reject the request, with the reason recorded."""
-    permit = sign_in(workspace, user).permit(permit_id).reject(reason)
+    permit = session.permit(permit_id).reject(reason)
     say(f"Permit {permit.id}: rejected")
 
 
-@command(permit_app, "advance")
+@signed_in(permit_app, "advance")
 def permit_advance(
+    session: Session,
     permit_id: Annotated[str, typer.Argument(help="The permit.")],
     phase: Annotated[str, typer.Argument(help="preparing_data, analytic_review, analysis or reporting")],
-    user: UserOption,
     note: Annotated[str, typer.Option(help="A note for the permit's record.")] = "",
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Move an approved permit to its next phase.
 
     A steward moves it to preparing_data and analytic_review, an analyst of the permit to
     analysis and reporting."""
-    permit = sign_in(workspace, user).permit(permit_id).advance(phase, note)
+    permit = session.permit(permit_id).advance(phase, note)
     say(f"Permit {permit.id}: phase {permit.phase.name}")
 
 
-@command(permit_app, "list")
-def permit_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(permit_app, "list")
+def permit_list(session: Session) -> None:
     """Permits with their status, phase, risk and expiry."""
-    permits = sign_in(workspace, user).permits()
+    permits = session.permits()
     say(table(["permit", "status", "phase", "risk", "expiry", "name"],
               [(p.id, p.status, p.phase.name, p.assessment.risk_class, p.request.expiry.isoformat(),
                 p.request.analysis.name) for p in permits], wrap_columns=["name"]))
 
 
-@command(permit_app, "show")
+@signed_in(permit_app, "show")
 def permit_show(
+    session: Session,
     permit_id: Annotated[str, typer.Argument(help="The permit.")],
-    user: UserOption,
     markdown: Annotated[Path | None, typer.Option(help="Write the whole decision document as Markdown here.")] = None,
     pdf: Annotated[Path | None, typer.Option(help="Write the whole decision document as PDF here.")] = None,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """Where a permit stands: request, assessment, transitions and the next step.
 
     --markdown and --pdf write the handbook's decision document."""
-    details = sign_in(workspace, user).permit(permit_id).show()
+    details = session.permit(permit_id).show()
     permit, request, a = details.permit, details.permit.request, details.permit.assessment
     frame = request.data.time_frame
     sources = [f"{name} ({'all variables' if chosen == '*' else ', '.join(chosen)})"
@@ -165,10 +163,10 @@ def permit_show(
 # ----------------------------------------------------------------------------- the audit log
 
 
-@command(audit_app, "verify")
-def audit_verify(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(audit_app, "verify")
+def audit_verify(session: Session) -> None:
     """Recompute the hash chain; name the first broken record. Exits 1 if broken."""
-    verdict = sign_in(workspace, user).audit_verify()
+    verdict = session.audit_verify()
     if verdict.ok:
         say(f"Audit log intact: {verdict.checked:,} records")
         return
@@ -176,18 +174,17 @@ def audit_verify(user: UserOption, workspace: WorkspaceOption = Path(".")) -> No
     raise typer.Exit(PROBLEMS_FOUND)
 
 
-@command(audit_app, "show")
+@signed_in(audit_app, "show")
 def audit_show(
-    user: UserOption,
+    session: Session,
     actor: Annotated[str | None, typer.Option(help="Only this user's records.")] = None,
     permit: Annotated[str | None, typer.Option(help="Only this permit's records.")] = None,
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. pool_build.")] = None,
     since: Annotated[str | None, typer.Option(help="From this UTC time, e.g. 2026-01-31T08:00.")] = None,
     until: Annotated[str | None, typer.Option(help="Before this UTC time.")] = None,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """The audit records, filtered by user, permit, action and time (reading them is audited)."""
-    records = sign_in(workspace, user).audit_records(user=actor, permit=permit, action=action, since=_utc(since),
+    records = session.audit_records(user=actor, permit=permit, action=action, since=_utc(since),
                                                       until=_utc(until))
     for i, r in enumerate(records):
         where = ", ".join(part for part in (f"permit {r.permit}" if r.permit else "",
@@ -204,10 +201,10 @@ def audit_show(
         say("No audit records match.")
 
 
-@command(audit_app, "alerts")
-def audit_alerts(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(audit_app, "alerts")
+def audit_alerts(session: Session) -> None:
     """Apply the monitoring rules to the log; exits 1 when any alert is raised."""
-    alerts = sign_in(workspace, user).audit_alerts()
+    alerts = session.audit_alerts()
     if not alerts:
         say("No alerts.")
         return

@@ -7,12 +7,15 @@ each checked again under the current policy on the way."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.common import app, say, signed_in
 from safepool.cli.render import events, fields, path_lines, plural, table, wrap
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 outputs_app = typer.Typer(help="Recorded outputs: their checks, release requests, reviews and releases.",
                           no_args_is_help=True)
@@ -22,31 +25,29 @@ OutputIds = Annotated[list[str], typer.Argument(help="Output ids, e.g. SKILLS-20
 VERDICTS = {"pass": "passed", "fail": "FAILED", "review": "passed the automatic rules; a person must look"}
 
 
-@command(outputs_app, "list")
+@signed_in(outputs_app, "list")
 def outputs_list(
-    user: UserOption,
+    session: Session,
     permit: Annotated[str | None, typer.Option(help="Only this permit's outputs.")] = None,
     status: Annotated[str | None, typer.Option(
         help="Only outputs in this status: checked, failed, release_requested, returned, rejected, approved "
              "or released.")] = None,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """The outputs you may see: a checker sees all, an analyst those of their permits."""
-    records = sign_in(workspace, user).outputs.list(status=status, permit=permit)
+    records = session.outputs.list(status=status, permit=permit)
     flagged = any(r.differencing for r in records)
     say(table(["output", "status", "checks"] + ["flags"] * flagged + ["author", "title"],
               [(r.id, r.status, r.verdict) + (len(r.differencing) or "",) * flagged + (r.author, r.title)
                for r in records], wrap_columns=["title"]))
 
 
-@command(outputs_app, "show")
-def outputs_show(output_id: Annotated[str, typer.Argument(help="The output id.")], user: UserOption,
-                 workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(outputs_app, "show")
+def outputs_show(session: Session, output_id: Annotated[str, typer.Argument(help="The output id.")]) -> None:
     """One output as a checker sees it, with the public table that would be released.
 
     What it is, its public table (the checked cells a release would hold), each disclosure check,
     differencing flags, reviews and history."""
-    view = sign_in(workspace, user).outputs.show(output_id)
+    view = session.outputs.show(output_id)
     r = view.record
     say(fields([("output", r.id), ("permit", r.permit), ("title", r.title), ("kind", r.kind), ("source", r.source),
                 ("author", r.author), ("created", r.created.isoformat(timespec="seconds")), ("status", r.status),
@@ -90,43 +91,41 @@ def _leading_labels(header: list[str], body: list[list[str]]) -> int:
     return 1
 
 
-@command(outputs_app, "request-release")
+@signed_in(outputs_app, "request-release")
 def outputs_request_release(
+    session: Session,
     output_ids: OutputIds,
     context: Annotated[str, typer.Option(
         help="For the checker: what the outputs are, why they are needed and how they were made.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As the author: ask a checker to release outputs that passed their checks."""
-    for record in sign_in(workspace, user).outputs.request_release(output_ids, context):
+    for record in session.outputs.request_release(output_ids, context):
         say(f"Release of {record.id} requested")
         _print_flags(record.differencing)
 
 
-@command(outputs_app, "review")
+@signed_in(outputs_app, "review")
 def outputs_review(
+    session: Session,
     output_id: Annotated[str, typer.Argument(help="The output id.")],
     decision: Annotated[str, typer.Option(help="approve, return (with comments) or reject.")],
-    user: UserOption,
     comment: Annotated[str, typer.Option(help="For the author; needed to return, reject, approve despite "
                                               "differencing flags, or approve an output whose verdict is "
                                               "review (say what you looked at).")] = "",
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As a checker (never the author): decide on one requested output.
 
     Approval checks it again under the current policy. `safepool outputs show ID` shows what
     you approve."""
-    record = sign_in(workspace, user).outputs.review(output_id, decision, comment)
+    record = session.outputs.review(output_id, decision, comment)
     _print_flags(record.differencing)
     say(f"Output {record.id}: {decision}; now {record.status}")
 
 
-@command(outputs_app, "release")
-def outputs_release(output_ids: OutputIds, user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(outputs_app, "release")
+def outputs_release(session: Session, output_ids: OutputIds) -> None:
     """As a checker: copy approved outputs of one permit into a new release folder, the only way out."""
-    folder = sign_in(workspace, user).outputs.release(output_ids)
+    folder = session.outputs.release(output_ids)
     say(path_lines(f"Released {plural(len(output_ids), 'output')} to", folder))
 
 

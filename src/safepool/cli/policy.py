@@ -4,24 +4,25 @@ its file (an admin); every change and refusal is audited."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.common import app, say, signed_in
 from safepool.cli.render import path_lines, table
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 policy_app = typer.Typer(help="The workspace's disclosure policy: thresholds every output is checked against.",
                          no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 
 
-@command(policy_app, "show")
-def policy_show(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(policy_app, "show")
+def policy_show(session: Session) -> None:
     """The policy in force and every audited change of it."""
     from safepool.disclosure.rules import DisclosureRules
-
-    session = sign_in(workspace, user)
     policy, history = session.policy()
     say(table(["setting", "value", "meaning"],
               [(name, str(getattr(policy, name)), field.description or "")
@@ -38,21 +39,19 @@ def policy_show(user: UserOption, workspace: WorkspaceOption = Path(".")) -> Non
               wrap_columns=["change"], title="Changes"))
 
 
-@command(policy_app, "set")
+@signed_in(policy_app, "set")
 def policy_set(
+    session: Session,
     setting: Annotated[str, typer.Argument(help="The setting, e.g. min_frequency (see `safepool policy show`).")],
     value: Annotated[str, typer.Argument(help="Its new value, e.g. 10, 0.85, true or suppress.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As an admin: change one setting (audited with its old and new value); every later check uses it."""
-    change = sign_in(workspace, user).set_policy(setting, value)
+    change = session.set_policy(setting, value)
     say(f"{change.setting}: {change.old} -> {change.new} (audit record {change.seq})")
 
 
-@command(policy_app, "restore")
-def policy_restore(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(policy_app, "restore")
+def policy_restore(session: Session) -> None:
     """As an admin: write the audited policy back into disclosure.yaml after it was changed outside `policy set`."""
-    session = sign_in(workspace, user)
     change = session.restore_policy()
     say(path_lines(f"Policy file restored to the audited policy (audit record {change.seq})", session.policy_file()))

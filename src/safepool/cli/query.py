@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.common import app, say, signed_in
 from safepool.cli.render import table, wrap
 from safepool.faults import Invalid
 
+if TYPE_CHECKING:
+    from safepool.session import Session
 
-@command(app)
+
+@signed_in(app)
 def query(
+    session: Session,
     permit: Annotated[str, typer.Option(help="The permit whose pool is queried.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
     sql: Annotated[str | None, typer.Option(help="The query model in SQL: one SELECT of measures by group terms.")] = None,
     request: Annotated[Path | None, typer.Option(help="A structured request as a YAML or JSON file.")] = None,
     table_: Annotated[str | None, typer.Option("--table", help="Structured request: the pool table.")] = None,
@@ -50,7 +52,7 @@ def query(
         question = AggregateRequest.from_options(
             table=table_, join=join, measure=measure, value=value, by=by, quantiles=quantile,
             filters=[parse_filter(text) for text in filter_ or []])
-    answer = sign_in(workspace, user).permit(permit).query(question, title=title)
+    answer = session.permit(permit).query(question, title=title)
     columns = list(answer.table.columns)
     say(table(columns, [[_cell(v) for v in row] for row in answer.table.itertuples(index=False)],
               wrap_columns=["status"], title=answer.title))

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, say, sign_in
+from safepool.cli.common import app, say, signed_in
 from safepool.cli.render import path_lines
 from safepool.faults import Invalid
 
+if TYPE_CHECKING:
+    from safepool.session import Session
 
-@command(app)
+
+@signed_in(app)
 def reidentify(
+    session: Session,
     permit: Annotated[str, typer.Argument(help="The permit whose pseudonyms are linked back.")],
     pseudonyms: Annotated[Path, typer.Option("--pseudonyms", help="File with one pseudonym per line.")],
     justification: Annotated[str, typer.Option(help="Why these persons must be reached (no identity codes).")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As the steward: link pseudonyms back to identity codes, only if the permit allows it.
 
@@ -30,7 +32,7 @@ def reidentify(
     except (OSError, UnicodeDecodeError) as exc:
         raise Invalid(f"cannot read the pseudonym file {pseudonyms} ({type(exc).__name__})") from None
     wanted = [line.strip() for line in text.splitlines() if line.strip()]
-    result = sign_in(workspace, user).permit(permit).reidentify(wanted, justification)
+    result = session.permit(permit).reidentify(wanted, justification)
     say(f"Re-identified under permit {permit}: {result.requested} pseudonyms requested, "
         f"{result.matched} matched, {result.unmatched} unmatched",
         path_lines("Written to a file readable by its owner only", result.path))

@@ -4,24 +4,20 @@ many failed sign-ins (safepool.governance.users). Kept in its own module; the li
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, command, say, sign_in
+from safepool.cli.common import say, signed_in
 from safepool.cli.governance import user_app
 
+if TYPE_CHECKING:
+    from safepool.session import Session
 
-@command(user_app, "unlock")
-def user_unlock(
-    name: Annotated[str, typer.Argument(help="The account to unlock.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
-) -> None:
+
+@signed_in(user_app, "unlock")
+def user_unlock(session: Session, name: Annotated[str, typer.Argument(help="The account to unlock.")]) -> None:
     """Lift an account's sign-in lock at once (admins; audited)."""
-    session = sign_in(workspace, user)
-    unlock = getattr(session, "unlock_user", None)
-    was_locked = unlock(name) if unlock is not None else session.governance.users.unlock(session.actor, name)
+    was_locked = session.unlock_user(name)
     say(f"User {name} unlocked: the right password works again." if was_locked
         else f"User {name} was not locked; nothing to lift (recorded).")
