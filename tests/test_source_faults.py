@@ -162,3 +162,36 @@ def test_postgresql_table_dropped(workspace, postgres_database):
     scope = Scope(permit="P-PG", window={"start": "2009Q1", "end": "2024Q4"}, registers={"payments_pg": "*"})
     with pytest.raises(SafepoolError, match="register payments_pg: reading the schema of table maksut"):
         build_pool(workspace, scope)
+
+
+def test_a_csv_without_its_header_line_shows_none_of_its_first_line(workspace):
+    """The first line of data read as the header: the register check names no column it found
+    (they would be an identity code, a date, an amount), counts them and says why."""
+    path = workspace.registers_dir / "kela" / "payments.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    path.write_text("".join(lines[1:]), encoding="utf-8")
+    [checked] = check_registers(workspace, ["payments"])
+    assert checked.undocumented_columns == [] and checked.unnamed_columns == 3
+    assert "the header line may be missing" in " ".join(checked.problems)
+    shown = " ".join(checked.problems)
+    assert_safe_message(shown)
+    assert not [field for field in lines[1].strip().split(",") if field.strip('"') in shown]
+    with pytest.raises(SchemaDrift) as caught:
+        build_pool(workspace, full_scope())
+    assert_safe_message(caught.value)
+    assert_nothing_published(workspace)
+
+
+def test_plain_extra_columns_are_still_named(workspace):
+    path = workspace.registers_dir / "kela" / "payments.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("\n".join([lines[0] + ",extra_note"] + [line + ",x" for line in lines[1:]]) + "\n")
+    [checked] = check_registers(workspace, ["payments"])
+    assert checked.undocumented_columns == ["extra_note"] and checked.unnamed_columns == 0 and checked.ok
+
+
+def test_checking_a_register_the_catalogue_does_not_have_is_not_found(workspace):
+    from safepool.faults import NotFound
+
+    with pytest.raises(NotFound, match="no register payment in the catalogue"):
+        check_registers(workspace, ["payments", "payment"])

@@ -8,16 +8,19 @@ that do not parse in their format are counted by variable, never shown (a value 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
 from safepool.errors import SchemaDrift, SourceError
+from safepool.faults import NotFound
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, require_role
 from safepool.identity.hetu import classify_array
-from safepool.registers.catalogue import Register, TimeFormat, Variable
+from safepool.identity_pattern import looks_like_identity_code
+from safepool.registers.catalogue import IDENTIFIER_PATTERN, Register, TimeFormat, Variable
 from safepool.registers.credentials import Credentials
 from safepool.registers.sources import RegisterReader, Scan, open_register, quote_identifier, quote_literal
 from safepool.workspace import Workspace
@@ -88,7 +91,8 @@ class RegisterCheck:
     kind: str
     rows: int | None = None
     drift: list[str] = field(default_factory=list)
-    undocumented_columns: list[str] = field(default_factory=list)
+    undocumented_columns: list[str] = field(default_factory=list)  # shown only when all are plain names
+    unnamed_columns: int = 0  # undocumented columns when any name is not a plain name: counted, never shown
     rows_by_status: dict[str, int] = field(default_factory=dict)
     codes_by_status: dict[str, int] = field(default_factory=dict)
     unknown_codes: dict[str, UnknownCodes] = field(default_factory=dict)  # by variable
@@ -104,9 +108,18 @@ class RegisterCheck:
                    f"{self.date_formats.get(name, 'its format')}" for name, rows in self.unparsed_dates.items()])
 
     @property
+    def header_problem(self) -> list[str]:
+        if not self.unnamed_columns:
+            return []
+        many = self.unnamed_columns != 1
+        return [f"{self.unnamed_columns} undocumented column{'s' * many}, not all with plain column names, "
+                "so none is named: the header line may be missing (a line of data read as the header), or a "
+                "broken line may have confused the reader"]
+
+    @property
     def problems(self) -> list[str]:
         """Everything that fails the check, in words (never a value from the data)."""
-        return ([self.error] if self.error else []) + self.drift + self.dictionary_problems
+        return ([self.error] if self.error else []) + self.header_problem + self.drift + self.dictionary_problems
 
     @property
     def ok(self) -> bool:
@@ -119,7 +132,11 @@ def check_register(reader: RegisterReader) -> RegisterCheck:
     drift = _schema_problems(reader, register.variables)
     result.drift = [problem for _, problem in drift]
     known = {register.identity_column, *register.direct_identifiers, *(v.column for v in register.variables)}
-    result.undocumented_columns = [name for name in reader.schema().names if name not in known]
+    undocumented = [name for name in reader.schema().names if name not in known]
+    if all(plain_column_name(name) for name in undocumented):
+        result.undocumented_columns = undocumented
+    else:  # a header that is not one (a line of data?): none of its names is shown
+        result.unnamed_columns = len(undocumented)
     result.rows = reader.count_rows()
     if register.identity_column in reader.schema().names:
         result.rows_by_status, result.codes_by_status = identity_quality(reader)
@@ -224,9 +241,23 @@ def identity_quality(reader: RegisterReader) -> tuple[dict[str, int], dict[str, 
     return rows, codes
 
 
+_PLAIN_NAME = re.compile(IDENTIFIER_PATTERN)
+
+
+def plain_column_name(name: str) -> bool:
+    """Whether a column name read from a source may be shown: a plain identifier, as every name in
+    the catalogue is, that does not look like an identity code. A CSV file whose header line is
+    missing has a line of data for its names (an identity code, a date, a name)."""
+    return bool(_PLAIN_NAME.match(name)) and len(name) <= 63 and not looks_like_identity_code(name)
+
+
 def check_registers(workspace: Workspace, names: list[str] | None = None) -> list[RegisterCheck]:
-    """Check every register (or those named); a failing source is reported, not raised."""
+    """Check every register (or those named); a failing source is reported, not raised. A name
+    that is not in the catalogue is NotFound."""
     catalogue = workspace.catalogue()
+    unknown = sorted(set(names or ()) - {register.name for register in catalogue.registers})
+    if unknown:
+        raise NotFound(f"no register {', '.join(unknown)} in the catalogue; `safepool registers list` names them")
     credentials = Credentials.load(workspace)
     results = []
     for register in catalogue.registers:
