@@ -191,7 +191,13 @@ def test_permit_request_on_the_command_line_names_each_field_and_line(setup, tmp
     text = form_text(data__sources={"population": "*", "taxes": "*"}, people=["anna", "eve"])
     path.write_text(text)
     result = CliRunner().invoke(app, ["permit", "request", str(path), "--id", "P-1", "--user", "anna",
-                                      "-w", str(workspace.root)], env={"SAFEPOOL_PASSWORD": PASSWORD})
+                                      "-w", str(workspace.root)], env={"SAFEPOOL_PASSWORD": PASSWORD, "COLUMNS": "80"})
     assert result.exit_code == {kind: code for kind, code, _ in EXIT_CODES}[Invalid], result.output
-    assert f"line {line_of(text, 'taxes:')}, field data.sources.taxes: unknown register taxes" in result.output
-    assert f"line {line_of(text, '- eve')}, field people.1: no user eve in this workspace" in result.output
+    said = " ".join(result.output.split())
+    assert f"line {line_of(text, 'taxes:')}, field data.sources.taxes: unknown register taxes" in said
+    assert f"line {line_of(text, '- eve')}, field people.1: no user eve in this workspace" in said
+    lines = result.output.splitlines()  # one error line, then each problem on lines of its own, 80 wide
+    assert lines[0].startswith("error: ") and lines[0].endswith("2 problems:") and "Traceback" not in result.output
+    assert [line.split(",")[0] for line in lines[1:] if line.startswith("  line ")] == [
+        f"  line {line_of(text, 'taxes:')}", f"  line {line_of(text, '- eve')}"]
+    assert all(len(line) <= 80 for line in lines[1:])

@@ -54,8 +54,16 @@ def exit_code(error: SafepoolError) -> int:
 
 
 def fail(error: SafepoolError) -> NoReturn:
-    """One line on stderr, and the exit code of the error's kind."""
-    typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+    """One `error:` line on stderr, and the exit code of the error's kind. A message that lists
+    several problems (a hand-written file's, one per field with its line) keeps one indented line
+    for each, wrapped to the terminal."""
+    from safepool.cli.render import wrap
+
+    first, *more = str(error).split("\n")
+    typer.echo(f"error: {' '.join(first.split())}", err=True)
+    for problem in more:
+        for line in wrap(" ".join(problem.split()), "  ", "  "):
+            typer.echo(line, err=True)
     raise typer.Exit(exit_code(error))
 
 
