@@ -142,13 +142,10 @@ def test_a_published_build_is_kept_and_a_dead_ones_scratch_is_not(tmp_path):
 
 # --- a build killed with SIGKILL in the middle of reading ---------------------------------
 
-CHILD = """
+PAUSED = """
 import sys, time
 from pathlib import Path
 sys.path[:0] = [{tests!r}, {src!r}]
-from safepool.pool.build import build_pool
-from safepool.pool.scope import Scope
-from safepool.workspace import Workspace
 
 marker = Path({marker!r})
 
@@ -156,18 +153,30 @@ def progress(stage, register, rows):
     if stage == "read" and register == "visits" and rows:
         marker.write_text("reading")
         time.sleep(120)
+"""
+CHILD = PAUSED + """
+from safepool.pool.build import build_pool
+from safepool.pool.scope import Scope
+from safepool.workspace import Workspace
 
 scope = Scope(permit="P-2", window={{"start": "2009Q1", "end": "2024Q4"}},
               registers={{"population": "*", "payments": "*", "visits": "*"}})
 build_pool(Workspace.open(Path({root!r})), scope, progress=progress)
 """
+SESSION_CHILD = PAUSED + """
+import safepool
+
+safepool.connect(Path({root!r}), user="stella", password={password!r}).permit("P-2").build(progress=progress)
+"""
 
 FULL = {"population": "*", "payments": "*", "visits": "*"}
 
 
-def kill_a_build_mid_read(workspace: Workspace, tmp_path: Path) -> None:
+def kill_a_build_mid_read(workspace: Workspace, tmp_path: Path, child_script: str = CHILD, **fields: str) -> None:
+    """Run `child_script` (a build that pauses in its read of visits) and SIGKILL it there."""
     marker = tmp_path / "reading"
-    script = CHILD.format(tests=str(TESTS), src=str(SRC), marker=str(marker), root=str(workspace.root))
+    script = child_script.format(tests=str(TESTS), src=str(SRC), marker=str(marker), root=str(workspace.root),
+                                 **fields)
     child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)])
     try:
         deadline = time.monotonic() + 120
@@ -240,23 +249,6 @@ def test_a_killed_build_leaves_nothing_behind(tmp_path, cleaner):
     assert payments_rows(workspace, "P-1") == before
 
 
-SESSION_CHILD = """
-import sys, time
-from pathlib import Path
-sys.path[:0] = [{tests!r}, {src!r}]
-import safepool
-
-marker = Path({marker!r})
-
-def progress(stage, register, rows):
-    if stage == "read" and register == "visits" and rows:
-        marker.write_text("reading")
-        time.sleep(120)
-
-safepool.connect(Path({root!r}), user="stella", password={password!r}).permit("P-2").build(progress=progress)
-"""
-
-
 def test_a_build_killed_through_the_session_is_on_record_and_its_scratch_goes_with_the_next(tmp_path):
     """As the steward would run it (through the Session): the killed build leaves its start on
     record and no `pool_build`; the next build, of another permit, removes its scratch (the
@@ -268,19 +260,7 @@ def test_a_build_killed_through_the_session_is_on_record_and_its_scratch_goes_wi
     governance = governance_with_users(workspace.root)
     for permit in ("P-2", "P-3"):
         approved_permit(governance, permit)
-    marker = tmp_path / "reading"
-    script = SESSION_CHILD.format(tests=str(TESTS), src=str(SRC), marker=str(marker), root=str(workspace.root),
-                                  password=PASSWORD)
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)])
-    try:
-        deadline = time.monotonic() + 120
-        while not marker.exists():
-            assert child.poll() is None, "the build ended before it was killed"
-            assert time.monotonic() < deadline, "the build never reached the read"
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.wait(timeout=60)
+    kill_a_build_mid_read(workspace, tmp_path, SESSION_CHILD, password=PASSWORD)
 
     killed = [(r.action, r.outcome) for r in governance.audit.records(permit="P-2")]
     assert ("pool_build_started", "ok") in killed and not any(action == "pool_build" for action, _ in killed)
