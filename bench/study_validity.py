@@ -32,7 +32,7 @@ import pandas as pd
 from safepool.pool.build import SQL_TYPES
 from safepool.study.run import analyse
 from safepool.study.studyfile import StudyFile, load_study
-from safepool.synth import generate
+from safepool.synth import SyntheticEspoo, generate
 from safepool.synth._catalogue import register_entries
 
 OUTCOME = "employment"
@@ -51,6 +51,11 @@ def validity_study(matching: dict[str, object] | None = None) -> StudyFile:
 def synthetic_pool(seed: int, persons: int, clients_per_year: int) -> tuple[duckdb.DuckDBPyConnection, dict]:
     """An in-memory pool of one synthetic Espoo, and its planted truth."""
     synthetic = generate(persons=persons, seed=seed, clients_per_year=clients_per_year)
+    return pool_of(synthetic), synthetic.truth
+
+
+def pool_of(synthetic: SyntheticEspoo) -> duckdb.DuckDBPyConnection:
+    """The synthetic registers in an in-memory DuckDB under their pool names (pid = the code)."""
     con = duckdb.connect()
     for register in register_entries():
         columns = ", ".join(f'CAST("{v.column}" AS {SQL_TYPES[v.type]}) AS "{v.name}"' for v in register.variables)
@@ -58,7 +63,7 @@ def synthetic_pool(seed: int, persons: int, clients_per_year: int) -> tuple[duck
         con.execute(f'CREATE TABLE "{register.name}" AS SELECT DISTINCT '
                     f'upper(trim("{register.identity_column}")) AS pid, {columns} FROM source_rows')
         con.unregister("source_rows")
-    return con, synthetic.truth
+    return con
 
 
 @dataclass(frozen=True)

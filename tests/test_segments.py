@@ -3,10 +3,10 @@ and profile cards whose every number passed the disclosure checks."""
 
 from __future__ import annotations
 
+import sys
 from importlib.resources import files
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,9 +17,10 @@ from recorded_outputs import governed_outputs
 from safepool.disclosure import DisclosureRules, check, suppress
 from safepool.insight.segments import (BEHAVIOURS, RISK_LEVELS, TOO_SMALL, load_segments, person_table,
                                        profile_cards, publish_segments, segment, segment_outputs)
-from safepool.pool.build import SQL_TYPES
 from safepool.synth import generate
-from safepool.synth._catalogue import register_entries
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from study_validity import pool_of  # noqa: E402
 
 EXAMPLE = Path(str(files("safepool.examples").joinpath("segments.yaml")))
 
@@ -28,15 +29,8 @@ EXAMPLE = Path(str(files("safepool.examples").joinpath("segments.yaml")))
 def city():
     """A synthetic pool (pid = the normalised identity code) and the planted customer groups."""
     synthetic = generate(persons=4000, seed=2, clients_per_year=20)
-    con = duckdb.connect()
-    for register in register_entries():
-        columns = ", ".join(f'CAST("{v.column}" AS {SQL_TYPES[v.type]}) AS "{v.name}"' for v in register.variables)
-        con.register("source_rows", synthetic.tables[register.name])
-        con.execute(f'CREATE TABLE "{register.name}" AS SELECT DISTINCT '
-                    f'upper(trim("{register.identity_column}")) AS pid, {columns} FROM source_rows')
-        con.unregister("source_rows")
-    planted = synthetic.planted_groups.to_pandas().rename(columns={"identity_code": "pid"})
-    yield con, planted
+    con = pool_of(synthetic)
+    yield con, synthetic.planted_groups.to_pandas().rename(columns={"identity_code": "pid"})
     con.close()
 
 
