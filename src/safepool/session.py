@@ -320,6 +320,7 @@ ACTION_PHASES: dict[str, tuple[Phase, ...]] = {
     "pool_build": (Phase.data_request, Phase.preparing_data),
     "query": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "study_run": (Phase.analytic_review, Phase.analysis, Phase.reporting),
+    "insight_run": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "pool_variables": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "pool_show": (Phase.analytic_review, Phase.analysis, Phase.reporting),
 }
@@ -518,6 +519,21 @@ class PermitSession:
             raise Invalid(f"the study file names permit {loaded.permit}, not {self.id}")
         self._in_phase("study_run")
         return run_study(self.session.workspace.pool_dir, self._governance, self._actor, loaded, progress=progress)
+
+    @_guarded
+    def insight(self, insight: Any, progress: Callable[[str], None] | None = None) -> Any:
+        """Run a customer-information analysis (an insight file's path, or one loaded with
+        safepool.insight.spec.load_insight) that names this permit; its outputs and report are
+        published under the workspace policy."""
+        self.session._authorise("insight_run", permit=_safe_id(self.id))
+        from safepool.insight.run import run_insight
+        from safepool.insight.spec import load_insight
+
+        loaded = load_insight(Path(insight)) if isinstance(insight, (str, Path)) else insight
+        if loaded.permit != self.id:
+            raise Invalid(f"the insight file names permit {loaded.permit}, not {self.id}")
+        self._in_phase("insight_run")
+        return run_insight(self.session.workspace.pool_dir, self._governance, self._actor, loaded, progress=progress)
 
     @property
     def outputs(self) -> Outputs:

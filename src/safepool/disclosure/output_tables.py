@@ -28,7 +28,7 @@ class OutputStatus(StrEnum):
 
 
 STATUSES = tuple(status.value for status in OutputStatus)
-SOURCES = ("study", "query", "analysis")
+SOURCES = ("study", "query", "analysis", "insight")
 DECISIONS = ("approve", "return", "reject")
 
 releases_table = Table(

@@ -50,6 +50,7 @@ POLICY: MappingProxyType[str, frozenset[Role]] = MappingProxyType({
     "pool_variables": frozenset({steward, analyst}),
     "query": frozenset({analyst}),
     "study_run": frozenset({analyst}),
+    "insight_run": frozenset({analyst}),
     # outputs
     "output_list": frozenset({analyst, checker}),
     "output_show": frozenset({analyst, checker}),
@@ -75,7 +76,7 @@ WORDS: MappingProxyType[str, str] = MappingProxyType({
     "permit_approve": "approve permits", "permit_reject": "reject permits",
     "permit_advance": "move permits to their next phase",
     "pool_build": "build pools", "pool_show": "inspect pools", "pool_variables": "read a pool's variables",
-    "query": "query pools", "study_run": "run studies",
+    "query": "query pools", "study_run": "run studies", "insight_run": "run customer-information analyses",
     "output_list": "list outputs", "output_show": "read outputs", "output_request": "ask for output release",
     "output_review": "review outputs", "output_release": "release outputs",
     "keys_destroy": "destroy keys", "reidentify": "re-identify persons", "doctor": "examine the workspace's files",

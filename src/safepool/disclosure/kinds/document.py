@@ -36,7 +36,8 @@ from safepool.disclosure.kinds.base import (
 from safepool.disclosure.rules import DisclosureRules
 from safepool.governance.form import looks_like_identity_code
 
-LAYOUTS = {"parts": f"{__name__}:parts_layout", "study_report": "safepool.reports.study_report:document_files"}
+LAYOUTS = {"parts": f"{__name__}:parts_layout", "study_report": "safepool.reports.study_report:document_files",
+           "insight_report": "safepool.insight.report:document_files"}
 Layout = Callable[[Any, Mapping[str, Mitigated], str, DisclosureRules], dict[str, bytes]]
 
 

@@ -1,0 +1,136 @@
+"""The insight report: HTML and PDF written from an insight run's outputs as checked.
+
+The "insight_report" layout of a document output (safepool.disclosure.kinds.document): its parts
+are the run's published outputs as checked under the workspace policy, its settings (`about`)
+the insight file's title, question, permit and the analysis's sections (text written from the
+settings, never from data). Tables show only what the checks let through (a suppressed cell is
+blank, with its status); figures draw their checked table's shown rows. When the pool was made
+from synthetic registers, every page says so.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import vl_convert
+
+from safepool.disclosure.kinds.base import Mitigated, kind_of, title_of
+from safepool.disclosure.kinds.figure import Figure
+from safepool.disclosure.outputs import STATUS
+from safepool.disclosure.rules import DisclosureRules
+from safepool.governance.document import pdf_from_html
+from safepool.governance.form import looks_like_identity_code
+
+SYNTHETIC = "Synthetic data: made from synthetic registers, not from real persons"
+_CSS = """
+@page { size: A4; margin: 18mm 16mm 20mm 16mm;
+        @bottom-left { content: string(synthetic); font-size: 8pt; color: #a33; }
+        @bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; color: #555; } }
+body { font-family: "DejaVu Sans", sans-serif; font-size: 9.5pt; line-height: 1.35; color: #222; }
+.synthetic { string-set: synthetic content(); color: #a33; font-weight: bold; }
+h1 { font-size: 16pt; margin: 0 0 4pt; } h2 { font-size: 12.5pt; margin: 14pt 0 4pt; break-after: avoid; }
+h3 { font-size: 10pt; margin: 10pt 0 3pt; break-after: avoid; }
+.meta { color: #555; font-size: 8.5pt; }
+table { border-collapse: collapse; margin: 4pt 0 8pt; font-size: 8.5pt; }
+th, td { border-bottom: 0.5pt solid #ccc; padding: 2pt 6pt; text-align: left; vertical-align: top; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+tr { break-inside: avoid; } figure { margin: 6pt 0; break-inside: avoid; } figure svg { max-width: 100%; height: auto; }
+.note { font-size: 8pt; color: #555; }
+"""
+
+
+def document_files(document: Any, checked: Mapping[str, Mitigated], name: str,
+                   policy: DisclosureRules) -> dict[str, bytes]:
+    """The report's HTML and PDF from its checked parts."""
+    page = render_html(document.title, document.about, checked, policy)
+    return {f"{name}.html": page.encode("utf-8"), f"{name}.pdf": pdf_from_html(page)}
+
+
+def render_html(title: str, about: Mapping[str, Any], checked: Mapping[str, Mitigated],
+                policy: DisclosureRules) -> str:
+    """One standalone page: inline CSS and SVG, nothing fetched."""
+    parts = [f"<h1>{_text(title)}</h1>"]
+    if about.get("synthetic"):
+        parts.append(f'<p class="synthetic">{SYNTHETIC}</p>')
+    parts.append(f'<p class="meta">Permit {_text(about.get("permit", ""))} · written {date.today().isoformat()} · '
+                 "every number passed the workspace's disclosure checks; blank cells were suppressed.</p>")
+    if about.get("question"):
+        parts.append(f"<p><strong>Question.</strong> {_text(about['question'])}</p>")
+    for section in about.get("sections", []):
+        parts.append(f"<h2>{_text(section['heading'])}</h2><p>{_text(section['text'])}</p>")
+        for output_name in section.get("outputs", []):
+            if output_name in checked:
+                parts.append(_part(checked[output_name], policy))
+    body = "\n".join(parts)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_text(title)}</title>'
+            f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
+
+
+def _part(part: Mitigated, policy: DisclosureRules) -> str:
+    output = part.output
+    heading = f"<h3>{_text(title_of(output))}</h3>"
+    note = f'<p class="note">Disclosure control: {_text(part.note)}</p>' if part.note else ""
+    if isinstance(output, Figure):
+        svg = vl_convert.vegalite_to_svg(output.spec)
+        return f"{heading}<figure>{svg[svg.index('<svg'):]}</figure>{note}"
+    kind = kind_of(output)
+    shown = kind.shown_table(output, policy)
+    groups = list(kind.labels(output) or [])
+    if len(groups) == 2 and "count" in shown.columns:
+        return f"{heading}{_cross_table(shown, groups)}{note}"
+    return f"{heading}{_table(shown.drop(columns=[STATUS], errors='ignore'))}{note}"
+
+
+def _cross_table(shown: pd.DataFrame, groups: list[str]) -> str:
+    """A two-way count table as a statistics office prints it: the second group down, the first
+    across (its total last); a suppressed cell is a dash."""
+    across, down = groups
+    columns = list(dict.fromkeys(shown[across].astype(str)))
+    rows = list(dict.fromkeys(shown[down].astype(str)))
+    value = {(str(a), str(d)): c for a, d, c in zip(shown[across], shown[down], shown["count"])}
+    header = f"<th>{_text(down.replace('_', ' '))}</th>" + "".join(f'<th class="n">{_text(c)}</th>' for c in columns)
+    body = []
+    for row in rows:
+        cells = "".join(f'<td class="n">{_number(value.get((column, row)))}</td>' for column in columns)
+        body.append(f"<tr><td>{_text(row)}</td>{cells}</tr>")
+    caption = f'<p class="note">Columns: {_text(across.replace("_", " "))}. – suppressed by the disclosure checks.</p>'
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>{caption}"
+
+
+def _table(frame: pd.DataFrame) -> str:
+    header = "".join(f"<th>{_text(str(column).replace('_', ' '))}</th>" for column in frame.columns)
+    rows = []
+    for values in frame.itertuples(index=False):
+        cells = [f'<td class="n">{_number(v)}</td>' if _is_number(v) else f"<td>{_text('' if _blank(v) else v)}</td>"
+                 for v in values]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _blank(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: object) -> str:
+    """A count or value for people: thousands separated, no scientific notation; a blank is a dash."""
+    if value is None or _blank(value):
+        return "–"
+    number = float(value)
+    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+
+
+def _text(value: object) -> str:
+    """Settings text is shown escaped; an identity code in it is never shown."""
+    text = str(value)
+    return "[withheld: looks like an identity code]" if looks_like_identity_code(text) else html.escape(text)

@@ -1,0 +1,70 @@
+"""Running an insight file under its permit: analyse in the pool, publish the outputs as one
+release through the output registry, then the report made of them.
+
+The pool opens only for the tables and columns the analysis declares (the permit must cover
+them; the access is audited). Nothing the analysis computes leaves except through
+`publish_all`, which checks every output under the workspace policy and records it; the report
+is a document output (safepool.insight.report) written from the outputs as checked, and needs a
+checker's review before release like the study's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safepool.disclosure.kinds.base import Mitigated
+from safepool.disclosure.kinds.document import Document
+from safepool.disclosure.policy import workspace_policy
+from safepool.disclosure.register import OutputRecord
+from safepool.features.compile import FeatureSet, load_features
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor
+from safepool.insight.analysis import InsightContext
+from safepool.insight.spec import analysis_of
+from safepool.pool.access import dictionary, manifest, open_for_analysis
+
+REPORT = "insight_report"
+
+
+@dataclass
+class InsightResult:
+    """What a run published: each output as checked and its record, the report's record, and the
+    run's one line (from checked outputs only)."""
+
+    title: str
+    kind: str
+    checked: dict[str, Mitigated]
+    records: dict[str, OutputRecord]
+    summary: str
+
+
+def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: Any,
+                progress: Callable[[str], None] | None = None, features: FeatureSet | None = None) -> InsightResult:
+    """The governed run of one insight file (loaded with safepool.insight.spec.load_insight)."""
+    say = progress or (lambda _stage: None)
+    analysis = analysis_of(insight)
+    features = features or load_features()
+    say("opening the pool")
+    con = open_for_analysis(pool_dir, governance, actor, insight.permit, wanted=analysis.tables(features))
+    try:
+        context = InsightContext(con, features, dictionary(pool_dir, insight.permit), workspace_policy(governance),
+                                 insight.seed, say)
+        findings = analysis.run(context)
+    finally:
+        con.close()
+    say("disclosure checks")
+    published = governance.outputs.publish_all(actor, insight.permit, findings.outputs, "insight", margins=True)
+    checked = {name: mitigated for name, (mitigated, _) in published.items()}
+    records = {name: record for name, (_, record) in published.items()}
+    say("report")
+    about = {"title": insight.title, "question": insight.question, "permit": insight.permit,
+             "analysis": analysis.kind, "synthetic": bool(manifest(pool_dir, insight.permit).get("synthetic")),
+             "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in findings.sections],
+             "output_ids": {name: record.id for name, record in records.items()}}
+    report = Document(f"Insight report: {insight.title}", {name: m.output for name, m in checked.items()},
+                      layout=REPORT, about=about, notes={name: m.note for name, m in checked.items() if m.note})
+    _, records[REPORT] = governance.outputs.publish(actor, insight.permit, report, "insight", REPORT)
+    return InsightResult(insight.title, analysis.kind, checked, records, analysis.summary(checked))

@@ -1,0 +1,83 @@
+"""An insight file run through the Session (issue 13, point 6): only under its permit, every
+output and the report recorded through the output registry, nothing below the policy shown."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from safepool.demo import SIGNERS, make_users
+from safepool.disclosure.policy import workspace_policy
+from safepool.faults import Invalid, Refused
+from safepool.governance.context import Governance
+from safepool.governance.form import PermitRequest
+from safepool.session import connect
+from safepool.synth.load import synthesise
+from safepool.workspace import Workspace
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "src/safepool/examples"
+PERMIT = "P-2025-CITY-01"
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    root = tmp_path_factory.mktemp("city") / "ws"
+    Workspace.init(root)
+    synthesise(root, persons=4000, seed=4)
+    passwords = make_users(Workspace.open(root))
+    person = lambda name: connect(root, user=name, password=passwords[name])  # noqa: E731
+    data = yaml.safe_load((EXAMPLES / "permit-request-city.yaml").read_text())
+    data["expiry"] = (dt.date.today() + dt.timedelta(days=365)).isoformat()
+    permit = person("vtt.analyst1").request_permit(PermitRequest.model_validate(data), PERMIT)
+    for role in permit.assessment.approvals:
+        person(SIGNERS[role]).permit(PERMIT).approve(role)
+    person("espoo.steward").permit(PERMIT).build()
+    person("espoo.steward").permit(PERMIT).advance("analytic_review", "pool built")
+    return root, person
+
+
+def test_a_run_records_every_output_and_a_report_made_of_them(city):
+    root, person = city
+    result = person("vtt.analyst1").permit(PERMIT).insight(EXAMPLES / "insight-paths.yaml")
+    assert set(result.records) == {"paths_transitions", "paths_variants", "paths_time_to_next", "paths_flow",
+                                   "paths_reach", "insight_report"}
+    assert result.records["insight_report"].verdict == "review"  # a person reads a report before release
+    assert "persons reached it in the period" in result.summary and len(result.summary) < 200
+    policy = workspace_policy(Governance.open(root))
+    for name, mitigated in result.checked.items():
+        shown = mitigated.output
+        cells = shown.table.cells if hasattr(shown, "table") else shown.cells
+        counts = pd.to_numeric(cells["count"], errors="coerce").dropna()
+        assert ((counts == 0) | (counts >= policy.min_frequency)).all(), name
+    report = root / "outputs"
+    written = sorted(p.name for p in report.rglob("insight_report.*"))
+    assert written == ["insight_report.html", "insight_report.pdf"]
+    html = next(report.rglob("insight_report.html")).read_text()
+    assert "Synthetic data" in html and "Paths into child protection" in html and "<svg" in html
+
+
+def test_every_page_of_the_report_says_the_data_are_synthetic(city):
+    root, _ = city
+    pdf = next((root / "outputs").rglob("insight_report.pdf"))
+    pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True,
+                           text=True).stdout.split("\f")
+    pages = [page for page in pages if page.strip()]
+    assert 1 <= len(pages) <= 12
+    for page in pages:
+        assert "Synthetic data" in page, "a page without the synthetic note"
+        assert "<NA>" not in page and "nan" not in page.split()
+
+
+def test_a_file_of_another_permit_and_a_user_outside_it_are_refused(city, tmp_path):
+    _, person = city
+    other = tmp_path / "other.yaml"
+    other.write_text((EXAMPLES / "insight-paths.yaml").read_text().replace(PERMIT, "P-2025-OTHER"))
+    with pytest.raises(Invalid, match="names permit P-2025-OTHER"):
+        person("vtt.analyst1").permit(PERMIT).insight(other)
+    with pytest.raises(Refused):
+        person("sf.checker").permit(PERMIT).insight(EXAMPLES / "insight-paths.yaml")
