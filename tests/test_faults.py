@@ -6,6 +6,7 @@ the catch-all code 8."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import inspect
 from pathlib import Path
@@ -22,6 +23,7 @@ ROOT = Path(safepool.__file__).parent
 CATCH_ALL = EXIT_CODES[-1][1]
 
 
+@functools.cache
 def raised_classes() -> list[tuple[str, int, type]]:
     """(module file, line, class) of every `raise Name(...)` / `raise module.Name(...)` in the
     package whose Name is an exception class the module can see."""
