@@ -27,6 +27,7 @@ from safepool.session import Invalid, NotFound, Outputs, PermitSession, Refused,
 from tiny_registers import make_workspace
 
 EXAMPLE_STUDY = Path(__file__).resolve().parents[1] / "src" / "safepool" / "examples" / "study.yaml"
+EXAMPLE_INSIGHT = EXAMPLE_STUDY.with_name("insight-paths.yaml")
 ONE_ROLE = {Role.admin: "admin", Role.steward: "stella", Role.analyst: "anna", Role.checker: "cecilia",
             Role.approver: "apu", Role.manager: "city"}
 QUESTION = "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex"
@@ -51,7 +52,11 @@ def world(tmp_path_factory):
     data = yaml.safe_load(EXAMPLE_STUDY.read_text())
     data["permit"] = "P-1"
     study.write_text(yaml.safe_dump(data))
-    return {"root": workspace.root, "output": output.id, "study": study}
+    insight = root.parent / "insight.yaml"
+    data = yaml.safe_load(EXAMPLE_INSIGHT.read_text())
+    data["permit"] = "P-1"
+    insight.write_text(yaml.safe_dump(data))
+    return {"root": workspace.root, "output": output.id, "study": study, "insight": insight}
 
 
 def calls(world, role: Role):
@@ -81,6 +86,7 @@ def calls(world, role: Role):
         "pool_variables": lambda s: s.permit("P-1").variables(),
         "query": lambda s: s.permit("P-1").query(QUESTION),
         "study_run": lambda s: s.permit("P-1").study(world["study"]),
+        "insight_run": lambda s: s.permit("P-1").insight(world["insight"]),
         "output_list": lambda s: s.outputs.list(),
         "output_show": lambda s: s.outputs.show(out),
         "output_request": lambda s: s.permit("P-1").outputs.request_release([out], CONTEXT),
