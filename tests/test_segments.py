@@ -16,7 +16,7 @@ from governed import sign_in
 from recorded_outputs import governed_outputs
 from safepool.disclosure import DisclosureRules, check, suppress
 from safepool.insight.segments import (BEHAVIOURS, RISK_LEVELS, TOO_SMALL, load_segments, person_table,
-                                       profile_cards, publish_segments, segment, segment_outputs)
+                                       profile_cards, publish_segments, risk_level, segment, segment_outputs)
 from safepool.synth import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -112,3 +112,12 @@ def test_cards_come_from_the_outputs_the_register_published(tmp_path, segmented,
     assert len(cards) == 5 and cards[0]["description"].endswith("persons")
     written = "".join(p.read_text(errors="ignore") for p in (tmp_path).rglob("*.csv"))
     assert "pid" not in written
+
+
+def test_the_grid_places_children_by_their_child_protection(city, spec):
+    con, _ = city
+    children = person_table(con, spec.model_copy(update={"ages": (0, 17)}))
+    assert set(children["life_phase"]) == {"child", "youth"}
+    risk = risk_level(children, spec.risk)
+    notified = (children["child_protection_notifications_8"] > 0).to_numpy()
+    assert notified.sum() >= 5 and (risk[notified] != "low").all() and (risk[~notified] == "low").mean() > 0.9
