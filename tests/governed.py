@@ -48,12 +48,15 @@ def tiny_request(**changes) -> PermitRequest:
 
 
 def governance_with_users(root: Path) -> Governance:
+    """Users of every role; stella is the linkage authority and the steward of every register
+    holder the workspace's catalogue names (if it has one yet)."""
     governance = Governance.open(root)
     governance.users.add(None, "admin", PASSWORD, [Role.admin])
     admin = governance.users.authenticate("admin", PASSWORD)
     for name, (roles, functions) in USERS.items():
         if name != "admin":
             governance.users.add(admin, name, PASSWORD, roles, functions)
+    governance.holders.assign(admin, "stella", list(governance.holders.holders()), linkage=True)
     return governance
 
 
@@ -61,11 +64,21 @@ def sign_in(governance: Governance, name: str):
     return governance.users.authenticate(name, PASSWORD)
 
 
-def approved_permit(governance: Governance, permit_id: str = "P-1", **changes) -> str:
-    """Request as anna, approve with every role the assessment asks for."""
+def approved_permit(governance: Governance, permit_id: str = "P-1", *, released: bool = True, **changes) -> str:
+    """Request as anna, approve with every role the assessment asks for; with `released`, stella
+    releases every register holder's data into it (the pool can then be built)."""
     governance.permits.request(sign_in(governance, "anna"), tiny_request(**changes), permit_id)
     signers = {ApprovalRole.approver: "apu", ApprovalRole.branch_management: "bruno",
                ApprovalRole.city_management: "city", ApprovalRole.data_protection_officer: "dpo"}
     for role in governance.permits.get(permit_id).assessment.approvals:
         governance.permits.approve(sign_in(governance, signers[role]), permit_id, role)
+    if released:
+        release_all(governance, permit_id)
     return permit_id
+
+
+def release_all(governance: Governance, permit_id: str, steward: str = "stella") -> None:
+    """Every register holder in the permit's scope releases its data into it (as `steward`)."""
+    actor = sign_in(governance, steward)
+    for holder in governance.holders.waiting(governance.permits.get(permit_id)):
+        governance.holders.decide(actor, permit_id, "release", holder=holder)

@@ -110,8 +110,13 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     assert "P-CLI" in listed and "data_request" in listed
     decision = tmp_path / "decision.md"
     shown = run("permit show", "permit", "show", "P-CLI", "--markdown", decision, "--user", "apu")
-    assert "`safepool pool build --permit P-CLI`" in " ".join(shown.split())
+    assert "`safepool permit release P-CLI --decision release|fewer|refuse`" in " ".join(shown.split())
     assert f"  {decision}" in shown.splitlines() and "approved as approver" in decision.read_text()
+    for holder in ("DVV", "Kela", "City of Espoo"):  # stella stewards every holder of the tiny registers
+        run(f"permit release {holder}", "permit", "release", "P-CLI", "--decision", "release", "--holder", holder,
+            "--user", "stella")
+    assert "`safepool pool build --permit P-CLI`" in " ".join(run("permit show", "permit", "show", "P-CLI",
+                                                                  "--user", "apu").split())
 
     built = run("pool build", "pool", "build", "--permit", "P-CLI", "--user", "stella")
     assert "1 row with a wrong check character" in built and f"  {ws.pool_dir / 'P-CLI'}" in built.splitlines()

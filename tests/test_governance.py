@@ -142,6 +142,7 @@ def test_high_risk_is_reassessed_before_analysis(setup):
 def test_the_steward_who_built_may_not_analyse(setup):
     workspace, governance = setup
     governance.users.add(sign_in(governance, "admin"), "sam", PASSWORD, [Role.steward, Role.analyst])
+    governance.holders.assign(sign_in(governance, "admin"), "sam", linkage=True)
     approved_permit(governance, "P-9")
     sam = sign_in(governance, "sam")
     build_for_permit(workspace, governance, sam, "P-9")

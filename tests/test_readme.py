@@ -268,6 +268,20 @@ def test_the_architecture_shows_the_access_policy_the_code_uses():
                      for action, allowed in access_policy.POLICY.items()}
 
 
+def test_the_architecture_shows_which_stewards_may_do_what():
+    """The table's second part (access_policy.STEWARDS) as docs/architecture.md shows it."""
+    lines = (DOCS / "architecture.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| steward's action |"))
+    shown = {}
+    for line in lines[start + 2:]:
+        if not line.startswith("| `"):
+            break
+        action, holder, linkage = [cell.strip() for cell in line.strip("|").split("|")]
+        shown[action.strip("`")] = {kind for kind, cell in ((access_policy.HOLDER, holder),
+                                                             (access_policy.LINKAGE, linkage)) if cell == "yes"}
+    assert shown == {action: set(kinds) for action, kinds in access_policy.STEWARDS.items()}
+
+
 def test_readme_names_the_exit_codes_the_cli_uses():
     from safepool.cli.common import EXIT_CODES, PROBLEMS_FOUND
 

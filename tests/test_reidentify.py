@@ -161,6 +161,7 @@ def test_a_justification_holding_a_secret_is_refused(setup):
 def test_a_steward_among_the_permits_analysts_is_refused(setup):
     workspace, governance = setup
     governance.users.add(sign_in(governance, "admin"), "sam", PASSWORD, [Role.steward, Role.analyst])
+    governance.holders.assign(sign_in(governance, "admin"), "sam", linkage=True)
     approved_permit(governance, "R-2", reidentification=ALLOWED, people=["anna", "sam"])
     build_for_permit(workspace, governance, sign_in(governance, "stella"), "R-2")
     message = refused_case(workspace, governance, "sam", "R-2", pseudonyms=pool_pseudonyms(workspace, "R-2"))

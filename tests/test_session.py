@@ -31,6 +31,10 @@ EXAMPLE_INSIGHT = EXAMPLE_STUDY.with_name("insight-paths.yaml")
 ONE_ROLE = {Role.admin: "admin", Role.steward: "stella", Role.analyst: "anna", Role.checker: "cecilia",
             Role.approver: "apu", Role.manager: "city"}
 QUESTION = "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex"
+# Stewards of each kind (name, holders, linkage authority): the access policy's second part
+# (access_policy.STEWARDS) decides which of them may do a steward's action.
+KINDS_OF_STEWARD = {"holder": ("kelda", ["Kela"], False), "linkage": ("linus", [], True),
+                    "unassigned": ("umberto", [], False)}
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,12 @@ def world(tmp_path_factory):
     stella = sign_in(governance, "stella")
     for permit in ("P-1", "P-ADV", "P-BUILD", "P-READY"):
         approved_permit(governance, permit)
+    approved_permit(governance, "P-REL", released=False)  # its holders have not decided yet
+    admin = sign_in(governance, "admin")
+    for name, holders, linkage in KINDS_OF_STEWARD.values():
+        governance.users.add(admin, name, PASSWORD, [Role.steward])
+        if holders or linkage:
+            governance.holders.assign(admin, name, holders, linkage=linkage)
     build_for_permit(workspace, governance, stella, "P-1")
     governance.permits.advance(stella, "P-1", Phase.analytic_review)
     output = record(governance, "anna", "P-1", by_area({"north": 40, "south": 33}))
@@ -75,6 +85,12 @@ def calls(world, role: Role):
         "policy_restore": lambda s: s.restore_policy(),
         "registers_list": lambda s: s.registers(),
         "registers_check": lambda s: s.check_registers(),
+        "credentials_list": lambda s: s.credentials(),
+        "credentials_set": lambda s: s.set_credential("payments", "a source password"),
+        "steward_list": lambda s: s.stewards(),
+        "steward_assign": lambda s: s.assign_steward("stella", ["Kela"]),
+        "release_decide": lambda s: s.permit("P-REL").release("release", holder="Kela"),
+        "linkage_show": lambda s: s.permit("P-1").linkage(),
         "permit_list": lambda s: s.permits(),
         "permit_show": lambda s: s.permit("P-1").show(),
         "permit_request": lambda s: s.request_permit(tiny_request(), f"P-REQ-{role.value}"),
@@ -134,6 +150,38 @@ def test_every_role_through_every_action(world, role, action):
             assert any(r.action == action and r.outcome == "ok" for r in new), [r.action for r in new]
 
 
+@pytest.mark.parametrize("action", sorted(a for a, roles in access_policy.POLICY.items() if Role.steward in roles))
+@pytest.mark.parametrize("kind", list(KINDS_OF_STEWARD))
+def test_every_kind_of_steward_through_every_steward_action(world, kind, action):
+    """A register holder's steward, the linkage authority and a steward assigned to nothing: the
+    table's second part refuses (audited) a steward an action that is for other stewards, before
+    the library is called; an action for their kind is never refused by it."""
+    user = KINDS_OF_STEWARD[kind][0]
+    session = connect(world["root"], user=user, password=PASSWORD)
+    audit = session.governance.audit
+    mark = audit.head().seq
+    wanted = access_policy.STEWARDS.get(action)
+    kinds = {"holder": {access_policy.HOLDER}, "linkage": {access_policy.LINKAGE}, "unassigned": set()}[kind]
+    call = calls(world, Role.steward)[action]
+    if wanted is not None and not wanted & kinds:
+        refusal = access_policy.steward_refusal(user, action)
+        with pytest.raises(Refused) as refused:
+            call(session)
+        assert refusal in str(refused.value)
+        last = audit.records(user=user)[-1]
+        assert (last.action, last.outcome, last.detail["reason"]) == (action, "refused", refusal) and last.seq > mark
+        assert not session.may(action)
+        return
+    assert session.may(action)
+    try:
+        call(session)
+        failed = ""
+    except SafepoolError as error:  # the library's own, finer rules (a holder's own registers, phases)
+        failed = str(error)
+    assert access_policy.refusal(user, action) not in failed
+    assert wanted is None or access_policy.steward_refusal(user, action) not in failed
+
+
 def test_views_that_needed_no_sign_in_are_audited(world):
     session = connect(world["root"], user="admin", password=PASSWORD)
     session.audit_records()
@@ -173,7 +221,7 @@ def test_a_phase_refusal_names_the_command_that_moves_the_permit_on(world):
         analyst.permit("P-READY").query(QUESTION)
     message = str(refused.value)
     assert "permit P-READY is in phase data_request" in message
-    assert "a steward builds its pool with `safepool pool build --permit P-READY`" in message
+    assert "the linkage authority builds its pool with `safepool pool build --permit P-READY`" in message
     with pytest.raises(Refused, match=r"P-PENDING is awaiting its decision, not analytic_review or analysis or "
                                       r"reporting; it needs approval from .*: each approves with "
                                       r"`safepool permit approve P-PENDING --as ROLE`"):
@@ -212,7 +260,7 @@ def test_an_unreachable_metadata_database_is_unavailable(world, monkeypatch):
 def test_every_public_method_names_an_action_of_the_table():
     """No way in around the table: each public method of the Session's classes either calls
     `_authorise` with an action of the table, or hands on to an object that does."""
-    handing_on = {"permit", "outputs", "may", "close", "policy_file", "user", "roles"}
+    handing_on = {"permit", "outputs", "may", "close", "policy_file", "user", "roles", "steward_scope"}
     for cls in (Session, PermitSession, Outputs):
         for name, member in vars(cls).items():
             if name.startswith("_") or name in handing_on:

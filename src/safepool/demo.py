@@ -1,8 +1,11 @@
 """The demo: everything safepool can do so far, on synthetic Espoo, in a fresh workspace.
 
 It takes the real path, through the Session as each person would (safepool.connect): demo users
-are made, an analyst requests a permit with the handbook's form, the approvers the assessment
-routes it to approve it, the steward checks the registers and builds the pool under it, the
+are made, among them a steward for each register holder of the seeds (the City of Espoo, Omnia,
+Kela, TE services, Migri, DVV, the Tax Administration and Statistics Finland, whose steward is also
+the linkage authority); each holder's steward checks its own registers; an analyst requests a
+permit with the handbook's form, the approvers the assessment routes it to approve it, each holder
+releases its registers into it, and Statistics Finland builds the pool from what was released; the
 analyst looks at the pool for the analytic review after the reassessment, runs the shipped impact
 study (its tables and report published through the output register under the workspace's
 disclosure policy, one release with one rounding policy), and asks for its outputs to be
@@ -27,6 +30,7 @@ from safepool.disclosure.cells import shown_mask
 from safepool.faults import Invalid, Unavailable
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.form import PermitRequest
+from safepool.governance.holders import Release
 from safepool.governance.users import ManagerFunction, Role
 from safepool.reports.study_report import PDF_NAME
 from safepool.session import Session, connect, create_first_admin
@@ -43,6 +47,13 @@ DEMO_PERMIT = "SKILLS-DEMO"
 DEMO_USERS: dict[str, tuple[list[Role], list[ManagerFunction]]] = {
     "demo.admin": ([Role.admin], []),
     "espoo.steward": ([Role.steward], []),
+    "omnia.steward": ([Role.steward], []),
+    "kela.steward": ([Role.steward], []),
+    "te.steward": ([Role.steward], []),
+    "migri.steward": ([Role.steward], []),
+    "dvv.steward": ([Role.steward], []),
+    "tax.steward": ([Role.steward], []),
+    "sf.steward": ([Role.steward], []),
     "vtt.analyst1": ([Role.analyst], []),
     "vtt.analyst2": ([Role.analyst], []),
     "sf.checker": ([Role.checker], []),
@@ -51,6 +62,19 @@ DEMO_USERS: dict[str, tuple[list[Role], list[ManagerFunction]]] = {
     "espoo.city": ([Role.manager], [ManagerFunction.city_management]),
     "espoo.dpo": ([Role.manager], [ManagerFunction.data_protection_officer]),
 }
+# Each register holder's own steward (the holder as the catalogue names it, or its short name);
+# Statistics Finland's steward is also the linkage authority, which builds the pool and holds the keys.
+HOLDER_STEWARDS = {
+    "espoo.steward": "City of Espoo",
+    "omnia.steward": "Omnia",
+    "kela.steward": "Kela",
+    "te.steward": "TE Services",
+    "migri.steward": "Migri",
+    "dvv.steward": "DVV",
+    "tax.steward": "Finnish Tax Administration",
+    "sf.steward": "Statistics Finland",
+}
+LINKAGE_AUTHORITY = "sf.steward"
 SIGNERS = {
     ApprovalRole.approver: "espoo.privacy",
     ApprovalRole.branch_management: "espoo.branch",
@@ -88,7 +112,16 @@ def make_users(workspace: Workspace) -> dict[str, str]:
         for name, (roles, functions) in DEMO_USERS.items():
             if name != "demo.admin":
                 admin.add_user(name, passwords[name], list(roles), list(functions))
+        for name, holder in HOLDER_STEWARDS.items():
+            admin.assign_steward(name, [holder], linkage_authority=name == LINKAGE_AUTHORITY)
     return passwords
+
+
+def release_data(stewards: dict[str, Session]) -> list[Release]:
+    """Each register holder in the demo permit's scope releases its registers into it, by its own steward."""
+    waiting = set(stewards[LINKAGE_AUTHORITY].permit(DEMO_PERMIT).show().waiting)
+    return [session.permit(DEMO_PERMIT).release("release", holder=holder)
+            for session in stewards.values() for holder in sorted(session.steward_scope.holders) if holder in waiting]
 
 
 def verdicts(study: StudyResult) -> dict[str, int]:
@@ -154,14 +187,16 @@ def run_demo(
     def person(name: str) -> Session:
         return connect(workspace.root, user=name, password=passwords[name])
 
-    analyst, steward, checker = person("vtt.analyst1"), person("espoo.steward"), person("sf.checker")
-    checks = steward.check_registers()
+    analyst, steward, checker = person("vtt.analyst1"), person(LINKAGE_AUTHORITY), person("sf.checker")
+    stewards = {name: person(name) for name in HOLDER_STEWARDS}
+    checks = [check for holder_steward in stewards.values() for check in holder_steward.check_registers()]
     failing = [c for c in checks if not c.ok]
     if failing:
         raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
     permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
     for role in permit.assessment.approvals:
         permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
+    releases = release_data(stewards)
     built = steward.permit(DEMO_PERMIT).build(progress=progress)
     steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
     if permit.assessment.reassessment_after_review:
@@ -181,12 +216,15 @@ def run_demo(
     return [
         f"Synthetic Espoo: {persons:,} persons, seed {seed}, {len(registers)} registers "
         f"({', '.join(sorted({r.source.kind.value for r in registers}))} sources).",
-        f"Register check by the steward: {len(checks)} sources match their data dictionary; "
-        f"{sum(c.rows or 0 for c in checks):,} rows in all.",
+        f"Register checks, each holder's steward its own registers: {len(checks)} sources match their data "
+        f"dictionary; {sum(c.rows or 0 for c in checks):,} rows in all.",
         f"Permit {DEMO_PERMIT}: benefit {assessment.benefit_class}, risk {assessment.risk_class} "
         f"({assessment.decision_label}); approved by {', '.join(a.value for a in assessment.approvals)}; "
         f"now in phase {under_permit.show().permit.phase.name}.",
-        f"Pool built by the steward under the permit: {linkage.persons_total:,} pseudonymised persons, "
+        f"Released into {DEMO_PERMIT} by each register holder's own steward before the pool was built:",
+        *[f"- {release.summary()} ({release.decided_by})" for release in releases],
+        f"Pool built by {LINKAGE_AUTHORITY}, Statistics Finland as the linkage authority, from what was released: "
+        f"{linkage.persons_total:,} pseudonymised persons, "
         f"{linkage.persons_linked_across_registers:,} linked across registers, built in {built.seconds:.1f} s.",
         f"Analytic review by the analyst: {len(sizes)} tables of {sum(len(v) for v in variables.values())} "
         f"variables, {sum(sizes.values()):,} rows; {sizes.get('skills_centre', 0):,} skills-centre entries.",

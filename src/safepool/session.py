@@ -139,7 +139,18 @@ class Session:
 
     def may(self, action: str) -> bool:
         """Whether the access policy lets this person do `action` at all (the library may still refuse)."""
-        return access_policy.allowed(self.actor.roles, action)
+        return access_policy.allowed(self.actor.roles, action) and access_policy.steward_allowed(
+            self.actor.roles, self.steward_scope.kinds, action)
+
+    @property
+    def steward_scope(self) -> Any:
+        """What this person stewards: register holders, and whether they are the linkage authority
+        (safepool.governance.holders.StewardScope; empty for anyone who is not an assigned steward)."""
+        from safepool.governance.holders import StewardScope
+
+        if not self.actor.has(Role.steward):
+            return StewardScope()
+        return self.governance.holders.scope(self.actor.name)
 
     # -- the gate -------------------------------------------------------------------------
 
@@ -150,6 +161,9 @@ class Session:
         if not access_policy.allowed(self.actor.roles, action):
             raise refuse(self.governance.audit, self.actor.name, self.actor.main_role, action,
                          access_policy.refusal(self.actor.name, action), permit=permit, target=target)
+        if not access_policy.steward_allowed(self.actor.roles, self.steward_scope.kinds, action):
+            raise refuse(self.governance.audit, self.actor.name, self.actor.main_role, action,
+                         access_policy.steward_refusal(self.actor.name, action), permit=permit, target=target)
 
     def _refuse(self, action: str, reason: str, *, permit: str | None = None) -> Exception:
         return refuse(self.governance.audit, self.actor.name, self.actor.main_role, action, reason, permit=permit)
@@ -262,11 +276,48 @@ class Session:
 
     @_guarded
     def check_registers(self, names: list[str] | None = None) -> list[Any]:
-        """As a steward: each source against its data dictionary, counts only (audited)."""
+        """As a register holder's steward: each of its own registers' sources (or those named, all
+        its own) against its data dictionary, counts only (audited)."""
         self._authorise("registers_check")
         from safepool.registers.check import check_registers_as
 
         return check_registers_as(self.workspace, self.governance, self.actor, names or None)
+
+    @_guarded
+    def credentials(self) -> list[Any]:
+        """As a register holder's steward: which of its own registers have a source password kept
+        (never the password; audited as a view)."""
+        self._authorise("credentials_list")
+        from safepool.registers.credentials import credentials_as
+
+        return credentials_as(self.workspace, self.governance, self.actor)
+
+    @_guarded
+    def set_credential(self, register: str, password: str) -> None:
+        """As the steward of the register's holder: keep its source password in the steward zone
+        (audited: the register, never the password)."""
+        self._authorise("credentials_set", target=_safe_id(register))
+        from safepool.registers.credentials import set_credential_as
+
+        set_credential_as(self.workspace, self.governance, self.actor, register, password)
+
+    # -- stewards of register holders -------------------------------------------------------
+
+    @_guarded
+    def stewards(self) -> dict[str, Any]:
+        """Who stewards which register holder, and who is the linkage authority (user -> StewardScope),
+        and the holders the catalogue names with their registers."""
+        self._authorise("steward_list")
+        found = self.governance.holders.assignments()
+        self._viewed("steward_list", rows=len(found))
+        return found
+
+    @_guarded
+    def assign_steward(self, name: str, holders: list[str] | None = None, linkage_authority: bool = False) -> Any:
+        """As an admin: make a steward the steward of register holders (named as in the catalogue:
+        'Kela', 'City of Espoo') and/or the linkage authority; returns their StewardScope."""
+        self._authorise("steward_assign", target=_safe_id(name))
+        return self.governance.holders.assign(self.actor, name, list(holders or []), linkage_authority)
 
     # -- the workspace's files ---------------------------------------------------------------
 
@@ -331,15 +382,18 @@ def where(permit: Permit) -> str:
     """Where a permit stands, in words: 'permit P is in phase preparing_data'."""
     if permit.status == "rejected":
         return f"permit {permit.id} was rejected"
+    if permit.status == "stopped":
+        return f"permit {permit.id} was stopped"
     if permit.status != "approved":
         return f"permit {permit.id} is awaiting its decision"
     return f"permit {permit.id} is in phase {permit.phase.name}"
 
 
-def next_step(permit: Permit, reassessed: bool | None = None) -> str:
-    """Who moves a permit on from where it is, and with which command."""
+def next_step(permit: Permit, reassessed: bool | None = None, waiting: list[str] | None = None) -> str:
+    """Who moves a permit on from where it is, and with which command (`waiting`: the register
+    holders that have not decided on its release yet)."""
     pid = permit.id
-    if permit.status == "rejected":
+    if permit.status in ("rejected", "stopped"):
         return "a new request is needed"
     if permit.status != "approved":
         roles = ", ".join(permit.assessment.approvals)
@@ -347,12 +401,15 @@ def next_step(permit: Permit, reassessed: bool | None = None) -> str:
     if permit.phase >= Phase.reporting:
         return "it is in its last phase"
     following = Phase(permit.phase + 1)
+    if permit.phase == Phase.data_request and waiting:
+        return (f"it waits for the release of {', '.join(waiting)}: each holder's steward decides with "
+                f"`safepool permit release {pid} --decision release|fewer|refuse`")
     if permit.phase == Phase.data_request:
-        return f"a steward builds its pool with `safepool pool build --permit {pid}`, which moves it on"
+        return f"the linkage authority builds its pool with `safepool pool build --permit {pid}`, which moves it on"
     if awaits_reassessment(permit, reassessed):
         return (f"it is {permit.assessment.risk_class} risk and must first be reassessed: an approver runs "
                 f"`safepool permit approve {pid} --as approver`")
-    who = "a steward" if following in STEWARD_PHASES else "an analyst of the permit"
+    who = "the linkage authority" if following in STEWARD_PHASES else "an analyst of the permit"
     return f"{who} moves it on with `safepool permit advance {pid} {following.name}`"
 
 
@@ -369,17 +426,20 @@ class PermitDetails:
     permit: Permit
     transitions: list[Any]
     next_step: str
+    releases: tuple[Any, ...] = ()  # each register holder's decision (safepool.governance.holders.Release)
+    waiting: tuple[str, ...] = ()  # the register holders in its scope that have not decided yet
 
     def markdown(self) -> str:
         from safepool.governance.document import render_markdown
 
         return render_markdown(self.permit.request, self.permit.assessment, self.transitions,
-                               permit_id=self.permit.id)
+                               permit_id=self.permit.id, releases=self.releases, waiting=self.waiting)
 
     def pdf(self) -> bytes:
         from safepool.governance.document import render_pdf
 
-        return render_pdf(self.permit.request, self.permit.assessment, self.transitions, permit_id=self.permit.id)
+        return render_pdf(self.permit.request, self.permit.assessment, self.transitions, permit_id=self.permit.id,
+                          releases=self.releases, waiting=self.waiting)
 
 
 class PermitSession:
@@ -406,8 +466,8 @@ class PermitSession:
     def _in_phase(self, action: str) -> None:
         """Refuse (audited) an action outside the phases it belongs to, naming what moves the permit on."""
         phases = ACTION_PHASES[action]
-        if action in ("pool_show", "pool_variables") and self._actor.has(Role.steward):
-            return  # the steward who prepares the data sees the pool whenever it exists
+        if action in ("pool_show", "pool_variables") and self.session.steward_scope.linkage:
+            return  # the linkage authority, who prepares the data, sees the pool whenever it exists
         permit = self._get()
         if permit.approved and permit.phase in phases:
             return
@@ -415,8 +475,14 @@ class PermitSession:
         if permit.approved and permit.phase > max(phases):
             raise self.session._refuse(action, f"{where(permit)}; to {access_policy.WORDS[action]} a permit must "
                                        f"be in phase {wanted}", permit=self.id)
-        step = next_step(permit, self._reassessed())
+        step = next_step(permit, self._reassessed(), self._waiting(permit))
         raise self.session._refuse(action, f"{where(permit)}, not {wanted}; {step}", permit=self.id)
+
+    def _waiting(self, permit: Permit) -> list[str]:
+        """The register holders of an approved permit in its data request phase that have not decided."""
+        if not (permit.approved and permit.phase == Phase.data_request):
+            return []
+        return self._governance.holders.waiting(permit)
 
     def _reassessed(self) -> bool | None:
         """Whether the permit was reassessed after its analytic review (None when that is not known)."""
@@ -431,7 +497,9 @@ class PermitSession:
         self.session._authorise("permit_show", permit=_safe_id(self.id))
         permit = self._get()
         transitions = self._governance.permits.transitions(self.id)
-        details = PermitDetails(permit, transitions, next_step(permit, self._reassessed()))
+        waiting = self._waiting(permit)
+        details = PermitDetails(permit, transitions, next_step(permit, self._reassessed(), waiting),
+                                tuple(self._governance.holders.releases(self.id)), tuple(waiting))
         self.session._viewed("permit_show", permit=self.id, rows=len(transitions))
         return details
 
@@ -460,14 +528,65 @@ class PermitSession:
         if permit.approved and permit.phase < Phase.reporting and (
                 target != permit.phase + 1 or awaits_reassessment(permit, reassessed)):
             raise self.session._refuse("permit_advance", f"{where(permit)}, so it cannot move to {target.name}; "
-                                       f"{next_step(permit, reassessed)}", permit=self.id)
+                                       f"{next_step(permit, reassessed, self._waiting(permit))}", permit=self.id)
+        if target in STEWARD_PHASES and self._actor.has(Role.steward) and not self.session.steward_scope.linkage:
+            raise self.session._refuse("permit_advance", f"user {self.session.user} is not the linkage authority; "
+                                       f"only the linkage authority moves a permit to {target.name}", permit=self.id)
         return self._governance.permits.advance(self._actor, self.id, target, note)
+
+    # -- the register holders' release ----------------------------------------------------
+
+    @_guarded
+    def release(self, decision: str, *, holder: str | None = None, withhold: list[str] | None = None,
+                reason: str = "") -> Any:
+        """As the steward of a register holder whose registers the permit names, in its data request
+        phase: `release` them, release them with `fewer` variables (`withhold`: REGISTER.VARIABLE
+        names), or `refuse`, with a reason (required for fewer and refuse). `holder` is needed only
+        by a steward of several holders in the permit. Returns the Release; decided once, audited."""
+        self.session._authorise("release_decide", permit=_safe_id(self.id))
+        return self._governance.holders.decide(self._actor, self.id, decision, holder=holder,
+                                               withhold=list(withhold or []), reason=reason)
+
+    @_guarded
+    def linkage(self, holder: str | None = None) -> dict[str, Any]:
+        """The permit's linkage report. The linkage authority gets the whole of it ({"whole": report});
+        a register holder's steward gets, for `holder` or for each holder it stewards in the permit,
+        its own registers' counts and quarantine by reason, with counts across holders only as they
+        pass the disclosure checks ({"holders": [view, ...]}, safepool.pool.linkage.holder_view)."""
+        self.session._authorise("linkage_show", permit=_safe_id(self.id))
+        from safepool.disclosure.policy import workspace_policy
+        from safepool.pool.access import linkage_report
+        from safepool.pool.linkage import holder_view
+
+        scope = self.session.steward_scope
+        in_scope = self._governance.holders.in_scope(self._get())
+        chosen = self._governance.holders.resolve_holder(holder) if holder is not None else None
+        if holder is not None and chosen not in scope.holders:
+            raise self.session._refuse("linkage_show", f"user {self.session.user} is {scope.describe()}, not the "
+                                       f"steward of {chosen or _safe_id(' '.join(holder.split())[:80])}",
+                                       permit=self.id)
+        holders = [chosen] if chosen else [] if scope.linkage else [h for h in in_scope if h in scope.holders]
+        if not holders and not scope.linkage:
+            raise self.session._refuse("linkage_show", f"permit {self.id} names no register of "
+                                       f"{', '.join(sorted(scope.holders))}", permit=self.id)
+        report = linkage_report(self.session.workspace.pool_dir, self.id)
+        if not holders:
+            self.session._viewed("linkage_show", permit=self.id, target="all holders",
+                                 rows=len(report.get("registers", {})))
+            return {"whole": report, "holders": []}
+        rules = workspace_policy(self._governance)
+        views = [holder_view(report, h, in_scope.get(h, []), min_frequency=rules.min_frequency, zeros=rules.zeros,
+                             rounding_base=rules.rounding_base if rules.round_counts else None) for h in holders]
+        self.session._viewed("linkage_show", permit=self.id, target=",".join(holders),
+                             rows=sum(len(v["registers"]) for v in views))
+        return {"whole": None, "holders": views}
 
     # -- the pool -------------------------------------------------------------------------
 
     @_guarded
     def build(self, progress: Callable[[str, str, int], None] | None = None) -> Any:
-        """As a steward: read the permit's registers in place, pseudonymise, publish the pool."""
+        """As the linkage authority: read what each holder released into the permit in place,
+        pseudonymise, publish the pool (refused while a holder in its scope has not decided)."""
         self.session._authorise("pool_build", permit=_safe_id(self.id))
         from safepool.pool.build import build_for_permit
 

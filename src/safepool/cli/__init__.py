@@ -6,6 +6,7 @@ problems; 2 the command line is wrong; 3 invalid request; 4 not found; 5 refused
 """
 
 from safepool.cli import data, doctor, governance, insight, outputs, policy, query, steward, study, unlock  # noqa: F401
+from safepool.cli import holders  # noqa: F401  (after governance: it adds to the permit commands)
 from safepool.cli.common import EXIT_CODES, app  # (the imports above register the commands)
 
 __all__ = ["app", "EXIT_CODES"]

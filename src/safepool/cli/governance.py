@@ -152,6 +152,11 @@ def permit_show(
                 ("registers", "; ".join(sources)), ("next step", details.next_step)]))
     say("", events("Transitions (UTC):", [(t.at, f"{t.phase}, {t.actor}" + (f": {t.note}" if t.note else ""))
                                           for t in details.transitions]))
+    from safepool.cli.holders import release_lines
+
+    released = release_lines(details.releases, details.waiting)
+    if released:
+        say("", released)
     if markdown:
         write_file(markdown, details.markdown().encode("utf-8"))
         say("", path_lines("Decision document (Markdown) written to", markdown))

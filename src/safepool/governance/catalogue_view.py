@@ -1,6 +1,6 @@
 """What the permit office needs to know of the workspace's register catalogue, read without the
-steward zone: each register's name, its variables (the data dictionary) and the years its time
-variables cover.
+steward zone: each register's name, its holder, its variables (the data dictionary) and the years
+its time variables cover.
 
 The catalogue itself (`safepool.registers.catalogue`) belongs to the steward zone, which the
 analyst's side may not import; the permit office is imported from there, so it reads the same
@@ -32,6 +32,7 @@ class _Time(_Lenient):
 
 class _Register(_Lenient):
     name: str
+    holder: str = ""
     time: _Time | None = None
     variables: list[Variable]
 
@@ -45,6 +46,7 @@ class RegisterView:
     name: str
     variables: frozenset[str]
     years: tuple[int, int] | None  # the years its time variables cover; None: not a time series
+    holder: str = ""  # the register holder, as the catalogue names it
 
 
 @dataclass(frozen=True)
@@ -73,4 +75,4 @@ def _view(register: _Register) -> RegisterView:
             if variable is not None and variable.years is not None:
                 spans.append(variable.years)
     years = (min(first for first, _ in spans), max(last for _, last in spans)) if spans else None
-    return RegisterView(register.name, frozenset(by_name), years)
+    return RegisterView(register.name, frozenset(by_name), years, register.holder)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from safepool.disclosure.register import OutputRegister
@@ -11,6 +12,7 @@ from safepool.governance.anchors import AnchorStore
 from safepool.governance.audit import AuditLog
 from safepool.governance.catalogue_view import read_catalogue
 from safepool.governance.db import connect_engine, create_schema, sqlite_url
+from safepool.governance.holders import HolderOffice
 from safepool.governance.permits import PermitOffice
 from safepool.governance.settings import GovernanceSettings, load_settings
 from safepool.governance.users import UserDirectory
@@ -28,6 +30,12 @@ class Governance:
     outputs: OutputRegister
     root: Path
     settings: GovernanceSettings = GovernanceSettings()
+
+    @cached_property
+    def holders(self) -> HolderOffice:
+        """Which steward acts for which register holder, the linkage authority, and each holder's
+        release of its data into a permit (safepool.governance.holders)."""
+        return HolderOffice(self.users.engine, self.audit, self.permits, self.permits.catalogue)
 
     @classmethod
     def open(cls, workspace_root: Path, url: str | None = None,

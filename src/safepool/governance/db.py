@@ -101,6 +101,7 @@ def _import_tables() -> None:
     """Every module that declares tables, so that `metadata` is complete for comparisons."""
     import safepool.disclosure.output_tables  # noqa: F401
     import safepool.governance.audit  # noqa: F401
+    import safepool.governance.holders  # noqa: F401
     import safepool.governance.ledger_state  # noqa: F401
     import safepool.governance.permits  # noqa: F401
     import safepool.governance.users  # noqa: F401

@@ -3,7 +3,8 @@
 The handbook asks that decisions on moderate and high risk analyses are documented
 separately, and that for a low risk analysis the approved form is the decision document. Both
 are this document: the form's sections (basic information, data, benefit, risk, cost, overall
-estimate) followed by the record of who did what in the permit's phases.
+estimate) followed by the record of who did what in the permit's phases, and each register
+holder's decision on releasing its data into the permit (safepool.governance.holders).
 
 One source, three forms: the Jinja2 template `templates/permit-decision.md` gives Markdown;
 that Markdown is turned into HTML (markdown-it-py, raw HTML off) and the HTML into PDF
@@ -202,7 +203,8 @@ def _environment() -> Environment:
 
 
 def _context(
-    request: PermitRequest, assessment: Assessment, transitions: Sequence[Transition], permit_id: str | None
+    request: PermitRequest, assessment: Assessment, transitions: Sequence[Transition], permit_id: str | None,
+    releases: Sequence[Any] = (), waiting: Sequence[str] = (),
 ) -> dict[str, Any]:
     continuity = request.analysis.continuity
     if continuity.kind == ContinuityKind.continuous:
@@ -229,6 +231,8 @@ def _context(
             "cost": _SUMMARY_COST[assessment.cost_class],
         },
         "all_roles": list(ApprovalRole),
+        "releases": list(releases),
+        "waiting": list(waiting),
     }
 
 
@@ -238,10 +242,14 @@ def render_markdown(
     transitions: Iterable[Transition] = (),
     *,
     permit_id: str | None = None,
+    releases: Sequence[Any] = (),
+    waiting: Sequence[str] = (),
 ) -> str:
-    """The decision document in Markdown (tables in the GitHub style)."""
+    """The decision document in Markdown (tables in the GitHub style); `releases` are the register
+    holders' decisions on the permit (safepool.governance.holders.Release) and `waiting` the holders
+    still to decide."""
     template = _environment().get_template(MARKDOWN_TEMPLATE)
-    text = template.render(_context(request, assessment, list(transitions), permit_id))
+    text = template.render(_context(request, assessment, list(transitions), permit_id, releases, waiting))
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
@@ -251,9 +259,12 @@ def render_html(
     transitions: Iterable[Transition] = (),
     *,
     permit_id: str | None = None,
+    releases: Sequence[Any] = (),
+    waiting: Sequence[str] = (),
 ) -> str:
     """A standalone HTML page of the same document, its stylesheet inline."""
-    markdown = render_markdown(request, assessment, transitions, permit_id=permit_id)
+    markdown = render_markdown(request, assessment, transitions, permit_id=permit_id, releases=releases,
+                               waiting=waiting)
     body = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").render(markdown)
     css = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR, STYLESHEET).read_text(encoding="utf-8")
     title = f"Permit decision: {mask_identity_codes(request.analysis.name)}"
@@ -276,9 +287,12 @@ def render_pdf(
     transitions: Iterable[Transition] = (),
     *,
     permit_id: str | None = None,
+    releases: Sequence[Any] = (),
+    waiting: Sequence[str] = (),
 ) -> bytes:
     """The same document as a PDF (A4), rendered offline with WeasyPrint."""
-    return pdf_from_html(render_html(request, assessment, transitions, permit_id=permit_id))
+    return pdf_from_html(render_html(request, assessment, transitions, permit_id=permit_id, releases=releases,
+                                     waiting=waiting))
 
 
 def pdf_from_html(html: str) -> bytes:

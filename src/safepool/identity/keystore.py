@@ -8,7 +8,8 @@ the random one `safepool init` writes to `steward/key-passphrase` (mode 0600); d
 inject secrets set the variable and keep the file elsewhere. A store with neither (a bare folder
 outside a workspace) keeps its keys unencrypted.
 
-Only a signed-in steward destroys a key (`destroy_key`), with a justification, and audited.
+Only a signed-in steward who is the linkage authority (safepool.governance.holders) destroys a key
+(`destroy_key`), with a justification, and audited.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, perm
     audit's safety check, else only its length. Returns whether there was a key."""
     audit = governance.audit
     require_role(audit, actor, Role.steward, DESTROY, permit=permit)
+    governance.holders.require_linkage_authority(actor, "keys_destroy", permit=permit, audited_as=DESTROY)
     store = KeyStore.of(workspace)
     found = store.exists(permit)  # refuses a permit id that could leave the store
     justification = (justification or "").strip()

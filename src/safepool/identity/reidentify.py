@@ -2,9 +2,9 @@
 
 When an analysis has found an at-risk group, the steward may link the group's pseudonyms back
 to identity codes so that preventive services can reach those persons, but only where the
-permit asked for it when it was approved. This runs in the steward zone: it opens the permit's
-key and reads the identity column of each register in the permit's scope (within the permit's
-time window) in place, classifies and pseudonymises each distinct code once, and keeps the
+permit asked for it when it was approved. The linkage authority does it, in the steward zone: it
+opens the permit's key and reads the identity column of each register its holder released into the
+permit (within the permit's time window) in place, classifies and pseudonymises each distinct code once, and keeps the
 codes whose pseudonym was asked for.
 
 The matches go to one CSV file under `steward/reidentified/` (mode 0600, folder 0700), written
@@ -68,7 +68,7 @@ def reidentify(
 ) -> Reidentified:
     """Link `pseudonyms` of permit `permit_id` back to identity codes, as a steward.
 
-    Refused (and audited) unless the actor is a steward who is not among the permit's people,
+    Refused (and audited) unless the actor is the linkage authority and not among the permit's people,
     the permit is approved, in force on `today` and requested re-identification, and the
     justification is given and holds no identity code. Pseudonyms must be digit strings;
     repeats count once.
@@ -80,6 +80,7 @@ def reidentify(
 
     require_role(audit, actor, Role.steward, ACTION, permit=permit_id)
     permit = governance.permits.get(permit_id)
+    governance.holders.require_linkage_authority(actor, ACTION, permit=permit_id)
     governance.permits.check_in_force(actor, permit, ACTION, today)
     if not permit.request.reidentification.requested:
         raise refused(f"permit {permit_id} does not allow re-identification")
@@ -98,11 +99,12 @@ def reidentify(
     if not wanted:
         raise refused("no pseudonyms were given")
 
+    released = governance.holders.released_scope(actor, permit, ACTION)  # what the holders released, only
     try:
         key = KeyStore.of(workspace).get(permit_id)
         frame = permit.request.data.time_frame
         scope = Scope(permit=permit_id, window=Window(start=frame.start, end=frame.end),
-                      registers=dict(permit.request.data.sources))
+                      registers=dict(released.sources), withheld=released.withheld)
         matches = _match(workspace, scope, Pseudonymiser(key), wanted)
     except SafepoolError as exc:
         audit.append(actor=actor.name, role=actor.main_role, action=ACTION, permit=permit_id, outcome="error",

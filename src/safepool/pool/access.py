@@ -97,8 +97,8 @@ def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, perm
 
 def describe_variables(pool_dir: Path, governance: Governance, actor: Actor, permit: str
                        ) -> dict[str, dict[str, Variable]]:
-    """The pool's data dictionary, for a steward or an analyst of the permit; audited as a view."""
-    if not actor.has(Role.steward):
+    """The pool's data dictionary, for the linkage authority or an analyst of the permit; audited as a view."""
+    if not _linkage_authority(governance, actor):
         governance.permits.authorise_access(actor, permit)
     variables = dictionary(pool_dir, permit)
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_variables", permit=permit,
@@ -108,10 +108,15 @@ def describe_variables(pool_dir: Path, governance: Governance, actor: Actor, per
 
 def describe_pool(pool_dir: Path, governance: Governance, actor: Actor, permit: str
                   ) -> tuple[dict[str, int], dict[str, object]]:
-    """Table sizes and linkage report, for a steward or an analyst of the permit; audited."""
-    if not actor.has(Role.steward):
+    """Table sizes and linkage report, for the linkage authority or an analyst of the permit; audited."""
+    if not _linkage_authority(governance, actor):
         governance.permits.authorise_access(actor, permit)
     sizes, report = table_sizes(pool_dir, permit), linkage_report(pool_dir, permit)
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_show", permit=permit,
                             rows=sum(sizes.values()))
     return sizes, report
+
+
+def _linkage_authority(governance: Governance, actor: Actor) -> bool:
+    """A steward who is the linkage authority (a register holder's steward opens no pool)."""
+    return actor.has(Role.steward) and governance.holders.scope(actor.name).linkage

@@ -92,7 +92,7 @@ def build_pool(
                 check_schema(reader, variables)
                 _stage(con, reader, register, variables, scope, timings, notify)
             _link(con, resolver, tracker, register, variables, quarantine_scratch.path, timings, notify)
-        linkage = tracker.report()
+        linkage = tracker.report(holders={register.name: register.holder for register, _ in plan})
         timings |= resolver.seconds  # validate and hmac are the two parts of pseudonymise
         counts = {"rows read": sum(r.rows_read for r in linkage.registers.values()),
                   "codes validated": resolver.codes["validated"],
@@ -118,15 +118,18 @@ def sweep_workspace(workspace: Workspace) -> list[Path]:
 
 def build_for_permit(workspace: Workspace, governance: Governance, actor: Actor, permit_id: str, *,
                      progress: Progress | None = None, today: date | None = None) -> BuiltPool:
-    """The only public way to build a pool: as a steward, inside an approved, unexpired permit.
+    """The only public way to build a pool: as the linkage authority, inside an approved, unexpired
+    permit, from what each register holder in its scope released into it (safepool.governance.holders).
 
     The build's start is audited before any source is read, so a build that is killed leaves its
     `pool_build_started` record without a `pool_build` one; the next build's `pool_build` record
     counts the scratch of killed builds it removed (`stale_scratch_removed`)."""
     permit = governance.permits.authorise_build(actor, permit_id, today)
+    governance.holders.require_linkage_authority(actor, "pool_build", permit=permit_id)
+    released = governance.holders.released_scope(actor, permit, "pool_build")  # refused while a holder is undecided
     frame = permit.request.data.time_frame
     scope = Scope(permit=permit_id, window=Window(start=frame.start, end=frame.end),
-                  registers=dict(permit.request.data.sources))
+                  registers=dict(released.sources), withheld=released.withheld)
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_build_started", permit=permit_id,
                             detail={"registers": sorted(scope.registers)})
     try:

@@ -1,8 +1,12 @@
 """The linkage report: how many rows and persons each register gave, linked and quarantined.
 
-Counts only, never a code or a pseudonym: the report is shown to stewards and analysts alike
-and sits beside the pool. It is what tells a steward that nothing was silently dropped: for
-each register, rows read = rows linked + rows quarantined, by reason.
+Counts only, never a code or a pseudonym: the report sits beside the pool, and the whole of it is
+the linkage authority's (and the permit's analysts'). It is what tells a steward that nothing was
+silently dropped: for each register, rows read = rows linked + rows quarantined, by reason.
+
+A register holder's steward sees only its own registers' part (`holder_view`): their counts and
+their quarantine by reason. How many of its persons appear in another holder's registers is shown
+to it only as a count that passes the workspace's disclosure checks (`checked_count`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ class LinkageReport:
     persons_linked_across_registers: int
     persons_missing_from_population: dict[str, int]
     quarantined_rows_by_reason: dict[str, int]
+    # register -> its persons who are also in a register of another holder (the linkage authority's)
+    persons_with_other_holders: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -57,7 +63,9 @@ class LinkageTracker:
             [register],
         )
 
-    def report(self, pool_schema: str = "pool") -> LinkageReport:
+    def report(self, pool_schema: str = "pool", holders: dict[str, str] | None = None) -> LinkageReport:
+        """The counts of every register linked so far; `holders` (register -> its holder) adds, for each
+        register, its persons who are also in a register of another holder."""
         registers: dict[str, RegisterLinkage] = {}
         person_sets = []
         for name in self.names:
@@ -104,6 +112,16 @@ class LinkageTracker:
                 f"({', '.join(repr(s) for s in LINKING)}) GROUP BY status ORDER BY status"
             ).fetchall()
         )
+        elsewhere: dict[str, int] = {}
+        if holders:
+            self.con.execute("CREATE OR REPLACE TEMP TABLE register_holders (register VARCHAR, holder VARCHAR)")
+            self.con.executemany("INSERT INTO register_holders VALUES (?, ?)",
+                                 [[name, holders.get(name, name)] for name in self.names])
+            elsewhere = {name: 0 for name in self.names} | dict(self.con.execute(
+                "SELECT p.register, count(DISTINCT p.pid) FROM person_registers p "
+                "JOIN register_holders h ON h.register = p.register WHERE EXISTS (SELECT 1 FROM person_registers q "
+                "JOIN register_holders g ON g.register = q.register WHERE q.pid = p.pid AND g.holder <> h.holder) "
+                "GROUP BY p.register").fetchall())
         return LinkageReport(
             registers=registers,
             persons_total=sum(counts.values()),
@@ -111,4 +129,51 @@ class LinkageTracker:
             persons_linked_across_registers=sum(v for k, v in counts.items() if k >= 2),
             persons_missing_from_population=missing,
             quarantined_rows_by_reason=reasons,
+            persons_with_other_holders={name: int(n) for name, n in elsewhere.items()},
         )
+
+
+def checked_count(count: int | None, of: int, min_frequency: int, zeros: str = "allow",
+                  rounding_base: int | None = None) -> int | None:
+    """A count of persons out of `of` (a total its reader knows), as it may be shown: None (suppressed)
+    when it, or what it leaves of the total, is below the minimum frequency (a zero too when the
+    policy suppresses zeros), else itself, rounded to `rounding_base` when one is given."""
+    if count is None:
+        return None
+    rest = of - count
+    if 0 < count < min_frequency or 0 < rest < min_frequency or (count == 0 and zeros == "suppress"):
+        return None
+    return count if not rounding_base or rounding_base <= 1 else int(rounding_base * round(count / rounding_base))
+
+
+def holder_view(report: dict[str, object], holder: str, registers: list[str], *, min_frequency: int,
+                zeros: str = "allow", rounding_base: int | None = None) -> dict[str, object]:
+    """What a register holder's steward sees of a linkage report: its own registers' counts and
+    quarantine by reason, and how many of each register's persons are also in another holder's
+    registers (or missing from the population register of another holder) only as checked counts."""
+    counts = report.get("registers", {})
+    assert isinstance(counts, dict)
+    own = {name: counts[name] for name in registers if name in counts}
+    reasons: dict[str, int] = {}
+    for entry in own.values():
+        for status, rows in entry.get("rows_by_status", {}).items():
+            if status not in LINKING and rows:
+                reasons[status] = reasons.get(status, 0) + rows
+    elsewhere = report.get("persons_with_other_holders") or {}
+    missing = report.get("persons_missing_from_population") or {}
+    assert isinstance(elsewhere, dict) and isinstance(missing, dict)
+    population_elsewhere = "population" in counts and "population" not in registers
+
+    def checked(value: object, of: int) -> int | None:
+        return checked_count(value if isinstance(value, int) else None, of, min_frequency, zeros, rounding_base)
+
+    return {
+        "holder": holder,
+        "registers": own,
+        "quarantined_rows_by_reason": dict(sorted(reasons.items())),
+        "persons_with_other_holders": {name: checked(elsewhere.get(name), entry["persons"])
+                                       for name, entry in own.items()},
+        "persons_missing_from_population": ({name: checked(missing.get(name, 0), entry["persons"])
+                                             for name, entry in own.items()} if population_elsewhere else {}),
+        "min_frequency": min_frequency,
+    }

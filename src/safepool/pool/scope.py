@@ -39,9 +39,12 @@ class Scope(Strict):
     permit: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     window: Window
     registers: dict[str, list[str] | Literal["*"]]
+    # register -> variables its holder withheld from the permit (safepool.governance.holders)
+    withheld: dict[str, list[str]] = Field(default_factory=dict)
 
     def resolve(self, catalogue: Catalogue) -> list[tuple[Register, list[Variable]]]:
-        """Pair each register in scope with its variables; refuse anything the catalogue lacks."""
+        """Pair each register in scope with its variables (less those withheld); refuse anything the
+        catalogue lacks."""
         problems: list[str] = []
         resolved: list[tuple[Register, list[Variable]]] = []
         for name, wanted in self.registers.items():
@@ -50,12 +53,13 @@ class Scope(Strict):
             except KeyError:
                 problems.append(f"register {name} is not in the catalogue")
                 continue
+            withheld = set(self.withheld.get(name, ()))
             if wanted == "*":
-                resolved.append((register, list(register.variables)))
+                resolved.append((register, [v for v in register.variables if v.name not in withheld]))
                 continue
             unknown = [v for v in wanted if v not in {x.name for x in register.variables}]
             problems.extend(f"register {name} has no variable {v}" for v in unknown)
-            resolved.append((register, [register.variable(v) for v in wanted if v not in unknown]))
+            resolved.append((register, [register.variable(v) for v in wanted if v not in unknown and v not in withheld]))
         if problems:
             raise ScopeError("scope refused: " + "; ".join(problems))
         return resolved

@@ -273,9 +273,20 @@ def check_registers(workspace: Workspace, names: list[str] | None = None) -> lis
 
 def check_registers_as(workspace: Workspace, governance: Governance, actor: Actor,
                        names: list[str] | None = None) -> list[RegisterCheck]:
-    """The steward's register check: signed in, role-checked and audited (counts only)."""
+    """A register holder's steward checks its own holders' registers (all of them, or those named):
+    signed in, role-checked, held to its holders, and audited (counts only)."""
     require_role(governance.audit, actor, Role.steward, "registers_check")
-    results = check_registers(workspace, names)
+    own = own_registers(workspace, governance, actor)
+    if names:  # a name the catalogue does not have is NotFound (check_registers), not another holder's
+        known = {register.name for register in workspace.catalogue().registers}
+        governance.holders.require_holders(actor, "registers_check", [n for n in dict.fromkeys(names) if n in known])
+    elif not own:
+        from safepool.governance.access_policy import steward_refusal
+        from safepool.governance.users import refuse
+
+        raise refuse(governance.audit, actor.name, actor.main_role, "registers_check",
+                     steward_refusal(actor.name, "registers_check"))
+    results = check_registers(workspace, names or own)
     # the audit record names registers and variables with counts, never a value
     misfits = {r.register: {**{name: {"rows": u.rows, "codes": u.codes} for name, u in r.unknown_codes.items()},
                             **{name: {"unparsed_date_rows": rows} for name, rows in r.unparsed_dates.items()}}
@@ -285,3 +296,9 @@ def check_registers_as(workspace: Workspace, governance: Governance, actor: Acto
                             outcome="ok" if all(r.ok for r in results) else "error",
                             detail={"dictionary_misfits": misfits} if misfits else None)
     return results
+
+
+def own_registers(workspace: Workspace, governance: Governance, actor: Actor) -> list[str]:
+    """The registers of the catalogue whose holders `actor` stewards, in catalogue order."""
+    holders = governance.holders.scope(actor.name).holders if actor.has(Role.steward) else frozenset()
+    return [register.name for register in workspace.catalogue().registers if register.holder in holders]
