@@ -1,0 +1,156 @@
+"""Rate tables: rates and other statistics by groups, with every person count they rest on.
+
+Columns: the groups (labels), rate columns (numbers; blank where a rate is not defined, e.g. a
+precision when nobody was selected), `remarks` (text about a row, blanked with it) and person
+counts: "n" and every "n_..." column. Each count is the numerator or the denominator of a shown
+rate (persons, positives, selected, true and false positives and negatives...), so a rate is
+never shown over, or of, fewer persons than the policy's minimum frequency.
+
+Rules: min_frequency (and the zeros policy) on every count of every row. Suppression blanks a
+failing row's numbers. With `partition` (a label column whose rows each split one population,
+e.g. the groups of an attribute in a fairness audit), a partition with exactly one suppressed
+row also loses its smallest other row, so that the suppressed row cannot be worked out from the
+population's total shown elsewhere (secondary suppression).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from safepool.disclosure.cells import SECONDARY, SHOWN, STATUS, numbers, shown_mask
+from safepool.disclosure.differencing import FrequencyCells
+from safepool.disclosure.findings import Finding, invalid
+from safepool.disclosure.kinds.base import (
+    Boundary,
+    Mitigated,
+    OutputBase,
+    OutputKind,
+    Samples,
+    blank,
+    register,
+    small_counts,
+    suppression_note,
+)
+from safepool.disclosure.kinds.tables import grouped_table_problems
+from safepool.disclosure.rules import DisclosureRules
+
+
+@dataclass
+class RateTable(OutputBase):
+    """Rates by groups: groups + rate columns + "n" + "n_..." counts (+ `remarks` text columns)."""
+
+    title: str
+    cells: pd.DataFrame
+    groups: list[str]
+    remarks: list[str] = field(default_factory=list)
+    partition: str | None = None
+    kind: ClassVar[str] = "rates"
+
+
+@register
+class Rates(OutputKind):
+    name = "rates"
+    output_type = RateTable
+
+    def count_columns(self, output: RateTable) -> list[str]:
+        skip = set(output.groups) | set(output.remarks)
+        return [c for c in output.cells.columns
+                if isinstance(c, str) and c not in skip and (c == "n" or c.startswith("n_"))]
+
+    def rate_columns(self, output: RateTable) -> list[str]:
+        skip = set(output.groups) | set(output.remarks) | set(self.count_columns(output)) | {STATUS}
+        return [c for c in output.cells.columns if c not in skip]
+
+    def validate(self, output: RateTable, *, kept: bool = False) -> list[Finding]:
+        problems = grouped_table_problems(output, counts=["n"], unique=True)
+        if problems:
+            return problems
+        if not isinstance(output.remarks, (list, tuple)) or not all(r in output.cells.columns for r in output.remarks):
+            return [invalid(f"table '{output.title}': remarks must name columns of the table")]
+        if output.partition is not None and output.partition not in output.groups:
+            return [invalid(f"table '{output.title}': the partition must be one of its groups")]
+        labels = list(output.groups)
+        counts = [c for c in self.count_columns(output) if c != "n"]
+        problems = grouped_table_problems(output, counts=counts) if counts else []
+        rates = self.rate_columns(output)
+        if not rates:
+            return problems + [invalid(f"table '{output.title}' has no rate columns")]
+        return problems + _rate_problems(output.cells, rates, labels)
+
+    def rules(self, output: RateTable, policy: DisclosureRules, *, kept: bool = False) -> list[Finding]:
+        cells, labels, shown = output.cells, list(output.groups), shown_mask(output.cells)
+        return [f for column in self.count_columns(output) for f in small_counts(cells, column, labels, policy, shown)]
+
+    def blanked_columns(self, output: RateTable) -> list[str]:
+        return [c for c in output.cells.columns if c not in output.groups and c != STATUS]
+
+    def suppress(self, output: RateTable, policy: DisclosureRules, margins: bool = True) -> Mitigated:
+        """Blank each failing row, and a second row of a partition left with one blank row."""
+        self.require_checkable(output, policy)
+        cells = output.cells.reset_index(drop=True)
+        failing = self.failing_rules(output, self.check(output, policy), policy)
+        primary = np.array([bool(found) for found in failing], dtype=bool)
+        hidden = primary.copy()
+        if output.partition is not None:
+            n = numbers(cells, "n")
+            for _, rows in cells.groupby(output.partition, sort=False).indices.items():
+                if hidden[rows].sum() == 1 and len(rows) > 1:
+                    others = [r for r in rows if not hidden[r]]
+                    hidden[min(others, key=lambda r: (n[r], r))] = True
+        status = [f"suppressed (primary: {', '.join(found)})" if found else SECONDARY if hide else SHOWN
+                  for found, hide in zip(failing, hidden)]
+        mitigated = RateTable(output.title, blank(cells, self.blanked_columns(output), hidden).assign(**{STATUS: status}),
+                              list(output.groups), list(output.remarks), output.partition)
+        note = suppression_note(failing, int((hidden & ~primary).sum()), False)
+        return Mitigated(mitigated, "suppression", note, self.check(mitigated, policy), policy)
+
+    def kept_fields(self, output: RateTable) -> dict[str, Any]:
+        return {"groups": list(output.groups), "remarks": list(output.remarks), "partition": output.partition}
+
+    def differencing_cells(self, output: RateTable) -> list[FrequencyCells]:
+        return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "n")]
+
+    def samples(self) -> Samples:
+        def table(n: Any = 300, n_positive: Any = 40, rate: Any = None, **changes: Any) -> RateTable:
+            cells = {"attribute": ["sex", "sex", "sex"], "group": ["female", "male", "other"],
+                     "selection_rate": [0.125, 0.25, 0.375] if rate is None else rate,
+                     "n": [n, 400, 500], "n_positive": [n_positive, 50, 60],
+                     "flag": ["", "above tolerance", ""]}
+            cells.update(changes)
+            return RateTable("Selection by sex", pd.DataFrame(cells), ["attribute", "group"], ["flag"], "attribute")
+
+        return Samples(
+            passing=lambda policy: table(),
+            bad={"empty": lambda: RateTable("r", pd.DataFrame(columns=["g", "rate", "n"]), ["g"]),
+                 "text in numbers": lambda: table(rate=["high", 0.25, 0.375]),
+                 "NaN": lambda: table(n=np.nan),
+                 "inf": lambda: table(rate=[np.inf, 0.25, 0.375]),
+                 "missing column": lambda: RateTable("r", pd.DataFrame({"g": ["a"], "rate": [0.5]}), ["g"]),
+                 "no rates": lambda: RateTable("r", pd.DataFrame({"g": ["a"], "n": [50]}), ["g"])},
+            boundaries=[Boundary("min_frequency", "min_frequency",
+                                 lambda policy, offset: table(n=policy.min_frequency + offset)),
+                        Boundary("min_frequency", "min_frequency",
+                                 lambda policy, offset: table(n_positive=policy.min_frequency + offset))],
+            secret=lambda policy: (table(n_positive=policy.min_frequency - 1, rate=[0.0123456, 0.25, 0.375]),
+                                   ["0.0123456", "0.012"]),
+        )
+
+
+def _rate_problems(cells: pd.DataFrame, columns: list[str], labels: list[str]) -> list[Finding]:
+    """Rates are numbers, finite where given; a blank is a rate that is not defined."""
+    shown = shown_mask(cells)
+    problems = []
+    for column in columns:
+        raw = cells[column]
+        if raw.dtype == bool:
+            problems.append(invalid(f"column {column} holds true/false, not numbers"))
+            continue
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        bad = shown & raw.notna().to_numpy() & ~np.isfinite(values)
+        if bad.any():
+            problems.append(invalid(f"column {column}: {int(bad.sum())} cell(s) are not finite numbers"))
+    return problems

@@ -1,0 +1,255 @@
+"""Predicted service needs with a fairness audit (issue 13, points 5 and 8): metrics on known cases,
+the planted proxy found on a small synthetic pool, small groups never shown, the same numbers
+under another permit's key and row order, and no person's value in any output."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import false_negative_rate, false_positive_rate, selection_rate
+from sklearn.metrics import brier_score_loss, precision_score, roc_auc_score
+
+from safepool.disclosure import DisclosureRules, kind_of
+from safepool.disclosure.cells import shown_mask
+from safepool.disclosure.kinds.rates import RateTable
+from safepool.features import load_features
+from safepool.insight import fairness
+from safepool.insight.need import NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
+from safepool.insight.model_card import sections, summary_line
+from safepool.insight.report import render_html
+from safepool.insight.spec import analysis_of, load_insight
+from safepool.yaml_files import FileProblem
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from study_validity import synthetic_pool  # noqa: E402
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "src/safepool/examples/insight-need.yaml"
+SETTINGS = NeedSettings(bootstrap=40, permutation_repeats=2)
+POLICY = DisclosureRules()
+
+
+# -- metrics on a tiny known case ----------------------------------------------------------------
+
+
+def test_group_metrics_on_a_known_confusion_table():
+    # group a: TP 2, FP 1, FN 1, TN 5; group b: TP 0, FP 2, FN 2, TN 3
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0] + [1, 1, 0, 0, 0, 0, 0])
+    s = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0] + [0, 0, 1, 1, 0, 0, 0])
+    g = pd.Series(["a"] * 9 + ["b"] * 7)
+    table = fairness.group_metrics(y, s, g).set_index("group")
+    a, b = table.loc["a"], table.loc["b"]
+    assert (a["n_true_positive"], a["n_false_positive"], a["n_false_negative"], a["n_true_negative"]) == (2, 1, 1, 5)
+    assert a["selection_rate"] == pytest.approx(3 / 9) and a["precision"] == pytest.approx(2 / 3)
+    assert a["false_positive_rate"] == pytest.approx(1 / 6) and a["false_negative_rate"] == pytest.approx(1 / 3)
+    assert (b["n"], b["n_positive"], b["n_selected"]) == (7, 2, 2)
+    assert b["precision"] == 0 and b["false_negative_rate"] == 1 and b["false_positive_rate"] == pytest.approx(2 / 5)
+    for name, group in (("a", slice(0, 9)), ("b", slice(9, 16))):  # the same as fairlearn's and sklearn's own
+        row = table.loc[name]
+        assert row["selection_rate"] == pytest.approx(selection_rate(y[group], s[group]))
+        assert row["false_positive_rate"] == pytest.approx(false_positive_rate(y[group], s[group]))
+        assert row["false_negative_rate"] == pytest.approx(false_negative_rate(y[group], s[group]))
+        assert row["precision"] == pytest.approx(precision_score(y[group], s[group], zero_division=0))
+    nobody = fairness.group_metrics(np.array([0, 1, 0]), np.array([0, 0, 0]), pd.Series(["c"] * 3))
+    assert np.isnan(nobody.loc[0, "precision"]) and nobody.loc[0, "false_negative_rate"] == 1
+
+
+def test_auc_brier_and_selection_on_known_cases():
+    y = np.array([0, 0, 1, 1, 0, 1])
+    score = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.9])
+    assert fast_auc(y, score) == pytest.approx(roc_auc_score(y, score))
+    assert fast_auc(y, np.array([0.5] * 6)) == pytest.approx(0.5)  # ties share their rank
+    assert fast_auc(np.array([0, 1]), np.array([0.2, 0.7])) == 1.0
+    assert 0 < hanley_mcneil(0.8, np.array([1] * 30 + [0] * 300)) < 0.1
+    assert select_top(np.array([0.1, 0.9, 0.5, 0.9, 0.2]), 0.2).tolist() == [False, True, False, True, False]
+    assert select_top(np.array([0.1, 0.2]), 0.1).sum() == 0
+    assert brier_score_loss(y, score) > 0
+
+
+def test_bootstrap_is_seeded_and_its_intervals_hold_the_estimate():
+    rng = np.random.default_rng(7)
+    y, s = rng.random(4000) < 0.1, rng.random(4000) < 0.2
+    groups = pd.DataFrame({"sex": rng.choice(["female", "male"], 4000)})
+    first, again = fairness.audit(y, s, groups, 100, seed=3), fairness.audit(y, s, groups, 100, seed=3)
+    pd.testing.assert_frame_equal(first.groups, again.groups)
+    for metric in fairness.METRICS:
+        assert (first.groups[f"{metric}_low"] <= first.groups[metric]).all()
+        assert (first.groups[metric] <= first.groups[f"{metric}_high"]).all()
+    other = fairness.audit(y, s, groups, 100, seed=4)
+    assert not other.groups["selection_rate_low"].equals(first.groups["selection_rate_low"])
+
+
+def test_disparities_flag_a_difference_beyond_tolerance_and_skip_small_groups():
+    rng = np.random.default_rng(1)
+    n = 6000
+    group = rng.choice(["finnish", "foreign", "swedish"], n, p=[0.6, 0.397, 0.003])
+    y = rng.random(n) < 0.2
+    s = rng.random(n) < np.where(group == "foreign", 0.3, 0.1)  # selected three times as often
+    audited = fairness.audit(y, s, pd.DataFrame({"native language": group}), 100, seed=1)
+    table = fairness.disparities(audited, tolerance=0.05, ratio_tolerance=0.8).set_index("metric")
+    assert table.loc["selection_rate", "flag"] == "beyond tolerance"
+    assert (table.loc["selection_rate", "highest"], table.loc["selection_rate", "lowest"]) == ("foreign", "finnish")
+    assert table.loc["selection_rate", "difference"] == pytest.approx(0.2, abs=0.03)
+    assert table.loc["selection_rate", "n_fewest"] >= fairness.MIN_GROUP  # swedish (about 18) is not compared
+    fair = fairness.audit(y, rng.random(n) < 0.1, pd.DataFrame({"native language": group}), 100, seed=1)
+    assert (fairness.disparities(fair, 0.05, 0.5)["flag"] == "within tolerance").all()
+
+
+# -- disclosure of small groups ----------------------------------------------------------------
+
+
+def test_a_rate_over_fewer_persons_than_the_minimum_is_never_shown():
+    rng = np.random.default_rng(2)
+    n = 3000
+    group = np.where(np.arange(n) < 3, "tiny", rng.choice(["large", "medium"], n, p=[0.7, 0.3]))
+    y, s = rng.random(n) < 0.3, rng.random(n) < 0.3
+    audited = fairness.audit(y, s, pd.DataFrame({"group kind": group}), 50, seed=1)
+    table = RateTable("audit", audited.groups, ["attribute", "group"], partition="attribute")
+    mitigated = kind_of(table).mitigate(table, POLICY, margins=True, rounding=False)
+    shown = kind_of(table).shown_table(mitigated.output, POLICY)
+    by_group = shown.set_index("group")
+    assert by_group.loc["tiny", "status"].startswith("suppressed (primary")
+    assert by_group.loc["medium", "status"] == "suppressed (secondary)"  # else tiny = total - large
+    assert by_group.loc[["tiny", "medium"], ["selection_rate", "precision", "n", "n_true_positive"]].isna().all().all()
+    counts = [c for c in shown.columns if c == "n" or c.startswith("n_")]
+    visible = shown.loc[shown_mask(shown), counts].to_numpy(dtype=float)
+    assert (visible >= POLICY.min_frequency).all()
+    assert mitigated.report.verdict == "pass"
+
+
+def test_a_small_count_of_positives_suppresses_the_row():
+    cells = pd.DataFrame({"attribute": ["sex"] * 3, "group": ["female", "male", "other"],
+                          "false_negative_rate": [0.5, 0.25, 0.2], "n": [400, 500, 300],
+                          "n_positive": [4, 40, 30], "n_false_negative": [2, 10, 6]})
+    table = RateTable("fnr", cells, ["attribute", "group"], partition="attribute")
+    report = kind_of(table).check(table, POLICY)
+    assert report.verdict == "fail"
+    shown = kind_of(table).shown_table(kind_of(table).suppress(table, POLICY).output, POLICY)
+    assert shown.loc[0, "status"].startswith("suppressed") and pd.isna(shown.loc[0, "false_negative_rate"])
+    assert shown.loc[2, "status"] == "suppressed (secondary)"  # the smallest other group of the partition
+
+
+# -- on a small synthetic pool -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pool():
+    con, truth = synthetic_pool(seed=5, persons=8000, clients_per_year=10)
+    yield con, truth
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def result(pool):
+    con, _ = pool
+    return analyse(con, load_features(), SETTINGS, seed=1)
+
+
+def test_the_audit_flags_the_planted_proxy_and_shows_the_model_without_it(result, pool):
+    _, truth = pool
+    planted = truth["city"]["proxy"]["variable"].split(".")[1]  # population.district
+    screen = result.proxies.set_index(["feature", "attribute"])
+    assert screen.loc[(planted, "native language"), "role"] == fairness.PROXY
+    language = screen.xs("native language", level="attribute")
+    assert language.index[language["role"] == fairness.PROXY].tolist() == [planted]  # nothing else
+    assert screen.loc[("female", "sex"), "role"] == fairness.DIRECT
+    assert screen.loc[("age", "age group"), "role"] == fairness.DIRECT
+    assert [m.label for m in result.models] == ["with every predictor", "without the proxies"]
+    assert planted in result.models[0].predictors and planted not in result.models[1].predictors
+    assert set(result.audits) == {m.label for m in result.models}
+    assert result.models[0].auc > 0.5  # the bench measures it on 300,000 persons
+    found = outputs(result)
+    assert {"fairness_1", "fairness_2", "disparities", "proxies", "performance", "calibration",
+            "importance", "coefficients_1", "coefficients_2", "cohort"} <= set(found)
+    checked = {name: kind_of(o).mitigate(o, POLICY, margins=True, rounding=False) for name, o in found.items()}
+    assert all(m.report.verdict in ("pass", "review") for m in checked.values())
+    assert f"proxies: {planted} for native language" in summary_line(checked)
+    texts = [s.text for s in sections(result, load_features())]
+    assert any("Intended use" in text and "Limitations" in text for text in texts)
+
+
+def _rekeyed_copy(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """The same pool under another key (every pseudonym replaced, parents' too) with rows shuffled."""
+    other = duckdb.connect()
+    tables = [t for (t,) in con.sql("SELECT table_name FROM duckdb_tables()").fetchall()]
+    pids = con.sql(" UNION ".join(f"SELECT pid FROM {t}" for t in tables)).df()["pid"].astype(str)
+    rng = np.random.default_rng(99)
+    rekeyed = [str(int(hashlib.sha256(b"another permit's key" + p.encode()).hexdigest()[:15], 16)) for p in pids]
+    mapping = pd.DataFrame({"old": pids.to_numpy(), "new": rekeyed})
+    con.register("rekey", mapping)
+    try:
+        for t in tables:
+            columns = [c for (c,) in con.sql(f"SELECT column_name FROM duckdb_columns() WHERE table_name = '{t}'")
+                       .fetchall()]
+            linked = [c for c in columns if c in ("pid", "mother_id", "father_id")]
+            select = ", ".join(f"k_{c}.new AS {c}" if c in linked else f'x."{c}"' for c in columns)
+            joins = " ".join(f"LEFT JOIN rekey k_{c} ON k_{c}.old = x.{c}" for c in linked)
+            frame = con.sql(f"SELECT {select} FROM {t} x {joins}").df()
+            frame = frame.sample(frac=1.0, random_state=int(rng.integers(1 << 30))).reset_index(drop=True)
+            other.register("frame", frame)
+            other.execute(f"CREATE TABLE {t} AS SELECT * FROM frame")
+            other.unregister("frame")
+    finally:
+        con.unregister("rekey")
+    return other
+
+
+def _public(found: dict) -> dict[str, pd.DataFrame]:
+    return {name: kind_of(o).shown_table(kind_of(o).mitigate(o, POLICY, margins=True, rounding=False).output, POLICY)
+            for name, o in found.items()}
+
+
+def test_the_same_numbers_under_another_key_and_row_order(pool, result):
+    con, _ = pool
+    other = _rekeyed_copy(con)
+    try:
+        again = analyse(other, load_features(), SETTINGS, seed=1)
+    finally:
+        other.close()
+    assert not set(result.units.pids) & set(again.units.pids)
+    first, second = _public(outputs(result)), _public(outputs(again))
+    assert first.keys() == second.keys()
+    for name in first:
+        pd.testing.assert_frame_equal(first[name], second[name], check_exact=True, obj=name)
+
+
+def test_no_person_level_value_leaves(result):
+    found = outputs(result)
+    units = len(result.units.frame)
+    pids = set(map(str, result.units.pids))
+    for name, output in found.items():
+        kind = kind_of(output)
+        table = kind.public_table(output)
+        assert "pid" not in table.columns and len(table) < 100, name  # aggregates, never a row per person
+        text = kind.files(kind.mitigate(output, POLICY, margins=True, rounding=False).output, name, POLICY)
+        body = b"".join(text.values()).decode("utf-8")
+        assert not any(p in body for p in pids), name
+        assert len(table) < units
+
+
+def test_the_example_file_and_the_report_made_of_checked_outputs(result):
+    insight = load_insight(EXAMPLE)
+    analysis = analysis_of(insight)
+    assert analysis.kind == "need" and insight.analysis.predictors == SETTINGS.predictors
+    assert set(analysis.tables(load_features())) == {"population", "child_protection", "city_services"}
+    found = outputs(result)
+    checked = {name: kind_of(o).mitigate(o, POLICY, margins=True, rounding=False) for name, o in found.items()}
+    parts = sections(result, load_features())
+    assert {name for s in parts for name in s.outputs} == set(found)  # every output is shown, under a heading
+    about = {"title": insight.title, "permit": insight.permit, "synthetic": True,
+             "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in parts]}
+    page = render_html(insight.title, about, checked, POLICY)
+    assert "Model card" in page and "Intended use" in page and "Fairness audit" in page
+    assert analysis.summary(checked).startswith("Need prediction: test AUC")
+
+
+def test_a_setting_that_cannot_work_is_named(tmp_path):
+    text = EXAMPLE.read_text().replace("test: 2022Q1", "test: 2020Q3")
+    (tmp_path / "need.yaml").write_text(text)
+    with pytest.raises(FileProblem, match="test quarter"):
+        load_insight(tmp_path / "need.yaml")
