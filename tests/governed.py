@@ -78,7 +78,10 @@ def approved_permit(governance: Governance, permit_id: str = "P-1", *, released:
 
 
 def release_all(governance: Governance, permit_id: str, steward: str = "stella") -> None:
-    """Every register holder in the permit's scope releases its data into it (as `steward`)."""
+    """Every register holder in the permit's scope releases its data into it (as `steward`); a
+    workspace without a catalogue has no holders to release anything."""
+    if not governance.holders.holders():
+        return
     actor = sign_in(governance, steward)
     for holder in governance.holders.waiting(governance.permits.get(permit_id)):
         governance.holders.decide(actor, permit_id, "release", holder=holder)

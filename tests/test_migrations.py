@@ -16,7 +16,7 @@ def test_migrations_build_exactly_the_declared_schema(tmp_path):
     with engine.connect() as con:
         differences = compare_metadata(MigrationContext.configure(con), metadata)
     assert differences == []
-    assert MigrationContext.configure(engine.connect()).get_current_revision() == "0005"
+    assert MigrationContext.configure(engine.connect()).get_current_revision() == "0006"
 
 
 def test_reopening_an_existing_workspace_keeps_everything(tmp_path):

@@ -6,15 +6,15 @@
   release with fewer variables, refuse), with the variables withheld, the reason, who and when.
   The primary key (permit, holder) keeps it to one decision per holder and permit.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
