@@ -23,7 +23,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from safepool.demo import DEMO_PERMIT, SIGNERS, demo_request, make_users
+from safepool.demo import DEMO_PERMIT, HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, demo_request, make_users, \
+    release_data
 from safepool.pool.access import POOL_FILE
 from safepool.session import connect
 from safepool.synth.load import synthesise
@@ -83,7 +84,8 @@ def prepare(root: Path, persons: int, seed: int) -> dict[str, str]:
     permit = person("vtt.analyst1").request_permit(demo_request(), DEMO_PERMIT)
     for role in permit.assessment.approvals:
         person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
-    steward = person("espoo.steward").permit(DEMO_PERMIT)
+    release_data({name: person(name) for name in HOLDER_STEWARDS})  # each holder releases its registers
+    steward = person(LINKAGE_AUTHORITY).permit(DEMO_PERMIT)
     steward.build()
     steward.advance("analytic_review", "benchmark")
     print(f"prepared {persons:,} persons in {time.perf_counter() - started:.0f} s")
