@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import re
+import subprocess
 
 import duckdb
 import pandas as pd
@@ -132,3 +133,21 @@ def test_each_arms_mean_is_checked_with_its_contributors_which_are_never_kept(de
     assert any("(mean_treated)" in m for m in rules) and any("(mean_control)" in m for m in rules)
     assert any("treated or the control arm" in f.message for f in report.findings if f.rule == "min_frequency")
     assert not any(":" in c for c in analysis.subgroups.columns)  # the analysis frames hold no contributors
+
+
+def test_the_report_names_labels_and_units_and_says_the_data_are_synthetic_on_every_page(demo, ran):
+    workspace, passwords = demo
+    governance, records = second_run(workspace, passwords)
+    report = next(r for r in records if r.kind == "document")
+    text = subprocess.run(["pdftotext", "-layout", str(governance.outputs.folder(report) / "study-report.pdf"), "-"],
+                          check=True, capture_output=True, text=True).stdout
+    pages = [page for page in text.split("\f") if page.strip()]
+    assert len(pages) > 8 and all("Synthetic data: made from synthetic registers" in page for page in pages)
+    assert "Main results" in pages[0] and "Data and methods" not in pages[0]
+    for raw in ("social_health_visits_4", "treatment.language_level", "permit_grounds_", "native_language_",
+                "n_clusters", "e_value"):
+        assert raw not in text, raw
+    for label in ("Social and health service visits", "EUR per quarter", "percentage points", "Native language: ",
+                  "Finnish language level at entry"):
+        assert label in text, label
+    assert not re.search(r"(?<![\w#.])\d+(\.\d+)?[eE][-+]?\d", text)

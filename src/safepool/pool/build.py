@@ -246,5 +246,7 @@ def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[V
         # the data dictionary of the pool's variables, in pool names only (no holder's columns)
         "dictionary": {register.name: [v.model_dump(mode="json", exclude={"column"}) for v in variables]
                        for register, variables in plan},
+        # the registers made by safepool synth: reports of this pool say on every page that it is synthetic
+        "synthetic": sorted(register.name for register, _ in plan if register.synthetic),
     }
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

@@ -77,6 +77,8 @@ class Register(Strict):
     direct_identifiers: list[str] = Field(default_factory=list)
     time: TimeSpec | None = None
     variables: list[Variable]
+    synthetic: bool = Field(False, description="the rows are synthetic (safepool synth), not a holder's real data; "
+                                                "a pool built from it says so in every report")
     related_identities: list[str] = Field(
         default_factory=list,
         description="variables holding another person's identity code (a parent's, say): the pool build "

@@ -86,6 +86,7 @@ class ShownTable:
     suppressed: np.ndarray  # per row: a mitigation suppressed it
     note: str | None
     report: CheckReport
+    rounded_to: int | None = None  # the base every shown count is rounded to, if they are
 
     @property
     def n_suppressed(self) -> int:
@@ -130,7 +131,7 @@ def shown_table(name: str, checked: CheckedOutput) -> ShownTable:
     frame = public.drop(columns=[STATUS], errors="ignore")
     note = getattr(checked, "note", None)
     return ShownTable(name=name, title=output.title, kind=kind.name, frame=frame, labels=labels,
-                      suppressed=suppressed, note=note or None, report=again)
+                      suppressed=suppressed, note=note or None, report=again, rounded_to=kind.rounded_to(output))
 
 
 def _failed_rules(report: CheckReport) -> str:

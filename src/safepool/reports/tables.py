@@ -1,213 +1,427 @@
-"""Checked tables written for people: plain column names, rounded numbers, "suppressed" cells.
+"""The report's tables, written for people from the checked tables.
 
-Works on a ShownTable only, so every number it writes is one the disclosure layer let through.
-A blank in a suppressed row reads "suppressed"; any other blank (not estimable, not observed)
-reads as a dash.
+Every builder reads a ShownTable (the public cells of one checked output) and the report's label
+book, and returns HumanTables: headers with units, rows of text. Labels come from the book, never a
+column name; numbers from safepool.reports.numbers; a row the disclosure layer suppressed keeps
+its labels and reads "suppressed". A builder shows only the columns that mean something for its
+table (no matched sets for the unmatched comparison; the placebo's joint test once per outcome).
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from safepool.governance.form import mask_identity_codes
+from safepool.reports import numbers as num
+from safepool.reports.labels import SHARE, Labels, Outcome, words
 from safepool.reports.source import ShownTable
+from safepool.study.estimand import NOT_MATCHED
 
 SUPPRESSED = "suppressed"
-MISSING = "–"
-CI = "Confidence interval"
-
-COLUMN_LABELS = {
-    "stage": "Stage",
-    "covariate": "Covariate",
-    "mean_treated": "Mean, clients",
-    "mean_control": "Mean, comparison",
-    "smd": "SMD",
-    "variance_ratio": "Variance ratio",
-    "ecdf_mean": "eCDF mean",
-    "ecdf_max": "eCDF max",
-    "smd_ok": "SMD within limit",
-    "vr_ok": "Variance ratio within range",
-    "binary": "0/1 covariate",
-    "outcome": "Outcome",
-    "horizon": "Quarters from entry",
-    "method": "Estimator",
-    "estimand": "Estimand",
-    "estimate": "Estimate",
-    "std_error": "Std. error",
-    "n_treated": "Clients",
-    "n_control": "Comparison persons",
-    "subgroup": "Subgroup",
-    "level": "Group",
-    "count": "Persons",
-    "n": "Persons",
-    "step": "Step",
-    "reason": "Reason",
-    "p_value": "p-value",
-    "e_value": "E-value",
-    "e_value_ci": "E-value of the CI limit",
-    "statistic": "Statistic",
-    "term": "Term",
-    "df": "Degrees of freedom",
-    "persons": "Persons",
-    "units": "Person-quarters",
-    "removed": "Left out",
-    "n_clusters": "Matched sets",
-    "n_sets": "Matched sets",
-    "joint_p_value": "Joint p-value",
-    "wald_chi2": "Wald chi²",
-    "wald_df": "Wald df",
-    "risk_ratio": "Risk ratio",
-    "gamma": "Gamma",
-    "p_upper": "Upper p-value",
-    "rosenbaum_gamma": "Rosenbaum gamma",
-    "ci_method": "Confidence intervals",
-    "ci": "Confidence intervals",
-}
-WHOLE_NUMBER_COLUMNS = {"count", "n", "n_treated", "n_control", "n_obs", "df", "horizon", "persons", "units", "removed",
-                        "n_clusters", "n_sets", "wald_df"}
-# Columns that say how a number was computed, told once in the methods section instead of on every row.
-DETAIL_COLUMNS = {"outcome_type", "ci_method", "conversion", "binary", "sd_control"}
-_DECIMAL_TEXT = re.compile(r"^-?\d+(\.\d+(e[-+]?\d+)?|e[-+]?\d+)$", re.IGNORECASE)
+BALANCE_ROWS = 30  # covariates per balance table, so that each fits its page
+ESTIMATORS = {"att": "Matched difference", "did": "Matched difference-in-differences",
+              "naive": "Unmatched difference", "placebo": "Placebo"}
+ESTIMATOR_ROWS = {"att": "Matched difference: clients against their comparison persons at the horizon",
+                  "did": "Matched difference-in-differences: the same, for the change from the quarter before entry"}
+P_VALUE = "p\u2011value"  # a non-breaking hyphen: the header never splits
+REMOVED = "removed: "
 
 
-@dataclass(frozen=True)
+@dataclass
 class HumanTable:
     """A table ready for the template: header labels and rows of text, and what was done to it."""
 
     title: str
     columns: list[str]
     numeric: list[bool]  # per column: numbers, aligned right
-    rows: list[list[str]]
-    suppressed_rows: list[bool]
-    note: str | None
-    common: list[tuple[str, str]]  # labels that are the same on every row, told once above the table
+    rows: list[list[str]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # per row: "", "suppressed", "group" or "indent"
+    note: str | None = None
+    wide: bool = False
+    groups: list[tuple[str, int]] = field(default_factory=list)  # a header row above the columns: label, span
+    css: str = ""  # the table's class (column widths)
+
+    def add(self, cells: Sequence[str], kind: str = "") -> None:
+        self.rows.append(list(cells))
+        self.classes.append(kind)
 
 
-def human_table(shown: ShownTable) -> HumanTable:
-    """The shown cells with human column names and numbers; the CI limits joined into one column."""
+@dataclass(frozen=True)
+class Scale:
+    """How one outcome's numbers are written: its labels, the factor (a share in %) and decimals."""
+
+    outcome: Outcome
+    decimals: int
+
+    def effect(self, value: object) -> str:
+        return num.number(value, self.decimals, signed=True, factor=self.outcome.factor())
+
+    def interval(self, low: object, high: object) -> str:
+        return num.interval(low, high, self.decimals, factor=self.outcome.factor())
+
+    def level(self, value: object) -> str:
+        return num.number(value, self.decimals, factor=self.outcome.factor())
+
+
+def scales(effects: ShownTable, labels: Labels, *others: ShownTable) -> dict[str, Scale]:
+    """Per outcome, decimals that fit its intervals (a share's effect in percentage points: one)."""
+    rows = pd.concat([t.frame.loc[~t.suppressed] for t in (effects, *others) if "outcome" in t.frame.columns],
+                     ignore_index=True)
+    result = {}
+    for name in _outcomes(rows):
+        part = rows.loc[rows["outcome"].astype(str) == name]
+        binary = "outcome_type" in part.columns and (part["outcome_type"].astype(str) == "binary").all()
+        outcome = labels.outcome(name, binary=binary)
+        if outcome.scale == SHARE:
+            decimals = 1
+        else:
+            halves = [(_f(h) - _f(l)) / 2 for l, h in zip(part.get("ci_low", []), part.get("ci_high", []))
+                      if _f(h) is not None and _f(l) is not None]
+            decimals = num.decimals_for(halves)
+        result[name] = Scale(outcome, decimals)
+    return result
+
+
+def scale_of(scales_: Mapping[str, Scale], name: str, labels: Labels) -> Scale:
+    return scales_.get(name) or Scale(labels.outcome(name), 2)
+
+
+# --- cohort flow -------------------------------------------------------------------------------
+
+def cohort_flow_table(shown: ShownTable) -> HumanTable:
+    """The steps with the persons each kept, the clients not matched under "clients matched", then
+    the persons left out along the way, by reason."""
+    table = HumanTable(_title(shown), ["Step", "Persons"], [False, True], note=shown.note)
     frame = shown.frame
-    common = [column for column in shown.labels
-              if len(frame) > 1 and frame[column].nunique(dropna=False) == 1 and column not in DETAIL_COLUMNS]
-    columns = [column for column in frame.columns if column not in DETAIL_COLUMNS and column not in common]
-    joined_ci = "ci_low" in columns and "ci_high" in columns
-    header, numeric, rows = [], [], []
-    for column in columns:
-        if column == "ci_high" and joined_ci:
-            continue
-        header.append(CI if column == "ci_low" and joined_ci else column_label(column))
-        numeric.append(_is_numeric(frame[column]))
-    whole = WHOLE_NUMBER_COLUMNS | set(shown.labels)
-    told_once = [(column_label(c), cell_text(c, frame[c].iloc[0], False, whole=c in whole)) for c in common]
+    left_out = []
     for position, row in enumerate(frame.to_dict("records")):
-        suppressed = bool(shown.suppressed[position])
-        cells = []
-        for column in columns:
-            if column == "ci_high" and joined_ci:
+        step, persons = str(row.get("step", "")), _count(row.get("count"), shown.suppressed[position])
+        if step.startswith(REMOVED):
+            left_out.append((step.removeprefix(REMOVED), persons))
+        elif step.startswith(NOT_MATCHED):
+            table.add([f"not matched: {step.removeprefix(NOT_MATCHED)}", persons], "indent")
+        else:
+            table.add([_sentence_case(step), persons], "suppressed" if shown.suppressed[position] else "")
+    if left_out:
+        table.add(["Left out along the way, by reason", ""], "group")
+        for reason, persons in left_out:
+            table.add([reason.replace("; ", " or "), persons], "indent")
+    return table
+
+
+def flow_counts(shown: ShownTable) -> dict[str, float]:
+    """The checked cohort flow's shown counts by step (suppressed steps left out)."""
+    frame = shown.frame.loc[~shown.suppressed]
+    if not {"step", "count"} <= set(frame.columns):
+        return {}
+    counts = {}
+    for step, value in zip(frame["step"].astype(str), frame["count"]):
+        number = num.as_float(value)
+        if number is not None:
+            counts[step] = number
+    return counts
+
+
+# --- balance -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BalanceRow:
+    label: str
+    binary: bool
+    before: Mapping[str, object]
+    after: Mapping[str, object]
+    suppressed: bool
+
+
+def balance_rows(shown: ShownTable, labels: Labels) -> list[BalanceRow]:
+    frame = shown.frame
+    if not {"stage", "covariate"} <= set(frame.columns):
+        return []
+    stages: dict[str, dict[str, tuple[Mapping[str, object], bool]]] = {"before": {}, "after": {}}
+    order: list[str] = []
+    for position, row in enumerate(frame.to_dict("records")):
+        covariate = str(row["covariate"])
+        stages.setdefault(str(row["stage"]), {})[covariate] = (row, bool(shown.suppressed[position]))
+        if covariate not in order:
+            order.append(covariate)
+    rows = []
+    for covariate in order:
+        before, hidden_before = stages["before"].get(covariate, ({}, False))
+        after, hidden_after = stages["after"].get(covariate, ({}, False))
+        flag = after.get("binary", before.get("binary"))
+        binary = num.as_float(flag) == 1.0 or str(after.get("variance_ratio", "")) == "binary"
+        rows.append(BalanceRow(labels.covariate(covariate), binary, before, after, hidden_before or hidden_after))
+    return rows
+
+
+def balance_tables(shown: ShownTable, labels: Labels) -> list[HumanTable]:
+    """One row per covariate: means and SMD before and after matching, the variance ratio after,
+    whether it is within the limits; means of 0/1 covariates as percentages."""
+    rows = balance_rows(shown, labels)
+    columns = ["Covariate", "Mean, clients", "Mean, eligible persons", "SMD", "Mean, clients",
+               "Mean, comparison persons", "SMD", "Variance ratio", "Within limits"]
+    numeric = [False, True, True, True, True, True, True, True, False]
+    tables = []
+    for start in range(0, max(len(rows), 1), BALANCE_ROWS):
+        part = rows[start:start + BALANCE_ROWS]
+        title = _title(shown) if start == 0 else f"{_title(shown)} (continued)"
+        table = HumanTable(title, columns, numeric, wide=True, css="balance",
+                           groups=[("", 1), ("Before matching", 3), ("After matching", 5)])
+        for row in part:
+            if row.suppressed:
+                table.add([row.label] + [SUPPRESSED] * (len(columns) - 1), "suppressed")
                 continue
-            if column == "ci_low" and joined_ci:
-                cells.append(interval(row["ci_low"], row["ci_high"], suppressed))
-            else:
-                cells.append(cell_text(column, row[column], suppressed, whole=column in whole))
-        rows.append(cells)
-    return HumanTable(title=mask_identity_codes(shown.title), columns=header, numeric=numeric, rows=rows,
-                      suppressed_rows=[bool(s) for s in shown.suppressed], note=shown.note, common=told_once)
+            mean = (lambda v: num.number(v, 1, factor=100.0) + "%" if num.as_float(v) is not None else num.DASH) \
+                if row.binary else num.plain
+            ok = [num.as_float(row.after.get(flag)) for flag in ("smd_ok", "vr_ok") if flag in row.after]
+            within = num.DASH if not ok or any(v is None for v in ok) else "yes" if all(v == 1 for v in ok) else "no"
+            ratio = "0/1 covariate" if row.binary else num.plain(row.after.get("variance_ratio"))
+            table.add([row.label, mean(row.before.get("mean_treated")), mean(row.before.get("mean_control")),
+                       num.number(row.before.get("smd"), 3), mean(row.after.get("mean_treated")),
+                       mean(row.after.get("mean_control")), num.number(row.after.get("smd"), 3), ratio, within])
+        tables.append(table)
+    if tables:
+        tables[-1].note = shown.note
+    return tables
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    """Numbers, or decimals carried as text; flags and words are not."""
-    if pd.api.types.is_bool_dtype(series):
-        return False
-    if pd.api.types.is_numeric_dtype(series):
-        return True
-    texts = [str(v).strip() for v in series if not is_blank(v)]
-    decimals = [bool(_DECIMAL_TEXT.match(text)) for text in texts]
-    words = [not any(ch.isdigit() for ch in text) for text in texts]  # e.g. "binary" in a column of ratios
-    return any(decimals) and all(d or w for d, w in zip(decimals, words))
+def balance_counts(shown: ShownTable) -> dict[str, tuple[float | None, float | None]]:
+    """Persons behind each stage: clients, and eligible or comparison persons."""
+    frame = shown.frame.loc[~shown.suppressed]
+    counts = {}
+    if {"stage", "n_treated", "n_control"} <= set(frame.columns):
+        for stage, part in frame.groupby(frame["stage"].astype(str)):
+            counts[stage] = (num.as_float(part["n_treated"].iloc[0]), num.as_float(part["n_control"].iloc[0]))
+    return counts
 
 
-def settings_rows(settings: Mapping[str, object]) -> list[tuple[str, str]]:
-    """Study settings (e.g. the matching method and caliper) as label and text."""
-    return [(column_label(str(name)), value_text(value)) for name, value in settings.items()]
+def unbalanced(shown: ShownTable, labels: Labels) -> list[str]:
+    """The covariates outside the balance limits after matching."""
+    failing = []
+    for row in balance_rows(shown, labels):
+        flags = [num.as_float(row.after.get(flag)) for flag in ("smd_ok", "vr_ok") if flag in row.after]
+        if any(flag == 0.0 for flag in flags):
+            failing.append(row.label)
+    return failing
 
 
-def column_label(column: str) -> str:
-    if column in COLUMN_LABELS:
-        return COLUMN_LABELS[column]
-    text = mask_identity_codes(str(column)).replace("_", " ").strip()
+# --- effects -----------------------------------------------------------------------------------
+
+def effect_tables(shown: ShownTable, labels: Labels, scales_: Mapping[str, Scale], ci: str
+                  ) -> list[tuple[Outcome, HumanTable]]:
+    """Per outcome: effect, interval and p-value by horizon and estimator, with the persons behind
+    each row, the matched sets, and the two groups' means."""
+    result = []
+    for name, part in _by_outcome(shown):
+        scale = scale_of(scales_, name, labels)
+        unit = scale.outcome.level_unit
+        columns = ["Quarters after entry", f"Effect ({scale.outcome.short_unit})" if
+                   scale.outcome.short_unit else "Effect", ci, P_VALUE, "Clients", "Comparison persons",
+                   "Matched sets", _with_unit("Mean, clients", unit), _with_unit("Mean, comparison", unit)]
+        table = HumanTable(scale.outcome.heading, columns, [True] * 9, wide=True, css="effects")
+        method = None
+        for row, hidden in part:
+            if str(row.get("method")) != method:
+                method = str(row.get("method"))
+                table.add([ESTIMATOR_ROWS.get(method, ESTIMATORS.get(method, words(method)))], "group")
+            labels_ = [_horizon(row.get("horizon"))]
+            if hidden:
+                table.add(labels_ + [SUPPRESSED] * 8, "suppressed")
+                continue
+            table.add(labels_ + [scale.effect(row.get("estimate")), scale.interval(row.get("ci_low"), row.get("ci_high")),
+                                 num.p_value(row.get("p_value")), num.count(row.get("n_treated")),
+                                 num.count(row.get("n_control")), num.count(row.get("n_clusters")),
+                                 scale.level(row.get("mean_treated")), scale.level(row.get("mean_control"))])
+        result.append((scale.outcome, table))
+    return result
+
+
+def naive_table(shown: ShownTable, labels: Labels, scales_: Mapping[str, Scale], ci: str) -> HumanTable:
+    """Clients against every eligible non-client, unmatched: no matched sets here."""
+    columns = ["Quarters after entry", "Difference", ci, P_VALUE, "Clients", "Eligible non-clients",
+               "Mean, clients", "Mean, non-clients"]
+    table = HumanTable(_title(shown), columns, [True] * 8, note=shown.note, wide=True, css="naive")
+    for name, part in _by_outcome(shown):
+        scale = scale_of(scales_, name, labels)
+        unit = scale.outcome.level_unit
+        table.add([scale.outcome.heading], "group")
+        for row, hidden in part:
+            if hidden:
+                table.add([_horizon(row.get("horizon"))] + [SUPPRESSED] * 7, "suppressed")
+                continue
+            table.add([_horizon(row.get("horizon")), scale.effect(row.get("estimate")),
+                       scale.interval(row.get("ci_low"), row.get("ci_high")), num.p_value(row.get("p_value")),
+                       num.count(row.get("n_treated")), num.count(row.get("n_control")),
+                       _level(scale, row.get("mean_treated"), unit), _level(scale, row.get("mean_control"), unit)])
+    return table
+
+
+def event_tables(shown: ShownTable, labels: Labels, scales_: Mapping[str, Scale], ci: str
+                 ) -> list[tuple[Outcome, HumanTable]]:
+    result = []
+    for name, part in _by_outcome(shown):
+        scale = scale_of(scales_, name, labels)
+        columns = ["Quarters from entry", f"Effect ({scale.outcome.short_unit})" if scale.outcome.short_unit
+                   else "Effect", ci, P_VALUE, "Clients", "Comparison persons"]
+        table = HumanTable(scale.outcome.heading, columns, [True] * 6, css="event")
+        for row, hidden in part:
+            horizon = _horizon(row.get("horizon"))
+            if hidden:
+                table.add([horizon] + [SUPPRESSED] * 5, "suppressed")
+                continue
+            table.add([horizon, scale.effect(row.get("estimate")), scale.interval(row.get("ci_low"), row.get("ci_high")),
+                       num.p_value(row.get("p_value")), num.count(row.get("n_treated")),
+                       num.count(row.get("n_control"))])
+        result.append((scale.outcome, table))
+    return result
+
+
+@dataclass(frozen=True)
+class Placebo:
+    outcome: Outcome
+    first: int | None
+    last: int | None
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+
+
+def placebo_tests(shown: ShownTable, labels: Labels, scales_: Mapping[str, Scale]) -> list[Placebo]:
+    """The joint pre-trend test, once per outcome (the table repeats it on every pre-entry row)."""
+    tests = []
+    for name, part in _by_outcome(shown):
+        rows = [row for row, hidden in part if not hidden]
+        if not rows:
+            continue
+        horizons = [int(h) for h in (num.as_float(row.get("horizon")) for row in rows) if h is not None]
+        first = rows[0]
+        tests.append(Placebo(scale_of(scales_, name, labels).outcome, min(horizons, default=None),
+                             max(horizons, default=None), num.as_float(first.get("wald_chi2")),
+                             num.as_float(first.get("wald_df")), num.as_float(first.get("joint_p_value"))))
+    return tests
+
+
+def placebo_table(tests: Sequence[Placebo], shown: ShownTable) -> HumanTable:
+    table = HumanTable(_title(shown), ["Outcome", "Quarters tested", "Wald χ²", "Degrees of freedom", P_VALUE,
+                                       "Reading"], [False, False, True, True, True, False], note=shown.note)
+    for test in tests:
+        quarters = (f"{num.fixed(test.first, 0, True)} to {num.fixed(test.last, 0, True)}"
+                    if test.first is not None and test.last is not None else num.DASH)
+        reading = num.DASH if test.p_value is None else \
+            "differences before entry" if test.p_value < 0.05 else "no sign of differing trends"
+        table.add([test.outcome.label, quarters, num.number(test.statistic, 2), num.count(test.df),
+                   num.p_value(test.p_value), reading])
+    return table
+
+
+def subgroup_table(shown: ShownTable, labels: Labels, scales_: Mapping[str, Scale], ci: str) -> HumanTable:
+    columns = ["Subgroup", "Group", "Effect", ci, P_VALUE, "Clients", "Comparison persons"]
+    table = HumanTable(_title(shown), columns, [False, False] + [True] * 5, note=shown.note, wide=True)
+    last = None
+    for row, hidden in _rows(shown):
+        scale = scale_of(scales_, str(row.get("outcome", "")), labels)
+        subgroup = str(row.get("subgroup", ""))
+        name = labels.subgroup(subgroup) if subgroup != last else ""
+        last = subgroup
+        cells = [name, labels.level(subgroup, str(row.get("level", "")))]
+        if hidden:
+            table.add(cells + [SUPPRESSED] * 5, "suppressed")
+            continue
+        effect = scale.effect(row.get("estimate"))
+        table.add(cells + [f"{effect} {scale.outcome.short_unit}".strip() if effect != num.DASH else effect,
+                           scale.interval(row.get("ci_low"), row.get("ci_high")), num.p_value(row.get("p_value")),
+                           num.count(row.get("n_treated")), num.count(row.get("n_control"))])
+    return table
+
+
+def sensitivity_table(shown: ShownTable, labels: Labels, scales_: Mapping[str, Scale], ci: str,
+                      largest_gamma: float | None) -> tuple[HumanTable | None, int]:
+    """E-values and the Rosenbaum gamma for the effects whose interval excludes no effect: for the
+    others no hidden bias is needed to explain them away, so there is nothing to bound. Returns the
+    table (None when no row means something) and how many effects were left out."""
+    columns = ["Outcome", "Quarters after entry", "Effect", ci, "E-value", "E-value of the interval",
+               "Rosenbaum Γ"]
+    table = HumanTable(_title(shown), columns, [False] + [True] * 6, note=shown.note, wide=True)
+    left_out = 0
+    for row, hidden in _rows(shown):
+        if str(row.get("method", "att")) != "att":
+            continue
+        interval_e = num.as_float(row.get("e_value_ci"))
+        low, high = num.as_float(row.get("ci_low")), num.as_float(row.get("ci_high"))
+        excludes = low is not None and high is not None and (low > 0 or high < 0)
+        if hidden or not excludes or interval_e is None or interval_e <= 1.0:
+            left_out += 1
+            continue
+        scale = scale_of(scales_, str(row.get("outcome", "")), labels)
+        gamma = num.as_float(row.get("rosenbaum_gamma"))
+        gamma_text = "not significant at Γ = 1" if gamma is None else \
+            f"≥ {num.fixed(gamma, 2)}" if largest_gamma is not None and gamma >= largest_gamma else num.fixed(gamma, 2)
+        effect = scale.effect(row.get("estimate"))
+        table.add([scale.outcome.label, _horizon(row.get("horizon")), f"{effect} {scale.outcome.short_unit}".strip(),
+                   scale.interval(row.get("ci_low"), row.get("ci_high")), num.number(row.get("e_value"), 2),
+                   num.number(interval_e, 2), gamma_text])
+    return (table if table.rows else None), left_out
+
+
+def checks_table(shown: Mapping[str, ShownTable], output_ids: Mapping[str, str]) -> HumanTable:
+    table = HumanTable("Disclosure checks of the outputs in this report",
+                       ["Recorded output", "Output", "Kind", "Checks", "Suppressed cells"],
+                       [False, False, False, False, True], css="checks")
+    for name, part in shown.items():
+        rules = sorted({finding.rule for finding in part.report.findings})
+        checks = f"{part.report.verdict}: {', '.join(rule.replace('_', ' ') for rule in rules)}"
+        table.add([mask_identity_codes(output_ids[name]) if output_ids.get(name) else num.DASH, _title(part),
+                    part.kind, checks, str(part.n_suppressed)])
+    return table
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _rows(shown: ShownTable) -> Iterator[tuple[dict, bool]]:
+    for position, row in enumerate(shown.frame.to_dict("records")):
+        yield row, bool(shown.suppressed[position])
+
+
+def _by_outcome(shown: ShownTable) -> list[tuple[str, list[tuple[dict, bool]]]]:
+    groups: dict[str, list[tuple[dict, bool]]] = {}
+    for row, hidden in _rows(shown):
+        groups.setdefault(str(row.get("outcome", "")), []).append((row, hidden))
+    return list(groups.items())
+
+
+def _outcomes(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(frame["outcome"].astype(str))) if "outcome" in frame.columns else []
+
+
+def _f(value: object) -> float | None:
+    return num.as_float(value)
+
+
+def _count(value: object, suppressed: bool) -> str:
+    return SUPPRESSED if suppressed and num.is_blank(value) else num.count(value)
+
+
+def _horizon(value: object) -> str:
+    x = num.as_float(value)
+    return num.DASH if x is None else num.fixed(x, 0)
+
+
+def _level(scale: Scale, value: object, unit: str) -> str:
+    text = scale.level(value)
+    return f"{text}%" if unit == "%" and text != num.DASH else text
+
+
+def _with_unit(label: str, unit: str) -> str:
+    return f"{label} ({unit})" if unit else label
+
+
+def _title(shown: ShownTable) -> str:
+    return mask_identity_codes(shown.title)
+
+
+def _sentence_case(text: str) -> str:
+    text = mask_identity_codes(text)
     return text[:1].upper() + text[1:]
-
-
-def cell_text(column: str, value: object, suppressed: bool, whole: bool = False) -> str:
-    """One cell as text: blanks as "suppressed" or a dash, flags as pass/fail or yes/no.
-
-    `whole`: the column holds counts or labels, so a float that is a whole number is shown as one.
-    A decimal number carried as text (a label column of numbers) is shown like any other number.
-    """
-    if is_blank(value):
-        return SUPPRESSED if suppressed else MISSING
-    if column.endswith("_ok") and isinstance(value, (bool, np.bool_, int, np.integer, float, np.floating)) \
-            and value in (0, 1):
-        return "pass" if value else "fail"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value):,}"
-    if isinstance(value, str) and _DECIMAL_TEXT.match(value.strip()):
-        value = float(value)
-    if isinstance(value, (float, np.floating)):
-        if whole and float(value).is_integer():
-            return f"{int(value):,}"
-        if "p_value" in column or column.startswith("p_"):
-            return p_value_text(float(value))
-        return number_text(float(value))
-    return mask_identity_codes(str(value))
-
-
-def interval(low: object, high: object, suppressed: bool) -> str:
-    if is_blank(low) or is_blank(high):
-        return SUPPRESSED if suppressed else MISSING
-    return f"{number_text(float(low))} to {number_text(float(high))}"
-
-
-def number_text(value: float) -> str:
-    """Three decimals for small numbers, fewer as they grow, thousands separated."""
-    if math.isinf(value):
-        return "∞" if value > 0 else "−∞"
-    if value.is_integer() and abs(value) >= 100:
-        return f"{value:,.0f}"
-    size = abs(value)
-    if 0 < size < 0.001:
-        return f"{value:.1e}"
-    decimals = 0 if size >= 1000 else 1 if size >= 100 else 2 if size >= 10 else 3
-    return f"{value:,.{decimals}f}"
-
-
-def p_value_text(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def value_text(value: object) -> str:
-    """A setting's value: lists joined, flags as yes/no, numbers as numbers, words without underscores."""
-    if isinstance(value, Mapping):
-        return "; ".join(f"{column_label(str(k))}: {value_text(v)}" for k, v in value.items())
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return ", ".join(value_text(item) for item in value) if value else "none"
-    if value is None:
-        return "none"
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):g}"
-    return mask_identity_codes(str(value)).replace("_", " ")
-
-
-def is_blank(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)

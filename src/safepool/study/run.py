@@ -31,6 +31,7 @@ from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.access import open_for_analysis
 from safepool.reports import OUTPUT_NAMES
+from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
@@ -390,12 +391,13 @@ def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[s
     return EffectTable(title, cells.reset_index(drop=True), groups, remarks)
 
 
-def study_document(result: StudyResult) -> Document:
-    """The study report as a document output: its parts are the published outputs as checked."""
+def study_document(result: StudyResult, context: dict[str, object] | None = None) -> Document:
+    """The study report as a document output: its parts are the published outputs as checked;
+    `context` adds the report's label book and the pool's synthetic registers (report_context)."""
     about = {"title": result.title, "question": result.question, "permit": result.permit,
              "registers": list(result.registers), "period": list(result.period),
              "methods": {k: v for k, v in result.methods.items()},
-             "output_ids": {name: record.id for name, record in result.records.items()}}
+             "output_ids": {name: record.id for name, record in result.records.items()}, **(context or {})}
     return Document(f"Study report: {result.title}", {name: result.checked[name].output for name in OUTPUT_NAMES},
                     layout="study_report", about=about,
                     notes={name: result.checked[name].note for name in OUTPUT_NAMES if result.checked[name].note})
@@ -420,6 +422,6 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
     result = StudyResult(**fields, registers=registers, checked={name: m for name, (m, _) in published.items()},
                          records={name: record for name, (_, record) in published.items()})
     say("report")
-    _, result.records["report"] = governance.outputs.publish(actor, study.permit, study_document(result), "study",
-                                                             REPORT_NAME)
+    document = study_document(result, report_context(pool_dir, study))
+    _, result.records["report"] = governance.outputs.publish(actor, study.permit, document, "study", REPORT_NAME)
     return result

@@ -440,5 +440,6 @@ def register_entries(postgres_url: str | None = None) -> list[Register]:
         kind, location, table = LOCATIONS[name]
         if postgres_url is not None and name in POSTGRES_TABLES:
             kind, location, table = SourceKind.postgresql, postgres_url, POSTGRES_TABLES[name]
-        out.append(Register(name=name, source=Source(kind=kind, location=location, table=table), **entry))
+        out.append(Register(name=name, source=Source(kind=kind, location=location, table=table), synthetic=True,
+                            **entry))
     return out
