@@ -4,16 +4,18 @@ of its data into a permit, its credentials, and the linkage report by holder."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, pool_app, registers_app, say, sign_in
+from safepool.cli.common import app, pool_app, registers_app, say, signed_in
 from safepool.cli.data import linkage_lines
 from safepool.cli.governance import permit_app
 from safepool.cli.render import plural, rows_in_words, table, wrap
 from safepool.faults import Invalid
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 steward_app = typer.Typer(help="Stewards of register holders, and the linkage authority (admins assign).",
                           no_args_is_help=True)
@@ -23,26 +25,25 @@ app.add_typer(steward_app, name="steward")
 # ----------------------------------------------------------------------------- who stewards what
 
 
-@command(steward_app, "assign")
+@signed_in(steward_app, "assign")
 def steward_assign(
+    session: Session,
     name: Annotated[str, typer.Argument(help="The steward (a user with the steward role).")],
-    user: UserOption,
     holder: Annotated[list[str] | None, typer.Option(
         help="A register holder as the catalogue names it, or the part before or inside its parentheses "
              "(Kela, DVV, 'City of Espoo'); repeat for more.")] = None,
     linkage_authority: Annotated[bool, typer.Option(
         "--linkage-authority", help="Make the steward the linkage authority: builds pools, holds the keys.")] = False,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As an admin: make a steward the steward of register holders, or the linkage authority."""
-    scope = sign_in(workspace, user).assign_steward(name, holder or [], linkage_authority)
+    scope = session.assign_steward(name, holder or [], linkage_authority)
     say(wrap(f"User {name} is now {scope.describe()}", hanging="  "))
 
 
-@command(steward_app, "list")
-def steward_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(steward_app, "list")
+def steward_list(session: Session) -> None:
     """Who stewards which register holder, and who is the linkage authority (anyone signed in; audited)."""
-    found = sign_in(workspace, user).stewards()
+    found = session.stewards()
     rows = [(name, ", ".join(sorted(scope.holders)) or "-", "yes" if scope.linkage else "")
             for name, scope in found.items()]
     say(table(["steward", "register holders", "linkage authority"], rows, wrap_columns=["register holders"]))
@@ -51,23 +52,22 @@ def steward_list(user: UserOption, workspace: WorkspaceOption = Path(".")) -> No
 # ----------------------------------------------------------------------------- releases
 
 
-@command(permit_app, "release")
+@signed_in(permit_app, "release")
 def permit_release(
+    session: Session,
     permit_id: Annotated[str, typer.Argument(help="The permit, in its data request phase.")],
     decision: Annotated[str, typer.Option(help="release, fewer (some variables withheld) or refuse.")],
-    user: UserOption,
     holder: Annotated[str | None, typer.Option(
         help="The holder decided for; needed only by a steward of several holders in the permit.")] = None,
     withhold: Annotated[list[str] | None, typer.Option(
         help="With --decision fewer: a variable withheld, as REGISTER.VARIABLE (repeat for more).")] = None,
     reason: Annotated[str, typer.Option(help="Why (required for fewer and refuse); recorded.")] = "",
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As a register holder's steward: release its registers into a permit, with fewer variables, or refuse.
 
     Each holder whose registers the permit names decides once, in the data request phase; the pool
     is built only from what was released, and not before every holder has decided."""
-    release = sign_in(workspace, user).permit(permit_id).release(decision, holder=holder, withhold=withhold or [],
+    release = session.permit(permit_id).release(decision, holder=holder, withhold=withhold or [],
                                                                  reason=reason)
     say(wrap(f"Permit {permit_id}: {release.summary()}", hanging="  "))
     if release.left_out:
@@ -88,25 +88,23 @@ def release_lines(releases: Any, waiting: Any) -> list[str]:
 # ----------------------------------------------------------------------------- credentials
 
 
-@command(registers_app, "credentials")
-def registers_credentials(user: UserOption, workspace: WorkspaceOption = Path(".")) -> None:
+@signed_in(registers_app, "credentials")
+def registers_credentials(session: Session) -> None:
     """As a register holder's steward: which of its own registers have a source password kept (never the password)."""
-    held = sign_in(workspace, user).credentials()
+    held = session.credentials()
     say(table(["register", "source", "password kept"],
               [(c.register, c.kind, ("yes (environment)" if c.from_environment else "yes") if c.held else "no")
                for c in held]))
 
 
-@command(registers_app, "set-credential")
+@signed_in(registers_app, "set-credential")
 def registers_set_credential(
+    session: Session,
     register: Annotated[str, typer.Argument(help="One of the steward's own registers.")],
-    user: UserOption,
     password_env: Annotated[str, typer.Option(help="Environment variable holding the source password.")]
     = "SAFEPOOL_SOURCE_PASSWORD",
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As the steward of the register's holder: keep its source password in the steward zone (audited)."""
-    session = sign_in(workspace, user)
     password = os.environ.get(password_env)
     if not password:
         raise Invalid(f"set the source password in the environment variable {password_env}")
@@ -117,17 +115,16 @@ def registers_set_credential(
 # ----------------------------------------------------------------------------- linkage by holder
 
 
-@command(pool_app, "linkage")
+@signed_in(pool_app, "linkage")
 def pool_linkage(
+    session: Session,
     permit: Annotated[str, typer.Argument(help="The permit whose linkage report is shown.")],
-    user: UserOption,
     holder: Annotated[str | None, typer.Option(help="Only this holder's registers (one the steward stewards).")]
     = None,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """The linkage report by holder: a holder's steward sees its own registers' counts and quarantine;
     the linkage authority the whole report (audited)."""
-    report = sign_in(workspace, user).permit(permit).linkage(holder)
+    report = session.permit(permit).linkage(holder)
     if report["whole"] is not None:
         say(linkage_lines(report["whole"]))
         return
