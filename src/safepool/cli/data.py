@@ -128,19 +128,26 @@ def pool_variables(session: Session, permit: str) -> None:
 
 def linkage_lines(report: dict[str, Any]) -> list[str]:
     """The linkage report: rows by register, then the quarantine in words."""
-    rows = [(name, counts["rows_read"], counts["rows_linked"], counts["rows_quarantined"],
-             counts["duplicate_rows_removed"], counts["persons"]) for name, counts in report["registers"].items()]
-    lines = table(["register", "read", "linked", "quarantined", "duplicates", "persons"], rows,
-                  title="Linkage (rows by register; duplicates removed)")
+    lines = register_rows(report["registers"], "Linkage (rows by register; duplicates removed)")
     lines += wrap(f"{plural(report['persons_total'], 'person')} in the pool; "
                   f"{report['persons_linked_across_registers']:,} linked across registers")
-    quarantined = {k: v for k, v in report["quarantined_rows_by_reason"].items() if v}
-    if quarantined:
-        lines += wrap(f"Quarantined in the steward zone ({plural(sum(quarantined.values()), 'row')}):")
-        lines += [line for text in rows_in_words(quarantined) for line in wrap(text, "  ", "  ")]
-    else:
-        lines.append("Nothing was quarantined.")
-    return lines
+    return lines + quarantine_lines(report["quarantined_rows_by_reason"], "Nothing was quarantined.")
+
+
+def register_rows(registers: dict[str, dict[str, int]], title: str) -> list[str]:
+    """A linkage report's rows by register: read, linked, quarantined, duplicates removed, persons."""
+    return table(["register", "read", "linked", "quarantined", "duplicates", "persons"],
+                 [(name, c["rows_read"], c["rows_linked"], c["rows_quarantined"], c["duplicate_rows_removed"],
+                   c["persons"]) for name, c in registers.items()], title=title)
+
+
+def quarantine_lines(by_reason: dict[str, int], nothing: str) -> list[str]:
+    """The quarantined rows counted in words by reason, or `nothing` when there are none."""
+    quarantined = {reason: rows for reason, rows in by_reason.items() if rows}
+    if not quarantined:
+        return [nothing]
+    return (wrap(f"Quarantined in the steward zone ({plural(sum(quarantined.values()), 'row')}):")
+            + [line for text in rows_in_words(quarantined) for line in wrap(text, "  ", "  ")])
 
 
 # ----------------------------------------------------------------------------- the data dictionary

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from safepool.cli.common import app, pool_app, registers_app, say, signed_in
-from safepool.cli.data import linkage_lines
+from safepool.cli.data import linkage_lines, quarantine_lines, register_rows
 from safepool.cli.governance import permit_app
-from safepool.cli.render import plural, rows_in_words, table, wrap
+from safepool.cli.render import table, wrap
 from safepool.faults import Invalid
 
 if TYPE_CHECKING:
@@ -135,17 +135,8 @@ def pool_linkage(
 def holder_linkage_lines(view: dict[str, Any]) -> list[str]:
     """One holder's part of a linkage report: its registers' rows, its quarantine, and counts across
     holders as the disclosure checks let them be shown."""
-    registers = view["registers"]
-    lines = table(["register", "read", "linked", "quarantined", "duplicates", "persons"],
-                  [(name, c["rows_read"], c["rows_linked"], c["rows_quarantined"], c["duplicate_rows_removed"],
-                    c["persons"]) for name, c in registers.items()],
-                  title=f"Linkage of {view['holder']}'s registers (rows)")
-    quarantined = view["quarantined_rows_by_reason"]
-    if quarantined:
-        lines += wrap(f"Quarantined in the steward zone ({plural(sum(quarantined.values()), 'row')}):")
-        lines += [line for text in rows_in_words(quarantined) for line in wrap(text, "  ", "  ")]
-    else:
-        lines.append("Nothing of these registers was quarantined.")
+    lines = register_rows(view["registers"], f"Linkage of {view['holder']}'s registers (rows)")
+    lines += quarantine_lines(view["quarantined_rows_by_reason"], "Nothing of these registers was quarantined.")
     k = view["min_frequency"]
     for name, count in view["persons_with_other_holders"].items():
         shown = f"{count:,}" if count is not None else f"not shown (fewer than {k}, or all but fewer than {k})"
