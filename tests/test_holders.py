@@ -18,7 +18,7 @@ from safepool.governance.holders import Decision, steward_holders_table
 from safepool.governance.users import Role
 from safepool.session import Invalid, Refused, connect
 from test_cli import readable
-from tiny_registers import identifying_strings, make_workspace
+from tiny_registers import ANNA, identifying_strings, make_workspace
 
 STEWARDS = {"kela.steward": "Kela", "dvv.steward": "dvv", "espoo.steward": "city of espoo"}
 
@@ -196,6 +196,17 @@ def test_an_unknown_holder_is_refused_audited_and_nothing_changes(world):
     assert_refused_and_audited(world, "admin", "steward_assign", lambda: admin.assign_steward("kela.steward", ["Kela"]),
                                "user kela.steward is already the steward of Kela")
     assert assignments(governance) == before
+
+
+def test_a_holder_named_by_an_identity_code_is_not_echoed(world):
+    _, governance = world
+    approved_permit(governance, "H-ECHO", released=False)
+    for call in (lambda: session(world, "admin").assign_steward("kela.steward", [ANNA]),
+                 lambda: session(world, "kela.steward").permit("H-ECHO").release("release", holder=ANNA)):
+        with pytest.raises(Refused) as refused:
+            call()
+        assert ANNA not in str(refused.value) and "(a name not shown)" in str(refused.value)
+    assert ANNA not in str([r.detail for r in governance.audit.records()])
 
 
 def test_a_steward_deciding_for_a_holder_not_theirs_is_refused(world):

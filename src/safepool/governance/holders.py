@@ -218,9 +218,9 @@ class HolderOffice:
             raise refused(f"no user {_plain(user)}")
         actor = found[user]
         if actor is None:
-            raise refused(f"user {user} is not active")
+            raise refused(f"user {_plain(user)} is not active")
         if not actor.has(Role.steward):
-            raise refused(f"user {user} is not a steward; only a steward stewards register holders")
+            raise refused(f"user {_plain(user)} is not a steward; only a steward stewards register holders")
         known = self.holders()
         chosen: list[str] = []
         for name in holders:
@@ -457,9 +457,14 @@ def _spellings(holder: str) -> set[str]:
 
 
 def _plain(text: str) -> str:
-    """A name as given, safe for a refusal and its audit record (no identity code, nothing long)."""
+    """A name as given, safe for a refusal and its audit record: nothing long, and nothing the audit
+    log would refuse (an identity code, a secret-looking string) is echoed."""
     text = " ".join(str(text).split())[:80]
-    return "(a name that looks like an identity code)" if looks_like_identity_code(text) else text
+    try:
+        _check_plain("name", text, required=False)
+    except (UnsafeAuditField, ValueError):
+        return "(a name not shown)"
+    return "(a name not shown)" if looks_like_identity_code(text) else text
 
 
 def _listed(names: list[str]) -> str:
