@@ -270,7 +270,7 @@ def make_model(kind: str, numeric: list[str], categorical: list[str], seed: int)
               numeric),
              ("categorical", OneHotEncoder(handle_unknown="ignore", sparse_output=False, drop="first"), categorical)],
             verbose_feature_names_out=False)
-        return Pipeline([("encode", encode), ("model", LogisticRegression(max_iter=2000, C=1.0))])
+        return Pipeline([("encode", encode), ("model", LogisticRegression(solver="newton-cholesky", max_iter=200))])
     encode = ColumnTransformer(
         [("numeric", "passthrough", numeric),
          ("categorical", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan), categorical)],

@@ -37,6 +37,7 @@ from safepool.disclosure.kinds.base import (
 )
 from safepool.disclosure.kinds.tables import grouped_table_problems
 from safepool.disclosure.rules import DisclosureRules
+from safepool.disclosure.validation import numeric_problems
 
 
 @dataclass
@@ -142,15 +143,5 @@ class Rates(OutputKind):
 
 def _rate_problems(cells: pd.DataFrame, columns: list[str], labels: list[str]) -> list[Finding]:
     """Rates are numbers, finite where given; a blank is a rate that is not defined."""
-    shown = shown_mask(cells)
-    problems = []
-    for column in columns:
-        raw = cells[column]
-        if raw.dtype == bool:
-            problems.append(invalid(f"column {column} holds true/false, not numbers"))
-            continue
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        bad = shown & raw.notna().to_numpy() & ~np.isfinite(values)
-        if bad.any():
-            problems.append(invalid(f"column {column}: {int(bad.sum())} cell(s) are not finite numbers"))
-    return problems
+    given = cells.assign(**{c: cells[c].where(cells[c].notna(), 0.0) for c in columns if cells[c].dtype != bool})
+    return numeric_problems(given, columns, labels)
