@@ -5,7 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from governed import approved_permit, governance_with_users
+from governed import approved_permit, governance_with_users, sign_in
 from safepool.governance.context import Governance
 from safepool.governance.db import connect_engine, create_schema, metadata
 
@@ -73,3 +73,42 @@ def test_0004_gives_existing_permits_and_outputs_a_version(tmp_path):
     with engine.connect() as con:
         assert con.exec_driver_sql("SELECT id, status, version FROM permits").all() == [("OLD-1", "pending", 0)]
         assert "version" in {c["name"] for c in inspect(con).get_columns("outputs")}
+
+
+def test_an_upgrade_keeps_outputs_and_the_rows_that_point_at_them(tmp_path):
+    """A workspace with outputs, their reviews and history, made before a migration that rebuilds
+    the outputs table (0005): it opens, keeps every row, and its references still hold."""
+    from importlib.resources import files
+
+    from alembic import command
+    from alembic.config import Config
+
+    from recorded_outputs import CONTEXT, by_area, governed_outputs, record
+
+    governance = governed_outputs(tmp_path)
+    output = record(governance, "anna", "P-1", by_area({"north": 40, "south": 33}))
+    governance.outputs.request_release(sign_in(governance, "anna"), [output.id], CONTEXT)
+    governance.outputs.review(sign_in(governance, "cecilia"), output.id, "approve", "looked at every cell")
+    engine = governance.users.engine
+    tables = ("outputs", "output_reviews", "output_events")
+    with engine.connect() as con:
+        before = {t: con.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in tables}
+    config = Config()
+    config.set_main_option("script_location", str(files("safepool.governance") / "migrations"))
+    with engine.connect() as connection:  # back to before 0005, as an older safepool left it
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+        with connection.begin():
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+    engine.dispose()
+
+    again = Governance.open(tmp_path)
+    with again.users.engine.connect() as con:
+        assert {t: con.exec_driver_sql(f"SELECT count(*) FROM {t}").scalar() for t in tables} == before
+        assert con.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+        assert con.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    assert again.outputs.show(sign_in(again, "cecilia"), output.id).status == "approved"
+    assert again.audit.verify().ok

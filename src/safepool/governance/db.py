@@ -88,13 +88,30 @@ def _a_mistake(error: Exception) -> bool:
 
 
 def create_schema(engine: Engine) -> None:
-    """Bring the schema up to the newest migration; existing data is kept, never recreated."""
+    """Bring the schema up to the newest migration; existing data is kept, never recreated.
+
+    SQLite changes a table by rebuilding it (drop, then rename a copy), which its foreign keys
+    refuse while other tables' rows point at it (reviews at their output, say): the migrations run
+    with foreign keys off, as SQLite's own procedure for altering tables prescribes, and every
+    reference is checked before they commit."""
     _import_tables()
     config = Config()
     config.set_main_option("script_location", str(files("safepool.governance") / "migrations"))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:  # outside any transaction, or SQLite ignores it
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise RuntimeError("a schema migration left rows that point at nothing; nothing was changed")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def _import_tables() -> None:
