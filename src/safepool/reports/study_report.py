@@ -9,8 +9,8 @@ outputs, written for people (safepool.reports.tables); each chart is drawn from 
 and inlined as SVG, one figure per outcome so that every figure fits its page. Labels and units
 come from the label book the study wrote from the pool's data dictionary
 (safepool.reports.labels); when the pool was made from synthetic registers, every page says so.
-The HTML holds no script and no link; the PDF is laid out from it by WeasyPrint with every fetch
-refused (`laid_out`).
+The HTML holds no script and no link; the PDF is rendered from it with every fetch refused
+(governance.document.pdf_from_html).
 
 The report is published as a document output (layout "study_report",
 safepool.disclosure.kinds.document): the output register checks every part under the
@@ -19,7 +19,6 @@ workspace's policy and calls `document_files` to write the HTML and PDF from the
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from safepool.disclosure import DisclosureRules, Document, Mitigated
+from safepool.governance.document import pdf_from_html
 from safepool.governance.form import mask_identity_codes
 from safepool.reports import charts
 from safepool.reports import numbers as num
@@ -137,32 +137,7 @@ def render_study_files(result: StudyReportSource, *, output_ids: Mapping[str, st
                        name: str = REPORT_NAME) -> dict[str, bytes]:
     """The report's HTML and PDF by file name ("<name>.html", "<name>.pdf"), in memory."""
     html = render_study_html(result, output_ids or {})
-    return {f"{name}.html": html.encode("utf-8"), f"{name}.pdf": pdf_of(laid_out(html))}
-
-
-def laid_out(html: str) -> Any:
-    """The report's pages as WeasyPrint lays them out, every fetch refused (a weasyprint Document):
-    the PDF is written from it, and the tests read its boxes to see that nothing crosses a page."""
-    import weasyprint  # imported here: it loads pango, which only PDF output needs
-
-    return weasyprint.HTML(string=html, url_fetcher=_refuse_fetch).render()
-
-
-def pdf_of(document: Any) -> bytes:
-    """The laid-out report as PDF bytes (font subsetting's warnings quieted for this call only)."""
-    quiet = [logging.getLogger(name) for name in ("weasyprint", "fontTools")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
-        logger.setLevel(logging.ERROR)
-    try:
-        return document.write_pdf()
-    finally:
-        for logger, level in zip(quiet, levels):
-            logger.setLevel(level)
-
-
-def _refuse_fetch(url: str, *args: object, **kwargs: object) -> dict[str, Any]:
-    raise ReportError(f"the study report fetches nothing (asked for {url[:80]})")
+    return {f"{name}.html": html.encode("utf-8"), f"{name}.pdf": pdf_from_html(html)}
 
 
 @dataclass(frozen=True)
