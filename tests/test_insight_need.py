@@ -108,18 +108,27 @@ def test_a_rate_over_fewer_persons_than_the_minimum_is_never_shown():
     n = 3000
     group = np.where(np.arange(n) < 3, "tiny", rng.choice(["large", "medium"], n, p=[0.7, 0.3]))
     y, s = rng.random(n) < 0.3, rng.random(n) < 0.3
+    s[np.arange(n) >= 2990] = True  # the medium group keeps every count above the minimum
     audited = fairness.audit(y, s, pd.DataFrame({"group kind": group}), 50, seed=1)
-    table = RateTable("audit", audited.groups, ["attribute", "group"], partition="attribute")
+    table = RateTable("audit", fairness.by_metric(audited), ["attribute", "group", "metric"], partition="attribute",
+                      unit=["attribute", "group"])
     mitigated = kind_of(table).mitigate(table, POLICY, margins=True, rounding=False)
     shown = kind_of(table).shown_table(mitigated.output, POLICY)
-    by_group = shown.set_index("group")
-    assert by_group.loc["tiny", "status"].startswith("suppressed (primary")
-    assert by_group.loc["medium", "status"] == "suppressed (secondary)"  # else tiny = total - large
-    assert by_group.loc[["tiny", "medium"], ["selection_rate", "precision", "n", "n_true_positive"]].isna().all().all()
-    counts = [c for c in shown.columns if c == "n" or c.startswith("n_")]
-    visible = shown.loc[shown_mask(shown), counts].to_numpy(dtype=float)
-    assert (visible >= POLICY.min_frequency).all()
+    tiny, medium = shown[shown["group"] == "tiny"], shown[shown["group"] == "medium"]
+    assert tiny["status"].str.startswith("suppressed").all()  # every metric of the group, not only the failing
+    assert (medium["status"] == "suppressed (secondary)").all()  # else tiny = total - large
+    assert shown.loc[shown["group"] != "large", ["estimate", "low", "high", "n", "n_events"]].isna().all().all()
+    visible = shown.loc[shown_mask(shown)]
+    assert (visible["n"] >= POLICY.min_frequency).all() and (visible["n_events"] >= POLICY.min_frequency).all()
+    assert (visible["n"] - visible["n_events"] >= POLICY.min_frequency).all()  # nor the rest of the group
     assert mitigated.report.verdict == "pass"
+
+
+def test_the_rest_of_a_group_counts_too():
+    cells = pd.DataFrame({"group": ["a", "b"], "selection_rate": [0.99, 0.5], "n": [300, 300],
+                          "n_selected": [297, 150]})
+    report = kind_of(RateTable("r", cells, ["group"])).check(RateTable("r", cells, ["group"]), POLICY)
+    assert report.verdict == "fail" and any(f.cells == [{"group": "a"}] for f in report.findings if f.verdict == "fail")
 
 
 def test_a_small_count_of_positives_suppresses_the_row():

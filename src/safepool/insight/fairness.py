@@ -145,6 +145,20 @@ def audit(y: np.ndarray, selected: np.ndarray, groups: pd.DataFrame, reps: int, 
     return Audit(pd.concat(tables, ignore_index=True)[columns], replicates)
 
 
+def by_metric(audit_: Audit) -> pd.DataFrame:
+    """The audit as released: one row per attribute, group and metric with its estimate, interval,
+    the persons it is over (n) and the persons it counts (n_events); a group's rows are suppressed
+    together (their counts follow from each other)."""
+    rows = []
+    for record in audit_.groups.to_dict("records"):
+        for metric in METRICS:
+            over, counted = METRIC_COUNTS[metric][:2]
+            rows.append({"attribute": record["attribute"], "group": record["group"], "metric": metric,
+                         "estimate": record[metric], "low": record[f"{metric}_low"], "high": record[f"{metric}_high"],
+                         "n": int(record[over]), "n_events": int(record[counted])})
+    return pd.DataFrame(rows)
+
+
 def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_group: int = MIN_GROUP) -> pd.DataFrame:
     """Per attribute and metric: the largest minus the smallest group value and the smallest over
     the largest, their intervals, the flag, the groups compared and the fewest persons in any

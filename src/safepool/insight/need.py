@@ -455,9 +455,10 @@ def outputs(result: NeedResult) -> dict[str, Any]:
         if model.coefficients is not None:
             out[f"coefficients_{i + 1}"] = coefficient_model(result, model)
     for i, model in enumerate(result.models):
-        out[f"fairness_{i + 1}"] = RateTable(f"Fairness audit, model {model.label}: rates by group",
-                                             result.audits[model.label].groups, ["attribute", "group"],
-                                             remarks=[], partition="attribute")
+        out[f"fairness_{i + 1}"] = RateTable(f"Fairness audit, model {model.label}: rates by group (n persons, "
+                                             "n_events of them counted)", fairness.by_metric(result.audits[model.label]),
+                                             ["attribute", "group", "metric"], partition="attribute",
+                                             unit=["attribute", "group"])
     out["disparities"] = RateTable("Largest differences between groups, and the flags",
                                    fairness.disparity_table(result.audits, settings.tolerance,
                                                             settings.ratio_tolerance, result.min_group),

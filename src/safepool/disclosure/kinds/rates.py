@@ -6,16 +6,19 @@ counts: "n" and every "n_..." column. Each count is the numerator or the denomin
 rate (persons, positives, selected, true and false positives and negatives...), so a rate is
 never shown over, or of, fewer persons than the policy's minimum frequency.
 
-Rules: min_frequency (and the zeros policy) on every count of every row. Suppression blanks a
-failing row's numbers. With `partition` (a label column whose rows each split one population,
-e.g. the groups of an attribute in a fairness audit), a partition with exactly one suppressed
-row also loses its smallest other row, so that the suppressed row cannot be worked out from the
-population's total shown elsewhere (secondary suppression).
+Rules: min_frequency (and the zeros policy) on every count of every row, and on the rest of "n"
+beyond each other count (the persons of n not selected, not positive...: a rate near 1 reveals
+them as surely as a rate near 0 reveals the few). Suppression blanks a failing row's numbers.
+With `unit` (label columns), the rows of a unit (e.g. one group's metrics, whose counts follow
+from each other) are suppressed together. With `partition` (a label column whose units each split
+one population, e.g. the groups of an attribute in a fairness audit), a partition with exactly one
+suppressed unit also loses its smallest other unit, so that the suppressed one cannot be worked
+out from the population's total shown elsewhere (secondary suppression).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -49,6 +52,7 @@ class RateTable(OutputBase):
     groups: list[str]
     remarks: list[str] = field(default_factory=list)
     partition: str | None = None
+    unit: list[str] | None = None
     kind: ClassVar[str] = "rates"
 
 
@@ -72,8 +76,10 @@ class Rates(OutputKind):
             return problems
         if not isinstance(output.remarks, (list, tuple)) or not all(r in output.cells.columns for r in output.remarks):
             return [invalid(f"table '{output.title}': remarks must name columns of the table")]
-        if output.partition is not None and output.partition not in output.groups:
-            return [invalid(f"table '{output.title}': the partition must be one of its groups")]
+        unit = list(output.unit or output.groups)
+        if not set(unit) <= set(output.groups) or (output.partition is not None and output.partition not in unit):
+            return [invalid(f"table '{output.title}': the unit must be some of its groups, the partition one of "
+                            "the unit's")]
         labels = list(output.groups)
         counts = [c for c in self.count_columns(output) if c != "n"]
         problems = grouped_table_problems(output, counts=counts) if counts else []
@@ -84,33 +90,44 @@ class Rates(OutputKind):
 
     def rules(self, output: RateTable, policy: DisclosureRules, *, kept: bool = False) -> list[Finding]:
         cells, labels, shown = output.cells, list(output.groups), shown_mask(output.cells)
-        return [f for column in self.count_columns(output) for f in small_counts(cells, column, labels, policy, shown)]
+        counts = self.count_columns(output)
+        n = numbers(cells, "n")
+        rests = {f"n_rest_of_{c}": np.maximum(n - numbers(cells, c), 0) for c in counts if c != "n"}
+        cells = cells.assign(**rests)
+        return [f for column in [*counts, *rests] for f in small_counts(cells, column, labels, policy, shown)]
 
     def blanked_columns(self, output: RateTable) -> list[str]:
         return [c for c in output.cells.columns if c not in output.groups and c != STATUS]
 
     def suppress(self, output: RateTable, policy: DisclosureRules, margins: bool = True) -> Mitigated:
-        """Blank each failing row, and a second row of a partition left with one blank row."""
+        """Blank each failing row with the rest of its unit, and a second unit of a partition left
+        with one blank unit."""
         self.require_checkable(output, policy)
         cells = output.cells.reset_index(drop=True)
         failing = self.failing_rules(output, self.check(output, policy), policy)
         primary = np.array([bool(found) for found in failing], dtype=bool)
+        units = cells.groupby(list(output.unit or output.groups), sort=False).indices
         hidden = primary.copy()
+        for rows in units.values():
+            hidden[rows] = hidden[rows].any()
         if output.partition is not None:
             n = numbers(cells, "n")
-            for _, rows in cells.groupby(output.partition, sort=False).indices.items():
-                if hidden[rows].sum() == 1 and len(rows) > 1:
-                    others = [r for r in rows if not hidden[r]]
-                    hidden[min(others, key=lambda r: (n[r], r))] = True
+            by_partition: dict = {}
+            for rows in units.values():
+                by_partition.setdefault(cells.loc[rows[0], output.partition], []).append(rows)
+            for members in by_partition.values():
+                if sum(bool(hidden[rows].any()) for rows in members) == 1 and len(members) > 1:
+                    others = [rows for rows in members if not hidden[rows].any()]
+                    hidden[min(others, key=lambda rows: (n[rows].max(), rows[0]))] = True
         status = [f"suppressed (primary: {', '.join(found)})" if found else SECONDARY if hide else SHOWN
                   for found, hide in zip(failing, hidden)]
-        mitigated = RateTable(output.title, blank(cells, self.blanked_columns(output), hidden).assign(**{STATUS: status}),
-                              list(output.groups), list(output.remarks), output.partition)
+        mitigated = replace(output, cells=blank(cells, self.blanked_columns(output), hidden).assign(**{STATUS: status}))
         note = suppression_note(failing, int((hidden & ~primary).sum()), False)
         return Mitigated(mitigated, "suppression", note, self.check(mitigated, policy), policy)
 
     def kept_fields(self, output: RateTable) -> dict[str, Any]:
-        return {"groups": list(output.groups), "remarks": list(output.remarks), "partition": output.partition}
+        return {"groups": list(output.groups), "remarks": list(output.remarks), "partition": output.partition,
+                "unit": list(output.unit) if output.unit else None}
 
     def differencing_cells(self, output: RateTable) -> list[FrequencyCells]:
         return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "n")]
