@@ -59,8 +59,10 @@ def test_pool_holds_every_register_keyed_by_pseudonym(demo):
     from safepool.pool import access
 
     workspace, _ = demo
+    from safepool.demo import demo_request
+
     sizes = access.table_sizes(workspace.pool_dir, "SKILLS-DEMO")
-    assert set(sizes) == set(workspace.catalogue().names())
+    assert set(sizes) == set(demo_request().data.sources)  # every register the permit names
     con = access.connect(workspace.pool_dir, "SKILLS-DEMO")
     for table in sizes:
         first = con.execute(f'SELECT column_name FROM (DESCRIBE "{table}") LIMIT 1').fetchall()[0][0]
