@@ -139,6 +139,8 @@ class Rates(OutputKind):
                      "n": [n, 400, 500], "n_positive": [n_positive, 50, 60],
                      "flag": ["", "above tolerance", ""]}
             cells.update(changes)
+            if n_positive is None:  # rates over persons only
+                del cells["n_positive"]
             return RateTable("Selection by sex", pd.DataFrame(cells), ["attribute", "group"], ["flag"], "attribute")
 
         return Samples(
@@ -150,7 +152,7 @@ class Rates(OutputKind):
                  "missing column": lambda: RateTable("r", pd.DataFrame({"g": ["a"], "rate": [0.5]}), ["g"]),
                  "no rates": lambda: RateTable("r", pd.DataFrame({"g": ["a"], "n": [50]}), ["g"])},
             boundaries=[Boundary("min_frequency", "min_frequency",
-                                 lambda policy, offset: table(n=policy.min_frequency + offset)),
+                                 lambda policy, offset: table(n=policy.min_frequency + offset, n_positive=None)),
                         Boundary("min_frequency", "min_frequency",
                                  lambda policy, offset: table(n_positive=policy.min_frequency + offset))],
             secret=lambda policy: (table(n_positive=policy.min_frequency - 1, rate=[0.0123456, 0.25, 0.375]),
