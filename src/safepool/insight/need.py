@@ -43,7 +43,7 @@ from safepool.errors import SafepoolError
 from safepool.features.compile import PERSON, FeatureSet
 from safepool.governance.form import parse_quarter
 from safepool.insight import fairness
-from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, register_analysis
+from safepool.insight.analysis import Analysis, Findings, InsightContext, Settings, register_analysis
 
 Progress = Callable[[str], None]
 WITH, WITHOUT = "with every predictor", "without the proxies"
