@@ -103,7 +103,7 @@ def study_labels(study: StudyFile, dictionary: Mapping[str, Mapping[str, Variabl
     return {"outcomes": outcomes, "covariates": covariates, "study_covariates": named, "subgroups": subgroups,
             "treatment": study.treatment.label,
             "balance": {"smd_limit": study.balance.smd_limit, "variance_ratio": list(study.balance.variance_ratio)},
-            "ci_level": round(100 * (1 - inference.alpha)), "horizons": list(study.horizons),
+            "ci_level": round(100 * (1 - inference.alpha)),
             "exact": {column: covariates.get(column, {}).get("label", words(column)) for column in study.matching.exact}}
 
 
@@ -324,10 +324,6 @@ def _title(description: str) -> str:
     head = re.split(r":|;| \(\w+ = ", description, maxsplit=1)[0].strip().rstrip(",")
     head = re.sub(r"\s*\([^)]*\bcodes?\)", "", head)
     return head[:1].upper() + head[1:]
-
-
-def _sentence(text: str) -> str:
-    return re.sub(r"\s*\(one-hot\)", "", text).strip()
 
 
 def _text(value: object, default: str) -> str:

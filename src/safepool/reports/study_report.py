@@ -210,9 +210,9 @@ def render_study_html(result: StudyReportSource, output_ids: Mapping[str, str] |
         flow=cohort_flow_table(shown["cohort_flow"]),
         matching=matching_statement(shown),
         balance=balance_tables(shown["balance"], labels),
-        balance_text=balance_text(shown, labels),
+        balance_text=balance_text(labels),
         love_plots=_love_plots(shown["love_plot"], labels),
-        estimand=estimand,
+        matched_only=estimand == MATCHED_ONLY,
         effects=_effect_sections(shown["effects"], labels, outcome_scales, ci),
         effects_note=shown["effects"].note,
         matched_sets=MATCHED_SETS,
@@ -346,7 +346,7 @@ def matching_statement(shown: Mapping[str, ShownTable]) -> str | None:
     return mask_identity_codes(text + ".")
 
 
-def balance_text(shown: Mapping[str, ShownTable], labels: Labels) -> str:
+def balance_text(labels: Labels) -> str:
     limits = limits_text(labels)
     return ("A covariate is balanced when its standardised mean difference (the difference in means in pooled "
             f"standard deviations) and variance ratio are within the limits{limits}. Means of 0/1 covariates are "
