@@ -222,13 +222,14 @@ def report(result: NeedResult) -> list[str]:
     proxies = result.proxies[result.proxies["role"] == fairness.PROXY]
     lines.append("  proxies found: " + (", ".join(f"{r.feature} for {r.attribute} (association {r.association:.3f})"
                                                  for r in proxies.itertuples()) or "none"))
-    table = fairness.disparity_table(result.audits, result.settings.tolerance, result.settings.ratio_tolerance,
-                                     result.min_group)
-    language = table[(table["attribute"] == "native language")
-                     & table["metric"].isin(["selection_rate", "false_positive_rate"])]
-    for row in language.itertuples():
-        lines.append(f"  {row.model}: {row.metric} {row.highest}/{row.lowest} ratio {row.ratio:.2f} "
-                     f"[{row.ratio_low:.2f}, {row.ratio_high:.2f}] -> {row.flag}")
+    for model in result.models:
+        table = fairness.disparities(result.audits[model.label], result.settings.tolerance,
+                                     result.settings.ratio_tolerance, result.min_group)
+        language = table[(table["attribute"] == "native language")
+                         & table["metric"].isin(["selection_rate", "false_positive_rate"])]
+        for row in language.to_dict("records"):
+            lines.append(f"  {model.label}: {row['metric']} {row['highest / lowest']} ratio {row['ratio']:.2f} "
+                         f"[{row['ratio_low']:.2f}, {row['ratio_high']:.2f}] -> {row['flag']}")
     return lines
 
 

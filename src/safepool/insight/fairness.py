@@ -161,8 +161,8 @@ def by_metric(audit_: Audit) -> pd.DataFrame:
 
 def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_group: int = MIN_GROUP) -> pd.DataFrame:
     """Per attribute and metric: the largest minus the smallest group value and the smallest over
-    the largest, their intervals, the flag, the groups compared and the fewest persons in any
-    count they rest on."""
+    the largest, their intervals, the flag, the highest and lowest group, and (n) the fewest
+    persons in any count the compared groups' rates rest on."""
     rows = []
     for attribute, table in audit_.groups.groupby("attribute", sort=False):
         table = table.reset_index(drop=True)
@@ -190,20 +190,10 @@ def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_gro
             rows.append({"attribute": attribute, "metric": metric, "difference": difference,
                          "difference_low": float(difference_low), "difference_high": float(difference_high),
                          "ratio": ratio, "ratio_low": float(ratio_low), "ratio_high": float(ratio_high),
-                         "highest": str(groups[values.argmax()]), "lowest": str(groups[values.argmin()]),
-                         "flag": flag, "n": int(table.loc[usable, "n"].sum()),
-                         "n_fewest": int(table.loc[usable, needed].to_numpy().min())})
+                         "highest / lowest": f"{groups[values.argmax()]} / {groups[values.argmin()]}",
+                         "flag": flag, "n": int(table.loc[usable, needed].to_numpy().min())})
     return pd.DataFrame(rows, columns=["attribute", "metric", "difference", "difference_low", "difference_high",
-                                       "ratio", "ratio_low", "ratio_high", "highest", "lowest", "flag", "n",
-                                       "n_fewest"])
-
-
-def disparity_table(audits: Mapping[str, Audit], tolerance: float, ratio_tolerance: float,
-                    min_group: int = MIN_GROUP) -> pd.DataFrame:
-    """The disparities of every model, one table (model, attribute, metric)."""
-    frames = [disparities(a, tolerance, ratio_tolerance, min_group).assign(model=label) for label, a in audits.items()]
-    table = pd.concat(frames, ignore_index=True)
-    return table[["model", *[c for c in table.columns if c != "model"]]]
+                                       "ratio", "ratio_low", "ratio_high", "highest / lowest", "flag", "n"])
 
 
 # -- proxies --------------------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def model_card(settings: NeedSettings, features: FeatureSet) -> str:
         "Metrics: the tables 'performance' (AUC with a 95% interval, Brier score) and 'calibration' (observed "
         "share by predicted probability) in this report; 'importance' gives each predictor's permutation "
         "importance.",
-        "Fairness audit: the tables 'fairness' and 'disparities' by "
+        "Fairness audit: the tables 'fairness audit' and 'largest differences between groups' by "
         f"{', '.join(settings.audit)}; a difference above {settings.tolerance:g} or a ratio below "
         f"{settings.ratio_tolerance:g} is flagged; the table 'proxies' names the predictors that stand in for an "
         "audited attribute, and the model is shown without them.",
@@ -81,7 +81,7 @@ def sections(result: NeedResult, features: FeatureSet) -> list:
 
     settings = result.settings
     coefficients = [f"coefficients_{i + 1}" for i, m in enumerate(result.models) if m.coefficients is not None]
-    audits = [f"fairness_{i + 1}" for i in range(len(result.models))]
+    audits = [f"{table}_{i + 1}" for i in range(len(result.models)) for table in ("fairness", "disparities")]
     proxies = ", ".join(settings.proxies)
     return [
         Section("The question", (
@@ -110,7 +110,7 @@ def sections(result: NeedResult, features: FeatureSet) -> list:
             f"the groups with at least {result.min_group} persons in every count behind a rate; a difference "
             f"above {settings.tolerance:g} or a ratio below {settings.ratio_tolerance:g} is flagged. A group too "
             "small to show is suppressed, not described."),
-            [*audits, "disparities"]),
+            audits),
         Section("Proxies", (
             "A predictor that is not an audited attribute's own variable but is associated with it (Cramer's V "
             f"or the correlation ratio at least {settings.proxy_tolerance:g}) stands in for it. The model is "
@@ -136,9 +136,10 @@ def summary_line(checked: Mapping[str, Mitigated]) -> str:
     proxies = _shown(checked, "proxies")
     found = sorted({f"{r['feature']} for {r['attribute']}" for _, r in proxies.iterrows()
                     if r.get("role") == fairness.PROXY})
-    flags = _shown(checked, "disparities")
-    beyond = int((flags["flag"] == "beyond tolerance").sum()) if "flag" in flags else 0
-    possibly = int((flags["flag"] == "possibly beyond tolerance").sum()) if "flag" in flags else 0
+    flags = pd.concat([_shown(checked, name) for name in sorted(checked) if name.startswith("disparities_")]
+                      + [pd.DataFrame({"flag": []})])
+    beyond = int((flags["flag"] == "beyond tolerance").sum())
+    possibly = int((flags["flag"] == "possibly beyond tolerance").sum())
     parts = [f"test AUC {', '.join(aucs)}" if aucs else "test AUC not shown",
              f"proxies: {', '.join(found)}" if found else "no proxy found",
              f"{beyond} disparities beyond tolerance, {possibly} possibly"]

@@ -459,10 +459,12 @@ def outputs(result: NeedResult) -> dict[str, Any]:
                                              "n_events of them counted)", fairness.by_metric(result.audits[model.label]),
                                              ["attribute", "group", "metric"], partition="attribute",
                                              unit=["attribute", "group"])
-    out["disparities"] = RateTable("Largest differences between groups, and the flags",
-                                   fairness.disparity_table(result.audits, settings.tolerance,
-                                                            settings.ratio_tolerance, result.min_group),
-                                   ["model", "attribute", "metric"], remarks=["highest", "lowest", "flag"])
+    for i, model in enumerate(result.models):
+        table = fairness.disparities(result.audits[model.label], settings.tolerance, settings.ratio_tolerance,
+                                     result.min_group)
+        out[f"disparities_{i + 1}"] = RateTable(f"Largest differences between groups, model {model.label} (n: the "
+                                                "fewest persons behind a compared rate)", table,
+                                                ["attribute", "metric"], remarks=["highest / lowest", "flag"])
     out["proxies"] = RateTable("Association of each predictor with the audited attributes",
                                result.proxies, ["feature", "attribute"], remarks=["measure", "role"])
     return out
