@@ -15,8 +15,11 @@ from sklearn.metrics import adjusted_rand_score
 from governed import sign_in
 from recorded_outputs import governed_outputs
 from safepool.disclosure import DisclosureRules, check, suppress
+from safepool.features import load_features
+from safepool.insight.analysis import InsightContext
 from safepool.insight.segments import (BEHAVIOURS, RISK_LEVELS, TOO_SMALL, load_segments, person_table,
                                        profile_cards, publish_segments, risk_level, segment, segment_outputs)
+from safepool.insight.spec import analysis_of, load_insight
 from safepool.synth import generate
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -121,3 +124,16 @@ def test_the_grid_places_children_by_their_child_protection(city, spec):
     risk = risk_level(children, spec.risk)
     notified = (children["child_protection_notifications_8"] > 0).to_numpy()
     assert notified.sum() >= 5 and (risk[notified] != "low").all() and (risk[~notified] == "low").mean() > 0.9
+
+
+def test_the_insight_file_runs_segments_in_the_insight_framework(city):
+    con, _ = city
+    insight = load_insight(EXAMPLE.with_name("insight-segments.yaml"))
+    analysis = analysis_of(insight)
+    assert set(analysis.tables(load_features())) == {"population", "child_protection", "city_services"}
+    findings = analysis.run(InsightContext(con, load_features(), {}, DisclosureRules(), insight.seed))
+    named = {name for section in findings.sections for name in section.outputs}
+    assert named == set(findings.outputs)
+    rules = DisclosureRules()
+    checked = {name: suppress(output, rules) for name, output in findings.outputs.items()}
+    assert analysis.summary(checked) == "customer segments: 5 groups by clustering, 5 described on profile cards"

@@ -18,6 +18,7 @@ segment and of means per segment that the disclosure checks pass or suppress.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -35,7 +36,9 @@ from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
+from safepool.disclosure.kinds.base import Mitigated
 from safepool.features import PERSON, FeatureSet, load_features
+from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, register_analysis
 from safepool.governance.form import parse_quarter
 from safepool.yaml_files import load_model
 
@@ -100,11 +103,9 @@ class Card(_Strict):
     promise: str = Field(min_length=1, max_length=400, description="how the city can support the group")
 
 
-class SegmentsFile(_Strict):
-    """What the analyst writes (see examples/segments.yaml)."""
+class SegmentSettings(_Strict):
+    """What the segments are made of (the analysis part of a segments or insight file)."""
 
-    permit: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-    title: str = Field(min_length=1, max_length=200)
     at: str = Field(description="the quarter the persons are described at, e.g. 2025Q1: living in the area on "
                                 "the day before it, features of the quarters before it")
     ages: tuple[int, int] = Field((0, 120))
@@ -130,11 +131,18 @@ class SegmentsFile(_Strict):
         return list(dict.fromkeys(names))
 
 
+class SegmentsFile(SegmentSettings):
+    """What the analyst writes (see examples/segments.yaml)."""
+
+    permit: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    title: str = Field(min_length=1, max_length=200)
+
+
 def load_segments(path: Path) -> SegmentsFile:
     return load_model(path, SegmentsFile)
 
 
-def person_table(con: duckdb.DuckDBPyConnection, spec: SegmentsFile, features: FeatureSet | None = None
+def person_table(con: duckdb.DuckDBPyConnection, spec: SegmentSettings, features: FeatureSet | None = None
                  ) -> pd.DataFrame:
     """One row per person living in the area on the day before `at` and within the ages, with every
     feature the segments need (windows over the quarters before `at`), in data order."""
@@ -245,7 +253,7 @@ def _numbered_by_size(labels: np.ndarray) -> np.ndarray:
     return np.array([renumber[g] for g in labels])
 
 
-def segment(frame: pd.DataFrame, spec: SegmentsFile) -> pd.DataFrame:
+def segment(frame: pd.DataFrame, spec: SegmentSettings) -> pd.DataFrame:
     """The person table with its grid cell, behaviour, value and cluster (no person column)."""
     out = frame.drop(columns=[PERSON]).copy()
     out["risk"] = risk_level(frame, spec.risk)
@@ -268,7 +276,7 @@ def _means(frame: pd.DataFrame, by: str, columns: list[str], title: str) -> Magn
     return MagnitudeTable(title, pd.DataFrame(rows), [by, "feature"], "mean")
 
 
-def segment_outputs(segmented: pd.DataFrame, spec: SegmentsFile) -> dict[str, StatOutput]:
+def segment_outputs(segmented: pd.DataFrame, spec: SegmentSettings) -> dict[str, StatOutput]:
     """The profile cards' numbers as outputs for the disclosure checks: persons per grid cell, per
     behaviour and per cluster; each cluster's typical traits (persons per level of each described
     feature, one table per feature); its needs (mean use of each service) and value (mean EUR)."""
@@ -289,7 +297,7 @@ def segment_outputs(segmented: pd.DataFrame, spec: SegmentsFile) -> dict[str, St
     return outputs
 
 
-def trait_features(spec: SegmentsFile) -> list[str]:
+def trait_features(spec: SegmentSettings) -> list[str]:
     """What each card describes: the life phase, the described features, risk and behaviour."""
     return list(dict.fromkeys([spec.life_phase, *spec.describe, "risk", "behaviour"]))
 
@@ -303,7 +311,7 @@ def _shown(output: StatOutput) -> pd.DataFrame:
     return cells.loc[shown_mask(cells)]
 
 
-def profile_cards(checked: dict[str, StatOutput], spec: SegmentsFile) -> list[dict[str, object]]:
+def profile_cards(checked: dict[str, StatOutput], spec: SegmentSettings) -> list[dict[str, object]]:
     """One card per customer group, every number from the checked outputs (as mitigated), in the
     same layout for every group: name, description (size), typical traits, factors affecting
     behaviour, needs, value, priority and promise of value. A group whose size is not shown is
@@ -352,3 +360,47 @@ def publish_segments(governance: Governance, actor: Actor, segmented: pd.DataFra
                                                margins=True)
     cards = profile_cards({name: mitigated.output for name, (mitigated, _) in published.items()}, spec)
     return cards, {name: record for name, (_, record) in published.items()}
+
+
+class SegmentsAnalysisSettings(Settings, SegmentSettings):
+    """The segments as an insight file's analysis (`analysis: {kind: segments, ...}`)."""
+
+    kind: Literal["segments"]
+
+
+@register_analysis
+class SegmentsAnalysis(Analysis):
+    """Customer segments in the insight framework: one runner publishes and reports them."""
+
+    kind = "segments"
+    settings_model = SegmentsAnalysisSettings
+    settings: SegmentsAnalysisSettings
+
+    def tables(self, features: FeatureSet) -> dict[str, list[str]]:
+        return {table: sorted(columns) for table, columns in sorted(features.sources(self.settings.features()).items())}
+
+    def run(self, context: InsightContext) -> Findings:
+        s = self.settings
+        context.say("persons and their features")
+        frame = person_table(context.con, s, context.features)
+        context.say("segments")
+        outputs = segment_outputs(segment(frame, s), s)
+        traits = [name for name in outputs if name.startswith("traits_")]
+        factors = ", ".join(f.label for f in s.risk.factors)
+        return Findings(outputs, [
+            Section("Life phase and vulnerability risk",
+                    f"Persons aged {s.ages[0]}-{s.ages[1]} living in the area before {s.at}, by life phase and risk: "
+                    f"intermediate from {s.risk.intermediate_from} points, very high from {s.risk.very_high_from}, "
+                    f"points for {factors}.", ["grid"]),
+            Section("Behaviour", "Active, intermittent, becoming passive or passive, from the recency and frequency of "
+                                 f"{s.behaviour.frequency.replace('_', ' ')}.", ["behaviour"]),
+            Section("Customer groups", "Groups found by FAMD and k-means (seeded), the number of groups with the best "
+                                       "silhouette; their traits, the services they use and the cost of those services "
+                                       "from the price list.",
+                    ["cluster_sizes", *traits, "cluster_needs", "cluster_value"]),
+        ])
+
+    def summary(self, checked: Mapping[str, Mitigated]) -> str:
+        cards = profile_cards({name: m.output for name, m in checked.items()}, self.settings)
+        described = sum(card["description"] != TOO_SMALL for card in cards)
+        return f"customer segments: {len(cards)} groups by clustering, {described} described on profile cards"

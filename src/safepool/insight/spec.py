@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 import safepool.insight.paths  # noqa: F401  (registers the analysis)
 import safepool.insight.need  # noqa: F401  (registers the analysis)
+import safepool.insight.segments  # noqa: F401  (registers the analysis)
 from safepool.insight.analysis import ANALYSES, Analysis
 from safepool.yaml_files import load_model
 
