@@ -124,7 +124,7 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     early = invoke("variables", "--permit", "P-CLI", "--user", "anna")
     line = one_error_line(early, REFUSED)
     assert "permit P-CLI is in phase preparing_data" in line
-    assert "a steward moves it on with `safepool permit advance P-CLI analytic_review`" in line
+    assert "the linkage authority moves it on with `safepool permit advance P-CLI analytic_review`" in line
     run("permit advance", "permit", "advance", "P-CLI", "analytic_review", "--user", "stella")
     variables = run("variables", "variables", "--permit", "P-CLI", "--user", "anna")
     assert "  sex: categorical, 2 codes" in variables.splitlines()

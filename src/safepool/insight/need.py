@@ -39,7 +39,7 @@ from safepool.disclosure.kinds.base import Mitigated
 from safepool.disclosure.kinds.frequency import FrequencyTable
 from safepool.disclosure.kinds.model import ModelResult
 from safepool.disclosure.kinds.rates import RateTable
-from safepool.errors import SafepoolError
+from safepool.faults import Invalid
 from safepool.features.compile import PERSON, FeatureSet
 from safepool.governance.form import parse_quarter
 from safepool.insight import fairness
@@ -50,7 +50,7 @@ WITH, WITHOUT = "with every predictor", "without the proxies"
 PANEL, UNITS, STARTS, CANDIDATES = "need_panel", "need_units", "need_starts", "need_candidates"
 
 
-class NeedError(SafepoolError):
+class NeedError(Invalid):
     """The pool or the settings cannot give the prediction asked for; names the setting."""
 
 
