@@ -44,6 +44,8 @@ RELEASE_CONTEXT = ("The skills-centre impact study on synthetic Espoo: cohort fl
                    "subgroups, placebo, sensitivity, the naive comparison and the report made of them, all from the "
                    "study file shipped with safepool; needed for the demo's report.")
 DEMO_PERMIT = "SKILLS-DEMO"
+CITY_PERMIT = "P-2025-CITY-01"  # the city's own use; the shipped insight files name it
+CITY_INSIGHTS = ("insight-paths.yaml", "insight-need.yaml", "insight-segments.yaml")
 DEMO_USERS: dict[str, tuple[list[Role], list[ManagerFunction]]] = {
     "demo.admin": ([Role.admin], []),
     "espoo.steward": ([Role.steward], []),
@@ -92,9 +94,9 @@ def fresh_folder(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
 
 
-def demo_request() -> PermitRequest:
-    """The shipped skills-centre request, valid for a year from today."""
-    data = yaml.safe_load(files("safepool.examples").joinpath("permit-request.yaml").read_text(encoding="utf-8"))
+def demo_request(form: str = "permit-request.yaml") -> PermitRequest:
+    """A shipped request (the skills-centre study's by default), valid for a year from today."""
+    data = yaml.safe_load(files("safepool.examples").joinpath(form).read_text(encoding="utf-8"))
     data["expiry"] = (dt.date.today() + dt.timedelta(days=365)).isoformat()
     return PermitRequest.model_validate(data)
 
@@ -117,11 +119,36 @@ def make_users(workspace: Workspace) -> dict[str, str]:
     return passwords
 
 
-def release_data(stewards: dict[str, Session]) -> list[Release]:
-    """Each register holder in the demo permit's scope releases its registers into it, by its own steward."""
-    waiting = set(stewards[LINKAGE_AUTHORITY].permit(DEMO_PERMIT).show().waiting)
-    return [session.permit(DEMO_PERMIT).release("release", holder=holder)
+def release_data(stewards: dict[str, Session], permit: str = DEMO_PERMIT) -> list[Release]:
+    """Each register holder in the permit's scope releases its registers into it, by its own steward."""
+    waiting = set(stewards[LINKAGE_AUTHORITY].permit(permit).show().waiting)
+    return [session.permit(permit).release("release", holder=holder)
             for session in stewards.values() for holder in sorted(session.steward_scope.holders) if holder in waiting]
+
+
+def city_insights(person: Callable[[str], Session], stewards: dict[str, Session],
+                  notify: Callable[[str, str, int], None]) -> list[str]:
+    """The city's own use: its permit requested, approved, released by the holders and built, then
+    the shipped insight files (service paths, predicted needs, segments) run by the analyst; one
+    line each, from the checked outputs."""
+    analyst = person("vtt.analyst1")
+    permit = analyst.request_permit(demo_request("permit-request-city.yaml"), CITY_PERMIT)
+    for role in permit.assessment.approvals:
+        person(SIGNERS[role]).permit(CITY_PERMIT).approve(role)
+    holders = sorted({release.holder for release in release_data(stewards, CITY_PERMIT)})
+    stewards[LINKAGE_AUTHORITY].permit(CITY_PERMIT).build()
+    stewards[LINKAGE_AUTHORITY].permit(CITY_PERMIT).advance("analytic_review", "pool built and checked")
+    if permit.assessment.reassessment_after_review:
+        person("espoo.privacy").permit(CITY_PERMIT).approve(ApprovalRole.approver)
+    under_permit = analyst.permit(CITY_PERMIT)
+    under_permit.advance("analysis", "analytic review done")
+    lines = [f"Customer information under the city's permit {CITY_PERMIT} (its registers released by "
+             f"{' and '.join(holders)}), every table checked and recorded, each report waiting for a checker:"]
+    for name in CITY_INSIGHTS:
+        result = under_permit.insight(Path(str(files("safepool.examples").joinpath(name))),
+                                      progress=lambda stage: notify(stage, "customer information", 0))
+        lines.append(f"- {result.kind}: {result.summary} (report {result.records['insight_report'].id}, for review)")
+    return lines
 
 
 def verdicts(study: StudyResult) -> dict[str, int]:
@@ -208,6 +235,7 @@ def run_demo(
     study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
     release = release_outputs(analyst, checker, study)
     under_permit.advance("reporting", f"study report released in {release.name}")
+    insights = city_insights(person, stewards, notify)
     verdict = person("demo.admin").audit_verify()
 
     linkage = built.linkage
@@ -238,6 +266,7 @@ def run_demo(
         f"Outputs: {len(study.records)} published through the output register under the workspace's policy "
         f"({', '.join(f'{n} {v}' for v, n in verdicts(study).items())}), release requested by vtt.analyst1, "
         f"approved (with a comment where a person had to look) and released by sf.checker.",
+        *insights,
         f"Audit log: {verdict.checked:,} records, hash chain "
         f"{'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}.",
         ("Released report", release / study.records["report"].id / PDF_NAME),
