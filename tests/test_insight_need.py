@@ -20,7 +20,7 @@ from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.kinds.rates import RateTable
 from safepool.features import load_features
 from safepool.insight import fairness
-from safepool.insight.need import NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
+from safepool.insight.need import NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
 from safepool.insight.model_card import sections, summary_line
 from safepool.insight.report import render_html
 from safepool.insight.spec import analysis_of, load_insight
@@ -178,7 +178,7 @@ def test_the_audit_flags_the_planted_proxy_and_shows_the_model_without_it(result
     checked = {name: kind_of(o).mitigate(o, POLICY, margins=True, rounding=False) for name, o in found.items()}
     assert all(m.report.verdict in ("pass", "review") for m in checked.values())
     assert f"proxies: {planted} for native language" in summary_line(checked)
-    texts = [s.text for s in sections(result, load_features())]
+    texts = [s.text for s in sections(result, load_features(), set(found))]
     assert any("Intended use" in text and "Limitations" in text for text in texts)
 
 
@@ -248,13 +248,20 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
     assert set(analysis.tables(load_features())) == {"population", "child_protection", "city_services"}
     found = outputs(result)
     checked = {name: kind_of(o).mitigate(o, POLICY, margins=True, rounding=False) for name, o in found.items()}
-    parts = sections(result, load_features())
+    parts = sections(result, load_features(), set(found))
     assert {name for s in parts for name in s.outputs} == set(found)  # every output is shown, under a heading
     about = {"title": insight.title, "permit": insight.permit, "synthetic": True,
              "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in parts]}
     page = render_html(insight.title, about, checked, POLICY)
     assert "Model card" in page and "Intended use" in page and "Fairness audit" in page
     assert analysis.summary(checked).startswith("Need prediction: test AUC")
+
+
+def test_no_table_of_differences_when_no_two_groups_can_be_compared(result):
+    small = NeedResult(result.settings, result.units, result.models, result.proxies, result.audits, min_group=10 ** 6)
+    found = outputs(small)
+    assert not [name for name in found if name.startswith("disparities")]
+    assert all(name in found for s in sections(small, load_features(), set(found)) for name in s.outputs)
 
 
 def test_a_setting_that_cannot_work_is_named(tmp_path):

@@ -75,13 +75,14 @@ def model_card(settings: NeedSettings, features: FeatureSet) -> str:
     ])
 
 
-def sections(result: NeedResult, features: FeatureSet) -> list:
-    """The report's sections, each naming the outputs shown under it."""
+def sections(result: NeedResult, features: FeatureSet, published: set[str]) -> list:
+    """The report's sections, each naming the outputs shown under it (of those `published`)."""
     from safepool.insight.analysis import Section
 
     settings = result.settings
     coefficients = [f"coefficients_{i + 1}" for i, m in enumerate(result.models) if m.coefficients is not None]
-    audits = [f"{table}_{i + 1}" for i in range(len(result.models)) for table in ("fairness", "disparities")]
+    audits = [name for i in range(len(result.models)) for table in ("fairness", "disparities")
+              if (name := f"{table}_{i + 1}") in published]
     proxies = ", ".join(settings.proxies)
     return [
         Section("The question", (

@@ -462,6 +462,8 @@ def outputs(result: NeedResult) -> dict[str, Any]:
     for i, model in enumerate(result.models):
         table = fairness.disparities(result.audits[model.label], settings.tolerance, settings.ratio_tolerance,
                                      result.min_group)
+        if table.empty:  # no two groups large enough to compare: nothing to show
+            continue
         out[f"disparities_{i + 1}"] = RateTable(f"Largest differences between groups, model {model.label} (n: the "
                                                 "fewest persons behind a compared rate)", table,
                                                 ["attribute", "metric"], remarks=["highest / lowest", "flag"])
@@ -524,7 +526,8 @@ class NeedAnalysis(Analysis):
         result = analyse(context.con, context.features, self.settings, context.seed, context.say, min_group)
         from safepool.insight.model_card import sections
 
-        return Findings(outputs=outputs(result), sections=sections(result, context.features))
+        found = outputs(result)
+        return Findings(outputs=found, sections=sections(result, context.features, set(found)))
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         from safepool.insight.model_card import summary_line
