@@ -65,7 +65,7 @@ def test_every_output_is_checked_and_recorded(demo, ran):
     assert len(reports) == 2 and all(set(r.files) == {"study-report.html", "study-report.pdf"} for r in reports)
     assert "clients matched" in ran and f"{DEMO_PERMIT}-{2 * per_run:04d}" in ran
     assert governance.audit.records(user="vtt.analyst1", action="pool_access")
-    assert len(governance.audit.records(user="vtt.analyst1", action="output_record")) == 2 * per_run
+    assert len(governance.audit.records(user="vtt.analyst1", action="output_record", permit=DEMO_PERMIT)) == 2 * per_run
 
 
 def test_no_pseudonym_in_any_recorded_file(demo, ran):

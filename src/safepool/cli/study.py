@@ -3,28 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import UserOption, WorkspaceOption, app, command, progress_bar, say, sign_in
+from safepool.cli.common import app, progress_bar, say, signed_in
 from safepool.cli.render import table, wrap
+
+if TYPE_CHECKING:
+    from safepool.session import Session
 
 study_app = typer.Typer(help="Impact studies by risk-set matching.", no_args_is_help=True)
 app.add_typer(study_app, name="study")
 
 
-@command(study_app, "run")
+@signed_in(study_app, "run")
 def study_run(
+    session: Session,
     file: Annotated[Path, typer.Argument(help="The study file (YAML), e.g. the example study.yaml.")],
-    user: UserOption,
-    workspace: WorkspaceOption = Path("."),
 ) -> None:
     """As an analyst of the permit named in the file: cohort, matching, balance, effects; every table recorded."""
     from safepool.study.studyfile import load_study
 
     study = load_study(file)
-    session = sign_in(workspace, user)
     with progress_bar() as update:
         result = session.permit(study.permit).study(study, progress=lambda stage: update(stage, "study", 0))
     say(wrap(f"{result.title}: {result.n_matched:,} of {result.n_treated:,} clients matched "

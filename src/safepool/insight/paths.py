@@ -99,6 +99,7 @@ class ServicePaths(Analysis):
     def run(self, context: InsightContext) -> Findings:
         s = self.settings
         labels = self._step_labels(context)
+        self.anchor_label = labels[s.anchor]
         context.say("service paths: events")
         con = context.con
         con.execute(f"CREATE OR REPLACE TEMP TABLE path_events AS {self._events_sql(context, labels)}")
@@ -146,8 +147,9 @@ class ServicePaths(Analysis):
         shown = groups[groups[STATUS].astype(str).str.startswith(("shown", "rounded"))]
         persons = table.loc[table[self.settings.compare_by].astype(str) == "Total", "count"]
         total = "suppressed" if persons.isna().all() else f"{int(persons.sum()):,}"
-        return (f"service paths around {self.settings.anchor}: {total} persons reached it in the period; "
-                f"{len(shown)} of {len(groups)} cells by {self.settings.compare_by} shown")
+        by = self.settings.compare_by.replace("_", " ")
+        return (f"service paths around {getattr(self, 'anchor_label', self.settings.anchor)}: {total} persons "
+                f"reached it in the period; {len(shown)} of {len(groups)} cells by {by} shown")
 
     # -- the steps -----------------------------------------------------------------------------
 
