@@ -13,9 +13,15 @@ depends_on = None
 
 
 def _sources(sources: tuple[str, ...]) -> None:
-    with op.batch_alter_table("outputs", recreate="always") as batch:
-        batch.drop_constraint("ck_outputs_source", type_="check")
-        batch.create_check_constraint("ck_outputs_source", f"source IN {sources}")
+    """SQLite cannot change a constraint in place, so its table is rebuilt; PostgreSQL changes
+    only the constraint (a rebuild would drop the key that reviews and releases refer to)."""
+    if op.get_bind().dialect.name == "sqlite":
+        with op.batch_alter_table("outputs", recreate="always") as batch:
+            batch.drop_constraint("ck_outputs_source", type_="check")
+            batch.create_check_constraint("ck_outputs_source", f"source IN {sources}")
+        return
+    op.drop_constraint("ck_outputs_source", "outputs", type_="check")
+    op.create_check_constraint("ck_outputs_source", "outputs", f"source IN {sources}")
 
 
 def upgrade() -> None:
