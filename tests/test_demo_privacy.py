@@ -43,7 +43,10 @@ def identifying_values(workspace: Workspace) -> list[str]:
 
 def test_demo_says_what_it_did_and_where(demo):
     workspace, output = demo
-    assert f"{len(REGISTER_NAMES)} registers" in output and "Pool built by the steward under the permit" in output
+    assert f"{len(REGISTER_NAMES)} registers" in output and "Pool built by sf.steward" in output
+    assert "Released into SKILLS-DEMO by each register holder's own steward" in output
+    assert "Customer information under the city's permit" in output
+    assert all(f"- {kind}: " in output for kind in ("paths", "need", "segments"))
     assert str(workspace.pool_dir / "SKILLS-DEMO") in output
 
 
