@@ -23,7 +23,7 @@ from safepool.pool.build import build_pool
 from safepool.pool.scope import Scope
 from safepool.registers.catalogue import Register, Variable
 from safepool.registers.check import check_registers
-from safepool.synth import _people, _panel, _registers, generate, write_workspace
+from safepool.synth import _city, _family, _people, _panel, _registers, generate, write_workspace
 from safepool.synth._catalogue import register_entries
 from safepool.synth._names import LANGUAGES
 from safepool.workspace import Workspace, WorkspaceConfig
@@ -93,6 +93,10 @@ def test_code_lists_hold_every_code_the_generator_writes():
         ("skills_centre", "social_network"): {"1", "2", "3", "4", "5"},
         ("social_health", "service"): set(_registers.SERVICES),
         ("social_assistance", "assistance_type"): set(_registers.ASSISTANCE_TYPES),
+        ("population", "district"): set(_family.DISTRICTS),
+        ("child_protection", "event_type"): set(_city.CP_EVENTS),
+        ("child_protection", "notifier"): set(_city.NOTIFIERS),
+        ("city_services", "service"): set(_city.SERVICES),
     }
     for key, values in written.items():
         assert codes[key] == values, key

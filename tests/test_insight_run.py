@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from safepool.demo import SIGNERS, make_users
+from safepool.demo import HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, make_users, release_data
 from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance
@@ -36,8 +36,9 @@ def city(tmp_path_factory):
     permit = person("vtt.analyst1").request_permit(PermitRequest.model_validate(data), PERMIT)
     for role in permit.assessment.approvals:
         person(SIGNERS[role]).permit(PERMIT).approve(role)
-    person("espoo.steward").permit(PERMIT).build()
-    person("espoo.steward").permit(PERMIT).advance("analytic_review", "pool built")
+    release_data({name: person(name) for name in HOLDER_STEWARDS}, PERMIT)
+    person(LINKAGE_AUTHORITY).permit(PERMIT).build()
+    person(LINKAGE_AUTHORITY).permit(PERMIT).advance("analytic_review", "pool built")
     return root, person
 
 

@@ -148,7 +148,7 @@ def test_the_ledger_is_only_used_inside_its_block(ws):
     root, governance, anna = ws
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         pass
-    with pytest.raises(SafepoolError, match="outside its `Ledger.open` block"):
+    with pytest.raises(RuntimeError, match="outside its `Ledger.open` block"):
         ledger.check(cell(range(10)), {0: 0}, MIN_FREQUENCY)
 
 

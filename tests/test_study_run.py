@@ -33,7 +33,7 @@ from safepool.cli import app  # noqa: E402  (the width above is read at import)
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("study") / "ws"
-    run_demo(root, persons=6000, seed=2)
+    run_demo(root, persons=6000, seed=2, city=False)  # the study's part only (the city's: test_demo_privacy)
     passwords = yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
     return Workspace.open(root), passwords
 

@@ -123,7 +123,6 @@ CITY_SERVICE_CODES = {
     "sports": "sports (yearly membership)", "adult_social_work": "adult social work (visit)",
     "elderly_services": "elderly services: home care (membership)",
 }
-ECE_FIRST_YEAR = 2003  # the oldest early childhood education spans still open in 2009 began then
 # EUR; the first edge 0.01 keeps zero (no earnings, no income) a group of its own
 QUARTERLY_EARNINGS_BINS = [0.01, 1000, 2500, 5000, 7500, 10000, 15000]
 YEARLY_INCOME_BINS = [0.01, 5000, 10000, 20000, 30000, 40000, 50000, 70000, 100000]
@@ -410,8 +409,9 @@ def _entries() -> dict[str, dict]:
                               "adult_social_work are visits",
                   level="categorical", codes=CITY_SERVICE_CODES),
                 V(name="start_date", column="alkupaiva", type="date", sensitivity="sensitive",
-                  description="day of the visit, or first day of the membership",
-                  level="date", years=(ECE_FIRST_YEAR, LAST_YEAR)),
+                  description="day of the visit, or first day of the membership (a membership open in the "
+                              "window may have started long before it)",
+                  level="date", years=(BIRTH_YEARS[0], LAST_YEAR)),
                 V(name="end_date", column="loppupaiva", type="date", sensitivity="sensitive",
                   description="day of the visit, or last day of the membership; empty while it lasts",
                   level="date", years=WINDOW_YEARS),
