@@ -19,6 +19,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import warnings
 from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
@@ -34,7 +35,8 @@ from safepool.governance.holders import Release
 from safepool.governance.users import ManagerFunction, Role
 from safepool.reports.study_report import PDF_NAME
 from safepool.session import Session, connect, create_first_admin
-from safepool.study.run import StudyResult
+from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
+from safepool.study.run import EstimandWarning, StudyResult
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
 
@@ -167,11 +169,17 @@ def release_outputs(analyst: Session, checker: Session, study: StudyResult) -> P
     return checker.outputs.release(ids)
 
 
-def published_count(study: StudyResult, step: str) -> str:
-    """A count of the cohort flow as it was published (rounded with the rest of the release, if it was)."""
+def published_matching(study: StudyResult) -> MatchingSummary | None:
+    """The share of clients matched, the reasons for the others and the run's estimand, from the cohort
+    flow as it was published (rounded with the rest of the release, if it was); None if suppressed."""
     flow = study.checked["cohort_flow"].output.public_table()
-    shown = flow.loc[(flow["step"] == step).to_numpy() & shown_mask(flow), "count"]
-    return f"{int(shown.iloc[0]):,}" if len(shown) else "(suppressed)"
+    shown = flow.loc[shown_mask(flow)]
+    counts = dict(zip(shown["step"].astype(str), shown["count"].astype(float)))
+    if MATCHED_STEP not in counts or TREATED_STEP not in counts:
+        return None
+    reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
+    return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], study.matching.min_share, reasons,
+                           named=study.estimand)
 
 
 def counts_note(study: StudyResult) -> str:
@@ -235,7 +243,9 @@ def run_demo(
     sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
     variables = under_permit.variables()
     under_permit.advance("analysis", "analytic review done")
-    study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
+    with warnings.catch_warnings():  # said in the summary instead, from the published counts
+        warnings.simplefilter("ignore", EstimandWarning)
+        study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
     release = release_outputs(analyst, checker, study)
     under_permit.advance("reporting", f"study report released in {release.name}")
     insights = city_insights(person, stewards, notify) if city else []
@@ -244,6 +254,7 @@ def run_demo(
     linkage = built.linkage
     quarantined = {k: v for k, v in linkage.quarantined_rows_by_reason.items() if v}
     assessment = permit.assessment
+    matching = published_matching(study)
     return [
         f"Synthetic Espoo: {persons:,} persons, seed {seed}, {len(registers)} registers "
         f"({', '.join(sorted({r.source.kind.value for r in registers}))} sources).",
@@ -261,10 +272,11 @@ def run_demo(
         f"variables, {sum(sizes.values()):,} rows; {sizes.get('skills_centre', 0):,} skills-centre entries.",
         f"Quarantined in the steward zone: {sum(quarantined.values()):,} rows"
         + (": " + "; ".join(rows_in_words(quarantined)) + "." if quarantined else "."),
-        f"Impact study: {published_count(study, 'clients matched')} of "
-        f"{published_count(study, 'entrants eligible at their entry quarter (treated units)')} clients matched to "
-        f"similar eligible immigrants in the same entry quarter (as published: {counts_note(study)}); balance "
-        f"{'passed' if study.balance_passed else 'not passed for every covariate'}.",
+        f"Impact study, clients matched to similar eligible immigrants in the same entry quarter: "
+        f"{matching.sentence() if matching else 'the share matched was suppressed by the disclosure checks.'} "
+        f"Balance {'passed' if study.balance_passed else 'not passed for every covariate'} "
+        f"(as published: {counts_note(study)}).",
+        *([f"Warning: {matching.warning}"] if matching and matching.warning else []),
         headline(study),
         f"Outputs: {len(study.records)} published through the output register under the workspace's policy "
         f"({', '.join(f'{n} {v}' for v, n in verdicts(study).items())}), release requested by vtt.analyst1, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,13 +24,16 @@ def study_run(
     file: Annotated[Path, typer.Argument(help="The study file (YAML), e.g. the example study.yaml.")],
 ) -> None:
     """As an analyst of the permit named in the file: cohort, matching, balance, effects; every table recorded."""
+    from safepool.study.run import EstimandWarning
     from safepool.study.studyfile import load_study
 
     study = load_study(file)
-    with progress_bar() as update:
+    with progress_bar() as update, warnings.catch_warnings():
+        warnings.simplefilter("ignore", EstimandWarning)  # said below, in words
         result = session.permit(study.permit).study(study, progress=lambda stage: update(stage, "study", 0))
     say(wrap(f"{result.title}: {result.n_matched:,} of {result.n_treated:,} clients matched "
-             f"in {result.seconds:.1f} s; balance {'passed' if result.balance_passed else 'NOT passed'}"), "")
+             f"in {result.seconds:.1f} s; balance {'passed' if result.balance_passed else 'NOT passed'}"),
+        wrap(result.matching.sentence()), *(wrap(f"Warning: {warning}") for warning in result.warnings), "")
     shown = result.checked["effects"].output.public_table()
     rows = []
     for row in shown.itertuples(index=False):

@@ -38,6 +38,7 @@ class MatchingSummary:
     n_matched: float
     min_share: float
     reasons: Mapping[str, float] = field(default_factory=dict)  # reason -> clients not matched
+    named: str | None = None  # the run's estimand, when the counts are published (rounded) ones
 
     @property
     def share(self) -> float:
@@ -45,7 +46,7 @@ class MatchingSummary:
 
     @property
     def estimand(self) -> str:
-        return estimand_of(self.share, self.min_share)
+        return self.named or estimand_of(self.share, self.min_share)
 
     @property
     def warning(self) -> str | None:
