@@ -1,0 +1,145 @@
+"""Benchmark: the whole demo at growing sizes, timed stage by stage, so the growth is visible.
+
+    python bench/study_scale.py [--persons 30000 100000 300000] [--seed 1] [--workspace DIR]
+
+Each size runs `safepool demo` (safepool.demo.run_demo: the real path through the Session, in
+a fresh workspace) in a process of its own, so that its peak memory is its own. The demo's
+progress messages mark the stages; per stage the wall-clock time and the CPU time of the
+process are printed (on a shared machine the CPU time is the steadier figure):
+- synthesise: generate synthetic Espoo and write its registers,
+- check: demo users, each holder's steward checking its registers against their dictionary, the
+  permit's request and approvals, and the holders' releases into the permit,
+- build: the pool build by the linkage authority (the registers released into the permit),
+- cohort: opening the pool, the study's panel, risk sets and covariates (safepool.study.cohort),
+- match: propensity score, matching and balance,
+- effects: outcomes, censoring weights, effects, event study, placebo, subgroups, sensitivity
+  and the naive comparison,
+- report: the disclosure checks, the study report, its review and release,
+- city: the city's own permit, releases, pool and insight analyses (not part of the study; the
+  demo runs them after it), and the audit check.
+Also printed: clients, the 8-quarter employment effect with its interval, the largest resident
+memory in each stage and the peak of the process, and the load average of the machine before and after (other work on
+the machine inflates wall-clock times; the load says by how much to distrust them).
+Targets: the 300,000-person demo in under 60 s with under 2 GB at peak, the default 30,000 in
+under 30 s (end to end, the city's part included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+STAGES = ("synthesise", "check", "build", "cohort", "match", "effects", "report", "city")
+COHORT = {"opening the pool", "entries", "panel", "risk sets", "covariates"}
+MATCH = {"matching", "balance"}
+EFFECTS = {"outcomes", "effects", "event study", "subgroups", "sensitivity", "naive comparison"}
+REPORT = {"disclosure checks", "report"}
+
+
+def resident_mb() -> float:
+    """The process's resident memory now (Linux /proc), in MB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class StageClock:
+    """Wall and CPU seconds per stage, from the demo's progress messages (stage, register, rows), and
+    the largest resident memory seen in each stage (sampled every 50 ms by a thread)."""
+
+    def __init__(self) -> None:
+        self.stage = "synthesise"
+        self.wall = dict.fromkeys(STAGES, 0.0)
+        self.cpu = dict.fromkeys(STAGES, 0.0)
+        self.peak_mb = dict.fromkeys(STAGES, 0.0)
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        threading.Thread(target=self._sample, daemon=True).start()
+
+    def _sample(self) -> None:
+        while self.stage in self.peak_mb:
+            stage = self.stage
+            self.peak_mb[stage] = max(self.peak_mb[stage], resident_mb())
+            time.sleep(0.05)
+
+    def switch(self, stage: str) -> None:
+        now_wall, now_cpu = time.perf_counter(), time.process_time()
+        self.wall[self.stage] += now_wall - self._wall
+        self.cpu[self.stage] += now_cpu - self._cpu
+        self.stage, self._wall, self._cpu = stage, now_wall, now_cpu
+
+    def __call__(self, stage: str, register: str, rows: int) -> None:
+        if register == "synthetic Espoo":
+            self.switch("check" if stage == "linked" else "synthesise")
+        elif register == "impact study":
+            if stage in COHORT:
+                self.switch("cohort")
+            elif stage in MATCH:
+                self.switch("match")
+            elif stage in EFFECTS:
+                self.switch("effects")
+            elif stage in REPORT:
+                self.switch("report")
+        elif register == "customer information":
+            self.switch("city")
+        elif self.stage == "check":  # the pool build's first message (stage, register, rows)
+            self.switch("build")
+
+
+def one_size(persons: int, seed: int, folder: str, results: multiprocessing.Queue) -> None:
+    from safepool.demo import run_demo
+
+    clock = StageClock()
+    started = time.perf_counter()
+    summary = run_demo(Path(folder) / f"demo-{persons}", persons=persons, seed=seed, progress=clock)
+    clock.switch("done")
+    total = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    headline = next((s for s in summary if isinstance(s, str) and s.startswith("Headline")), "")
+    study = next((s for s in summary if isinstance(s, str) and s.startswith("Impact study")), "")
+    results.put({"persons": persons, "wall": clock.wall, "cpu": clock.cpu, "stage_mb": clock.peak_mb, "total": total,
+                 "peak_mb": peak_mb,
+                 "headline": headline, "study": study})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, nargs="+", default=[30_000, 100_000, 300_000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--workspace", type=Path, default=None, help="folder for the demo workspaces (default: temp)")
+    args = parser.parse_args()
+    context = multiprocessing.get_context("spawn")  # a fresh process per size: its own peak memory
+    with tempfile.TemporaryDirectory(dir=args.workspace) as folder:
+        rows = []
+        for persons in args.persons:
+            load_before = os.getloadavg()
+            queue = context.Queue()
+            process = context.Process(target=one_size, args=(persons, args.seed, folder, queue))
+            process.start()
+            result = queue.get()
+            process.join()
+            result["load"] = (load_before[0], os.getloadavg()[0])
+            rows.append(result)
+            print(f"\n{persons:,} persons: {result['total']:.1f} s in all, peak {result['peak_mb']:,.0f} MB, "
+                  f"load average {result['load'][0]:.1f} before, {result['load'][1]:.1f} after")
+            print(f"  {result['study']}")
+            print(f"  {result['headline']}")
+            for stage in STAGES:
+                print(f"  {stage:12s} {result['wall'][stage]:7.1f} s wall  {result['cpu'][stage]:7.1f} s CPU  "
+                      f"{result['stage_mb'][stage]:7,.0f} MB at most")
+    print("\nstage (wall s)  " + "  ".join(f"{r['persons']:>9,}" for r in rows))
+    for stage in STAGES:
+        print(f"{stage:15s} " + "  ".join(f"{r['wall'][stage]:9.1f}" for r in rows))
+    print(f"{'total':15s} " + "  ".join(f"{r['total']:9.1f}" for r in rows))
+    print(f"{'peak MB':15s} " + "  ".join(f"{r['peak_mb']:9,.0f}" for r in rows))
+
+
+if __name__ == "__main__":
+    main()
