@@ -646,13 +646,31 @@ class PermitSession:
         published under the workspace policy."""
         self.session._authorise("insight_run", permit=_safe_id(self.id))
         from safepool.insight.run import run_insight
+
+        loaded = self._insight_file(insight)
+        self._in_phase("insight_run")
+        return run_insight(self.session.workspace.pool_dir, self._governance, self._actor, loaded, progress=progress)
+
+    @_guarded
+    def handover(self, insight: Any, progress: Callable[[str], None] | None = None) -> Any:
+        """As an analyst, where the permit allows re-identification for preventive services: hand
+        the steward the pseudonyms a need-prediction file's `handover` selects (into the steward
+        zone; the analyst learns only the handover's name)."""
+        self.session._authorise("insight_run", permit=_safe_id(self.id))
+        from safepool.insight.handover import hand_over
+
+        loaded = self._insight_file(insight)
+        self._in_phase("insight_run")
+        return hand_over(self.session.workspace.pool_dir, self._governance, self._actor, loaded, progress=progress)
+
+    def _insight_file(self, insight: Any) -> Any:
+        """An insight file (its path, or loaded with safepool.insight.spec.load_insight) naming this permit."""
         from safepool.insight.spec import load_insight
 
         loaded = load_insight(Path(insight)) if isinstance(insight, (str, Path)) else insight
         if loaded.permit != self.id:
             raise Invalid(f"the insight file names permit {loaded.permit}, not {self.id}")
-        self._in_phase("insight_run")
-        return run_insight(self.session.workspace.pool_dir, self._governance, self._actor, loaded, progress=progress)
+        return loaded
 
     @property
     def outputs(self) -> Outputs:

@@ -33,3 +33,31 @@ def insight_run(
     say(table(["output", "name", "status", "checks"],
               [(record.id, name, record.status, record.verdict) for name, record in result.records.items()],
               title="Recorded outputs"))
+
+
+@signed_in(insight_app, "handover")
+def insight_handover(
+    session: Session,
+    file: Annotated[Path, typer.Argument(help="A need-prediction file with analysis.handover (quarter, threshold), "
+                                              "e.g. the example insight-need.yaml.")],
+) -> None:
+    """As an analyst, where the permit allows re-identification for preventive services: hand the
+    linkage authority the pseudonyms whose predicted need at the handover quarter is at least the
+    file's threshold.
+
+    The list goes straight into the steward zone; you see only its name, never a pseudonym or an
+    identity. The linkage authority re-identifies it with `safepool reidentify` (audited), which
+    checks the permit again.
+    """
+    from safepool.insight.handover import handovers_dir
+    from safepool.insight.spec import load_insight
+
+    insight = load_insight(file)
+    with progress_bar() as update:
+        handover = session.permit(insight.permit).handover(insight,
+                                                           progress=lambda stage: update(stage, "handover", 0))
+    folder = handovers_dir(session.governance)
+    say(wrap(f"Handed over to the linkage authority under permit {handover.permit}: the persons whose predicted "
+             f"need at {handover.quarter} is at least {handover.threshold:g} (model {handover.model})."),
+        wrap(f"The linkage authority re-identifies them with: safepool reidentify {handover.permit} "
+             f"--pseudonyms {folder / handover.name} --justification TEXT"))

@@ -21,7 +21,7 @@ permutation importance, the coefficients, and the fairness audit of safepool.ins
 for the model with every predictor and, when the audit finds a proxy of an audited attribute,
 for the model without it. Every table is a checked output kind; no prediction of a person
 leaves, except as a list of pseudonyms handed to the steward where the permit allows
-re-identification for preventive services (safepool.insight.referral).
+re-identification for preventive services (safepool.insight.handover).
 """
 
 from __future__ import annotations
@@ -81,6 +81,21 @@ class TrainingWindow(Settings):
         return list(range(first, last + 1, self.every))
 
 
+class HandoverSettings(Settings):
+    """Who is handed to the steward for preventive services (safepool.insight.handover)."""
+
+    quarter: str = Field(description="the index quarter at which persons are scored (predictors measured before "
+                                     "it); not before the test quarter")
+    threshold: float = Field(gt=0, lt=1, description="persons whose predicted probability is at least this are "
+                                                     "handed over")
+
+    @field_validator("quarter")
+    @classmethod
+    def _quarter(cls, value: str) -> str:
+        parse_quarter(value)
+        return value
+
+
 class NeedSettings(Settings):
     """The `analysis:` part of a need-prediction insight file (kind: need)."""
 
@@ -121,6 +136,8 @@ class NeedSettings(Settings):
                          "offered support early, as one input to a professional's judgement; never to decide "
                          "on a child or a family by itself")
     limitations: list[str] = Field(default_factory=list, description="limitations the model card adds")
+    handover: HandoverSettings | None = Field(default=None, description="the pseudonyms handed to the steward "
+                                              "where the permit allows re-identification for preventive services")
 
     @field_validator("test")
     @classmethod
@@ -146,6 +163,8 @@ class NeedSettings(Settings):
         unknown = [p for p in self.proxies if p not in self.predictors]
         if unknown:
             raise ValueError(f"proxies {unknown} are not predictors")
+        if self.handover and quarter_index(self.handover.quarter) < quarter_index(self.test):
+            raise ValueError(f"handover.quarter {self.handover.quarter} is before the test quarter {self.test}")
         return self
 
 
@@ -154,10 +173,10 @@ class NeedSettings(Settings):
 
 @dataclass
 class Units:
-    """The units in data order: predictors, audited groups, the outcome, train or test."""
+    """The units in data order: predictors, audited groups, the outcome, train, test or score."""
 
     frame: pd.DataFrame  # set, t, outcome, predictors..., audit features...
-    pids: np.ndarray  # pseudonyms in the frame's order: for the referral list only, never an output
+    pids: np.ndarray  # pseudonyms in the frame's order: for the handover list only, never an output
     numeric: list[str]
     categorical: list[str]
 
@@ -184,12 +203,14 @@ def _check_features(settings: NeedSettings, features: FeatureSet) -> None:
 
 
 def build_units(con: duckdb.DuckDBPyConnection, features: FeatureSet, settings: NeedSettings,
-                say: Progress = lambda _stage: None) -> Units:
-    """The training and test units, computed in SQL by the features layer, in data order."""
+                say: Progress = lambda _stage: None, score: int | None = None) -> Units:
+    """The training and test units, computed in SQL by the features layer, in data order; with
+    `score`, also the units of that index quarter (set "score" unless it is the test quarter)."""
     _check_features(settings, features)
     sql = features.sql
     train, test = settings.train.quarters(), quarter_index(settings.test)
-    indexes = [*train, test]
+    indexes = [*train, test] + ([score] if score is not None and score != test else [])
+    last = max(indexes)
     low, high = settings.age
     person = features.person_table
     age = lambda day: features.attribute(settings.age_feature, "p", day)  # noqa: E731
@@ -200,14 +221,14 @@ def build_units(con: duckdb.DuckDBPyConnection, features: FeatureSet, settings: 
     con.execute(f"CREATE OR REPLACE TEMP TABLE {STARTS} AS SELECT {PERSON}, min(t) AS start_t "
                 f"FROM ({every_quarter}) s WHERE s.{settings.outcome} > 0 GROUP BY {PERSON}")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT DISTINCT p.{PERSON} FROM {person} p
-                    WHERE {age(sql.first_day(str(test)))} >= {low}
+                    WHERE {age(sql.first_day(str(last)))} >= {low}
                       AND {age(sql.first_day(str(indexes[0])))} < {high + 1}""")
     say("panel")
     windows = [n for n in features.closure(feature_names(settings)) if features.kind(n) == "windows"]
     lookback = max([features.window_of(n)[1] for n in windows], default=1)
     measures = sorted({features.window_of(n)[0] for n in windows})
     if measures:
-        features.build_panel(con, PANEL, CANDIDATES, measures, indexes[0] - lookback, test - 1)
+        features.build_panel(con, PANEL, CANDIDATES, measures, indexes[0] - lookback, last - 1)
     say("units")
     resident = (f"AND {features.attribute(settings.resident_feature, 'p', 'i.qstart - 1')}"
                 if settings.resident_feature else "")
@@ -230,10 +251,10 @@ def build_units(con: duckdb.DuckDBPyConnection, features: FeatureSet, settings: 
     frame = con.sql(f"SELECT {PERSON}, t, outcome, {columns} FROM ({described}) d").df()
     for name in (UNITS, STARTS, CANDIDATES) + ((PANEL,) if measures else ()):
         con.execute(f"DROP TABLE IF EXISTS {name}")
-    return units_in_data_order(frame, settings, test)
+    return units_in_data_order(frame, settings, test, score)
 
 
-def units_in_data_order(frame: pd.DataFrame, settings: NeedSettings, test: int) -> Units:
+def units_in_data_order(frame: pd.DataFrame, settings: NeedSettings, test: int, score: int | None = None) -> Units:
     """Units sorted by their values (quarter, outcome, predictors, groups), never by pseudonym;
     units equal in every value are exchangeable for everything after this."""
     categorical = [n for n in settings.predictors if not pd.api.types.is_numeric_dtype(frame[n])
@@ -245,7 +266,8 @@ def units_in_data_order(frame: pd.DataFrame, settings: NeedSettings, test: int) 
         frame[name] = frame[name].astype("float64")
     for name in settings.audit.values():
         frame[name] = frame[name].astype("string").fillna("unknown").astype(str)
-    frame["set"] = np.where(frame["t"].to_numpy() == test, "test", "train")
+    t = frame["t"].to_numpy()
+    frame["set"] = np.where(t == test, "test", np.where(t == score, "score", "train"))
     by = ["t", "outcome", *dict.fromkeys([*settings.predictors, *settings.audit.values()])]
     frame = frame.sort_values(by, kind="stable", na_position="last").reset_index(drop=True)
     pids = frame.pop(PERSON).to_numpy()
@@ -298,9 +320,8 @@ class Fitted:
     coefficients: pd.DataFrame | None  # term, estimate (logistic only)
 
 
-def fit(units: Units, predictors: list[str], settings: NeedSettings, seed: int, label: str) -> Fitted:
-    from sklearn.metrics import brier_score_loss
-
+def train_model(units: Units, predictors: list[str], settings: NeedSettings, seed: int) -> tuple[Any, list[str]]:
+    """The model fitted on the training units, and its predictors in the order it takes them."""
     frame = units.frame
     train, test = frame[frame["set"] == "train"], frame[frame["set"] == "test"]
     numeric = [n for n in units.numeric if n in predictors]
@@ -311,6 +332,17 @@ def fit(units: Units, predictors: list[str], settings: NeedSettings, seed: int, 
         raise NeedError("the training or the test units have no starts of the service (or only starts): "
                         "widen the training window or the eligible ages")
     pipeline.fit(train[numeric + categorical], y_train)
+    return pipeline, numeric + categorical
+
+
+def fit(units: Units, predictors: list[str], settings: NeedSettings, seed: int, label: str) -> Fitted:
+    from sklearn.metrics import brier_score_loss
+
+    pipeline, used = train_model(units, predictors, settings, seed)
+    test = units.frame[units.frame["set"] == "test"]
+    y_test = test["outcome"].to_numpy()
+    numeric = [n for n in used if n in units.numeric]
+    categorical = [n for n in used if n in units.categorical]
     score = pipeline.predict_proba(test[numeric + categorical])[:, 1]
     auc = fast_auc(y_test, score)
     importance = permutation_importance(pipeline, test[numeric + categorical], y_test, numeric + categorical,
@@ -394,10 +426,19 @@ class NeedResult:
     audits: dict[str, fairness.Audit] = field(default_factory=dict)  # model label -> audit
     min_group: int = fairness.MIN_GROUP  # fewest persons in a count for a group to be compared
 
-    @property
-    def proxy_features(self) -> list[str]:
-        return sorted(set(self.proxies.loc[self.proxies["role"] == fairness.PROXY, "feature"])
-                      | set(self.settings.proxies))
+
+def proxy_features(proxies: pd.DataFrame, settings: NeedSettings) -> list[str]:
+    """The predictors the screen found standing in for an audited attribute, and those the file names."""
+    return sorted(set(proxies.loc[proxies["role"] == fairness.PROXY, "feature"]) | set(settings.proxies))
+
+
+def without_proxies(proxies: pd.DataFrame, settings: NeedSettings) -> list[str] | None:
+    """The predictors of the model without the proxies, or None when there is no such model
+    (no proxy found, or every predictor is one)."""
+    dropped = proxy_features(proxies, settings)
+    if not dropped or len(dropped) >= len(settings.predictors):
+        return None
+    return [p for p in settings.predictors if p not in dropped]
 
 
 def analyse(con: duckdb.DuckDBPyConnection, features: FeatureSet, settings: NeedSettings, seed: int,
@@ -411,10 +452,10 @@ def analyse(con: duckdb.DuckDBPyConnection, features: FeatureSet, settings: Need
     say("model")
     models = [fit(units, settings.predictors, settings, seed, WITH)]
     result = NeedResult(settings, units, models, proxies, min_group=min_group)
-    dropped = result.proxy_features
-    if dropped and len(dropped) < len(settings.predictors):
+    fairer = without_proxies(proxies, settings)
+    if fairer is not None:
         say("model without the proxies")
-        models.append(fit(units, [p for p in settings.predictors if p not in dropped], settings, seed, WITHOUT))
+        models.append(fit(units, fairer, settings, seed, WITHOUT))
     say("fairness audit")
     groups = test[list(settings.audit.values())].rename(columns={v: k for k, v in settings.audit.items()})
     y = test["outcome"].to_numpy()
