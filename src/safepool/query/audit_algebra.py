@@ -35,6 +35,7 @@ from scipy.sparse.csgraph import connected_components
 # with coefficients of squared length a has leverage at most 1 - 1/(1 + a)
 _LEVERAGE_ONE = 1.0 - 1e-4
 _EIGEN_FLOOR = 1e-12  # eigenvalues of B B^T below this share of the largest are zero
+_BLOCK = 4_000_000    # numbers in one block of projected columns (32 MB)
 
 
 @dataclass(frozen=True)
@@ -61,37 +62,70 @@ def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int
     the parts of the cells-and-persons graph that hold a new cell (the rest was checked before)."""
     if classes.entry_class.size == 0:
         return 0
-    cells, cell_index = np.unique(classes.entry_cell, return_inverse=True)
+    cells, cell_index = _numbered(classes.entry_cell)
     n_cells, n_classes = len(cells), len(classes.size)
-    matrix = _unit_columns_and_rows(sparse.csr_matrix(
-        (classes.entry_weight, (cell_index, classes.entry_class)), shape=(n_cells, n_classes)))
-    graph = sparse.bmat([[None, matrix != 0], [(matrix != 0).T, None]], format="csr")
-    _, component = connected_components(graph, directed=False)
-    cell_component, class_component = component[:n_cells], component[n_cells:]
-    touched = set(cell_component[np.isin(cells, new_cells)].tolist())
+    weight = _unit_columns_and_rows(cell_index, classes.entry_class, classes.entry_weight, n_cells, n_classes)
+    by_class = sparse.csr_matrix((weight, (classes.entry_class, cell_index)), shape=(n_classes, n_cells))
+    by_cell = by_class.T.tocsr()
+    cell_component, class_component = _components(cell_index, classes.entry_class, n_cells, n_classes)
+    touched = np.unique(cell_component[np.isin(cells, new_cells)])
     small = (classes.size > 0) & (classes.size < min_frequency)
     found = 0
     for label in touched:
         candidates = np.flatnonzero(small & (class_component == label))
         if candidates.size:
             rows = np.flatnonzero(cell_component == label)
-            found += int((_leverages(matrix[rows], candidates) >= _LEVERAGE_ONE).sum())
+            found += int((_leverages(by_cell, by_class, rows, candidates) >= _LEVERAGE_ONE).sum())
     return found
 
 
-def _unit_columns_and_rows(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
-    """Scaling a column does not change whether it is a combination of the others, scaling a row
-    does not change the row space; unit lengths keep B B^T well conditioned."""
-    columns = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
-    matrix = matrix @ sparse.diags(1.0 / np.where(columns > 0, columns, 1.0))
-    rows = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    return sparse.csr_matrix(sparse.diags(1.0 / np.where(rows > 0, rows, 1.0)) @ matrix)
+def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values in order and the position of each value among them, by counting (cell
+    numbers lie in a narrow range, so this is linear where sorting would not be)."""
+    low = values.min()
+    present = np.bincount(values - low) > 0
+    position = np.cumsum(present) - 1
+    return np.flatnonzero(present) + low, position[values - low]
 
 
-def _leverages(matrix: sparse.csr_matrix, columns: np.ndarray) -> np.ndarray:
-    """b_c^T (B B^T)^+ b_c for the chosen columns, from the eigenvectors of B B^T (cells x cells)."""
-    gram = (matrix @ matrix.T).toarray()
+def _unit_columns_and_rows(cell_index: np.ndarray, entry_class: np.ndarray, weight: np.ndarray, n_cells: int,
+                           n_classes: int) -> np.ndarray:
+    """The weights with every class column, then every cell row, scaled to length one: scaling a
+    column does not change whether it is a combination of the others, scaling a row does not
+    change the row space; unit lengths keep B B^T well conditioned."""
+    columns = np.sqrt(np.bincount(entry_class, weights=weight * weight, minlength=n_classes))
+    weight = weight / np.where(columns > 0, columns, 1.0)[entry_class]
+    rows = np.sqrt(np.bincount(cell_index, weights=weight * weight, minlength=n_cells))
+    return weight / np.where(rows > 0, rows, 1.0)[cell_index]
+
+
+def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n_classes: int
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Connected parts of the cells-and-classes graph, as a component per cell and per class: each
+    class links its cells through one of them (its anchor)."""
+    anchor = np.zeros(n_classes, dtype=np.int64)
+    anchor[entry_class] = cell_index  # any of the class's cells
+    links = sparse.csr_matrix((np.ones(len(cell_index), dtype=np.int32), (cell_index, anchor[entry_class])),
+                              shape=(n_cells, n_cells))
+    _, cell_component = connected_components(links, directed=False)
+    return cell_component, cell_component[anchor]
+
+
+def _leverages(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray
+               ) -> np.ndarray:
+    """b_c^T (B B^T)^+ b_c for the chosen class columns of one component (its cells `rows`), from
+    the eigenvectors of B B^T (cells x cells): the squared length of each column in the basis
+    V diag(1 / sqrt(eigenvalue)), computed a block of columns at a time."""
+    block = by_cell[rows]
+    gram = (block @ block.T).toarray()
     values, vectors = np.linalg.eigh(gram)
     keep = values > max(values.max(), 0.0) * max(_EIGEN_FLOOR, 10 * len(gram) * np.finfo(float).eps)
-    projected = vectors[:, keep].T @ matrix[:, columns].toarray()
-    return ((projected ** 2) / values[keep][:, None]).sum(axis=0)
+    basis = np.zeros((by_cell.shape[0], int(keep.sum())))
+    basis[rows] = vectors[:, keep] / np.sqrt(values[keep])
+    chosen = by_class[columns]
+    step = max(1, _BLOCK // max(basis.shape[1], 1))
+    found = np.empty(len(columns))
+    for start in range(0, len(columns), step):
+        projected = chosen[start:start + step] @ basis
+        found[start:start + step] = np.einsum("ij,ij->i", projected, projected)
+    return found

@@ -108,7 +108,10 @@ WITHHELD = "withheld"        # the audit outcome of a query answered with column
 MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
-_SIGNATURE = "bit_xor(hash(person, round(value, 6)))"  # order-free: the same cell gives the same signature
+# DuckDB's hash of several values is the xor of their hashes, so an xor over hash(a, b) cancels
+# values that occur in pairs; hashing the xor of the two hashes again mixes them.
+_SIGNATURE = "bit_xor(hash(xor(hash(person), hash(round(value, 6)))))"  # order-free: one cell, one signature
+_PATTERN = "bit_xor(hash(xor(hash(cell), hash(weight))))"  # order-free: a person's cells and relative weights
 _RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -262,30 +265,31 @@ class Ledger:
     def classes(self, incoming: pd.DataFrame) -> PersonClasses:
         """Remembered and incoming cells (numbered -1 - cell) with their persons compressed into
         classes of proportional contributions; a person whose contributions are all zero counts
-        by membership (the answers could still tell that this person's value is zero)."""
+        by membership (the answers could still tell that this person's value is zero). Persons are
+        grouped by an order-free hash of their pattern and its length."""
         con = self._con()
         con.register("incoming", incoming)
         try:
-            entries = con.sql(f"""
+            entries = con.execute(f"""
                 WITH entries AS (SELECT cell, person, value FROM contributions
                                  UNION ALL SELECT -1 - cell, person, value FROM incoming),
-                persons AS (
-                    SELECT list(cell ORDER BY cell) FILTER (WHERE value <> 0) AS cells,
-                           list(value ORDER BY cell) FILTER (WHERE value <> 0) AS vals,
-                           list(cell ORDER BY cell) AS members
-                    FROM entries GROUP BY person),
-                patterns AS (
-                    SELECT coalesce(cells, members) AS cells,
-                           CASE WHEN cells IS NULL THEN list_transform(members, lambda c: 1.0)
-                                ELSE list_transform(vals, lambda v: round(v / vals[1], {_RATIO_DECIMALS})) END AS ratios
-                    FROM persons),
-                classes AS (SELECT cells, ratios, count(*) AS size FROM patterns GROUP BY cells, ratios),
-                numbered AS (SELECT row_number() OVER () - 1 AS class, * FROM classes)
-                SELECT class, size, unnest(cells) AS cell, unnest(ratios) AS weight FROM numbered""").df()
+                firsts AS (SELECT person, arg_min(value, cell) FILTER (WHERE value <> 0) AS first
+                           FROM entries GROUP BY person),
+                weighted AS MATERIALIZED (
+                    SELECT e.cell, e.person,
+                           CASE WHEN f.first IS NULL THEN 1.0 ELSE round(e.value / f.first, {_RATIO_DECIMALS}) END
+                               AS weight
+                    FROM entries e JOIN firsts f USING (person) WHERE f.first IS NULL OR e.value <> 0),
+                patterns AS (SELECT person, {_PATTERN} AS pattern, count(*) AS entries
+                             FROM weighted GROUP BY person),
+                classes AS (SELECT row_number() OVER () - 1 AS class, count(*) AS size,
+                                   min(person) AS representative
+                            FROM patterns GROUP BY pattern, entries)
+                SELECT c.class, c.size, w.cell, w.weight FROM classes c JOIN weighted w ON w.person = c.representative
+                """).fetchnumpy()
         finally:
             con.unregister("incoming")
-        return PersonClasses.from_entries(entries["class"].to_numpy(), entries["cell"].to_numpy(),
-                                          entries["weight"].to_numpy(), entries["size"].to_numpy())
+        return PersonClasses.from_entries(entries["class"], entries["cell"], entries["weight"], entries["size"])
 
     def compare(self, incoming: pd.DataFrame, min_frequency: int) -> tuple[set[int], set[int]]:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
@@ -326,15 +330,15 @@ class Ledger:
         numbers: record the pending state, update the file, then make the state the record's."""
         if incoming.empty:
             return
-        frame = pd.DataFrame({"cell": incoming["cell"].to_numpy(dtype=np.int64),
-                              "person": incoming["person"].to_numpy(dtype=np.uint64),
-                              "value": incoming["value"].to_numpy(dtype=float) + 0.0})
-        if not np.isfinite(frame["value"].to_numpy()).all():
+        person = incoming["person"].to_numpy(dtype=np.uint64)
+        value = incoming["value"].to_numpy(dtype=float) + 0.0
+        if not np.isfinite(value).all():
             raise ValueError("ledger contributions must be finite numbers")
-        numbers = {cell: self.cells + 1 + i for i, cell in enumerate(sorted(frame["cell"].unique()))}
-        frame["cell"] = frame["cell"].map(numbers).astype(np.int64)
-        frame = frame.sort_values(["cell", "person", "value"], kind="stable", ignore_index=True)
-        cells, rows = self.cells + len(numbers), self.rows + len(frame)
+        distinct, position = np.unique(incoming["cell"].to_numpy(dtype=np.int64), return_inverse=True)
+        cell = self.cells + 1 + position.astype(np.int64)
+        order = np.lexsort((value, person, cell))
+        frame = pd.DataFrame({"cell": cell[order], "person": person[order], "value": value[order]})
+        cells, rows = self.cells + len(distinct), self.rows + len(frame)
         digest = chain_digest(self.digest, frame)
 
         self._set_pending(cells, digest)
