@@ -8,12 +8,15 @@ Session (permit check, model check, budget, per-person contributions, disclosure
 suppression, differencing ledger, output record and audit), and the same aggregate as plain
 SQL on the pool file in the same run. Prints each query's time when first asked and when asked again (the
 ledger already holds its cells), bare DuckDB's median, and the p50 of each against bare
-DuckDB's. Target: p50 under 300 ms, within 10x of bare DuckDB.
+DuckDB's, and the load average (figures taken under load are inflated). Target: p50 under
+300 ms, within 10x of bare DuckDB. A first ask is one only on a workspace whose permit has not
+been asked these questions yet (a fresh one, or a copy of one made before).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import tempfile
@@ -131,6 +134,7 @@ def main() -> None:
             print(f"p50 {name} ({len(times)} answers): gateway {1000 * p50:.0f} ms, bare DuckDB "
                   f"{1000 * bare_p50:.1f} ms, ratio {p50 / bare_p50:.1f}x")
     print("target: p50 under 300 ms and within 10x of bare DuckDB")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{load:.1f}" for load in os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
     for column in columns:
         cells = column.cells.rename(columns={f"g{i}": name for i, name in enumerate(groups)})
         has_value = cells["w"] > 0
-        column.empty = [_label(row, groups) for _, row in cells[~has_value].iterrows()]
+        column.empty = _labels(cells[~has_value], groups)
         output = _output(f"{title}: {column.measure.name}", column.measure, cells[has_value], groups)
         if output is None:
             continue
@@ -238,9 +238,9 @@ def _row_weighted_totals(mitigated: Mitigated, cells: pd.DataFrame, groups: list
     which differs when persons have several rows); which cells are hidden does not change."""
     output = mitigated.output
     table = output.cells.copy()
-    for index, row in table.iterrows():
-        fixed = {g: row[g] for g in groups if str(row[g]) != TOTAL}
-        if len(fixed) == len(groups) or np.isnan(row["value"]):
+    for index, labels, value in zip(table.index, table[groups].itertuples(index=False, name=None), table["value"]):
+        fixed = {g: label for g, label in zip(groups, labels) if str(label) != TOTAL}
+        if len(fixed) == len(groups) or np.isnan(value):
             continue
         inside = np.ones(len(cells), dtype=bool)
         for group, label in fixed.items():
@@ -261,8 +261,14 @@ def _as_shares(mitigated: Mitigated, groups: list[str]) -> Mitigated:
     return Mitigated(replace(output, cells=table), mitigated.method, note, mitigated.report)
 
 
-def _label(row: pd.Series, groups: list[str]) -> tuple:
-    return tuple(json_safe(row[g]) for g in groups)
+def _labels(cells: pd.DataFrame, groups: list[str]) -> list[tuple]:
+    """Each row's group labels, as plain values."""
+    return [tuple(json_safe(v) for v in row) for row in cells[groups].itertuples(index=False, name=None)]
+
+
+def _shown(cells: pd.DataFrame) -> np.ndarray:
+    """Whether each row's value is shown."""
+    return cells[STATUS].map(visible).to_numpy(dtype=bool)
 
 
 def _hide_everywhere(columns: list[_Column], groups: list[str], policy: DisclosureRules) -> None:
@@ -271,11 +277,11 @@ def _hide_everywhere(columns: list[_Column], groups: list[str], policy: Disclosu
     for column in columns:
         if column.mitigated is not None:
             cells = column.mitigated.output.cells
-            hidden |= {_label(row, groups) for _, row in cells.iterrows() if not visible(row[STATUS])}
+            hidden |= {label for label, shown in zip(_labels(cells, groups), _shown(cells)) if not shown}
     for column in columns:
         if column.mitigated is not None:
             output = column.mitigated.output
-            more = [visible(row[STATUS]) and _label(row, groups) in hidden for _, row in output.cells.iterrows()]
+            more = [shown and label in hidden for label, shown in zip(_labels(output.cells, groups), _shown(output.cells))]
             if any(more):
                 column.mitigated = _hidden(column.mitigated, np.array(more), policy)
 
@@ -309,7 +315,7 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
         position = {tuple(json_safe(v) for v in row): int(number)
                     for row, number in zip(inner.itertuples(index=False), column.cells["cell"])}
         parts = ["value", "rows"] if column.measure.kind in ("mean", "quantile") else ["value"]
-        membership: dict[str, list[int]] = {"cell": [], "part": [], "entry": []}
+        membership: dict[str, list] = {"cell": [], "part": [], "entry": [], "single": []}
         for members in _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile"):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
@@ -318,11 +324,14 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
                 membership["cell"] += numbers
                 membership["part"] += [part] * len(numbers)
                 membership["entry"] += [entry] * len(numbers)
+                membership["single"] += [len(numbers) == 1] * len(numbers)
         part_value = "CASE m.part WHEN 0 THEN p.value ELSE p.rows END" if len(parts) > 1 else "p.value"
-        frames.append(budget.frame(
+        joined = f"FROM persons{j} p JOIN membership m USING (cell)"
+        frames.append(budget.frame(  # one row per cell and person: a set of one cell needs no adding up
             "remember the answer's cells",
-            f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value FROM persons{j} p "
-            "JOIN membership m USING (cell) GROUP BY m.entry, p.person", membership=pd.DataFrame(membership)))
+            f"SELECT m.entry AS cell, p.person, {part_value} AS value {joined} WHERE m.single UNION ALL "
+            f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value {joined} WHERE NOT m.single "
+            "GROUP BY m.entry, p.person", membership=pd.DataFrame(membership)))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"cell": [], "person": [], "value": []})
     return frame.astype({"cell": "int64", "person": "uint64", "value": "float64"}), column_of
 
@@ -330,16 +339,17 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
     """Sets of inner cells a reader can add up: each shown cell and total, and every line of shown
     cells (`single`: quantiles do not add up, so each shown cell alone)."""
-    inner_rows = [row for _, row in cells.iterrows() if not any(str(row[g]) == TOTAL for g in groups)]
-    inner = [_label(row, groups) for row in inner_rows]
-    shown_inner = [label for label, row in zip(inner, inner_rows) if visible(row[STATUS])]
+    labels, shown = _labels(cells, groups), _shown(cells)
+    is_total = [[str(v) == TOTAL for v in label] for label in labels]
+    inner = [label for label, total in zip(labels, is_total) if not any(total)]
+    shown_inner = [label for label, total, seen in zip(labels, is_total, shown) if seen and not any(total)]
     if single:
         return [{label} for label in shown_inner]
     sets: list[set[tuple]] = []
-    for _, row in cells.iterrows():
-        if visible(row[STATUS]):
-            fixed = {i: json_safe(row[g]) for i, g in enumerate(groups) if str(row[g]) != TOTAL}
-            sets.append({label for label in inner if all(label[i] == v for i, v in fixed.items())})
+    for label, total, seen in zip(labels, is_total, shown):
+        if seen:
+            fixed = {i: v for i, (v, t) in enumerate(zip(label, total)) if not t}
+            sets.append({inner_label for inner_label in inner if all(inner_label[i] == v for i, v in fixed.items())})
     lines = [dict()] + [{i: value} for i in range(len(groups)) for value in {label[i] for label in shown_inner}]
     for fixed in lines if groups else []:
         sets.append({label for label in shown_inner if all(label[i] == v for i, v in fixed.items())})
@@ -370,10 +380,9 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
             continue
         output = column.mitigated.output
         quantity = "count" if isinstance(output, FrequencyTable) else "value"
-        for _, cell in output.cells.iterrows():
-            label = _label(cell, groups)
-            status = DIFFERENCING if j in withheld else cell[STATUS]
-            rows.setdefault(label, dict(zip(groups, label)))[name] = cell[quantity] if visible(status) else np.nan
+        for label, value, found in zip(_labels(output.cells, groups), output.cells[quantity], output.cells[STATUS]):
+            status = DIFFERENCING if j in withheld else found
+            rows.setdefault(label, dict(zip(groups, label)))[name] = value if visible(status) else np.nan
             statuses.setdefault(label, []).append(status)
         note = WITHHELD_NOTES[withheld[j]] if j in withheld else column.mitigated.note
         if note:
