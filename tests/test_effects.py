@@ -63,14 +63,15 @@ def test_matching_removes_the_confounding_bias(study):
 
 
 def test_intervals_cover_the_planted_effect_across_small_simulations():
-    hits = {"cluster_robust": [], "cluster_bootstrap": [], "naive": []}
+    hits = {"cluster_jackknife": [], "cluster_robust": [], "cluster_bootstrap": [], "naive": []}
     for seed in range(50):
         cohort = simulate_risk_sets(100, 700, 3, seed=1000 + seed, horizons=[4])
         matched = RiskSetMatcher(COVARIATES).fit(cohort).matched_
-        for ci in ("cluster_robust", "cluster_bootstrap"):
+        for ci in ("cluster_jackknife", "cluster_robust", "cluster_bootstrap"):
             row = EffectEstimator(["earnings"], [4], ci=ci, n_boot=200, random_state=seed).fit(matched).effects_
             hits[ci].append(covers(row.iloc[0], EARNINGS_EFFECT))
         hits["naive"].append(covers(naive_difference(cohort, "earnings", [4]).iloc[0], EARNINGS_EFFECT))
+    assert np.mean(hits["cluster_jackknife"]) >= 0.88
     assert np.mean(hits["cluster_robust"]) >= 0.88
     assert np.mean(hits["cluster_bootstrap"]) >= 0.88
     assert np.mean(hits["naive"]) < 0.2
@@ -78,7 +79,7 @@ def test_intervals_cover_the_planted_effect_across_small_simulations():
 
 def test_cluster_robust_is_statsmodels_wls_clustered_by_set(study):
     _, matched = study
-    row = EffectEstimator(["earnings"], [8]).fit(matched).effects_.iloc[0]
+    row = EffectEstimator(["earnings"], [8], ci="cluster_robust").fit(matched).effects_.iloc[0]
     cells = usable(matched, "earnings@8")
     w = cells["weight"] / cells.groupby(["set_id", "treated"])["weight"].transform("sum")
     fit = sm.WLS(cells["earnings@8"], sm.add_constant(cells["treated"].astype(float)), weights=w).fit(

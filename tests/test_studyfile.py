@@ -74,4 +74,4 @@ def test_defaults_fill_what_the_file_leaves_out():
         "period": {"start": "2019Q1", "end": "2019Q4"}, "covariates": ["age"], "outcomes": ["employment"],
         "horizons": [4]})
     assert study.eligible.age == (18, 64) and study.matching.caliper == 0.2 and study.baseline == -1
-    assert study.inference.ci == "cluster_robust" and study.effect_horizon == 4
+    assert study.inference.ci == "cluster_jackknife" and study.effect_horizon == 4

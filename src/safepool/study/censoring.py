@@ -24,9 +24,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from safepool.study.effects import effect_table, estimate_cells, matched_cells, outcome_columns
+from safepool.study.effects import cells_of, effect_table, estimate_cells, outcome_columns, outcome_levels, unit_keys
 from safepool.study.inference import HorizonEstimates
-from safepool.study.table_checks import is_binary, numeric_matrix
+from safepool.study.table_checks import is_binary, numeric_matrix, require_columns, treatment_indicator
 
 WEIGHT = "censoring_weight"
 
@@ -34,64 +34,53 @@ WEIGHT = "censoring_weight"
 def censoring_weights(units: pd.DataFrame, hazard: pd.Series, matched: pd.DataFrame,
                       horizons: Sequence[int], person: str = "pid") -> pd.DataFrame:
     """matched plus f"{WEIGHT}@{h}" per horizon: 1 for treated units and h <= 0, else 1 / survival."""
-    survival = pd.DataFrame({person: units[person].to_numpy(), "t": units["t"].to_numpy(),
-                             "log_survival": np.log1p(-np.clip(hazard.reindex(units.index).to_numpy(), 0, 1 - 1e-9))})
-    survival = survival.sort_values([person, "t"], kind="stable")
-    survival["cumulative"] = survival.groupby(person, sort=False)["log_survival"].cumsum()
-    survival = survival.sort_values("t", kind="stable")
-    keys = pd.DataFrame({person: matched[person].to_numpy(), "t": matched["t"].to_numpy(),
-                         "row": np.arange(len(matched))})
-    at_entry = _cumulative_at(keys, survival, person)
+    persons = pd.Index(pd.unique(units[person].to_numpy()))
+    code = persons.get_indexer(units[person].to_numpy()).astype(np.int64)
+    t = units["t"].to_numpy(np.int64)
+    log_survival = np.log1p(-np.clip(hazard.reindex(units.index).to_numpy(float), 0, 1 - 1e-9))
+    # each person's cumulative log survival over its eligible quarters, in (person, quarter) order
+    order = np.lexsort((t, code))
+    code, t, log_survival = code[order], t[order], log_survival[order]
+    cumulative = pd.Series(log_survival).groupby(code, sort=False).cumsum().to_numpy()
+    span = int(t.max() - t.min()) + 2 if t.size else 1
+    keys = code * span + (t - (t.min() if t.size else 0))
+
+    def cumulative_at(who: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+        """Cumulative log survival of each person at its last eligible quarter up to `quarter` (0 if none)."""
+        at = np.clip(quarter - (t.min() if t.size else 0), -1, span - 1)
+        found = np.searchsorted(keys, who * span + at, side="right") - 1
+        hit = (found >= 0) & (at >= 0) & (code[np.maximum(found, 0)] == who)
+        return np.where(hit, cumulative[np.maximum(found, 0)], 0.0)
+
+    who = persons.get_indexer(matched[person].to_numpy()).astype(np.int64)
+    start = matched["t"].to_numpy(np.int64)
+    at_entry = cumulative_at(who, start)
     treated = matched["treated"].to_numpy() == 1
-    out = matched.copy()
+    columns = {}
     for h in horizons:
-        if h <= 0:
-            out[f"{WEIGHT}@{h}"] = 1.0
-            continue
-        later = _cumulative_at(keys.assign(t=keys["t"] + h), survival, person)
-        out[f"{WEIGHT}@{h}"] = np.where(treated, 1.0, np.exp(at_entry - later))
-    return out
-
-
-def _cumulative_at(keys: pd.DataFrame, survival: pd.DataFrame, person: str) -> np.ndarray:
-    """Cumulative log survival of each key's person at its quarter (last eligible quarter up to it)."""
-    found = pd.merge_asof(keys.sort_values("t", kind="stable"), survival[[person, "t", "cumulative"]],
-                          on="t", by=person, direction="backward")
-    return found.sort_values("row")["cumulative"].fillna(0.0).to_numpy()
+        columns[f"{WEIGHT}@{h}"] = (np.ones(len(matched)) if h <= 0 else
+                                    np.where(treated, 1.0, np.exp(at_entry - cumulative_at(who, start + h))))
+    return pd.concat([matched, pd.DataFrame(columns, index=matched.index)], axis=1)
 
 
 def weighted_cells(matched: pd.DataFrame, outcome: str, horizons: Sequence[int], method: str = "att",
                    baseline: int = -1, unit_col: str | None = None) -> pd.DataFrame:
     """D's matched cells with the censoring weights applied (needs censoring_weights' columns)."""
+    where = f"effects of {outcome}"
+    horizons = list(horizons)
+    require_columns(matched, ["treated", "set_id", "weight", *[f"{WEIGHT}@{h}" for h in horizons]], where)
     sets = pd.factorize(matched["set_id"])[0]
-    control = matched["treated"].to_numpy() != 1
-    base = matched["weight"].to_numpy(float)
-    keep = ["treated", "set_id", *([unit_col] if unit_col else [])]
-    slim = matched[keep].copy()
-    if method == "did":
-        slim[f"{outcome}@{baseline}"] = matched[f"{outcome}@{baseline}"]
-    parts = []
-    for h in horizons:
-        weight = base * matched[f"{WEIGHT}@{h}"].to_numpy(float)
-        column = f"{outcome}@{h}"
-        slim[column], slim["_weight"] = matched[column], weight
-        cells = matched_cells(slim, outcome, [h], method, baseline, weight_col="_weight", unit_col=unit_col)
-        observed = ~np.isnan(slim[column].to_numpy(float))
-        if method == "did":
-            observed &= ~np.isnan(slim[f"{outcome}@{baseline}"].to_numpy(float))
-        kept = np.bincount(sets[control & observed], weights=weight[control & observed], minlength=sets.max() + 1
-                           ).astype(float)
-        offered = np.bincount(sets[control], weights=base[control], minlength=sets.max() + 1)
-        share = np.divide(kept, offered, out=np.zeros(kept.size), where=offered > 0)
-        cells["w"] = cells["w"] * share[cells["set"].to_numpy()]
-        parts.append(cells)
-        if column != f"{outcome}@{baseline}" or method != "did":
-            slim = slim.drop(columns=[column])
-    return pd.concat(parts, ignore_index=True)
+    treated = treatment_indicator(matched, "treated", where)
+    base = numeric_matrix(matched, ["weight"], where)[:, 0]
+    units = unit_keys(matched, unit_col, where)
+    levels, y = outcome_levels(matched, outcome, horizons, method, baseline, where)
+    weights = base[:, None] * numeric_matrix(matched, [f"{WEIGHT}@{h}" for h in horizons], where)
+    offered = np.bincount(sets[~treated], weights=base[~treated], minlength=int(sets.max()) + 1)
+    return cells_of(sets, treated, units, weights, y, levels, horizons, offered)
 
 
 def censoring_weighted_effects(matched: pd.DataFrame, outcome: str, horizons: Sequence[int], method: str = "att",
-                               baseline: int = -1, ci: str = "cluster_robust", alpha: float = 0.05,
+                               baseline: int = -1, ci: str = "cluster_jackknife", alpha: float = 0.05,
                                n_boot: int = 500, random_state: int = 0, unit_col: str | None = None
                                ) -> tuple[pd.DataFrame, HorizonEstimates]:
     """Effect rows (safepool.study.effects.EFFECT_COLUMNS) and estimates with censoring weights."""

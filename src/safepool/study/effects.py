@@ -22,7 +22,13 @@ import numpy as np
 import pandas as pd
 
 from safepool.study.balance import weighted_mean_var
-from safepool.study.inference import HorizonEstimates, cluster_bootstrap, cluster_robust, merged_clusters
+from safepool.study.inference import (
+    HorizonEstimates,
+    cluster_bootstrap,
+    cluster_jackknife,
+    cluster_robust,
+    merged_clusters,
+)
 from safepool.study.table_checks import (
     StudyTableError,
     is_binary,
@@ -63,21 +69,54 @@ def matched_cells(matched: pd.DataFrame, outcome: str, horizons: Sequence[int], 
     weight = numeric_matrix(matched, [weight_col], where)[:, 0]
     units = unit_keys(matched, unit_col, where)
     sets = pd.factorize(matched[set_col])[0]
+    levels, y = outcome_levels(matched, outcome, horizons, method, baseline, where)
+    return cells_of(sets, treated, units, np.broadcast_to(weight[:, None], y.shape), y, levels, horizons)
+
+
+def outcome_levels(matched: pd.DataFrame, outcome: str, horizons: Sequence[int], method: str, baseline: int,
+                   where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The outcome's levels at the horizons (rows x horizons, NaN where not observed), and what the
+    estimator differences: the levels (att) or their change from the baseline horizon (did)."""
     levels = numeric_matrix(matched, outcome_columns(outcome, horizons), where, allow_missing=True)
-    y = levels
-    if method == "did":
-        base = numeric_matrix(matched, outcome_columns(outcome, [baseline]), where, allow_missing=True)
-        y = levels - base
-    row, column = np.nonzero(~np.isnan(y))
-    cells = pd.DataFrame({"set": sets[row], "horizon": np.asarray(horizons)[column], "treated": treated[row],
-                          "y": y[row, column], "level": levels[row, column], "w": weight[row], "unit": units[row]})
-    by_cell = cells.groupby(["set", "horizon", "treated"], sort=False)["w"]
-    cells["w"] = cells["w"] / by_cell.transform("sum")
-    sides = cells.groupby(["set", "horizon"], sort=False)["treated"].transform("nunique")
-    cells = cells[(sides == 2) & (cells["w"] > 0)].reset_index(drop=True)
-    cluster_of_set = pd.Series(merged_clusters(sets, units), index=sets).groupby(level=0).first()
-    cells["cluster"] = cluster_of_set.reindex(cells["set"]).to_numpy()
-    return cells
+    if method == "att":
+        return levels, levels
+    base = numeric_matrix(matched, outcome_columns(outcome, [baseline]), where, allow_missing=True)
+    return levels, levels - base
+
+
+def cells_of(sets: np.ndarray, treated: np.ndarray, units: np.ndarray, weights: np.ndarray, y: np.ndarray,
+             levels: np.ndarray, horizons: Sequence[int], offered: np.ndarray | None = None) -> pd.DataFrame:
+    """Usable (set, horizon) cells from the matched rows, horizon by horizon in row order.
+
+    sets, treated, units: per row (codes 0.., bool, codes); weights, y, levels: rows x horizons
+    (weights may differ by horizon, as censoring weights do; y and levels NaN where not
+    observed). A cell is usable when its set has both a treated and a control row observed at
+    the horizon; within it each side's weights are normalised to sum to 1. With `offered` (per
+    set, the weight its controls had before any was censored) the whole cell is then weighed
+    by the share of that weight still observed (safepool.study.censoring)."""
+    n_horizons = y.shape[1]
+    n_sets = int(sets.max()) + 1 if sets.size else 0
+    column, row = np.nonzero(~np.isnan(y).T)
+    cell = sets[row] * n_horizons + column
+    side = cell * 2 + treated[row]
+    w = weights[row, column]
+    side_total = np.bincount(side, weights=w, minlength=2 * n_sets * n_horizons)
+    side_rows = np.bincount(side, minlength=2 * n_sets * n_horizons)
+    both = (side_rows[0::2] > 0) & (side_rows[1::2] > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        normalised = w / side_total[side]
+        if offered is not None:
+            kept = side_total[0::2]  # controls' weight observed, per cell
+            share = np.divide(kept.reshape(n_sets, n_horizons), offered[:, None],
+                              out=np.zeros((n_sets, n_horizons)), where=offered[:, None] > 0).ravel()
+            normalised = normalised * share[cell]
+    keep = both[cell] & (normalised > 0)
+    row, column = row[keep], column[keep]
+    cluster_of_set = np.zeros(n_sets, dtype=np.int64)
+    cluster_of_set[sets] = merged_clusters(sets, units)
+    return pd.DataFrame({"set": sets[row], "horizon": np.asarray(horizons)[column], "treated": treated[row],
+                         "y": y[row, column], "level": levels[row, column], "w": normalised[keep],
+                         "unit": units[row], "cluster": cluster_of_set[sets[row]]})
 
 
 def effect_table(outcome: str, method: str, cells: pd.DataFrame, result: HorizonEstimates,
@@ -103,11 +142,13 @@ def effect_table(outcome: str, method: str, cells: pd.DataFrame, result: Horizon
 
 def estimate_cells(cells: pd.DataFrame, ci: str, alpha: float, n_boot: int, random_state: int,
                    where: str) -> HorizonEstimates:
+    if ci == "cluster_jackknife":
+        return cluster_jackknife(cells, alpha, where)
     if ci == "cluster_robust":
         return cluster_robust(cells, alpha, where)
     if ci == "cluster_bootstrap":
         return cluster_bootstrap(cells, alpha, n_boot, random_state, where)
-    raise StudyTableError(where, f"ci must be cluster_robust or cluster_bootstrap, not {ci}")
+    raise StudyTableError(where, f"ci must be cluster_jackknife, cluster_robust or cluster_bootstrap, not {ci}")
 
 
 class EffectEstimator:
@@ -119,7 +160,8 @@ class EffectEstimator:
 
     def __init__(self, outcomes: Sequence[str], horizons: Sequence[int], treatment: str = "treated",
                  set_col: str = "set_id", weight_col: str = "weight", method: Literal["att", "did"] = "att",
-                 baseline: int = -1, ci: Literal["cluster_bootstrap", "cluster_robust"] = "cluster_robust",
+                 baseline: int = -1,
+                 ci: Literal["cluster_jackknife", "cluster_robust", "cluster_bootstrap"] = "cluster_jackknife",
                  n_boot: int = 500, alpha: float = 0.05, random_state: int = 0,
                  unit_col: str | None = None) -> None:
         self.outcomes = outcomes

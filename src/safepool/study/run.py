@@ -125,6 +125,13 @@ class StudyResult(StudyAnalysis):
 
 
 
+INTERVALS = {
+    "cluster_jackknife": "cluster jackknife by matched set and by person, t on the effective number of clusters",
+    "cluster_robust": "cluster-robust by matched set and by person, t on the clusters",
+    "cluster_bootstrap": "cluster bootstrap of sets sharing a person, {} replications",
+}
+
+
 def study_methods(study: StudyFile) -> dict[str, object]:
     """The settings a reader needs to know how the numbers were made."""
     m = study.matching
@@ -141,19 +148,28 @@ def study_methods(study: StudyFile) -> dict[str, object]:
             "event window": f"{study.event_window.first}..{study.event_window.last}", "baseline": study.baseline,
             "estimators": "ATT and matched difference-in-differences",
             "controls entering later": "censored from their own entry, inverse probability of censoring weights",
-            "confidence intervals": f"{study.inference.ci}, {100 * (1 - study.inference.alpha):.0f}%"}
+            "confidence intervals": f"{INTERVALS[study.inference.ci].format(study.inference.replications)}, "
+                                    f"{100 * (1 - study.inference.alpha):.0f}%"}
 
 
-def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress | None = None) -> StudyAnalysis:
-    """The whole study on an open pool connection."""
+def study_matcher(study: StudyFile, covariates: list[str]) -> RiskSetMatcher:
+    """The matcher the study file's matching settings describe, on the cohort's covariate columns."""
+    m = study.matching
+    return RiskSetMatcher(covariates, exact=m.exact, method=m.distance, caliper=m.caliper, ratio=m.ratio,
+                          replace=m.replace, refine=m.refine, random_state=m.random_state, matching=m.method)
+
+
+def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress | None = None,
+            cohort: Cohort | None = None) -> StudyAnalysis:
+    """The whole study on an open pool connection; `cohort`, if given, is build_cohort's on this
+    connection for a study with the same cohort settings (the validity benchmark matches one
+    cohort several ways)."""
     started = time.perf_counter()
     say = progress or (lambda _stage: None)
-    cohort = build_cohort(con, study, progress=say)
+    cohort = cohort if cohort is not None else build_cohort(con, study, progress=say)
     say("matching")
     m = study.matching
-    matcher = RiskSetMatcher(cohort.covariates, exact=m.exact, method=m.distance, caliper=m.caliper, ratio=m.ratio,
-                             replace=m.replace, refine=m.refine, random_state=m.random_state,
-                             matching=m.method).fit(cohort.units)
+    matcher = study_matcher(study, cohort.covariates).fit(cohort.units)
     reasons = matcher.unmatched_.groupby("reason")["n_treated"].sum() if len(matcher.unmatched_) else pd.Series()
     summary = MatchingSummary(matcher.n_treated_, matcher.n_matched_, m.min_share_matched,
                               {str(reason): int(n) for reason, n in reasons.items()})

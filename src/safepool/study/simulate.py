@@ -99,3 +99,85 @@ def simulate_scarce_controls(seed: int, n_strata: int = 8, typical: int = 60, sc
                            + after * frame["effect"] * frame["treated"])
     frame.attrs["att"] = float(frame.loc[frame["treated"] == 1, "effect"].mean())
     return frame.drop(columns="effect")
+
+
+PANEL_COVARIATES = ["age", "female", "unemployed_8", "employed_last", "language_level", "permit_refugee"]
+
+
+def simulate_entry_panel(n_persons: int, seed: int, n_quarters: int = 16, follow_up: int = 4,
+                         clients_per_quarter: float = 8.0, effect: float = 0.12,
+                         horizons: Iterable[int] = (-1, 4, 8, 12)) -> pd.DataFrame:
+    """The risk sets of a small panel, as the cohort builds them from the pool, with a planted effect.
+
+    What makes the study's variance hard is here, at a size a test can match many times: every
+    person is a unit (row) of each quarter in which it is eligible (not yet a client, not moved
+    away), so the same person is a control in many risk sets and, when it enters later, a control
+    before it is a client; a control's outcomes are missing from its own entry on (censored, as
+    safepool.study.cohort leaves them), and employment persists from quarter to quarter (a
+    persistent uniform draw, renewed with probability 0.25 a quarter, under a probability set by
+    a latent ability, language, permit grounds and the business cycle). Entry in quarter q
+    (0..n_quarters-1) has a logit hazard in the covariates measured before q (PANEL_COVARIATES:
+    unemployed quarters of the last 8, employed in the last quarter, age, sex, language level,
+    refugee permit) and nothing else, so matching on them is enough. From entry the employment
+    probability rises by effect * min(h / 8, 1) (times 0.8 for men, 1.25 for women), with common
+    random numbers, so the frame's attribute "att" holds the exact sample ATT per horizon: the
+    mean of the treated units' outcome with minus without entry, over those observed. Outcomes
+    are observed up to quarter n_quarters - 1 + follow_up, so later horizons have fewer clients.
+    Columns: pid, t, stratum, treated, entry_t (NaN if never), PANEL_COVARIATES, employment@h.
+    """
+    rng = np.random.default_rng(seed)
+    horizons = list(horizons)
+    history = 8
+    last = n_quarters - 1 + follow_up
+    quarters = np.arange(-history, last + 1)
+    age = rng.normal(38, 10, n_persons).clip(18, 60)
+    female = rng.binomial(1, 0.5, n_persons)
+    language = rng.integers(0, 4, n_persons)
+    refugee = rng.binomial(1, 0.3, n_persons)
+    ability = rng.normal(0, 1, n_persons)
+    moves_away = rng.geometric(0.01, n_persons) + rng.integers(-history, n_quarters, n_persons)
+    cycle = 0.05 * np.sin(quarters / 3.0)
+    base = 0.42 + 0.12 * ability + 0.05 * (language - 1.5) - 0.08 * refugee - 0.004 * (age - 38)
+    gain = effect * np.where(female == 1, 1.25, 0.8)
+
+    draw = rng.random(n_persons)
+    y0 = np.zeros((n_persons, quarters.size), dtype=bool)
+    y1 = np.zeros_like(y0)
+    entry = np.full(n_persons, -1)
+    units = []
+    for k, s in enumerate(quarters):
+        renew = rng.random(n_persons) < 0.25
+        draw = np.where(renew, rng.random(n_persons), draw)
+        p0 = (base + cycle[k]).clip(0.05, 0.9)
+        since = np.where(entry >= 0, s - entry, -1)
+        y0[:, k] = draw < p0
+        y1[:, k] = draw < p0 + np.where(since >= 0, gain * np.minimum(since / 8, 1.0), 0.0)
+        if not 0 <= s < n_quarters:
+            continue
+        eligible = np.flatnonzero((entry < 0) & (moves_away > s))
+        past = y0[eligible, k - history:k]  # before entry the outcome is the untreated one
+        covariates = np.column_stack([age[eligible] + s / 4, female[eligible], history - past.sum(axis=1),
+                                      past[:, -1], language[eligible], refugee[eligible]]).astype(float)
+        score = covariates @ np.array([-0.02, 0.1, 0.25, -0.5, -0.2, 0.4])
+        level = np.log(clients_per_quarter / np.exp(score).sum())
+        enters = rng.random(eligible.size) < 1.0 / (1.0 + np.exp(-(level + score)))
+        entry[eligible[enters]] = s
+        units.append(pd.DataFrame({"pid": eligible, "t": s, "treated": enters.astype(int),
+                                   **dict(zip(PANEL_COVARIATES, covariates.T))}))
+    frame = pd.concat(units, ignore_index=True)
+    frame.insert(2, "stratum", np.array(quarter_labels(n_quarters))[frame["t"].to_numpy()])
+    person, t = frame["pid"].to_numpy(), frame["t"].to_numpy()
+    entered = entry[person]
+    frame.insert(4, "entry_t", np.where(entered >= 0, entered, np.nan))
+    treated = frame["treated"].to_numpy() == 1
+    att = {}
+    for h in horizons:
+        at = t + h
+        observed = (at <= last) & (at < moves_away[person]) & (treated | (entered < 0) | (at < entered))
+        column = np.clip(at + history, 0, quarters.size - 1)
+        with_entry, without = y1[person, column], y0[person, column]
+        frame[f"employment@{h}"] = np.where(observed, np.where(treated, with_entry, without), np.nan)
+        chosen = observed & treated
+        att[h] = float((with_entry[chosen].astype(float) - without[chosen]).mean()) if chosen.any() else 0.0
+    frame.attrs["att"] = att
+    return frame

@@ -92,7 +92,7 @@ class Balance(_Strict):
 
 
 class Inference(_Strict):
-    ci: Literal["cluster_robust", "cluster_bootstrap"] = "cluster_robust"
+    ci: Literal["cluster_jackknife", "cluster_robust", "cluster_bootstrap"] = "cluster_jackknife"
     replications: int = Field(500, ge=50, le=20000, description="bootstrap replications")
     alpha: float = Field(0.05, gt=0, lt=0.5)
     random_state: int = 0
