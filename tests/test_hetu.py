@@ -1,4 +1,4 @@
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 from stdnum.fi import hetu as stdnum_hetu
 
 from safepool.identity.hetu import CodeStatus, classify, classify_array
@@ -129,6 +129,7 @@ def test_look_alikes_are_quarantined_never_guessed():
     assert classify(ANNA.replace("-", "\u2013\u2013")) == (None, CodeStatus.malformed)
 
 
+@settings(deadline=None)  # the first example scans all of Unicode for digit scripts
 @given(st.sampled_from([ANNA, BO]), st.data())
 def test_any_respelling_links_to_the_same_code_or_is_quarantined(code, data):
     """However a code is respelled, it either links to that one code or does not link at all."""
@@ -145,3 +146,41 @@ def test_any_respelling_links_to_the_same_code_or_is_quarantined(code, data):
     canonical, status = classify("".join(out))
     assert canonical == code and status.links
     assert plain_code("".join(out)) == code
+
+
+# --- the vectorised pass over codes in plain spelling agrees with classify, code by code ------
+
+import numpy as np
+
+
+def codes_near_the_rules(count: int) -> list[str | None]:
+    """Codes of every kind: real and impossible dates (leap days of 1800, 1900, 2000, 2004), each
+    century sign, individual numbers 000-999, right and wrong check characters, lower case and
+    spaces, letters stdnum never uses as a check character, other lengths, None."""
+    rng = np.random.default_rng(12)
+    check = "0123456789ABCDEFHJKLMNPRSTUVWXYGIOQZ"
+    days = ["01", "28", "29", "30", "31", "32", "00", "39", "45"]
+    months = ["01", "02", "04", "12", "13", "00", "19", "21"]
+    codes: list[str | None] = [None, "", " ", "12345"]
+    for _ in range(count):
+        date = rng.choice(days) + rng.choice(months) + rng.choice(["00", "04", "85", "99"])
+        sign, individual = rng.choice(list("+-YXWVUABCDEFGZa")), int(rng.integers(0, 1000))
+        right = stdnum_hetu._calc_checksum(f"{date}{individual:03d}")
+        code = f"{date}{sign}{individual:03d}{right if rng.random() < 0.7 else rng.choice(list(check))}"
+        codes.append(rng.choice([code, code, code, code.lower(), " " + code, code[:-1], code + "1"]))
+    return codes
+
+
+def test_classify_array_agrees_with_classify_code_by_code():
+    codes = codes_near_the_rules(20_000)
+    table = classify_array(pa.array(codes, pa.string()))
+    expected = [classify(code) for code in codes]
+    assert table.column("raw").to_pylist() == codes
+    assert table.column("code").to_pylist() == [code for code, _ in expected]
+    assert table.column("status").to_pylist() == [status.value for _, status in expected]
+    assert {status for _, status in expected} == set(CodeStatus)  # every status was met
+
+
+def test_classify_array_reads_a_slice_of_a_larger_array():
+    codes = pa.array(["x", ANNA, WRONG_CHECK, BO, None]).slice(1, 3)
+    assert classify_array(codes).column("status").to_pylist() == ["valid", "wrong_check_character", "valid"]

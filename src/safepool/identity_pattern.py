@@ -30,6 +30,9 @@ _SIGNED = (r"(?<![0-9])" + _GAP.join([_D] * 6) + _GAP + "[-+A-FU-Y]" + _GAP + _G
 _UNSIGNED = (r"(?<![0-9])(?:0[1-9]|[12][0-9]|3[01])(?:0[1-9]|1[0-2])[0-9]{2}" + _GAP + "[0-9]{3}" + _GAP
              + "[0-9A-Y](?![0-9A-Z])")
 _PATTERN = re.compile(f"{_SIGNED}|{_UNSIGNED}", re.IGNORECASE)
+# A whole code in plain spelling in python-stdnum's format: ddmmyy, century sign, individual
+# number, check character (G, I, O, Q and Z are never one).
+PLAIN_FORM = "^[0-3][0-9][01][0-9]{3}[-+A-FU-Y][0-9]{3}[0-9A-FHJ-NPR-Y]$"
 
 
 def is_dash(character: str) -> bool:
