@@ -194,6 +194,11 @@ class FeatureSet:
             return self.sql.window_sum(value, t, unit_t, w.quarters, DECIMALS)
         return self.sql.quarters_since_last(value, t, unit_t, w.quarters)
 
+    def window_missing(self, name: str, column: str) -> str:
+        """A window's column where the panel had no row in its quarters: a sum is 0, a time since
+        the last use stays empty (none in the window)."""
+        return f"coalesce({column}, 0)" if self.spec.windows[name].aggregate == "sum" else column
+
     def window_of(self, name: str) -> tuple[str, int]:
         """The quarterly feature a window reads, and how many quarters back it looks."""
         if self.kind(name) != "windows":
@@ -231,18 +236,19 @@ class FeatureSet:
 
     def build_panel(self, con, panel: str, persons: str, names: list[str], t_from: int, t_to: int) -> None:  # noqa: ANN001
         """Create the temporary table `panel`: one row per person of the relation `persons` and
-        quarter t_from..t_to, with each quarterly feature (0 when the person has no row)."""
-        joins, selects = [], []
+        quarter t_from..t_to in which some table has rows, with each quarterly feature (0 where
+        that feature's table has none). Quarters without any row are left out: a window over them
+        reads nothing, which at_day_sql makes a sum of 0 (the panel stays as small as the data)."""
         by_table = self.quarterly_by_table(names)
         for i, (table, wanted) in enumerate(by_table.items()):
             con.execute(f"CREATE OR REPLACE TEMP TABLE {panel}_part{i} AS "
                         f"{self.quarterly_sql(table, wanted, persons, t_from, t_to)}")
-            joins.append(f"LEFT JOIN {panel}_part{i} m{i} USING ({PERSON}, t)")
-            selects += [f"coalesce(m{i}.{quote(n)}, 0) AS {quote(n)}" for n in wanted]
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE {panel} AS
-            WITH grid AS (SELECT {PERSON}, range AS t FROM {persons} CROSS JOIN range({t_from}, {t_to + 1}))
-            SELECT grid.{PERSON}, grid.t{''.join(', ' + x for x in selects)} FROM grid {" ".join(joins)}""")
+        keys = " UNION ".join(f"SELECT {PERSON}, t FROM {panel}_part{i}" for i in range(len(by_table)))
+        joins = " ".join(f"LEFT JOIN {panel}_part{i} m{i} USING ({PERSON}, t)" for i in range(len(by_table)))
+        selects = "".join(f", coalesce(m{i}.{quote(n)}, 0) AS {quote(n)}"
+                          for i, wanted in enumerate(by_table.values()) for n in wanted)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {panel} AS "
+                    f"SELECT k.{PERSON}, k.t{selects} FROM ({keys}) k {joins}")
         for i in range(len(by_table)):
             con.execute(f"DROP TABLE {panel}_part{i}")
 
@@ -272,7 +278,7 @@ class FeatureSet:
                                        f"ON h.{PERSON} = u.{PERSON} AND h.t BETWEEN u.t - {longest} AND u.t - 1 "
                                        f"GROUP BY u.{PERSON}, u.t"))
         picked = "".join(f", {self.missing(n, f'r{i}.{quote(n)}')} AS {quote(n)}" for i, n in enumerate(related))
-        picked += "".join(f", w.{quote(n)}" for n in windows)
+        picked += "".join(f", {self.window_missing(n, f'w.{quote(n)}')} AS {quote(n)}" for n in windows)
         joins = "".join(f" LEFT JOIN f_related{i} r{i} USING ({PERSON}, t)" for i in range(len(related)))
         joins += f" LEFT JOIN f_windows w USING ({PERSON}, t)" if windows else ""
         steps.append(("f_step0", f"SELECT a.*{picked} FROM f_attributes a{joins}"))

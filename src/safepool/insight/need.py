@@ -28,12 +28,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import duckdb
 import numpy as np
 import pandas as pd
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.disclosure.kinds.frequency import FrequencyTable
@@ -63,16 +63,18 @@ def quarter_label(t: int) -> str:
     return f"{t // 4}Q{t % 4 + 1}"
 
 
-class TrainingWindow(Settings):
-    first: str = Field(description="the first training index quarter, e.g. 2012Q1")
-    last: str = Field(description="the last training index quarter")
-    every: int = Field(default=4, ge=1, le=8, description="quarters between training index quarters")
+def _checked_quarter(value: str) -> str:
+    parse_quarter(value)
+    return value
 
-    @field_validator("first", "last")
-    @classmethod
-    def _quarter(cls, value: str) -> str:
-        parse_quarter(value)
-        return value
+
+Quarter = Annotated[str, AfterValidator(_checked_quarter)]  # a quarter label, e.g. 2012Q1
+
+
+class TrainingWindow(Settings):
+    first: Quarter = Field(description="the first training index quarter, e.g. 2012Q1")
+    last: Quarter = Field(description="the last training index quarter")
+    every: int = Field(default=4, ge=1, le=8, description="quarters between training index quarters")
 
     def quarters(self) -> list[int]:
         first, last = quarter_index(self.first), quarter_index(self.last)
@@ -84,16 +86,10 @@ class TrainingWindow(Settings):
 class HandoverSettings(Settings):
     """Who is handed to the steward for preventive services (safepool.insight.handover)."""
 
-    quarter: str = Field(description="the index quarter at which persons are scored (predictors measured before "
+    quarter: Quarter = Field(description="the index quarter at which persons are scored (predictors measured before "
                                      "it); not before the test quarter")
     threshold: float = Field(gt=0, lt=1, description="persons whose predicted probability is at least this are "
                                                      "handed over")
-
-    @field_validator("quarter")
-    @classmethod
-    def _quarter(cls, value: str) -> str:
-        parse_quarter(value)
-        return value
 
 
 class NeedSettings(Settings):
@@ -108,7 +104,7 @@ class NeedSettings(Settings):
     resident_feature: str | None = Field(default="living_in_area",
                                          description="an indicator feature the person must have on the day before")
     train: TrainingWindow = Field(default_factory=lambda: TrainingWindow(first="2012Q1", last="2020Q1"))
-    test: str = Field(default="2022Q1", description="the test index quarter (one unit per person)")
+    test: Quarter = Field(default="2022Q1", description="the test index quarter (one unit per person)")
     predictors: list[str] = Field(default_factory=lambda: [
         "child_protection_notifications_8", "school_health_care_visits_4", "family_counselling_visits_4",
         "youth_services_visits_4", "city_service_contacts_8", "age", "female", "district"], min_length=1)
@@ -138,12 +134,6 @@ class NeedSettings(Settings):
     limitations: list[str] = Field(default_factory=list, description="limitations the model card adds")
     handover: HandoverSettings | None = Field(default=None, description="the pseudonyms handed to the steward "
                                               "where the permit allows re-identification for preventive services")
-
-    @field_validator("test")
-    @classmethod
-    def _test_quarter(cls, value: str) -> str:
-        parse_quarter(value)
-        return value
 
     @field_validator("calibration_edges")
     @classmethod
@@ -190,7 +180,7 @@ def feature_names(settings: NeedSettings) -> list[str]:
 
 def needed_columns(settings: NeedSettings, features: FeatureSet) -> dict[str, list[str]]:
     """The pool tables and columns the analysis reads (through the features it names)."""
-    sources = features.sources(features.closure(feature_names(settings) + [settings.outcome]))
+    sources = features.sources(features.closure([settings.outcome, *feature_names(settings)]))
     return {table: sorted(columns) for table, columns in sorted(sources.items())}
 
 
@@ -372,7 +362,7 @@ def permutation_importance(pipeline: Any, x: pd.DataFrame, y: np.ndarray, predic
                            seed: int) -> pd.DataFrame:
     """The fall in AUC when one predictor's values are shuffled among the units (every encoded
     column of it together), `repeats` times with seeded shuffles: mean and standard deviation."""
-    encoded = np.asarray(pipeline[:-1].transform(x), dtype=float)
+    encoded = np.array(pipeline[:-1].transform(x), dtype=float)  # our own copy: columns are shuffled in place
     names = list(pipeline[:-1].get_feature_names_out())
     model = pipeline[-1]
     decide = model.decision_function if hasattr(model, "decision_function") else \
@@ -384,9 +374,10 @@ def permutation_importance(pipeline: Any, x: pd.DataFrame, y: np.ndarray, predic
     for r in range(repeats):
         for i, predictor in enumerate(predictors):
             columns = [j for j, o in enumerate(owner) if o == predictor]
-            shuffled = encoded.copy()
-            shuffled[:, columns] = encoded[rng.permutation(len(encoded))][:, columns]
-            falls[i, r] = base - fast_auc(y, decide(shuffled))
+            kept = encoded[:, columns]
+            encoded[:, columns] = kept[rng.permutation(len(encoded))]  # shuffled in place, then put back
+            falls[i, r] = base - fast_auc(y, decide(encoded))
+            encoded[:, columns] = kept
     return pd.DataFrame({"feature": predictors, "importance": falls.mean(axis=1), "importance_sd": falls.std(axis=1)})
 
 
@@ -560,6 +551,9 @@ class NeedAnalysis(Analysis):
 
     def tables(self, features: FeatureSet) -> dict[str, list[str]]:
         return needed_columns(self.settings, features)
+
+    def features_used(self) -> list[str]:
+        return [self.settings.outcome, *feature_names(self.settings)]
 
     def run(self, context: InsightContext) -> Findings:
         # groups below the workspace's minimum frequency are never compared (nor shown)

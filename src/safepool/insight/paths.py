@@ -92,9 +92,12 @@ class ServicePaths(Analysis):
         wanted: dict[str, set[str]] = {}
         for source in self.settings.sources:
             wanted.setdefault(source.table, set()).update({source.service, _timing(features, source.table)})
-        for table, columns in features.sources([self.settings.compare_by]).items():
+        for table, columns in features.sources(self.features_used()).items():
             wanted.setdefault(table, set()).update(columns)
         return {table: sorted(columns) for table, columns in sorted(wanted.items())}
+
+    def features_used(self) -> list[str]:
+        return [self.settings.compare_by]
 
     def run(self, context: InsightContext) -> Findings:
         s = self.settings
@@ -102,7 +105,7 @@ class ServicePaths(Analysis):
         self.anchor_label = labels[s.anchor]
         context.say("service paths: events")
         con = context.con
-        con.execute(f"CREATE OR REPLACE TEMP TABLE path_events AS {self._events_sql(context, labels)}")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW path_events AS {self._events_sql(context, labels)}")
         start, end = (literal(day.isoformat()) for day in s.period)
         con.execute(f"""CREATE OR REPLACE TEMP TABLE path_anchors AS
             SELECT {PERSON}, min(day) AS day0 FROM path_events

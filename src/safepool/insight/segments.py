@@ -85,6 +85,9 @@ class Clustering(_Strict):
     components: float = Field(0.9, gt=0, le=1, description="share of the variance the FAMD components keep")
     random_state: int = 0
     sample: int = Field(2000, ge=100, description="persons the silhouette is computed on (seeded sample)")
+    fit_sample: int = Field(30000, ge=1000, description="persons k-means is fitted on for each number of groups "
+                                                        "(seeded sample); the chosen number is then fitted on "
+                                                        "everyone, starting from the sample's centres")
 
     @model_validator(mode="after")
     def _some(self) -> Clustering:
@@ -226,22 +229,30 @@ def famd(frame: pd.DataFrame, numeric: list[str], categorical: list[str], keep: 
 
 
 def cluster(frame: pd.DataFrame, spec: Clustering) -> tuple[np.ndarray, pd.DataFrame]:
-    """Group numbers 1..k (k with the best silhouette), and the silhouette of each k tried."""
+    """Group numbers 1..k (k with the best silhouette), and the silhouette of each k tried.
+
+    Each k is fitted (10 seeded starts) on a seeded sample of `fit_sample` persons and scored on
+    `sample` of them; the chosen k is fitted on everyone from the sample's centres, so the cost
+    grows with the persons once, not once per k and start."""
     coordinates = famd(frame, spec.numeric, spec.categorical, spec.components, spec.random_state,
                        spec.transform == "log1p")
     rng = np.random.default_rng(spec.random_state)
-    sample = rng.choice(len(frame), size=min(spec.sample, len(frame)), replace=False)
+    fitted = np.sort(rng.choice(len(frame), size=min(spec.fit_sample, len(frame)), replace=False))
+    scored = rng.choice(len(fitted), size=min(spec.sample, len(fitted)), replace=False)
     tried, best = [], None
     # one thread: k-means' OpenMP threads spin against each other on a busy machine, and the
     # labels do not depend on the thread count
     with threadpool_limits(limits=1):
         for k in range(spec.groups[0], spec.groups[1] + 1):
-            model = KMeans(n_clusters=k, n_init=10, random_state=spec.random_state).fit(coordinates)
-            score = float(silhouette_score(coordinates[sample], model.labels_[sample]))
+            model = KMeans(n_clusters=k, n_init=10, random_state=spec.random_state).fit(coordinates[fitted])
+            score = float(silhouette_score(coordinates[fitted][scored], model.labels_[scored]))
             tried.append({"groups": k, "silhouette": round(score, 4)})
             if best is None or score > best[0] + 1e-9:
                 best = (score, model)
-    labels = _numbered_by_size(best[1].labels_)
+        chosen = best[1]
+        everyone = KMeans(n_clusters=chosen.n_clusters, init=chosen.cluster_centers_, n_init=1,
+                          random_state=spec.random_state).fit(coordinates)
+    labels = _numbered_by_size(everyone.labels_)
     return labels, pd.DataFrame(tried)
 
 
@@ -377,7 +388,10 @@ class SegmentsAnalysis(Analysis):
     settings: SegmentsAnalysisSettings
 
     def tables(self, features: FeatureSet) -> dict[str, list[str]]:
-        return {table: sorted(columns) for table, columns in sorted(features.sources(self.settings.features()).items())}
+        return {table: sorted(columns) for table, columns in sorted(features.sources(self.features_used()).items())}
+
+    def features_used(self) -> list[str]:
+        return self.settings.features()
 
     def run(self, context: InsightContext) -> Findings:
         s = self.settings
