@@ -5,6 +5,7 @@ under another permit's key and row order, and no person's value in any output.""
 from __future__ import annotations
 
 import hashlib
+import html
 import sys
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from safepool.insight import fairness
 from safepool.insight.need import NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
 from safepool.insight.model_card import sections, summary_line
 from safepool.insight.report import render_html
+from safepool.insight.run import definitions
 from safepool.insight.spec import analysis_of, load_insight
 from safepool.yaml_files import FileProblem
 
@@ -251,9 +253,21 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
     parts = sections(result, load_features(), set(found))
     assert {name for s in parts for name in s.outputs} == set(found)  # every output is shown, under a heading
     about = {"title": insight.title, "permit": insight.permit, "synthetic": True,
-             "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in parts]}
+             "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in parts],
+             "features": definitions(load_features(), analysis.features_used())}
     page = render_html(insight.title, about, checked, POLICY)
     assert "Model card" in page and "Intended use" in page and "Fairness audit" in page
+    # the card holds the whole run together: features, training window, metrics, the audit, intended use
+    card = page[page.index("<h2>Model card</h2>"):page.index("<h2>Calibration</h2>")]
+    assert all(f"<li>{p}:" in card for p in insight.analysis.predictors)
+    assert "Training: index quarters 2012Q1, 2013Q1" in card and "Intended use:" in card
+    assert card.count("<table>") == 1 + sum(name.startswith("disparities") for name in found)
+    assert "Discrimination and calibration on the test quarter" in card and "Largest differences" in card
+    # the definitions of every feature the analysis used, as the features layer gives them
+    definitions_part = page[page.index("<h2>Feature definitions</h2>"):].replace("<wbr>", "")
+    for name in analysis.features_used():
+        doc = load_features().describe(name)
+        assert f"<td>{name}</td>" in definitions_part and html.escape(doc.definition) in definitions_part
     assert analysis.summary(checked).startswith("Need prediction: test AUC")
 
 

@@ -60,6 +60,7 @@ def test_a_run_records_every_output_and_a_report_made_of_them(city):
     assert written == ["insight_report.html", "insight_report.pdf"]
     html = next(report.rglob("insight_report.html")).read_text()
     assert "Synthetic data" in html and "Paths into child protection" in html and "<svg" in html
+    assert "<h2>Feature definitions</h2>" in html and "<td>family_language_group</td>" in html.replace("<wbr>", "")
 
 
 def test_every_page_of_the_report_says_the_data_are_synthetic(city):

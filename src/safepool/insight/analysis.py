@@ -72,6 +72,10 @@ class Analysis:
         """The pool tables and columns the analysis reads, for the permit check before the pool opens."""
         raise NotImplementedError
 
+    def features_used(self) -> list[str]:
+        """The features of the features layer the analysis names, whose definitions the report shows."""
+        raise NotImplementedError
+
     def run(self, context: InsightContext) -> Findings:
         """The outputs and sections of the analysis."""
         raise NotImplementedError

@@ -44,7 +44,8 @@ def _feature_line(features: FeatureSet, name: str) -> str:
 
 
 def model_card(settings: NeedSettings, features: FeatureSet) -> str:
-    """The model card's text: what the model is, what it uses, where it is measured, what it is for."""
+    """The model card's text: what the model is, what it uses, where it is trained and measured, what it
+    is for and not for; its metrics and the fairness audit's differences are the tables shown under it."""
     from safepool.insight.need import quarter_index, quarter_label
 
     train = [quarter_label(t) for t in settings.train.quarters()]
@@ -63,15 +64,21 @@ def model_card(settings: NeedSettings, features: FeatureSet) -> str:
         f"Training: index quarters {', '.join(train)}. Test: index quarter {test}, outcomes to the end of "
         f"{last_outcome}. Selection: the {settings.selected_share:.0%} of the test persons with the highest "
         "predicted probability.",
-        "Metrics: the tables 'performance' (AUC with a 95% interval, Brier score) and 'calibration' (observed "
-        "share by predicted probability) in this report; 'importance' gives each predictor's permutation "
-        "importance.",
-        "Fairness audit: the tables 'fairness audit' and 'largest differences between groups' by "
-        f"{', '.join(settings.audit)}; a difference above {settings.tolerance:g} or a ratio below "
-        f"{settings.ratio_tolerance:g} is flagged; the table 'proxies' names the predictors that stand in for an "
-        "audited attribute, and the model is shown without them.",
-        f"Intended use: {settings.intended_use}.",
+        f"Intended use: {settings.intended_use}."
+        + (" Where the permit allows re-identification for preventive services, the persons the model without "
+           f"the proxies the screen finds scores at {settings.handover.threshold:g} or more at "
+           f"{settings.handover.quarter} are handed to the linkage authority as pseudonyms (never an output; the "
+           "analyst sees none of them)."
+           if settings.handover else ""),
         "Limitations:\n\n" + _bullets([*LIMITATIONS, *settings.limitations]),
+        "Metrics (the first table below): AUC, the chance that a person who started is ranked above one who "
+        "did not (0.5 is chance), with a 95% interval (Hanley and McNeil); the Brier score, the mean squared "
+        "difference between the predicted probability and what happened. The calibration curve, the importance "
+        "of each predictor and the coefficients follow the card.",
+        f"Fairness audit (the tables after it): the largest differences between the groups of "
+        f"{', '.join(settings.audit)}; a difference above {settings.tolerance:g} or a ratio below "
+        f"{settings.ratio_tolerance:g} is flagged. Every group's rates, and the predictors that stand in for an "
+        "audited attribute (the model is shown without them), follow the card.",
     ])
 
 
@@ -81,8 +88,8 @@ def sections(result: NeedResult, features: FeatureSet, published: set[str]) -> l
 
     settings = result.settings
     coefficients = [f"coefficients_{i + 1}" for i, m in enumerate(result.models) if m.coefficients is not None]
-    audits = [name for i in range(len(result.models)) for table in ("fairness", "disparities")
-              if (name := f"{table}_{i + 1}") in published]
+    audits = [f"fairness_{i + 1}" for i in range(len(result.models))]
+    disparities = [f"disparities_{i + 1}" for i in range(len(result.models))]
     proxies = ", ".join(settings.proxies)
     return [
         Section("The question", (
@@ -91,35 +98,33 @@ def sections(result: NeedResult, features: FeatureSet, published: set[str]) -> l
             "predicted from what the registers held before? Units are persons at index quarters; the model is "
             f"trained on the earlier quarters and judged on {settings.test}, where each person counts once."),
             ["cohort"]),
-        Section("Discrimination and calibration", (
-            "AUC: the chance that a person who started is ranked above one who did not (0.5 is chance), with a "
-            "95% interval (Hanley and McNeil). Brier score: the mean squared difference between the predicted "
-            "probability and what happened. Calibration: the observed share starting among test persons by bins "
-            f"of predicted probability (edges {', '.join(f'{e:g}' for e in settings.calibration_edges)}); a "
-            "bin with too few persons or starts is not shown."),
-            ["performance", "calibration"]),
+        Section("Model card", model_card(settings, features),
+                ["performance", *[name for name in disparities if name in published]]),
+        Section("Calibration", (
+            "The observed share starting among test persons by bins of predicted probability (edges "
+            f"{', '.join(f'{e:g}' for e in settings.calibration_edges)}); a bin with too few persons or starts is "
+            "not shown."),
+            ["calibration"]),
         Section("What the model uses", (
             "Permutation importance: how much the test AUC falls when one predictor's values are shuffled among "
             f"the test persons ({settings.permutation_repeats} seeded shuffles)."
             + (" The coefficients of the open model follow (per standard deviation of a numeric predictor)."
                if coefficients else "")),
             ["importance", *coefficients]),
-        Section("Fairness audit", (
+        Section("Fairness audit by group", (
             f"For each group of {', '.join(settings.audit)}: the selection rate, the false positive and false "
             "negative rates and the precision of the selection, with the counts each rests on and 95% bootstrap "
-            f"intervals ({settings.bootstrap} seeded replicates). Differences between groups are compared over "
-            f"the groups with at least {result.min_group} persons in every count behind a rate; a difference "
-            f"above {settings.tolerance:g} or a ratio below {settings.ratio_tolerance:g} is flagged. A group too "
-            "small to show is suppressed, not described."),
-            audits),
+            f"intervals ({settings.bootstrap} seeded replicates). Differences between groups (in the model card) "
+            f"are compared over the groups with at least {result.min_group} persons in every count behind a rate. "
+            "A group too small to show is suppressed, not described."),
+            [name for name in audits if name in published]),
         Section("Proxies", (
             "A predictor that is not an audited attribute's own variable but is associated with it (Cramer's V "
             f"or the correlation ratio at least {settings.proxy_tolerance:g}) stands in for it. The model is "
             "fitted again without the proxies the screen finds"
             + (f" and without {proxies}, named in the analysis file" if proxies else "")
-            + "; both models are audited above."),
+            + "; both models are audited."),
             ["proxies"]),
-        Section("Model card", model_card(settings, features), []),
     ]
 
 

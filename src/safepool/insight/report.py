@@ -36,10 +36,12 @@ h1 { font-size: 16pt; margin: 0 0 4pt; } h2 { font-size: 12.5pt; margin: 14pt 0 
 h3 { font-size: 10pt; margin: 10pt 0 3pt; break-after: avoid; }
 .meta { color: #555; font-size: 8.5pt; }
 table { border-collapse: collapse; margin: 4pt 0 8pt; font-size: 8.5pt; }
-th, td { border-bottom: 0.5pt solid #ccc; padding: 2pt 6pt; text-align: left; vertical-align: top; }
+th, td { border-bottom: 0.5pt solid #ccc; padding: 2pt 5pt; text-align: left; vertical-align: top; }
+td.n { white-space: nowrap; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr { break-inside: avoid; } figure { margin: 6pt 0; break-inside: avoid; } figure svg { max-width: 100%; height: auto; }
 .note { font-size: 8pt; color: #555; }
+th.wide { width: 45%; } ul { margin: 2pt 0 6pt; padding-left: 14pt; } li { margin: 1pt 0; }
 """
 
 
@@ -61,10 +63,14 @@ def render_html(title: str, about: Mapping[str, Any], checked: Mapping[str, Miti
     if about.get("question"):
         parts.append(f"<p><strong>Question.</strong> {_text(about['question'])}</p>")
     for section in about.get("sections", []):
-        parts.append(f"<h2>{_text(section['heading'])}</h2><p>{_text(section['text'])}</p>")
+        parts.append(f"<h2>{_text(section['heading'])}</h2>{_paragraphs(section['text'])}")
         for output_name in section.get("outputs", []):
             if output_name in checked:
                 parts.append(_part(checked[output_name], policy))
+    if about.get("features"):
+        parts.append("<h2>Feature definitions</h2><p>Each feature the analysis used, as the features layer defines "
+                     "it (the same definitions the variables browser shows).</p>"
+                     + _table(pd.DataFrame(about["features"]), wide="definition"))
     body = "\n".join(parts)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_text(title)}</title>'
             f"<style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n")
@@ -101,14 +107,33 @@ def _cross_table(shown: pd.DataFrame, groups: list[str]) -> str:
     return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(body)}</tbody></table>{caption}"
 
 
-def _table(frame: pd.DataFrame) -> str:
-    header = "".join(f"<th>{_text(str(column).replace('_', ' '))}</th>" for column in frame.columns)
+def _paragraphs(text: str) -> str:
+    """Section text as paragraphs (split on blank lines); a block of lines starting '- ' is a list."""
+    blocks = []
+    for block in str(text).split("\n\n"):
+        lines = block.strip().splitlines()
+        if lines and all(line.startswith("- ") for line in lines):
+            blocks.append("<ul>" + "".join(f"<li>{_text(line[2:])}</li>" for line in lines) + "</ul>")
+        elif lines:
+            blocks.append(f"<p>{_text(' '.join(lines))}</p>")
+    return "".join(blocks)
+
+
+def _table(frame: pd.DataFrame, wide: str | None = None) -> str:
+    """A table of shown values; the column `wide`, if any, takes the room long text needs."""
+    header = "".join(f'<th{" class=wide" if column == wide else ""}>{_text(str(column).replace("_", " "))}</th>'
+                     for column in frame.columns)
     rows = []
     for values in frame.itertuples(index=False):
-        cells = [f'<td class="n">{_number(v)}</td>' if _is_number(v) else f"<td>{_text('' if _blank(v) else v)}</td>"
+        cells = [f'<td class="n">{_number(v)}</td>' if _is_number(v) else f"<td>{_breakable('' if _blank(v) else v)}</td>"
                  for v in values]
         rows.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table><thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _breakable(value: object) -> str:
+    """Cell text that may wrap after an underscore (false_positive_rate in a narrow column)."""
+    return _text(value).replace("_", "_<wbr>")
 
 
 def _blank(value: object) -> bool:
@@ -127,7 +152,10 @@ def _number(value: object) -> str:
     if value is None or _blank(value):
         return "–"
     number = float(value)
-    return f"{number:,.0f}" if number.is_integer() else f"{number:,.2f}"
+    if number.is_integer():
+        return f"{number:,.0f}"
+    # a rate or a score below 1 keeps three significant digits (a Brier score of 0.0097 is not 0.01)
+    return f"{number:.3g}" if abs(number) < 1 else f"{number:,.2f}"
 
 
 def _text(value: object) -> str:

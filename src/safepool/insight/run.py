@@ -41,6 +41,17 @@ class InsightResult:
     summary: str
 
 
+def definitions(features: FeatureSet, names: list[str]) -> list[dict[str, str]]:
+    """What the report shows of each feature an analysis used: its name, definition, the source
+    variables it is computed from, and its unit (from the features configuration, never the data)."""
+    rows = []
+    for name in dict.fromkeys(names):
+        doc = features.describe(name)
+        rows.append({"feature": name, "description": doc.description, "definition": doc.definition,
+                     "source variables": ", ".join(doc.sources), "unit": doc.unit})
+    return rows
+
+
 def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: Any,
                 progress: Callable[[str], None] | None = None, features: FeatureSet | None = None) -> InsightResult:
     """The governed run of one insight file (loaded with safepool.insight.spec.load_insight)."""
@@ -63,6 +74,7 @@ def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: A
     about = {"title": insight.title, "question": insight.question, "permit": insight.permit,
              "analysis": analysis.kind, "synthetic": bool(manifest(pool_dir, insight.permit).get("synthetic")),
              "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in findings.sections],
+             "features": definitions(features, analysis.features_used()),
              "output_ids": {name: record.id for name, record in records.items()}}
     report = Document(f"Insight report: {insight.title}", {name: m.output for name, m in checked.items()},
                       layout=REPORT, about=about, notes={name: m.note for name, m in checked.items() if m.note})
