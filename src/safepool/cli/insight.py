@@ -45,9 +45,9 @@ def insight_handover(
     linkage authority the pseudonyms whose predicted need at the handover quarter is at least the
     file's threshold.
 
-    The list goes straight into the steward zone; you see only its name, never a pseudonym or an
-    identity. The linkage authority re-identifies it with `safepool reidentify` (audited), which
-    checks the permit again.
+    The list goes straight into the steward zone: you see only its name, never a pseudonym or an identity.
+
+    The linkage authority re-identifies it with `safepool reidentify` (audited), checking the permit again.
     """
     from safepool.insight.handover import handovers_dir
     from safepool.insight.spec import load_insight
