@@ -3,10 +3,12 @@
 Everything is DuckDB SQL over the pool's pseudonymised tables, run on the analyst's read-only
 connection (temporary tables only):
 
-1. a dense person-quarter panel (quarter index = year * 4 + quarter - 1) of the measures the
-   study needs, for the persons who may ever be eligible, over the period widened by the
-   longest look-back and the event window;
-2. the units: for each entry quarter q of the period, the persons entering the treatment at q
+1. a person-quarter panel (quarter index = year * 4 + quarter - 1) of the measures the study
+   needs, for the persons who may ever be eligible, over the period widened by the longest
+   look-back and the event window (only the quarters in which some table has a row: a window
+   over the others sums to 0, an outcome there is not observed);
+2. the units: for each entry quarter q of the period, every person who may ever be eligible is
+   checked (whether or not the panel has a row at q): the persons entering the treatment at q
    and the persons still eligible and not yet treated at q (immigrated before q, living in the
    area on the last day of q-1, aged within the range on the first day of q), with covariates
    measured strictly before q (window sums over q-k..q-1 of the panel, the permit valid on the
@@ -320,7 +322,8 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE study_eligible AS
         SELECT b.pid, b.t, b.qstart, e.entry_t{treatment_columns}, CAST(e.entry_t = b.t AS INTEGER) AS treated
-        FROM (SELECT h.pid, h.t, {FIRST_DAY} AS qstart FROM {PANEL} h WHERE h.t BETWEEN {first} AND {last}) b
+        FROM (SELECT pid, t, {FIRST_DAY} AS qstart
+              FROM (SELECT pid, range AS t FROM study_candidates CROSS JOIN range({first}, {last + 1}))) b
         JOIN {FEATURES.person_table} p USING (pid) LEFT JOIN {ENTRIES} e USING (pid)
         WHERE {" AND ".join(conditions)}""")
     features = FEATURES.at_day_sql("study_eligible", _unit_features(study), day="u.qstart", panel=PANEL,
