@@ -273,19 +273,22 @@ class Ledger:
             entries = con.execute(f"""
                 WITH entries AS (SELECT cell, person, value FROM contributions
                                  UNION ALL SELECT -1 - cell, person, value FROM incoming),
-                firsts AS (SELECT person, arg_min(value, cell) FILTER (WHERE value <> 0) AS first
-                           FROM entries GROUP BY person),
-                weighted AS MATERIALIZED (
-                    SELECT e.cell, e.person,
-                           CASE WHEN f.first IS NULL THEN 1.0 ELSE round(e.value / f.first, {_RATIO_DECIMALS}) END
-                               AS weight
-                    FROM entries e JOIN firsts f USING (person) WHERE f.first IS NULL OR e.value <> 0),
-                patterns AS (SELECT person, {_PATTERN} AS pattern, count(*) AS entries
-                             FROM weighted GROUP BY person),
+                firsts AS MATERIALIZED (SELECT person, arg_min(value, cell) FILTER (WHERE value <> 0) AS first
+                                        FROM entries GROUP BY person),
+                patterns AS (
+                    SELECT e.person, {_PATTERN} AS pattern, count(*) AS entries
+                    FROM (SELECT e.cell, e.person, CASE WHEN f.first IS NULL THEN 1.0
+                                                        ELSE round(e.value / f.first, {_RATIO_DECIMALS}) END AS weight
+                          FROM entries e JOIN firsts f USING (person) WHERE f.first IS NULL OR e.value <> 0) e
+                    GROUP BY e.person),
                 classes AS (SELECT row_number() OVER () - 1 AS class, count(*) AS size,
                                    min(person) AS representative
-                            FROM patterns GROUP BY pattern, entries)
-                SELECT c.class, c.size, w.cell, w.weight FROM classes c JOIN weighted w ON w.person = c.representative
+                            FROM patterns GROUP BY pattern, entries),
+                representatives AS (SELECT c.class, c.size, f.person, f.first
+                                    FROM classes c JOIN firsts f ON f.person = c.representative)
+                SELECT r.class, r.size, e.cell,
+                       CASE WHEN r.first IS NULL THEN 1.0 ELSE round(e.value / r.first, {_RATIO_DECIMALS}) END AS weight
+                FROM representatives r JOIN entries e USING (person) WHERE r.first IS NULL OR e.value <> 0
                 """).fetchnumpy()
         finally:
             con.unregister("incoming")
