@@ -152,6 +152,17 @@ def test_the_ledger_is_only_used_inside_its_block(ws):
         ledger.check(cell(range(10)), {0: 0}, MIN_FREQUENCY)
 
 
+def test_a_cell_with_two_values_swapped_is_not_taken_for_the_remembered_one(ws):
+    """DuckDB's hash(a, b) is hash(a) xor hash(b): a signature built from it would not see two
+    values swapped between persons, and the cell would skip every check as "the same cell"."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(cell(range(20), [1.0, 2.0] + [3.0] * 18), {0: 0}, MIN_FREQUENCY) == {}
+        swapped = cell(range(20), [2.0, 1.0] + [3.0] * 18)
+        assert ledger.compare(swapped, MIN_FREQUENCY) == ({0}, set())
+        assert ledger.check(swapped, {0: 0}, MIN_FREQUENCY) == {0: PAIRS}
+
+
 # -- under load ---------------------------------------------------------------------------------
 
 WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10
