@@ -243,12 +243,10 @@ class FeatureSet:
         for i, (table, wanted) in enumerate(by_table.items()):
             con.execute(f"CREATE OR REPLACE TEMP TABLE {panel}_part{i} AS "
                         f"{self.quarterly_sql(table, wanted, persons, t_from, t_to)}")
-        keys = " UNION ".join(f"SELECT {PERSON}, t FROM {panel}_part{i}" for i in range(len(by_table)))
-        joins = " ".join(f"LEFT JOIN {panel}_part{i} m{i} USING ({PERSON}, t)" for i in range(len(by_table)))
-        selects = "".join(f", coalesce(m{i}.{quote(n)}, 0) AS {quote(n)}"
-                          for i, wanted in enumerate(by_table.values()) for n in wanted)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {panel} AS "
-                    f"SELECT k.{PERSON}, k.t{selects} FROM ({keys}) k {joins}")
+        joined = f"{panel}_part0" + "".join(f" FULL JOIN {panel}_part{i} USING ({PERSON}, t)"
+                                            for i in range(1, len(by_table)))  # USING merges the keys
+        selects = "".join(f", coalesce({quote(n)}, 0) AS {quote(n)}" for wanted in by_table.values() for n in wanted)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {panel} AS SELECT {PERSON}, t{selects} FROM {joined}")
         for i in range(len(by_table)):
             con.execute(f"DROP TABLE {panel}_part{i}")
 
