@@ -196,7 +196,10 @@ def _link(
     notify("pseudonymise", register.name, 0)
     related = [quote_identifier(v.name) for v in variables if v.name in register.related_identities]
     resolver.replace_with_pseudonyms("stage", related)  # another person's code: their pseudonym
-    resolver.resolve("stage", RAW_CODE)
+    # one pass over the rows: each distinct code and its rows, for the resolver and the counts
+    con.execute(f"CREATE OR REPLACE TEMP TABLE stage_codes AS SELECT {RAW_CODE} AS raw, count(*) AS n "
+                f"FROM stage GROUP BY {RAW_CODE}")
+    resolver.resolve("stage_codes", "raw")
     timings["pseudonymise"] += time.perf_counter() - started
     started = time.perf_counter()
     select = ", ".join(quote_identifier(v.name) for v in variables) or "NULL AS no_variables"
@@ -210,8 +213,9 @@ def _link(
             f"COPY ({resolver.quarantined_rows_sql('stage', RAW_CODE)}) "
             f"TO '{quarantine / (register.name + '.parquet')}' (FORMAT parquet)"
         )
-        tracker.record(register.name, "stage", RAW_CODE)
+        tracker.record(register.name, "stage_codes", resolver.linked_rows_sql("stage_codes", "raw", "n"))
         con.execute("DROP TABLE stage")
+        con.execute("DROP TABLE stage_codes")
     except duckdb.Error as exc:  # the engine's words could quote a value: only its kind is shown
         raise Unavailable(f"register {register.name}: linking its rows failed ({type(exc).__name__})") from None
     timings["write"] += time.perf_counter() - started

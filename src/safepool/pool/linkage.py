@@ -53,21 +53,27 @@ class LinkageTracker:
         self.con = con
         self.names: list[str] = []
         con.execute("CREATE TEMP TABLE linkage_status (register VARCHAR, status VARCHAR, n_rows BIGINT, n_codes BIGINT)")
+        con.execute("CREATE TEMP TABLE person_registers (pid VARCHAR, register VARCHAR)")
 
-    def record(self, register: str, staged: str, raw_column: str) -> None:
-        """Count the staged rows of `register` by the status of their code."""
+    def record(self, register: str, codes: str, linked: str) -> None:
+        """Count the rows of `register` by the status of their code, and keep the persons it links.
+
+        `codes` holds each distinct raw code of the register's rows (raw, a missing code too) and
+        its number of rows (n); `linked` is SQL of those that link, with their pseudonym (pid).
+        Counting from the codes spares a pass over every row of the register, and over the pool."""
         self.names.append(register)
         self.con.execute(
-            "INSERT INTO linkage_status SELECT ?, s.status, count(*), count(DISTINCT coalesce(s.raw, chr(0))) "
-            f"FROM {staged} r JOIN id_status s ON s.raw IS NOT DISTINCT FROM r.{raw_column} GROUP BY s.status",
+            "INSERT INTO linkage_status SELECT ?, s.status, sum(c.n)::BIGINT, count(*) "
+            f"FROM {codes} c JOIN id_status s ON s.raw IS NOT DISTINCT FROM c.raw GROUP BY s.status",
             [register],
         )
+        self.con.execute(f"INSERT INTO person_registers SELECT DISTINCT pid, ? FROM ({linked})", [register])
 
     def report(self, pool_schema: str = "pool", holders: dict[str, str] | None = None) -> LinkageReport:
         """The counts of every register linked so far; `holders` (register -> its holder) adds, for each
         register, its persons who are also in a register of another holder."""
         registers: dict[str, RegisterLinkage] = {}
-        person_sets = []
+        persons_in = dict(self.con.execute("SELECT register, count(*) FROM person_registers GROUP BY register").fetchall())
         for name in self.names:
             table = f"{pool_schema}.{quote_identifier(name)}"
             by_status = {
@@ -76,7 +82,7 @@ class LinkageTracker:
                     "SELECT status, n_rows, n_codes FROM linkage_status WHERE register = ? ORDER BY status", [name]
                 ).fetchall()
             }
-            rows_in_pool, persons = self.con.execute(f"SELECT count(*), count(DISTINCT pid) FROM {table}").fetchall()[0]
+            rows_in_pool = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             linked = sum(rows for status, (rows, _) in by_status.items() if status in LINKING)
             read = sum(rows for rows, _ in by_status.values())
             registers[name] = RegisterLinkage(
@@ -85,13 +91,10 @@ class LinkageTracker:
                 rows_quarantined=read - linked,
                 duplicate_rows_removed=linked - rows_in_pool,
                 rows_in_pool=rows_in_pool,
-                persons=persons,
+                persons=persons_in.get(name, 0),
                 rows_by_status={s: rows for s, (rows, _) in by_status.items()},
                 codes_by_status={s: codes for s, (_, codes) in by_status.items()},
             )
-            person_sets.append(f"SELECT DISTINCT pid, '{name}' AS register FROM {table}")
-        union = " UNION ALL ".join(person_sets) or "SELECT NULL::VARCHAR AS pid, NULL::VARCHAR AS register WHERE false"
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE person_registers AS {union}")
         counts = dict(
             self.con.execute(
                 "SELECT k, count(*) FROM (SELECT pid, count(*) AS k FROM person_registers GROUP BY pid) GROUP BY k ORDER BY k"
