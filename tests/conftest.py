@@ -10,6 +10,14 @@ PostgreSQL (see tests/pg_server.py):
 Tests that use them should be marked `@pytest.mark.postgres`. If the server cannot be
 provided the tests error out; they are never skipped.
 
+Under pytest-xdist (pyproject.toml runs two processes) every test of a file runs in the same
+process, so module fixtures are made once; the files that share `cli_demo` run together.
+
+The demo:
+  cli_demo           session: `safepool demo --persons 2000 --seed 3` run once through the CLI in
+                     a terminal 80 columns wide; (workspace root, console output). Read it, or
+                     copy it before changing anything (several test files share it).
+
 Hypothesis runs derandomized (profile "repeatable"), so a test run gives the same verdict on
 every machine and a red CI run can be replayed; HYPOTHESIS_PROFILE=explore searches afresh.
 """
@@ -21,6 +29,7 @@ import os
 import re
 import secrets
 import sys
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -62,3 +71,35 @@ def postgres_database(
     name = f"t_{test_name}_{secrets.token_hex(4)}"
     yield _postgres_admin.create(name)
     _postgres_admin.drop(name)
+
+
+@pytest.fixture(scope="session")
+def cli_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The demo is the slowest set-up in the suite; the files that check it as a whole (README,
+    privacy scan, study run) share one run instead of making their own."""
+    from typer.testing import CliRunner
+
+    from safepool.cli import app
+
+    root = tmp_path_factory.mktemp("demo") / "safepool-demo"
+    result = CliRunner().invoke(app, ["demo", "--workspace", str(root), "--persons", "2000", "--seed", "3"],
+                                env={"COLUMNS": "80"}, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return root, result.output
+
+
+SHARES_THE_DEMO = frozenset({"test_readme.py", "test_demo_privacy.py", "test_study_run.py"})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """pytest-xdist sends whole files to a process, so each module fixture is made once, and sends the
+    files that share `cli_demo` to the same one, so the demo is made once. (A scheduler of our own:
+    `--dist=loadgroup` marks no longer take under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "the demo" if Path(file).name in SHARES_THE_DEMO else file
+
+    return ByFile(config, log)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import fcntl
 import glob
 import os
 import re
@@ -202,7 +203,11 @@ def install_server(log: Log = _stderr) -> Path:
 
 
 def ensure_server_bindir(log: Log = _stderr) -> Path:
-    return find_server_bindir() or install_server(log)
+    """The server's bin directory, installing it first if need be. Test processes running side
+    by side (pytest-xdist workers) take turns, so apt-get runs once and never twice at a time."""
+    with open(Path(tempfile.gettempdir()) / "safepool-pg-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return find_server_bindir() or install_server(log)
 
 
 # --------------------------------------------------------------------------- servers

@@ -424,6 +424,7 @@ def test_secret_key_names_in_detail_are_refused(log, name):
         "postgresql://u@h/db?pass=" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "Bearer 3f9a1c0e7b2d4f6a8c0e2b4d6f8a0c2e",
     ],
+    ids=["hex16", "hex32", "HEX32", "base64", "base64-fixed", "url-password", "bearer"],  # names fixed for xdist
 )
 @pytest.mark.parametrize("where", ["target", "detail", "result_hash_elsewhere"])
 def test_secret_looking_strings_are_refused(log, value, where):

@@ -1,26 +1,17 @@
 """The demo end to end: what it writes outside steward/ and registers/ holds nothing identifying."""
 
-import os
-
 import pytest
-from typer.testing import CliRunner
 
 from privacy_scan import find_identifiers
 from safepool.registers.sources import Scan, open_register
 from safepool.synth._catalogue import REGISTER_NAMES
 from safepool.workspace import Workspace
 
-os.environ["COLUMNS"] = "250"
-from safepool.cli import app  # noqa: E402  (the width above is read at import)
-
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo") / "ws"
-    result = CliRunner().invoke(app, ["demo", "--workspace", str(root), "--persons", "2000", "--seed", "3"],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return Workspace.open(root), result.output
+def demo(cli_demo):
+    root, output = cli_demo  # `safepool demo --persons 2000 --seed 3` (tests/conftest.py)
+    return Workspace.open(root), output
 
 
 def identifying_values(workspace: Workspace) -> list[str]:
@@ -50,9 +41,13 @@ def test_demo_says_what_it_did_and_where(demo):
     assert str(workspace.pool_dir / "SKILLS-DEMO") in output
 
 
-def test_nothing_identifying_outside_the_steward_zone(demo):
+@pytest.fixture(scope="module")
+def identifying(demo) -> list[str]:
+    return identifying_values(demo[0])
+
+
+def test_nothing_identifying_outside_the_steward_zone(demo, identifying):
     workspace, output = demo
-    identifying = identifying_values(workspace)
     assert len(identifying) > 4000  # codes, names and addresses were really collected
     assert find_identifiers(workspace.root, identifying) == []
     assert not [value for value in identifying if value in output]
@@ -72,24 +67,19 @@ def test_pool_holds_every_register_keyed_by_pseudonym(demo):
         assert first == "pid"
 
 
-def test_the_scan_does_find_a_planted_leak(demo, tmp_path):
+def test_the_scan_does_find_a_planted_leak(identifying, tmp_path):
+    """The scan above would find a code in a text file and a name inside a database's pages (planted
+    in a folder laid out like a workspace, so the shared demo stays as it was made)."""
     import duckdb
 
-    workspace, _ = demo
-    identifying = identifying_values(workspace)
     code, name = identifying[0], next(v for v in identifying if " " in v and not v[0].isdigit())
-    leak_text = workspace.root / "pool" / "leak.txt"
-    leak_db = workspace.root / "leak.duckdb"
-    try:
-        leak_text.write_text(f"oops {code}")
-        con = duckdb.connect(str(leak_db))
-        con.execute("CREATE TABLE t AS SELECT ? AS who FROM range(5000)", [name])
-        con.close()
-        found = {needle for _, needle in find_identifiers(workspace.root, identifying)}
-        assert {code, name} <= found
-    finally:
-        leak_text.unlink(missing_ok=True)
-        leak_db.unlink(missing_ok=True)
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "leak.txt").write_text(f"oops {code}")
+    con = duckdb.connect(str(tmp_path / "leak.duckdb"))
+    con.execute("CREATE TABLE t AS SELECT ? AS who FROM range(5000)", [name])
+    con.close()
+    found = {needle for _, needle in find_identifiers(tmp_path, identifying)}
+    assert {code, name} <= found
 
 
 def released_folder(workspace: Workspace):

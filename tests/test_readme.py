@@ -133,14 +133,11 @@ def examples(path: Path, skip: int = 0) -> tuple[list[str], dict[str, str], list
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """`safepool demo --persons 2000`, made once, in a terminal 80 columns wide."""
-    root = tmp_path_factory.mktemp("readme") / "safepool-demo"
-    result = CliRunner().invoke(app, ["demo", "--workspace", str(root), "--persons", "2000", "--seed", "3"],
-                                env={"COLUMNS": "80"}, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    readable(result.output)
-    assert "Headline:" in result.output and f"  {root / 'pool' / 'SKILLS-DEMO'}" in result.output.splitlines()
+def demo(cli_demo):
+    """`safepool demo --persons 2000`, in a terminal 80 columns wide (shared: tests/conftest.py)."""
+    root, output = cli_demo
+    readable(output)
+    assert "Headline:" in output and f"  {root / 'pool' / 'SKILLS-DEMO'}" in output.splitlines()
     return root
 
 

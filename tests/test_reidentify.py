@@ -2,7 +2,9 @@
 
 import datetime as dt
 import os
+import shutil
 import stat
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -11,12 +13,14 @@ os.environ.setdefault("COLUMNS", "250")  # rich reads the width when the console
 
 from governed import PASSWORD, approved_permit, governance_with_users, sign_in
 from safepool.cli import app
+from safepool.governance.context import Governance
 from safepool.governance.users import Refused, Role
 from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.reidentify import reidentify
 from safepool.pool import access
 from safepool.pool.build import build_for_permit
+from safepool.workspace import Workspace
 from test_zones import ANALYST_ZONE, STEWARD_ZONE, all_modules, in_zone, reachable
 from tiny_registers import ANNA, BO, CHEN, DINA, identifying_strings, make_workspace
 
@@ -28,16 +32,24 @@ UNKNOWN = "1234567890123456789"
 IN_SCOPE = [ANNA, BO, CHEN, DINA]
 
 
-@pytest.fixture
-def setup(tmp_path):
-    workspace = make_workspace(tmp_path / "ws")
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """Two permits' pools, built once for the file; each test gets its own copy."""
+    workspace = make_workspace(tmp_path_factory.mktemp("reidentify") / "ws")
     governance = governance_with_users(workspace.root)
     approved_permit(governance, "R-1", reidentification=ALLOWED)
     approved_permit(governance, "N-1")
     stella = sign_in(governance, "stella")
     for permit in ("R-1", "N-1"):
         build_for_permit(workspace, governance, stella, permit)
-    return workspace, governance
+    return workspace.root
+
+
+@pytest.fixture
+def setup(built, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(built, root, symlinks=True)
+    return Workspace.open(root), Governance.open(root)
 
 
 def pool_pseudonyms(workspace, permit):

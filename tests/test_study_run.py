@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 
 import re
+import shutil
 import subprocess
 
 import duckdb
@@ -15,7 +16,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from safepool.demo import DEMO_PERMIT, run_demo
+from safepool.demo import DEMO_PERMIT
 from safepool.disclosure import DisclosureRules, check
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
@@ -31,9 +32,10 @@ from safepool.cli import app  # noqa: E402  (the width above is read at import)
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
+def demo(cli_demo, tmp_path_factory):
+    """A copy of the shared demo workspace (tests/conftest.py), which this file changes."""
     root = tmp_path_factory.mktemp("study") / "ws"
-    run_demo(root, persons=6000, seed=2, city=False)  # the study's part only (the city's: test_demo_privacy)
+    shutil.copytree(cli_demo[0], root, symlinks=True)
     passwords = yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
     return Workspace.open(root), passwords
 

@@ -5,6 +5,7 @@ analyst-facing module and fails if any path reaches identity codes, keys or cred
 """
 
 import ast
+from functools import cache
 from pathlib import Path
 
 import safepool
@@ -24,7 +25,9 @@ def all_modules() -> dict[str, Path]:
     return {module_name(path): path for path in PACKAGE_ROOT.rglob("*.py")}
 
 
-def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+@cache
+def imported_names(path: Path) -> frozenset[str]:
+    """Every module name a file imports (parsed once: each analyst module's walk meets the same files)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -33,8 +36,12 @@ def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
             names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
         else:
             continue
-        found.update(name for name in names if name in modules)
-    return found
+        found.update(names)
+    return frozenset(found)
+
+
+def imports_of(path: Path, modules: dict[str, Path]) -> set[str]:
+    return {name for name in imported_names(path) if name in modules}
 
 
 def reachable(start: str, modules: dict[str, Path]) -> set[str]:
