@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -18,6 +19,8 @@ from safepool.registers.catalogue import Register, SourceKind
 from safepool.synth._catalogue import register_entries
 from safepool.synth._generate import SyntheticEspoo
 from safepool.workspace import Workspace
+
+WRITERS = 2
 
 
 def write_workspace(workspace: Workspace, synthetic: SyntheticEspoo, postgres_url: str | None = None,
@@ -37,24 +40,27 @@ def write_workspace(workspace: Workspace, synthetic: SyntheticEspoo, postgres_ur
 
     sqlite_files: dict[str, list[Register]] = {}
     postgres: list[Register] = []
+    writes: list[tuple[str, Path, Callable[[Path], object]]] = []  # what is written, where, how
     for register in registers:
         source = register.source
         table = synthetic.tables[register.name]
         if source.kind == SourceKind.parquet:
-            say(f"writing {register.name}")
-            _atomic(workspace.source_path(source), lambda tmp, t=table: pq.write_table(t, tmp))
+            writes.append((register.name, workspace.source_path(source), lambda tmp, t=table: pq.write_table(t, tmp)))
         elif source.kind == SourceKind.csv:
-            say(f"writing {register.name}")
-            _atomic(workspace.source_path(source), lambda tmp, t=table: pcsv.write_csv(t, tmp))
+            writes.append((register.name, workspace.source_path(source), lambda tmp, t=table: pcsv.write_csv(t, tmp)))
         elif source.kind == SourceKind.sqlite:
             sqlite_files.setdefault(source.location, []).append(register)
         else:
             postgres.append(register)
     for location, regs in sqlite_files.items():
-        say(f"writing {', '.join(r.name for r in regs)}")
-        path = workspace.source_path(regs[0].source)
-        _atomic(path, lambda tmp, rs=regs: _write_sqlite(tmp, [(r.source.table, synthetic.tables[r.name])
-                                                               for r in rs]))
+        writes.append((", ".join(r.name for r in regs), workspace.source_path(regs[0].source),
+                       lambda tmp, rs=regs: _write_sqlite(tmp, [(r.source.table, synthetic.tables[r.name])
+                                                                for r in rs])))
+    # each file on its own: the writers release the GIL, so two at a time use both cores
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        for done in [pool.submit(_atomic, path, write) for _, path, write in writes]:
+            done.result()
+    say(f"written {', '.join(name for name, _, _ in writes)}")
     if postgres:
         say(f"loading {', '.join(r.name for r in postgres)} into PostgreSQL")
         _load_postgres(postgres_url, postgres_password,
