@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -26,10 +27,25 @@ def synthesise(
     url, password = split_password(postgres_url) if postgres_url else (None, None)
     synthetic = generate(persons=persons, seed=seed, progress=progress)
     registers = write_workspace(workspace, synthetic, postgres_url=url, postgres_password=password, progress=progress)
+    del synthetic
+    return_freed_memory()
     if password is not None:
         held = {r.name: password for r in registers if r.source.kind == SourceKind.postgresql}
         Credentials.load(workspace).save(workspace, held)
     return registers
+
+
+def return_freed_memory() -> None:
+    """Give the generator's freed memory back to the system. pyarrow's pool and glibc's heap keep
+    it otherwise (at 100,000 persons 0.8 GB of the 1 GB resident after synthesising), and the demo
+    goes on in the same process."""
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its heap is left as it is
+        pass
 
 
 def split_password(url: str) -> tuple[str, str | None]:
