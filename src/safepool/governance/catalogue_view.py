@@ -11,12 +11,13 @@ steward's side validates the rest.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from safepool.dictionary import Variable
-from safepool.yaml_files import load_model
+from safepool.yaml_files import load_model, parse_model
 
 CATALOGUE_FILE = "safepool.yaml"  # safepool.workspace.CONFIG_NAME
 
@@ -60,7 +61,17 @@ def read_catalogue(workspace_root: Path) -> CatalogueView | None:
     path = workspace_root / CATALOGUE_FILE
     if not path.is_file():
         return None
-    catalogue = load_model(path, _Catalogue)
+    return _view_of(path, path.read_bytes())
+
+
+@lru_cache(maxsize=4)
+def _view_of(path: Path, content: bytes) -> CatalogueView | None:
+    """The view of one content of the catalogue, parsed once: the permit office reads the
+    catalogue on every check of a permit (about 140 times in one demo)."""
+    try:
+        catalogue = parse_model(content.decode("utf-8"), _Catalogue, path)
+    except UnicodeDecodeError:
+        catalogue = load_model(path, _Catalogue)  # raises the problem as it is worded for every file
     if not catalogue.registers:
         return None
     return CatalogueView({register.name: _view(register) for register in catalogue.registers})
