@@ -21,7 +21,7 @@ from safepool.disclosure import DisclosureRules, check
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.reports import OUTPUT_NAMES
-from safepool.study.run import analyse, outputs_of, run_study
+from safepool.study.run import EstimandWarning, analyse, outputs_of, run_study
 from safepool.study.studyfile import load_study
 from safepool.workspace import Workspace
 from privacy_scan import decoded_text
@@ -83,6 +83,17 @@ def test_no_pseudonym_in_any_recorded_file(demo, ran):
     assert not [pid for pid in pids if pid in ran]
 
 
+def test_the_demo_and_the_run_say_how_many_clients_were_matched(cli_demo, ran):
+    """Both say the share of clients matched with the reasons for the others, and the estimand; this
+    small demo matches fewer than the study file's 90%, so both warn, in words, that the estimate
+    is the effect on the matched clients, not the ATT."""
+    for said in (cli_demo[1], ran):
+        flat = " ".join(said.split())
+        assert re.search(r"\d+% of the clients were matched \([\d,]+ of [\d,]+\)", flat), flat
+        assert "Warning: Only" in flat and "not the effect on all clients (ATT)" in flat
+        assert "EstimandWarning" not in flat
+
+
 def test_only_an_analyst_of_the_permit_may_run_it(demo):
     workspace, passwords = demo
     governance = Governance.open(workspace.root)
@@ -124,7 +135,8 @@ def test_each_arms_mean_is_checked_with_its_contributors_which_are_never_kept(de
     workspace, _ = demo
     con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
     try:
-        analysis = analyse(con, load_study(EXAMPLE))
+        with pytest.warns(EstimandWarning, match="effect on the matched clients"):  # 85% matched: see below
+            analysis = analyse(con, load_study(EXAMPLE))
     finally:
         con.close()
     subgroups = outputs_of(analysis)["subgroups"]
