@@ -268,7 +268,7 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
     for name in analysis.features_used():
         doc = load_features().describe(name)
         assert f"<td>{name}</td>" in definitions_part and html.escape(doc.definition) in definitions_part
-    assert analysis.summary(checked).startswith("Need prediction: test AUC")
+    assert analysis.summary(checked).startswith("need prediction: test AUC")
 
 
 def test_no_table_of_differences_when_no_two_groups_can_be_compared(result):

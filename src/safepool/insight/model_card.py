@@ -149,4 +149,4 @@ def summary_line(checked: Mapping[str, Mitigated]) -> str:
     parts = [f"test AUC {', '.join(aucs)}" if aucs else "test AUC not shown",
              f"proxies: {', '.join(found)}" if found else "no proxy found",
              f"{beyond} disparities beyond tolerance, {possibly} possibly"]
-    return "Need prediction: " + "; ".join(parts)
+    return "need prediction: " + "; ".join(parts)
