@@ -16,6 +16,7 @@ from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
+from safepool.insight.analysis import Analysis, Settings
 from safepool.session import connect
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
@@ -83,3 +84,15 @@ def test_a_file_of_another_permit_and_a_user_outside_it_are_refused(city, tmp_pa
         person("vtt.analyst1").permit(PERMIT).insight(other)
     with pytest.raises(Refused):
         person("sf.checker").permit(PERMIT).insight(EXAMPLES / "insight-paths.yaml")
+
+
+def test_an_analysis_kind_that_leaves_out_a_method_cannot_be_made():
+    class TablesOnly(Analysis):
+        kind = "tables-only"
+        settings_model = Settings
+
+        def tables(self, features):
+            return {}
+
+    with pytest.raises(TypeError, match="features_used"):
+        TablesOnly(Settings())

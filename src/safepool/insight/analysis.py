@@ -10,6 +10,7 @@ made from the checked outputs only.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -59,8 +60,9 @@ class Findings:
     sections: list[Section]
 
 
-class Analysis:
-    """One kind of analysis; a subclass names its `kind`, its `Settings` model, and computes."""
+class Analysis(ABC):
+    """One kind of analysis; a subclass names its `kind`, its `Settings` model, and computes (a
+    kind that leaves out a method cannot be made, rather than failing halfway through a run)."""
 
     kind: ClassVar[str]
     settings_model: ClassVar[type[Settings]]
@@ -68,21 +70,21 @@ class Analysis:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    @abstractmethod
     def tables(self, features: FeatureSet) -> dict[str, list[str]]:
         """The pool tables and columns the analysis reads, for the permit check before the pool opens."""
-        raise NotImplementedError
 
+    @abstractmethod
     def features_used(self) -> list[str]:
         """The features of the features layer the analysis names, whose definitions the report shows."""
-        raise NotImplementedError
 
+    @abstractmethod
     def run(self, context: InsightContext) -> Findings:
         """The outputs and sections of the analysis."""
-        raise NotImplementedError
 
+    @abstractmethod
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         """One line for the console, from the outputs as checked (a suppressed cell stays unsaid)."""
-        raise NotImplementedError
 
 
 ANALYSES: dict[str, type[Analysis]] = {}
