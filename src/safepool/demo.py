@@ -27,7 +27,6 @@ from pathlib import Path
 import yaml
 
 from safepool.cli.render import rows_in_words
-from safepool.disclosure.cells import shown_mask
 from safepool.faults import Invalid, Unavailable
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.form import PermitRequest
@@ -35,7 +34,6 @@ from safepool.governance.holders import Release
 from safepool.governance.users import ManagerFunction, Role
 from safepool.reports.study_report import PDF_NAME
 from safepool.session import Session, connect, create_first_admin
-from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.run import EstimandWarning, StudyResult
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
@@ -169,19 +167,6 @@ def release_outputs(analyst: Session, checker: Session, study: StudyResult) -> P
     return checker.outputs.release(ids)
 
 
-def published_matching(study: StudyResult) -> MatchingSummary | None:
-    """The share of clients matched, the reasons for the others and the run's estimand, from the cohort
-    flow as it was published (rounded with the rest of the release, if it was); None if suppressed."""
-    flow = study.checked["cohort_flow"].output.public_table()
-    shown = flow.loc[shown_mask(flow)]
-    counts = dict(zip(shown["step"].astype(str), shown["count"].astype(float)))
-    if MATCHED_STEP not in counts or TREATED_STEP not in counts:
-        return None
-    reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
-    return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], study.matching.min_share, reasons,
-                           named=study.estimand)
-
-
 def counts_note(study: StudyResult) -> str:
     base = study.records["cohort_flow"].counts_rounded_to
     return f"counts rounded to base {base}" if base else "exact counts"
@@ -254,7 +239,7 @@ def run_demo(
     linkage = built.linkage
     quarantined = {k: v for k, v in linkage.quarantined_rows_by_reason.items() if v}
     assessment = permit.assessment
-    matching = published_matching(study)
+    matching = study.published_matching()
     return [
         f"Synthetic Espoo: {persons:,} persons, seed {seed}, {len(registers)} registers "
         f"({', '.join(sorted({r.source.kind.value for r in registers}))} sources).",

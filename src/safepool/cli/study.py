@@ -31,9 +31,12 @@ def study_run(
     with progress_bar() as update, warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimandWarning)  # said below, in words
         result = session.permit(study.permit).study(study, progress=lambda stage: update(stage, "study", 0))
-    say(wrap(f"{result.title}: {result.n_matched:,} of {result.n_treated:,} clients matched "
-             f"in {result.seconds:.1f} s; balance {'passed' if result.balance_passed else 'NOT passed'}"),
-        wrap(result.matching.sentence()), *(wrap(f"Warning: {warning}") for warning in result.warnings), "")
+    matching = result.published_matching()  # the counts as published, never ones the checks held back
+    say(wrap(f"{result.title}: ran in {result.seconds:.1f} s; balance "
+             f"{'passed' if result.balance_passed else 'NOT passed'}"),
+        wrap(matching.sentence() if matching else "The share of clients matched was suppressed by the disclosure "
+             "checks."),
+        *([wrap(f"Warning: {matching.warning}")] if matching and matching.warning else []), "")
     shown = result.checked["effects"].output.public_table()
     rows = []
     for row in shown.itertuples(index=False):

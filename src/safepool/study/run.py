@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from safepool.disclosure import Document, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput
-from safepool.disclosure.cells import is_contributor_column
+from safepool.disclosure.cells import is_contributor_column, shown_mask
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
@@ -37,7 +37,7 @@ from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
 from safepool.study.effects import effect_table, estimate_cells, naive_difference
-from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, MatchingSummary
+from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.matching import RiskSetMatcher
 from safepool.study.sensitivity import sensitivity
@@ -122,6 +122,19 @@ class StudyResult(StudyAnalysis):
     @property
     def methods(self) -> dict[str, object]:
         return study_methods(self.study)
+
+    def published_matching(self) -> MatchingSummary | None:
+        """The share of clients matched, the reasons for the others and the run's estimand, from the
+        cohort flow as it was published (rounded with the rest of the release, if it was), so a
+        console says no count the checks suppressed or rounded; None if the counts were suppressed."""
+        flow = self.checked["cohort_flow"].output.public_table()
+        shown = flow.loc[shown_mask(flow)]
+        counts = dict(zip(shown["step"].astype(str), shown["count"].astype(float)))
+        if MATCHED_STEP not in counts or TREATED_STEP not in counts:
+            return None
+        reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
+        return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], self.matching.min_share, reasons,
+                               named=self.estimand)
 
 
 
