@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from safepool.beside import Beside
 from safepool.cli.render import rows_in_words
 from safepool.faults import Invalid, Unavailable
 from safepool.governance.assessment import ApprovalRole
@@ -119,6 +120,27 @@ def make_users(workspace: Workspace) -> dict[str, str]:
     return passwords
 
 
+class People:
+    """Each demo user signed in once and kept, by name: every sign-in is an argon2 check, made
+    slow on purpose, and the demo's people act many times."""
+
+    def __init__(self, root: Path, passwords: dict[str, str]) -> None:
+        self.root, self.passwords = root, passwords
+        self.sessions: dict[str, Session] = {}
+
+    def __call__(self, name: str) -> Session:
+        if name not in self.sessions:
+            self.sessions[name] = connect(self.root, user=name, password=self.passwords[name])
+        return self.sessions[name]
+
+    def __enter__(self) -> People:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for session in self.sessions.values():
+            session.close()
+
+
 def release_data(stewards: dict[str, Session], permit: str = DEMO_PERMIT) -> list[Release]:
     """Each register holder in the permit's scope releases its registers into it, by its own steward."""
     waiting = set(stewards[LINKAGE_AUTHORITY].permit(permit).show().waiting)
@@ -126,8 +148,7 @@ def release_data(stewards: dict[str, Session], permit: str = DEMO_PERMIT) -> lis
             for session in stewards.values() for holder in sorted(session.steward_scope.holders) if holder in waiting]
 
 
-def city_insights(person: Callable[[str], Session], stewards: dict[str, Session],
-                  notify: Callable[[str, str, int], None]) -> list[str]:
+def city_insights(person: Callable[[str], Session], stewards: dict[str, Session]) -> list[str]:
     """The city's own use: its permit requested, approved, released by the holders and built, then
     the shipped insight files (service paths, predicted needs, segments) run by the analyst; one
     line each, from the checked outputs."""
@@ -145,10 +166,16 @@ def city_insights(person: Callable[[str], Session], stewards: dict[str, Session]
     lines = [f"Customer information under the city's permit {CITY_PERMIT} (its registers released by "
              f"{' and '.join(holders)}), every table checked and recorded, each report waiting for a checker:"]
     for name in CITY_INSIGHTS:
-        result = under_permit.insight(Path(str(files("safepool.examples").joinpath(name))),
-                                      progress=lambda stage: notify(stage, "customer information", 0))
+        result = under_permit.insight(Path(str(files("safepool.examples").joinpath(name))))
         lines.append(f"- {result.kind}: {result.summary} (report {result.records['insight_report'].id}, for review)")
     return lines
+
+
+def city_in_own_process(root: Path, passwords: dict[str, str]) -> list[str]:
+    """The city's use, signed in afresh in the process `Beside` started: a separate permit and
+    separate people, so it runs on the machine's other core while the study runs on this one."""
+    with People(root, passwords) as person:
+        return city_insights(person, {name: person(name) for name in HOLDER_STEWARDS})
 
 
 def verdicts(study: StudyResult) -> dict[str, int]:
@@ -197,7 +224,7 @@ def run_demo(
     city: bool = True,
 ) -> Summary:
     """The whole path on synthetic Espoo (see the module docstring); `city` adds the city's own
-    use after the study (its permit and the shipped insight files)."""
+    use, run beside the study in a process of its own (its permit and the shipped insight files)."""
     notify = progress or (lambda stage, register, rows: None)
     fresh_folder(path)
     Workspace.init(path)
@@ -206,35 +233,35 @@ def run_demo(
     notify("linked", "synthetic Espoo", 0)
     workspace = Workspace.open(path)
     passwords = make_users(workspace)
-
-    def person(name: str) -> Session:
-        return connect(workspace.root, user=name, password=passwords[name])
-
-    analyst, steward, checker = person("vtt.analyst1"), person(LINKAGE_AUTHORITY), person("sf.checker")
-    stewards = {name: person(name) for name in HOLDER_STEWARDS}
-    checks = [check for holder_steward in stewards.values() for check in holder_steward.check_registers()]
-    failing = [c for c in checks if not c.ok]
-    if failing:
-        raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
-    permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
-    for role in permit.assessment.approvals:
-        permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
-    releases = release_data(stewards)
-    built = steward.permit(DEMO_PERMIT).build(progress=progress)
-    steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
-    if permit.assessment.reassessment_after_review:
-        person("espoo.privacy").permit(DEMO_PERMIT).approve(ApprovalRole.approver)
-    under_permit = analyst.permit(DEMO_PERMIT)
-    sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
-    variables = under_permit.variables()
-    under_permit.advance("analysis", "analytic review done")
-    with warnings.catch_warnings():  # said in the summary instead, from the published counts
-        warnings.simplefilter("ignore", EstimandWarning)
-        study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
-    release = release_outputs(analyst, checker, study)
-    under_permit.advance("reporting", f"study report released in {release.name}")
-    insights = city_insights(person, stewards, notify) if city else []
-    verdict = person("demo.admin").audit_verify()
+    with People(workspace.root, passwords) as person, Beside() as beside:
+        analyst, steward, checker = person("vtt.analyst1"), person(LINKAGE_AUTHORITY), person("sf.checker")
+        stewards = {name: person(name) for name in HOLDER_STEWARDS}
+        checks = [check for holder_steward in stewards.values() for check in holder_steward.check_registers()]
+        failing = [c for c in checks if not c.ok]
+        if failing:
+            raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
+        city_use = beside.start(city_in_own_process, workspace.root, passwords) if city else None
+        permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
+        for role in permit.assessment.approvals:
+            permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
+        releases = release_data(stewards)
+        built = steward.permit(DEMO_PERMIT).build(progress=progress)
+        steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
+        if permit.assessment.reassessment_after_review:
+            person("espoo.privacy").permit(DEMO_PERMIT).approve(ApprovalRole.approver)
+        under_permit = analyst.permit(DEMO_PERMIT)
+        sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
+        variables = under_permit.variables()
+        under_permit.advance("analysis", "analytic review done")
+        with warnings.catch_warnings():  # said in the summary instead, from the published counts
+            warnings.simplefilter("ignore", EstimandWarning)
+            study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
+        release = release_outputs(analyst, checker, study)
+        under_permit.advance("reporting", f"study report released in {release.name}")
+        notify("waiting for the city's use", "customer information", 0)
+        insights = city_use.result() if city_use else []
+        verdict = person("demo.admin").audit_verify()
+        phase = under_permit.show().permit.phase.name
 
     linkage = built.linkage
     quarantined = {k: v for k, v in linkage.quarantined_rows_by_reason.items() if v}
@@ -247,7 +274,7 @@ def run_demo(
         f"dictionary; {sum(c.rows or 0 for c in checks):,} rows in all.",
         f"Permit {DEMO_PERMIT}: benefit {assessment.benefit_class}, risk {assessment.risk_class} "
         f"({assessment.decision_label}); approved by {', '.join(a.value for a in assessment.approvals)}; "
-        f"now in phase {under_permit.show().permit.phase.name}.",
+        f"now in phase {phase}.",
         f"Released into {DEMO_PERMIT} by each register holder's own steward before the pool was built:",
         *[f"- {release.summary()} ({release.decided_by})" for release in releases],
         f"Pool built by {LINKAGE_AUTHORITY}, Statistics Finland as the linkage authority, from what was released: "
