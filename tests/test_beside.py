@@ -1,0 +1,53 @@
+"""Work started beside this process (safepool.beside): its result and its error come back, and a
+failure here stops it instead of leaving it running."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from safepool.beside import Beside
+from safepool.faults import Invalid
+
+
+def own_pid(offset: int) -> int:
+    return os.getpid() + offset
+
+
+def refuse(message: str) -> None:
+    raise Invalid(message)
+
+
+def wait_long(pid_file: Path) -> None:
+    pid_file.write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_the_result_comes_from_another_process():
+    with Beside() as beside:
+        started = beside.start(own_pid, 0)
+        assert started.result() != os.getpid()
+
+
+def test_its_error_is_raised_where_the_result_is_taken():
+    with Beside() as beside:
+        started = beside.start(refuse, "the city's permit was refused")
+        with pytest.raises(Invalid, match="the city's permit was refused"):
+            started.result()
+
+
+def test_a_failure_here_stops_the_work_beside(tmp_path):
+    pid_file = tmp_path / "pid"
+    with pytest.raises(RuntimeError, match="the study failed"):
+        with Beside() as beside:
+            beside.start(wait_long, pid_file)
+            deadline = time.monotonic() + 60
+            while not pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            raise RuntimeError("the study failed")
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
