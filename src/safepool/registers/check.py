@@ -9,6 +9,7 @@ that do not parse in their format are counted by variable, never shown (a value 
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import duckdb
@@ -137,12 +138,14 @@ def check_register(reader: RegisterReader) -> RegisterCheck:
         result.undocumented_columns = undocumented
     else:  # a header that is not one (a line of data?): none of its names is shown
         result.unnamed_columns = len(undocumented)
-    result.rows = reader.count_rows()
-    if register.identity_column in reader.schema().names:
-        result.rows_by_status, result.codes_by_status = identity_quality(reader)
     drifted = {name for name, _ in drift}
-    fit = dictionary_fit(reader, [v for v in register.variables if v.name not in drifted])
-    result.unknown_codes, result.unparsed_dates, result.date_formats = fit
+    with_identity = register.identity_column in reader.schema().names
+    with closing(ValueProfile(reader, [v for v in register.variables if v.name not in drifted],
+                              with_identity)) as profile:
+        result.rows = profile.rows
+        if with_identity:
+            result.rows_by_status, result.codes_by_status = profile.identity_quality()
+        result.unknown_codes, result.unparsed_dates, result.date_formats = profile.dictionary_fit()
     return result
 
 
@@ -155,19 +158,10 @@ _DATE_PATTERNS = {
 }
 
 
-def dictionary_fit(reader: RegisterReader, variables: list[Variable]
-                   ) -> tuple[dict[str, UnknownCodes], dict[str, int], dict[str, str]]:
-    """Rows (and distinct values) outside each categorical variable's code list, and rows of each
-    date variable written as text or integer that do not parse in its format.
-
-    One scan of the register; everything is counted inside DuckDB, so no value of the data
-    reaches Python, let alone the output. Returns (unknown codes by variable, unparsed rows by
-    variable, the format each checked date variable was read in); only variables with problems
-    are in the first two."""
-    schema = reader.schema()
-    real = {name: schema.field(name).type for name in schema.names}
-    categorical = [v for v in variables if v.level == "categorical" and v.codes]
-    dates: list[tuple[Variable, str, str]] = []  # variable, format shown, SQL (%s: its text) true when it parses
+def _checked_dates(real: dict[str, pa.DataType], variables: list[Variable]) -> list[tuple[Variable, str, str]]:
+    """The date variables written as text or integer: (variable, the format shown, SQL that is
+    true when its text, %s, parses)."""
+    dates: list[tuple[Variable, str, str]] = []
     for variable in variables:
         if variable.level != "date" or variable.column not in real:
             continue
@@ -176,69 +170,107 @@ def dictionary_fit(reader: RegisterReader, variables: list[Variable]
             dates.append((variable, variable.date_format.value, f"regexp_full_match(%s, {pattern})"))
         elif _is_text(real[variable.column]):  # a DATE kept as text: an ISO date
             dates.append((variable, "yyyy-mm-dd", "try_strptime(%s, '%%Y-%%m-%%d') IS NOT NULL"))
-    if not categorical and not dates:
-        return {}, {}, {}
+    return dates
 
-    columns: dict[str, str] = {}
-    aggregates: list[str] = []
-    for i, variable in enumerate(categorical):
-        alias = f"c{i}"
-        columns[alias] = variable.column
-        value = quote_identifier(alias)
-        if variable.type == "boolean":  # an integer 0/1 source reads as false/true, as the pool casts it
-            value = f"CAST({value} AS BOOLEAN)"
-        text = f"CAST({value} AS VARCHAR)"
-        known = ", ".join(quote_literal(code) for code in variable.codes or {})
-        unknown = f"{text} IS NOT NULL AND {text} NOT IN ({known})"
-        aggregates.append(f"count(*) FILTER (WHERE {unknown})")
-        aggregates.append(f"count(DISTINCT {text}) FILTER (WHERE {unknown})")
-    for i, (variable, _, condition) in enumerate(dates):
-        alias = f"d{i}"
-        columns[alias] = variable.column
-        text = f"CAST({quote_identifier(alias)} AS VARCHAR)"
-        parses = condition % text
-        aggregates.append(f"count(*) FILTER (WHERE {text} IS NOT NULL AND NOT coalesce({parses}, false))")
 
-    batches = reader.scan(Scan(columns=columns))
-    con = duckdb.connect()
-    try:
-        con.register("source_rows", batches)
-        with reader.guarded("checking values against the data dictionary"):
-            counts = con.execute(f"SELECT {', '.join(aggregates)} FROM source_rows").fetchone()
-    finally:
-        con.close()
-    assert counts is not None
-    unknown_codes = {}
-    for i, variable in enumerate(categorical):
-        rows, distinct = int(counts[2 * i]), int(counts[2 * i + 1])
-        if rows:
-            unknown_codes[variable.name] = UnknownCodes(rows=rows, codes=distinct)
-    offset = 2 * len(categorical)
-    unparsed = {variable.name: int(counts[offset + i]) for i, (variable, _, _) in enumerate(dates)
-                if counts[offset + i]}
-    formats = {variable.name: shown for variable, shown, _ in dates}
-    return unknown_codes, unparsed, formats
+class ValueProfile:
+    """One scan of a register, counting its rows, the rows of each distinct identity code, and the
+    rows of each distinct value of its categorical variables and of its dates written as text or
+    integer (GROUPING SETS: one pass over the source whatever the number of checks).
+
+    The counts stay in DuckDB: the checks against the dictionary are answered there, so no value
+    of the data reaches Python; only the distinct identity codes do, to be classified (counted
+    by status, never returned)."""
+
+    def __init__(self, reader: RegisterReader, variables: list[Variable], with_identity: bool) -> None:
+        schema = reader.schema()
+        real = {name: schema.field(name).type for name in schema.names}
+        self.categorical = [v for v in variables if v.level == "categorical" and v.codes]
+        self.dates = _checked_dates(real, variables)
+        self._sets = ((["raw"] if with_identity else []) + [f"c{i}" for i in range(len(self.categorical))]
+                      + [f"d{i}" for i in range(len(self.dates))])
+        self._con = duckdb.connect()
+        if not self._sets:  # nothing to count but the rows
+            self.rows = reader.count_rows()
+            return
+        columns = {name: column for name, column in zip(self._sets, self._columns(reader))}
+        try:
+            self._count(reader, Scan(columns=columns))
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _columns(self, reader: RegisterReader) -> list[str]:
+        """The source column of each grouping set, in the order of the sets."""
+        identity = [reader.register.identity_column] if "raw" in self._sets else []
+        return identity + [v.column for v in self.categorical] + [v.column for v, _, _ in self.dates]
+
+    def _count(self, reader: RegisterReader, scan: Scan) -> None:
+        """Rows by distinct value of each column as the source types it: cheaper than grouping
+        their text, which dictionary_fit makes of the distinct values only."""
+        sets = ", ".join(self._sets)
+        grouping = ", ".join(["()"] + [f"({name})" for name in self._sets])
+        reader.attach(self._con, "source_rows", scan)
+        with reader.guarded("checking identity codes and values against the data dictionary"):
+            self._con.execute(f"CREATE TEMP TABLE counted AS SELECT GROUPING({sets}) AS g, {sets}, count(*) AS n "
+                              f"FROM source_rows GROUP BY GROUPING SETS ({grouping})")
+        [(total,)] = self._con.execute(f"SELECT n FROM counted WHERE g = {self._grouped_by(None)}").fetchall()
+        self.rows = int(total)
+
+    def _grouped_by(self, name: str | None) -> int:
+        """The GROUPING() id of the set grouped by `name` (None: the set of all rows): a bit per
+        set name, set where the name is not grouped on, the first name the highest bit."""
+        width = len(self._sets)
+        return sum(1 << (width - 1 - i) for i, other in enumerate(self._sets) if other != name)
+
+    def identity_quality(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Rows and distinct codes by status; codes are counted, never returned."""
+        per_code = self._con.sql(f"SELECT raw, n FROM counted WHERE g = {self._grouped_by('raw')}").to_arrow_table()
+        classified = classify_array(per_code.column("raw").combine_chunks())
+        self._con.register("classified", classified.append_column("n", per_code.column("n").combine_chunks()))
+        rows = dict(self._con.execute("SELECT status, sum(n)::BIGINT FROM classified GROUP BY status "
+                                      "ORDER BY status").fetchall())
+        codes = dict(self._con.execute("SELECT status, count(*) FROM classified GROUP BY status "
+                                       "ORDER BY status").fetchall())
+        self._con.unregister("classified")
+        return rows, codes
+
+    def dictionary_fit(self) -> tuple[dict[str, UnknownCodes], dict[str, int], dict[str, str]]:
+        """Rows (and distinct values) outside each categorical variable's code list, and rows of
+        each date variable that do not parse in its format; only variables with problems are in
+        the first two. Also the format each checked date variable was read in."""
+        aggregates: list[str] = []
+        for i, variable in enumerate(self.categorical):
+            value = f"CAST(c{i} AS BOOLEAN)" if variable.type == "boolean" else f"c{i}"  # 0/1 reads as the pool casts it
+            text = f"CAST({value} AS VARCHAR)"
+            known = ", ".join(quote_literal(code) for code in variable.codes or {})
+            unknown = f"g = {self._grouped_by(f'c{i}')} AND {text} IS NOT NULL AND {text} NOT IN ({known})"
+            aggregates += [f"coalesce(sum(n) FILTER (WHERE {unknown}), 0)",
+                           f"count(DISTINCT {text}) FILTER (WHERE {unknown})"]
+        for i, (_, _, condition) in enumerate(self.dates):
+            text = f"CAST(d{i} AS VARCHAR)"
+            aggregates.append(f"coalesce(sum(n) FILTER (WHERE g = {self._grouped_by(f'd{i}')} AND {text} IS NOT NULL "
+                              f"AND NOT coalesce({condition % text}, false)), 0)")
+        if not aggregates:
+            return {}, {}, {}
+        [counts] = self._con.execute(f"SELECT {', '.join(aggregates)} FROM counted").fetchall()
+        unknown_codes = {}
+        for i, variable in enumerate(self.categorical):
+            rows, distinct = int(counts[2 * i]), int(counts[2 * i + 1])
+            if rows:
+                unknown_codes[variable.name] = UnknownCodes(rows=rows, codes=distinct)
+        offset = 2 * len(self.categorical)
+        unparsed = {variable.name: int(counts[offset + i]) for i, (variable, _, _) in enumerate(self.dates)
+                    if counts[offset + i]}
+        formats = {variable.name: shown for variable, shown, _ in self.dates}
+        return unknown_codes, unparsed, formats
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def _is_text(arrow_type: pa.DataType) -> bool:
     return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type)
-
-
-def identity_quality(reader: RegisterReader) -> tuple[dict[str, int], dict[str, int]]:
-    """Rows and distinct codes by status; codes are counted, never returned."""
-    batches = reader.scan(Scan(columns={"raw": reader.register.identity_column}))
-    con = duckdb.connect()
-    try:
-        con.register("codes", batches)
-        with reader.guarded("reading identity codes"):
-            per_code = con.sql("SELECT raw, count(*) AS n FROM codes GROUP BY raw").to_arrow_table()
-        classified = classify_array(per_code.column("raw").combine_chunks())
-        con.register("classified", classified.append_column("n", per_code.column("n").combine_chunks()))
-        rows = dict(con.execute("SELECT status, sum(n)::BIGINT FROM classified GROUP BY status ORDER BY status").fetchall())
-        codes = dict(con.execute("SELECT status, count(*) FROM classified GROUP BY status ORDER BY status").fetchall())
-    finally:
-        con.close()
-    return rows, codes
 
 
 _PLAIN_NAME = re.compile(IDENTIFIER_PATTERN)

@@ -80,6 +80,10 @@ class RegisterReader(ABC):
     def scan(self, scan: Scan) -> pa.RecordBatchReader:
         """Start the scoped query and return its batches; reading them may still fail."""
 
+    def attach(self, con: duckdb.DuckDBPyConnection, name: str, scan: Scan) -> None:
+        """Make the scoped rows the relation `name` of a DuckDB connection, to be read once."""
+        con.register(name, self.scan(scan))
+
     @abstractmethod
     def count_rows(self) -> int:
         """All rows of the source, whatever the scope."""
@@ -124,6 +128,11 @@ class FileReader(RegisterReader):
     def scan(self, scan: Scan) -> pa.RecordBatchReader:
         with self.guarded(f"reading {self.path.name}"):
             return self._con.sql(scan.sql(self._relation)).to_arrow_reader(BATCH_ROWS)
+
+    def attach(self, con: duckdb.DuckDBPyConnection, name: str, scan: Scan) -> None:
+        """A view over the file: DuckDB reads it in the query, with no Arrow batches in between."""
+        with self.guarded(f"reading {self.path.name}"):
+            con.execute(f"CREATE TEMP VIEW {quote_identifier(name)} AS {scan.sql(self._relation)}")
 
     def count_rows(self) -> int:
         with self.guarded(f"counting rows of {self.path.name}"):
