@@ -23,11 +23,17 @@ import typer
 from safepool.errors import SafepoolError
 from safepool.faults import Conflict, Invalid, NotFound, Refused, Unavailable
 
-app = typer.Typer(help="safepool: a secure virtual data pool for register-based studies.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
-registers_app = typer.Typer(help="The register catalogue and its sources.", no_args_is_help=True)
-pool_app = typer.Typer(help="Build and inspect a permit's pseudonymised pool.", no_args_is_help=True)
-keys_app = typer.Typer(help="The steward's per-permit pseudonymisation keys.", no_args_is_help=True)
+
+def command_group(help_text: str, **options: Any) -> typer.Typer:
+    """A group of commands. Help is read as Markdown, so that a docstring's paragraph is wrapped
+    to the terminal as one paragraph instead of keeping the source's line breaks."""
+    return typer.Typer(help=help_text, no_args_is_help=True, rich_markup_mode="markdown", **options)
+
+
+app = command_group("safepool: a secure virtual data pool for register-based studies.", pretty_exceptions_enable=False)
+registers_app = command_group("The register catalogue and its sources.")
+pool_app = command_group("Build and inspect a permit's pseudonymised pool.")
+keys_app = command_group("The steward's per-permit pseudonymisation keys.")
 app.add_typer(registers_app, name="registers")
 app.add_typer(pool_app, name="pool")
 app.add_typer(keys_app, name="keys")

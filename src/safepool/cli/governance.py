@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import PROBLEMS_FOUND, WorkspaceOption, app, command, say, sign_in, signed_in, \
+from safepool.cli.common import command_group, PROBLEMS_FOUND, WorkspaceOption, app, command, say, sign_in, signed_in, \
     write_file
 from safepool.cli.render import events, fields, path_lines, plural, table, wrap
 from safepool.faults import Invalid
@@ -18,9 +18,9 @@ from safepool.faults import Invalid
 if TYPE_CHECKING:
     from safepool.session import Session
 
-user_app = typer.Typer(help="Users and their roles (admins add users).", no_args_is_help=True)
-permit_app = typer.Typer(help="Permits through the handbook's eight phases.", no_args_is_help=True)
-audit_app = typer.Typer(help="The hash-chained audit log and its monitoring rules.", no_args_is_help=True)
+user_app = command_group("Users and their roles (admins add users).")
+permit_app = command_group("Permits through the handbook's eight phases.")
+audit_app = command_group("The hash-chained audit log and its monitoring rules.")
 app.add_typer(user_app, name="user")
 app.add_typer(permit_app, name="permit")
 app.add_typer(audit_app, name="audit")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from safepool.cli.common import app, pool_app, registers_app, say, signed_in
+from safepool.cli.common import command_group, app, pool_app, registers_app, say, signed_in
 from safepool.cli.data import linkage_lines, quarantine_lines, register_rows
 from safepool.cli.governance import permit_app
 from safepool.cli.render import table, wrap
@@ -17,8 +17,7 @@ from safepool.faults import Invalid
 if TYPE_CHECKING:
     from safepool.session import Session
 
-steward_app = typer.Typer(help="Stewards of register holders, and the linkage authority (admins assign).",
-                          no_args_is_help=True)
+steward_app = command_group("Stewards of register holders, and the linkage authority (admins assign).")
 app.add_typer(steward_app, name="steward")
 
 

@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import app, progress_bar, say, signed_in
+from safepool.cli.common import command_group, app, progress_bar, say, signed_in
 from safepool.cli.render import table, wrap
 
 if TYPE_CHECKING:
     from safepool.session import Session
 
-insight_app = typer.Typer(help="Customer information: service paths, predicted needs, segments.",
-                          no_args_is_help=True)
+insight_app = command_group("Customer information: service paths, predicted needs, segments.")
 app.add_typer(insight_app, name="insight")
 
 

@@ -11,14 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from safepool.cli.common import app, say, signed_in
+from safepool.cli.common import command_group, app, say, signed_in
 from safepool.cli.render import events, fields, path_lines, plural, table, wrap
 
 if TYPE_CHECKING:
     from safepool.session import Session
 
-outputs_app = typer.Typer(help="Recorded outputs: their checks, release requests, reviews and releases.",
-                          no_args_is_help=True)
+outputs_app = command_group("Recorded outputs: their checks, release requests, reviews and releases.")
 app.add_typer(outputs_app, name="outputs")
 
 OutputIds = Annotated[list[str], typer.Argument(help="Output ids, e.g. SKILLS-2024-01-0003.")]

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import app, say, signed_in
+from safepool.cli.common import command_group, app, say, signed_in
 from safepool.cli.render import path_lines, table
 
 if TYPE_CHECKING:
     from safepool.session import Session
 
-policy_app = typer.Typer(help="The workspace's disclosure policy: thresholds every output is checked against.",
-                         no_args_is_help=True)
+policy_app = command_group("The workspace's disclosure policy: thresholds every output is checked against.")
 app.add_typer(policy_app, name="policy")
 
 

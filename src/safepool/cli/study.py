@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from safepool.cli.common import app, progress_bar, say, signed_in
+from safepool.cli.common import command_group, app, progress_bar, say, signed_in
 from safepool.cli.render import table, wrap
 
 if TYPE_CHECKING:
     from safepool.session import Session
 
-study_app = typer.Typer(help="Impact studies by risk-set matching.", no_args_is_help=True)
+study_app = command_group("Impact studies by risk-set matching.")
 app.add_typer(study_app, name="study")
 
 
