@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from safepool.demo import CITY_WAITED
+
 STAGES = ("synthesise", "check", "build", "cohort", "match", "effects", "report", "city")
 COHORT = {"opening the pool", "entries", "panel", "risk sets", "covariates"}
 MATCH = {"matching", "balance"}
@@ -105,7 +107,8 @@ class StageClock:
             elif stage in REPORT:
                 self.switch("report")
         elif register == "customer information":
-            self.switch("city")
+            if stage == CITY_WAITED:
+                self.switch("city")
         elif self.stage == "check":  # the pool build's first message (stage, register, rows)
             self.switch("build")
 

@@ -46,6 +46,7 @@ RELEASE_CONTEXT = ("The skills-centre impact study on synthetic Espoo: cohort fl
                    "study file shipped with safepool; needed for the demo's report.")
 DEMO_PERMIT = "SKILLS-DEMO"
 CITY_PERMIT = "P-2025-CITY-01"  # the city's own use; the shipped insight files name it
+CITY_STARTED, CITY_WAITED = "running beside the study", "finishing"  # the city's progress, as the demo sees it
 CITY_INSIGHTS = ("insight-paths.yaml", "insight-need.yaml", "insight-segments.yaml")
 DEMO_USERS: dict[str, tuple[list[Role], list[ManagerFunction]]] = {
     "demo.admin": ([Role.admin], []),
@@ -241,6 +242,8 @@ def run_demo(
         if failing:
             raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
         city_use = beside.start(city_in_own_process, workspace.root, passwords) if city else None
+        if city_use:
+            notify(CITY_STARTED, "customer information", 0)
         permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
         for role in permit.assessment.approvals:
             permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
@@ -258,7 +261,7 @@ def run_demo(
             study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
         release = release_outputs(analyst, checker, study)
         under_permit.advance("reporting", f"study report released in {release.name}")
-        notify("waiting for the city's use", "customer information", 0)
+        notify(CITY_WAITED, "customer information", 0)
         insights = city_use.result() if city_use else []
         verdict = person("demo.admin").audit_verify()
         phase = under_permit.show().permit.phase.name
