@@ -10,7 +10,9 @@ analyst looks at the pool for the analytic review after the reassessment, runs t
 study (its tables and report published through the output register under the workspace's
 disclosure policy, one release with one rounding policy), and asks for its outputs to be
 released; the checker reviews them (commenting on each, as a report's "review" verdict asks) and
-releases them; an admin verifies the audit log.
+releases them; an admin verifies the audit log. Beside the study, from the end of the register
+checks, the city's own use runs in a process of its own (another permit, its own people signed in
+there): its permit, releases and pool, then the shipped insight files.
 """
 
 from __future__ import annotations
