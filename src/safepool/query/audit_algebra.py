@@ -36,6 +36,14 @@ from scipy.sparse.csgraph import connected_components
 _LEVERAGE_ONE = 1.0 - 1e-4
 _EIGEN_FLOOR = 1e-12  # eigenvalues of B B^T below this share of the largest are zero
 _BLOCK = 4_000_000    # numbers in one block of projected columns (32 MB)
+# Before the exact leverages, a class is ruled out when k random vectors projected on the null
+# space of B have, at the class, a mean square above _RULED_OUT: that mean is (1 - leverage)
+# times a chi-square of k degrees over k, so a class with a leverage of _LEVERAGE_ONE or more
+# (1 - leverage <= 1e-4) would need a chi-square of 16 degrees above 8,000 to be ruled out
+# (never, to any precision), and a class given away exactly projects to zero every time.
+_PROBES = 16
+_RULED_OUT = 0.05
+_SEED = 20261130
 
 
 @dataclass(frozen=True)
@@ -75,7 +83,11 @@ def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int
         candidates = np.flatnonzero(small & (class_component == label))
         if candidates.size:
             rows = np.flatnonzero(cell_component == label)
-            found += int((_leverages(by_cell, by_class, rows, candidates) >= _LEVERAGE_ONE).sum())
+            values, vectors = _eigen(by_cell, rows)
+            candidates = _not_ruled_out(by_cell, by_class, rows, candidates, values, vectors)
+            if candidates.size:
+                found += int((_leverages(by_cell, by_class, rows, candidates, values, vectors)
+                              >= _LEVERAGE_ONE).sum())
     return found
 
 
@@ -105,23 +117,58 @@ def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n
     class links its cells through one of them (its anchor)."""
     anchor = np.zeros(n_classes, dtype=np.int64)
     anchor[entry_class] = cell_index  # any of the class's cells
-    links = sparse.csr_matrix((np.ones(len(cell_index), dtype=np.int32), (cell_index, anchor[entry_class])),
+    linked = cell_index.astype(np.int64) * n_cells + anchor[entry_class]
+    if n_cells <= 4096:  # each linked pair of cells once, by counting
+        pairs = np.flatnonzero(np.bincount(linked, minlength=n_cells * n_cells))
+    else:
+        pairs = np.unique(linked)
+    links = sparse.csr_matrix((np.ones(len(pairs), dtype=np.int32), (pairs // n_cells, pairs % n_cells)),
                               shape=(n_cells, n_cells))
     _, cell_component = connected_components(links, directed=False)
     return cell_component, cell_component[anchor]
 
 
-def _leverages(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray
-               ) -> np.ndarray:
+def _eigen(by_cell: sparse.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of B B^T (cells x cells) of one component (its cells `rows`)."""
+    block = by_cell if len(rows) == by_cell.shape[0] else by_cell[rows]
+    return np.linalg.eigh((block @ block.T).toarray())
+
+
+def _basis(n_cells: int, rows: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """V diag(1 / sqrt(eigenvalue)) over the eigenvalues that are not zero, as rows of all cells."""
+    keep = values > max(values.max(), 0.0) * max(_EIGEN_FLOOR, 10 * len(values) * np.finfo(float).eps)
+    basis = np.zeros((n_cells, int(keep.sum())))
+    basis[rows] = vectors[:, keep] / np.sqrt(values[keep])
+    return basis
+
+
+def _not_ruled_out(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray,
+                   values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+    """The chosen classes that random vectors, projected on the null space of B, do not rule out
+    (see _RULED_OUT): x = z - B^T basis basis^T B z for random z over the classes of the component,
+    a few products with B instead of one with every basis vector per class. The exact leverages
+    are computed for the rest only, so the answer is the same."""
+    if len(columns) <= _PROBES:
+        return columns
+    basis = _basis(by_cell.shape[0], rows, values, vectors)
+    block = by_cell if len(rows) == by_cell.shape[0] else by_cell[rows]
+    members = np.zeros(by_class.shape[0], dtype=bool)  # the classes of the component
+    members[block.indices] = True
+    probes = np.zeros((by_class.shape[0], _PROBES))
+    probes[members] = np.random.default_rng(_SEED).standard_normal((int(members.sum()), _PROBES))
+    projected = basis @ (basis.T @ np.asarray(by_cell @ probes))  # cells x probes
+    chosen = by_class[columns] if 4 * len(columns) < by_class.shape[0] else by_class
+    residual = np.asarray(chosen @ projected)
+    residual = probes[columns] - (residual if chosen is not by_class else residual[columns])
+    return columns[np.einsum("ij,ij->i", residual, residual) <= _RULED_OUT * _PROBES]
+
+
+def _leverages(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray,
+               values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """b_c^T (B B^T)^+ b_c for the chosen class columns of one component (its cells `rows`), from
     the eigenvectors of B B^T (cells x cells): the squared length of each column in the basis
     V diag(1 / sqrt(eigenvalue)), computed a block of columns at a time."""
-    block = by_cell[rows]
-    gram = (block @ block.T).toarray()
-    values, vectors = np.linalg.eigh(gram)
-    keep = values > max(values.max(), 0.0) * max(_EIGEN_FLOOR, 10 * len(gram) * np.finfo(float).eps)
-    basis = np.zeros((by_cell.shape[0], int(keep.sum())))
-    basis[rows] = vectors[:, keep] / np.sqrt(values[keep])
+    basis = _basis(by_cell.shape[0], rows, values, vectors)
     chosen = by_class[columns]
     step = max(1, _BLOCK // max(basis.shape[1], 1))
     found = np.empty(len(columns))

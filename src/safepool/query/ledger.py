@@ -97,6 +97,7 @@ from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
+from safepool.query import ledger_memory
 from safepool.query.audit_algebra import PersonClasses, given_away
 from safepool.faults import Invalid, Refused, Unavailable
 
@@ -111,8 +112,6 @@ _RELATIVE_TOLERANCE = 1e-9
 # DuckDB's hash of several values is the xor of their hashes, so an xor over hash(a, b) cancels
 # values that occur in pairs; hashing the xor of the two hashes again mixes them.
 _SIGNATURE = "bit_xor(hash(xor(hash(person), hash(round(value, 6)))))"  # order-free: one cell, one signature
-_PATTERN = "bit_xor(hash(xor(hash(cell), hash(weight))))"  # order-free: a person's cells and relative weights
-_RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -159,6 +158,26 @@ def withheld_entries(withheld: Mapping[int, str], measures: Sequence[str]) -> li
     `Ledger.check` returns it, 0-based; `measures` the kind of each column)."""
     return [{"column": j + 1, "measure": measures[j], "check": f"differencing ({check})"}
             for j, check in sorted(withheld.items())]
+
+
+def _distinct(numbers: np.ndarray) -> np.ndarray:
+    """The distinct numbers in order (by counting when they are small and not negative)."""
+    if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
+        return np.flatnonzero(np.bincount(numbers))
+    return np.unique(numbers)
+
+
+def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """The order of the rows by cell, person and value. A person is in a cell once as the engine
+    hands cells over, and a few thousand cell numbers sort by counting: sorted by person, then
+    stably by cell; otherwise (or when a person is in a cell twice) by all three."""
+    if len(cell) > 1 and cell.max() - cell.min() < 2**15:
+        order = np.argsort(person)
+        order = order[np.argsort((cell[order] - cell.min()).astype(np.int16), kind="stable")]
+        c, p = cell[order], person[order]
+        if not np.any((c[1:] == c[:-1]) & (p[1:] == p[:-1])):
+            return order
+    return np.lexsort((value, person, cell))
 
 
 def _now() -> str:
@@ -212,6 +231,7 @@ class Ledger:
         self._actor = actor
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
+        self._candidates: list[int] = []
         self.cells = 0
         self.rows = 0
         self.digest = genesis_digest(permit)
@@ -247,6 +267,7 @@ class Ledger:
         close, same = self.compare(incoming, min_frequency)
         withheld = {column_of[cell]: PAIRS for cell in close}
         candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
+        self._candidates = candidates
         if candidates and self._gives_away(incoming, candidates, min_frequency):
             accepted: list[int] = []
             for column in sorted({column_of[cell] for cell in candidates}):
@@ -260,39 +281,38 @@ class Ledger:
 
     def _gives_away(self, incoming: pd.DataFrame, cells: list[int], min_frequency: int) -> bool:
         chosen = incoming[incoming["cell"].isin(cells)]
-        return given_away(self.classes(chosen), -1 - np.asarray(cells), min_frequency) > 0
+        numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))  # as remember will number them
+        return given_away(self.classes(chosen, numbers), numbers(np.asarray(cells, dtype=np.int64)),
+                          min_frequency) > 0
 
-    def classes(self, incoming: pd.DataFrame) -> PersonClasses:
-        """Remembered and incoming cells (numbered -1 - cell) with their persons compressed into
-        classes of proportional contributions; a person whose contributions are all zero counts
-        by membership (the answers could still tell that this person's value is zero). Persons are
-        grouped by an order-free hash of their pattern and its length."""
-        con = self._con()
-        con.register("incoming", incoming)
-        try:
-            entries = con.execute(f"""
-                WITH entries AS (SELECT cell, person, value FROM contributions
-                                 UNION ALL SELECT -1 - cell, person, value FROM incoming),
-                firsts AS MATERIALIZED (SELECT person, arg_min(value, cell) FILTER (WHERE value <> 0) AS first
-                                        FROM entries GROUP BY person),
-                patterns AS (
-                    SELECT e.person, {_PATTERN} AS pattern, count(*) AS entries
-                    FROM (SELECT e.cell, e.person, CASE WHEN f.first IS NULL THEN 1.0
-                                                        ELSE round(e.value / f.first, {_RATIO_DECIMALS}) END AS weight
-                          FROM entries e JOIN firsts f USING (person) WHERE f.first IS NULL OR e.value <> 0) e
-                    GROUP BY e.person),
-                classes AS (SELECT row_number() OVER () - 1 AS class, count(*) AS size,
-                                   min(person) AS representative
-                            FROM patterns GROUP BY pattern, entries),
-                representatives AS (SELECT c.class, c.size, f.person, f.first
-                                    FROM classes c JOIN firsts f ON f.person = c.representative)
-                SELECT r.class, r.size, e.cell,
-                       CASE WHEN r.first IS NULL THEN 1.0 ELSE round(e.value / r.first, {_RATIO_DECIMALS}) END AS weight
-                FROM representatives r JOIN entries e USING (person) WHERE r.first IS NULL OR e.value <> 0
-                """).fetchnumpy()
-        finally:
-            con.unregister("incoming")
-        return PersonClasses.from_entries(entries["class"], entries["cell"], entries["weight"], entries["size"])
+    def _numbers(self, cells: np.ndarray) -> Any:
+        """Numbers for incoming cells above every remembered one, in the order of their own numbers."""
+        distinct = _distinct(cells)
+        return lambda chosen: self.cells + 1 + np.searchsorted(distinct, chosen)
+
+    def classes(self, incoming: pd.DataFrame, numbers: Any = None) -> PersonClasses:
+        """Remembered and incoming cells (numbered above the remembered ones, by `numbers` or in
+        the order of their own numbers) with their persons compressed into classes of proportional
+        contributions; a person whose contributions are all zero counts by membership (the answers
+        could still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
+        cells = incoming["cell"].to_numpy(dtype=np.int64)
+        numbered = (numbers or self._numbers(cells))(cells)
+        return self._memory().classes(numbered, incoming["person"].to_numpy(dtype=np.uint64),
+                                      incoming["value"].to_numpy(dtype=float) + 0.0)
+
+    def _key(self) -> ledger_memory.Key:
+        return (self.permit, self.cells, self.rows, self.digest)
+
+    def _memory(self) -> ledger_memory.LedgerMemory:
+        """The remembered cells as person classes: kept from the last query in this process when
+        the file is still at that state, else read from the file."""
+        memory = ledger_memory.recalled(str(self.path), self._key())
+        if memory is None:
+            rows = self._con().execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value"
+                                       ).fetchnumpy()
+            memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"])
+            ledger_memory.keep(str(self.path), memory)
+        return memory
 
     def compare(self, incoming: pd.DataFrame, min_frequency: int) -> tuple[set[int], set[int]]:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
@@ -337,13 +357,16 @@ class Ledger:
         value = incoming["value"].to_numpy(dtype=float) + 0.0
         if not np.isfinite(value).all():
             raise ValueError("ledger contributions must be finite numbers")
-        distinct, position = np.unique(incoming["cell"].to_numpy(dtype=np.int64), return_inverse=True)
-        cell = self.cells + 1 + position.astype(np.int64)
-        order = np.lexsort((value, person, cell))
+        numbers = incoming["cell"].to_numpy(dtype=np.int64)
+        distinct = _distinct(numbers)
+        cell = self.cells + 1 + np.searchsorted(distinct, numbers).astype(np.int64)
+        order = _canonical_order(cell, person, value)
         frame = pd.DataFrame({"cell": cell[order], "person": person[order], "value": value[order]})
         cells, rows = self.cells + len(distinct), self.rows + len(frame)
         digest = chain_digest(self.digest, frame)
 
+        memory = ledger_memory.recalled(str(self.path), self._key())
+        ledger_memory.keep(str(self.path), None)  # kept again below once the file holds the new state
         self._set_pending(cells, digest)
         con = self._con()
         con.register("incoming", frame)
@@ -367,6 +390,10 @@ class Ledger:
             con.unregister("incoming")
         self._commit_pending(cells, digest)
         self.cells, self.rows, self.digest = cells, rows, digest
+        if memory is not None:
+            memory.add(frame["cell"].to_numpy(), frame["person"].to_numpy(), frame["value"].to_numpy())
+            memory.key = self._key()
+            ledger_memory.keep(str(self.path), memory)
 
     def verify_contents(self) -> None:
         """Recompute the digest from every remembered row; a difference stops the permit's queries

@@ -1,0 +1,215 @@
+"""The query ledger's remembered cells as person classes, kept in memory between queries.
+
+The differencing audit over all answers (`safepool.query.audit_algebra`) compresses persons
+into classes of proportional contributions over every remembered and incoming cell. Computed
+afresh, that reads every remembered row on every query. Here each person's pattern is kept
+instead, and extended by the incoming cells only:
+
+- a person's first value: the value in the lowest-numbered cell where the person's value is
+  not zero (remembered cells keep their numbers and incoming ones are numbered after them, so it
+  never changes once found); none while every value of the person is zero;
+- the person's entries that count: every entry when there is no first value (the person counts
+  by membership, weight 1), else the entries whose value is not zero, weighted by value / first
+  value (rounded to `RATIO_DECIMALS`);
+- an order-free hash of those (cell, weight) entries (xor of a 64-bit mix of each) and their
+  number: persons with the same hash and number (mixed into one 64-bit key) form a class, as in
+  the ledger's definition.
+
+A person whose values were all zero and who now gets a value that is not zero drops the zero
+entries (they no longer count) and starts again from the incoming entries. The state is bound to
+the ledger file's recorded state (permit, cells, rows, digest): it is used only for exactly that
+state and is otherwise read again from the file. It lives in the process of the query, which has
+the ledger open under its lock anyway; it is never written anywhere.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from safepool.query.audit_algebra import PersonClasses
+
+RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
+_KEPT = 2           # ledgers kept in memory per process (the most recently used)
+
+Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a 64-bit mix of each number (wrapping arithmetic)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def entry_hash(cell: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each (cell, weight); -0.0 and 0.0 hash alike."""
+    bits = (np.asarray(weight, dtype=np.float64) + 0.0).view(np.uint64)
+    with np.errstate(over="ignore"):
+        return _mix(_mix(np.asarray(cell, dtype=np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) ^ bits)
+
+
+def _weights(value: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which entries count and their weights, for entries with the given values and their
+    persons' first values (NaN: none)."""
+    membership = np.isnan(first)
+    counts = membership | (value != 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weight = np.where(membership, 1.0, np.round(value / np.where(membership, 1.0, first), RATIO_DECIMALS))
+    return counts, weight + 0.0
+
+
+@dataclass
+class _Extension:
+    """The persons' state with some incoming entries added (not yet remembered)."""
+
+    persons: np.ndarray   # uint64, every person, in the order first seen
+    first: np.ndarray     # float64, NaN while all of a person's values are zero
+    pattern: np.ndarray   # uint64, xor of the hashes of the entries that count
+    count: np.ndarray     # int64, entries that count
+    restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
+    index: np.ndarray     # int64, the person of each incoming entry
+
+
+class LedgerMemory:
+    """Remembered entries (cell, person, value) and each person's first value, pattern and count."""
+
+    def __init__(self, key: Key) -> None:
+        self.key = key
+        self.cell = np.empty(0, dtype=np.int64)
+        self.person = np.empty(0, dtype=np.int64)   # index into persons
+        self.value = np.empty(0, dtype=np.float64)
+        self.persons = np.empty(0, dtype=np.uint64)
+        self.first = np.empty(0, dtype=np.float64)
+        self.pattern = np.empty(0, dtype=np.uint64)
+        self.count = np.empty(0, dtype=np.int64)
+        self._index = pd.Index(self.persons)  # where each person is (a hash table)
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
+
+    @classmethod
+    def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> LedgerMemory:
+        memory = cls(key)
+        memory.add(np.asarray(cell, dtype=np.int64), np.asarray(person, dtype=np.uint64),
+                   np.asarray(value, dtype=np.float64))
+        return memory
+
+    # -- looking up persons -------------------------------------------------------------------
+
+    def _lookup(self, person: np.ndarray) -> np.ndarray:
+        """Index of each person: remembered ones where they are, the others after them in the
+        order first seen."""
+        index = self._index.get_indexer(person).astype(np.int64, copy=False) if len(self.persons) \
+            else np.full(len(person), -1, dtype=np.int64)
+        unknown = index < 0
+        if unknown.any():
+            fresh = pd.Index(pd.unique(person[unknown]))
+            index[unknown] = len(self.persons) + fresh.get_indexer(person[unknown])
+        return index
+
+    # -- adding entries -----------------------------------------------------------------------
+
+    def extend(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> _Extension:
+        """The persons' state with incoming entries (cells numbered above every remembered one)."""
+        index = self._lookup(person)
+        n_old = len(self.persons)
+        total = int(index.max()) + 1 if len(index) else n_old
+        total = max(total, n_old)
+        persons = np.empty(total, dtype=np.uint64)
+        persons[:n_old] = self.persons
+        persons[index] = person
+        first = np.full(total, np.nan)
+        first[:n_old] = self.first
+        pattern = np.zeros(total, dtype=np.uint64)
+        pattern[:n_old] = self.pattern
+        count = np.zeros(total, dtype=np.int64)
+        count[:n_old] = self.count
+        restarted = np.zeros(total, dtype=bool)
+        # persons without a first value get the one of their lowest incoming cell where it is not zero
+        candidates = np.flatnonzero((value != 0) & np.isnan(first[index]))
+        if len(candidates):
+            lowest = np.full(total, np.iinfo(np.int64).max)
+            np.minimum.at(lowest, index[candidates], cell[candidates])
+            chosen = candidates[cell[candidates] == lowest[index[candidates]]]
+            people = index[chosen]
+            restarted[people] = people < n_old
+            first[people] = value[chosen]
+            pattern[people] = 0
+            count[people] = 0
+        counts, weight = _weights(value, first[index])
+        hashed = entry_hash(cell[counts], weight[counts])
+        np.bitwise_xor.at(pattern, index[counts], hashed)
+        count += np.bincount(index[counts], minlength=total)
+        return _Extension(persons, first, pattern, count, restarted, index)
+
+    def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> None:
+        """Remember incoming entries (as the ledger file now holds them)."""
+        cell = np.asarray(cell, dtype=np.int64)
+        person = np.asarray(person, dtype=np.uint64)
+        value = np.asarray(value, dtype=np.float64)
+        last, self._last = self._last, None
+        if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
+                                    for a, b in zip(last[:3], (cell, person, value))):
+            extension = last[3]  # the classes were last computed with exactly these entries
+        else:
+            extension = self.extend(cell, person, value)
+        self.cell = np.concatenate([self.cell, cell])
+        self.person = np.concatenate([self.person, extension.index])
+        self.value = np.concatenate([self.value, value])
+        self.persons, self.first = extension.persons, extension.first
+        self.pattern, self.count = extension.pattern, extension.count
+        self._index = pd.Index(self.persons)
+
+    # -- the classes --------------------------------------------------------------------------
+
+    def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> PersonClasses:
+        """Remembered and incoming entries (cells numbered above every remembered one) with the
+        persons compressed into classes of proportional contributions: one entry per class and
+        cell, from one of its persons (all of them have the same entries)."""
+        cell = np.asarray(cell, dtype=np.int64)
+        value = np.asarray(value, dtype=np.float64)
+        person = np.asarray(person, dtype=np.uint64)
+        extension = self.extend(cell, person, value)
+        self._last = (cell, person, value, extension)
+        if len(extension.persons) == 0:
+            return PersonClasses.from_entries(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
+        with np.errstate(over="ignore"):  # the pattern and the number of entries, in one hash
+            keys = extension.pattern ^ _mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
+        _, representative, of_person, size = np.unique(keys, return_index=True, return_inverse=True,
+                                                       return_counts=True)
+        of_person = of_person.reshape(-1)
+        chosen = np.zeros(len(extension.persons), dtype=bool)
+        chosen[representative] = True
+        old = np.flatnonzero(chosen[self.person] & ~extension.restarted[self.person]) if len(self.person) \
+            else np.empty(0, dtype=np.int64)
+        new = np.flatnonzero(chosen[extension.index])
+        entry_person = np.concatenate([self.person[old], extension.index[new]])
+        entry_cell = np.concatenate([self.cell[old], cell[new]])
+        counts, weight = _weights(np.concatenate([self.value[old], value[new]]), extension.first[entry_person])
+        entry_class = of_person[entry_person[counts]]
+        return PersonClasses.from_entries(entry_class, entry_cell[counts], weight[counts], size[entry_class])
+
+
+_MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
+
+
+def recalled(path: str, key: Key) -> LedgerMemory | None:
+    """The memory of the ledger file at `path` if it holds exactly the state `key`."""
+    memory = _MEMORIES.get(path)
+    if memory is None or memory.key != key:
+        return None
+    _MEMORIES.move_to_end(path)
+    return memory
+
+
+def keep(path: str, memory: LedgerMemory | None) -> None:
+    """Keep (or, with None, forget) the memory of the ledger file at `path`."""
+    _MEMORIES.pop(path, None)
+    if memory is not None:
+        _MEMORIES[path] = memory
+        while len(_MEMORIES) > _KEPT:
+            _MEMORIES.popitem(last=False)
