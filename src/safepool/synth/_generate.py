@@ -24,7 +24,8 @@ FORMAT_VERSION = 1
 
 @dataclass
 class SyntheticEspoo:
-    """The generated registers (holder column names, identity codes as TEXT, faults planted),
+    """The generated registers (holder column names, identity codes as TEXT, faults planted;
+    none when generate() handed them to a sink),
     the planted truth (JSON-serialisable) and the fault records (one row per register, code as
     written and fault kind)."""
 
@@ -61,8 +62,11 @@ def default_clients_per_year(persons: int) -> int:
 
 
 def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None = None,
-             progress: Callable[[str], None] | None = None) -> SyntheticEspoo:
-    """Generate the synthetic Espoo population and its ten registers in memory."""
+             progress: Callable[[str], None] | None = None,
+             sink: Callable[[str, pa.Table], None] | None = None) -> SyntheticEspoo:
+    """Generate the synthetic Espoo population and its registers in memory; with `sink`, each
+    register is handed over as soon as it is made (sink(name, table), in catalogue order) and
+    not kept, so that it can be written while the next ones are made."""
     if persons < 100:
         raise ValueError("persons must be at least 100")
     if seed < 0:
@@ -118,6 +122,7 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
     # persons that the population register may miss: those the employment register knows
     known = np.flatnonzero(panel.in_panel.any(axis=1))
     tables: dict[str, pa.Table] = {}
+    row_counts: dict[str, int] = {}
     fault_tables: list[pa.Table] = []
     for name in REGISTER_NAMES:
         say(f"register {name}")
@@ -125,13 +130,17 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
         table, faults = plant(raw, people, ids, params.fault_rates.get(name, {}),
                               rngs[f"faults {name}"],
                               missing_candidates=known if name == "population" else None)
-        tables[name] = table
+        row_counts[name] = table.num_rows
+        if sink is None:
+            tables[name] = table
+        else:
+            sink(name, table)
         fault_tables.append(faults)
-        del raw
+        del raw, table
     faults = pa.concat_tables(fault_tables) if fault_tables else FAULTS_SCHEMA.empty_table()
 
     say("truth")
-    truth = _truth(people, panel, params, seed, persons, cpy, tables, faults)
+    truth = _truth(people, panel, params, seed, persons, cpy, row_counts, faults)
     truth["city"] = city_truth
     return SyntheticEspoo(tables=tables, truth=truth, faults=faults,
                           planted_groups=_city.planted_groups_table(groups, ids.codes))
@@ -144,7 +153,7 @@ def _codes_or_null(codes: pa.Array, index: np.ndarray) -> pa.Array:
 
 
 def _truth(people, panel, params: Parameters, seed: int, persons: int, cpy: int,
-           tables: dict[str, pa.Table], faults: pa.Table) -> dict[str, Any]:
+           row_counts: dict[str, int], faults: pa.Table) -> dict[str, Any]:
     planted = panel.truth
     by_register: dict[str, dict[str, dict[str, int]]] = {}
     regs = faults.column("register").to_pylist()
@@ -179,7 +188,7 @@ def _truth(people, panel, params: Parameters, seed: int, persons: int, cpy: int,
         },
         "population": {
             "persons": persons,
-            "population_register_rows": tables["population"].num_rows,
+            "population_register_rows": row_counts["population"],
             "immigrants": int(people.immigrant.sum()),
             "native_born": int((~people.immigrant).sum()),
             "born_in_espoo_2009_2024": int((people.category == BORN).sum()),
@@ -190,7 +199,7 @@ def _truth(people, panel, params: Parameters, seed: int, persons: int, cpy: int,
             "moved_out_2009_2024": int((people.move_out != NODATE).sum()),
             "employment_rate_15_74": round(float((panel.code[panel.in_panel] == EMPLOYED).mean()), 4),
         },
-        "row_counts": {name: table.num_rows for name, table in tables.items()},
+        "row_counts": row_counts,
         "clients": planted["clients"],
         "effect": {
             "description": "structural effect of entry on the employment probability at horizon h "

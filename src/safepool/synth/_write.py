@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -23,65 +23,120 @@ from safepool.workspace import Workspace
 WRITERS = 2
 
 
+class RegisterWriter:
+    """Writes each register as soon as it is made, two files at a time (the Parquet, CSV, SQLite
+    and PostgreSQL writers release the GIL), so that writing overlaps making the next registers
+    and no register is held longer than its writing takes.
+
+    Writes to one file or database run one after another in the order given; a SQLite file gets
+    its tables through one temporary file, renamed into place after its last table, so the same
+    seed gives the same bytes. With `postgres_url` (no password in it; the password comes
+    separately) the Kela benefits and TE services registers are loaded into that database instead
+    of CSV and SQLite files."""
+
+    def __init__(self, workspace: Workspace, postgres_url: str | None = None, postgres_password: str | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        if postgres_url is not None and urlsplit(postgres_url).password is not None:
+            raise Invalid("the PostgreSQL URL must not carry a password; pass it separately")
+        self.workspace = workspace
+        self.registers = register_entries(postgres_url)
+        self._postgres = (postgres_url, postgres_password)
+        self._say = progress or (lambda _label: None)
+        self._by_name = {register.name: register for register in self.registers}
+        self._sqlite: dict[Path, list[str]] = {}  # SQLite file -> its registers, in catalogue order
+        for register in self.registers:
+            if register.source.kind == SourceKind.sqlite:
+                self._sqlite.setdefault(workspace.source_path(register.source), []).append(register.name)
+        self._pool = ThreadPoolExecutor(max_workers=WRITERS)
+        self._last: dict[str, Future[None]] = {}  # file or database -> its last write submitted
+        self._written: list[str] = []
+
+    def write(self, name: str, table: pa.Table) -> None:
+        """Queue the register's table for writing to its source; a SQLite file's registers come
+        in catalogue order."""
+        register = self._by_name.get(name)
+        if register is None:
+            raise RuntimeError(f"the catalogue has no register {name}")
+        source = register.source
+        if source.kind == SourceKind.postgresql:
+            url, password = self._postgres
+            self._after("postgresql", lambda: _load_postgres(url, password, register, table))
+        elif source.kind == SourceKind.sqlite:
+            path = self.workspace.source_path(source)
+            tables = self._sqlite[path]
+            done = [n for n in tables if n in self._written]
+            if tables[len(done)] != name:
+                raise RuntimeError(f"register {name} comes after {tables[len(done)]} in its SQLite file")
+            first, last = not done, len(done) == len(tables) - 1
+            self._after(str(path), lambda: _sqlite_part(path, source.table, table, first=first, last=last))
+        else:
+            write = pq.write_table if source.kind == SourceKind.parquet else pcsv.write_csv
+            self._after(str(self.workspace.source_path(source)),
+                        lambda: _atomic(self.workspace.source_path(source), lambda tmp: write(table, tmp)))
+        self._written.append(name)
+
+    def _after(self, key: str, write: Callable[[], object]) -> None:
+        """Run `write` on the pool once the previous write to the same file or database is done."""
+        previous = self._last.get(key)
+
+        def run() -> None:
+            if previous is not None:
+                previous.result()
+            write()
+
+        self._last[key] = self._pool.submit(run)
+
+    def finish(self, synthetic: SyntheticEspoo) -> list[Register]:
+        """Wait for every register, then write the truth under steward/truth and the catalogue."""
+        self._pool.shutdown(wait=True)
+        for done in self._last.values():
+            done.result()
+        missing = [r.name for r in self.registers if r.name not in self._written]
+        if missing:
+            raise RuntimeError(f"the synthetic data has no table for {', '.join(missing)}")
+        self._say(f"written {', '.join(self._written)}")
+        self._say("writing the truth")
+        truth_dir = self.workspace.steward_dir / "truth"
+        truth_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        text = json.dumps(synthetic.truth, indent=2, ensure_ascii=False, allow_nan=False)
+        _atomic(truth_dir / "truth.json", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+        _atomic(truth_dir / "faults.parquet", lambda tmp: pq.write_table(synthetic.faults, tmp))
+        if synthetic.planted_groups is not None:
+            _atomic(truth_dir / "customer_groups.parquet", lambda tmp: pq.write_table(synthetic.planted_groups, tmp))
+        self.workspace.save_registers(self.registers)
+        return self.registers
+
+    def abandon(self) -> None:
+        """After a failure: let the writes under way end, start no other, and leave no temporary file."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for path in self._sqlite:
+            _tmp(path).unlink(missing_ok=True)
+
+
 def write_workspace(workspace: Workspace, synthetic: SyntheticEspoo, postgres_url: str | None = None,
                     postgres_password: str | None = None,
                     progress: Callable[[str], None] | None = None) -> list[Register]:
-    """Write every register as a source, the truth under steward/truth, and the catalogue.
+    """Write every register of a generated Espoo as a source, the truth under steward/truth, and
+    the catalogue (RegisterWriter)."""
+    writer = RegisterWriter(workspace, postgres_url, postgres_password, progress)
+    try:
+        for register in writer.registers:
+            if register.name in synthetic.tables:
+                writer.write(register.name, synthetic.tables[register.name])
+        return writer.finish(synthetic)
+    except BaseException:
+        writer.abandon()
+        raise
 
-    With `postgres_url` (no password in it; the password comes separately) the Kela benefits and
-    TE services registers are loaded into that database instead of CSV and SQLite files."""
-    say = progress or (lambda _label: None)
-    if postgres_url is not None and urlsplit(postgres_url).password is not None:
-        raise Invalid("the PostgreSQL URL must not carry a password; pass it separately")
-    registers = register_entries(postgres_url)
-    missing = [r.name for r in registers if r.name not in synthetic.tables]
-    if missing:
-        raise RuntimeError(f"the synthetic data has no table for {', '.join(missing)}")
 
-    sqlite_files: dict[str, list[Register]] = {}
-    postgres: list[Register] = []
-    writes: list[tuple[str, Path, Callable[[Path], object]]] = []  # what is written, where, how
-    for register in registers:
-        source = register.source
-        table = synthetic.tables[register.name]
-        if source.kind == SourceKind.parquet:
-            writes.append((register.name, workspace.source_path(source), lambda tmp, t=table: pq.write_table(t, tmp)))
-        elif source.kind == SourceKind.csv:
-            writes.append((register.name, workspace.source_path(source), lambda tmp, t=table: pcsv.write_csv(t, tmp)))
-        elif source.kind == SourceKind.sqlite:
-            sqlite_files.setdefault(source.location, []).append(register)
-        else:
-            postgres.append(register)
-    for location, regs in sqlite_files.items():
-        writes.append((", ".join(r.name for r in regs), workspace.source_path(regs[0].source),
-                       lambda tmp, rs=regs: _write_sqlite(tmp, [(r.source.table, synthetic.tables[r.name])
-                                                                for r in rs])))
-    # each file on its own: the writers release the GIL, so two at a time use both cores
-    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
-        for done in [pool.submit(_atomic, path, write) for _, path, write in writes]:
-            done.result()
-    say(f"written {', '.join(name for name, _, _ in writes)}")
-    if postgres:
-        say(f"loading {', '.join(r.name for r in postgres)} into PostgreSQL")
-        _load_postgres(postgres_url, postgres_password,
-                       [(r, synthetic.tables[r.name]) for r in postgres])
-
-    say("writing the truth")
-    truth_dir = workspace.steward_dir / "truth"
-    truth_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    text = json.dumps(synthetic.truth, indent=2, ensure_ascii=False, allow_nan=False)
-    _atomic(truth_dir / "truth.json", lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
-    _atomic(truth_dir / "faults.parquet", lambda tmp: pq.write_table(synthetic.faults, tmp))
-    if synthetic.planted_groups is not None:
-        _atomic(truth_dir / "customer_groups.parquet", lambda tmp: pq.write_table(synthetic.planted_groups, tmp))
-    workspace.save_registers(registers)
-    return registers
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
 def _atomic(path: Path, write: Callable[[Path], object]) -> None:
     """Write through a temporary name beside the target and rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _tmp(path)
     tmp.unlink(missing_ok=True)
     try:
         write(tmp)
@@ -90,14 +145,25 @@ def _atomic(path: Path, write: Callable[[Path], object]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _write_sqlite(path: Path, tables: list[tuple[str | None, pa.Table]]) -> None:
+def _sqlite_part(path: Path, name: str | None, table: pa.Table, *, first: bool, last: bool) -> None:
+    """One table of a SQLite file, into its temporary file (new for the first table), renamed into
+    place after the last."""
     import adbc_driver_sqlite.dbapi as sqlite_dbapi
 
-    with sqlite_dbapi.connect(str(path)) as conn:
-        with conn.cursor() as cursor:
-            for name, table in tables:
+    tmp = _tmp(path)
+    if first:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.unlink(missing_ok=True)
+    try:
+        with sqlite_dbapi.connect(str(tmp)) as conn:
+            with conn.cursor() as cursor:
                 cursor.adbc_ingest(name, table, mode="replace")
-        conn.commit()
+            conn.commit()
+        if last:
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def postgres_uri(url: str, password: str | None) -> str:
@@ -110,19 +176,16 @@ def postgres_uri(url: str, password: str | None) -> str:
     return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
 
 
-def _load_postgres(url: str | None, password: str | None, items: list[tuple[Register, pa.Table]]) -> None:
+def _load_postgres(url: str | None, password: str | None, register: Register, table: pa.Table) -> None:
     import adbc_driver_postgresql.dbapi as pg_dbapi
 
     assert url is not None
-    current = items[0][0].name
     try:
         with pg_dbapi.connect(postgres_uri(url, password)) as conn:
             with conn.cursor() as cursor:
-                for register, table in items:
-                    current = register.name
-                    cursor.adbc_ingest(register.source.table, table, mode="replace")
+                cursor.adbc_ingest(register.source.table, table, mode="replace")
             conn.commit()
     except SafepoolError:
         raise
     except Exception as exc:  # driver errors may quote the URI or a row: only their kind is shown
-        raise SourceError(current, "could not load into PostgreSQL", exc) from None
+        raise SourceError(register.name, "could not load into PostgreSQL", exc) from None

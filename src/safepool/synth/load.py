@@ -21,12 +21,18 @@ def synthesise(
     progress: Callable[[str], None] | None = None,
 ) -> list[Register]:
     """Generate the registers into `out` (made a workspace if it is not one) and catalogue them."""
-    from safepool.synth import generate, write_workspace
+    from safepool.synth import generate
+    from safepool.synth._write import RegisterWriter
 
     workspace = Workspace.open(out) if (out / CONFIG_NAME).exists() else Workspace.init(out)
     url, password = split_password(postgres_url) if postgres_url else (None, None)
-    synthetic = generate(persons=persons, seed=seed, progress=progress)
-    registers = write_workspace(workspace, synthetic, postgres_url=url, postgres_password=password, progress=progress)
+    writer = RegisterWriter(workspace, url, password, progress)
+    try:
+        synthetic = generate(persons=persons, seed=seed, progress=progress, sink=writer.write)
+        registers = writer.finish(synthetic)
+    except BaseException:
+        writer.abandon()
+        raise
     del synthetic
     return_freed_memory()
     if password is not None:
