@@ -141,8 +141,9 @@ def childhood(people: People, panel: Panel, fam: Families, rng: np.random.Genera
     # a crisis: one quarter among the child's quarters, for some children
     has_crisis = rng.random(n) < _sigmoid(-2.9 + 0.9 * vulnerability)
     key = rng.random(person.size)
-    order = np.lexsort((key, person))  # per person, rows in random order
-    crisis = _first_per_person(person[order], has_crisis[person[order]], n, t[order])
+    rows = np.flatnonzero(has_crisis[person])
+    order = rows[np.lexsort((key[rows], person[rows]))]  # per child with a crisis, its rows in random order
+    crisis = _first_per_person(person[order], np.ones(order.size, dtype=bool), n, t[order])
 
     age = (Q_END[t] - people.birth[person].astype(np.float64)) / DAYS_PER_YEAR
     m = mother[person]
@@ -388,7 +389,10 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     start = np.concatenate([p[1] for p in parts]).astype(np.int64)
     end = np.concatenate([p[2] for p in parts]).astype(np.int64)
     service = np.concatenate([p[3] for p in parts]).astype(np.int64)
-    order = np.lexsort((service, person, start))
+    # by day, person and service (one stable sort of a combined key: a lexsort's order, faster)
+    key = ((start - start.min(initial=0)) * (n + 1) + person) * len(SERVICES) + service
+    order = np.argsort(key, kind="stable")
+    del key
     person, start, end, service = person[order], start[order], end[order], service[order]
     # one row per person, day and service visited
     same = np.zeros(person.size, dtype=bool)

@@ -213,7 +213,7 @@ def _months(rng: np.random.Generator, person: np.ndarray, t: np.ndarray, keep: f
 def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Money, Money]:
     """(Kela benefits, city social assistance) as monthly payments."""
     n = people.n
-    t, person = np.nonzero(panel.in_panel.T)
+    t, person = (index.astype(np.int32) for index in np.nonzero(panel.in_panel.T))  # half the memory of int64
     code = panel.code[person, t]
     earn = panel.earnings[person, t]
     age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
@@ -236,9 +236,11 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     kind = np.where(basic & (u < 0.35), 1, kind)
     kind = np.where(unemployed & ~integ & ~basic & (u < 0.92), 0, kind)
     sel = np.flatnonzero(kind >= 0)
+    del unemployed, u, integ, basic, emp8  # the person-quarter arrays go as soon as they are used
     p1, m1, s1 = _months(rng, person[sel], t[sel], 0.95)
     k1 = kind[sel][s1]
     a1 = daily[sel][s1] * 21.5 * (0.7 + 0.3 * rng.random(p1.size))
+    del kind, daily
 
     # housing allowance: a persistent person-level draw against a state-dependent probability
     h_person = rng.random(n)
@@ -251,6 +253,7 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     a2 = np.minimum(level, 600) * (1 + 0.02 * (year[sel][s2] - _time.START_YEAR)) \
         * (0.95 + 0.1 * rng.random(p2.size))
     k2 = np.full(p2.size, 3, dtype=np.int8)
+    del h_person, p_h, year
 
     # basic social assistance: Kela from 2017, the city before; supplementary and preventive
     s_person = rng.random(n)
@@ -258,6 +261,7 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
                      (code == EMPLOYED) & (earn < 4000)], [0.22, 0.08, 0.02], 0.003)
     p_s = np.where(age < 18, 0.0, p_s * np.where(imm & (yrs < 5), 1.6, 1.0))
     sel = np.flatnonzero(s_person[person] < p_s)
+    del p_s, yrs, imm
     p3, m3, s3 = _months(rng, person[sel], t[sel], 0.85)
     a3 = 50 + 550 * rng.random(p3.size)
     kela_basic = m3 >= KELA_FROM_MONTH

@@ -69,10 +69,16 @@ class RegisterWriter:
                 raise RuntimeError(f"register {name} comes after {tables[len(done)]} in its SQLite file")
             first, last = not done, len(done) == len(tables) - 1
             self._after(str(path), lambda: _sqlite_part(path, source.table, table, first=first, last=last))
-        else:
-            write = pq.write_table if source.kind == SourceKind.parquet else pcsv.write_csv
+        elif source.kind == SourceKind.parquet:
+            # no dictionary for the near-unique identifying columns: building it costs, saves nothing
+            unique = {register.identity_column, *register.direct_identifiers}
+            coded = [column for column in table.column_names if column not in unique]
             self._after(str(self.workspace.source_path(source)),
-                        lambda: _atomic(self.workspace.source_path(source), lambda tmp: write(table, tmp)))
+                        lambda: _atomic(self.workspace.source_path(source),
+                                        lambda tmp: pq.write_table(table, tmp, use_dictionary=coded)))
+        else:
+            self._after(str(self.workspace.source_path(source)),
+                        lambda: _atomic(self.workspace.source_path(source), lambda tmp: pcsv.write_csv(table, tmp)))
         self._written.append(name)
 
     def _after(self, key: str, write: Callable[[], object]) -> None:
