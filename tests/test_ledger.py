@@ -163,6 +163,53 @@ def test_a_cell_with_two_values_swapped_is_not_taken_for_the_remembered_one(ws):
         assert ledger.check(swapped, {0: 0}, MIN_FREQUENCY) == {0: PAIRS}
 
 
+# -- totals left out of the all-answers algebra ---------------------------------------------------
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_total_left_out_of_the_algebra_still_lets_three_answers_be_caught(ws, read_again):
+    """A total that adds up shown cells of its column is left out of the all-answers algebra (it
+    adds nothing to it), remembered as such in memory (or, `read_again`, not: the file is read
+    again); the cells it adds up still give person 0 away with two later cells (b - d + e), which
+    no pair of cells does (each pair differs by 10 persons or more)."""
+    from safepool.query import ledger_memory
+
+    root, governance, anna = ws
+    b, c, total = cell(range(10)), cell(range(10, 20), number=1), cell(range(20), number=2)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([b, c, total]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]}) == {}
+        assert ledger._sums == {2: [0, 1]}
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    d, e = cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.compare(pd.concat([d, e]), MIN_FREQUENCY) == (set(), set())
+        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
+
+
+@pytest.mark.parametrize("claimed", [
+    cell(range(1, 20), number=2),                     # person 0 left out: not the sum
+    cell(range(20), [1.0] + [2.0] * 19, number=2),    # another value for one person
+    cell(range(20), [0.0] + [1.0] * 19, number=2),    # a zero (counts by membership, does not add up)
+])
+def test_a_claimed_total_that_does_not_add_up_stays_in_the_algebra(ws, claimed):
+    """A cell claimed to be a sum of others is checked before it is left out: b + c - claimed
+    gives person 0 away, so the answer is withheld whatever the claim; a total with a zero is
+    never left out (a person whose values are all zero counts by membership, which does not add
+    up over cells)."""
+    root, governance, anna = ws
+    b, c = cell(range(10)), cell(range(10, 20), number=1)
+    if claimed["value"].iloc[0] == 0.0:  # b and c must hold person 0's zero too, for a sum to be possible
+        b = cell(range(10), [0.0] + [1.0] * 9)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        withheld = ledger.check(pd.concat([b, c, claimed]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]})
+        assert ledger._sums == {}
+        if claimed["value"].iloc[0] != 0.0:
+            assert withheld == {0: ALL_ANSWERS}
+        else:  # person 0 counts by membership like persons 1-9 (the same cells): one class of ten
+            assert withheld == {}
+
+
 # -- under load ---------------------------------------------------------------------------------
 
 WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10

@@ -25,6 +25,7 @@ no combination of these answers, so merging is never unsafe).
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,6 +55,9 @@ class PersonClasses:
     entry_cell: np.ndarray    # the cell's number
     entry_weight: np.ndarray  # what the class contributes to the cell, relative to its first cell
     size: np.ndarray          # persons in each class
+    # each class column's length over all its cells, when some cells are left out of the entries
+    # because they are sums of other cells (they add nothing to the row space; None: none left out)
+    column_norm: np.ndarray | None = None
 
     @classmethod
     def from_entries(cls, entry_class: np.ndarray, entry_cell: np.ndarray, entry_weight: np.ndarray,
@@ -72,7 +76,8 @@ def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int
         return 0
     cells, cell_index = _numbered(classes.entry_cell)
     n_cells, n_classes = len(cells), len(classes.size)
-    weight = _unit_columns_and_rows(cell_index, classes.entry_class, classes.entry_weight, n_cells, n_classes)
+    weight = _unit_columns_and_rows(cell_index, classes.entry_class, classes.entry_weight, n_cells, n_classes,
+                                    classes.column_norm)
     by_class = sparse.csr_matrix((weight, (classes.entry_class, cell_index)), shape=(n_classes, n_cells))
     by_cell = by_class.T.tocsr()
     cell_component, class_component = _components(cell_index, classes.entry_class, n_cells, n_classes)
@@ -101,11 +106,12 @@ def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _unit_columns_and_rows(cell_index: np.ndarray, entry_class: np.ndarray, weight: np.ndarray, n_cells: int,
-                           n_classes: int) -> np.ndarray:
-    """The weights with every class column, then every cell row, scaled to length one: scaling a
-    column does not change whether it is a combination of the others, scaling a row does not
-    change the row space; unit lengths keep B B^T well conditioned."""
-    columns = np.sqrt(np.bincount(entry_class, weights=weight * weight, minlength=n_classes))
+                           n_classes: int, columns: np.ndarray | None = None) -> np.ndarray:
+    """The weights with every class column (of length `columns`, when given), then every cell row,
+    scaled to length one: scaling a column does not change whether it is a combination of the
+    others, scaling a row does not change the row space; unit lengths keep B B^T well conditioned."""
+    if columns is None:
+        columns = np.sqrt(np.bincount(entry_class, weights=weight * weight, minlength=n_classes))
     weight = weight / np.where(columns > 0, columns, 1.0)[entry_class]
     rows = np.sqrt(np.bincount(cell_index, weights=weight * weight, minlength=n_cells))
     return weight / np.where(rows > 0, rows, 1.0)[cell_index]
@@ -131,7 +137,18 @@ def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n
 def _eigen(by_cell: sparse.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues and eigenvectors of B B^T (cells x cells) of one component (its cells `rows`)."""
     block = by_cell if len(rows) == by_cell.shape[0] else by_cell[rows]
-    return np.linalg.eigh((block @ block.T).toarray())
+    gram = (block @ block.T).toarray()
+    with _one_thread():  # a few hundred cells: threads only wait for each other on a busy machine
+        return np.linalg.eigh(gram)
+
+
+def _one_thread():
+    """BLAS limited to one thread where threadpoolctl is installed (else as it is)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _basis(n_cells: int, rows: np.ndarray, values: np.ndarray, vectors: np.ndarray) -> np.ndarray:

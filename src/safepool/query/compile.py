@@ -44,7 +44,12 @@ class Compiler:
 
     @property
     def keys(self) -> list[str]:
-        return [f"g{i}" for i in range(len(self.model.groups))]
+        """Each group's key column: a number per label (grouping on numbers is cheaper than on text)."""
+        return [f"k{i}" for i in range(len(self.model.groups))]
+
+    def labels(self) -> list[str]:
+        """Each group's label g0.. from its key k0.. (the same label for one key, in one statement)."""
+        return [f"{self._label_of_key(group, f'k{i}')} AS g{i}" for i, group in enumerate(self.model.groups)]
 
     def _variable(self, table: str, name: str) -> tuple[Variable, str]:
         return self.dictionary[table][name], f"{self.alias[table]}.{quote_name(name)}"
@@ -53,7 +58,7 @@ class Compiler:
         """Rows in scope: person, group labels g0.., measured values x0.. (NULL where not measured)."""
         first = self.alias[self.model.tables[0]]
         columns = [f"{first}.{PERSON} AS pid"]
-        columns += [f"{self._label(group)} AS g{i}" for i, group in enumerate(self.model.groups)]
+        columns += [f"{self._key(group)} AS k{i}" for i, group in enumerate(self.model.groups)]
         for j, measure in enumerate(self.model.measures):
             if measure.variable is not None:
                 _, column = self._variable(measure.variable.table, measure.variable.name)
@@ -100,6 +105,51 @@ class Compiler:
             GROUP BY {group}"""
 
     # -- labels -----------------------------------------------------------------------------
+
+    def _key(self, group: Grouping) -> str:
+        """A number per label of the group: codes and bins by the position of their label among the
+        group's distinct labels (codes with one label share it), dates as yyyy, yyyymm or yyyyq;
+        missing -1, not in the code list -2, before the years -3, after them -4."""
+        variable, column = self._variable(group.variable.table, group.variable.name)
+        if group.part in ("code", "bin"):
+            labels = self._labels(group)
+            number = {MISSING: -1, UNKNOWN_CODE: -2, **{label: i for i, label in enumerate(labels)}}
+            if group.part == "code":
+                cases = " ".join(f"WHEN {quote_text(code)} THEN {number[label]}"
+                                 for code, label in (variable.codes or {}).items())
+                return f"CASE WHEN {column} IS NULL THEN -1 ELSE CASE CAST({column} AS VARCHAR) {cases} ELSE -2 END END"
+            edges = variable.bins or []
+            names = bin_labels(edges, variable.unit or "")
+            cases = " ".join(f"WHEN {column} < {edge!r} THEN {number[label]}" for edge, label in zip(edges, names))
+            return f"CASE WHEN {column} IS NULL THEN -1 {cases} ELSE {number[names[-1]]} END"
+        date = date_sql(variable, column)
+        first, last = variable.years or (0, 0)
+        d = f"({date})"
+        number = {"year": f"year({d})", "month": f"year({d}) * 100 + month({d})",
+                  "quarter": f"year({d}) * 10 + quarter({d})"}[group.part]
+        return (f"CASE WHEN {date} IS NULL THEN -1 WHEN year({date}) < {first} THEN -3 "
+                f"WHEN year({date}) > {last} THEN -4 ELSE {number} END")
+
+    def _labels(self, group: Grouping) -> list[str]:
+        """The distinct labels of a code or bin group, in the order first given."""
+        variable, _ = self._variable(group.variable.table, group.variable.name)
+        given = list((variable.codes or {}).values()) if group.part == "code" \
+            else bin_labels(variable.bins or [], variable.unit or "")
+        return [label for label in dict.fromkeys(given) if label not in (MISSING, UNKNOWN_CODE)]
+
+    def _label_of_key(self, group: Grouping, key: str) -> str:
+        """The label of a key number, as `_label` gives it for the row."""
+        variable, _ = self._variable(group.variable.table, group.variable.name)
+        if group.part in ("code", "bin"):
+            cases = " ".join(f"WHEN {i} THEN {quote_text(label)}" for i, label in enumerate(self._labels(group)))
+            return (f"CASE {key} WHEN -1 THEN {quote_text(MISSING)} WHEN -2 THEN {quote_text(UNKNOWN_CODE)} "
+                    f"{cases} END")
+        first, last = variable.years or (0, 0)
+        text = {"year": f"CAST({key} AS VARCHAR)",
+                "month": f"CAST({key} // 100 AS VARCHAR) || '-' || lpad(CAST({key} % 100 AS VARCHAR), 2, '0')",
+                "quarter": f"CAST({key} // 10 AS VARCHAR) || 'Q' || CAST({key} % 10 AS VARCHAR)"}[group.part]
+        return (f"CASE {key} WHEN -1 THEN {quote_text(MISSING)} WHEN -3 THEN {quote_text(f'before {first}')} "
+                f"WHEN -4 THEN {quote_text(f'after {last}')} ELSE {text} END")
 
     def _label(self, group: Grouping) -> str:
         variable, column = self._variable(group.variable.table, group.variable.name)

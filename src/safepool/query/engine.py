@@ -93,7 +93,8 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     with Ledger.open(pool_dir, governance, actor, permit) as ledger:
-        withheld = ledger.check(*incoming, policy.min_frequency)
+        frame, column_of, sums = incoming
+        withheld = ledger.check(frame, column_of, policy.min_frequency, sums=sums)
         table, note = _answer(model, dictionary, columns, withheld)
         output_ids = _record(governance, actor, permit, title, columns, withheld)
         shown = int(table[STATUS].map(visible).sum())
@@ -146,28 +147,27 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     """Every measure's cells, computed under the policy's budget; contributions kept in the engine."""
     compiler = Compiler(model, dictionary)
     keys, width = compiler.keys, max(policy.dominance_n, 2)
+    labels, names = compiler.labels(), [f"g{i}" for i in range(len(keys))]  # labels of the keys, by name
     budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
     budget.run("add up each person's rows", f"CREATE TEMP TABLE per_person AS {compiler.per_person()}")
     columns = []
     for j, measure in enumerate(model.measures):
         step = f"compute {measure.describe()}"
         if measure.kind == "quantile":
-            source = f"({compiler.quantile_window(j, measure, policy.min_frequency)})"
-            value, rows = "c", "r"
+            budget.run(step, f"CREATE TEMP TABLE window{j} AS {compiler.quantile_window(j, measure, policy.min_frequency)}")
+            source, value, rows = f"window{j}", "c", "r"
         else:
             source = "per_person"
             value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
             rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
-        keyed = ", ".join(keys) + ", " if keys else ""
-        budget.run(step, f"CREATE TEMP TABLE contributing AS SELECT {keyed}person, CAST({value} AS DOUBLE) AS value, "
-                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} WHERE {rows} > 0")
-        budget.run(step, f"CREATE TEMP TABLE numbered{j} AS SELECT {keyed}"
-                         f"row_number() OVER ({'ORDER BY ' + ', '.join(keys) if keys else ''}) - 1 AS cell "
-                         f"FROM (SELECT DISTINCT {', '.join(keys) or '1'} FROM contributing)")
+        budget.run(step, f"CREATE TEMP TABLE numbered{j} AS SELECT *, "  # numbered in the order of their labels
+                         f"row_number() OVER ({'ORDER BY ' + ', '.join(names) if names else ''}) - 1 AS cell "
+                         f"FROM (SELECT {', '.join(keys + labels) or '1 AS one'} "
+                         f"FROM (SELECT DISTINCT {', '.join(keys) or '1'} FROM {source} WHERE {rows} > 0))")
         joined = f"JOIN numbered{j} USING ({', '.join(keys)})" if keys else f"CROSS JOIN numbered{j}"
-        budget.run(step, f"CREATE TEMP TABLE persons{j} AS SELECT cell, person, value, rows FROM contributing {joined}")
-        budget.run(step, "DROP TABLE contributing")
-        columns.append(_Column(measure, budget.frame(step, _cells_sql(j, keys, width))))
+        budget.run(step, f"CREATE TEMP TABLE persons{j} AS SELECT cell, person, CAST({value} AS DOUBLE) AS value, "
+                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} {joined} WHERE {rows} > 0")
+        columns.append(_Column(measure, budget.frame(step, _cells_sql(j, names, width))))
     return columns
 
 
@@ -302,12 +302,13 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 
 
 def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
-              ) -> tuple[pd.DataFrame, dict[int, int]]:
+              ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]]]:
     """For the ledger: each person's contribution to every shown cell, total and sum of shown cells a
-    reader can add up (a mean or quantile is a sum over a count, so both enter), and the column of each.
+    reader can add up (a mean or quantile is a sum over a count, so both enter), the column of each,
+    and which of them are sums of shown cells that are entries themselves (the ledger checks that).
     Added up in the engine: only (cell, person, value) rows leave it, to go into the ledger."""
     groups = [g.name for g in model.groups]
-    frames, column_of = [], {}
+    frames, column_of, sums = [], {}, {}
     for j, column in enumerate(columns):
         if column.mitigated is None:
             continue
@@ -316,15 +317,24 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
                     for row, number in zip(inner.itertuples(index=False), column.cells["cell"])}
         parts = ["value", "rows"] if column.measure.kind in ("mean", "quantile") else ["value"]
         membership: dict[str, list] = {"cell": [], "part": [], "entry": [], "single": []}
+        alone: dict[tuple[int, int], int] = {}  # (part, cell number) -> the entry of that cell alone
+        added: list[tuple[int, int, list[int]]] = []
         for members in _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile"):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
                 entry = len(column_of)
                 column_of[entry] = j
+                if len(numbers) == 1:
+                    alone[(part, numbers[0])] = entry
+                else:
+                    added.append((entry, part, numbers))
                 membership["cell"] += numbers
                 membership["part"] += [part] * len(numbers)
                 membership["entry"] += [entry] * len(numbers)
                 membership["single"] += [len(numbers) == 1] * len(numbers)
+        for entry, part, numbers in added:
+            if numbers and all((part, number) in alone for number in numbers):
+                sums[entry] = [alone[(part, number)] for number in numbers]
         part_value = "CASE m.part WHEN 0 THEN p.value ELSE p.rows END" if len(parts) > 1 else "p.value"
         joined = f"FROM persons{j} p JOIN membership m USING (cell)"
         frames.append(budget.frame(  # one row per cell and person: a set of one cell needs no adding up
@@ -333,7 +343,7 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
             f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value {joined} WHERE NOT m.single "
             "GROUP BY m.entry, p.person", membership=pd.DataFrame(membership)))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"cell": [], "person": [], "value": []})
-    return frame.astype({"cell": "int64", "person": "uint64", "value": "float64"}), column_of
+    return frame.astype({"cell": "int64", "person": "uint64", "value": "float64"}), column_of, sums
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:

@@ -167,6 +167,37 @@ def _distinct(numbers: np.ndarray) -> np.ndarray:
     return np.unique(numbers)
 
 
+def _checked_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Mapping[int, Sequence[int]]
+                  ) -> dict[int, list[int]]:
+    """The claimed sums that hold: a cell of the same column as its members, none of which is
+    itself a sum, with no contribution of zero (a person whose contributions are all zero counts
+    by membership, which does not add up), whose persons' values weighted by a number drawn from
+    each person's hash add up to those of its members (to 1e-9 of their size)."""
+    if not sums:
+        return {}
+    cell = incoming["cell"].to_numpy(dtype=np.int64)
+    value = incoming["value"].to_numpy(dtype=float)
+    if len(cell) == 0 or cell.min() < 0:
+        return {}
+    person = incoming["person"].to_numpy(dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        draw = (ledger_memory.mix(person) >> np.uint64(11)).astype(np.float64) / float(2**53) + 0.5
+    top = int(cell.max()) + 1
+    weighted = np.bincount(cell, weights=draw * value, minlength=top)
+    size = np.bincount(cell, weights=draw * np.abs(value), minlength=top)
+    zeros = np.bincount(cell, weights=(value == 0).astype(float), minlength=top)
+    checked: dict[int, list[int]] = {}
+    for total, members in sums.items():
+        members = sorted(set(int(m) for m in members))
+        if (total in column_of and total < top and members and total not in members and zeros[total] == 0
+                and all(m in column_of and m < top and column_of[m] == column_of[total] and m not in sums
+                        for m in members)
+                and abs(weighted[total] - weighted[members].sum())
+                <= 1e-9 * (size[total] + size[members].sum())):
+            checked[int(total)] = members
+    return checked
+
+
 def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> np.ndarray:
     """The order of the rows by cell, person and value. A person is in a cell once as the engine
     hands cells over, and a few thousand cell numbers sort by counting: sorted by person, then
@@ -232,6 +263,7 @@ class Ledger:
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
         self._candidates: list[int] = []
+        self._sums: dict[int, list[int]] = {}
         self.cells = 0
         self.rows = 0
         self.digest = genesis_digest(permit)
@@ -261,13 +293,18 @@ class Ledger:
 
     # -- the differencing checks --------------------------------------------------------------
 
-    def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int) -> dict[int, str]:
+    def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
+              sums: Mapping[int, Sequence[int]] | None = None) -> dict[int, str]:
         """Columns to withhold, each with the check it failed (PAIRS or ALL_ANSWERS), for incoming
-        cells (columns cell, person, value; cell -> its column in column_of); remembers the rest."""
+        cells (columns cell, person, value; cell -> its column in column_of); remembers the rest.
+        `sums` (optional) names incoming cells that are, person by person, the sum of other
+        incoming cells of the same column (a total and the shown cells it adds up): checked here,
+        they are left out of the algebra, which they add nothing to, while their members are in it."""
         close, same = self.compare(incoming, min_frequency)
         withheld = {column_of[cell]: PAIRS for cell in close}
         candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
         self._candidates = candidates
+        self._sums = _checked_sums(incoming, column_of, sums or {})
         if candidates and self._gives_away(incoming, candidates, min_frequency):
             accepted: list[int] = []
             for column in sorted({column_of[cell] for cell in candidates}):
@@ -276,13 +313,20 @@ class Ledger:
                     withheld[column] = ALL_ANSWERS
                 else:
                     accepted += cells
-        self.remember(incoming[incoming["cell"].isin([c for c in candidates if column_of[c] not in withheld])])
+        kept = [c for c in candidates if column_of[c] not in withheld]
+        self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept))
         return withheld
+
+    def _sums_within(self, cells: list[int]) -> list[int]:
+        """The checked sums whose cell and members are all among `cells`."""
+        chosen = set(cells)
+        return [cell for cell, members in self._sums.items() if cell in chosen and chosen.issuperset(members)]
 
     def _gives_away(self, incoming: pd.DataFrame, cells: list[int], min_frequency: int) -> bool:
         chosen = incoming[incoming["cell"].isin(cells)]
         numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))  # as remember will number them
-        return given_away(self.classes(chosen, numbers), numbers(np.asarray(cells, dtype=np.int64)),
+        sums = numbers(np.asarray(self._sums_within(cells), dtype=np.int64))
+        return given_away(self.classes(chosen, numbers, sums), numbers(np.asarray(cells, dtype=np.int64)),
                           min_frequency) > 0
 
     def _numbers(self, cells: np.ndarray) -> Any:
@@ -290,7 +334,7 @@ class Ledger:
         distinct = _distinct(cells)
         return lambda chosen: self.cells + 1 + np.searchsorted(distinct, chosen)
 
-    def classes(self, incoming: pd.DataFrame, numbers: Any = None) -> PersonClasses:
+    def classes(self, incoming: pd.DataFrame, numbers: Any = None, sums: np.ndarray | None = None) -> PersonClasses:
         """Remembered and incoming cells (numbered above the remembered ones, by `numbers` or in
         the order of their own numbers) with their persons compressed into classes of proportional
         contributions; a person whose contributions are all zero counts by membership (the answers
@@ -298,7 +342,7 @@ class Ledger:
         cells = incoming["cell"].to_numpy(dtype=np.int64)
         numbered = (numbers or self._numbers(cells))(cells)
         return self._memory().classes(numbered, incoming["person"].to_numpy(dtype=np.uint64),
-                                      incoming["value"].to_numpy(dtype=float) + 0.0)
+                                      incoming["value"].to_numpy(dtype=float) + 0.0, sums)
 
     def _key(self) -> ledger_memory.Key:
         return (self.permit, self.cells, self.rows, self.digest)
@@ -348,9 +392,10 @@ class Ledger:
 
     # -- remembering, bound to the record -----------------------------------------------------
 
-    def remember(self, incoming: pd.DataFrame) -> None:
+    def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = ()) -> None:
         """Keep the incoming cells, numbered after the remembered ones in the order of their
-        numbers: record the pending state, update the file, then make the state the record's."""
+        numbers: record the pending state, update the file, then make the state the record's.
+        `sums`: incoming cells checked to be sums of other incoming cells (see `check`)."""
         if incoming.empty:
             return
         person = incoming["person"].to_numpy(dtype=np.uint64)
@@ -391,7 +436,9 @@ class Ledger:
         self._commit_pending(cells, digest)
         self.cells, self.rows, self.digest = cells, rows, digest
         if memory is not None:
-            memory.add(frame["cell"].to_numpy(), frame["person"].to_numpy(), frame["value"].to_numpy())
+            memory.add(cell, person, value, order)
+            memory.mark_sums(self.cells - len(distinct) + 1
+                             + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)))
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
 

@@ -38,7 +38,7 @@ _KEPT = 2           # ledgers kept in memory per process (the most recently used
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
+def mix(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: a 64-bit mix of each number (wrapping arithmetic)."""
     x = x ^ (x >> np.uint64(30))
     x = x * np.uint64(0xBF58476D1CE4E5B9)
@@ -51,7 +51,7 @@ def entry_hash(cell: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each (cell, weight); -0.0 and 0.0 hash alike."""
     bits = (np.asarray(weight, dtype=np.float64) + 0.0).view(np.uint64)
     with np.errstate(over="ignore"):
-        return _mix(_mix(np.asarray(cell, dtype=np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) ^ bits)
+        return mix(mix(np.asarray(cell, dtype=np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) ^ bits)
 
 
 def _weights(value: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,6 +90,7 @@ class LedgerMemory:
         self.count = np.empty(0, dtype=np.int64)
         self._index = pd.Index(self.persons)  # where each person is (a hash table)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
+        self.sums = np.zeros(1, dtype=bool)  # by cell number: the cell is a sum of other remembered cells
 
     @classmethod
     def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> LedgerMemory:
@@ -146,30 +147,40 @@ class LedgerMemory:
         count += np.bincount(index[counts], minlength=total)
         return _Extension(persons, first, pattern, count, restarted, index)
 
-    def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> None:
-        """Remember incoming entries (as the ledger file now holds them)."""
+    def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None) -> None:
+        """Remember incoming entries (as the ledger file now holds them, in `order` when given)."""
         cell = np.asarray(cell, dtype=np.int64)
         person = np.asarray(person, dtype=np.uint64)
         value = np.asarray(value, dtype=np.float64)
+        order = np.arange(len(cell)) if order is None else order
         last, self._last = self._last, None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
                                     for a, b in zip(last[:3], (cell, person, value))):
             extension = last[3]  # the classes were last computed with exactly these entries
         else:
             extension = self.extend(cell, person, value)
-        self.cell = np.concatenate([self.cell, cell])
-        self.person = np.concatenate([self.person, extension.index])
-        self.value = np.concatenate([self.value, value])
+        self.cell = np.concatenate([self.cell, cell[order]])
+        self.person = np.concatenate([self.person, extension.index[order]])
+        self.value = np.concatenate([self.value, value[order]])
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
         self._index = pd.Index(self.persons)
 
-    # -- the classes --------------------------------------------------------------------------
+    def mark_sums(self, cells: np.ndarray) -> None:
+        """Remembered cells that are sums of other remembered cells (left out of the algebra)."""
+        cells = np.asarray(cells, dtype=np.int64)
+        if len(cells):
+            top = max(int(cells.max()) + 1, len(self.sums))
+            self.sums = np.concatenate([self.sums, np.zeros(top - len(self.sums), dtype=bool)])
+            self.sums[cells] = True
 
-    def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> PersonClasses:
+    def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
+                sums: np.ndarray | None = None) -> PersonClasses:
         """Remembered and incoming entries (cells numbered above every remembered one) with the
         persons compressed into classes of proportional contributions: one entry per class and
-        cell, from one of its persons (all of them have the same entries)."""
+        cell, from one of its persons (all of them have the same entries). Cells that are sums of
+        other cells (remembered ones marked so, and incoming `sums`) count in the length of each
+        class column but are left out of the entries: they add nothing to the row space."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
@@ -178,7 +189,7 @@ class LedgerMemory:
         if len(extension.persons) == 0:
             return PersonClasses.from_entries(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
         with np.errstate(over="ignore"):  # the pattern and the number of entries, in one hash
-            keys = extension.pattern ^ _mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
+            keys = extension.pattern ^ mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
         _, representative, of_person, size = np.unique(keys, return_index=True, return_inverse=True,
                                                        return_counts=True)
         of_person = of_person.reshape(-1)
@@ -190,8 +201,19 @@ class LedgerMemory:
         entry_person = np.concatenate([self.person[old], extension.index[new]])
         entry_cell = np.concatenate([self.cell[old], cell[new]])
         counts, weight = _weights(np.concatenate([self.value[old], value[new]]), extension.first[entry_person])
-        entry_class = of_person[entry_person[counts]]
-        return PersonClasses.from_entries(entry_class, entry_cell[counts], weight[counts], size[entry_class])
+        entry_class, entry_cell, weight = of_person[entry_person[counts]], entry_cell[counts], weight[counts]
+        summed = np.zeros(max(len(self.sums), int(entry_cell.max(initial=0)) + 1), dtype=bool)
+        summed[:len(self.sums)] = self.sums
+        if sums is not None and len(sums):
+            summed[np.asarray(sums, dtype=np.int64)] = True
+        left_out = summed[entry_cell]
+        if not left_out.any():
+            return PersonClasses.from_entries(entry_class, entry_cell, weight, size[entry_class])
+        norm = np.sqrt(np.bincount(entry_class, weights=weight * weight, minlength=len(size)))
+        kept = ~left_out
+        classes = PersonClasses.from_entries(entry_class[kept], entry_cell[kept], weight[kept],
+                                             size[entry_class[kept]])
+        return PersonClasses(classes.entry_class, classes.entry_cell, classes.entry_weight, size, norm)
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
