@@ -318,7 +318,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
         parts.append((person[keep], start[keep], stop[keep], np.full(int(keep.sum()), S[service])))
 
     # every resident person-quarter
-    person, t = np.nonzero(panel.resident)
+    person, t = (index.astype(np.int32) for index in np.nonzero(panel.resident))  # half the memory of int64
     age = (Q_END[t] - people.birth[person].astype(np.float64)) / DAYS_PER_YEAR
     g = group[person]
     adult = age >= 18

@@ -78,11 +78,13 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
     imm_day = np.where(imm, people.immigration, 0).astype(np.float64)
 
     resident = (people.move_in[:, None] <= Q_END[None, :]) & (people.res_end[:, None] > Q_END[None, :])
-    in_panel = np.zeros((n, T), dtype=bool)
-    code = np.zeros((n, T), dtype=np.int8)
-    code0 = np.zeros((n, T), dtype=np.int8)
-    earnings = np.zeros((n, T), dtype=np.float32)
-    earnings0 = np.zeros((n, T), dtype=np.float32)
+    # quarter by person while simulating (a quarter's column is then contiguous: written at once),
+    # person by quarter in the Panel
+    in_panel = np.zeros((T, n), dtype=bool)
+    code = np.zeros((T, n), dtype=np.int8)
+    code0 = np.zeros((T, n), dtype=np.int8)
+    earnings = np.zeros((T, n), dtype=np.float32)
+    earnings0 = np.zeros((T, n), dtype=np.float32)
 
     g1 = people.grounds[:, 0].astype(np.int64)  # -1 -> _GROUNDS_LOGIT[-1] = 0
     foreign = np.array([-0.3, 0.0, 0.4])[people.foreign_education]
@@ -124,7 +126,7 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
             progress(f"life courses {year}")
         age = (Q_END[t] - birth) / DAYS_PER_YEAR
         panel_t = resident[:, t] & (age >= 15) & (age < 75)
-        in_panel[:, t] = panel_t
+        in_panel[t] = panel_t
         if year not in levels:
             levels[year] = people.level_by_year(year)
         level = levels[year]
@@ -133,11 +135,11 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
         if t >= _time.PROGRAMME_START_QUARTER:
             qstart = int(Q_START[t])
             age_start = (qstart - birth) / DAYS_PER_YEAR
-            elig = np.flatnonzero(imm & in_panel[:, t - 1] & (imm_day < qstart) & (entry < 0)
+            elig = np.flatnonzero(imm & in_panel[t - 1] & (imm_day < qstart) & (entry < 0)
                                   & (age_start >= lo_age) & (age_start < hi_age + 1))
             x = {}
-            x["unemployed_quarters_8"] = (code[elig, t - 8:t] == UNEMPLOYED).sum(axis=1)
-            x["log1p_earnings_4_per_1000"] = np.log1p(earnings[elig, t - 4:t].sum(axis=1) / 1000.0)
+            x["unemployed_quarters_8"] = (code[t - 8:t, elig] == UNEMPLOYED).sum(axis=0)
+            x["log1p_earnings_4_per_1000"] = np.log1p(earnings[t - 4:t, elig].sum(axis=0) / 1000.0)
             if year - 1 not in levels:
                 levels[year - 1] = people.level_by_year(year - 1)
             x["low_education"] = levels[year - 1][elig] < 3
@@ -233,8 +235,8 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
         v_a = V[a]
         inactive = np.select([v_a < c1, v_a < c2, v_a < c3], [STUDENT, PENSIONER, OTHER],
                              UNEMPLOYED).astype(np.int8)
-        code0[a, t] = np.where(E0, EMPLOYED, inactive)
-        code[a, t] = np.where(E1, EMPLOYED, inactive)
+        code0[t, a] = np.where(E0, EMPLOYED, inactive)
+        code[t, a] = np.where(E1, EMPLOYED, inactive)
 
         lw = (static_wage[a] + np.interp(age_a, _WAGE_AGE_KNOTS, _WAGE_AGE) + _EDU_LOG_WAGE[level_a]
               + 0.015 * (year - _time.START_YEAR) + params.earnings_noise_sd * eps
@@ -245,8 +247,8 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
                            200.0 + 1300.0 * frac, 0.0)
         new0 = np.where(prev0, 1.0, 0.3 + 0.7 * frac)
         new1 = np.where(prev1, 1.0, 0.3 + 0.7 * frac)
-        earnings0[a, t] = np.round(np.where(E0, np.exp(lw) * new0 * scale, odd_job), 2)
-        earnings[a, t] = np.round(np.where(E1, np.exp(lw1) * new1 * scale, odd_job), 2)
+        earnings0[t, a] = np.round(np.where(E0, np.exp(lw) * new0 * scale, odd_job), 2)
+        earnings[t, a] = np.round(np.where(E1, np.exp(lw1) * new1 * scale, odd_job), 2)
         E0_prev = np.zeros(n, dtype=bool)
         E1_prev = np.zeros(n, dtype=bool)
         E0_prev[a] = E0
@@ -254,7 +256,8 @@ def simulate(people: People, params: Parameters, rngs: dict[str, np.random.Gener
 
     if progress is not None:
         progress("planted truth")
-    panel = Panel(resident=resident, in_panel=in_panel, code=code, earnings=earnings, entry=entry,
+    panel = Panel(resident=resident, in_panel=np.ascontiguousarray(in_panel.T), code=np.ascontiguousarray(code.T),
+                  earnings=np.ascontiguousarray(earnings.T), entry=entry,
                   entry_day=entry_day, language_level=language_level,
                   grounds_at_entry=grounds_at_entry)
     panel.truth = _truth(people, panel, code0, earnings0, params, clients_per_year, selection_log)
@@ -279,6 +282,8 @@ def _solve_intercept(score: np.ndarray, target: float) -> float:
 
 def _truth(people: People, panel: Panel, code0: np.ndarray, earnings0: np.ndarray,
            params: Parameters, clients_per_year: int, selection_log: list[dict[str, Any]]) -> dict[str, Any]:
+    """The planted truth; `code0` and `earnings0` (the clients' outcomes without entry) are
+    quarter by person."""
     T = QUARTERS
     clients = np.flatnonzero(panel.entry >= 0)
     entry = panel.entry[clients].astype(np.int64)
@@ -289,9 +294,9 @@ def _truth(people: People, panel: Panel, code0: np.ndarray, earnings0: np.ndarra
     rows = clients[:, None]
     observed = inside & panel.in_panel[rows, tc]
     e1 = (panel.code[rows, tc] == EMPLOYED).astype(np.float64)
-    e0 = (code0[rows, tc] == EMPLOYED).astype(np.float64)
+    e0 = (code0[tc, rows] == EMPLOYED).astype(np.float64)
     y1 = panel.earnings[rows, tc].astype(np.float64)
-    y0 = earnings0[rows, tc].astype(np.float64)
+    y0 = earnings0[tc, rows].astype(np.float64)
 
     def curves(mask: np.ndarray) -> dict[str, list]:
         obs = observed & mask[:, None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
@@ -21,6 +22,7 @@ from safepool.synth._generate import SyntheticEspoo
 from safepool.workspace import Workspace
 
 WRITERS = 2
+WAITING = 1  # registers made but not yet being written: more wait for a writer (memory)
 
 
 class RegisterWriter:
@@ -30,7 +32,8 @@ class RegisterWriter:
 
     Writes to one file or database run one after another in the order given; a SQLite file gets
     its tables through one temporary file, renamed into place after its last table, so the same
-    seed gives the same bytes. With `postgres_url` (no password in it; the password comes
+    seed gives the same bytes. At most WRITERS + WAITING registers are held at a time: write()
+    waits for a writer beyond that. With `postgres_url` (no password in it; the password comes
     separately) the Kela benefits and TE services registers are loaded into that database instead
     of CSV and SQLite files."""
 
@@ -49,6 +52,7 @@ class RegisterWriter:
                 self._sqlite.setdefault(workspace.source_path(register.source), []).append(register.name)
         self._pool = ThreadPoolExecutor(max_workers=WRITERS)
         self._last: dict[str, Future[None]] = {}  # file or database -> its last write submitted
+        self._held = threading.BoundedSemaphore(WRITERS + WAITING)
         self._written: list[str] = []
 
     def write(self, name: str, table: pa.Table) -> None:
@@ -86,10 +90,14 @@ class RegisterWriter:
         previous = self._last.get(key)
 
         def run() -> None:
-            if previous is not None:
-                previous.result()
-            write()
+            try:
+                if previous is not None:
+                    previous.result()
+                write()
+            finally:
+                self._held.release()
 
+        self._held.acquire()
         self._last[key] = self._pool.submit(run)
 
     def finish(self, synthetic: SyntheticEspoo) -> list[Register]:
