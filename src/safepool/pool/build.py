@@ -18,6 +18,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from safepool.errors import SafepoolError
@@ -83,7 +84,9 @@ def build_pool(
         pool_scratch = held.enter_context(Scratch(workspace.pool_dir, scope.permit))
         quarantine_scratch = held.enter_context(Scratch(workspace.steward_dir / "quarantine", scope.permit))
         spill = held.enter_context(Scratch(workspace.steward_dir / "tmp", scope.permit))
-        con = held.enter_context(duckdb.connect(config={"temp_directory": str(spill.path)}))
+        # rows go into the pool in no particular order, which lets DuckDB write them in parallel
+        con = held.enter_context(duckdb.connect(config={"temp_directory": str(spill.path),
+                                                        "preserve_insertion_order": False}))
         con.execute(f"ATTACH '{pool_scratch.path / POOL_FILE}' AS pool")
         resolver = IdentityResolver(con, Pseudonymiser(key))
         tracker = LinkageTracker(con)
@@ -200,26 +203,48 @@ def _link(
     con.execute(f"CREATE OR REPLACE TEMP TABLE stage_codes AS SELECT {RAW_CODE} AS raw, count(*) AS n "
                 f"FROM stage GROUP BY {RAW_CODE}")
     resolver.resolve("stage_codes", "raw")
+    # each code of this register that links, with its pseudonym; `compare` when its rows may repeat
+    # rows of another code (another spelling with the same pseudonym) or of its own
+    con.execute("CREATE OR REPLACE TEMP TABLE stage_links AS SELECT raw, pid, count(*) OVER (PARTITION BY pid) > 1 "
+                f"AS compare FROM ({resolver.linked_rows_sql('stage_codes', 'raw', 'r.raw')})")
     timings["pseudonymise"] += time.perf_counter() - started
     started = time.perf_counter()
-    select = ", ".join(quote_identifier(v.name) for v in variables) or "NULL AS no_variables"
+    columns = [f"r.{quote_identifier(v.name)}" for v in variables]
     table = quote_identifier(register.name)
+    rows = (f"SELECT l.pid, {', '.join(columns) or 'NULL AS no_variables'} FROM stage r "
+            f"JOIN stage_links l ON l.raw = r.{RAW_CODE} WHERE ")
     try:
-        con.execute(
-            f"CREATE TABLE pool.{table} AS SELECT DISTINCT * FROM ("
-            f"{resolver.linked_rows_sql('stage', RAW_CODE, select)})"
-        )
+        _mark_repeating_codes(con, f"hash(r.{RAW_CODE}{''.join(', ' + c for c in columns)})")
+        # only the rows of codes marked go through DISTINCT; the others are distinct already
+        con.execute(f"CREATE TABLE pool.{table} AS {rows}NOT l.compare "
+                    f"UNION ALL SELECT DISTINCT * FROM ({rows}l.compare)")
         con.execute(
             f"COPY ({resolver.quarantined_rows_sql('stage', RAW_CODE)}) "
             f"TO '{quarantine / (register.name + '.parquet')}' (FORMAT parquet)"
         )
-        tracker.record(register.name, "stage_codes", resolver.linked_rows_sql("stage_codes", "raw", "n"))
-        con.execute("DROP TABLE stage")
-        con.execute("DROP TABLE stage_codes")
+        tracker.record(register.name, "stage_codes", "SELECT pid FROM stage_links")
+        for name in ("stage", "stage_codes", "stage_links"):
+            con.execute(f"DROP TABLE {name}")
     except duckdb.Error as exc:  # the engine's words could quote a value: only its kind is shown
         raise Unavailable(f"register {register.name}: linking its rows failed ({type(exc).__name__})") from None
     timings["write"] += time.perf_counter() - started
     notify("linked", register.name, 0)
+
+
+def _mark_repeating_codes(con: duckdb.DuckDBPyConnection, row_hash: str) -> None:
+    """Mark in `stage_links` the codes with a staged row that may be repeated: rows alike hash alike, so
+    only rows whose hash occurs twice can be. The hashes are sorted in NumPy, which is cheaper than a
+    DuckDB hash table over millions of nearly unique values."""
+    ordered = np.sort(con.sql(f"SELECT {row_hash} FROM stage r").to_arrow_table().column(0).to_numpy())
+    repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    if repeated.size == 0:
+        return
+    con.register("stage_repeats", pa.table({"h": repeated}))
+    try:
+        con.execute(f"UPDATE stage_links SET compare = true WHERE raw IN "
+                    f"(SELECT r.{RAW_CODE} FROM stage r WHERE {row_hash} IN (SELECT h FROM stage_repeats))")
+    finally:
+        con.unregister("stage_repeats")
 
 
 class _CountingReader:
