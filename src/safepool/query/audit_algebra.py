@@ -40,9 +40,10 @@ _BLOCK = 4_000_000    # numbers in one block of projected columns (32 MB)
 # Before the exact leverages, a class is ruled out when k random vectors projected on the null
 # space of B have, at the class, a mean square above _RULED_OUT: that mean is (1 - leverage)
 # times a chi-square of k degrees over k, so a class with a leverage of _LEVERAGE_ONE or more
-# (1 - leverage <= 1e-4) would need a chi-square of 16 degrees above 8,000 to be ruled out
-# (never, to any precision), and a class given away exactly projects to zero every time.
-_PROBES = 16
+# (1 - leverage <= 1e-4) would need a chi-square of 8 degrees above 4,000 to be ruled out
+# (never, to any precision), and a class given away exactly projects to zero every time. A class
+# of leverage 0.5 or less stays in with a chance below 1e-3 (its leverage is then computed).
+_PROBES = 8
 _RULED_OUT = 0.05
 _SEED = 20261130
 

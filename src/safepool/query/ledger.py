@@ -304,7 +304,7 @@ class Ledger:
         withheld = {column_of[cell]: PAIRS for cell in close}
         candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
         self._candidates = candidates
-        self._sums = _checked_sums(incoming, column_of, sums or {})
+        self._sums = _checked_sums(incoming, column_of, sums or {}) if candidates else {}
         if candidates and self._gives_away(incoming, candidates, min_frequency):
             accepted: list[int] = []
             for column in sorted({column_of[cell] for cell in candidates}):
@@ -436,9 +436,9 @@ class Ledger:
         self._commit_pending(cells, digest)
         self.cells, self.rows, self.digest = cells, rows, digest
         if memory is not None:
-            memory.add(cell, person, value, order)
-            memory.mark_sums(self.cells - len(distinct) + 1
-                             + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)))
+            memory.add(cell, person, value, order,
+                       sums=self.cells - len(distinct) + 1 + np.searchsorted(distinct, np.asarray(list(sums),
+                                                                                               dtype=np.int64)))
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
 

@@ -72,6 +72,7 @@ class _Extension:
     first: np.ndarray     # float64, NaN while all of a person's values are zero
     pattern: np.ndarray   # uint64, xor of the hashes of the entries that count
     count: np.ndarray     # int64, entries that count
+    sumsq: np.ndarray     # float64, the sum of the squared weights of those entries
     restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
     index: np.ndarray     # int64, the person of each incoming entry
 
@@ -88,9 +89,9 @@ class LedgerMemory:
         self.first = np.empty(0, dtype=np.float64)
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
+        self.sumsq = np.empty(0, dtype=np.float64)
         self._index = pd.Index(self.persons)  # where each person is (a hash table)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
-        self.sums = np.zeros(1, dtype=bool)  # by cell number: the cell is a sum of other remembered cells
 
     @classmethod
     def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> LedgerMemory:
@@ -129,6 +130,8 @@ class LedgerMemory:
         pattern[:n_old] = self.pattern
         count = np.zeros(total, dtype=np.int64)
         count[:n_old] = self.count
+        sumsq = np.zeros(total, dtype=np.float64)
+        sumsq[:n_old] = self.sumsq
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
         candidates = np.flatnonzero((value != 0) & np.isnan(first[index]))
@@ -141,14 +144,19 @@ class LedgerMemory:
             first[people] = value[chosen]
             pattern[people] = 0
             count[people] = 0
+            sumsq[people] = 0.0
         counts, weight = _weights(value, first[index])
         hashed = entry_hash(cell[counts], weight[counts])
         np.bitwise_xor.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, restarted, index)
+        sumsq += np.bincount(index[counts], weights=weight[counts] * weight[counts], minlength=total)
+        return _Extension(persons, first, pattern, count, sumsq, restarted, index)
 
-    def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None) -> None:
-        """Remember incoming entries (as the ledger file now holds them, in `order` when given)."""
+    def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
+            sums: np.ndarray | None = None) -> None:
+        """Remember incoming entries (as the ledger file now holds them, in `order` when given).
+        The entries of `sums` (cells that are sums of other remembered cells) count in each
+        person's pattern and squared weights, but are not kept for the algebra."""
         cell = np.asarray(cell, dtype=np.int64)
         person = np.asarray(person, dtype=np.uint64)
         value = np.asarray(value, dtype=np.float64)
@@ -159,28 +167,23 @@ class LedgerMemory:
             extension = last[3]  # the classes were last computed with exactly these entries
         else:
             extension = self.extend(cell, person, value)
+        if sums is not None and len(sums):
+            order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
         self.cell = np.concatenate([self.cell, cell[order]])
         self.person = np.concatenate([self.person, extension.index[order]])
         self.value = np.concatenate([self.value, value[order]])
         self.persons, self.first = extension.persons, extension.first
-        self.pattern, self.count = extension.pattern, extension.count
+        self.pattern, self.count, self.sumsq = extension.pattern, extension.count, extension.sumsq
         self._index = pd.Index(self.persons)
-
-    def mark_sums(self, cells: np.ndarray) -> None:
-        """Remembered cells that are sums of other remembered cells (left out of the algebra)."""
-        cells = np.asarray(cells, dtype=np.int64)
-        if len(cells):
-            top = max(int(cells.max()) + 1, len(self.sums))
-            self.sums = np.concatenate([self.sums, np.zeros(top - len(self.sums), dtype=bool)])
-            self.sums[cells] = True
 
     def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
                 sums: np.ndarray | None = None) -> PersonClasses:
         """Remembered and incoming entries (cells numbered above every remembered one) with the
         persons compressed into classes of proportional contributions: one entry per class and
-        cell, from one of its persons (all of them have the same entries). Cells that are sums of
-        other cells (remembered ones marked so, and incoming `sums`) count in the length of each
-        class column but are left out of the entries: they add nothing to the row space."""
+        cell, from one of its persons (all of them have the same entries), and each class column's
+        length over all of them. Cells that are sums of other cells (remembered ones, and incoming
+        `sums`) count in that length but are left out of the entries: they add nothing to the row
+        space."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
@@ -202,18 +205,10 @@ class LedgerMemory:
         entry_cell = np.concatenate([self.cell[old], cell[new]])
         counts, weight = _weights(np.concatenate([self.value[old], value[new]]), extension.first[entry_person])
         entry_class, entry_cell, weight = of_person[entry_person[counts]], entry_cell[counts], weight[counts]
-        summed = np.zeros(max(len(self.sums), int(entry_cell.max(initial=0)) + 1), dtype=bool)
-        summed[:len(self.sums)] = self.sums
         if sums is not None and len(sums):
-            summed[np.asarray(sums, dtype=np.int64)] = True
-        left_out = summed[entry_cell]
-        if not left_out.any():
-            return PersonClasses.from_entries(entry_class, entry_cell, weight, size[entry_class])
-        norm = np.sqrt(np.bincount(entry_class, weights=weight * weight, minlength=len(size)))
-        kept = ~left_out
-        classes = PersonClasses.from_entries(entry_class[kept], entry_cell[kept], weight[kept],
-                                             size[entry_class[kept]])
-        return PersonClasses(classes.entry_class, classes.entry_cell, classes.entry_weight, size, norm)
+            kept = ~np.isin(entry_cell, np.asarray(sums, dtype=np.int64))
+            entry_class, entry_cell, weight = entry_class[kept], entry_cell[kept], weight[kept]
+        return PersonClasses(entry_class, entry_cell, weight, size, np.sqrt(extension.sumsq[representative]))
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
