@@ -323,21 +323,24 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     g = group[person]
     adult = age >= 18
     fg = fam.group[person]
-    since = t - kids.crisis[person]
-    in_crisis = (kids.crisis[person] >= 0) & (since >= 0) & (since <= 3)
-    vul = kids.vulnerability[person]
+    crisis = kids.crisis.astype(np.int32)[person]  # a quarter index, or -1
+    since = t - crisis
+    in_crisis = (crisis >= 0) & (since >= 0) & (since <= 3)
+    del crisis, since
+    vul = kids.vulnerability
 
     # school health care (7-17): the yearly check, more for vulnerable children and in a crisis
     school = (age >= 7) & (age < 18)
     visits(person[school], t[school],
-           0.3 * np.exp(0.25 * vul[school]) + 1.5 * in_crisis[school], "school_health_care")
+           0.3 * np.exp(0.25 * vul[person[school]]) + 1.5 * in_crisis[school], "school_health_care")
     # family counselling (0-17): rare, and a crisis brings families (less so the foreign-language ones)
     kid = age < 18
     visits(person[kid], t[kid], 0.01 + COUNSELLING_IN_CRISIS[fg[kid]] * in_crisis[kid], "family_counselling")
     # youth services (12-28)
     youth = (age >= 12) & (age < 29)
     visits(person[youth], t[youth],
-           0.12 * np.exp(0.2 * vul[youth]) + 0.8 * (in_crisis[youth] & (age[youth] < 18)), "youth_services")
+           0.12 * np.exp(0.2 * vul[person[youth]]) + 0.8 * (in_crisis[youth] & (age[youth] < 18)),
+           "youth_services")
     # library and culture: a customer group's members by their group (the trait of a lifetime),
     # other adults and children from 3 a little
     rates = np.array([v[1] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[0]])  # -1 -> last
@@ -348,7 +351,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     unemployed = panel.code[person, t] == UNEMPLOYED
     social = np.where(adult | (g >= 0), rates[g] + 0.08 * unemployed, 0.0)
     visits(person, t, social, "adult_social_work")
-    del person, t, age, g, adult, fg, since, in_crisis, vul, library, social, unemployed
+    del person, t, age, g, adult, fg, in_crisis, library, social, unemployed
     # mothers' adult social work in their children's crisis quarters
     kid_person, kid_t = kids.person, kids.t
     since = kid_t - kids.crisis[kid_person]
@@ -389,6 +392,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     start = np.concatenate([p[1] for p in parts]).astype(np.int64)
     end = np.concatenate([p[2] for p in parts]).astype(np.int64)
     service = np.concatenate([p[3] for p in parts]).astype(np.int64)
+    del parts
     # by day, person and service (one stable sort of a combined key: a lexsort's order, faster)
     key = ((start - start.min(initial=0)) * (n + 1) + person) * len(SERVICES) + service
     order = np.argsort(key, kind="stable")

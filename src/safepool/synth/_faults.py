@@ -67,10 +67,12 @@ def plant(raw: RawTable, people: People, ids: Identities, rates: dict[str, float
     """The register's table with its identity column, and its fault records.
 
     `missing_candidates` are the persons that may be left out of the register (persons other
-    registers know)."""
+    registers know). The raw table's columns are consumed (each dropped once its planted copy
+    is made: a large register is not held twice)."""
     n = people.n
     rows = raw.person
     columns = dict(raw.columns)
+    raw.columns.clear()
     records: list[pa.Table] = []
 
     if "missing_from_register" in rates:
@@ -150,7 +152,8 @@ def plant(raw: RawTable, people: People, ids: Identities, rates: dict[str, float
     identity = table_codes.take(pa.array(final_ix))
     if take is not None:
         t = pa.array(take)
-        columns = {name: col.take(t) for name, col in columns.items()}
+        for name in columns:
+            columns[name] = columns[name].take(t)
     table = pa.table({identity_column(raw.name): identity, **columns})
 
     counts = np.bincount(final_ix, minlength=offset)

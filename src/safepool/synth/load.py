@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import pyarrow as pa
+
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.registers.credentials import Credentials
 from safepool.workspace import CONFIG_NAME, Workspace
@@ -27,8 +29,13 @@ def synthesise(
     workspace = Workspace.open(out) if (out / CONFIG_NAME).exists() else Workspace.init(out)
     url, password = split_password(postgres_url) if postgres_url else (None, None)
     writer = RegisterWriter(workspace, url, password, progress)
+
+    def write(name: str, table: pa.Table) -> None:
+        writer.write(name, table)
+        return_freed_memory()  # what made the register, before the next one is made
+
     try:
-        synthetic = generate(persons=persons, seed=seed, progress=progress, sink=writer.write)
+        synthetic = generate(persons=persons, seed=seed, progress=progress, sink=write)
         registers = writer.finish(synthetic)
     except BaseException:
         writer.abandon()
@@ -45,8 +52,6 @@ def return_freed_memory() -> None:
     """Give the generator's freed memory back to the system. pyarrow's pool and glibc's heap keep
     it otherwise (at 100,000 persons 0.8 GB of the 1 GB resident after synthesising), and the demo
     goes on in the same process."""
-    import pyarrow as pa
-
     pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
