@@ -18,6 +18,7 @@ from safepool.yaml_files import load_model
 
 PERSON = "pid"
 DECIMALS = 6  # sums are rounded so that they do not depend on the order rows are added in
+UNIT_KEY = "f_unit"  # the number at_day_sql gives each unit while it works (not in its result)
 DEFAULT_FILE = "features.yaml"
 
 
@@ -124,23 +125,24 @@ class FeatureSet:
 
     # --- other tables on a day -----------------------------------------------------------------
 
-    def related_sql(self, name: str, units: str, day: str) -> str:
-        """One row per unit (pid, t) of the relation `units` (aliased u) that the table has a value
-        for: pid, t and the feature (not yet with its missing value; see `missing`)."""
+    def related_sql(self, name: str, units: str, day: str, key: str = UNIT_KEY) -> str:
+        """One row per unit of the relation `units` (aliased u; one row per value of its column
+        `key`) that the table has a value for: the key and the feature (not yet with its missing
+        value; see `missing`)."""
         if self.kind(name) != "related":
             raise FeatureError(f"{name} is not a feature of a related table")
         r: Related = self.spec.related[name]
         if r.valid_on is not None:
             v = r.valid_on
             start, end = f"r.{quote(v.start)}", f"r.{quote(v.end)}"
-            return (f"SELECT u.{PERSON}, u.t, {self.sql.first_valid(f'r.{quote(v.value)}', start)} AS {quote(name)} "
+            return (f"SELECT u.{key}, {self.sql.first_valid(f'r.{quote(v.value)}', start)} AS {quote(name)} "
                     f"FROM {units} JOIN {quote(v.table)} r ON r.{PERSON} = u.{PERSON} AND {start} <= {day} "
-                    f"AND ({end} IS NULL OR {end} >= {day}) GROUP BY u.{PERSON}, u.t")
+                    f"AND ({end} IS NULL OR {end} >= {day}) GROUP BY u.{key}")
         h = r.highest_before_year
         assert h is not None
-        return (f"SELECT u.{PERSON}, u.t, {self.sql.highest_level(f'r.{quote(h.value)}')} AS {quote(name)} "
+        return (f"SELECT u.{key}, {self.sql.highest_level(f'r.{quote(h.value)}')} AS {quote(name)} "
                 f"FROM {units} JOIN {quote(h.table)} r ON r.{PERSON} = u.{PERSON} "
-                f"AND r.{quote(h.year)} < {self.sql.year_of(day)} GROUP BY u.{PERSON}, u.t")
+                f"AND r.{quote(h.year)} < {self.sql.year_of(day)} GROUP BY u.{key}")
 
     def missing(self, name: str, column: str) -> str:
         """The column of a related feature with its missing value where the table had none."""
@@ -261,8 +263,10 @@ class FeatureSet:
         on = {n: days.get(n, day) for n in needed}
         attributes = [n for n in needed if self.kind(n) == "attributes"]
         columns = "".join(f", {self.attribute(n, 'p', on[n])} AS {quote(n)}" for n in attributes)
-        steps = [("f_attributes", f"SELECT u.*{columns} FROM {units} u JOIN {quote(self.person_table)} p "
-                                  f"ON p.{PERSON} = u.{PERSON}")]
+        # each unit numbered (in no particular order): the per-unit aggregates group and join on
+        # that integer instead of the pseudonym text and the quarter (the same rows, found faster)
+        steps = [("f_attributes", f"SELECT u.*, row_number() OVER () AS {UNIT_KEY}{columns} FROM {units} u "
+                                  f"JOIN {quote(self.person_table)} p ON p.{PERSON} = u.{PERSON}")]
         related = [n for n in needed if self.kind(n) == "related"]
         for i, n in enumerate(related):
             steps.append((f"f_related{i}", self.related_sql(n, f"{steps[0][0]} u", on[n])))
@@ -272,14 +276,14 @@ class FeatureSet:
                 raise FeatureError(f"window features ({', '.join(windows)}) need a panel of quarterly features")
             longest = max(self.spec.windows[n].quarters for n in windows)
             sums = ", ".join(f"{self.window(n, 'h', 'u.t')} AS {quote(n)}" for n in windows)
-            steps.append(("f_windows", f"SELECT u.{PERSON}, u.t, {sums} FROM {steps[0][0]} u JOIN {panel} h "
+            steps.append(("f_windows", f"SELECT u.{UNIT_KEY}, {sums} FROM {steps[0][0]} u JOIN {panel} h "
                                        f"ON h.{PERSON} = u.{PERSON} AND h.t BETWEEN u.t - {longest} AND u.t - 1 "
-                                       f"GROUP BY u.{PERSON}, u.t"))
+                                       f"GROUP BY u.{UNIT_KEY}, u.t"))  # t: the unit's quarter, for the sums
         picked = "".join(f", {self.missing(n, f'r{i}.{quote(n)}')} AS {quote(n)}" for i, n in enumerate(related))
         picked += "".join(f", {self.window_missing(n, f'w.{quote(n)}')} AS {quote(n)}" for n in windows)
-        joins = "".join(f" LEFT JOIN f_related{i} r{i} USING ({PERSON}, t)" for i in range(len(related)))
-        joins += f" LEFT JOIN f_windows w USING ({PERSON}, t)" if windows else ""
-        steps.append(("f_step0", f"SELECT a.*{picked} FROM f_attributes a{joins}"))
+        joins = "".join(f" LEFT JOIN f_related{i} r{i} USING ({UNIT_KEY})" for i in range(len(related)))
+        joins += f" LEFT JOIN f_windows w USING ({UNIT_KEY})" if windows else ""
+        steps.append(("f_step0", f"SELECT a.* EXCLUDE ({UNIT_KEY}){picked} FROM f_attributes a{joins}"))
         for i, n in enumerate(n for n in needed if self.kind(n) in ("derived", "family")):
             previous = steps[-1][0]
             if self.kind(n) == "derived":

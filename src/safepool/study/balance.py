@@ -43,6 +43,13 @@ def weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
 
 def ecdf_differences(x: np.ndarray, treated: np.ndarray, w: np.ndarray) -> tuple[float, float]:
     """Mean and max absolute difference between the weighted eCDFs of treated and controls."""
+    if (w == 1).all():  # unweighted (the cohort before matching): counts, from one sort of the column
+        ordered = np.sort(x)
+        values = ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+        up_to = np.searchsorted(ordered, values, side="right")
+        up_to_treated = np.searchsorted(np.sort(x[treated]), values, side="right")
+        difference = np.abs(up_to_treated / w[treated].sum() - (up_to - up_to_treated) / w[~treated].sum())
+        return float(difference.mean()), float(difference.max())
     values = np.unique(x)
     gaps = []
     for group in (treated, ~treated):

@@ -30,14 +30,30 @@ def standardise(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
     """Columns divided by the pooled SD of treated and controls: the denominator of the SMD."""
     with np.errstate(invalid="ignore", divide="ignore"):  # a lone treated unit has no variance
         pooled = pooled_sd_of(x, is_treated)
-    return (x - x.mean(axis=0)) / np.where(pooled > 0, pooled, 1.0)
+    z = x - x.mean(axis=0)
+    z /= np.where(pooled > 0, pooled, 1.0)  # in place: one matrix of x's size, not two
+    return z
 
 
-def balance_features(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
-    """The covariates and, for the non-binary ones, their squares (so variances are balanced too)."""
+def two_valued(column: np.ndarray) -> bool:
+    """At most two distinct values (as np.unique counts them, without its sort)."""
+    if column.size == 0:
+        return True
+    others = column[column != column[0]]
+    return others.size == 0 or bool((others == others[0]).all())
+
+
+def balance_features(x: np.ndarray, is_treated: np.ndarray, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The covariates and, for the non-binary ones, their squares (so variances are balanced too),
+    standardised over all rows; one matrix per array of row numbers in `rows`. Pass x as a
+    temporary (nothing else holding it): it is let go as soon as it is standardised."""
+    binary = np.array([two_valued(column) for column in x.T], dtype=bool)
     z = standardise(x, is_treated)
-    binary = np.array([np.unique(column).size <= 2 for column in x.T], dtype=bool)
-    return np.hstack([z, standardise(z[:, ~binary] ** 2, is_treated)])
+    del x
+    squares = z[:, ~binary]
+    squares **= 2
+    squares = standardise(squares, is_treated)
+    return tuple(np.hstack([z[chosen], squares[chosen]]) for chosen in rows)
 
 
 def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndarray, pair_c: np.ndarray,

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 PERSON = "pid"
 FEATURES: FeatureSet = load_features()
 PANEL = "study_panel"
-UNITS = "study_units"
 ENTRIES = "study_entries"
 
 
@@ -221,8 +220,8 @@ def build_cohort(con: duckdb.DuckDBPyConnection, study: StudyFile,
     say("panel")
     _panel(con, study, first - lookback, last + study.event_window.last)
     say("risk sets")
-    _units(con, study, first, last)
-    units = in_data_order(con.sql(f"SELECT * FROM {UNITS}").df())
+    units = in_data_order(con.sql(_units(con, study, first, last)).df())
+    con.execute("DROP TABLE study_eligible; DROP TABLE study_candidates")  # the panel and entries stay
     say("covariates")
     units, covariates = _encode(units, study)
     flow = _flow(con, study, units, first, last)
@@ -306,9 +305,11 @@ def _panel(con: duckdb.DuckDBPyConnection, study: StudyFile, t_from: int, t_to: 
     FEATURES.build_panel(con, PANEL, "study_candidates", _measures(study), t_from, t_to)
 
 
-def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: int) -> None:
-    """The risk sets: per entry quarter, the entrants and the persons still eligible, with covariates
-    (features on the first day of q; living in the area and the permit on the last day of q-1)."""
+def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: int) -> str:
+    """SQL of the risk sets: per entry quarter, the entrants and the persons still eligible, with
+    covariates (features on the first day of q; living in the area and the permit on the last day
+    of q-1). Creates the temporary table study_eligible it reads; the rows go straight to the
+    caller, never into a table of their own."""
     low, high = study.eligible.age
     day, day_before = "b.qstart", "b.qstart - 1"
     conditions = ["(e.entry_t IS NULL OR e.entry_t >= b.t)"]
@@ -331,12 +332,10 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
     measured = [f"{sql} AS {column}" for name in study.covariates for column, sql in COVARIATES[name].select.items()]
     measured += [f'{SUBGROUPS[s]} AS "subgroup:{s}"' for s in study.subgroups if s in SUBGROUPS]
     measured += [f'"{s}" AS "subgroup:{s}"' for s in study.subgroups if s.startswith(TREATMENT_SUBGROUP)]
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE {UNITS} AS
+    return f"""
         SELECT pid, t, {FEATURES.sql.quarter_label("t")} AS stratum, coalesce(treated, 0) AS treated, entry_t,
                {", ".join(dict.fromkeys(measured))}
-        FROM ({features}) described""")
-    con.execute("DROP TABLE study_eligible")
+        FROM ({features}) described"""
 
 
 def _encode(frame: pd.DataFrame, study: StudyFile) -> tuple[pd.DataFrame, list[str]]:
@@ -394,7 +393,9 @@ def attach_outcomes(con: duckdb.DuckDBPyConnection, units: pd.DataFrame, outcome
                     horizons: list[int]) -> pd.DataFrame:
     """units (with pid, t, treated, entry_t) plus wide f"{outcome}@{h}" columns, same index and order.
 
-    Missing when not observed at t+h, and for controls from their own entry quarter on.
+    Missing when not observed at t+h, and for controls from their own entry quarter on. DuckDB
+    gives one row per unit and horizon; each value is put straight into its place in the wide
+    table (no pivot, no arithmetic on it).
     """
     keys = pd.DataFrame({"unit": np.arange(len(units)), "pid": units["pid"].to_numpy(),
                          "t": units["t"].to_numpy(), "treated": units["treated"].to_numpy(),
@@ -405,18 +406,19 @@ def attach_outcomes(con: duckdb.DuckDBPyConnection, units: pd.DataFrame, outcome
             f"CASE WHEN censored OR h.observed = 0 THEN NULL ELSE CAST(h.{OUTCOMES[o].measure} AS DOUBLE) END AS {o}"
             for o in outcomes)
         long = con.sql(f"""
-            WITH offsets AS (SELECT unnest({list(horizons)}) AS horizon),
+            WITH offsets AS (SELECT unnest({list(range(len(horizons)))}) AS slot, unnest({list(horizons)}) AS horizon),
             wanted AS (
-                SELECT k.unit, k.pid, o.horizon, k.t + o.horizon AS at,
+                SELECT k.unit, k.pid, o.slot, k.t + o.horizon AS at,
                        (k.treated = 0 AND k.entry_t IS NOT NULL AND k.t + o.horizon >= k.entry_t) AS censored
                 FROM study_keys k CROSS JOIN offsets o)
-            SELECT w.unit, w.horizon, {values}
+            SELECT w.unit * {len(horizons)} + w.slot AS place, {values}
             FROM wanted w LEFT JOIN {PANEL} h ON h.pid = w.pid AND h.t = w.at""").df()
     finally:
         con.unregister("study_keys")
-    wide = long.pivot(index="unit", columns="horizon", values=outcomes)
-    wide.columns = [f"{outcome}@{h}" for outcome, h in wide.columns]
-    ordered = [f"{o}@{h}" for o in outcomes for h in horizons]
-    wide = wide.reindex(index=np.arange(len(units)), columns=ordered)
-    wide.index = units.index
-    return pd.concat([units, wide.astype("float64")], axis=1)
+    wide = np.full((len(outcomes), len(units) * len(horizons)), np.nan)
+    place = long["place"].to_numpy(np.int64)
+    for i, outcome in enumerate(outcomes):
+        wide[i, place] = long[outcome].to_numpy("float64", na_value=np.nan)
+    block = wide.reshape(len(outcomes), len(units), len(horizons)).transpose(1, 0, 2).reshape(len(units), -1)
+    columns = [f"{o}@{h}" for o in outcomes for h in horizons]
+    return pd.concat([units, pd.DataFrame(block, index=units.index, columns=columns)], axis=1)

@@ -123,6 +123,19 @@ def pooled_whitening(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
     return vectors[:, keep] / np.sqrt(values[keep])
 
 
+def propensity_design(x: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """The propensity model's design, made in one array (no copies of its parts): the covariates
+    standardised over all rows, then one dummy per stratum but the first."""
+    n, p = x.shape
+    design = np.zeros((n, p + int(strata.max(initial=0))))
+    scale = x.std(axis=0)
+    np.subtract(x, x.mean(axis=0), out=design[:, :p])
+    design[:, :p] /= np.where(scale > 0, scale, 1.0)
+    rows = np.flatnonzero(strata > 0)
+    design[rows, p + strata[rows] - 1] = 1.0
+    return design
+
+
 def spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """starts[i], starts[i] + 1, ..., starts[i] + counts[i] - 1 for each i, concatenated."""
     counts = np.asarray(counts, dtype=np.int64)
@@ -268,14 +281,18 @@ class RiskSetMatcher(BaseEstimator):
         first_row = np.r_[0, np.flatnonzero(np.diff(atom)) + 1]
         atom_size = np.bincount(atom).astype(float)
 
-        scale = x.std(axis=0)
-        standardised = (x - x.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-        logit = self._fit_logit(standardised, strata, is_treated)
+        design = propensity_design(x, strata)
+        del x  # made again for the refinement: one matrix of the table's size at a time
+        logit = self._fit_logit(design, is_treated)
         logit = logit[first_row][atom]  # identical rows, identical scores (to the last bit)
         within = logit - pd.Series(logit).groupby(strata).transform("mean").to_numpy()
         self.caliper_width_ = None if self.caliper is None else float(self.caliper * within.std(ddof=1))
-        space = logit[:, None] if self.method == "propensity" else standardised @ pooled_whitening(
-            standardised, is_treated)
+        if self.method == "propensity":
+            space = logit[:, None]
+        else:
+            standardised = np.ascontiguousarray(design[:, :len(self.covariates)])
+            space = standardised @ pooled_whitening(standardised, is_treated)
+        del design  # the largest matrix of the fit: gone before the matching's own arrays are made
 
         atom_treated = is_treated[first_row]
         t_atoms, c_atoms = np.flatnonzero(atom_treated), np.flatnonzero(~atom_treated)
@@ -286,9 +303,10 @@ class RiskSetMatcher(BaseEstimator):
             links, candidates = self._match_nearest(space, logit, cells, t_rows, c_rows, atom_size[t_atoms],
                                                     atom_size[c_atoms])
             if self.refine:
-                features = balance_features(x, is_treated)
+                features_t, features_c = balance_features(numeric_matrix(df, list(self.covariates), where)[order],
+                                                          is_treated, t_rows, c_rows)
                 links = Links(links.t, refine_balance(
-                    features[t_rows], features[c_rows], links.t, links.c, links.amount, atom_size[t_atoms],
+                    features_t, features_c, links.t, links.c, links.amount, atom_size[t_atoms],
                     atom_size[c_atoms], *candidates, exclusive=not self.replace, pair_penalty=PAIR_PENALTY),
                     links.amount)
         inverse = np.empty_like(order)
@@ -299,9 +317,7 @@ class RiskSetMatcher(BaseEstimator):
         self.index_ = df.index
         return self
 
-    def _fit_logit(self, standardised: np.ndarray, strata: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
-        dummies = np.eye(strata.max() + 1)[strata][:, 1:] if strata.max() > 0 else np.empty((len(strata), 0))
-        design = np.hstack([standardised, dummies])
+    def _fit_logit(self, design: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
         model = LogisticRegression(C=PROPENSITY_C, max_iter=2000)
         with threadpool_limits(limits=1, user_api="blas"):  # BLAS threads only slow these thin matrices down
             model.fit(design, is_treated.astype(int))
