@@ -54,6 +54,22 @@ class Budget:
                 except duckdb.Error:
                     pass
 
+    def numbers(self, step: str, sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
+        """Like `frame`, for a result of numbers without NULLs: fetched as NumPy arrays (several
+        times quicker than a DataFrame for a million rows)."""
+        try:
+            for name, frame in frames.items():
+                self.con.register(name, frame)
+            return pd.DataFrame(self.con.sql(sql).fetchnumpy())
+        except duckdb.Error as exc:
+            raise self._refusal(step, exc) from None
+        finally:
+            for name in frames:
+                try:
+                    self.con.unregister(name)
+                except duckdb.Error:
+                    pass
+
     def arrays(self, step: str, sql: str) -> dict[str, object]:
         """The result of one statement as NumPy arrays by column (no DataFrame on the way)."""
         try:

@@ -337,11 +337,15 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
                 sums[entry] = [alone[(part, number)] for number in numbers]
         part_value = "CASE m.part WHEN 0 THEN p.value ELSE p.rows END" if len(parts) > 1 else "p.value"
         joined = f"FROM persons{j} p JOIN membership m USING (cell)"
-        frames.append(budget.frame(  # one row per cell and person: a set of one cell needs no adding up
-            "remember the answer's cells",
-            f"SELECT m.entry AS cell, p.person, {part_value} AS value {joined} WHERE m.single UNION ALL "
-            f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value {joined} WHERE NOT m.single "
-            "GROUP BY m.entry, p.person", membership=pd.DataFrame(membership)))
+        step = "remember the answer's cells"
+        [once] = budget.numbers(step, f"SELECT count(*) = count(DISTINCT person) AS once FROM persons{j}")["once"]
+        if once:  # each person in one cell: a set's sum for a person is that person's one value
+            sql = f"SELECT m.entry AS cell, p.person, {part_value} AS value {joined}"
+        else:  # one row per cell and person: a set of one cell needs no adding up
+            sql = (f"SELECT m.entry AS cell, p.person, {part_value} AS value {joined} WHERE m.single UNION ALL "
+                   f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value {joined} WHERE NOT m.single "
+                   "GROUP BY m.entry, p.person")
+        frames.append(budget.numbers(step, sql, membership=pd.DataFrame(membership)))
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"cell": [], "person": [], "value": []})
     return frame.astype({"cell": "int64", "person": "uint64", "value": "float64"}), column_of, sums
 
