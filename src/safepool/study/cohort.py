@@ -46,6 +46,7 @@ PERSON = "pid"
 FEATURES: FeatureSet = load_features()
 PANEL = "study_panel"
 ENTRIES = "study_entries"
+CHUNK_QUARTERS = 6  # entry quarters whose units are fetched at once (memory against per-query overhead)
 
 
 class CohortError(Invalid):
@@ -220,12 +221,22 @@ def build_cohort(con: duckdb.DuckDBPyConnection, study: StudyFile,
     say("panel")
     _panel(con, study, first - lookback, last + study.event_window.last)
     say("risk sets")
-    units = in_data_order(con.sql(_units(con, study, first, last)).df())
-    con.execute("DROP TABLE study_eligible; DROP TABLE study_candidates")  # the panel and entries stay
+    units = _risk_sets(con, study, first, last)
     say("covariates")
     units, covariates = _encode(units, study)
     flow = _flow(con, study, units, first, last)
     return Cohort(units=units, covariates=covariates, flow=flow)
+
+
+def _risk_sets(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: int) -> pd.DataFrame:
+    """The units of entry quarters first..last in data order, fetched CHUNK_QUARTERS quarters at a
+    time: DuckDB's working memory is then one chunk's, and a chunk sorted on its own is already in
+    its place, the quarter being the first sort key."""
+    parts = [in_data_order(con.sql(_units(con, study, start, min(start + CHUNK_QUARTERS - 1, last))).df())
+             for start in range(first, last + 1, CHUNK_QUARTERS)]
+    con.execute("DROP TABLE study_eligible; DROP TABLE study_candidates")  # the panel and entries stay
+    kept = [part for part in parts if len(part)] or parts[:1]
+    return pd.concat(kept, ignore_index=True) if len(kept) > 1 else kept[0]
 
 
 def in_data_order(units: pd.DataFrame) -> pd.DataFrame:

@@ -123,13 +123,16 @@ def effect_table(outcome: str, method: str, cells: pd.DataFrame, result: Horizon
                  ci_method: str, binary: bool) -> pd.DataFrame:
     """Rows of EFFECT_COLUMNS from the estimates and the cells behind them."""
     rows = []
-    for h, cell in cells.groupby("horizon", sort=True):
-        is_t = cell["treated"].to_numpy(bool)
-        level, w = cell["level"].to_numpy(float), cell["w"].to_numpy(float)
+    horizon, unit = cells["horizon"].to_numpy(), cells["unit"].to_numpy()
+    treated = cells["treated"].to_numpy(bool)
+    levels, weights = cells["level"].to_numpy(float), cells["w"].to_numpy(float)
+    for h in np.sort(pd.unique(horizon)):  # each horizon's cells in table order, without splitting the frame
+        at = horizon == h
+        is_t, level, w, units = treated[at], levels[at], weights[at], unit[at]
         mean_t, _ = weighted_mean_var(level[is_t], w[is_t])
         mean_c, var_c = weighted_mean_var(level[~is_t], w[~is_t])
-        rows.append({"horizon": int(h), "n_treated": int(cell.loc[is_t, "unit"].nunique()),
-                     "n_control": int(cell.loc[~is_t, "unit"].nunique()), "mean_treated": mean_t,
+        rows.append({"horizon": int(h), "n_treated": int(pd.unique(units[is_t]).size),
+                     "n_control": int(pd.unique(units[~is_t]).size), "mean_treated": mean_t,
                      "mean_control": mean_c, "sd_control": float(np.sqrt(var_c))})
     table = pd.DataFrame(rows)
     table["outcome"], table["method"], table["ci_method"] = outcome, method, ci_method

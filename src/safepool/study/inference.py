@@ -105,7 +105,7 @@ def merged_clusters(set_ids: np.ndarray, unit_keys: np.ndarray) -> np.ndarray:
 
 
 def require_cells(cells: pd.DataFrame, where: str) -> np.ndarray:
-    horizons = np.unique(cells["horizon"].to_numpy())
+    horizons = np.sort(pd.unique(cells["horizon"].to_numpy()))  # np.unique's answer, hashed rather than sorted
     if horizons.size == 0:
         raise StudyTableError(where, "no cell has both a treated and a control value observed")
     if cells["cluster"].nunique() < 2:
