@@ -190,12 +190,11 @@ class ValueProfile:
         self._sets = ((["raw"] if with_identity else []) + [f"c{i}" for i in range(len(self.categorical))]
                       + [f"d{i}" for i in range(len(self.dates))])
         self._con = duckdb.connect()
-        if not self._sets:  # nothing to count but the rows
-            self.rows = reader.count_rows()
-            return
-        columns = {name: column for name, column in zip(self._sets, self._columns(reader))}
         try:
-            self._count(reader, Scan(columns=columns))
+            if self._sets:
+                self._count(reader, Scan(columns=dict(zip(self._sets, self._columns(reader)))))
+            else:  # nothing to count but the rows
+                self.rows = reader.count_rows()
         except BaseException:
             self._con.close()
             raise
@@ -241,7 +240,8 @@ class ValueProfile:
         the first two. Also the format each checked date variable was read in."""
         aggregates: list[str] = []
         for i, variable in enumerate(self.categorical):
-            value = f"CAST(c{i} AS BOOLEAN)" if variable.type == "boolean" else f"c{i}"  # 0/1 reads as the pool casts it
+            # an integer 0/1 source reads as false/true, as the pool casts it
+            value = f"CAST(c{i} AS BOOLEAN)" if variable.type == "boolean" else f"c{i}"
             text = f"CAST({value} AS VARCHAR)"
             known = ", ".join(quote_literal(code) for code in variable.codes or {})
             unknown = f"g = {self._grouped_by(f'c{i}')} AND {text} IS NOT NULL AND {text} NOT IN ({known})"

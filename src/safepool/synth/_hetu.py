@@ -49,7 +49,7 @@ def unique_individual_numbers(
         numbers[todo] = 2 * k + (~female[todo]).astype(np.int32)
         keys = birth.astype(np.int64) * 1000 + numbers
         # a person keeps its number unless an earlier person (or a taken key) already has it
-        order = np.lexsort((np.arange(n), keys))
+        order = np.argsort(keys, kind="stable")  # by key, then person: a stable sort keeps persons in order
         dup = np.zeros(n, dtype=bool)
         sorted_keys = keys[order]
         dup[order[1:]] = sorted_keys[1:] == sorted_keys[:-1]
