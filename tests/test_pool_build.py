@@ -116,6 +116,8 @@ class FailingAfterFirstBatch:
     def __init__(self, reader):
         self.reader = reader
 
+    attach = sources.RegisterReader.attach  # the broken stream, not a view over the source
+
     def __getattr__(self, name):
         return getattr(self.reader, name)
 

@@ -161,21 +161,22 @@ def _stage(
     timings: dict[str, float],
     notify: Progress,
 ) -> None:
-    """Copy the scoped rows of one register into a temporary table of the build connection."""
+    """Copy the scoped rows of one register into a temporary table of the build connection; a file
+    is read by this connection in place (in parallel, with no Arrow batches in between)."""
     started = time.perf_counter()
+    notify("read", register.name, 0)
     columns = {RAW_CODE: register.identity_column} | {v.name: v.column for v in variables}
-    batches = reader.scan(Scan(columns=columns, where=time_predicate(register, scope.window)))
-    counted = _CountingReader(batches, lambda rows: notify("read", register.name, rows))
-    con.register("source_batches", counted.reader())
+    reader.attach(con, "source_rows", Scan(columns=columns, where=time_predicate(register, scope.window)))
     try:
         with reader.guarded("reading rows"):
             casts = ", ".join(_cast(v) for v in variables)
             con.execute(
                 f"CREATE OR REPLACE TEMP TABLE stage AS SELECT CAST({RAW_CODE} AS VARCHAR) AS {RAW_CODE}"
-                f"{', ' if casts else ''}{casts} FROM source_batches"
+                f"{', ' if casts else ''}{casts} FROM source_rows"
             )
     finally:
-        con.unregister("source_batches")
+        con.execute("DROP VIEW IF EXISTS source_rows")
+    notify("read", register.name, con.execute("SELECT count(*) FROM stage").fetchall()[0][0])
     timings["read"] += time.perf_counter() - started
 
 
@@ -245,24 +246,6 @@ def _mark_repeating_codes(con: duckdb.DuckDBPyConnection, row_hash: str) -> None
                     f"(SELECT r.{RAW_CODE} FROM stage r WHERE {row_hash} IN (SELECT h FROM stage_repeats))")
     finally:
         con.unregister("stage_repeats")
-
-
-class _CountingReader:
-    """Passes batches through while reporting how many rows have gone by."""
-
-    def __init__(self, batches: pa.RecordBatchReader, report: Callable[[int], None]) -> None:
-        self._batches = batches
-        self._report = report
-
-    def reader(self) -> pa.RecordBatchReader:
-        return pa.RecordBatchReader.from_batches(self._batches.schema, self._iterate())
-
-    def _iterate(self):  # type: ignore[no-untyped-def]
-        rows = 0
-        for batch in self._batches:
-            rows += batch.num_rows
-            self._report(rows)
-            yield batch
 
 
 def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[Variable]]], linkage: LinkageReport) -> None:
