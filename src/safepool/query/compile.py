@@ -8,8 +8,10 @@ lists, bins and date parts in SQL, so no value read from the data can become a l
 Three statements follow from a model:
 - `base`: one row per row of the joined tables that passes the filters, with the person's
   pseudonym, each group's label and each measured value;
-- `per_person`: per cell and person (a hash of the pseudonym, for telling persons apart only),
-  rows and the sum of each measured value;
+- `per_person`: per cell and person (a hash of the pseudonym, for telling persons apart only,
+  grouped on that hash as the ledger and the quantile windows key persons: quicker than on the
+  pseudonym's text, and two pseudonyms of one hash, if ever, count as one person, which only makes
+  every check stricter), rows and the sum of each measured value;
 - `quantile_windows`: for a quantile, the rows whose value lies in the window of at least the
   minimum frequency of values around the quantile position (ties at the window's edges are taken
   whole, so the window depends on the values alone, never on row or pseudonym order).
@@ -77,7 +79,7 @@ class Compiler:
         for j, measure in enumerate(self.model.measures):
             if measure.variable is not None:
                 parts += [f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}"]
-        return f"SELECT {', '.join(parts)} FROM base GROUP BY {', '.join([*self.keys, 'pid'])}"
+        return f"SELECT {', '.join(parts)} FROM base GROUP BY {', '.join([*self.keys, 'hash(pid)'])}"
 
     def quantile_window(self, j: int, measure: Measure, width: int) -> str:
         """Per cell and person, the rows and sum of values inside the quantile's window of `width`

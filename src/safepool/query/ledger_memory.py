@@ -24,6 +24,7 @@ the ledger open under its lock anyway; it is never written anywhere.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -212,21 +213,25 @@ class LedgerMemory:
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
+_GUARD = threading.Lock()  # queries of other permits may run in other threads of the process
 
 
 def recalled(path: str, key: Key) -> LedgerMemory | None:
-    """The memory of the ledger file at `path` if it holds exactly the state `key`."""
-    memory = _MEMORIES.get(path)
-    if memory is None or memory.key != key:
-        return None
-    _MEMORIES.move_to_end(path)
-    return memory
+    """The memory of the ledger file at `path` if it holds exactly the state `key` (used only
+    under that ledger's lock, like the file)."""
+    with _GUARD:
+        memory = _MEMORIES.get(path)
+        if memory is None or memory.key != key:
+            return None
+        _MEMORIES.move_to_end(path)
+        return memory
 
 
 def keep(path: str, memory: LedgerMemory | None) -> None:
     """Keep (or, with None, forget) the memory of the ledger file at `path`."""
-    _MEMORIES.pop(path, None)
-    if memory is not None:
-        _MEMORIES[path] = memory
-        while len(_MEMORIES) > _KEPT:
-            _MEMORIES.popitem(last=False)
+    with _GUARD:
+        _MEMORIES.pop(path, None)
+        if memory is not None:
+            _MEMORIES[path] = memory
+            while len(_MEMORIES) > _KEPT:
+                _MEMORIES.popitem(last=False)
