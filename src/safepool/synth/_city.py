@@ -388,21 +388,28 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     chosen = np.flatnonzero((start < people.res_end) & (start < WINDOW_END))
     spans(chosen, start[chosen], np.full(chosen.size, NODATE, dtype=np.int64), "elderly_services")
 
+    # days fit in int32 (NODATE is its largest): millions of rows, each column reordered in turn
     person = np.concatenate([p[0] for p in parts]).astype(np.int32)
-    start = np.concatenate([p[1] for p in parts]).astype(np.int64)
-    end = np.concatenate([p[2] for p in parts]).astype(np.int64)
-    service = np.concatenate([p[3] for p in parts]).astype(np.int64)
+    start = np.concatenate([p[1] for p in parts]).astype(np.int32)
+    end = np.concatenate([p[2] for p in parts]).astype(np.int32)
+    service = np.concatenate([p[3] for p in parts]).astype(np.int8)
     del parts
     # by day, person and service (one stable sort of a combined key: a lexsort's order, faster)
-    key = ((start - start.min(initial=0)) * (n + 1) + person) * len(SERVICES) + service
+    key = ((start.astype(np.int64) - int(start.min(initial=0))) * (n + 1) + person) * len(SERVICES) + service
     order = np.argsort(key, kind="stable")
     del key
-    person, start, end, service = person[order], start[order], end[order], service[order]
+    person = person[order]
+    start = start[order]
+    end = end[order]
+    service = service[order]
     # one row per person, day and service visited
-    same = np.zeros(person.size, dtype=bool)
-    same[1:] = (person[1:] == person[:-1]) & (start[1:] == start[:-1]) & (service[1:] == service[:-1]) \
-        & (end[1:] == end[:-1])
-    person, start, end, service = person[~same], start[~same], end[~same], service[~same]
+    keep = np.ones(person.size, dtype=bool)
+    keep[1:] = ~((person[1:] == person[:-1]) & (start[1:] == start[:-1]) & (service[1:] == service[:-1])
+                 & (end[1:] == end[:-1]))
+    person = person[keep]
+    start = start[keep]
+    end = end[keep]
+    service = service[keep]
     columns = {
         "palvelu": _labels(SERVICES, service),
         "alkupaiva": _dates(start),
@@ -412,7 +419,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     counts = np.bincount(service, minlength=len(SERVICES))
     truth = {"rows_by_service": {name: int(c) for name, c in zip(SERVICES, counts)},
              "memberships": list(MEMBERSHIPS)}
-    return RawTable("city_services", columns, person, start.astype(np.int32)), truth
+    return RawTable("city_services", columns, person, start), truth
 
 
 def city_truth(fam: Families, group: np.ndarray, sizes: dict[str, int]) -> dict[str, Any]:

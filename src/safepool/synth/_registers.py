@@ -327,12 +327,16 @@ def income_taxes(people: People, panel: Panel, kela: Money, rng: np.random.Gener
     taxable = kela.kind <= 2  # unemployment benefits are taxable earned income
     idx = kela.person[taxable].astype(np.int64) * YEARS + kela.month[taxable] // 12
     benefit = np.bincount(idx, weights=kela.amount[taxable], minlength=n * YEARS).reshape(n, YEARS)
-    age_end = (Q_END[None, :] - people.birth[:, None]) / DAYS_PER_YEAR
-    retired = (panel.code == PENSIONER) | (panel.resident & (age_end >= 75))
+    # aged 75 at a quarter's end, a quarter at a time (a person by quarter matrix of ages is large)
+    old = np.empty(panel.code.shape, dtype=bool)
+    for q, end in enumerate(Q_END):
+        old[:, q] = (end - people.birth) / DAYS_PER_YEAR >= 75
+    retired = (panel.code == PENSIONER) | (panel.resident & old)
+    del old
     pension = (retired.reshape(n, YEARS, 4).sum(axis=2) * 3.0) * people.pension[:, None]
+    del retired
     resident_year = panel.resident.reshape(n, YEARS, 4).any(axis=2)
-    age_year = age_end.reshape(n, YEARS, 4)[:, :, 3]
-    del age_end, retired
+    age_year = (Q_END[3::4][None, :] - people.birth[:, None]) / DAYS_PER_YEAR  # at each year's end
     earned = wages + benefit + pension
     cap_person = rng.random(n)
     p_cap = 1 / (1 + np.exp(-(-1.6 + 0.8 * people.ability[:, None] + 0.03 * (age_year - 40))))
@@ -478,13 +482,14 @@ def social_health(people: People, panel: Panel, rng: np.random.Generator) -> Raw
     rate *= np.exp(-0.35 * people.wellbeing[person])
     rate *= np.where(code == UNEMPLOYED, 1.3, 1.0)
     rate *= np.where(people.immigrant[person], 0.85, 1.0)
+    del age  # made again for the visits only
     count = rng.poisson(rate)
     del rate
     hit = np.flatnonzero(count)
     rep = count[hit]
     person = np.repeat(person[hit], rep)
     t = np.repeat(t[hit], rep)
-    age = np.repeat(age[hit], rep)
+    age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
     code = np.repeat(code[hit], rep)
     w = people.wellbeing[person]
     male = ~people.female[person]
