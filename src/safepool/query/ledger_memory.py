@@ -76,6 +76,8 @@ class _Extension:
     sumsq: np.ndarray     # float64, the sum of the squared weights of those entries
     restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
     index: np.ndarray     # int64, the person of each incoming entry
+    counts: np.ndarray    # bool, whether each incoming entry counts
+    weight: np.ndarray    # float64, each incoming entry's weight
 
 
 class LedgerMemory:
@@ -86,6 +88,8 @@ class LedgerMemory:
         self.cell = np.empty(0, dtype=np.int64)
         self.person = np.empty(0, dtype=np.int64)   # index into persons
         self.value = np.empty(0, dtype=np.float64)
+        self.counts = np.empty(0, dtype=bool)       # whether each entry counts, and its weight
+        self.weight = np.empty(0, dtype=np.float64)  # (they change only when a person restarts)
         self.persons = np.empty(0, dtype=np.uint64)
         self.first = np.empty(0, dtype=np.float64)
         self.pattern = np.empty(0, dtype=np.uint64)
@@ -151,7 +155,7 @@ class LedgerMemory:
         np.bitwise_xor.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
         sumsq += np.bincount(index[counts], weights=weight[counts] * weight[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, sumsq, restarted, index)
+        return _Extension(persons, first, pattern, count, sumsq, restarted, index, counts, weight)
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
             sums: np.ndarray | None = None) -> None:
@@ -170,9 +174,13 @@ class LedgerMemory:
             extension = self.extend(cell, person, value)
         if sums is not None and len(sums):
             order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
+        if extension.restarted.any():  # their remembered entries were all zero: they no longer count
+            self.counts = self.counts & ~extension.restarted[self.person]
         self.cell = np.concatenate([self.cell, cell[order]])
         self.person = np.concatenate([self.person, extension.index[order]])
         self.value = np.concatenate([self.value, value[order]])
+        self.counts = np.concatenate([self.counts, extension.counts[order]])
+        self.weight = np.concatenate([self.weight, extension.weight[order]])
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count, self.sumsq = extension.pattern, extension.count, extension.sumsq
         self._index = pd.Index(self.persons)
@@ -199,13 +207,14 @@ class LedgerMemory:
         of_person = of_person.reshape(-1)
         chosen = np.zeros(len(extension.persons), dtype=bool)
         chosen[representative] = True
-        old = np.flatnonzero(chosen[self.person] & ~extension.restarted[self.person]) if len(self.person) \
-            else np.empty(0, dtype=np.int64)
-        new = np.flatnonzero(chosen[extension.index])
-        entry_person = np.concatenate([self.person[old], extension.index[new]])
+        taken = chosen[self.person] & self.counts
+        if extension.restarted.any():
+            taken &= ~extension.restarted[self.person]
+        old = np.flatnonzero(taken)
+        new = np.flatnonzero(chosen[extension.index] & extension.counts)
+        entry_class = np.concatenate([of_person[self.person[old]], of_person[extension.index[new]]])
         entry_cell = np.concatenate([self.cell[old], cell[new]])
-        counts, weight = _weights(np.concatenate([self.value[old], value[new]]), extension.first[entry_person])
-        entry_class, entry_cell, weight = of_person[entry_person[counts]], entry_cell[counts], weight[counts]
+        weight = np.concatenate([self.weight[old], extension.weight[new]])
         if sums is not None and len(sums):
             kept = ~np.isin(entry_cell, np.asarray(sums, dtype=np.int64))
             entry_class, entry_cell, weight = entry_class[kept], entry_cell[kept], weight[kept]
