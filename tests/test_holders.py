@@ -256,6 +256,52 @@ def test_a_malformed_release_is_invalid_and_changes_nothing(world):
     assert governance.holders.releases("H-BAD") == []
 
 
+def test_an_admin_revokes_a_stewards_holders_and_the_next_call_is_refused(world):
+    workspace, governance = world
+    admin = session(world, "admin")
+    admin.add_user("leaving.steward", PASSWORD, ["steward"])
+    admin.assign_steward("leaving.steward", ["Kela", "DVV"], linkage_authority=True)
+    leaving = session(world, "leaving.steward")  # signed in before the revocation
+    assert [check.register for check in leaving.check_registers(["payments"])] == ["payments"]
+
+    scope = admin.revoke_steward("leaving.steward", ["kela"])
+    assert scope.holders == {"DVV"} and scope.linkage
+    assert_refused_and_audited(world, "leaving.steward", "registers_check",
+                               lambda: leaving.check_registers(["payments"]), "register payments is held by Kela")
+    assert [check.register for check in leaving.check_registers(["population"])] == ["population"]
+    revoked = governance.audit.records(action="steward_revoke")[-1]
+    assert (revoked.actor, revoked.target, revoked.outcome) == ("admin", "leaving.steward", "ok")
+    assert revoked.detail == {"holders": ["Kela"], "linkage_authority": False}
+
+    assert admin.revoke_steward("leaving.steward", ["DVV"], linkage_authority=True).kinds == frozenset()
+    assert "leaving.steward" not in admin.stewards()
+    approved_permit(governance, "H-LEFT")
+    assert_refused_and_audited(world, "leaving.steward", "pool_build", leaving.permit("H-LEFT").build,
+                               "not the linkage authority")
+    assert not (workspace.pool_dir / "H-LEFT").exists()
+
+
+def test_revoking_what_a_steward_does_not_hold_is_refused_audited_and_changes_nothing(world):
+    _, governance = world
+    admin = session(world, "admin")
+    before = governance.holders.assignments()
+    assert_refused_and_audited(world, "admin", "steward_revoke", lambda: admin.revoke_steward("kela.steward", ["DVV"]),
+                               "user kela.steward is not the steward of DVV")
+    assert_refused_and_audited(world, "admin", "steward_revoke",
+                               lambda: admin.revoke_steward("kela.steward", linkage_authority=True),
+                               "user kela.steward is not the linkage authority")
+    assert_refused_and_audited(world, "admin", "steward_revoke", lambda: admin.revoke_steward("nobody.here", ["Kela"]),
+                               "no user nobody.here")
+    assert_refused_and_audited(world, "admin", "steward_revoke", lambda: admin.revoke_steward("kela.steward", ["Nowhere"]),
+                               "no register holder 'Nowhere'")
+    with pytest.raises(Invalid, match="name a register holder"):
+        admin.revoke_steward("kela.steward")
+    assert_refused_and_audited(world, "kela.steward", "steward_revoke",
+                               lambda: session(world, "kela.steward").revoke_steward("dvv.steward", ["DVV"]),
+                               "only an admin may revoke stewards' assignments")
+    assert governance.holders.assignments() == before
+
+
 # --------------------------------------------------------------------------- the commands
 
 
@@ -277,6 +323,11 @@ def test_the_commands(world, monkeypatch):
     assert "no register holder 'Nowhere'" in run("steward", "assign", "new.steward", "--holder", "Nowhere",
                                                  "--user", "admin", code=5)
     assert "new.steward" in run("steward", "list", "--user", "anna")
+    assert "User new.steward is now not assigned to any register holder" in run(
+        "steward", "revoke", "new.steward", "--holder", "City of Espoo", "--user", "admin")
+    assert "is not the steward of City of Espoo" in run(
+        "steward", "revoke", "new.steward", "--holder", "City of Espoo", "--user", "admin", code=5)
+    run("steward", "assign", "new.steward", "--holder", "City of Espoo", "--user", "admin")
     approved_permit(governance, "H-CLI", released=False)
     assert "Kela released: payments" in run("permit", "release", "H-CLI", "--decision", "release",
                                             "--user", "kela.steward")

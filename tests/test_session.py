@@ -89,6 +89,7 @@ def calls(world, role: Role):
         "credentials_set": lambda s: s.set_credential("payments", "a source password"),
         "steward_list": lambda s: s.stewards(),
         "steward_assign": lambda s: s.assign_steward("stella", ["Kela"]),
+        "steward_revoke": lambda s: (s.revoke_steward("stella", ["Kela"]), s.assign_steward("stella", ["Kela"])),
         "release_decide": lambda s: s.permit("P-REL").release("release", holder="Kela"),
         "linkage_show": lambda s: s.permit("P-1").linkage(),
         "permit_list": lambda s: s.permits(),

@@ -319,6 +319,13 @@ class Session:
         self._authorise("steward_assign", target=_safe_id(name))
         return self.governance.holders.assign(self.actor, name, list(holders or []), linkage_authority)
 
+    @_guarded
+    def revoke_steward(self, name: str, holders: list[str] | None = None, linkage_authority: bool = False) -> Any:
+        """As an admin: take register holders and/or the linkage authority away from a steward
+        (who leaves, or moves on); their next call is refused. Returns what they still steward."""
+        self._authorise("steward_revoke", target=_safe_id(name))
+        return self.governance.holders.revoke(self.actor, name, list(holders or []), linkage_authority)
+
     # -- the workspace's files ---------------------------------------------------------------
 
     @_guarded

@@ -39,6 +39,21 @@ def steward_assign(
     say(wrap(f"User {name} is now {scope.describe()}", hanging="  "))
 
 
+@signed_in(steward_app, "revoke")
+def steward_revoke(
+    session: Session,
+    name: Annotated[str, typer.Argument(help="The steward.")],
+    holder: Annotated[list[str] | None, typer.Option(
+        help="A register holder to take away, named as for `steward assign`; repeat for more.")] = None,
+    linkage_authority: Annotated[bool, typer.Option(
+        "--linkage-authority", help="Take the linkage authority away.")] = False,
+) -> None:
+    """As an admin: take register holders or the linkage authority away from a steward who leaves
+    or moves on (audited); their next command for them is refused."""
+    scope = session.revoke_steward(name, holder or [], linkage_authority)
+    say(wrap(f"User {name} is now {scope.describe()}", hanging="  "))
+
+
 @signed_in(steward_app, "list")
 def steward_list(session: Session) -> None:
     """Who stewards which register holder, and who is the linkage authority (anyone signed in; audited)."""

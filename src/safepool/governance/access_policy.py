@@ -52,6 +52,7 @@ POLICY: MappingProxyType[str, frozenset[Role]] = MappingProxyType({
     # who stewards which register holder, and the linkage authority
     "steward_list": EVERYONE,
     "steward_assign": frozenset({admin}),
+    "steward_revoke": frozenset({admin}),
     # permits
     "permit_list": EVERYONE,
     "permit_show": EVERYONE,
@@ -91,6 +92,7 @@ WORDS: MappingProxyType[str, str] = MappingProxyType({
     "registers_list": "list the registers", "registers_check": "check the register sources",
     "credentials_list": "list the source credentials held", "credentials_set": "set source credentials",
     "steward_list": "list the stewards", "steward_assign": "assign stewards to register holders",
+    "steward_revoke": "revoke stewards' assignments",
     "permit_list": "list permits", "permit_show": "read a permit", "permit_request": "request permits",
     "permit_approve": "approve permits", "permit_reject": "reject permits",
     "permit_advance": "move permits to their next phase",

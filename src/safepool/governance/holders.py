@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, ForeignKey, String, Table, Text, insert, select
+from sqlalchemy import Column, Connection, Engine, ForeignKey, String, Table, Text, delete, insert, select
 
 from safepool.faults import Invalid
 from safepool.governance.access_policy import HOLDER, LINKAGE, Steward, steward_refusal
@@ -47,7 +47,7 @@ from safepool.governance.users import Actor, Role, refuse, standing
 from safepool.identity_pattern import looks_like_identity_code
 
 LINKAGE_AUTHORITY = "the linkage authority"
-ASSIGN, DECIDE = "steward_assign", "release_decide"
+ASSIGN, REVOKE, DECIDE = "steward_assign", "steward_revoke", "release_decide"
 STOPPED = "stopped"  # a permit's status once every holder refused its data
 
 steward_holders_table = Table(
@@ -205,36 +205,12 @@ class HolderOffice:
                ) -> StewardScope:
         """An admin makes a steward the steward of register holders (as the catalogue names them)
         and/or the linkage authority. Every refusal is audited and changes nothing."""
-        def refused(reason: str) -> Exception:
-            return refuse(self.audit, admin.name, admin.main_role, ASSIGN, reason, target=_plain(user))
-
-        if not admin.has(Role.admin):
-            raise refused(f"user {admin.name} is not an admin")
-        if not holders and not linkage:
-            raise Invalid("name a register holder (--holder) or make the steward the linkage authority")
-        with self.engine.connect() as con:
-            found = standing(con, [user])
-        if user not in found:
-            raise refused(f"no user {_plain(user)}")
-        actor = found[user]
-        if actor is None:
-            raise refused(f"user {_plain(user)} is not active")
-        if not actor.has(Role.steward):
-            raise refused(f"user {_plain(user)} is not a steward; only a steward stewards register holders")
-        known = self.holders()
-        chosen: list[str] = []
-        for name in holders:
-            holder = self.resolve_holder(name)
-            if holder is None:
-                raise refused(f"no register holder {_plain(name)!r} in the catalogue; it names "
-                              + ("; ".join(known) if known else "no register holder yet"))
-            chosen.append(holder)
-        chosen = list(dict.fromkeys(chosen))
-        before = self.scope(user)
+        chosen, before = self._assignment(ASSIGN, admin, user, holders, linkage)
         again = [f"the steward of {h}" for h in chosen if h in before.holders]
         again += [LINKAGE_AUTHORITY] if linkage and before.linkage else []
         if again:
-            raise refused(f"user {user} is already {' and '.join(again)}")
+            raise refuse(self.audit, admin.name, admin.main_role, ASSIGN, f"user {user} is already {' and '.join(again)}",
+                         target=_plain(user))
         rows = [{"user": user, "holder": h, "kind": HOLDER.value} for h in chosen]
         rows += [{"user": user, "holder": "", "kind": LINKAGE.value}] if linkage else []
         with self.audit.transaction() as tx:
@@ -244,6 +220,58 @@ class HolderOffice:
             tx.append(actor=admin.name, role=admin.main_role, action=ASSIGN, target=user,
                       detail={"holders": chosen, "linkage_authority": linkage})
         return self.scope(user)
+
+    def revoke(self, admin: Actor, user: str, holders: list[str] | tuple[str, ...] = (), linkage: bool = False
+               ) -> StewardScope:
+        """An admin takes register holders (and/or the linkage authority) away from a steward, who
+        may act for them no more from the next call on. Refused (audited, nothing changed) for what
+        the steward does not hold."""
+        chosen, before = self._assignment(REVOKE, admin, user, holders, linkage, active_only=False)
+        missing = [f"the steward of {h}" for h in chosen if h not in before.holders]
+        missing += [LINKAGE_AUTHORITY] if linkage and not before.linkage else []
+        if missing:
+            raise refuse(self.audit, admin.name, admin.main_role, REVOKE, f"user {user} is not {' or '.join(missing)}",
+                         target=_plain(user))
+        kinds = [(h, HOLDER.value) for h in chosen] + ([("", LINKAGE.value)] if linkage else [])
+        with self.audit.transaction() as tx:
+            for holder, kind in kinds:
+                tx.conn.execute(delete(steward_holders_table).where(
+                    steward_holders_table.c.user == user, steward_holders_table.c.holder == holder,
+                    steward_holders_table.c.kind == kind))
+            tx.append(actor=admin.name, role=admin.main_role, action=REVOKE, target=user,
+                      detail={"holders": chosen, "linkage_authority": linkage})
+        return self.scope(user)
+
+    def _assignment(self, action: str, admin: Actor, user: str, holders: list[str] | tuple[str, ...], linkage: bool,
+                    *, active_only: bool = True) -> tuple[list[str], StewardScope]:
+        """The holders named (as the catalogue names them, each once) and the user's scope now,
+        after the checks an assignment and a revocation share; each refusal is audited. A revocation
+        may name a user who is no longer active: their assignments must still be taken away."""
+        def refused(reason: str) -> Exception:
+            return refuse(self.audit, admin.name, admin.main_role, action, reason, target=_plain(user))
+
+        if not admin.has(Role.admin):
+            raise refused(f"user {admin.name} is not an admin")
+        if not holders and not linkage:
+            raise Invalid("name a register holder (--holder) or the linkage authority (--linkage-authority)")
+        with self.engine.connect() as con:
+            found = standing(con, [user])
+        if user not in found:
+            raise refused(f"no user {_plain(user)}")
+        actor = found[user]
+        if active_only and actor is None:
+            raise refused(f"user {_plain(user)} is not active")
+        if active_only and not actor.has(Role.steward):
+            raise refused(f"user {_plain(user)} is not a steward; only a steward stewards register holders")
+        known = self.holders()
+        chosen: list[str] = []
+        for name in holders:
+            holder = self.resolve_holder(name)
+            if holder is None:
+                raise refused(f"no register holder {_plain(name)!r} in the catalogue; it names "
+                              + ("; ".join(known) if known else "no register holder yet"))
+            chosen.append(holder)
+        return list(dict.fromkeys(chosen)), self.scope(user)
 
     def require_linkage_authority(self, actor: Actor, action: str, *, permit: str | None = None,
                                   audited_as: str | None = None) -> None:
