@@ -23,6 +23,7 @@ import numpy as np
 from safepool.study.balance import pooled_sd_of
 
 MAX_SWEEPS = 20
+GATHER_ROWS = 65_536  # rows copied at once when the features of the matched atoms are taken out
 STOP_GAIN = 0.1  # stop once a sweep gains less than this share of what the first sweep gained
 
 
@@ -53,7 +54,20 @@ def balance_features(x: np.ndarray, is_treated: np.ndarray, *rows: np.ndarray) -
     squares = z[:, ~binary]
     squares **= 2
     squares = standardise(squares, is_treated)
-    return tuple(np.hstack([z[chosen], squares[chosen]]) for chosen in rows)
+    return tuple(gathered(chosen, z, squares) for chosen in rows)
+
+
+def gathered(rows: np.ndarray, *parts: np.ndarray) -> np.ndarray:
+    """The rows of the parts side by side (as np.hstack of each part's rows), copied a block of
+    rows at a time so that no part's rows are held twice."""
+    out = np.empty((rows.size, sum(part.shape[1] for part in parts)))
+    for start in range(0, rows.size, GATHER_ROWS):
+        block = rows[start:start + GATHER_ROWS]
+        column = 0
+        for part in parts:
+            out[start:start + block.size, column:column + part.shape[1]] = part[block]
+            column += part.shape[1]
+    return out
 
 
 def refine_balance(z_treated: np.ndarray, z_control: np.ndarray, pair_t: np.ndarray, pair_c: np.ndarray,

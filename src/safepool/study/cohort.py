@@ -350,7 +350,8 @@ def _units(con: duckdb.DuckDBPyConnection, study: StudyFile, first: int, last: i
 
 
 def _encode(frame: pd.DataFrame, study: StudyFile) -> tuple[pd.DataFrame, list[str]]:
-    """The matcher's numeric covariates; a categorical is one-hot without its most common level."""
+    """The matcher's numeric covariates; a categorical is one-hot without its most common level
+    (0/1 bytes: the matcher and the balance read every covariate as float64, the same numbers)."""
     covariates: list[str] = []
     for name in study.covariates:
         builder = COVARIATES[name]
@@ -363,7 +364,7 @@ def _encode(frame: pd.DataFrame, study: StudyFile) -> tuple[pd.DataFrame, list[s
             levels = sorted(counts.index, key=lambda level: (-counts[level], str(level)))  # ties by name
             for level in sorted(levels[1:]):
                 dummy = f"{column}_{level}".replace(" ", "_")
-                frame[dummy] = (frame[column] == level).astype("float64")
+                frame[dummy] = (frame[column] == level).astype("uint8")  # 0/1: exact as float64 where read
                 covariates.append(dummy)
     return frame, covariates
 
