@@ -104,6 +104,7 @@ def calls(world, role: Role):
         "query": lambda s: s.permit("P-1").query(QUESTION),
         "study_run": lambda s: s.permit("P-1").study(world["study"]),
         "insight_run": lambda s: s.permit("P-1").insight(world["insight"]),
+        "insight_handover": lambda s: s.permit("P-1").handover(world["insight"]),
         "output_list": lambda s: s.outputs.list(),
         "output_show": lambda s: s.outputs.show(out),
         "output_request": lambda s: s.permit("P-1").outputs.request_release([out], CONTEXT),

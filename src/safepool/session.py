@@ -379,6 +379,7 @@ ACTION_PHASES: dict[str, tuple[Phase, ...]] = {
     "query": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "study_run": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "insight_run": (Phase.analytic_review, Phase.analysis, Phase.reporting),
+    "insight_handover": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "pool_variables": (Phase.analytic_review, Phase.analysis, Phase.reporting),
     "pool_show": (Phase.analytic_review, Phase.analysis, Phase.reporting),
 }
@@ -663,11 +664,11 @@ class PermitSession:
         """As an analyst, where the permit allows re-identification for preventive services: hand
         the steward the pseudonyms a need-prediction file's `handover` selects (into the steward
         zone; the analyst learns only the handover's name)."""
-        self.session._authorise("insight_run", permit=_safe_id(self.id))
+        self.session._authorise("insight_handover", permit=_safe_id(self.id))
         from safepool.insight.handover import hand_over
 
         loaded = self._insight_file(insight)
-        self._in_phase("insight_run")
+        self._in_phase("insight_handover")
         return hand_over(self.session.workspace.pool_dir, self._governance, self._actor, loaded, progress=progress)
 
     def _insight_file(self, insight: Any) -> Any:

@@ -69,6 +69,7 @@ POLICY: MappingProxyType[str, frozenset[Role]] = MappingProxyType({
     "query": frozenset({analyst}),
     "study_run": frozenset({analyst}),
     "insight_run": frozenset({analyst}),
+    "insight_handover": frozenset({analyst}),
     # outputs
     "output_list": frozenset({analyst, checker}),
     "output_show": frozenset({analyst, checker}),
@@ -100,6 +101,7 @@ WORDS: MappingProxyType[str, str] = MappingProxyType({
     "pool_build": "build pools", "pool_show": "inspect pools", "pool_variables": "read a pool's variables",
     "linkage_show": "read linkage reports",
     "query": "query pools", "study_run": "run studies", "insight_run": "run customer-information analyses",
+    "insight_handover": "hand predicted needs over for preventive services",
     "output_list": "list outputs", "output_show": "read outputs", "output_request": "ask for output release",
     "output_review": "review outputs", "output_release": "release outputs",
     "keys_destroy": "destroy keys", "reidentify": "re-identify persons", "doctor": "examine the workspace's files",
