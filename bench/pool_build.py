@@ -46,7 +46,7 @@ def safepool_build(workspace: Workspace, registers: list[Register]) -> float:
     rows = built.stage_rows
     print(f"safepool build: {built.seconds:.1f} s for {rows['rows read']:,} rows from {len(registers)} registers")
     per_stage = [
-        ("read (scoped, streamed)", built.stage_seconds["read"], rows["rows read"], "rows"),
+        ("read (scoped; files in place)", built.stage_seconds["read"], rows["rows read"], "rows"),
         ("validate (stdnum, per distinct code)", built.stage_seconds["validate"], rows["codes validated"], "codes"),
         ("HMAC (DataFusion, per distinct code)", built.stage_seconds["hmac"], rows["codes pseudonymised"], "codes"),
         ("link and write (DuckDB)", built.stage_seconds["write"], rows["rows written"], "rows"),

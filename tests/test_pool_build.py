@@ -1,8 +1,10 @@
+import datetime as dt
 import json
 import stat
 
 import duckdb
 import pyarrow as pa
+import pyarrow.csv as pa_csv
 import pytest
 
 from safepool.errors import SourceError
@@ -13,7 +15,7 @@ from safepool.pool.build import build_pool
 from safepool.pool.scope import Scope, ScopeError
 from safepool.registers import sources
 from privacy_scan import find_identifiers
-from tiny_registers import ANNA, BO, DINA, identifying_strings, make_workspace
+from tiny_registers import ANNA, BO, DINA, WRONG_CHECK, identifying_strings, make_workspace
 
 FULL = {"population": "*", "payments": "*", "visits": "*"}
 
@@ -62,6 +64,27 @@ def test_same_person_same_pseudonym_in_every_register(workspace):
     assert {r[0] for r in pool_rows(workspace, "P-1", "payments")} == {anna, Pseudonymiser(key).pseudonym(BO)}
     assert anna in {r[0] for r in pool_rows(workspace, "P-1", "visits")}
     assert Pseudonymiser(key).pseudonym(DINA) in {r[0] for r in pool_rows(workspace, "P-1", "visits")}
+
+
+def test_repeated_rows_are_one_pool_row_whatever_the_spelling(workspace):
+    """A row repeated under the same code, under another spelling of it, or with a missing value is
+    one pool row; a row that differs in any value is kept; a repeated row that cannot link is
+    quarantined every time."""
+    day = dt.date(2019, 1, 5)
+    rows = [(ANNA, 100.0), (" " + ANNA.lower(), 100.0), (ANNA, 200.0), (BO, None), (BO, None), (BO, 100.0),
+            (WRONG_CHECK, 100.0), (WRONG_CHECK, 100.0)]
+    pa_csv.write_csv(pa.table({"hetu": [code for code, _ in rows], "maksupaiva": [day] * len(rows),
+                               "euroa": pa.array([amount for _, amount in rows], pa.float64())}),
+                     workspace.registers_dir / "kela" / "payments.csv")
+    built = build_pool(workspace, scope({"payments": "*"}))
+    pseudonym = Pseudonymiser(KeyStore(workspace.steward_dir / "keys").get("P-1")).pseudonym
+    anna, bo = pseudonym(ANNA), pseudonym(BO)
+    expected = [(anna, day, 100.0), (anna, day, 200.0), (bo, day, None), (bo, day, 100.0)]
+    assert sorted(pool_rows(workspace, "P-1", "payments"), key=repr) == sorted(expected, key=repr)
+    payments = built.linkage.registers["payments"]
+    assert (payments.rows_linked, payments.duplicate_rows_removed, payments.rows_quarantined) == (6, 2, 2)
+    quarantine = workspace.steward_dir / "quarantine" / "P-1" / "payments.parquet"
+    assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{quarantine}')").fetchall() == [(2,)]
 
 
 def test_other_permit_cannot_link_to_this_one(workspace):

@@ -206,8 +206,10 @@ def _link(
     resolver.resolve("stage_codes", "raw")
     # each code of this register that links, with its pseudonym; `compare` when its rows may repeat
     # rows of another code (another spelling with the same pseudonym) or of its own
-    con.execute("CREATE OR REPLACE TEMP TABLE stage_links AS SELECT raw, pid, count(*) OVER (PARTITION BY pid) > 1 "
-                f"AS compare FROM ({resolver.linked_rows_sql('stage_codes', 'raw', 'r.raw')})")
+    con.execute("CREATE OR REPLACE TEMP TABLE stage_links AS SELECT raw, pid, false AS compare "
+                f"FROM ({resolver.linked_rows_sql('stage_codes', 'raw', 'r.raw')})")
+    con.execute("UPDATE stage_links SET compare = true WHERE pid IN "
+                "(SELECT pid FROM stage_links GROUP BY pid HAVING count(*) > 1)")
     timings["pseudonymise"] += time.perf_counter() - started
     started = time.perf_counter()
     columns = [f"r.{quote_identifier(v.name)}" for v in variables]

@@ -120,10 +120,12 @@ class LinkageTracker:
             self.con.execute("CREATE OR REPLACE TEMP TABLE register_holders (register VARCHAR, holder VARCHAR)")
             self.con.executemany("INSERT INTO register_holders VALUES (?, ?)",
                                  [[name, holders.get(name, name)] for name in self.names])
+            # a person in the registers of two holders or more is, in each of them, also in another
+            # holder's; (pid, register) is unique in person_registers, so rows count persons
             elsewhere = {name: 0 for name in self.names} | dict(self.con.execute(
-                "SELECT p.register, count(DISTINCT p.pid) FROM person_registers p "
-                "JOIN register_holders h ON h.register = p.register WHERE EXISTS (SELECT 1 FROM person_registers q "
-                "JOIN register_holders g ON g.register = q.register WHERE q.pid = p.pid AND g.holder <> h.holder) "
+                "WITH shared AS (SELECT p.pid FROM person_registers p JOIN register_holders h ON h.register = p.register "
+                "GROUP BY p.pid HAVING min(h.holder) <> max(h.holder)) "
+                "SELECT p.register, count(*) FROM person_registers p SEMI JOIN shared s ON s.pid = p.pid "
                 "GROUP BY p.register").fetchall())
         return LinkageReport(
             registers=registers,
