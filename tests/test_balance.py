@@ -73,3 +73,18 @@ def test_errors_name_the_column(cohort_and_matched):
         Balance(COVARIATES).fit(cohort, matched.drop(columns="weight"))
     with pytest.raises(StudyTableError, match="not fitted"):
         Balance(COVARIATES).love_plot()
+
+
+def test_unweighted_ecdf_counts_like_the_weighted_path():
+    """The unit-weight shortcut (counts from one sort) gives the weighted path's numbers exactly:
+    doubled weights take the weighted path and must give the same eCDFs to the last bit."""
+    from safepool.study.balance import ecdf_differences
+
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        n = int(rng.integers(2, 300))
+        x = rng.integers(-2, 4, n).astype(float) * rng.choice([1.0, 0.37], n)
+        x[x == 0] *= rng.choice([1.0, -1.0], int((x == 0).sum()))  # -0.0 and 0.0 are one value
+        treated = rng.random(n) < 0.3
+        treated[:2] = [True, False]
+        assert ecdf_differences(x, treated, np.ones(n)) == ecdf_differences(x, treated, np.full(n, 2.0))

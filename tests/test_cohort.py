@@ -100,3 +100,19 @@ def test_a_pool_without_the_needed_table_is_named():
     with pytest.raises(CohortError, match="no table skills_centre") as caught:
         build_cohort(con, validity_study())
     assert "table population has no column(s) birth_date" in str(caught.value)
+
+
+def test_fetching_in_chunks_of_quarters_changes_nothing(pool, cohort, monkeypatch):
+    """The units fetched one entry quarter at a time are the units fetched all at once, in data order."""
+    import safepool.study.cohort as cohort_module
+
+    con, _ = pool
+    monkeypatch.setattr(cohort_module, "CHUNK_QUARTERS", 1)
+    one_by_one = build_cohort(con, validity_study())
+    assert one_by_one.covariates == cohort.covariates
+    pd.testing.assert_frame_equal(one_by_one.flow, cohort.flow)
+    every_column = list(cohort.units.columns)
+    assert (one_by_one.units["t"].diff().dropna() >= 0).all()
+    pd.testing.assert_frame_equal(one_by_one.units.sort_values(every_column).reset_index(drop=True),
+                                  cohort.units.sort_values(every_column).reset_index(drop=True))
+    pd.testing.assert_frame_equal(one_by_one.units.drop(columns="pid"), cohort.units.drop(columns="pid"))

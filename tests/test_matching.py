@@ -213,3 +213,18 @@ def test_balance_refinement_never_looks_at_outcomes(cohort):
     first = RiskSetMatcher(COVARIATES).fit(cohort).matched_
     second = RiskSetMatcher(COVARIATES).fit(shuffled).matched_
     assert first.index.equals(second.index) and first["set_id"].equals(second["set_id"])
+
+
+def test_refinement_features_are_those_of_the_whole_table(monkeypatch):
+    """Features taken out per row block, and two values told apart without a sort, are what the
+    whole-table hstack and np.unique give."""
+    import safepool.study.balance_refinement as refinement
+
+    rng = np.random.default_rng(5)
+    for values in ([0.0, 1.0], [0.0, -0.0], [2.0], [0.0, 1.0, 2.0], [-0.0, 0.0, 3.5]):
+        column = rng.choice(values, 50)
+        assert refinement.two_valued(column) == (np.unique(column).size <= 2)
+    left, right = rng.normal(size=(200, 3)), rng.normal(size=(200, 2))
+    rows = rng.permutation(200)[:150]
+    monkeypatch.setattr(refinement, "GATHER_ROWS", 7)  # several blocks, the last one short
+    assert np.array_equal(refinement.gathered(rows, left, right), np.hstack([left, right])[rows])
