@@ -211,10 +211,12 @@ def naive_difference(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[i
     levels = numeric_matrix(cohort_df, outcome_columns(outcome, horizons), where, allow_missing=True)
     units = unit_keys(cohort_df, unit_col, where)
     row, column = np.nonzero(~np.isnan(levels))
+    horizon_values, horizon = np.unique(np.asarray(horizons), return_inverse=True)
+    arms = np.bincount(horizon[column] * 2 + treated[row], minlength=2 * horizon_values.size).reshape(-1, 2)
+    both = (arms > 0).all(axis=1)[horizon[column]]  # the horizons at which both arms have a value
+    row, column = row[both], column[both]
     cells = pd.DataFrame({"horizon": np.asarray(horizons)[column], "treated": treated[row],
                           "y": levels[row, column], "level": levels[row, column], "w": 1.0,
                           "unit": units[row], "cluster": units[row]})
-    sides = cells.groupby("horizon")["treated"].transform("nunique")
-    cells = cells[sides == 2].reset_index(drop=True)
     result = cluster_robust(cells, alpha, where)
     return effect_table(outcome, "naive", cells, result, "cluster_robust", is_binary(levels.ravel()))
