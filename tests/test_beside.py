@@ -4,6 +4,8 @@ failure here stops it instead of leaving it running."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -51,3 +53,20 @@ def test_a_failure_here_stops_the_work_beside(tmp_path):
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_the_callers_script_is_not_run_again_in_the_child(tmp_path):
+    """A script without a `__main__` guard: spawn would run it again in the child (and, for the
+    demo, empty the workspace being built); the work beside runs in a fresh interpreter instead."""
+    runs = tmp_path / "runs"
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"open({str(runs)!r}, 'a').write('ran\\n')\n"
+        "from safepool.beside import Beside\n"
+        "from test_beside import own_pid\n"
+        "with Beside() as beside:\n"
+        "    assert beside.start(own_pid, 0).result() != os.getpid()\n")
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+    assert runs.read_text() == "ran\n"

@@ -1,16 +1,22 @@
 """Work that runs in a process of its own beside this one, on the machine's other cores.
 
 Python runs one thread of Python at a time, so independent work (the demo's second permit, with
-its own people) goes to a fresh process instead ("spawn": no copied locks or open databases).
-Its result, or its error, is taken with `result()`; leaving the block before that stops the
-process, so a failure here never leaves work running behind it.
+its own people) goes to a fresh interpreter (`python -m safepool.beside`). It is given the
+function and its arguments, pickled, on a pipe, and gives back its result or its error the same
+way. It never imports the caller's script: multiprocessing's "spawn" does, and a script without
+an `if __name__ == "__main__"` guard would then run again in the child (for the demo: empty
+the workspace the study is building in). Its result, or its error, is taken with `result()`;
+leaving the block before that stops the process, so a failure here never leaves work running
+behind it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
 from collections.abc import Callable
-from multiprocessing.pool import AsyncResult, Pool
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -19,30 +25,70 @@ T = TypeVar("T")
 class Started(Generic[T]):
     """A function running beside this process."""
 
-    def __init__(self, running: AsyncResult) -> None:
-        self._running = running
+    def __init__(self, process: subprocess.Popen, answer: int) -> None:
+        self._process, self._answer = process, answer
 
     def result(self) -> T:
         """Wait for it; its own exception is raised here."""
-        return self._running.get()
+        with os.fdopen(self._answer, "rb") as answer:
+            payload = answer.read()
+        self._process.wait()
+        if not payload:
+            raise RuntimeError(f"the work beside this process ended without an answer (exit code "
+                               f"{self._process.returncode})")
+        done, value = pickle.loads(payload)
+        if not done:
+            raise value
+        return value
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
 
 
 class Beside:
     """Processes started for independent work; `with Beside() as beside: beside.start(f, ...)`."""
 
     def __init__(self) -> None:
-        self._pools: list[Pool] = []
+        self._started: list[Started] = []
 
     def start(self, function: Callable[..., T], *args: Any) -> Started[T]:
-        """Run `function(*args)` (both picklable) in a new process of its own."""
-        pool = multiprocessing.get_context("spawn").Pool(1)
-        self._pools.append(pool)
-        return Started(pool.apply_async(function, args))
+        """Run `function(*args)` (both picklable, the function importable) in a new interpreter."""
+        answer, child_end = os.pipe()
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        process = subprocess.Popen([sys.executable, "-m", "safepool.beside", str(child_end)], stdin=subprocess.PIPE,
+                                   pass_fds=(child_end,), env=environment)
+        os.close(child_end)
+        assert process.stdin is not None
+        with process.stdin:
+            process.stdin.write(pickle.dumps((function, args)))
+        started: Started[T] = Started(process, answer)
+        self._started.append(started)
+        return started
 
     def __enter__(self) -> Beside:
         return self
 
     def __exit__(self, *_: object) -> None:
-        for pool in self._pools:
-            pool.terminate()  # done by now unless this process failed first: then it stops too
-            pool.join()
+        for started in self._started:
+            started.stop()  # done by now unless this process failed first: then it stops too
+
+
+def _serve(answer_fd: int) -> None:
+    """The child's side: run the function read from stdin, write (done, result or error) back."""
+    function, args = pickle.load(sys.stdin.buffer)
+    try:
+        outcome: tuple[bool, Any] = (True, function(*args))
+    except Exception as error:  # noqa: BLE001 (handed to the caller, raised there)
+        outcome = (False, error)
+    try:
+        payload = pickle.dumps(outcome)
+    except Exception:  # noqa: BLE001 (an error that does not pickle is named by its type)
+        payload = pickle.dumps((False, RuntimeError(f"the work beside failed: {type(outcome[1]).__name__}")))
+    with os.fdopen(answer_fd, "wb") as answer:
+        answer.write(payload)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
