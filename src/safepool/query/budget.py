@@ -9,6 +9,8 @@ converting. The refusal names the step of the query that failed instead.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import duckdb
 import pandas as pd
@@ -41,26 +43,22 @@ class Budget:
 
     def frame(self, step: str, sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
         """The result of one statement as a DataFrame, with `frames` visible to it by name."""
-        try:
-            for name, frame in frames.items():
-                self.con.register(name, frame)
+        with self._visible(step, frames):
             return self.con.execute(sql).df()
-        except duckdb.Error as exc:
-            raise self._refusal(step, exc) from None
-        finally:
-            for name in frames:
-                try:
-                    self.con.unregister(name)
-                except duckdb.Error:
-                    pass
 
     def numbers(self, step: str, sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
         """Like `frame`, for a result of numbers without NULLs: fetched as NumPy arrays (several
         times quicker than a DataFrame for a million rows)."""
+        with self._visible(step, frames):
+            return pd.DataFrame(self.con.sql(sql).fetchnumpy())
+
+    @contextmanager
+    def _visible(self, step: str, frames: dict[str, pd.DataFrame]) -> Iterator[None]:
+        """`frames` registered by name for one statement; an engine error becomes the step's refusal."""
         try:
             for name, frame in frames.items():
                 self.con.register(name, frame)
-            return pd.DataFrame(self.con.sql(sql).fetchnumpy())
+            yield
         except duckdb.Error as exc:
             raise self._refusal(step, exc) from None
         finally:

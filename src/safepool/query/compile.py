@@ -153,28 +153,6 @@ class Compiler:
         return (f"CASE {key} WHEN -1 THEN {quote_text(MISSING)} WHEN -3 THEN {quote_text(f'before {first}')} "
                 f"WHEN -4 THEN {quote_text(f'after {last}')} ELSE {text} END")
 
-    def _label(self, group: Grouping) -> str:
-        variable, column = self._variable(group.variable.table, group.variable.name)
-        if group.part == "code":
-            cases = " ".join(f"WHEN {quote_text(code)} THEN {quote_text(label)}"
-                             for code, label in (variable.codes or {}).items())
-            return (f"CASE WHEN {column} IS NULL THEN {quote_text(MISSING)} ELSE CASE CAST({column} AS VARCHAR) "
-                    f"{cases} ELSE {quote_text(UNKNOWN_CODE)} END END")
-        if group.part == "bin":
-            edges = variable.bins or []
-            labels = bin_labels(edges, variable.unit or "")
-            cases = " ".join(f"WHEN {column} < {edge!r} THEN {quote_text(label)}"
-                             for edge, label in zip(edges, labels))
-            return f"CASE WHEN {column} IS NULL THEN {quote_text(MISSING)} {cases} ELSE {quote_text(labels[-1])} END"
-        date = date_sql(variable, column)
-        first, last = variable.years or (0, 0)
-        d = f"({date})"
-        layout = {"year": f"strftime({d}, '%Y')", "month": f"strftime({d}, '%Y-%m')",
-                  "quarter": f"strftime({d}, '%Y') || 'Q' || CAST(quarter({d}) AS VARCHAR)"}[group.part]
-        return (f"CASE WHEN {date} IS NULL THEN {quote_text(MISSING)} "
-                f"WHEN year({date}) < {first} THEN {quote_text(f'before {first}')} "
-                f"WHEN year({date}) > {last} THEN {quote_text(f'after {last}')} ELSE {layout} END")
-
     # -- filters ----------------------------------------------------------------------------
 
     def _condition(self, condition: Condition) -> str:
