@@ -17,7 +17,7 @@ process are printed (on a shared machine the CPU time is the steadier figure):
 - report: the disclosure checks, the study report, its review and release,
 - city: waiting, after the study's release, for the city's own use (its permit, releases, pool
   and insight analyses), which the demo runs beside the study in a process of its own from the
-  end of the register checks; that process's CPU time is printed apart, and its memory is in
+  moment the demo users exist; that process's CPU time is printed apart, and its memory is in
   every stage's figure (the resident memory of the demo's process and all it started, summed).
 Also printed: clients, the 8-quarter employment effect with its interval, the largest resident
 memory in each stage and the peak of the process, and the load average of the machine before and after (other work on

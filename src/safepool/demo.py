@@ -10,8 +10,8 @@ analyst looks at the pool for the analytic review after the reassessment, runs t
 study (its tables and report published through the output register under the workspace's
 disclosure policy, one release with one rounding policy), and asks for its outputs to be
 released; the checker reviews them (commenting on each, as a report's "review" verdict asks) and
-releases them; an admin verifies the audit log. Beside the study, from the end of the register
-checks, the city's own use runs in a process of its own (another permit, its own people signed in
+releases them; an admin verifies the audit log. Beside all this, from the moment the demo users
+exist, the city's own use runs in a process of its own (another permit, its own people signed in
 there): its permit, releases and pool, then the shipped insight files.
 """
 
@@ -22,7 +22,7 @@ import os
 import secrets
 import shutil
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
@@ -126,18 +126,24 @@ def make_users(workspace: Workspace) -> dict[str, str]:
     return passwords
 
 
-class People:
-    """Each demo user signed in once and kept, by name: every sign-in is an argon2 check, made
-    slow on purpose, and the demo's people act many times."""
+class People(Mapping[str, Session]):
+    """Each demo user signed in when first asked for and kept, by name: every sign-in is an argon2
+    check, made slow on purpose, and the demo's people act many times."""
 
     def __init__(self, root: Path, passwords: dict[str, str]) -> None:
         self.root, self.passwords = root, passwords
         self.sessions: dict[str, Session] = {}
 
-    def __call__(self, name: str) -> Session:
+    def __getitem__(self, name: str) -> Session:
         if name not in self.sessions:
             self.sessions[name] = connect(self.root, user=name, password=self.passwords[name])
         return self.sessions[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.passwords)
+
+    def __len__(self) -> int:
+        return len(self.passwords)
 
     def __enter__(self) -> People:
         return self
@@ -147,26 +153,28 @@ class People:
             session.close()
 
 
-def release_data(stewards: dict[str, Session], permit: str = DEMO_PERMIT) -> list[Release]:
-    """Each register holder in the permit's scope releases its registers into it, by its own steward."""
-    waiting = set(stewards[LINKAGE_AUTHORITY].permit(permit).show().waiting)
-    return [session.permit(permit).release("release", holder=holder)
-            for session in stewards.values() for holder in sorted(session.steward_scope.holders) if holder in waiting]
+def release_data(stewards: Mapping[str, Session], permit: str = DEMO_PERMIT) -> list[Release]:
+    """Each register holder in the permit's scope releases its registers into it, by its own steward;
+    only the stewards of holders in the scope are asked for (with `People`, only they sign in)."""
+    linkage = stewards[LINKAGE_AUTHORITY]
+    waiting = set(linkage.permit(permit).show().waiting)
+    return [stewards[name].permit(permit).release("release", holder=holder)
+            for name, scope in linkage.stewards().items() for holder in sorted(scope.holders) if holder in waiting]
 
 
-def city_insights(person: Callable[[str], Session], stewards: dict[str, Session]) -> list[str]:
+def city_insights(person: Mapping[str, Session]) -> list[str]:
     """The city's own use: its permit requested, approved, released by the holders and built, then
     the shipped insight files (service paths, predicted needs, segments) run by the analyst; one
     line each, from the checked outputs."""
-    analyst = person("vtt.analyst1")
+    analyst = person["vtt.analyst1"]
     permit = analyst.request_permit(demo_request("permit-request-city.yaml"), CITY_PERMIT)
     for role in permit.assessment.approvals:
-        person(SIGNERS[role]).permit(CITY_PERMIT).approve(role)
-    holders = sorted({release.holder for release in release_data(stewards, CITY_PERMIT)})
-    stewards[LINKAGE_AUTHORITY].permit(CITY_PERMIT).build()
-    stewards[LINKAGE_AUTHORITY].permit(CITY_PERMIT).advance("analytic_review", "pool built and checked")
+        person[SIGNERS[role]].permit(CITY_PERMIT).approve(role)
+    holders = sorted({release.holder for release in release_data(person, CITY_PERMIT)})
+    person[LINKAGE_AUTHORITY].permit(CITY_PERMIT).build()
+    person[LINKAGE_AUTHORITY].permit(CITY_PERMIT).advance("analytic_review", "pool built and checked")
     if permit.assessment.reassessment_after_review:
-        person("espoo.privacy").permit(CITY_PERMIT).approve(ApprovalRole.approver)
+        person["espoo.privacy"].permit(CITY_PERMIT).approve(ApprovalRole.approver)
     under_permit = analyst.permit(CITY_PERMIT)
     under_permit.advance("analysis", "analytic review done")
     lines = [f"Customer information under the city's permit {CITY_PERMIT} (its registers released by "
@@ -181,7 +189,7 @@ def city_in_own_process(root: Path, passwords: dict[str, str]) -> list[str]:
     """The city's use, signed in afresh in the process `Beside` started: a separate permit and
     separate people, so it runs on the machine's other core while the study runs on this one."""
     with People(root, passwords) as person:
-        return city_insights(person, {name: person(name) for name in HOLDER_STEWARDS})
+        return city_insights(person)
 
 
 def verdicts(study: StudyResult) -> dict[str, int]:
@@ -240,23 +248,23 @@ def run_demo(
     workspace = Workspace.open(path)
     passwords = make_users(workspace)
     with People(workspace.root, passwords) as person, Beside() as beside:
-        analyst, steward, checker = person("vtt.analyst1"), person(LINKAGE_AUTHORITY), person("sf.checker")
-        stewards = {name: person(name) for name in HOLDER_STEWARDS}
+        city_use = beside.start(city_in_own_process, workspace.root, passwords) if city else None
+        if city_use:
+            notify(CITY_STARTED, "customer information", 0)
+        analyst, steward, checker = person["vtt.analyst1"], person[LINKAGE_AUTHORITY], person["sf.checker"]
+        stewards = {name: person[name] for name in HOLDER_STEWARDS}
         checks = [check for holder_steward in stewards.values() for check in holder_steward.check_registers()]
         failing = [c for c in checks if not c.ok]
         if failing:
             raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
-        city_use = beside.start(city_in_own_process, workspace.root, passwords) if city else None
-        if city_use:
-            notify(CITY_STARTED, "customer information", 0)
         permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
         for role in permit.assessment.approvals:
-            permit = person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
-        releases = release_data(stewards)
+            permit = person[SIGNERS[role]].permit(DEMO_PERMIT).approve(role)
+        releases = release_data(person)
         built = steward.permit(DEMO_PERMIT).build(progress=progress)
         steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
         if permit.assessment.reassessment_after_review:
-            person("espoo.privacy").permit(DEMO_PERMIT).approve(ApprovalRole.approver)
+            person["espoo.privacy"].permit(DEMO_PERMIT).approve(ApprovalRole.approver)
         under_permit = analyst.permit(DEMO_PERMIT)
         sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
         variables = under_permit.variables()
@@ -268,7 +276,7 @@ def run_demo(
         under_permit.advance("reporting", f"study report released in {release.name}")
         notify(CITY_WAITED, "customer information", 0)
         insights = city_use.result() if city_use else []
-        verdict = person("demo.admin").audit_verify()
+        verdict = person["demo.admin"].audit_verify()
         phase = under_permit.show().permit.phase.name
 
     linkage = built.linkage
