@@ -46,12 +46,6 @@ class Budget:
         with self._visible(step, frames):
             return self.con.execute(sql).df()
 
-    def numbers(self, step: str, sql: str, **frames: pd.DataFrame) -> pd.DataFrame:
-        """Like `frame`, for a result of numbers without NULLs: fetched as NumPy arrays (several
-        times quicker than a DataFrame for a million rows)."""
-        with self._visible(step, frames):
-            return pd.DataFrame(self.con.sql(sql).fetchnumpy())
-
     @contextmanager
     def _visible(self, step: str, frames: dict[str, pd.DataFrame]) -> Iterator[None]:
         """`frames` registered by name for one statement; an engine error becomes the step's refusal."""

@@ -306,9 +306,11 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
     """For the ledger: each person's contribution to every shown cell, total and sum of shown cells a
     reader can add up (a mean or quantile is a sum over a count, so both enter), the column of each,
     and which of them are sums of shown cells that are entries themselves (the ledger checks that).
-    Added up in the engine: only (cell, person, value) rows leave it, to go into the ledger."""
+    Rows come sorted by entry and person (the ledger's own order, so it sorts nothing)."""
     groups = [g.name for g in model.groups]
-    frames, column_of, sums = [], {}, {}
+    parts_of_entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    column_of: dict[int, int] = {}
+    sums: dict[int, list[int]] = {}
     for j, column in enumerate(columns):
         if column.mitigated is None:
             continue
@@ -316,38 +318,54 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
         position = {tuple(json_safe(v) for v in row): int(number)
                     for row, number in zip(inner.itertuples(index=False), column.cells["cell"])}
         parts = ["value", "rows"] if column.measure.kind in ("mean", "quantile") else ["value"]
-        membership: dict[str, list] = {"cell": [], "part": [], "entry": [], "single": []}
         alone: dict[tuple[int, int], int] = {}  # (part, cell number) -> the entry of that cell alone
         added: list[tuple[int, int, list[int]]] = []
+        entries: list[tuple[int, int, list[int]]] = []  # (entry, part, cell numbers)
         for members in _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile"):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
                 entry = len(column_of)
                 column_of[entry] = j
+                entries.append((entry, part, numbers))
                 if len(numbers) == 1:
                     alone[(part, numbers[0])] = entry
                 else:
                     added.append((entry, part, numbers))
-                membership["cell"] += numbers
-                membership["part"] += [part] * len(numbers)
-                membership["entry"] += [entry] * len(numbers)
-                membership["single"] += [len(numbers) == 1] * len(numbers)
         for entry, part, numbers in added:
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
-        part_value = "CASE m.part WHEN 0 THEN p.value ELSE p.rows END" if len(parts) > 1 else "p.value"
-        joined = f"FROM persons{j} p JOIN membership m USING (cell)"
-        step = "remember the answer's cells"
-        [once] = budget.numbers(step, f"SELECT count(*) = count(DISTINCT person) AS once FROM persons{j}")["once"]
-        if once:  # each person in one cell: a set's sum for a person is that person's one value
-            sql = f"SELECT m.entry AS cell, p.person, {part_value} AS value {joined}"
-        else:  # one row per cell and person: a set of one cell needs no adding up
-            sql = (f"SELECT m.entry AS cell, p.person, {part_value} AS value {joined} WHERE m.single UNION ALL "
-                   f"SELECT m.entry AS cell, p.person, sum({part_value}) AS value {joined} WHERE NOT m.single "
-                   "GROUP BY m.entry, p.person")
-        frames.append(budget.numbers(step, sql, membership=pd.DataFrame(membership)))
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"cell": [], "person": [], "value": []})
-    return frame.astype({"cell": "int64", "person": "uint64", "value": "float64"}), column_of, sums
+        rows = budget.arrays("remember the answer's cells", f"SELECT cell, person, value, rows FROM persons{j}")
+        parts_of_entries.append(_entry_rows(rows, entries))
+    if not parts_of_entries:
+        return pd.DataFrame({"cell": np.empty(0, np.int64), "person": np.empty(0, np.uint64),
+                             "value": np.empty(0)}), column_of, sums
+    cell, person, value = (np.concatenate(arrays) for arrays in zip(*parts_of_entries))
+    return pd.DataFrame({"cell": cell, "person": person, "value": value}), column_of, sums
+
+
+def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[int]]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per entry (its number, part 0 for values or 1 for rows, its cell numbers) and person with
+    rows in one of its cells, the sum over those cells of the person's part: (entry, person, sum),
+    sorted by entry and person. Summed in the order of the cells for each person."""
+    cell = np.asarray(rows["cell"], dtype=np.int64)
+    person = np.asarray(rows["person"], dtype=np.uint64)
+    order = np.lexsort((cell, person))  # by person, then cell
+    cell, person = cell[order], person[order]
+    values = [np.asarray(rows["value"], dtype=np.float64)[order], np.asarray(rows["rows"], dtype=np.float64)[order]]
+    highest = max(int(cell.max()) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
+    member = np.zeros(highest + 1, dtype=bool)
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for entry, part, numbers in entries:
+        member[:] = False
+        member[numbers] = True
+        taken = np.flatnonzero(member[cell])
+        who = person[taken]
+        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if len(who) else np.empty(0, dtype=np.int64)
+        total = np.add.reduceat(values[part][taken], starts) if len(who) else np.empty(0)
+        found.append((np.full(len(starts), entry, dtype=np.int64), who[starts], total))
+    return tuple(np.concatenate(arrays) for arrays in zip(*found)) if found else \
+        (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
