@@ -303,7 +303,8 @@ class Ledger:
         `sums` (optional) names incoming cells that are, person by person, the sum of other
         incoming cells of the same column (a total and the shown cells it adds up): checked here,
         they are left out of the algebra, which they add nothing to, while their members are in it."""
-        close, same = self.compare(incoming, min_frequency)
+        signatures = self.signatures(incoming)
+        close, same = self.compare(incoming, min_frequency, signatures)
         withheld = {column_of[cell]: PAIRS for cell in close}
         candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
         self._candidates = candidates
@@ -317,7 +318,8 @@ class Ledger:
                 else:
                     accepted += cells
         kept = [c for c in candidates if column_of[c] not in withheld]
-        self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept))
+        self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept),
+                      signatures=signatures[signatures["cell"].isin(kept)])
         return withheld
 
     def _sums_within(self, cells: list[int]) -> list[int]:
@@ -361,19 +363,33 @@ class Ledger:
             ledger_memory.keep(str(self.path), memory)
         return memory
 
-    def compare(self, incoming: pd.DataFrame, min_frequency: int) -> tuple[set[int], set[int]]:
+    def signatures(self, incoming: pd.DataFrame) -> pd.DataFrame:
+        """Per incoming cell its size and signature (an order-free hash of its persons and values):
+        computed once per query, for the comparison and for the cells remembered."""
+        con = self._con()
+        con.register("incoming", incoming)
+        try:
+            return con.sql(f"SELECT cell, count(*) AS size, {_SIGNATURE} AS signature FROM incoming GROUP BY cell"
+                           ).df()
+        finally:
+            con.unregister("incoming")
+
+    def compare(self, incoming: pd.DataFrame, min_frequency: int, signatures: pd.DataFrame | None = None
+                ) -> tuple[set[int], set[int]]:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
         with a value of zero) that differ from a remembered cell by 1 to min_frequency - 1 persons,
         and those equal to a remembered cell. A cell with the size and signature (an order-free hash
         of its persons and values) of a remembered one is that cell again and adds nothing; two cells
         whose sizes differ by the minimum frequency or more differ by at least that many persons, so
-        only the other incoming cells are compared, and only with remembered cells of a near size."""
+        only the other incoming cells are compared, and only with remembered cells of a near size.
+        `signatures`: `signatures(incoming)`, when the caller has them."""
+        sizes = self.signatures(incoming) if signatures is None else signatures
         con = self._con()
         con.register("incoming", incoming)
+        con.register("sizes", sizes)
         try:
             pairs = con.sql(f"""
-                WITH sizes AS (SELECT cell, count(*) AS size, {_SIGNATURE} AS signature FROM incoming GROUP BY cell),
-                identical AS (SELECT DISTINCT s.cell FROM sizes s
+                WITH identical AS (SELECT DISTINCT s.cell FROM sizes s
                               JOIN cells o ON o.size = s.size AND o.signature = s.signature),
                 fresh AS (SELECT * FROM sizes WHERE cell NOT IN (SELECT cell FROM identical)),
                 near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s ON abs(o.size - s.size) < {int(min_frequency)}),
@@ -389,18 +405,23 @@ class Ledger:
                 UNION ALL SELECT cell, 0 FROM identical""").fetchall()
         finally:
             con.unregister("incoming")
+            con.unregister("sizes")
         close = {int(cell) for cell, differing in pairs if 0 < differing < min_frequency}
         same = {int(cell) for cell, differing in pairs if differing == 0}
         return close, same
 
     # -- remembering, bound to the record -----------------------------------------------------
 
-    def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = ()) -> None:
+    def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None
+                 ) -> None:
         """Keep the incoming cells, numbered after the remembered ones in the order of their
         numbers: record the pending state, update the file, then make the state the record's.
-        `sums`: incoming cells checked to be sums of other incoming cells (see `check`)."""
+        `sums`: incoming cells checked to be sums of other incoming cells (see `check`);
+        `signatures`: `signatures(incoming)`, when the caller has them."""
         if incoming.empty:
             return
+        if signatures is None:
+            signatures = self.signatures(incoming)
         person = incoming["person"].to_numpy(dtype=np.uint64)
         value = incoming["value"].to_numpy(dtype=float) + 0.0
         if not np.isfinite(value).all():
@@ -418,10 +439,12 @@ class Ledger:
         self._set_pending(cells, digest)
         con = self._con()
         con.register("incoming", frame)
+        con.register("sizes", signatures.assign(cell=self.cells + 1 + np.searchsorted(
+            distinct, signatures["cell"].to_numpy(dtype=np.int64))))
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
-            con.execute(f"INSERT INTO cells SELECT cell, count(*), {_SIGNATURE} FROM incoming GROUP BY cell")
+            con.execute("INSERT INTO cells SELECT cell, size, signature FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?", [cells, rows, digest])
             con.execute("COMMIT")
         except BaseException:
@@ -436,6 +459,7 @@ class Ledger:
             raise
         finally:
             con.unregister("incoming")
+            con.unregister("sizes")
         self._commit_pending(cells, digest)
         self.cells, self.rows, self.digest = cells, rows, digest
         if memory is not None:
