@@ -172,6 +172,8 @@ class DatabaseReader(RegisterReader):
     def scan(self, scan: Scan) -> pa.RecordBatchReader:
         with self.guarded(f"querying table {self.table} in {self.shown}"):
             self._cursor = self._con.cursor()  # the stream lives only as long as its cursor
+            if self.register.source.kind == SourceKind.sqlite:  # its default, 1,024 rows, costs a quarter more CPU
+                self._cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(BATCH_ROWS)})
             self._cursor.execute(scan.sql(self._relation()))
             return self._cursor.fetch_record_batch()
 
