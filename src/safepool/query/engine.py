@@ -347,23 +347,30 @@ def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per entry (its number, part 0 for values or 1 for rows, its cell numbers) and person with
     rows in one of its cells, the sum over those cells of the person's part: (entry, person, sum),
-    sorted by entry and person. Summed in the order of the cells for each person."""
+    sorted by entry and person. The rows are sorted by cell and person once: an entry of one cell
+    is a slice of them, an entry of several cells their slices merged by person (a stable sort of
+    sorted runs), each person's values added up in the order of the cells."""
     cell = np.asarray(rows["cell"], dtype=np.int64)
     person = np.asarray(rows["person"], dtype=np.uint64)
-    order = np.lexsort((cell, person))  # by person, then cell
+    order = np.argsort(person)
+    narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
+    order = order[np.argsort(narrow[order], kind="stable")]  # by cell, then person (a pair occurs once)
     cell, person = cell[order], person[order]
     values = [np.asarray(rows["value"], dtype=np.float64)[order], np.asarray(rows["rows"], dtype=np.float64)[order]]
-    highest = max(int(cell.max()) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
-    member = np.zeros(highest + 1, dtype=bool)
+    highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
+    bounds = np.searchsorted(cell, np.arange(highest + 2))
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for entry, part, numbers in entries:
-        member[:] = False
-        member[numbers] = True
-        taken = np.flatnonzero(member[cell])
-        who = person[taken]
-        starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if len(who) else np.empty(0, dtype=np.int64)
-        total = np.add.reduceat(values[part][taken], starts) if len(who) else np.empty(0)
-        found.append((np.full(len(starts), entry, dtype=np.int64), who[starts], total))
+        if len(numbers) == 1:
+            taken = slice(bounds[numbers[0]], bounds[numbers[0] + 1])
+            who, total = person[taken], values[part][taken]
+        else:
+            taken = np.concatenate([np.arange(bounds[n], bounds[n + 1]) for n in numbers] or [np.empty(0, np.int64)])
+            taken = taken[np.argsort(person[taken], kind="stable")]
+            who = person[taken]
+            starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if len(who) else np.empty(0, np.int64)
+            who, total = who[starts], np.add.reduceat(values[part][taken], starts) if len(starts) else np.empty(0)
+        found.append((np.full(len(who), entry, dtype=np.int64), who, total))
     return tuple(np.concatenate(arrays) for arrays in zip(*found)) if found else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
 
