@@ -61,8 +61,8 @@ def duckdb_sql_hmac(key: bytes, con: duckdb.DuckDBPyConnection, target: str, cod
     """The alternative: the same HMAC written in DuckDB SQL from its sha256 and the RFC 2104 pads."""
     ipad, opad = rfc2104_pads(key)
     mac = "sha256($opad || unhex(sha256($ipad || encode(code))))"
-    con.execute(f"CREATE TABLE {target} AS SELECT code, lpad(CAST(CAST('0x' || substr({mac}, 1, 15) AS UBIGINT) "
-                f"AS VARCHAR), 19, '0') AS pid FROM (SELECT DISTINCT code FROM ({codes_sql}) WHERE code IS NOT NULL)",
+    con.execute(f"CREATE TABLE {target} AS SELECT code, CAST(CAST('0x' || substr({mac}, 1, 15) AS UBIGINT) "
+                f"AS BIGINT) AS pid FROM (SELECT DISTINCT code FROM ({codes_sql}) WHERE code IS NOT NULL)",
                 {"ipad": ipad, "opad": opad})
 
 
@@ -108,14 +108,14 @@ def pandas_way(workspace: Workspace, registers: list[Register], key: bytes) -> f
     """What an analyst would write: read each file whole, check and hash every row, merge."""
     started = time.perf_counter()
 
-    def pseudonym(code: object) -> str | None:
+    def pseudonym(code: object) -> int | None:
         if not isinstance(code, str):
             return None
         compact = "".join(code.split()).upper()
         if not hetu.is_valid(compact):
             return None
         mac = hmac.new(key, compact.encode(), hashlib.sha256).hexdigest()
-        return str(int(mac[:15], 16))
+        return int(mac[:15], 16)
 
     frames = {}
     for register in registers:

@@ -117,6 +117,8 @@ def test_the_pool_holds_parents_as_pseudonyms_under_the_permits_key(tmp_path, sy
     con = access.connect(workspace.pool_dir, "P-FAM")
     try:
         pooled = dict(con.sql("SELECT pid, mother_id FROM population").fetchall())
+        types = con.sql("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = 'population' "
+                        "AND column_name IN ('pid', 'mother_id', 'father_id') ORDER BY 1").fetchall()
         linked = con.sql("SELECT count(*) FROM population c JOIN population m ON m.pid = c.mother_id").fetchall()[0][0]
     finally:
         con.close()
@@ -128,5 +130,6 @@ def test_the_pool_holds_parents_as_pseudonyms_under_the_permits_key(tmp_path, sy
             if checked == 50:
                 break
     assert checked == 50 and linked > 500
+    assert types == [("father_id", "BIGINT"), ("mother_id", "BIGINT"), ("pid", "BIGINT")]
     fathers = source["isan_henkilotunnus"].to_pylist()
     assert find_identifiers(workspace.root, [c for c in mothers + fathers if c]) == []

@@ -156,7 +156,7 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     assert alerts.exit_code in (0, PROBLEMS_FOUND) and readable(alerts.output)
 
     reidentify = tmp_path / "pseudonyms.txt"
-    reidentify.write_text("1234567890\n")
+    reidentify.write_text("0234567890123456789\n")
     line = one_error_line(invoke("reidentify", "P-CLI", "--pseudonyms", reidentify, "--justification",
                                  "preventive services", "--user", "stella"), REFUSED)
     assert "does not allow re-identification" in line

@@ -26,7 +26,7 @@ from safepool.governance.form import PermitRequest
 from safepool.insight import fairness, need
 from safepool.insight.handover import ACTION, hand_over, handovers_dir
 from safepool.insight.spec import load_insight
-from safepool.pool import access
+from safepool.pool import access, pseudonyms
 from safepool.pool.build import build_for_permit
 from safepool.session import connect
 from safepool.synth.load import synthesise
@@ -106,14 +106,15 @@ def expected_list(root: Path, file: Path) -> list[str]:
                                       settings, insight.seed)
     scored = (units.frame["t"] == score_t).to_numpy()
     probability = pipeline.predict_proba(units.frame.loc[scored, used])[:, 1]
-    return sorted(set(units.pids[scored][probability >= settings.handover.threshold].astype(str)))
+    chosen = units.pids[scored][probability >= settings.handover.threshold]
+    return sorted({pseudonyms.shown(pid) for pid in chosen.tolist()})
 
 
 def test_the_analyst_hands_over_and_the_steward_reidentifies_audited(city, handed_over, tmp_path):
     root, person = city
     file, handover, listed = handed_over
     assert listed == expected_list(root, file) and len(listed) >= 3  # the file's threshold, no other
-    assert all(p.isascii() and p.isdigit() for p in listed)
+    assert all(len(p) == 19 and p.isascii() and p.isdigit() for p in listed)  # as people see pseudonyms
     path = handovers_dir(person(ANALYST).governance) / handover.name
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert sorted(p.name for p in path.parent.iterdir()) == [handover.name]  # no scratch left behind

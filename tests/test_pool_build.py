@@ -12,6 +12,7 @@ from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.pool import access
 from safepool.pool.build import build_pool
+from safepool.pool.pseudonyms import shown
 from safepool.pool.scope import Scope, ScopeError
 from safepool.registers import sources
 from privacy_scan import find_identifiers
@@ -64,6 +65,19 @@ def test_same_person_same_pseudonym_in_every_register(workspace):
     assert {r[0] for r in pool_rows(workspace, "P-1", "payments")} == {anna, Pseudonymiser(key).pseudonym(BO)}
     assert anna in {r[0] for r in pool_rows(workspace, "P-1", "visits")}
     assert Pseudonymiser(key).pseudonym(DINA) in {r[0] for r in pool_rows(workspace, "P-1", "visits")}
+
+
+def test_the_pool_stores_pseudonyms_as_bigint_and_people_see_19_digits(workspace):
+    build_pool(workspace, scope())
+    con = access.connect(workspace.pool_dir, "P-1")
+    try:
+        types = con.sql("SELECT table_name, data_type FROM duckdb_columns() WHERE column_name = 'pid'").fetchall()
+    finally:
+        con.close()
+    assert sorted(types) == [(table, "BIGINT") for table in sorted(FULL)]
+    anna = Pseudonymiser(KeyStore(workspace.steward_dir / "keys").get("P-1")).pseudonym(ANNA)
+    assert anna in {r[0] for r in pool_rows(workspace, "P-1", "population")}
+    assert len(shown(anna)) == 19 and shown(anna).isdigit() and int(shown(anna)) == anna
 
 
 def test_repeated_rows_are_one_pool_row_whatever_the_spelling(workspace):

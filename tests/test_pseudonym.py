@@ -1,3 +1,5 @@
+import hashlib
+import hmac
 import os
 import stat
 
@@ -7,6 +9,7 @@ import pytest
 
 from safepool.identity.keystore import PASSPHRASE_ENV, KeyStore, KeyStoreError
 from safepool.identity.pseudonym import Pseudonymiser
+from safepool.pool.pseudonyms import MalformedPseudonym, parse, parse_lines, shown
 from tiny_registers import ANNA, BO, CHEN
 
 
@@ -23,7 +26,31 @@ def test_sql_hmac_equals_python_hmac():
     mapped = sql_pseudonyms(pseudonymiser, [ANNA, BO, CHEN, ANNA])
     assert len(mapped) == 3  # once per distinct code
     assert all(mapped[c] == pseudonymiser.pseudonym(c) for c in mapped)
-    assert all(pid.isdigit() and len(pid) == 19 for pid in mapped.values())
+    assert all(isinstance(pid, int) and 0 <= pid < 2**60 for pid in mapped.values())
+
+
+def test_the_stored_number_is_the_number_string_shown_before():
+    """The pool stores the number; people see the same zero-padded 19 digits as always."""
+    key = os.urandom(32)
+    for code in (ANNA, BO, CHEN):
+        digits = str(int(hmac.new(key, code.encode(), hashlib.sha256).hexdigest()[:15], 16)).zfill(19)
+        assert shown(Pseudonymiser(key).pseudonym(code)) == digits
+        assert parse(digits) == Pseudonymiser(key).pseudonym(code)
+    assert shown(42) == "0000000000000000042" and parse(" 0000000000000000042\n") == 42
+
+
+@pytest.mark.parametrize("text", ["42", "12345678901234567890", "9" * 19, "-000000000000000042", "",
+                                  "\uff11" * 19, "00000000000000004a2", ANNA])
+def test_text_that_is_no_pseudonym_is_refused_without_echo(text):
+    with pytest.raises(MalformedPseudonym) as refused:
+        parse(text)
+    assert "19 digits" in str(refused.value)
+    with pytest.raises(MalformedPseudonym) as refused:
+        parse_lines(f"{shown(7)}\n\n{shown(8)}\n{text}x\n", "the file at-risk.txt")
+    message = str(refused.value)
+    assert message.startswith("the file at-risk.txt, line 4: not a pseudonym")
+    assert not text or text not in message
+    assert parse_lines(f"{shown(7)}\n\n {shown(8)}\n", "f") == [shown(7), shown(8)]
 
 
 def test_long_keys_are_hashed_as_rfc2104_says():
@@ -117,13 +144,14 @@ def test_hashing_failure_withholds_the_engine_message(monkeypatch):
     assert failure.value.__cause__ is None and failure.value.__suppress_context__
 
 
-def test_leading_digits_read_any_binary_layout():
-    """The digits come from the MAC's first 60 bits, whatever binary layout the engine returns."""
-    from safepool.identity.pseudonym import leading_digits
+def test_leading_bits_read_any_binary_layout():
+    """The number is the MAC's first 60 bits, whatever binary layout the engine returns."""
+    from safepool.identity.pseudonym import leading_bits
 
-    macs = [os.urandom(32) for _ in range(50)]
-    expected = [str(int(mac.hex()[:15], 16)).zfill(19) for mac in macs]
+    macs = [os.urandom(32) for _ in range(50)] + [b"\xff" * 32]
+    expected = [int(mac.hex()[:15], 16) for mac in macs]
     for kind in (pa.binary(), pa.large_binary()):
         chunked = pa.chunked_array([pa.array(macs[:20], kind), pa.array(macs[20:], kind)]).slice(0)
-        assert leading_digits(chunked).to_pylist() == expected
-    assert leading_digits(pa.chunked_array([pa.array(macs, pa.binary())]).slice(7, 5)).to_pylist() == expected[7:12]
+        assert leading_bits(chunked).type == pa.int64()
+        assert leading_bits(chunked).to_pylist() == expected
+    assert leading_bits(pa.chunked_array([pa.array(macs, pa.binary())]).slice(7, 5)).to_pylist() == expected[7:12]

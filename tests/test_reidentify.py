@@ -20,6 +20,7 @@ from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.reidentify import reidentify
 from safepool.pool import access
 from safepool.pool.build import build_for_permit
+from safepool.pool.pseudonyms import shown
 from safepool.workspace import Workspace
 from test_zones import ANALYST_ZONE, STEWARD_ZONE, all_modules, in_zone, reachable
 from tiny_registers import ANNA, BO, CHEN, DINA, identifying_strings, make_workspace
@@ -27,7 +28,7 @@ from tiny_registers import ANNA, BO, CHEN, DINA, identifying_strings, make_works
 ALLOWED = {"requested": True, "ground": "preventive_services",
            "justification": "focus preventive services on the at-risk group the analysis found"}
 WHY = "offer preventive family services to the at-risk group found in the analysis"
-UNKNOWN = "1234567890123456789"
+UNKNOWN = "1034567890123456789"  # 19 digits below 2**60: a pseudonym no one has
 # The persons in the permit's scope (window 2009Q1-2024Q4) whose codes link.
 IN_SCOPE = [ANNA, BO, CHEN, DINA]
 
@@ -53,9 +54,10 @@ def setup(built, tmp_path):
 
 
 def pool_pseudonyms(workspace, permit):
+    """The pseudonyms in a permit's pool, as people see them (the form re-identification takes)."""
     con = access.connect(workspace.pool_dir, permit)
     try:
-        return sorted(r[0] for r in con.execute(
+        return sorted(shown(r[0]) for r in con.execute(
             "SELECT pid FROM population UNION SELECT pid FROM payments UNION SELECT pid FROM visits").fetchall())
     finally:
         con.close()
@@ -80,7 +82,7 @@ def test_the_steward_gets_exactly_the_right_codes(setup):
                         wanted[:3] + [wanted[0], UNKNOWN], WHY)
     assert (result.requested, result.matched, result.unmatched) == (4, 3, 1)
     key = KeyStore(workspace.steward_dir / "keys").get("R-1")
-    expected = {Pseudonymiser(key).pseudonym(code): code for code in IN_SCOPE}
+    expected = {shown(Pseudonymiser(key).pseudonym(code)): code for code in IN_SCOPE}
     assert set(expected) == set(wanted)
     assert read_matches(result.path) == {p: expected[p] for p in wanted[:3]}
 
@@ -183,8 +185,25 @@ def test_a_steward_among_the_permits_analysts_is_refused(setup):
 def test_malformed_pseudonyms_are_counted_not_echoed(setup):
     workspace, governance = setup
     wanted = pool_pseudonyms(workspace, "R-1")
-    message = refused_case(workspace, governance, "stella", "R-1", pseudonyms=[wanted[0], ANNA, "12a4", ""])
-    assert "3 of 4 pseudonyms are malformed" in message
+    message = refused_case(workspace, governance, "stella", "R-1",
+                           pseudonyms=[wanted[0], ANNA, "12a4", "", wanted[2], wanted[1][1:], wanted[1] + "7", "9" * 19])
+    assert "6 of 8 pseudonyms are malformed (item 2, 3, 4, 6, 7, ... of the list; a pseudonym is shown as 19 digits)" \
+        in message
+    assert wanted[1][1:] not in message
+
+
+def test_the_command_names_the_line_that_holds_no_pseudonym_and_not_what_it_holds(setup, tmp_path, monkeypatch):
+    workspace, governance = setup
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+    wanted = pool_pseudonyms(workspace, "R-1")
+    listing = tmp_path / "at-risk.txt"
+    listing.write_text("\n".join([wanted[0], "", wanted[1].lstrip("0") + "x"]) + "\n", encoding="utf-8")
+    args = ["reidentify", "R-1", "--pseudonyms", str(listing), "--justification", WHY, "-w", str(workspace.root)]
+    result = CliRunner().invoke(app, args + ["--user", "stella"], catch_exceptions=False)
+    assert result.exit_code != 0
+    assert f"{listing}, line 3: not a pseudonym (a pseudonym is shown as 19 digits)" in " ".join(result.output.split())
+    assert not any(p.lstrip("0") in result.output for p in wanted)
+    assert reidentified_files(workspace) == []
 
 
 def test_without_the_key_nothing_is_found_and_the_error_is_audited(setup):

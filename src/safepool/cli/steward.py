@@ -10,6 +10,7 @@ import typer
 from safepool.cli.common import app, say, signed_in
 from safepool.cli.render import path_lines
 from safepool.faults import Invalid
+from safepool.pool.pseudonyms import parse_lines
 
 if TYPE_CHECKING:
     from safepool.session import Session
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 def reidentify(
     session: Session,
     permit: Annotated[str, typer.Argument(help="The permit whose pseudonyms are linked back.")],
-    pseudonyms: Annotated[Path, typer.Option("--pseudonyms", help="File with one pseudonym per line.")],
+    pseudonyms: Annotated[Path, typer.Option("--pseudonyms", help="File with one pseudonym (19 digits) per line.")],
     justification: Annotated[str, typer.Option(help="Why these persons must be reached (no identity codes).")],
 ) -> None:
     """As the steward: link pseudonyms back to identity codes, only if the permit allows it.
@@ -31,7 +32,7 @@ def reidentify(
         text = pseudonyms.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise Invalid(f"cannot read the pseudonym file {pseudonyms} ({type(exc).__name__})") from None
-    wanted = [line.strip() for line in text.splitlines() if line.strip()]
+    wanted = parse_lines(text, f"the pseudonym file {pseudonyms}")
     result = session.permit(permit).reidentify(wanted, justification)
     say(f"Re-identified under permit {permit}: {result.requested} pseudonyms requested, "
         f"{result.matched} matched, {result.unmatched} unmatched",

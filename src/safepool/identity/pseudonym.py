@@ -9,8 +9,9 @@ as binary literals of the expression API, never as SQL text, so no query text, p
 message can carry them; a failure is reported without the engine's message.
 
 `pseudonym` is the same function in Python, used for single look-ups and to prove the two
-agree. The pseudonym is the first 60 bits of the MAC as a 19-digit number string: collisions
-are negligible at population scale and the key, not the length, is what makes it one-way.
+agree. The pseudonym is the first 60 bits of the MAC as a number, stored as a BIGINT (people
+see it as 19 digits: safepool.pool.pseudonyms): collisions are negligible at population scale
+and the key, not the length, is what makes it one-way.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import pyarrow as pa
 from datafusion import SessionContext, col, lit
 from datafusion import functions as fn
 
+from safepool.pool.pseudonyms import BITS
+
 BLOCK = 64
-DIGITS = 19
-HEX_DIGITS = 15
 MAC_BYTES = 32
 MAP_CODES = "pseudonym_map_codes"
 
@@ -51,9 +52,10 @@ class Pseudonymiser:
     def __repr__(self) -> str:  # never show the key
         return "Pseudonymiser(<key hidden>)"
 
-    def pseudonym(self, code: str) -> str:
-        mac = hmac.new(self._key, code.encode("utf-8"), hashlib.sha256).hexdigest()
-        return str(int(mac[:HEX_DIGITS], 16)).zfill(DIGITS)
+    def pseudonym(self, code: str) -> int:
+        """The pseudonym of one code, as the pool stores it."""
+        mac = hmac.new(self._key, code.encode("utf-8"), hashlib.sha256).digest()
+        return int.from_bytes(mac[:8], "big") >> (64 - BITS)
 
     def create_map(self, con: duckdb.DuckDBPyConnection, target: str, codes_sql: str) -> int:
         """Create table `target(code, pid)` from the distinct codes that `codes_sql` selects; their number."""
@@ -68,7 +70,7 @@ class Pseudonymiser:
     def pseudonym_table(self, codes: pa.ChunkedArray | pa.Array) -> pa.Table:
         """(code, pid) for each code, in no particular order (the engine hashes in parallel)."""
         if len(codes) == 0:
-            return pa.table({"code": pa.array([], pa.string()), "pid": pa.array([], pa.string())})
+            return pa.table({"code": pa.array([], pa.string()), "pid": pa.array([], pa.int64())})
         ipad, opad = (lit(pa.scalar(pad, pa.binary())) for pad in (self._ipad, self._opad))
         message = fn.arrow_cast(col("code"), pa.binary())
         mac = fn.sha256(fn.concat(opad, fn.sha256(fn.concat(ipad, message))))
@@ -77,25 +79,19 @@ class Pseudonymiser:
                       .select(col("code"), mac.alias("mac")).to_arrow_table())
         except Exception:
             raise PseudonymisationError("computing the pseudonyms failed in the hashing engine") from None
-        return pa.table({"code": hashed.column("code"), "pid": leading_digits(hashed.column("mac"))})
+        return pa.table({"code": hashed.column("code"), "pid": leading_bits(hashed.column("mac"))})
 
 
-def leading_digits(macs: pa.ChunkedArray) -> pa.Array:
-    """The first 60 bits of each MAC as a zero-padded 19-digit number string.
+def leading_bits(macs: pa.ChunkedArray) -> pa.Array:
+    """The first 60 bits of each MAC as a number (an int64 array, since 60 bits fit in a BIGINT).
 
-    Vectorised: the leading 8 bytes of every MAC read as one big-endian integer, its digits
-    written into a fixed-width byte block that becomes the string array's data buffer.
+    Vectorised: the leading 8 bytes of every MAC are read as one big-endian integer and shifted.
     """
     if macs.type != pa.binary():  # the engine may hand back large or view binary arrays
         macs = macs.cast(pa.binary())
     leading = np.concatenate([leading_bytes(chunk) for chunk in macs.chunks])
-    numbers = leading.view(">u8").ravel().astype(np.uint64) >> np.uint64(64 - 4 * HEX_DIGITS)
-    text = np.empty((numbers.size, DIGITS), dtype=np.uint8)
-    for position in range(DIGITS - 1, -1, -1):
-        numbers, digit = np.divmod(numbers, np.uint64(10))
-        text[:, position] = digit + ord("0")
-    offsets = np.arange(0, DIGITS * (len(text) + 1), DIGITS, dtype=np.int64)
-    return pa.LargeStringArray.from_buffers(len(text), pa.py_buffer(offsets), pa.py_buffer(text))
+    numbers = leading.view(">u8").ravel() >> np.uint64(64 - BITS)
+    return pa.array(numbers.astype(np.int64), pa.int64())
 
 
 def leading_bytes(chunk: pa.BinaryArray) -> np.ndarray:

@@ -36,6 +36,7 @@ from safepool.identity_pattern import looks_like_identity_code
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
 from safepool.pool.publish import Scratch
+from safepool.pool.pseudonyms import DIGITS, MalformedPseudonym, parse, shown
 from safepool.pool.scope import Scope, Window, time_predicate
 from safepool.registers.credentials import Credentials
 from safepool.registers.sources import Scan, open_register
@@ -44,6 +45,7 @@ from safepool.workspace import Workspace
 ACTION = "reidentify"
 FOLDER = "reidentified"
 COLUMNS = ("pseudonym", "identity_code")
+MALFORMED_NAMED = 5  # malformed items named in a refusal, at most
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def reidentify(
 
     Refused (and audited) unless the actor is the linkage authority and not among the permit's people,
     the permit is approved, in force on `today` and requested re-identification, and the
-    justification is given and holds no identity code. Pseudonyms must be digit strings;
+    justification is given and holds no identity code. Pseudonyms are given as shown (19 digits);
     repeats count once.
     """
     audit = governance.audit
@@ -91,11 +93,11 @@ def reidentify(
         raise refused("a justification is required")
     if looks_like_identity_code(justification):
         raise refused("the justification looks like it holds a personal identity code; it must not")
-    wanted = [p.strip() for p in pseudonyms]
-    malformed = sum(1 for p in wanted if not (p.isascii() and p.isdigit()))
+    wanted, malformed = _parsed(pseudonyms)
     if malformed:
-        raise refused(f"{malformed} of {len(wanted)} pseudonyms are malformed (a pseudonym is a string of digits)")
-    wanted = sorted(set(wanted))
+        items = ", ".join(map(str, malformed[:MALFORMED_NAMED])) + (", ..." if len(malformed) > MALFORMED_NAMED else "")
+        raise refused(f"{len(malformed)} of {len(pseudonyms)} pseudonyms are malformed (item {items} of the list; "
+                      f"a pseudonym is shown as {DIGITS} digits)")
     if not wanted:
         raise refused("no pseudonyms were given")
 
@@ -111,7 +113,7 @@ def reidentify(
                      detail={"error": type(exc).__name__})
         raise
 
-    matched = len({pid for pid, _ in matches})
+    matched = len({pseudonym for pseudonym, _ in matches})
     folder = workspace.steward_dir / FOLDER
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
@@ -129,9 +131,21 @@ def reidentify(
     return Reidentified(requested=len(wanted), matched=matched, unmatched=len(wanted) - matched, path=path)
 
 
+def _parsed(pseudonyms: list[str]) -> tuple[list[int], list[int]]:
+    """The distinct pseudonyms given, sorted, and the (1-based) items that are not pseudonyms."""
+    wanted: set[int] = set()
+    malformed: list[int] = []
+    for item, text in enumerate(pseudonyms, start=1):
+        try:
+            wanted.add(parse(text))
+        except MalformedPseudonym:
+            malformed.append(item)
+    return sorted(wanted), malformed
+
+
 def _match(workspace: Workspace, scope: Scope, pseudonymiser: Pseudonymiser,
-           wanted: list[str]) -> list[tuple[str, str]]:
-    """(pseudonym, identity code) for each wanted pseudonym found in the scope's registers."""
+           wanted: list[int]) -> list[tuple[str, str]]:
+    """(pseudonym as shown, identity code) for each wanted pseudonym found in the scope's registers."""
     plan = scope.resolve(workspace.catalogue())
     credentials = Credentials.load(workspace)
     with Scratch(workspace.steward_dir / "tmp", scope.permit) as spill, \
@@ -150,8 +164,8 @@ def _match(workspace: Workspace, scope: Scope, pseudonymiser: Pseudonymiser,
                     con.unregister("identity_batches")
         resolver = IdentityResolver(con, pseudonymiser)
         resolver.resolve("raw_codes", "raw")
-        con.register("wanted", pa.table({"pid": pa.array(wanted, pa.string())}))
-        return [(pid, code) for pid, code in con.execute(
+        con.register("wanted", pa.table({"pid": pa.array(wanted, pa.int64())}))
+        return [(shown(pid), code) for pid, code in con.execute(
             "SELECT DISTINCT w.pid, m.code FROM wanted w JOIN id_map m ON m.pid = w.pid ORDER BY 1, 2"
         ).fetchall()]
 

@@ -25,7 +25,7 @@ class IdentityResolver:
         self.seconds = {"validate": 0.0, "hmac": 0.0}
         self.codes = {"validated": 0, "pseudonymised": 0}
         con.execute("CREATE TEMP TABLE id_status (raw VARCHAR, code VARCHAR, status VARCHAR)")
-        con.execute("CREATE TEMP TABLE id_map (code VARCHAR, pid VARCHAR)")
+        con.execute("CREATE TEMP TABLE id_map (code VARCHAR, pid BIGINT)")
 
     def resolve(self, relation: str, column: str) -> None:
         """Classify and pseudonymise the codes in `relation.column` not seen earlier in this build."""

@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from safepool.faults import Invalid
 from safepool.features.compile import FeatureSet, load_features
 from safepool.governance.context import STEWARD_DIR, Governance
@@ -38,6 +36,7 @@ from safepool.insight.need import WITH, WITHOUT, NeedSettings, build_units, quar
     without_proxies
 from safepool.insight.spec import analysis_of
 from safepool.pool.access import open_for_analysis
+from safepool.pool.pseudonyms import shown
 
 ACTION = "insight_handover"
 FOLDER = "handovers"
@@ -87,7 +86,7 @@ def hand_over(pool_dir: Path, governance: Governance, actor: Actor, insight: Any
 
 
 def _in_need(con: Any, features: FeatureSet, settings: NeedSettings, seed: int,
-             say: Callable[[str], None]) -> tuple[list[str], str]:
+             say: Callable[[str], None]) -> tuple[list[int], str]:
     """The distinct pseudonyms scored at or above the threshold, sorted, and the model's label."""
     handover = settings.handover
     score_t = quarter_index(handover.quarter)
@@ -102,12 +101,12 @@ def _in_need(con: Any, features: FeatureSet, settings: NeedSettings, seed: int,
     scored = (frame["t"] == score_t).to_numpy()
     probability = pipeline.predict_proba(frame.loc[scored, used])[:, 1]
     chosen = units.pids[scored][probability >= handover.threshold]
-    return sorted(set(np.asarray(chosen, dtype=str))), WITH if fairer is None else WITHOUT
+    return sorted(set(chosen.tolist())), WITH if fairer is None else WITHOUT
 
 
-def _write(folder: Path, permit: str, pseudonyms: list[str], audit: Callable[[str], object]) -> str:
-    """Write the list to a new private file, audit it by name, then give it its name (so a
-    failed audit leaves no handover). The file's name."""
+def _write(folder: Path, permit: str, pseudonyms: list[int], audit: Callable[[str], object]) -> str:
+    """Write the list, as shown, to a new private file, audit it by name, then give it its name (so
+    a failed audit leaves no handover). The file's name."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(folder, 0o700)  # whatever the umask was
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -116,7 +115,7 @@ def _write(folder: Path, permit: str, pseudonyms: list[str], audit: Callable[[st
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write("".join(f"{p}\n" for p in pseudonyms))
+            handle.write("".join(f"{shown(p)}\n" for p in pseudonyms))
             handle.flush()
             os.fsync(handle.fileno())
         audit(name)

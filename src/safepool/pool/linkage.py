@@ -53,7 +53,7 @@ class LinkageTracker:
         self.con = con
         self.names: list[str] = []
         con.execute("CREATE TEMP TABLE linkage_status (register VARCHAR, status VARCHAR, n_rows BIGINT, n_codes BIGINT)")
-        con.execute("CREATE TEMP TABLE person_registers (pid VARCHAR, register VARCHAR)")
+        con.execute("CREATE TEMP TABLE person_registers (pid BIGINT, register VARCHAR)")
 
     def record(self, register: str, codes: str, linked: str) -> None:
         """Count the rows of `register` by the status of their code, and keep the persons it links.

@@ -317,7 +317,6 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, cohort: C
     never = units["entry_t"].isna().to_numpy()
     chosen = units.loc[(units["treated"] == 1).to_numpy() | never, [PERSON, "t", "treated", "entry_t"]]
     frame = attach_outcomes(con, chosen, list(study.outcomes), study.horizons)
-    frame[PERSON] = pd.factorize(frame[PERSON])[0]  # the same persons as numbers: the text is hashed once, not per outcome
     return pd.concat([naive_difference(frame, outcome, study.horizons, unit_col=PERSON, alpha=study.inference.alpha)
                       for outcome in study.outcomes], ignore_index=True)
 
