@@ -10,8 +10,9 @@ SQL on the pool file in the same run. Prints each query's time when first asked 
 ledger already holds its cells), bare DuckDB's median, and the p50 of each against bare
 DuckDB's, with the gateway's CPU time (this process's, DuckDB's threads included: less inflated
 by other work on the machine than wall time), and the load average (figures taken under load
-are inflated). Target: p50 under 300 ms, within 10x of bare DuckDB. A first ask is one only on a workspace whose permit has not
-been asked these questions yet (a fresh one, or a copy of one made before).
+are inflated). Target: p50 under 300 ms, within 10x of bare DuckDB. A first ask is one only on
+a workspace whose permit has not been asked these questions yet (a fresh one, or a copy of one
+made before).
 """
 
 from __future__ import annotations
