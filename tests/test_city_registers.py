@@ -131,5 +131,7 @@ def test_the_pool_holds_parents_as_pseudonyms_under_the_permits_key(tmp_path, sy
                 break
     assert checked == 50 and linked > 500
     assert types == [("father_id", "BIGINT"), ("mother_id", "BIGINT"), ("pid", "BIGINT")]
+    pooled_dictionary = access.dictionary(workspace.pool_dir, "P-FAM")["population"]  # says what the pool holds
+    assert pooled_dictionary["mother_id"].type == pooled_dictionary["father_id"].type == "integer"
     fathers = source["isan_henkilotunnus"].to_pylist()
     assert find_identifiers(workspace.root, [c for c in mothers + fathers if c]) == []

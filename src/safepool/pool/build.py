@@ -258,9 +258,15 @@ def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[V
         "window": scope.window.model_dump(),
         "tables": {register.name: [v.name for v in variables] for register, variables in plan},
         # the data dictionary of the pool's variables, in pool names only (no holder's columns)
-        "dictionary": {register.name: [v.model_dump(mode="json", exclude={"column"}) for v in variables]
-                       for register, variables in plan},
+        "dictionary": {register.name: [_as_pooled(register, v) for v in variables] for register, variables in plan},
         # the registers made by safepool synth: reports of this pool say on every page that it is synthetic
         "synthetic": sorted(register.name for register, _ in plan if register.synthetic),
     }
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _as_pooled(register: Register, variable: Variable) -> dict[str, object]:
+    """A variable's dictionary entry as the pool holds it: another person's identity code is their
+    pseudonym there, a number (BIGINT) like every pid."""
+    entry = variable.model_dump(mode="json", exclude={"column"})
+    return entry | ({"type": "integer"} if variable.name in register.related_identities else {})
