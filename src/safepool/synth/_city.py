@@ -41,6 +41,7 @@ from safepool.synth._family import DISTRICT_SHARES, DISTRICTS, FOREIGN, LANGUAGE
 from safepool.synth._panel import UNEMPLOYED, Panel
 from safepool.synth._people import People
 from safepool.synth._registers import RawTable, _check, _dates, _labels
+from safepool.synth._sort import stable_order
 from safepool.synth._time import DAYS_PER_YEAR, NODATE, Q_END, Q_START, WINDOW_END, day
 
 CP_EVENTS = ["notification", "assessment", "family_work", "support_person", "financial_support",
@@ -348,7 +349,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     visits(person, t, library, "library_and_culture")
     # adult social work: the group, unemployment, and mothers of children in a crisis
     rates = np.array([v[3] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[2]])
-    unemployed = panel.code[person, t] == UNEMPLOYED
+    unemployed = panel.code[panel.resident] == UNEMPLOYED  # the cells of (person, t), in their order
     social = np.where(adult | (g >= 0), rates[g] + 0.08 * unemployed, 0.0)
     visits(person, t, social, "adult_social_work")
     del person, t, age, g, adult, fg, in_crisis, library, social, unemployed
@@ -369,7 +370,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     chosen = np.flatnonzero(takes & (end >= _time.WINDOW_START) & (start < WINDOW_END))
     spans(chosen, start[chosen], end[chosen], "early_childhood_education")
     # sports: a yearly membership (season card), by group for adults, a quarter of children 7-17
-    person, year_ix = np.nonzero(panel.resident.reshape(n, _time.YEARS, 4).any(axis=2))
+    person, year_ix = np.nonzero(_time.any_per_year(panel.resident))
     year = _time.START_YEAR + year_ix
     jan1 = np.array([day(int(y)) for y in range(_time.START_YEAR, _time.END_YEAR + 1)], dtype=np.int64)[year_ix]
     age = (jan1 + 182 - birth[person]) / DAYS_PER_YEAR
@@ -396,7 +397,7 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
     del parts
     # by day, person and service (one stable sort of a combined key: a lexsort's order, faster)
     key = ((start.astype(np.int64) - int(start.min(initial=0))) * (n + 1) + person) * len(SERVICES) + service
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     del key
     person = person[order]
     start = start[order]

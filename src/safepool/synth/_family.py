@@ -26,6 +26,7 @@ import numpy as np
 
 from safepool.synth._names import LANG
 from safepool.synth._people import IMMIGRANT, People
+from safepool.synth._sort import stable_order
 from safepool.synth._time import DAYS_PER_YEAR, day
 
 LANGUAGE_GROUPS = ["finnish", "swedish", "foreign"]
@@ -59,7 +60,7 @@ def _pick(rng: np.random.Generator, candidates: np.ndarray, cand_lang: np.ndarra
           lang: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
     """For each row, a uniformly random candidate of language `lang` born in [low, high]; -1 if none."""
     key = cand_lang.astype(np.int64) * 1_000_000 + (cand_birth.astype(np.int64) + _SHIFT)
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     sorted_key = key[order]
     base = lang.astype(np.int64) * 1_000_000 + _SHIFT
     lo = np.searchsorted(sorted_key, base + low.astype(np.int64), side="left")

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from safepool.synth import _time
+from safepool.synth._sort import stable_order
 
 CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 _CHECK = np.frombuffer(CHECK_CHARACTERS.encode("ascii"), dtype=np.uint8)
@@ -49,7 +50,7 @@ def unique_individual_numbers(
         numbers[todo] = 2 * k + (~female[todo]).astype(np.int32)
         keys = birth.astype(np.int64) * 1000 + numbers
         # a person keeps its number unless an earlier person (or a taken key) already has it
-        order = np.argsort(keys, kind="stable")  # by key, then person: a stable sort keeps persons in order
+        order = stable_order(keys)  # by key, then person: a stable sort keeps persons in order
         dup = np.zeros(n, dtype=bool)
         sorted_keys = keys[order]
         dup[order[1:]] = sorted_keys[1:] == sorted_keys[:-1]

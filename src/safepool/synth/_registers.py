@@ -7,6 +7,7 @@ identity codes and their faults are added by _faults.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,7 +17,8 @@ import pyarrow.compute as pc
 from safepool.synth import _names, _time
 from safepool.synth._catalogue import holder_columns
 from safepool.synth._panel import EMPLOYED, LANGUAGE_LEVELS, PENSIONER, STUDENT, UNEMPLOYED, Panel
-from safepool.synth._people import (COUNTRIES, FIELDS, GROUNDS, PERMIT_KINDS, People)
+from safepool.synth._people import COUNTRIES, FIELDS, GROUNDS, PERMIT_KINDS, People, _categorical
+from safepool.synth._sort import stable_order
 from safepool.synth._time import (DAYS_PER_YEAR, M_START, MONTH_YYYYMM, NODATE, Q_END, Q_START,
                                   WINDOW_END, YEARS)
 
@@ -50,12 +52,6 @@ def _check(name: str, columns: dict[str, pa.Array]) -> None:
     expected = holder_columns(name)[1:]
     if list(columns) != expected:
         raise RuntimeError(f"register {name}: columns {list(columns)} differ from the catalogue {expected}")
-
-
-def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
-    cum = np.cumsum(probs, axis=1)
-    u = rng.random(probs.shape[0]) * cum[:, -1]
-    return np.minimum((cum < u[:, None]).sum(axis=1), probs.shape[1] - 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -149,7 +145,7 @@ def residence_permits(people: People) -> RawTable:
 
 def employment(panel: Panel) -> RawTable:
     t, person = np.nonzero(panel.in_panel.T)
-    code = panel.code[person, t]
+    code = _time.cells(panel.code, person, t)
     codes = {EMPLOYED: "11", UNEMPLOYED: "12", STUDENT: "22", PENSIONER: "24", 29: "29"}
     lookup = np.zeros(30, dtype=np.int32)
     labels = list(codes.values())
@@ -158,7 +154,7 @@ def employment(panel: Panel) -> RawTable:
     columns = {
         "vuosineljannes": _labels(_time.QUARTER_LABELS, t),
         "ptoim": _labels(labels, lookup[code]),
-        "ansiotulot": _money(panel.earnings[person, t]),
+        "ansiotulot": _money(_time.cells(panel.earnings, person, t)),
     }
     _check("employment", columns)
     return RawTable("employment", columns, person.astype(np.int32), Q_END[t])
@@ -214,15 +210,15 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     """(Kela benefits, city social assistance) as monthly payments."""
     n = people.n
     t, person = (index.astype(np.int32) for index in np.nonzero(panel.in_panel.T))  # half the memory of int64
-    code = panel.code[person, t]
-    earn = panel.earnings[person, t]
+    code = _time.cells(panel.code, person, t)
+    earn = _time.cells(panel.earnings, person, t)
     age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
     imm = people.immigrant[person]
     yrs = np.where(imm, (Q_END[t] - np.minimum(people.immigration[person], Q_END[t])) / DAYS_PER_YEAR, 99.0)
     employed = (panel.code == EMPLOYED).astype(np.int16)
     cs = np.concatenate([np.zeros((n, 1), np.int16), np.cumsum(employed, axis=1, dtype=np.int16)], axis=1)
     del employed
-    emp8 = cs[person, t] - cs[person, np.maximum(t - 8, 0)]
+    emp8 = _time.cells(cs, person, t) - _time.cells(cs, person, np.maximum(t - 8, 0))
     del cs
     year = _time.START_YEAR + t // 4
     daily = 25.63 + (37.21 - 25.63) * (year - _time.START_YEAR) / 15.0
@@ -291,7 +287,7 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
 def _sorted(money: Money) -> Money:
     key = (money.month.astype(np.int64) * (int(money.person.max(initial=0)) + 1)
            + money.person) * 8 + money.kind
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     return Money(money.person[order].astype(np.int32), money.month[order].astype(np.int32),
                  money.kind[order], np.round(money.amount[order], 2))
 
@@ -321,21 +317,22 @@ def social_assistance(city: Money, rng: np.random.Generator) -> RawTable:
 # income taxation (Tax Administration), yearly
 
 
+_DAYS_TO_75 = math.ceil(75 * DAYS_PER_YEAR)
+
+
 def income_taxes(people: People, panel: Panel, kela: Money, rng: np.random.Generator) -> RawTable:
     n = people.n
     wages = panel.earnings.reshape(n, YEARS, 4).sum(axis=2, dtype=np.float64)
     taxable = kela.kind <= 2  # unemployment benefits are taxable earned income
     idx = kela.person[taxable].astype(np.int64) * YEARS + kela.month[taxable] // 12
     benefit = np.bincount(idx, weights=kela.amount[taxable], minlength=n * YEARS).reshape(n, YEARS)
-    # aged 75 at a quarter's end, a quarter at a time (a person by quarter matrix of ages is large)
-    old = np.empty(panel.code.shape, dtype=bool)
-    for q, end in enumerate(Q_END):
-        old[:, q] = (end - people.birth) / DAYS_PER_YEAR >= 75
+    # aged 75 at a quarter's end: (end - birth) / DAYS_PER_YEAR >= 75 holds from _DAYS_TO_75 whole days on
+    old = people.birth[:, None] <= Q_END[None, :] - _DAYS_TO_75
     retired = (panel.code == PENSIONER) | (panel.resident & old)
     del old
     pension = (retired.reshape(n, YEARS, 4).sum(axis=2) * 3.0) * people.pension[:, None]
     del retired
-    resident_year = panel.resident.reshape(n, YEARS, 4).any(axis=2)
+    resident_year = _time.any_per_year(panel.resident)
     age_year = (Q_END[3::4][None, :] - people.birth[:, None]) / DAYS_PER_YEAR  # at each year's end
     earned = wages + benefit + pension
     cap_person = rng.random(n)
@@ -411,7 +408,7 @@ def employment_services(people: People, panel: Panel, rng: np.random.Generator) 
     day = np.concatenate([day, eday[got_job], eday])
     kind = np.concatenate([kind, np.full(int(got_job.sum()), 6, np.int8), np.full(ep.size, 7, np.int8)])
     key = ((day.astype(np.int64) - int(day.min(initial=0))) * (people.n + 1) + person) * 8 + kind
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     person, day, kind = person[order], day[order], kind[order]
     columns = {
         "tapahtumapaiva": _dates(day),
@@ -476,7 +473,7 @@ _REHAB[[CHAPTERS.index(c) for c in ("XIII", "VI", "IX", "XIX")]] = [.5, .2, .2, 
 def social_health(people: People, panel: Panel, rng: np.random.Generator) -> RawTable:
     t, person = (index.astype(np.int32) for index in np.nonzero(panel.resident.T))  # half the memory of int64
     age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
-    code = panel.code[person, t]
+    code = _time.cells(panel.code, person, t)
     # the rate built in place, factor by factor: every person-quarter's temporaries cost memory
     rate = np.interp(age, [0, 2, 7, 18, 30, 50, 65, 75, 90], [.5, .25, .12, .1, .1, .12, .18, .28, .4])
     rate *= np.exp(-0.35 * people.wellbeing[person])
@@ -520,7 +517,7 @@ def social_health(people: People, panel: Panel, rng: np.random.Generator) -> Raw
     day = _time.random_day_between(rng, lo, Q_END[t])
     key = ((((day.astype(np.int64) - int(day.min(initial=0))) * (people.n + 1) + person) * 8 + service)
            * 32 + chapter + 1)
-    order = np.argsort(key, kind="stable")
+    order = stable_order(key)
     person, day, service, chapter = person[order], day[order], service[order], chapter[order]
     # two visits of one person on one day to the same service with the same chapter are one row:
     # exact duplicate rows are kept for the planted faults only

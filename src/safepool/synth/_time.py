@@ -74,3 +74,15 @@ def random_day_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray)
     lo = np.asarray(lo, dtype=np.int64)
     hi = np.maximum(np.asarray(hi, dtype=np.int64), lo)
     return (lo + np.floor(rng.random(lo.shape) * (hi - lo + 1))).astype(np.int32)
+
+
+def cells(matrix: np.ndarray, person: np.ndarray, quarter: np.ndarray) -> np.ndarray:
+    """matrix[person, quarter] for a person-by-quarter matrix, read through flat indices: cells
+    listed quarter by quarter lie a row apart, where a 2-D fancy index costs twice as much."""
+    return np.take(matrix, person.astype(np.int64) * matrix.shape[1] + quarter)
+
+
+def any_per_year(quarterly: np.ndarray) -> np.ndarray:
+    """Whether a person-by-quarter boolean matrix is true in any quarter of each year: a year's
+    four flags read as one 32-bit word (any() over an axis of four is forty times slower)."""
+    return np.ascontiguousarray(quarterly, dtype=np.bool_).view(np.uint32) != 0
