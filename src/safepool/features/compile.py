@@ -264,7 +264,7 @@ class FeatureSet:
         attributes = [n for n in needed if self.kind(n) == "attributes"]
         columns = "".join(f", {self.attribute(n, 'p', on[n])} AS {quote(n)}" for n in attributes)
         # each unit numbered (in no particular order): the per-unit aggregates group and join on
-        # that integer instead of the pseudonym text and the quarter (the same rows, found faster)
+        # that one integer instead of the pseudonym and the quarter (the same rows, found faster)
         steps = [("f_attributes", f"SELECT u.*, row_number() OVER () AS {UNIT_KEY}{columns} FROM {units} u "
                                   f"JOIN {quote(self.person_table)} p ON p.{PERSON} = u.{PERSON}")]
         related = [n for n in needed if self.kind(n) == "related"]

@@ -9,9 +9,9 @@ Three statements follow from a model:
 - `base`: one row per row of the joined tables that passes the filters, with the person's
   pseudonym, each group's label and each measured value;
 - `per_person`: per cell and person (a hash of the pseudonym, for telling persons apart only,
-  grouped on that hash as the ledger and the quantile windows key persons: quicker than on the
-  pseudonym's text, and two pseudonyms of one hash, if ever, count as one person, which only makes
-  every check stricter), rows and the sum of each measured value;
+  grouped on that hash as the ledger and the quantile windows key persons: two pseudonyms of one
+  hash, if ever, count as one person, which only makes every check stricter), rows and the sum of
+  each measured value;
 - `quantile_windows`: for a quantile, the rows whose value lies in the window of at least the
   minimum frequency of values around the quantile position (ties at the window's edges are taken
   whole, so the window depends on the values alone, never on row or pseudonym order).
