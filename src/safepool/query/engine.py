@@ -308,7 +308,7 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
     and which of them are sums of shown cells that are entries themselves (the ledger checks that).
     Rows come sorted by entry and person (the ledger's own order, so it sorts nothing)."""
     groups = [g.name for g in model.groups]
-    parts_of_entries: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entry, person, value) of each entry
     column_of: dict[int, int] = {}
     sums: dict[int, list[int]] = {}
     for j, column in enumerate(columns):
@@ -335,27 +335,29 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
         rows = budget.arrays("remember the answer's cells", f"SELECT cell, person, value, rows FROM persons{j}")
-        parts_of_entries.append(_entry_rows(rows, entries))
-    if not parts_of_entries:
-        return pd.DataFrame({"cell": np.empty(0, np.int64), "person": np.empty(0, np.uint64),
-                             "value": np.empty(0)}), column_of, sums
-    cell, person, value = (np.concatenate(arrays) for arrays in zip(*parts_of_entries))
-    return pd.DataFrame({"cell": cell, "person": person, "value": value}), column_of, sums
+        pieces += _entry_rows(rows, entries)
+    cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
+        (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
+    return pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums
 
 
 def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[int]]]
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per entry (its number, part 0 for values or 1 for rows, its cell numbers) and person with
-    rows in one of its cells, the sum over those cells of the person's part: (entry, person, sum),
-    sorted by entry and person. The rows are sorted by cell and person once: an entry of one cell
-    is a slice of them, an entry of several cells their slices merged by person (a stable sort of
-    sorted runs), each person's values added up in the order of the cells."""
+    rows in one of its cells, the sum over those cells of the person's part: (entry, person, sum)
+    per entry, sorted by person. The rows are sorted by cell and person once: an entry of one cell
+    is a slice of them; an entry of several cells is added up by counting on each person's rank
+    among all persons, in the order of its cells (no sort per entry)."""
+    by_person = np.argsort(np.asarray(rows["person"], dtype=np.uint64))
+    person = np.asarray(rows["person"], dtype=np.uint64)[by_person]
+    first = np.r_[True, person[1:] != person[:-1]] if len(person) else np.empty(0, dtype=bool)
+    distinct = person[first]
+    rank = np.empty(len(person), dtype=np.int64)
+    rank[by_person] = np.cumsum(first) - 1
     cell = np.asarray(rows["cell"], dtype=np.int64)
-    person = np.asarray(rows["person"], dtype=np.uint64)
-    order = np.argsort(person)
     narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
-    order = order[np.argsort(narrow[order], kind="stable")]  # by cell, then person (a pair occurs once)
-    cell, person = cell[order], person[order]
+    order = by_person[np.argsort(narrow[by_person], kind="stable")]  # by cell, then person (a pair occurs once)
+    cell, rank = cell[order], rank[order]
     values = [np.asarray(rows["value"], dtype=np.float64)[order], np.asarray(rows["rows"], dtype=np.float64)[order]]
     highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
     bounds = np.searchsorted(cell, np.arange(highest + 2))
@@ -363,16 +365,14 @@ def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[
     for entry, part, numbers in entries:
         if len(numbers) == 1:
             taken = slice(bounds[numbers[0]], bounds[numbers[0] + 1])
-            who, total = person[taken], values[part][taken]
+            who, total = distinct[rank[taken]], values[part][taken]
         else:
             taken = np.concatenate([np.arange(bounds[n], bounds[n + 1]) for n in numbers] or [np.empty(0, np.int64)])
-            taken = taken[np.argsort(person[taken], kind="stable")]
-            who = person[taken]
-            starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]]) if len(who) else np.empty(0, np.int64)
-            who, total = who[starts], np.add.reduceat(values[part][taken], starts) if len(starts) else np.empty(0)
+            present = np.flatnonzero(np.bincount(rank[taken], minlength=len(distinct)))
+            who = distinct[present]
+            total = np.bincount(rank[taken], weights=values[part][taken], minlength=len(distinct))[present]
         found.append((np.full(len(who), entry, dtype=np.int64), who, total))
-    return tuple(np.concatenate(arrays) for arrays in zip(*found)) if found else \
-        (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
+    return found
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
