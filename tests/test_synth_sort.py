@@ -29,3 +29,15 @@ def test_cells_any_per_year_and_categorical_match_their_plain_numpy_forms():
     u = np.random.default_rng(3).random(1_000) * np.cumsum(probs, axis=1)[:, -1]
     expected = np.minimum((np.cumsum(probs, axis=1) < u[:, None]).sum(axis=1), 4)
     assert np.array_equal(_categorical(np.random.default_rng(3), probs), expected)
+
+
+def test_take_strings_equals_arrows_take_for_fixed_and_varying_widths():
+    import pyarrow as pa
+
+    from safepool.synth._hetu import take_strings
+
+    index = np.random.default_rng(4).integers(0, 3, 100)
+    for values in (pa.array(["010101-123A", "020202-456B", "030303-789C"]),  # one width: gathered as bytes
+                   pa.array([" 010101-123A", "020202-456B", "x"]),  # widths differ: Arrow's take
+                   pa.array(["aa", "bb", "cc", "dd"]).slice(1)):  # a slice: offsets do not start at 0
+        assert take_strings(values, index).equals(values.take(pa.array(index)))

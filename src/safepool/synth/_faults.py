@@ -149,7 +149,7 @@ def plant(raw: RawTable, people: People, ids: Identities, rates: dict[str, float
 
     table_codes = pa.concat_arrays([v.cast(pa.string()) for v in variants])
     final_ix = row_ix if take is None else row_ix[take]
-    identity = table_codes.take(pa.array(final_ix))
+    identity = _hetu.take_strings(table_codes, final_ix)
     if take is not None:
         t = pa.array(take)
         for name in columns:

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from safepool.synth import _names, _time
+from safepool.synth import _hetu, _names, _time
 from safepool.synth._catalogue import holder_columns
 from safepool.synth._panel import EMPLOYED, LANGUAGE_LEVELS, PENSIONER, STUDENT, UNEMPLOYED, Panel
 from safepool.synth._people import COUNTRIES, FIELDS, GROUNDS, PERMIT_KINDS, People, _categorical
@@ -38,7 +38,7 @@ def _dates(days: np.ndarray) -> pa.Array:
 
 
 def _labels(labels: list[str], index: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
-    out = pa.array(labels, type=pa.string()).take(pa.array(np.asarray(index, dtype=np.int32)))
+    out = _hetu.take_strings(pa.array(labels, type=pa.string()), np.asarray(index, dtype=np.int32))
     if mask is not None and mask.any():
         out = pc.if_else(pa.array(~mask), out, pa.scalar(None, pa.string()))
     return out
@@ -218,7 +218,8 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     employed = (panel.code == EMPLOYED).astype(np.int16)
     cs = np.concatenate([np.zeros((n, 1), np.int16), np.cumsum(employed, axis=1, dtype=np.int16)], axis=1)
     del employed
-    emp8 = _time.cells(cs, person, t) - _time.cells(cs, person, np.maximum(t - 8, 0))
+    cs[:, 8:] -= cs[:, :-8]  # now quarters employed of the last 8 (numpy reads overlapping operands first)
+    emp8 = _time.cells(cs, person, t)
     del cs
     year = _time.START_YEAR + t // 4
     daily = 25.63 + (37.21 - 25.63) * (year - _time.START_YEAR) / 15.0

@@ -79,7 +79,10 @@ def random_day_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray)
 def cells(matrix: np.ndarray, person: np.ndarray, quarter: np.ndarray) -> np.ndarray:
     """matrix[person, quarter] for a person-by-quarter matrix, read through flat indices: cells
     listed quarter by quarter lie a row apart, where a 2-D fancy index costs twice as much."""
-    return np.take(matrix, person.astype(np.int64) * matrix.shape[1] + quarter)
+    flat = person.astype(np.int64)
+    flat *= matrix.shape[1]
+    flat += quarter
+    return np.take(matrix, flat)
 
 
 def any_per_year(quarterly: np.ndarray) -> np.ndarray:
