@@ -135,7 +135,7 @@ def _audit_refusal(governance: Governance, actor: Actor, permit: str, reason: st
 @dataclass
 class _Column:
     """One measure: its cells and the checked, mitigated output; each person's contribution stays in
-    the engine, in the temporary table `persons<j>` (cell, person, value, rows)."""
+    the engine, in the temporary view `persons<j>` (cell, person, value, rows)."""
 
     measure: Measure
     cells: pd.DataFrame                # cell number, g0.. labels, n, s (sum), w (rows), top, abs_total
@@ -160,24 +160,26 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
             source = "per_person"
             value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
             rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
-        budget.run(step, f"CREATE TEMP TABLE numbered{j} AS SELECT *, "  # numbered in the order of their labels
-                         f"row_number() OVER ({'ORDER BY ' + ', '.join(names) if names else ''}) - 1 AS cell "
-                         f"FROM (SELECT {', '.join(keys + labels) or '1 AS one'} "
-                         f"FROM (SELECT DISTINCT {', '.join(keys) or '1'} FROM {source} WHERE {rows} > 0))")
-        joined = f"JOIN numbered{j} USING ({', '.join(keys)})" if keys else f"CROSS JOIN numbered{j}"
-        budget.run(step, f"CREATE TEMP TABLE persons{j} AS SELECT cell, person, CAST({value} AS DOUBLE) AS value, "
-                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} {joined} WHERE {rows} > 0")
-        columns.append(_Column(measure, budget.frame(step, _cells_sql(j, names, width))))
+        contributions = (f"SELECT {', '.join([*keys, 'person'])}, CAST({value} AS DOUBLE) AS value, "
+                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} WHERE {rows} > 0")
+        budget.run(step, _cells_sql(j, contributions, keys, labels, names, width))
+        joined = f"JOIN cells{j} USING ({', '.join(keys)})" if keys else f"CROSS JOIN cells{j}"
+        budget.run(step, f"CREATE TEMP VIEW persons{j} AS SELECT cell, person, value, rows "
+                         f"FROM ({contributions}) {joined}")
+        columns.append(_Column(measure, budget.frame(step, f"SELECT {', '.join(['cell', *names])}, n, s, w, top, "
+                                                           f"abs_total FROM cells{j} ORDER BY cell")))
     return columns
 
 
-def _cells_sql(j: int, keys: list[str], width: int) -> str:
-    """Per cell, in the order of its number: labels, persons, value, rows, and the largest
-    contributions (kept inside the engine)."""
-    parts = ["cell", *keys, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
+def _cells_sql(j: int, contributions: str, keys: list[str], labels: list[str], names: list[str], width: int) -> str:
+    """Per cell of the contributions (one group of keys with rows): labels, persons, value, rows, and
+    the largest contributions (kept inside the engine), numbered in the order of their labels."""
+    grouped = f"GROUP BY {', '.join(keys)} " if keys else ""
+    parts = [*keys, *labels, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
              f"max(abs(value), {width}) AS top", "sum(abs(value)) AS abs_total"]
-    return (f"SELECT {', '.join(parts)} FROM persons{j} JOIN numbered{j} USING (cell) "
-            f"GROUP BY {', '.join(['cell', *keys])} ORDER BY cell")
+    return (f"CREATE TEMP TABLE cells{j} AS SELECT *, row_number() OVER "
+            f"({'ORDER BY ' + ', '.join(names) if names else ''}) - 1 AS cell "
+            f"FROM (SELECT {', '.join(parts)} FROM ({contributions}) {grouped}HAVING count(*) > 0)")
 
 
 # -- disclosure checks and suppression --------------------------------------------------------
