@@ -89,7 +89,7 @@ def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int
         candidates = np.flatnonzero(small & (class_component == label))
         if candidates.size:
             rows = np.flatnonzero(cell_component == label)
-            values, vectors = _eigen(by_cell, rows)
+            values, vectors = _eigen(by_cell, by_class, rows)
             candidates = _not_ruled_out(by_cell, by_class, rows, candidates, values, vectors)
             if candidates.size:
                 found += int((_leverages(by_cell, by_class, rows, candidates, values, vectors)
@@ -135,10 +135,13 @@ def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n
     return cell_component, cell_component[anchor]
 
 
-def _eigen(by_cell: sparse.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues and eigenvectors of B B^T (cells x cells) of one component (its cells `rows`)."""
-    block = by_cell if len(rows) == by_cell.shape[0] else by_cell[rows]
-    gram = (block @ block.T).toarray()
+def _eigen(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues and eigenvectors of B B^T (cells x cells) of one component (its cells `rows`);
+    for all cells, B^T is `by_class` as it is (the same numbers as B's transpose, not converted again)."""
+    whole = len(rows) == by_cell.shape[0]
+    block = by_cell if whole else by_cell[rows]
+    gram = (block @ (by_class if whole else block.T)).toarray()
     with _one_thread():  # a few hundred cells: threads only wait for each other on a busy machine
         return np.linalg.eigh(gram)
 
