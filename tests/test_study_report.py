@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 import pytest
-import weasyprint
 
 from safepool.disclosure import DisclosureRules, EffectTable, Figure, FrequencyTable, check, suppress
+from safepool.governance.document import pdf_layout
 from safepool.reports import OUTPUT_NAMES, ReportError, charts, render_study_report
 from safepool.reports import numbers as num
 from safepool.reports.labels import Labels, report_context, study_labels
@@ -190,11 +190,11 @@ def pdf_pages(path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    """The report's HTML laid out once by WeasyPrint, as render_study_files lays it out for its PDF (the
-    page holds nothing to fetch), and that PDF."""
+    """The report's HTML laid out once, as render_study_files lays it out for its PDF (charts as images
+    of their SVG, nothing fetched), and that PDF."""
     ids = {name: f"SKILLS-TEST-{number:04d}" for number, name in enumerate(OUTPUT_NAMES, start=1)}
     html = render_study_html(FakeStudy(checked=checked_outputs()), ids)
-    document = weasyprint.HTML(string=html).render()
+    document = pdf_layout(html)
     pdf = tmp_path_factory.mktemp("report") / "study-report.pdf"
     pdf.write_bytes(document.write_pdf())
     return html, document, pdf

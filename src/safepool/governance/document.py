@@ -8,16 +8,19 @@ holder's decision on releasing its data into the permit (safepool.governance.hol
 
 One source, three forms: the Jinja2 template `templates/permit-decision.md` gives Markdown;
 that Markdown is turned into HTML (markdown-it-py, raw HTML off) and the HTML into PDF
-(WeasyPrint, with every URL fetch refused, so it renders offline and from nothing but the
-document itself). Free text is escaped for Markdown, so text in a form cannot add links,
+(WeasyPrint, with every URL fetch refused but of data: URLs, which hold what they name, so it
+renders offline and from nothing but the document itself). Free text is escaped for Markdown, so text in a form cannot add links,
 images or markup, and anything that looks like an identity code is masked.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
@@ -43,7 +46,8 @@ from safepool.governance.form import (
 )
 from safepool.governance.matrices import BenefitClass, RiskClass
 
-__all__ = ["Transition", "render_markdown", "render_html", "render_pdf", "pdf_from_html", "TEMPLATE_PACKAGE"]
+__all__ = ["Transition", "render_markdown", "render_html", "render_pdf", "pdf_from_html", "pdf_layout",
+           "TEMPLATE_PACKAGE"]
 
 TEMPLATE_PACKAGE = "safepool.governance"
 TEMPLATE_DIR = "templates"
@@ -273,14 +277,6 @@ def render_html(
     return _environment().get_template(HTML_TEMPLATE).render(title=title, css=css, body=body)
 
 
-class OfflineOnly(Exception):
-    """The decision document refers to nothing outside itself; any fetch is refused."""
-
-
-def _refuse_fetch(url: str, *args: object, **kwargs: object) -> dict[str, Any]:
-    raise OfflineOnly(f"the decision document fetches nothing (asked for {url[:80]})")
-
-
 def render_pdf(
     request: PermitRequest,
     assessment: Assessment,
@@ -296,17 +292,57 @@ def render_pdf(
 
 
 def pdf_from_html(html: str) -> bytes:
-    """A standalone HTML page as a PDF (page size from its stylesheet), rendered offline: every fetch is refused."""
-    import weasyprint  # imported here: it loads pango, which only PDF output needs
+    """A standalone HTML page as a PDF (page size from its stylesheet), rendered offline (pdf_layout)."""
+    with _quiet():
+        return pdf_layout(html).write_pdf()
 
-    document = weasyprint.HTML(string=html, url_fetcher=_refuse_fetch)
-    # Font subsetting logs details as warnings; quiet them for this call only.
-    quiet = [logging.getLogger(name) for name in ("weasyprint", "fontTools")]
-    levels = [logger.level for logger in quiet]
-    for logger in quiet:
+
+def pdf_layout(html: str) -> Any:
+    """The page laid out in pages by WeasyPrint, as pdf_from_html prints it (a weasyprint Document).
+
+    Rendered offline: every fetch but of a data: URL, which holds what it names, is refused and stops
+    the rendering. Each inline <svg> chart is handed over as an <img> of the same SVG in a data: URL:
+    WeasyPrint draws it the same, but its HTML parser and CSS cascade no longer walk the chart's
+    nodes (the study report's PDF took 10-20% less CPU)."""
+    import weasyprint  # imported here: it loads pango, which only PDF output needs
+    from weasyprint.urls import URLFetcher
+
+    offline = URLFetcher(allowed_protocols=("data",), fail_on_errors=True)
+    with _quiet():
+        return weasyprint.HTML(string=_INLINE_SVG.sub(_svg_image, html), url_fetcher=offline) \
+            .render(font_config=_fonts())
+
+
+_INLINE_SVG = re.compile(r"<svg\b.*?</svg>", re.DOTALL)
+_SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'
+_THREAD = threading.local()
+
+
+def _svg_image(match: re.Match[str]) -> str:
+    svg = match.group(0)
+    if _SVG_NAMESPACE not in svg[:svg.index(">")]:
+        svg = svg.replace("<svg", f"<svg {_SVG_NAMESPACE}", 1)
+    return f'<img alt="" src="data:image/svg+xml;base64,{base64.b64encode(svg.encode()).decode()}">'
+
+
+def _fonts() -> Any:
+    """One font configuration per thread, kept: making one loads the fonts anew for every document."""
+    if not hasattr(_THREAD, "fonts"):
+        from weasyprint.text.fonts import FontConfiguration
+
+        _THREAD.fonts = FontConfiguration()
+    return _THREAD.fonts
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Layout and font subsetting log details as warnings; quiet them for this call only."""
+    loggers = [logging.getLogger(name) for name in ("weasyprint", "fontTools")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
         logger.setLevel(logging.ERROR)
     try:
-        return document.write_pdf()
+        yield
     finally:
-        for logger, level in zip(quiet, levels):
+        for logger, level in zip(loggers, levels):
             logger.setLevel(level)

@@ -39,7 +39,7 @@ table { border-collapse: collapse; margin: 4pt 0 8pt; font-size: 8.5pt; }
 th, td { border-bottom: 0.5pt solid #ccc; padding: 2pt 5pt; text-align: left; vertical-align: top; }
 td.n { white-space: nowrap; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
-tr { break-inside: avoid; } figure { margin: 6pt 0; break-inside: avoid; } figure svg { max-width: 100%; height: auto; }
+tr { break-inside: avoid; } figure { margin: 6pt 0; break-inside: avoid; } figure svg, figure img { max-width: 100%; height: auto; }
 .note { font-size: 8pt; color: #555; }
 th.wide { width: 45%; } ul { margin: 2pt 0 6pt; padding-left: 14pt; } li { margin: 1pt 0; }
 """

@@ -168,9 +168,12 @@ def forest_plot(shown: ShownTable, labels: Labels, scale: Scale) -> alt.LayerCha
 
 def to_svg(chart: alt.TopLevelMixin) -> str:
     """The chart as an <svg> element to inline in HTML (namespace declarations dropped: HTML needs none)."""
-    configured = chart.configure(font=FONT).configure_axis(labelFontSize=9, titleFontSize=9) \
-        .configure_legend(labelFontSize=9).configure_view(strokeWidth=0.5)
-    svg = vl_convert.vegalite_to_svg(configured.to_dict(validate=False))
+    spec = chart.to_dict(validate=False)
+    config = spec.setdefault("config", {})
+    # the report's look, set in the spec: altair's configure_* would copy the whole chart once each
+    config["view"] = {**config.get("view", {}), "strokeWidth": 0.5}
+    config.update(axis={"labelFontSize": 9, "titleFontSize": 9}, font=FONT, legend={"labelFontSize": 9})
+    svg = vl_convert.vegalite_to_svg(spec)
     return _NAMESPACE.sub("", svg[svg.index("<svg"):])
 
 

@@ -1,0 +1,37 @@
+"""PDF output (governance.document.pdf_layout): an inline SVG chart is printed as an image of the same
+SVG, at its size; a page that refers to anything outside itself is not printed."""
+
+from __future__ import annotations
+
+import pytest
+from weasyprint.urls import FatalURLFetchingError
+
+from safepool.governance.document import pdf_from_html, pdf_layout
+
+CHART = ('<svg class="marks" width="240" height="120" viewBox="0 0 240 120">'
+         '<rect x="10" y="10" width="200" height="80" fill="#1f4e79"/><text x="20" y="110">a label</text></svg>')
+PAGE = "<!DOCTYPE html><html><head><style>@page {{ size: A4 }}</style></head><body><figure>{}</figure></body></html>"
+
+
+def boxes(box):
+    yield box
+    for child in getattr(box, "children", []):
+        yield from boxes(child)
+
+
+def test_an_inline_chart_is_printed_as_an_image_of_its_svg_at_its_size():
+    document = pdf_layout(PAGE.format(CHART))
+    (page,) = document.pages
+    images = [b for b in boxes(page._page_box) if type(b).__name__ == "InlineReplacedBox"]
+    assert len(images) == 1
+    assert (images[0].width, images[0].height) == (240, 120)
+    assert not [b for b in boxes(page._page_box) if getattr(b, "element_tag", None) in ("svg", "rect", "text")]
+    assert pdf_from_html(PAGE.format(CHART)).startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("reference", ['<img src="https://example.org/x.png">',
+                                       '<img src="file:///etc/hostname">',
+                                       '<div style="background: url(http://example.org/x.png)">x</div>'])
+def test_a_page_that_refers_to_anything_outside_itself_is_not_printed(reference):
+    with pytest.raises(FatalURLFetchingError):
+        pdf_from_html(PAGE.format(reference))
