@@ -86,9 +86,10 @@ def effects_chart(data: pd.DataFrame, scale: Scale) -> alt.LayerChart:
     y = alt.Y("ci_low:Q", title=_effect_axis(scale), axis=alt.Axis(format=_format(scale), tickCount=5),
               scale=_padded(data))
     base = alt.Chart(_values(data, ["horizon", "estimator", "estimate", "ci_low", "ci_high"]))
-    bars = base.mark_rule(strokeWidth=1.5).encode(x=x, y=y, y2="ci_high:Q", color=colour, xOffset="estimator:N")
-    dots = base.mark_point(filled=True, size=40, opacity=1).encode(x=x, y="estimate:Q", color=colour,
-                                                                   xOffset="estimator:N")
+    bars = base.mark_rule(strokeWidth=1.5).encode(x=x, y=y, y2=alt.Y2("ci_high:Q"), color=colour,
+                                                  xOffset=alt.XOffset("estimator:N"))
+    dots = base.mark_point(filled=True, size=40, opacity=1).encode(x=x, y=alt.Y("estimate:Q"), color=colour,
+                                                                   xOffset=alt.XOffset("estimator:N"))
     return alt.layer(bars, dots, _zero_line("y")).properties(width=SMALL_WIDTH, height=SMALL_HEIGHT)
 
 
@@ -102,17 +103,17 @@ def event_study_chart(data: pd.DataFrame, scale: Scale, gaps: Sequence[float] = 
     base = alt.Chart(_values(data, ["horizon", "estimate", "ci_low", "ci_high", "run"]))
     band = base.mark_area(opacity=0.22, color=BLUE).encode(
         x=x, y=alt.Y("ci_low:Q", title=_effect_axis(scale), axis=alt.Axis(format=_format(scale), tickCount=5),
-                     scale=_padded(data)), y2="ci_high:Q", detail="run:N")
+                     scale=_padded(data)), y2=alt.Y2("ci_high:Q"), detail=alt.Detail("run:N"))
     line = base.mark_line(point=alt.OverlayMarkDef(size=18, color=BLUE), color=BLUE).encode(
-        x=x, y="estimate:Q", detail="run:N")
+        x=x, y=alt.Y("estimate:Q"), detail=alt.Detail("run:N"))
     alone = data.loc[data.groupby("run")["horizon"].transform("size") == 1]  # a band needs two quarters
     if not alone.empty:
         line = alt.layer(line, alt.Chart(_values(alone, ["horizon", "ci_low", "ci_high"])).mark_rule(
-            color=BLUE, opacity=0.5, strokeWidth=2).encode(x="horizon:Q", y="ci_low:Q", y2="ci_high:Q"))
+            color=BLUE, opacity=0.5, strokeWidth=2).encode(x=alt.X("horizon:Q"), y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q")))
     entry = alt.Data(values=[{"horizon": 0.0, "label": "entry"}])
-    marker = alt.Chart(entry).mark_rule(color=RED, strokeDash=[4, 3]).encode(x="horizon:Q")
+    marker = alt.Chart(entry).mark_rule(color=RED, strokeDash=[4, 3]).encode(x=alt.X("horizon:Q"))
     label = alt.Chart(entry).mark_text(align="left", dx=3, color=RED, fontSize=9).encode(
-        x="horizon:Q", y=alt.value(8), text="label:N")
+        x=alt.X("horizon:Q"), y=alt.value(8), text=alt.Text("label:N"))
     return alt.layer(band, _zero_line("y"), marker, label, line).properties(width=SMALL_WIDTH, height=SMALL_HEIGHT)
 
 
@@ -144,7 +145,7 @@ def love_plots(rows: Sequence[BalanceRow], smd_limit: float | None) -> list[alt.
         layers = [_zero_line("x"), dots]
         if smd_limit is not None:
             limits = alt.Data(values=[{"limit": -smd_limit}, {"limit": smd_limit}])
-            layers.insert(0, alt.Chart(limits).mark_rule(color="#777", strokeDash=[3, 3]).encode(x="limit:Q"))
+            layers.insert(0, alt.Chart(limits).mark_rule(color="#777", strokeDash=[3, 3]).encode(x=alt.X("limit:Q")))
         charts.append(alt.layer(*layers).properties(width=250, height=14 * len(names)))
     return charts
 
@@ -161,8 +162,8 @@ def forest_plot(shown: ShownTable, labels: Labels, scale: Scale) -> alt.LayerCha
     x = alt.X("ci_low:Q", title=_effect_axis(scale), axis=alt.Axis(tickCount=5, format=_format(scale)),
               scale=_padded(data))
     base = alt.Chart(_values(data, ["group", "estimate", "ci_low", "ci_high"]))
-    bars = base.mark_rule(strokeWidth=1.5, color=BLUE).encode(y=y, x=x, x2="ci_high:Q")
-    dots = base.mark_point(filled=True, size=40, color=BLUE, opacity=1).encode(y=y, x="estimate:Q")
+    bars = base.mark_rule(strokeWidth=1.5, color=BLUE).encode(y=y, x=x, x2=alt.X2("ci_high:Q"))
+    dots = base.mark_point(filled=True, size=40, color=BLUE, opacity=1).encode(y=y, x=alt.X("estimate:Q"))
     return alt.layer(bars, dots, _zero_line("x")).properties(width=260, height=max(60, 20 * len(data)))
 
 
