@@ -1,7 +1,10 @@
 """PDF output (governance.document.pdf_layout): an inline SVG chart is printed as an image of the same
-SVG, at its size; a page that refers to anything outside itself is not printed."""
+SVG, at its size; a word break opportunity still breaks and leaves nothing in the text; a page that
+refers to anything outside itself is not printed."""
 
 from __future__ import annotations
+
+import subprocess
 
 import pytest
 from weasyprint.urls import FatalURLFetchingError
@@ -35,3 +38,14 @@ def test_an_inline_chart_is_printed_as_an_image_of_its_svg_at_its_size():
 def test_a_page_that_refers_to_anything_outside_itself_is_not_printed(reference):
     with pytest.raises(FatalURLFetchingError):
         pdf_from_html(PAGE.format(reference))
+
+
+def test_a_word_break_opportunity_still_breaks_and_leaves_nothing_in_the_text(tmp_path):
+    page = PAGE.format('<p style="width: 25mm">false_<wbr>positive_<wbr>rate</p>')
+    (laid_out,) = pdf_layout(page).pages
+    paragraph = next(b for b in boxes(laid_out._page_box) if getattr(b, "element_tag", None) == "p")
+    assert len(paragraph.children) >= 2  # broken after an underscore
+    pdf = tmp_path / "page.pdf"
+    pdf.write_bytes(pdf_from_html(page))
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    assert "false_" in text and "\u200b" not in text and "".join(text.split()) == "false_positive_rate"
