@@ -112,7 +112,8 @@ def test_no_pseudonym_leaves_the_pool(demo):
 
     workspace, output = demo
     con = duckdb.connect(str(workspace.pool_dir / "SKILLS-DEMO" / "pool.duckdb"), read_only=True)
-    pids = {row[0] for row in con.sql("SELECT DISTINCT pid FROM population").fetchall()}
+    # the number's digits, which the 19-digit form shown to people holds too
+    pids = {str(row[0]) for row in con.sql("SELECT DISTINCT pid FROM population").fetchall()}
     con.close()
     written = [p for p in (workspace.root / "outputs").rglob("*") if p.is_file()]
     written += [p for p in released_folder(workspace).rglob("*") if p.is_file()]
