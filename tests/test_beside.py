@@ -70,3 +70,20 @@ def test_the_callers_script_is_not_run_again_in_the_child(tmp_path):
         "    assert beside.start(own_pid, 0).result() != os.getpid()\n")
     subprocess.run([sys.executable, str(script)], check=True, timeout=120)
     assert runs.read_text() == "ran\n"
+
+
+def test_an_interpreter_made_ready_early_runs_the_function_when_given_its_arguments():
+    with Beside() as beside:
+        ready = beside.ready(own_pid)
+        time.sleep(0.2)  # this process works meanwhile; the child imports this module
+        assert ready.start(0).result() != os.getpid()
+
+
+def test_an_interpreter_made_ready_and_never_started_is_stopped():
+    """The demo makes the city's interpreter ready before synthesis; a synthesis that fails leaves
+    no interpreter waiting."""
+    with Beside() as beside:
+        beside.ready(own_pid)
+        child = beside._started[0]._process
+        assert child.poll() is None
+    assert child.returncode is not None

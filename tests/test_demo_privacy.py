@@ -122,3 +122,16 @@ def test_no_pseudonym_leaves_the_pool(demo):
         data, text = path.read_bytes(), decoded_text(path)
         assert not [pid for pid in pids if pid.encode() in data or pid in text], path.name
     assert not [pid for pid in pids if pid in output]
+
+
+def test_the_demo_hashes_its_random_passwords_at_owasps_floor(demo):
+    """Its passwords are random tokens in the steward zone; the default profile stays for people's own."""
+    from safepool.governance.context import Governance
+    from safepool.governance.settings import PasswordHashing
+
+    workspace, _ = demo
+    governance = Governance.open(workspace.root)
+    assert governance.settings.password_hashing == PasswordHashing.owasp_minimum
+    with governance.users.engine.connect() as con:
+        costs = {stored.split("$")[3] for stored in con.exec_driver_sql("SELECT password_hash FROM users").scalars()}
+    assert costs == {"m=19456,t=2,p=1"}

@@ -14,8 +14,8 @@ from governed import PASSWORD, governance_with_users, sign_in
 from safepool.faults import NotFound, Refused
 from safepool.governance.alerts import PASSWORD_SPRAYING, REFUSAL_BURST, SIGN_IN_LOCKED, AlertSettings, run_alerts
 from safepool.governance.context import Governance
-from safepool.governance.settings import GovernanceSettings
-from safepool.governance.users import LOCKED, WRONG_PASSWORD
+from safepool.governance.settings import GovernanceSettings, PasswordHashing, save_settings
+from safepool.governance.users import LOCKED, WRONG_PASSWORD, Role
 from safepool.yaml_files import FileProblem
 
 
@@ -171,6 +171,44 @@ def test_a_mistake_in_the_settings_file_names_its_field_and_line(tmp_path):
         Governance.open(tmp_path)
     assert caught.value.problems[0].startswith("line 1, field sign_in_failures:")
     assert caught.value.problems[1].startswith("line 2, field lockout: Extra inputs are not permitted")
+
+
+def argon2_cost(governance: Governance, name: str) -> str:
+    """The parameters stored in `name`'s hash ("m=...,t=...,p=..."), never the hash itself."""
+    with governance.users.engine.connect() as con:
+        stored = con.exec_driver_sql("SELECT password_hash FROM users WHERE name = ?", (name,)).scalar_one()
+    return stored.split("$")[3]
+
+
+def test_passwords_are_hashed_with_the_rfc_9106_profile_unless_the_settings_say_otherwise(tmp_path):
+    (tmp_path / "default").mkdir()
+    governance = governance_with_users(tmp_path / "default")
+    assert argon2_cost(governance, "anna") == "m=65536,t=3,p=4"
+    (tmp_path / "floor" / "governance").mkdir(parents=True)
+    (tmp_path / "floor" / "governance" / "settings.yaml").write_text("password_hashing: owasp_minimum\n")
+    governance = governance_with_users(tmp_path / "floor")
+    assert argon2_cost(governance, "anna") == "m=19456,t=2,p=1"
+    assert sign_in(governance, "anna").name == "anna"
+
+
+def test_a_changed_profile_applies_to_new_passwords_and_every_stored_hash_still_verifies(tmp_path):
+    governance = governance_with_users(tmp_path)
+    save_settings(tmp_path / "governance", GovernanceSettings(password_hashing=PasswordHashing.owasp_minimum))
+    assert (tmp_path / "governance" / "settings.yaml").read_text() == "password_hashing: owasp_minimum\n"
+    reopened = Governance.open(tmp_path)
+    assert sign_in(reopened, "anna").name == "anna"  # hashed under the default profile
+    reopened.users.add(sign_in(reopened, "admin"), "newcomer", PASSWORD, [Role.analyst])
+    assert (argon2_cost(reopened, "anna"), argon2_cost(reopened, "newcomer")) == ("m=65536,t=3,p=4", "m=19456,t=2,p=1")
+    with pytest.raises(Refused, match=WRONG_PASSWORD):
+        reopened.users.authenticate("newcomer", PASSWORD + "x")
+
+
+def test_an_unknown_hashing_profile_is_refused_with_its_field_and_line(tmp_path):
+    (tmp_path / "governance").mkdir()
+    (tmp_path / "governance" / "settings.yaml").write_text("audit_anchor_every: 10\npassword_hashing: md5\n")
+    with pytest.raises(FileProblem) as caught:
+        Governance.open(tmp_path)
+    assert caught.value.problems[0].startswith("line 2, field password_hashing:")
 
 
 # --------------------------------------------------------------------------- password spraying

@@ -3,15 +3,18 @@
 Python runs one thread of Python at a time, so independent work (the demo's second permit, with
 its own people) goes to a fresh interpreter (`python -m safepool.beside`). It is given the
 function and its arguments, pickled, on a pipe, and gives back its result or its error the same
-way. It never imports the caller's script: multiprocessing's "spawn" does, and a script without
-an `if __name__ == "__main__"` guard would then run again in the child (for the demo: empty
-the workspace the study is building in). Its result, or its error, is taken with `result()`;
+way. Importing safepool's analyses costs a fresh interpreter several seconds of CPU, so the
+interpreter can be made `ready` early, importing the function's module while this process does
+other work, and be given the arguments once they exist. It never imports the caller's script:
+multiprocessing's "spawn" does, and a script without an `if __name__ == "__main__"` guard would
+then run again in the child (for the demo: empty the workspace the study is building in). Its result, or its error, is taken with `result()`;
 leaving the block before that stops the process, so a failure here never leaves work running
 behind it.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import pickle
 import subprocess
@@ -27,9 +30,11 @@ class Started(Generic[T]):
 
     def __init__(self, process: subprocess.Popen, answer: int) -> None:
         self._process, self._answer = process, answer
+        self._taken = False
 
     def result(self) -> T:
         """Wait for it; its own exception is raised here."""
+        self._taken = True
         with os.fdopen(self._answer, "rb") as answer:
             payload = answer.read()
         self._process.wait()
@@ -45,6 +50,31 @@ class Started(Generic[T]):
         if self._process.poll() is None:
             self._process.kill()
         self._process.wait()
+        if not self._taken:  # the answer's end of the pipe, never read
+            self._taken = True
+            os.close(self._answer)
+
+
+class Ready(Generic[T]):
+    """A fresh interpreter that has imported (or is importing) a function's module and waits for
+    its arguments."""
+
+    def __init__(self, function: Callable[..., T], started: list[Started], preload: tuple[str, ...] = ()) -> None:
+        self._function = function
+        self._answer, child_end = os.pipe()
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        command = [sys.executable, "-m", "safepool.beside", str(child_end), function.__module__, *preload]
+        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(child_end,), env=environment)
+        os.close(child_end)
+        self._started: Started[T] = Started(self._process, self._answer)
+        started.append(self._started)  # stopped on leaving the block, whether given its arguments or not
+
+    def start(self, *args: Any) -> Started[T]:
+        """Run the function on `args` (picklable); once only."""
+        assert self._process.stdin is not None
+        with self._process.stdin:
+            self._process.stdin.write(pickle.dumps((self._function, args)))
+        return self._started
 
 
 class Beside:
@@ -53,19 +83,14 @@ class Beside:
     def __init__(self) -> None:
         self._started: list[Started] = []
 
+    def ready(self, function: Callable[..., T], preload: tuple[str, ...] = ()) -> Ready[T]:
+        """A new interpreter that imports `function`'s module (and the modules named in `preload`,
+        which it imports only when running) now, and runs it when `start`ed."""
+        return Ready(function, self._started, preload)
+
     def start(self, function: Callable[..., T], *args: Any) -> Started[T]:
         """Run `function(*args)` (both picklable, the function importable) in a new interpreter."""
-        answer, child_end = os.pipe()
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        process = subprocess.Popen([sys.executable, "-m", "safepool.beside", str(child_end)], stdin=subprocess.PIPE,
-                                   pass_fds=(child_end,), env=environment)
-        os.close(child_end)
-        assert process.stdin is not None
-        with process.stdin:
-            process.stdin.write(pickle.dumps((function, args)))
-        started: Started[T] = Started(process, answer)
-        self._started.append(started)
-        return started
+        return self.ready(function).start(*args)
 
     def __enter__(self) -> Beside:
         return self
@@ -75,9 +100,16 @@ class Beside:
             started.stop()  # done by now unless this process failed first: then it stops too
 
 
-def _serve(answer_fd: int) -> None:
-    """The child's side: run the function read from stdin, write (done, result or error) back."""
-    function, args = pickle.load(sys.stdin.buffer)
+def _serve(answer_fd: int, modules: list[str]) -> None:
+    """The child's side: import the function's module and the preloaded ones, then run the function
+    read from stdin and write (done, result or error) back. A caller that ends before sending
+    leaves stdin empty: the child then ends too."""
+    for module in modules:
+        importlib.import_module(module)
+    try:
+        function, args = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        return
     try:
         outcome: tuple[bool, Any] = (True, function(*args))
     except Exception as error:  # noqa: BLE001 (handed to the caller, raised there)
@@ -91,4 +123,4 @@ def _serve(answer_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(int(sys.argv[1]))
+    _serve(int(sys.argv[1]), sys.argv[2:])

@@ -23,7 +23,6 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Boolean, Column, Connection, Engine, ForeignKey, String, Table, and_, insert, or_, select
 
@@ -33,7 +32,6 @@ from safepool.governance.db import metadata
 from safepool.governance.settings import GovernanceSettings
 
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,39}$")
-_hasher = PasswordHasher()
 
 
 class Role(StrEnum):
@@ -145,7 +143,7 @@ class UserDirectory:
             raise Invalid("a password must have at least 10 characters")
         if functions and Role.manager not in roles:
             raise Invalid("only a manager has a management function")
-        password_hash = _hasher.hash(password)
+        password_hash = self.settings.password_hasher.hash(password)
         with self.audit.transaction() as tx:
             con = tx.conn
             if by is None and con.execute(select(users_table.c.name).limit(1)).first() is not None:
@@ -175,7 +173,7 @@ class UserDirectory:
         ok = False
         if row is not None and row["active"]:
             try:
-                ok = _hasher.verify(row["password_hash"], password)
+                ok = self.settings.password_hasher.verify(row["password_hash"], password)
             except (VerificationError, InvalidHashError):
                 ok = False
         known = row is not None
