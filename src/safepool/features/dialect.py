@@ -9,14 +9,14 @@ from __future__ import annotations
 import re
 from functools import cache
 
-import duckdb
+from safepool.duckdb_connection import open_duckdb
 
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 @cache
 def _reserved() -> frozenset[str]:
-    with duckdb.connect() as con:
+    with open_duckdb() as con:
         rows = con.sql("SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'").fetchall()
     return frozenset(row[0] for row in rows)
 

@@ -24,9 +24,9 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
+from safepool.duckdb_connection import open_duckdb
 from safepool.errors import SafepoolError
 from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
@@ -149,7 +149,7 @@ def _match(workspace: Workspace, scope: Scope, pseudonymiser: Pseudonymiser,
     plan = scope.resolve(workspace.catalogue())
     credentials = Credentials.load(workspace)
     with Scratch(workspace.steward_dir / "tmp", scope.permit) as spill, \
-            duckdb.connect(config={"temp_directory": str(spill.path)}) as con:
+            open_duckdb(config={"temp_directory": str(spill.path)}) as con:
         con.execute("CREATE TEMP TABLE raw_codes (raw VARCHAR)")
         for register, _ in plan:
             with open_register(workspace, register, credentials) as reader:

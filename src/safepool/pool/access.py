@@ -14,6 +14,7 @@ import duckdb
 from pydantic import ValidationError
 
 from safepool.dictionary import Variable
+from safepool.duckdb_connection import open_duckdb
 from safepool.faults import NotFound, Unavailable
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role
@@ -45,7 +46,7 @@ def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None) -> 
     if memory_limit_mb is not None:
         config["memory_limit"] = f"{int(memory_limit_mb)}MB"
     try:
-        return duckdb.connect(str(pool_path(pool_dir, permit) / POOL_FILE), read_only=True, config=config)
+        return open_duckdb(pool_path(pool_dir, permit) / POOL_FILE, read_only=True, config=config)
     except duckdb.ConnectionException:
         raise PoolBusy(f"the pool of permit {permit} is open in this process with other limits; "
                        "try again when the other query has finished") from None

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from safepool.duckdb_connection import open_duckdb
 from safepool.errors import SafepoolError
 from safepool.faults import Unavailable
 from safepool.governance.audit import result_digest
@@ -85,7 +86,7 @@ def build_pool(
         quarantine_scratch = held.enter_context(Scratch(workspace.steward_dir / "quarantine", scope.permit))
         spill = held.enter_context(Scratch(workspace.steward_dir / "tmp", scope.permit))
         # rows go into the pool in no particular order, which lets DuckDB write them in parallel
-        con = held.enter_context(duckdb.connect(config={"temp_directory": str(spill.path),
+        con = held.enter_context(open_duckdb(config={"temp_directory": str(spill.path),
                                                         "preserve_insertion_order": False}))
         con.execute(f"ATTACH '{pool_scratch.path / POOL_FILE}' AS pool")
         resolver = IdentityResolver(con, Pseudonymiser(key))

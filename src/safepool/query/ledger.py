@@ -93,6 +93,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
+from safepool.duckdb_connection import open_duckdb
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
@@ -543,7 +544,7 @@ class Ledger:
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
-            con = duckdb.connect(str(self.path), config={"enable_external_access": False})
+            con = open_duckdb(self.path, config={"enable_external_access": False})
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise LedgerBusy(f"the query ledger of permit {self.permit} is held by a process outside the "

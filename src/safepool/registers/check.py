@@ -13,9 +13,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 
-import duckdb
 import pyarrow as pa
 
+from safepool.duckdb_connection import open_duckdb
 from safepool.errors import SchemaDrift, SourceError
 from safepool.faults import NotFound
 from safepool.governance.context import Governance
@@ -190,7 +190,7 @@ class ValueProfile:
         self.dates = _checked_dates(real, variables)
         self._sets = ((["raw"] if with_identity else []) + [f"c{i}" for i in range(len(self.categorical))]
                       + [f"d{i}" for i in range(len(self.dates))])
-        self._con = duckdb.connect()
+        self._con = open_duckdb()
         try:
             if self._sets:
                 self._count(reader, Scan(columns=dict(zip(self._sets, self._columns(reader)))))

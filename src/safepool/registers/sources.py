@@ -22,6 +22,7 @@ import adbc_driver_manager
 import duckdb
 import pyarrow as pa
 
+from safepool.duckdb_connection import open_duckdb
 from safepool.errors import SourceError
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.registers.credentials import Credentials
@@ -114,7 +115,7 @@ class FileReader(RegisterReader):
         self.shown = f"{kind} file {path.name}"
         if not path.is_file():
             raise self.fail(f"{kind} source {path} does not exist")
-        self._con = duckdb.connect()
+        self._con = open_duckdb()
         if kind == SourceKind.parquet:
             self._relation = f"read_parquet({quote_literal(str(path))})"
         else:
