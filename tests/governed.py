@@ -8,8 +8,7 @@ from pathlib import Path
 import yaml
 from argon2 import PasswordHasher
 
-from safepool.governance import users as users_module
-
+from safepool.governance import settings as settings_module
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
@@ -17,8 +16,10 @@ from safepool.governance.users import ManagerFunction, Role
 
 PASSWORD = "correct horse battery"
 
-# Still argon2, at the lowest cost: the tests sign in hundreds of times.
-users_module._hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+# Still argon2, at the lowest cost, whatever the profile: the tests sign in hundreds of times.
+# The profiles' own costs are checked with PROFILE_HASHERS put back (tests/test_sign_in.py).
+PROFILE_HASHERS = dict(settings_module.HASHERS)
+settings_module.HASHERS = dict.fromkeys(PROFILE_HASHERS, PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 USERS = {
     "admin": ([Role.admin], []),

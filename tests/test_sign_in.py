@@ -10,10 +10,11 @@ import threading
 
 import pytest
 
-from governed import PASSWORD, governance_with_users, sign_in
+from governed import PASSWORD, PROFILE_HASHERS, governance_with_users, sign_in
 from safepool.faults import NotFound, Refused
 from safepool.governance.alerts import PASSWORD_SPRAYING, REFUSAL_BURST, SIGN_IN_LOCKED, AlertSettings, run_alerts
 from safepool.governance.context import Governance
+from safepool.governance import settings as settings_module
 from safepool.governance.settings import GovernanceSettings, PasswordHashing, save_settings
 from safepool.governance.users import LOCKED, WRONG_PASSWORD, Role
 from safepool.yaml_files import FileProblem
@@ -180,25 +181,36 @@ def argon2_cost(governance: Governance, name: str) -> str:
     return stored.split("$")[3]
 
 
-def test_passwords_are_hashed_with_the_rfc_9106_profile_unless_the_settings_say_otherwise(tmp_path):
-    (tmp_path / "default").mkdir()
-    governance = governance_with_users(tmp_path / "default")
-    assert argon2_cost(governance, "anna") == "m=65536,t=3,p=4"
+@pytest.fixture
+def profile_costs(monkeypatch):
+    """The profiles' real hashers (the other tests hash at the lowest cost; tests/governed.py)."""
+    monkeypatch.setattr(settings_module, "HASHERS", PROFILE_HASHERS)
+
+
+def first_admin(root) -> Governance:
+    root.mkdir(parents=True, exist_ok=True)
+    governance = Governance.open(root)
+    governance.users.add(None, "admin", PASSWORD, [Role.admin])
+    return governance
+
+
+def test_passwords_are_hashed_with_the_rfc_9106_profile_unless_the_settings_say_otherwise(tmp_path, profile_costs):
+    assert argon2_cost(first_admin(tmp_path / "default"), "admin") == "m=65536,t=3,p=4"
     (tmp_path / "floor" / "governance").mkdir(parents=True)
     (tmp_path / "floor" / "governance" / "settings.yaml").write_text("password_hashing: owasp_minimum\n")
-    governance = governance_with_users(tmp_path / "floor")
-    assert argon2_cost(governance, "anna") == "m=19456,t=2,p=1"
-    assert sign_in(governance, "anna").name == "anna"
+    governance = first_admin(tmp_path / "floor")
+    assert argon2_cost(governance, "admin") == "m=19456,t=2,p=1"
+    assert sign_in(governance, "admin").name == "admin"
 
 
-def test_a_changed_profile_applies_to_new_passwords_and_every_stored_hash_still_verifies(tmp_path):
-    governance = governance_with_users(tmp_path)
+def test_a_changed_profile_applies_to_new_passwords_and_every_stored_hash_still_verifies(tmp_path, profile_costs):
+    first_admin(tmp_path)
     save_settings(tmp_path / "governance", GovernanceSettings(password_hashing=PasswordHashing.owasp_minimum))
     assert (tmp_path / "governance" / "settings.yaml").read_text() == "password_hashing: owasp_minimum\n"
     reopened = Governance.open(tmp_path)
-    assert sign_in(reopened, "anna").name == "anna"  # hashed under the default profile
-    reopened.users.add(sign_in(reopened, "admin"), "newcomer", PASSWORD, [Role.analyst])
-    assert (argon2_cost(reopened, "anna"), argon2_cost(reopened, "newcomer")) == ("m=65536,t=3,p=4", "m=19456,t=2,p=1")
+    admin = sign_in(reopened, "admin")  # hashed under the default profile
+    reopened.users.add(admin, "newcomer", PASSWORD, [Role.analyst])
+    assert (argon2_cost(reopened, "admin"), argon2_cost(reopened, "newcomer")) == ("m=65536,t=3,p=4", "m=19456,t=2,p=1")
     with pytest.raises(Refused, match=WRONG_PASSWORD):
         reopened.users.authenticate("newcomer", PASSWORD + "x")
 
