@@ -21,7 +21,7 @@ from pydantic import Field
 
 from safepool.faults import Conflict, NotFound
 from safepool.registers.catalogue import Catalogue, Register, Source, SourceKind, Strict
-from safepool.yaml_files import dump_model, load_model
+from safepool.yaml_files import dump_model, load_frozen_model
 
 CONFIG_NAME = "safepool.yaml"
 STEWARD_DIRS = ("keys", "quarantine", "truth", "tmp")
@@ -115,7 +115,7 @@ class Workspace:
         return workspace
 
     def config(self) -> WorkspaceConfig:
-        return load_model(self.config_path, WorkspaceConfig)
+        return load_frozen_model(self.config_path, WorkspaceConfig)
 
     def catalogue(self) -> Catalogue:
         return Catalogue(registers=self.config().registers)

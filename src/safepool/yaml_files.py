@@ -7,6 +7,7 @@ each mistake is reported where the person made it rather than as one validation 
 from __future__ import annotations
 
 import weakref
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,13 +45,36 @@ class FileProblem(Invalid):
 
 def load_model(path: Path, model: type[ModelT]) -> ModelT:
     """Parse `path` as YAML and validate it as `model`."""
+    return _parsed(path, _read_bytes(path), model)
+
+
+def load_frozen_model(path: Path, model: type[ModelT]) -> ModelT:
+    """`load_model` for a frozen model that is read again and again (the workspace's catalogue,
+    on nearly every step of a session): parsed once per content of the file, so an edit is seen
+    at once and an unchanged file costs one read."""
+    return _parsed_once(path, _read_bytes(path), model)
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_bytes()
     except FileNotFoundError:
         raise FileProblem(path, ["file not found"]) from None
+
+
+def _parsed(path: Path, content: bytes, model: type[ModelT]) -> ModelT:
+    try:
+        text = content.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise FileProblem(path, [f"not UTF-8 text (byte {exc.start})"]) from None
     return parse_model(text, model, path)
+
+
+@lru_cache(maxsize=8)
+def _parsed_once(path: Path, content: bytes, model: type[ModelT]) -> ModelT:
+    if not model.model_config.get("frozen"):
+        raise TypeError(f"{model.__name__} is not frozen: a shared parsed copy could be changed")
+    return _parsed(path, content, model)
 
 
 def parse_model(text: str, model: type[ModelT], path: Path) -> ModelT:

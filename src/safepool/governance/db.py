@@ -12,11 +12,14 @@ whose file is damaged raises `safepool.faults.Unavailable`, never the driver's e
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy import exc as sql_errors
 
@@ -95,10 +98,12 @@ def create_schema(engine: Engine) -> None:
     with foreign keys off, as SQLite's own procedure for altering tables prescribes, and every
     reference is checked before they commit."""
     _import_tables()
-    config = Config()
-    config.set_main_option("script_location", str(files("safepool.governance") / "migrations"))
+    config = _migrations_config()
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() == _newest_revision():
+            return  # every session opens the database: an up-to-date one is only looked at
+        connection.rollback()
         if sqlite:  # outside any transaction, or SQLite ignores it
             connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             connection.commit()
@@ -112,6 +117,18 @@ def create_schema(engine: Engine) -> None:
             if sqlite:
                 connection.exec_driver_sql("PRAGMA foreign_keys=ON")
                 connection.commit()
+
+
+def _migrations_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(files("safepool.governance") / "migrations"))
+    return config
+
+
+@lru_cache(maxsize=1)
+def _newest_revision() -> str | None:
+    """The head of the shipped migrations (read from their scripts once per process)."""
+    return ScriptDirectory.from_config(_migrations_config()).get_current_head()
 
 
 def _import_tables() -> None:
