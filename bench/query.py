@@ -18,6 +18,7 @@ made before).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -103,6 +104,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workspace", type=Path, default=None, help="reuse (or make) this workspace")
     parser.add_argument("--repeat", type=int, default=3, help="times each query is asked both ways")
+    parser.add_argument("--answers", type=Path, default=None,
+                        help="write every answer (table, note) here as JSON, to compare two runs")
     args = parser.parse_args()
     root = args.workspace or Path(tempfile.mkdtemp(prefix="safepool-bench-query-")) / "ws"
     passwords = prepare(root, args.persons, args.seed)
@@ -113,6 +116,7 @@ def main() -> None:
     bare = duckdb.connect(str(copy), read_only=True)
     first_times, repeat_times, bare_times = [], [], []
     cpu: dict[str, list[float]] = {"first asked": [], "asked again": []}
+    answers: list[dict[str, object]] = []
     print(f"{'query':44s} {'first':>7s} {'again':>7s} {'bare':>7s} {'ratio':>6s} shown")
     for what, sql, plain in QUERIES:
         ours, theirs = [], []
@@ -121,6 +125,8 @@ def main() -> None:
             answer = analyst.query(sql)
             ours.append(time.perf_counter() - started)
             cpu["asked again" if ask else "first asked"].append(time.process_time() - processed)
+            answers.append({"query": what, "ask": ask, "note": answer.note,
+                            "table": json.loads(answer.table.to_json(orient="split", double_precision=15))})
             started = time.perf_counter()
             bare.execute(plain).fetchall()
             theirs.append(time.perf_counter() - started)
@@ -139,6 +145,8 @@ def main() -> None:
                   f"(CPU {1000 * statistics.median(cpu[name]):.0f} ms), bare DuckDB {1000 * bare_p50:.1f} ms, "
                   f"ratio {p50 / bare_p50:.1f}x")
     print("target: p50 under 300 ms and within 10x of bare DuckDB")
+    if args.answers:
+        args.answers.write_text(json.dumps(answers, indent=1))
     print("load average (1, 5, 15 min): " + ", ".join(f"{load:.1f}" for load in os.getloadavg()))
 
 

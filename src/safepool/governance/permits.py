@@ -20,6 +20,7 @@ else changed the permit in between, nothing is changed and `Conflict` is raised 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -121,6 +122,14 @@ def _now() -> str:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: every query reads a permit
 
 
+@functools.lru_cache(maxsize=64)
+def _parsed_request(text: str) -> PermitRequest:
+    """A stored request parsed once per process and text: a query reads its permit four times, and
+    the row (phase, status, this text) is still read every time, so a change is seen at once. The
+    request is frozen, so one parsed copy can be shared."""
+    return PermitRequest.model_validate(yaml.load(text, Loader=_YAML_LOADER))
+
+
 class PermitOffice:
     def __init__(self, engine: Engine, audit: AuditLog, matrices: Matrices | None = None,
                  catalogue: Callable[[], CatalogueView | None] | None = None) -> None:
@@ -138,7 +147,7 @@ class PermitOffice:
             raise NotFound(f"no permit {permit_id}")
         return Permit(
             id=row["id"],
-            request=PermitRequest.model_validate(yaml.load(row["request_yaml"], Loader=_YAML_LOADER)),
+            request=_parsed_request(row["request_yaml"]),
             assessment=Assessment.model_validate_json(row["assessment_json"]),
             phase=Phase(row["phase"]),
             status=row["status"],

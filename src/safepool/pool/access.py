@@ -2,11 +2,23 @@
 
 Nothing here imports the steward zone (identity, registers' credentials, key store); a test
 walks the imports to prove it.
+
+A checked query opens the pool for a moment, many times a session: `analysis_connection` keeps
+the connection it used open afterwards (a few per process, idle, with nothing of the query left
+in it) and hands it to the next query of the same pool file, checked and logged like any access.
+Opening the file costs more than a small query. A pool published again (a new file behind the
+permit's link) or asked for with other limits is opened afresh, and an idle connection is closed
+before the file is opened with another configuration (one process opens a file with one).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -41,15 +53,80 @@ def pool_path(pool_dir: Path, permit: str) -> Path:
 
 def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection that cannot reach files or the network (nor use more than
-    `memory_limit_mb` of memory, when given), its configuration locked."""
+    `memory_limit_mb` of memory, when given), its configuration locked: a database of its own (the
+    idle connections to the file are closed first). The file is opened by its real path, so a pool
+    published again is another database, never the old one's instance."""
+    return _open(_real_file(pool_dir, permit), permit, memory_limit_mb)
+
+
+def _open(file: str, permit: str, memory_limit_mb: int | None) -> duckdb.DuckDBPyConnection:
+    _close_idle(file)
     config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if memory_limit_mb is not None:
         config["memory_limit"] = f"{int(memory_limit_mb)}MB"
     try:
-        return open_duckdb(pool_path(pool_dir, permit) / POOL_FILE, read_only=True, config=config)
+        return open_duckdb(file, read_only=True, config=config)
     except duckdb.ConnectionException:
         raise PoolBusy(f"the pool of permit {permit} is open in this process with other limits; "
                        "try again when the other query has finished") from None
+
+
+def _real_file(pool_dir: Path, permit: str) -> str:
+    return os.path.realpath(pool_path(pool_dir, permit) / POOL_FILE)
+
+
+# -- idle connections kept between queries ---------------------------------------------------
+
+_KEPT = 2  # idle connections kept per process (the most recently used)
+# a connection is kept under the identity of the file it opened: another file (published again),
+# a file changed in place or another memory limit is never handed this connection
+_Key = tuple[str, int, int, int, int, int | None]  # real path, device, inode, size, mtime, memory limit
+_IDLE: OrderedDict[_Key, duckdb.DuckDBPyConnection] = OrderedDict()
+_GUARD = threading.Lock()  # queries may run in several threads of a process
+
+
+def _identity(file: str, memory_limit_mb: int | None) -> _Key:
+    found = os.stat(file)
+    return file, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, memory_limit_mb
+
+
+def _close_idle(file: str) -> None:
+    """Close every idle connection to `file`."""
+    with _GUARD:
+        closing = [_IDLE.pop(key) for key in [key for key in _IDLE if key[0] == file]]
+    for con in closing:
+        con.close()
+
+
+def _take(key: _Key) -> duckdb.DuckDBPyConnection | None:
+    with _GUARD:
+        return _IDLE.pop(key, None)
+
+
+def _give_back(key: _Key, con: duckdb.DuckDBPyConnection) -> None:
+    """Keep `con` idle for the next query when nothing of the last one is left in it, else close it."""
+    if not _emptied(con):
+        con.close()
+        return
+    with _GUARD:
+        present = _IDLE.pop(key, None)
+        _IDLE[key] = con
+        evicted = [_IDLE.popitem(last=False)[1] for _ in range(max(0, len(_IDLE) - _KEPT))]
+    for other in [*([present] if present is not None else []), *evicted]:
+        other.close()
+
+
+def _emptied(con: duckdb.DuckDBPyConnection) -> bool:
+    """Drop every temporary view and table the query made; False when that fails (the connection
+    is then closed, not kept)."""
+    try:
+        made = con.execute("SELECT 'VIEW', view_name FROM duckdb_views() WHERE temporary AND NOT internal "
+                           "UNION ALL SELECT 'TABLE', table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        for kind, name in made:
+            con.execute(f'DROP {kind} temp.main."{name.replace(chr(34), chr(34) * 2)}"')
+        return True
+    except duckdb.Error:
+        return False
 
 
 def linkage_report(pool_dir: Path, permit: str) -> dict[str, object]:
@@ -91,9 +168,32 @@ def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, perm
     """The analyst's door: checked against the permit, and logged, before the pool is opened."""
     governance.permits.authorise_access(actor, permit, wanted, today=today)
     con = connect(pool_dir, permit, memory_limit_mb)
+    _log_access(governance, actor, permit, wanted)
+    return con
+
+
+@contextmanager
+def analysis_connection(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
+                        wanted: dict[str, list[str]] | None = None, today: date | None = None,
+                        memory_limit_mb: int | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`open_for_analysis` for one query, with the connection the last query to the same pool file
+    and limits left idle (see the module docstring); kept idle afterwards unless the query failed."""
+    governance.permits.authorise_access(actor, permit, wanted, today=today)
+    file = _real_file(pool_dir, permit)
+    key = _identity(file, memory_limit_mb)
+    con = _take(key) or _open(file, permit, memory_limit_mb)
+    try:
+        _log_access(governance, actor, permit, wanted)
+        yield con
+    except BaseException:
+        con.close()
+        raise
+    _give_back(key, con)
+
+
+def _log_access(governance: Governance, actor: Actor, permit: str, wanted: dict[str, list[str]] | None) -> None:
     governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_access", permit=permit,
                             target=",".join(sorted(wanted)) if wanted else "all tables in scope")
-    return con
 
 
 def describe_variables(pool_dir: Path, governance: Governance, actor: Actor, permit: str

@@ -38,7 +38,7 @@ from safepool.governance.context import Governance
 from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
 from safepool.pool.access import dictionary as pool_dictionary
-from safepool.pool.access import open_for_analysis
+from safepool.pool.access import analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
@@ -79,15 +79,11 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         model = model_from_sql(query, dictionary) if isinstance(query, str) else query.model(dictionary)
         model = check_model(model, dictionary, policy.max_cells)
         title = _title(title or (query.describe() if isinstance(query, AggregateRequest) else model.describe()))
-        con = open_for_analysis(pool_dir, governance, actor, permit, model.variables(), today,
-                                memory_limit_mb=policy.max_memory_mb)
-        try:
-            with Budget(con, policy.max_seconds) as budget:
-                columns = _run(budget, model, dictionary, policy)
-                _mitigate(model, columns, policy, title)
-                incoming = _incoming(budget, model, columns)
-        finally:
-            con.close()
+        with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
+                                 memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
+            columns = _run(budget, model, dictionary, policy)
+            _mitigate(model, columns, policy, title)
+            incoming = _incoming(budget, model, columns)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
