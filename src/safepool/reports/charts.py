@@ -3,8 +3,10 @@
 Each chart reads the shown (not suppressed) rows of a ShownTable, never a raw frame, and is
 small enough for its page: the effects and the event study are drawn one figure per outcome, the
 love plot in groups of covariates. Axis titles carry the outcome's unit (a share's effect in
-percentage points); labels come from the report's label book. Vega-Lite specs are rendered by
-vl-convert in process, so the report needs no JavaScript, no CDN and no network.
+percentage points); labels come from the report's label book. Each chart is a Vega-Lite spec
+written as plain JSON data (the same spec altair wrote, without its objects: building, copying
+and serialising those took longer than drawing), rendered by vl-convert in process, so the
+report needs no JavaScript, no CDN and no network.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Sequence
+from typing import Any
 
-import altair as alt
 import pandas as pd
 import vl_convert
 
@@ -26,7 +28,12 @@ SMALL_WIDTH, SMALL_HEIGHT = 250, 140  # one outcome's panel, two to a row
 LOVE_ROWS = 32  # covariates per love plot, so that each fits its page
 FONT = "DejaVu Sans"  # the report's font: labels are measured with the font they are printed in
 BLUE, ORANGE, RED = "#1f4e79", "#d9822b", "#b03a2e"
+# the report's look (altair's default view size kept: the specs are the ones altair wrote)
+CONFIG = {"view": {"continuousWidth": 300, "continuousHeight": 300, "strokeWidth": 0.5},
+          "axis": {"labelFontSize": 9, "titleFontSize": 9}, "font": FONT, "legend": {"labelFontSize": 9}}
 _NAMESPACE = re.compile(r'\s+xmlns(?::\w+)?="[^"]*"')
+
+Spec = dict[str, Any]  # a Vega-Lite spec or one of its layers
 
 
 def drawn_rows(shown: ShownTable, required: list[str], numeric: list[str]) -> pd.DataFrame:
@@ -53,13 +60,22 @@ def _scaled(data: pd.DataFrame, scale: Scale, columns: Sequence[str]) -> pd.Data
     return data
 
 
-def _values(data: pd.DataFrame, columns: Sequence[str]) -> alt.Data:
+def _values(data: pd.DataFrame, columns: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """Only the columns a chart draws, as plain values (numbers as floats, labels as text)."""
     records = []
     for row in data[list(columns)].itertuples(index=False):
         records.append({c: (float(v) if isinstance(v, numbers.Number) and not isinstance(v, bool) else str(v))
                         for c, v in zip(columns, row)})
-    return alt.Data(values=records)
+    return {"values": records}
+
+
+def _field(name: str, kind: str, **settings: Any) -> Spec:
+    """An encoding channel on a data field (kind: quantitative, ordinal or nominal)."""
+    return {"field": name, "type": kind, **settings}
+
+
+def _layer(data: Spec, mark: Spec, **encoding: Spec) -> Spec:
+    return {"data": data, "mark": mark, "encoding": encoding}
 
 
 def _format(scale: Scale) -> str:
@@ -70,54 +86,64 @@ def _effect_axis(scale: Scale) -> str:
     return f"Effect ({scale.outcome.short_unit})" if scale.outcome.short_unit else "Effect"
 
 
-def _zero_line(axis: str) -> alt.Chart:
-    return alt.Chart(alt.Data(values=[{"zero": 0.0}])).mark_rule(color="black", strokeWidth=0.8).encode(
-        **{axis: alt.X("zero:Q") if axis == "x" else alt.Y("zero:Q")})
+def _zero_line(axis: str) -> Spec:
+    return _layer({"values": [{"zero": 0.0}]}, {"type": "rule", "color": "black", "strokeWidth": 0.8},
+                  **{axis: _field("zero", "quantitative")})
 
 
-def effects_chart(data: pd.DataFrame, scale: Scale) -> alt.LayerChart:
+def _sized(layers: list[Spec], width: int, height: int) -> Spec:
+    return {"layer": layers, "height": height, "width": width}
+
+
+def effects_chart(data: pd.DataFrame, scale: Scale) -> Spec:
     """One outcome's effect at each horizon with its interval, one colour per estimator."""
     data = _scaled(data, scale, ["estimate", "ci_low", "ci_high"])
     data["estimator"] = data["method"].astype(str).map(lambda m: ESTIMATORS.get(m, m)) \
         if "method" in data.columns else ESTIMATORS["att"]
-    colour = alt.Color("estimator:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=300),
-                       scale=alt.Scale(range=[BLUE, ORANGE]))
-    x = alt.X("horizon:O", title="Quarters after entry", axis=alt.Axis(labelAngle=0))
-    y = alt.Y("ci_low:Q", title=_effect_axis(scale), axis=alt.Axis(format=_format(scale), tickCount=5),
-              scale=_padded(data))
-    base = alt.Chart(_values(data, ["horizon", "estimator", "estimate", "ci_low", "ci_high"]))
-    bars = base.mark_rule(strokeWidth=1.5).encode(x=x, y=y, y2=alt.Y2("ci_high:Q"), color=colour,
-                                                  xOffset=alt.XOffset("estimator:N"))
-    dots = base.mark_point(filled=True, size=40, opacity=1).encode(x=x, y=alt.Y("estimate:Q"), color=colour,
-                                                                   xOffset=alt.XOffset("estimator:N"))
-    return alt.layer(bars, dots, _zero_line("y")).properties(width=SMALL_WIDTH, height=SMALL_HEIGHT)
+    values = _values(data, ["horizon", "estimator", "estimate", "ci_low", "ci_high"])
+    colour = _field("estimator", "nominal", legend={"labelLimit": 300, "orient": "bottom"},
+                    scale={"range": [BLUE, ORANGE]}, title=None)
+    x = _field("horizon", "ordinal", axis={"labelAngle": 0}, title="Quarters after entry")
+    offset = _field("estimator", "nominal")
+    y = _field("ci_low", "quantitative", axis={"format": _format(scale), "tickCount": 5}, scale=_padded(data),
+               title=_effect_axis(scale))
+    bars = _layer(values, {"type": "rule", "strokeWidth": 1.5}, color=colour, x=x, xOffset=offset, y=y,
+                  y2={"field": "ci_high"})
+    dots = _layer(values, {"type": "point", "filled": True, "opacity": 1, "size": 40}, color=colour, x=x,
+                  xOffset=offset, y=_field("estimate", "quantitative"))
+    return _sized([bars, dots, _zero_line("y")], SMALL_WIDTH, SMALL_HEIGHT)
 
 
-def event_study_chart(data: pd.DataFrame, scale: Scale, gaps: Sequence[float] = ()) -> alt.LayerChart:
+def event_study_chart(data: pd.DataFrame, scale: Scale, gaps: Sequence[float] = ()) -> Spec:
     """One outcome's effect by quarter from entry: interval band, estimates, zero line, entry marked.
     A quarter in `gaps` (suppressed) breaks the line and the band rather than being bridged."""
     data = _scaled(data, scale, ["estimate", "ci_low", "ci_high"]).sort_values("horizon")
     horizons = data["horizon"].to_numpy(float)
     data["run"] = [str(sum(1 for gap in gaps if gap < h)) for h in horizons]
-    x = alt.X("horizon:Q", title="Quarters from entry", axis=alt.Axis(tickMinStep=1, values=_ticks(data["horizon"])))
-    base = alt.Chart(_values(data, ["horizon", "estimate", "ci_low", "ci_high", "run"]))
-    band = base.mark_area(opacity=0.22, color=BLUE).encode(
-        x=x, y=alt.Y("ci_low:Q", title=_effect_axis(scale), axis=alt.Axis(format=_format(scale), tickCount=5),
-                     scale=_padded(data)), y2=alt.Y2("ci_high:Q"), detail=alt.Detail("run:N"))
-    line = base.mark_line(point=alt.OverlayMarkDef(size=18, color=BLUE), color=BLUE).encode(
-        x=x, y=alt.Y("estimate:Q"), detail=alt.Detail("run:N"))
+    values = _values(data, ["horizon", "estimate", "ci_low", "ci_high", "run"])
+    x = _field("horizon", "quantitative", axis={"tickMinStep": 1, "values": _ticks(data["horizon"])},
+               title="Quarters from entry")
+    run = _field("run", "nominal")
+    band = _layer(values, {"type": "area", "color": BLUE, "opacity": 0.22}, detail=run, x=x,
+                  y=_field("ci_low", "quantitative", axis={"format": _format(scale), "tickCount": 5},
+                              scale=_padded(data), title=_effect_axis(scale)),
+                  y2={"field": "ci_high"})
+    line = _layer(values, {"type": "line", "color": BLUE, "point": {"color": BLUE, "size": 18}}, detail=run, x=x,
+                  y=_field("estimate", "quantitative"))
     alone = data.loc[data.groupby("run")["horizon"].transform("size") == 1]  # a band needs two quarters
     if not alone.empty:
-        line = alt.layer(line, alt.Chart(_values(alone, ["horizon", "ci_low", "ci_high"])).mark_rule(
-            color=BLUE, opacity=0.5, strokeWidth=2).encode(x=alt.X("horizon:Q"), y=alt.Y("ci_low:Q"), y2=alt.Y2("ci_high:Q")))
-    entry = alt.Data(values=[{"horizon": 0.0, "label": "entry"}])
-    marker = alt.Chart(entry).mark_rule(color=RED, strokeDash=[4, 3]).encode(x=alt.X("horizon:Q"))
-    label = alt.Chart(entry).mark_text(align="left", dx=3, color=RED, fontSize=9).encode(
-        x=alt.X("horizon:Q"), y=alt.value(8), text=alt.Text("label:N"))
-    return alt.layer(band, _zero_line("y"), marker, label, line).properties(width=SMALL_WIDTH, height=SMALL_HEIGHT)
+        line = {"layer": [line, _layer(_values(alone, ["horizon", "ci_low", "ci_high"]),
+                                       {"type": "rule", "color": BLUE, "opacity": 0.5, "strokeWidth": 2},
+                                       x=_field("horizon", "quantitative"), y=_field("ci_low", "quantitative"),
+                                       y2={"field": "ci_high"})]}
+    entry = {"values": [{"horizon": 0.0, "label": "entry"}]}
+    marker = _layer(entry, {"type": "rule", "color": RED, "strokeDash": [4, 3]}, x=_field("horizon", "quantitative"))
+    label = _layer(entry, {"type": "text", "align": "left", "color": RED, "dx": 3, "fontSize": 9},
+                   text=_field("label", "nominal"), x=_field("horizon", "quantitative"), y={"value": 8})
+    return _sized([band, _zero_line("y"), marker, label, line], SMALL_WIDTH, SMALL_HEIGHT)
 
 
-def love_plots(rows: Sequence[BalanceRow], smd_limit: float | None) -> list[alt.LayerChart]:
+def love_plots(rows: Sequence[BalanceRow], smd_limit: float | None) -> list[Spec]:
     """Standardised mean differences before and after matching, biggest imbalance first."""
     points = []
     for row in rows:
@@ -137,20 +163,21 @@ def love_plots(rows: Sequence[BalanceRow], smd_limit: float | None) -> list[alt.
     for start in range(0, len(order), LOVE_ROWS):
         names = order[start:start + LOVE_ROWS]
         part = _values(data.loc[data["covariate"].isin(names)], ["covariate", "stage", "smd"])
-        y = alt.Y("covariate:N", sort=names, title=None, axis=alt.Axis(labelLimit=330, labelFontSize=9))
-        colour = alt.Color("stage:N", title=None, sort=["before matching", "after matching"],
-                           scale=alt.Scale(range=[ORANGE, BLUE]), legend=alt.Legend(orient="bottom"))
-        dots = alt.Chart(part).mark_point(filled=True, size=36).encode(
-            y=y, x=alt.X("smd:Q", title="Standardised mean difference"), color=colour)
+        y = _field("covariate", "nominal", axis={"labelFontSize": 9, "labelLimit": 330}, sort=names, title=None)
+        colour = _field("stage", "nominal", legend={"orient": "bottom"}, scale={"range": [ORANGE, BLUE]},
+                        sort=["before matching", "after matching"], title=None)
+        dots = _layer(part, {"type": "point", "filled": True, "size": 36}, color=colour,
+                      x=_field("smd", "quantitative", title="Standardised mean difference"), y=y)
         layers = [_zero_line("x"), dots]
         if smd_limit is not None:
-            limits = alt.Data(values=[{"limit": -smd_limit}, {"limit": smd_limit}])
-            layers.insert(0, alt.Chart(limits).mark_rule(color="#777", strokeDash=[3, 3]).encode(x=alt.X("limit:Q")))
-        charts.append(alt.layer(*layers).properties(width=250, height=14 * len(names)))
+            limits = {"values": [{"limit": -smd_limit}, {"limit": smd_limit}]}
+            layers.insert(0, _layer(limits, {"type": "rule", "color": "#777", "strokeDash": [3, 3]},
+                                    x=_field("limit", "quantitative")))
+        charts.append(_sized(layers, 250, 14 * len(names)))
     return charts
 
 
-def forest_plot(shown: ShownTable, labels: Labels, scale: Scale) -> alt.LayerChart | None:
+def forest_plot(shown: ShownTable, labels: Labels, scale: Scale) -> Spec | None:
     """Subgroup effects: one row per subgroup level, its interval and the zero line."""
     data = drawn_rows(shown, ["subgroup", "level", "estimate", "ci_low", "ci_high"], ["estimate", "ci_low", "ci_high"])
     if data.empty:
@@ -158,32 +185,28 @@ def forest_plot(shown: ShownTable, labels: Labels, scale: Scale) -> alt.LayerCha
     data = _scaled(data, scale, ["estimate", "ci_low", "ci_high"])
     data["group"] = [f"{labels.subgroup(str(s))}: {labels.level(str(s), str(v))}"
                      for s, v in zip(data["subgroup"], data["level"])]
-    y = alt.Y("group:N", title=None, sort=None, axis=alt.Axis(labelLimit=330, labelFontSize=9))
-    x = alt.X("ci_low:Q", title=_effect_axis(scale), axis=alt.Axis(tickCount=5, format=_format(scale)),
-              scale=_padded(data))
-    base = alt.Chart(_values(data, ["group", "estimate", "ci_low", "ci_high"]))
-    bars = base.mark_rule(strokeWidth=1.5, color=BLUE).encode(y=y, x=x, x2=alt.X2("ci_high:Q"))
-    dots = base.mark_point(filled=True, size=40, color=BLUE, opacity=1).encode(y=y, x=alt.X("estimate:Q"))
-    return alt.layer(bars, dots, _zero_line("x")).properties(width=260, height=max(60, 20 * len(data)))
+    values = _values(data, ["group", "estimate", "ci_low", "ci_high"])
+    y = _field("group", "nominal", axis={"labelFontSize": 9, "labelLimit": 330}, sort=None, title=None)
+    x = _field("ci_low", "quantitative", axis={"format": _format(scale), "tickCount": 5}, scale=_padded(data),
+               title=_effect_axis(scale))
+    bars = _layer(values, {"type": "rule", "color": BLUE, "strokeWidth": 1.5}, x=x, x2={"field": "ci_high"}, y=y)
+    dots = _layer(values, {"type": "point", "color": BLUE, "filled": True, "opacity": 1, "size": 40},
+                  x=_field("estimate", "quantitative"), y=y)
+    return _sized([bars, dots, _zero_line("x")], 260, max(60, 20 * len(data)))
 
 
-def to_svg(chart: alt.TopLevelMixin) -> str:
+def to_svg(chart: Spec) -> str:
     """The chart as an <svg> element to inline in HTML (namespace declarations dropped: HTML needs none)."""
-    spec = chart.to_dict(validate=False)
-    config = spec.setdefault("config", {})
-    # the report's look, set in the spec: altair's configure_* would copy the whole chart once each
-    config["view"] = {**config.get("view", {}), "strokeWidth": 0.5}
-    config.update(axis={"labelFontSize": 9, "titleFontSize": 9}, font=FONT, legend={"labelFontSize": 9})
-    svg = vl_convert.vegalite_to_svg(spec)
+    svg = vl_convert.vegalite_to_svg({"config": CONFIG, **chart})
     return _NAMESPACE.sub("", svg[svg.index("<svg"):])
 
 
-def _padded(data: pd.DataFrame) -> alt.Scale:
+def _padded(data: pd.DataFrame) -> Spec:
     """A y scale that holds every interval with room above and below, and zero."""
     low = min(float(data["ci_low"].min()), float(data["estimate"].min()), 0.0)
     high = max(float(data["ci_high"].max()), float(data["estimate"].max()), 0.0)
     room = 0.06 * (high - low) or 1.0
-    return alt.Scale(domain=[low - room, high + room], nice=True)
+    return {"domain": [low - room, high + room], "nice": True}
 
 
 def _ticks(horizons: pd.Series) -> list[int]:
