@@ -11,6 +11,7 @@ from typing import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
@@ -171,13 +172,23 @@ def _sqlite_part(path: Path, name: str | None, table: pa.Table, *, first: bool, 
     try:
         with sqlite_dbapi.connect(str(tmp)) as conn:
             with conn.cursor() as cursor:
-                cursor.adbc_ingest(name, table, mode="replace")
+                cursor.adbc_ingest(name, dates_as_text(table), mode="replace")
             conn.commit()
         if last:
             os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def dates_as_text(table: pa.Table) -> pa.Table:
+    """Date columns as their ISO text. The SQLite driver stores a date as this text in a TEXT column
+    anyway, but converts it value by value: cast in bulk first, the ingest takes half the CPU (the
+    TE file at 300,000 persons 2.0 -> 1.0 s) and the file's bytes are the same."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_date32(field.type):
+            table = table.set_column(i, field.name, pc.cast(table.column(i), pa.string()))
+    return table
 
 
 def postgres_uri(url: str, password: str | None) -> str:
