@@ -297,15 +297,19 @@ class Estimates:
 def arm_contributors(cells: pd.DataFrame) -> pd.DataFrame:
     """Per horizon, for the mean of each arm (as effect_table computes it: weights times levels),
     each person's contribution: the largest CONTRIBUTORS of them and the total of their sizes."""
-    cells = cells.assign(part=cells["w"].to_numpy(float) * cells["level"].to_numpy(float))
+    parts = pd.DataFrame({"horizon": cells["horizon"].to_numpy(), "treated": cells["treated"].to_numpy(bool),
+                          "unit": cells["unit"].to_numpy(),
+                          "part": cells["w"].to_numpy(float) * cells["level"].to_numpy(float)})
+    per_person = parts.groupby(["horizon", "treated", "unit"], sort=True)["part"].sum()
+    arms = {key: np.abs(per_person.iloc[rows].to_numpy(float))
+            for key, rows in per_person.groupby(level=[0, 1], sort=False).indices.items()}
     rows = []
-    for horizon, cell in cells.groupby("horizon", sort=True):
+    for horizon in sorted(parts["horizon"].unique()):
         row: dict[str, object] = {"horizon": int(horizon)}
         for treated, mean in ((True, "mean_treated"), (False, "mean_control")):
-            arm = cell.loc[cell["treated"].to_numpy(bool) == treated]
-            per_person = np.abs(arm.groupby("unit")["part"].sum().to_numpy(float))
-            row[f"top:{mean}"] = sorted(per_person.tolist(), reverse=True)[:CONTRIBUTORS]
-            row[f"abs_total:{mean}"] = float(per_person.sum())
+            arm = arms.get((horizon, treated), np.zeros(0))
+            row[f"top:{mean}"] = sorted(arm.tolist(), reverse=True)[:CONTRIBUTORS]
+            row[f"abs_total:{mean}"] = float(arm.sum())
         rows.append(row)
     return pd.DataFrame(rows, columns=["horizon", "top:mean_treated", "abs_total:mean_treated", "top:mean_control",
                                        "abs_total:mean_control"])
