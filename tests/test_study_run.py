@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 
 import duckdb
 import pandas as pd
@@ -104,6 +105,8 @@ def test_only_an_analyst_of_the_permit_may_run_it(demo):
     checker = governance.users.authenticate("sf.checker", passwords["sf.checker"])
     with pytest.raises(SafepoolError, match="analyst"):
         run_study(workspace.pool_dir, governance, checker, load_study(EXAMPLE))
+    # the chart engine started for the report is joined on every way out
+    assert not [t for t in threading.enumerate() if t.name == "chart engine start"]
 
 
 def second_run(workspace, passwords):

@@ -31,6 +31,7 @@ from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.access import open_for_analysis
 from safepool.reports import OUTPUT_NAMES
+from safepool.reports.chart_engine import start_chart_engine
 from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
@@ -441,6 +442,15 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
     """The governed study: open the pool as the analyst under the permit, analyse, publish the outputs
     as one release under the workspace's policy, then the report made of them."""
     say = progress or (lambda _stage: None)
+    chart_engine = start_chart_engine()
+    try:
+        return _run_study(pool_dir, governance, actor, study, say)
+    finally:
+        chart_engine.join()
+
+
+def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: StudyFile,
+               say: Progress) -> StudyResult:
     say("opening the pool")
     con = open_for_analysis(pool_dir, governance, actor, study.permit, wanted=needed_columns(study))
     try:

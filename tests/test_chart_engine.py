@@ -1,0 +1,31 @@
+"""The chart renderer is started ahead of the report, in a thread that never outlives its use."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import vl_convert
+
+from safepool.reports import chart_engine
+
+
+def test_the_engine_starts_in_a_thread_and_draws_afterwards() -> None:
+    thread = chart_engine.start_chart_engine()
+    assert thread.daemon and thread.name == "chart engine start"
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert "<svg" in vl_convert.vegalite_to_svg({"mark": "bar", "data": {"values": [{"a": 1}]},
+                                                 "encoding": {"x": {"field": "a", "type": "quantitative"}}})
+
+
+def test_a_failing_start_is_left_to_the_first_real_chart(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+
+    def broken(_spec: object) -> str:
+        raise RuntimeError("engine missing")
+
+    monkeypatch.setattr(chart_engine.vl_convert, "vegalite_to_svg", broken)
+    chart_engine.start_chart_engine().join(timeout=60)
+    assert seen == []
