@@ -95,7 +95,7 @@ class LedgerMemory:
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
         self.sumsq = np.empty(0, dtype=np.float64)
-        self._index = pd.Index(self.persons)  # where each person is (a hash table)
+        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # persons in order, and where each is
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
 
     @classmethod
@@ -109,9 +109,17 @@ class LedgerMemory:
 
     def _lookup(self, person: np.ndarray) -> np.ndarray:
         """Index of each person: remembered ones where they are, the others after them in the
-        order first seen."""
-        index = self._index.get_indexer(person).astype(np.int64, copy=False) if len(self.persons) \
-            else np.full(len(person), -1, dtype=np.int64)
+        order first seen. Found by binary search in the remembered persons sorted (once per state):
+        incoming persons come in sorted runs (by entry, then person), which a search walks in order."""
+        index = np.full(len(person), -1, dtype=np.int64)
+        if len(self.persons) and len(person):
+            if self._sorted is None:
+                order = np.argsort(self.persons)
+                self._sorted = (self.persons[order], order)
+            ordered, order = self._sorted
+            at = np.minimum(np.searchsorted(ordered, person), len(ordered) - 1)
+            found = ordered[at] == person
+            index[found] = order[at[found]]
         unknown = index < 0
         if unknown.any():
             fresh = pd.Index(pd.unique(person[unknown]))
@@ -183,7 +191,7 @@ class LedgerMemory:
         self.weight = np.concatenate([self.weight, extension.weight[order]])
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count, self.sumsq = extension.pattern, extension.count, extension.sumsq
-        self._index = pd.Index(self.persons)
+        self._sorted = None
 
     def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
                 sums: np.ndarray | None = None) -> PersonClasses:
