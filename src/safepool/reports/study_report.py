@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -103,8 +104,12 @@ class ReportFiles:
 
 @dataclass(frozen=True)
 class ReportFigure:
-    svg: str
+    drawn: Future[str]  # the chart's SVG, drawn while the rest of the page is written
     caption: str
+
+    @property
+    def svg(self) -> str:
+        return self.drawn.result()
 
 
 @dataclass(frozen=True)
@@ -191,74 +196,78 @@ def render_study_html(result: StudyReportSource, output_ids: Mapping[str, str] |
     facts = summary(shown, labels, outcome_scales, placebo, estimand, short_caveats(shown, synthetic))
     sensitivity, not_shown = sensitivity_table(shown["sensitivity"], labels, outcome_scales, ci, max(GAMMAS))
     primary = scale_of(outcome_scales, _primary_outcome(shown["subgroups"]), labels)
-    html = _environment().get_template(TEMPLATE).render(
-        title=title,
-        permit=permit,
-        written=date.today().isoformat(),
-        question=mask_identity_codes(str(field_of(result, "question"))),
-        synthetic=synthetic,
-        synthetic_text=SYNTHETIC,
-        registers=", ".join(mask_identity_codes(str(name)) for name in _sequence(result, "registers")),
-        period=_period(result),
-        outcomes=[scale.outcome for scale in outcome_scales.values()],
-        methods=methods_rows(_mapping(result, "methods"), labels),
-        headings=SECTION_HEADINGS,
-        summary=facts,
-        treatment=labels.treatment,
-        ci=ci,
-        rounded=_rounded(shown),
-        flow=cohort_flow_table(shown["cohort_flow"]),
-        matching=matching_statement(shown),
-        balance=balance_tables(shown["balance"], labels),
-        balance_text=balance_text(labels),
-        love_plots=_love_plots(shown["love_plot"], labels),
-        matched_only=estimand == MATCHED_ONLY,
-        effects=_effect_sections(shown["effects"], labels, outcome_scales, ci),
-        effects_note=shown["effects"].note,
-        matched_sets=MATCHED_SETS,
-        naive=naive_table(shown["naive"], labels, outcome_scales, ci),
-        events=_event_figures(shown["event_study"], outcome_scales, labels),
-        event_note=shown["event_study"].note,
-        event_tables=[table for _, table in event_tables(shown["event_study"], labels, outcome_scales, ci)],
-        placebo=placebo_table(placebo, shown["placebo"]) if placebo else None,
-        placebo_text=placebo_text(placebo),
-        subgroups=subgroup_table(shown["subgroups"], labels, outcome_scales, ci),
-        subgroup_outcome=primary.outcome,
-        forest=_figure(charts.forest_plot(shown["subgroups"], labels, primary),
-                       f"{primary.outcome.heading}: effect by subgroup with its {ci.lower()}"),
-        subgroup_horizon=_subgroup_horizon(shown["subgroups"]),
-        sensitivity=sensitivity,
-        sensitivity_text=sensitivity_text(sensitivity is not None, not_shown),
-        limitations=the_limitations,
-        checks=checks_table(shown, output_ids or {}),
-        css=css,
-    )
+    # vl-convert draws a chart without holding the GIL: one thread hands it the charts in turn while
+    # this one writes the tables, and the page waits for each chart where it shows it
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="study-charts") as drawing:
+        html = _environment().get_template(TEMPLATE).render(
+            title=title,
+            permit=permit,
+            written=date.today().isoformat(),
+            question=mask_identity_codes(str(field_of(result, "question"))),
+            synthetic=synthetic,
+            synthetic_text=SYNTHETIC,
+            registers=", ".join(mask_identity_codes(str(name)) for name in _sequence(result, "registers")),
+            period=_period(result),
+            outcomes=[scale.outcome for scale in outcome_scales.values()],
+            methods=methods_rows(_mapping(result, "methods"), labels),
+            headings=SECTION_HEADINGS,
+            summary=facts,
+            treatment=labels.treatment,
+            ci=ci,
+            rounded=_rounded(shown),
+            flow=cohort_flow_table(shown["cohort_flow"]),
+            matching=matching_statement(shown),
+            balance=balance_tables(shown["balance"], labels),
+            balance_text=balance_text(labels),
+            love_plots=_love_plots(shown["love_plot"], labels, drawing),
+            matched_only=estimand == MATCHED_ONLY,
+            effects=_effect_sections(shown["effects"], labels, outcome_scales, ci, drawing),
+            effects_note=shown["effects"].note,
+            matched_sets=MATCHED_SETS,
+            naive=naive_table(shown["naive"], labels, outcome_scales, ci),
+            events=_event_figures(shown["event_study"], outcome_scales, labels, drawing),
+            event_note=shown["event_study"].note,
+            event_tables=[table for _, table in event_tables(shown["event_study"], labels, outcome_scales, ci)],
+            placebo=placebo_table(placebo, shown["placebo"]) if placebo else None,
+            placebo_text=placebo_text(placebo),
+            subgroups=subgroup_table(shown["subgroups"], labels, outcome_scales, ci),
+            subgroup_outcome=primary.outcome,
+            forest=_figure(charts.forest_plot(shown["subgroups"], labels, primary), drawing,
+                           f"{primary.outcome.heading}: effect by subgroup with its {ci.lower()}"),
+            subgroup_horizon=_subgroup_horizon(shown["subgroups"]),
+            sensitivity=sensitivity,
+            sensitivity_text=sensitivity_text(sensitivity is not None, not_shown),
+            limitations=the_limitations,
+            checks=checks_table(shown, output_ids or {}),
+            css=css,
+        )
     _refuse_leaks(html, permit)
     return html
 
 
 # --- sections ----------------------------------------------------------------------------------
 
-def _effect_sections(shown: ShownTable, labels: Labels, scales_: Mapping, ci: str) -> list[OutcomeSection]:
+def _effect_sections(shown: ShownTable, labels: Labels, scales_: Mapping, ci: str,
+                     drawing: Executor) -> list[OutcomeSection]:
     figures = {name: data for name, data in charts.per_outcome(shown, ["estimate", "ci_low", "ci_high"])}
     sections = []
     for outcome, table in effect_tables(shown, labels, scales_, ci):
         data = figures.get(outcome.name)
         figure = None
         if data is not None and not data.empty:
-            figure = _figure(charts.effects_chart(data, scale_of(scales_, outcome.name, labels)),
+            figure = _figure(charts.effects_chart(data, scale_of(scales_, outcome.name, labels)), drawing,
                              f"{outcome.heading}: effect after entry with its {ci.lower()}."
                              + _not_drawn(shown, outcome.name))
         sections.append(OutcomeSection(outcome, table, figure))
     return sections
 
 
-def _event_figures(shown: ShownTable, scales_: Mapping, labels: Labels) -> list[OutcomeSection]:
+def _event_figures(shown: ShownTable, scales_: Mapping, labels: Labels, drawing: Executor) -> list[OutcomeSection]:
     sections = []
     for name, data in charts.per_outcome(shown, ["estimate", "ci_low", "ci_high"]):
         scale = scale_of(scales_, name, labels)
         sections.append(OutcomeSection(scale.outcome, None, _figure(
-            charts.event_study_chart(data, scale, _suppressed_horizons(shown, name)),
+            charts.event_study_chart(data, scale, _suppressed_horizons(shown, name)), drawing,
             f"{scale.outcome.heading}: matched difference-in-differences by quarter from entry, against the "
             "quarter before entry." + _not_drawn(shown, name))))
     return sections
@@ -280,15 +289,15 @@ def _not_drawn(shown: ShownTable, outcome: str) -> str:
     return f" Suppressed, so not drawn: {', '.join(num.fixed(h, 0) for h in horizons)} quarters."
 
 
-def _love_plots(shown: ShownTable, labels: Labels) -> list[ReportFigure]:
+def _love_plots(shown: ShownTable, labels: Labels, drawing: Executor) -> list[ReportFigure]:
     plots = charts.love_plots(balance_rows(shown, labels), labels.smd_limit)
     caption = "Standardised mean difference of each covariate between clients and the comparison group, before " \
               "and after matching" + (f"; dashed lines at ±{num.short(labels.smd_limit)}" if labels.smd_limit else "")
-    return [ReportFigure(charts.to_svg(plot), caption) for plot in plots]
+    return [ReportFigure(drawing.submit(charts.to_svg, plot), caption) for plot in plots]
 
 
-def _figure(chart: Any, caption: str) -> ReportFigure | None:
-    return None if chart is None else ReportFigure(charts.to_svg(chart), caption)
+def _figure(chart: Any, drawing: Executor, caption: str) -> ReportFigure | None:
+    return None if chart is None else ReportFigure(drawing.submit(charts.to_svg, chart), caption)
 
 
 def methods_rows(settings: Mapping[str, object], labels: Labels) -> list[tuple[str, str]]:
