@@ -73,7 +73,20 @@ class LinkageTracker:
         """The counts of every register linked so far; `holders` (register -> its holder) adds, for each
         register, its persons who are also in a register of another holder."""
         registers: dict[str, RegisterLinkage] = {}
-        persons_in = dict(self.con.execute("SELECT register, count(*) FROM person_registers GROUP BY register").fetchall())
+        self.con.execute("CREATE OR REPLACE TEMP TABLE register_holders (register VARCHAR, holder VARCHAR)")
+        self.con.executemany("INSERT INTO register_holders VALUES (?, ?)",
+                             [[name, (holders or {}).get(name, name)] for name in self.names])
+        # one pass over the persons: in how many registers each is, whether the population register
+        # is one of them, and whether their registers have two holders or more; (pid, register) is
+        # unique in person_registers, so rows count persons
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE person_summary AS SELECT p.pid, count(*) AS k, "
+            "bool_or(p.register = 'population') AS in_population, min(h.holder) <> max(h.holder) AS shared "
+            "FROM person_registers p JOIN register_holders h ON h.register = p.register GROUP BY p.pid")
+        by_register = {register: (persons, missing, shared) for register, persons, missing, shared in self.con.execute(
+            "SELECT p.register, count(*), count(*) FILTER (WHERE NOT s.in_population), "
+            "count(*) FILTER (WHERE s.shared) FROM person_registers p JOIN person_summary s ON s.pid = p.pid "
+            "GROUP BY p.register ORDER BY p.register").fetchall()}
         for name in self.names:
             table = f"{pool_schema}.{quote_identifier(name)}"
             by_status = {
@@ -91,42 +104,21 @@ class LinkageTracker:
                 rows_quarantined=read - linked,
                 duplicate_rows_removed=linked - rows_in_pool,
                 rows_in_pool=rows_in_pool,
-                persons=persons_in.get(name, 0),
+                persons=by_register.get(name, (0, 0, 0))[0],
                 rows_by_status={s: rows for s, (rows, _) in by_status.items()},
                 codes_by_status={s: codes for s, (_, codes) in by_status.items()},
             )
-        counts = dict(
-            self.con.execute(
-                "SELECT k, count(*) FROM (SELECT pid, count(*) AS k FROM person_registers GROUP BY pid) GROUP BY k ORDER BY k"
-            ).fetchall()
-        )
-        missing: dict[str, int] = {}
-        if "population" in self.names:
-            missing = dict(
-                self.con.execute(
-                    "SELECT register, count(*) FROM person_registers p WHERE register <> 'population' AND NOT EXISTS "
-                    "(SELECT 1 FROM person_registers q WHERE q.pid = p.pid AND q.register = 'population') "
-                    "GROUP BY register ORDER BY register"
-                ).fetchall()
-            )
+        counts = dict(self.con.execute("SELECT k, count(*) FROM person_summary GROUP BY k ORDER BY k").fetchall())
+        missing = ({register: n for register, (_, n, _) in by_register.items() if register != "population" and n}
+                   if "population" in self.names else {})
         reasons = dict(
             self.con.execute(
                 "SELECT status, sum(n_rows)::BIGINT FROM linkage_status WHERE status NOT IN "
                 f"({', '.join(repr(s) for s in LINKING)}) GROUP BY status ORDER BY status"
             ).fetchall()
         )
-        elsewhere: dict[str, int] = {}
-        if holders:
-            self.con.execute("CREATE OR REPLACE TEMP TABLE register_holders (register VARCHAR, holder VARCHAR)")
-            self.con.executemany("INSERT INTO register_holders VALUES (?, ?)",
-                                 [[name, holders.get(name, name)] for name in self.names])
-            # a person in the registers of two holders or more is, in each of them, also in another
-            # holder's; (pid, register) is unique in person_registers, so rows count persons
-            elsewhere = {name: 0 for name in self.names} | dict(self.con.execute(
-                "WITH shared AS (SELECT p.pid FROM person_registers p JOIN register_holders h ON h.register = p.register "
-                "GROUP BY p.pid HAVING min(h.holder) <> max(h.holder)) "
-                "SELECT p.register, count(*) FROM person_registers p SEMI JOIN shared s ON s.pid = p.pid "
-                "GROUP BY p.register").fetchall())
+        elsewhere = ({name: 0 for name in self.names} | {register: n for register, (_, _, n) in by_register.items()}
+                     if holders else {})
         return LinkageReport(
             registers=registers,
             persons_total=sum(counts.values()),
