@@ -112,8 +112,17 @@ def demo_request(form: str = "permit-request.yaml") -> PermitRequest:
 
 
 def make_users(workspace: Workspace) -> dict[str, str]:
+    """Demo users with random passwords, kept in the steward zone (add_users), each holder's
+    steward assigned to its holder (assign_stewards)."""
+    passwords = add_users(workspace)
+    assign_stewards(workspace, passwords)
+    return passwords
+
+
+def add_users(workspace: Workspace) -> dict[str, str]:
     """Demo users with random passwords, kept (mode 0600) in the steward zone; the first admin
-    adds the others through the Session.
+    adds the others through the Session. Nothing here reads the registers, so the demo adds them
+    while synthesis runs.
 
     Each password is a random 96-bit token, which no stolen hash gives away at any argon2 cost,
     and sits in the clear in the steward zone anyway: the demo workspace hashes with OWASP's
@@ -130,9 +139,15 @@ def make_users(workspace: Workspace) -> dict[str, str]:
             ThreadPoolExecutor(TWO_AT_A_TIME) as adding:
         others = [name for name in DEMO_USERS if name != "demo.admin"]
         list(adding.map(lambda name: admin.add_user(name, passwords[name], *map(list, DEMO_USERS[name])), others))
+    return passwords
+
+
+def assign_stewards(workspace: Workspace, passwords: Mapping[str, str]) -> None:
+    """Each holder's steward made the steward of its holder, as the catalogue names it (so after
+    the registers are catalogued)."""
+    with connect(workspace.root, user="demo.admin", password=passwords["demo.admin"]) as admin:
         for name, holder in HOLDER_STEWARDS.items():
             admin.assign_steward(name, [holder], linkage_authority=name == LINKAGE_AUTHORITY)
-    return passwords
 
 
 class People(Mapping[str, Session]):
@@ -252,14 +267,17 @@ def run_demo(
     fresh_folder(path)
     Workspace.init(path)
     (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
-    with Beside() as beside:
-        # the city's interpreter imports safepool's analyses (seconds of CPU) while synthesis runs
+    with Beside() as beside, ThreadPoolExecutor(1) as beside_synthesis:
+        # the city's interpreter imports safepool's analyses (seconds of CPU) while synthesis runs,
+        # and so are the users added (argon2 hashes with the GIL released)
         city_ready = beside.ready(city_in_own_process, preload=CITY_PRELOAD) if city else None
+        workspace = Workspace.open(path)
+        users = beside_synthesis.submit(add_users, workspace)
         registers = synthesise(path, persons=persons, seed=seed,
                                progress=lambda stage: notify(stage, "synthetic Espoo", 0))
         notify("linked", "synthetic Espoo", 0)
-        workspace = Workspace.open(path)
-        passwords = make_users(workspace)
+        passwords = users.result()
+        assign_stewards(workspace, passwords)
         with People(workspace.root, passwords) as person:
             city_use = city_ready.start(workspace.root, passwords) if city_ready else None
             if city_use:
