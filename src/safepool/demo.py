@@ -267,12 +267,12 @@ def run_demo(
     fresh_folder(path)
     Workspace.init(path)
     (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
-    with Beside() as beside, ThreadPoolExecutor(1) as beside_synthesis:
+    with Beside() as beside, ThreadPoolExecutor(1) as in_background:
         # the city's interpreter imports safepool's analyses (seconds of CPU) while synthesis runs,
         # and so are the users added (argon2 hashes with the GIL released)
         city_ready = beside.ready(city_in_own_process, preload=CITY_PRELOAD) if city else None
         workspace = Workspace.open(path)
-        users = beside_synthesis.submit(add_users, workspace)
+        users = in_background.submit(add_users, workspace)
         registers = synthesise(path, persons=persons, seed=seed,
                                progress=lambda stage: notify(stage, "synthetic Espoo", 0))
         notify("linked", "synthetic Espoo", 0)
@@ -284,13 +284,17 @@ def run_demo(
                 notify(CITY_STARTED, "customer information", 0)
             analyst, steward, checker = person["vtt.analyst1"], person[LINKAGE_AUTHORITY], person["sf.checker"]
             stewards = {name: person[name] for name in HOLDER_STEWARDS}
-            checks = [check for holder_steward in stewards.values() for check in holder_steward.check_registers()]
-            failing = [c for c in checks if not c.ok]
-            if failing:
-                raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
+            # the holders check their registers while the permit is asked for and approved; nothing
+            # is released before every check has passed
+            checking = in_background.submit(lambda: [check for holder_steward in stewards.values()
+                                                        for check in holder_steward.check_registers()])
             permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
             for role in permit.assessment.approvals:
                 permit = person[SIGNERS[role]].permit(DEMO_PERMIT).approve(role)
+            checks = checking.result()
+            failing = [c for c in checks if not c.ok]
+            if failing:
+                raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
             releases = release_data(person)
             built = steward.permit(DEMO_PERMIT).build(progress=progress)
             steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")

@@ -1,0 +1,32 @@
+"""The demo's steps overlap where nothing depends on them, and never where something does:
+the holders check their registers while the permit is asked for, but nothing is released until
+every check has passed."""
+
+from __future__ import annotations
+
+import pytest
+
+from safepool.demo import DEMO_PERMIT, run_demo
+from safepool.faults import Unavailable
+from safepool.governance.context import Governance
+from safepool.governance.holders import ASSIGN, DECIDE
+from safepool.registers.check import RegisterCheck
+from safepool.session import Session
+
+
+def test_a_failed_register_check_stops_the_demo_before_anything_is_released(tmp_path, monkeypatch):
+    checked: list[str] = []
+
+    def failing_check(self: Session, names: list[str] | None = None) -> list[RegisterCheck]:
+        checked.append(self.actor.name)
+        return [RegisterCheck(register="population", kind="csv", drift=["column sex is missing"])]
+
+    monkeypatch.setattr(Session, "check_registers", failing_check)
+    root = tmp_path / "demo"
+    with pytest.raises(Unavailable, match="register check failed: column sex is missing"):
+        run_demo(root, persons=1000, seed=1, city=False)
+    assert checked  # every holder's steward was asked
+    audit = Governance.open(root).audit
+    assert audit.records(action=ASSIGN)  # the stewards were in place to check
+    assert not audit.records(action=DECIDE)  # no holder decided on a release
+    assert not (root / "pool" / DEMO_PERMIT).exists()
