@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from threadpoolctl import threadpool_info
 
 from safepool.demo import HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, make_users, release_data
 from safepool.disclosure.policy import workspace_policy
@@ -17,6 +18,7 @@ from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
 from safepool.insight.analysis import Analysis, Settings
+from safepool.insight.paths import ServicePaths
 from safepool.session import connect
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
@@ -43,9 +45,14 @@ def city(tmp_path_factory):
     return root, person
 
 
-def test_a_run_records_every_output_and_a_report_made_of_them(city):
+def test_a_run_records_every_output_and_a_report_made_of_them(city, monkeypatch):
     root, person = city
+    threads = []  # BLAS and OpenMP pools while the analysis computes: one thread each (see one_thread)
+    computed = ServicePaths.run
+    monkeypatch.setattr(ServicePaths, "run", lambda self, context: threads.extend(
+        pool["num_threads"] for pool in threadpool_info()) or computed(self, context))
     result = person("vtt.analyst1").permit(PERMIT).insight(EXAMPLES / "insight-paths.yaml")
+    assert threads and set(threads) == {1}
     assert set(result.records) == {"paths_transitions", "paths_variants", "paths_time_to_next", "paths_flow",
                                    "paths_reach", "insight_report"}
     assert result.records["insight_report"].verdict == "review"  # a person reads a report before release

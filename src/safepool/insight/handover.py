@@ -32,6 +32,7 @@ from safepool.governance.context import STEWARD_DIR, Governance
 from safepool.governance.form import ReidentificationGround
 from safepool.governance.users import Actor, refuse
 from safepool.insight import fairness
+from safepool.insight.analysis import one_thread
 from safepool.insight.need import WITH, WITHOUT, NeedSettings, build_units, quarter_index, train_model, \
     without_proxies
 from safepool.insight.spec import analysis_of
@@ -76,7 +77,8 @@ def hand_over(pool_dir: Path, governance: Governance, actor: Actor, insight: Any
     say("opening the pool")
     con = open_for_analysis(pool_dir, governance, actor, permit_id, wanted=analysis.tables(features))
     try:
-        pseudonyms, model = _in_need(con, features, settings, insight.seed, say)
+        with one_thread():  # as the run that published the model: the same fit to the last digit
+            pseudonyms, model = _in_need(con, features, settings, insight.seed, say)
     finally:
         con.close()
     name = _write(handovers_dir(governance), permit_id, pseudonyms, lambda file: governance.audit.append(

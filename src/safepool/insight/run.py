@@ -22,7 +22,7 @@ from safepool.disclosure.register import OutputRecord
 from safepool.features.compile import FeatureSet, load_features
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
-from safepool.insight.analysis import InsightContext
+from safepool.insight.analysis import InsightContext, one_thread
 from safepool.insight.spec import analysis_of
 from safepool.pool.access import dictionary, manifest, open_for_analysis
 
@@ -63,7 +63,8 @@ def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: A
     try:
         context = InsightContext(con, features, dictionary(pool_dir, insight.permit), workspace_policy(governance),
                                  insight.seed, say)
-        findings = analysis.run(context)
+        with one_thread():
+            findings = analysis.run(context)
     finally:
         con.close()
     say("disclosure checks")

@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits
 
 from safepool.disclosure import FrequencyTable, MagnitudeTable, StatOutput
 from safepool.disclosure.cells import shown_mask
@@ -38,7 +37,8 @@ from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.features import PERSON, FeatureSet, load_features
-from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, register_analysis
+from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, one_thread, \
+    register_analysis
 from safepool.governance.form import parse_quarter
 from safepool.yaml_files import load_model
 
@@ -240,9 +240,7 @@ def cluster(frame: pd.DataFrame, spec: Clustering) -> tuple[np.ndarray, pd.DataF
     fitted = np.sort(rng.choice(len(frame), size=min(spec.fit_sample, len(frame)), replace=False))
     scored = rng.choice(len(fitted), size=min(spec.sample, len(fitted)), replace=False)
     tried, best = [], None
-    # one thread: k-means' OpenMP threads spin against each other on a busy machine, and the
-    # labels do not depend on the thread count
-    with threadpool_limits(limits=1):
+    with one_thread():  # also when run outside an insight file (safepool segments)
         for k in range(spec.groups[0], spec.groups[1] + 1):
             model = KMeans(n_clusters=k, n_init=10, random_state=spec.random_state).fit(coordinates[fitted])
             score = float(silhouette_score(coordinates[fitted][scored], model.labels_[scored]))
