@@ -319,8 +319,9 @@ class Ledger:
                 else:
                     accepted += cells
         kept = [c for c in candidates if column_of[c] not in withheld]
-        self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept),
-                      signatures=signatures[signatures["cell"].isin(kept)])
+        if kept:
+            self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept),
+                          signatures=signatures[signatures["cell"].isin(kept)])
         return withheld
 
     def _sums_within(self, cells: list[int]) -> list[int]:
@@ -386,14 +387,18 @@ class Ledger:
         `signatures`: `signatures(incoming)`, when the caller has them."""
         sizes = self.signatures(incoming) if signatures is None else signatures
         con = self._con()
+        remembered = set(con.execute("SELECT size, signature FROM cells").fetchall())  # one row per cell
+        same = {int(cell) for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)
+                if (int(size), int(signature)) in remembered}
+        fresh = sizes[~sizes["cell"].isin(same)]
+        if fresh.empty:  # every cell is one remembered before (a question asked again): nothing to compare
+            return set(), same
         con.register("incoming", incoming)
-        con.register("sizes", sizes)
+        con.register("fresh", fresh)
         try:
             pairs = con.sql(f"""
-                WITH identical AS (SELECT DISTINCT s.cell FROM sizes s
-                              JOIN cells o ON o.size = s.size AND o.signature = s.signature),
-                fresh AS (SELECT * FROM sizes WHERE cell NOT IN (SELECT cell FROM identical)),
-                near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s ON abs(o.size - s.size) < {int(min_frequency)}),
+                WITH near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s
+                              ON abs(o.size - s.size) < {int(min_frequency)}),
                 pairs AS (
                     SELECT i.cell AS new, c.cell AS old, count(*) AS overlap,
                            count(*) FILTER (WHERE abs(i.value - c.value)
@@ -402,14 +407,12 @@ class Ledger:
                     JOIN (SELECT * FROM contributions WHERE cell IN (SELECT cell FROM near)) c
                          USING (person) GROUP BY ALL)
                 SELECT p.new, s.size + o.size - p.overlap - p.same AS differing
-                FROM pairs p JOIN sizes s ON s.cell = p.new JOIN cells o ON o.cell = p.old
-                UNION ALL SELECT cell, 0 FROM identical""").fetchall()
+                FROM pairs p JOIN fresh s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
         finally:
             con.unregister("incoming")
-            con.unregister("sizes")
+            con.unregister("fresh")
         close = {int(cell) for cell, differing in pairs if 0 < differing < min_frequency}
-        same = {int(cell) for cell, differing in pairs if differing == 0}
-        return close, same
+        return close, same | {int(cell) for cell, differing in pairs if differing == 0}
 
     # -- remembering, bound to the record -----------------------------------------------------
 
