@@ -30,14 +30,13 @@ def template(tmp_path_factory):
 
 @pytest.fixture
 def setup(template, tmp_path):
-    access._close_idle(str(tmp_path))  # nothing idle from another test's workspace matters here
     return copy_of(template, tmp_path / "ws")
 
 
 def idle(setup) -> list[duckdb.DuckDBPyConnection]:
     workspace = setup[0]
-    file = access._real_file(workspace.pool_dir, PERMIT)
-    return [con for key, con in access._IDLE.items() if key[0] == file]
+    pool, _ = access._files(workspace.pool_dir, PERMIT)
+    return [con for key, con in access._IDLE.items() if key[0] == pool]
 
 
 def test_the_next_query_gets_the_idle_connection_locked_and_empty(setup):
@@ -69,7 +68,9 @@ def test_a_pool_published_again_is_read_from_the_new_file(setup):
     answer = ask(setup, BY_SEX)
     males = int((pool_tables()["population"]["sex"] == "M").sum())
     assert answer.table.set_index("sex").loc["Total", "persons"] == males
-    assert idle(setup) != [kept]
+    assert len(idle(setup)) == 1 and idle(setup) != [kept]
+    with pytest.raises(duckdb.ConnectionException):  # the old file's connection was closed, not kept aside
+        kept.execute("SELECT 1")
 
 
 def test_a_plain_connection_after_a_query_is_its_own_database(setup):

@@ -56,11 +56,11 @@ def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None) -> 
     `memory_limit_mb` of memory, when given), its configuration locked: a database of its own (the
     idle connections to the file are closed first). The file is opened by its real path, so a pool
     published again is another database, never the old one's instance."""
-    return _open(_real_file(pool_dir, permit), permit, memory_limit_mb)
+    return _open(*_files(pool_dir, permit), permit, memory_limit_mb)
 
 
-def _open(file: str, permit: str, memory_limit_mb: int | None) -> duckdb.DuckDBPyConnection:
-    _close_idle(file)
+def _open(pool: str, file: str, permit: str, memory_limit_mb: int | None) -> duckdb.DuckDBPyConnection:
+    _close_idle(pool)
     config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if memory_limit_mb is not None:
         config["memory_limit"] = f"{int(memory_limit_mb)}MB"
@@ -71,8 +71,10 @@ def _open(file: str, permit: str, memory_limit_mb: int | None) -> duckdb.DuckDBP
                        "try again when the other query has finished") from None
 
 
-def _real_file(pool_dir: Path, permit: str) -> str:
-    return os.path.realpath(pool_path(pool_dir, permit) / POOL_FILE)
+def _files(pool_dir: Path, permit: str) -> tuple[str, str]:
+    """The permit's pool file as named (through the link a build publishes) and the file it is now."""
+    pool = os.path.abspath(pool_path(pool_dir, permit) / POOL_FILE)
+    return pool, os.path.realpath(pool)
 
 
 # -- idle connections kept between queries ---------------------------------------------------
@@ -80,20 +82,20 @@ def _real_file(pool_dir: Path, permit: str) -> str:
 _KEPT = 2  # idle connections kept per process (the most recently used)
 # a connection is kept under the identity of the file it opened: another file (published again),
 # a file changed in place or another memory limit is never handed this connection
-_Key = tuple[str, int, int, int, int, int | None]  # real path, device, inode, size, mtime, memory limit
+_Key = tuple[str, str, int, int, int, int, int | None]  # pool, real file, device, inode, size, mtime, memory limit
 _IDLE: OrderedDict[_Key, duckdb.DuckDBPyConnection] = OrderedDict()
 _GUARD = threading.Lock()  # queries may run in several threads of a process
 
 
-def _identity(file: str, memory_limit_mb: int | None) -> _Key:
+def _identity(pool: str, file: str, memory_limit_mb: int | None) -> _Key:
     found = os.stat(file)
-    return file, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, memory_limit_mb
+    return pool, file, found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, memory_limit_mb
 
 
-def _close_idle(file: str) -> None:
-    """Close every idle connection to `file`."""
+def _close_idle(pool: str) -> None:
+    """Close every idle connection to the permit's pool (to the file it is now or was before)."""
     with _GUARD:
-        closing = [_IDLE.pop(key) for key in [key for key in _IDLE if key[0] == file]]
+        closing = [_IDLE.pop(key) for key in [key for key in _IDLE if key[0] == pool]]
     for con in closing:
         con.close()
 
@@ -179,9 +181,9 @@ def analysis_connection(pool_dir: Path, governance: Governance, actor: Actor, pe
     """`open_for_analysis` for one query, with the connection the last query to the same pool file
     and limits left idle (see the module docstring); kept idle afterwards unless the query failed."""
     governance.permits.authorise_access(actor, permit, wanted, today=today)
-    file = _real_file(pool_dir, permit)
-    key = _identity(file, memory_limit_mb)
-    con = _take(key) or _open(file, permit, memory_limit_mb)
+    pool, file = _files(pool_dir, permit)
+    key = _identity(pool, file, memory_limit_mb)
+    con = _take(key) or _open(pool, file, permit, memory_limit_mb)
     try:
         _log_access(governance, actor, permit, wanted)
         yield con
