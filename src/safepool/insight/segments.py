@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import silhouette_score
+from sklearn.metrics.pairwise import euclidean_distances
 
 from safepool.disclosure import FrequencyTable, MagnitudeTable, StatOutput
 from safepool.disclosure.cells import shown_mask
@@ -241,9 +242,10 @@ def cluster(frame: pd.DataFrame, spec: Clustering) -> tuple[np.ndarray, pd.DataF
     scored = rng.choice(len(fitted), size=min(spec.sample, len(fitted)), replace=False)
     tried, best = [], None
     with one_thread():  # also when run outside an insight file (safepool segments)
+        distances = euclidean_distances(coordinates[fitted][scored])  # every k is scored on them: computed once
         for k in range(spec.groups[0], spec.groups[1] + 1):
             model = KMeans(n_clusters=k, n_init=10, random_state=spec.random_state).fit(coordinates[fitted])
-            score = float(silhouette_score(coordinates[fitted][scored], model.labels_[scored]))
+            score = float(silhouette_score(distances, model.labels_[scored], metric="precomputed"))
             tried.append({"groups": k, "silhouette": round(score, 4)})
             if best is None or score > best[0] + 1e-9:
                 best = (score, model)
