@@ -81,15 +81,17 @@ class _Extension:
 
 
 class LedgerMemory:
-    """Remembered entries (cell, person, value) and each person's first value, pattern and count."""
+    """Remembered entries (cell, person, whether it counts, weight) and each person's first value,
+    pattern and count."""
 
     def __init__(self, key: Key) -> None:
         self.key = key
-        self.cell = np.empty(0, dtype=np.int64)
-        self.person = np.empty(0, dtype=np.int64)   # index into persons
-        self.value = np.empty(0, dtype=np.float64)
-        self.counts = np.empty(0, dtype=bool)       # whether each entry counts, and its weight
-        self.weight = np.empty(0, dtype=np.float64)  # (they change only when a person restarts)
+        # remembered entries: cell, person (index into persons), whether the entry counts and its
+        # weight (those two change only when a person restarts); kept in buffers with room to grow,
+        # so that remembering a query copies its own entries, not every remembered one
+        self._entries = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.int64),
+                         "counts": np.empty(0, dtype=bool), "weight": np.empty(0, dtype=np.float64)}
+        self._kept = 0
         self.persons = np.empty(0, dtype=np.uint64)
         self.first = np.empty(0, dtype=np.float64)
         self.pattern = np.empty(0, dtype=np.uint64)
@@ -97,6 +99,34 @@ class LedgerMemory:
         self.sumsq = np.empty(0, dtype=np.float64)
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # persons in order, and where each is
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
+
+    @property
+    def cell(self) -> np.ndarray:
+        return self._entries["cell"][:self._kept]
+
+    @property
+    def person(self) -> np.ndarray:
+        return self._entries["person"][:self._kept]
+
+    @property
+    def counts(self) -> np.ndarray:
+        return self._entries["counts"][:self._kept]
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self._entries["weight"][:self._kept]
+
+    def _append(self, **columns: np.ndarray) -> None:
+        """Add entries at the end of the buffers (grown by a quarter more than needed when full)."""
+        added = len(next(iter(columns.values())))
+        for name, values in columns.items():
+            buffer = self._entries[name]
+            if len(buffer) < self._kept + added:
+                grown = np.empty(self._kept + added + (self._kept + added) // 4, dtype=buffer.dtype)
+                grown[:self._kept] = buffer[:self._kept]
+                self._entries[name] = buffer = grown
+            buffer[self._kept:self._kept + added] = values
+        self._kept += added
 
     @classmethod
     def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> LedgerMemory:
@@ -183,12 +213,9 @@ class LedgerMemory:
         if sums is not None and len(sums):
             order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
-            self.counts = self.counts & ~extension.restarted[self.person]
-        self.cell = np.concatenate([self.cell, cell[order]])
-        self.person = np.concatenate([self.person, extension.index[order]])
-        self.value = np.concatenate([self.value, value[order]])
-        self.counts = np.concatenate([self.counts, extension.counts[order]])
-        self.weight = np.concatenate([self.weight, extension.weight[order]])
+            self.counts[extension.restarted[self.person]] = False
+        self._append(cell=cell[order], person=extension.index[order], counts=extension.counts[order],
+                     weight=extension.weight[order])
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count, self.sumsq = extension.pattern, extension.count, extension.sumsq
         self._sorted = None
