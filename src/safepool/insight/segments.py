@@ -149,7 +149,8 @@ def load_segments(path: Path) -> SegmentsFile:
 def person_table(con: duckdb.DuckDBPyConnection, spec: SegmentSettings, features: FeatureSet | None = None
                  ) -> pd.DataFrame:
     """One row per person living in the area on the day before `at` and within the ages, with every
-    feature the segments need (windows over the quarters before `at`), in data order."""
+    feature the segments need (windows over the quarters before `at`), in data order (persons
+    equal in every feature, and so in everything computed from them, in no particular order)."""
     fs = features or load_features()
     names = spec.features()
     unknown = [n for n in names if n not in fs.sections]
@@ -168,7 +169,7 @@ def person_table(con: duckdb.DuckDBPyConnection, spec: SegmentSettings, features
     con.execute(f"CREATE OR REPLACE TEMP TABLE segment_units AS SELECT {PERSON}, {t} AS t FROM segment_persons")
     sql = fs.at_day_sql("segment_units", names, day=day, panel="segment_panel" if quarterly else None,
                         days={"living_in_area": f"{day} - 1"})
-    frame = con.sql(f"SELECT * FROM ({sql}) ORDER BY ALL").df()
+    frame = con.sql(sql).df()
     for name in ("segment_units", "segment_persons", "segment_panel"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     order = [c for c in frame.columns if c != PERSON]
