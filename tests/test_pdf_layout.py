@@ -1,12 +1,15 @@
 """PDF output (governance.document.pdf_layout): an inline SVG chart is printed as an image of the same
 SVG, at its size; a word break opportunity still breaks and leaves nothing in the text; a page that
-refers to anything outside itself is not printed."""
+refers to anything outside itself is not printed; the cycle collector rests while a PDF is rendered
+and is back as it was afterwards."""
 
 from __future__ import annotations
 
+import gc
 import subprocess
 
 import pytest
+import weasyprint
 from weasyprint.urls import FatalURLFetchingError
 
 from safepool.governance.document import pdf_from_html, pdf_layout
@@ -49,3 +52,26 @@ def test_a_word_break_opportunity_still_breaks_and_leaves_nothing_in_the_text(tm
     pdf.write_bytes(pdf_from_html(page))
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     assert "false_" in text and "\u200b" not in text and "".join(text.split()) == "false_positive_rate"
+
+
+def test_the_cycle_collector_rests_while_rendering_and_is_back_as_it_was(monkeypatch):
+    during = []
+    render = weasyprint.HTML.render
+
+    def watched(self, *args, **kwargs):
+        during.append(gc.isenabled())
+        return render(self, *args, **kwargs)
+
+    monkeypatch.setattr(weasyprint.HTML, "render", watched)
+    assert gc.isenabled()
+    assert pdf_from_html(PAGE.format("text")).startswith(b"%PDF-")
+    assert during == [False] and gc.isenabled()
+    with pytest.raises(FatalURLFetchingError):
+        pdf_from_html(PAGE.format('<img src="https://example.org/x.png">'))
+    assert gc.isenabled()  # also after a refused page
+    gc.disable()
+    try:
+        pdf_from_html(PAGE.format("text"))
+        assert not gc.isenabled()  # a collector switched off before stays off
+    finally:
+        gc.enable()
