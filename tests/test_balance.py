@@ -1,5 +1,7 @@
 """Balance before and after matching: formulas on small tables, pass/fail, love plot rendering."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,8 +61,13 @@ def test_unmatched_cohort_fails(cohort_and_matched):
 
 def test_love_plot_renders_offline(cohort_and_matched):
     cohort, matched = cohort_and_matched
-    svg = vl_convert.vegalite_to_svg(Balance(COVARIATES).fit(cohort, matched).love_plot().to_json())
+    spec = Balance(COVARIATES).fit(cohort, matched).love_plot()
+    svg = vl_convert.vegalite_to_svg(spec)
     assert svg.startswith("<svg") and "quarters_unemployed_8" in svg and "Standardised mean difference" in svg
+    # the limit lines carry no data, so they stay when a released figure keeps only its checked table
+    assert svg.count("<line") + svg.count('class="mark-rule') >= 1
+    assert [layer["encoding"]["x"]["datum"] for layer in spec["layer"][:3]] == [-0.1, 0.0, 0.1]
+    json.dumps(spec, allow_nan=False)  # plain JSON, as the figure's file is written
 
 
 def test_errors_name_the_column(cohort_and_matched):

@@ -18,8 +18,8 @@ Choices:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-import altair as alt
 import numpy as np
 import pandas as pd
 
@@ -31,6 +31,8 @@ from safepool.study.table_checks import (
     require_frame,
     treatment_indicator,
 )
+
+VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 
 
 def weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
@@ -137,23 +139,22 @@ class Balance:
         self.passed_ = bool(after["smd_ok"].all() and after["vr_ok"].fillna(True).all())
         return self
 
-    def love_plot(self, title: str = "Covariate balance before and after matching") -> alt.LayerChart:
-        """Dots for the SMD of each covariate before and after matching, with the limit lines."""
+    def love_plot(self, title: str = "Covariate balance before and after matching") -> dict[str, Any]:
+        """Dots for the SMD of each covariate before and after matching, with the limit lines: a
+        Vega-Lite spec written as plain data (the lines are data-free, so they are still drawn when
+        the released figure carries only the checked table)."""
         if not hasattr(self, "table_"):
             raise StudyTableError("love plot", "Balance is not fitted; call fit(before_df, matched_df) first")
-        data = self.table_[["stage", "covariate", "smd"]].copy()
+        data = self.table_[["stage", "covariate", "smd"]]
         order = list(self.table_.loc[self.table_["stage"] == "before"].sort_values("smd", key=abs)["covariate"])
-        dots = alt.Chart(data).mark_point(filled=True, size=70).encode(
-            x=alt.X("smd:Q", title="Standardised mean difference"),
-            y=alt.Y("covariate:N", sort=order[::-1], title=None),
-            color=alt.Color("stage:N", sort=["before", "after"], title="Matching"),
-            tooltip=["covariate", "stage", alt.Tooltip("smd:Q", format=".3f")],
-        )
-        limits = alt.Chart(pd.DataFrame({"limit": [-self.smd_limit, 0.0, self.smd_limit],
-                                         "kind": ["limit", "zero", "limit"]})).mark_rule().encode(
-            x="limit:Q",
-            strokeDash=alt.StrokeDash("kind:N", scale=alt.Scale(domain=["limit", "zero"], range=[[4, 4], [1, 0]]),
-                                      legend=None),
-            color=alt.value("grey"),
-        )
-        return (limits + dots).properties(title=title, width=420)
+        rows = [{"stage": str(stage), "covariate": str(covariate), "smd": None if pd.isna(smd) else float(smd)}
+                for stage, covariate, smd in data.itertuples(index=False)]
+        lines = [{"mark": {"type": "rule", "color": "grey", "strokeDash": [1, 0] if at == 0 else [4, 4]},
+                  "encoding": {"x": {"datum": at, "type": "quantitative"}}}
+                 for at in (-self.smd_limit, 0.0, self.smd_limit)]
+        dots = {"data": {"values": rows}, "mark": {"type": "point", "filled": True, "size": 70},
+                "encoding": {"x": {"field": "smd", "type": "quantitative", "title": "Standardised mean difference"},
+                             "y": {"field": "covariate", "type": "nominal", "sort": order[::-1], "title": None},
+                             "color": {"field": "stage", "type": "nominal", "sort": ["before", "after"],
+                                       "title": "Matching"}}}
+        return {"$schema": VEGA_LITE_SCHEMA, "title": title, "width": 420, "layer": [*lines, dots]}

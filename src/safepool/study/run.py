@@ -18,8 +18,8 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import altair as alt
 import duckdb
 import numpy as np
 import pandas as pd
@@ -29,6 +29,7 @@ from safepool.disclosure.cells import is_contributor_column, shown_mask
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
+from safepool.one_thread import one_thread
 from safepool.pool.access import open_for_analysis
 from safepool.reports import OUTPUT_NAMES
 from safepool.reports.chart_engine import start_chart_engine
@@ -71,7 +72,7 @@ class StudyAnalysis:
     sensitivity: pd.DataFrame
     naive: pd.DataFrame
     unmatched: pd.DataFrame
-    love_plot: alt.TopLevelMixin
+    love_plot: dict[str, Any]  # a Vega-Lite spec
     n_treated: int
     n_matched: int
     seconds: float
@@ -375,7 +376,7 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
                                analysis.naive),
     }
     outputs["love_plot"] = Figure("Love plot: standardised mean differences before and after matching", balance,
-                                  analysis.love_plot.to_dict())
+                                  analysis.love_plot)
     return outputs
 
 
@@ -444,7 +445,8 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
     say = progress or (lambda _stage: None)
     chart_engine = start_chart_engine()
     try:
-        return _run_study(pool_dir, governance, actor, study, say)
+        with one_thread():
+            return _run_study(pool_dir, governance, actor, study, say)
     finally:
         chart_engine.join()
 
