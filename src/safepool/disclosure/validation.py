@@ -50,8 +50,12 @@ def numeric_problems(
         if raw.dtype == bool:
             problems.append(invalid(f"column {column} holds true/false, not numbers"))
             continue
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        not_number = shown & np.isnan(values) & raw.notna().to_numpy()
+        if raw.dtype.kind in "iuf":  # numbers already (the usual case): only NaN and infinities to find
+            values = raw.to_numpy(dtype=float, na_value=np.nan)
+            not_number = np.zeros(len(values), dtype=bool)
+        else:
+            values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            not_number = shown & np.isnan(values) & raw.notna().to_numpy()
         not_finite = shown & ~np.isfinite(values) & ~not_number
         for mask, what in ((not_number, "are not numbers"), (not_finite, "are missing, NaN or infinite")):
             if mask.any():
