@@ -12,13 +12,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import duckdb
 from pydantic import BaseModel, ConfigDict
-from threadpoolctl import threadpool_limits
 
 from safepool.dictionary import Variable
 from safepool.disclosure.kinds.base import Mitigated
@@ -87,13 +85,6 @@ class Analysis(ABC):
     @abstractmethod
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         """One line for the console, from the outputs as checked (a suppressed cell stays unsaid)."""
-
-
-def one_thread() -> AbstractContextManager[Any]:
-    """BLAS and OpenMP (numpy, scikit-learn) held to one thread while an analysis computes: on a
-    machine shared with DuckDB and another process their threads spin against each other (CPU
-    burnt waiting), and a fit's last digits would otherwise depend on the machine's core count."""
-    return threadpool_limits(limits=1)
 
 
 ANALYSES: dict[str, type[Analysis]] = {}

@@ -32,10 +32,10 @@ from safepool.governance.context import STEWARD_DIR, Governance
 from safepool.governance.form import ReidentificationGround
 from safepool.governance.users import Actor, refuse
 from safepool.insight import fairness
-from safepool.insight.analysis import one_thread
 from safepool.insight.need import WITH, WITHOUT, NeedSettings, build_units, quarter_index, train_model, \
     without_proxies
 from safepool.insight.spec import analysis_of
+from safepool.one_thread import one_thread
 from safepool.pool.access import open_for_analysis
 from safepool.pool.pseudonyms import shown
 

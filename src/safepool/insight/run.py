@@ -22,8 +22,9 @@ from safepool.disclosure.register import OutputRecord
 from safepool.features.compile import FeatureSet, load_features
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
-from safepool.insight.analysis import InsightContext, one_thread
+from safepool.insight.analysis import InsightContext
 from safepool.insight.spec import analysis_of
+from safepool.one_thread import one_thread
 from safepool.pool.access import dictionary, manifest, open_for_analysis
 
 REPORT = "insight_report"

@@ -38,9 +38,9 @@ from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.features import PERSON, FeatureSet, load_features
-from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, one_thread, \
-    register_analysis
+from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, register_analysis
 from safepool.governance.form import parse_quarter
+from safepool.one_thread import one_thread
 from safepool.yaml_files import load_model
 
 CONTRIBUTORS = 10  # largest contributions handed to the dominance checks
