@@ -7,8 +7,9 @@ a fresh workspace) in a process of its own, so that its peak memory is its own. 
 progress messages mark the stages; per stage the wall-clock time and the CPU time of the
 process are printed (on a shared machine the CPU time is the steadier figure):
 - synthesise: generate synthetic Espoo and write its registers,
-- check: demo users, each holder's steward checking its registers against their dictionary, the
-  permit's request and approvals, and the holders' releases into the permit,
+- check: the demo users (added in a thread while synthesis runs, waited for here) and their
+  steward assignments, each holder's steward checking its registers against their dictionary
+  (in a thread, while the permit is requested and approved), and the holders' releases,
 - build: the pool build by the linkage authority (the registers released into the permit),
 - cohort: opening the pool, the study's panel, risk sets and covariates (safepool.study.cohort),
 - match: propensity score, matching and balance,
