@@ -17,15 +17,17 @@ from typing import Any
 
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.disclosure.kinds.document import Document
+from safepool.disclosure.kinds.figure import Figure
 from safepool.disclosure.policy import workspace_policy
 from safepool.disclosure.register import OutputRecord
 from safepool.features.compile import FeatureSet, load_features
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
-from safepool.insight.analysis import InsightContext
+from safepool.insight.analysis import Analysis, Findings, InsightContext
 from safepool.insight.spec import analysis_of
 from safepool.one_thread import one_thread
 from safepool.pool.access import dictionary, manifest, open_for_analysis
+from safepool.reports.chart_engine import start_chart_engine
 
 REPORT = "insight_report"
 
@@ -68,6 +70,19 @@ def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: A
             findings = analysis.run(context)
     finally:
         con.close()
+    # a figure is drawn by the chart renderer, whose engine starts (about a second of CPU, the GIL
+    # released) while the outputs are checked
+    chart_engine = start_chart_engine() if any(isinstance(o, Figure) for o in findings.outputs.values()) else None
+    try:
+        return _publish(governance, actor, insight, analysis, findings, pool_dir, features, say)
+    finally:
+        if chart_engine:
+            chart_engine.join()
+
+
+def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analysis, findings: Findings, pool_dir: Path,
+             features: FeatureSet, say: Callable[[str], None]) -> InsightResult:
+    """The findings published as one release under the workspace's policy, then the report made of them."""
     say("disclosure checks")
     published = governance.outputs.publish_all(actor, insight.permit, findings.outputs, "insight", margins=True)
     checked = {name: mitigated for name, (mitigated, _) in published.items()}
