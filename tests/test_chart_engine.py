@@ -29,3 +29,15 @@ def test_a_failing_start_is_left_to_the_first_real_chart(monkeypatch: pytest.Mon
     monkeypatch.setattr(chart_engine.vl_convert, "vegalite_to_svg", broken)
     chart_engine.start_chart_engine().join(timeout=60)
     assert seen == []
+
+
+def test_the_block_starts_the_engine_only_when_needed_and_joins_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[threading.Thread] = []
+    real = chart_engine.start_chart_engine
+    monkeypatch.setattr(chart_engine, "start_chart_engine", lambda: started.append(real()) or started[-1])
+    with chart_engine.chart_engine_started(needed=False):
+        pass
+    assert started == []
+    with pytest.raises(ValueError), chart_engine.chart_engine_started():
+        raise ValueError("the run failed")
+    assert len(started) == 1 and not started[0].is_alive()

@@ -17,9 +17,9 @@ from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance
 from safepool.governance.form import PermitRequest
-from safepool.insight import run as insight_run
 from safepool.insight.analysis import Analysis, Settings
 from safepool.insight.paths import ServicePaths
+from safepool.reports import chart_engine
 from safepool.session import connect
 from safepool.synth.load import synthesise
 from safepool.workspace import Workspace
@@ -53,8 +53,8 @@ def test_a_run_records_every_output_and_a_report_made_of_them(city, monkeypatch)
     monkeypatch.setattr(ServicePaths, "run", lambda self, context: threads.extend(
         pool["num_threads"] for pool in threadpool_info()) or computed(self, context))
     engines = []  # the chart renderer's engine, started while the outputs are checked (a figure is drawn)
-    started = insight_run.start_chart_engine
-    monkeypatch.setattr(insight_run, "start_chart_engine", lambda: engines.append(started()) or engines[-1])
+    started = chart_engine.start_chart_engine
+    monkeypatch.setattr(chart_engine, "start_chart_engine", lambda: engines.append(started()) or engines[-1])
     result = person("vtt.analyst1").permit(PERMIT).insight(EXAMPLES / "insight-paths.yaml")
     assert threads and set(threads) == {1}
     assert len(engines) == 1 and not engines[0].is_alive()  # joined before the run returned

@@ -27,7 +27,7 @@ from safepool.insight.analysis import Analysis, Findings, InsightContext
 from safepool.insight.spec import analysis_of
 from safepool.one_thread import one_thread
 from safepool.pool.access import dictionary, manifest, open_for_analysis
-from safepool.reports.chart_engine import start_chart_engine
+from safepool.reports.chart_engine import chart_engine_started
 
 REPORT = "insight_report"
 
@@ -72,12 +72,8 @@ def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: A
         con.close()
     # a figure is drawn by the chart renderer, whose engine starts (about a second of CPU, the GIL
     # released) while the outputs are checked
-    chart_engine = start_chart_engine() if any(isinstance(o, Figure) for o in findings.outputs.values()) else None
-    try:
+    with chart_engine_started(needed=any(isinstance(o, Figure) for o in findings.outputs.values())):
         return _publish(governance, actor, insight, analysis, findings, pool_dir, features, say)
-    finally:
-        if chart_engine:
-            chart_engine.join()
 
 
 def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analysis, findings: Findings, pool_dir: Path,

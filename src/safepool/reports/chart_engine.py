@@ -7,10 +7,25 @@ that second off the report's path (the report's first chart then finds it ready)
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import vl_convert
 
 _EMPTY_CHART = {"mark": "point", "data": {"values": []}}
+
+
+@contextmanager
+def chart_engine_started(needed: bool = True) -> Iterator[None]:
+    """Inside the block, the engine starts in a thread of its own (when `needed`: a run that draws
+    no chart does not pay for it); the thread is joined on every way out, so it never outlives
+    the run that started it."""
+    thread = start_chart_engine() if needed else None
+    try:
+        yield
+    finally:
+        if thread is not None:
+            thread.join()
 
 
 def start_chart_engine() -> threading.Thread:

@@ -32,7 +32,7 @@ from safepool.governance.users import Actor
 from safepool.one_thread import one_thread
 from safepool.pool.access import open_for_analysis
 from safepool.reports import OUTPUT_NAMES
-from safepool.reports.chart_engine import start_chart_engine
+from safepool.reports.chart_engine import chart_engine_started
 from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
@@ -443,12 +443,8 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
     """The governed study: open the pool as the analyst under the permit, analyse, publish the outputs
     as one release under the workspace's policy, then the report made of them."""
     say = progress or (lambda _stage: None)
-    chart_engine = start_chart_engine()
-    try:
-        with one_thread():
-            return _run_study(pool_dir, governance, actor, study, say)
-    finally:
-        chart_engine.join()
+    with chart_engine_started(), one_thread():
+        return _run_study(pool_dir, governance, actor, study, say)
 
 
 def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: StudyFile,
