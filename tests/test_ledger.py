@@ -504,3 +504,32 @@ def test_a_damaged_state_is_refused_without_quoting_it(ws):
     con.close()
     assert_refused(root, governance, anna, "the ledger file's own state is damaged")
     assert "010203A1234" not in mismatches(governance)[-1].detail_json
+
+
+def test_a_cell_asked_again_in_the_same_process_leaves_the_file_unread_until_it_changes(ws, monkeypatch):
+    """A process that left the file as it is and kept its memory answers a question asked again
+    without opening the file; a file touched since (even with its times put back) is opened and
+    checked again, and a rolled-back one is still refused."""
+    import os
+
+    root, governance, anna = ws
+    opened: list[Path] = []
+    connect = Ledger._connect
+    monkeypatch.setattr(Ledger, "_connect", lambda self: opened.append(self.path) or connect(self))
+    remember_twice(root, governance, anna)
+    shutil.copyfile(ledger_file(root), root / "older.duckdb")
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, cell(range(20, 60)), {0: 0}, ["persons"]) == {}
+        state = ledger.state()
+    opened.clear()
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, cell(range(20, 60)), {0: 0}, ["persons"]) == {}
+        assert ledger.state() == state
+    assert opened == []
+    times = os.stat(ledger_file(root))
+    os.utime(ledger_file(root), ns=(times.st_atime_ns, times.st_mtime_ns))  # its change time moves
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, cell(range(20, 60)), {0: 0}, ["persons"]) == {}
+    assert opened == [ledger_file(root)]
+    shutil.copyfile(root / "older.duckdb", ledger_file(root))
+    assert_refused(root, governance, anna, "the ledger file holds another state than its record")

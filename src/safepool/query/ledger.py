@@ -53,6 +53,15 @@ record, no file, no ledger state in the audit log) starts empty. `verify_content
 recomputes the digest from every remembered row (the open only checks the stored state and
 row counts, which keeps it fast however large the ledger grows).
 
+A process that has just left the file at its record's state keeps the remembered cells in
+memory (`safepool.query.ledger_memory`) and notes the file as it left it (`file_fingerprint`:
+device, inode, size, modification and change times, and a hash of DuckDB's headers and of any
+write-ahead log). Its next open under the lock, with the record still at that state and the file
+exactly as noted, trusts the memory and opens the file only when the query needs it (a new cell
+to compare or to remember), checking the file's state then; a question asked again reads and
+writes nothing in it. Any write, rename, copy or touch changes the fingerprint, and the open
+checks the file in full as above.
+
 A crash cannot leave it inconsistent without saying so. Remembering is three steps under the
 lock: (1) the record gets the pending state (pending_cells, pending_digest) the update will
 reach, (2) the file is updated in one DuckDB transaction (rows and its own state together),
@@ -110,9 +119,7 @@ WITHHELD = "withheld"        # the audit outcome of a query answered with column
 MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
-# DuckDB's hash of several values is the xor of their hashes, so an xor over hash(a, b) cancels
-# values that occur in pairs; hashing the xor of the two hashes again mixes them.
-_SIGNATURE = "bit_xor(hash(xor(hash(person), hash(round(value, 6)))))"  # order-free: one cell, one signature
+_SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell alike
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -166,6 +173,44 @@ def _distinct(numbers: np.ndarray) -> np.ndarray:
     if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
         return np.flatnonzero(np.bincount(numbers))
     return np.unique(numbers)
+
+
+def cell_signatures(incoming: pd.DataFrame) -> pd.DataFrame:
+    """Per cell (columns cell, size, signature) an order-free hash of its persons and values: the
+    xor over its rows of a 64-bit mix of each (person, value to `_SIGNATURE_DECIMALS` decimals).
+    Mixing the pair before the xor keeps two values swapped between persons apart."""
+    cell = incoming["cell"].to_numpy(dtype=np.int64)
+    if len(cell) == 0:
+        return pd.DataFrame({"cell": cell, "size": cell, "signature": cell.astype(np.uint64)})
+    person = incoming["person"].to_numpy(dtype=np.uint64)
+    value = np.round(incoming["value"].to_numpy(dtype=np.float64), _SIGNATURE_DECIMALS)
+    hashed = ledger_memory.entry_hash(person.view(np.int64), value)
+    if np.any(cell[1:] < cell[:-1]):  # the engine hands cells over in order; others are sorted here
+        order = np.argsort(cell, kind="stable")
+        cell, hashed = cell[order], hashed[order]
+    starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    return pd.DataFrame({"cell": cell[starts], "size": np.diff(np.r_[starts, len(cell)]),
+                         "signature": np.bitwise_xor.reduceat(hashed, starts)})
+
+
+def file_fingerprint(path: Path) -> tuple[Any, ...] | None:
+    """What changes whenever the ledger file does: its device, inode, size, modification and change
+    times (the kernel sets the change time on every write, rename or touch), a hash of its first
+    12 KB (DuckDB's headers, whose checkpoint counter moves on every write) and the same of a
+    write-ahead log beside it; None when it is missing."""
+    found: list[Any] = []
+    for name in (str(path), f"{path}.wal"):
+        try:
+            with open(name, "rb") as file:
+                info = os.fstat(file.fileno())
+                head = hashlib.sha256(file.read(12_288)).hexdigest()
+        except FileNotFoundError:
+            if name == str(path):
+                return None
+            found.append(None)
+            continue
+        found.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, head))
+    return tuple(found)
 
 
 def _checked_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Mapping[int, Sequence[int]]
@@ -266,6 +311,7 @@ class Ledger:
         self._actor = actor
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
+        self._inside = False  # within the `Ledger.open` block that holds the permit's lock
         self._candidates: list[int] = []
         self._sums: dict[int, list[int]] = {}
         self.cells = 0
@@ -285,10 +331,14 @@ class Ledger:
         folder.mkdir(mode=0o700, exist_ok=True)
         with _exclusive(folder / f"{permit}.lock", permit, timeout):
             ledger = cls(folder / f"{permit}.duckdb", governance, actor, permit)
+            ledger._inside = True
             try:
                 ledger._bind()
                 yield ledger
+                ledger._close()
+                ledger._note_file()
             finally:
+                ledger._inside = False
                 ledger._close()
 
     def state(self) -> dict[str, Any]:
@@ -351,6 +401,15 @@ class Ledger:
         return self._memory().classes(numbered, incoming["person"].to_numpy(dtype=np.uint64),
                                       incoming["value"].to_numpy(dtype=float) + 0.0, sums)
 
+    def _signed(self) -> set[tuple[int, int]]:
+        """(size, signature) of every remembered cell: from the memory kept in this process, else
+        from the file's table of cells (one row per cell, not the contributions)."""
+        memory = ledger_memory.recalled(str(self.path), self._key())
+        if memory is not None:
+            return memory.signed
+        return {(int(size), int(signature))
+                for size, signature in self._con().execute("SELECT size, signature FROM cells").fetchall()}
+
     def _key(self) -> ledger_memory.Key:
         return (self.permit, self.cells, self.rows, self.digest)
 
@@ -359,22 +418,18 @@ class Ledger:
         the file is still at that state, else read from the file."""
         memory = ledger_memory.recalled(str(self.path), self._key())
         if memory is None:
-            rows = self._con().execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value"
-                                       ).fetchnumpy()
+            con = self._con()
+            rows = con.execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").fetchnumpy()
             memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"])
+            memory.signed = {(int(size), int(signature))
+                             for size, signature in con.execute("SELECT size, signature FROM cells").fetchall()}
             ledger_memory.keep(str(self.path), memory)
         return memory
 
     def signatures(self, incoming: pd.DataFrame) -> pd.DataFrame:
-        """Per incoming cell its size and signature (an order-free hash of its persons and values):
-        computed once per query, for the comparison and for the cells remembered."""
-        con = self._con()
-        con.register("incoming", incoming)
-        try:
-            return con.sql(f"SELECT cell, count(*) AS size, {_SIGNATURE} AS signature FROM incoming GROUP BY cell"
-                           ).df()
-        finally:
-            con.unregister("incoming")
+        """Per incoming cell its size and signature: computed once per query, for the comparison
+        and for the cells remembered (see `cell_signatures`)."""
+        return cell_signatures(incoming)
 
     def compare(self, incoming: pd.DataFrame, min_frequency: int, signatures: pd.DataFrame | None = None
                 ) -> tuple[set[int], set[int]]:
@@ -386,13 +441,13 @@ class Ledger:
         only the other incoming cells are compared, and only with remembered cells of a near size.
         `signatures`: `signatures(incoming)`, when the caller has them."""
         sizes = self.signatures(incoming) if signatures is None else signatures
-        con = self._con()
-        remembered = set(con.execute("SELECT size, signature FROM cells").fetchall())  # one row per cell
+        remembered = self._signed()
         same = {int(cell) for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)
                 if (int(size), int(signature)) in remembered}
         fresh = sizes[~sizes["cell"].isin(same)]
         if fresh.empty:  # every cell is one remembered before (a question asked again): nothing to compare
             return set(), same
+        con = self._con()
         con.register("incoming", incoming)
         con.register("fresh", fresh)
         try:
@@ -470,6 +525,8 @@ class Ledger:
             memory.add(cell, person, value, order,
                        sums=self.cells - len(distinct) + 1 + np.searchsorted(distinct, np.asarray(list(sums),
                                                                                                dtype=np.int64)))
+            memory.signed |= {(int(size), int(signature))
+                              for size, signature in zip(signatures["size"], signatures["signature"])}
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
 
@@ -485,9 +542,34 @@ class Ledger:
     # -- binding to the record ----------------------------------------------------------------
 
     def _con(self) -> duckdb.DuckDBPyConnection:
-        if self.con is None:
+        """The file's connection; opened (and its state checked against ours) on first use when
+        the open found the file exactly as this process left it (see `_unchanged_since_noted`)."""
+        if not self._inside:
             raise RuntimeError("the query ledger is used outside its `Ledger.open` block")
+        if self.con is None:
+            if not self.path.exists():
+                self._stop("the ledger file is missing")
+            if self._file_state() != (self.permit, self.cells, self.rows, self.digest):
+                self._stop("the ledger file holds another state than its record (replaced or an older copy)")
+        assert self.con is not None
         return self.con
+
+    def _note_file(self) -> None:
+        """After a block that ended well (the file closed, at the state of the memory kept): note the
+        file as this process leaves it, so the next open here can trust the memory without reading it."""
+        memory = ledger_memory.recalled(str(self.path), self._key())
+        if memory is not None:
+            memory.fingerprint = file_fingerprint(self.path)
+
+    def _unchanged_since_noted(self, row: Any) -> bool:
+        """Whether the record is at the state of the memory this process kept and the file is exactly
+        as this process left it; then the state is taken from the memory and the file is opened only
+        when a query needs it (a question asked again reads and writes nothing in it)."""
+        memory = ledger_memory.recalled_state(str(self.path), self.permit, row.cells, row.digest)
+        if memory is None or memory.fingerprint is None or memory.fingerprint != file_fingerprint(self.path):
+            return False
+        _, self.cells, self.rows, self.digest = memory.key
+        return True
 
     def _close(self) -> None:
         if self.con is not None:
@@ -504,6 +586,8 @@ class Ledger:
         row = self._row()
         if row is not None and row.status == STOPPED:
             self._refuse(f"stopped earlier: {row.stopped_reason}")
+        if row is not None and row.pending_cells is None and self._unchanged_since_noted(row):
+            return
         genesis = genesis_digest(self.permit)
         if row is None:
             if self._used_before():

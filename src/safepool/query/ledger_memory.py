@@ -97,6 +97,8 @@ class LedgerMemory:
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
         self.sumsq = np.empty(0, dtype=np.float64)
+        self.signed: set[tuple[int, int]] = set()  # (size, signature) of every remembered cell
+        self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # persons in order, and where each is
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
 
@@ -266,6 +268,16 @@ def recalled(path: str, key: Key) -> LedgerMemory | None:
     with _GUARD:
         memory = _MEMORIES.get(path)
         if memory is None or memory.key != key:
+            return None
+        _MEMORIES.move_to_end(path)
+        return memory
+
+
+def recalled_state(path: str, permit: str, cells: int, digest: str) -> LedgerMemory | None:
+    """The memory of the ledger file at `path` if it holds the permit's record state (cells, digest)."""
+    with _GUARD:
+        memory = _MEMORIES.get(path)
+        if memory is None or (memory.key[0], memory.key[1], memory.key[3]) != (permit, cells, digest):
             return None
         _MEMORIES.move_to_end(path)
         return memory
