@@ -531,5 +531,15 @@ def test_a_cell_asked_again_in_the_same_process_leaves_the_file_unread_until_it_
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert answer(governance, anna, ledger, cell(range(20, 60)), {0: 0}, ["persons"]) == {}
     assert opened == [ledger_file(root)]
+    opened.clear()
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # a file put in its place while in use
+        assert answer(governance, anna, ledger, cell(range(200, 240)), {0: 0}, ["persons"]) == {}
+        ledger.con.close()
+        ledger.con = None
+        shutil.copyfile(ledger_file(root), root / "same.duckdb")
+        (root / "same.duckdb").rename(ledger_file(root))
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # not trusted: opened and checked
+        assert answer(governance, anna, ledger, cell(range(200, 240)), {0: 0}, ["persons"]) == {}
+    assert opened == [ledger_file(root), ledger_file(root)]
     shutil.copyfile(root / "older.duckdb", ledger_file(root))
     assert_refused(root, governance, anna, "the ledger file holds another state than its record")

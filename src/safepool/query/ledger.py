@@ -312,6 +312,7 @@ class Ledger:
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
         self._inside = False  # within the `Ledger.open` block that holds the permit's lock
+        self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
         self._sums: dict[int, list[int]] = {}
         self.cells = 0
@@ -555,11 +556,15 @@ class Ledger:
         return self.con
 
     def _note_file(self) -> None:
-        """After a block that ended well (the file closed, at the state of the memory kept): note the
-        file as this process leaves it, so the next open here can trust the memory without reading it."""
+        """After a block that ended well, having opened the file (checked then, and now closed at the
+        state of the memory kept): note the file as this process leaves it, so that the next open
+        here can trust the memory without reading the file."""
         memory = ledger_memory.recalled(str(self.path), self._key())
-        if memory is not None:
-            memory.fingerprint = file_fingerprint(self.path)
+        if memory is None or self._opened is None:  # not opened here: the file is as noted before
+            return
+        fingerprint = file_fingerprint(self.path)
+        # the file checked at its opening, not one put in its place since
+        memory.fingerprint = fingerprint if fingerprint and fingerprint[0][:2] == self._opened else None
 
     def _unchanged_since_noted(self, row: Any) -> bool:
         """Whether the record is at the state of the memory this process kept and the file is exactly
@@ -632,6 +637,8 @@ class Ledger:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
             con = open_duckdb(self.path, config={"enable_external_access": False})
+            info = os.stat(self.path)
+            self._opened = (info.st_dev, info.st_ino)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise LedgerBusy(f"the query ledger of permit {self.permit} is held by a process outside the "
