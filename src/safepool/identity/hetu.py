@@ -83,46 +83,66 @@ CENTURY_OF_SIGN[ord("+")] = 1800
 CENTURY_OF_SIGN[[ord(sign) for sign in "-YXWVU"]] = 1900
 CENTURY_OF_SIGN[[ord(sign) for sign in "ABCDEF"]] = 2000
 DAYS_IN_MONTH = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+STATUSES = list(CodeStatus)  # a status's number (see `status_numbers`) is its place here
+NUMBER_OF = {status: number for number, status in enumerate(STATUSES)}
+STATUS_NAMES = pa.array([status.value for status in STATUSES], pa.string())
 
 
 def classify_array(codes: pa.Array) -> pa.Table:
     """Classify distinct raw codes; the table keeps `raw` so callers can join back to rows."""
     codes = codes.cast(pa.string())
-    plain = pc.fill_null(pc.match_substring_regex(codes, PLAIN_FORM), False).to_numpy(zero_copy_only=False)
-    in_plain_form = codes.filter(pa.array(plain))
-    statuses = np.empty(len(codes), dtype=object)
-    statuses[plain] = _plain_statuses(in_plain_form)
-    others = np.flatnonzero(~plain)
-    found = [classify(code) for code in codes.take(pa.array(others, pa.int64())).to_pylist()]
-    statuses[others] = [status.value for _, status in found]
-    normalised = np.empty(len(codes), dtype=object)
-    normalised[plain] = np.where(statuses[plain] == CodeStatus.valid.value,
-                                 in_plain_form.to_numpy(zero_copy_only=False), None)
-    normalised[others] = [code for code, _ in found]
-    return pa.table({"raw": codes, "code": pa.array(normalised, pa.string()), "status": pa.array(statuses, pa.string())})
+    numbers, plain, canonical = _classified(codes)
+    # a code in plain form that is valid is its own canonical code; the others' come from `classify`
+    code = pc.if_else(pa.array(numbers == NUMBER_OF[CodeStatus.valid]), codes, pa.scalar(None, pa.string()))
+    if len(canonical):
+        code = pc.replace_with_mask(code, pa.array(~plain), pa.array(canonical, pa.string()))
+    return pa.table({"raw": codes, "code": code, "status": STATUS_NAMES.take(pa.array(numbers))})
+
+
+def status_numbers(codes: pa.Array) -> np.ndarray:
+    """Each code's status as its number (its place in STATUSES): what a count by status needs,
+    without making a string per code."""
+    return _classified(codes.cast(pa.string()))[0]
+
+
+def _classified(codes: pa.Array) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
+    """The status number of each code, whether it is in plain form, and the canonical codes of
+    those that are not: codes in PLAIN_FORM are checked in one vectorised pass, the others one by one."""
+    matches = pc.fill_null(pc.match_substring_regex(codes, PLAIN_FORM), False)
+    plain = matches.to_numpy(zero_copy_only=False)
+    numbers = np.empty(len(codes), dtype=np.int8)
+    numbers[plain] = _plain_statuses(codes.filter(matches))
+    found = [classify(code) for code in codes.filter(pc.invert(matches)).to_pylist()]
+    numbers[~plain] = [NUMBER_OF[status] for _, status in found]
+    return numbers, plain, [code for code, _ in found]
 
 
 def _plain_statuses(codes: pa.Array) -> np.ndarray:
-    """The status of each code matching PLAIN_FORM, in stdnum's order of checks: the birth date and
-    the individual number, then the check character, then the temporary range."""
+    """The status number of each code matching PLAIN_FORM, in stdnum's order of checks: the birth
+    date and the individual number, then the check character, then the temporary range."""
     if len(codes) == 0:
-        return np.empty(0, dtype=object)
+        return np.empty(0, dtype=np.int8)
     _, offsets, data = codes.buffers()  # every code is 11 ASCII bytes, one after the other
     first, last = np.frombuffer(offsets, dtype=np.int32)[[codes.offset, codes.offset + len(codes)]]
-    chars = np.frombuffer(data, dtype=np.uint8)[first:last].reshape(-1, 11)
-    digits = chars.astype(np.int64) - ord("0")
+    # a row per place in the code, each contiguous: three times faster than a column of a row per code
+    chars = np.frombuffer(data, dtype=np.uint8)[first:last].reshape(-1, 11).T
+    digits = chars.astype(np.int32, order="C") - ord("0")  # int32 holds ddmmyy * 1000 + nnn
 
     def number(first: int, last: int) -> np.ndarray:
-        return digits[:, first:last] @ (10 ** np.arange(last - first - 1, -1, -1))
+        value = digits[first].copy()
+        for place in range(first + 1, last):
+            value *= 10
+            value += digits[place]
+        return value
 
     day, month, individual = number(0, 2), number(2, 4), number(7, 10)
-    year = number(4, 6) + CENTURY_OF_SIGN[chars[:, 6]]
+    year = number(4, 6) + CENTURY_OF_SIGN[chars[6]]
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     days = DAYS_IN_MONTH[np.clip(month, 0, 12)] + ((month == 2) & leap)
     real_date = (month >= 1) & (month <= 12) & (day >= 1) & (day <= days)
-    checksum = CHECK_CHARACTERS[(number(0, 6) * 1000 + individual) % 31] == chars[:, 10]
+    checksum = CHECK_CHARACTERS[(number(0, 6) * 1000 + individual) % 31] == chars[10]
     return np.select(
         [individual < 2, ~real_date, ~checksum, individual >= 900],
-        [CodeStatus.invalid_individual_number.value, CodeStatus.invalid_date.value,
-         CodeStatus.wrong_check_character.value, CodeStatus.temporary.value],
-        CodeStatus.valid.value).astype(object)
+        [NUMBER_OF[CodeStatus.invalid_individual_number], NUMBER_OF[CodeStatus.invalid_date],
+         NUMBER_OF[CodeStatus.wrong_check_character], NUMBER_OF[CodeStatus.temporary]],
+        NUMBER_OF[CodeStatus.valid]).astype(np.int8)
