@@ -267,7 +267,8 @@ def run_demo(
     fresh_folder(path)
     Workspace.init(path)
     (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
-    with Beside() as beside, ThreadPoolExecutor(1) as in_background:
+    with Beside() as beside, ThreadPoolExecutor(1) as in_background, \
+            ThreadPoolExecutor(len(HOLDER_STEWARDS)) as holders_checking:
         # the city's interpreter imports safepool's analyses (seconds of CPU) while synthesis runs,
         # and so are the users added (argon2 hashes with the GIL released)
         city_ready = beside.ready(city_in_own_process, preload=CITY_PRELOAD) if city else None
@@ -284,14 +285,14 @@ def run_demo(
                 notify(CITY_STARTED, "customer information", 0)
             analyst, steward, checker = person["vtt.analyst1"], person[LINKAGE_AUTHORITY], person["sf.checker"]
             stewards = {name: person[name] for name in HOLDER_STEWARDS}
-            # the holders check their registers while the permit is asked for and approved; nothing
-            # is released before every check has passed
-            checking = in_background.submit(lambda: [check for holder_steward in stewards.values()
-                                                        for check in holder_steward.check_registers()])
+            # the holders check their registers while the permit is asked for and approved, all of
+            # them at once (check_registers reads two registers at a time, whoever asks); nothing is
+            # released before every check has passed
+            checking = [holders_checking.submit(holder_steward.check_registers) for holder_steward in stewards.values()]
             permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
             for role in permit.assessment.approvals:
                 permit = person[SIGNERS[role]].permit(DEMO_PERMIT).approve(role)
-            checks = checking.result()
+            checks = [check for holder_checks in checking for check in holder_checks.result()]
             failing = [c for c in checks if not c.ok]
             if failing:
                 raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))

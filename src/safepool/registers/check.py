@@ -12,7 +12,9 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
+from threading import BoundedSemaphore
 
+import numpy as np
 import pyarrow as pa
 
 from safepool.duckdb_connection import open_duckdb
@@ -20,7 +22,7 @@ from safepool.errors import SchemaDrift, SourceError
 from safepool.faults import NotFound
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, require_role
-from safepool.identity.hetu import classify_array
+from safepool.identity.hetu import STATUSES, status_numbers
 from safepool.identity_pattern import looks_like_identity_code
 from safepool.registers.catalogue import IDENTIFIER_PATTERN, Register, TimeFormat, Variable
 from safepool.registers.credentials import Credentials
@@ -226,12 +228,13 @@ class ValueProfile:
     def identity_quality(self) -> tuple[dict[str, int], dict[str, int]]:
         """Rows and distinct codes by status; codes are counted, never returned."""
         per_code = self._con.sql(f"SELECT raw, n FROM counted WHERE g = {self._grouped_by('raw')}").to_arrow_table()
-        classified = classify_array(per_code.column("raw").combine_chunks())
-        self._con.register("classified", classified.append_column("n", per_code.column("n").combine_chunks()))
-        counts = self._con.execute("SELECT status, sum(n)::BIGINT, count(*) FROM classified GROUP BY status "
-                                   "ORDER BY status").fetchall()
-        self._con.unregister("classified")
-        return {status: rows for status, rows, _ in counts}, {status: codes for status, _, codes in counts}
+        statuses = status_numbers(per_code.column("raw").combine_chunks())
+        # float sums of row counts are exact below 2**53 rows
+        rows = np.bincount(statuses, weights=per_code.column("n").to_numpy(), minlength=len(STATUSES))
+        codes = np.bincount(statuses, minlength=len(STATUSES))
+        found = sorted((STATUSES[number].value, number) for number in np.flatnonzero(codes))
+        return {status: int(rows[number]) for status, number in found}, {status: int(codes[number])
+                                                                          for status, number in found}
 
     def dictionary_fit(self) -> tuple[dict[str, UnknownCodes], dict[str, int], dict[str, str]]:
         """Rows (and distinct values) outside each categorical variable's code list, and rows of
@@ -283,6 +286,10 @@ def plain_column_name(name: str) -> bool:
 
 
 CHECKS_AT_ONCE = 2
+# Registers read at once in this process, however many stewards check theirs at the same time:
+# each read keeps a core busy (DuckDB and the drivers work outside the GIL), and one more than
+# there are cores only adds memory.
+_READING = BoundedSemaphore(CHECKS_AT_ONCE)
 
 
 def check_registers(workspace: Workspace, names: list[str] | None = None) -> list[RegisterCheck]:
@@ -297,12 +304,11 @@ def check_registers(workspace: Workspace, names: list[str] | None = None) -> lis
 
     def check(register: Register) -> RegisterCheck:
         try:
-            with open_register(workspace, register, credentials) as reader:
+            with _READING, open_register(workspace, register, credentials) as reader:
                 return check_register(reader)
         except SourceError as exc:
             return RegisterCheck(register=register.name, kind=register.source.kind.value, error=str(exc))
 
-    # two registers at a time: their reads and counts run in DuckDB and the drivers, outside the GIL
     with ThreadPoolExecutor(max_workers=CHECKS_AT_ONCE) as pool:
         return list(pool.map(check, chosen))
 
