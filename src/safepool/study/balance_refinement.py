@@ -24,6 +24,7 @@ from safepool.study.balance import pooled_sd_of
 
 MAX_SWEEPS = 20
 GATHER_ROWS = 65_536  # rows copied at once when the features of the matched atoms are taken out
+PREFIX = 256  # first values two_valued looks at before the whole column
 STOP_GAIN = 0.1  # stop once a sweep gains less than this share of what the first sweep gained
 
 
@@ -37,9 +38,12 @@ def standardise(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
 
 
 def two_valued(column: np.ndarray) -> bool:
-    """At most two distinct values (as np.unique counts them, without its sort)."""
+    """At most two distinct values (as np.unique counts them, without its sort); a column whose
+    first values already differ three ways is told from them alone."""
     if column.size == 0:
         return True
+    if column.size > PREFIX and not two_valued(column[:PREFIX]):
+        return False
     others = column[column != column[0]]
     return others.size == 0 or bool((others == others[0]).all())
 

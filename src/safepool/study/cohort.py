@@ -38,6 +38,7 @@ import pandas as pd
 from safepool.faults import Invalid
 from safepool.features import FeatureSet, load_features
 from safepool.governance.form import parse_quarter
+from safepool.study.ordering import frame_order
 
 if TYPE_CHECKING:
     from safepool.study.studyfile import StudyFile
@@ -247,7 +248,7 @@ def in_data_order(units: pd.DataFrame) -> pd.DataFrame:
     arbitrary order among themselves, and those are exchangeable for every step after this.
     """
     by = ["t"] + [column for column in units.columns if column not in ("t", PERSON)]
-    return units.sort_values(by, kind="stable", na_position="last").reset_index(drop=True)
+    return units.take(frame_order(units, by)).reset_index(drop=True)
 
 
 def needed_columns(study: StudyFile) -> dict[str, list[str]]:

@@ -73,6 +73,7 @@ from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
 from safepool.study.balance_refinement import balance_features, refine_balance
+from safepool.study.ordering import lexicographic_order
 from safepool.study.table_checks import (
     StudyTableError,
     numeric_matrix,
@@ -99,8 +100,7 @@ class MatchingError(StudyTableError):
 
 def data_order(cells: np.ndarray, is_treated: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Row order fixed by the data: cell, treatment, then each covariate's value (never the row's place)."""
-    keys = [x[:, j] for j in range(x.shape[1] - 1, -1, -1)] + [is_treated, cells]
-    return np.lexsort(keys)
+    return lexicographic_order([cells, is_treated, *x.T])
 
 
 def atoms_of(cells: np.ndarray, is_treated: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -323,6 +323,7 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, cohort: C
     never = units["entry_t"].isna().to_numpy()
     chosen = units.loc[(units["treated"] == 1).to_numpy() | never, [PERSON, "t", "treated", "entry_t"]]
     frame = attach_outcomes(con, chosen, list(study.outcomes), study.horizons)
+    frame[PERSON] = pd.factorize(frame[PERSON])[0]  # the persons as codes, told apart once for every outcome
     return pd.concat([naive_difference(frame, outcome, study.horizons, unit_col=PERSON, alpha=study.inference.alpha)
                       for outcome in study.outcomes], ignore_index=True)
 

@@ -35,15 +35,20 @@ def require_columns(df: pd.DataFrame, columns: Iterable[str], where: str) -> Non
 
 
 def numeric_matrix(df: pd.DataFrame, columns: list[str], where: str, allow_missing: bool = False) -> np.ndarray:
-    """The columns as a float matrix; booleans count as 0/1, anything else non-numeric is refused."""
+    """The columns as a float matrix; booleans count as 0/1, anything else non-numeric is refused.
+
+    Column by column into one Fortran-ordered matrix (each column contiguous, as pandas' own
+    to_numpy lays out a frame, so every sum over it runs in the same order): one copy, not two."""
     require_columns(df, columns, where)
-    for column in columns:
+    matrix = np.empty((len(columns), len(df)))
+    for j, column in enumerate(columns):
         series = df[column]
         if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
             raise StudyTableError(where, f"column {column} is not numeric (one-hot encode categories first)")
-        if not allow_missing and series.isna().any():
-            raise StudyTableError(where, f"column {column} has {int(series.isna().sum())} missing value(s)")
-    return df[columns].astype("float64").to_numpy()
+        matrix[j] = series.to_numpy(dtype="float64", na_value=np.nan)
+        if not allow_missing and np.isnan(matrix[j]).any():
+            raise StudyTableError(where, f"column {column} has {int(np.isnan(matrix[j]).sum())} missing value(s)")
+    return matrix.T
 
 
 def treatment_indicator(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
