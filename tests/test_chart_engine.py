@@ -41,3 +41,23 @@ def test_the_block_starts_the_engine_only_when_needed_and_joins_it(monkeypatch: 
     with pytest.raises(ValueError), chart_engine.chart_engine_started():
         raise ValueError("the run failed")
     assert len(started) == 1 and not started[0].is_alive()
+
+
+def test_the_thread_loads_the_pdf_renderer_after_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    done: list[str] = []
+    monkeypatch.setattr(chart_engine.vl_convert, "vegalite_to_svg", lambda _spec: done.append("engine") or "<svg/>")
+    monkeypatch.setattr(chart_engine.importlib, "import_module", lambda name: done.append(name))
+    chart_engine.start_chart_engine().join(timeout=60)
+    assert done == ["engine", "weasyprint"]
+
+
+def test_a_pdf_renderer_that_fails_to_load_is_left_to_the_first_pdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+
+    def broken(_name: str) -> None:
+        raise OSError("pango missing")
+
+    monkeypatch.setattr(chart_engine.importlib, "import_module", broken)
+    chart_engine.start_chart_engine().join(timeout=60)
+    assert seen == []
