@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -83,60 +86,71 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
     panel = simulate(people, params, rngs, cpy, progress)
     say("identity codes")
     ids = identities(people, rngs["temporary codes"])
-
-    say("families")
-    families = make_families(people, rngs)
-    say("childhoods")
-    kids = _city.childhood(people, panel, families, rngs["childhood"])
-    groups, group_sizes = _city.customer_groups(people, rngs["customer groups"])
-    city_truth: dict[str, Any] = _city.city_truth(families, groups, group_sizes)
-
-    def child_protection() -> _registers.RawTable:
-        raw, city_truth["child_protection"] = _city.child_protection(people, families, kids, rngs["child protection"])
-        return raw
-
-    def city_services() -> _registers.RawTable:
-        raw, city_truth["services"] = _city.city_services(people, panel, families, kids, groups,
-                                                          rngs["city services"])
-        return raw
-
-    say("registers")
-    kela, city = _registers.payments(people, panel, rngs["payments"])
-    family_columns = {"suuralue": _registers._labels(list("1234567"), families.district.astype(np.int32) - 1),
-                      "aidin_henkilotunnus": _codes_or_null(ids.codes, families.mother),
-                      "isan_henkilotunnus": _codes_or_null(ids.codes, families.father)}
-    raws = {
-        "population": lambda: _registers.population(people, rngs["population"], family_columns),
-        "residence_permits": lambda: _registers.residence_permits(people),
-        "employment": lambda: _registers.employment(panel),
-        "education": lambda: _registers.education(people),
-        "income_taxes": lambda: _registers.income_taxes(people, panel, kela, rngs["taxes"]),
-        "benefits": lambda: _registers.benefits(kela),
-        "employment_services": lambda: _registers.employment_services(people, panel, rngs["te"]),
-        "skills_centre": lambda: _registers.skills_centre(people, panel, rngs["omnia"]),
-        "social_health": lambda: _registers.social_health(people, panel, rngs["visits"]),
-        "social_assistance": lambda: _registers.social_assistance(city, rngs["assistance"]),
-        "child_protection": child_protection,
-        "city_services": city_services,
-    }
     # persons that the population register may miss: those the employment register knows
     known = np.flatnonzero(panel.in_panel.any(axis=1))
-    tables: dict[str, pa.Table] = {}
-    row_counts: dict[str, int] = {}
-    fault_tables: list[pa.Table] = []
-    for name in REGISTER_NAMES:
-        say(f"register {name}")
-        raw = raws[name]()
-        table, faults = plant(raw, people, ids, params.fault_rates.get(name, {}),
-                              rngs[f"faults {name}"],
-                              missing_candidates=known if name == "population" else None)
-        row_counts[name] = table.num_rows
-        if sink is None:
-            tables[name] = table
-        else:
-            sink(name, table)
-        fault_tables.append(faults)
-        del raw, table
+
+    def planted(name: str, build: Callable[[], _registers.RawTable]) -> tuple[pa.Table, pa.Table]:
+        return plant(build(), people, ids, params.fault_rates.get(name, {}), rngs[f"faults {name}"],
+                     missing_candidates=known if name == "population" else None)
+
+    # the TE events and the social and health visits need only the people and the panel, and each
+    # register draws from its own streams: they are made on the other core (numpy and the random
+    # generators release the GIL) while the families, childhoods and payments are made here
+    with _one_worker() as early:
+        ahead: dict[str, Future[tuple[pa.Table, pa.Table]]] = {
+            "employment_services": early.submit(
+                planted, "employment_services",
+                lambda: _registers.employment_services(people, panel, rngs["te"])),
+            "social_health": early.submit(
+                planted, "social_health", lambda: _registers.social_health(people, panel, rngs["visits"])),
+        }
+        say("families")
+        families = make_families(people, rngs)
+        say("childhoods")
+        kids = _city.childhood(people, panel, families, rngs["childhood"])
+        groups, group_sizes = _city.customer_groups(people, rngs["customer groups"])
+        city_truth: dict[str, Any] = _city.city_truth(families, groups, group_sizes)
+
+        def child_protection() -> _registers.RawTable:
+            raw, city_truth["child_protection"] = _city.child_protection(people, families, kids,
+                                                                         rngs["child protection"])
+            return raw
+
+        def city_services() -> _registers.RawTable:
+            raw, city_truth["services"] = _city.city_services(people, panel, families, kids, groups,
+                                                              rngs["city services"])
+            return raw
+
+        say("registers")
+        kela, city = _registers.payments(people, panel, rngs["payments"])
+        family_columns = {"suuralue": _registers._labels(list("1234567"), families.district.astype(np.int32) - 1),
+                          "aidin_henkilotunnus": _codes_or_null(ids.codes, families.mother),
+                          "isan_henkilotunnus": _codes_or_null(ids.codes, families.father)}
+        raws = {
+            "population": lambda: _registers.population(people, rngs["population"], family_columns),
+            "residence_permits": lambda: _registers.residence_permits(people),
+            "employment": lambda: _registers.employment(panel),
+            "education": lambda: _registers.education(people),
+            "income_taxes": lambda: _registers.income_taxes(people, panel, kela, rngs["taxes"]),
+            "benefits": lambda: _registers.benefits(kela),
+            "skills_centre": lambda: _registers.skills_centre(people, panel, rngs["omnia"]),
+            "social_assistance": lambda: _registers.social_assistance(city, rngs["assistance"]),
+            "child_protection": child_protection,
+            "city_services": city_services,
+        }
+        tables: dict[str, pa.Table] = {}
+        row_counts: dict[str, int] = {}
+        fault_tables: list[pa.Table] = []
+        for name in REGISTER_NAMES:
+            say(f"register {name}")
+            table, faults = ahead.pop(name).result() if name in ahead else planted(name, raws[name])
+            row_counts[name] = table.num_rows
+            if sink is None:
+                tables[name] = table
+            else:
+                sink(name, table)
+            fault_tables.append(faults)
+            del table
     faults = pa.concat_tables(fault_tables) if fault_tables else FAULTS_SCHEMA.empty_table()
 
     say("truth")
@@ -144,6 +158,16 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
     truth["city"] = city_truth
     return SyntheticEspoo(tables=tables, truth=truth, faults=faults,
                           planted_groups=_city.planted_groups_table(groups, ids.codes))
+
+
+@contextmanager
+def _one_worker() -> Iterator[ThreadPoolExecutor]:
+    """A one-thread pool that, on the way out, runs nothing not yet started and waits for the rest."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _codes_or_null(codes: pa.Array, index: np.ndarray) -> pa.Array:

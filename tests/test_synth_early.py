@@ -1,0 +1,44 @@
+"""The registers generate() makes ahead on another thread: made there, same data, failures surface."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+try:
+    import safepool  # noqa: F401
+except ImportError:  # running from a checkout without an installed package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from safepool.synth import _generate, _registers, generate
+
+
+def test_te_and_visits_are_made_on_another_thread(monkeypatch):
+    made_on: dict[str, int] = {}
+    for name in ("employment_services", "social_health", "benefits"):
+        real = getattr(_registers, name)
+
+        def spy(*args, _real=real, _name=name):
+            made_on[_name] = threading.get_ident()
+            return _real(*args)
+
+        monkeypatch.setattr(_registers, name, spy)
+    synthetic = generate(persons=600, seed=3)
+    main = threading.get_ident()
+    assert made_on["benefits"] == main
+    assert made_on["employment_services"] != main and made_on["social_health"] != main
+    assert list(synthetic.tables) == list(_generate.REGISTER_NAMES)
+
+
+def test_a_failure_on_the_other_thread_ends_generate_and_its_thread(monkeypatch):
+    def broken(*_args):
+        raise RuntimeError("visits failed")
+
+    monkeypatch.setattr(_registers, "social_health", broken)
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="visits failed"):
+        generate(persons=600, seed=3)
+    assert threading.active_count() == before
