@@ -20,8 +20,9 @@ from safepool.disclosure import DisclosureRules, kind_of
 from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.kinds.rates import RateTable
 from safepool.features import load_features
-from safepool.insight import fairness
-from safepool.insight.need import NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
+from safepool.insight import fairness, need
+from safepool.insight.analysis import InsightContext
+from safepool.insight.need import NeedAnalysis, NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
 from safepool.insight.model_card import sections, summary_line
 from safepool.insight.report import render_html
 from safepool.insight.run import definitions
@@ -269,6 +270,17 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
         doc = load_features().describe(name)
         assert f"<td>{name}</td>" in definitions_part and html.escape(doc.definition) in definitions_part
     assert analysis.summary(checked).startswith("need prediction: test AUC")
+
+
+def test_the_pool_is_released_once_read_before_any_model_is_fitted(pool, result, monkeypatch):
+    con, _ = pool
+    events: list[str] = []
+    fitted = need.fit
+    monkeypatch.setattr(need, "fit", lambda *args: events.append("fit") or fitted(*args))
+    context = InsightContext(con, load_features(), {}, POLICY, 1, release=lambda: events.append("released"))
+    findings = NeedAnalysis(SETTINGS).run(context)
+    assert events == ["released", "fit", "fit"]
+    assert set(findings.outputs) == set(outputs(result))
 
 
 def test_no_table_of_differences_when_no_two_groups_can_be_compared(result):

@@ -16,6 +16,7 @@ from governed import sign_in
 from recorded_outputs import governed_outputs
 from safepool.disclosure import DisclosureRules, check, suppress
 from safepool.features import load_features
+from safepool.insight import segments
 from safepool.insight.analysis import InsightContext
 from safepool.insight.segments import (BEHAVIOURS, RISK_LEVELS, TOO_SMALL, load_segments, person_table,
                                        profile_cards, publish_segments, risk_level, segment, segment_outputs)
@@ -126,12 +127,17 @@ def test_the_grid_places_children_by_their_child_protection(city, spec):
     assert notified.sum() >= 5 and (risk[notified] != "low").all() and (risk[~notified] == "low").mean() > 0.9
 
 
-def test_the_insight_file_runs_segments_in_the_insight_framework(city):
+def test_the_insight_file_runs_segments_in_the_insight_framework(city, monkeypatch):
     con, _ = city
     insight = load_insight(EXAMPLE.with_name("insight-segments.yaml"))
     analysis = analysis_of(insight)
     assert set(analysis.tables(load_features())) == {"population", "child_protection", "city_services"}
-    findings = analysis.run(InsightContext(con, load_features(), {}, DisclosureRules(), insight.seed))
+    events: list[str] = []  # the pool is released once the persons are read, before they are clustered
+    clustered = segments.segment
+    monkeypatch.setattr(segments, "segment", lambda *args: events.append("segment") or clustered(*args))
+    findings = analysis.run(InsightContext(con, load_features(), {}, DisclosureRules(), insight.seed,
+                                           release=lambda: events.append("released")))
+    assert events == ["released", "segment"]
     named = {name for section in findings.sections for name in section.outputs}
     assert named == set(findings.outputs)
     rules = DisclosureRules()

@@ -436,7 +436,12 @@ def analyse(con: duckdb.DuckDBPyConnection, features: FeatureSet, settings: Need
             say: Progress = lambda _stage: None, min_group: int = fairness.MIN_GROUP) -> NeedResult:
     """Units, the model with every predictor, the proxy screen, and the model without the proxies.
     Groups are compared in the audit when every count behind a rate has `min_group` persons."""
-    units = build_units(con, features, settings, say)
+    return analyse_units(build_units(con, features, settings, say), features, settings, seed, say, min_group)
+
+
+def analyse_units(units: Units, features: FeatureSet, settings: NeedSettings, seed: int,
+                  say: Progress = lambda _stage: None, min_group: int = fairness.MIN_GROUP) -> NeedResult:
+    """`analyse` on units already read from the pool (see build_units)."""
     test = units.frame[units.frame["set"] == "test"]
     say("proxies")
     proxies = fairness.proxy_screen(test, settings.predictors, settings.audit, features, settings.proxy_tolerance)
@@ -558,7 +563,9 @@ class NeedAnalysis(Analysis):
     def run(self, context: InsightContext) -> Findings:
         # groups below the workspace's minimum frequency are never compared (nor shown)
         min_group = max(fairness.MIN_GROUP, context.policy.min_frequency)
-        result = analyse(context.con, context.features, self.settings, context.seed, context.say, min_group)
+        units = build_units(context.con, context.features, self.settings, context.say)
+        context.done_reading()
+        result = analyse_units(units, context.features, self.settings, context.seed, context.say, min_group)
         from safepool.insight.model_card import sections
 
         found = outputs(result)

@@ -65,7 +65,7 @@ def run_insight(pool_dir: Path, governance: Governance, actor: Actor, insight: A
     con = open_for_analysis(pool_dir, governance, actor, insight.permit, wanted=analysis.tables(features))
     try:
         context = InsightContext(con, features, dictionary(pool_dir, insight.permit), workspace_policy(governance),
-                                 insight.seed, say)
+                                 insight.seed, say, release=con.close)
         with one_thread():
             findings = analysis.run(context)
     finally:

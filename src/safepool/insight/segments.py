@@ -398,6 +398,7 @@ class SegmentsAnalysis(Analysis):
         s = self.settings
         context.say("persons and their features")
         frame = person_table(context.con, s, context.features)
+        context.done_reading()
         context.say("segments")
         outputs = segment_outputs(segment(frame, s), s)
         traits = [name for name in outputs if name.startswith("traits_")]
