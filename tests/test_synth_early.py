@@ -16,7 +16,7 @@ except ImportError:  # running from a checkout without an installed package
 from safepool.synth import _generate, _registers, generate
 
 
-def test_te_and_visits_are_made_on_another_thread(monkeypatch):
+def test_codes_families_te_and_visits_are_made_on_another_thread(monkeypatch):
     made_on: dict[str, int] = {}
     for name in ("employment_services", "social_health", "benefits"):
         real = getattr(_registers, name)
@@ -26,10 +26,19 @@ def test_te_and_visits_are_made_on_another_thread(monkeypatch):
             return _real(*args)
 
         monkeypatch.setattr(_registers, name, spy)
+    for name in ("identities", "make_families"):
+        real = getattr(_generate, name)
+
+        def spy(*args, _real=real, _name=name):
+            made_on[_name] = threading.get_ident()
+            return _real(*args)
+
+        monkeypatch.setattr(_generate, name, spy)
     synthetic = generate(persons=600, seed=3)
     main = threading.get_ident()
     assert made_on["benefits"] == main
-    assert made_on["employment_services"] != main and made_on["social_health"] != main
+    for name in ("identities", "make_families", "employment_services", "social_health"):
+        assert made_on[name] != main, name
     assert list(synthetic.tables) == list(_generate.REGISTER_NAMES)
 
 

@@ -83,20 +83,25 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
 
     say("people")
     people = make_people(rngs, persons, params)
-    panel = simulate(people, params, rngs, cpy, progress)
-    say("identity codes")
-    ids = identities(people, rngs["temporary codes"])
-    # persons that the population register may miss: those the employment register knows
-    known = np.flatnonzero(panel.in_panel.any(axis=1))
-
-    def planted(name: str, build: Callable[[], _registers.RawTable]) -> tuple[pa.Table, pa.Table]:
-        return plant(build(), people, ids, params.fault_rates.get(name, {}), rngs[f"faults {name}"],
-                     missing_candidates=known if name == "population" else None)
-
-    # the TE events and the social and health visits need only the people and the panel, and each
-    # register draws from its own streams: they are made on the other core (numpy and the random
-    # generators release the GIL) while the families, childhoods and payments are made here
+    # each part draws from its own streams, so parts with the same inputs are made side by side, on
+    # a second thread (numpy and the random generators release the GIL): the identity codes,
+    # families and customer groups while the life courses are simulated here, then the TE events
+    # and the social and health visits (people and panel only) while the childhoods and payments
+    # are made here
     with _one_worker() as early:
+        made_ids = early.submit(identities, people, rngs["temporary codes"])
+        made_families = early.submit(make_families, people, rngs)
+        made_groups = early.submit(_city.customer_groups, people, rngs["customer groups"])
+        panel = simulate(people, params, rngs, cpy, progress)
+        say("identity codes")
+        ids = made_ids.result()
+        # persons that the population register may miss: those the employment register knows
+        known = np.flatnonzero(panel.in_panel.any(axis=1))
+
+        def planted(name: str, build: Callable[[], _registers.RawTable]) -> tuple[pa.Table, pa.Table]:
+            return plant(build(), people, ids, params.fault_rates.get(name, {}), rngs[f"faults {name}"],
+                         missing_candidates=known if name == "population" else None)
+
         ahead: dict[str, Future[tuple[pa.Table, pa.Table]]] = {
             "employment_services": early.submit(
                 planted, "employment_services",
@@ -105,10 +110,10 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
                 planted, "social_health", lambda: _registers.social_health(people, panel, rngs["visits"])),
         }
         say("families")
-        families = make_families(people, rngs)
+        families = made_families.result()
         say("childhoods")
         kids = _city.childhood(people, panel, families, rngs["childhood"])
-        groups, group_sizes = _city.customer_groups(people, rngs["customer groups"])
+        groups, group_sizes = made_groups.result()
         city_truth: dict[str, Any] = _city.city_truth(families, groups, group_sizes)
 
         def child_protection() -> _registers.RawTable:
