@@ -199,7 +199,7 @@ class OutputRegister:
         rounds = rounding or policy.round_counts or failing
         mitigated = {name: kinds[name].mitigate(output, policy, margins=margins, rounding=rounds)
                      for name, output in outputs.items()}
-        return {name: (m, self._record(actor, permit, m.output, source, name, m.note or None, policy))
+        return {name: (m, self._record(actor, permit, m.output, source, name, m.note or None, policy, m.report))
                 for name, m in mitigated.items()}
 
     def record(self, actor: Actor, permit: str, output: StatOutput, source: str, name: str,
@@ -235,8 +235,9 @@ class OutputRegister:
         return self._load(output_id)
 
     def _record(self, actor: Actor, permit: str, output: StatOutput, source: str, name: str,
-                mitigation_note: str | None, policy: DisclosureRules) -> OutputRecord:
-        report, values, files = _checked(f"{permit} (new)", output, name, policy, mitigation_note)
+                mitigation_note: str | None, policy: DisclosureRules, report: CheckReport | None = None
+                ) -> OutputRecord:
+        report, values, files = _checked(f"{permit} (new)", output, name, policy, mitigation_note, report)
         with self.audit.transaction() as tx:
             # The id is taken inside the transaction, under the log's write lock: unique and dense.
             output_id = _next_id(tx.conn, permit)
@@ -456,7 +457,8 @@ class OutputRegister:
         """The output checked again under the current policy from the cells the register kept;
         refused (and audited) when it now fails or cannot be checked again. None when nothing is
         kept (an output recorded before re-checks) and no setting changed since: its checks stand."""
-        kept = _stored_cells(self._row(record.id))["kept"]
+        row = self._row(record.id)
+        kept = _stored_cells(row)["kept"]
         if kept is None:
             changed = sorted(s for s in OUTPUT_SETTINGS if getattr(record.rules, s) != getattr(policy, s))
             if changed:
@@ -465,7 +467,7 @@ class OutputRegister:
                                    "nothing to check it again from; record it again")
             return None
         try:
-            report = kind_named(record.kind).recheck(kept, record.rules, policy)
+            report = _rechecked(record.kind, row["public_cells_json"], kept, record.rules, policy)
         except NotRecheckable as problem:
             raise self._refuse(actor, action, record, f"output {record.id} cannot be checked again under the "
                                f"workspace's current disclosure policy: {problem}; record it again") from None
@@ -582,12 +584,14 @@ def _described(files: dict[str, bytes]) -> list[StoredFile]:
 
 
 def _checked(output_id: str, output: StatOutput, name: str, policy: DisclosureRules,
-             mitigation_note: str | None) -> tuple[CheckReport, dict[str, Any], dict[str, bytes]]:
+             mitigation_note: str | None, report: CheckReport | None = None
+             ) -> tuple[CheckReport, dict[str, Any], dict[str, bytes]]:
     """Check a new or revised output under the policy: the report, the columns that follow from
-    it, and the files its kind writes (none for a failed output: nothing of it is kept)."""
+    it, and the files its kind writes (none for a failed output: nothing of it is kept). `report`:
+    the output's check under this policy, made as it was mitigated (not checked a second time)."""
     _plain_text(output_id, "mitigation note", mitigation_note)
     kind = kind_of(output)
-    report = kind.check(output, policy)
+    report = report or kind.check(output, policy)
     failed = report.verdict == "fail"
     files = {} if failed else kind.files(output, name, policy)
     check_names(output_id, files, allow_none=failed)
@@ -597,6 +601,25 @@ def _checked(output_id: str, output: StatOutput, name: str, policy: DisclosureRu
         "checks_json": json.dumps(report.to_record()), "rules_json": policy.model_dump_json(),
         "public_cells_json": None if failed else json.dumps(_kept(kind, output, policy)), "mitigation": mitigation_note,
         "differencing_json": "[]"}, files
+
+
+_RECHECKED: dict[tuple[str, str, str, str], CheckReport] = {}
+_RECHECKS_KEPT = 64
+
+
+def _rechecked(kind: str, kept_json: str, kept: Mapping[str, Any], recorded: DisclosureRules,
+               policy: DisclosureRules) -> CheckReport:
+    """A recorded output checked again from what was kept (`kept_json`, read as `kept`): a function
+    of that text and the two policies, so an output requested, reviewed and released under one
+    policy is checked again once per process, not at each step (NotRecheckable is not kept)."""
+    key = (kind, kept_json, recorded.model_dump_json(), policy.model_dump_json())
+    report = _RECHECKED.get(key)
+    if report is None:
+        report = kind_named(kind).recheck(kept, recorded, policy)
+        if len(_RECHECKED) >= _RECHECKS_KEPT:
+            _RECHECKED.clear()
+        _RECHECKED[key] = report
+    return report
 
 
 def _kept(kind: Any, output: StatOutput, policy: DisclosureRules) -> dict[str, Any]:

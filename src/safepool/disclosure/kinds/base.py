@@ -208,23 +208,27 @@ class OutputKind:
         """Whether totals are added and protected by secondary suppression."""
         return False
 
-    def require_checkable(self, output: Any, policy: DisclosureRules) -> None:
-        """Mitigation needs a valid, not yet mitigated output; invalid input is an error, not a pass."""
+    def require_checkable(self, output: Any, policy: DisclosureRules) -> CheckReport:
+        """Mitigation needs a valid, not yet mitigated output; invalid input is an error, not a pass.
+        Returns the output's check, which mitigation reads next (checked once, not twice)."""
         cells = getattr(output, "coefficients" if self.name == "model" else "cells", None)
         if isinstance(cells, pd.DataFrame) and STATUS in cells.columns:
             raise DisclosureInputError(f"output '{title_of(output)}' has already been mitigated")
-        problems = [f.message for f in self.check(output, policy).findings if f.rule == "invalid"]
+        report = self.check(output, policy)
+        problems = [f.message for f in report.findings if f.rule == "invalid"]
         if problems:
             raise DisclosureInputError(f"output '{title_of(output)}' cannot be mitigated: " + "; ".join(problems))
+        return report
 
     def suppress(self, output: Any, policy: DisclosureRules, margins: bool = True) -> Mitigated:
         """Blank every failing cell; with `margins`, add totals and protect against them."""
-        self.require_checkable(output, policy)
+        report = self.require_checkable(output, policy)
         additive = self.additive(output, margins)
         if additive:
             output = self.with_margins(output, policy)
+            report = self.check(output, policy)
         cells = self.cells_of(output).reset_index(drop=True)
-        failing = self.failing_rules(output, self.check(output, policy), policy)
+        failing = self.failing_rules(output, report, policy)
         primary = np.array([bool(found) for found in failing], dtype=bool)
         hidden = self.secondary(output, policy, failing) if additive else primary
         status = [f"suppressed (primary: {', '.join(found)})" if found else SECONDARY if hide else SHOWN
@@ -262,19 +266,21 @@ class OutputKind:
         earlier = cells[STATUS].astype(str).to_numpy() if STATUS in cells.columns else np.full(len(cells), SHOWN)
         cells[STATUS] = np.where(shown, label, earlier)
         table = self.with_cells(output, cells)
-        failing = self.failing_rules(table, self.check(table, policy), policy)
+        report = self.check(table, policy)
+        failing = self.failing_rules(table, report, policy)
         still = np.array([bool(found) for found in failing], dtype=bool) & shown
         if still.any():
             cells[STATUS] = [f"suppressed (primary: {', '.join(found)})" if stop else status
                              for found, stop, status in zip(failing, still, cells[STATUS])]
             table = self.with_cells(output, blank(cells, self.blanked_columns(output), still))
+            report = self.check(table, policy)
         note = (f"Counts rounded to the nearest multiple of {base} (halves up), so each shown count may differ "
                 f"from the true count by up to {base // 2}.")
         if still.any():
             note += f" {int(still.sum())} rounded count(s) still below {policy.min_frequency} persons were suppressed."
         method = "rounding" if mitigated.method in ("none", "rounding") else f"{mitigated.method} and rounding"
         note = f"{mitigated.note} {note}".strip() if mitigated.method != "none" else note
-        return Mitigated(table, method, note, self.check(table, policy), policy)
+        return Mitigated(table, method, note, report, policy)
 
     def mitigate(self, output: Any, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:
         """What publishing does: suppress what fails, then round the counts if the release rounds."""

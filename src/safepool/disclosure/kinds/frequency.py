@@ -69,18 +69,19 @@ class Frequency(OutputKind):
     def round_counts(self, output: FrequencyTable, policy: DisclosureRules) -> Mitigated:
         """Counts rounded to the nearest multiple of the rounding base instead of suppressed; a
         rounded count that still fails (a base below the minimum frequency) is suppressed."""
-        self.require_checkable(output, policy)
-        return self.rounded(Mitigated(output, "none", "", self.check(output, policy), policy), policy)
+        report = self.require_checkable(output, policy)
+        return self.rounded(Mitigated(output, "none", "", report, policy), policy)
 
     def mitigate(self, output: FrequencyTable, policy: DisclosureRules, *, margins: bool,
                  rounding: bool) -> Mitigated:
         """A release that rounds rounds a frequency table's counts instead of suppressing them."""
         if not rounding:
             return self.suppress(output, policy, margins)
-        self.require_checkable(output, policy)
+        report = self.require_checkable(output, policy)
         if self.additive(output, margins):
             output = self.with_margins(output, policy)
-        return self.rounded(Mitigated(output, "none", "", self.check(output, policy), policy), policy)
+            report = self.check(output, policy)
+        return self.rounded(Mitigated(output, "none", "", report, policy), policy)
 
     def differencing_cells(self, output: FrequencyTable) -> list[FrequencyCells]:
         return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "count")]

@@ -102,9 +102,9 @@ class Rates(OutputKind):
     def suppress(self, output: RateTable, policy: DisclosureRules, margins: bool = True) -> Mitigated:
         """Blank each failing row with the rest of its unit, and a second unit of a partition left
         with one blank unit."""
-        self.require_checkable(output, policy)
+        report = self.require_checkable(output, policy)
         cells = output.cells.reset_index(drop=True)
-        failing = self.failing_rules(output, self.check(output, policy), policy)
+        failing = self.failing_rules(output, report, policy)
         primary = np.array([bool(found) for found in failing], dtype=bool)
         units = cells.groupby(list(output.unit or output.groups), sort=False).indices
         hidden = primary.copy()
