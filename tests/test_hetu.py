@@ -1,7 +1,7 @@
 from hypothesis import given, settings, strategies as st
 from stdnum.fi import hetu as stdnum_hetu
 
-from safepool.identity.hetu import CodeStatus, classify, classify_array
+from safepool.identity.hetu import STATUSES, CodeStatus, classify, classify_array, status_numbers
 from tiny_registers import ANNA, BO, TEMPORARY, WRONG_CHECK, hetu
 
 import pyarrow as pa
@@ -184,3 +184,9 @@ def test_classify_array_agrees_with_classify_code_by_code():
 def test_classify_array_reads_a_slice_of_a_larger_array():
     codes = pa.array(["x", ANNA, WRONG_CHECK, BO, None]).slice(1, 3)
     assert classify_array(codes).column("status").to_pylist() == ["valid", "wrong_check_character", "valid"]
+
+
+def test_status_numbers_are_the_places_of_classify_arrays_statuses():
+    codes = pa.array(codes_near_the_rules(5_000), pa.string())
+    numbers = status_numbers(codes)
+    assert [STATUSES[number].value for number in numbers] == classify_array(codes).column("status").to_pylist()
