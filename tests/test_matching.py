@@ -221,9 +221,10 @@ def test_refinement_features_are_those_of_the_whole_table(monkeypatch):
     import safepool.study.balance_refinement as refinement
 
     rng = np.random.default_rng(5)
-    for values in ([0.0, 1.0], [0.0, -0.0], [2.0], [0.0, 1.0, 2.0], [-0.0, 0.0, 3.5]):
-        column = rng.choice(values, 50)
-        assert refinement.two_valued(column) == (np.unique(column).size <= 2)
+    columns = np.column_stack([rng.choice(values, 50) for values in
+                               ([0.0, 1.0], [0.0, -0.0], [2.0], [0.0, 1.0, 2.0], [-0.0, 0.0, 3.5], [5.0, -1.0])])
+    assert refinement.two_valued(columns).tolist() == [np.unique(c).size <= 2 for c in columns.T]
+    assert refinement.two_valued(columns[:0]).all()
     left, right = rng.normal(size=(200, 3)), rng.normal(size=(200, 2))
     rows = rng.permutation(200)[:150]
     monkeypatch.setattr(refinement, "GATHER_ROWS", 7)  # several blocks, the last one short

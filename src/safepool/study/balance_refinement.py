@@ -24,7 +24,6 @@ from safepool.study.balance import pooled_sd_of
 
 MAX_SWEEPS = 20
 GATHER_ROWS = 65_536  # rows copied at once when the features of the matched atoms are taken out
-PREFIX = 256  # first values two_valued looks at before the whole column
 STOP_GAIN = 0.1  # stop once a sweep gains less than this share of what the first sweep gained
 
 
@@ -37,22 +36,19 @@ def standardise(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
     return z
 
 
-def two_valued(column: np.ndarray) -> bool:
-    """At most two distinct values (as np.unique counts them, without its sort); a column whose
-    first values already differ three ways is told from them alone."""
-    if column.size == 0:
-        return True
-    if column.size > PREFIX and not two_valued(column[:PREFIX]):
-        return False
-    others = column[column != column[0]]
-    return others.size == 0 or bool((others == others[0]).all())
+def two_valued(x: np.ndarray) -> np.ndarray:
+    """Per column, at most two distinct values (as np.unique counts them, without its sort):
+    every value is the column's least or its greatest, compared a row at a time over all columns."""
+    if x.shape[0] == 0:
+        return np.ones(x.shape[1], dtype=bool)
+    return ((x == x.min(axis=0)) | (x == x.max(axis=0))).all(axis=0)
 
 
 def balance_features(x: np.ndarray, is_treated: np.ndarray, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """The covariates and, for the non-binary ones, their squares (so variances are balanced too),
     standardised over all rows; one matrix per array of row numbers in `rows`. Pass x as a
     temporary (nothing else holding it): it is let go as soon as it is standardised."""
-    binary = np.array([two_valued(column) for column in x.T], dtype=bool)
+    binary = two_valued(x)
     z = standardise(x, is_treated)
     del x
     squares = z[:, ~binary]

@@ -379,8 +379,9 @@ def _flow(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd.DataFrame,
     entrants = con.sql(f"""SELECT count(*), count(*) FILTER (WHERE pid IN (SELECT pid FROM {persons}))
                            FROM {ENTRIES} WHERE entry_t BETWEEN {first} AND {last}""").fetchall()[0]
     earlier = con.sql(f"SELECT count(*) FROM {ENTRIES} WHERE entry_t < {first}").fetchall()[0][0]
-    treated = units[units["treated"] == 1]
-    controls = units[units["treated"] == 0]
+    treated = int((units["treated"] == 1).sum())  # counts only: no copy of the units' rows
+    is_control = (units["treated"] == 0).to_numpy()
+    controls, control_persons = int(is_control.sum()), units["pid"][is_control].nunique()
     in_units = units["pid"].nunique()
     rows = [
         ("persons in the population register", population, None, 0, ""),
@@ -392,11 +393,9 @@ def _flow(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd.DataFrame,
         (f"entered the treatment {study.period.start}-{study.period.end}", entrants[0], None, 0, ""),
         ("entrants found in the population register", entrants[1], None, entrants[0] - entrants[1],
          "entrant not in the population register"),
-        ("entrants eligible at their entry quarter (treated units)", len(treated), len(treated),
-         entrants[1] - len(treated), "entrant not eligible at entry (not an immigrant, not living in the area, "
-                                     "or outside the age range)"),
-        ("persons eligible as controls at one or more entry quarters", controls["pid"].nunique(), len(controls),
-         0, ""),
+        ("entrants eligible at their entry quarter (treated units)", treated, treated, entrants[1] - treated,
+         "entrant not eligible at entry (not an immigrant, not living in the area, or outside the age range)"),
+        ("persons eligible as controls at one or more entry quarters", control_persons, controls, 0, ""),
         ("persons who entered the treatment before the period", earlier, None, 0, "excluded from every risk set"),
     ]
     return pd.DataFrame(rows, columns=["step", "persons", "units", "removed", "reason"])
