@@ -144,7 +144,7 @@ def residence_permits(people: People) -> RawTable:
 
 
 def employment(panel: Panel) -> RawTable:
-    t, person = np.nonzero(panel.in_panel.T)
+    t, person = _time.cells_by_quarter(panel.in_panel)
     code = _time.cells(panel.code, person, t)
     codes = {EMPLOYED: "11", UNEMPLOYED: "12", STUDENT: "22", PENSIONER: "24", 29: "29"}
     lookup = np.zeros(30, dtype=np.int32)
@@ -209,7 +209,7 @@ def _months(rng: np.random.Generator, person: np.ndarray, t: np.ndarray, keep: f
 def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Money, Money]:
     """(Kela benefits, city social assistance) as monthly payments."""
     n = people.n
-    t, person = (index.astype(np.int32) for index in np.nonzero(panel.in_panel.T))  # half the memory of int64
+    t, person = _time.cells_by_quarter(panel.in_panel)
     code = _time.cells(panel.code, person, t)
     earn = _time.cells(panel.earnings, person, t)
     age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
@@ -472,14 +472,17 @@ _REHAB[[CHAPTERS.index(c) for c in ("XIII", "VI", "IX", "XIX")]] = [.5, .2, .2, 
 
 
 def social_health(people: People, panel: Panel, rng: np.random.Generator) -> RawTable:
-    t, person = (index.astype(np.int32) for index in np.nonzero(panel.resident.T))  # half the memory of int64
+    t, person = _time.cells_by_quarter(panel.resident)
     age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
     code = _time.cells(panel.code, person, t)
     # the rate built in place, factor by factor: every person-quarter's temporaries cost memory
     rate = np.interp(age, [0, 2, 7, 18, 30, 50, 65, 75, 90], [.5, .25, .12, .1, .1, .12, .18, .28, .4])
-    rate *= np.exp(-0.35 * people.wellbeing[person])
-    rate *= np.where(code == UNEMPLOYED, 1.3, 1.0)
-    rate *= np.where(people.immigrant[person], 0.85, 1.0)
+    wellbeing = people.wellbeing[person]
+    wellbeing *= -0.35
+    rate *= np.exp(wellbeing, out=wellbeing)
+    del wellbeing
+    rate[code == UNEMPLOYED] *= 1.3  # the others times 1.0: the same numbers, without the factor's array
+    rate[people.immigrant[person]] *= 0.85
     del age  # made again for the visits only
     count = rng.poisson(rate)
     del rate

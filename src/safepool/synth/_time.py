@@ -76,6 +76,15 @@ def random_day_between(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray)
     return (lo + np.floor(rng.random(lo.shape) * (hi - lo + 1))).astype(np.int32)
 
 
+def cells_by_quarter(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(quarter, person) of the true cells of a person-by-quarter matrix, quarter by quarter and
+    persons in order within a quarter: np.nonzero(mask.T) as int32, found a quarter at a time so
+    that no pair of int64 arrays over every cell is made (two thirds of the memory, same speed)."""
+    persons = [np.flatnonzero(mask[:, q]).astype(np.int32) for q in range(mask.shape[1])]
+    quarter = np.repeat(np.arange(mask.shape[1], dtype=np.int32), [p.size for p in persons])
+    return quarter, np.concatenate(persons) if persons else np.empty(0, dtype=np.int32)
+
+
 def cells(matrix: np.ndarray, person: np.ndarray, quarter: np.ndarray) -> np.ndarray:
     """matrix[person, quarter] for a person-by-quarter matrix, read through flat indices: cells
     listed quarter by quarter lie a row apart, where a 2-D fancy index costs twice as much."""
