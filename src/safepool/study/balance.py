@@ -80,9 +80,19 @@ def balance_table(df: pd.DataFrame, covariates: Sequence[str], treatment: str = 
                   weights: str | None = None, sd_reference: pd.Series | None = None,
                   smd_limit: float = 0.1, vr_range: tuple[float, float] = (0.5, 2.0)) -> pd.DataFrame:
     """One row per covariate: means, SMD, variance ratio, eCDF mean/max, and pass flags."""
+    covariates = list(covariates)
+    x, treated, w = balance_inputs(df, covariates, treatment, weights)
+    denominators = sd_reference if sd_reference is not None else pd.Series(pooled_sd_of(x, treated),
+                                                                           index=covariates)
+    return _balance_rows(x, treated, w, covariates, denominators, smd_limit, vr_range)
+
+
+def balance_inputs(df: pd.DataFrame, covariates: list[str], treatment: str, weights: str | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The covariates as a matrix, the treatment as booleans and the weights (1 without a column),
+    checked: both arms present, no weight negative."""
     where = "balance input"
     df = require_frame(df, where)
-    covariates = list(covariates)
     require_columns(df, [treatment, *covariates] + ([weights] if weights else []), where)
     treated = treatment_indicator(df, treatment, where)
     if treated.all() or not treated.any():
@@ -91,7 +101,11 @@ def balance_table(df: pd.DataFrame, covariates: Sequence[str], treatment: str = 
     w = numeric_matrix(df, [weights], where)[:, 0] if weights else np.ones(len(df))
     if (w < 0).any():
         raise StudyTableError(where, f"weight column {weights} has negative weights")
-    denominators = sd_reference if sd_reference is not None else pooled_sd(df, covariates, treatment)
+    return x, treated, w
+
+
+def _balance_rows(x: np.ndarray, treated: np.ndarray, w: np.ndarray, covariates: list[str],
+                  denominators: pd.Series, smd_limit: float, vr_range: tuple[float, float]) -> pd.DataFrame:
     rows = []
     for j, name in enumerate(covariates):
         mean_t, var_t = weighted_mean_var(x[treated, j], w[treated])
@@ -129,11 +143,13 @@ class Balance:
         self.weight_col = weight_col
 
     def fit(self, before_df: pd.DataFrame, matched_df: pd.DataFrame) -> "Balance":
-        reference = pooled_sd(require_frame(before_df, "balance input"), self.covariates, self.treatment)
-        settings = dict(covariates=self.covariates, treatment=self.treatment, sd_reference=reference,
-                        smd_limit=self.smd_limit, vr_range=self.vr_range)
-        before = balance_table(before_df, **settings)
-        after = balance_table(matched_df, weights=self.weight_col, **settings)
+        covariates = list(self.covariates)
+        x, treated, w = balance_inputs(before_df, covariates, self.treatment, None)  # once, for the SDs and "before"
+        reference = pd.Series(pooled_sd_of(x, treated), index=covariates)
+        before = _balance_rows(x, treated, w, covariates, reference, self.smd_limit, self.vr_range)
+        del x
+        after = balance_table(matched_df, covariates, self.treatment, weights=self.weight_col, sd_reference=reference,
+                              smd_limit=self.smd_limit, vr_range=self.vr_range)
         self.table_ = pd.concat([before.assign(stage="before"), after.assign(stage="after")], ignore_index=True)
         self.table_ = self.table_[["stage", *before.columns]]
         self.passed_ = bool(after["smd_ok"].all() and after["vr_ok"].fillna(True).all())
