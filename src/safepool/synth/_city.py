@@ -344,15 +344,20 @@ def city_services(people: People, panel: Panel, fam: Families, kids: Childhood, 
            "youth_services")
     # library and culture: a customer group's members by their group (the trait of a lifetime),
     # other adults and children from 3 a little
+    # (the rates are made in place over every person-quarter: each temporary costs 100 MB at 300,000)
     rates = np.array([v[1] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[0]])  # -1 -> last
-    library = np.where(g >= 0, rates[g], np.where(adult, rates[g], np.where(age >= 3, 0.15, 0.0)))
+    library = rates[g]
+    children_in_no_group = ~adult & (g < 0)
+    library[children_in_no_group] = np.where(age[children_in_no_group] >= 3, 0.15, 0.0)
     visits(person, t, library, "library_and_culture")
+    del library
     # adult social work: the group, unemployment, and mothers of children in a crisis
     rates = np.array([v[3] for v in CUSTOMER_GROUPS.values()] + [ADULT_RATES[2]])
-    unemployed = panel.code[panel.resident] == UNEMPLOYED  # the cells of (person, t), in their order
-    social = np.where(adult | (g >= 0), rates[g] + 0.08 * unemployed, 0.0)
+    social = rates[g]
+    social += 0.08 * (panel.code[panel.resident] == UNEMPLOYED)  # the cells of (person, t), in their order
+    social[children_in_no_group] = 0.0
     visits(person, t, social, "adult_social_work")
-    del person, t, age, g, adult, fg, in_crisis, library, social, unemployed
+    del person, t, age, g, adult, fg, in_crisis, social, children_in_no_group
     # mothers' adult social work in their children's crisis quarters
     kid_person, kid_t = kids.person, kids.t
     since = kid_t - kids.crisis[kid_person]
