@@ -14,7 +14,7 @@ except ImportError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from safepool.synth._hetu import take_strings
-from safepool.synth._time import cells_by_quarter
+from safepool.synth._time import cells_by_quarter, count_per_year
 
 
 def test_take_strings_equals_arrow_take_with_a_few_other_widths():
@@ -45,3 +45,11 @@ def test_cells_by_quarter_equals_nonzero_of_the_transpose():
         expected_quarter, expected_person = np.nonzero(mask.T)
         assert quarter.dtype == person.dtype == np.int32
         assert np.array_equal(quarter, expected_quarter) and np.array_equal(person, expected_person)
+
+
+def test_count_per_year_equals_the_sum_over_each_years_quarters():
+    rng = np.random.default_rng(6)
+    quarterly = rng.random((3_000, 64)) < 0.5
+    counted = count_per_year(quarterly)
+    assert np.array_equal(counted, quarterly.reshape(3_000, 16, 4).sum(axis=2))
+    assert np.array_equal(counted * 3.0, quarterly.reshape(3_000, 16, 4).sum(axis=2) * 3.0)

@@ -331,7 +331,7 @@ def income_taxes(people: People, panel: Panel, kela: Money, rng: np.random.Gener
     old = people.birth[:, None] <= Q_END[None, :] - _DAYS_TO_75
     retired = (panel.code == PENSIONER) | (panel.resident & old)
     del old
-    pension = (retired.reshape(n, YEARS, 4).sum(axis=2) * 3.0) * people.pension[:, None]
+    pension = (_time.count_per_year(retired) * 3.0) * people.pension[:, None]
     del retired
     resident_year = _time.any_per_year(panel.resident)
     age_year = (Q_END[3::4][None, :] - people.birth[:, None]) / DAYS_PER_YEAR  # at each year's end

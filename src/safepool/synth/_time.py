@@ -98,3 +98,11 @@ def any_per_year(quarterly: np.ndarray) -> np.ndarray:
     """Whether a person-by-quarter boolean matrix is true in any quarter of each year: a year's
     four flags read as one 32-bit word (any() over an axis of four is forty times slower)."""
     return np.ascontiguousarray(quarterly, dtype=np.bool_).view(np.uint32) != 0
+
+
+def count_per_year(quarterly: np.ndarray) -> np.ndarray:
+    """In how many quarters of each year a person-by-quarter boolean matrix is true: a year's four
+    flags read as one 32-bit word, whose bytes (0 or 1) the product with 0x01010101 adds up in its
+    top byte (a sum over an axis of four is eight times slower)."""
+    words = np.ascontiguousarray(quarterly, dtype=np.bool_).view(np.uint32)
+    return (words * np.uint32(0x01010101)) >> np.uint32(24)
