@@ -255,7 +255,9 @@ class ValueProfile:
                               f"AND NOT coalesce({condition % text}, false)), 0)")
         if not aggregates:
             return {}, {}, {}
-        [counts] = self._con.execute(f"SELECT {', '.join(aggregates)} FROM counted").fetchall()
+        # only the sets of the variables: not the rows of every distinct identity code
+        checked = ", ".join(str(self._grouped_by(name)) for name in self._sets if name != "raw")
+        [counts] = self._con.execute(f"SELECT {', '.join(aggregates)} FROM counted WHERE g IN ({checked})").fetchall()
         unknown_codes = {}
         for i, variable in enumerate(self.categorical):
             rows, distinct = int(counts[2 * i]), int(counts[2 * i + 1])
