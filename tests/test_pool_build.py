@@ -101,6 +101,19 @@ def test_repeated_rows_are_one_pool_row_whatever_the_spelling(workspace):
     assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{quarantine}')").fetchall() == [(2,)]
 
 
+def test_each_register_is_in_the_pool_file_before_the_next_is_read(workspace):
+    """The build keeps no written register in memory or in the write-ahead log while it reads the next
+    one: its table is checkpointed into the pool file first."""
+    files_at_read = []
+
+    def progress(stage, register, rows):
+        if stage == "read" and rows == 0:
+            files_at_read.append(sorted(p.name for p in (workspace.pool_dir / ".builds").glob("*/pool.duckdb*")))
+
+    build_pool(workspace, scope(), progress=progress)
+    assert files_at_read == [["pool.duckdb"]] * len(FULL)
+
+
 def test_other_permit_cannot_link_to_this_one(workspace):
     build_pool(workspace, scope(permit="P-1"))
     build_pool(workspace, scope(permit="P-2"))
