@@ -214,7 +214,10 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     earn = _time.cells(panel.earnings, person, t)
     age = (Q_END[t] - people.birth[person]) / DAYS_PER_YEAR
     imm = people.immigrant[person]
-    yrs = np.where(imm, (Q_END[t] - np.minimum(people.immigration[person], Q_END[t])) / DAYS_PER_YEAR, 99.0)
+    yrs = np.full(person.size, 99.0)  # years in Finland, worked out for the immigrants' cells only
+    end = Q_END[t[imm]]
+    yrs[imm] = (end - np.minimum(people.immigration[person[imm]], end)) / DAYS_PER_YEAR
+    del end
     employed = (panel.code == EMPLOYED).astype(np.int16)
     cs = np.concatenate([np.zeros((n, 1), np.int16), np.cumsum(employed, axis=1, dtype=np.int16)], axis=1)
     del employed
@@ -222,7 +225,6 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     emp8 = _time.cells(cs, person, t)
     del cs
     year = _time.START_YEAR + t // 4
-    daily = 25.63 + (37.21 - 25.63) * (year - _time.START_YEAR) / 15.0
 
     unemployed = code == UNEMPLOYED
     u = rng.random(person.size)
@@ -234,9 +236,10 @@ def payments(people: People, panel: Panel, rng: np.random.Generator) -> tuple[Mo
     kind = np.where(unemployed & ~integ & ~basic & (u < 0.92), 0, kind)
     sel = np.flatnonzero(kind >= 0)
     del unemployed, u, integ, basic, emp8  # the person-quarter arrays go as soon as they are used
+    daily = 25.63 + (37.21 - 25.63) * (year[sel] - _time.START_YEAR) / 15.0  # the paid cells' only
     p1, m1, s1 = _months(rng, person[sel], t[sel], 0.95)
     k1 = kind[sel][s1]
-    a1 = daily[sel][s1] * 21.5 * (0.7 + 0.3 * rng.random(p1.size))
+    a1 = daily[s1] * 21.5 * (0.7 + 0.3 * rng.random(p1.size))
     del kind, daily
 
     # housing allowance: a persistent person-level draw against a state-dependent probability
