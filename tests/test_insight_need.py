@@ -22,7 +22,8 @@ from safepool.disclosure.kinds.rates import RateTable
 from safepool.features import load_features
 from safepool.insight import fairness, need
 from safepool.insight.analysis import InsightContext
-from safepool.insight.need import NeedAnalysis, NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs, select_top
+from safepool.insight.need import (NeedAnalysis, NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs,
+                                   select_top)
 from safepool.insight.model_card import sections, summary_line
 from safepool.insight.report import render_html
 from safepool.insight.run import definitions
