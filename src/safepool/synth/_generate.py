@@ -86,8 +86,8 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
     # each part draws from its own streams, so parts with the same inputs are made side by side, on
     # a second thread (numpy and the random generators release the GIL): the identity codes,
     # families and customer groups while the life courses are simulated here, then the TE events
-    # and the social and health visits (people and panel only) while the childhoods and payments
-    # are made here
+    # (people and panel only) while the childhoods and payments are made here. Not the social and
+    # health visits: their 13M person-quarters beside the payments' raised the peak by 100 MB
     with _one_worker() as early:
         made_ids = early.submit(identities, people, rngs["temporary codes"])
         made_families = early.submit(make_families, people, rngs)
@@ -106,8 +106,6 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
             "employment_services": early.submit(
                 planted, "employment_services",
                 lambda: _registers.employment_services(people, panel, rngs["te"])),
-            "social_health": early.submit(
-                planted, "social_health", lambda: _registers.social_health(people, panel, rngs["visits"])),
         }
         say("families")
         families = made_families.result()
@@ -139,6 +137,7 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
             "income_taxes": lambda: _registers.income_taxes(people, panel, kela, rngs["taxes"]),
             "benefits": lambda: _registers.benefits(kela),
             "skills_centre": lambda: _registers.skills_centre(people, panel, rngs["omnia"]),
+            "social_health": lambda: _registers.social_health(people, panel, rngs["visits"]),
             "social_assistance": lambda: _registers.social_assistance(city, rngs["assistance"]),
             "child_protection": child_protection,
             "city_services": city_services,
