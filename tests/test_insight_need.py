@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fairlearn.metrics import false_negative_rate, false_positive_rate, selection_rate
+from scipy.stats import rankdata
 from sklearn.metrics import brier_score_loss, precision_score, roc_auc_score
 
 from safepool.disclosure import DisclosureRules, kind_of
@@ -69,6 +70,11 @@ def test_auc_brier_and_selection_on_known_cases():
     assert fast_auc(y, score) == pytest.approx(roc_auc_score(y, score))
     assert fast_auc(y, np.array([0.5] * 6)) == pytest.approx(0.5)  # ties share their rank
     assert fast_auc(np.array([0, 1]), np.array([0.2, 0.7])) == 1.0
+    rng = np.random.default_rng(3)  # with many ties: exactly the AUC of each positive's mean rank
+    for digits in (1, 2, 6):
+        y, score = rng.random(5000) < 0.1, np.round(rng.random(5000), digits)
+        n1 = int(y.sum())
+        assert fast_auc(y, score) == (rankdata(score)[y].sum() - n1 * (n1 + 1) / 2) / (n1 * (5000 - n1))
     assert 0 < hanley_mcneil(0.8, np.array([1] * 30 + [0] * 300)) < 0.1
     assert select_top(np.array([0.1, 0.9, 0.5, 0.9, 0.2]), 0.2).tolist() == [False, True, False, True, False]
     assert select_top(np.array([0.1, 0.2]), 0.1).sum() == 0

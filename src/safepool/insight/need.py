@@ -356,13 +356,20 @@ def fit(units: Units, predictors: list[str], settings: NeedSettings, seed: int, 
 
 
 def fast_auc(y: np.ndarray, score: np.ndarray) -> float:
-    """The area under the ROC curve from the ranks of the scores (ties share their rank)."""
-    from scipy.stats import rankdata
+    """The area under the ROC curve from the ranks of the scores (ties share their mean rank).
 
+    One sort, then each run of equal scores counted once: its mean rank times its positives. The
+    permutation importance asks for it eighty times; every term is a multiple of 1/2, so the sum is
+    exact and the same as summing each positive's rank."""
     y = np.asarray(y, dtype=bool)
     n1, n0 = int(y.sum()), int((~y).sum())
-    ranks = rankdata(score)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    order = np.argsort(score)
+    ordered = np.asarray(score)[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], ordered.size]
+    positives = np.add.reduceat(y[order].astype(np.int64), starts)
+    rank_sum = float(((starts + ends + 1) / 2 * positives).sum())
+    return float((rank_sum - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 def permutation_importance(pipeline: Any, x: pd.DataFrame, y: np.ndarray, predictors: list[str], repeats: int,
