@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -83,11 +83,11 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
 
     say("people")
     people = make_people(rngs, persons, params)
-    # each part draws from its own streams, so parts with the same inputs are made side by side, on
-    # a second thread (numpy and the random generators release the GIL): the identity codes,
-    # families and customer groups while the life courses are simulated here, then the TE events
-    # (people and panel only) while the childhoods and payments are made here. Not the social and
-    # health visits: their 13M person-quarters beside the payments' raised the peak by 100 MB
+    # each part draws from its own streams, so parts with the same inputs can be made side by side:
+    # the identity codes, families and customer groups on a second thread (numpy and the random
+    # generators release the GIL) while the life courses are simulated here. Registers are not
+    # made so: at 300,000 persons the TE events beside the payments raised the peak by 70-100 MB,
+    # the social and health visits by 100-200 MB
     with _one_worker() as early:
         made_ids = early.submit(identities, people, rngs["temporary codes"])
         made_families = early.submit(make_families, people, rngs)
@@ -102,11 +102,6 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
             return plant(build(), people, ids, params.fault_rates.get(name, {}), rngs[f"faults {name}"],
                          missing_candidates=known if name == "population" else None)
 
-        ahead: dict[str, Future[tuple[pa.Table, pa.Table]]] = {
-            "employment_services": early.submit(
-                planted, "employment_services",
-                lambda: _registers.employment_services(people, panel, rngs["te"])),
-        }
         say("families")
         families = made_families.result()
         say("childhoods")
@@ -136,6 +131,7 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
             "education": lambda: _registers.education(people),
             "income_taxes": lambda: _registers.income_taxes(people, panel, kela, rngs["taxes"]),
             "benefits": lambda: _registers.benefits(kela),
+            "employment_services": lambda: _registers.employment_services(people, panel, rngs["te"]),
             "skills_centre": lambda: _registers.skills_centre(people, panel, rngs["omnia"]),
             "social_health": lambda: _registers.social_health(people, panel, rngs["visits"]),
             "social_assistance": lambda: _registers.social_assistance(city, rngs["assistance"]),
@@ -147,7 +143,7 @@ def generate(persons: int = 30_000, seed: int = 1, clients_per_year: int | None 
         fault_tables: list[pa.Table] = []
         for name in REGISTER_NAMES:
             say(f"register {name}")
-            table, faults = ahead.pop(name).result() if name in ahead else planted(name, raws[name])
+            table, faults = planted(name, raws[name])
             row_counts[name] = table.num_rows
             if sink is None:
                 tables[name] = table
