@@ -19,14 +19,19 @@ def test_the_engine_starts_in_a_thread_and_draws_afterwards() -> None:
                                                  "encoding": {"x": {"field": "a", "type": "quantitative"}}})
 
 
-def test_a_failing_start_is_left_to_the_first_real_chart(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("part, target", [("engine", "vegalite_to_svg"), ("pdf renderer", "import_module")])
+def test_a_part_that_fails_to_start_is_left_to_its_first_real_use(monkeypatch: pytest.MonkeyPatch, part: str,
+                                                                   target: str) -> None:
+    """A chart engine that fails to start is left to the first real chart, a PDF renderer that
+    fails to load to the first PDF: the thread raises nothing."""
     seen: list[BaseException] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
 
-    def broken(_spec: object) -> str:
-        raise RuntimeError("engine missing")
+    def broken(_argument: object) -> None:
+        raise RuntimeError(f"{part} missing")
 
-    monkeypatch.setattr(chart_engine.vl_convert, "vegalite_to_svg", broken)
+    module = chart_engine.vl_convert if part == "engine" else chart_engine.importlib
+    monkeypatch.setattr(module, target, broken)
     chart_engine.start_chart_engine().join(timeout=60)
     assert seen == []
 
@@ -49,15 +54,3 @@ def test_the_thread_loads_the_pdf_renderer_after_the_engine(monkeypatch: pytest.
     monkeypatch.setattr(chart_engine.importlib, "import_module", lambda name: done.append(name))
     chart_engine.start_chart_engine().join(timeout=60)
     assert done == ["engine", "weasyprint"]
-
-
-def test_a_pdf_renderer_that_fails_to_load_is_left_to_the_first_pdf(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[BaseException] = []
-    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
-
-    def broken(_name: str) -> None:
-        raise OSError("pango missing")
-
-    monkeypatch.setattr(chart_engine.importlib, "import_module", broken)
-    chart_engine.start_chart_engine().join(timeout=60)
-    assert seen == []

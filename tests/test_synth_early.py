@@ -18,22 +18,15 @@ from safepool.synth import _generate, _registers, generate
 
 def test_codes_and_families_are_made_on_another_thread_registers_here(monkeypatch):
     made_on: dict[str, int] = {}
-    for name in ("employment_services", "benefits"):
-        real = getattr(_registers, name)
+    for module, names in ((_registers, ("employment_services", "benefits")), (_generate, ("identities", "make_families"))):
+        for name in names:
+            real = getattr(module, name)
 
-        def spy(*args, _real=real, _name=name):
-            made_on[_name] = threading.get_ident()
-            return _real(*args)
+            def spy(*args, _real=real, _name=name):
+                made_on[_name] = threading.get_ident()
+                return _real(*args)
 
-        monkeypatch.setattr(_registers, name, spy)
-    for name in ("identities", "make_families"):
-        real = getattr(_generate, name)
-
-        def spy(*args, _real=real, _name=name):
-            made_on[_name] = threading.get_ident()
-            return _real(*args)
-
-        monkeypatch.setattr(_generate, name, spy)
+            monkeypatch.setattr(module, name, spy)
     synthetic = generate(persons=600, seed=3)
     main = threading.get_ident()
     assert made_on["benefits"] == main and made_on["employment_services"] == main
