@@ -80,6 +80,11 @@ class _Extension:
     weight: np.ndarray    # float64, each incoming entry's weight
 
 
+def _remembered(name: str) -> property:
+    """The remembered entries' column `name`, without the buffers' room to grow."""
+    return property(lambda memory: memory._entries[name][:memory._kept])
+
+
 class LedgerMemory:
     """Remembered entries (cell, person, whether it counts, weight) and each person's first value,
     pattern and count."""
@@ -102,21 +107,10 @@ class LedgerMemory:
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # persons in order, and where each is
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
 
-    @property
-    def cell(self) -> np.ndarray:
-        return self._entries["cell"][:self._kept]
-
-    @property
-    def person(self) -> np.ndarray:
-        return self._entries["person"][:self._kept]
-
-    @property
-    def counts(self) -> np.ndarray:
-        return self._entries["counts"][:self._kept]
-
-    @property
-    def weight(self) -> np.ndarray:
-        return self._entries["weight"][:self._kept]
+    cell = _remembered("cell")
+    person = _remembered("person")
+    counts = _remembered("counts")
+    weight = _remembered("weight")
 
     def _append(self, **columns: np.ndarray) -> None:
         """Add entries at the end of the buffers (grown by a quarter more than needed when full)."""
