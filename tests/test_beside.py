@@ -57,7 +57,7 @@ def test_a_failure_here_stops_the_work_beside(tmp_path):
 
 def test_the_callers_script_is_not_run_again_in_the_child(tmp_path):
     """A script without a `__main__` guard: spawn would run it again in the child (and, for the
-    demo, empty the workspace being built); the work beside runs in a fresh interpreter instead."""
+    demo, empty the workspace being built); the work beside runs in a forked copy instead."""
     runs = tmp_path / "runs"
     script = tmp_path / "unguarded.py"
     script.write_text(
@@ -72,18 +72,40 @@ def test_the_callers_script_is_not_run_again_in_the_child(tmp_path):
     assert runs.read_text() == "ran\n"
 
 
-def test_an_interpreter_made_ready_early_runs_the_function_when_given_its_arguments():
+def test_a_child_made_ready_early_runs_the_function_when_given_its_arguments():
     with Beside() as beside:
         ready = beside.ready(own_pid)
-        time.sleep(0.2)  # this process works meanwhile; the child imports this module
+        time.sleep(0.2)  # this process works meanwhile
         assert ready.start(0).result() != os.getpid()
 
 
-def test_an_interpreter_made_ready_and_never_started_is_stopped():
-    """The demo makes the city's interpreter ready before synthesis; a synthesis that fails leaves
-    no interpreter waiting."""
+def test_a_child_made_ready_and_never_started_is_stopped():
+    """The demo makes the city's process ready before synthesis; a synthesis that fails leaves
+    no process waiting."""
     with Beside() as beside:
         beside.ready(own_pid)
         child = beside._started[0]._process
         assert child.poll() is None
     assert child.returncode is not None
+
+
+def test_the_child_starts_with_what_this_process_imported_and_leaves_its_exit_handlers_alone(tmp_path):
+    """Forked, the child has every module imported here without importing it again, and it ends
+    without running this process's exit handlers (which would, say, remove a temporary folder of
+    this process's twice)."""
+    marker = tmp_path / "exit-handler-ran"
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import atexit, sys, wave\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
+        "from safepool.beside import Beside\n"
+        "from test_beside import imported_here\n"
+        "with Beside() as beside:\n"
+        "    assert beside.start(imported_here, 'wave').result() is True\n")
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+    assert marker.read_text() == "ran\n"  # once: in the parent only
+
+
+def imported_here(module: str) -> bool:
+    return module in sys.modules

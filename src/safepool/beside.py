@@ -1,15 +1,18 @@
 """Work that runs in a process of its own beside this one, on the machine's other cores.
 
 Python runs one thread of Python at a time, so independent work (the demo's second permit, with
-its own people) goes to a fresh interpreter (`python -m safepool.beside`). It is given the
-function and its arguments, pickled, on a pipe, and gives back its result or its error the same
-way. Importing safepool's analyses costs a fresh interpreter several seconds of CPU, so the
-interpreter can be made `ready` early, importing the function's module while this process does
-other work, and be given the arguments once they exist. It never imports the caller's script:
-multiprocessing's "spawn" does, and a script without an `if __name__ == "__main__"` guard would
-then run again in the child (for the demo: empty the workspace the study is building in). Its result, or its error, is taken with `result()`;
-leaving the block before that stops the process, so a failure here never leaves work running
-behind it.
+its own people) goes to a child process. The child is forked from this one: it starts with every
+module this process has imported, where a fresh interpreter would spend several seconds of CPU
+importing safepool's analyses again (at the demo's size, a tenth of all the CPU it uses). It is
+made `ready` early, before this process opens databases or starts threads of its own, so it
+inherits no connection, lock or worker that it could trip over; it then waits for its function's
+arguments on a pipe, runs it, and gives back its result or its error, pickled, on another pipe.
+Nothing is imported or run again in the child: the caller's script is not re-run (as
+multiprocessing's "spawn" would do to a script without an `if __name__ == "__main__"` guard, and
+for the demo empty the workspace the study is building in). The child ends with `os._exit`, so
+none of this process's exit handlers (temporary folders, open files) runs twice. Its result, or
+its error, is taken with `result()`; leaving the block before that stops the child, so a failure
+here never leaves work running behind it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
-import subprocess
+import signal
 import sys
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -25,10 +28,34 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+class Child:
+    """A forked process, waited for once (its exit code kept)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        if self.returncode is None:
+            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+
+
 class Started(Generic[T]):
     """A function running beside this process."""
 
-    def __init__(self, process: subprocess.Popen, answer: int) -> None:
+    def __init__(self, process: Child, answer: int) -> None:
         self._process, self._answer = process, answer
         self._taken = False
 
@@ -47,8 +74,7 @@ class Started(Generic[T]):
         return value
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
+        self._process.kill()
         self._process.wait()
         if not self._taken:  # the answer's end of the pipe, never read
             self._taken = True
@@ -56,24 +82,27 @@ class Started(Generic[T]):
 
 
 class Ready(Generic[T]):
-    """A fresh interpreter that has imported (or is importing) a function's module and waits for
-    its arguments."""
+    """A child process, forked now, that imports the modules named in `preload` and waits for its
+    function's arguments."""
 
     def __init__(self, function: Callable[..., T], started: list[Started], preload: tuple[str, ...] = ()) -> None:
         self._function = function
-        self._answer, child_end = os.pipe()
-        environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        command = [sys.executable, "-m", "safepool.beside", str(child_end), function.__module__, *preload]
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, pass_fds=(child_end,), env=environment)
-        os.close(child_end)
-        self._started: Started[T] = Started(self._process, self._answer)
+        self._answer, child_answer = os.pipe()
+        child_arguments, self._arguments = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(self._answer)
+            os.close(self._arguments)
+            _child(function, child_arguments, child_answer, preload)  # never returns
+        os.close(child_answer)
+        os.close(child_arguments)
+        self._started: Started[T] = Started(Child(pid), self._answer)
         started.append(self._started)  # stopped on leaving the block, whether given its arguments or not
 
     def start(self, *args: Any) -> Started[T]:
         """Run the function on `args` (picklable); once only."""
-        assert self._process.stdin is not None
-        with self._process.stdin:
-            self._process.stdin.write(pickle.dumps((self._function, args)))
+        with os.fdopen(self._arguments, "wb") as arguments:
+            arguments.write(pickle.dumps(args))
         return self._started
 
 
@@ -84,12 +113,12 @@ class Beside:
         self._started: list[Started] = []
 
     def ready(self, function: Callable[..., T], preload: tuple[str, ...] = ()) -> Ready[T]:
-        """A new interpreter that imports `function`'s module (and the modules named in `preload`,
-        which it imports only when running) now, and runs it when `start`ed."""
+        """A child forked now, which imports the modules named in `preload` while this process goes
+        on, and runs `function` when `start`ed."""
         return Ready(function, self._started, preload)
 
     def start(self, function: Callable[..., T], *args: Any) -> Started[T]:
-        """Run `function(*args)` (both picklable, the function importable) in a new interpreter."""
+        """Run `function(*args)` (the arguments picklable) in a child forked now."""
         return self.ready(function).start(*args)
 
     def __enter__(self) -> Beside:
@@ -100,16 +129,29 @@ class Beside:
             started.stop()  # done by now unless this process failed first: then it stops too
 
 
-def _serve(answer_fd: int, modules: list[str]) -> None:
-    """The child's side: import the function's module and the preloaded ones, then run the function
-    read from stdin and write (done, result or error) back. A caller that ends before sending
-    leaves stdin empty: the child then ends too."""
-    for module in modules:
-        importlib.import_module(module)
+def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, preload: tuple[str, ...]) -> None:
+    """The child's side: fresh standard streams (a thread of the parent may have held the old ones'
+    locks at the fork), import the preloaded modules, then run the function on the arguments read
+    from the pipe and write (done, result or error) back. A caller that ends before sending closes
+    the pipe empty: the child then ends too."""
+    code = 1
     try:
-        function, args = pickle.load(sys.stdin.buffer)
-    except EOFError:
-        return
+        sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115 (ends with the child)
+        sys.stderr = open(os.dup(2), "w", buffering=1, closefd=True)  # noqa: SIM115
+        for module in preload:
+            importlib.import_module(module)
+        with os.fdopen(arguments_fd, "rb") as arguments:
+            given = arguments.read()
+        if given:
+            _answer(answer_fd, function, pickle.loads(given))
+        code = 0
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(code)
+
+
+def _answer(answer_fd: int, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         outcome: tuple[bool, Any] = (True, function(*args))
     except Exception as error:  # noqa: BLE001 (handed to the caller, raised there)
@@ -120,7 +162,3 @@ def _serve(answer_fd: int, modules: list[str]) -> None:
         payload = pickle.dumps((False, RuntimeError(f"the work beside failed: {type(outcome[1]).__name__}")))
     with os.fdopen(answer_fd, "wb") as answer:
         answer.write(payload)
-
-
-if __name__ == "__main__":
-    _serve(int(sys.argv[1]), sys.argv[2:])

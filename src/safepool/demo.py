@@ -264,15 +264,16 @@ def run_demo(
     """The whole path on synthetic Espoo (see the module docstring); `city` adds the city's own
     use, run beside the study in a process of its own (its permit and the shipped insight files)."""
     notify = progress or (lambda stage, register, rows: None)
-    fresh_folder(path)
-    Workspace.init(path)
-    (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
     with Beside() as beside, ThreadPoolExecutor(1) as in_background, \
             ThreadPoolExecutor(len(HOLDER_STEWARDS)) as holders_checking:
-        # the city's interpreter imports safepool's analyses (seconds of CPU) while synthesis runs,
-        # and so are the users added (argon2 hashes with the GIL released)
+        # the city's process is forked first, before this one opens the workspace or starts a
+        # thread, and loads the PDF renderer while synthesis runs
         city_ready = beside.ready(city_in_own_process, preload=CITY_PRELOAD) if city else None
+        fresh_folder(path)
+        Workspace.init(path)
+        (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
         workspace = Workspace.open(path)
+        # the users are added (argon2 hashes with the GIL released) while synthesis runs
         users = in_background.submit(add_users, workspace)
         registers = synthesise(path, persons=persons, seed=seed,
                                progress=lambda stage: notify(stage, "synthetic Espoo", 0))
