@@ -29,8 +29,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from safepool.demo import DEMO_PERMIT, HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, demo_request, make_users, \
-    release_data
+from safepool.demo import DEMO_PERMIT, HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, demo_request
+from safepool.demo_people import make_users, release_data
 from safepool.pool.access import POOL_FILE
 from safepool.session import connect
 from safepool.synth.load import synthesise

@@ -109,3 +109,17 @@ def test_the_child_starts_with_what_this_process_imported_and_leaves_its_exit_ha
 
 def imported_here(module: str) -> bool:
     return module in sys.modules
+
+
+def count_to(n: int, *, progress) -> int:
+    for step in range(n):
+        progress(f"step {step}")
+    return n
+
+
+def test_progress_messages_reach_this_process_in_order_before_the_result():
+    heard: list[str] = []
+    with Beside() as beside:
+        ready = beside.ready(count_to, on_progress=heard.append)
+        assert ready.start(3).result() == 3
+    assert heard == ["step 0", "step 1", "step 2"]

@@ -12,7 +12,8 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_info
 
-from safepool.demo import HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, make_users, release_data
+from safepool.demo import HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS
+from safepool.demo_people import make_users, release_data
 from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance

@@ -23,7 +23,7 @@ import pickle
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -55,21 +55,28 @@ class Child:
 class Started(Generic[T]):
     """A function running beside this process."""
 
-    def __init__(self, process: Child, answer: int) -> None:
-        self._process, self._answer = process, answer
+    def __init__(self, process: Child, answer: int, on_progress: Callable[[Any], None] | None = None) -> None:
+        self._process, self._answer, self._on_progress = process, answer, on_progress
         self._taken = False
 
     def result(self) -> T:
-        """Wait for it; its own exception is raised here."""
+        """Wait for it, handing each progress message it sends meanwhile to `on_progress`; its own
+        exception is raised here."""
         self._taken = True
         with os.fdopen(self._answer, "rb") as answer:
-            payload = answer.read()
+            while True:
+                try:
+                    kind, value = pickle.load(answer)
+                except EOFError:
+                    self._process.wait()
+                    raise RuntimeError(f"the work beside this process ended without an answer (exit code "
+                                       f"{self._process.returncode})") from None
+                if kind != _PROGRESS:
+                    break
+                if self._on_progress is not None:
+                    self._on_progress(value)
         self._process.wait()
-        if not payload:
-            raise RuntimeError(f"the work beside this process ended without an answer (exit code "
-                               f"{self._process.returncode})")
-        done, value = pickle.loads(payload)
-        if not done:
+        if kind == _FAILED:
             raise value
         return value
 
@@ -83,26 +90,27 @@ class Started(Generic[T]):
 
 class Ready(Generic[T]):
     """A child process, forked now, that imports the modules named in `preload` and waits for its
-    function's arguments."""
+    function's arguments. With `on_progress`, the function is also given `progress=`, a callable
+    whose messages reach `on_progress` in this process while it waits for the result."""
 
-    def __init__(self, function: Callable[..., T], started: list[Started], preload: tuple[str, ...] = ()) -> None:
-        self._function = function
+    def __init__(self, function: Callable[..., T], started: list[Started], preload: tuple[str, ...] = (),
+                 on_progress: Callable[[Any], None] | None = None) -> None:
         self._answer, child_answer = os.pipe()
         child_arguments, self._arguments = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(self._answer)
             os.close(self._arguments)
-            _child(function, child_arguments, child_answer, preload)  # never returns
+            _child(function, child_arguments, child_answer, preload, on_progress is not None)  # never returns
         os.close(child_answer)
         os.close(child_arguments)
-        self._started: Started[T] = Started(Child(pid), self._answer)
+        self._started: Started[T] = Started(Child(pid), self._answer, on_progress)
         started.append(self._started)  # stopped on leaving the block, whether given its arguments or not
 
-    def start(self, *args: Any) -> Started[T]:
-        """Run the function on `args` (picklable); once only."""
+    def start(self, *args: Any, **kwargs: Any) -> Started[T]:
+        """Run the function on `args` and `kwargs` (picklable); once only."""
         with os.fdopen(self._arguments, "wb") as arguments:
-            arguments.write(pickle.dumps(args))
+            arguments.write(pickle.dumps((args, kwargs)))
         return self._started
 
 
@@ -112,14 +120,15 @@ class Beside:
     def __init__(self) -> None:
         self._started: list[Started] = []
 
-    def ready(self, function: Callable[..., T], preload: tuple[str, ...] = ()) -> Ready[T]:
+    def ready(self, function: Callable[..., T], preload: tuple[str, ...] = (),
+              on_progress: Callable[[Any], None] | None = None) -> Ready[T]:
         """A child forked now, which imports the modules named in `preload` while this process goes
-        on, and runs `function` when `start`ed."""
-        return Ready(function, self._started, preload)
+        on, and runs `function` when `start`ed (see Ready for `on_progress`)."""
+        return Ready(function, self._started, preload, on_progress)
 
-    def start(self, function: Callable[..., T], *args: Any) -> Started[T]:
-        """Run `function(*args)` (the arguments picklable) in a child forked now."""
-        return self.ready(function).start(*args)
+    def start(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Started[T]:
+        """Run `function(*args, **kwargs)` (the arguments picklable) in a child forked now."""
+        return self.ready(function).start(*args, **kwargs)
 
     def __enter__(self) -> Beside:
         return self
@@ -129,11 +138,15 @@ class Beside:
             started.stop()  # done by now unless this process failed first: then it stops too
 
 
-def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, preload: tuple[str, ...]) -> None:
+_PROGRESS, _DONE, _FAILED = "progress", "done", "failed"
+
+
+def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, preload: tuple[str, ...],
+           reports_progress: bool) -> None:
     """The child's side: fresh standard streams (a thread of the parent may have held the old ones'
     locks at the fork), import the preloaded modules, then run the function on the arguments read
-    from the pipe and write (done, result or error) back. A caller that ends before sending closes
-    the pipe empty: the child then ends too."""
+    from the pipe and write its progress messages and then (done, result) or (failed, error) back.
+    A caller that ends before sending closes the pipe empty: the child then ends too."""
     code = 1
     try:
         sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115 (ends with the child)
@@ -143,7 +156,8 @@ def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, prel
         with os.fdopen(arguments_fd, "rb") as arguments:
             given = arguments.read()
         if given:
-            _answer(answer_fd, function, pickle.loads(given))
+            with os.fdopen(answer_fd, "wb", buffering=0) as answer:
+                _answer(answer, function, *pickle.loads(given), reports_progress)
         code = 0
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -151,14 +165,18 @@ def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, prel
         os._exit(code)
 
 
-def _answer(answer_fd: int, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _answer(answer: BinaryIO, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+            reports_progress: bool) -> None:
+    def send(frame: tuple[str, Any]) -> None:
+        answer.write(pickle.dumps(frame))
+
+    if reports_progress:
+        kwargs = {**kwargs, "progress": lambda message: send((_PROGRESS, message))}
     try:
-        outcome: tuple[bool, Any] = (True, function(*args))
+        outcome: tuple[str, Any] = (_DONE, function(*args, **kwargs))
     except Exception as error:  # noqa: BLE001 (handed to the caller, raised there)
-        outcome = (False, error)
+        outcome = (_FAILED, error)
     try:
-        payload = pickle.dumps(outcome)
+        send(outcome)
     except Exception:  # noqa: BLE001 (an error that does not pickle is named by its type)
-        payload = pickle.dumps((False, RuntimeError(f"the work beside failed: {type(outcome[1]).__name__}")))
-    with os.fdopen(answer_fd, "wb") as answer:
-        answer.write(payload)
+        send((_FAILED, RuntimeError(f"the work beside failed: {type(outcome[1]).__name__}")))

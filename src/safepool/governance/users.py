@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import re
 from dataclasses import dataclass
-from enum import StrEnum
 
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Boolean, Column, Connection, Engine, ForeignKey, String, Table, and_, insert, or_, select
@@ -29,26 +28,10 @@ from sqlalchemy import Boolean, Column, Connection, Engine, ForeignKey, String, 
 from safepool.faults import Conflict, Invalid, NotFound, Refused
 from safepool.governance.audit import AuditLog, audit_records
 from safepool.governance.db import metadata
+from safepool.governance.roles import ManagerFunction, Role
 from safepool.governance.settings import GovernanceSettings
 
 _NAME = re.compile(r"^[a-z][a-z0-9._-]{1,39}$")
-
-
-class Role(StrEnum):
-    steward = "steward"
-    analyst = "analyst"
-    checker = "checker"
-    approver = "approver"
-    manager = "manager"
-    admin = "admin"
-
-
-class ManagerFunction(StrEnum):
-    """Which management body a manager speaks for when a permit is routed upwards."""
-
-    branch_management = "branch_management"
-    city_management = "city_management"
-    data_protection_officer = "data_protection_officer"
 
 
 users_table = Table(
