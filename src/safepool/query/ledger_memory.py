@@ -65,6 +65,16 @@ def _weights(value: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return counts, weight + 0.0
 
 
+def _merged(persons_sorted: tuple[np.ndarray, np.ndarray], persons: np.ndarray, known: int
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The persons in order and where each is, from those of the first `known` persons with the
+    others merged in: what sorting all of them gives (persons are distinct), without sorting them."""
+    ordered, order = persons_sorted
+    fresh = np.argsort(persons[known:])
+    at = np.searchsorted(ordered, persons[known:][fresh])
+    return np.insert(ordered, at, persons[known:][fresh]), np.insert(order, at, known + fresh)
+
+
 @dataclass
 class _Extension:
     """The persons' state with some incoming entries added (not yet remembered)."""
@@ -212,9 +222,10 @@ class LedgerMemory:
             self.counts[extension.restarted[self.person]] = False
         self._append(cell=cell[order], person=extension.index[order], counts=extension.counts[order],
                      weight=extension.weight[order])
+        if self._sorted is not None and len(extension.persons) > len(self.persons):
+            self._sorted = _merged(self._sorted, extension.persons, len(self.persons))
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count, self.sumsq = extension.pattern, extension.count, extension.sumsq
-        self._sorted = None
 
     def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
                 sums: np.ndarray | None = None) -> PersonClasses:
@@ -243,12 +254,11 @@ class LedgerMemory:
             taken &= ~extension.restarted[self.person]
         old = np.flatnonzero(taken)
         new = np.flatnonzero(chosen[extension.index] & extension.counts)
+        if sums is not None and len(sums):  # incoming cells: the remembered entries hold no sums
+            new = new[~np.isin(cell[new], np.asarray(sums, dtype=np.int64))]
         entry_class = np.concatenate([of_person[self.person[old]], of_person[extension.index[new]]])
         entry_cell = np.concatenate([self.cell[old], cell[new]])
         weight = np.concatenate([self.weight[old], extension.weight[new]])
-        if sums is not None and len(sums):
-            kept = ~np.isin(entry_cell, np.asarray(sums, dtype=np.int64))
-            entry_class, entry_cell, weight = entry_class[kept], entry_cell[kept], weight[kept]
         return PersonClasses(entry_class, entry_cell, weight, size, np.sqrt(extension.sumsq[representative]))
 
 
