@@ -73,3 +73,19 @@ def test_running_out_of_memory_is_refused_without_the_engines_words():
         with pytest.raises(QueryRefused, match="more memory than the policy's budget") as refusal:
             budget.run("select the rows", "SELECT 1")
     assert "12345" not in str(refusal.value)
+
+
+def test_arrays_are_stopped_by_the_time_budget_and_fail_without_the_engines_words():
+    """The contributions are read through a relation: the timer still interrupts it, and an error
+    met while the rows stream in is refused like one met when the statement starts."""
+    con = duckdb.connect()
+    try:
+        with Budget(con, 0.1) as budget, pytest.raises(QueryRefused, match="longer than the policy's budget"):
+            budget.arrays("read the rows", "SELECT sum(hash(i * j)) AS s FROM range(200000000) t(i), range(4) u(j)")
+        with Budget(con, 10) as budget:
+            assert budget.arrays("read the rows", "SELECT range AS i FROM range(3)")["i"].tolist() == [0, 1, 2]
+            with pytest.raises(QueryRefused, match="could not read the rows") as refusal:
+                budget.arrays("read the rows", "SELECT CAST('12345x' AS INTEGER) AS i FROM range(3)")
+        assert "12345" not in str(refusal.value)
+    finally:
+        con.close()
