@@ -345,18 +345,17 @@ def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[
     rows in one of its cells, the sum over those cells of the person's part: (entry, person, sum)
     per entry, sorted by person. The rows are sorted by cell and person once: an entry of one cell
     is a slice of them; an entry of several cells is added up by counting on each person's rank
-    among all persons, in the order of its cells (no sort per entry)."""
-    by_person = np.argsort(np.asarray(rows["person"], dtype=np.uint64))
-    person = np.asarray(rows["person"], dtype=np.uint64)[by_person]
+    among all persons, in the order of its cells (no sort per entry). Only the parts some entry
+    needs are put in that order."""
+    by_person, person = _by_person(np.asarray(rows["person"], dtype=np.uint64))
     first = np.r_[True, person[1:] != person[:-1]] if len(person) else np.empty(0, dtype=bool)
     distinct = person[first]
-    rank = np.empty(len(person), dtype=np.int64)
-    rank[by_person] = np.cumsum(first) - 1
-    cell = np.asarray(rows["cell"], dtype=np.int64)
+    cell = np.asarray(rows["cell"], dtype=np.int64)[by_person]
     narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
-    order = by_person[np.argsort(narrow[by_person], kind="stable")]  # by cell, then person (a pair occurs once)
-    cell, rank = cell[order], rank[order]
-    values = [np.asarray(rows["value"], dtype=np.float64)[order], np.asarray(rows["rows"], dtype=np.float64)[order]]
+    then = np.argsort(narrow, kind="stable")  # by cell, then person (a pair occurs once)
+    order, cell, rank = by_person[then], cell[then], (np.cumsum(first) - 1)[then]
+    values = {part: np.asarray(rows[name], dtype=np.float64)[order]
+              for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
     highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
     bounds = np.searchsorted(cell, np.arange(highest + 2))
     found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -366,11 +365,29 @@ def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[
             who, total = distinct[rank[taken]], values[part][taken]
         else:
             taken = np.concatenate([np.arange(bounds[n], bounds[n + 1]) for n in numbers] or [np.empty(0, np.int64)])
-            present = np.flatnonzero(np.bincount(rank[taken], minlength=len(distinct)))
+            ranks = rank[taken]
+            seen = np.zeros(len(distinct), dtype=bool)
+            seen[ranks] = True
+            present = np.flatnonzero(seen)
             who = distinct[present]
-            total = np.bincount(rank[taken], weights=values[part][taken], minlength=len(distinct))[present]
+            total = np.bincount(ranks, weights=values[part][taken], minlength=len(distinct))[present]
         found.append((np.full(len(who), entry, dtype=np.int64), who, total))
     return found
+
+
+def _by_person(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order of the rows by person (rows of one person in any order) and the persons in it.
+    NumPy sorts plain numbers several times faster than it finds their order, so each row's number
+    replaces the low bits of its person and the numbers are sorted; persons equal in the bits kept
+    can come out of order, and then (rarely) the order is found by `argsort`."""
+    bits = max(int(len(person) - 1).bit_length(), 1)
+    low = np.uint64(2**bits - 1)
+    order = (np.sort((person & ~low) | np.arange(len(person), dtype=np.uint64)) & low).astype(np.int64)
+    ordered = person[order]
+    if not np.all(ordered[1:] >= ordered[:-1]):
+        order = np.argsort(person)
+        ordered = person[order]
+    return order, ordered
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:

@@ -1,0 +1,63 @@
+"""The engine's per-entry contributions (`_entry_rows`) against a plain sum per person, and the
+order by person it starts from (`_by_person`), on its fast path and its fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from safepool.query.engine import _by_person, _entry_rows
+
+
+def _plain(rows: dict[str, np.ndarray], entry: int, part: int, numbers: list[int]):
+    """(entry, person, sum) of one entry, person by person in plain Python, sorted by person."""
+    totals: dict[int, float] = {}
+    name = ("value", "rows")[part]
+    for number in numbers:  # in the order of the cells, as the engine adds them
+        for cell, person, value in zip(rows["cell"], rows["person"], rows[name]):
+            if cell == number:
+                totals[int(person)] = totals.get(int(person), 0.0) + float(value)
+    persons = sorted(totals)
+    return [entry] * len(persons), persons, [totals[p] for p in persons]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_each_entry_holds_each_persons_sum_over_its_cells(seed):
+    rng = np.random.default_rng(seed)
+    persons = rng.integers(0, 2**64, 40, dtype=np.uint64, endpoint=False)
+    pairs = sorted({(int(c), int(p)) for c, p in zip(rng.integers(0, 6, 150), rng.integers(0, 40, 150))})
+    order = rng.permutation(len(pairs))  # the engine hands rows over in no particular order
+    rows = {"cell": np.array([pairs[i][0] for i in order], dtype=np.int64),
+            "person": persons[[pairs[i][1] for i in order]],
+            "value": rng.normal(size=len(pairs)).round(3), "rows": rng.integers(1, 4, len(pairs)).astype(float)}
+    entries = [(0, 0, [2]), (1, 1, [2]), (2, 0, [0, 3, 5]), (3, 1, [1, 4]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
+    for (entry, part, numbers), (e, who, total) in zip(entries, _entry_rows(rows, entries)):
+        want = _plain(rows, entry, part, numbers)
+        assert e.tolist() == want[0] and who.tolist() == want[1]
+        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+
+
+def test_only_the_parts_entries_need_are_read():
+    rows = {"cell": np.array([0, 0]), "person": np.array([2, 1], dtype=np.uint64), "value": np.array([1.0, 2.0])}
+    (entry, who, total), = _entry_rows(rows, [(0, 0, [0])])  # no "rows" column: no entry of part 1
+    assert who.tolist() == [1, 2] and total.tolist() == [2.0, 1.0]
+
+
+@pytest.mark.parametrize("persons", [
+    [], [7], [9, 3, 9, 1, 3],
+    [5, 3, 5, 3, 0, 6, 2, 4],  # equal but for the low bits the row numbers take: sorted by argsort instead
+    [2**64 - 1, 0, 2**63, 2**63 + 1, 1],
+])
+def test_the_order_by_person_sorts_every_person(persons):
+    person = np.array(persons, dtype=np.uint64)
+    order, ordered = _by_person(person)
+    assert sorted(order.tolist()) == list(range(len(persons)))
+    assert ordered.tolist() == sorted(persons) and person[order].tolist() == sorted(persons)
+
+
+def test_the_order_by_person_of_many_random_persons():
+    person = np.random.default_rng(5).integers(0, 2**64, 100_000, dtype=np.uint64, endpoint=False)
+    person[::7] = person[3]  # one person in many rows
+    order, ordered = _by_person(person)
+    assert np.array_equal(ordered, np.sort(person)) and np.array_equal(person[order], ordered)
+    assert np.array_equal(np.sort(order), np.arange(len(person)))
