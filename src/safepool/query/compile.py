@@ -117,9 +117,13 @@ class Compiler:
             labels = self._labels(group)
             number = {MISSING: -1, UNKNOWN_CODE: -2, **{label: i for i, label in enumerate(labels)}}
             if group.part == "code":
-                cases = " ".join(f"WHEN {quote_text(code)} THEN {number[label]}"
+                # an integer variable's codes are written as its numbers are (the dictionary checks
+                # that), so they are compared as numbers: no text made of every row
+                native = variable.type == "integer"
+                cases = " ".join(f"WHEN {code if native else quote_text(code)} THEN {number[label]}"
                                  for code, label in (variable.codes or {}).items())
-                return f"CASE WHEN {column} IS NULL THEN -1 ELSE CASE CAST({column} AS VARCHAR) {cases} ELSE -2 END END"
+                value = column if native else f"CAST({column} AS VARCHAR)"
+                return f"CASE WHEN {column} IS NULL THEN -1 ELSE CASE {value} {cases} ELSE -2 END END"
             edges = variable.bins or []
             names = bin_labels(edges, variable.unit or "")
             cases = " ".join(f"WHEN {column} < {edge!r} THEN {number[label]}" for edge, label in zip(edges, names))

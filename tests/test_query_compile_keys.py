@@ -1,0 +1,46 @@
+"""Group keys of code lists: an integer variable's codes compared as numbers give the same cells
+as its text would (codes, labels shared by two codes, missing and not in the code list)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from safepool.dictionary import Variable
+from safepool.query.compile import Compiler
+from safepool.query.model import check_model
+from safepool.query.sql_syntax import model_from_sql
+
+CODES = {"1": "one", "2": "two", "-3": "minus three", "10": "two"}  # "10" shares the label of "2"
+
+
+def _cells(kind: str, values: list) -> list[tuple]:
+    dictionary = {"t": {"c": Variable.model_validate({"name": "c", "column": "c", "type": kind, "description": "c",
+                                                      "level": "categorical", "codes": CODES})}}
+    model = check_model(model_from_sql("SELECT c, count(*) AS n FROM t GROUP BY c", dictionary), dictionary, 100)
+    compiler = Compiler(model, dictionary)
+    con = duckdb.connect()
+    try:
+        sql_type = {"integer": "BIGINT", "string": "VARCHAR"}[kind]
+        con.execute(f"CREATE TABLE t (pid BIGINT, c {sql_type})")
+        con.executemany("INSERT INTO t VALUES (?, ?)", [(i, v) for i, v in enumerate(values)])
+        con.execute(f"CREATE VIEW base AS {compiler.base()}")
+        return con.execute(f"SELECT {compiler.labels()[0]}, k0, count(*) FROM base GROUP BY ALL ORDER BY k0").fetchall()
+    finally:
+        con.close()
+
+
+def test_integer_codes_are_compared_as_numbers_with_the_same_cells_as_text():
+    numbers = [1, 2, 2, 10, -3, 7, None, 1, 0]
+    as_numbers = _cells("integer", numbers)
+    assert as_numbers == _cells("string", [None if v is None else str(v) for v in numbers])
+    assert as_numbers == [("(not in the code list)", -2, 2), ("(missing)", -1, 1), ("one", 0, 2), ("two", 1, 3),
+                          ("minus three", 2, 1)]
+
+
+@pytest.mark.parametrize("kind, compared", [("integer", "CASE t0.\"c\" WHEN 1 THEN"), ("string", "CAST(t0.\"c\" AS VARCHAR)")])
+def test_only_an_integer_variable_skips_the_text(kind, compared):
+    dictionary = {"t": {"c": Variable.model_validate({"name": "c", "column": "c", "type": kind, "description": "c",
+                                                      "level": "categorical", "codes": CODES})}}
+    model = check_model(model_from_sql("SELECT c, count(*) AS n FROM t GROUP BY c", dictionary), dictionary, 100)
+    assert compared in Compiler(model, dictionary).base()
