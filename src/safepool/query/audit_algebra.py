@@ -83,19 +83,20 @@ def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int
     weight = _unit_columns_and_rows(cell_index, classes.entry_class, classes.entry_weight, n_cells, n_classes,
                                     classes.column_norm)
     by_class = sparse.csr_matrix((weight, (classes.entry_class, cell_index)), shape=(n_classes, n_cells))
-    by_cell = by_class.T.tocsr()
     cell_component, class_component = _components(cell_index, classes.entry_class, n_cells, n_classes)
     touched = np.unique(cell_component[np.isin(cells, new_cells)])
     small = (classes.size > 0) & (classes.size < min_frequency)
+    with_entries = np.diff(by_class.indptr) > 0
     found = 0
     for label in touched:
         candidates = np.flatnonzero(small & (class_component == label))
         if candidates.size:
             rows = np.flatnonzero(cell_component == label)
-            values, vectors = _eigen(by_cell, by_class, rows, np.flatnonzero(class_component == label))
-            candidates = _not_ruled_out(by_cell, by_class, rows, candidates, values, vectors)
+            members = np.flatnonzero(with_entries & (class_component == label))
+            values, vectors = _eigen(by_class, rows, members)
+            candidates = _not_ruled_out(by_class, rows, members, candidates, values, vectors)
             if candidates.size:
-                found += int((_leverages(by_cell, by_class, rows, candidates, values, vectors)
+                found += int((_leverages(by_class, rows, candidates, values, vectors)
                               >= _LEVERAGE_ONE).sum())
     return found
 
@@ -138,16 +139,14 @@ def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n
     return cell_component, cell_component[anchor]
 
 
-def _eigen(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray]:
+def _eigen(by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Eigenvalues and eigenvectors of B B^T (cells x cells) of one component (its cells `rows`,
-    its classes `members`)."""
+    its classes with entries `members`)."""
     with _one_thread():  # a few hundred cells: threads only wait for each other on a busy machine
-        return np.linalg.eigh(_gram(by_cell, by_class, rows, members))
+        return np.linalg.eigh(_gram(by_class, rows, members))
 
 
-def _gram(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray
-          ) -> np.ndarray:
+def _gram(by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray) -> np.ndarray:
     """B B^T of one component. The sparse product handles each pair of a class's entries on its own;
     blocks of the class rows made dense and multiplied by BLAS do every multiply-add of the cells but
     many times faster each (3-4 times faster in all over the answers of a few queries, where a class
@@ -157,11 +156,12 @@ def _gram(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndar
     n_cells = float(len(rows))
     if len(members) * n_cells * (n_cells + _DENSE_NUMBER) < _SPARSE_PAIR * float(entries @ entries):
         return _dense_gram(by_class, rows, members)
-    return _sparse_gram(by_cell, by_class, rows)
+    return _sparse_gram(by_class, rows)
 
 
-def _sparse_gram(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray) -> np.ndarray:
+def _sparse_gram(by_class: sparse.csr_matrix, rows: np.ndarray) -> np.ndarray:
     """For all cells, B^T is `by_class` as it is (the same numbers as B's transpose, not converted again)."""
+    by_cell = by_class.T.tocsr()
     whole = len(rows) == by_cell.shape[0]
     block = by_cell if whole else by_cell[rows]
     return (block @ (by_class if whole else block.T)).toarray()
@@ -199,33 +199,31 @@ def _basis(n_cells: int, rows: np.ndarray, values: np.ndarray, vectors: np.ndarr
     return basis
 
 
-def _not_ruled_out(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray,
+def _not_ruled_out(by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray, columns: np.ndarray,
                    values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """The chosen classes that random vectors, projected on the null space of B, do not rule out
     (see _RULED_OUT): x = z - B^T basis basis^T B z for random z over the classes of the component,
     a few products with B instead of one with every basis vector per class. The exact leverages
-    are computed for the rest only, so the answer is the same."""
+    are computed for the rest only, so the answer is the same. B z is `by_class` transposed as it
+    is (each cell's sum over its classes in their order, as in B's rows)."""
     if len(columns) <= _PROBES:
         return columns
-    basis = _basis(by_cell.shape[0], rows, values, vectors)
-    block = by_cell if len(rows) == by_cell.shape[0] else by_cell[rows]
-    members = np.zeros(by_class.shape[0], dtype=bool)  # the classes of the component
-    members[block.indices] = True
+    basis = _basis(by_class.shape[1], rows, values, vectors)
     probes = np.zeros((by_class.shape[0], _PROBES))
-    probes[members] = np.random.default_rng(_SEED).standard_normal((int(members.sum()), _PROBES))
-    projected = basis @ (basis.T @ np.asarray(by_cell @ probes))  # cells x probes
+    probes[members] = np.random.default_rng(_SEED).standard_normal((len(members), _PROBES))
+    projected = basis @ (basis.T @ np.asarray(by_class.T @ probes))  # cells x probes
     chosen = by_class[columns] if 4 * len(columns) < by_class.shape[0] else by_class
     residual = np.asarray(chosen @ projected)
     residual = probes[columns] - (residual if chosen is not by_class else residual[columns])
     return columns[np.einsum("ij,ij->i", residual, residual) <= _RULED_OUT * _PROBES]
 
 
-def _leverages(by_cell: sparse.csr_matrix, by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray,
-               values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+def _leverages(by_class: sparse.csr_matrix, rows: np.ndarray, columns: np.ndarray, values: np.ndarray,
+               vectors: np.ndarray) -> np.ndarray:
     """b_c^T (B B^T)^+ b_c for the chosen class columns of one component (its cells `rows`), from
     the eigenvectors of B B^T (cells x cells): the squared length of each column in the basis
     V diag(1 / sqrt(eigenvalue)), computed a block of columns at a time."""
-    basis = _basis(by_cell.shape[0], rows, values, vectors)
+    basis = _basis(by_class.shape[1], rows, values, vectors)
     chosen = by_class[columns]
     step = max(1, _BLOCK // max(basis.shape[1], 1))
     found = np.empty(len(columns))
