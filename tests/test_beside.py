@@ -123,3 +123,30 @@ def test_progress_messages_reach_this_process_in_order_before_the_result():
         ready = beside.ready(count_to, on_progress=heard.append)
         assert ready.start(3).result() == 3
     assert heard == ["step 0", "step 1", "step 2"]
+
+
+def test_after_a_native_runtime_started_the_child_is_a_fresh_interpreter(tmp_path):
+    """The chart renderer's engine runs threads a forked child would not have (a child drawing a
+    chart then waited for them forever): once it has drawn here, the work beside starts in a
+    fresh interpreter, which draws its own charts, and progress messages still arrive."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, wave\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from safepool.beside import Beside\n"
+        "from safepool.reports.chart_engine import vegalite_to_svg\n"
+        "from test_beside import count_to, draw_a_chart, imported_here\n"
+        "assert vegalite_to_svg({'mark': 'point', 'data': {'values': []}}).startswith('<svg')\n"
+        "heard = []\n"
+        "with Beside() as beside:\n"
+        "    assert beside.start(imported_here, 'wave').result() is False\n"
+        "    assert beside.start(draw_a_chart).result() is True\n"
+        "    assert beside.ready(count_to, on_progress=heard.append).start(2).result() == 2\n"
+        "assert heard == ['step 0', 'step 1']\n")
+    subprocess.run([sys.executable, str(script)], check=True, timeout=120)
+
+
+def draw_a_chart() -> bool:
+    from safepool.reports.chart_engine import vegalite_to_svg
+
+    return vegalite_to_svg({"mark": "point", "data": {"values": [{"x": 1}]}}).startswith("<svg")

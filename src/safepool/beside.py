@@ -1,18 +1,26 @@
 """Work that runs in a process of its own beside this one, on the machine's other cores.
 
-Python runs one thread of Python at a time, so independent work (the demo's second permit, with
-its own people) goes to a child process. The child is forked from this one: it starts with every
-module this process has imported, where a fresh interpreter would spend several seconds of CPU
-importing safepool's analyses again (at the demo's size, a tenth of all the CPU it uses). It is
-made `ready` early, before this process opens databases or starts threads of its own, so it
-inherits no connection, lock or worker that it could trip over; it then waits for its function's
-arguments on a pipe, runs it, and gives back its result or its error, pickled, on another pipe.
-Nothing is imported or run again in the child: the caller's script is not re-run (as
-multiprocessing's "spawn" would do to a script without an `if __name__ == "__main__"` guard, and
-for the demo empty the workspace the study is building in). The child ends with `os._exit`, so
-none of this process's exit handlers (temporary folders, open files) runs twice. Its result, or
-its error, is taken with `result()`; leaving the block before that stops the child, so a failure
-here never leaves work running behind it.
+Python runs one thread of Python at a time, so independent work (the demo's synthesis, and its
+second permit with its own people) goes to a child process, made `ready` early and given its
+arguments later; it gives back its progress messages (when asked for) and then its result or
+its error, pickled, on a pipe.
+
+The child is forked from this process when that is safe: it then starts with every module this
+process has imported, where a fresh interpreter spends several seconds of CPU importing
+safepool's analyses again (at the demo's size, a tenth of all the CPU it uses). It must be made
+ready before this process opens databases or starts threads of its own, so that it inherits no
+connection, lock or worker it could trip over, and it ends with `os._exit`, so that none of this
+process's exit handlers (temporary folders, open files) runs twice. A native runtime with
+threads of its own (the chart renderer's JavaScript engine) cannot be forked: its threads are
+not in the child, which would wait for them forever. Once one has started in this process
+(`fork_unsafe`), the child is a fresh interpreter instead (`python -m safepool.beside`), which
+imports the function's module while this process goes on; the function must then be importable
+and its arguments picklable.
+
+Neither way runs the caller's script again (as multiprocessing's "spawn" does to a script
+without an `if __name__ == "__main__"` guard, which for the demo would empty the workspace being
+built). The result, or the error, is taken with `result()`; leaving the block before that stops
+the child, so a failure here never leaves work running behind it.
 """
 
 from __future__ import annotations
@@ -21,15 +29,33 @@ import importlib
 import os
 import pickle
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any, BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
+_PROGRESS, _DONE, _FAILED = "progress", "done", "failed"
+_FORK_UNSAFE: list[str] = []  # what has started in this process that a forked child would inherit broken
 
 
-class Child:
-    """A forked process, waited for once (its exit code kept)."""
+def fork_unsafe(reason: str) -> None:
+    """Say that this process now runs something a forked child would inherit broken (`reason`
+    names it): work beside it starts in a fresh interpreter from now on."""
+    if reason not in _FORK_UNSAFE:
+        _FORK_UNSAFE.append(reason)
+
+
+class _Process(Protocol):
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+    def wait(self) -> int: ...
+    def kill(self) -> None: ...
+
+
+class Forked:
+    """A forked process, waited for once (its exit code kept), with subprocess.Popen's calls."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
@@ -55,7 +81,7 @@ class Child:
 class Started(Generic[T]):
     """A function running beside this process."""
 
-    def __init__(self, process: Child, answer: int, on_progress: Callable[[Any], None] | None = None) -> None:
+    def __init__(self, process: _Process, answer: int, on_progress: Callable[[Any], None] | None = None) -> None:
         self._process, self._answer, self._on_progress = process, answer, on_progress
         self._taken = False
 
@@ -81,7 +107,8 @@ class Started(Generic[T]):
         return value
 
     def stop(self) -> None:
-        self._process.kill()
+        if self._process.poll() is None:
+            self._process.kill()
         self._process.wait()
         if not self._taken:  # the answer's end of the pipe, never read
             self._taken = True
@@ -89,28 +116,39 @@ class Started(Generic[T]):
 
 
 class Ready(Generic[T]):
-    """A child process, forked now, that imports the modules named in `preload` and waits for its
+    """A child process, made now, that imports the modules named in `preload` and waits for its
     function's arguments. With `on_progress`, the function is also given `progress=`, a callable
     whose messages reach `on_progress` in this process while it waits for the result."""
 
     def __init__(self, function: Callable[..., T], started: list[Started], preload: tuple[str, ...] = (),
                  on_progress: Callable[[Any], None] | None = None) -> None:
+        self._function = function
         self._answer, child_answer = os.pipe()
         child_arguments, self._arguments = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(self._answer)
-            os.close(self._arguments)
-            _child(function, child_arguments, child_answer, preload, on_progress is not None)  # never returns
+        self._forked = not _FORK_UNSAFE
+        reports_progress = on_progress is not None
+        if self._forked:
+            pid = os.fork()
+            if pid == 0:
+                os.close(self._answer)
+                os.close(self._arguments)
+                _child(function, child_arguments, child_answer, preload, reports_progress)  # never returns
+            process: _Process = Forked(pid)
+        else:
+            environment = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+            command = [sys.executable, "-m", "safepool.beside", str(child_arguments), str(child_answer),
+                       str(int(reports_progress)), function.__module__, *preload]
+            process = subprocess.Popen(command, pass_fds=(child_arguments, child_answer), env=environment)
         os.close(child_answer)
         os.close(child_arguments)
-        self._started: Started[T] = Started(Child(pid), self._answer, on_progress)
+        self._started: Started[T] = Started(process, self._answer, on_progress)
         started.append(self._started)  # stopped on leaving the block, whether given its arguments or not
 
     def start(self, *args: Any, **kwargs: Any) -> Started[T]:
         """Run the function on `args` and `kwargs` (picklable); once only."""
+        given = (args, kwargs) if self._forked else (self._function, args, kwargs)
         with os.fdopen(self._arguments, "wb") as arguments:
-            arguments.write(pickle.dumps((args, kwargs)))
+            arguments.write(pickle.dumps(given))
         return self._started
 
 
@@ -122,12 +160,12 @@ class Beside:
 
     def ready(self, function: Callable[..., T], preload: tuple[str, ...] = (),
               on_progress: Callable[[Any], None] | None = None) -> Ready[T]:
-        """A child forked now, which imports the modules named in `preload` while this process goes
+        """A child made now, which imports the modules named in `preload` while this process goes
         on, and runs `function` when `start`ed (see Ready for `on_progress`)."""
         return Ready(function, self._started, preload, on_progress)
 
     def start(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Started[T]:
-        """Run `function(*args, **kwargs)` (the arguments picklable) in a child forked now."""
+        """Run `function(*args, **kwargs)` (the arguments picklable) in a child made now."""
         return self.ready(function).start(*args, **kwargs)
 
     def __enter__(self) -> Beside:
@@ -138,15 +176,13 @@ class Beside:
             started.stop()  # done by now unless this process failed first: then it stops too
 
 
-_PROGRESS, _DONE, _FAILED = "progress", "done", "failed"
-
-
-def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, preload: tuple[str, ...],
+def _child(function: Callable[..., Any] | None, arguments_fd: int, answer_fd: int, preload: tuple[str, ...],
            reports_progress: bool) -> None:
     """The child's side: fresh standard streams (a thread of the parent may have held the old ones'
-    locks at the fork), import the preloaded modules, then run the function on the arguments read
-    from the pipe and write its progress messages and then (done, result) or (failed, error) back.
-    A caller that ends before sending closes the pipe empty: the child then ends too."""
+    locks at a fork), import the preloaded modules, then run the function (read from the pipe
+    too when it is None: a fresh interpreter) on the arguments read from the pipe and write its
+    progress messages and then (done, result) or (failed, error) back. A caller that ends before
+    sending closes the pipe empty: the child then ends too."""
     code = 1
     try:
         sys.stdout = open(os.dup(1), "w", buffering=1, closefd=True)  # noqa: SIM115 (ends with the child)
@@ -156,8 +192,9 @@ def _child(function: Callable[..., Any], arguments_fd: int, answer_fd: int, prel
         with os.fdopen(arguments_fd, "rb") as arguments:
             given = arguments.read()
         if given:
+            function, args, kwargs = (function, *pickle.loads(given)) if function else pickle.loads(given)
             with os.fdopen(answer_fd, "wb", buffering=0) as answer:
-                _answer(answer, function, *pickle.loads(given), reports_progress)
+                _answer(answer, function, args, kwargs, reports_progress)
         code = 0
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -180,3 +217,8 @@ def _answer(answer: BinaryIO, function: Callable[..., Any], args: tuple[Any, ...
         send(outcome)
     except Exception:  # noqa: BLE001 (an error that does not pickle is named by its type)
         send((_FAILED, RuntimeError(f"the work beside failed: {type(outcome[1]).__name__}")))
+
+
+if __name__ == "__main__":  # a fresh interpreter: arguments pipe, answer pipe, progress?, module, preloaded modules
+    importlib.import_module(sys.argv[4])
+    _child(None, int(sys.argv[1]), int(sys.argv[2]), tuple(sys.argv[5:]), sys.argv[3] == "1")

@@ -16,7 +16,6 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-import vl_convert
 
 from safepool.disclosure.kinds.base import Mitigated, kind_of, title_of
 from safepool.disclosure.kinds.figure import Figure
@@ -24,6 +23,7 @@ from safepool.disclosure.outputs import STATUS
 from safepool.disclosure.rules import DisclosureRules
 from safepool.governance.document import pdf_from_html
 from safepool.governance.form import looks_like_identity_code
+from safepool.reports.chart_engine import vegalite_to_svg
 
 SYNTHETIC = "Synthetic data: made from synthetic registers, not from real persons"
 _CSS = """
@@ -81,7 +81,7 @@ def _part(part: Mitigated, policy: DisclosureRules) -> str:
     heading = f"<h3>{_text(title_of(output))}</h3>"
     note = f'<p class="note">Disclosure control: {_text(part.note)}</p>' if part.note else ""
     if isinstance(output, Figure):
-        svg = vl_convert.vegalite_to_svg(output.spec)
+        svg = vegalite_to_svg(output.spec)
         return f"{heading}<figure>{svg[svg.index('<svg'):]}</figure>{note}"
     kind = kind_of(output)
     shown = kind.shown_table(output, policy)

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 
 import vl_convert
 
+from safepool.beside import fork_unsafe
+
 _EMPTY_CHART = {"mark": "point", "data": {"values": []}}
 PDF_RENDERER = "weasyprint"
 
@@ -40,9 +42,16 @@ def start_chart_engine() -> threading.Thread:
     return thread
 
 
+def vegalite_to_svg(spec: dict) -> str:
+    """A Vega-Lite chart as SVG. The engine runs threads of its own from its first chart on, which
+    a forked process would not have: work beside this process is no longer forked after it."""
+    fork_unsafe("the chart renderer's JavaScript engine")
+    return vl_convert.vegalite_to_svg(spec)
+
+
 def _start() -> None:
     try:
-        vl_convert.vegalite_to_svg(_EMPTY_CHART)
+        vegalite_to_svg(_EMPTY_CHART)
     except Exception:  # noqa: BLE001 - the report's own first chart raises it where it can be told
         pass
     try:

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-import vl_convert
 
 from safepool.reports import numbers as num
+from safepool.reports.chart_engine import vegalite_to_svg
 from safepool.reports.labels import Labels
 from safepool.reports.source import ReportError, ShownTable
 from safepool.reports.tables import ESTIMATORS, BalanceRow, Scale
@@ -197,7 +197,7 @@ def forest_plot(shown: ShownTable, labels: Labels, scale: Scale) -> Spec | None:
 
 def to_svg(chart: Spec) -> str:
     """The chart as an <svg> element to inline in HTML (namespace declarations dropped: HTML needs none)."""
-    svg = vl_convert.vegalite_to_svg({"config": CONFIG, **chart})
+    svg = vegalite_to_svg({"config": CONFIG, **chart})
     return _NAMESPACE.sub("", svg[svg.index("<svg"):])
 
 
