@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 
@@ -118,17 +119,20 @@ def run_demo(
     process is forked once they are loaded, so it starts with them, and before this process opens
     the workspace's database or starts a thread."""
     notify = progress or (lambda stage, register, rows: None)
-    with Beside() as beside:
+    with Beside() as beside, ThreadPoolExecutor(1) as waiting:
         synthesis = beside.ready(synthesise, on_progress=lambda stage: notify(stage, SYNTHETIC, 0))
         fresh_folder(path)
         workspace = Workspace.init(path)
         (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
         synthesising = synthesis.start(path, persons=persons, seed=seed)
+        notify("started", SYNTHETIC, 0)
         from safepool import demo_people  # the analyses: loaded while synthesis runs
 
         city_ready = beside.ready(demo_people.city_in_own_process, preload=CITY_PRELOAD) if city else None
+        # no thread before the city's fork; from here one waits for synthesis, showing its progress
+        registers = waiting.submit(synthesising.result)
         passwords = demo_people.add_users(workspace)  # argon2 hashes, with the GIL released
-        registers = synthesising.result()
+        registers = registers.result()
         notify("linked", SYNTHETIC, 0)
         return demo_people.with_people(workspace, registers, passwords, city_ready, notify, persons=persons,
                                        seed=seed)
