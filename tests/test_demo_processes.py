@@ -1,0 +1,42 @@
+"""The demo's work beside it (synthesis, the city's use) runs in forked children while that is
+safe and in fresh interpreters once the process has started the chart renderer's engine
+(safepool.beside): the demo gives the same summary both ways."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = """
+import json, os, re, sys
+from pathlib import Path
+from safepool import beside
+from safepool.demo import run_demo
+
+forks = []
+fork = os.fork
+os.fork = lambda: forks.append(1) or fork()
+
+def comparable(summary):
+    # paths name the workspace, and the build's seconds vary
+    return [re.sub(r"built in [0-9.]+ s", "built in ? s", line) for line in summary if isinstance(line, str)]
+
+root = Path(sys.argv[1])
+forked = comparable(run_demo(root / "forked", persons=1000, seed=1))
+assert len(forks) == 2  # synthesis and the city's use, forked: nothing had drawn a chart yet
+assert beside._FORK_UNSAFE  # the study's report has
+fresh = comparable(run_demo(root / "fresh", persons=1000, seed=1))
+assert len(forks) == 2  # both in fresh interpreters this time
+print(json.dumps([forked, fresh]))
+"""
+
+
+def test_the_demo_gives_the_same_summary_with_forked_children_and_with_fresh_interpreters(tmp_path: Path):
+    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    forked, fresh = json.loads(done.stdout.strip().splitlines()[-1])
+    assert any(line.startswith("Customer information under the city's permit") for line in forked)
+    assert forked == fresh
