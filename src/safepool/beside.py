@@ -107,8 +107,7 @@ class Started(Generic[T]):
         return value
 
     def stop(self) -> None:
-        if self._process.poll() is None:
-            self._process.kill()
+        self._process.kill()  # a process that has ended is left as it is
         self._process.wait()
         if not self._taken:  # the answer's end of the pipe, never read
             self._taken = True

@@ -130,9 +130,9 @@ def run_demo(
 
         city_ready = beside.ready(demo_people.city_in_own_process, preload=CITY_PRELOAD) if city else None
         # no thread before the city's fork; from here one waits for synthesis, showing its progress
-        registers = waiting.submit(synthesising.result)
+        synthesised = waiting.submit(synthesising.result)
         passwords = demo_people.add_users(workspace)  # argon2 hashes, with the GIL released
-        registers = registers.result()
+        registers = synthesised.result()
         notify("linked", SYNTHETIC, 0)
         return demo_people.with_people(workspace, registers, passwords, city_ready, notify, persons=persons,
                                        seed=seed)

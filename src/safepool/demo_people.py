@@ -189,9 +189,6 @@ def headline(study: StudyResult) -> str:
             f"{100 * effect['ci_high']:+.1f}; {int(effect['n_treated']):,} clients, {counts_note(study)})")
 
 
-Summary = list[str | tuple[str, Path]]  # sentences, and (label, path) pairs: a path is shown on its own line
-
-
 def with_people(
     workspace: Workspace,
     registers: list[Register],
