@@ -163,6 +163,20 @@ def test_a_cell_with_two_values_swapped_is_not_taken_for_the_remembered_one(ws):
         assert ledger.check(swapped, {0: 0}, MIN_FREQUENCY) == {0: PAIRS}
 
 
+@pytest.mark.parametrize("size", [20 - MIN_FREQUENCY, 20 - MIN_FREQUENCY + 1, 20 + MIN_FREQUENCY - 1, 20 + MIN_FREQUENCY])
+def test_only_cells_of_a_near_size_are_compared_and_the_boundary_is_exact(ws, size):
+    """A cell is compared with a remembered one only when their sizes differ by fewer persons than
+    the minimum frequency (more apart, they differ by at least that many persons); at the boundary
+    a cell nested in the remembered one is close when it lacks fewer persons, and is not otherwise."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(cell(range(20)), {0: 0}, MIN_FREQUENCY) == {}
+        nested = cell(range(size))
+        close = abs(size - 20) < MIN_FREQUENCY
+        assert ledger.compare(nested, MIN_FREQUENCY) == (({0} if close else set()), set())
+        assert ledger.check(nested, {0: 0}, MIN_FREQUENCY) == ({0: PAIRS} if close else {})
+
+
 # -- totals left out of the all-answers algebra ---------------------------------------------------
 
 
