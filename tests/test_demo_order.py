@@ -1,6 +1,6 @@
 """The demo's steps overlap where nothing depends on them, and never where something does:
-the holders check their registers while the permit is asked for, but nothing is released until
-every check has passed."""
+the permits are asked for while synthesis makes the data, and each register is checked as soon as
+it is written, but nothing is released until every check has passed."""
 
 from __future__ import annotations
 

@@ -1,8 +1,10 @@
-"""The demo end to end: what it writes outside steward/ and registers/ holds nothing identifying."""
+"""The demo end to end: what it writes outside steward/ and registers/ holds nothing identifying,
+and who checked what."""
 
 import pytest
 
 from privacy_scan import find_identifiers
+from safepool.governance.context import Governance
 from safepool.registers.sources import Scan, open_register
 from safepool.synth._catalogue import REGISTER_NAMES
 from safepool.workspace import Workspace
@@ -137,3 +139,16 @@ def test_the_demo_hashes_its_random_passwords_at_owasps_floor(demo):
         costs = {stored.split("$")[3] for stored in con.exec_driver_sql("SELECT password_hash FROM users").scalars()}
     floor = settings_module.HASHERS[PasswordHashing.owasp_minimum]  # the lowest cost if tests/governed.py set it
     assert costs == {f"m={floor.memory_cost},t={floor.time_cost},p={floor.parallelism}"}
+
+
+def test_each_register_is_checked_once_by_its_own_holders_steward(demo):
+    """The demo checks each register as synthesis writes it, and the rest once it ends: every
+    register exactly once, each by the steward of the holder the catalogue names."""
+    workspace, _ = demo
+    governance = Governance.open(workspace.root)
+    scopes = governance.holders.assignments()
+    holder = {register.name: register.holder for register in workspace.catalogue().registers}
+    checked = [(name, record.actor) for record in governance.audit.records(action="registers_check")
+               for name in (record.target or "").split(",")]
+    assert sorted(name for name, _ in checked) == sorted(holder)
+    assert all(holder[name] in scopes[actor].holders for name, actor in checked)

@@ -2,9 +2,11 @@
 checked alone, in catalogue order; SQLite sources read in batches of any size count the same."""
 
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
+import safepool.registers.check as check
 import safepool.registers.sources as sources
 from safepool.registers.check import check_registers
 from safepool.synth.load import synthesise
@@ -36,3 +38,27 @@ def test_sqlite_batches_of_any_size_count_the_same(tmp_path, monkeypatch):
     [in_batches] = check_registers(workspace, ["visits"])
     assert whole.error is None and whole.rows and whole.rows > 2
     assert asdict(in_batches) == asdict(whole)
+
+
+def test_a_check_keeps_to_its_memory_and_spills_only_into_the_steward_zone(synthetic, monkeypatch, tmp_path):
+    """The counts a check keeps hold identity codes: what does not fit its memory goes to a
+    scratch folder in the steward zone, removed afterwards, never to the engine's default (a
+    folder beside wherever the check runs). Spilling counts the same."""
+    [whole] = check_registers(synthetic, ["employment"])
+    opened: list[dict] = []
+    real = check.open_duckdb
+
+    def recording(*args, **kwargs):
+        opened.append(kwargs["config"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(check, "open_duckdb", recording)
+    monkeypatch.setattr(check, "CHECK_MEMORY", "16MB")
+    monkeypatch.chdir(tmp_path)
+    [tight] = check_registers(synthetic, ["employment"])
+    assert asdict(tight) == asdict(whole) and whole.ok
+    [config] = opened
+    assert config["memory_limit"] == "16MB"
+    spill = Path(config["temp_directory"])
+    assert spill.is_relative_to(synthetic.steward_dir / "tmp") and not spill.exists()
+    assert not any(tmp_path.iterdir())

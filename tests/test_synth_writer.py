@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import sys
 from pathlib import Path
 
@@ -18,9 +19,11 @@ try:
 except ImportError:  # running from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from safepool.registers.sources import open_register
 from safepool.synth import generate, write_workspace
+from safepool.synth._catalogue import REGISTER_NAMES
 from safepool.synth._write import RegisterWriter, _sqlite_part, dates_as_text
-from safepool.synth.load import synthesise
+from safepool.synth.load import CATALOGUED, WRITTEN, synthesise
 from safepool.workspace import Workspace
 
 PERSONS = 1_500
@@ -70,3 +73,29 @@ def test_a_sqlite_file_is_the_one_the_driver_writes_from_dates(tmp_path):
             cursor.adbc_ingest("t", table, mode="replace")
         conn.commit()
     assert (tmp_path / "ours.sqlite").read_bytes() == (tmp_path / "driver.sqlite").read_bytes()
+
+
+def test_the_catalogue_comes_first_and_each_register_is_said_written_once_its_source_is_in_place(tmp_path):
+    """The demo asks for permits once the catalogue is saved and checks each register as soon as
+    it is said written: the catalogue must be whole before any data, and a register said written
+    must be readable in full at that moment (a SQLite file's registers only once its last is in)."""
+    root = tmp_path / "ws"
+    said: list[str] = []
+    readable: dict[str, int] = {}
+
+    def progress(message: str) -> None:
+        said.append(message)
+        if message == CATALOGUED:
+            assert [r.name for r in Workspace.open(root).catalogue().registers] == list(REGISTER_NAMES)
+        elif message.startswith(WRITTEN):
+            workspace = Workspace.open(root)
+            [register] = [r for r in workspace.catalogue().registers if r.name == message.removeprefix(WRITTEN)]
+            with open_register(workspace, register) as reader:
+                readable[register.name] = reader.count_rows()
+
+    synthesise(root, persons=PERSONS, seed=SEED, progress=progress)
+    written = [message.removeprefix(WRITTEN) for message in said if message.startswith(WRITTEN)]
+    assert said.index(CATALOGUED) < min(said.index(WRITTEN + name) for name in written)
+    assert sorted(written) == sorted(REGISTER_NAMES)  # each once
+    truth = json.loads((root / "steward" / "truth" / "truth.json").read_text(encoding="utf-8"))
+    assert readable == truth["row_counts"]  # every row there when said

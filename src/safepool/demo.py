@@ -3,24 +3,29 @@
 It takes the real path, through the Session as each person would (safepool.connect): demo users
 are made, among them a steward for each register holder of the seeds (the City of Espoo, Omnia,
 Kela, TE services, Migri, DVV, the Tax Administration and Statistics Finland, whose steward is also
-the linkage authority); each holder's steward checks its own registers; an analyst requests a
-permit with the handbook's form, the approvers the assessment routes it to approve it, each holder
-releases its registers into it, and Statistics Finland builds the pool from what was released; the
+the linkage authority); an analyst requests a permit with the handbook's form and the approvers
+the assessment routes it to approve it, as soon as synthesis has saved the catalogue (a permit is
+decided on the catalogue, not the data); each holder's steward checks its own registers, each as
+soon as synthesis has written it; each holder releases its registers into the permit, and
+Statistics Finland builds the pool from what was released; the
 analyst looks at the pool for the analytic review after the reassessment, runs the shipped impact
 study (its tables and report published through the output register under the workspace's
 disclosure policy, one release with one rounding policy), and asks for its outputs to be
 released; the checker reviews them (commenting on each, as a report's "review" verdict asks) and
-releases them; an admin verifies the audit log. Beside all this, from the moment the demo users
-exist, the city's own use runs in a process of its own (another permit, its own people signed in
-there): its permit, releases and pool, then the shipped insight files.
+releases them; an admin verifies the audit log. Beside all this, the city's own use: its permit
+asked for and approved with the study's, then, from the moment synthesis ends, in a process of its
+own (its people signed in there) its releases and pool and the shipped insight files.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import queue
 import shutil
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
@@ -31,7 +36,8 @@ from safepool.faults import Invalid
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.form import PermitRequest
 from safepool.governance.roles import ManagerFunction, Role
-from safepool.synth.load import synthesise
+from safepool.registers.catalogue import Register
+from safepool.synth.load import CATALOGUED, WRITTEN, synthesise
 from safepool.workspace import Workspace
 
 MARKER = ".safepool-demo"
@@ -100,6 +106,15 @@ def demo_request(form: str = "permit-request.yaml") -> PermitRequest:
     return PermitRequest.model_validate(data)
 
 
+@dataclass(frozen=True)
+class Synthesis:
+    """Synthesis under way, as the demo's people see it: its registers once it is done, and the name of
+    each register whose source is in place (`written`, as synthesis says so)."""
+
+    registers: Future[list[Register]]
+    written: queue.SimpleQueue[str]
+
+
 Summary = list[str | tuple[str, Path]]  # sentences, and (label, path) pairs: a path is shown on its own line
 
 
@@ -119,8 +134,17 @@ def run_demo(
     process is forked once they are loaded, so it starts with them, and before this process opens
     the workspace's database or starts a thread."""
     notify = progress or (lambda stage, register, rows: None)
+    catalogued, written = threading.Event(), queue.SimpleQueue[str]()
+
+    def synthesis_said(stage: str) -> None:
+        if stage == CATALOGUED:
+            catalogued.set()
+        elif stage.startswith(WRITTEN):
+            written.put(stage.removeprefix(WRITTEN))
+        notify(stage, SYNTHETIC, 0)
+
     with Beside() as beside, ThreadPoolExecutor(1) as waiting:
-        synthesis = beside.ready(synthesise, on_progress=lambda stage: notify(stage, SYNTHETIC, 0))
+        synthesis = beside.ready(synthesise, on_progress=synthesis_said)
         fresh_folder(path)
         workspace = Workspace.init(path)
         (path / MARKER).write_text("made by `safepool demo`; the next demo run replaces this folder\n")
@@ -132,7 +156,14 @@ def run_demo(
         # no thread before the city's fork; from here one waits for synthesis, showing its progress
         synthesised = waiting.submit(synthesising.result)
         passwords = demo_people.add_users(workspace)  # argon2 hashes, with the GIL released
-        registers = synthesised.result()
-        notify("linked", SYNTHETIC, 0)
-        return demo_people.with_people(workspace, registers, passwords, city_ready, notify, persons=persons,
-                                       seed=seed)
+        wait_for_catalogue(catalogued, synthesised)
+        return demo_people.with_people(workspace, Synthesis(synthesised, written), passwords, city_ready, notify,
+                                       persons=persons, seed=seed)
+
+
+def wait_for_catalogue(catalogued: threading.Event, synthesised: Future[object]) -> None:
+    """Until synthesis has saved the catalogue; a synthesis that failed before raises its error here."""
+    while not catalogued.wait(0.05):
+        if synthesised.done():
+            synthesised.result()  # its error; or it ended without saying so, and the catalogue is there
+            return

@@ -1,5 +1,6 @@
-"""The demo's people at work, once synthetic Espoo exists (safepool.demo runs them): the users
-and each holder's steward, the permit asked for and approved, the holders' checks and releases,
+"""The demo's people at work, once synthetic Espoo is catalogued (safepool.demo runs them): the
+users and each holder's steward, the permits asked for and approved while the registers' data are
+still being made, the holders' checks and releases,
 the pool build, the analytic review, the study and its release, the city's own use beside it,
 and the summary the demo prints.
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from queue import Empty
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,15 +34,18 @@ from safepool.demo import (
     LINKAGE_AUTHORITY,
     RELEASE_CONTEXT,
     SIGNERS,
+    SYNTHETIC,
     Summary,
+    Synthesis,
     demo_request,
 )
 from safepool.faults import Unavailable
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.context import METADATA_DIR
 from safepool.governance.holders import Release
+from safepool.governance.permits import Permit
 from safepool.governance.settings import GovernanceSettings, PasswordHashing, save_settings
-from safepool.registers.catalogue import Register
+from safepool.registers.check import RegisterCheck
 from safepool.reports.study_report import PDF_NAME
 from safepool.session import Session, connect, create_first_admin
 from safepool.study.run import EstimandWarning, StudyResult
@@ -125,20 +130,26 @@ def release_data(stewards: Mapping[str, Session], permit: str = DEMO_PERMIT) -> 
             for name, scope in linkage.stewards().items() for holder in sorted(scope.holders) if holder in waiting]
 
 
-def city_insights(person: Mapping[str, Session]) -> list[str]:
-    """The city's own use: its permit requested, approved, released by the holders and built, then
-    the shipped insight files (service paths, predicted needs, segments) run by the analyst; one
-    line each, from the checked outputs."""
-    analyst = person["vtt.analyst1"]
-    permit = analyst.request_permit(demo_request("permit-request-city.yaml"), CITY_PERMIT)
+def request_approved(person: Mapping[str, Session], form: str, permit_id: str) -> Permit:
+    """A shipped permit request made by the analyst and approved by each role its assessment routes
+    it to. A permit is decided on the catalogue, not on the data, so the demo asks for its permits
+    while the registers' data are still being made."""
+    permit = person["vtt.analyst1"].request_permit(demo_request(form), permit_id)
     for role in permit.assessment.approvals:
-        person[SIGNERS[role]].permit(CITY_PERMIT).approve(role)
+        permit = person[SIGNERS[role]].permit(permit_id).approve(role)
+    return permit
+
+
+def city_insights(person: Mapping[str, Session], reassessment_after_review: bool) -> list[str]:
+    """The city's own use, once its permit is approved (request_approved) and the registers exist:
+    released by the holders and built, then the shipped insight files (service paths, predicted
+    needs, segments) run by the analyst; one line each, from the checked outputs."""
     holders = sorted({release.holder for release in release_data(person, CITY_PERMIT)})
     person[LINKAGE_AUTHORITY].permit(CITY_PERMIT).build()
     person[LINKAGE_AUTHORITY].permit(CITY_PERMIT).advance("analytic_review", "pool built and checked")
-    if permit.assessment.reassessment_after_review:
+    if reassessment_after_review:
         person["espoo.privacy"].permit(CITY_PERMIT).approve(ApprovalRole.approver)
-    under_permit = analyst.permit(CITY_PERMIT)
+    under_permit = person["vtt.analyst1"].permit(CITY_PERMIT)
     under_permit.advance("analysis", "analytic review done")
     lines = [f"Customer information under the city's permit {CITY_PERMIT} (its registers released by "
              f"{' and '.join(holders)}), every table checked and recorded, each report waiting for a checker:"]
@@ -148,11 +159,11 @@ def city_insights(person: Mapping[str, Session]) -> list[str]:
     return lines
 
 
-def city_in_own_process(root: Path, passwords: dict[str, str]) -> list[str]:
+def city_in_own_process(root: Path, passwords: dict[str, str], reassessment_after_review: bool) -> list[str]:
     """The city's use, signed in afresh in the process `Beside` started: a separate permit and
     separate people, so it runs on the machine's other core while the study runs on this one."""
     with People(root, passwords) as person:
-        return city_insights(person)
+        return city_insights(person, reassessment_after_review)
 
 
 def verdicts(study: StudyResult) -> dict[str, int]:
@@ -189,9 +200,43 @@ def headline(study: StudyResult) -> str:
             f"{100 * effect['ci_high']:+.1f}; {int(effect['n_treated']):,} clients, {counts_note(study)})")
 
 
+class RegisterChecks:
+    """Each register checked by its holder's own steward: as soon as synthesis says it is written,
+    one at a time while the others are still being made (synthesis holds most of the memory then),
+    and the rest once all are written, two at a time (as check_registers reads, whoever asks)."""
+
+    def __init__(self, person: Mapping[str, Session]) -> None:
+        linkage = person[LINKAGE_AUTHORITY]
+        steward_of = {holder: name for name, scope in linkage.stewards().items() for holder in scope.holders}
+        self._steward = {register.name: person[steward_of[register.holder]] for register in linkage.registers()}
+        self._checked: list[str] = []
+        self._checks: list[RegisterCheck] = []
+
+    def while_written(self, synthesis: Synthesis) -> None:
+        """Check each register synthesis has written, until synthesis ends."""
+        while not synthesis.registers.done():
+            try:
+                name = synthesis.written.get(timeout=0.05)
+            except Empty:
+                continue
+            self._checks += self._steward[name].check_registers([name])
+            self._checked.append(name)
+
+    def the_rest(self) -> list[RegisterCheck]:
+        """Every register's check: those not checked yet are checked now, each steward its own."""
+        rest: dict[str, list[str]] = {}
+        for name, steward in self._steward.items():
+            if name not in self._checked:
+                rest.setdefault(steward.user, []).append(name)
+        with ThreadPoolExecutor(len(rest) or 1) as checking:
+            for checks in checking.map(lambda names: self._steward[names[0]].check_registers(names), rest.values()):
+                self._checks += checks
+        return self._checks
+
+
 def with_people(
     workspace: Workspace,
-    registers: list[Register],
+    synthesis: Synthesis,
     passwords: dict[str, str],
     city_ready: Ready[list[str]] | None,
     notify: Callable[[str, str, int], None],
@@ -199,45 +244,45 @@ def with_people(
     persons: int,
     seed: int,
 ) -> Summary:
-    """Everything after synthesis (see the module docstring); the city's use is started in
-    `city_ready`, the process made ready for it, as soon as its people can sign in."""
-    with ThreadPoolExecutor(len(HOLDER_STEWARDS)) as holders_checking:
-        assign_stewards(workspace, passwords)
-        with People(workspace.root, passwords) as person:
-            city_use = city_ready.start(workspace.root, passwords) if city_ready else None
-            if city_use:
-                notify(CITY_STARTED, "customer information", 0)
-            analyst, steward, checker = person["vtt.analyst1"], person[LINKAGE_AUTHORITY], person["sf.checker"]
-            stewards = {name: person[name] for name in HOLDER_STEWARDS}
-            # the holders check their registers while the permit is asked for and approved, all of
-            # them at once (check_registers reads two registers at a time, whoever asks); nothing is
-            # released before every check has passed
-            checking = [holders_checking.submit(holder_steward.check_registers) for holder_steward in stewards.values()]
-            permit = analyst.request_permit(demo_request(), DEMO_PERMIT)
-            for role in permit.assessment.approvals:
-                permit = person[SIGNERS[role]].permit(DEMO_PERMIT).approve(role)
-            checks = [check for holder_checks in checking for check in holder_checks.result()]
-            failing = [c for c in checks if not c.ok]
-            if failing:
-                raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
-            releases = release_data(person)
-            built = steward.permit(DEMO_PERMIT).build(progress=notify)
-            steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
-            if permit.assessment.reassessment_after_review:
-                person["espoo.privacy"].permit(DEMO_PERMIT).approve(ApprovalRole.approver)
-            under_permit = analyst.permit(DEMO_PERMIT)
-            sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
-            variables = under_permit.variables()
-            under_permit.advance("analysis", "analytic review done")
-            with warnings.catch_warnings():  # said in the summary instead, from the published counts
-                warnings.simplefilter("ignore", EstimandWarning)
-                study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
-            release = release_outputs(analyst, checker, study)
-            under_permit.advance("reporting", f"study report released in {release.name}")
-            notify(CITY_WAITED, "customer information", 0)
-            insights = city_use.result() if city_use else []
-            verdict = person["demo.admin"].audit_verify()
-            phase = under_permit.show().permit.phase.name
+    """Everything after the catalogue exists (see the module docstring): while synthesis still
+    makes the registers' data, the stewards are assigned, the people signed in, both permits asked
+    for and approved, and each register checked by its holder's steward as soon as it is written;
+    the city's use is started in `city_ready`, the process made ready for it, once all are written."""
+    assign_stewards(workspace, passwords)
+    with People(workspace.root, passwords) as person:
+        analyst, steward, checker = person["vtt.analyst1"], person[LINKAGE_AUTHORITY], person["sf.checker"]
+        permit = request_approved(person, "permit-request.yaml", DEMO_PERMIT)
+        city = request_approved(person, "permit-request-city.yaml", CITY_PERMIT) if city_ready else None
+        checking = RegisterChecks(person)
+        checking.while_written(synthesis)
+        registers = synthesis.registers.result()
+        notify("linked", SYNTHETIC, 0)
+        city_use = (city_ready.start(workspace.root, passwords, city.assessment.reassessment_after_review)
+                    if city_ready and city else None)
+        if city_use:
+            notify(CITY_STARTED, "customer information", 0)
+        checks = checking.the_rest()
+        failing = [c for c in checks if not c.ok]
+        if failing:
+            raise Unavailable("register check failed: " + "; ".join(c.error or "; ".join(c.drift) for c in failing))
+        releases = release_data(person)
+        built = steward.permit(DEMO_PERMIT).build(progress=notify)
+        steward.permit(DEMO_PERMIT).advance("analytic_review", "pool built and checked")
+        if permit.assessment.reassessment_after_review:
+            person["espoo.privacy"].permit(DEMO_PERMIT).approve(ApprovalRole.approver)
+        under_permit = analyst.permit(DEMO_PERMIT)
+        sizes, _ = under_permit.pool()  # the analytic review: what the pool holds, and its dictionary
+        variables = under_permit.variables()
+        under_permit.advance("analysis", "analytic review done")
+        with warnings.catch_warnings():  # said in the summary instead, from the published counts
+            warnings.simplefilter("ignore", EstimandWarning)
+            study = under_permit.study(DEMO_STUDY, progress=lambda stage: notify(stage, "impact study", 0))
+        release = release_outputs(analyst, checker, study)
+        under_permit.advance("reporting", f"study report released in {release.name}")
+        notify(CITY_WAITED, "customer information", 0)
+        insights = city_use.result() if city_use else []
+        verdict = person["demo.admin"].audit_verify()
+        phase = under_permit.show().permit.phase.name
 
     linkage = built.linkage
     quarantined = {k: v for k, v in linkage.quarantined_rows_by_reason.items() if v}

@@ -20,6 +20,7 @@ from safepool.faults import Invalid
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.synth._catalogue import register_entries
 from safepool.synth._generate import SyntheticEspoo
+from safepool.synth.load import WRITTEN
 from safepool.workspace import Workspace
 
 WRITERS = 2
@@ -55,6 +56,9 @@ class RegisterWriter:
         self._last: dict[str, Future[None]] = {}  # file or database -> its last write submitted
         self._held = threading.BoundedSemaphore(WRITERS + WAITING)
         self._written: list[str] = []
+        # the catalogue first, as a holder describes its data before delivering them: permits can be
+        # asked for while the data are made (a register not yet written is reported missing by its check)
+        workspace.save_registers(self.registers)
 
     def write(self, name: str, table: pa.Table) -> None:
         """Queue the register's table for writing to its source; a SQLite file's registers come
@@ -65,7 +69,7 @@ class RegisterWriter:
         source = register.source
         if source.kind == SourceKind.postgresql:
             url, password = self._postgres
-            self._after("postgresql", lambda: _load_postgres(url, password, register, table))
+            self._after("postgresql", lambda: _load_postgres(url, password, register, table), [name])
         elif source.kind == SourceKind.sqlite:
             path = self.workspace.source_path(source)
             tables = self._sqlite[path]
@@ -73,21 +77,25 @@ class RegisterWriter:
             if tables[len(done)] != name:
                 raise RuntimeError(f"register {name} comes after {tables[len(done)]} in its SQLite file")
             first, last = not done, len(done) == len(tables) - 1
-            self._after(str(path), lambda: _sqlite_part(path, source.table, table, first=first, last=last))
+            self._after(str(path), lambda: _sqlite_part(path, source.table, table, first=first, last=last),
+                        tables if last else [])  # the file's registers are in place once its last is
         elif source.kind == SourceKind.parquet:
             # no dictionary for the near-unique identifying columns: building it costs, saves nothing
             unique = {register.identity_column, *register.direct_identifiers}
             coded = [column for column in table.column_names if column not in unique]
             self._after(str(self.workspace.source_path(source)),
                         lambda: _atomic(self.workspace.source_path(source),
-                                        lambda tmp: pq.write_table(table, tmp, use_dictionary=coded)))
+                                        lambda tmp: pq.write_table(table, tmp, use_dictionary=coded)), [name])
         else:
             self._after(str(self.workspace.source_path(source)),
-                        lambda: _atomic(self.workspace.source_path(source), lambda tmp: pcsv.write_csv(table, tmp)))
+                        lambda: _atomic(self.workspace.source_path(source), lambda tmp: pcsv.write_csv(table, tmp)),
+                        [name])
         self._written.append(name)
 
-    def _after(self, key: str, write: Callable[[], object]) -> None:
-        """Run `write` on the pool once the previous write to the same file or database is done."""
+    def _after(self, key: str, write: Callable[[], object], ready: list[str]) -> None:
+        """Run `write` on the pool once the previous write to the same file or database is done;
+        then say that the registers `ready` are in place (WRITTEN), so that they can be checked
+        while the others are made."""
         previous = self._last.get(key)
 
         def run() -> None:
@@ -95,6 +103,8 @@ class RegisterWriter:
                 if previous is not None:
                     previous.result()
                 write()
+                for name in ready:
+                    self._say(WRITTEN + name)
             finally:
                 self._held.release()
 
@@ -102,14 +112,13 @@ class RegisterWriter:
         self._last[key] = self._pool.submit(run)
 
     def finish(self, synthetic: SyntheticEspoo) -> list[Register]:
-        """Wait for every register, then write the truth under steward/truth and the catalogue."""
+        """Wait for every register, then write the truth under steward/truth."""
         self._pool.shutdown(wait=True)
         for done in self._last.values():
             done.result()
         missing = [r.name for r in self.registers if r.name not in self._written]
         if missing:
             raise RuntimeError(f"the synthetic data has no table for {', '.join(missing)}")
-        self._say(f"written {', '.join(self._written)}")
         self._say("writing the truth")
         truth_dir = self.workspace.steward_dir / "truth"
         truth_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -118,7 +127,6 @@ class RegisterWriter:
         _atomic(truth_dir / "faults.parquet", lambda tmp: pq.write_table(synthetic.faults, tmp))
         if synthetic.planted_groups is not None:
             _atomic(truth_dir / "customer_groups.parquet", lambda tmp: pq.write_table(synthetic.planted_groups, tmp))
-        self.workspace.save_registers(self.registers)
         return self.registers
 
     def abandon(self) -> None:

@@ -13,6 +13,9 @@ from safepool.registers.catalogue import Register, SourceKind
 from safepool.registers.credentials import Credentials
 from safepool.workspace import CONFIG_NAME, Workspace
 
+CATALOGUED = "catalogued"  # said once the catalogue is saved, before any register's data
+WRITTEN = "written "  # then this and a register's name, as soon as its source is in place
+
 
 def synthesise(
     out: Path,
@@ -28,7 +31,9 @@ def synthesise(
 
     workspace = Workspace.open(out) if (out / CONFIG_NAME).exists() else Workspace.init(out)
     url, password = split_password(postgres_url) if postgres_url else (None, None)
-    writer = RegisterWriter(workspace, url, password, progress)
+    writer = RegisterWriter(workspace, url, password, progress)  # saves the catalogue
+    if progress is not None:
+        progress(CATALOGUED)
 
     def write(name: str, table: pa.Table) -> None:
         writer.write(name, table)
