@@ -58,7 +58,7 @@ def test_a_check_keeps_to_its_memory_and_spills_only_into_the_steward_zone(synth
     [tight] = check_registers(synthetic, ["employment"])
     assert asdict(tight) == asdict(whole) and whole.ok
     [config] = opened
-    assert config["memory_limit"] == "16MB"
+    assert config["memory_limit"] == "16MB" and config["threads"] == 1
     spill = Path(config["temp_directory"])
     assert spill.is_relative_to(synthetic.steward_dir / "tmp") and not spill.exists()
     assert not any(tmp_path.iterdir())

@@ -196,7 +196,7 @@ class ValueProfile:
         self.dates = _checked_dates(real, variables)
         self._sets = ((["raw"] if with_identity else []) + [f"c{i}" for i in range(len(self.categorical))]
                       + [f"d{i}" for i in range(len(self.dates))])
-        self._con = open_duckdb(config={"memory_limit": CHECK_MEMORY, "temp_directory": str(spill)})
+        self._con = open_duckdb(config={"memory_limit": CHECK_MEMORY, "temp_directory": str(spill), "threads": 1})
         try:
             if self._sets:
                 self._count(reader, Scan(columns=dict(zip(self._sets, self._columns(reader)))))
@@ -293,7 +293,8 @@ def plain_column_name(name: str) -> bool:
 
 # DuckDB's memory for one register's check, as the pool build has its own: the largest synthetic
 # register at 300,000 persons (5.6 million rows of CSV) took 210 MB without it, 125 MB with it, in the
-# same time; the demo checks registers while synthesis, at its peak memory, makes the others
+# same time; the demo checks registers while synthesis, at its peak memory, makes the others. One
+# engine thread per check: registers are read CHECKS_AT_ONCE at a time, each keeping one core busy.
 CHECK_MEMORY = "128MB"
 CHECKS_AT_ONCE = 2
 # Registers read at once in this process, however many stewards check theirs at the same time:
