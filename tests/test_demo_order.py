@@ -30,3 +30,24 @@ def test_a_failed_register_check_stops_the_demo_before_anything_is_released(tmp_
     assert audit.records(action=ASSIGN)  # the stewards were in place to check
     assert not audit.records(action=DECIDE)  # no holder decided on a release
     assert not (root / "pool" / DEMO_PERMIT).exists()
+
+
+def test_synthesis_failing_half_way_stops_the_demo_with_its_error_and_nothing_released(tmp_path, monkeypatch):
+    """The permits are approved, and registers checked as they are written, while synthesis still
+    runs: when it fails after some registers are written, the demo ends with synthesis's own error
+    (no wait for registers that never come), and no holder has released anything."""
+    from safepool.synth import _registers
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the visits could not be made")
+
+    monkeypatch.setattr(_registers, "social_health", broken)  # the synthesis child is forked with it
+    root = tmp_path / "demo"
+    with pytest.raises(RuntimeError, match="the visits could not be made"):
+        run_demo(root, persons=1000, seed=1, city=False)
+    audit = Governance.open(root).audit
+    checked = {name for record in audit.records(action="registers_check") for name in (record.target or "").split(",")}
+    assert "social_health" not in checked
+    assert Governance.open(root).permits.get(DEMO_PERMIT).approved  # asked for on the catalogue alone
+    assert not audit.records(action=DECIDE)
+    assert not (root / "pool" / DEMO_PERMIT).exists()
