@@ -36,12 +36,16 @@ def test_synthesis_failing_half_way_stops_the_demo_with_its_error_and_nothing_re
     """The permits are approved, and registers checked as they are written, while synthesis still
     runs: when it fails after some registers are written, the demo ends with synthesis's own error
     (no wait for registers that never come), and no holder has released anything."""
+    from safepool import beside
     from safepool.synth import _registers
 
     def broken(*args, **kwargs):
         raise RuntimeError("the visits could not be made")
 
-    monkeypatch.setattr(_registers, "social_health", broken)  # the synthesis child is forked with it
+    monkeypatch.setattr(_registers, "social_health", broken)
+    # the synthesis child must be forked to have it, even where an earlier test in this process drew a
+    # chart (a fresh interpreter would import the real one): the child only synthesises, no chart
+    monkeypatch.setattr(beside, "_FORK_UNSAFE", [])
     root = tmp_path / "demo"
     with pytest.raises(RuntimeError, match="the visits could not be made"):
         run_demo(root, persons=1000, seed=1, city=False)
