@@ -29,8 +29,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
-from safepool.demo import DEMO_PERMIT, HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS, demo_request
-from safepool.demo_people import make_users, release_data
+from safepool.demo import DEMO_PERMIT, LINKAGE_AUTHORITY
+from safepool.demo_people import People, make_users, release_data, request_approved
 from safepool.pool.access import POOL_FILE
 from safepool.session import connect
 from safepool.synth.load import synthesise
@@ -86,14 +86,12 @@ def prepare(root: Path, persons: int, seed: int) -> dict[str, str]:
     started = time.perf_counter()
     synthesise(root, persons=persons, seed=seed)
     passwords = make_users(Workspace.open(root))
-    person = lambda name: connect(root, user=name, password=passwords[name])  # noqa: E731
-    permit = person("vtt.analyst1").request_permit(demo_request(), DEMO_PERMIT)
-    for role in permit.assessment.approvals:
-        person(SIGNERS[role]).permit(DEMO_PERMIT).approve(role)
-    release_data({name: person(name) for name in HOLDER_STEWARDS})  # each holder releases its registers
-    steward = person(LINKAGE_AUTHORITY).permit(DEMO_PERMIT)
-    steward.build()
-    steward.advance("analytic_review", "benchmark")
+    with People(root, passwords) as person:
+        request_approved(person, "permit-request.yaml", DEMO_PERMIT)
+        release_data(person)  # each holder releases its registers
+        steward = person[LINKAGE_AUTHORITY].permit(DEMO_PERMIT)
+        steward.build()
+        steward.advance("analytic_review", "benchmark")
     print(f"prepared {persons:,} persons in {time.perf_counter() - started:.0f} s")
     return passwords
 

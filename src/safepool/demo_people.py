@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import secrets
-from queue import Empty
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
+from queue import Empty
 
 import yaml
 
