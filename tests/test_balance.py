@@ -95,3 +95,24 @@ def test_unweighted_ecdf_counts_like_the_weighted_path():
         treated = rng.random(n) < 0.3
         treated[:2] = [True, False]
         assert ecdf_differences(x, treated, np.ones(n)) == ecdf_differences(x, treated, np.full(n, 2.0))
+
+
+@pytest.mark.parametrize("columns", [1, 2, 8, 9, 17, 29])
+def test_column_blocks_give_the_whole_matrixs_reductions_to_the_last_bit(columns):
+    """The matching's standardisations are reduced a few columns at a time to save memory; the
+    features, and so every match, must not change by a bit, whatever the number of columns (a
+    lone last column would be summed in another order: it joins the block before it)."""
+    from safepool.study.balance import pooled_sd_of
+    from safepool.study.table_checks import by_column_blocks
+
+    rng = np.random.default_rng(columns)
+    x = rng.normal(size=(50_000, columns)) * rng.integers(1, 1000, size=columns)
+    x[:, ::3] = rng.integers(0, 2, size=(50_000, len(range(0, columns, 3))))
+    treated = rng.random(50_000) < 0.05
+    for matrix in (x, np.asfortranarray(x), np.zeros((50_000, columns + 5))):
+        if matrix.shape[1] > columns:
+            matrix[:, :columns] = x
+            matrix = matrix[:, :columns]  # a strided view, as the propensity design's covariates
+        whole = np.sqrt((matrix[treated].var(axis=0, ddof=1) + matrix[~treated].var(axis=0, ddof=1)) / 2)
+        assert np.array_equal(pooled_sd_of(matrix, treated), whole)
+        assert np.array_equal(by_column_blocks(matrix, lambda block: block.std(axis=0)), matrix.std(axis=0))

@@ -150,3 +150,29 @@ def draw_a_chart() -> bool:
     from safepool.reports.chart_engine import vegalite_to_svg
 
     return vegalite_to_svg({"mark": "point", "data": {"values": [{"x": 1}]}}).startswith("<svg")
+
+
+def niceness_here_and_in_a_thread() -> tuple[int, int]:
+    """This process's scheduling priority, and that of a thread it starts (Linux keeps one per thread)."""
+    import threading
+
+    seen: list[int] = []
+    thread = threading.Thread(target=lambda: seen.append(os.getpriority(os.PRIO_PROCESS, 0)))
+    thread.start()
+    thread.join()
+    return os.getpriority(os.PRIO_PROCESS, 0), seen[0]
+
+
+@pytest.mark.parametrize("fresh_interpreter", [False, True])
+def test_a_background_child_and_its_threads_run_at_the_lowest_priority(monkeypatch, fresh_interpreter):
+    """The demo's city runs beside the study in the background: it must yield the cores to this
+    process (whether forked or a fresh interpreter), and its engines' threads with it."""
+    import safepool.beside
+
+    if fresh_interpreter:
+        monkeypatch.setattr(safepool.beside, "_FORK_UNSAFE", ["a native runtime (this test)"])
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    with Beside() as beside:
+        assert beside.ready(niceness_here_and_in_a_thread, background=True).start().result() == (19, 19)
+        assert beside.start(niceness_here_and_in_a_thread).result() == (here, here)
+    assert os.getpriority(os.PRIO_PROCESS, 0) == here

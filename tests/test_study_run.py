@@ -172,3 +172,46 @@ def test_the_report_names_labels_and_units_and_says_the_data_are_synthetic_on_ev
                   "Finnish language level at entry"):
         assert label in text, label
     assert not re.search(r"(?<![\w#.])\d+(\.\d+)?[eE][-+]?\d", text)
+
+
+def test_the_study_engine_is_bounded_spills_in_the_pool_zone_and_runs_again_unbounded_when_short(demo, monkeypatch):
+    """The study's engine is bounded so that it lets go of the memory its cohort queries used
+    (safepool.study.run.study_engine_mb); beyond the bound it spills into a scratch folder of the
+    pool zone, gone afterwards; a study that does not fit runs once more unbounded, with the same
+    numbers as an engine that was never bounded."""
+    import safepool.study.run as run
+
+    workspace, passwords = demo
+    governance = Governance.open(workspace.root)
+    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    pool_file = workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"
+    assert run.study_engine_mb(workspace.pool_dir, DEMO_PERMIT) == max(
+        run.STUDY_ENGINE_FLOOR_MB, int(run.STUDY_ENGINE_PER_POOL_BYTE * pool_file.stat().st_size) >> 20)
+    opened: list[tuple[int | None, str, str]] = []
+    real_open = run.open_for_analysis
+
+    def recording(*args, **kwargs):
+        con = real_open(*args, **kwargs)
+        limit, spill = con.sql("SELECT current_setting('memory_limit'), current_setting('temp_directory')").fetchall()[0]
+        opened.append((kwargs["memory_limit_mb"], limit, spill))
+        return con
+
+    monkeypatch.setattr(run, "open_for_analysis", recording)
+    monkeypatch.setattr(run, "STUDY_ENGINE_FLOOR_MB", 8)  # far too little for the demo's cohort
+    monkeypatch.setattr(run, "STUDY_ENGINE_PER_POOL_BYTE", 0.0)
+    study = load_study(EXAMPLE)
+    with pytest.warns(EstimandWarning):
+        bounded = run.analyse_in_pool(workspace.pool_dir, governance, analyst, study, lambda _stage: None)
+    assert [bound for bound, _, _ in opened] == [8, None]
+    assert opened[0][1].replace(" ", "") in {"8.0MiB", "7.6MiB"}
+    spill = opened[0][2]
+    assert spill == opened[1][2] and spill.startswith(str(workspace.pool_dir / ".builds" / f"spill-{DEMO_PERMIT}-"))
+    assert not os.path.exists(spill)
+    con = duckdb.connect(str(pool_file), read_only=True)
+    try:
+        with pytest.warns(EstimandWarning):
+            unbounded = analyse(con, study)
+    finally:
+        con.close()
+    for name in ("effects", "balance", "cohort_flow", "subgroups"):
+        pd.testing.assert_frame_equal(getattr(bounded, name), getattr(unbounded, name))

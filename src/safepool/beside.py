@@ -36,6 +36,7 @@ from typing import Any, BinaryIO, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 _PROGRESS, _DONE, _FAILED = "progress", "done", "failed"
+BACKGROUND_NICE = 19  # the lowest scheduling priority, for a child made `background`
 _FORK_UNSAFE: list[str] = []  # what has started in this process that a forked child would inherit broken
 
 
@@ -120,7 +121,7 @@ class Ready(Generic[T]):
     whose messages reach `on_progress` in this process while it waits for the result."""
 
     def __init__(self, function: Callable[..., T], started: list[Started], preload: tuple[str, ...] = (),
-                 on_progress: Callable[[Any], None] | None = None) -> None:
+                 on_progress: Callable[[Any], None] | None = None, background: bool = False) -> None:
         self._function = function
         self._answer, child_answer = os.pipe()
         child_arguments, self._arguments = os.pipe()
@@ -138,6 +139,8 @@ class Ready(Generic[T]):
             command = [sys.executable, "-m", "safepool.beside", str(child_arguments), str(child_answer),
                        str(int(reports_progress)), function.__module__, *preload]
             process = subprocess.Popen(command, pass_fds=(child_arguments, child_answer), env=environment)
+        if background:  # set before the child starts a thread: its threads inherit the priority
+            os.setpriority(os.PRIO_PROCESS, process.pid, BACKGROUND_NICE)
         os.close(child_answer)
         os.close(child_arguments)
         self._started: Started[T] = Started(process, self._answer, on_progress)
@@ -158,10 +161,12 @@ class Beside:
         self._started: list[Started] = []
 
     def ready(self, function: Callable[..., T], preload: tuple[str, ...] = (),
-              on_progress: Callable[[Any], None] | None = None) -> Ready[T]:
+              on_progress: Callable[[Any], None] | None = None, background: bool = False) -> Ready[T]:
         """A child made now, which imports the modules named in `preload` while this process goes
-        on, and runs `function` when `start`ed (see Ready for `on_progress`)."""
-        return Ready(function, self._started, preload, on_progress)
+        on, and runs `function` when `start`ed (see Ready for `on_progress`). A `background` child
+        runs at the lowest priority: it takes a core only while this process leaves one idle, so
+        work that can wait never slows the work that cannot."""
+        return Ready(function, self._started, preload, on_progress, background)
 
     def start(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> Started[T]:
         """Run `function(*args, **kwargs)` (the arguments picklable) in a child made now."""

@@ -152,7 +152,9 @@ def run_demo(
         notify("started", SYNTHETIC, 0)
         from safepool import demo_people  # the analyses: loaded while synthesis runs
 
-        city_ready = beside.ready(demo_people.city_in_own_process, preload=CITY_PRELOAD) if city else None
+        # the city runs at the lowest priority: on the core the study leaves idle, never slowing it down
+        city_ready = (beside.ready(demo_people.city_in_own_process, preload=CITY_PRELOAD, background=True)
+                      if city else None)
         # no thread before the city's fork; from here one waits for synthesis, showing its progress
         synthesised = waiting.submit(synthesising.result)
         passwords = demo_people.add_users(workspace)  # argon2 hashes, with the GIL released

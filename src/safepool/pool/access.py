@@ -51,19 +51,24 @@ def pool_path(pool_dir: Path, permit: str) -> Path:
     return path
 
 
-def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(pool_dir: Path, permit: str, memory_limit_mb: int | None = None,
+            spill: Path | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection that cannot reach files or the network (nor use more than
-    `memory_limit_mb` of memory, when given), its configuration locked: a database of its own (the
-    idle connections to the file are closed first). The file is opened by its real path, so a pool
+    `memory_limit_mb` of memory, when given; beyond it the engine writes to the folder `spill`, when
+    given, and fails without it), its configuration locked: a database of its own (the idle
+    connections to the file are closed first). The file is opened by its real path, so a pool
     published again is another database, never the old one's instance."""
-    return _open(*_files(pool_dir, permit), permit, memory_limit_mb)
+    return _open(*_files(pool_dir, permit), permit, memory_limit_mb, spill)
 
 
-def _open(pool: str, file: str, permit: str, memory_limit_mb: int | None) -> duckdb.DuckDBPyConnection:
+def _open(pool: str, file: str, permit: str, memory_limit_mb: int | None,
+          spill: Path | None = None) -> duckdb.DuckDBPyConnection:
     _close_idle(pool)
     config: dict[str, str | bool] = {"enable_external_access": False, "lock_configuration": True}
     if memory_limit_mb is not None:
         config["memory_limit"] = f"{int(memory_limit_mb)}MB"
+    if spill is not None:
+        config["temp_directory"] = str(spill)
     try:
         return open_duckdb(file, read_only=True, config=config)
     except duckdb.ConnectionException:
@@ -166,10 +171,11 @@ def table_sizes(pool_dir: Path, permit: str) -> dict[str, int]:
 
 def open_for_analysis(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                       wanted: dict[str, list[str]] | None = None, today: date | None = None,
-                      memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
-    """The analyst's door: checked against the permit, and logged, before the pool is opened."""
+                      memory_limit_mb: int | None = None, spill: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """The analyst's door: checked against the permit, and logged, before the pool is opened
+    (`connect`'s limits)."""
     governance.permits.authorise_access(actor, permit, wanted, today=today)
-    con = connect(pool_dir, permit, memory_limit_mb)
+    con = connect(pool_dir, permit, memory_limit_mb, spill)
     _log_access(governance, actor, permit, wanted)
     return con
 

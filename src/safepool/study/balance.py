@@ -25,6 +25,7 @@ import pandas as pd
 
 from safepool.study.table_checks import (
     StudyTableError,
+    by_column_blocks,
     is_binary,
     numeric_matrix,
     require_columns,
@@ -72,8 +73,10 @@ def pooled_sd(df: pd.DataFrame, covariates: Sequence[str], treatment: str = "tre
 
 
 def pooled_sd_of(x: np.ndarray, treated: np.ndarray) -> np.ndarray:
-    """pooled_sd on a matrix: one value per column."""
-    return np.sqrt((x[treated].var(axis=0, ddof=1) + x[~treated].var(axis=0, ddof=1)) / 2)
+    """pooled_sd on a matrix: one value per column (in column blocks: each arm's rows are copied a
+    block at a time, not the whole matrix at once)."""
+    return by_column_blocks(x, lambda block: np.sqrt((block[treated].var(axis=0, ddof=1)
+                                                      + block[~treated].var(axis=0, ddof=1)) / 2))
 
 
 def balance_table(df: pd.DataFrame, covariates: Sequence[str], treatment: str = "treated",

@@ -27,13 +27,14 @@ GATHER_ROWS = 65_536  # rows copied at once when the features of the matched ato
 STOP_GAIN = 0.1  # stop once a sweep gains less than this share of what the first sweep gained
 
 
-def standardise(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
-    """Columns divided by the pooled SD of treated and controls: the denominator of the SMD."""
+def standardise_in_place(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
+    """x's columns centred and divided by the pooled SD of treated and controls (the denominator
+    of the SMD), in x's own memory: one matrix of x's size, not two."""
     with np.errstate(invalid="ignore", divide="ignore"):  # a lone treated unit has no variance
         pooled = pooled_sd_of(x, is_treated)
-    z = x - x.mean(axis=0)
-    z /= np.where(pooled > 0, pooled, 1.0)  # in place: one matrix of x's size, not two
-    return z
+    x -= x.mean(axis=0)
+    x /= np.where(pooled > 0, pooled, 1.0)
+    return x
 
 
 def two_valued(x: np.ndarray) -> np.ndarray:
@@ -47,13 +48,12 @@ def two_valued(x: np.ndarray) -> np.ndarray:
 def balance_features(x: np.ndarray, is_treated: np.ndarray, *rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """The covariates and, for the non-binary ones, their squares (so variances are balanced too),
     standardised over all rows; one matrix per array of row numbers in `rows`. Pass x as a
-    temporary (nothing else holding it): it is let go as soon as it is standardised."""
+    matrix of its own: it is standardised in place."""
     binary = two_valued(x)
-    z = standardise(x, is_treated)
-    del x
+    z = standardise_in_place(x, is_treated)
     squares = z[:, ~binary]
     squares **= 2
-    squares = standardise(squares, is_treated)
+    standardise_in_place(squares, is_treated)
     return tuple(gathered(chosen, z, squares) for chosen in rows)
 
 

@@ -76,6 +76,7 @@ from safepool.study.balance_refinement import balance_features, refine_balance
 from safepool.study.ordering import lexicographic_order
 from safepool.study.table_checks import (
     StudyTableError,
+    by_column_blocks,
     numeric_matrix,
     require_columns,
     require_frame,
@@ -123,17 +124,25 @@ def pooled_whitening(x: np.ndarray, is_treated: np.ndarray) -> np.ndarray:
     return vectors[:, keep] / np.sqrt(values[keep])
 
 
-def propensity_design(x: np.ndarray, strata: np.ndarray) -> np.ndarray:
-    """The propensity model's design, made in one array (no copies of its parts): the covariates
-    standardised over all rows, then one dummy per stratum but the first."""
-    n, p = x.shape
-    design = np.zeros((n, p + int(strata.max(initial=0))))
-    scale = x.std(axis=0)
-    np.subtract(x, x.mean(axis=0), out=design[:, :p])
-    design[:, :p] /= np.where(scale > 0, scale, 1.0)
+def design_in_data_order(df: pd.DataFrame, covariates: list[str], order: np.ndarray, strata: np.ndarray) -> np.ndarray:
+    """The propensity model's design, its rows in data order, made in one array straight from the
+    frame's columns (no matrix of the covariates beside it): the covariates as they are (for
+    atoms_of, then standardise_covariates), then one dummy per stratum but the first."""
+    p = len(covariates)
+    design = np.zeros((order.size, p + int(strata.max(initial=0))))
+    for j, column in enumerate(covariates):  # as numeric_matrix reads them (checked there)
+        design[:, j] = df[column].to_numpy(dtype="float64", na_value=np.nan)[order]
     rows = np.flatnonzero(strata > 0)
     design[rows, p + strata[rows] - 1] = 1.0
     return design
+
+
+def standardise_covariates(design: np.ndarray, p: int) -> None:
+    """The design's first p columns (the covariates) standardised over all rows, in place."""
+    covariates = design[:, :p]
+    scale = by_column_blocks(covariates, lambda block: block.std(axis=0))
+    covariates -= covariates.mean(axis=0)
+    covariates /= np.where(scale > 0, scale, 1.0)
 
 
 def spans(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -276,13 +285,13 @@ class RiskSetMatcher(BaseEstimator):
 
         # Everything below works on the rows in data order: the input order cannot matter.
         order = data_order(cells, is_treated, x)
-        x, is_treated, strata, cells = x[order], is_treated[order], strata[order], cells[order]
-        atom = atoms_of(cells, is_treated, x)
+        del x  # the design holds the covariates in data order: one matrix of the table's size at a time
+        is_treated, strata, cells = is_treated[order], strata[order], cells[order]
+        design = design_in_data_order(df, list(self.covariates), order, strata)
+        atom = atoms_of(cells, is_treated, design[:, :len(self.covariates)])
         first_row = np.r_[0, np.flatnonzero(np.diff(atom)) + 1]
         atom_size = np.bincount(atom).astype(float)
-
-        design = propensity_design(x, strata)
-        del x  # made again for the refinement: one matrix of the table's size at a time
+        standardise_covariates(design, len(self.covariates))
         logit = self._fit_logit(design, is_treated)
         logit = logit[first_row][atom]  # identical rows, identical scores (to the last bit)
         within = logit - pd.Series(logit).groupby(strata).transform("mean").to_numpy()
@@ -303,12 +312,17 @@ class RiskSetMatcher(BaseEstimator):
             links, candidates = self._match_nearest(space, logit, cells, t_rows, c_rows, atom_size[t_atoms],
                                                     atom_size[c_atoms])
             if self.refine:
+                # the features of the control atoms the refinement can look at (candidates and links
+                # only), numbered in the same order: a few per treated atom instead of every control
+                looked_at = np.unique(np.r_[candidates[1], links.c])
                 features_t, features_c = balance_features(numeric_matrix(df, list(self.covariates), where)[order],
-                                                          is_treated, t_rows, c_rows)
-                links = Links(links.t, refine_balance(
-                    features_t, features_c, links.t, links.c, links.amount, atom_size[t_atoms],
-                    atom_size[c_atoms], *candidates, exclusive=not self.replace, pair_penalty=PAIR_PENALTY),
-                    links.amount)
+                                                          is_treated, t_rows, c_rows[looked_at])
+                refined = refine_balance(
+                    features_t, features_c, links.t, np.searchsorted(looked_at, links.c), links.amount,
+                    atom_size[t_atoms], atom_size[c_atoms][looked_at], candidates[0],
+                    np.searchsorted(looked_at, candidates[1]), exclusive=not self.replace,
+                    pair_penalty=PAIR_PENALTY)
+                links = Links(links.t, looked_at[refined], links.amount)
         inverse = np.empty_like(order)
         inverse[order] = np.arange(order.size)
         self._record(df, order, links, atom, t_atoms, c_atoms, is_treated, strata, cells, logit)

@@ -13,6 +13,7 @@ mean (for the dominance checks) are handed to the checks and dropped after publi
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -30,7 +31,8 @@ from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.one_thread import one_thread
-from safepool.pool.access import open_for_analysis
+from safepool.pool.access import POOL_FILE, open_for_analysis, pool_path
+from safepool.pool.publish import Scratch
 from safepool.reports import OUTPUT_NAMES
 from safepool.reports.chart_engine import chart_engine_started
 from safepool.reports.labels import report_context
@@ -47,6 +49,14 @@ from safepool.study.studyfile import StudyFile
 from safepool.study.table_checks import StudyTableError, is_binary, numeric_matrix
 
 PERSON = "pid"
+# The study's engine memory. DuckDB keeps the pool's blocks it has read, and its allocator what the
+# cohort's queries freed, until memory runs short: at 300,000 persons that was 300-400 MB held
+# through the matching, where the study's largest arrays are. Bound to a multiple of the pool
+# file's size (the cohort's queries took 1.2x of it at 300,000 persons, 2x at 30,000, which the
+# floor covers), the engine lets them go; beyond the bound it spills to a scratch folder in the pool
+# zone, and a study whose queries still do not fit runs once more without the bound.
+STUDY_ENGINE_PER_POOL_BYTE = 1.5
+STUDY_ENGINE_FLOOR_MB = 128
 CONTRIBUTORS = 10  # largest per-person contributions handed to the dominance checks (dominance_n up to 10)
 Progress = Callable[[str], None]
 TABLES = ("cohort_flow", "balance", "effects", "event_study", "subgroups", "placebo", "sensitivity", "naive",
@@ -448,15 +458,38 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
         return _run_study(pool_dir, governance, actor, study, say)
 
 
+def study_engine_mb(pool_dir: Path, permit: str) -> int:
+    """The study's engine memory bound for this pool (see STUDY_ENGINE_PER_POOL_BYTE)."""
+    try:
+        size = os.stat(pool_path(pool_dir, permit) / POOL_FILE).st_size
+    except OSError:  # no pool: opening it says so, after the permit is checked
+        size = 0
+    return max(STUDY_ENGINE_FLOOR_MB, int(STUDY_ENGINE_PER_POOL_BYTE * size) >> 20)
+
+
+def analyse_in_pool(pool_dir: Path, governance: Governance, actor: Actor, study: StudyFile,
+              say: Progress) -> StudyAnalysis:
+    """The analysis on the pool opened as the analyst, its engine bounded (study_engine_mb), and
+    once more without the bound if its queries do not fit (each opening audited)."""
+    with Scratch(pool_dir, f"spill-{study.permit}") as spill:  # in the pool zone: pseudonyms only
+        for bound in (study_engine_mb(pool_dir, study.permit), None):
+            say("opening the pool")
+            con = open_for_analysis(pool_dir, governance, actor, study.permit, wanted=needed_columns(study),
+                                    memory_limit_mb=bound, spill=spill.path)
+            try:
+                return analyse(con, study, say)
+            except duckdb.OutOfMemoryException:
+                if bound is None:
+                    raise
+            finally:
+                con.close()
+    raise AssertionError("the unbounded pass returns or raises")
+
+
 def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: StudyFile,
                say: Progress) -> StudyResult:
-    say("opening the pool")
-    con = open_for_analysis(pool_dir, governance, actor, study.permit, wanted=needed_columns(study))
-    try:
-        analysis = analyse(con, study, say)
-        registers = sorted(needed_columns(study))
-    finally:
-        con.close()
+    analysis = analyse_in_pool(pool_dir, governance, actor, study, say)
+    registers = sorted(needed_columns(study))
     say("disclosure checks")
     published = governance.outputs.publish_all(actor, study.permit, outputs_of(analysis), "study",
                                                round_if_failing={"cohort_flow"})

@@ -6,7 +6,7 @@ study table can belong to a person.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -49,6 +49,23 @@ def numeric_matrix(df: pd.DataFrame, columns: list[str], where: str, allow_missi
         if not allow_missing and np.isnan(matrix[j]).any():
             raise StudyTableError(where, f"column {column} has {int(np.isnan(matrix[j]).sum())} missing value(s)")
     return matrix.T
+
+
+COLUMN_BLOCK = 8  # columns reduced at once by by_column_blocks
+
+
+def by_column_blocks(x: np.ndarray, reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """`reduce` (one value per column, as x.var(axis=0)) over x a few columns at a time, so that
+    its temporaries are a block's size instead of the matrix's (at 300,000 persons the matching
+    held 150-300 MB more without it). No block is a single column: NumPy sums a lone contiguous
+    column in another order than the columns of a block, and the results must not change by a bit."""
+    starts = list(range(0, x.shape[1], COLUMN_BLOCK))
+    if len(starts) > 1 and x.shape[1] - starts[-1] == 1:
+        starts.pop()  # the lone last column goes with the block before it
+    out = np.empty(x.shape[1])
+    for start, stop in zip(starts, starts[1:] + [x.shape[1]]):
+        out[start:stop] = reduce(x[:, start:stop])
+    return out
 
 
 def treatment_indicator(df: pd.DataFrame, column: str, where: str) -> np.ndarray:
