@@ -13,7 +13,6 @@ mean (for the dominance checks) are handed to the checks and dropped after publi
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
 from collections.abc import Callable
@@ -31,7 +30,7 @@ from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.one_thread import one_thread
-from safepool.pool.access import POOL_FILE, open_for_analysis, pool_path
+from safepool.pool.access import POOL_FILE, open_for_analysis
 from safepool.pool.publish import Scratch
 from safepool.reports import OUTPUT_NAMES
 from safepool.reports.chart_engine import chart_engine_started
@@ -460,9 +459,9 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
 
 def study_engine_mb(pool_dir: Path, permit: str) -> int:
     """The study's engine memory bound for this pool (see STUDY_ENGINE_PER_POOL_BYTE)."""
-    try:
-        size = os.stat(pool_path(pool_dir, permit) / POOL_FILE).st_size
-    except OSError:  # no pool: opening it says so, after the permit is checked
+    try:  # only a bound: nothing of it is shown, and the pool is opened after the permit is checked
+        size = (pool_dir / permit / POOL_FILE).stat().st_size
+    except OSError:  # no pool: opening it says so, after the permit check
         size = 0
     return max(STUDY_ENGINE_FLOOR_MB, int(STUDY_ENGINE_PER_POOL_BYTE * size) >> 20)
 
