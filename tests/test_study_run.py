@@ -103,8 +103,12 @@ def test_only_an_analyst_of_the_permit_may_run_it(demo):
     workspace, passwords = demo
     governance = Governance.open(workspace.root)
     checker = governance.users.authenticate("sf.checker", passwords["sf.checker"])
-    with pytest.raises(SafepoolError, match="analyst"):
-        run_study(workspace.pool_dir, governance, checker, load_study(EXAMPLE))
+    made: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:  # nothing is made in the pool zone before the refusal
+        patch.setattr("safepool.study.run.Scratch", lambda *args: made.append(str(args)))
+        with pytest.raises(SafepoolError, match="analyst"):
+            run_study(workspace.pool_dir, governance, checker, load_study(EXAMPLE))
+    assert made == []
     # the chart engine started for the report is joined on every way out
     assert not [t for t in threading.enumerate() if t.name == "chart engine start"]
 

@@ -459,7 +459,7 @@ def run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Study
 
 def study_engine_mb(pool_dir: Path, permit: str) -> int:
     """The study's engine memory bound for this pool (see STUDY_ENGINE_PER_POOL_BYTE)."""
-    try:  # only a bound: nothing of it is shown, and the pool is opened after the permit is checked
+    try:
         size = (pool_dir / permit / POOL_FILE).stat().st_size
     except OSError:  # no pool: opening it says so, after the permit check
         size = 0
@@ -467,9 +467,10 @@ def study_engine_mb(pool_dir: Path, permit: str) -> int:
 
 
 def analyse_in_pool(pool_dir: Path, governance: Governance, actor: Actor, study: StudyFile,
-              say: Progress) -> StudyAnalysis:
+                    say: Progress) -> StudyAnalysis:
     """The analysis on the pool opened as the analyst, its engine bounded (study_engine_mb), and
     once more without the bound if its queries do not fit (each opening audited)."""
+    governance.permits.authorise_access(actor, study.permit, needed_columns(study))  # before anything is made
     with Scratch(pool_dir, f"spill-{study.permit}") as spill:  # in the pool zone: pseudonyms only
         for bound in (study_engine_mb(pool_dir, study.permit), None):
             say("opening the pool")
