@@ -74,20 +74,19 @@ def test_dense_and_sparse_products_give_away_the_same_classes(monkeypatch, seed)
     assert any(found) and not all(found)  # the cases hold both given-away classes and none
 
 
-def test_both_products_are_the_same_matrix(monkeypatch):
+@pytest.mark.parametrize("start", [0, 1, 3])
+def test_both_products_make_the_same_rows(monkeypatch, start):
     monkeypatch.setattr(audit_algebra, "_BLOCK", 100)
     classes, _ = classes_of(answers(np.random.default_rng(11)))
     cells, cell_index = audit_algebra._numbered(classes.entry_cell)
-    weight = audit_algebra._unit_columns_and_rows(cell_index, classes.entry_class, classes.entry_weight,
-                                                  len(cells), len(classes.size), classes.column_norm)
     from scipy import sparse
-    by_class = sparse.csr_matrix((weight, (classes.entry_class, cell_index)), shape=(len(classes.size), len(cells)))
-    rows = np.arange(1, len(cells))  # a part of the cells, as for one component
-    members = np.flatnonzero(np.asarray(by_class[:, rows].sum(axis=1)).ravel() != 0)
-    dense = audit_algebra._dense_gram(by_class, rows, members)
-    expected = by_class[:, rows].toarray().T @ by_class[:, rows].toarray()
-    np.testing.assert_allclose(dense, expected, atol=1e-12)
-    np.testing.assert_allclose(audit_algebra._sparse_gram(by_class, rows), expected, atol=1e-12)
+    by_class = sparse.csr_matrix((classes.entry_weight, (classes.entry_class, cell_index)),
+                                 shape=(len(classes.size), len(cells)))
+    dense = by_class.toarray()
+    expected = dense[:, start:].T @ dense
+    for sparse_pair in (0, 10**9):  # always sparse, always dense
+        monkeypatch.setattr(audit_algebra, "_SPARSE_PAIR", sparse_pair)
+        np.testing.assert_allclose(audit_algebra._gram_rows(by_class, start), expected, atol=1e-12)
 
 
 def test_three_answers_give_away_one_person_either_way(monkeypatch):

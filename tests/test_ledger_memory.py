@@ -11,7 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from safepool.query.audit_algebra import Audit, audit
 from safepool.query.ledger_memory import LedgerMemory
+from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
 
@@ -56,3 +58,61 @@ def test_classes_after_adds_equal_classes_made_at_once(seed):
     np.testing.assert_array_equal(summed.entry_cell, unsummed.entry_cell[kept])
     np.testing.assert_array_equal(summed.entry_weight, unsummed.entry_weight[kept])
     np.testing.assert_array_equal(memory._lookup(pool), at_once._lookup(pool))
+
+
+def audited(memory: LedgerMemory, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
+            sums: np.ndarray | None = None) -> Audit:
+    """The check of incoming entries as the ledger makes it: classes, audit, its B B^T noted."""
+    found = audit(memory.classes(cell, person, value, sums), np.unique(cell), MIN_FREQUENCY)
+    memory.note_gram(found.cells, found.gram)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_kept_products_equal_products_made_afresh(seed):
+    """B B^T kept across queries (only each query's new rows made) is the one made from all rows at
+    once, also when persons restart (values of zero first) and sums are left out; and the audit
+    finds the classes a rank count finds."""
+    rng = np.random.default_rng(seed)
+    pool = rng.choice(2**62, 60, replace=False).astype(np.uint64) * np.uint64(3)
+    memory, rows, first_cell = LedgerMemory(KEY), [], 1
+    for _ in range(int(rng.integers(2, 7))):
+        cell, person, value = batch(rng, first_cell, pool[: int(rng.integers(10, 61))])
+        audited(memory, cell, person, value)
+        memory.add(cell, person, value)
+        assert memory.gram is not None and len(memory.gram) == cell.max()
+        rows.append((cell, person, value))
+        first_cell = int(cell.max()) + 1
+    cell, person, value = batch(rng, first_cell, pool)
+    sums = np.unique(cell)[:1]
+    at_once = LedgerMemory.of_rows(KEY, *(np.concatenate(column) for column in zip(*rows)))
+    assert at_once.gram is None
+    kept, afresh = audited(memory, cell, person, value, sums), audited(at_once, cell, person, value, sums)
+    np.testing.assert_array_equal(kept.cells, afresh.cells)
+    np.testing.assert_allclose(kept.gram, afresh.gram, rtol=1e-12, atol=1e-12)
+    assert kept.given_away == afresh.given_away
+    classes = memory.classes(cell, person, value, sums)  # with the kept product, every cell looked at
+    assert audit(classes, np.arange(1, first_cell + 5), MIN_FREQUENCY).given_away == by_rank(classes)
+
+
+def test_a_restarting_person_leaves_the_kept_product():
+    """Persons whose values were all zero counted by membership; with a value that is not zero their
+    earlier cells no longer count for them, in the kept B B^T as in one made afresh."""
+    persons = np.arange(1, 13, dtype=np.uint64)
+    memory = LedgerMemory(KEY)
+    first = (np.repeat([1, 2], 6), persons, np.r_[np.zeros(6), np.ones(6)])  # persons 1-6: zero
+    audited(memory, *first)
+    memory.add(*first)
+    second = (np.full(12, 3), persons, np.arange(1.0, 13.0))
+    kept = audited(memory, *second)
+    assert memory._last[3].restarted.sum() == 6
+    afresh = audited(LedgerMemory.of_rows(KEY, *first), *second)
+    np.testing.assert_allclose(kept.gram, afresh.gram, atol=1e-12)
+
+
+def test_a_product_is_kept_only_for_the_entries_it_was_made_of():
+    memory = LedgerMemory(KEY)
+    cell, person, value = np.array([1, 1, 2]), np.array([5, 6, 5], dtype=np.uint64), np.ones(3)
+    audited(memory, cell, person, value)
+    memory.add(cell[:2], person[:2], value[:2])  # a column withheld: other entries are remembered
+    assert memory.gram is None

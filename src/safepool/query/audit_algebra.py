@@ -10,9 +10,10 @@ Persons whose columns are proportional (in the same cells, contributing in the s
 cannot be told apart by any combination, so they are compressed into one class with one
 column b_c. Only a class as a whole can be given away, and it is given away exactly when its
 column is not a combination of the other classes' columns, which is when its leverage
-b_c^T (B B^T)^+ b_c equals one (B: the class columns, each scaled to length one; B B^T is the
-cells x cells matrix of what two cells share). Classes of fewer persons than the minimum
-frequency must never be given away.
+b_c^T (B B^T)^+ b_c equals one (B: the class columns, each weighted by its persons, with every
+cell row scaled to length one; B B^T is the cells x cells matrix of what two cells share; no
+scaling of rows or columns changes which classes are given away). Classes of fewer persons than
+the minimum frequency must never be given away.
 
 The contributions are the persons' real values, not 0/1 memberships: when they are the same
 value in every cell, both give the same row space, and the values also catch answers that
@@ -59,9 +60,12 @@ class PersonClasses:
     entry_cell: np.ndarray    # the cell's number
     entry_weight: np.ndarray  # what the class contributes to the cell, relative to its first cell
     size: np.ndarray          # persons in each class
-    # each class column's length over all its cells, when some cells are left out of the entries
-    # because they are sums of other cells (they add nothing to the row space; None: none left out)
-    column_norm: np.ndarray | None = None
+    # what the persons of each class weigh together: the sum of their scales squared (a person
+    # contributes its scale times its class's weights; None: every person's scale is one)
+    class_weight: np.ndarray | None = None
+    # the persons' B B^T over the cells numbered 1..len(known_gram), kept from earlier queries
+    # (rows and columns of cells without entries are zero); None: made here for every cell
+    known_gram: np.ndarray | None = None
 
     @classmethod
     def from_entries(cls, entry_class: np.ndarray, entry_cell: np.ndarray, entry_weight: np.ndarray,
@@ -73,32 +77,68 @@ class PersonClasses:
         return cls(entry_class, np.asarray(entry_cell, dtype=np.int64), np.asarray(entry_weight, dtype=float), size)
 
 
+@dataclass(frozen=True)
+class Audit:
+    """What the algebra found: the classes given away, and the persons' B B^T over the cells (their
+    numbers in order) for the caller to keep, so that the next audit makes only the new cells' rows."""
+
+    given_away: int
+    cells: np.ndarray
+    gram: np.ndarray
+
+
 def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int) -> int:
-    """How many classes of 1 to min_frequency - 1 persons the cells give away, looking only at
-    the parts of the cells-and-persons graph that hold a new cell (the rest was checked before)."""
+    """How many classes of 1 to min_frequency - 1 persons the cells give away (see `audit`)."""
+    return audit(classes, new_cells, min_frequency).given_away
+
+
+def audit(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int) -> Audit:
+    """How many classes of 1 to min_frequency - 1 persons the cells give away, looking only at the
+    parts of the cells-and-persons graph that hold a new cell (the rest was checked before).
+
+    B B^T is the persons' (each class column weighted by the square root of its class weight), so
+    it is the sum over persons of their contributions' outer products: it does not change when
+    later cells split a class, and the rows of the cells in `classes.known_gram` are taken from
+    it. Then every cell row is scaled to length one (which keeps the row space and the given-away
+    classes, and B B^T well conditioned)."""
     if classes.entry_class.size == 0:
-        return 0
+        return Audit(0, np.empty(0, dtype=np.int64), np.zeros((0, 0)))
     cells, cell_index = _numbered(classes.entry_cell)
     n_cells, n_classes = len(cells), len(classes.size)
-    weight = _unit_columns_and_rows(cell_index, classes.entry_class, classes.entry_weight, n_cells, n_classes,
-                                    classes.column_norm)
-    by_class = sparse.csr_matrix((weight, (classes.entry_class, cell_index)), shape=(n_classes, n_cells))
+    class_weight = classes.size.astype(float) if classes.class_weight is None else classes.class_weight
+    by_class = sparse.csr_matrix((classes.entry_weight * np.sqrt(class_weight)[classes.entry_class],
+                                  (classes.entry_class, cell_index)), shape=(n_classes, n_cells))
+    known = classes.known_gram
+    n_known = 0 if known is None else int(np.searchsorted(cells, len(known), side="right"))
+    gram = np.empty((n_cells, n_cells))
+    if n_known:
+        gram[:n_known, :n_known] = known[np.ix_(cells[:n_known] - 1, cells[:n_known] - 1)]
+    if n_known < n_cells:
+        fresh = _gram_rows(by_class, n_known)
+        gram[n_known:] = fresh
+        gram[:n_known, n_known:] = fresh[:, :n_known].T
+    found = Audit(0, cells, gram)
     cell_component, class_component = _components(cell_index, classes.entry_class, n_cells, n_classes)
     touched = np.unique(cell_component[np.isin(cells, new_cells)])
     small = (classes.size > 0) & (classes.size < min_frequency)
+    if not np.any(small & np.isin(class_component, touched)):
+        return found
+    scale = 1.0 / np.sqrt(np.diag(gram))  # every cell has an entry that is not zero
+    by_class.data *= scale[by_class.indices]
+    scaled = gram * np.outer(scale, scale)
     with_entries = np.diff(by_class.indptr) > 0
-    found = 0
+    given = 0
     for label in touched:
         candidates = np.flatnonzero(small & (class_component == label))
         if candidates.size:
             rows = np.flatnonzero(cell_component == label)
             members = np.flatnonzero(with_entries & (class_component == label))
-            values, vectors = _eigen(by_class, rows, members)
+            with _one_thread():  # a few hundred cells: threads only wait for each other on a busy machine
+                values, vectors = np.linalg.eigh(scaled[np.ix_(rows, rows)])
             candidates = _not_ruled_out(by_class, rows, members, candidates, values, vectors)
             if candidates.size:
-                found += int((_leverages(by_class, rows, candidates, values, vectors)
-                              >= _LEVERAGE_ONE).sum())
-    return found
+                given += int((_leverages(by_class, rows, candidates, values, vectors) >= _LEVERAGE_ONE).sum())
+    return Audit(given, cells, gram)
 
 
 def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,18 +148,6 @@ def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     present = np.bincount(values - low) > 0
     position = np.cumsum(present) - 1
     return np.flatnonzero(present) + low, position[values - low]
-
-
-def _unit_columns_and_rows(cell_index: np.ndarray, entry_class: np.ndarray, weight: np.ndarray, n_cells: int,
-                           n_classes: int, columns: np.ndarray | None = None) -> np.ndarray:
-    """The weights with every class column (of length `columns`, when given), then every cell row,
-    scaled to length one: scaling a column does not change whether it is a combination of the
-    others, scaling a row does not change the row space; unit lengths keep B B^T well conditioned."""
-    if columns is None:
-        columns = np.sqrt(np.bincount(entry_class, weights=weight * weight, minlength=n_classes))
-    weight = weight / np.where(columns > 0, columns, 1.0)[entry_class]
-    rows = np.sqrt(np.bincount(cell_index, weights=weight * weight, minlength=n_cells))
-    return weight / np.where(rows > 0, rows, 1.0)[cell_index]
 
 
 def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n_classes: int
@@ -139,46 +167,31 @@ def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n
     return cell_component, cell_component[anchor]
 
 
-def _eigen(by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues and eigenvectors of B B^T (cells x cells) of one component (its cells `rows`,
-    its classes with entries `members`)."""
-    with _one_thread():  # a few hundred cells: threads only wait for each other on a busy machine
-        return np.linalg.eigh(_gram(by_class, rows, members))
+def _gram_rows(by_class: sparse.csr_matrix, start: int) -> np.ndarray:
+    """Rows start.. of B B^T (cells x cells), from the classes with entries in those cells. The
+    sparse product handles each pair of a class's entries on its own; blocks of the class rows made
+    dense and multiplied by BLAS do every multiply-add but many times faster each (3-4 times faster
+    in all where a class is in a tenth of the cells; slower for a class in a few hundredths). The
+    cheaper is chosen by counting both."""
+    n_cells = by_class.shape[1]
+    part = by_class[:, start:] if start else by_class
+    entries = np.diff(by_class.indptr).astype(np.float64)
+    in_part = np.diff(part.indptr).astype(np.float64)
+    chosen = np.flatnonzero(in_part > 0)
+    if len(chosen) * float(n_cells) * (n_cells - start + _DENSE_NUMBER) < _SPARSE_PAIR * float(in_part @ entries):
+        return _dense_gram_rows(by_class, chosen, start)
+    return (part.T.tocsr() @ by_class).toarray()
 
 
-def _gram(by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """B B^T of one component. The sparse product handles each pair of a class's entries on its own;
-    blocks of the class rows made dense and multiplied by BLAS do every multiply-add of the cells but
-    many times faster each (3-4 times faster in all over the answers of a few queries, where a class
-    is in a tenth of the cells; slower for a class in a few hundredths). The cheaper is chosen by
-    counting both."""
-    entries = np.diff(by_class.indptr)[members].astype(np.float64)
-    n_cells = float(len(rows))
-    if len(members) * n_cells * (n_cells + _DENSE_NUMBER) < _SPARSE_PAIR * float(entries @ entries):
-        return _dense_gram(by_class, rows, members)
-    return _sparse_gram(by_class, rows)
-
-
-def _sparse_gram(by_class: sparse.csr_matrix, rows: np.ndarray) -> np.ndarray:
-    """For all cells, B^T is `by_class` as it is (the same numbers as B's transpose, not converted again)."""
-    by_cell = by_class.T.tocsr()
-    whole = len(rows) == by_cell.shape[0]
-    block = by_cell if whole else by_cell[rows]
-    return (block @ (by_class if whole else block.T)).toarray()
-
-
-def _dense_gram(by_class: sparse.csr_matrix, rows: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """Summed over blocks of the component's class rows of at most _BLOCK numbers each."""
-    whole = len(rows) == by_class.shape[1]
-    gram = np.zeros((len(rows), len(rows)))
-    step = max(1, _BLOCK // by_class.shape[1])
-    for start in range(0, len(members), step):
-        chosen = members[start:start + step]
-        block = (by_class[chosen[0]:chosen[-1] + 1] if chosen[-1] - chosen[0] + 1 == len(chosen)
-                 else by_class[chosen]).toarray()
-        if not whole:
-            block = block[:, rows]
-        gram += block.T @ block
+def _dense_gram_rows(by_class: sparse.csr_matrix, chosen: np.ndarray, start: int) -> np.ndarray:
+    """Summed over blocks of the chosen class rows of at most _BLOCK numbers each."""
+    n_cells = by_class.shape[1]
+    gram = np.zeros((n_cells - start, n_cells))
+    step = max(1, _BLOCK // n_cells)
+    for first in range(0, len(chosen), step):
+        rows = chosen[first:first + step]
+        block = (by_class[rows[0]:rows[-1] + 1] if rows[-1] - rows[0] + 1 == len(rows) else by_class[rows]).toarray()
+        gram += block[:, start:].T @ block
     return gram
 
 

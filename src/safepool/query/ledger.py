@@ -109,7 +109,7 @@ from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
 from safepool.query import ledger_memory
-from safepool.query.audit_algebra import PersonClasses, given_away
+from safepool.query.audit_algebra import PersonClasses, audit
 from safepool.faults import Invalid, Refused, Unavailable
 
 LEDGER_DIR = ".query-ledger"
@@ -396,8 +396,9 @@ class Ledger:
         chosen = incoming[incoming["cell"].isin(cells)]
         numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))  # as remember will number them
         sums = numbers(np.asarray(self._sums_within(cells), dtype=np.int64))
-        return given_away(self.classes(chosen, numbers, sums), numbers(np.asarray(cells, dtype=np.int64)),
-                          min_frequency) > 0
+        found = audit(self.classes(chosen, numbers, sums), numbers(np.asarray(cells, dtype=np.int64)), min_frequency)
+        self._memory().note_gram(found.cells, found.gram)  # kept if exactly these cells are remembered
+        return found.given_away > 0
 
     def _numbers(self, cells: np.ndarray) -> Any:
         """Numbers for incoming cells above every remembered one, in the order of their own numbers."""

@@ -30,11 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from safepool.query.audit_algebra import PersonClasses
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
+_GRAM_CELLS = 4096  # the persons' B B^T is kept up to this many cells (128 MB), made afresh beyond
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
 
@@ -83,7 +85,6 @@ class _Extension:
     first: np.ndarray     # float64, NaN while all of a person's values are zero
     pattern: np.ndarray   # uint64, xor of the hashes of the entries that count
     count: np.ndarray     # int64, entries that count
-    sumsq: np.ndarray     # float64, the sum of the squared weights of those entries
     restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
     index: np.ndarray     # int64, the person of each incoming entry
     counts: np.ndarray    # bool, whether each incoming entry counts
@@ -111,11 +112,14 @@ class LedgerMemory:
         self.first = np.empty(0, dtype=np.float64)
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
-        self.sumsq = np.empty(0, dtype=np.float64)
         self.signed: set[tuple[int, int]] = set()  # (size, signature) of every remembered cell
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # persons in order, and where each is
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension] | None = None
+        # the persons' B B^T over the remembered cells (numbered from 1; see `audit_algebra.audit`)
+        self.gram: np.ndarray | None = None
+        # the entries the classes were last computed with, their extension and, once noted, their audit's
+        # cells and B B^T
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, tuple | None] | None = None
 
     cell = _remembered("cell")
     person = _remembered("person")
@@ -179,8 +183,6 @@ class LedgerMemory:
         pattern[:n_old] = self.pattern
         count = np.zeros(total, dtype=np.int64)
         count[:n_old] = self.count
-        sumsq = np.zeros(total, dtype=np.float64)
-        sumsq[:n_old] = self.sumsq
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
         candidates = np.flatnonzero((value != 0) & np.isnan(first[index]))
@@ -193,29 +195,30 @@ class LedgerMemory:
             first[people] = value[chosen]
             pattern[people] = 0
             count[people] = 0
-            sumsq[people] = 0.0
         counts, weight = _weights(value, first[index])
         hashed = entry_hash(cell[counts], weight[counts])
         np.bitwise_xor.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
-        sumsq += np.bincount(index[counts], weights=weight[counts] * weight[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, sumsq, restarted, index, counts, weight)
+        return _Extension(persons, first, pattern, count, restarted, index, counts, weight)
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
             sums: np.ndarray | None = None) -> None:
         """Remember incoming entries (as the ledger file now holds them, in `order` when given).
         The entries of `sums` (cells that are sums of other remembered cells) count in each
-        person's pattern and squared weights, but are not kept for the algebra."""
+        person's pattern, but are not kept for the algebra."""
         cell = np.asarray(cell, dtype=np.int64)
         person = np.asarray(person, dtype=np.uint64)
         value = np.asarray(value, dtype=np.float64)
         order = np.arange(len(cell)) if order is None else order
         last, self._last = self._last, None
+        noted = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
                                     for a, b in zip(last[:3], (cell, person, value))):
-            extension = last[3]  # the classes were last computed with exactly these entries
+            extension, noted = last[3], last[4]  # the classes were last computed with exactly these entries
         else:
             extension = self.extend(cell, person, value)
+        self.gram = _kept_gram(noted, max(int(cell.max()) if len(cell) else 0,
+                                          0 if self.gram is None else len(self.gram)))
         if sums is not None and len(sums):
             order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -225,21 +228,37 @@ class LedgerMemory:
         if self._sorted is not None and len(extension.persons) > len(self.persons):
             self._sorted = _merged(self._sorted, extension.persons, len(self.persons))
         self.persons, self.first = extension.persons, extension.first
-        self.pattern, self.count, self.sumsq = extension.pattern, extension.count, extension.sumsq
+        self.pattern, self.count = extension.pattern, extension.count
+
+    def note_gram(self, cells: np.ndarray, gram: np.ndarray) -> None:
+        """Note the B B^T that the audit of the entries the classes were last computed with made, for
+        `add` to keep when it remembers exactly those entries."""
+        if self._last is not None:
+            self._last = (*self._last[:4], (cells, gram))
+
+    def _known_gram(self, extension: _Extension) -> np.ndarray | None:
+        """The kept B B^T without the remembered entries of persons who restart (they counted by
+        membership, one in each of their cells, and no longer count)."""
+        if self.gram is None or not extension.restarted.any():
+            return self.gram
+        gone = np.flatnonzero(extension.restarted[self.person] & self.counts)
+        members = sparse.csr_matrix((np.ones(len(gone)), (self.person[gone], self.cell[gone] - 1)),
+                                    shape=(len(extension.persons), len(self.gram)))
+        return self.gram - (members.T @ members).toarray()
 
     def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
                 sums: np.ndarray | None = None) -> PersonClasses:
         """Remembered and incoming entries (cells numbered above every remembered one) with the
         persons compressed into classes of proportional contributions: one entry per class and
-        cell, from one of its persons (all of them have the same entries), and each class column's
-        length over all of them. Cells that are sums of other cells (remembered ones, and incoming
-        `sums`) count in that length but are left out of the entries: they add nothing to the row
-        space."""
+        cell, from one of its persons (all of them have the same entries), each class's weight (the
+        sum of its persons' first values squared, one for a person counted by membership) and the kept
+        B B^T of the remembered cells. Cells that are sums of other cells (remembered ones, and
+        incoming `sums`) are left out of the entries: they add nothing to the row space."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
         extension = self.extend(cell, person, value)
-        self._last = (cell, person, value, extension)
+        self._last = (cell, person, value, extension, None)
         if len(extension.persons) == 0:
             return PersonClasses.from_entries(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
         with np.errstate(over="ignore"):  # the pattern and the number of entries, in one hash
@@ -259,7 +278,21 @@ class LedgerMemory:
         entry_class = np.concatenate([of_person[self.person[old]], of_person[extension.index[new]]])
         entry_cell = np.concatenate([self.cell[old], cell[new]])
         weight = np.concatenate([self.weight[old], extension.weight[new]])
-        return PersonClasses(entry_class, entry_cell, weight, size, np.sqrt(extension.sumsq[representative]))
+        scale = np.where(np.isnan(extension.first), 1.0, extension.first)
+        return PersonClasses(entry_class, entry_cell, weight, size,
+                             np.bincount(of_person, weights=scale * scale, minlength=len(size)),
+                             self._known_gram(extension))
+
+
+def _kept_gram(noted: tuple | None, cells: int) -> np.ndarray | None:
+    """The persons' B B^T over the cells numbered 1..cells from an audit's (its cells, B B^T); None
+    when there is none or it would be too large to keep."""
+    if noted is None or cells > _GRAM_CELLS:
+        return None
+    numbers, gram = noted
+    kept = np.zeros((cells, cells))
+    kept[np.ix_(numbers - 1, numbers - 1)] = gram
+    return kept
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
