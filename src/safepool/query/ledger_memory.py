@@ -67,16 +67,6 @@ def _weights(value: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return counts, weight + 0.0
 
 
-def _merged(persons_sorted: tuple[np.ndarray, np.ndarray], persons: np.ndarray, known: int
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """The persons in order and where each is, from those of the first `known` persons with the
-    others merged in: what sorting all of them gives (persons are distinct), without sorting them."""
-    ordered, order = persons_sorted
-    fresh = np.argsort(persons[known:])
-    at = np.searchsorted(ordered, persons[known:][fresh])
-    return np.insert(ordered, at, persons[known:][fresh]), np.insert(order, at, known + fresh)
-
-
 @dataclass
 class _Extension:
     """The persons' state with some incoming entries added (not yet remembered)."""
@@ -114,7 +104,7 @@ class LedgerMemory:
         self.count = np.empty(0, dtype=np.int64)
         self.signed: set[tuple[int, int]] = set()  # (size, signature) of every remembered cell
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
-        self._sorted: tuple[np.ndarray, np.ndarray] | None = None  # persons in order, and where each is
+        self._index: pd.Index | None = None  # the persons, with their hash table once looked up
         # the persons' B B^T over the remembered cells (numbered from 1; see `audit_algebra.audit`)
         self.gram: np.ndarray | None = None
         # the entries the classes were last computed with, their extension and, once noted, their audit's
@@ -149,17 +139,13 @@ class LedgerMemory:
 
     def _lookup(self, person: np.ndarray) -> np.ndarray:
         """Index of each person: remembered ones where they are, the others after them in the
-        order first seen. Found by binary search in the remembered persons sorted (once per state):
-        incoming persons come in sorted runs (by entry, then person), which a search walks in order."""
+        order first seen. Found in a hash table of the remembered persons, made once per state of
+        the persons (most queries bring no new person): half the time of a binary search."""
         index = np.full(len(person), -1, dtype=np.int64)
         if len(self.persons) and len(person):
-            if self._sorted is None:
-                order = np.argsort(self.persons)
-                self._sorted = (self.persons[order], order)
-            ordered, order = self._sorted
-            at = np.minimum(np.searchsorted(ordered, person), len(ordered) - 1)
-            found = ordered[at] == person
-            index[found] = order[at[found]]
+            if self._index is None:
+                self._index = pd.Index(self.persons)
+            index = self._index.get_indexer(person).astype(np.int64, copy=False)
         unknown = index < 0
         if unknown.any():
             fresh = pd.Index(pd.unique(person[unknown]))
@@ -225,8 +211,8 @@ class LedgerMemory:
             self.counts[extension.restarted[self.person]] = False
         self._append(cell=cell[order], person=extension.index[order], counts=extension.counts[order],
                      weight=extension.weight[order])
-        if self._sorted is not None and len(extension.persons) > len(self.persons):
-            self._sorted = _merged(self._sorted, extension.persons, len(self.persons))
+        if len(extension.persons) > len(self.persons):
+            self._index = None
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
 
@@ -263,9 +249,12 @@ class LedgerMemory:
             return PersonClasses.from_entries(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
         with np.errstate(over="ignore"):  # the pattern and the number of entries, in one hash
             keys = extension.pattern ^ mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
-        _, representative, of_person, size = np.unique(keys, return_index=True, return_inverse=True,
-                                                       return_counts=True)
-        of_person = of_person.reshape(-1)
+        # classes numbered in the order of their keys (not of the persons), found by hashing: about
+        # half the time of sorting the keys
+        of_person, _ = pd.factorize(keys, sort=True)
+        size = np.bincount(of_person)
+        representative = np.empty(len(size), dtype=np.int64)
+        representative[of_person] = np.arange(len(of_person))  # any person of the class
         chosen = np.zeros(len(extension.persons), dtype=bool)
         chosen[representative] = True
         taken = chosen[self.person] & self.counts
