@@ -224,6 +224,77 @@ def test_a_claimed_total_that_does_not_add_up_stays_in_the_algebra(ws, claimed):
             assert withheld == {}
 
 
+# -- totals handed over without rows ---------------------------------------------------------------
+
+
+def file_rows(root: Path) -> tuple[list[int], list[tuple[int, int]]]:
+    """The cells with rows in the ledger file, and its sums' (cell, member) rows."""
+    with duckdb.connect(str(ledger_file(root)), read_only=True) as con:
+        return ([c for (c,) in con.execute("SELECT DISTINCT cell FROM contributions ORDER BY cell").fetchall()],
+                con.execute("SELECT cell, member FROM sum_members ORDER BY ALL").fetchall())
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_total_without_rows_is_kept_as_the_cells_it_adds_up_and_still_counts(ws, read_again):
+    """The engine hands a total over as the cells it adds up: the file keeps the definition, no
+    rows, bound into the digest (verify_contents recomputes it); three later answers with those
+    cells still give person 0 away (b - d + e), and a cell of the total's persons but one is close
+    to it, whether the memory is kept or the file is read again."""
+    from safepool.query import ledger_memory
+
+    root, governance, anna = ws
+    b, c = cell(range(10)), cell(range(10, 20), number=1)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([b, c]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]}) == {}
+        assert ledger.cells == 3 and ledger.rows == 20
+        ledger.verify_contents()
+    assert file_rows(root) == ([1, 2], [(3, 1), (3, 2)])
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    d, e = cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.compare(cell(range(1, 20)), MIN_FREQUENCY) == ({0}, set())  # the total but person 0
+        assert ledger.compare(cell(range(20)), MIN_FREQUENCY) == (set(), {0})     # the total itself
+        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
+
+
+def test_a_total_without_rows_is_compared_and_taken_for_a_remembered_cell(ws):
+    """A total that comes without rows is the same as a remembered cell of its persons and values
+    (its size and signature from its cells'), and close to one that lacks a person."""
+    root, governance, anna = ws
+    b, c = cell(range(10)), cell(range(10, 20), number=1)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        ledger.remember(cell(range(20), number=7))
+        assert ledger.compare(pd.concat([b, c]), MIN_FREQUENCY, defined={2: [0, 1]}) == (set(), {2})
+    with Ledger.open(root / "pool", governance, anna, OTHER) as ledger:
+        ledger.remember(cell(range(1, 20), number=7))
+        assert ledger.compare(pd.concat([b, c]), MIN_FREQUENCY, defined={2: [0, 1]}) == ({2}, set())
+
+
+@pytest.mark.parametrize("case", ["shared person", "zero", "cell remembered before"])
+def test_a_total_that_cannot_be_kept_as_its_cells_gets_its_rows_made(ws, case):
+    """A total whose cells share a person, or hold a zero, or of which a cell was remembered before,
+    gets each person's sum over its cells as rows (as the engine would make them)."""
+    root, governance, anna = ws
+    b, c = cell(range(10)), cell(range(10, 20), number=1)
+    if case == "shared person":
+        c = cell([*range(10, 20), 3], [1.0] * 10 + [2.0], number=1)
+    if case == "zero":
+        b = cell(range(10), [0.0] + [1.0] * 9)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        if case == "cell remembered before":
+            ledger.remember(cell(range(10), number=5))
+        first = ledger.cells
+        ledger.check(pd.concat([b, c]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]})
+        ledger.verify_contents()
+        kept = ledger.con.execute(f"SELECT person, value FROM contributions WHERE cell = {ledger.cells} "
+                                  "ORDER BY person").fetchall()
+    expected = pd.concat([b, c]).groupby("person")["value"].sum()
+    assert kept == [(int(p), float(v)) for p, v in expected.items()]
+    assert file_rows(root)[1] == []
+    assert ledger.cells == first + (2 if case == "cell remembered before" else 3)
+
+
 # -- under load ---------------------------------------------------------------------------------
 
 WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10

@@ -301,10 +301,12 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 
 def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
               ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]]]:
-    """For the ledger: each person's contribution to every shown cell, total and sum of shown cells a
-    reader can add up (a mean or quantile is a sum over a count, so both enter), the column of each,
-    and which of them are sums of shown cells that are entries themselves (the ledger checks that).
-    Rows come sorted by entry and person (the ledger's own order, so it sorts nothing)."""
+    """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
+    quantile is a sum over a count, so both enter), the column of each, and which of them are sums
+    of shown cells that are entries themselves. Each person's contribution comes for every entry but
+    those sums: the ledger makes a sum's rows from its cells' when it needs them (they are the
+    persons' sums over its cells, as `_entry_rows` would make them), which is most of the rows of a
+    table with margins. Rows come sorted by entry and person (the ledger's own order)."""
     groups = [g.name for g in model.groups]
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entry, person, value) of each entry
     column_of: dict[int, int] = {}
@@ -333,7 +335,7 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
         rows = budget.arrays("remember the answer's cells", f"SELECT cell, person, value, rows FROM persons{j}")
-        pieces += _entry_rows(rows, entries)
+        pieces += _entry_rows(rows, [entry for entry in entries if entry[0] not in sums])
     cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
     return pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums

@@ -110,6 +110,7 @@ from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_tabl
 from safepool.governance.users import Actor
 from safepool.query import ledger_memory
 from safepool.query.audit_algebra import PersonClasses, audit
+from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
 from safepool.faults import Invalid, Refused, Unavailable
 
 LEDGER_DIR = ".query-ledger"
@@ -124,6 +125,7 @@ _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell al
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGINT)"  # a sum's cells, one row each
 
 
 class LedgerBusy(Unavailable):
@@ -139,20 +141,27 @@ def genesis_digest(permit: str) -> str:
     return hashlib.sha256(_DOMAIN + permit.encode("utf-8")).hexdigest()
 
 
-def chain_digest(digest: str, frame: pd.DataFrame) -> str:
+def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None) -> str:
     """`digest` chained over the cells of `frame` (columns cell, person, value; sorted by cell,
-    person and value, cells numbered as remembered): per cell, SHA-256 of the previous digest,
-    the cell's number and size, its persons (uint64) and values (float64), little-endian."""
+    person and value, cells numbered as remembered) and the cells `defined` as sums of others, in
+    the order of their numbers: per cell, SHA-256 of the previous digest and, for a cell of rows,
+    its number and size, its persons (uint64) and values (float64), little-endian; for a sum, its
+    number and the numbers of the cells it adds up (int64, in order)."""
     cells = frame["cell"].to_numpy(dtype=np.int64)
     persons = frame["person"].to_numpy(dtype="<u8")
     values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
     starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else np.array([], dtype=int)
     ends = np.r_[starts[1:], len(cells)]
-    for start, end in zip(starts, ends):
+    steps = [(int(cells[start]), start, end) for start, end in zip(starts, ends)]
+    steps += [(int(cell), -1, sorted(int(m) for m in members)) for cell, members in (defined or {}).items()]
+    for cell, start, end in sorted(steps, key=lambda step: step[0]):
         step = hashlib.sha256(bytes.fromhex(digest))
-        step.update(b"cell" + struct.pack("<qq", int(cells[start]), int(end - start)))
-        step.update(persons[start:end].tobytes())
-        step.update(values[start:end].astype("<f8").tobytes())
+        if start < 0:  # a sum of other cells
+            step.update(b"sum" + struct.pack(f"<qq{len(end)}q", cell, len(end), *end))
+        else:
+            step.update(b"cell" + struct.pack("<qq", cell, int(end - start)))
+            step.update(persons[start:end].tobytes())
+            step.update(values[start:end].astype("<f8").tobytes())
         digest = step.hexdigest()
     return digest
 
@@ -366,13 +375,24 @@ class Ledger:
         cells (columns cell, person, value; cell -> its column in column_of); remembers the rest.
         `sums` (optional) names incoming cells that are, person by person, the sum of other
         incoming cells of the same column (a total and the shown cells it adds up): checked here,
-        they are left out of the algebra, which they add nothing to, while their members are in it."""
-        signatures = self.signatures(incoming)
-        close, same = self.compare(incoming, min_frequency, signatures)
+        they are left out of the algebra, which they add nothing to, while their members are in it.
+        A sum may come without rows: then it is kept as a definition or its rows are made here
+        (see `safepool.query.ledger_sums`)."""
+        sums = sums or {}
+        incoming, defined = split_sums(in_cell_order(incoming), column_of, sums)
+        signatures = self.signatures(incoming, defined)
+        close, same = self.compare(incoming, min_frequency, signatures, defined)
         withheld = {column_of[cell]: PAIRS for cell in close}
         candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
+        chosen = set(candidates)
+        # a sum is kept as a definition only with the cells it adds up (not when one is remembered already)
+        made = {cell: members for cell, members in defined.items() if cell in chosen and not chosen.issuperset(members)}
+        if made:
+            incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, made)], ignore_index=True))
+        self._defined = {cell: members for cell, members in defined.items() if cell in chosen and cell not in made}
         self._candidates = candidates
-        self._sums = _checked_sums(incoming, column_of, sums or {}) if candidates else {}
+        claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
+        self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined} if candidates else {}
         if candidates and self._gives_away(incoming, candidates, min_frequency):
             accepted: list[int] = []
             for column in sorted({column_of[cell] for cell in candidates}):
@@ -384,7 +404,8 @@ class Ledger:
         kept = [c for c in candidates if column_of[c] not in withheld]
         if kept:
             self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept),
-                          signatures=signatures[signatures["cell"].isin(kept)])
+                          signatures=signatures[signatures["cell"].isin(kept)],
+                          defined={cell: members for cell, members in self._defined.items() if cell in kept})
         return withheld
 
     def _sums_within(self, cells: list[int]) -> list[int]:
@@ -440,21 +461,24 @@ class Ledger:
             ledger_memory.keep(str(self.path), memory)
         return memory
 
-    def signatures(self, incoming: pd.DataFrame) -> pd.DataFrame:
-        """Per incoming cell its size and signature: computed once per query, for the comparison
-        and for the cells remembered (see `cell_signatures`)."""
-        return cell_signatures(incoming)
+    def signatures(self, incoming: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None) -> pd.DataFrame:
+        """Per incoming cell (and sum `defined` without rows) its size and signature: computed once
+        per query, for the comparison and for the cells remembered (see `cell_signatures`)."""
+        return sum_signatures(cell_signatures(incoming), defined or {})
 
-    def compare(self, incoming: pd.DataFrame, min_frequency: int, signatures: pd.DataFrame | None = None
-                ) -> tuple[set[int], set[int]]:
+    def compare(self, incoming: pd.DataFrame, min_frequency: int, signatures: pd.DataFrame | None = None,
+                defined: Mapping[int, Sequence[int]] | None = None) -> tuple[set[int], set[int]]:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
         with a value of zero) that differ from a remembered cell by 1 to min_frequency - 1 persons,
         and those equal to a remembered cell. A cell with the size and signature (an order-free hash
         of its persons and values) of a remembered one is that cell again and adds nothing; two cells
         whose sizes differ by the minimum frequency or more differ by at least that many persons, so
         only the other incoming cells are compared, and only with remembered cells of a near size.
-        `signatures`: `signatures(incoming)`, when the caller has them."""
-        sizes = self.signatures(incoming) if signatures is None else signatures
+        `signatures`: `signatures(incoming, defined)`, when the caller has them; `defined`: sums
+        that come without rows (their rows are made for the comparison, and remembered sums' rows
+        from the cells they add up)."""
+        defined = defined or {}
+        sizes = self.signatures(incoming, defined) if signatures is None else signatures
         remembered = self._signed()
         same = {int(cell) for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)
                 if (int(size), int(signature)) in remembered}
@@ -463,6 +487,9 @@ class Ledger:
                                   min_frequency)]
         if fresh.empty:  # every cell is remembered, or none has a remembered cell of a near size: none is close
             return set(), same
+        wanted = {int(cell): defined[cell] for cell in fresh["cell"] if cell in defined}
+        if wanted:
+            incoming = pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True)
         con = self._con()
         con.register("incoming", incoming)
         con.register("fresh", fresh)
@@ -470,13 +497,17 @@ class Ledger:
             pairs = con.sql(f"""
                 WITH near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s
                               ON abs(o.size - s.size) < {int(min_frequency)}),
+                remembered AS (
+                    SELECT cell, person, value FROM contributions WHERE cell IN (SELECT cell FROM near)
+                    UNION ALL
+                    SELECT s.cell, c.person, c.value FROM sum_members s JOIN contributions c ON c.cell = s.member
+                    WHERE s.cell IN (SELECT cell FROM near)),
                 pairs AS (
                     SELECT i.cell AS new, c.cell AS old, count(*) AS overlap,
                            count(*) FILTER (WHERE abs(i.value - c.value)
                                <= {_RELATIVE_TOLERANCE} * greatest(abs(i.value), abs(c.value), 1)) AS same
                     FROM (SELECT * FROM incoming WHERE cell IN (SELECT cell FROM fresh)) i
-                    JOIN (SELECT * FROM contributions WHERE cell IN (SELECT cell FROM near)) c
-                         USING (person) GROUP BY ALL)
+                    JOIN remembered c USING (person) GROUP BY ALL)
                 SELECT p.new, s.size + o.size - p.overlap - p.same AS differing
                 FROM pairs p JOIN fresh s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
         finally:
@@ -487,28 +518,32 @@ class Ledger:
 
     # -- remembering, bound to the record -----------------------------------------------------
 
-    def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None
-                 ) -> None:
+    def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None,
+                 defined: Mapping[int, Sequence[int]] | None = None) -> None:
         """Keep the incoming cells, numbered after the remembered ones in the order of their
         numbers: record the pending state, update the file, then make the state the record's.
         `sums`: incoming cells checked to be sums of other incoming cells (see `check`);
-        `signatures`: `signatures(incoming)`, when the caller has them."""
+        `signatures`: `signatures(incoming, defined)`, when the caller has them; `defined`: sums
+        without rows, kept as the cells they add up (all of them among the incoming cells)."""
+        defined = defined or {}
         if incoming.empty:
             return
         if signatures is None:
-            signatures = self.signatures(incoming)
+            signatures = self.signatures(incoming, defined)
         person = incoming["person"].to_numpy(dtype=np.uint64)
         value = incoming["value"].to_numpy(dtype=float) + 0.0
         if not np.isfinite(value).all():
             raise ValueError("ledger contributions must be finite numbers")
         numbers = incoming["cell"].to_numpy(dtype=np.int64)
-        distinct = _distinct(numbers)
+        distinct = _distinct(np.r_[numbers, np.fromiter(defined, dtype=np.int64, count=len(defined))])
         cell = self.cells + 1 + np.searchsorted(distinct, numbers).astype(np.int64)
+        number = {int(c): self.cells + 1 + i for i, c in enumerate(distinct)}
+        definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
         order = _canonical_order(cell, person, value)
         columns = {"cell": cell[order], "person": person[order], "value": value[order]}
         frame = pd.DataFrame(columns, copy=False)
         cells, rows = self.cells + len(distinct), self.rows + len(frame)
-        digest = chain_digest(self.digest, frame)
+        digest = chain_digest(self.digest, frame, definitions)
 
         memory = ledger_memory.recalled(str(self.path), self._key())
         ledger_memory.keep(str(self.path), None)  # kept again below once the file holds the new state
@@ -519,9 +554,12 @@ class Ledger:
         con.register("incoming", pa.table(columns))
         con.register("sizes", signatures.assign(cell=self.cells + 1 + np.searchsorted(
             distinct, signatures["cell"].to_numpy(dtype=np.int64))))
+        con.register("definitions", pd.DataFrame(
+            [(c, m) for c, members in definitions.items() for m in members], columns=["cell", "member"], dtype=np.int64))
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
+            con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
             con.execute("INSERT INTO cells SELECT cell, size, signature FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?", [cells, rows, digest])
             con.execute("COMMIT")
@@ -536,8 +574,8 @@ class Ledger:
                 pass
             raise
         finally:
-            con.unregister("incoming")
-            con.unregister("sizes")
+            for name in ("incoming", "sizes", "definitions"):
+                con.unregister(name)
         self._commit_pending(cells, digest)
         self.cells, self.rows, self.digest = cells, rows, digest
         if memory is not None:
@@ -552,8 +590,12 @@ class Ledger:
     def verify_contents(self) -> None:
         """Recompute the digest from every remembered row; a difference stops the permit's queries
         like any mismatch (`LedgerTampered`, audited). Reads the whole ledger."""
-        frame = self._con().sql("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").df()
-        found = chain_digest(genesis_digest(self.permit), frame)
+        con = self._con()
+        frame = con.sql("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").df()
+        defined: dict[int, list[int]] = {}
+        for cell, member in con.execute("SELECT cell, member FROM sum_members ORDER BY cell, member").fetchall():
+            defined.setdefault(int(cell), []).append(int(member))
+        found = chain_digest(genesis_digest(self.permit), frame, defined)
         if found != self.digest:
             self._stop("the ledger file's remembered rows do not add up to its digest (edited)",
                        file_cells=self.cells, file_digest=found)
@@ -670,6 +712,7 @@ class Ledger:
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
         self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT)")
+        self.con.execute(_SUM_MEMBERS)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
         self.con.execute("COMMIT")
@@ -688,10 +731,16 @@ class Ledger:
             [(permit, cells, rows, digest)] = state
             if not isinstance(digest, str) or not _HEX_DIGEST.match(digest):
                 raise ValueError("not a digest")
-            return str(permit), int(cells), int(rows), digest
+            found = str(permit), int(cells), int(rows), digest
         except (TypeError, ValueError):  # never quoted: the file's content is not trusted
             self._stop("the ledger file's own state is damaged", row=row)
             raise
+        try:  # a file written before sums were kept as definitions has none, and holds their rows
+            self.con.execute(_SUM_MEMBERS)
+        except duckdb.Error:
+            self._close()
+            self._stop("the ledger file cannot be read as a ledger", row=row)
+        return found
 
     def _used_before(self) -> bool:
         """Whether the audit log shows that this permit's ledger remembered cells or was stopped."""

@@ -1,0 +1,138 @@
+"""Totals and margins the ledger keeps as sums of other cells instead of as rows.
+
+Most rows of a table with margins belong to its totals: in a one-way table the grand total holds
+every person once more, in a two-way table the margins and the total hold them three times more.
+A total that adds up shown cells of its column is, person by person, the sum of their rows, so
+it adds nothing to the all-answers algebra and its rows can be made from theirs whenever they are
+needed (to compare it with a remembered cell, or to compare a new cell with it). The query
+engine therefore hands such totals over without rows, as the cells they add up; the ledger keeps
+one as a definition (in the file's table `sum_members`) when:
+
+- it and the cells it adds up belong to one column, and those cells are shown cells with rows,
+  none of them a sum itself;
+- no person is in two of those cells (then each person's row of the total is the person's row of
+  the one cell, so the total's size is the sum of theirs and its signature the xor of theirs);
+- none of those cells holds a value of zero (a person whose values are all zero counts by
+  membership, which does not add up over cells).
+
+Any other total gets its rows made here (each person's sum over the cells) and is handled like a
+cell with rows. Nothing a reader can see changes: which cells are remembered, compared and given
+away is the same as with the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+Sums = Mapping[int, Sequence[int]]
+
+
+def in_cell_order(incoming: pd.DataFrame) -> pd.DataFrame:
+    """The rows sorted by cell (stably), as the engine hands them over."""
+    cell = incoming["cell"].to_numpy(dtype=np.int64)
+    if len(cell) < 2 or not np.any(cell[1:] < cell[:-1]):
+        return incoming
+    return incoming.iloc[np.argsort(cell, kind="stable")].reset_index(drop=True)
+
+
+def split_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Sums
+               ) -> tuple[pd.DataFrame, dict[int, list[int]]]:
+    """The rows with those of totals that cannot be kept as definitions made and added, and the
+    totals that can (cell -> the cells it adds up). `incoming` is sorted by cell; totals that
+    come with rows of their own are left as they are (the ledger checks them)."""
+    bounds = _bounds(incoming)
+    rowless = {int(cell): sorted({int(m) for m in members}) for cell, members in sums.items()
+               if int(cell) not in bounds}
+    if not rowless:
+        return incoming, {}
+    value = incoming["value"].to_numpy(dtype=float)
+    person = incoming["person"].to_numpy(dtype=np.uint64)
+    zeros = {int(c) for c in np.unique(incoming["cell"].to_numpy(dtype=np.int64)[value == 0])}
+    disjoint: list[set[int]] = []  # sets of cells no person is in two of
+    defined: dict[int, list[int]] = {}
+    made: list[pd.DataFrame] = []
+    for cell, members in sorted(rowless.items(), key=lambda item: -len(item[1])):  # a total before its margins
+        if (_structured(cell, members, column_of, bounds, sums) and not zeros.intersection(members)
+                and _disjoint(members, disjoint, bounds, person)):
+            defined[cell] = members
+        else:
+            made.append(_summed(incoming, bounds, cell, members))
+    if made:
+        incoming = in_cell_order(pd.concat([incoming, *made], ignore_index=True))
+    return incoming, defined
+
+
+def sum_rows(incoming: pd.DataFrame, defined: Sums) -> pd.DataFrame:
+    """The rows of totals kept as definitions: the rows of the cells each adds up (no person is in
+    two of them), under the total's number."""
+    bounds = _bounds(incoming)
+    parts = []
+    for cell, members in defined.items():
+        rows = pd.concat([incoming.iloc[slice(*bounds[m])] for m in members], ignore_index=True)
+        parts.append(rows.assign(cell=np.int64(cell)))
+    return pd.concat(parts, ignore_index=True) if parts else incoming.iloc[:0]
+
+
+def sum_signatures(signatures: pd.DataFrame, defined: Sums) -> pd.DataFrame:
+    """Size and signature of each total kept as a definition, from those of the cells it adds up:
+    their sizes added, their signatures xor-ed (the same rows, under another number)."""
+    if not defined:
+        return signatures
+    by_cell = signatures.set_index("cell")
+    added = pd.DataFrame({
+        "cell": np.fromiter(defined, dtype=np.int64, count=len(defined)),
+        "size": [int(by_cell.loc[list(members), "size"].sum()) for members in defined.values()],
+        "signature": np.array([np.bitwise_xor.reduce(by_cell.loc[list(members), "signature"].to_numpy(dtype=np.uint64))
+                               for members in defined.values()], dtype=np.uint64)})
+    return pd.concat([signatures, added], ignore_index=True)
+
+
+def _bounds(incoming: pd.DataFrame) -> dict[int, tuple[int, int]]:
+    """Where each cell's rows are in rows sorted by cell."""
+    cell = incoming["cell"].to_numpy(dtype=np.int64)
+    if len(cell) == 0:
+        return {}
+    starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
+    ends = np.r_[starts[1:], len(cell)]
+    return {int(cell[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
+
+
+def _structured(cell: int, members: list[int], column_of: Mapping[int, int], bounds: Mapping[int, tuple[int, int]],
+                sums: Sums) -> bool:
+    """Whether the total and its cells belong to one column, and those are cells with rows that are
+    not sums themselves."""
+    return (cell in column_of and bool(members) and cell not in members
+            and all(m in column_of and column_of[m] == column_of[cell] and m in bounds and m not in sums
+                    for m in members))
+
+
+def _disjoint(members: list[int], known: list[set[int]], bounds: Mapping[int, tuple[int, int]],
+              person: np.ndarray) -> bool:
+    """Whether no person is in two of the cells: known for a part of a set found so before (margins
+    are parts of their table's total), else looked up in a hash table of their persons."""
+    chosen = set(members)
+    if any(chosen <= found for found in known):
+        return True
+    persons = np.concatenate([person[slice(*bounds[m])] for m in members])
+    if pd.Index(persons).is_unique:
+        known.append(chosen)
+        return True
+    return False
+
+
+def _summed(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], cell: int, members: list[int]
+            ) -> pd.DataFrame:
+    """The total's rows: each person's sum over the cells it adds up (in the order of the cells), as
+    the query engine makes a total's rows."""
+    taken = [slice(*bounds[m]) for m in members if m in bounds]
+    person = np.concatenate([incoming["person"].to_numpy(dtype=np.uint64)[t] for t in taken] or [np.empty(0, np.uint64)])
+    value = np.concatenate([incoming["value"].to_numpy(dtype=float)[t] for t in taken] or [np.empty(0)])
+    order = np.argsort(person, kind="stable")
+    person, value = person[order], value[order]
+    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]]) if len(person) else np.empty(0, dtype=np.int64)
+    total = np.add.reduceat(value, starts) if len(person) else value
+    return pd.DataFrame({"cell": np.full(len(starts), cell, dtype=np.int64), "person": person[starts],
+                         "value": total + 0.0})
