@@ -93,6 +93,13 @@ def given_away(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int
 
 
 def audit(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int) -> Audit:
+    """See `_audit`; BLAS runs on this thread alone: a few hundred cells leave its other threads
+    only waiting, and their waiting takes the core (or its other half) the audit runs on."""
+    with _one_thread():
+        return _audit(classes, new_cells, min_frequency)
+
+
+def _audit(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int) -> Audit:
     """How many classes of 1 to min_frequency - 1 persons the cells give away, looking only at the
     parts of the cells-and-persons graph that hold a new cell (the rest was checked before).
 
@@ -133,8 +140,7 @@ def audit(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int) -> 
         if candidates.size:
             rows = np.flatnonzero(cell_component == label)
             members = np.flatnonzero(with_entries & (class_component == label))
-            with _one_thread():  # a few hundred cells: threads only wait for each other on a busy machine
-                values, vectors = np.linalg.eigh(scaled[np.ix_(rows, rows)])
+            values, vectors = np.linalg.eigh(scaled[np.ix_(rows, rows)])
             candidates = _not_ruled_out(by_class, rows, members, candidates, values, vectors)
             if candidates.size:
                 given += int((_leverages(by_class, rows, candidates, values, vectors) >= _LEVERAGE_ONE).sum())
