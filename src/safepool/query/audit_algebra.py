@@ -125,7 +125,7 @@ def _audit(classes: PersonClasses, new_cells: np.ndarray, min_frequency: int) ->
         gram[n_known:] = fresh
         gram[:n_known, n_known:] = fresh[:, :n_known].T
     found = Audit(0, cells, gram)
-    cell_component, class_component = _components(cell_index, classes.entry_class, n_cells, n_classes)
+    cell_component, class_component = _components(by_class)
     touched = np.unique(cell_component[np.isin(cells, new_cells)])
     small = (classes.size > 0) & (classes.size < min_frequency)
     if not np.any(small & np.isin(class_component, touched)):
@@ -156,13 +156,14 @@ def _numbered(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(present) + low, position[values - low]
 
 
-def _components(cell_index: np.ndarray, entry_class: np.ndarray, n_cells: int, n_classes: int
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """Connected parts of the cells-and-classes graph, as a component per cell and per class: each
-    class links its cells through one of them (its anchor)."""
-    anchor = np.zeros(n_classes, dtype=np.int64)
-    anchor[entry_class] = cell_index  # any of the class's cells
-    linked = cell_index.astype(np.int64) * n_cells + anchor[entry_class]
+def _components(by_class: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Connected parts of the cells-and-classes graph (classes x cells), as a component per cell
+    and per class: each class links its cells through the first of them (its anchor)."""
+    n_cells = by_class.shape[1]
+    lengths = np.diff(by_class.indptr)
+    anchor = np.zeros(by_class.shape[0], dtype=np.int64)
+    anchor[lengths > 0] = by_class.indices[by_class.indptr[:-1][lengths > 0]]
+    linked = by_class.indices.astype(np.int64) * n_cells + np.repeat(anchor, lengths)
     if n_cells <= 4096:  # each linked pair of cells once, by counting
         pairs = np.flatnonzero(np.bincount(linked, minlength=n_cells * n_cells))
     else:

@@ -7,7 +7,9 @@ group minus the sum over the same group without one person is that person's valu
 three answers "everyone" minus "women but one" minus "men" is too. For every cell an answer
 shows (and every total and sum of shown cells a reader can add up), the ledger keeps each
 person's contribution (persons with rows in the cell, even when their values add up to zero),
-keyed by a hash of the pseudonym. A new answer is checked twice against what was shown before:
+keyed by a hash of the pseudonym; a total that adds up shown cells of its column is kept as
+those cells where it can be (`safepool.query.ledger_sums`: its rows are theirs). A new answer is
+checked twice against what was shown before:
 
 - pairs: a new cell is compared with every remembered one; when the persons whose contribution
   differs (present in one and not the other, or present in both with another value) number
@@ -322,7 +324,8 @@ def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
 
 
 class Ledger:
-    """Remembered cells of one permit: contributions(cell, person, value), cells(cell, size) and
+    """Remembered cells of one permit: contributions(cell, person, value), sum_members(cell, member)
+    for totals kept as the cells they add up, cells(cell, size, signature) and
     ledger_state(permit, cells, rows, digest) in the file. Open it with `Ledger.open`."""
 
     def __init__(self, path: Path, governance: Governance, actor: Actor, permit: str) -> None:
