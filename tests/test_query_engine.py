@@ -145,6 +145,27 @@ def test_persons_by_sex_show_code_labels_totals_and_are_recorded(setup):
     assert output.source == "query" and output.verdict == "pass"
 
 
+def test_the_cycle_collector_rests_while_a_query_is_answered_and_is_back_after(setup, monkeypatch):
+    import gc
+
+    from safepool.query import engine
+
+    during = []
+    check = engine.Ledger.check
+
+    def watched(self, *args, **kwargs):
+        during.append(gc.isenabled())
+        return check(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.Ledger, "check", watched)
+    assert gc.isenabled()
+    ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))
+    assert during == [False] and gc.isenabled()
+    with pytest.raises(QueryRefused):
+        ask(setup, "SELECT sex, max(amount) FROM payments JOIN population USING (pid) GROUP BY sex")
+    assert gc.isenabled()  # also after a refused query
+
+
 def test_sql_and_request_are_one_model(setup):
     by_sql = ask(setup, "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex")
     by_request = ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))

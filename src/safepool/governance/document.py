@@ -16,7 +16,6 @@ images or markup, and anything that looks like an identity code is masked.
 from __future__ import annotations
 
 import base64
-import gc
 import logging
 import re
 import threading
@@ -31,6 +30,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
 
+from safepool.collector import collector_paused
 from safepool.governance.assessment import ApprovalRole, Assessment
 from safepool.governance.form import (
     Beneficiary,
@@ -299,7 +299,7 @@ def pdf_from_html(html: str) -> bytes:
     styles and text layouts set off collection after collection, each full one walking the whole
     process (a tenth of the study report's CPU in the demo); one young collection afterwards frees
     what the rendering left."""
-    with _quiet(), _COLLECTOR.paused():
+    with _quiet(), collector_paused():
         return pdf_layout(html).write_pdf()
 
 
@@ -342,34 +342,6 @@ def _fonts() -> Any:
     return _THREAD.fonts
 
 
-class _CollectorPause:
-    """Pauses the cycle collector while any thread renders; the last one done restores it."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rendering = 0
-        self._was_enabled = False
-
-    @contextmanager
-    def paused(self) -> Iterator[None]:
-        with self._lock:
-            if not self._rendering:
-                self._was_enabled = gc.isenabled()
-                gc.disable()
-            self._rendering += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._rendering -= 1
-                restore = not self._rendering and self._was_enabled
-                if restore:
-                    gc.enable()
-            if restore:
-                gc.collect(0)  # everything made while paused is still in the young generation
-
-
-_COLLECTOR = _CollectorPause()
 
 
 @contextmanager
