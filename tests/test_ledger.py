@@ -295,6 +295,23 @@ def test_a_total_that_cannot_be_kept_as_its_cells_gets_its_rows_made(ws, case):
     assert ledger.cells == first + (2 if case == "cell remembered before" else 3)
 
 
+def test_a_ledger_file_written_before_sums_were_kept_as_cells_is_still_read(ws):
+    """A file from before has no table of sums (its totals are rows): it is read as it is, gets the
+    empty table, and compares and verifies as before."""
+    from safepool.query import ledger_memory
+
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        ledger.remember(cell(range(20)))
+    with duckdb.connect(str(ledger_file(root))) as con:
+        con.execute("DROP TABLE sum_members")
+    ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.compare(cell(range(1, 20)), MIN_FREQUENCY) == ({0}, set())
+        ledger.verify_contents()
+    assert file_rows(root) == ([1], [])
+
+
 # -- under load ---------------------------------------------------------------------------------
 
 WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10
