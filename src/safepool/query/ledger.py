@@ -106,7 +106,6 @@ import pyarrow as pa
 from sqlalchemy import Engine, select, update
 
 from safepool.duckdb_connection import open_duckdb
-from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
