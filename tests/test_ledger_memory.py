@@ -118,3 +118,23 @@ def test_a_product_is_kept_only_for_the_entries_it_was_made_of():
     audited(memory, cell, person, value)
     memory.add(cell[:2], person[:2], value[:2])  # a column withheld: other entries are remembered
     assert memory.gram is None
+
+
+def test_beyond_the_cells_a_product_is_kept_for_it_is_made_afresh(monkeypatch):
+    """Past `_GRAM_CELLS` remembered cells the memory keeps no B B^T (its size grows with the
+    square of the cells); every audit then makes it from all rows, and finds the same."""
+    from safepool.query import ledger_memory
+
+    monkeypatch.setattr(ledger_memory, "_GRAM_CELLS", 4)
+    rng = np.random.default_rng(3)
+    pool = np.arange(1, 41, dtype=np.uint64)
+    memory, first_cell = LedgerMemory(KEY), 1
+    while first_cell <= 6:
+        cell, person, value = batch(rng, first_cell, pool)
+        audited(memory, cell, person, value)
+        memory.add(cell, person, value)
+        assert (memory.gram is not None) == (cell.max() <= 4)
+        first_cell = int(cell.max()) + 1
+    classes = memory.classes(*batch(rng, first_cell, pool))
+    assert classes.known_gram is None
+    assert audit(classes, np.arange(1, first_cell + 5), MIN_FREQUENCY).given_away == by_rank(classes)

@@ -36,7 +36,7 @@ from safepool.query.audit_algebra import PersonClasses
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
-_GRAM_CELLS = 4096  # the persons' B B^T is kept up to this many cells (128 MB), made afresh beyond
+_GRAM_CELLS = 2048  # the persons' B B^T is kept up to this many cells (32 MB), made afresh beyond
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
 
