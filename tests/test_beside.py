@@ -176,3 +176,27 @@ def test_a_background_child_and_its_threads_run_at_the_lowest_priority(monkeypat
         assert beside.ready(niceness_here_and_in_a_thread, background=True).start().result() == (19, 19)
         assert beside.start(niceness_here_and_in_a_thread).result() == (here, here)
     assert os.getpriority(os.PRIO_PROCESS, 0) == here
+
+
+def test_a_yielding_thread_runs_below_this_process_and_gives_back_its_result_or_error():
+    """The work runs on a thread of its own, YIELDING_STEP below the caller's priority (capped at
+    the lowest); the caller's own priority stays; an error comes back as it was raised."""
+    import threading
+
+    from safepool.beside import BACKGROUND_NICE, YIELDING_STEP, yielding
+
+    def where() -> tuple[int, int]:
+        thread = threading.get_native_id()
+        return thread, os.getpriority(os.PRIO_PROCESS, thread)
+
+    caller = where()
+    thread, niceness = yielding(where)
+    assert thread != caller[0]
+    assert niceness == min(BACKGROUND_NICE, caller[1] + YIELDING_STEP)
+    assert where() == caller
+
+    def failing() -> None:
+        raise Invalid("no such register")
+
+    with pytest.raises(Invalid, match="no such register"):
+        yielding(failing)

@@ -31,13 +31,35 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
 _PROGRESS, _DONE, _FAILED = "progress", "done", "failed"
 BACKGROUND_NICE = 19  # the lowest scheduling priority, for a child made `background`
+YIELDING_STEP = 10    # how much lower than this process a `yielding` thread runs
 _FORK_UNSAFE: list[str] = []  # what has started in this process that a forked child would inherit broken
+
+
+def yielding(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on a thread of its own that runs YIELDING_STEP below this process's
+    scheduling priority, its result or its error given back: for work of this process that should
+    take a core only while the work beside it (a child on the critical path, such as the demo's
+    synthesis) leaves one idle. Linux schedules threads, so the priority is the thread's alone
+    (the engine threads it starts inherit it) and ends with it; where a thread's priority cannot
+    be set, the function runs at this process's."""
+    def lowered() -> None:
+        thread = threading.get_native_id()
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, min(BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, thread)
+                                                        + YIELDING_STEP))
+        except OSError:
+            pass
+
+    with ThreadPoolExecutor(1, initializer=lowered) as thread:
+        return thread.submit(function, *args).result()
 
 
 def fork_unsafe(reason: str) -> None:
