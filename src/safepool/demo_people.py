@@ -203,10 +203,7 @@ def headline(study: StudyResult) -> str:
 class RegisterChecks:
     """Each register checked by its holder's own steward: as soon as synthesis says it is written,
     one at a time while the others are still being made (synthesis holds most of the memory then),
-    at a lower priority than synthesis, which is the demo's longest path (with both at one, the
-    checks took a third of the cores synthesis could use: 300,000 persons synthesised in 23 s
-    instead of 21 s); and the rest once all are written, two at a time (as check_registers reads,
-    whoever asks)."""
+    and the rest once all are written, two at a time (as check_registers reads, whoever asks)."""
 
     def __init__(self, person: Mapping[str, Session]) -> None:
         linkage = person[LINKAGE_AUTHORITY]
@@ -216,10 +213,7 @@ class RegisterChecks:
         self._checks: list[RegisterCheck] = []
 
     def while_written(self, synthesis: Synthesis) -> None:
-        """Check each register synthesis has written, until synthesis ends (on a yielding thread)."""
-        yielding(self._each_written, synthesis)
-
-    def _each_written(self, synthesis: Synthesis) -> None:
+        """Check each register synthesis has written, until synthesis ends."""
         while not synthesis.registers.done():
             try:
                 name = synthesis.written.get(timeout=0.05)
@@ -253,14 +247,23 @@ def with_people(
     """Everything after the catalogue exists (see the module docstring): while synthesis still
     makes the registers' data, the stewards are assigned, the people signed in, both permits asked
     for and approved, and each register checked by its holder's steward as soon as it is written;
-    the city's use is started in `city_ready`, the process made ready for it, once all are written."""
+    the city's use is started in `city_ready`, the process made ready for it, once all are written.
+
+    The approvals and the checks run on a thread that yields to synthesis (`yielding`), the demo's
+    longest path: at one priority they took a third of the cores synthesis could use (300,000
+    persons synthesised in 23-26 s instead of 21-23 s)."""
     assign_stewards(workspace, passwords)
     with People(workspace.root, passwords) as person:
         analyst, steward, checker = person["vtt.analyst1"], person[LINKAGE_AUTHORITY], person["sf.checker"]
-        permit = request_approved(person, "permit-request.yaml", DEMO_PERMIT)
-        city = request_approved(person, "permit-request-city.yaml", CITY_PERMIT) if city_ready else None
-        checking = RegisterChecks(person)
-        checking.while_written(synthesis)
+
+        def while_synthesising() -> tuple[Permit, Permit | None, RegisterChecks]:
+            permit = request_approved(person, "permit-request.yaml", DEMO_PERMIT)
+            city = request_approved(person, "permit-request-city.yaml", CITY_PERMIT) if city_ready else None
+            checking = RegisterChecks(person)
+            checking.while_written(synthesis)
+            return permit, city, checking
+
+        permit, city, checking = yielding(while_synthesising)
         registers = synthesis.registers.result()
         notify("linked", SYNTHETIC, 0)
         city_use = (city_ready.start(workspace.root, passwords, city.assessment.reassessment_after_review)
