@@ -200,3 +200,33 @@ def test_a_yielding_thread_runs_below_this_process_and_gives_back_its_result_or_
 
     with pytest.raises(Invalid, match="no such register"):
         yielding(failing)
+
+
+def test_an_interrupted_wait_for_a_yielding_thread_goes_on_at_once():
+    """Ctrl-C while the work still runs (here a signal whose handler raises) is not held up until
+    the work ends: the demo's checks wait for synthesis, which stops only once the error is out."""
+    import signal
+    import threading
+
+    from safepool.beside import yielding
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(*_: object) -> None:
+        raise Interrupted
+
+    release = threading.Event()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    main = threading.get_ident()
+    timer = threading.Timer(0.2, lambda: signal.pthread_kill(main, signal.SIGUSR1))
+    try:
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(Interrupted):
+            yielding(release.wait, 30)
+        assert time.monotonic() - started < 5
+    finally:
+        release.set()
+        timer.cancel()
+        signal.signal(signal.SIGUSR1, previous)

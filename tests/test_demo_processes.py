@@ -40,3 +40,33 @@ def test_the_demo_gives_the_same_summary_with_forked_children_and_with_fresh_int
     forked, fresh = json.loads(done.stdout.strip().splitlines()[-1])
     assert any(line.startswith("Customer information under the city's permit") for line in forked)
     assert forked == fresh
+
+
+STOPPED = """
+import sys, time
+from pathlib import Path
+import safepool.demo, safepool.demo_people
+
+def slow_synthesis(*args, **kwargs):
+    time.sleep(120)
+
+def failing(*args, **kwargs):
+    raise RuntimeError("stopped while synthesis ran")
+
+safepool.demo.synthesise = slow_synthesis
+safepool.demo_people.add_users = failing
+started = time.monotonic()
+try:
+    safepool.demo.run_demo(Path(sys.argv[1]) / "demo", persons=1000, seed=1)
+except RuntimeError:
+    print(f"{time.monotonic() - started:.1f}")
+"""
+
+
+def test_an_error_while_synthesis_runs_stops_it_instead_of_waiting_for_it(tmp_path: Path):
+    """An error (or Ctrl-C) in the demo's own process while synthesis still runs stops synthesis
+    and comes out at once, instead of waiting for synthesis to end (here two minutes)."""
+    done = subprocess.run([sys.executable, "-c", STOPPED, str(tmp_path)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.strip().splitlines()[-1]) < 30

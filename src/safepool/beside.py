@@ -32,8 +32,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO, Generic, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -49,17 +49,30 @@ def yielding(function: Callable[..., T], *args: Any) -> T:
     take a core only while the work beside it (a child on the critical path, such as the demo's
     synthesis) leaves one idle. Linux schedules threads, so the priority is the thread's alone
     (the engine threads it starts inherit it) and ends with it; where a thread's priority cannot
-    be set, the function runs at this process's."""
-    def lowered() -> None:
+    be set, the function runs at this process's. A wait interrupted (Ctrl-C) goes on at once, and
+    the process does not wait for the work at its exit."""
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
         thread = threading.get_native_id()
         try:
             os.setpriority(os.PRIO_PROCESS, thread, min(BACKGROUND_NICE, os.getpriority(os.PRIO_PROCESS, thread)
                                                         + YIELDING_STEP))
         except OSError:
             pass
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as exc:  # given back to the caller, raised there
+            outcome["error"] = exc
+        finally:
+            done.set()
 
-    with ThreadPoolExecutor(1, initializer=lowered) as thread:
-        return thread.submit(function, *args).result()
+    threading.Thread(target=run, name="yielding", daemon=True).start()
+    done.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def fork_unsafe(reason: str) -> None:
@@ -78,23 +91,31 @@ class _Process(Protocol):
 
 
 class Forked:
-    """A forked process, waited for once (its exit code kept), with subprocess.Popen's calls."""
+    """A forked process, waited for once (its exit code kept), with subprocess.Popen's calls, from
+    any thread: the thread that takes its answer and the one that stops it may both wait for it
+    (on an error or Ctrl-C), and only one of them may collect it from the kernel, so it is
+    collected under a lock, never blocking there (a blocked collector would keep the other
+    thread from stopping the process it waits for)."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.returncode: int | None = None
+        self._collecting = threading.Lock()
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
+        with self._collecting:
+            if self.returncode is None:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+                if pid:
+                    self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
 
     def wait(self) -> int:
-        if self.returncode is None:
-            self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-        return self.returncode
+        pause = 0.001
+        while (code := self.poll()) is None:
+            time.sleep(pause)
+            pause = min(2 * pause, 0.05)
+        return code
 
     def kill(self) -> None:
         if self.poll() is None:

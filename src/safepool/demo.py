@@ -143,7 +143,9 @@ def run_demo(
             written.put(stage.removeprefix(WRITTEN))
         notify(stage, SYNTHETIC, 0)
 
-    with Beside() as beside, ThreadPoolExecutor(1) as waiting:
+    # the waiting thread is left last: on an error (or Ctrl-C) synthesis is stopped first, which ends
+    # that thread's wait, instead of the thread being waited for until synthesis had ended
+    with ThreadPoolExecutor(1) as waiting, Beside() as beside:
         synthesis = beside.ready(synthesise, on_progress=synthesis_said)
         fresh_folder(path)
         workspace = Workspace.init(path)
