@@ -216,6 +216,26 @@ def test_three_answers_cannot_isolate_a_person_and_the_alert_fires(setup):
     assert len(alerts) == 1 and PERMIT in str(alerts[0]) and "anna" in str(alerts[0])
 
 
+@pytest.mark.parametrize("first", ["table", "everyone but one"])
+def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first):
+    """A table's total is remembered as the cells it adds up (no rows of its own); it is still
+    compared with a later cell of everyone but LONELY, and a later total with an earlier such cell:
+    one of the two answers is withheld, whichever comes first."""
+    base = "FROM payments JOIN population USING (pid) WHERE amount < 10000"
+    asks = {"table": f"SELECT sex, sum(amount) AS s {base} GROUP BY sex",
+            "everyone but one": f"SELECT sum(amount) AS s {base} AND birth_year <> 1940"}
+    earlier = ask(setup, asks[first])
+    with duckdb.connect(str(setup[0].pool_dir / LEDGER_DIR / f"{PERMIT}.duckdb"), read_only=True) as con:
+        defined = con.execute("SELECT count(DISTINCT cell) FROM sum_members").fetchall()[0][0]
+    assert defined == (1 if first == "table" else 0)  # the total, as its two cells
+    later = ask(setup, asks["everyone but one" if first == "table" else "table"])
+    assert earlier.table["status"].eq(SHOWN).all()
+    if first == "table":
+        assert np.isnan(later.table.loc[0, "s"]) and "differencing" in later.table.loc[0, "status"]
+    else:
+        assert later.table["status"].str.contains("differencing").all() and later.table["s"].isna().all()
+
+
 # -- the ledger cannot be reset quietly ------------------------------------------------------------
 
 
