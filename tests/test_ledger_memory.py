@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safepool.query.audit_algebra import Audit, audit
+from safepool.query import audit_algebra
+from safepool.query.audit_algebra import Audit
 from safepool.query.ledger_memory import LedgerMemory
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
@@ -48,33 +49,27 @@ def test_classes_after_adds_equal_classes_made_at_once(seed):
         expected = [where.get(int(p), len(where) + unknown.index(int(p)) if int(p) in unknown else -1) for p in pool]
         np.testing.assert_array_equal(memory._lookup(pool), expected)
     cell, person, value = batch(rng, first_cell, pool)
-    sums = np.unique(cell)[:1]
     at_once = LedgerMemory.of_rows(KEY, *(np.concatenate(column) for column in zip(*rows)))
-    for found, expected in zip(memory.classes(cell, person, value, sums).__dict__.values(),
-                               at_once.classes(cell, person, value, sums).__dict__.values()):
+    for found, expected in zip(memory.classes(cell, person, value).__dict__.values(),
+                               at_once.classes(cell, person, value).__dict__.values()):
         np.testing.assert_array_equal(found, expected)
-    unsummed = at_once.classes(cell, person, value)
-    kept = ~np.isin(unsummed.entry_cell, sums)
-    summed = memory.classes(cell, person, value, sums)
-    np.testing.assert_array_equal(summed.entry_class, unsummed.entry_class[kept])
-    np.testing.assert_array_equal(summed.entry_cell, unsummed.entry_cell[kept])
-    np.testing.assert_array_equal(summed.entry_weight, unsummed.entry_weight[kept])
     np.testing.assert_array_equal(memory._lookup(pool), at_once._lookup(pool))
+    np.testing.assert_array_equal(memory.contribution, at_once.contribution)
 
 
 def audited(memory: LedgerMemory, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
             sums: np.ndarray | None = None) -> Audit:
-    """The check of incoming entries as the ledger makes it: classes, audit, its B B^T noted."""
-    found = audit(memory.classes(cell, person, value, sums), np.unique(cell), MIN_FREQUENCY)
-    memory.note_gram(found.cells, found.gram)
-    return found
+    """The check of incoming entries as the ledger makes it (its A A^T noted for `add`)."""
+    return memory.audit(cell, person, value, MIN_FREQUENCY, sums)
 
 
+@pytest.mark.parametrize("dense_classes", [0, 10**9])  # in the persons; as class columns
 @pytest.mark.parametrize("seed", range(20))
-def test_kept_products_equal_products_made_afresh(seed):
-    """B B^T kept across queries (only each query's new rows made) is the one made from all rows at
+def test_kept_products_equal_products_made_afresh(monkeypatch, seed, dense_classes):
+    """A A^T kept across queries (only each query's new rows made) is the one made from all rows at
     once, also when persons restart (values of zero first) and sums are left out; and the audit
     finds the classes a rank count finds."""
+    monkeypatch.setattr(audit_algebra, "_DENSE_CLASSES", dense_classes)
     rng = np.random.default_rng(seed)
     pool = rng.choice(2**62, 60, replace=False).astype(np.uint64) * np.uint64(3)
     memory, rows, first_cell = LedgerMemory(KEY), [], 1
@@ -90,16 +85,14 @@ def test_kept_products_equal_products_made_afresh(seed):
     at_once = LedgerMemory.of_rows(KEY, *(np.concatenate(column) for column in zip(*rows)))
     assert at_once.gram is None
     kept, afresh = audited(memory, cell, person, value, sums), audited(at_once, cell, person, value, sums)
-    np.testing.assert_array_equal(kept.cells, afresh.cells)
     np.testing.assert_allclose(kept.gram, afresh.gram, rtol=1e-12, atol=1e-12)
-    assert kept.given_away == afresh.given_away
-    classes = memory.classes(cell, person, value, sums)  # with the kept product, every cell looked at
-    assert audit(classes, np.arange(1, first_cell + 5), MIN_FREQUENCY).given_away == by_rank(classes)
+    everything = [np.concatenate(column) for column in zip(*rows, (cell, person, value))]
+    assert kept.given_away == afresh.given_away == by_rank(*everything, left_out=sums)
 
 
 def test_a_restarting_person_leaves_the_kept_product():
     """Persons whose values were all zero counted by membership; with a value that is not zero their
-    earlier cells no longer count for them, in the kept B B^T as in one made afresh."""
+    earlier cells no longer count for them, in the kept A A^T as in one made afresh."""
     persons = np.arange(1, 13, dtype=np.uint64)
     memory = LedgerMemory(KEY)
     first = (np.repeat([1, 2], 6), persons, np.r_[np.zeros(6), np.ones(6)])  # persons 1-6: zero
@@ -121,20 +114,21 @@ def test_a_product_is_kept_only_for_the_entries_it_was_made_of():
 
 
 def test_beyond_the_cells_a_product_is_kept_for_it_is_made_afresh(monkeypatch):
-    """Past `_GRAM_CELLS` remembered cells the memory keeps no B B^T (its size grows with the
+    """Past `_GRAM_CELLS` remembered cells the memory keeps no A A^T (its size grows with the
     square of the cells); every audit then makes it from all rows, and finds the same."""
     from safepool.query import ledger_memory
 
     monkeypatch.setattr(ledger_memory, "_GRAM_CELLS", 4)
     rng = np.random.default_rng(3)
     pool = np.arange(1, 41, dtype=np.uint64)
-    memory, first_cell = LedgerMemory(KEY), 1
+    memory, rows, first_cell = LedgerMemory(KEY), [], 1
     while first_cell <= 6:
         cell, person, value = batch(rng, first_cell, pool)
         audited(memory, cell, person, value)
         memory.add(cell, person, value)
+        rows.append((cell, person, value))
         assert (memory.gram is not None) == (cell.max() <= 4)
         first_cell = int(cell.max()) + 1
-    classes = memory.classes(*batch(rng, first_cell, pool))
-    assert classes.known_gram is None
-    assert audit(classes, np.arange(1, first_cell + 5), MIN_FREQUENCY).given_away == by_rank(classes)
+    incoming = batch(rng, first_cell, pool)
+    everything = [np.concatenate(column) for column in zip(*rows, incoming)]
+    assert audited(memory, *incoming).given_away == by_rank(*everything)

@@ -110,7 +110,6 @@ from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
 from safepool.query import ledger_memory
-from safepool.query.audit_algebra import PersonClasses, audit
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
 from safepool.faults import Invalid, Refused, Unavailable
 
@@ -416,27 +415,22 @@ class Ledger:
         return [cell for cell, members in self._sums.items() if cell in chosen and chosen.issuperset(members)]
 
     def _gives_away(self, incoming: pd.DataFrame, cells: list[int], min_frequency: int) -> bool:
+        """Whether the remembered and the chosen incoming cells together give away a class of fewer
+        persons than `min_frequency` (numbered above the remembered cells as remember will number
+        them); a person whose contributions are all zero counts by membership (the answers could
+        still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
         chosen = incoming[incoming["cell"].isin(cells)]
-        numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))  # as remember will number them
-        sums = numbers(np.asarray(self._sums_within(cells), dtype=np.int64))
-        found = audit(self.classes(chosen, numbers, sums), numbers(np.asarray(cells, dtype=np.int64)), min_frequency)
-        self._memory().note_gram(found.cells, found.gram)  # kept if exactly these cells are remembered
+        numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))
+        found = self._memory().audit(numbers(chosen["cell"].to_numpy(dtype=np.int64)),
+                                     chosen["person"].to_numpy(dtype=np.uint64),
+                                     chosen["value"].to_numpy(dtype=float) + 0.0, min_frequency,
+                                     sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)))
         return found.given_away > 0
 
     def _numbers(self, cells: np.ndarray) -> Any:
         """Numbers for incoming cells above every remembered one, in the order of their own numbers."""
         distinct = _distinct(cells)
         return lambda chosen: self.cells + 1 + np.searchsorted(distinct, chosen)
-
-    def classes(self, incoming: pd.DataFrame, numbers: Any = None, sums: np.ndarray | None = None) -> PersonClasses:
-        """Remembered and incoming cells (numbered above the remembered ones, by `numbers` or in
-        the order of their own numbers) with their persons compressed into classes of proportional
-        contributions; a person whose contributions are all zero counts by membership (the answers
-        could still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
-        cells = incoming["cell"].to_numpy(dtype=np.int64)
-        numbered = (numbers or self._numbers(cells))(cells)
-        return self._memory().classes(numbered, incoming["person"].to_numpy(dtype=np.uint64),
-                                      incoming["value"].to_numpy(dtype=float) + 0.0, sums)
 
     def _signed(self) -> set[tuple[int, int]]:
         """(size, signature) of every remembered cell: from the memory kept in this process, else

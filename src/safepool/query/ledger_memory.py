@@ -1,9 +1,9 @@
-"""The query ledger's remembered cells as person classes, kept in memory between queries.
+"""The query ledger's remembered cells, kept in memory between queries for the all-answers audit.
 
-The differencing audit over all answers (`safepool.query.audit_algebra`) compresses persons
-into classes of proportional contributions over every remembered and incoming cell. Computed
-afresh, that reads every remembered row on every query. Here each person's pattern is kept
-instead, and extended by the incoming cells only:
+The differencing audit over all answers (`safepool.query.audit_algebra`) needs what every person
+contributes to every remembered and incoming cell, and the persons compressed into classes of
+proportional contributions. Read afresh, that is every remembered row on every query. Here it is
+kept instead, and extended by the incoming cells only:
 
 - a person's first value: the value in the lowest-numbered cell where the person's value is
   not zero (remembered cells keep their numbers and incoming ones are numbered after them, so it
@@ -13,7 +13,11 @@ instead, and extended by the incoming cells only:
   value (rounded to `RATIO_DECIMALS`);
 - an order-free hash of those (cell, weight) entries (xor of a 64-bit mix of each) and their
   number: persons with the same hash and number (mixed into one 64-bit key) form a class, as in
-  the ledger's definition.
+  the ledger's definition;
+- each entry's contribution to the algebra (weight times first value, one by membership, zero for
+  an entry that does not count), kept in the order of the cells: the rows of a sparse matrix of
+  cells x persons as they are, appended to by each query;
+- A A^T of the remembered cells, and random probes per person, drawn when first needed.
 
 A person whose values were all zero and who now gets a value that is not zero drops the zero
 entries (they no longer count) and starts again from the incoming entries. The state is bound to
@@ -32,11 +36,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from safepool.query.audit_algebra import PersonClasses
+from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
-_GRAM_CELLS = 2048  # the persons' B B^T is kept up to this many cells (32 MB), made afresh beyond
+_GRAM_CELLS = 2048  # A A^T is kept up to this many cells (32 MB), made afresh beyond
+_SEED = 20261130
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
 
@@ -87,34 +92,35 @@ def _remembered(name: str) -> property:
 
 
 class LedgerMemory:
-    """Remembered entries (cell, person, whether it counts, weight) and each person's first value,
-    pattern and count."""
+    """Remembered entries (cell, person, contribution) and each person's first value, pattern,
+    count and probes."""
 
     def __init__(self, key: Key) -> None:
         self.key = key
-        # remembered entries: cell, person (index into persons), whether the entry counts and its
-        # weight (those two change only when a person restarts); kept in buffers with room to grow,
-        # so that remembering a query copies its own entries, not every remembered one
-        self._entries = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.int64),
-                         "counts": np.empty(0, dtype=bool), "weight": np.empty(0, dtype=np.float64)}
+        # remembered entries in the order of their cells: cell, person (index into persons) and what
+        # the person contributes to the algebra (its value, or one by membership; zero for an entry
+        # that does not count, which changes only when a person restarts); kept in buffers with room
+        # to grow, so that remembering a query copies its own entries, not every remembered one
+        self._entries = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.int32),
+                         "contribution": np.empty(0, dtype=np.float64)}
         self._kept = 0
+        self.highest = 0  # the highest cell number remembered (sums included)
         self.persons = np.empty(0, dtype=np.uint64)
         self.first = np.empty(0, dtype=np.float64)
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
+        self.probes = np.empty((0, PROBES))  # random numbers per person for the audit, drawn when first needed
         self.signed: set[tuple[int, int]] = set()  # (size, signature) of every remembered cell
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._index: pd.Index | None = None  # the persons, with their hash table once looked up
-        # the persons' B B^T over the remembered cells (numbered from 1; see `audit_algebra.audit`)
+        # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough
         self.gram: np.ndarray | None = None
-        # the entries the classes were last computed with, their extension and, once noted, their audit's
-        # cells and B B^T
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, tuple | None] | None = None
+        # the entries last audited, their extension and, once the audit is done, its A A^T
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, np.ndarray | None] | None = None
 
     cell = _remembered("cell")
     person = _remembered("person")
-    counts = _remembered("counts")
-    weight = _remembered("weight")
+    contribution = _remembered("contribution")
 
     def _append(self, **columns: np.ndarray) -> None:
         """Add entries at the end of the buffers (grown by a quarter more than needed when full)."""
@@ -189,99 +195,116 @@ class LedgerMemory:
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
             sums: np.ndarray | None = None) -> None:
-        """Remember incoming entries (as the ledger file now holds them, in `order` when given).
-        The entries of `sums` (cells that are sums of other remembered cells) count in each
-        person's pattern, but are not kept for the algebra."""
+        """Remember incoming entries (as the ledger file now holds them, in `order` when given, else
+        in the order of their cells). The entries of `sums` (cells that are sums of other
+        remembered cells) count in each person's pattern, but are not kept for the algebra."""
         cell = np.asarray(cell, dtype=np.int64)
         person = np.asarray(person, dtype=np.uint64)
         value = np.asarray(value, dtype=np.float64)
-        order = np.arange(len(cell)) if order is None else order
+        order = np.argsort(cell, kind="stable") if order is None else order
         last, self._last = self._last, None
         noted = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
                                     for a, b in zip(last[:3], (cell, person, value))):
-            extension, noted = last[3], last[4]  # the classes were last computed with exactly these entries
+            extension, noted = last[3], last[4]  # the audit was of exactly these entries
         else:
             extension = self.extend(cell, person, value)
-        self.gram = _kept_gram(noted, max(int(cell.max()) if len(cell) else 0,
-                                          0 if self.gram is None else len(self.gram)))
+        if len(cell):
+            self.highest = max(self.highest, int(cell.max()))
+        self.gram = noted if noted is not None and len(noted) == self.highest <= _GRAM_CELLS else None
         if sums is not None and len(sums):
             order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
-            self.counts[extension.restarted[self.person]] = False
-        self._append(cell=cell[order], person=extension.index[order], counts=extension.counts[order],
-                     weight=extension.weight[order])
+            self.contribution[extension.restarted[self.person]] = 0.0
+        self._append(cell=cell[order], person=extension.index[order],
+                     contribution=_contributions(extension)[order])
         if len(extension.persons) > len(self.persons):
             self._index = None
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
 
-    def note_gram(self, cells: np.ndarray, gram: np.ndarray) -> None:
-        """Note the B B^T that the audit of the entries the classes were last computed with made, for
-        `add` to keep when it remembers exactly those entries."""
-        if self._last is not None:
-            self._last = (*self._last[:4], (cells, gram))
-
     def _known_gram(self, extension: _Extension) -> np.ndarray | None:
-        """The kept B B^T without the remembered entries of persons who restart (they counted by
+        """The kept A A^T without the remembered entries of persons who restart (they counted by
         membership, one in each of their cells, and no longer count)."""
         if self.gram is None or not extension.restarted.any():
             return self.gram
-        gone = np.flatnonzero(extension.restarted[self.person] & self.counts)
-        members = sparse.csr_matrix((np.ones(len(gone)), (self.person[gone], self.cell[gone] - 1)),
+        gone = np.flatnonzero(extension.restarted[self.person] & (self.contribution != 0))
+        members = sparse.csr_matrix((self.contribution[gone], (self.person[gone], self.cell[gone] - 1)),
                                     shape=(len(extension.persons), len(self.gram)))
         return self.gram - (members.T @ members).toarray()
 
-    def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
-                sums: np.ndarray | None = None) -> PersonClasses:
-        """Remembered and incoming entries (cells numbered above every remembered one) with the
-        persons compressed into classes of proportional contributions: one entry per class and
-        cell, from one of its persons (all of them have the same entries), each class's weight (the
-        sum of its persons' first values squared, one for a person counted by membership) and the kept
-        B B^T of the remembered cells. Cells that are sums of other cells (remembered ones, and
-        incoming `sums`) are left out of the entries: they add nothing to the row space."""
+    # -- the audit ----------------------------------------------------------------------------
+
+    def _probes(self, persons: int) -> np.ndarray:
+        """The probes of the first `persons` persons: those drawn before, and new ones for the
+        persons after them (from a seed and their position); they only rule classes out, so no
+        answer depends on them. Kept for later audits (a person keeps its place)."""
+        if len(self.probes) < persons:
+            fresh = np.random.default_rng([_SEED, len(self.probes)])
+            drawn = fresh.standard_normal((persons - len(self.probes), PROBES))
+            self.probes = np.concatenate([self.probes, drawn])
+        return self.probes[:persons]
+
+    def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> PersonClasses:
+        """The persons of the remembered and incoming entries (cells numbered above every remembered
+        one) compressed into classes of proportional contributions."""
+        return _classes(self.extend(np.asarray(cell, dtype=np.int64), np.asarray(person, dtype=np.uint64),
+                                    np.asarray(value, dtype=np.float64)))
+
+    def audit(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, min_frequency: int,
+              sums: np.ndarray | None = None) -> Audit:
+        """The all-answers audit (`audit_algebra.audit`) of the remembered and incoming entries (cells
+        numbered above every remembered one). Incoming `sums` (sums of other incoming cells) count in
+        the persons' patterns but add nothing to the row space, so their rows are left out. A A^T is
+        kept for `add` if it then remembers exactly these entries."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
         extension = self.extend(cell, person, value)
         self._last = (cell, person, value, extension, None)
-        if len(extension.persons) == 0:
-            return PersonClasses.from_entries(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
-        with np.errstate(over="ignore"):  # the pattern and the number of entries, in one hash
-            keys = extension.pattern ^ mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
-        # classes numbered in the order of their keys (not of the persons), found by hashing: about
-        # half the time of sorting the keys
-        of_person, _ = pd.factorize(keys, sort=True)
-        size = np.bincount(of_person)
-        representative = np.empty(len(size), dtype=np.int64)
-        representative[of_person] = np.arange(len(of_person))  # any person of the class
-        chosen = np.zeros(len(extension.persons), dtype=bool)
-        chosen[representative] = True
-        taken = chosen[self.person] & self.counts
+        n = len(extension.persons)
+        old = self.contribution
         if extension.restarted.any():
-            taken &= ~extension.restarted[self.person]
-        old = np.flatnonzero(taken)
-        new = np.flatnonzero(chosen[extension.index] & extension.counts)
-        if sums is not None and len(sums):  # incoming cells: the remembered entries hold no sums
-            new = new[~np.isin(cell[new], np.asarray(sums, dtype=np.int64))]
-        entry_class = np.concatenate([of_person[self.person[old]], of_person[extension.index[new]]])
-        entry_cell = np.concatenate([self.cell[old], cell[new]])
-        weight = np.concatenate([self.weight[old], extension.weight[new]])
-        scale = np.where(np.isnan(extension.first), 1.0, extension.first)
-        return PersonClasses(entry_class, entry_cell, weight, size,
-                             np.bincount(of_person, weights=scale * scale, minlength=len(size)),
-                             self._known_gram(extension))
+            old = np.where(extension.restarted[self.person], 0.0, old)
+        bounds = np.searchsorted(self.cell, np.arange(1, self.highest + 2))  # kept in the order of their cells
+        remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
+        taken = extension.counts.copy()
+        if sums is not None and len(sums):
+            taken &= ~np.isin(cell, np.asarray(sums, dtype=np.int64))
+        incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], _contributions(extension)[taken],
+                         (int(cell.max()) - self.highest if len(cell) else 0, n))
+        found = audit(Contributions(remembered, incoming, self._known_gram(extension)), _classes(extension),
+                      lambda: self._probes(n), min_frequency)
+        self._last = (cell, person, value, extension, found.gram)
+        return found
 
 
-def _kept_gram(noted: tuple | None, cells: int) -> np.ndarray | None:
-    """The persons' B B^T over the cells numbered 1..cells from an audit's (its cells, B B^T); None
-    when there is none or it would be too large to keep."""
-    if noted is None or cells > _GRAM_CELLS:
-        return None
-    numbers, gram = noted
-    kept = np.zeros((cells, cells))
-    kept[np.ix_(numbers - 1, numbers - 1)] = gram
-    return kept
+def _rows(row: np.ndarray, column: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
+    """A CSR matrix of entries, made without sorting when they come in the order of their rows (as
+    the ledger hands them over)."""
+    if len(row) and np.any(row[1:] < row[:-1]):
+        order = np.argsort(row, kind="stable")
+        row, column, data = row[order], column[order], data[order]
+    bounds = np.searchsorted(row, np.arange(shape[0] + 1))
+    return sparse.csr_matrix((data, column.astype(np.int32), bounds), shape=shape)
+
+
+def _contributions(extension: _Extension) -> np.ndarray:
+    """What each incoming entry contributes to the algebra: its weight times its person's scale (its
+    first value, or one by membership); zero when it does not count."""
+    scale = np.where(np.isnan(extension.first), 1.0, extension.first)[extension.index]
+    return np.where(extension.counts, extension.weight * scale, 0.0)
+
+
+def _classes(extension: _Extension) -> PersonClasses:
+    """Persons with the same pattern and number of entries (one 64-bit key) form a class, found by
+    hashing (about half the time of sorting the keys); no answer depends on the classes' numbers."""
+    with np.errstate(over="ignore"):
+        keys = extension.pattern ^ mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
+    of_person, _ = pd.factorize(keys)
+    scale = np.where(np.isnan(extension.first), 1.0, extension.first)
+    size = np.bincount(of_person)
+    return PersonClasses(of_person, size, scale, np.bincount(of_person, weights=scale * scale, minlength=len(size)))
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
