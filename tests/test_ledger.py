@@ -567,6 +567,74 @@ def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
     assert governance.audit.records(action=RECOVERED_ACTION) == [] and mismatches(governance) == []
 
 
+def test_a_write_that_fails_beside_the_audit_leaves_the_record_as_it_was(ws, monkeypatch):
+    """The check writes the change beside the audit (uncommitted); a write that fails there comes out
+    of the check as raised, and nothing is pending, remembered or half-written."""
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    before = record_of(governance)
+
+    class FullDisk:
+        def __init__(self, con):
+            self.con = con
+
+        def __getattr__(self, name):
+            return getattr(self.con, name)
+
+        def execute(self, sql, *args):
+            if sql.startswith("INSERT INTO contributions"):
+                raise duckdb.IOException("no space left on device")
+            return self.con.execute(sql, *args)
+
+    with monkeypatch.context() as patched:
+        real = Ledger._con
+        patched.setattr(Ledger, "_con", lambda self: FullDisk(real(self)))
+        with pytest.raises(duckdb.IOException, match="no space"):
+            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+                ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
+    assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
+        ledger.verify_contents()
+        assert answer(governance, anna, ledger, cell(range(300, 320)), {0: 0}, ["persons"]) == {}
+    assert record_of(governance).cells == before.cells + 1 and mismatches(governance) == []
+
+
+def test_an_audit_that_fails_rolls_back_the_write_beside_it(ws, monkeypatch):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    before = record_of(governance)
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "_gives_away", lambda *args: (_ for _ in ()).throw(MemoryError("audit")))
+        with pytest.raises(MemoryError):
+            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+                ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
+    assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
+        assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 50
+        ledger.verify_contents()
+
+
+def test_a_withheld_column_is_not_written_and_the_rest_is(ws):
+    """Two cells of ten persons, then (1..9 and 20..29) in one column and 20..29 in another: together
+    they give person 0 away (no pair does), so the second column is withheld. The change written
+    beside the audit (both columns) is rolled back, and only the first column's cell is remembered."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, pd.concat([cell(range(10)), cell(range(10, 20), number=1)]),
+                      {0: 0, 1: 0}, ["persons"]) == {}
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        incoming = pd.concat([cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)])
+        assert answer(governance, anna, ledger, incoming, {0: 0, 1: 1}, ["persons", "persons"]) == {1: ALL_ANSWERS}
+        assert ledger.state()["ledger_cells"] == 3
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        rows = ledger._con().execute("SELECT cell, min(person), count(*) FROM contributions GROUP BY cell "
+                                     "ORDER BY cell").fetchall()
+        assert rows == [(1, 0, 10), (2, 10, 10), (3, 1, 19)]
+        ledger.verify_contents()
+
+
 # -- withheld answers and the differencing alert --------------------------------------------------
 
 

@@ -93,9 +93,11 @@ import hashlib
 import os
 import re
 import struct
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +128,58 @@ _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGINT)"  # a sum's cells, one row each
+
+
+@dataclass
+class _Change:
+    """Cells to remember: their rows as numbered (and in the file's order), what the file's tables
+    get, and the state the ledger is in once they are remembered."""
+
+    cell: np.ndarray
+    person: np.ndarray
+    value: np.ndarray
+    order: np.ndarray
+    columns: dict[str, np.ndarray]
+    sizes: pd.DataFrame
+    definitions: dict[int, list[int]]
+    cells: int
+    rows: int
+    digest: str
+    sums: np.ndarray
+
+
+class _Writing:
+    """A change written into the ledger's file (uncommitted) on a thread of its own, beside the audit
+    that decides whether it is committed: at 300,000 persons the write takes 40-80 ms, most of what
+    the audit of a simple question takes, and both wait on the engines' C code, not on Python."""
+
+    def __init__(self, ledger: Ledger, kept: tuple[Any, ...]) -> None:
+        self._ledger = ledger
+        self._change: _Change | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(kept,), name="ledger-write", daemon=True)
+        self._thread.start()
+
+    def _run(self, kept: tuple[Any, ...]) -> None:
+        try:
+            self._change = self._ledger._change(*kept)
+            if self._change is not None:
+                self._ledger._write(self._change)
+        except BaseException as exc:  # raised in the caller's thread
+            self._error = exc
+
+    def change(self) -> _Change | None:
+        """The written change, once written (raises what writing it raised: then nothing was written)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._change
+
+    def abandon(self, forget: bool = True) -> None:
+        """Wait for the write and roll it back (see `Ledger._abandon`)."""
+        self._thread.join()
+        if self._error is None and self._change is not None:
+            self._ledger._abandon(forget)
 
 
 class LedgerBusy(Unavailable):
@@ -394,20 +448,37 @@ class Ledger:
         self._candidates = candidates
         claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
         self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined} if candidates else {}
-        if candidates and self._gives_away(incoming, candidates, min_frequency):
-            accepted: list[int] = []
-            for column in sorted({column_of[cell] for cell in candidates}):
-                cells = [cell for cell in candidates if column_of[cell] == column]
-                if self._gives_away(incoming, accepted + cells, min_frequency):
-                    withheld[column] = ALL_ANSWERS
-                else:
-                    accepted += cells
+        if not candidates:
+            return withheld
+        self._memory()  # read before the write begins, if this process does not keep it
+        # every candidate kept is the common case: its change is written (uncommitted) beside the audit
+        writing = _Writing(self, self._kept(incoming, signatures, candidates))
+        try:
+            if self._gives_away(incoming, candidates, min_frequency):
+                accepted: list[int] = []
+                for column in sorted({column_of[cell] for cell in candidates}):
+                    cells = [cell for cell in candidates if column_of[cell] == column]
+                    if self._gives_away(incoming, accepted + cells, min_frequency):
+                        withheld[column] = ALL_ANSWERS
+                    else:
+                        accepted += cells
+        except BaseException:
+            writing.abandon()
+            raise
         kept = [c for c in candidates if column_of[c] not in withheld]
-        if kept:
-            self.remember(incoming[incoming["cell"].isin(kept)], sums=self._sums_within(kept),
-                          signatures=signatures[signatures["cell"].isin(kept)],
-                          defined={cell: members for cell, members in self._defined.items() if cell in kept})
+        if len(kept) == len(candidates):
+            self._commit(writing.change())
+        else:
+            writing.abandon(forget=False)
+            if kept:
+                self.remember(*self._kept(incoming, signatures, kept))
         return withheld
+
+    def _kept(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
+              ) -> tuple[pd.DataFrame, list[int], pd.DataFrame, dict[int, Sequence[int]]]:
+        """What `remember` gets to keep the chosen incoming cells."""
+        return (incoming[incoming["cell"].isin(kept)], self._sums_within(kept), signatures[signatures["cell"].isin(kept)],
+                {cell: members for cell, members in self._defined.items() if cell in kept})
 
     def _sums_within(self, cells: list[int]) -> list[int]:
         """The checked sums whose cell and members are all among `cells`."""
@@ -517,13 +588,22 @@ class Ledger:
     def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None,
                  defined: Mapping[int, Sequence[int]] | None = None) -> None:
         """Keep the incoming cells, numbered after the remembered ones in the order of their
-        numbers: record the pending state, update the file, then make the state the record's.
-        `sums`: incoming cells checked to be sums of other incoming cells (see `check`);
-        `signatures`: `signatures(incoming, defined)`, when the caller has them; `defined`: sums
-        without rows, kept as the cells they add up (all of them among the incoming cells)."""
+        numbers: write them to the file in a transaction, record the pending state, commit, then
+        make the state the record's. `sums`: incoming cells checked to be sums of other incoming
+        cells (see `check`); `signatures`: `signatures(incoming, defined)`, when the caller has
+        them; `defined`: sums without rows, kept as the cells they add up (all of them among the
+        incoming cells)."""
+        change = self._change(incoming, sums, signatures, defined)
+        if change is not None:
+            self._write(change)
+            self._commit(change)
+
+    def _change(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None,
+                defined: Mapping[int, Sequence[int]] | None = None) -> _Change | None:
+        """What remembering the incoming cells (see `remember`) writes, and the state it leads to."""
         defined = defined or {}
         if incoming.empty:
-            return
+            return None
         if signatures is None:
             signatures = self.signatures(incoming, defined)
         person = incoming["person"].to_numpy(dtype=np.uint64)
@@ -537,49 +617,73 @@ class Ledger:
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
         order = _canonical_order(cell, person, value)
         columns = {"cell": cell[order], "person": person[order], "value": value[order]}
-        frame = pd.DataFrame(columns, copy=False)
-        cells, rows = self.cells + len(distinct), self.rows + len(frame)
-        digest = chain_digest(self.digest, frame, definitions)
+        return _Change(
+            cell=cell, person=person, value=value, order=order, columns=columns,
+            sizes=signatures.assign(cell=self.cells + 1 + np.searchsorted(distinct, signatures["cell"].to_numpy(
+                dtype=np.int64))),
+            definitions=definitions, cells=self.cells + len(distinct), rows=self.rows + len(order),
+            digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions),
+            sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)))
 
-        memory = ledger_memory.recalled(str(self.path), self._key())
-        ledger_memory.keep(str(self.path), None)  # kept again below once the file holds the new state
-        self._set_pending(cells, digest)
+    def _write(self, change: _Change) -> None:
+        """Begin a transaction of the file and write the change into it, uncommitted (nothing on
+        disk changes until `_commit`); rolled back on an error."""
         con = self._con()
         # handed over as Arrow columns: DuckDB scans them in parallel, a DataFrame on one thread
         # (about 40 against 75 ms for half a million rows)
-        con.register("incoming", pa.table(columns))
-        con.register("sizes", signatures.assign(cell=self.cells + 1 + np.searchsorted(
-            distinct, signatures["cell"].to_numpy(dtype=np.int64))))
-        con.register("definitions", pd.DataFrame(
-            [(c, m) for c, members in definitions.items() for m in members], columns=["cell", "member"], dtype=np.int64))
+        con.register("incoming", pa.table(change.columns))
+        con.register("sizes", change.sizes)
+        con.register("definitions", pd.DataFrame([(c, m) for c, members in change.definitions.items()
+                                                  for m in members], columns=["cell", "member"], dtype=np.int64))
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
             con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
             con.execute("INSERT INTO cells SELECT cell, size, signature FROM sizes")
-            con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?", [cells, rows, digest])
-            con.execute("COMMIT")
+            con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
+                        [change.cells, change.rows, change.digest])
         except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
+            self._abandon()
+            raise
+
+    def _abandon(self, forget: bool = True) -> None:
+        """Roll back a written change that is not committed; after an error (`forget`) the memory is
+        read again from the file by the next query."""
+        if forget:
+            ledger_memory.keep(str(self.path), None)
+        try:
+            self._con().execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        finally:
+            for name in ("incoming", "sizes", "definitions"):
+                self._con().unregister(name)
+
+    def _commit(self, change: _Change | None) -> None:
+        """Record the pending state, commit the written change, then make the state the record's and
+        the memory's."""
+        if change is None:
+            return
+        memory = ledger_memory.recalled(str(self.path), self._key())
+        ledger_memory.keep(str(self.path), None)  # kept again below once the file holds the new state
+        try:
+            self._set_pending(change.cells, change.digest)
+            self._con().execute("COMMIT")
+        except BaseException:
+            self._abandon()
             try:
                 self._clear_pending()  # the file kept the recorded state
             except Exception:  # the next open drops it
                 pass
             raise
-        finally:
-            for name in ("incoming", "sizes", "definitions"):
-                con.unregister(name)
-        self._commit_pending(cells, digest)
-        self.cells, self.rows, self.digest = cells, rows, digest
+        for name in ("incoming", "sizes", "definitions"):
+            self._con().unregister(name)
+        self._commit_pending(change.cells, change.digest)
+        self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         if memory is not None:
-            memory.add(cell, person, value, order,
-                       sums=self.cells - len(distinct) + 1 + np.searchsorted(distinct, np.asarray(list(sums),
-                                                                                               dtype=np.int64)))
+            memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
             memory.signed |= {(int(size), int(signature))
-                              for size, signature in zip(signatures["size"], signatures["signature"])}
+                              for size, signature in zip(change.sizes["size"], change.sizes["signature"])}
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
 
