@@ -287,7 +287,7 @@ def test_a_total_that_cannot_be_kept_as_its_cells_gets_its_rows_made(ws, case):
         first = ledger.cells
         ledger.check(pd.concat([b, c]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]})
         ledger.verify_contents()
-        kept = ledger.con.execute(f"SELECT person, value FROM contributions WHERE cell = {ledger.cells} "
+        kept = ledger._con().execute(f"SELECT person, value FROM contributions WHERE cell = {ledger.cells} "
                                   "ORDER BY person").fetchall()
     expected = pd.concat([b, c]).groupby("person")["value"].sum()
     assert kept == [(int(p), float(v)) for p, v in expected.items()]
@@ -362,7 +362,7 @@ def test_analysts_of_one_permit_querying_at_once_all_get_answers(ws):
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.state() == {"ledger_cells": 2 * WORKERS * CHECKS, "ledger_digest": queries[-1].detail["ledger_digest"]}
         ledger.verify_contents()
-        assert ledger.con.execute("SELECT count(*) FROM contributions").fetchall()[0][0] \
+        assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] \
             == 2 * WORKERS * CHECKS * PERSONS_PER_CELL
     row = record_of(governance)
     assert (row.cells, row.digest, row.pending_cells) == (2 * WORKERS * CHECKS, queries[-1].detail["ledger_digest"], None)
@@ -562,7 +562,7 @@ def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
     assert record_of(governance).pending_cells is None
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
-        assert ledger.con.execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 50
+        assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 50
         ledger.verify_contents()
     assert governance.audit.records(action=RECOVERED_ACTION) == [] and mismatches(governance) == []
 
@@ -704,8 +704,7 @@ def test_a_cell_asked_again_in_the_same_process_leaves_the_file_unread_until_it_
     opened.clear()
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # a file put in its place while in use
         assert answer(governance, anna, ledger, cell(range(200, 240)), {0: 0}, ["persons"]) == {}
-        ledger.con.close()
-        ledger.con = None
+        ledger._close()
         shutil.copyfile(ledger_file(root), root / "same.duckdb")
         (root / "same.duckdb").rename(ledger_file(root))
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # not trusted: opened and checked
