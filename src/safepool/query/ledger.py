@@ -192,10 +192,14 @@ class _Writing:
             raise self._error
         return self._change
 
-    def abandon(self, forget: bool = True) -> None:
-        """Wait for the write and roll it back (see `Ledger._abandon`)."""
+    def abandon(self, forget: bool = True, raising: bool = True) -> None:
+        """Wait for the write and roll it back (see `Ledger._abandon`); raises what writing it raised
+        (a file found tampered with stops the query), unless the caller is raising already."""
         self._thread.join()
-        if self._error is None and self._change is not None:
+        if self._error is not None:
+            if raising:
+                raise self._error
+        elif self._change is not None:
             self._ledger._abandon(forget)
 
 
@@ -481,7 +485,7 @@ class Ledger:
                     else:
                         accepted += cells
         except BaseException:
-            writing.abandon()
+            writing.abandon(raising=False)
             raise
         kept = [c for c in candidates if column_of[c] not in withheld]
         if len(kept) == len(candidates):
