@@ -635,6 +635,23 @@ def test_a_withheld_column_is_not_written_and_the_rest_is(ws):
         ledger.verify_contents()
 
 
+def test_a_write_that_fails_beside_the_audit_is_raised_when_a_column_is_withheld(ws, monkeypatch):
+    """The withheld path rolls the written change back and remembers the rest; a write that failed
+    (such as a file found replaced when it was opened) stops the query there too."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert answer(governance, anna, ledger, pd.concat([cell(range(10)), cell(range(10, 20), number=1)]),
+                      {0: 0, 1: 0}, ["persons"]) == {}
+    before = record_of(governance)
+    with monkeypatch.context() as patched:
+        patched.setattr(Ledger, "_write", lambda self, change: (_ for _ in ()).throw(RuntimeError("replaced")))
+        with pytest.raises(RuntimeError, match="replaced"):
+            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+                ledger.check(pd.concat([cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)]),
+                             {0: 0, 1: 1}, MIN_FREQUENCY)
+    assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
+
+
 # -- withheld answers and the differencing alert --------------------------------------------------
 
 
