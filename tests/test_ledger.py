@@ -643,12 +643,22 @@ def test_a_write_that_fails_beside_the_audit_is_raised_when_a_column_is_withheld
         assert answer(governance, anna, ledger, pd.concat([cell(range(10)), cell(range(10, 20), number=1)]),
                       {0: 0, 1: 0}, ["persons"]) == {}
     before = record_of(governance)
+    written: list[object] = []
+    real = Ledger._write
+
+    def once_failing(self, change):  # the write beside the audit fails; a later one would not
+        written.append(change)
+        if len(written) == 1:
+            raise RuntimeError("replaced")
+        real(self, change)
+
     with monkeypatch.context() as patched:
-        patched.setattr(Ledger, "_write", lambda self, change: (_ for _ in ()).throw(RuntimeError("replaced")))
+        patched.setattr(Ledger, "_write", once_failing)
         with pytest.raises(RuntimeError, match="replaced"):
             with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
                 ledger.check(pd.concat([cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)]),
                              {0: 0, 1: 1}, MIN_FREQUENCY)
+    assert len(written) == 1
     assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
 
 
