@@ -533,13 +533,8 @@ def test_an_update_interrupted_after_the_file_is_completed_and_said_so(ws, monke
     assert "after it reached the ledger file" in recovered.detail["recovered"]
 
 
-def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
-    root, governance, anna = ws
-    remember_twice(root, governance, anna)
-    before = record_of(governance)
-    with pytest.raises(ValueError, match="finite"):
-        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-            ledger.remember(cell(range(300, 320), [np.inf] * 20))
+def disk_full_at(patched: pytest.MonkeyPatch, statement: str) -> None:
+    """The ledger file's statements that start with `statement` fail as on a full disk."""
 
     class FullDisk:
         def __init__(self, con):
@@ -549,13 +544,24 @@ def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
             return getattr(self.con, name)
 
         def execute(self, sql, *args):
-            if sql.startswith("UPDATE ledger_state"):
+            if sql.startswith(statement):
                 raise duckdb.IOException("no space left on device")
             return self.con.execute(sql, *args)
 
+    real = Ledger._con
+    patched.setattr(Ledger, "_con", lambda self: FullDisk(real(self)))
+
+
+def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    before = record_of(governance)
+    with pytest.raises(ValueError, match="finite"):
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            ledger.remember(cell(range(300, 320), [np.inf] * 20))
+
     with monkeypatch.context() as patched:
-        real = Ledger._con
-        patched.setattr(Ledger, "_con", lambda self: FullDisk(real(self)))
+        disk_full_at(patched, "UPDATE ledger_state")
         with pytest.raises(duckdb.IOException):
             with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
                 ledger.remember(cell(range(300, 320)))
@@ -574,21 +580,8 @@ def test_a_write_that_fails_beside_the_audit_leaves_the_record_as_it_was(ws, mon
     remember_twice(root, governance, anna)
     before = record_of(governance)
 
-    class FullDisk:
-        def __init__(self, con):
-            self.con = con
-
-        def __getattr__(self, name):
-            return getattr(self.con, name)
-
-        def execute(self, sql, *args):
-            if sql.startswith("INSERT INTO contributions"):
-                raise duckdb.IOException("no space left on device")
-            return self.con.execute(sql, *args)
-
     with monkeypatch.context() as patched:
-        real = Ledger._con
-        patched.setattr(Ledger, "_con", lambda self: FullDisk(real(self)))
+        disk_full_at(patched, "INSERT INTO contributions")
         with pytest.raises(duckdb.IOException, match="no space"):
             with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
                 ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)

@@ -65,11 +65,13 @@ writes nothing in it. Any write, rename, copy or touch changes the fingerprint, 
 checks the file in full as above.
 
 A crash cannot leave it inconsistent without saying so. Remembering is three steps under the
-lock: (1) the record gets the pending state (pending_cells, pending_digest) the update will
-reach, (2) the file is updated in one DuckDB transaction (rows and its own state together),
-(3) the record's state becomes the pending one. A crash before (2) commits leaves the file at
-the recorded state: the next open drops the pending state. A crash after (2) leaves the file at
-the pending state: the next open rolls the record forward (remembering more is never unsafe).
+lock, after the update is written into a DuckDB transaction of the file that is not yet
+committed (rows and the file's own state together; `check` writes it on a thread beside the
+all-answers audit, and rolls it back when a column is withheld): (1) the record gets the pending
+state (pending_cells, pending_digest) the update will reach, (2) the transaction commits, (3)
+the record's state becomes the pending one. A crash before (2) commits leaves the file at the
+recorded state: the next open drops the pending state. A crash after (2) leaves the file at the
+pending state: the next open rolls the record forward (remembering more is never unsafe).
 Either recovery is audited (action `query_ledger_recovered`, outcome `ok`). Any other
 difference is a mismatch. A crash never leaves the lock held: the kernel releases it with the
 process.
