@@ -53,15 +53,15 @@ def split_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Sums
     zeros = {int(c) for c in np.unique(incoming["cell"].to_numpy(dtype=np.int64)[value == 0])}
     disjoint: list[set[int]] = []  # sets of cells no person is in two of
     defined: dict[int, list[int]] = {}
-    made: list[pd.DataFrame] = []
+    made: dict[int, list[int]] = {}
     for cell, members in sorted(rowless.items(), key=lambda item: -len(item[1])):  # a total before its margins
         if (_structured(cell, members, column_of, bounds, sums) and not zeros.intersection(members)
                 and _disjoint(members, disjoint, bounds, person)):
             defined[cell] = members
         else:
-            made.append(_summed(incoming, bounds, cell, members))
+            made[cell] = members
     if made:
-        incoming = in_cell_order(pd.concat([incoming, *made], ignore_index=True))
+        incoming = in_cell_order(pd.concat([incoming, *_summed(incoming, bounds, made)], ignore_index=True))
     return incoming, defined
 
 
@@ -123,16 +123,23 @@ def _disjoint(members: list[int], known: list[set[int]], bounds: Mapping[int, tu
     return False
 
 
-def _summed(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], cell: int, members: list[int]
-            ) -> pd.DataFrame:
-    """The total's rows: each person's sum over the cells it adds up (in the order of the cells), as
-    the query engine makes a total's rows."""
-    taken = [slice(*bounds[m]) for m in members if m in bounds]
-    person = np.concatenate([incoming["person"].to_numpy(dtype=np.uint64)[t] for t in taken] or [np.empty(0, np.uint64)])
-    value = np.concatenate([incoming["value"].to_numpy(dtype=float)[t] for t in taken] or [np.empty(0)])
-    order = np.argsort(person, kind="stable")
-    person, value = person[order], value[order]
-    starts = np.flatnonzero(np.r_[True, person[1:] != person[:-1]]) if len(person) else np.empty(0, dtype=np.int64)
-    total = np.add.reduceat(value, starts) if len(person) else value
-    return pd.DataFrame({"cell": np.full(len(starts), cell, dtype=np.int64), "person": person[starts],
-                         "value": total + 0.0})
+def _summed(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], made: Sums) -> list[pd.DataFrame]:
+    """Each total's rows: each person's sum over the cells it adds up (in the order of the cells), as
+    the query engine makes a total's rows. The persons are numbered once, in order, for every
+    total (by hashing, then sorting the distinct ones), and each total adds up by counting."""
+    person = incoming["person"].to_numpy(dtype=np.uint64)
+    value = incoming["value"].to_numpy(dtype=float)
+    codes, distinct = pd.factorize(person)
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    rank, distinct = rank[codes], distinct[order]
+    found = []
+    for cell, members in made.items():
+        taken = np.concatenate([np.arange(*bounds[m]) for m in members if m in bounds] or [np.empty(0, np.int64)])
+        present = np.zeros(len(distinct), dtype=bool)
+        present[rank[taken]] = True
+        total = np.bincount(rank[taken], weights=value[taken], minlength=len(distinct))[present]
+        found.append(pd.DataFrame({"cell": np.full(int(present.sum()), cell, dtype=np.int64),
+                                   "person": distinct[present], "value": total + 0.0}))
+    return found
