@@ -61,7 +61,7 @@ def split_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Sums
         else:
             made[cell] = members
     if made:
-        incoming = in_cell_order(pd.concat([incoming, *_summed(incoming, bounds, made)], ignore_index=True))
+        incoming = _with_sums(incoming, bounds, made)
     return incoming, defined
 
 
@@ -123,10 +123,11 @@ def _disjoint(members: list[int], known: list[set[int]], bounds: Mapping[int, tu
     return False
 
 
-def _summed(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], made: Sums) -> list[pd.DataFrame]:
-    """Each total's rows: each person's sum over the cells it adds up (in the order of the cells), as
-    the query engine makes a total's rows. The persons are numbered once, in order, for every
-    total (by hashing, then sorting the distinct ones), and each total adds up by counting."""
+def _with_sums(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], made: Sums) -> pd.DataFrame:
+    """The rows with each total's rows added in its place among the cells: each person's sum over the
+    cells it adds up (in the order of the cells), as the query engine makes a total's rows. The
+    persons are numbered once, in order, for every total (by hashing, then sorting the distinct
+    ones), and each total adds up by counting."""
     person = incoming["person"].to_numpy(dtype=np.uint64)
     value = incoming["value"].to_numpy(dtype=float)
     codes, distinct = pd.factorize(person)
@@ -134,12 +135,14 @@ def _summed(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], made:
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     rank, distinct = rank[codes], distinct[order]
-    found = []
+    pieces = {cell: (person[start:end], value[start:end]) for cell, (start, end) in bounds.items()}
     for cell, members in made.items():
         taken = np.concatenate([np.arange(*bounds[m]) for m in members if m in bounds] or [np.empty(0, np.int64)])
         present = np.zeros(len(distinct), dtype=bool)
         present[rank[taken]] = True
         total = np.bincount(rank[taken], weights=value[taken], minlength=len(distinct))[present]
-        found.append(pd.DataFrame({"cell": np.full(int(present.sum()), cell, dtype=np.int64),
-                                   "person": distinct[present], "value": total + 0.0}))
-    return found
+        pieces[int(cell)] = (distinct[present], total + 0.0)
+    cells = sorted(pieces)
+    return pd.DataFrame({"cell": np.repeat(np.asarray(cells, dtype=np.int64), [len(pieces[c][0]) for c in cells]),
+                         "person": np.concatenate([pieces[c][0] for c in cells]),
+                         "value": np.concatenate([pieces[c][1] for c in cells])})
