@@ -66,9 +66,9 @@ def audited(memory: LedgerMemory, cell: np.ndarray, person: np.ndarray, value: n
 @pytest.mark.parametrize("dense_classes", [0, 10**9])  # in the persons; as class columns
 @pytest.mark.parametrize("seed", range(20))
 def test_kept_products_equal_products_made_afresh(monkeypatch, seed, dense_classes):
-    """A A^T kept across queries (only each query's new rows made) is the one made from all rows at
-    once, also when persons restart (values of zero first) and sums are left out; and the audit
-    finds the classes a rank count finds."""
+    """A A^T and A z kept across queries (only each query's new rows made) are the ones made from
+    all rows at once, also when persons restart (values of zero first) and sums are left out; and
+    the audit finds the classes a rank count finds."""
     monkeypatch.setattr(audit_algebra, "_DENSE_CLASSES", dense_classes)
     rng = np.random.default_rng(seed)
     pool = rng.choice(2**62, 60, replace=False).astype(np.uint64) * np.uint64(3)
@@ -83,26 +83,37 @@ def test_kept_products_equal_products_made_afresh(monkeypatch, seed, dense_class
     cell, person, value = batch(rng, first_cell, pool)
     sums = np.unique(cell)[:1]
     at_once = LedgerMemory.of_rows(KEY, *(np.concatenate(column) for column in zip(*rows)))
-    assert at_once.gram is None
+    assert at_once.gram is None and at_once.shown is None
+    at_once.probes = memory.probes.copy()  # the same persons in the same places: the same probes
     kept, afresh = audited(memory, cell, person, value, sums), audited(at_once, cell, person, value, sums)
     np.testing.assert_allclose(kept.gram, afresh.gram, rtol=1e-12, atol=1e-12)
+    assert (kept.shown is None) == (afresh.shown is None) == (dense_classes > 0 or memory.shown is None)
+    if kept.shown is not None:
+        np.testing.assert_allclose(kept.shown, afresh.shown, rtol=1e-12, atol=1e-12)
     everything = [np.concatenate(column) for column in zip(*rows, (cell, person, value))]
     assert kept.given_away == afresh.given_away == by_rank(*everything, left_out=sums)
 
 
-def test_a_restarting_person_leaves_the_kept_product():
+def test_a_restarting_person_leaves_the_kept_products(monkeypatch):
     """Persons whose values were all zero counted by membership; with a value that is not zero their
-    earlier cells no longer count for them, in the kept A A^T as in one made afresh."""
-    persons = np.arange(1, 13, dtype=np.uint64)
+    earlier cells no longer count for them, in the kept A A^T and A z as in those made afresh."""
+    monkeypatch.setattr(audit_algebra, "_DENSE_CLASSES", 0)  # in the persons, with the probes
+    persons = np.arange(1, 25, dtype=np.uint64)
     memory = LedgerMemory(KEY)
-    first = (np.repeat([1, 2], 6), persons, np.r_[np.zeros(6), np.ones(6)])  # persons 1-6: zero
-    audited(memory, *first)
+    # persons 1-12: zero; persons 13-24: one, then each a value of its own (twelve classes of one)
+    first = (np.repeat([1, 2, 3], 12), np.r_[persons, persons[12:]], np.r_[np.zeros(12), np.ones(12),
+                                                                          np.arange(1.0, 13.0)])
+    assert audited(memory, *first).shown is not None
     memory.add(*first)
-    second = (np.full(12, 3), persons, np.arange(1.0, 13.0))
+    assert memory.shown is not None
+    second = (np.full(24, 4), persons, np.arange(1.0, 25.0))
     kept = audited(memory, *second)
-    assert memory._last[3].restarted.sum() == 6
-    afresh = audited(LedgerMemory.of_rows(KEY, *first), *second)
+    assert memory._last[3].restarted.sum() == 12
+    again = LedgerMemory.of_rows(KEY, *first)
+    again.probes = memory.probes.copy()
+    afresh = audited(again, *second)
     np.testing.assert_allclose(kept.gram, afresh.gram, atol=1e-12)
+    np.testing.assert_allclose(kept.shown, afresh.shown, atol=1e-12)
 
 
 def test_a_product_is_kept_only_for_the_entries_it_was_made_of():

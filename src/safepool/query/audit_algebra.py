@@ -72,15 +72,18 @@ class Contributions:
     remembered: sparse.csr_matrix
     incoming: sparse.csr_matrix
     known_gram: np.ndarray | None = None
+    known_shown: np.ndarray | None = None  # the remembered cells' rows of A z, for the probes z, when known
 
 
 @dataclass(frozen=True)
 class Audit:
     """What the algebra found: the classes given away, and A A^T over every cell (numbered from 1)
-    for the caller to keep, so that the next audit makes only the new cells' rows."""
+    and A z when the probes were used, for the caller to keep, so that the next audit makes only
+    the new cells' rows."""
 
     given_away: int
     gram: np.ndarray
+    shown: np.ndarray | None = None
 
 
 def audit(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],
@@ -103,7 +106,7 @@ def audit(contributions: Contributions, classes: PersonClasses, probes: Callable
             gram, shown = _gram(contributions, drawn)
         rows = np.flatnonzero(np.diag(gram) > 0)  # cells with an entry that is not zero
         if small.size == 0 or rows.size == 0:
-            return Audit(0, gram)
+            return Audit(0, gram, shown)
         scale = 1.0 / np.sqrt(np.diag(gram)[rows])
         values, vectors = np.linalg.eigh(gram[np.ix_(rows, rows)] * np.outer(scale, scale))
         basis = _basis(values, vectors) * scale[:, None]  # D V diag(1 / sqrt(eigenvalue)): A A^T's pseudo-inverse root
@@ -114,7 +117,7 @@ def audit(contributions: Contributions, classes: PersonClasses, probes: Callable
                 else small
             chosen = _columns(contributions, classes, small)[rows]
         projected = basis.T @ chosen  # b_c^T (A A^T)^+ b_c: each column's squared length in the basis
-        return Audit(int((np.einsum("ij,ij->j", projected, projected) >= _LEVERAGE_ONE).sum()), gram)
+        return Audit(int((np.einsum("ij,ij->j", projected, projected) >= _LEVERAGE_ONE).sum()), gram, shown)
 
 
 def given_away(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],
@@ -125,7 +128,7 @@ def given_away(contributions: Contributions, classes: PersonClasses, probes: Cal
 
 def _gram(contributions: Contributions, probes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """A A^T over every cell (the known rows kept, the others made; all of them when none is known)
-    and, with `probes`, A z."""
+    and, with `probes`, A z (the remembered cells' rows kept when known)."""
     old, new = contributions.remembered, contributions.incoming
     n_old, n_new = old.shape[0], new.shape[0]
     gram = np.empty((n_old + n_new, n_old + n_new))
@@ -134,8 +137,10 @@ def _gram(contributions: Contributions, probes: np.ndarray | None) -> tuple[np.n
     gram[n_old:, :n_old] = across
     gram[:n_old, n_old:] = across.T
     gram[n_old:, n_old:] = _products(new, new)
-    shown = None if probes is None else np.concatenate([old @ probes, new @ probes])
-    return gram, shown
+    if probes is None:
+        return gram, None
+    known = contributions.known_shown
+    return gram, np.concatenate([old @ probes if known is None else known, new @ probes])
 
 
 def _products(rows: sparse.csr_matrix, other: sparse.csr_matrix) -> np.ndarray:

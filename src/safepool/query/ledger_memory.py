@@ -113,10 +113,12 @@ class LedgerMemory:
         self.signed: set[tuple[int, int]] = set()  # (size, signature) of every remembered cell
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._index: pd.Index | None = None  # the persons, with their hash table once looked up
-        # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough
+        # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough,
+        # and A z for the probes z (a person's probes never change once drawn), once the audit used them
         self.gram: np.ndarray | None = None
-        # the entries last audited, their extension and, once the audit is done, its A A^T
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, np.ndarray | None] | None = None
+        self.shown: np.ndarray | None = None
+        # the entries last audited, their extension and, once the audit is done, what it found
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
 
     cell = _remembered("cell")
     person = _remembered("person")
@@ -211,7 +213,9 @@ class LedgerMemory:
             extension = self.extend(cell, person, value)
         if len(cell):
             self.highest = max(self.highest, int(cell.max()))
-        self.gram = noted if noted is not None and len(noted) == self.highest <= _GRAM_CELLS else None
+        kept = noted is not None and len(noted.gram) == self.highest
+        self.gram = noted.gram if kept and self.highest <= _GRAM_CELLS else None
+        self.shown = noted.shown if kept else None
         if sums is not None and len(sums):
             order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -223,15 +227,16 @@ class LedgerMemory:
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
 
-    def _known_gram(self, extension: _Extension) -> np.ndarray | None:
-        """The kept A A^T without the remembered entries of persons who restart (they counted by
-        membership, one in each of their cells, and no longer count)."""
-        if self.gram is None or not extension.restarted.any():
-            return self.gram
+    def _known(self, extension: _Extension) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The kept A A^T and A z without the remembered entries of persons who restart (they counted
+        by membership, one in each of their cells, and no longer count)."""
+        if not extension.restarted.any() or (self.gram is None and self.shown is None):
+            return self.gram, self.shown
         gone = np.flatnonzero(extension.restarted[self.person] & (self.contribution != 0))
         members = sparse.csr_matrix((self.contribution[gone], (self.person[gone], self.cell[gone] - 1)),
-                                    shape=(len(extension.persons), len(self.gram)))
-        return self.gram - (members.T @ members).toarray()
+                                    shape=(len(extension.persons), self.highest))
+        return (None if self.gram is None else self.gram - (members.T @ members).toarray(),
+                None if self.shown is None else self.shown - members.T @ self._probes(len(extension.persons)))
 
     # -- the audit ----------------------------------------------------------------------------
 
@@ -273,9 +278,9 @@ class LedgerMemory:
             taken &= ~np.isin(cell, np.asarray(sums, dtype=np.int64))
         incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], _contributions(extension)[taken],
                          (int(cell.max()) - self.highest if len(cell) else 0, n))
-        found = audit(Contributions(remembered, incoming, self._known_gram(extension)), _classes(extension),
+        found = audit(Contributions(remembered, incoming, *self._known(extension)), _classes(extension),
                       lambda: self._probes(n), min_frequency)
-        self._last = (cell, person, value, extension, found.gram)
+        self._last = (cell, person, value, extension, found)
         return found
 
 
