@@ -150,17 +150,17 @@ class _Change:
     sums: np.ndarray
 
 
-class _Beside(threading.Thread):
-    """One statement run on a cursor of its own, on a thread; its error kept for the caller."""
+class _Checkpoint(threading.Thread):
+    """The file's checkpoint, on a cursor of its own, on a thread; its error kept for the caller."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection, sql: str) -> None:
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
         super().__init__(name="ledger-checkpoint", daemon=True)
-        self.cursor, self.sql, self.error = cursor, sql, None
+        self.cursor, self.error = cursor, None
         self.start()
 
     def run(self) -> None:
         try:
-            self.cursor.execute(self.sql)
+            self.cursor.execute("CHECKPOINT")
         except BaseException as exc:  # raised in the caller's thread
             self.error = exc
         finally:
@@ -170,7 +170,8 @@ class _Beside(threading.Thread):
 class _Writing:
     """A change written into the ledger's file (uncommitted) on a thread of its own, beside the audit
     that decides whether it is committed: at 300,000 persons the write takes 40-80 ms, most of what
-    the audit of a simple question takes, and both wait on the engines' C code, not on Python."""
+    the audit of a simple question takes, and both spend most of it in C code that lets the other
+    thread run."""
 
     def __init__(self, ledger: Ledger, kept: tuple[Any, ...]) -> None:
         self._ledger = ledger
@@ -194,7 +195,7 @@ class _Writing:
             raise self._error
         return self._change
 
-    def abandon(self, forget: bool = True, raising: bool = True) -> None:
+    def abandon(self, raising: bool = True) -> None:
         """Wait for the write and roll it back (see `Ledger._abandon`); raises what writing it raised
         (a file found tampered with stops the query), unless the caller is raising already."""
         self._thread.join()
@@ -202,7 +203,7 @@ class _Writing:
             if raising:
                 raise self._error
         elif self._change is not None:
-            self._ledger._abandon(forget)
+            self._ledger._abandon()
 
 
 class LedgerBusy(Unavailable):
@@ -411,7 +412,7 @@ class Ledger:
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
         self._inside = False  # within the `Ledger.open` block that holds the permit's lock
-        self._checkpoint: _Beside | None = None  # a checkpoint of the file under way
+        self._checkpoint: _Checkpoint | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
         self._sums: dict[int, list[int]] = {}
@@ -476,7 +477,7 @@ class Ledger:
             return withheld
         self._memory()  # read before the write begins, if this process does not keep it
         # every candidate kept is the common case: its change is written (uncommitted) beside the audit
-        writing = _Writing(self, self._kept(incoming, signatures, candidates))
+        writing = _Writing(self, self._to_remember(incoming, signatures, candidates))
         try:
             if self._gives_away(incoming, candidates, min_frequency):
                 accepted: list[int] = []
@@ -493,12 +494,12 @@ class Ledger:
         if len(kept) == len(candidates):
             self._commit(writing.change())
         else:
-            writing.abandon(forget=False)
+            writing.abandon()
             if kept:
-                self.remember(*self._kept(incoming, signatures, kept))
+                self.remember(*self._to_remember(incoming, signatures, kept))
         return withheld
 
-    def _kept(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
+    def _to_remember(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
               ) -> tuple[pd.DataFrame, list[int], pd.DataFrame, dict[int, Sequence[int]]]:
         """What `remember` gets to keep the chosen incoming cells."""
         return (incoming[incoming["cell"].isin(kept)], self._sums_within(kept), signatures[signatures["cell"].isin(kept)],
@@ -670,11 +671,9 @@ class Ledger:
             self._abandon()
             raise
 
-    def _abandon(self, forget: bool = True) -> None:
-        """Roll back a written change that is not committed; after an error (`forget`) the memory is
-        read again from the file by the next query."""
-        if forget:
-            ledger_memory.keep(str(self.path), None)
+    def _abandon(self) -> None:
+        """Roll back a written change that is not committed (the file's state stays the recorded one,
+        and so does the memory's: a file whose bytes changed is checked in full at the next open)."""
         try:
             self._con().execute("ROLLBACK")
         except duckdb.Error:
@@ -781,7 +780,7 @@ class Ledger:
     def _checkpoint_beside(self) -> None:
         """Move the committed change from the write-ahead log into the file on a thread (its own
         cursor), while the caller records the answer: closing would do it (10-50 ms) and waits."""
-        self._checkpoint = _Beside(self._con().cursor(), "CHECKPOINT")  # the connection waits for it
+        self._checkpoint = _Checkpoint(self._con().cursor())  # the connection waits for it
 
     def _row(self) -> Any:
         with self._engine.connect() as conn:
