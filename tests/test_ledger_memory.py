@@ -1,9 +1,9 @@
 """The ledger's memory gives the classes it would give if made at once from every remembered row.
 
-Queries are remembered one after another, as the ledger does (classes for the check, then add):
-the persons must be found where they are remembered across adds, and the classes of the
-next incoming cells, with some of them sums left out, must be the same (to the last bit and the
-same numbering) as those of a memory made from all the rows at once.
+Queries are remembered one after another, as the ledger does (the audit, then add): the
+persons must be found where they are remembered across adds, and the classes of the next
+incoming cells and the contributions kept must be the same (to the last bit and the same
+numbering) as those of a memory made from all the rows at once.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
-from safepool.query.ledger_memory import LedgerMemory
+from safepool.query.ledger_memory import LedgerMemory, _classes
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
@@ -38,7 +38,7 @@ def test_classes_after_adds_equal_classes_made_at_once(seed):
     memory, rows, first_cell = LedgerMemory(KEY), [], 1
     for query in range(int(rng.integers(2, 7))):
         cell, person, value = batch(rng, first_cell, pool[: int(rng.integers(10, 61))])
-        memory.classes(cell, person, value)  # the check sorts the persons known so far
+        memory.audit(cell, person, value, MIN_FREQUENCY)  # the check looks the persons up first
         memory.add(cell, person, value)
         rows.append((cell, person, value))
         first_cell = int(cell.max()) + 1
@@ -50,8 +50,8 @@ def test_classes_after_adds_equal_classes_made_at_once(seed):
         np.testing.assert_array_equal(memory._lookup(pool), expected)
     cell, person, value = batch(rng, first_cell, pool)
     at_once = LedgerMemory.of_rows(KEY, *(np.concatenate(column) for column in zip(*rows)))
-    for found, expected in zip(memory.classes(cell, person, value).__dict__.values(),
-                               at_once.classes(cell, person, value).__dict__.values()):
+    for found, expected in zip(_classes(memory.extend(cell, person, value)).__dict__.values(),
+                               _classes(at_once.extend(cell, person, value)).__dict__.values()):
         np.testing.assert_array_equal(found, expected)
     np.testing.assert_array_equal(memory._lookup(pool), at_once._lookup(pool))
     np.testing.assert_array_equal(memory.contribution, at_once.contribution)

@@ -32,11 +32,11 @@ products with A per check and no matrix of the classes to build.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 # a class is given away when its leverage is one; a column that is a combination of others
 # with coefficients of squared length a has leverage at most 1 - 1/(1 + a)
@@ -89,11 +89,11 @@ class Audit:
 def audit(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],
           min_frequency: int) -> Audit:
     """How many classes of 1 to min_frequency - 1 persons the cells give away; `probes()` gives
-    PROBES random numbers per person (standard normal), asked for only when needed. Few classes (their columns fit in
-    _DENSE_CLASSES numbers) are worked on as dense class columns; many (once sums of money are
-    shown nearly every person is a class of its own) in the persons, with the probes. BLAS runs on
-    this thread alone: a few hundred cells leave its other threads only waiting, and their waiting
-    takes the core (or its other half) the audit runs on."""
+    PROBES random numbers per person (standard normal), asked for only when needed. Few classes
+    (their columns fit in _DENSE_CLASSES numbers) are worked on as dense class columns; many (once
+    sums of money are shown nearly every person is a class of its own) in the persons, with the
+    probes. BLAS runs on this thread alone: a few hundred cells leave its other threads only
+    waiting, and their waiting takes the core (or its other half) the audit runs on."""
     with _one_thread():
         small = np.flatnonzero((classes.size > 0) & (classes.size < min_frequency))
         n_cells = contributions.remembered.shape[0] + contributions.incoming.shape[0]
@@ -118,12 +118,6 @@ def audit(contributions: Contributions, classes: PersonClasses, probes: Callable
             chosen = _columns(contributions, classes, small)[rows]
         projected = basis.T @ chosen  # b_c^T (A A^T)^+ b_c: each column's squared length in the basis
         return Audit(int((np.einsum("ij,ij->j", projected, projected) >= _LEVERAGE_ONE).sum()), gram, shown)
-
-
-def given_away(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],
-               min_frequency: int) -> int:
-    """How many classes of 1 to min_frequency - 1 persons the cells give away (see `audit`)."""
-    return audit(contributions, classes, probes, min_frequency).given_away
 
 
 def _gram(contributions: Contributions, probes: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -154,12 +148,8 @@ def _products(rows: sparse.csr_matrix, other: sparse.csr_matrix) -> np.ndarray:
     return np.asarray((other @ rows.T.tocsr()).todense()).T
 
 
-def _one_thread():
-    """BLAS limited to one thread where threadpoolctl is installed (else as it is)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return nullcontext()
+def _one_thread() -> threadpool_limits:
+    """BLAS limited to one thread."""
     return threadpool_limits(limits=1, user_api="blas")
 
 

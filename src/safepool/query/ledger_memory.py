@@ -250,12 +250,6 @@ class LedgerMemory:
             self.probes = np.concatenate([self.probes, drawn])
         return self.probes[:persons]
 
-    def classes(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> PersonClasses:
-        """The persons of the remembered and incoming entries (cells numbered above every remembered
-        one) compressed into classes of proportional contributions."""
-        return _classes(self.extend(np.asarray(cell, dtype=np.int64), np.asarray(person, dtype=np.uint64),
-                                    np.asarray(value, dtype=np.float64)))
-
     def audit(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, min_frequency: int,
               sums: np.ndarray | None = None) -> Audit:
         """The all-answers audit (`audit_algebra.audit`) of the remembered and incoming entries (cells
