@@ -1,12 +1,13 @@
-"""The engine's per-entry contributions (`_entry_rows`) against a plain sum per person, and the
-order by person it starts from (`_by_person`), on its fast path and its fallback."""
+"""Per-entry contributions (`entry_rows`, the engine's and the ledger's) against a plain sum per
+person, from rows in any order and from rows in cell order, and the order by person it starts from
+(`by_person_order`), on its fast path and its fallback."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from safepool.query.engine import _by_person, _entry_rows
+from safepool.query.person_sums import by_person_order, entry_rows
 
 
 def _plain(rows: dict[str, np.ndarray], entry: int, part: int, numbers: list[int]):
@@ -31,7 +32,22 @@ def test_each_entry_holds_each_persons_sum_over_its_cells(seed):
             "person": persons[[pairs[i][1] for i in order]],
             "value": rng.normal(size=len(pairs)).round(3), "rows": rng.integers(1, 4, len(pairs)).astype(float)}
     entries = [(0, 0, [2]), (1, 1, [2]), (2, 0, [0, 3, 5]), (3, 1, [1, 4]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
-    for (entry, part, numbers), (e, who, total) in zip(entries, _entry_rows(rows, entries)):
+    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
+        want = _plain(rows, entry, part, numbers)
+        assert e.tolist() == want[0] and who.tolist() == want[1]
+        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_rows_that_come_in_cell_order_give_the_same_entries(seed):
+    """The ledger hands its rows over sorted by cell and person: they are ranked without a sort."""
+    rng = np.random.default_rng(seed)
+    persons = rng.integers(0, 2**64, 40, dtype=np.uint64, endpoint=False)
+    pairs = sorted({(int(c), int(persons[p])) for c, p in zip(rng.integers(0, 6, 150), rng.integers(0, 40, 150))})
+    rows = {"cell": np.array([c for c, _ in pairs], dtype=np.int64),
+            "person": np.array([p for _, p in pairs], dtype=np.uint64), "value": rng.normal(size=len(pairs)).round(3)}
+    entries = [(0, 0, [2]), (2, 0, [0, 3, 5]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
+    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
         want = _plain(rows, entry, part, numbers)
         assert e.tolist() == want[0] and who.tolist() == want[1]
         assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
@@ -39,7 +55,7 @@ def test_each_entry_holds_each_persons_sum_over_its_cells(seed):
 
 def test_only_the_parts_entries_need_are_read():
     rows = {"cell": np.array([0, 0]), "person": np.array([2, 1], dtype=np.uint64), "value": np.array([1.0, 2.0])}
-    (entry, who, total), = _entry_rows(rows, [(0, 0, [0])])  # no "rows" column: no entry of part 1
+    (entry, who, total), = entry_rows(rows, [(0, 0, [0])])  # no "rows" column: no entry of part 1
     assert who.tolist() == [1, 2] and total.tolist() == [2.0, 1.0]
 
 
@@ -50,7 +66,7 @@ def test_only_the_parts_entries_need_are_read():
 ])
 def test_the_order_by_person_sorts_every_person(persons):
     person = np.array(persons, dtype=np.uint64)
-    order, ordered = _by_person(person)
+    order, ordered = by_person_order(person)
     assert sorted(order.tolist()) == list(range(len(persons)))
     assert ordered.tolist() == sorted(persons) and person[order].tolist() == sorted(persons)
 
@@ -58,6 +74,6 @@ def test_the_order_by_person_sorts_every_person(persons):
 def test_the_order_by_person_of_many_random_persons():
     person = np.random.default_rng(5).integers(0, 2**64, 100_000, dtype=np.uint64, endpoint=False)
     person[::7] = person[3]  # one person in many rows
-    order, ordered = _by_person(person)
+    order, ordered = by_person_order(person)
     assert np.array_equal(ordered, np.sort(person)) and np.array_equal(person[order], ordered)
     assert np.array_equal(np.sort(order), np.arange(len(person)))

@@ -42,6 +42,7 @@ from safepool.pool.access import analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
+from safepool.query.person_sums import entry_rows
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, check_model, group_labels, \
     refuse
 from safepool.query.request import AggregateRequest
@@ -313,7 +314,7 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
     of shown cells that are entries themselves. Each person's contribution comes for every entry but
     those sums: the ledger makes a sum's rows from its cells' when it needs them (they are the
-    persons' sums over its cells, as `_entry_rows` would make them), which is most of the rows of a
+    persons' sums over its cells, made by the same `entry_rows`), which is most of the rows of a
     table with margins. Rows come sorted by entry and person (the ledger's own order)."""
     groups = [g.name for g in model.groups]
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entry, person, value) of each entry
@@ -343,61 +344,10 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
         rows = budget.arrays("remember the answer's cells", f"SELECT cell, person, value, rows FROM persons{j}")
-        pieces += _entry_rows(rows, [entry for entry in entries if entry[0] not in sums])
+        pieces += entry_rows(rows, [entry for entry in entries if entry[0] not in sums])
     cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
     return pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums
-
-
-def _entry_rows(rows: dict[str, np.ndarray], entries: list[tuple[int, int, list[int]]]
-                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per entry (its number, part 0 for values or 1 for rows, its cell numbers) and person with
-    rows in one of its cells, the sum over those cells of the person's part: (entry, person, sum)
-    per entry, sorted by person. The rows are sorted by cell and person once: an entry of one cell
-    is a slice of them; an entry of several cells is added up by counting on each person's rank
-    among all persons, in the order of its cells (no sort per entry). Only the parts some entry
-    needs are put in that order."""
-    by_person, person = _by_person(np.asarray(rows["person"], dtype=np.uint64))
-    first = np.r_[True, person[1:] != person[:-1]] if len(person) else np.empty(0, dtype=bool)
-    distinct = person[first]
-    cell = np.asarray(rows["cell"], dtype=np.int64)[by_person]
-    narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
-    then = np.argsort(narrow, kind="stable")  # by cell, then person (a pair occurs once)
-    order, cell, rank = by_person[then], cell[then], (np.cumsum(first) - 1)[then]
-    values = {part: np.asarray(rows[name], dtype=np.float64)[order]
-              for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
-    highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
-    bounds = np.searchsorted(cell, np.arange(highest + 2))
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for entry, part, numbers in entries:
-        if len(numbers) == 1:
-            taken = slice(bounds[numbers[0]], bounds[numbers[0] + 1])
-            who, total = distinct[rank[taken]], values[part][taken]
-        else:
-            taken = np.concatenate([np.arange(bounds[n], bounds[n + 1]) for n in numbers] or [np.empty(0, np.int64)])
-            ranks = rank[taken]
-            seen = np.zeros(len(distinct), dtype=bool)
-            seen[ranks] = True
-            present = np.flatnonzero(seen)
-            who = distinct[present]
-            total = np.bincount(ranks, weights=values[part][taken], minlength=len(distinct))[present]
-        found.append((np.full(len(who), entry, dtype=np.int64), who, total))
-    return found
-
-
-def _by_person(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The order of the rows by person (rows of one person in any order) and the persons in it.
-    NumPy sorts plain numbers several times faster than it finds their order, so each row's number
-    replaces the low bits of its person and the numbers are sorted; persons equal in the bits kept
-    can come out of order, and then (rarely) the order is found by `argsort`."""
-    bits = max(int(len(person) - 1).bit_length(), 1)
-    low = np.uint64(2**bits - 1)
-    order = (np.sort((person & ~low) | np.arange(len(person), dtype=np.uint64)) & low).astype(np.int64)
-    ordered = person[order]
-    if not np.all(ordered[1:] >= ordered[:-1]):
-        order = np.argsort(person)
-        ordered = person[order]
-    return order, ordered
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:

@@ -27,6 +27,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from safepool.query.person_sums import entry_rows
+
 Sums = Mapping[int, Sequence[int]]
 
 
@@ -125,23 +127,14 @@ def _disjoint(members: list[int], known: list[set[int]], bounds: Mapping[int, tu
 
 def _with_sums(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], made: Sums) -> pd.DataFrame:
     """The rows with each total's rows added in its place among the cells: each person's sum over the
-    cells it adds up (in the order of the cells), as the query engine makes a total's rows. The
-    persons are numbered once, in order, for every total (by hashing, then sorting the distinct
-    ones), and each total adds up by counting."""
+    cells it adds up, in the order of the cells, made as the query engine makes a total's rows."""
     person = incoming["person"].to_numpy(dtype=np.uint64)
     value = incoming["value"].to_numpy(dtype=float)
-    codes, distinct = pd.factorize(person)
-    order = np.argsort(distinct)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    rank, distinct = rank[codes], distinct[order]
     pieces = {cell: (person[start:end], value[start:end]) for cell, (start, end) in bounds.items()}
-    for cell, members in made.items():
-        taken = np.concatenate([np.arange(*bounds[m]) for m in members if m in bounds] or [np.empty(0, np.int64)])
-        present = np.zeros(len(distinct), dtype=bool)
-        present[rank[taken]] = True
-        total = np.bincount(rank[taken], weights=value[taken], minlength=len(distinct))[present]
-        pieces[int(cell)] = (distinct[present], total + 0.0)
+    summed = entry_rows({"cell": incoming["cell"].to_numpy(dtype=np.int64), "person": person, "value": value},
+                        [(int(cell), 0, [m for m in members if m in bounds]) for cell, members in made.items()])
+    for cell, (_, who, total) in zip(made, summed):
+        pieces[int(cell)] = (who, total + 0.0)
     cells = sorted(pieces)
     return pd.DataFrame({"cell": np.repeat(np.asarray(cells, dtype=np.int64), [len(pieces[c][0]) for c in cells]),
                          "person": np.concatenate([pieces[c][0] for c in cells]),

@@ -1,0 +1,90 @@
+"""Each person's sum over a set of cells, the rows of an entry that adds up cells.
+
+A shown total or line of cells holds, for every person with rows in one of its cells, the sum of
+the person's values over those cells. The query engine makes such entries from the pool's
+per-person rows, and the ledger makes the rows of a total it cannot keep as the cells it adds up
+from the rows it was handed: both with `entry_rows`, so a total's rows are the same whichever
+side makes them (the same persons, and each sum added in the order of the cells).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+Entry = tuple[int, int, list[int]]  # its number, part (0 for values, 1 for rows), its cell numbers
+
+
+def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per entry and person with rows in one of its cells, the sum over those cells of the person's
+    part: (entry, person, sum) per entry, sorted by person. `rows` holds cell (numbers from 0),
+    person and the parts some entry needs ("value", "rows"), a person once per cell. The rows are
+    put in order of cell and person once (unless they come so): an entry of one cell is a slice of
+    them; an entry of several cells is added up by counting on each person's rank among all
+    persons, in the order of its cells (no sort per entry)."""
+    cell = np.asarray(rows["cell"], dtype=np.int64)
+    person = np.asarray(rows["person"], dtype=np.uint64)
+    if _in_cell_order(cell, person):
+        order, distinct, rank = np.arange(len(cell)), *_ranked(person)
+    else:
+        order, cell, distinct, rank = _cell_order(cell, person)
+    values = {part: np.asarray(rows[name], dtype=np.float64)[order]
+              for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
+    highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
+    bounds = np.searchsorted(cell, np.arange(highest + 2))
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for entry, part, numbers in entries:
+        if len(numbers) == 1:
+            taken = slice(bounds[numbers[0]], bounds[numbers[0] + 1])
+            who, total = distinct[rank[taken]], values[part][taken]
+        else:
+            taken = np.concatenate([np.arange(bounds[n], bounds[n + 1]) for n in numbers] or [np.empty(0, np.int64)])
+            ranks = rank[taken]
+            seen = np.zeros(len(distinct), dtype=bool)
+            seen[ranks] = True
+            present = np.flatnonzero(seen)
+            who = distinct[present]
+            total = np.bincount(ranks, weights=values[part][taken], minlength=len(distinct))[present]
+        found.append((np.full(len(who), entry, dtype=np.int64), who, total))
+    return found
+
+
+def _in_cell_order(cell: np.ndarray, person: np.ndarray) -> bool:
+    """Whether the rows are sorted by cell and, within a cell, by person."""
+    return bool(np.all((cell[1:] > cell[:-1]) | ((cell[1:] == cell[:-1]) & (person[1:] > person[:-1]))))
+
+
+def _ranked(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct persons in order and each row's rank among them, by hashing (rows already in
+    cell order need no sort of their own)."""
+    codes, distinct = pd.factorize(person)
+    order = np.argsort(distinct)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return distinct[order], rank[codes]
+
+
+def _cell_order(cell: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The order of the rows by cell and person, the cells in it, the distinct persons and each
+    ordered row's rank among them: sorted by person once, then stably by cell."""
+    by_person, ordered = by_person_order(person)
+    first = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.empty(0, dtype=bool)
+    cell = cell[by_person]
+    narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
+    then = np.argsort(narrow, kind="stable")  # by cell, then person (a pair occurs once)
+    return by_person[then], cell[then], ordered[first], (np.cumsum(first) - 1)[then]
+
+
+def by_person_order(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order of the rows by person (rows of one person in any order) and the persons in it.
+    NumPy sorts plain numbers several times faster than it finds their order, so each row's number
+    replaces the low bits of its person and the numbers are sorted; persons equal in the bits kept
+    can come out of order, and then (rarely) the order is found by `argsort`."""
+    bits = max(int(len(person) - 1).bit_length(), 1)
+    low = np.uint64(2**bits - 1)
+    order = (np.sort((person & ~low) | np.arange(len(person), dtype=np.uint64)) & low).astype(np.int64)
+    ordered = person[order]
+    if not np.all(ordered[1:] >= ordered[:-1]):
+        order = np.argsort(person)
+        ordered = person[order]
+    return order, ordered
