@@ -97,9 +97,10 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,60 +151,34 @@ class _Change:
     sums: np.ndarray
 
 
-class _Checkpoint(threading.Thread):
-    """The file's checkpoint, on a cursor of its own, on a thread; its error kept for the caller."""
+class _Beside(threading.Thread):
+    """Work on a thread of its own while the caller goes on; its result, or what it raised, is given
+    back in the caller's thread when the caller waits for it."""
 
-    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
-        super().__init__(name="ledger-checkpoint", daemon=True)
-        self.cursor, self.error = cursor, None
+    def __init__(self, name: str, work: Callable[[], Any]) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work, self._result, self.error = work, None, None
         self.start()
 
     def run(self) -> None:
         try:
-            self.cursor.execute("CHECKPOINT")
+            self._result = self._work()
         except BaseException as exc:  # raised in the caller's thread
             self.error = exc
-        finally:
-            self.cursor.close()
+
+    def wait(self) -> Any:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self._result
 
 
-class _Writing:
-    """A change written into the ledger's file (uncommitted) on a thread of its own, beside the audit
-    that decides whether it is committed: at 300,000 persons the write takes 40-80 ms, most of what
-    the audit of a simple question takes, and both spend most of it in C code that lets the other
-    thread run."""
-
-    def __init__(self, ledger: Ledger, kept: tuple[Any, ...]) -> None:
-        self._ledger = ledger
-        self._change: _Change | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(kept,), name="ledger-write", daemon=True)
-        self._thread.start()
-
-    def _run(self, kept: tuple[Any, ...]) -> None:
-        try:
-            self._change = self._ledger._change(*kept)
-            if self._change is not None:
-                self._ledger._write(self._change)
-        except BaseException as exc:  # raised in the caller's thread
-            self._error = exc
-
-    def change(self) -> _Change | None:
-        """The written change, once written (raises what writing it raised: then nothing was written)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._change
-
-    def abandon(self, raising: bool = True) -> None:
-        """Wait for the write and roll it back (see `Ledger._abandon`); raises what writing it raised
-        (a file found tampered with stops the query), unless the caller is raising already."""
-        self._thread.join()
-        if self._error is not None:
-            if raising:
-                raise self._error
-        elif self._change is not None:
-            self._ledger._abandon()
+def _checkpoint(cursor: duckdb.DuckDBPyConnection) -> None:
+    """Move the committed changes from the write-ahead log into the file (on a cursor of its own)."""
+    try:
+        cursor.execute("CHECKPOINT")
+    finally:
+        cursor.close()
 
 
 class LedgerBusy(Unavailable):
@@ -412,7 +387,7 @@ class Ledger:
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
         self._inside = False  # within the `Ledger.open` block that holds the permit's lock
-        self._checkpoint: _Checkpoint | None = None  # a checkpoint of the file under way
+        self._checkpoint: _Beside | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
         self._sums: dict[int, list[int]] = {}
@@ -476,8 +451,10 @@ class Ledger:
         if not candidates:
             return withheld
         self._memory()  # read before the write begins, if this process does not keep it
-        # every candidate kept is the common case: its change is written (uncommitted) beside the audit
-        writing = _Writing(self, self._to_remember(incoming, signatures, candidates))
+        # every candidate kept is the common case: its change is written (uncommitted) beside the audit,
+        # which spends most of its time in C code that lets the write's thread run (40-80 ms at
+        # 300,000 persons, most of what the audit of a simple question takes)
+        writing = _Beside("ledger-write", partial(self._written, *self._to_remember(incoming, signatures, candidates)))
         try:
             if self._gives_away(incoming, candidates, min_frequency):
                 accepted: list[int] = []
@@ -488,16 +465,25 @@ class Ledger:
                     else:
                         accepted += cells
         except BaseException:
-            writing.abandon(raising=False)
+            writing.join()
+            if writing.error is None:  # the caller's error is raised, not the write's
+                self._abandon(writing.wait())
             raise
         kept = [c for c in candidates if column_of[c] not in withheld]
         if len(kept) == len(candidates):
-            self._commit(writing.change())
+            self._commit(writing.wait())
         else:
-            writing.abandon()
+            self._abandon(writing.wait())  # a failed write stops the query here too
             if kept:
                 self.remember(*self._to_remember(incoming, signatures, kept))
         return withheld
+
+    def _written(self, *kept: Any) -> _Change | None:
+        """The change that remembers the kept cells (see `remember`), written into the file uncommitted."""
+        change = self._change(*kept)
+        if change is not None:
+            self._write(change)
+        return change
 
     def _to_remember(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
               ) -> tuple[pd.DataFrame, list[int], pd.DataFrame, dict[int, Sequence[int]]]:
@@ -668,12 +654,14 @@ class Ledger:
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
                         [change.cells, change.rows, change.digest])
         except BaseException:
-            self._abandon()
+            self._abandon(change)
             raise
 
-    def _abandon(self) -> None:
+    def _abandon(self, change: _Change | None) -> None:
         """Roll back a written change that is not committed (the file's state stays the recorded one,
         and so does the memory's: a file whose bytes changed is checked in full at the next open)."""
+        if change is None:
+            return
         try:
             self._con().execute("ROLLBACK")
         except duckdb.Error:
@@ -693,7 +681,7 @@ class Ledger:
             self._set_pending(change.cells, change.digest)
             self._con().execute("COMMIT")
         except BaseException:
-            self._abandon()
+            self._abandon(change)
             try:
                 self._clear_pending()  # the file kept the recorded state
             except Exception:  # the next open drops it
@@ -702,7 +690,8 @@ class Ledger:
         for name in ("incoming", "sizes", "definitions"):
             self._con().unregister(name)
         self._commit_pending(change.cells, change.digest)
-        self._checkpoint_beside()
+        # the checkpoint goes on while the caller records the answer; the connection waits for it
+        self._checkpoint = _Beside("ledger-checkpoint", partial(_checkpoint, self._con().cursor()))
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         if memory is not None:
             memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
@@ -771,16 +760,10 @@ class Ledger:
                 self.con = None
 
     def _wait_for_checkpoint(self) -> None:
+        """Wait for a checkpoint under way (closing would make it, 10-50 ms, and wait)."""
         checkpoint, self._checkpoint = self._checkpoint, None
         if checkpoint is not None:
-            checkpoint.join()
-            if checkpoint.error is not None:
-                raise checkpoint.error
-
-    def _checkpoint_beside(self) -> None:
-        """Move the committed change from the write-ahead log into the file on a thread (its own
-        cursor), while the caller records the answer: closing would do it (10-50 ms) and waits."""
-        self._checkpoint = _Checkpoint(self._con().cursor())  # the connection waits for it
+            checkpoint.wait()
 
     def _row(self) -> Any:
         with self._engine.connect() as conn:
