@@ -12,6 +12,7 @@ import pytest
 import weasyprint
 from weasyprint.urls import FatalURLFetchingError
 
+from collector_watch import collector_states
 from safepool.governance.document import pdf_from_html, pdf_layout
 
 CHART = ('<svg class="marks" width="240" height="120" viewBox="0 0 240 120">'
@@ -55,14 +56,7 @@ def test_a_word_break_opportunity_still_breaks_and_leaves_nothing_in_the_text(tm
 
 
 def test_the_cycle_collector_rests_while_rendering_and_is_back_as_it_was(monkeypatch):
-    during = []
-    render = weasyprint.HTML.render
-
-    def watched(self, *args, **kwargs):
-        during.append(gc.isenabled())
-        return render(self, *args, **kwargs)
-
-    monkeypatch.setattr(weasyprint.HTML, "render", watched)
+    during = collector_states(monkeypatch, weasyprint.HTML, "render")
     assert gc.isenabled()
     assert pdf_from_html(PAGE.format("text")).startswith(b"%PDF-")
     assert during == [False] and gc.isenabled()

@@ -148,16 +148,10 @@ def test_persons_by_sex_show_code_labels_totals_and_are_recorded(setup):
 def test_the_cycle_collector_rests_while_a_query_is_answered_and_is_back_after(setup, monkeypatch):
     import gc
 
+    from collector_watch import collector_states
     from safepool.query import engine
 
-    during = []
-    check = engine.Ledger.check
-
-    def watched(self, *args, **kwargs):
-        during.append(gc.isenabled())
-        return check(self, *args, **kwargs)
-
-    monkeypatch.setattr(engine.Ledger, "check", watched)
+    during = collector_states(monkeypatch, engine.Ledger, "check")
     assert gc.isenabled()
     ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))
     assert during == [False] and gc.isenabled()

@@ -342,8 +342,6 @@ def _fonts() -> Any:
     return _THREAD.fonts
 
 
-
-
 @contextmanager
 def _quiet() -> Iterator[None]:
     """Layout and font subsetting log details as warnings; quiet them for this call only."""
