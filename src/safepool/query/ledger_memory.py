@@ -58,18 +58,29 @@ def mix(x: np.ndarray) -> np.ndarray:
 def entry_hash(cell: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """A 64-bit hash of each (cell, weight); -0.0 and 0.0 hash alike."""
     bits = (np.asarray(weight, dtype=np.float64) + 0.0).view(np.uint64)
+    cell = np.asarray(cell, dtype=np.int64)
+    if len(cell) > 1024 and np.all(bits == bits[0]) and int(cell.max()) - int(cell.min()) < len(cell):
+        # one weight for all (a count's entries): each cell number is hashed once
+        low = int(cell.min())
+        numbers = np.arange(low, int(cell.max()) + 1, dtype=np.int64)
+        return entry_hash(numbers, np.full(len(numbers), bits[0]).view(np.float64))[cell - low]
     with np.errstate(over="ignore"):
-        return mix(mix(np.asarray(cell, dtype=np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) ^ bits)
+        return mix(mix(cell.view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) ^ bits)
 
 
 def _weights(value: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Which entries count and their weights, for entries with the given values and their
-    persons' first values (NaN: none)."""
+    persons' first values (NaN: none). A weight of one (membership, or the first value itself:
+    every entry of a count) needs no rounding, which is most of the time of the rest."""
     membership = np.isnan(first)
     counts = membership | (value != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        weight = np.where(membership, 1.0, np.round(value / np.where(membership, 1.0, first), RATIO_DECIMALS))
-    return counts, weight + 0.0
+    weight = np.ones(len(value))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = value / first
+        rounded = ~membership & (ratio != 1.0)
+        if rounded.any():
+            weight[rounded] = np.round(ratio[rounded], RATIO_DECIMALS) + 0.0
+    return counts, weight
 
 
 @dataclass
@@ -84,6 +95,7 @@ class _Extension:
     index: np.ndarray     # int64, the person of each incoming entry
     counts: np.ndarray    # bool, whether each incoming entry counts
     weight: np.ndarray    # float64, each incoming entry's weight
+    contribution: np.ndarray  # float64, what each incoming entry contributes to the algebra
 
 
 def _remembered(name: str) -> property:
@@ -125,12 +137,13 @@ class LedgerMemory:
     contribution = _remembered("contribution")
 
     def _append(self, **columns: np.ndarray) -> None:
-        """Add entries at the end of the buffers (grown by a quarter more than needed when full)."""
+        """Add entries at the end of the buffers (when full, grown to twice what they hold, so that
+        the remembered entries are copied about once in all, not on every query)."""
         added = len(next(iter(columns.values())))
         for name, values in columns.items():
             buffer = self._entries[name]
             if len(buffer) < self._kept + added:
-                grown = np.empty(self._kept + added + (self._kept + added) // 4, dtype=buffer.dtype)
+                grown = np.empty(max(2 * self._kept, self._kept + added), dtype=buffer.dtype)
                 grown[:self._kept] = buffer[:self._kept]
                 self._entries[name] = buffer = grown
             buffer[self._kept:self._kept + added] = values
@@ -193,7 +206,8 @@ class LedgerMemory:
         hashed = entry_hash(cell[counts], weight[counts])
         np.bitwise_xor.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, restarted, index, counts, weight)
+        return _Extension(persons, first, pattern, count, restarted, index, counts, weight,
+                          _contributions(first, index, counts, weight))
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
             sums: np.ndarray | None = None) -> None:
@@ -217,11 +231,11 @@ class LedgerMemory:
         self.gram = noted.gram if kept and self.highest <= _GRAM_CELLS else None
         self.shown = noted.shown if kept else None
         if sums is not None and len(sums):
-            order = order[~np.isin(cell[order], np.asarray(sums, dtype=np.int64))]
+            order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
             self.contribution[extension.restarted[self.person]] = 0.0
         self._append(cell=cell[order], person=extension.index[order],
-                     contribution=_contributions(extension)[order])
+                     contribution=extension.contribution[order])
         if len(extension.persons) > len(self.persons):
             self._index = None
         self.persons, self.first = extension.persons, extension.first
@@ -269,13 +283,21 @@ class LedgerMemory:
         remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
         taken = extension.counts.copy()
         if sums is not None and len(sums):
-            taken &= ~np.isin(cell, np.asarray(sums, dtype=np.int64))
-        incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], _contributions(extension)[taken],
+            taken &= ~_among(cell, sums)
+        incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], extension.contribution[taken],
                          (int(cell.max()) - self.highest if len(cell) else 0, n))
         found = audit(Contributions(remembered, incoming, *self._known(extension)), _classes(extension),
                       lambda: self._probes(n), min_frequency)
         self._last = (cell, person, value, extension, found)
         return found
+
+
+def _among(cell: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Whether each cell number is one of the chosen (by a table of the numbers: cell numbers are
+    small and not negative, and a table is several times quicker than `np.isin`'s sort)."""
+    table = np.zeros(max(int(cell.max(initial=0)), int(np.max(chosen, initial=0))) + 1, dtype=bool)
+    table[np.asarray(chosen, dtype=np.int64)] = True
+    return table[cell]
 
 
 def _rows(row: np.ndarray, column: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
@@ -288,11 +310,11 @@ def _rows(row: np.ndarray, column: np.ndarray, data: np.ndarray, shape: tuple[in
     return sparse.csr_matrix((data, column.astype(np.int32), bounds), shape=shape)
 
 
-def _contributions(extension: _Extension) -> np.ndarray:
+def _contributions(first: np.ndarray, index: np.ndarray, counts: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """What each incoming entry contributes to the algebra: its weight times its person's scale (its
     first value, or one by membership); zero when it does not count."""
-    scale = np.where(np.isnan(extension.first), 1.0, extension.first)[extension.index]
-    return np.where(extension.counts, extension.weight * scale, 0.0)
+    scale = np.where(np.isnan(first), 1.0, first)[index]
+    return np.where(counts, weight * scale, 0.0)
 
 
 def _classes(extension: _Extension) -> PersonClasses:
