@@ -92,7 +92,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
-            incoming = _incoming(budget, model, columns)
+            incoming = _incoming(model, columns)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
@@ -139,52 +139,109 @@ def _audit_refusal(governance: Governance, actor: Actor, permit: str, reason: st
 
 @dataclass
 class _Column:
-    """One measure: its cells and the checked, mitigated output; each person's contribution stays in
-    the engine, in the temporary view `persons<j>` (cell, person, value, rows)."""
+    """One measure: its cells and the checked, mitigated output; each person's contribution to each
+    cell (`rows`: cell, person, value, rows) stays in the engine."""
 
     measure: Measure
     cells: pd.DataFrame                # cell number, g0.. labels, n, s (sum), w (rows), top, abs_total
+    rows: dict[str, np.ndarray]
     mitigated: Mitigated | None = None
     empty: list[tuple] = field(default_factory=list)  # labels of cells without values
 
 
 def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules) -> list[_Column]:
-    """Every measure's cells, computed under the policy's budget; contributions kept in the engine."""
+    """Every measure's cells, computed under the policy's budget. The pool adds up each person's rows
+    per group of keys and hands them over once; the cells are added up from them here, so that the
+    persons behind the cells (which the ledger needs) are not read from the pool a second time."""
     compiler = Compiler(model, dictionary)
-    keys, width = compiler.keys, max(policy.dominance_n, 2)
-    labels, names = compiler.labels(), [f"g{i}" for i in range(len(keys))]  # labels of the keys, by name
+    width = max(policy.dominance_n, 2)
     budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
-    budget.run("add up each person's rows", f"CREATE TEMP TABLE per_person AS {compiler.per_person()}")
+    summed = budget.arrays("add up each person's rows", compiler.per_person()) \
+        if any(m.kind != "quantile" for m in model.measures) else {}
     columns = []
     for j, measure in enumerate(model.measures):
         step = f"compute {measure.describe()}"
         if measure.kind == "quantile":
-            budget.run(step, f"CREATE TEMP TABLE window{j} AS {compiler.quantile_window(j, measure, policy.min_frequency)}")
-            source, value, rows = f"window{j}", "c", "r"
+            found = budget.arrays(step, compiler.quantile_window(j, measure, policy.min_frequency))
+            value, rows = found["c"], found["r"]
         else:
-            source = "per_person"
-            value = {"persons": "1", "rows": "n_rows"}.get(measure.kind, f"c{j}")
-            rows = "n_rows" if measure.kind in ("persons", "rows") else f"r{j}"
-        contributions = (f"SELECT {', '.join([*keys, 'person'])}, CAST({value} AS DOUBLE) AS value, "
-                         f"CAST({rows} AS DOUBLE) AS rows FROM {source} WHERE {rows} > 0")
-        budget.run(step, _cells_sql(j, contributions, keys, labels, names, width))
-        joined = f"JOIN cells{j} USING ({', '.join(keys)})" if keys else f"CROSS JOIN cells{j}"
-        budget.run(step, f"CREATE TEMP VIEW persons{j} AS SELECT cell, person, value, rows "
-                         f"FROM ({contributions}) {joined}")
-        columns.append(_Column(measure, budget.frame(step, f"SELECT {', '.join(['cell', *names])}, n, s, w, top, "
-                                                           f"abs_total FROM cells{j} ORDER BY cell")))
+            found = summed
+            rows = found["n_rows"] if measure.kind in ("persons", "rows") else found[f"r{j}"]
+            value = {"persons": np.ones(len(rows)), "rows": rows}.get(measure.kind, found.get(f"c{j}"))
+        rows = np.asarray(rows, dtype=np.float64)
+        kept = rows > 0
+        keys = [np.asarray(found[key], dtype=np.int64)[kept] for key in compiler.keys]
+        contributions = {"person": np.asarray(found["person"], dtype=np.uint64)[kept],
+                         "value": np.asarray(value, dtype=np.float64)[kept], "rows": rows[kept]}
+        cells, contributions["cell"] = _cells(budget, step, compiler, keys, contributions, width)
+        columns.append(_Column(measure, cells, contributions))
     return columns
 
 
-def _cells_sql(j: int, contributions: str, keys: list[str], labels: list[str], names: list[str], width: int) -> str:
-    """Per cell of the contributions (one group of keys with rows): labels, persons, value, rows, and
-    the largest contributions (kept inside the engine), numbered in the order of their labels."""
-    grouped = f"GROUP BY {', '.join(keys)} " if keys else ""
-    parts = [*keys, *labels, "count(*) AS n", "sum(value) AS s", "sum(rows) AS w",
-             f"max(abs(value), {width}) AS top", "sum(abs(value)) AS abs_total"]
-    return (f"CREATE TEMP TABLE cells{j} AS SELECT *, row_number() OVER "
-            f"({'ORDER BY ' + ', '.join(names) if names else ''}) - 1 AS cell "
-            f"FROM (SELECT {', '.join(parts)} FROM ({contributions}) {grouped}HAVING count(*) > 0)")
+def _cells(budget: Budget, step: str, compiler: Compiler, keys: list[np.ndarray], rows: dict[str, np.ndarray],
+           width: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Per cell (a group of keys with rows): its labels (made by the pool from the keys alone),
+    persons, value, rows, the `width` largest contributions and the sum of their sizes; numbered in
+    the order of their labels. Also each row's cell."""
+    combined, distinct = _combined(keys, len(rows["value"]))
+    if compiler.keys and len(distinct):
+        listed = ", ".join("(" + ", ".join(str(int(k)) for k in combo) + ")" for combo in distinct)
+        labels = budget.frame(step, f"SELECT {', '.join(compiler.labels())} FROM (VALUES {listed}) "
+                                    f"AS v({', '.join(compiler.keys)})")
+        named = list(labels.itertuples(index=False, name=None))
+        order = sorted(range(len(distinct)), key=named.__getitem__)
+    else:
+        labels = pd.DataFrame({f"g{i}": pd.Series(dtype=object) for i in range(len(keys))}, index=range(len(distinct)))
+        order = list(range(len(distinct)))
+    number = np.empty(len(distinct), dtype=np.int64)
+    number[order] = np.arange(len(distinct))
+    cell = number[combined]
+    value, size = rows["value"], np.abs(rows["value"])
+    count = len(distinct)
+    by_cell = np.argsort(cell, kind="stable")
+    bounds = np.searchsorted(cell[by_cell], np.arange(count + 1))
+    top = []
+    for c in range(count):
+        sizes = size[by_cell[bounds[c]:bounds[c + 1]]]
+        largest = -np.partition(-sizes, width - 1)[:width] if len(sizes) > width else sizes
+        top.append(sorted(largest.tolist(), reverse=True))
+    cells = labels.iloc[order].reset_index(drop=True)
+    cells.insert(0, "cell", np.arange(count, dtype=np.int64))
+    cells["n"] = np.bincount(cell, minlength=count).astype(np.int64)
+    cells["s"] = np.bincount(cell, weights=value, minlength=count)
+    cells["w"] = np.bincount(cell, weights=rows["rows"], minlength=count)
+    cells["top"] = top
+    cells["abs_total"] = np.bincount(cell, weights=size, minlength=count)
+    return cells, cell
+
+
+def _combined(keys: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each of the `rows` rows' group of keys as a number into the distinct groups, and the distinct
+    groups (one row of keys each, in the order of their numbers)."""
+    if not keys:
+        return np.zeros(rows, dtype=np.int64), np.empty((1 if rows else 0, 0), dtype=np.int64)
+    code = np.zeros(rows, dtype=np.int64)
+    lows, spans = [], []
+    for key in keys:
+        low = int(key.min()) if rows else 0
+        span = (int(key.max()) - low + 1) if rows else 1
+        code = code * span + (key - low)
+        lows.append(low)
+        spans.append(span)
+    total = int(np.prod(spans, dtype=np.float64))
+    if total <= 4 * rows + 1024:  # found by counting, not by sorting
+        present = np.flatnonzero(np.bincount(code, minlength=total))
+        position = np.empty(total, dtype=np.int64)
+        position[present] = np.arange(len(present))
+        combined = position[code]
+    else:
+        present, combined = np.unique(code, return_inverse=True)
+    distinct = np.empty((len(present), len(keys)), dtype=np.int64)
+    rest = present.copy()
+    for i in range(len(keys) - 1, -1, -1):
+        distinct[:, i] = rest % spans[i] + lows[i]
+        rest //= spans[i]
+    return combined.reshape(-1), distinct
 
 
 # -- disclosure checks and suppression --------------------------------------------------------
@@ -308,7 +365,7 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 # -- differencing with earlier answers --------------------------------------------------------
 
 
-def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
+def _incoming(model: AggregateModel, columns: list[_Column]
               ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]]]:
     """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
@@ -343,8 +400,7 @@ def _incoming(budget: Budget, model: AggregateModel, columns: list[_Column]
         for entry, part, numbers in added:
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
-        rows = budget.arrays("remember the answer's cells", f"SELECT cell, person, value, rows FROM persons{j}")
-        pieces += entry_rows(rows, [entry for entry in entries if entry[0] not in sums])
+        pieces += entry_rows(column.rows, [entry for entry in entries if entry[0] not in sums])
     cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
     return pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums
