@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safepool.query.person_sums import by_person_order, entry_rows
+from safepool.query.person_sums import by_person_order, cell_person_order, entry_rows
 
 
 def _plain(rows: dict[str, np.ndarray], entry: int, part: int, numbers: list[int]):
@@ -49,6 +49,26 @@ def test_rows_that_come_in_cell_order_give_the_same_entries(seed):
     entries = [(0, 0, [2]), (2, 0, [0, 3, 5]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
     for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
         want = _plain(rows, entry, part, numbers)
+        assert e.tolist() == want[0] and who.tolist() == want[1]
+        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_rows_ranked_by_the_engine_give_the_same_entries(seed):
+    """The engine puts its rows in order with `cell_person_order` and hands the ranks over."""
+    rng = np.random.default_rng(seed)
+    persons = rng.integers(0, 2**64, 40, dtype=np.uint64, endpoint=False)
+    pairs = list({(int(c), int(p)) for c, p in zip(rng.integers(0, 6, 150), rng.integers(0, 40, 150))})
+    cell, person = np.array([c for c, _ in pairs], dtype=np.int64), persons[[p for _, p in pairs]]
+    value = rng.normal(size=len(pairs)).round(3)
+    order, in_order, distinct, rank = cell_person_order(cell, person)
+    assert np.array_equal(in_order, cell[order]) and np.array_equal(distinct[rank], person[order])
+    assert np.all(distinct[1:] > distinct[:-1])
+    ranked = {"cell": in_order, "person": person[order], "distinct": distinct, "rank": rank, "value": value[order]}
+    entries = [(0, 0, [2]), (2, 0, [0, 3, 5]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
+    plain = {"cell": cell, "person": person, "value": value}
+    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(ranked, entries)):
+        want = _plain(plain, entry, part, numbers)
         assert e.tolist() == want[0] and who.tolist() == want[1]
         assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
 

@@ -42,7 +42,7 @@ from safepool.pool.access import analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
-from safepool.query.person_sums import entry_rows
+from safepool.query.person_sums import cell_person_order, entry_rows
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, check_model, group_labels, \
     refuse
 from safepool.query.request import AggregateRequest
@@ -170,20 +170,21 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
             value = {"persons": np.ones(len(rows)), "rows": rows}.get(measure.kind, found.get(f"c{j}"))
         rows = np.asarray(rows, dtype=np.float64)
         kept = rows > 0
-        keys = [np.asarray(found[key], dtype=np.int64)[kept] for key in compiler.keys]
-        contributions = {"person": np.asarray(found["person"], dtype=np.uint64)[kept],
-                         "value": np.asarray(value, dtype=np.float64)[kept], "rows": rows[kept]}
-        cells, contributions["cell"] = _cells(budget, step, compiler, keys, contributions, width)
-        columns.append(_Column(measure, cells, contributions))
+        labels, cell = _numbered(budget, step, compiler, [np.asarray(found[key], dtype=np.int64)[kept]
+                                                          for key in compiler.keys], int(kept.sum()))
+        # in the order of cell and person once, for the cells' largest values and the ledger's entries
+        order, cell, distinct, rank = cell_person_order(cell, np.asarray(found["person"], dtype=np.uint64)[kept])
+        contributions = {"cell": cell, "person": distinct[rank], "distinct": distinct, "rank": rank,
+                         "value": np.asarray(value, dtype=np.float64)[kept][order], "rows": rows[kept][order]}
+        columns.append(_Column(measure, _cells(labels, contributions, width), contributions))
     return columns
 
 
-def _cells(budget: Budget, step: str, compiler: Compiler, keys: list[np.ndarray], rows: dict[str, np.ndarray],
-           width: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per cell (a group of keys with rows): its labels (made by the pool from the keys alone),
-    persons, value, rows, the `width` largest contributions and the sum of their sizes; numbered in
-    the order of their labels. Also each row's cell."""
-    combined, distinct = _combined(keys, len(rows["value"]))
+def _numbered(budget: Budget, step: str, compiler: Compiler, keys: list[np.ndarray], rows: int
+              ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labels of each cell (a group of keys with rows; made by the pool from the keys alone), the
+    cells numbered in the order of their labels, and each row's cell."""
+    combined, distinct = _combined(keys, rows)
     if compiler.keys and len(distinct):
         listed = ", ".join("(" + ", ".join(str(int(k)) for k in combo) + ")" for combo in distinct)
         labels = budget.frame(step, f"SELECT {', '.join(compiler.labels())} FROM (VALUES {listed}) "
@@ -195,24 +196,28 @@ def _cells(budget: Budget, step: str, compiler: Compiler, keys: list[np.ndarray]
         order = list(range(len(distinct)))
     number = np.empty(len(distinct), dtype=np.int64)
     number[order] = np.arange(len(distinct))
-    cell = number[combined]
-    value, size = rows["value"], np.abs(rows["value"])
-    count = len(distinct)
-    by_cell = np.argsort(cell, kind="stable")
-    bounds = np.searchsorted(cell[by_cell], np.arange(count + 1))
+    return labels.iloc[order].reset_index(drop=True), number[combined]
+
+
+def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.DataFrame:
+    """Per cell (`labels` in the order of their numbers; `rows` in the order of their cells): its
+    labels, persons, value, rows, the `width` largest contributions and the sum of their sizes."""
+    cell, value, size = rows["cell"], rows["value"], np.abs(rows["value"])
+    count = len(labels)
+    bounds = np.searchsorted(cell, np.arange(count + 1))
     top = []
     for c in range(count):
-        sizes = size[by_cell[bounds[c]:bounds[c + 1]]]
+        sizes = size[bounds[c]:bounds[c + 1]]
         largest = -np.partition(-sizes, width - 1)[:width] if len(sizes) > width else sizes
         top.append(sorted(largest.tolist(), reverse=True))
-    cells = labels.iloc[order].reset_index(drop=True)
+    cells = labels.copy()
     cells.insert(0, "cell", np.arange(count, dtype=np.int64))
     cells["n"] = np.bincount(cell, minlength=count).astype(np.int64)
     cells["s"] = np.bincount(cell, weights=value, minlength=count)
     cells["w"] = np.bincount(cell, weights=rows["rows"], minlength=count)
     cells["top"] = top
     cells["abs_total"] = np.bincount(cell, weights=size, minlength=count)
-    return cells, cell
+    return cells
 
 
 def _combined(keys: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:

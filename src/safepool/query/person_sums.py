@@ -18,16 +18,19 @@ Entry = tuple[int, int, list[int]]  # its number, part (0 for values, 1 for rows
 def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per entry and person with rows in one of its cells, the sum over those cells of the person's
     part: (entry, person, sum) per entry, sorted by person. `rows` holds cell (numbers from 0),
-    person and the parts some entry needs ("value", "rows"), a person once per cell. The rows are
-    put in order of cell and person once (unless they come so): an entry of one cell is a slice of
+    person and the parts some entry needs ("value", "rows"), a person once per cell; with "distinct"
+    and "rank" when the caller put them in order with `cell_person_order`. The rows are put in
+    order of cell and person once (unless they come so): an entry of one cell is a slice of
     them; an entry of several cells is added up by counting on each person's rank among all
     persons, in the order of its cells (no sort per entry)."""
     cell = np.asarray(rows["cell"], dtype=np.int64)
     person = np.asarray(rows["person"], dtype=np.uint64)
-    if _in_cell_order(cell, person):
+    if "rank" in rows:  # in the order of cell and person, ranked by the caller (`cell_person_order`)
+        order, distinct, rank = np.arange(len(cell)), rows["distinct"], rows["rank"]
+    elif _in_cell_order(cell, person):
         order, distinct, rank = np.arange(len(cell)), *_ranked(person)
     else:
-        order, cell, distinct, rank = _cell_order(cell, person)
+        order, cell, distinct, rank = cell_person_order(cell, person)
     values = {part: np.asarray(rows[name], dtype=np.float64)[order]
               for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
     highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
@@ -64,9 +67,10 @@ def _ranked(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct[order], rank[codes]
 
 
-def _cell_order(cell: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The order of the rows by cell and person, the cells in it, the distinct persons and each
-    ordered row's rank among them: sorted by person once, then stably by cell."""
+def cell_person_order(cell: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The order of the rows by cell and person (a person once per cell), the cells in it, the
+    distinct persons (sorted) and each ordered row's rank among them: sorted by person once, then
+    stably by cell."""
     by_person, ordered = by_person_order(person)
     first = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.empty(0, dtype=bool)
     cell = cell[by_person]
