@@ -365,3 +365,20 @@ def test_when_the_policy_rounds_counts_every_count_is_rounded(setup):
     answer = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
     assert (answer.table["n"] % 5 == 0).all() and answer.table["status"].str.startswith("rounded").all()
     assert "rounded to the nearest multiple of 5" in answer.note
+
+
+@pytest.mark.parametrize("spans", [(3,), (2, 7), (2000, 2000), (2**31, 2**31, 5), ()])
+def test_groups_of_keys_are_numbered_in_the_order_of_their_keys(spans):
+    """However wide the keys (date parts, codes; counted, sorted, or too many to number as one
+    integer), each row gets the number of its group, and the groups come back in key order."""
+    from safepool.query.engine import _combined
+
+    rng = np.random.default_rng(len(spans))
+    rows = 500
+    keys = [rng.integers(-4, span - 4, rows, dtype=np.int64) for span in spans]
+    combined, distinct = _combined(keys, rows)
+    if not spans:
+        assert combined.tolist() == [0] * rows and distinct.shape == (1, 0)
+        return
+    want, inverse = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
+    assert np.array_equal(distinct, want) and np.array_equal(combined, inverse.reshape(-1))

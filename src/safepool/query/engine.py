@@ -225,14 +225,14 @@ def _combined(keys: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray
     groups (one row of keys each, in the order of their numbers)."""
     if not keys:
         return np.zeros(rows, dtype=np.int64), np.empty((1 if rows else 0, 0), dtype=np.int64)
+    lows = [int(key.min()) if rows else 0 for key in keys]
+    spans = [int(key.max()) - low + 1 if rows else 1 for key, low in zip(keys, lows)]
+    if float(np.prod(spans, dtype=np.float64)) >= 2.0**62:  # too many to number as one integer
+        distinct, combined = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
+        return combined.reshape(-1), distinct
     code = np.zeros(rows, dtype=np.int64)
-    lows, spans = [], []
-    for key in keys:
-        low = int(key.min()) if rows else 0
-        span = (int(key.max()) - low + 1) if rows else 1
+    for key, low, span in zip(keys, lows, spans):
         code = code * span + (key - low)
-        lows.append(low)
-        spans.append(span)
     total = int(np.prod(spans, dtype=np.float64))
     if total <= 4 * rows + 1024:  # found by counting, not by sorting
         present = np.flatnonzero(np.bincount(code, minlength=total))
