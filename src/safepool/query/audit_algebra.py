@@ -50,6 +50,7 @@ _DENSE_CLASSES = 4_000_000  # class columns worked on dense up to this many numb
 # (never, to any precision), and a class given away exactly projects to zero every time. A class
 # of leverage 0.5 or less stays in with a chance below 1e-3 (its leverage is then computed).
 PROBES = 8
+_DENSE_ROWS = 8  # cells of a question made dense over the persons for their products, up to this many
 _RULED_OUT = 0.05
 
 
@@ -138,13 +139,16 @@ def _gram(contributions: Contributions, probes: np.ndarray | None) -> tuple[np.n
 
 
 def _products(rows: sparse.csr_matrix, other: sparse.csr_matrix) -> np.ndarray:
-    """rows @ other^T as a dense array (rows x other's rows), by a sparse product that goes over
-    `other` once, each of its entries meeting the entries of `rows` of the same person (turned to
-    persons x rows for that): a person is in a few cells, so this is fewer multiply-adds than any
-    dense product over the persons, whose blocks of persons-long columns also cost more to make
-    than the product saves (measured on the demo's ten questions at 300,000 persons)."""
+    """rows @ other^T as a dense array (rows x other's rows), by a product that goes over `other`
+    once, each of its entries meeting the entries of `rows` of the same person: with `rows` as
+    dense persons-long columns when they are few (a question of a few cells: one multiply-add per
+    entry and column, no sparse result to build), else turned to a sparse persons x rows matrix (a
+    person is in a few cells, so this is fewer multiply-adds than dense columns, which also cost
+    more to make than they save; measured on the demo's ten questions at 300,000 persons)."""
     if rows.shape[0] == 0 or other.shape[0] == 0:
         return np.zeros((rows.shape[0], other.shape[0]))
+    if rows.shape[0] <= _DENSE_ROWS:  # the rows of a question of a few cells
+        return np.asarray(other @ rows.T.toarray()).T
     return np.asarray((other @ rows.T.tocsr()).todense()).T
 
 
