@@ -24,7 +24,11 @@ def refuse(message: str) -> None:
 
 
 def wait_long(pid_file: Path) -> None:
-    pid_file.write_text(str(os.getpid()))
+    """Tell this process's id (whole: written aside and renamed, so the caller, which waits for the
+    file to appear, never reads it half-written) and wait."""
+    written = pid_file.with_suffix(".writing")
+    written.write_text(str(os.getpid()))
+    written.rename(pid_file)
     time.sleep(120)
 
 
