@@ -1,20 +1,25 @@
 """Benchmark: checked aggregate queries through the gateway against the same aggregate in bare DuckDB.
 
-    python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3]
+    python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3] [--rounds 1]
 
 Makes (or reuses, with --workspace) a synthetic Espoo of `--persons` persons with the demo's
 users, permit and pool, then asks one-way and two-way questions as the analyst through the
 Session (permit check, model check, budget, per-person contributions, disclosure checks,
 suppression, differencing ledger, output record and audit), and the same aggregate as plain
-SQL on the pool file in the same run. Prints each query's time when first asked and when asked again (the
-ledger already holds its cells), bare DuckDB's median, and the p50 of each against bare
-DuckDB's, with the gateway's CPU time (this process's, DuckDB's threads included: less inflated
-by other work on the machine than wall time), and the load average (figures taken under load
-are inflated). Target: p50 under 300 ms, within 10x of bare DuckDB. A first ask is one only on
-a workspace whose permit has not been asked these questions yet (a fresh one, or a copy of one
-made before). What the first query of a process imports (the query engine, sqlglot's DuckDB
-dialect: 0.1-0.2 s, once per process) is loaded and timed before the questions, and printed
-apart; the first question still opens the pool and creates the permit's ledger.
+SQL on the pool file in the same run. Prints each query's time when first asked and when asked
+again (the ledger already holds its cells), bare DuckDB's median, and the p50 over the questions
+of each against bare DuckDB's, with the gateway's CPU time (this process's, DuckDB's threads
+included: less inflated by other work on the machine than wall time), and the load average
+(figures taken under load are inflated). Target: p50 under 300 ms, within 10x of bare DuckDB.
+
+A first ask is one only on a workspace whose permit has not been asked these questions yet (a
+fresh one, or a copy of one made before). With `--rounds N` (N > 1) every question is asked in N
+fresh copies of the workspace, one after the other in this process, and each question's times
+are the medians over the rounds: a first ask's time moves by a third from one run to the next
+on a small shared machine. What the first query of a process imports (the query engine,
+sqlglot's DuckDB dialect: 0.1-0.2 s, once per process) is loaded and timed before the
+questions, and printed apart; the first question of each round still opens its pool and creates
+the permit's ledger.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -111,57 +117,98 @@ def warm_up() -> float:
     return time.perf_counter() - started
 
 
+@dataclass
+class Asked:
+    """One question's times in one round: its first ask and the asks again (wall and CPU seconds),
+    and bare DuckDB's."""
+
+    first: float
+    again: list[float]
+    bare: list[float]
+    cpu_first: float
+    cpu_again: list[float]
+    shown: str
+
+
+def ask_round(root: Path, password: str, repeat: int, answers: list[dict[str, object]], round_number: int
+              ) -> list[Asked]:
+    """Every question asked `repeat` times in the workspace at `root` (the first ask is a first ask
+    only when its permit has not been asked these questions), each followed by the same aggregate
+    in bare DuckDB on a copy of the pool file."""
+    analyst = connect(root, user="vtt.analyst1", password=password).permit(DEMO_PERMIT)
+    copy = root.parent / "bare-pool.duckdb"  # its own file: one process opens a database with one configuration
+    shutil.copyfile(Workspace.open(root).pool_dir / DEMO_PERMIT / POOL_FILE, copy)
+    asked = []
+    with duckdb.connect(str(copy), read_only=True) as bare:
+        for what, sql, plain in QUERIES:
+            ours, cpu, theirs = [], [], []
+            for ask in range(repeat):
+                started, processed = time.perf_counter(), time.process_time()
+                answer = analyst.query(sql)
+                ours.append(time.perf_counter() - started)
+                cpu.append(time.process_time() - processed)
+                answers.append({"round": round_number, "query": what, "ask": ask, "note": answer.note,
+                                "table": json.loads(answer.table.to_json(orient="split", double_precision=15))})
+                started = time.perf_counter()
+                bare.execute(plain).fetchall()
+                theirs.append(time.perf_counter() - started)
+            shown = f"{int((answer.table['status'] == 'shown').sum())}/{len(answer.table)}"
+            asked.append(Asked(ours[0], ours[1:], theirs, cpu[0], cpu[1:], shown))
+    return asked
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--persons", type=int, default=300_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workspace", type=Path, default=None, help="reuse (or make) this workspace")
     parser.add_argument("--repeat", type=int, default=3, help="times each query is asked both ways")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="ask every question in this many fresh copies of the workspace and take the median "
+                             "of each question's times (the machine's speed changes from minute to minute)")
     parser.add_argument("--answers", type=Path, default=None,
                         help="write every answer (table, note) here as JSON, to compare two runs")
     args = parser.parse_args()
     root = args.workspace or Path(tempfile.mkdtemp(prefix="safepool-bench-query-")) / "ws"
-    passwords = prepare(root, args.persons, args.seed)
-    analyst = connect(root, user="vtt.analyst1", password=passwords["vtt.analyst1"]).permit(DEMO_PERMIT)
+    password = prepare(root, args.persons, args.seed)["vtt.analyst1"]
     print(f"imports of the first query of a process: {1000 * warm_up():.0f} ms (once per process; not in the figures)")
-    pool = Workspace.open(root).pool_dir
-    copy = root.parent / "bare-pool.duckdb"  # its own file: one process opens a database with one configuration
-    shutil.copyfile(pool / DEMO_PERMIT / POOL_FILE, copy)
-    bare = duckdb.connect(str(copy), read_only=True)
-    first_times, repeat_times, bare_times = [], [], []
-    cpu: dict[str, list[float]] = {"first asked": [], "asked again": []}
     answers: list[dict[str, object]] = []
-    print(f"{'query':44s} {'first':>7s} {'again':>7s} {'bare':>7s} {'ratio':>6s} shown")
-    for what, sql, plain in QUERIES:
-        ours, theirs = [], []
-        for ask in range(args.repeat):
-            started, processed = time.perf_counter(), time.process_time()
-            answer = analyst.query(sql)
-            ours.append(time.perf_counter() - started)
-            cpu["asked again" if ask else "first asked"].append(time.process_time() - processed)
-            answers.append({"query": what, "ask": ask, "note": answer.note,
-                            "table": json.loads(answer.table.to_json(orient="split", double_precision=15))})
-            started = time.perf_counter()
-            bare.execute(plain).fetchall()
-            theirs.append(time.perf_counter() - started)
-        first, again, theirs_median = ours[0], statistics.median(ours[1:] or ours), statistics.median(theirs)
-        first_times.append(first)
-        repeat_times += ours[1:]
-        bare_times += theirs
-        shown = int((answer.table["status"] == "shown").sum())
-        print(f"{what[:44]:44s} {1000 * first:5.0f}ms {1000 * again:5.0f}ms {1000 * theirs_median:5.0f}ms "
-              f"{first / theirs_median:5.1f}x {shown}/{len(answer.table)}")
-    bare_p50 = statistics.median(bare_times)
-    for name, times in (("first asked", first_times), ("asked again", repeat_times)):
-        if times:
-            p50 = statistics.median(times)
-            print(f"p50 {name} ({len(times)} answers): gateway {1000 * p50:.0f} ms "
-                  f"(CPU {1000 * statistics.median(cpu[name]):.0f} ms), bare DuckDB {1000 * bare_p50:.1f} ms, "
-                  f"ratio {p50 / bare_p50:.1f}x")
-    print("target: p50 under 300 ms and within 10x of bare DuckDB")
+    rounds: list[list[Asked]] = []
+    for number in range(args.rounds):
+        if args.rounds == 1:
+            rounds.append(ask_round(root, password, args.repeat, answers, number))
+            continue
+        with tempfile.TemporaryDirectory(prefix="round-", dir=root.parent) as folder:
+            shutil.copytree(root, Path(folder) / "ws", symlinks=True)  # the workspace as prepared: every ask first
+            rounds.append(ask_round(Path(folder) / "ws", password, args.repeat, answers, number))
+        print(f"round {number + 1}: p50 first asked {1000 * statistics.median(a.first for a in rounds[-1]):.0f} ms")
+    report(rounds)
     if args.answers:
         args.answers.write_text(json.dumps(answers, indent=1))
     print("load average (1, 5, 15 min): " + ", ".join(f"{load:.1f}" for load in os.getloadavg()))
+
+
+def report(rounds: list[list[Asked]]) -> None:
+    """Per question the median over the rounds of its first ask, of its asks again and of bare
+    DuckDB; then the p50 over the questions of each, and the ratios."""
+    median = statistics.median
+    first, again, bare, cpu_first, cpu_again = [], [], [], [], []
+    print(f"{'query':44s} {'first':>7s} {'again':>7s} {'bare':>7s} {'ratio':>6s} shown")
+    for (what, _, _), asked in zip(QUERIES, zip(*rounds)):
+        first.append(median(a.first for a in asked))
+        again.append(median([t for a in asked for t in a.again] or [a.first for a in asked]))
+        bare.append(median(t for a in asked for t in a.bare))
+        cpu_first.append(median(a.cpu_first for a in asked))
+        cpu_again.append(median([t for a in asked for t in a.cpu_again] or [a.cpu_first for a in asked]))
+        print(f"{what[:44]:44s} {1000 * first[-1]:5.0f}ms {1000 * again[-1]:5.0f}ms {1000 * bare[-1]:5.0f}ms "
+              f"{first[-1] / bare[-1]:5.1f}x {asked[-1].shown}")
+    bare_p50 = median(bare)
+    rounds_note = f"; medians of {len(rounds)} rounds" if len(rounds) > 1 else ""
+    for name, times, cpu in (("first asked", first, cpu_first), ("asked again", again, cpu_again)):
+        p50 = median(times)
+        print(f"p50 {name} ({len(times)} questions{rounds_note}): gateway {1000 * p50:.0f} ms\n"
+              f"  (CPU {1000 * median(cpu):.0f} ms), bare DuckDB {1000 * bare_p50:.1f} ms, ratio {p50 / bare_p50:.1f}x")
+    print("target: p50 under 300 ms and within 10x of bare DuckDB")
 
 
 if __name__ == "__main__":
