@@ -56,7 +56,9 @@ def test_a_damaged_database_file_is_unavailable_not_a_traceback(tmp_path, damage
     from tiny_registers import make_workspace
 
     workspace = make_workspace(tmp_path / "ws")
-    governance_with_users(workspace.root)
+    # its connections closed now: one closed later (by the collector) would write its write-ahead
+    # log back into the damaged file and mend it
+    governance_with_users(workspace.root).users.engine.dispose()
     path = workspace.root / "governance" / "metadata.sqlite"
     for side in ("-wal", "-shm"):
         (path.parent / (path.name + side)).unlink(missing_ok=True)
