@@ -157,13 +157,21 @@ def ask_round(root: Path, password: str, repeat: int, answers: list[dict[str, ob
     return asked
 
 
+def positive(text: str) -> int:
+    """A whole number of at least one, for the counts on the command line."""
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {number}")
+    return number
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--persons", type=int, default=300_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workspace", type=Path, default=None, help="reuse (or make) this workspace")
-    parser.add_argument("--repeat", type=int, default=3, help="times each query is asked both ways")
-    parser.add_argument("--rounds", type=int, default=1,
+    parser.add_argument("--repeat", type=positive, default=3, help="times each query is asked both ways")
+    parser.add_argument("--rounds", type=positive, default=1,
                         help="ask every question in this many fresh copies of the workspace and take the median "
                              "of each question's times (the machine's speed changes from minute to minute)")
     parser.add_argument("--answers", type=Path, default=None,
