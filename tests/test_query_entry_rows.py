@@ -22,6 +22,15 @@ def _plain(rows: dict[str, np.ndarray], entry: int, part: int, numbers: list[int
     return [entry] * len(persons), persons, [totals[p] for p in persons]
 
 
+def _assert_plain_sums(rows: dict[str, np.ndarray], plain: dict[str, np.ndarray], entries: list) -> None:
+    """`entry_rows` of `rows` gives each entry the persons and sums `_plain` finds in `plain` (the
+    same rows, in any order)."""
+    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
+        want = _plain(plain, entry, part, numbers)
+        assert e.tolist() == want[0] and who.tolist() == want[1]
+        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_each_entry_holds_each_persons_sum_over_its_cells(seed):
     rng = np.random.default_rng(seed)
@@ -32,10 +41,7 @@ def test_each_entry_holds_each_persons_sum_over_its_cells(seed):
             "person": persons[[pairs[i][1] for i in order]],
             "value": rng.normal(size=len(pairs)).round(3), "rows": rng.integers(1, 4, len(pairs)).astype(float)}
     entries = [(0, 0, [2]), (1, 1, [2]), (2, 0, [0, 3, 5]), (3, 1, [1, 4]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
-    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
-        want = _plain(rows, entry, part, numbers)
-        assert e.tolist() == want[0] and who.tolist() == want[1]
-        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+    _assert_plain_sums(rows, rows, entries)
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -47,10 +53,7 @@ def test_rows_that_come_in_cell_order_give_the_same_entries(seed):
     rows = {"cell": np.array([c for c, _ in pairs], dtype=np.int64),
             "person": np.array([p for _, p in pairs], dtype=np.uint64), "value": rng.normal(size=len(pairs)).round(3)}
     entries = [(0, 0, [2]), (2, 0, [0, 3, 5]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
-    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
-        want = _plain(rows, entry, part, numbers)
-        assert e.tolist() == want[0] and who.tolist() == want[1]
-        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+    _assert_plain_sums(rows, rows, entries)
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -66,11 +69,7 @@ def test_rows_ranked_by_the_engine_give_the_same_entries(seed):
     assert np.all(distinct[1:] > distinct[:-1])
     ranked = {"cell": in_order, "person": person[order], "distinct": distinct, "rank": rank, "value": value[order]}
     entries = [(0, 0, [2]), (2, 0, [0, 3, 5]), (4, 0, [0, 1, 2, 3, 4, 5]), (5, 0, [7])]
-    plain = {"cell": cell, "person": person, "value": value}
-    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(ranked, entries)):
-        want = _plain(plain, entry, part, numbers)
-        assert e.tolist() == want[0] and who.tolist() == want[1]
-        assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
+    _assert_plain_sums(ranked, {"cell": cell, "person": person, "value": value}, entries)
 
 
 def test_only_the_parts_entries_need_are_read():
