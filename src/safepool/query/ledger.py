@@ -110,7 +110,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Engine, select, update
 
-from safepool.duckdb_connection import open_duckdb
+from safepool.duckdb_connection import attach_duckdb, detach_duckdb
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
@@ -173,10 +173,11 @@ class _Beside(threading.Thread):
         return self._result
 
 
-def _checkpoint(cursor: duckdb.DuckDBPyConnection) -> None:
-    """Move the committed changes from the write-ahead log into the file (on a cursor of its own)."""
+def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Move the committed changes from the write-ahead log into the file attached as `name` (on a
+    cursor of its own)."""
     try:
-        cursor.execute("CHECKPOINT")
+        cursor.execute(f"CHECKPOINT {name}")
     finally:
         cursor.close()
 
@@ -386,6 +387,7 @@ class Ledger:
         self._actor = actor
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
+        self._name = ""  # the name the file is attached under while `con` is open
         self._inside = False  # within the `Ledger.open` block that holds the permit's lock
         self._checkpoint: _Beside | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
@@ -691,7 +693,7 @@ class Ledger:
             self._con().unregister(name)
         self._commit_pending(change.cells, change.digest)
         # the checkpoint goes on while the caller records the answer; the connection waits for it
-        self._checkpoint = _Beside("ledger-checkpoint", partial(_checkpoint, self._con().cursor()))
+        self._checkpoint = _Beside("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         if memory is not None:
             memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
@@ -756,7 +758,7 @@ class Ledger:
             self._wait_for_checkpoint()
         finally:
             if self.con is not None:
-                self.con.close()
+                detach_duckdb(self.con, self._name)
                 self.con = None
 
     def _wait_for_checkpoint(self) -> None:
@@ -820,7 +822,7 @@ class Ledger:
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
-            con = open_duckdb(self.path, config={"enable_external_access": False})
+            con, self._name = attach_duckdb(self.path)
             info = os.stat(self.path)
             self._opened = (info.st_dev, info.st_ino)
         except duckdb.IOException as exc:

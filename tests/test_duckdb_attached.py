@@ -1,0 +1,76 @@
+"""Files attached in a folder's DuckDB instance (`attach_duckdb`): what they hold survives the
+detach, the instance reaches no file outside its folder, and an instance forgotten while a file
+is attached keeps serving that file; a file another process holds is refused as locked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import duckdb
+import pytest
+
+from safepool import duckdb_connection
+from safepool.duckdb_connection import attach_duckdb, detach_duckdb, open_duckdb
+
+HOLD = """
+import sys
+import duckdb
+con = duckdb.connect(sys.argv[1])
+con.execute("CREATE TABLE t AS SELECT 1 AS x")
+print("held", flush=True)
+sys.stdin.read()
+con.close()
+"""
+
+
+def test_what_is_written_is_in_the_file_after_the_detach(tmp_path):
+    con, name = attach_duckdb(tmp_path / "a.duckdb")
+    con.execute("CREATE TABLE t AS SELECT range AS x FROM range(200000)")
+    detach_duckdb(con, name)
+    assert not (tmp_path / "a.duckdb.wal").exists()  # checkpointed at the detach
+    with open_duckdb(tmp_path / "a.duckdb", read_only=True) as plain:
+        assert plain.execute("SELECT count(*), sum(x) FROM t").fetchone() == (200000, 199999 * 200000 // 2)
+
+
+def test_the_instance_reaches_no_file_outside_its_folder(tmp_path):
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "secret.csv").write_text("code\n010101-123A\n")
+    con, name = attach_duckdb(tmp_path / "inside" / "a.duckdb")
+    try:
+        for sql in (f"SELECT * FROM read_csv('{tmp_path / 'secret.csv'}')",
+                    f"ATTACH '{tmp_path / 'other.duckdb'}' AS other",
+                    "SET enable_external_access = true"):
+            with pytest.raises(duckdb.Error):
+                con.execute(sql)
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone()[0] is False
+    finally:
+        detach_duckdb(con, name)
+    assert not (tmp_path / "other.duckdb").exists()
+
+
+def test_a_file_held_by_another_process_cannot_be_attached_until_it_is_let_go(tmp_path):
+    open_duckdb(tmp_path / "a.duckdb").close()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "a.duckdb")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(duckdb.IOException, match="lock"):  # what the query ledger reports as busy
+            attach_duckdb(tmp_path / "a.duckdb")
+    finally:
+        holder.communicate("", timeout=30)
+    con, name = attach_duckdb(tmp_path / "a.duckdb")
+    assert con.execute("SELECT x FROM t").fetchone() == (1,)
+    detach_duckdb(con, name)
+
+
+def test_a_forgotten_instance_keeps_serving_its_attached_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(duckdb_connection, "_FOLDERS_KEPT", 1)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    con, name = attach_duckdb(tmp_path / "one" / "a.duckdb")
+    other, other_name = attach_duckdb(tmp_path / "two" / "b.duckdb")  # the first folder's instance is forgotten
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    assert con.execute("SELECT x FROM t").fetchone() == (1,)
+    detach_duckdb(con, name)
+    detach_duckdb(other, other_name)
