@@ -168,9 +168,8 @@ class LedgerMemory:
                 self._index = pd.Index(self.persons)
             index = self._index.get_indexer(person).astype(np.int64, copy=False)
         unknown = index < 0
-        if unknown.any():
-            fresh = pd.Index(pd.unique(person[unknown]))
-            index[unknown] = len(self.persons) + fresh.get_indexer(person[unknown])
+        if unknown.any():  # numbered in the order first seen, in one pass of hashing
+            index[unknown] = len(self.persons) + pd.factorize(person[unknown])[0]
         return index
 
     # -- adding entries -----------------------------------------------------------------------
