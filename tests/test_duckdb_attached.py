@@ -4,6 +4,7 @@ is attached keeps serving that file; a file another process holds is refused as 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -74,3 +75,30 @@ def test_a_forgotten_instance_keeps_serving_its_attached_file(tmp_path, monkeypa
     assert con.execute("SELECT x FROM t").fetchone() == (1,)
     detach_duckdb(con, name)
     detach_duckdb(other, other_name)
+
+
+def test_a_forked_child_attaches_in_an_instance_of_its_own(tmp_path):
+    con, name = attach_duckdb(tmp_path / "a.duckdb")  # the parent's instance for the folder, in use
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    detach_duckdb(con, name)
+    parents = dict(duckdb_connection._FOLDERS)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: a fresh instance, which works
+        code = 1
+        try:
+            os.close(read)
+            fresh = not duckdb_connection._FOLDERS
+            child, child_name = attach_duckdb(tmp_path / "a.duckdb")
+            found = child.execute("SELECT x FROM t").fetchone()
+            detach_duckdb(child, child_name)
+            os.write(write, b"ok" if fresh and found == (1,) else b"no")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    assert said == b"ok"
+    assert duckdb_connection._FOLDERS == parents  # the parent's are untouched

@@ -50,6 +50,17 @@ _FOLDERS_GUARD = threading.Lock()
 _ATTACHED = itertools.count(1)
 
 
+def _forget_in_child() -> None:
+    """A forked child starts without its parent's instances (their engine threads do not exist in
+    it, and its locks may be held by a thread that does not either): forgotten, never closed."""
+    global _FOLDERS_GUARD
+    _FOLDERS.clear()
+    _FOLDERS_GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _quoted(text: str) -> str:
     """A SQL string literal."""
     return "'" + text.replace("'", "''") + "'"
