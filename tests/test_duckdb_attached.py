@@ -102,3 +102,16 @@ def test_a_forked_child_attaches_in_an_instance_of_its_own(tmp_path):
     os.waitpid(pid, 0)
     assert said == b"ok"
     assert duckdb_connection._FOLDERS == parents  # the parent's are untouched
+
+
+def test_a_forked_child_leaves_its_parents_instances_alone(tmp_path):
+    """Destroying an inherited instance in the child waits for engine threads that are not there
+    (the child died of a segmentation fault): the child keeps them, unused, and ends cleanly."""
+    con, name = attach_duckdb(tmp_path / "a.duckdb")
+    detach_duckdb(con, name)
+    assert duckdb_connection._FOLDERS  # the parent holds an instance with its engine threads
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if duckdb_connection._INHERITED and not duckdb_connection._FOLDERS else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

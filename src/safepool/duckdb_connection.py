@@ -48,12 +48,16 @@ _FOLDERS: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()  # folder 
 _FOLDERS_KEPT = 4  # instances kept (the most recently used folders)
 _FOLDERS_GUARD = threading.Lock()
 _ATTACHED = itertools.count(1)
+_INHERITED: list[duckdb.DuckDBPyConnection] = []  # a forked child's parent's instances (see _forget_in_child)
 
 
 def _forget_in_child() -> None:
     """A forked child starts without its parent's instances (their engine threads do not exist in
-    it, and its locks may be held by a thread that does not either): forgotten, never closed."""
+    it, and the guard may be held by a thread that does not either). They are kept referenced,
+    never used: destroying one would wait for those threads (a child ends with `os._exit`, as
+    `safepool.beside` and multiprocessing's children do, which destroys nothing)."""
     global _FOLDERS_GUARD
+    _INHERITED.extend(_FOLDERS.values())
     _FOLDERS.clear()
     _FOLDERS_GUARD = threading.Lock()
 
