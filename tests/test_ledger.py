@@ -732,3 +732,32 @@ def test_a_cell_asked_again_in_the_same_process_leaves_the_file_unread_until_it_
     assert opened == [ledger_file(root), ledger_file(root)]
     shutil.copyfile(root / "older.duckdb", ledger_file(root))
     assert_refused(root, governance, anna, "the ledger file holds another state than its record")
+
+
+def test_two_permits_ledgers_used_at_once_in_one_process_keep_their_own_cells(ws):
+    """Both files are attached in the one DuckDB instance the process keeps for their folder;
+    two threads, one per permit, write, commit and checkpoint at the same time."""
+    root, governance, anna = ws
+    failures: list[BaseException] = []
+
+    def remember(permit: str, first: int) -> None:
+        try:
+            for round_number in range(12):
+                start = first + 100 * round_number
+                with Ledger.open(root / "pool", governance, anna, permit) as ledger:
+                    assert answer(governance, anna, ledger, cell(range(start, start + 40)), {0: 0}, ["persons"]) == {}
+        except BaseException as exc:  # raised in the test's thread below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=remember, args=(permit, first))
+               for permit, first in ((PERMIT, 0), (OTHER, 50_000))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    for permit in (PERMIT, OTHER):
+        with Ledger.open(root / "pool", governance, anna, permit) as ledger:
+            assert ledger.state()["ledger_cells"] == 12
+            ledger.verify_contents()
+        assert record_of(governance, permit).cells == 12
