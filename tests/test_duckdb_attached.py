@@ -104,14 +104,42 @@ def test_a_forked_child_attaches_in_an_instance_of_its_own(tmp_path):
     assert duckdb_connection._FOLDERS == parents  # the parent's are untouched
 
 
-def test_a_forked_child_leaves_its_parents_instances_alone(tmp_path):
-    """Destroying an inherited instance in the child waits for engine threads that are not there
-    (the child died of a segmentation fault): the child keeps them, unused, and ends cleanly."""
+@pytest.mark.parametrize("uses_its_own", [False, True])
+def test_a_forked_child_that_ends_normally_ends_cleanly(tmp_path, uses_its_own):
+    """An inherited instance destroyed in the child waits for engine threads that are not there
+    (the child died of a segmentation fault, or an abort at its interpreter's shutdown): the
+    child never frees them, and ends cleanly however it ends."""
     con, name = attach_duckdb(tmp_path / "a.duckdb")
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
     detach_duckdb(con, name)
     assert duckdb_connection._FOLDERS  # the parent holds an instance with its engine threads
-    pid = os.fork()
-    if pid == 0:
-        os._exit(0 if duckdb_connection._INHERITED and not duckdb_connection._FOLDERS else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    script = f"""
+import os, sys
+from safepool.duckdb_connection import attach_duckdb, detach_duckdb
+con, name = attach_duckdb({str(tmp_path / "a.duckdb")!r})
+detach_duckdb(con, name)
+if os.fork() == 0:
+    if {uses_its_own}:
+        con, name = attach_duckdb({str(tmp_path / "a.duckdb")!r})
+        con.execute("SELECT x FROM t").fetchall()
+        detach_duckdb(con, name)
+    sys.exit(0)  # through the interpreter's shutdown, not os._exit
+_, status = os.wait()
+print(status)
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "0"), ran.stderr[-500:]
+
+
+def test_what_does_not_fit_in_memory_spills_inside_the_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ledger").mkdir()
+    con, name = attach_duckdb(tmp_path / "ledger" / "a.duckdb")
+    try:
+        [(folder,)] = con.execute("SELECT current_setting('temp_directory')").fetchall()
+        assert folder == str(tmp_path / "ledger" / duckdb_connection.TEMPORARY)
+        with pytest.raises(duckdb.Error):  # fixed once external access is off
+            con.execute(f"SET temp_directory = '{tmp_path}'")
+    finally:
+        detach_duckdb(con, name)
+    assert not (tmp_path / ".tmp").exists()

@@ -761,3 +761,56 @@ def test_two_permits_ledgers_used_at_once_in_one_process_keep_their_own_cells(ws
             assert ledger.state()["ledger_cells"] == 12
             ledger.verify_contents()
         assert record_of(governance, permit).cells == 12
+
+
+def attached_files() -> list[str]:
+    """The files attached in this process's DuckDB instances (none once every ledger is closed)."""
+    from safepool import duckdb_connection
+
+    return [name for instance in duckdb_connection._FOLDERS.values() for (name,) in instance.execute(
+        "SELECT database_name FROM duckdb_databases() WHERE NOT internal AND database_name <> 'memory'").fetchall()]
+
+
+def test_a_file_moved_away_while_it_is_attached_is_refused_and_not_left_attached(ws, monkeypatch):
+    """Left attached, the file would stay locked for the process's life: every other process would
+    find the ledger busy, and this one would find it unreadable."""
+    import safepool.query.ledger as ledger_module
+
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    attach = ledger_module.attach_duckdb
+
+    def moved_meanwhile(path):
+        attached = attach(path)
+        Path(path).rename(f"{path}.away")
+        return attached
+
+    monkeypatch.setattr(ledger_module, "attach_duckdb", moved_meanwhile)
+    with pytest.raises(LedgerTampered, match="the ledger file is missing"):
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            ledger.verify_contents()  # reads the file, which is attached then
+    monkeypatch.undo()
+    assert record_of(governance).status == STOPPED and len(mismatches(governance)) == 1
+    assert attached_files() == []
+    Path(f"{ledger_file(root)}.away").rename(ledger_file(root))
+    with duckdb.connect(str(ledger_file(root))) as another:  # not locked by this process
+        assert another.execute("SELECT cells FROM ledger_state").fetchone() == (2,)
+
+
+def test_a_folder_in_place_of_the_file_is_refused(ws):
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    ledger_file(root).unlink()
+    ledger_file(root).mkdir()
+    assert_refused(root, governance, anna, "the ledger file cannot be read as a ledger")
+    assert attached_files() == []
+
+
+def test_a_fresh_ledger_that_cannot_be_made_in_its_folder_is_refused_without_naming_paths(ws, tmp_path):
+    root, governance, anna = ws
+    (root / "pool" / LEDGER_DIR).mkdir(exist_ok=True)
+    ledger_file(root).symlink_to(tmp_path / "elsewhere" / "ledger.duckdb")  # outside the folder, and missing
+    assert_refused(root, governance, anna, "the ledger file cannot be made in its folder")
+    [refused] = mismatches(governance)
+    assert str(tmp_path) not in refused.detail_json
+    assert not (tmp_path / "elsewhere").exists()

@@ -17,6 +17,7 @@ opening a DuckDB database takes 10 to 15 ms (its buffer manager, thread pool and
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import threading
@@ -48,16 +49,23 @@ _FOLDERS: OrderedDict[str, duckdb.DuckDBPyConnection] = OrderedDict()  # folder 
 _FOLDERS_KEPT = 4  # instances kept (the most recently used folders)
 _FOLDERS_GUARD = threading.Lock()
 _ATTACHED = itertools.count(1)
-_INHERITED: list[duckdb.DuckDBPyConnection] = []  # a forked child's parent's instances (see _forget_in_child)
+TEMPORARY = "duckdb.tmp"  # where a folder's instance spills what does not fit in memory, inside the folder
+
+
+def never_freed(connection: duckdb.DuckDBPyConnection) -> None:
+    """Keep a DuckDB instance a forked child inherited from being destroyed in the child, ever:
+    destroying it waits for engine threads that do not exist there (the child dies of a
+    segmentation fault or an abort, at the latest when its interpreter shuts down)."""
+    ctypes.pythonapi.Py_IncRef(ctypes.py_object(connection))
 
 
 def _forget_in_child() -> None:
     """A forked child starts without its parent's instances (their engine threads do not exist in
-    it, and the guard may be held by a thread that does not either). They are kept referenced,
-    never used: destroying one would wait for those threads (a child ends with `os._exit`, as
-    `safepool.beside` and multiprocessing's children do, which destroys nothing)."""
+    it, and the guard may be held by a thread that does not either); they are never used there,
+    and never freed."""
     global _FOLDERS_GUARD
-    _INHERITED.extend(_FOLDERS.values())
+    for instance in _FOLDERS.values():
+        never_freed(instance)
     _FOLDERS.clear()
     _FOLDERS_GUARD = threading.Lock()
 
@@ -71,13 +79,15 @@ def _quoted(text: str) -> str:
 
 
 def _folder_instance(folder: str) -> duckdb.DuckDBPyConnection:
-    """This process's in-memory DuckDB instance for `folder` (files outside it are out of its reach)."""
+    """This process's in-memory DuckDB instance for `folder`: files outside it are out of its reach,
+    and what it spills goes to `TEMPORARY` inside it (by default, the process's working folder)."""
     with _FOLDERS_GUARD:
         instance = _FOLDERS.get(folder)
         if instance is None:
             instance = duckdb.connect(":memory:")
+            instance.execute(f"SET temp_directory = {_quoted(os.path.join(folder, TEMPORARY))}")
             instance.execute(f"SET allowed_directories = [{_quoted(folder)}]")
-            instance.execute("SET enable_external_access = false")  # cannot be switched on again
+            instance.execute("SET enable_external_access = false")  # neither can change from now on
             _FOLDERS[folder] = instance
             while len(_FOLDERS) > _FOLDERS_KEPT:  # forgotten, not closed: its cursors keep it up until they close
                 _FOLDERS.popitem(last=False)
@@ -89,25 +99,33 @@ def attach_duckdb(database: str | Path) -> tuple[duckdb.DuckDBPyConnection, str]
     """A connection whose default database is the file `database` (made when missing), attached
     under a name of its own in this process's instance for the file's folder, with safepool's
     session settings; and that name, for `CHECKPOINT <name>` and `detach_duckdb`. The file is
-    locked against other processes while it is attached, as an opened database is."""
+    locked against other processes while it is attached, as an opened database is; whatever
+    fails once it is attached detaches it again."""
     con = _folder_instance(str(Path(database).parent) + os.sep)
     name = f"attached_{next(_ATTACHED)}"
     try:
         for statement in SESSION_SETTINGS:
             con.execute(statement)
         con.execute(f"ATTACH {_quoted(str(database))} AS {name}")
-        con.execute(f"USE {name}")
     except BaseException:
         con.close()
+        raise
+    try:
+        con.execute(f"USE {name}")
+    except BaseException:
+        detach_duckdb(con, name)
         raise
     return con, name
 
 
 def detach_duckdb(con: duckdb.DuckDBPyConnection, name: str) -> None:
     """Detach a file attached by `attach_duckdb` (its changes are checkpointed into it) and close
-    the connection."""
+    the connection, whatever interrupts it: a file left attached stays locked for the process's
+    life."""
     try:
         con.execute("USE memory")
-        con.execute(f"DETACH {name}")
     finally:
-        con.close()
+        try:
+            con.execute(f"DETACH DATABASE IF EXISTS {name}")
+        finally:
+            con.close()

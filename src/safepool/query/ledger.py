@@ -272,7 +272,8 @@ def file_fingerprint(path: Path) -> tuple[Any, ...] | None:
     """What changes whenever the ledger file does: its device, inode, size, modification and change
     times (the kernel sets the change time on every write, rename or touch), a hash of its first
     12 KB (DuckDB's headers, whose checkpoint counter moves on every write) and the same of a
-    write-ahead log beside it; None when it is missing."""
+    write-ahead log beside it; None when it is missing, "unreadable" for a folder or a file that
+    cannot be read in its place."""
     found: list[Any] = []
     for name in (str(path), f"{path}.wal"):
         try:
@@ -283,6 +284,9 @@ def file_fingerprint(path: Path) -> tuple[Any, ...] | None:
             if name == str(path):
                 return None
             found.append(None)
+            continue
+        except OSError:  # a folder or an unreadable file in its place: fits no fingerprint noted
+            found.append("unreadable")
             continue
         found.append((info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, head))
     return tuple(found)
@@ -825,18 +829,27 @@ class Ledger:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
             con, self._name = attach_duckdb(self.path)
-            info = os.stat(self.path)
-            self._opened = (info.st_dev, info.st_ino)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise LedgerBusy(f"the query ledger of permit {self.permit} is held by a process outside the "
                                  "ledger's lock; try again later") from None
             raise
+        try:
+            info = os.stat(self.path)
+        except BaseException as exc:
+            detach_duckdb(con, self._name)  # left attached, the file would stay locked for the process's life
+            if isinstance(exc, OSError):  # moved away while it was being attached
+                self._stop("the ledger file is missing")
+            raise
+        self._opened = (info.st_dev, info.st_ino)
         return con
 
     def _create(self) -> None:
         Path(f"{self.path}.wal").unlink(missing_ok=True)  # a write-ahead log left without its file
-        self.con = self._connect()
+        try:
+            self.con = self._connect()
+        except (duckdb.Error, OSError):  # never quoted: the engine's text names paths
+            self._stop("the ledger file cannot be made in its folder")
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
         self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT)")
