@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -109,3 +112,25 @@ def test_a_changed_permit_is_read_again_at_once(setup):
     assert governance.permits.get(PERMIT).request.expiry == yesterday
     with pytest.raises(QueryRefused, match="expired"):
         ask(setup, BY_SEX)
+
+
+def test_a_process_forked_after_a_query_ends_cleanly_and_queries_on_its_own(template, tmp_path):
+    """The idle pool connection and the ledger's DuckDB instance stay behind in the parent: a forked
+    child never frees them (destroying them waited for engine threads the child does not have: it
+    died of a segmentation fault at its interpreter's shutdown), and its own query opens its own."""
+    script = f"""
+import os, sys
+from pathlib import Path
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_query_connection import BY_SEX
+from test_query_engine import ask, copy_of
+setup = copy_of(Path({str(template)!r}), Path({str(tmp_path / "ws")!r}))
+first = ask(setup, BY_SEX)
+pid = os.fork()
+if pid == 0:
+    sys.exit(0 if ask(setup, BY_SEX).table.equals(first.table) else 3)  # through the interpreter's shutdown
+_, status = os.waitpid(pid, 0)
+print(status)
+"""
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert (ran.returncode, ran.stdout.strip()) == (0, "0"), ran.stderr[-800:]

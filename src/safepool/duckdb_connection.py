@@ -22,6 +22,7 @@ import itertools
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -52,21 +53,20 @@ _ATTACHED = itertools.count(1)
 TEMPORARY = "duckdb.tmp"  # where a folder's instance spills what does not fit in memory, inside the folder
 
 
-def never_freed(connection: duckdb.DuckDBPyConnection) -> None:
-    """Keep a DuckDB instance a forked child inherited from being destroyed in the child, ever:
-    destroying it waits for engine threads that do not exist there (the child dies of a
-    segmentation fault or an abort, at the latest when its interpreter shuts down)."""
-    ctypes.pythonapi.Py_IncRef(ctypes.py_object(connection))
+def forget_in_child(kept: MutableMapping[Any, duckdb.DuckDBPyConnection]) -> None:
+    """Empty a cache of DuckDB connections a forked child inherited, never freeing them: their
+    engine threads do not exist in the child, and destroying one waits for those threads (the
+    child died of a segmentation fault or an abort, at the latest at its interpreter's shutdown).
+    Each cache renews its own lock beside this (a thread of the parent may have held it)."""
+    for connection in kept.values():
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(connection))
+    kept.clear()
 
 
 def _forget_in_child() -> None:
-    """A forked child starts without its parent's instances (their engine threads do not exist in
-    it, and the guard may be held by a thread that does not either); they are never used there,
-    and never freed."""
+    """A forked child starts without its parent's folder instances."""
     global _FOLDERS_GUARD
-    for instance in _FOLDERS.values():
-        never_freed(instance)
-    _FOLDERS.clear()
+    forget_in_child(_FOLDERS)
     _FOLDERS_GUARD = threading.Lock()
 
 

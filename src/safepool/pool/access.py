@@ -26,7 +26,7 @@ import duckdb
 from pydantic import ValidationError
 
 from safepool.dictionary import Variable
-from safepool.duckdb_connection import open_duckdb
+from safepool.duckdb_connection import forget_in_child, open_duckdb
 from safepool.faults import NotFound, Unavailable
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role
@@ -90,6 +90,16 @@ _KEPT = 2  # idle connections kept per process (the most recently used)
 _Key = tuple[str, str, int, int, int, int, int | None]  # pool, real file, device, inode, size, mtime, memory limit
 _IDLE: OrderedDict[_Key, duckdb.DuckDBPyConnection] = OrderedDict()
 _GUARD = threading.Lock()  # queries may run in several threads of a process
+
+
+def _forget_in_child() -> None:
+    """A forked child starts without its parent's idle connections (see `forget_in_child`)."""
+    global _GUARD
+    forget_in_child(_IDLE)
+    _GUARD = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _identity(pool: str, file: str, memory_limit_mb: int | None) -> _Key:
