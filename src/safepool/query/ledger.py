@@ -25,7 +25,9 @@ remembered: the median of a group with or without one person only tells on which
 that person lies), and a combination that is exactly zero for a person who contributes
 elsewhere (it tells that some of that person's rows add up to zero). The file
 (<pool_dir>/.query-ledger/<permit>.duckdb) lives beside the pool, in the same protected area
-as the pseudonyms it is keyed by; it is never an output and never leaves the pool.
+as the pseudonyms it is keyed by; it is never an output and never leaves the pool. A process
+attaches it in the one DuckDB instance it keeps for that folder (`safepool.duckdb_connection`),
+which reaches no file outside the folder and spills into it too.
 
 One query at a time, every analyst served
 -----------------------------------------
