@@ -73,20 +73,21 @@ def _forget_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def _quoted(text: str) -> str:
-    """A SQL string literal."""
+def quote_literal(text: str) -> str:
+    """A SQL string literal of `text` (its quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
 
 
 def _folder_instance(folder: str) -> duckdb.DuckDBPyConnection:
     """This process's in-memory DuckDB instance for `folder`: files outside it are out of its reach,
-    and what it spills goes to `TEMPORARY` inside it (by default, the process's working folder)."""
+    and what it spills goes to `TEMPORARY` inside it (DuckDB's default is the process's working
+    folder)."""
     with _FOLDERS_GUARD:
         instance = _FOLDERS.get(folder)
         if instance is None:
             instance = duckdb.connect(":memory:")
-            instance.execute(f"SET temp_directory = {_quoted(os.path.join(folder, TEMPORARY))}")
-            instance.execute(f"SET allowed_directories = [{_quoted(folder)}]")
+            instance.execute(f"SET temp_directory = {quote_literal(os.path.join(folder, TEMPORARY))}")
+            instance.execute(f"SET allowed_directories = [{quote_literal(folder)}]")
             instance.execute("SET enable_external_access = false")  # neither can change from now on
             _FOLDERS[folder] = instance
             while len(_FOLDERS) > _FOLDERS_KEPT:  # forgotten, not closed: its cursors keep it up until they close
@@ -106,7 +107,7 @@ def attach_duckdb(database: str | Path) -> tuple[duckdb.DuckDBPyConnection, str]
     try:
         for statement in SESSION_SETTINGS:
             con.execute(statement)
-        con.execute(f"ATTACH {_quoted(str(database))} AS {name}")
+        con.execute(f"ATTACH {quote_literal(str(database))} AS {name}")
     except BaseException:
         con.close()
         raise

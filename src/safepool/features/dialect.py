@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from functools import cache
 
-from safepool.duckdb_connection import open_duckdb
+from safepool.duckdb_connection import open_duckdb, quote_literal
 
 _PLAIN = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -33,7 +33,7 @@ def literal(value: str | int | float) -> str:
         return "TRUE" if value else "FALSE"
     if isinstance(value, (int, float)):
         return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return quote_literal(str(value))
 
 
 class DuckDBDialect:

@@ -24,16 +24,13 @@ import datetime as dt
 from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
     Measure, bin_labels, constant_text
 from safepool.dictionary import TimeFormat, Variable
+from safepool.duckdb_connection import quote_literal
 
 _OPERATORS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 
 
 def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def quote_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Compiler:
@@ -123,7 +120,7 @@ class Compiler:
                 # an integer variable's codes are written as its numbers are (the dictionary checks
                 # that), so they are compared as numbers: no text made of every row
                 native = variable.type == "integer"
-                cases = " ".join(f"WHEN {code if native else quote_text(code)} THEN {number[label]}"
+                cases = " ".join(f"WHEN {code if native else quote_literal(code)} THEN {number[label]}"
                                  for code, label in (variable.codes or {}).items())
                 value = column if native else f"CAST({column} AS VARCHAR)"
                 return f"CASE WHEN {column} IS NULL THEN -1 ELSE CASE {value} {cases} ELSE -2 END END"
@@ -150,15 +147,15 @@ class Compiler:
         """The label of a key number, as `_label` gives it for the row."""
         variable, _ = self._variable(group.variable.table, group.variable.name)
         if group.part in ("code", "bin"):
-            cases = " ".join(f"WHEN {i} THEN {quote_text(label)}" for i, label in enumerate(self._labels(group)))
-            return (f"CASE {key} WHEN -1 THEN {quote_text(MISSING)} WHEN -2 THEN {quote_text(UNKNOWN_CODE)} "
+            cases = " ".join(f"WHEN {i} THEN {quote_literal(label)}" for i, label in enumerate(self._labels(group)))
+            return (f"CASE {key} WHEN -1 THEN {quote_literal(MISSING)} WHEN -2 THEN {quote_literal(UNKNOWN_CODE)} "
                     f"{cases} END")
         first, last = variable.years or (0, 0)
         text = {"year": f"CAST({key} AS VARCHAR)",
                 "month": f"CAST({key} // 100 AS VARCHAR) || '-' || lpad(CAST({key} % 100 AS VARCHAR), 2, '0')",
                 "quarter": f"CAST({key} // 10 AS VARCHAR) || 'Q' || CAST({key} % 10 AS VARCHAR)"}[group.part]
-        return (f"CASE {key} WHEN -1 THEN {quote_text(MISSING)} WHEN -3 THEN {quote_text(f'before {first}')} "
-                f"WHEN -4 THEN {quote_text(f'after {last}')} ELSE {text} END")
+        return (f"CASE {key} WHEN -1 THEN {quote_literal(MISSING)} WHEN -3 THEN {quote_literal(f'before {first}')} "
+                f"WHEN -4 THEN {quote_literal(f'after {last}')} ELSE {text} END")
 
     # -- filters ----------------------------------------------------------------------------
 
@@ -209,7 +206,7 @@ def _native(variable: Variable, value: object) -> str | None:
     if fmt == TimeFormat.yyyymm and value.day == 1:
         return str(value.year * 100 + value.month)
     if fmt == TimeFormat.yyyyq and value.day == 1 and value.month % 3 == 1:
-        return quote_text(f"{value.year}Q{(value.month + 2) // 3}")
+        return quote_literal(f"{value.year}Q{(value.month + 2) // 3}")
     if fmt == TimeFormat.year and value.day == 1 and value.month == 1:
         return str(value.year)
     return None
@@ -218,7 +215,7 @@ def _native(variable: Variable, value: object) -> str | None:
 def _constant(variable: Variable, value: object) -> str:
     """A checked constant as SQL: a code as text, a number, or a DATE."""
     if variable.level == "categorical":
-        return quote_text(constant_text(value))
+        return quote_literal(constant_text(value))
     if isinstance(value, dt.date):
-        return f"DATE {quote_text(value.isoformat())}"
+        return f"DATE {quote_literal(value.isoformat())}"
     return repr(float(value))  # type: ignore[arg-type]

@@ -94,7 +94,6 @@ class _Extension:
     restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
     index: np.ndarray     # int64, the person of each incoming entry
     counts: np.ndarray    # bool, whether each incoming entry counts
-    weight: np.ndarray    # float64, each incoming entry's weight
     contribution: np.ndarray  # float64, what each incoming entry contributes to the algebra
 
 
@@ -205,7 +204,7 @@ class LedgerMemory:
         hashed = entry_hash(cell[counts], weight[counts])
         np.bitwise_xor.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, restarted, index, counts, weight,
+        return _Extension(persons, first, pattern, count, restarted, index, counts,
                           _contributions(first, index, counts, weight))
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,

@@ -22,7 +22,7 @@ import adbc_driver_manager
 import duckdb
 import pyarrow as pa
 
-from safepool.duckdb_connection import open_duckdb
+from safepool.duckdb_connection import open_duckdb, quote_literal
 from safepool.errors import SourceError
 from safepool.registers.catalogue import Register, SourceKind
 from safepool.registers.credentials import Credentials
@@ -53,10 +53,6 @@ def known_fields(register: Register) -> set[str]:
 
 def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class RegisterReader(ABC):
