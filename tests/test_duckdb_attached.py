@@ -143,3 +143,24 @@ def test_what_does_not_fit_in_memory_spills_inside_the_folder(tmp_path, monkeypa
     finally:
         detach_duckdb(con, name)
     assert not (tmp_path / ".tmp").exists()
+
+
+def test_an_instance_prepared_beside_the_caller_is_the_one_the_attach_uses(tmp_path):
+    import threading
+
+    database = tmp_path / "a.duckdb"
+    duckdb_connection.prepare_instance(database)
+    for thread in threading.enumerate():
+        if thread.name == "duckdb-instance":
+            thread.join()
+    instance = duckdb_connection._FOLDERS[str(tmp_path) + os.sep]
+    before = threading.active_count()
+    duckdb_connection.prepare_instance(database)  # made already: nothing more is started
+    assert threading.active_count() == before
+    con, name = attach_duckdb(database)
+    try:
+        assert duckdb_connection._FOLDERS[str(tmp_path) + os.sep] is instance
+        with pytest.raises(duckdb.Error):  # made with the folder's limits
+            con.execute("SET enable_external_access = true")
+    finally:
+        detach_duckdb(con, name)

@@ -96,13 +96,36 @@ def _folder_instance(folder: str) -> duckdb.DuckDBPyConnection:
         return instance.cursor()
 
 
+def _folder_of(database: str | Path) -> str:
+    return str(Path(database).parent) + os.sep
+
+
+def prepare_instance(database: str | Path) -> None:
+    """Begin making the instance `attach_duckdb(database)` will use, on a thread of its own, when
+    this process has none for its folder yet: making one takes 10-15 ms, which then goes on while
+    the caller does other work (the first query of a process opens its pool meanwhile). What fails
+    here fails again, and is reported, when the file is attached."""
+    folder = _folder_of(database)
+    with _FOLDERS_GUARD:
+        if folder in _FOLDERS:
+            return
+
+    def made() -> None:
+        try:
+            _folder_instance(folder).close()
+        except duckdb.Error:
+            pass
+
+    threading.Thread(target=made, name="duckdb-instance", daemon=True).start()
+
+
 def attach_duckdb(database: str | Path) -> tuple[duckdb.DuckDBPyConnection, str]:
     """A connection whose default database is the file `database` (made when missing), attached
     under a name of its own in this process's instance for the file's folder, with safepool's
     session settings; and that name, for `CHECKPOINT <name>` and `detach_duckdb`. The file is
     locked against other processes while it is attached, as an opened database is; whatever
     fails once it is attached detaches it again."""
-    con = _folder_instance(str(Path(database).parent) + os.sep)
+    con = _folder_instance(_folder_of(database))
     name = f"attached_{next(_ATTACHED)}"
     try:
         for statement in SESSION_SETTINGS:

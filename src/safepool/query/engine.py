@@ -84,6 +84,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     try:
         policy = workspace_policy(governance)
         governance.permits.authorise_access(actor, permit, today=today)
+        Ledger.prepare(pool_dir, permit)  # made while the pool is opened and asked
         dictionary = pool_dictionary(pool_dir, permit)
         model = model_from_sql(query, dictionary) if isinstance(query, str) else query.model(dictionary)
         model = check_model(model, dictionary, policy.max_cells)

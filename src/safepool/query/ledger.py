@@ -112,7 +112,7 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy import Engine, select, update
 
-from safepool.duckdb_connection import attach_duckdb, detach_duckdb
+from safepool.duckdb_connection import attach_duckdb, detach_duckdb, prepare_instance
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
@@ -402,6 +402,14 @@ class Ledger:
         self.cells = 0
         self.rows = 0
         self.digest = genesis_digest(permit)
+
+    @staticmethod
+    def prepare(pool_dir: Path, permit: str) -> None:
+        """Begin, beside the caller, what the first `open` of a process would otherwise wait for:
+        the DuckDB instance that the permit's ledger file is attached in (see
+        `duckdb_connection.prepare_instance`)."""
+        if _PERMIT_FILE.match(permit):
+            prepare_instance(Path(pool_dir) / LEDGER_DIR / f"{permit}.duckdb")
 
     @classmethod
     @contextmanager
