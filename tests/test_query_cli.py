@@ -33,16 +33,18 @@ def query(workspace, *args):
 
 
 def test_structured_options_print_the_table_and_the_note(workspace):
-    result = query(workspace, "--table", "population", "--measure", "persons", "--by", "year(birth_year)")
+    result = query(workspace, "--table", "population", "--measure", "persons", "--by", "year(birth_year)",
+                   "--filter", "birth_year >= 1940", "--filter", "birth_year < 1942")
     assert result.exit_code == 0, result.output
     assert "persons by year(birth_year)" in result.output and "Total" in result.output
-    assert "suppressed (primary: min_frequency)" in result.output
-    assert "Suppressed 1 cell(s)" in result.output and f"{PERMIT}-" in result.output
+    assert "1940 - suppressed (primary: min_frequency or zeros)" in result.output
+    assert "1941 - suppressed (primary: min_frequency or zeros)" in result.output
+    assert "Suppressed 3 cell(s)" in result.output and "Recorded" not in result.output
 
 
 def test_sql_with_filters_and_a_join(workspace):
     result = query(workspace, "--sql", "SELECT p.sex, avg(amount) AS mean_amount FROM payments "
-                                       "JOIN population p USING (pid) WHERE amount < 1000 GROUP BY p.sex")
+                                       "JOIN population p USING (pid) WHERE amount < 10000 GROUP BY p.sex")
     assert result.exit_code == 0, result.output
     assert "mean_amount" in result.output and "shown" in result.output
 
@@ -50,7 +52,7 @@ def test_sql_with_filters_and_a_join(workspace):
 def test_request_file(workspace, tmp_path):
     path = tmp_path / "request.yaml"
     path.write_text("table: payments\njoin: [population]\nmeasure: sum\nvalue: amount\nby: [sex]\n"
-                    "filters:\n  - {variable: amount, operator: '<', value: 1000}\n  - sex in F,M\n")
+                    "filters:\n  - {variable: amount, operator: '<', value: 10000}\n  - sex in F,M\n")
     result = query(workspace, "--request", str(path))
     assert result.exit_code == 0, result.output
     assert "sum of amount by sex" in result.output and "female" in result.output

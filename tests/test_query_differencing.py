@@ -126,7 +126,8 @@ KEYS = ["sex", "bin(amount)", "year(birth_year)"]
 # each group term as the truth (plain DuckDB over the same tables) writes its labels
 TRUTH = {"sex": "CASE sex WHEN 'F' THEN 'female' ELSE 'male' END", "year(birth_year)": "CAST(birth_year AS VARCHAR)",
          "bin(amount)": "CASE WHEN amount < 100 THEN 'under 100 EUR' WHEN amount < 250 THEN '100 to under 250 EUR' "
-                        "WHEN amount < 400 THEN '250 to under 400 EUR' ELSE '400 EUR or more' END"}
+                        "WHEN amount < 400 THEN '250 to under 400 EUR' "
+                        "WHEN amount < 10000 THEN '400 to under 10,000 EUR' ELSE '10,000 EUR or more' END"}
 MEASURES = ["count(DISTINCT pid)", "count(*)", "sum(amount)"]
 FILTERS = ["sex = 'F'", "sex = 'M'", "birth_year <> 1940", "birth_year < 1985", "birth_year >= 1985",
            "birth_year BETWEEN 1975 AND 1995", "birth_year <> 1970", "birth_year > 1940"]

@@ -101,6 +101,14 @@ HOSTILE = [
     ("SELECT count(*) AS n FROM population WHERE sex = 'X'", "not a code of its code list"),
     ("SELECT count(*) AS n FROM population WHERE sex > 'F'", "compared with =, !=, in or not in"),
     ("SELECT sum(sex) AS n FROM population", "only numeric variables"),
+    # constants of the dictionary's resolution only: a threshold or a day of one's own could close in on a person
+    ("SELECT count(*) AS n FROM payments WHERE amount > 123.45", "edges of its policy bins \\(100, 250, 400, 10,000\\)"),
+    ("SELECT count(*) AS n FROM payments WHERE amount BETWEEN 100 AND 399", "edges of its policy bins"),
+    ("SELECT count(*) AS n FROM payments WHERE paid_on = DATE '2019-01-01'", "with < or >= the first day of a month"),
+    ("SELECT count(*) AS n FROM payments WHERE paid_on <= DATE '2019-01-01'", "with < or >= the first day of a month"),
+    ("SELECT count(*) AS n FROM payments WHERE paid_on >= DATE '2019-01-05'", "first day of a month \\(YYYY-MM-01\\)"),
+    ("SELECT count(*) AS n FROM visits WHERE month = DATE '2019-03-02'", "first day of a month"),
+    ("SELECT count(*) AS n FROM population WHERE birth_year = DATE '1950-07-01'", "first day of a year"),
     ("", "the query is empty"),
     ("SELEC count(*) FROM payments", "not valid SQL|only a SELECT"),
     ("SELECT count(*) AS n FROM payments WHERE " + "(" * 3000 + "amount > 1" + ")" * 3000, "nested too deeply|longer"),
@@ -143,7 +151,7 @@ def test_an_accepted_query_is_understood():
     query = model("SELECT p.sex AS sex, year(paid_on) AS y, count(DISTINCT pid) AS n, sum(amount), "
                   "avg(amount) AS mean_amount, median(amount) m, quantile_cont(amount, 0.25) AS q, share(amount) sh, "
                   "count(*) AS rows FROM payments a JOIN population p ON a.pid = p.pid LEFT JOIN visits v USING (pid) "
-                  "WHERE v.month IS NULL AND amount BETWEEN 1 AND 1000 AND p.sex IN ('F') GROUP BY 1, y")
+                  "WHERE v.month IS NULL AND amount BETWEEN 100 AND 400 AND p.sex IN ('F') GROUP BY 1, y")
     assert [(g.name, g.part) for g in query.groups] == [("sex", "code"), ("y", "year")]
     assert [(m.name, m.kind, m.quantile) for m in query.measures] == [
         ("n", "persons", None), ("sum_amount", "sum", None), ("mean_amount", "mean", None),
@@ -175,10 +183,10 @@ def test_a_join_must_use_its_own_pid():
 def test_a_structured_request_is_the_same_model_as_its_sql():
     request = AggregateRequest(table="payments", join=["population"], measure="mean", value="amount",
                                by=["population.sex", "month(paid_on)"],
-                               filters=[parse_filter("amount between 1,500"), "sex in F,M"])
+                               filters=[parse_filter("amount between 100,400"), "sex in F,M"])
     from_request = check_model(request.model(POOL), POOL, 1000)
     from_sql = model("SELECT population.sex AS sex, month(paid_on) AS month_paid_on, mean(amount) AS mean "
-                     "FROM payments LEFT JOIN population USING (pid) WHERE amount BETWEEN 1 AND 500 "
+                     "FROM payments LEFT JOIN population USING (pid) WHERE amount BETWEEN 100 AND 400 "
                      "AND sex IN ('F', 'M') GROUP BY 1, 2")
     assert from_request == from_sql
 

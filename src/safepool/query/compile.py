@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
+
 from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
-    Measure, bin_labels, constant_text
+    Measure, bin_labels, constant_text, holds
 from safepool.dictionary import TimeFormat, Variable
 from safepool.duckdb_connection import quote_literal
 
@@ -70,6 +72,43 @@ class Compiler:
         where = " AND ".join(self._condition(c) for c in self.model.filters) or "true"
         return f"SELECT {', '.join(columns)} FROM {' '.join(joins)} WHERE {where}"
 
+    def grid(self) -> np.ndarray:
+        """Every combination of the groups' keys an answer has a cell for (one row each, a column per
+        group; one row of none without groups): the labels of each group's code list, bins or
+        declared years that its variable's filters leave possible. Known from the model alone, so
+        which cells an answer has never tells anything about the data: a cell no one is in is
+        there, and checked like any other. Rows whose label is missing, outside the code list or
+        outside the years belong to no cell."""
+        keys = [self._possible_keys(group) for group in self.model.groups]
+        if not keys:
+            return np.zeros((1, 0), dtype=np.int64)
+        mesh = np.meshgrid(*[np.asarray(k, dtype=np.int64) for k in keys], indexing="ij")
+        return np.stack([m.reshape(-1) for m in mesh], axis=1)
+
+    def _possible_keys(self, group: Grouping) -> list[int]:
+        """The keys of the group's labels that some value meeting its variable's filters has. Filters
+        compare with codes, bin edges and first days of periods only, so a few values stand for each
+        label: its codes; a bin's lower edge and a value inside it; a period's first days of months."""
+        variable, _ = self._variable(group.variable.table, group.variable.name)
+        conditions = [c for c in self.model.filters if c.variable == group.variable]
+
+        def possible(values: list) -> bool:
+            return any(all(holds(c, v) for c in conditions) for v in values)
+
+        if group.part == "code":
+            return [i for i, label in enumerate(self._labels(group))
+                    if possible([code for code, named in (variable.codes or {}).items() if named == label])]
+        if group.part == "bin":
+            edges = [float(edge) for edge in variable.bins or []]
+            highs = [*edges[1:], edges[-1] + 2.0]
+            inside = [[edges[0] - 1.0]] + [[low, (low + high) / 2] for low, high in zip(edges, highs)]
+            return [i for i, values in enumerate(inside) if possible(values)]
+        first, last = variable.years or (0, -1)
+        number = {"year": lambda y, m: y, "quarter": lambda y, m: y * 10 + (m + 2) // 3,
+                  "month": lambda y, m: y * 100 + m}[group.part]
+        found = [number(y, m) for y in range(first, last + 1) for m in range(1, 13) if possible([dt.date(y, m, 1)])]
+        return list(dict.fromkeys(found))
+
     def per_person(self) -> str:
         """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j).
         Grouped on the pseudonym and hashed once per group: grouped on the hash, DuckDB took half
@@ -78,8 +117,12 @@ class Compiler:
                 for part in (f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}")]
         names = [part.rsplit(" AS ", 1)[1] for part in sums]
         inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *sums])} FROM base " \
-                f"GROUP BY {', '.join([*self.keys, 'pid'])}"
+                f"WHERE {self._in_cells()} GROUP BY {', '.join([*self.keys, 'pid'])}"
         return f"SELECT {', '.join([*self.keys, 'hash(pid) AS person', 'n_rows', *names])} FROM ({inner})"
+
+    def _in_cells(self) -> str:
+        """Rows with a label of a cell (missing, not in the code list, outside the years: keys below 0)."""
+        return " AND ".join(f"{key} >= 0" for key in self.keys) or "true"
 
     def quantile_window(self, j: int, measure: Measure, width: int) -> str:
         """Per cell and person, the rows and sum of values inside the quantile's window of `width`
@@ -91,7 +134,7 @@ class Compiler:
         q = float(measure.quantile or 0.5)
         return f"""
             WITH v AS (SELECT {', '.join([*self.keys, 'hash(pid) AS person'])}, x{j} AS x FROM base
-                       WHERE x{j} IS NOT NULL),
+                       WHERE x{j} IS NOT NULL AND {self._in_cells()}),
             ranked AS (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY x) - 1 AS i,
                               count(*) OVER (PARTITION BY {partition}) AS n FROM v),
             placed AS (SELECT *, greatest(0, least(n - {width},

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from safepool.collector import collector_paused
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check, \
     suppress
 from safepool.disclosure.kinds import kind_of
+from safepool.disclosure.kinds.base import at_precision
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
 from safepool.disclosure.findings import json_safe
 from safepool.disclosure.margins import TOTAL
@@ -82,7 +83,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     text = query if isinstance(query, str) else query.model_dump_json()
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
-        policy = workspace_policy(governance)
+        policy = answer_rules(workspace_policy(governance))
         governance.permits.authorise_access(actor, permit, today=today)
         Ledger.prepare(pool_dir, permit)  # made while the pool is opened and asked
         dictionary = pool_dictionary(pool_dir, permit)
@@ -101,7 +102,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     with Ledger.open(pool_dir, governance, actor, permit) as ledger:
         frame, column_of, sums = incoming
         withheld = ledger.check(frame, column_of, policy.min_frequency, sums=sums)
-        table, note = _answer(model, dictionary, columns, withheld)
+        table, note = _answer(model, dictionary, columns, withheld, policy)
         output_ids = _record(governance, actor, permit, title, columns, withheld)
         shown = int(table[STATUS].map(visible).sum())
         governance.audit.append(
@@ -113,6 +114,13 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                   "check": f"differencing ({found})"} for j, found in sorted(withheld.items())],
                     **ledger.state()})
     return QueryAnswer(title=title, table=table, note=note, output_ids=output_ids, query_sha256=digest)
+
+
+def answer_rules(policy: DisclosureRules) -> DisclosureRules:
+    """The workspace's policy as answers apply it: a cell no one is in is a finding like a cell of too
+    few, whatever the policy says of zeros in other outputs. The analyst's filters can leave one
+    known person in scope, and then a zero would say the person is not in that cell."""
+    return policy.model_copy(update={"zeros": "suppress"})
 
 
 def _title(text: str) -> str:
@@ -147,7 +155,6 @@ class _Column:
     cells: pd.DataFrame                # cell number, g0.. labels, n, s (sum), w (rows), top, abs_total
     rows: dict[str, np.ndarray]
     mitigated: Mitigated | None = None
-    empty: list[tuple] = field(default_factory=list)  # labels of cells without values
 
 
 def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules) -> list[_Column]:
@@ -155,6 +162,7 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     per group of keys and hands them over once; the cells are added up from them here, so that the
     persons behind the cells (which the ledger needs) are not read from the pool a second time."""
     compiler = Compiler(model, dictionary)
+    grid = compiler.grid()
     width = max(policy.dominance_n, 2)
     budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
     summed = budget.arrays("add up each person's rows", compiler.per_person()) \
@@ -171,8 +179,8 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
             value = {"persons": np.ones(len(rows)), "rows": rows}.get(measure.kind, found.get(f"c{j}"))
         rows = np.asarray(rows, dtype=np.float64)
         kept = rows > 0
-        labels, cell = _numbered(budget, step, compiler, [np.asarray(found[key], dtype=np.int64)[kept]
-                                                          for key in compiler.keys], int(kept.sum()))
+        labels, cell = _numbered(budget, step, compiler, grid, [np.asarray(found[key], dtype=np.int64)[kept]
+                                                                for key in compiler.keys], int(kept.sum()))
         # in the order of cell and person once, for the cells' largest values and the ledger's entries
         order, cell, distinct, rank = cell_person_order(cell, np.asarray(found["person"], dtype=np.uint64)[kept])
         contributions = {"cell": cell, "person": distinct[rank], "distinct": distinct, "rank": rank,
@@ -181,23 +189,46 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     return columns
 
 
-def _numbered(budget: Budget, step: str, compiler: Compiler, keys: list[np.ndarray], rows: int
+def _numbered(budget: Budget, step: str, compiler: Compiler, grid: np.ndarray, keys: list[np.ndarray], rows: int
               ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The labels of each cell (a group of keys with rows; made by the pool from the keys alone), the
-    cells numbered in the order of their labels, and each row's cell."""
-    combined, distinct = _combined(keys, rows)
-    if compiler.keys and len(distinct):
-        listed = ", ".join("(" + ", ".join(str(int(k)) for k in combo) + ")" for combo in distinct)
+    """The labels of each cell of the grid (made by the pool from the keys alone), the cells numbered
+    in the order of their labels, and each row's cell."""
+    if compiler.keys and len(grid):
+        listed = ", ".join("(" + ", ".join(str(int(k)) for k in combo) + ")" for combo in grid)
         labels = budget.frame(step, f"SELECT {', '.join(compiler.labels())} FROM (VALUES {listed}) "
                                     f"AS v({', '.join(compiler.keys)})")
         named = list(labels.itertuples(index=False, name=None))
-        order = sorted(range(len(distinct)), key=named.__getitem__)
+        order = sorted(range(len(grid)), key=named.__getitem__)
     else:
-        labels = pd.DataFrame({f"g{i}": pd.Series(dtype=object) for i in range(len(keys))}, index=range(len(distinct)))
-        order = list(range(len(distinct)))
-    number = np.empty(len(distinct), dtype=np.int64)
-    number[order] = np.arange(len(distinct))
-    return labels.iloc[order].reset_index(drop=True), number[combined]
+        labels = pd.DataFrame({f"g{i}": pd.Series(dtype=object) for i in range(len(keys))}, index=range(len(grid)))
+        order = list(range(len(grid)))
+    number = np.empty(len(grid), dtype=np.int64)
+    number[order] = np.arange(len(grid))
+    return labels.iloc[order].reset_index(drop=True), number[_in_grid(grid, keys, rows)]
+
+
+def _in_grid(grid: np.ndarray, keys: list[np.ndarray], rows: int) -> np.ndarray:
+    """The row of the grid that each of the `rows` rows' keys are (every row's keys are a row of the
+    grid: the pool leaves out rows of no cell, and the filters leave no other label possible)."""
+    if not keys or rows == 0:
+        return np.zeros(rows, dtype=np.int64)
+    if len(grid) == 0:
+        raise refuse("a row's group labels are outside the answer's cells")  # the model and the pool disagree
+    lows = [min(int(grid[:, i].min()), int(key.min())) for i, key in enumerate(keys)]
+    spans = [max(int(grid[:, i].max()), int(key.max())) - low + 1 for i, (key, low) in enumerate(zip(keys, lows))]
+
+    def coded(columns: list[np.ndarray]) -> np.ndarray:
+        code = np.zeros(len(columns[0]), dtype=np.int64)
+        for column, low, span in zip(columns, lows, spans):
+            code = code * span + (column - low)
+        return code
+
+    at, wanted = coded([grid[:, i] for i in range(grid.shape[1])]), coded(keys)
+    order = np.argsort(at)
+    found = np.minimum(np.searchsorted(at[order], wanted), len(at) - 1)
+    if not np.array_equal(at[order][found], wanted):
+        raise refuse("a row's group labels are outside the answer's cells")  # the model and the pool disagree
+    return order[found]
 
 
 def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.DataFrame:
@@ -221,35 +252,6 @@ def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.
     return cells
 
 
-def _combined(keys: list[np.ndarray], rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each of the `rows` rows' group of keys as a number into the distinct groups, and the distinct
-    groups (one row of keys each, in the order of their numbers)."""
-    if not keys:
-        return np.zeros(rows, dtype=np.int64), np.empty((1 if rows else 0, 0), dtype=np.int64)
-    lows = [int(key.min()) if rows else 0 for key in keys]
-    spans = [int(key.max()) - low + 1 if rows else 1 for key, low in zip(keys, lows)]
-    if float(np.prod(spans, dtype=np.float64)) >= 2.0**62:  # too many to number as one integer
-        distinct, combined = np.unique(np.stack(keys, axis=1), axis=0, return_inverse=True)
-        return combined.reshape(-1), distinct
-    code = np.zeros(rows, dtype=np.int64)
-    for key, low, span in zip(keys, lows, spans):
-        code = code * span + (key - low)
-    total = int(np.prod(spans, dtype=np.float64))
-    if total <= 4 * rows + 1024:  # found by counting, not by sorting
-        present = np.flatnonzero(np.bincount(code, minlength=total))
-        position = np.empty(total, dtype=np.int64)
-        position[present] = np.arange(len(present))
-        combined = position[code]
-    else:
-        present, combined = np.unique(code, return_inverse=True)
-    distinct = np.empty((len(present), len(keys)), dtype=np.int64)
-    rest = present.copy()
-    for i in range(len(keys) - 1, -1, -1):
-        distinct[:, i] = rest % spans[i] + lows[i]
-        rest //= spans[i]
-    return combined.reshape(-1), distinct
-
-
 # -- disclosure checks and suppression --------------------------------------------------------
 
 
@@ -257,9 +259,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
     groups = [g.name for g in model.groups]
     for column in columns:
         cells = column.cells.rename(columns={f"g{i}": name for i, name in enumerate(groups)})
-        has_value = cells["w"] > 0
-        column.empty = _labels(cells[~has_value], groups)
-        output = _output(f"{title}: {column.measure.name}", column.measure, cells[has_value], groups)
+        output = _output(f"{title}: {column.measure.name}", column.measure, cells, groups)
         if output is None:
             continue
         additive = column.measure.kind != "quantile" and bool(groups)
@@ -268,7 +268,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
         except DisclosureInputError:
             raise refuse(f"the answer of {column.measure.name} cannot be checked") from None
         if column.measure.kind == "mean" and groups:
-            mitigated = _row_weighted_totals(mitigated, cells[has_value], groups)
+            mitigated = _row_weighted_totals(mitigated, cells, groups)
         if column.measure.kind == "share":
             mitigated = _as_shares(mitigated, groups)
         column.mitigated = mitigated
@@ -294,13 +294,13 @@ def _output(title: str, measure: Measure, cells: pd.DataFrame, groups: list[str]
         return FrequencyTable(title, labels.assign(count=n), groups)
     tops = [list(top) if isinstance(top, (list, np.ndarray)) else [] for top in cells["top"]]
     contributors = dict(n=n, top=tops, abs_total=cells["abs_total"].astype(float).to_numpy())
+    s, w = cells["s"].to_numpy(dtype=float), cells["w"].to_numpy(dtype=float)
+    mean = np.divide(s, w, out=np.zeros(len(s)), where=w > 0)  # a cell no one is in: 0, never shown
     if measure.kind == "quantile":
-        value = (cells["s"] / cells["w"]).astype(float).to_numpy()
-        return QuantileTable(title, labels.assign(quantile=measure.quantile, value=value, **contributors), groups)
-    mean = measure.kind == "mean"
-    value = (cells["s"] / cells["w"] if mean else cells["s"]).astype(float).to_numpy()
+        return QuantileTable(title, labels.assign(quantile=measure.quantile, value=mean, **contributors), groups)
+    value = mean if measure.kind == "mean" else s
     return MagnitudeTable(title, labels.assign(value=value, **contributors), groups,
-                          statistic="mean" if mean else "sum")
+                          statistic="mean" if measure.kind == "mean" else "sum")
 
 
 def _row_weighted_totals(mitigated: Mitigated, cells: pd.DataFrame, groups: list[str]) -> Mitigated:
@@ -439,24 +439,22 @@ def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[se
 # -- the answer and its record ----------------------------------------------------------------
 
 
-def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], withheld: dict[int, str]
-            ) -> tuple[pd.DataFrame, str]:
-    """One row per cell (and total) in the dictionary's order: labels, each column's shown value, a status."""
+def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], withheld: dict[int, str],
+            policy: DisclosureRules) -> tuple[pd.DataFrame, str]:
+    """One row per cell (and total) in the dictionary's order: labels, each column's shown value (at
+    the precision the policy allows, as in the recorded files), a status."""
     groups = [g.name for g in model.groups]
     rows: dict[tuple, dict] = {}
     statuses: dict[tuple, list[str]] = {}
     notes: dict[str, list[str]] = {}  # note -> the columns it is about
     for j, column in enumerate(columns):
         name = column.measure.name
-        for label in column.empty:
-            rows.setdefault(label, dict(zip(groups, label)))[name] = np.nan
-        if column.empty:
-            notes.setdefault(f"{len(column.empty)} cell(s) have no values.", []).append(name)
         if column.mitigated is None:
             continue
         output = column.mitigated.output
         quantity = "count" if isinstance(output, FrequencyTable) else "value"
-        for label, value, found in zip(_labels(output.cells, groups), output.cells[quantity], output.cells[STATUS]):
+        shown = at_precision(output.cells[quantity], 0 if quantity == "count" else policy.decimals)
+        for label, value, found in zip(_labels(output.cells, groups), shown, output.cells[STATUS]):
             status = DIFFERENCING if j in withheld else found
             rows.setdefault(label, dict(zip(groups, label)))[name] = value if visible(status) else np.nan
             statuses.setdefault(label, []).append(status)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 from dataclasses import dataclass, replace
 from typing import Literal
 
 from safepool.faults import Invalid
-from safepool.dictionary import Variable
+from safepool.dictionary import TimeFormat, Variable
 
 PERSON = "pid"
 MISSING = "(missing)"
@@ -237,21 +238,65 @@ def _check_condition(condition: Condition, variable: Variable) -> None:
             raise refuse(f"{where}: 'between' takes two values")
     elif len(condition.values) != 1:
         raise refuse(f"{where}: '{condition.operator}' takes one value")
+    if variable.level == "date" and variable.date_format in (None, TimeFormat.date) \
+            and condition.operator not in WHOLE_PERIODS:
+        raise refuse(f"{where}: a date written to the day is compared with < or >= the first day of a month, "
+                     "so that the filter takes whole months (a day of its own could single out a person)")
     for value in condition.values:
         _check_constant(where, variable, condition.operator, value)
 
 
-def _check_constant(where: str, variable: Variable, operator: str, value: object) -> None:
+def _check_constant(where: str, variable: Variable, comparison: str, value: object) -> None:
+    """A constant of the dictionary's own resolution: a code of the code list, an edge of the policy's
+    bins, the first day of the finest period a date may be grouped by. A threshold or a day of the
+    analyst's own would let a series of answers close in on one person's value."""
     if variable.level == "categorical":
-        if operator not in ("=", "!=", "in", "not in"):
+        if comparison not in ("=", "!=", "in", "not in"):
             raise refuse(f"{where}: a categorical variable is compared with =, !=, in or not in")
         if constant_text(value) not in (variable.codes or {}):
             raise refuse(f"{where}: a value is not a code of its code list")
     elif variable.level == "numeric":
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise refuse(f"{where}: compare a numeric variable with finite numbers")
-    elif variable.level == "date" and not isinstance(value, dt.date):
-        raise refuse(f"{where}: compare a date with dates written YYYY-MM-DD")
+        edges = variable.bins or []
+        if not edges:
+            raise refuse(f"{where}: the policy defines no bins for {variable.name}, so it is not filtered on")
+        if float(value) not in {float(edge) for edge in edges}:
+            raise refuse(f"{where}: a numeric variable is compared with the edges of its policy bins "
+                         f"({', '.join(_number(edge) for edge in edges)}), never with a number of its own")
+    elif variable.level == "date":
+        if not isinstance(value, dt.date):
+            raise refuse(f"{where}: compare a date with dates written YYYY-MM-DD")
+        finest = variable.date_parts()[-1]
+        if not period_start(value, finest):
+            raise refuse(f"{where}: a date is compared with the first day of a {finest} "
+                         f"({_FIRST_DAYS[finest]}), never with a day of its own")
+
+
+WHOLE_PERIODS = ("<", ">=", "is null", "is not null")  # what a date written to the day is compared by
+_FIRST_DAYS = {"month": "YYYY-MM-01", "quarter": "YYYY-01-01, -04-01, -07-01 or -10-01", "year": "YYYY-01-01"}
+
+
+def period_start(day: dt.date, part: str) -> bool:
+    """Whether `day` is the first day of a `part` (year, quarter or month)."""
+    return day.day == 1 and (part == "month" or (day.month - 1) % (3 if part == "quarter" else 12) == 0)
+
+
+def holds(condition: Condition, value: object) -> bool:
+    """Whether a value that is not missing (a code as text, a number, a date) meets the condition; the
+    grid of an answer keeps the labels whose values can meet their variable's filters."""
+    if condition.operator in ("is null", "is not null"):
+        return condition.operator == "is not null"
+    constants = [constant_text(v) if isinstance(value, str) else v for v in condition.values]
+    if condition.operator in ("in", "not in"):
+        return (value in constants) == (condition.operator == "in")
+    if condition.operator == "between":
+        return bool(constants[0] <= value <= constants[1])
+    return bool(_COMPARISONS[condition.operator](value, constants[0]))
+
+
+_COMPARISONS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
+                ">=": operator.ge}
 
 
 def _constant(variable: Variable, value: object) -> object:

@@ -291,20 +291,23 @@ class OutputKind:
         """For each row of the output, the rules it fails (empty when it passes).
 
         When zeros are suppressed, small and zero counts share one name ("min_frequency or
-        zeros"): naming the zeros rule on a suppressed cell would publish its value. The rounding
+        zeros"), and a cell that fails it names no other rule: naming the zeros rule, or a rule a
+        small cell fails and an empty one cannot (dominance), would tell which it is. The rounding
         rule is no reason to suppress: it is met by rounding (`rounded`)."""
         cells, columns = self.cells_of(output), self.labels(output)
         failed = [replace(f, rule=SMALL_OR_ZERO) if policy.zeros == "suppress" and f.rule in ("zeros", "min_frequency")
                   else f for f in report.findings if f.verdict == "fail" and f.rule != "rounding"]
         if columns is None:
-            return [list(dict.fromkeys(f.rule for f in failed))] * len(cells)
+            rules = list(dict.fromkeys(f.rule for f in failed))
+            return [[SMALL_OR_ZERO] if SMALL_OR_ZERO in rules else rules] * len(cells)
         by_cell: dict[tuple, list[str]] = {}
         for found in failed:
             for cell in found.cells:
                 named = by_cell.setdefault(tuple(cell.get(c) for c in columns), [])
                 named += [found.rule] if found.rule not in named else []
         keys = cells[columns].itertuples(index=False) if columns else [()] * len(cells)
-        return [by_cell.get(tuple(json_safe(v) for v in key), []) for key in keys]
+        found = [by_cell.get(tuple(json_safe(v) for v in key), []) for key in keys]
+        return [[SMALL_OR_ZERO] if SMALL_OR_ZERO in rules else rules for rules in found]
 
     # -- what is shown
 
