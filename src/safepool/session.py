@@ -354,7 +354,8 @@ class Session:
         from safepool.governance.form import PermitRequest
         from safepool.yaml_files import load_model
 
-        request = form if isinstance(form, PermitRequest) else load_model(Path(form), PermitRequest)
+        request = form if isinstance(form, PermitRequest) else load_model(
+            self.workspace.handed_file(form, "form (the permit request form)"), PermitRequest)
         return self.governance.permits.request(self.actor, request, permit_id)
 
     def permit(self, permit_id: str) -> PermitSession:
@@ -641,7 +642,8 @@ class PermitSession:
         from safepool.study.run import run_study
         from safepool.study.studyfile import StudyFile, load_study
 
-        loaded = study if isinstance(study, StudyFile) else load_study(Path(study))
+        loaded = study if isinstance(study, StudyFile) else load_study(
+            self.session.workspace.handed_file(study, "study (the study file)"))
         if loaded.permit != self.id:
             raise Invalid(f"the study file names permit {loaded.permit}, not {self.id}")
         self._in_phase("study_run")
@@ -675,7 +677,8 @@ class PermitSession:
         """An insight file (its path, or loaded with safepool.insight.spec.load_insight) naming this permit."""
         from safepool.insight.spec import load_insight
 
-        loaded = load_insight(Path(insight)) if isinstance(insight, (str, Path)) else insight
+        loaded = load_insight(self.session.workspace.handed_file(insight, "insight (the insight file)")) \
+            if isinstance(insight, (str, Path)) else insight
         if loaded.permit != self.id:
             raise Invalid(f"the insight file names permit {loaded.permit}, not {self.id}")
         return loaded

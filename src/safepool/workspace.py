@@ -9,6 +9,10 @@ with mode 0700, and opening a workspace sets the process's umask to 077 so that 
 part writes in it (DuckDB, SQLite, Arrow, reports) is 0600 and every folder 0700, whatever the
 umask was. In a shared deployment one service account owns the workspace and people reach it
 only through safepool.
+
+A file a person hands safepool by path (a query's request file, a study or insight file, a permit
+request form) is read by that process, so `handed_file` refuses one that lies, symbolic links
+followed, inside a zone: else safepool would read the zones for whoever names a file in them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from safepool.faults import Conflict, NotFound
+from safepool.faults import Conflict, Invalid, NotFound
 from safepool.registers.catalogue import Catalogue, Register, Source, SourceKind, Strict
 from safepool.yaml_files import dump_model, load_frozen_model
 
@@ -28,6 +32,26 @@ STEWARD_DIRS = ("keys", "quarantine", "truth", "tmp")
 ZONES = ("steward", "registers", "pool", "governance", "outputs")
 KEY_PASSPHRASE_FILE = "key-passphrase"
 OWNER_ONLY_UMASK = 0o077
+
+
+def handed_file(root: Path, path: Path | str, what: str) -> Path:
+    """`path`, a file a person hands over (`what` names the option or argument, e.g. "--request"),
+    resolved with every symbolic link followed; Invalid if it lies inside one of the zones of the
+    workspace at `root`, which safepool reads only for its own steps. The message names `what`
+    and the zone, never the file's contents. Read the file by the returned path, not `path`, so
+    that a link changed after the check is not followed."""
+    try:
+        resolved = Path(path).expanduser().resolve()
+        workspace = Path(root).resolve()
+    except (OSError, RuntimeError):  # a loop of symbolic links
+        raise Invalid(f"{what}: the file's path cannot be resolved (a loop of symbolic links?)") from None
+    for zone in ZONES:
+        if resolved.is_relative_to(workspace / zone):
+            raise Invalid(
+                f"{what}: refused: the file lies inside the workspace's protected {zone}/ folder "
+                f"(directly or through a symbolic link). A file handed to safepool must lie outside "
+                f"{', '.join(name + '/' for name in ZONES)}; hand over a copy kept elsewhere")
+    return resolved
 
 
 def owner_only_umask() -> None:
@@ -75,6 +99,10 @@ class Workspace:
 
     def zones(self) -> list[Path]:
         return [self.root / name for name in ZONES]
+
+    def handed_file(self, path: Path | str, what: str) -> Path:
+        """`handed_file` for this workspace: `path` resolved, refused inside a zone."""
+        return handed_file(self.root, path, what)
 
     def ensure_key_passphrase(self) -> Path:
         """Write a random key-store passphrase into the steward zone, once; never replaced."""

@@ -2,10 +2,19 @@
 
 Steward and analyst files (catalogue, scope, later permits and studies) are hand-written, so
 each mistake is reported where the person made it rather than as one validation dump.
+
+A file is handed over by whoever runs safepool and may be any file the process can read, so a
+message echoes no text of the file but the names the model declares: a field is named by its
+line, and by its name only when that is a plain name (`PLAIN_NAME`, e.g. a typo such as
+`matchng`); a key that is not one (`root:*:20228:...`, an identity code) is "an unknown field"
+of its line, and a value a validator's message quotes is shown only when it is a plain name, a
+period or a short number (`2009Q5`, `0.25`), else replaced by "(a value of the file)". YAML
+syntax errors quote no text of the file either.
 """
 
 from __future__ import annotations
 
+import re
 import weakref
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +26,15 @@ from pydantic import BaseModel, ValidationError
 from safepool.faults import Invalid
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# A key of the file shown in a message: a plain identifier, as every field a model declares is.
+PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
+# A value of the file a validator's message may quote: a plain name, a period or date
+# (2009Q1, 2023-01, 2023-01-31) or a short number; anything else is replaced.
+_PLAIN_VALUE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}|\d{4}(?:Q\d|-?\d{1,2}(?:-?\d{1,2})?)?"
+                          r"|[-+]?\d{1,6}(?:\.\d{1,6})?|[<>=!]{1,2}")
+HIDDEN_VALUE = "(a value of the file)"
+HIDDEN_KEY = "(a key not shown)"
 
 
 class _TextDatesLoader(yaml.CSafeLoader):
@@ -84,14 +102,15 @@ def parse_model(text: str, model: type[ModelT], path: Path) -> ModelT:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise FileProblem(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+        problem = _without_quoted_text(str(getattr(exc, "problem", None) or type(exc).__name__))
+        raise FileProblem(path, [f"{where}not valid YAML ({problem})"]) from None
 
     if not isinstance(data, dict):
         raise FileProblem(path, ["line 1: expected a mapping of fields"])
     try:
         loaded = model.model_validate(data)
     except ValidationError as exc:
-        raise FileProblem(path, [_describe(error, root) for error in exc.errors()]) from None
+        raise FileProblem(path, [_describe(error, root, text) for error in exc.errors()]) from None
     _remember(loaded, path, root)
     return loaded
 
@@ -121,15 +140,107 @@ def field_problem(loaded: BaseModel, location: tuple[Any, ...], message: str) ->
     return _problem(origin[1] if origin else None, location, message)
 
 
-def _describe(error: dict[str, Any], root: yaml.Node | None) -> str:
-    return _problem(root, tuple(error["loc"]), error["msg"])
+def _describe(error: dict[str, Any], root: yaml.Node | None, text: str) -> str:
+    location = tuple(error["loc"])
+    message = _without_values(str(error["msg"]), error.get("input"))
+    if error.get("type") == "extra_forbidden" and location and not _plain_name(location[-1]):
+        line = _line_of(root, location)
+        where = f"line {line}, " if line is not None else ""
+        within = f" in {_field_name(root, location[:-1], text)}" if location[:-1] else ""
+        return f"{where}an unknown field{within} (its name is not shown, not being a plain name): {message}"
+    return _problem(root, location, message, text)
 
 
-def _problem(root: yaml.Node | None, location: tuple[Any, ...], message: str) -> str:
-    field = ".".join(str(part) for part in location) or "(file)"
+def _problem(root: yaml.Node | None, location: tuple[Any, ...], message: str, text: str | None = None) -> str:
+    field = _field_name(root, location, text) or "(file)"
     line = _line_of(root, location)
     where = f"line {line}, " if line is not None else ""
     return f"{where}field {field}: {message}"
+
+
+def _plain_name(part: Any) -> bool:
+    return isinstance(part, str) and PLAIN_NAME.fullmatch(part) is not None
+
+
+def _field_name(root: yaml.Node | None, location: tuple[Any, ...], text: str | None) -> str:
+    """`location` as "a.b.0.c", each part that is a key read from the file and not a plain name
+    replaced: a key of a mapping in the file, or (where the tree does not reach, e.g. after a
+    validator reshaped a value) a part whose text the file holds. Parts pydantic adds (union
+    members such as `function-after[...]`) are shown."""
+    keys = _keys_along(root, location)
+    shown = []
+    for index, part in enumerate(location):
+        if _plain_name(part) or (isinstance(part, int) and not keys[index]):
+            shown.append(str(part))
+        elif keys[index] or text is None or str(part) in text:
+            shown.append(HIDDEN_KEY)
+        else:
+            shown.append(str(part))
+    return ".".join(shown)
+
+
+def _keys_along(node: yaml.Node | None, location: tuple[Any, ...]) -> list[bool]:
+    """For each part of `location`: whether it is a key of a mapping of the file."""
+    found = [False] * len(location)
+    for index, part in enumerate(location):
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    child, found[index] = value, True
+                    break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
+            child = node.value[part]
+        if child is None:
+            break
+        node = child
+    return found
+
+
+def _without_values(message: str, given: Any) -> str:
+    """`message` with every text of the value it is about (`given`, the input pydantic checked)
+    that it quotes and that is not a plain value replaced."""
+    texts: set[str] = set()
+    _texts_of(given, texts, budget=[2000])
+    quoted = sorted((piece for piece in texts if piece in message and _PLAIN_VALUE.fullmatch(piece) is None),
+                    key=len, reverse=True)
+    if not quoted:
+        return message
+    return re.sub("|".join(re.escape(piece) for piece in quoted), HIDDEN_VALUE, message)
+
+
+def _texts_of(value: Any, into: set[str], budget: list[int]) -> None:
+    """Every string (and its whitespace- or comma-separated pieces) within `value`, keys too."""
+    if budget[0] <= 0:
+        return
+    budget[0] -= 1
+    if isinstance(value, str):
+        for piece in (value, value.strip(), *re.split(r"[\s,;]+", value)):
+            if len(piece) > 1:
+                into.add(piece)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _texts_of(key, into, budget)
+            _texts_of(item, into, budget)
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        for item in value:
+            _texts_of(item, into, budget)
+
+
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
+
+
+def _without_quoted_text(problem: str) -> str:
+    """A YAML parser's problem without the text of the file it may quote (a tag, an alias, a
+    scalar); one character (as in "found character '\\t'") is kept."""
+
+    def hide(match: re.Match[str]) -> str:
+        quoted = match.group(1) if match.group(1) is not None else match.group(2)
+        if len(quoted) <= 1 or re.fullmatch(r"\\(?:.|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4})", quoted):
+            return match.group(0)
+        return HIDDEN_VALUE if PLAIN_NAME.fullmatch(quoted) is None else match.group(0)
+
+    return _QUOTED.sub(hide, problem)
 
 
 def _line_of(node: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
