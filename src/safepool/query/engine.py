@@ -207,6 +207,9 @@ def _numbered(budget: Budget, step: str, compiler: Compiler, grid: np.ndarray, k
     return labels.iloc[order].reset_index(drop=True), number[_in_grid(grid, keys, rows)]
 
 
+_LOOKUP_CELLS = 1 << 22  # codes of key combinations looked up in a table up to this many (32 MB)
+
+
 def _in_grid(grid: np.ndarray, keys: list[np.ndarray], rows: int) -> np.ndarray:
     """The row of the grid that each of the `rows` rows' keys are (every row's keys are a row of the
     grid: the pool leaves out rows of no cell, and the filters leave no other label possible)."""
@@ -224,11 +227,19 @@ def _in_grid(grid: np.ndarray, keys: list[np.ndarray], rows: int) -> np.ndarray:
         return code
 
     at, wanted = coded([grid[:, i] for i in range(grid.shape[1])]), coded(keys)
-    order = np.argsort(at)
-    found = np.minimum(np.searchsorted(at[order], wanted), len(at) - 1)
-    if not np.array_equal(at[order][found], wanted):
+    if float(np.prod(spans, dtype=np.float64)) <= _LOOKUP_CELLS:  # a table of every code: one gather per row
+        position = np.full(int(np.prod(spans)), -1, dtype=np.int64)
+        position[at] = np.arange(len(at))
+        found = position[wanted]
+        inside = bool((found >= 0).all())
+    else:
+        order = np.argsort(at)
+        found = np.minimum(np.searchsorted(at[order], wanted), len(at) - 1)
+        inside = bool(np.array_equal(at[order][found], wanted))
+        found = order[found]
+    if not inside:
         raise refuse("a row's group labels are outside the answer's cells")  # the model and the pool disagree
-    return order[found]
+    return found
 
 
 def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.DataFrame:
