@@ -136,7 +136,7 @@ def test_every_command_reads_well_at_80_columns(governed, tmp_path):
     # bins with payments with them, so that the empty ones cannot be worked out: nothing to record
     by_amount = run("query", "query", "--permit", "P-CLI", "--user", "anna", "--table", "payments", "--measure",
                     "persons", "--by", "bin(amount)", "--title", "Persons by amount paid")
-    assert "min_frequency or zeros" in by_amount and "Recorded as output" not in by_amount
+    assert "cell(s) suppressed" in by_amount and "Recorded as output" not in by_amount
     answer = run("query sql", "query", "--permit", "P-CLI", "--user", "anna", "--sql",
                  "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex", "--title", "Persons by sex")
     output_id = answer.split("Recorded as output(s) ")[1].split()[0]

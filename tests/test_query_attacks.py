@@ -29,6 +29,12 @@ from safepool.query.request import AggregateRequest
 from test_query_engine import DICTIONARY, LONELY, PERMIT, ask, copy_of, governed_pool, pool_tables, \
     template  # noqa: F401
 
+
+def governed_template(root: Path, tables: dict[str, pd.DataFrame]) -> Path:
+    """A governed workspace whose pool holds `tables`."""
+    governed_pool(root, tables)
+    return root
+
 TARGET = pool_tables()["payments"].query("pid == @LONELY")["amount"].tolist()
 
 
@@ -123,15 +129,33 @@ def test_an_empty_answer_looks_like_a_small_one(setup, sql):
     one suppressed cell told whether she met a filter on her own value, and a binary search on the
     filter read the value. Every answer now has the cells its model implies, and a cell no one is in
     is suppressed like a cell of too few, with the same status: which side of a bin edge her payments
-    lie on cannot be told."""
+    lie on cannot be told. A suppressed cell's status says no more than that."""
     edges = [100, 250, 400, 10000]
     below, above = max(e for e in edges if e <= min(TARGET)), min(e for e in edges if e > max(TARGET))
     met = ask(setup, sql.format(f"amount >= {below}"))
     missed = ask(setup, sql.format(f"amount >= {above}"))
     assert shape(met) == shape(missed)
     assert not met.table.select_dtypes("number").notna().any(axis=None)
-    statuses = set(met.table["status"])
-    assert statuses == {"suppressed (primary: min_frequency or zeros)"}, statuses
+    assert set(met.table["status"]) == {"suppressed"}  # which rule, or primary or secondary, is never said
+
+
+def test_a_shown_total_over_small_cells_does_not_place_the_one_person(tmp_path):
+    """The second review's route: four men and one woman (the target) born in 1940; sums of payments
+    by sex within one amount band. The men's cell and hers are small (0 to 4 persons), so a total
+    shown (at least 5) said she is in the band. Sums are now protected on their persons as well as
+    on their values, and a suppressed cell says only "suppressed"."""
+    people = [("target", "F")] + [(f"man-{i}", "M") for i in range(4)] + [(f"p-{i}", "FM"[i % 2]) for i in range(60)]
+    population = pd.DataFrame({"pid": [p for p, _ in people], "sex": [s for _, s in people],
+                               "birth_year": [1940] * 5 + [1975] * 60})
+    payments = pd.DataFrame({"pid": population["pid"], "paid_on": pd.Timestamp("2019-03-05").date(),
+                             "amount": [300.0] * 5 + [float(50 + 7 * i) for i in range(60)], "bank": "FI00"})
+    tables = {"population": population, "payments": payments, "visits": pd.DataFrame({"pid": ["p-1"], "month": 201903})}
+    setup = copy_of(governed_template(tmp_path / "template", tables), tmp_path / "ws")
+    sql = ("SELECT sex, sum(amount) AS s FROM payments JOIN population USING (pid) WHERE birth_year = 1940 "
+           "AND amount >= {} AND amount < {} GROUP BY sex")
+    inside, outside = ask(setup, sql.format(250, 400)), ask(setup, sql.format(400, 10000))
+    assert shape(inside) == shape(outside)
+    assert inside.table["s"].isna().all() and set(inside.table["status"]) == {"suppressed"}
 
 
 def test_which_labels_a_person_has_cannot_be_read_from_the_rows(setup):
@@ -141,7 +165,7 @@ def test_which_labels_a_person_has_cannot_be_read_from_the_rows(setup):
                         "JOIN population USING (pid) WHERE birth_year = 1940 GROUP BY 1, 2")
     inner = answer.table[(answer.table["sex"] != "Total") & (answer.table["b"] != "Total")]
     assert len(inner) == 2 * 5 and inner["n"].isna().all()
-    assert set(inner["status"]) == {"suppressed (primary: min_frequency or zeros)"}
+    assert set(inner["status"]) == {"suppressed"}
     only_women = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population WHERE sex = 'F' GROUP BY sex")
     assert list(only_women.table["sex"]) == ["female", "Total"]  # what the filters rule out is no cell
 

@@ -37,9 +37,8 @@ def test_structured_options_print_the_table_and_the_note(workspace):
                    "--filter", "birth_year >= 1940", "--filter", "birth_year < 1942")
     assert result.exit_code == 0, result.output
     assert "persons by year(birth_year)" in result.output and "Total" in result.output
-    assert "1940 - suppressed (primary: min_frequency or zeros)" in result.output
-    assert "1941 - suppressed (primary: min_frequency or zeros)" in result.output
-    assert "Suppressed 3 cell(s)" in result.output and "Recorded" not in result.output
+    assert "1940 - suppressed 1941 - suppressed Total - suppressed" in result.output
+    assert "3 of 3 cell(s) suppressed" in result.output and "Recorded" not in result.output
 
 
 def test_sql_with_filters_and_a_join(workspace):

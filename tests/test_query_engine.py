@@ -170,9 +170,10 @@ def test_a_small_group_is_suppressed_with_a_partner(setup):
     answer = ask(setup, "SELECT year(birth_year) AS born, count(DISTINCT pid) AS persons FROM population "
                         "GROUP BY born")
     rows = answer.table.set_index("born")
-    assert np.isnan(rows.loc["1940", "persons"]) and rows.loc["1940", "status"].startswith("suppressed (primary")
-    assert (answer.table["status"] == "suppressed (secondary)").sum() >= 1
-    assert "min_frequency" in answer.note
+    assert np.isnan(rows.loc["1940", "persons"]) and rows.loc["1940", "status"] == "suppressed"
+    # with the total shown, the empty and small years add up to one person: a year with many is hidden too
+    assert rows.loc[["1970", "1980", "1990", "2000"], "persons"].isna().sum() >= 1
+    assert not np.isnan(rows.loc["Total", "persons"]) and "frequency check" in answer.note
 
 
 def test_numeric_groups_are_the_policys_bins_never_values(setup):
@@ -267,7 +268,7 @@ def test_an_empty_selection_answers_its_cells_suppressed(setup):
     answer = ask(setup, AggregateRequest(table="payments", measure="sum", value="amount", by=["month(paid_on)"],
                                          filters=[parse_filter("amount < 100"), parse_filter("amount >= 100")]))
     assert len(answer.table) == 3 * 12 + 1 and answer.table["sum"].isna().all() and answer.output_ids == []
-    assert set(answer.table["status"]) == {"suppressed (primary: min_frequency or zeros)"}
+    assert set(answer.table["status"]) == {"suppressed"}
 
 
 def test_dates_group_by_their_parts_in_the_declared_years(setup):
@@ -376,7 +377,7 @@ def test_when_the_policy_rounds_counts_every_count_is_rounded(setup):
     use_policy(governance, round_counts=True)
     answer = ask(setup, "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex")
     assert (answer.table["n"] % 5 == 0).all() and answer.table["status"].str.startswith("rounded").all()
-    assert "rounded to the nearest multiple of 5" in answer.note
+    assert "rounded to multiples of 5" in answer.note
 
 
 @pytest.mark.parametrize("spans", [(3,), (2, 7), (2000, 2000), (2**31 - 1, 5), ()])

@@ -50,6 +50,7 @@ from safepool.query.request import AggregateRequest
 from safepool.query.sql_syntax import model_from_sql
 
 DIFFERENCING = "suppressed (differencing with earlier answers)"
+SUPPRESSED = "suppressed"  # every cell an answer hides, whatever hid it (see `_as_answered`)
 WITHHELD_NOTES = {
     PAIRS: "Withheld, because with an earlier answer of this permit its cells would single out fewer persons "
            "than the minimum frequency.",
@@ -284,10 +285,33 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
             mitigated = _as_shares(mitigated, groups)
         column.mitigated = mitigated
     _hide_everywhere(columns, groups, policy)
-    if policy.round_counts:  # the policy rounds every count: rounded after suppression, as published
-        for column in columns:
-            if column.mitigated is not None:
+    for column in columns:
+        if column.mitigated is not None:
+            if policy.round_counts:  # the policy rounds every count: rounded after suppression, as published
                 column.mitigated = kind_of(column.mitigated.output).rounded(column.mitigated, policy)
+            column.mitigated = _as_answered(column.mitigated, column.measure, bool(groups), policy)
+
+
+def _as_answered(mitigated: Mitigated, measure: Measure, grouped: bool, policy: DisclosureRules) -> Mitigated:
+    """The output as the answer shows it and the register records it: every cell not shown has the one
+    status "suppressed", and the note says how many cells are, never why. A rule named (a small or
+    empty cell: 0 to 4 persons; dominance: at least 5) or "secondary" (a cell that passed: at least 5)
+    tells how many persons a cell has, and with the totals shown, whether the one person a question
+    leaves in scope is in a cell (a review read persons' income bins so)."""
+    cells = mitigated.output.cells.copy()
+    hidden = ~cells[STATUS].map(visible).to_numpy(dtype=bool)
+    cells.loc[hidden, STATUS] = SUPPRESSED
+    parts = [f"{int(hidden.sum())} of {len(cells)} cell(s) suppressed: cells that fail the frequency check (an "
+             "empty cell fails it too), the dominance or the p% check, and cells that would let one of those "
+             "be worked out." if hidden.any() else "No cell is suppressed."]
+    if grouped and measure.kind != "quantile":
+        parts.append("Row, column and grand totals are shown as cells labelled Total.")
+    if policy.round_counts and kind_of(mitigated.output).count_columns(mitigated.output):
+        parts.append(f"Counts are rounded to multiples of {policy.rounding_base} (halves up).")
+    if measure.kind == "share":
+        parts.append("Shares are percentages of the grand total.")
+    return Mitigated(replace(mitigated.output, cells=cells), mitigated.method, " ".join(parts), mitigated.report,
+                     mitigated.rules)
 
 
 def visible(status: str) -> bool:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure.cells import shown_mask
+from safepool.disclosure.cells import SMALL_OR_ZERO, shown_mask
 from safepool.disclosure.differencing import FrequencyCells
 from safepool.disclosure.findings import Finding, invalid
 from safepool.disclosure.kinds.base import (
@@ -33,6 +33,7 @@ from safepool.disclosure.rules import DisclosureRules
 from safepool.disclosure.validation import contributor_problems
 
 CONTRIBUTOR_SETTINGS = frozenset({"dominance_n", "dominance_k", "p_ratio"})
+FREQUENCY_RULES = ("min_frequency", "zeros", SMALL_OR_ZERO)  # the rules a cell's number of persons fails
 
 
 @dataclass
@@ -79,8 +80,15 @@ class Magnitude(OutputKind):
         return with_margins(output, max(policy.dominance_n, 2))
 
     def secondary(self, output: MagnitudeTable, policy: DisclosureRules, failing: list[list[str]]) -> np.ndarray:
-        mean = output.statistic == "mean"
-        return protect_grid(output, "n" if mean else "value", policy, failing, counted=mean)
+        """Means are protected on the persons behind them. Sums on their values, and on the persons
+        too: a cell's status says how many persons it has (too few, or none: 0 to the threshold less
+        one; shown: at least the threshold), so a shown total over cells that are all small but one
+        would tell that the one has someone in it."""
+        counted = protect_grid(output, "n", policy, failing if output.statistic == "mean" else
+                               [[rule for rule in found if rule in FREQUENCY_RULES] for found in failing], counted=True)
+        if output.statistic == "mean":
+            return counted
+        return counted | protect_grid(output, "value", policy, failing, counted=False)
 
     def has_contributors(self, output: MagnitudeTable) -> bool:
         return True
