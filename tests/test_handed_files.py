@@ -111,6 +111,9 @@ def test_the_session_refuses_files_in_the_zones_too(workspace, zone):
             message = str(caught.value)
             assert message.startswith(f"{argument} (") and f"protected {zone}/ folder" in message
             assert not any(piece in message for piece in secret_lines())
+        refused = session.governance.audit.records(action="handed_file_refused")[-4:]
+        assert [(r.actor, r.outcome, r.target) for r in refused] == [("anna", "refused", f"{zone}/")] * 4
+        assert all(str(workspace) not in str(r.detail) and "secret" not in str(r.detail) for r in refused)
 
 
 def test_files_outside_the_zones_and_the_shipped_examples_are_handed_over(workspace, tmp_path):

@@ -262,7 +262,8 @@ def test_an_unreachable_metadata_database_is_unavailable(world, monkeypatch):
 def test_every_public_method_names_an_action_of_the_table():
     """No way in around the table: each public method of the Session's classes either calls
     `_authorise` with an action of the table, or hands on to an object that does."""
-    handing_on = {"permit", "outputs", "may", "close", "policy_file", "user", "roles", "steward_scope"}
+    handing_on = {"permit", "outputs", "may", "close", "policy_file", "user", "roles", "steward_scope",
+                  "handed_file"}  # a path checked before another method, checked itself, reads the file
     for cls in (Session, PermitSession, Outputs):
         for name, member in vars(cls).items():
             if name.startswith("_") or name in handing_on:

@@ -133,6 +133,19 @@ class Session:
     def user(self) -> str:
         return self.actor.name
 
+    @_guarded
+    def handed_file(self, path: str | Path, what: str) -> Path:
+        """`path` resolved (see `workspace.handed_file`); a file inside a zone is refused, and the
+        refusal audited with the zone it tried (never the path: a path names what is in a zone)."""
+        from safepool.workspace import HandedFileRefused
+
+        try:
+            return self.workspace.handed_file(path, what)
+        except HandedFileRefused as refused:
+            self.governance.audit.append(actor=self.actor.name, role=self.actor.main_role, action="handed_file_refused",
+                                         outcome="refused", target=f"{refused.zone}/", detail={"what": what})
+            raise
+
     @property
     def roles(self) -> frozenset[Role]:
         return self.actor.roles
@@ -355,7 +368,7 @@ class Session:
         from safepool.yaml_files import load_model
 
         request = form if isinstance(form, PermitRequest) else load_model(
-            self.workspace.handed_file(form, "form (the permit request form)"), PermitRequest)
+            self.handed_file(form, "form (the permit request form)"), PermitRequest)
         return self.governance.permits.request(self.actor, request, permit_id)
 
     def permit(self, permit_id: str) -> PermitSession:
@@ -643,7 +656,7 @@ class PermitSession:
         from safepool.study.studyfile import StudyFile, load_study
 
         loaded = study if isinstance(study, StudyFile) else load_study(
-            self.session.workspace.handed_file(study, "study (the study file)"))
+            self.session.handed_file(study, "study (the study file)"))
         if loaded.permit != self.id:
             raise Invalid(f"the study file names permit {loaded.permit}, not {self.id}")
         self._in_phase("study_run")
@@ -677,7 +690,7 @@ class PermitSession:
         """An insight file (its path, or loaded with safepool.insight.spec.load_insight) naming this permit."""
         from safepool.insight.spec import load_insight
 
-        loaded = load_insight(self.session.workspace.handed_file(insight, "insight (the insight file)")) \
+        loaded = load_insight(self.session.handed_file(insight, "insight (the insight file)")) \
             if isinstance(insight, (str, Path)) else insight
         if loaded.permit != self.id:
             raise Invalid(f"the insight file names permit {loaded.permit}, not {self.id}")

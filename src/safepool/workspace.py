@@ -34,6 +34,14 @@ KEY_PASSPHRASE_FILE = "key-passphrase"
 OWNER_ONLY_UMASK = 0o077
 
 
+class HandedFileRefused(Invalid):
+    """A file handed over lies inside one of the workspace's zones (`zone`)."""
+
+    def __init__(self, zone: str, message: str) -> None:
+        super().__init__(message)
+        self.zone = zone
+
+
 def handed_file(root: Path, path: Path | str, what: str) -> Path:
     """`path`, a file a person hands over (`what` names the option or argument, e.g. "--request"),
     resolved with every symbolic link followed; Invalid if it lies inside one of the zones of the
@@ -47,7 +55,7 @@ def handed_file(root: Path, path: Path | str, what: str) -> Path:
         raise Invalid(f"{what}: the file's path cannot be resolved (a loop of symbolic links?)") from None
     for zone in ZONES:
         if resolved.is_relative_to(workspace / zone):
-            raise Invalid(
+            raise HandedFileRefused(zone,
                 f"{what}: refused: the file lies inside the workspace's protected {zone}/ folder "
                 f"(directly or through a symbolic link). A file handed to safepool must lie outside "
                 f"{', '.join(name + '/' for name in ZONES)}; hand over a copy kept elsewhere")

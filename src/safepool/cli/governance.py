@@ -77,7 +77,7 @@ def permit_request(
     permit_id: Annotated[str, typer.Option("--id", help="An id for the permit, e.g. SKILLS-2024-01.")],
 ) -> None:
     """Phases 1-2: submit the request form; it is assessed at once and routed to its approvers."""
-    permit = session.request_permit(session.workspace.handed_file(form, "FORM (the permit request form)"), permit_id)
+    permit = session.request_permit(session.handed_file(form, "FORM (the permit request form)"), permit_id)
     a = permit.assessment
     say(wrap(f"Permit {permit.id} submitted: benefit {a.benefit_class} ({a.benefit_points} points), "
              f"risk {a.risk_class} ({a.risk_points} points), {a.decision_label}; "

@@ -25,7 +25,7 @@ def insight_run(
     """As an analyst of the permit named in the file: analyse, check and record every output and the report."""
     from safepool.insight.spec import load_insight
 
-    insight = load_insight(session.workspace.handed_file(file, "FILE (the insight file)"))
+    insight = load_insight(session.handed_file(file, "FILE (the insight file)"))
     with progress_bar() as update:
         result = session.permit(insight.permit).insight(insight, progress=lambda stage: update(stage, "insight", 0))
     say(wrap(f"{result.title}: {result.summary}"), "")
@@ -51,7 +51,7 @@ def insight_handover(
     from safepool.insight.handover import handovers_dir
     from safepool.insight.spec import load_insight
 
-    insight = load_insight(session.workspace.handed_file(file, "FILE (the insight file)"))
+    insight = load_insight(session.handed_file(file, "FILE (the insight file)"))
     with progress_bar() as update:
         handover = session.permit(insight.permit).handover(insight,
                                                            progress=lambda stage: update(stage, "handover", 0))

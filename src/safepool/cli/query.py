@@ -47,7 +47,7 @@ def query(
     if sql is not None:
         question: str | AggregateRequest = sql
     elif request is not None:
-        question = AggregateRequest.load(session.workspace.handed_file(request, "--request FILE"))
+        question = AggregateRequest.load(session.handed_file(request, "--request FILE"))
     else:
         question = AggregateRequest.from_options(
             table=table_, join=join, measure=measure, value=value, by=by, quantiles=quantile,

@@ -27,7 +27,7 @@ def study_run(
     from safepool.study.run import EstimandWarning
     from safepool.study.studyfile import load_study
 
-    study = load_study(session.workspace.handed_file(file, "FILE (the study file)"))
+    study = load_study(session.handed_file(file, "FILE (the study file)"))
     with progress_bar() as update, warnings.catch_warnings():
         warnings.simplefilter("ignore", EstimandWarning)  # said below, in words
         result = session.permit(study.permit).study(study, progress=lambda stage: update(stage, "study", 0))
