@@ -27,7 +27,7 @@ from safepool.collector import collector_paused
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check, \
     suppress
 from safepool.disclosure.kinds import kind_of
-from safepool.disclosure.kinds.base import at_precision
+from safepool.disclosure.kinds.base import TOTALS_NOTE, at_precision
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
 from safepool.disclosure.findings import json_safe
 from safepool.disclosure.margins import TOTAL
@@ -274,7 +274,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
         output = _output(f"{title}: {column.measure.name}", column.measure, cells, groups)
         if output is None:
             continue
-        additive = column.measure.kind != "quantile" and bool(groups)
+        additive = _additive(column.measure, groups)
         try:
             mitigated = suppress(output, policy, margins=additive)
         except DisclosureInputError:
@@ -289,10 +289,15 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
         if column.mitigated is not None:
             if policy.round_counts:  # the policy rounds every count: rounded after suppression, as published
                 column.mitigated = kind_of(column.mitigated.output).rounded(column.mitigated, policy)
-            column.mitigated = _as_answered(column.mitigated, column.measure, bool(groups), policy)
+            column.mitigated = _as_answered(column.mitigated, column.measure, _additive(column.measure, groups), policy)
 
 
-def _as_answered(mitigated: Mitigated, measure: Measure, grouped: bool, policy: DisclosureRules) -> Mitigated:
+def _additive(measure: Measure, groups: list[str]) -> bool:
+    """Whether a column's table gets totals (and secondary suppression): grouped, and not quantiles."""
+    return measure.kind != "quantile" and bool(groups)
+
+
+def _as_answered(mitigated: Mitigated, measure: Measure, additive: bool, policy: DisclosureRules) -> Mitigated:
     """The output as the answer shows it and the register records it: every cell not shown has the one
     status "suppressed", and the note says how many cells are, never why. A rule named (a small or
     empty cell: 0 to 4 persons; dominance: at least 5) or "secondary" (a cell that passed: at least 5)
@@ -304,8 +309,8 @@ def _as_answered(mitigated: Mitigated, measure: Measure, grouped: bool, policy: 
     parts = [f"{int(hidden.sum())} of {len(cells)} cell(s) suppressed: cells that fail the frequency check (an "
              "empty cell fails it too), the dominance or the p% check, and cells that would let one of those "
              "be worked out." if hidden.any() else "No cell is suppressed."]
-    if grouped and measure.kind != "quantile":
-        parts.append("Row, column and grand totals are shown as cells labelled Total.")
+    if additive:
+        parts.append(TOTALS_NOTE)
     if policy.round_counts and kind_of(mitigated.output).count_columns(mitigated.output):
         parts.append(f"Counts are rounded to multiples of {policy.rounding_base} (halves up).")
     if measure.kind == "share":
@@ -357,13 +362,13 @@ def _row_weighted_totals(mitigated: Mitigated, cells: pd.DataFrame, groups: list
 
 def _as_shares(mitigated: Mitigated, groups: list[str]) -> Mitigated:
     """A checked sum column as percentages of its grand total (blank when the grand total is hidden);
-    a share is the sum divided by a shown constant, so the sum's suppression protects it."""
+    a share is the sum divided by a shown constant, so the sum's suppression protects it. The note
+    says so (`_as_answered`)."""
     output = mitigated.output
     table = output.cells.copy()
     grand = table["value"].iloc[-1] if groups else table["value"].iloc[0]
     table["value"] = 100.0 * table["value"] / grand if grand and np.isfinite(grand) else np.nan
-    note = (mitigated.note + " " if mitigated.note else "") + "Shares are percentages of the grand total."
-    return Mitigated(replace(output, cells=table), mitigated.method, note, mitigated.report)
+    return Mitigated(replace(output, cells=table), mitigated.method, mitigated.note, mitigated.report)
 
 
 def _labels(cells: pd.DataFrame, groups: list[str]) -> list[tuple]:

@@ -239,7 +239,7 @@ def _check_condition(condition: Condition, variable: Variable) -> None:
     elif len(condition.values) != 1:
         raise refuse(f"{where}: '{condition.operator}' takes one value")
     if variable.level == "date" and variable.date_format in (None, TimeFormat.date) \
-            and condition.operator not in WHOLE_PERIODS:
+            and condition.operator not in _WHOLE_PERIODS:
         raise refuse(f"{where}: a date written to the day is compared with < or >= the first day of a month, "
                      "so that the filter takes whole months (a day of its own could single out a person)")
     for value in condition.values:
@@ -268,16 +268,16 @@ def _check_constant(where: str, variable: Variable, comparison: str, value: obje
         if not isinstance(value, dt.date):
             raise refuse(f"{where}: compare a date with dates written YYYY-MM-DD")
         finest = variable.date_parts()[-1]
-        if not period_start(value, finest):
+        if not _period_start(value, finest):
             raise refuse(f"{where}: a date is compared with the first day of a {finest} "
                          f"({_FIRST_DAYS[finest]}), never with a day of its own")
 
 
-WHOLE_PERIODS = ("<", ">=", "is null", "is not null")  # what a date written to the day is compared by
+_WHOLE_PERIODS = ("<", ">=", "is null", "is not null")  # what a date written to the day is compared by
 _FIRST_DAYS = {"month": "YYYY-MM-01", "quarter": "YYYY-01-01, -04-01, -07-01 or -10-01", "year": "YYYY-01-01"}
 
 
-def period_start(day: dt.date, part: str) -> bool:
+def _period_start(day: dt.date, part: str) -> bool:
     """Whether `day` is the first day of a `part` (year, quarter or month)."""
     return day.day == 1 and (part == "month" or (day.month - 1) % (3 if part == "quarter" else 12) == 0)
 

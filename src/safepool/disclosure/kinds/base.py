@@ -430,10 +430,13 @@ def blank(cells: pd.DataFrame, columns: list[str], hidden: np.ndarray) -> pd.Dat
     return cells
 
 
+TOTALS_NOTE = "Row, column and grand totals are shown as cells labelled Total."
+
+
 def suppression_note(failing: list[list[str]], secondary: int, margins: bool) -> str:
     primary = Counter(rule for found in failing if found for rule in found)
     cells = sum(1 for found in failing if found)
-    totals = " Row, column and grand totals are shown as cells labelled Total." if margins else ""
+    totals = f" {TOTALS_NOTE}" if margins else ""
     if not cells:
         return "No cell failed the disclosure checks; nothing was suppressed." + totals
     reasons = ", ".join(f"{rule} ({count})" for rule, count in sorted(primary.items()))
