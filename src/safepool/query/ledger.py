@@ -20,10 +20,10 @@ checked twice against what was shown before:
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart). A column that fails either check is
-withheld. The algebra assumes what the ledger holds passed it. Not covered: quantiles (not
-remembered: the median of a group with or without one person only tells on which side of it
-that person lies), and a combination that is exactly zero for a person who contributes
-elsewhere (it tells that some of that person's rows add up to zero). The file
+withheld. The algebra assumes what the ledger holds passed it. A quantile enters as its
+window's sum and count (a local mean is one over the other), like a mean. Not covered: a
+combination that is exactly zero for a person who contributes elsewhere (it tells that some of
+that person's rows add up to zero). The file
 (<pool_dir>/.query-ledger/<permit>.duckdb) lives beside the pool, in the same protected area
 as the pseudonyms it is keyed by; it is never an output and never leaves the pool. A process
 attaches it in the one DuckDB instance it keeps for that folder (`safepool.duckdb_connection`),
