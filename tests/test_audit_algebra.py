@@ -129,7 +129,7 @@ def test_the_products_of_cells_are_the_dense_ones(density, cells):
     rows = sparse.random(cells, 200, density=density, format="csr", random_state=rng)
     other = sparse.random(9, 200, density=0.2, format="csr", random_state=rng)
     expected = rows.toarray() @ other.toarray().T
-    np.testing.assert_allclose(audit_algebra._products(rows, other), expected, atol=1e-12)
+    np.testing.assert_allclose(audit_algebra.products(rows, other), expected, atol=1e-12)
 
 
 def test_three_answers_give_away_one_person_every_way(monkeypatch):

@@ -319,6 +319,93 @@ def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first, aud
         assert later.table["status"].str.contains("differencing").all() and later.table["s"].isna().all()
 
 
+# -- empty differences: equal answers to different questions --------------------------------------
+
+
+def cohorts_around(tmp_path: Path, name: str, target_amount: float) -> tuple:
+    """A workspace of six persons born in 1935, the target born in 1940 (whom a reader can name: the
+    only one), six born in 1945, all paid 300 (the band 250 to 400), the target `target_amount`;
+    and sixty others born in 1975 with other amounts."""
+    people = [(f"early-{i}", 1935) for i in range(6)] + [("target", 1940)] + [(f"late-{i}", 1945) for i in range(6)] \
+        + [(f"p-{i}", 1975) for i in range(60)]
+    population = pd.DataFrame({"pid": [p for p, _ in people], "sex": ["F"] * len(people),
+                               "birth_year": [y for _, y in people]})
+    amounts = [300.0] * 6 + [target_amount] + [300.0] * 6 + [float(50 + 7 * i) for i in range(60)]
+    payments = pd.DataFrame({"pid": population["pid"], "paid_on": pd.Timestamp("2019-03-05").date(),
+                             "amount": amounts, "bank": "FI00"})
+    tables = {"population": population, "payments": payments, "visits": pd.DataFrame({"pid": ["p-1"], "month": 201903})}
+    return copy_of(governed_template(tmp_path / f"template-{name}", tables), tmp_path / f"ws-{name}")
+
+
+BAND = "amount >= 250 AND amount < 400"
+COHORT = "SELECT count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) WHERE {} AND " + BAND
+
+
+@pytest.mark.parametrize("windows", [
+    ["birth_year >= 1930 AND birth_year < 1941", "birth_year >= 1930 AND birth_year < 1940"],
+    ["birth_year >= 1930 AND birth_year < 1940", "birth_year >= 1930 AND birth_year < 1941"],
+], ids=["with, then without", "without, then with"])
+def test_two_windows_that_differ_by_the_target_tell_nothing_of_her(tmp_path, windows, audit_way):
+    """The third review's route: two birth-year windows that differ by the target alone, each with a
+    filter on the band of payments. When she is outside the band the two counts are equal and were
+    both shown (the ledger took the second for the first asked again), so a reader learnt she is
+    outside; when inside, the second was withheld. Equal persons under another question are now an
+    empty difference, withheld like a difference of one: both look the same."""
+    answers = {}
+    for name, amount in (("inside", 300.0), ("outside", 500.0)):
+        setup = cohorts_around(tmp_path, name, amount)
+        first, second = (ask(setup, COHORT.format(window)) for window in windows)
+        assert first.table.loc[0, "status"] == SHOWN
+        answers[name] = shape(second)
+    assert answers["inside"] == answers["outside"]
+    assert "differencing" in json.loads(answers["inside"][0])["status"]["0"]
+
+
+def test_three_windows_that_differ_by_the_target_tell_nothing_of_her(tmp_path, audit_way):
+    """The same with three answers: born 1930-1949, born 1930-1939 and born 1941-1949, each in the
+    band. The first is the sum of the others exactly when the target is outside the band; no two of
+    them differ by fewer than five persons. Inside, the three give her away (withheld by the
+    algebra); outside, they tell that she is not in the band (withheld as an empty difference)."""
+    answers = {}
+    for name, amount in (("inside", 300.0), ("outside", 500.0)):
+        setup = cohorts_around(tmp_path, name, amount)
+        shown = [ask(setup, COHORT.format(window)) for window in
+                 ("birth_year >= 1930 AND birth_year < 1950", "birth_year >= 1930 AND birth_year < 1940")]
+        assert all(answer.table.loc[0, "status"] == SHOWN for answer in shown)
+        answers[name] = shape(ask(setup, COHORT.format("birth_year >= 1941 AND birth_year < 1950")))
+    assert answers["inside"] == answers["outside"]
+    assert "adding and subtracting" in answers["inside"][2]
+
+
+def test_a_group_all_in_one_band_is_not_told_by_two_counts(tmp_path, audit_way):
+    """Six persons born in 1935, all paid in one band: "born in 1935" and "born in 1935, in the band"
+    holding the same persons would say every one of them (each a person a reader may know) is in
+    the band. Within one answer the empty bands are suppressed; across answers the second count is
+    withheld as an empty difference."""
+    setup = cohorts_around(tmp_path, "band", 300.0)
+    everyone = ask(setup, "SELECT count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) "
+                          "WHERE birth_year >= 1935 AND birth_year < 1936")
+    banded = ask(setup, COHORT.format("birth_year >= 1935 AND birth_year < 1936"))
+    assert everyone.table.loc[0, "status"] == SHOWN
+    assert np.isnan(banded.table.loc[0, "n"]) and "differencing" in banded.table.loc[0, "status"]
+
+
+def test_tables_of_one_question_asked_again_or_split_further_are_answered(setup, audit_way):
+    """What the definitions are for: the same question asked again, a one-way table then a two-way
+    table whose margins are its cells (the population register joined: it holds every person of the
+    payments), a count then a mean of the same groups, and a total asked on its own are the same
+    persons under the same question, never an empty difference."""
+    asked = ["SELECT bin(amount) AS b, count(DISTINCT pid) AS n FROM payments GROUP BY 1",
+             "SELECT bin(amount) AS b, count(DISTINCT pid) AS n FROM payments GROUP BY 1",
+             "SELECT count(DISTINCT pid) AS n FROM payments",
+             "SELECT bin(amount) AS b, sex, count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) "
+             "GROUP BY 1, 2",
+             "SELECT bin(amount) AS b, avg(amount) AS m FROM payments GROUP BY 1"]
+    for sql in asked:
+        answer = ask(setup, sql)
+        assert not answer.table["status"].str.contains("differencing").any(), (sql, answer.note)
+
+
 # -- the ledger cannot be reset quietly ------------------------------------------------------------
 
 

@@ -87,6 +87,11 @@ class Audit:
     given_away: int
     gram: np.ndarray
     shown: np.ndarray | None = None
+    # set by the ledger's memory (`safepool.query.empty_differences`): dependencies among the
+    # memberships that the definitions do not imply, M M^T over every cell and its rank
+    empty_differences: int = 0
+    member_gram: np.ndarray | None = None
+    member_rank: int | None = None
 
 
 def audit(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],
@@ -129,18 +134,18 @@ def _gram(contributions: Contributions, probes: np.ndarray | None) -> tuple[np.n
     old, new = contributions.remembered, contributions.incoming
     n_old, n_new = old.shape[0], new.shape[0]
     gram = np.empty((n_old + n_new, n_old + n_new))
-    gram[:n_old, :n_old] = _products(old, old) if contributions.known_gram is None else contributions.known_gram
-    across = _products(new, old)
+    gram[:n_old, :n_old] = products(old, old) if contributions.known_gram is None else contributions.known_gram
+    across = products(new, old)
     gram[n_old:, :n_old] = across
     gram[:n_old, n_old:] = across.T
-    gram[n_old:, n_old:] = _products(new, new)
+    gram[n_old:, n_old:] = products(new, new)
     if probes is None:
         return gram, None
     known = contributions.known_shown
     return gram, np.concatenate([old @ probes if known is None else known, new @ probes])
 
 
-def _products(rows: sparse.csr_matrix, other: sparse.csr_matrix) -> np.ndarray:
+def products(rows: sparse.csr_matrix, other: sparse.csr_matrix) -> np.ndarray:
     """rows @ other^T as a dense array (rows x other's rows), by a product that goes over `other`
     once, each of its entries meeting the entries of `rows` of the same person: with `rows` as
     dense persons-long columns when they are few (a question of a few cells: one multiply-add per
@@ -159,9 +164,15 @@ def _one_thread() -> threadpool_limits:
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def nonzero_eigenvalues(values: np.ndarray) -> np.ndarray:
+    """Which eigenvalues of a Gram matrix (rows scaled to length one) are not zero: those above
+    _EIGEN_FLOOR of the largest, or the rounding of a matrix of that size."""
+    return values > max(values.max(), 0.0) * max(_EIGEN_FLOOR, 10 * len(values) * np.finfo(float).eps)
+
+
 def _basis(values: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """V diag(1 / sqrt(eigenvalue)) over the eigenvalues that are not zero."""
-    keep = values > max(values.max(), 0.0) * max(_EIGEN_FLOOR, 10 * len(values) * np.finfo(float).eps)
+    keep = nonzero_eigenvalues(values)
     return vectors[:, keep] / np.sqrt(values[keep])
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
@@ -39,13 +40,14 @@ from safepool.governance.context import Governance
 from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
 from safepool.pool.access import dictionary as pool_dictionary
-from safepool.pool.access import analysis_connection
+from safepool.pool.access import POOL_FILE, analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
+from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
 from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
 from safepool.query.person_sums import cell_person_order, entry_rows
-from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, check_model, group_labels, \
-    refuse
+from safepool.query.model import PERSON, AggregateModel, Dictionary, Measure, QueryRefused, check_model, \
+    group_labels, refuse
 from safepool.query.request import AggregateRequest
 from safepool.query.sql_syntax import model_from_sql
 
@@ -95,14 +97,14 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
-            incoming = _incoming(model, columns)
+            incoming = _incoming(model, columns, person_tables(model, _coverage(budget, pool_dir, permit)))
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     with Ledger.open(pool_dir, governance, actor, permit) as ledger:
-        frame, column_of, sums = incoming
-        withheld = ledger.check(frame, column_of, policy.min_frequency, sums=sums)
+        frame, column_of, sums, definitions = incoming
+        withheld = ledger.check(frame, column_of, policy.min_frequency, sums=sums, definitions=definitions)
         table, note = _answer(model, dictionary, columns, withheld, policy)
         output_ids = _record(governance, actor, permit, title, columns, withheld)
         shown = int(table[STATUS].map(visible).sum())
@@ -411,18 +413,21 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 # -- differencing with earlier answers --------------------------------------------------------
 
 
-def _incoming(model: AggregateModel, columns: list[_Column]
-              ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]]]:
+def _incoming(model: AggregateModel, columns: list[_Column], tables: list[str]
+              ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]], EntryDefinitions]:
     """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
     of shown cells that are entries themselves. Each person's contribution comes for every entry but
     those sums: the ledger makes a sum's rows from its cells' when it needs them (they are the
     persons' sums over its cells, made by the same `entry_rows`), which is most of the rows of a
-    table with margins. Rows come sorted by entry and person (the ledger's own order)."""
+    table with margins. Rows come sorted by entry and person (the ledger's own order). Each entry
+    comes with its definition, and the ways it splits into other entries (`safepool.query.definitions`)."""
     groups = [g.name for g in model.groups]
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entry, person, value) of each entry
     column_of: dict[int, int] = {}
     sums: dict[int, list[int]] = {}
+    definitions: dict[int, str] = {}
+    splits: dict[int, list[list[int]]] = {}
     for j, column in enumerate(columns):
         if column.mitigated is None:
             continue
@@ -433,11 +438,16 @@ def _incoming(model: AggregateModel, columns: list[_Column]
         alone: dict[tuple[int, int], int] = {}  # (part, cell number) -> the entry of that cell alone
         added: list[tuple[int, int, list[int]]] = []
         entries: list[tuple[int, int, list[int]]] = []  # (entry, part, cell numbers)
-        for members in _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile"):
+        labelled: list[dict[int, frozenset[tuple]]] = [{} for _ in parts]  # per part: entry -> its inner cells
+        shown_sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile")
+        for members, definition in zip(shown_sets, entry_definitions(model, tables, column.measure, list(position),
+                                                                     shown_sets)):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
                 entry = len(column_of)
                 column_of[entry] = j
+                definitions[entry] = definition
+                labelled[part][entry] = frozenset(members)
                 entries.append((entry, part, numbers))
                 if len(numbers) == 1:
                     alone[(part, numbers[0])] = entry
@@ -447,9 +457,32 @@ def _incoming(model: AggregateModel, columns: list[_Column]
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
         pieces += entry_rows(column.rows, [entry for entry in entries if entry[0] not in sums])
+        for of_part in labelled:
+            splits.update(splits_of(of_part))
     cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
-    return pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums
+    return (pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums,
+            EntryDefinitions(definitions, splits))
+
+
+_COVERAGE: dict[tuple, bool] = {}  # (pool file's identity, table, other) -> whether table holds every person of other
+
+
+def _coverage(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str, str], bool]:
+    """Whether one pool table holds every person of another: asked of the pool once per pair and
+    state of its file in a process (a fact of whole tables, which no question's filter changes)."""
+    info = (Path(pool_dir) / permit / POOL_FILE).stat()
+    pool = (str(pool_dir), permit, info.st_ino, info.st_size, info.st_mtime_ns)
+
+    def holds_every_person(table: str, other: str) -> bool:
+        if (pool, table, other) not in _COVERAGE:
+            found = budget.arrays("compare the tables' persons",
+                                  f"SELECT NOT EXISTS (SELECT {PERSON} FROM {other} EXCEPT SELECT {PERSON} FROM {table}) "
+                                  "AS covered")
+            _COVERAGE[(pool, table, other)] = bool(found["covered"][0])
+        return _COVERAGE[(pool, table, other)]
+
+    return holds_every_person
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:

@@ -117,6 +117,8 @@ from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
 from safepool.query import ledger_memory
+from safepool.query.definitions import EntryDefinitions
+from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
 from safepool.faults import Invalid, Refused, Unavailable
 
@@ -129,6 +131,7 @@ MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
 _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell alike
+_MEMBERSHIP_SALT = 0x5BD1E9955BD1E995  # a person's hash in a membership signature, apart from its entries'
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -197,12 +200,14 @@ def genesis_digest(permit: str) -> str:
     return hashlib.sha256(_DOMAIN + permit.encode("utf-8")).hexdigest()
 
 
-def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None) -> str:
+def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None,
+                 definitions: Mapping[int, str | None] | None = None) -> str:
     """`digest` chained over the cells of `frame` (columns cell, person, value; sorted by cell,
     person and value, cells numbered as remembered) and the cells `defined` as sums of others, in
     the order of their numbers: per cell, SHA-256 of the previous digest and, for a cell of rows,
     its number and size, its persons (uint64) and values (float64), little-endian; for a sum, its
-    number and the numbers of the cells it adds up (int64, in order)."""
+    number and the numbers of the cells it adds up (int64, in order); then the cell's definition
+    (`safepool.query.definitions`), when it has one."""
     cells = frame["cell"].to_numpy(dtype=np.int64)
     persons = frame["person"].to_numpy(dtype="<u8")
     values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
@@ -218,6 +223,9 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
             step.update(b"cell" + struct.pack("<qq", cell, int(end - start)))
             step.update(persons[start:end].tobytes())
             step.update(values[start:end].astype("<f8").tobytes())
+        definition = (definitions or {}).get(cell)
+        if definition:
+            step.update(b"definition" + definition.encode("ascii"))
         digest = step.hexdigest()
     return digest
 
@@ -242,21 +250,26 @@ def _distinct(numbers: np.ndarray) -> np.ndarray:
 
 
 def cell_signatures(incoming: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (columns cell, size, signature) an order-free hash of its persons and values: the
-    xor over its rows of a 64-bit mix of each (person, value to `_SIGNATURE_DECIMALS` decimals).
-    Mixing the pair before the xor keeps two values swapped between persons apart."""
+    """Per cell (columns cell, size, signature, membership) order-free hashes: of its persons and
+    values (the xor over its rows of a 64-bit mix of each person and value to
+    `_SIGNATURE_DECIMALS` decimals: mixing the pair before the xor keeps two values swapped between
+    persons apart), and of its persons alone (whatever their values)."""
     cell = incoming["cell"].to_numpy(dtype=np.int64)
     if len(cell) == 0:
-        return pd.DataFrame({"cell": cell, "size": cell, "signature": cell.astype(np.uint64)})
+        return pd.DataFrame({"cell": cell, "size": cell, "signature": cell.astype(np.uint64),
+                             "membership": cell.astype(np.uint64)})
     person = incoming["person"].to_numpy(dtype=np.uint64)
     value = np.round(incoming["value"].to_numpy(dtype=np.float64), _SIGNATURE_DECIMALS)
     hashed = ledger_memory.entry_hash(person.view(np.int64), value)
+    with np.errstate(over="ignore"):
+        member = ledger_memory.mix(person ^ np.uint64(_MEMBERSHIP_SALT))
     if np.any(cell[1:] < cell[:-1]):  # the engine hands cells over in order; others are sorted here
         order = np.argsort(cell, kind="stable")
-        cell, hashed = cell[order], hashed[order]
+        cell, hashed, member = cell[order], hashed[order], member[order]
     starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
     return pd.DataFrame({"cell": cell[starts], "size": np.diff(np.r_[starts, len(cell)]),
-                         "signature": np.bitwise_xor.reduceat(hashed, starts)})
+                         "signature": np.bitwise_xor.reduceat(hashed, starts),
+                         "membership": np.bitwise_xor.reduceat(member, starts)})
 
 
 def _near_sizes(sizes: np.ndarray, remembered: set[int], min_frequency: int) -> np.ndarray:
@@ -399,6 +412,13 @@ class Ledger:
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
         self._sums: dict[int, list[int]] = {}
+        # of the query being checked: each incoming cell's definition and column, its signatures, and
+        # the cells that are a remembered cell asked again
+        self._definitions: dict[int, str | None] = {}
+        self._column_of: Mapping[int, int] = {}
+        self._splits: Mapping[int, Sequence[Sequence[int]]] = {}
+        self._signatures = pd.DataFrame()
+        self._same: set[int] = set()
         self.cells = 0
         self.rows = 0
         self.digest = genesis_digest(permit)
@@ -441,19 +461,31 @@ class Ledger:
     # -- the differencing checks --------------------------------------------------------------
 
     def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
-              sums: Mapping[int, Sequence[int]] | None = None) -> dict[int, str]:
+              sums: Mapping[int, Sequence[int]] | None = None,
+              definitions: EntryDefinitions | None = None) -> dict[int, str]:
         """Columns to withhold, each with the check it failed (PAIRS or ALL_ANSWERS), for incoming
         cells (columns cell, person, value; cell -> its column in column_of); remembers the rest.
         `sums` (optional) names incoming cells that are, person by person, the sum of other
         incoming cells of the same column (a total and the shown cells it adds up): checked here,
         they are left out of the algebra, which they add nothing to, while their members are in it.
         A sum may come without rows: then it is kept as a definition or its rows are made here
-        (see `safepool.query.ledger_sums`)."""
+        (see `safepool.query.ledger_sums`). `definitions` gives each incoming cell's definition
+        (`safepool.query.definitions`, with the ways cells split into others): a cell with the
+        persons of a remembered one, or of other cells, is the same question only under the same
+        definition or a split, else an empty difference of
+        two questions (`safepool.query.empty_differences`). Without them (the ledger's own tests of
+        the algebra) every cell has one unknown definition, cells with the same persons are the
+        same, and no empty difference is looked for: the query engine always gives them."""
         sums = sums or {}
+        keys = definitions.keys if definitions is not None else {}
+        self._definitions = {int(cell): keys.get(cell) for cell in column_of}
+        self._splits = definitions.splits if definitions is not None else {}
+        self._column_of = column_of
         incoming, defined = split_sums(in_cell_order(incoming), column_of, sums)
-        signatures = self.signatures(incoming, defined)
+        signatures = self._signatures = self.signatures(incoming, defined)
         close, same = self.compare(incoming, min_frequency, signatures, defined)
         withheld = {column_of[cell]: PAIRS for cell in close}
+        self._same = same
         candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
         chosen = set(candidates)
         # a sum is kept as a definition only with the cells it adds up (not when one is remembered already)
@@ -519,25 +551,63 @@ class Ledger:
         still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
         chosen = incoming[incoming["cell"].isin(cells)]
         numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))
-        found = self._memory().audit(numbers(chosen["cell"].to_numpy(dtype=np.int64)),
-                                     chosen["person"].to_numpy(dtype=np.uint64),
-                                     chosen["value"].to_numpy(dtype=float) + 0.0, min_frequency,
-                                     sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)))
-        return found.given_away > 0
+        memory = self._memory()
+        found = memory.audit(numbers(chosen["cell"].to_numpy(dtype=np.int64)),
+                             chosen["person"].to_numpy(dtype=np.uint64),
+                             chosen["value"].to_numpy(dtype=float) + 0.0, min_frequency,
+                             sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)),
+                             relations=self._relations(cells, memory.identities)
+                             if any(self._definitions.values()) else None)
+        return found.given_away > 0 or found.empty_differences > 0
+
+    def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
+        """What the chosen cells' definitions imply about their memberships (see
+        `empty_differences.implied_relations`), over their rows in the all-answers audit (numbered
+        as `_numbers` numbers them): the cells of the same question asked before (`compare`'s
+        `same`) take part as remembered ones, and an entry as the parts of each of its splits whose
+        persons are its own with no one in two parts (its size is the sum of theirs, its membership
+        signature the xor of theirs)."""
+        chosen = set(cells)
+        distinct = _distinct(np.asarray(self._candidates, dtype=np.int64))
+        rows = {cell: int(np.searchsorted(distinct, cell)) for cell in chosen - set(self._sums_within(cells))}
+        signed = self._signatures.set_index("cell")
+        size, membership = signed["size"].to_dict(), signed["membership"].to_dict()
+        splits = {int(cell): [[int(m) for m in members] for members in ways
+                              if all(m in size for m in members) and size[cell] == sum(size[m] for m in members)
+                              and membership[cell] == np.bitwise_xor.reduce(
+                                  np.array([membership[m] for m in members], dtype=np.uint64))]
+                  for cell, ways in self._splits.items() if cell in size}
+        columns = {self._column_of[cell] for cell in chosen}
+        same = {cell for cell in self._same if self._column_of[cell] in columns}
+        entries = sorted(chosen | same)
+        identity = {cell: (self._definitions.get(cell), int(size[cell]), int(membership[cell])) for cell in entries}
+        return implied_relations(entries, rows, {cell: ways for cell, ways in splits.items() if ways}, same,
+                                 identity, remembered, len(distinct))
 
     def _numbers(self, cells: np.ndarray) -> Any:
         """Numbers for incoming cells above every remembered one, in the order of their own numbers."""
         distinct = _distinct(cells)
         return lambda chosen: self.cells + 1 + np.searchsorted(distinct, chosen)
 
-    def _signed(self) -> set[tuple[int, int]]:
-        """(size, signature) of every remembered cell: from the memory kept in this process, else
-        from the file's table of cells (one row per cell, not the contributions)."""
+    def _signed(self) -> dict[tuple[int, int], set[str | None]]:
+        """(size, signature) of every remembered cell, with the definitions of the cells that have
+        them: from the memory kept in this process, else from the file's table of cells (one row
+        per cell, not the contributions)."""
         memory = ledger_memory.recalled(str(self.path), self._key())
         if memory is not None:
             return memory.signed
-        return {(int(size), int(signature))
-                for size, signature in self._con().execute("SELECT size, signature FROM cells").fetchall()}
+        return self._cells_table()[0]
+
+    def _cells_table(self) -> tuple[dict[tuple[int, int], set[str | None]], set[Identity]]:
+        """From the file's table of cells: the definitions of each (size, signature), and each cell's
+        (definition, size, membership signature)."""
+        signed: dict[tuple[int, int], set[str | None]] = {}
+        identities: set[Identity] = set()
+        for size, signature, membership, definition in self._con().execute(
+                "SELECT size, signature, membership, definition FROM cells").fetchall():
+            signed.setdefault((int(size), int(signature)), set()).add(definition)
+            identities.add((definition, int(size), None if membership is None else int(membership)))
+        return signed, identities
 
     def _key(self) -> ledger_memory.Key:
         return (self.permit, self.cells, self.rows, self.digest)
@@ -550,8 +620,7 @@ class Ledger:
             con = self._con()
             rows = con.execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").fetchnumpy()
             memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"])
-            memory.signed = {(int(size), int(signature))
-                             for size, signature in con.execute("SELECT size, signature FROM cells").fetchall()}
+            memory.signed, memory.identities = self._cells_table()
             ledger_memory.keep(str(self.path), memory)
         return memory
 
@@ -564,8 +633,10 @@ class Ledger:
                 defined: Mapping[int, Sequence[int]] | None = None) -> tuple[set[int], set[int]]:
         """Incoming cells (columns cell, person, value; every person with rows in the cell, even
         with a value of zero) that differ from a remembered cell by 1 to min_frequency - 1 persons,
-        and those equal to a remembered cell. A cell with the size and signature (an order-free hash
-        of its persons and values) of a remembered one is that cell again and adds nothing; two cells
+        and those equal to a remembered cell of the same definition. A cell with the size and
+        signature (an order-free hash of its persons and values) of a remembered one is that cell
+        again and adds nothing if it has its definition, and is close (differs by no one: an empty
+        difference of two questions) if not; two cells
         whose sizes differ by the minimum frequency or more differ by at least that many persons, so
         only the other incoming cells are compared, and only with remembered cells of a near size.
         `signatures`: `signatures(incoming, defined)`, when the caller has them; `defined`: sums
@@ -574,13 +645,17 @@ class Ledger:
         defined = defined or {}
         sizes = self.signatures(incoming, defined) if signatures is None else signatures
         remembered = self._signed()
-        same = {int(cell) for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)
-                if (int(size), int(signature)) in remembered}
-        fresh = sizes[~sizes["cell"].isin(same)]
+        definition = self._definitions
+        found = {int(cell): remembered[(int(size), int(signature))]
+                 for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)
+                 if (int(size), int(signature)) in remembered}
+        same = {cell for cell, definitions in found.items() if definition.get(cell) in definitions}
+        unlike = set(found) - same  # the same persons and values under another definition: an empty difference
+        fresh = sizes[~sizes["cell"].isin(found)]
         fresh = fresh[_near_sizes(fresh["size"].to_numpy(dtype=np.int64), {size for size, _ in remembered},
                                   min_frequency)]
         if fresh.empty:  # every cell is remembered, or none has a remembered cell of a near size: none is close
-            return set(), same
+            return unlike, same
         wanted = {int(cell): defined[cell] for cell in fresh["cell"] if cell in defined}
         if wanted:
             incoming = pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True)
@@ -602,13 +677,18 @@ class Ledger:
                                <= {_RELATIVE_TOLERANCE} * greatest(abs(i.value), abs(c.value), 1)) AS same
                     FROM (SELECT * FROM incoming WHERE cell IN (SELECT cell FROM fresh)) i
                     JOIN remembered c USING (person) GROUP BY ALL)
-                SELECT p.new, s.size + o.size - p.overlap - p.same AS differing
+                SELECT p.new, s.size + o.size - p.overlap - p.same AS differing, o.definition
                 FROM pairs p JOIN fresh s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
         finally:
             con.unregister("incoming")
             con.unregister("fresh")
-        close = {int(cell) for cell, differing in pairs if 0 < differing < min_frequency}
-        return close, same | {int(cell) for cell, differing in pairs if differing == 0}
+        close = {int(cell) for cell, differing, _ in pairs if 0 < differing < min_frequency}
+        equal: dict[int, set[str | None]] = {}
+        for cell, differing, old in pairs:
+            if differing == 0:
+                equal.setdefault(int(cell), set()).add(old)
+        same |= {cell for cell, definitions in equal.items() if definition.get(cell) in definitions}
+        return close | unlike | (set(equal) - same), same
 
     # -- remembering, bound to the record -----------------------------------------------------
 
@@ -644,12 +724,14 @@ class Ledger:
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
         order = _canonical_order(cell, person, value)
         columns = {"cell": cell[order], "person": person[order], "value": value[order]}
+        known = {number[c]: self._definitions.get(c) for c in number}  # each cell's definition, if it has one
+        sizes = signatures.assign(cell=self.cells + 1 + np.searchsorted(distinct, signatures["cell"].to_numpy(
+            dtype=np.int64)))
         return _Change(
             cell=cell, person=person, value=value, order=order, columns=columns,
-            sizes=signatures.assign(cell=self.cells + 1 + np.searchsorted(distinct, signatures["cell"].to_numpy(
-                dtype=np.int64))),
+            sizes=sizes.assign(definition=[known.get(int(c)) for c in sizes["cell"]]),
             definitions=definitions, cells=self.cells + len(distinct), rows=self.rows + len(order),
-            digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions),
+            digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions, known),
             sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)))
 
     def _write(self, change: _Change) -> None:
@@ -666,7 +748,8 @@ class Ledger:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
             con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
-            con.execute("INSERT INTO cells SELECT cell, size, signature FROM sizes")
+            con.execute("INSERT INTO cells (cell, size, signature, membership, definition) "
+                        "SELECT cell, size, signature, membership, definition FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
                         [change.cells, change.rows, change.digest])
         except BaseException:
@@ -709,8 +792,10 @@ class Ledger:
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         if memory is not None:
             memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
-            memory.signed |= {(int(size), int(signature))
-                              for size, signature in zip(change.sizes["size"], change.sizes["signature"])}
+            for size, signature, membership, definition in change.sizes[
+                    ["size", "signature", "membership", "definition"]].itertuples(index=False):
+                memory.signed.setdefault((int(size), int(signature)), set()).add(definition)
+                memory.identities.add((definition, int(size), int(membership)))
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
         # the checkpoint goes on while the caller records the answer (not while the memory takes the
@@ -726,7 +811,9 @@ class Ledger:
         defined: dict[int, list[int]] = {}
         for cell, member in con.execute("SELECT cell, member FROM sum_members ORDER BY cell, member").fetchall():
             defined.setdefault(int(cell), []).append(int(member))
-        found = chain_digest(genesis_digest(self.permit), frame, defined)
+        known = {int(cell): definition for cell, definition in
+                 con.execute("SELECT cell, definition FROM cells WHERE definition IS NOT NULL").fetchall()}
+        found = chain_digest(genesis_digest(self.permit), frame, defined, known)
         if found != self.digest:
             self._stop("the ledger file's remembered rows do not add up to its digest (edited)",
                        file_cells=self.cells, file_digest=found)
@@ -862,7 +949,8 @@ class Ledger:
             self._stop("the ledger file cannot be made in its folder")
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
-        self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT)")
+        self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT, "
+                         "membership UBIGINT, definition VARCHAR)")
         self.con.execute(_SUM_MEMBERS)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
@@ -886,8 +974,11 @@ class Ledger:
         except (TypeError, ValueError):  # never quoted: the file's content is not trusted
             self._stop("the ledger file's own state is damaged", row=row)
             raise
-        try:  # a file written before sums were kept as definitions has none, and holds their rows
+        try:  # a file written before sums were kept as definitions has none, and holds their rows; one
+            # written before cells had definitions has none either (its cells have no definition)
             self.con.execute(_SUM_MEMBERS)
+            self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS membership UBIGINT")
+            self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS definition VARCHAR")
         except duckdb.Error:
             self._close()
             self._stop("the ledger file cannot be read as a ledger", row=row)

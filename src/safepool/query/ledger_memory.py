@@ -30,13 +30,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from safepool.query import empty_differences
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit
+from safepool.query.empty_differences import Identity
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
@@ -121,13 +123,17 @@ class LedgerMemory:
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
         self.probes = np.empty((0, PROBES))  # random numbers per person for the audit, drawn when first needed
-        self.signed: set[tuple[int, int]] = set()  # (size, signature) of every remembered cell
+        # (size, signature) of every remembered cell, with the definitions of the cells that have them
+        self.signed: dict[tuple[int, int], set[str | None]] = {}
+        self.identities: set[Identity] = set()  # (definition, size, membership) of every remembered cell
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._index: pd.Index | None = None  # the persons, with their hash table once looked up
         # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough,
         # and A z for the probes z (a person's probes never change once drawn), once the audit used them
         self.gram: np.ndarray | None = None
         self.shown: np.ndarray | None = None
+        self.member_gram: np.ndarray | None = None  # M M^T of the remembered cells' memberships, and its rank
+        self.member_rank: int | None = None
         # the entries last audited, their extension and, once the audit is done, what it found
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
 
@@ -228,6 +234,8 @@ class LedgerMemory:
         kept = noted is not None and len(noted.gram) == self.highest
         self.gram = noted.gram if kept and self.highest <= _GRAM_CELLS else None
         self.shown = noted.shown if kept else None
+        self.member_gram = noted.member_gram if kept and self.highest <= _GRAM_CELLS else None
+        self.member_rank = noted.member_rank if kept else None
         if sums is not None and len(sums):
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -263,11 +271,13 @@ class LedgerMemory:
         return self.probes[:persons]
 
     def audit(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, min_frequency: int,
-              sums: np.ndarray | None = None) -> Audit:
+              sums: np.ndarray | None = None, relations: np.ndarray | None = None) -> Audit:
         """The all-answers audit (`audit_algebra.audit`) of the remembered and incoming entries (cells
         numbered above every remembered one). Incoming `sums` (sums of other incoming cells) count in
-        the persons' patterns but add nothing to the row space, so their rows are left out. A A^T is
-        kept for `add` if it then remembers exactly these entries."""
+        the persons' patterns but add nothing to the row space, so their rows are left out. With
+        `relations` (the relations the incoming cells' definitions imply, over their rows: see
+        `empty_differences.implied_relations`), the memberships are audited for empty differences
+        too. A A^T and M M^T are kept for `add` if it then remembers exactly these entries."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
@@ -279,13 +289,20 @@ class LedgerMemory:
             old = np.where(extension.restarted[self.person], 0.0, old)
         bounds = np.searchsorted(self.cell, np.arange(1, self.highest + 2))  # kept in the order of their cells
         remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
-        taken = extension.counts.copy()
-        if sums is not None and len(sums):
-            taken &= ~_among(cell, sums)
+        left_out = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
+        taken = extension.counts & ~left_out
         incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], extension.contribution[taken],
                          (int(cell.max()) - self.highest if len(cell) else 0, n))
         found = audit(Contributions(remembered, incoming, *self._known(extension)), _classes(extension),
                       lambda: self._probes(n), min_frequency)
+        if relations is not None:
+            members = empty_differences.audit(
+                sparse.csr_matrix((np.ones(len(self.person)), self.person, bounds), shape=(self.highest, n)),
+                _rows(cell[~left_out] - self.highest - 1, extension.index[~left_out], np.ones(int((~left_out).sum())),
+                      incoming.shape),
+                relations[:, :incoming.shape[0]], self.member_gram, self.member_rank)
+            found = replace(found, empty_differences=members.empty_differences, member_gram=members.gram,
+                            member_rank=members.rank)
         self._last = (cell, person, value, extension, found)
         return found
 
