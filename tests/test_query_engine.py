@@ -420,3 +420,13 @@ def test_answers_do_not_depend_on_the_pseudonyms_or_their_order(template, tmp_pa
         pd.testing.assert_frame_equal(mine.table, theirs.table)
         assert mine.note == theirs.note
     assert "Withheld" in mine.note  # the last differs from the one before by one person
+
+
+def test_a_row_status_names_the_columns_it_is_about():
+    """A shown value beside a withheld one is not called suppressed: a row whose columns differ names
+    each hidden column with its status; columns that agree share one status."""
+    from safepool.query.engine import DIFFERENCING, _row_status
+    assert _row_status([("s", SHOWN), ("q", SHOWN)]) == SHOWN
+    assert _row_status([("s", "suppressed"), ("q", "suppressed")]) == "suppressed"
+    assert _row_status([("s", SHOWN), ("q", DIFFERENCING)]) == f"q: {DIFFERENCING}"
+    assert _row_status([("s", "suppressed"), ("q", DIFFERENCING)]) == f"s: suppressed; q: {DIFFERENCING}"

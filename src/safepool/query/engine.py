@@ -530,7 +530,7 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
         for label, value, found in zip(_labels(output.cells, groups), shown, output.cells[STATUS]):
             status = DIFFERENCING if j in withheld else found
             rows.setdefault(label, dict(zip(groups, label)))[name] = value if visible(status) else np.nan
-            statuses.setdefault(label, []).append(status)
+            statuses.setdefault(label, []).append((name, status))
         note = WITHHELD_NOTES[withheld[j]] if j in withheld else column.mitigated.note
         if note:
             notes.setdefault(note, []).append(name)
@@ -538,8 +538,20 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
              for g in model.groups]
     labels = sorted(rows, key=lambda label: [o.get(v, len(o)) for o, v in zip(order, label)])
     table = pd.DataFrame([rows[label] for label in labels], columns=groups + [c.measure.name for c in columns])
-    table[STATUS] = [next((s for s in statuses.get(label, []) if s != SHOWN), SHOWN) for label in labels]
+    table[STATUS] = [_row_status(statuses.get(label, [])) for label in labels]
     return table, " ".join(f"{', '.join(names)}: {note}" for note, names in notes.items())
+
+
+def _row_status(statuses: list[tuple[str, str]]) -> str:
+    """A row's status: its columns' one status when they agree, else the columns not shown, each
+    with its own ("q: suppressed (differencing with earlier answers)"), so that a shown value
+    beside a withheld one is not called suppressed."""
+    hidden = [(name, status) for name, status in statuses if status != SHOWN]
+    if not hidden:
+        return SHOWN
+    if len(hidden) == len(statuses) and len({status for _, status in hidden}) == 1:
+        return hidden[0][1]
+    return "; ".join(f"{name}: {status}" for name, status in hidden)
 
 
 def _record(governance: Governance, actor: Actor, permit: str, title: str, columns: list[_Column],
