@@ -20,7 +20,13 @@ checked twice against what was shown before:
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart). A column that fails either check is
-withheld. The algebra assumes what the ledger holds passed it. A quantile enters as its
+withheld. A cell also carries its definition (`safepool.query.definitions`): one with the
+persons of a remembered cell is that cell asked again only under the same definition, and is
+close otherwise (an empty difference: it differs by no one, which tells as much as one); any
+other combination of cells whose memberships cancel and whose definitions do not imply it is
+found by `safepool.query.empty_differences` inside the all-answers audit. Cells remembered
+before definitions were kept have none, so no later cell is the same question as one of them.
+The algebra assumes what the ledger holds passed it. A quantile enters as its
 window's sum and count (a local mean is one over the other), like a mean. Not covered: a
 combination that is exactly zero for a person who contributes elsewhere (it tells that some of
 that person's rows add up to zero). The file
@@ -396,7 +402,7 @@ def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
 
 class Ledger:
     """Remembered cells of one permit: contributions(cell, person, value), sum_members(cell, member)
-    for totals kept as the cells they add up, cells(cell, size, signature) and
+    for totals kept as the cells they add up, cells(cell, size, signature, membership, definition) and
     ledger_state(permit, cells, rows, digest) in the file. Open it with `Ledger.open`."""
 
     def __init__(self, path: Path, governance: Governance, actor: Actor, permit: str) -> None:
