@@ -322,15 +322,16 @@ def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first, aud
 # -- empty differences: equal answers to different questions --------------------------------------
 
 
-def cohorts_around(tmp_path: Path, name: str, target_amount: float) -> tuple:
+def cohorts_around(tmp_path: Path, name: str, target_amount: float, varied: bool = False) -> tuple:
     """A workspace of six persons born in 1935, the target born in 1940 (whom a reader can name: the
-    only one), six born in 1945, all paid 300 (the band 250 to 400), the target `target_amount`;
-    and sixty others born in 1975 with other amounts."""
+    only one), six born in 1945, all paid 300 (the band 250 to 400; `varied`: 260 to 385), the
+    target `target_amount`; and sixty others born in 1975 with other amounts."""
     people = [(f"early-{i}", 1935) for i in range(6)] + [("target", 1940)] + [(f"late-{i}", 1945) for i in range(6)] \
         + [(f"p-{i}", 1975) for i in range(60)]
     population = pd.DataFrame({"pid": [p for p, _ in people], "sex": ["F"] * len(people),
                                "birth_year": [y for _, y in people]})
-    amounts = [300.0] * 6 + [target_amount] + [300.0] * 6 + [float(50 + 7 * i) for i in range(60)]
+    band = [260.0 + 25 * (i % 6) if varied else 300.0 for i in range(12)]
+    amounts = band[:6] + [target_amount] + band[6:] + [float(50 + 7 * i) for i in range(60)]
     payments = pd.DataFrame({"pid": population["pid"], "paid_on": pd.Timestamp("2019-03-05").date(),
                              "amount": amounts, "bank": "FI00"})
     tables = {"population": population, "payments": payments, "visits": pd.DataFrame({"pid": ["p-1"], "month": 201903})}
@@ -375,6 +376,22 @@ def test_three_windows_that_differ_by_the_target_tell_nothing_of_her(tmp_path, a
         answers[name] = shape(ask(setup, COHORT.format("birth_year >= 1941 AND birth_year < 1950")))
     assert answers["inside"] == answers["outside"]
     assert "adding and subtracting" in answers["inside"][2]
+
+
+@pytest.mark.parametrize("varied", [False, True], ids=["equal amounts", "varied amounts"])
+def test_a_count_and_a_sum_around_the_target_look_the_same_either_way(tmp_path, varied, audit_way):
+    """The fourth review's route: a count of the window with her, then a sum of the window without
+    her, each in the band. Had only an empty difference been withheld, the sum would have been
+    withheld when she is outside the band and shown when inside. Both are judged on the same
+    contributions (a count's ones, a sum's values): equal amounts make the sum a multiple of the
+    count, caught either way; varied ones make the two cells independent either way."""
+    answers = {}
+    for name, amount in (("inside", 300.0), ("outside", 500.0)):
+        setup = cohorts_around(tmp_path, f"{name}-{varied}", amount, varied)
+        assert ask(setup, COHORT.format("birth_year >= 1930 AND birth_year < 1941")).table.loc[0, "status"] == SHOWN
+        answers[name] = shape(ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE "
+                                         f"birth_year >= 1930 AND birth_year < 1940 AND {BAND}"))
+    assert answers["inside"] == answers["outside"]
 
 
 def test_a_group_all_in_one_band_is_not_told_by_two_counts(tmp_path, audit_way):

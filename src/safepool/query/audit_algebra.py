@@ -87,11 +87,10 @@ class Audit:
     given_away: int
     gram: np.ndarray
     shown: np.ndarray | None = None
-    # set by the ledger's memory (`safepool.query.empty_differences`): dependencies among the
-    # memberships that the definitions do not imply, M M^T over every cell and its rank
+    # set by the ledger's memory (`safepool.query.empty_differences`): dependencies among the cells
+    # that their definitions do not imply, and the rank of A A^T
     empty_differences: int = 0
-    member_gram: np.ndarray | None = None
-    member_rank: int | None = None
+    rank: int | None = None
 
 
 def audit(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],

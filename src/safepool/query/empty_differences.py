@@ -8,42 +8,32 @@ audit sees two equal cells; the news is in the questions. Within one answer such
 suppressed like any cell of fewer persons than the minimum frequency; across answers it is
 found here.
 
-Let M be the 0/1 matrix of which persons each entry holds (membership, whatever their values).
-A combination of entries whose memberships cancel, M^T w = 0, says that a set of persons the
-questions describe is empty. It is no news when the questions' definitions cancel as well: an
-entry and the same question asked again (`safepool.query.definitions`: the same definition and
-the same persons), and a total or line of an answer that adds up shown cells no person is in two
-of. Every other dependency among the memberships is an empty difference. So a new answer is
-safe here when the rank of M grows by as many new entries as are not already implied by those
-relations: with N new rows, and R the new rows' part of every relation the new entries take part
-in, rank(M with them) - rank(M before) must be N - rank(R). Less means an empty difference.
+The cells are the rows of the all-answers algebra's A (what each person contributes to each
+cell: a count's ones, a sum's values). A combination of cells whose rows cancel, A^T w = 0, says
+that the persons one set of questions takes in and another leaves out contribute nothing: for
+counts, that a set of persons the questions describe is empty. It is no news when the cells'
+definitions cancel as well: a cell and the same question asked again
+(`safepool.query.definitions`: the same definition, persons and values), and an entry of an
+answer that adds up others of it (a total its margins, a margin its cells: the reader adds them
+up, and so does the ledger, person by person). Every other dependency is an empty difference. So
+a new answer is safe here when the rank of A grows by as many new rows as are not already
+implied by those relations: with N new rows, and R the new rows' part of every relation the new
+cells take part in, rank(A with them) - rank(A before) must be N - rank(R). Less means an empty
+difference. The same rows as the algebra's are used, so that a difference of no one and a
+difference of one person are found in the same quantities (a count beside a sum over nearly the
+same persons is neither), and neither tells the other apart by being withheld.
 
-The ranks come from M M^T (entries x entries: how many persons two entries share), kept between
-queries like A A^T; its rows scaled to length one, the eigenvalues below the algebra's floor are
-zero.
+The ranks come from the algebra's A A^T (kept between queries), its rows scaled to length one;
+the eigenvalues below the algebra's floor are zero.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-
 import numpy as np
-from scipy import sparse
+from safepool.query.audit_algebra import nonzero_eigenvalues
 
-from safepool.query.audit_algebra import nonzero_eigenvalues, products
-
-Identity = tuple[str | None, int, int]  # an entry's definition, persons and membership signature
-
-
-@dataclass(frozen=True)
-class MembershipAudit:
-    """M M^T over every entry (remembered first), its rank, and how many dependencies among the new
-    entries their definitions do not imply."""
-
-    gram: np.ndarray
-    rank: int
-    empty_differences: int
+Identity = tuple[str | None, int, int]  # a cell's definition, persons and signature (of persons and values)
 
 
 def rank(gram: np.ndarray) -> int:
@@ -57,23 +47,16 @@ def rank(gram: np.ndarray) -> int:
     return int(nonzero_eigenvalues(values).sum())
 
 
-def audit(remembered: sparse.csr_matrix, incoming: sparse.csr_matrix, relations: np.ndarray,
-          known_gram: np.ndarray | None, known_rank: int | None) -> MembershipAudit:
-    """Compare the growth of the memberships' rank with what the relations imply. `remembered` and
-    `incoming` are the entries' memberships (entries x persons, ones), `relations` the new rows'
-    part of each implied relation (relations x incoming rows)."""
-    n_old, n_new = remembered.shape[0], incoming.shape[0]
-    gram = np.empty((n_old + n_new, n_old + n_new))
-    gram[:n_old, :n_old] = products(remembered, remembered) if known_gram is None else known_gram
-    across = products(incoming, remembered)
-    gram[n_old:, :n_old] = across
-    gram[:n_old, n_old:] = across.T
-    gram[n_old:, n_old:] = products(incoming, incoming)
-    before = rank(gram[:n_old, :n_old]) if known_rank is None else known_rank
+def shortfall(gram: np.ndarray, remembered: int, relations: np.ndarray, known_rank: int | None) -> tuple[int, int]:
+    """The rank of A A^T over every cell (the first `remembered` remembered, the rest new), and how
+    many dependencies among the new cells their definitions do not imply: the new rows (cells
+    with a contribution) less the rank of `relations` (the new rows' part of each implied
+    relation) less what the rank grew by."""
+    before = rank(gram[:remembered, :remembered]) if known_rank is None else known_rank
     after = rank(gram)
-    new_rows = int((np.diag(gram)[n_old:] > 0).sum())
+    new_rows = int((np.diag(gram)[remembered:] > 0).sum())
     implied = int(np.linalg.matrix_rank(relations)) if relations.size else 0
-    return MembershipAudit(gram, after, max(0, new_rows - implied - (after - before)))
+    return after, max(0, new_rows - implied - (after - before))
 
 
 def implied_relations(entries: Sequence[int], rows: Mapping[int, int], splits: Mapping[int, Sequence[Sequence[int]]],

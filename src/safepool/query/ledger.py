@@ -23,7 +23,7 @@ of two to four persons that two cells single out when other answers tell those p
 withheld. A cell also carries its definition (`safepool.query.definitions`): one with the
 persons of a remembered cell is that cell asked again only under the same definition, and is
 close otherwise (an empty difference: it differs by no one, which tells as much as one); any
-other combination of cells whose memberships cancel and whose definitions do not imply it is
+other combination of cells whose contributions cancel and whose definitions do not imply it is
 found by `safepool.query.empty_differences` inside the all-answers audit. Cells remembered
 before definitions were kept have none, so no later cell is the same question as one of them.
 The algebra assumes what the ledger holds passed it. A quantile enters as its
@@ -137,7 +137,6 @@ MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
 _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell alike
-_MEMBERSHIP_SALT = 0x5BD1E9955BD1E995  # a person's hash in a membership signature, apart from its entries'
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -256,26 +255,21 @@ def _distinct(numbers: np.ndarray) -> np.ndarray:
 
 
 def cell_signatures(incoming: pd.DataFrame) -> pd.DataFrame:
-    """Per cell (columns cell, size, signature, membership) order-free hashes: of its persons and
-    values (the xor over its rows of a 64-bit mix of each person and value to
-    `_SIGNATURE_DECIMALS` decimals: mixing the pair before the xor keeps two values swapped between
-    persons apart), and of its persons alone (whatever their values)."""
+    """Per cell (columns cell, size, signature) an order-free hash of its persons and values: the
+    xor over its rows of a 64-bit mix of each (person, value to `_SIGNATURE_DECIMALS` decimals).
+    Mixing the pair before the xor keeps two values swapped between persons apart."""
     cell = incoming["cell"].to_numpy(dtype=np.int64)
     if len(cell) == 0:
-        return pd.DataFrame({"cell": cell, "size": cell, "signature": cell.astype(np.uint64),
-                             "membership": cell.astype(np.uint64)})
+        return pd.DataFrame({"cell": cell, "size": cell, "signature": cell.astype(np.uint64)})
     person = incoming["person"].to_numpy(dtype=np.uint64)
     value = np.round(incoming["value"].to_numpy(dtype=np.float64), _SIGNATURE_DECIMALS)
     hashed = ledger_memory.entry_hash(person.view(np.int64), value)
-    with np.errstate(over="ignore"):
-        member = ledger_memory.mix(person ^ np.uint64(_MEMBERSHIP_SALT))
     if np.any(cell[1:] < cell[:-1]):  # the engine hands cells over in order; others are sorted here
         order = np.argsort(cell, kind="stable")
-        cell, hashed, member = cell[order], hashed[order], member[order]
+        cell, hashed = cell[order], hashed[order]
     starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
     return pd.DataFrame({"cell": cell[starts], "size": np.diff(np.r_[starts, len(cell)]),
-                         "signature": np.bitwise_xor.reduceat(hashed, starts),
-                         "membership": np.bitwise_xor.reduceat(member, starts)})
+                         "signature": np.bitwise_xor.reduceat(hashed, starts)})
 
 
 def _near_sizes(sizes: np.ndarray, remembered: set[int], min_frequency: int) -> np.ndarray:
@@ -402,7 +396,7 @@ def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
 
 class Ledger:
     """Remembered cells of one permit: contributions(cell, person, value), sum_members(cell, member)
-    for totals kept as the cells they add up, cells(cell, size, signature, membership, definition) and
+    for totals kept as the cells they add up, cells(cell, size, signature, definition) and
     ledger_state(permit, cells, rows, digest) in the file. Open it with `Ledger.open`."""
 
     def __init__(self, path: Path, governance: Governance, actor: Actor, permit: str) -> None:
@@ -567,26 +561,22 @@ class Ledger:
         return found.given_away > 0 or found.empty_differences > 0
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
-        """What the chosen cells' definitions imply about their memberships (see
+        """What the chosen cells' definitions imply about their contributions (see
         `empty_differences.implied_relations`), over their rows in the all-answers audit (numbered
         as `_numbers` numbers them): the cells of the same question asked before (`compare`'s
-        `same`) take part as remembered ones, and an entry as the parts of each of its splits whose
-        persons are its own with no one in two parts (its size is the sum of theirs, its membership
-        signature the xor of theirs)."""
+        `same`) take part as remembered ones, and an entry as the parts of each of its splits (its
+        persons' contributions are theirs added up, as a reader adds up the shown cells)."""
         chosen = set(cells)
         distinct = _distinct(np.asarray(self._candidates, dtype=np.int64))
         rows = {cell: int(np.searchsorted(distinct, cell)) for cell in chosen - set(self._sums_within(cells))}
         signed = self._signatures.set_index("cell")
-        size, membership = signed["size"].to_dict(), signed["membership"].to_dict()
-        splits = {int(cell): [[int(m) for m in members] for members in ways
-                              if all(m in size for m in members) and size[cell] == sum(size[m] for m in members)
-                              and membership[cell] == np.bitwise_xor.reduce(
-                                  np.array([membership[m] for m in members], dtype=np.uint64))]
+        size, signature = signed["size"].to_dict(), signed["signature"].to_dict()
+        splits = {int(cell): [[int(m) for m in members] for members in ways if all(m in size for m in members)]
                   for cell, ways in self._splits.items() if cell in size}
         columns = {self._column_of[cell] for cell in chosen}
         same = {cell for cell in self._same if self._column_of[cell] in columns}
-        entries = sorted(chosen | same)
-        identity = {cell: (self._definitions.get(cell), int(size[cell]), int(membership[cell])) for cell in entries}
+        entries = sorted(cell for cell in chosen | same if cell in size)  # a cell without rows holds no one
+        identity = {cell: (self._definitions.get(cell), int(size[cell]), int(signature[cell])) for cell in entries}
         return implied_relations(entries, rows, {cell: ways for cell, ways in splits.items() if ways}, same,
                                  identity, remembered, len(distinct))
 
@@ -606,13 +596,13 @@ class Ledger:
 
     def _cells_table(self) -> tuple[dict[tuple[int, int], set[str | None]], set[Identity]]:
         """From the file's table of cells: the definitions of each (size, signature), and each cell's
-        (definition, size, membership signature)."""
+        (definition, size, signature)."""
         signed: dict[tuple[int, int], set[str | None]] = {}
         identities: set[Identity] = set()
-        for size, signature, membership, definition in self._con().execute(
-                "SELECT size, signature, membership, definition FROM cells").fetchall():
+        for size, signature, definition in self._con().execute(
+                "SELECT size, signature, definition FROM cells").fetchall():
             signed.setdefault((int(size), int(signature)), set()).add(definition)
-            identities.add((definition, int(size), None if membership is None else int(membership)))
+            identities.add((definition, int(size), int(signature)))
         return signed, identities
 
     def _key(self) -> ledger_memory.Key:
@@ -754,8 +744,8 @@ class Ledger:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
             con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
-            con.execute("INSERT INTO cells (cell, size, signature, membership, definition) "
-                        "SELECT cell, size, signature, membership, definition FROM sizes")
+            con.execute("INSERT INTO cells (cell, size, signature, definition) "
+                        "SELECT cell, size, signature, definition FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
                         [change.cells, change.rows, change.digest])
         except BaseException:
@@ -798,10 +788,9 @@ class Ledger:
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         if memory is not None:
             memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
-            for size, signature, membership, definition in change.sizes[
-                    ["size", "signature", "membership", "definition"]].itertuples(index=False):
+            for size, signature, definition in change.sizes[["size", "signature", "definition"]].itertuples(index=False):
                 memory.signed.setdefault((int(size), int(signature)), set()).add(definition)
-                memory.identities.add((definition, int(size), int(membership)))
+                memory.identities.add((definition, int(size), int(signature)))
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
         # the checkpoint goes on while the caller records the answer (not while the memory takes the
@@ -956,7 +945,7 @@ class Ledger:
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
         self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT, "
-                         "membership UBIGINT, definition VARCHAR)")
+                         "definition VARCHAR)")
         self.con.execute(_SUM_MEMBERS)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
@@ -983,7 +972,6 @@ class Ledger:
         try:  # a file written before sums were kept as definitions has none, and holds their rows; one
             # written before cells had definitions has none either (its cells have no definition)
             self.con.execute(_SUM_MEMBERS)
-            self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS membership UBIGINT")
             self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS definition VARCHAR")
         except duckdb.Error:
             self._close()

@@ -132,8 +132,7 @@ class LedgerMemory:
         # and A z for the probes z (a person's probes never change once drawn), once the audit used them
         self.gram: np.ndarray | None = None
         self.shown: np.ndarray | None = None
-        self.member_gram: np.ndarray | None = None  # M M^T of the remembered cells' memberships, and its rank
-        self.member_rank: int | None = None
+        self.rank: int | None = None  # the rank of A A^T over the remembered cells, once an audit found it
         # the entries last audited, their extension and, once the audit is done, what it found
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
 
@@ -234,8 +233,7 @@ class LedgerMemory:
         kept = noted is not None and len(noted.gram) == self.highest
         self.gram = noted.gram if kept and self.highest <= _GRAM_CELLS else None
         self.shown = noted.shown if kept else None
-        self.member_gram = noted.member_gram if kept and self.highest <= _GRAM_CELLS else None
-        self.member_rank = noted.member_rank if kept else None
+        self.rank = noted.rank if kept else None
         if sums is not None and len(sums):
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -276,8 +274,9 @@ class LedgerMemory:
         numbered above every remembered one). Incoming `sums` (sums of other incoming cells) count in
         the persons' patterns but add nothing to the row space, so their rows are left out. With
         `relations` (the relations the incoming cells' definitions imply, over their rows: see
-        `empty_differences.implied_relations`), the memberships are audited for empty differences
-        too. A A^T and M M^T are kept for `add` if it then remembers exactly these entries."""
+        `empty_differences.implied_relations`), the cells are audited for empty differences too
+        (with the same A A^T). A A^T and its rank are kept for `add` if it then remembers exactly
+        these entries."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
@@ -289,20 +288,17 @@ class LedgerMemory:
             old = np.where(extension.restarted[self.person], 0.0, old)
         bounds = np.searchsorted(self.cell, np.arange(1, self.highest + 2))  # kept in the order of their cells
         remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
-        left_out = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
-        taken = extension.counts & ~left_out
+        taken = extension.counts.copy()
+        if sums is not None and len(sums):
+            taken &= ~_among(cell, sums)
         incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], extension.contribution[taken],
                          (int(cell.max()) - self.highest if len(cell) else 0, n))
         found = audit(Contributions(remembered, incoming, *self._known(extension)), _classes(extension),
                       lambda: self._probes(n), min_frequency)
         if relations is not None:
-            members = empty_differences.audit(
-                sparse.csr_matrix((np.ones(len(self.person)), self.person, bounds), shape=(self.highest, n)),
-                _rows(cell[~left_out] - self.highest - 1, extension.index[~left_out], np.ones(int((~left_out).sum())),
-                      incoming.shape),
-                relations[:, :incoming.shape[0]], self.member_gram, self.member_rank)
-            found = replace(found, empty_differences=members.empty_differences, member_gram=members.gram,
-                            member_rank=members.rank)
+            rank, empty = empty_differences.shortfall(found.gram, self.highest, relations[:, :incoming.shape[0]],
+                                                      None if extension.restarted.any() else self.rank)
+            found = replace(found, empty_differences=empty, rank=rank)
         self._last = (cell, person, value, extension, found)
         return found
 

@@ -79,21 +79,16 @@ def sum_rows(incoming: pd.DataFrame, defined: Sums) -> pd.DataFrame:
 
 
 def sum_signatures(signatures: pd.DataFrame, defined: Sums) -> pd.DataFrame:
-    """Size, signature and membership signature of each total kept as a definition, from those of
-    the cells it adds up: their sizes added, their signatures xor-ed (the same rows, under another
-    number)."""
+    """Size and signature of each total kept as a definition, from those of the cells it adds up:
+    their sizes added, their signatures xor-ed (the same rows, under another number)."""
     if not defined:
         return signatures
     by_cell = signatures.set_index("cell")
-
-    def xor(column: str) -> np.ndarray:
-        return np.array([np.bitwise_xor.reduce(by_cell.loc[list(members), column].to_numpy(dtype=np.uint64))
-                         for members in defined.values()], dtype=np.uint64)
-
     added = pd.DataFrame({
         "cell": np.fromiter(defined, dtype=np.int64, count=len(defined)),
         "size": [int(by_cell.loc[list(members), "size"].sum()) for members in defined.values()],
-        "signature": xor("signature"), "membership": xor("membership")})
+        "signature": np.array([np.bitwise_xor.reduce(by_cell.loc[list(members), "signature"].to_numpy(dtype=np.uint64))
+                               for members in defined.values()], dtype=np.uint64)})
     return pd.concat([signatures, added], ignore_index=True)
 
 
