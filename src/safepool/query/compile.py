@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 
 from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
-    Measure, bin_labels, constant_text, holds
+    Measure, bin_labels, bin_values, constant_text, holds
 from safepool.dictionary import TimeFormat, Variable
 from safepool.duckdb_connection import quote_literal
 
@@ -99,10 +99,7 @@ class Compiler:
             return [i for i, label in enumerate(self._labels(group))
                     if possible([code for code, named in (variable.codes or {}).items() if named == label])]
         if group.part == "bin":
-            edges = [float(edge) for edge in variable.bins or []]
-            highs = [*edges[1:], edges[-1] + 2.0]
-            inside = [[edges[0] - 1.0]] + [[low, (low + high) / 2] for low, high in zip(edges, highs)]
-            return [i for i, values in enumerate(inside) if possible(values)]
+            return [i for i, values in enumerate(bin_values(variable.bins or [])) if possible(values)]
         first, last = variable.years or (0, -1)
         number = {"year": lambda y, m: y, "quarter": lambda y, m: y * 10 + (m + 2) // 3,
                   "month": lambda y, m: y * 100 + m}[group.part]

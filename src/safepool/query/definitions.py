@@ -11,15 +11,20 @@ which entries are the same question, and this module says it.
 
 An entry's definition is a SHA-256 digest of:
 
-- the persons' tables: the first and every inner-joined one, as a set (left joins restrict
-  nothing but through filters), without a table that holds every person of another of them
+- the persons' tables: the first, every inner-joined one and every one whose variables it
+  filters or groups on, as a set, without a table that holds every person of another of them
   (`person_tables`: joining the population register to a register of payments keeps the
   persons who have payments);
-- the filters, each as (variable, operator, constants written as the code list writes them),
-  sorted;
-- a quantile's position and variable (a quantile's window is its own set of persons);
-- the group labels it adds up, with every group variable whose labels it takes in full
-  dropped: the margin "male, Total" of sex by marital status is the cell "male" of sex alone.
+- what it selects of each variable its filters or group labels name: the set of the pieces the
+  dictionary tells apart (codes, policy bins, months of the declared years) whose values meet the
+  filters and fall in the labels it adds up, and none for a variable it selects in full. So
+  `sex = 1`, `sex IN (1)` and the cell "male" of a table by sex are one selection, and so are a
+  total over every label and no group at all: the margin "male, Total" of sex by marital status
+  is the cell "male" of sex alone. An entry that adds up cells that are no box of pieces (a
+  total of a table with cells suppressed) is the list of its cells' selections;
+- a quantile's position and variable (a quantile's window is its own set of persons); and any
+  filter the pieces do not decide (a test for missing values, a date outside the declared
+  years), as written.
 
 Measures are left out: a count and a mean's rows of one group are the same persons unless some
 values are missing. Which values are missing or outside the code list, and whether a whole table's
@@ -29,12 +34,15 @@ persons are all in another table, are therefore what two entries of one definiti
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from safepool.query.model import AggregateModel, Measure, constant_text
+from safepool.dictionary import Variable
+from safepool.query.model import AggregateModel, Condition, Dictionary, Grouping, Measure, bin_values, \
+    constant_text, group_labels, holds
 
 
 @dataclass(frozen=True)
@@ -64,13 +72,17 @@ def splits_of(entries: Mapping[int, frozenset[tuple]]) -> dict[int, list[list[in
     return found
 
 
-def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str], bool]) -> list[str]:
-    """The tables an entry's persons must have rows in: the first and the inner-joined ones, sorted,
+def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str], bool],
+                  alike: Mapping[str, str]) -> list[str]:
+    """The tables an entry's persons must have rows in: the first, the inner-joined ones and those
+    whose variables a filter or group names (a left-joined table's rows are needed then), sorted,
     without each that holds every person of another one left (`holds_every_person(table, other)`,
-    over the whole pool: no filter of the question changes it); of two with the same persons the
-    first by name stays, as it does when asked alone."""
+    over the whole pool: no filter of the question changes it). A table is written as the first by
+    name of the pool's tables with the same persons (`alike`), so that a question of either table
+    alone is one question."""
     joined = [table for table, inner in zip(model.tables[1:], model.inner_join) if inner]
-    kept = sorted({model.tables[0], *joined})
+    named = {c.variable.table for c in model.filters} | {g.variable.table for g in model.groups}
+    kept = sorted({alike.get(table, table) for table in {model.tables[0], *joined, *named}})
     for table in list(kept):
         if any(holds_every_person(table, other) and (other < table or not holds_every_person(other, table))
                for other in kept if other != table):
@@ -78,26 +90,115 @@ def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str]
     return kept
 
 
-def entry_definitions(model: AggregateModel, tables: Sequence[str], measure: Measure, grid: Sequence[tuple],
-                      entries: Sequence[set[tuple]]) -> list[str]:
+def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Sequence[str], measure: Measure,
+                      grid: Sequence[tuple], entries: Sequence[set[tuple]]) -> list[str]:
     """The definition of each entry (a set of inner cells' labels, each a tuple over the model's
     groups) of one column whose inner cells are `grid`; `tables` as `person_tables` gives them."""
-    base = {
-        "tables": list(tables),
-        "filters": sorted([str(c.variable), c.operator, sorted(constant_text(v) for v in c.values)
-                           if c.operator in ("in", "not in") else [constant_text(v) for v in c.values]]
-                          for c in model.filters),
-        "quantile": [measure.quantile, str(measure.variable)] if measure.kind == "quantile" else None,
-    }
+    variables = {ref: dictionary[ref.table][ref.name] for ref in
+                 {*(c.variable for c in model.filters), *(g.variable for g in model.groups)}}
+    selected = {ref: _selected(variable, [c for c in model.filters if c.variable == ref])
+                for ref, variable in variables.items()}
+    outside = sorted(_written(c) for c in model.filters if not _inside(variables[c.variable], c))
+    quantile = [measure.quantile, str(measure.variable)] if measure.kind == "quantile" else None
     axes = [f"{g.variable}:{g.part}" for g in model.groups]
     labels = [{cell[i] for cell in grid} for i in range(len(axes))]
+    pieces = [label_pieces(g, variables[g.variable]) for g in model.groups]
     found = []
     for members in entries:
         kept, cells = _without_full_axes(list(range(len(axes))), {tuple(m) for m in members}, labels)
-        text = json.dumps({**base, "groups": [axes[i] for i in kept],
-                           "cells": sorted(json.dumps([str(v) for v in cell]) for cell in cells)}, sort_keys=True)
+        boxes = []
+        for cell in cells:
+            box = dict(selected)
+            for axis, label in zip(kept, cell):
+                ref = model.groups[axis].variable
+                box[ref] = box[ref] & pieces[axis].get(str(label), frozenset())
+            boxes.append(box)
+        written = [{str(ref): sorted(chosen) for ref, chosen in box.items() if chosen != all_pieces(variables[ref])}
+                   for box in _merged(boxes)]
+        text = json.dumps({"tables": list(tables), "quantile": quantile, "outside": outside,
+                           "boxes": sorted(json.dumps(b, sort_keys=True) for b in written)}, sort_keys=True)
         found.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
     return found
+
+
+def _merged(boxes: list[dict]) -> list[dict]:
+    """The boxes (variable -> pieces) with all that agree on every variable but one made one (their
+    pieces of it joined), variable by variable until none merge: cells along a line become the
+    line's box."""
+    merging = True
+    while merging and len(boxes) > 1:
+        merging = False
+        for ref in list(boxes[0]):
+            groups: dict[tuple, dict] = {}
+            for box in boxes:
+                rest = tuple(sorted((str(other), tuple(sorted(chosen))) for other, chosen in box.items() if other != ref))
+                if rest in groups:
+                    groups[rest] = {**groups[rest], ref: groups[rest][ref] | box[ref]}
+                    merging = True
+                else:
+                    groups[rest] = box
+            boxes = list(groups.values())
+    return boxes
+
+
+def all_pieces(variable: Variable) -> frozenset[str]:
+    """The finest pieces of a variable's values that its filters and groups tell apart: its codes,
+    its bins, the months of its declared years."""
+    return frozenset(_representatives(variable))
+
+
+def label_pieces(group: Grouping, variable: Variable) -> dict[str, frozenset[str]]:
+    """Each label of a group and the pieces it takes in (none for a label outside them: missing,
+    not in the code list, before or after the declared years)."""
+    pieces = list(_representatives(variable))
+    if group.part == "code":
+        return {label: frozenset(code for code, named in (variable.codes or {}).items() if named == label)
+                for label in group_labels(group, variable)}
+    if group.part == "bin":
+        return {label: frozenset([piece]) for label, piece in zip(group_labels(group, variable), pieces)}
+    width = {"year": 4, "quarter": 6, "month": 7}[group.part]
+
+    def period(month: str) -> str:
+        return month[:4] if width == 4 else f"{month[:4]}Q{(int(month[5:]) + 2) // 3}" if width == 6 else month
+
+    found: dict[str, set[str]] = {}
+    for month in pieces:
+        found.setdefault(period(month), set()).add(month)
+    return {label: frozenset(months) for label, months in found.items()}
+
+
+def _representatives(variable: Variable) -> dict[str, list[object]]:
+    """Each piece of a variable's values and values that stand for it (filters compare with codes,
+    bin edges and first days of periods only, so these decide every filter): a code; a bin's lower
+    edge and a value inside it; a month's first day."""
+    if variable.level == "categorical":
+        return {str(code): [code] for code in variable.codes or {}}
+    if variable.level == "numeric":
+        return {f"bin {i}": values for i, values in enumerate(bin_values(variable.bins or []))}
+    first, last = variable.years or (0, -1)
+    return {f"{y}-{m:02d}": [dt.date(y, m, 1)] for y in range(first, last + 1) for m in range(1, 13)}
+
+
+def _selected(variable: Variable, conditions: Sequence[Condition]) -> frozenset[str]:
+    """The pieces whose values meet every condition on the variable."""
+    return frozenset(piece for piece, values in _representatives(variable).items()
+                     if any(all(holds(c, v) for c in conditions) for v in values))
+
+
+def _inside(variable: Variable, condition: Condition) -> bool:
+    """Whether the pieces decide the condition: a date compared with a day outside the declared
+    years (or a test for missing values) is not, and is kept in the definition as written."""
+    if condition.operator in ("is null", "is not null"):
+        return False
+    if variable.level != "date":
+        return True
+    first, last = variable.years or (0, -1)
+    return all(not isinstance(v, dt.date) or dt.date(first, 1, 1) <= v <= dt.date(last + 1, 1, 1)
+               for v in condition.values)
+
+
+def _written(condition: Condition) -> list:
+    return [str(condition.variable), condition.operator, sorted(constant_text(v) for v in condition.values)]
 
 
 def _without_full_axes(axes: list[int], cells: set[tuple], labels: list[set]) -> tuple[list[int], set[tuple]]:

@@ -97,7 +97,9 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
-            incoming = _incoming(model, columns, person_tables(model, _coverage(budget, pool_dir, permit)))
+            tables = person_tables(model, _coverage(budget, pool_dir, permit),
+                                   _alike(budget, pool_dir, permit, sorted(dictionary)))
+            incoming = _incoming(model, dictionary, columns, tables)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
@@ -413,7 +415,7 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 # -- differencing with earlier answers --------------------------------------------------------
 
 
-def _incoming(model: AggregateModel, columns: list[_Column], tables: list[str]
+def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], tables: list[str]
               ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]], EntryDefinitions]:
     """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
@@ -440,7 +442,7 @@ def _incoming(model: AggregateModel, columns: list[_Column], tables: list[str]
         entries: list[tuple[int, int, list[int]]] = []  # (entry, part, cell numbers)
         labelled: list[dict[int, frozenset[tuple]]] = [{} for _ in parts]  # per part: entry -> its inner cells
         shown_sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile")
-        for members, definition in zip(shown_sets, entry_definitions(model, tables, column.measure, list(position),
+        for members, definition in zip(shown_sets, entry_definitions(model, dictionary, tables, column.measure, list(position),
                                                                      shown_sets)):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
@@ -465,14 +467,35 @@ def _incoming(model: AggregateModel, columns: list[_Column], tables: list[str]
             EntryDefinitions(definitions, splits))
 
 
-_COVERAGE: dict[tuple, bool] = {}  # (pool file's identity, table, other) -> whether table holds every person of other
+# facts of whole pool tables, which no question's filter changes, asked of the pool once per state of
+# its file in a process: (pool, table, other) -> whether table holds every person of other; (pool,
+# tables) -> each table's first by name among those with the same persons
+_COVERAGE: dict[tuple, bool] = {}
+_ALIKE: dict[tuple, dict[str, str]] = {}
+
+
+def _pool_state(pool_dir: Path, permit: str) -> tuple:
+    info = (Path(pool_dir) / permit / POOL_FILE).stat()
+    return (str(pool_dir), permit, info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _alike(budget: Budget, pool_dir: Path, permit: str, tables: list[str]) -> dict[str, str]:
+    """Each pool table's first by name among the tables with the same persons (the number of its
+    persons and the xor of their hashes alike)."""
+    key = (_pool_state(pool_dir, permit), tuple(tables))
+    if key not in _ALIKE:
+        union = " UNION ALL ".join(f"SELECT {i} AS t, count(DISTINCT {PERSON}) AS n, "
+                                   f"bit_xor(DISTINCT hash({PERSON})) AS h FROM {table}"
+                                   for i, table in enumerate(tables))
+        found = budget.arrays("compare the tables' persons", union)
+        persons = {tables[int(i)]: (int(n), int(h)) for i, n, h in zip(found["t"], found["n"], found["h"])}
+        _ALIKE[key] = {table: min(other for other in tables if persons[other] == persons[table]) for table in tables}
+    return _ALIKE[key]
 
 
 def _coverage(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str, str], bool]:
-    """Whether one pool table holds every person of another: asked of the pool once per pair and
-    state of its file in a process (a fact of whole tables, which no question's filter changes)."""
-    info = (Path(pool_dir) / permit / POOL_FILE).stat()
-    pool = (str(pool_dir), permit, info.st_ino, info.st_size, info.st_mtime_ns)
+    """Whether one pool table holds every person of another."""
+    pool = _pool_state(pool_dir, permit)
 
     def holds_every_person(table: str, other: str) -> bool:
         if (pool, table, other) not in _COVERAGE:

@@ -357,6 +357,16 @@ def bin_labels(edges: list[float], unit: str) -> list[str]:
     return labels
 
 
+def bin_values(edges: list[float]) -> list[list[float]]:
+    """Values that stand for each bin of the edges (filters compare with edges only, so these
+    decide every filter): below the first edge; each bin's lower edge and a value inside it."""
+    if not edges:
+        return []
+    edges = [float(edge) for edge in edges]
+    highs = [*edges[1:], edges[-1] + 2.0]
+    return [[edges[0] - 1.0]] + [[low, (low + high) / 2] for low, high in zip(edges, highs)]
+
+
 def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
 
