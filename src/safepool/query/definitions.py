@@ -12,7 +12,8 @@ which entries are the same question, and this module says it.
 An entry's definition is a SHA-256 digest of:
 
 - the persons' tables: the first, every inner-joined one and every one whose variables it
-  filters or groups on, as a set, without a table that holds every person of another of them
+  filters or groups on, as a set, each written as the first by name of the pool's tables with
+  the same persons, without a table that holds every person of another of them
   (`person_tables`: joining the population register to a register of payments keeps the
   persons who have payments);
 - what it selects of each variable its filters or group labels name: the set of the pieces the
@@ -26,8 +27,9 @@ An entry's definition is a SHA-256 digest of:
   filter the pieces do not decide (a test for missing values, a date outside the declared
   years), as written.
 
-Measures are left out: a count and a mean's rows of one group are the same persons unless some
-values are missing. Which values are missing or outside the code list, and whether a whole table's
+Measures are left out: the ledger takes two cells for one only when their definitions and their
+persons' contributions agree (a count and a mean's rows of one group, unless values are missing
+or a person has two rows). Which values are missing or outside the code list, and whether a whole table's
 persons are all in another table, are therefore what two entries of one definition can tell
 (documented in the README as not protected): facts of the registers' quality, not of a person.
 """
@@ -48,9 +50,9 @@ from safepool.query.model import AggregateModel, Condition, Dictionary, Grouping
 @dataclass(frozen=True)
 class EntryDefinitions:
     """Each entry's definition, and the ways an entry splits into other entries of its column (and
-    part) along one group: a total into its margins, a margin into its cells. What a split says of
-    the persons (the parts' persons are the whole's, and no one is in two parts) is checked by the
-    ledger before it takes the split as implied."""
+    part) along one group: a total into its margins, a margin into its cells. Each person's
+    contribution to the whole is the sum of theirs to the parts (the engine adds them up so, as a
+    reader adds up shown cells), so the ledger takes a split as implied."""
 
     keys: Mapping[int, str]
     splits: Mapping[int, Sequence[Sequence[int]]] = field(default_factory=dict)
