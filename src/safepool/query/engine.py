@@ -97,8 +97,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
-            tables = person_tables(model, _coverage(budget, pool_dir, permit),
-                                   _alike(budget, pool_dir, permit, sorted(dictionary)))
+            tables = person_tables(model, _coverage(budget, pool_dir, permit), _persons_of(budget, pool_dir, permit))
             incoming = _incoming(model, dictionary, columns, tables)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
@@ -469,9 +468,9 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
 
 # facts of whole pool tables, which no question's filter changes, asked of the pool once per state of
 # its file in a process: (pool, table, other) -> whether table holds every person of other; (pool,
-# tables) -> each table's first by name among those with the same persons
+# table) -> its persons' number and the xor of their hashes
 _COVERAGE: dict[tuple, bool] = {}
-_ALIKE: dict[tuple, dict[str, str]] = {}
+_PERSONS: dict[tuple, str] = {}
 
 
 def _pool_state(pool_dir: Path, permit: str) -> tuple:
@@ -479,18 +478,19 @@ def _pool_state(pool_dir: Path, permit: str) -> tuple:
     return (str(pool_dir), permit, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
-def _alike(budget: Budget, pool_dir: Path, permit: str, tables: list[str]) -> dict[str, str]:
-    """Each pool table's first by name among the tables with the same persons (the number of its
-    persons and the xor of their hashes alike)."""
-    key = (_pool_state(pool_dir, permit), tuple(tables))
-    if key not in _ALIKE:
-        union = " UNION ALL ".join(f"SELECT {i} AS t, count(DISTINCT {PERSON}) AS n, "
-                                   f"bit_xor(DISTINCT hash({PERSON})) AS h FROM {table}"
-                                   for i, table in enumerate(tables))
-        found = budget.arrays("compare the tables' persons", union)
-        persons = {tables[int(i)]: (int(n), int(h)) for i, n, h in zip(found["t"], found["n"], found["h"])}
-        _ALIKE[key] = {table: min(other for other in tables if persons[other] == persons[table]) for table in tables}
-    return _ALIKE[key]
+def _persons_of(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str], str]:
+    """A table's persons written so that tables with the same persons are written alike: their
+    number and the xor of their hashes (an inner key of the ledger, never shown)."""
+    pool = _pool_state(pool_dir, permit)
+
+    def persons(table: str) -> str:
+        if (pool, table) not in _PERSONS:
+            found = budget.arrays("compare the tables' persons", f"SELECT count(*) AS n, bit_xor(h) AS h FROM "
+                                                                 f"(SELECT DISTINCT hash({PERSON}) AS h FROM {table})")
+            _PERSONS[(pool, table)] = f"{int(found['n'][0])}:{int(found['h'][0] or 0):016x}"
+        return _PERSONS[(pool, table)]
+
+    return persons
 
 
 def _coverage(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str, str], bool]:
