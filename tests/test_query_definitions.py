@@ -40,8 +40,11 @@ def definition(sql: str, cells: set[tuple]) -> str:
       "GROUP BY sex", {("male",)}),
      ("SELECT sex, count(DISTINCT pid) AS n FROM population LEFT JOIN payments USING (pid) WHERE amount >= 100 "
       "GROUP BY sex", {("male",)})),
+    (("SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year > 1940", {()}),
+     ("SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year >= 1941", {()})),
 ], ids=["= and IN", "filter and group label", "dates by filter and by year", "bins by filter and by group",
-        "a register holding every person joined", "an inner join and a filtered left join"])
+        "a register holding every person joined", "an inner join and a filtered left join",
+        "years written as years"])
 def test_one_selection_written_two_ways_is_one_definition(one, other):
     assert definition(*one) == definition(*other)
 
@@ -55,6 +58,11 @@ def test_one_selection_written_two_ways_is_one_definition(one, other):
      ("SELECT count(DISTINCT pid) AS n FROM population JOIN visits USING (pid)", {()})),
     (("SELECT median(amount) AS q FROM payments", {()}),
      ("SELECT count(DISTINCT pid) AS n FROM payments", {()})),
-], ids=["windows a year apart", "a band and everyone", "a register that restricts", "a quantile's window"])
+    (("SELECT count(DISTINCT pid) AS n FROM payments WHERE amount > 100", {()}),
+     ("SELECT count(DISTINCT pid) AS n FROM payments WHERE amount >= 100", {()})),
+    (("SELECT count(DISTINCT pid) AS n FROM payments WHERE amount = 100", {()}),
+     ("SELECT count(DISTINCT pid) AS n FROM payments WHERE amount >= 100 AND amount < 250", {()})),
+], ids=["windows a year apart", "a band and everyone", "a register that restricts", "a quantile's window",
+        "above an edge and from it", "an edge and its bin"])
 def test_different_selections_are_different_definitions(one, other):
     assert definition(*one) != definition(*other)

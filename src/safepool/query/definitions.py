@@ -17,7 +17,8 @@ An entry's definition is a SHA-256 digest of:
   (`person_tables`: joining the population register to a register of payments keeps the
   persons who have payments);
 - what it selects of each variable its filters or group labels name: the set of the pieces the
-  dictionary tells apart (codes, policy bins, months of the declared years) whose values meet the
+  dictionary tells apart (codes; each policy bin's lower edge, and the values above it; the
+  periods of the declared years, as fine as the variable is written) whose values meet the
   filters and fall in the labels it adds up, and none for a variable it selects in full. So
   `sex = 1`, `sex IN (1)` and the cell "male" of a table by sex are one selection, and so are a
   total over every label and no group at all: the margin "male, Total" of sex by marital status
@@ -43,8 +44,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from safepool.dictionary import Variable
-from safepool.query.model import AggregateModel, Condition, Dictionary, Grouping, Measure, bin_values, \
-    constant_text, group_labels, holds
+from safepool.query.model import AggregateModel, Condition, Dictionary, Grouping, Measure, constant_text, \
+    group_labels, holds
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,8 @@ def _merged(boxes: list[dict]) -> list[dict]:
 
 
 def all_pieces(variable: Variable) -> frozenset[str]:
-    """The finest pieces of a variable's values that its filters and groups tell apart: its codes,
-    its bins, the months of its declared years."""
+    """The finest pieces of a variable's values that its filters and groups tell apart (see
+    `_representatives`)."""
     return frozenset(_representatives(variable))
 
 
@@ -156,29 +157,35 @@ def label_pieces(group: Grouping, variable: Variable) -> dict[str, frozenset[str
     if group.part == "code":
         return {label: frozenset(code for code, named in (variable.codes or {}).items() if named == label)
                 for label in group_labels(group, variable)}
-    if group.part == "bin":
-        return {label: frozenset([piece]) for label, piece in zip(group_labels(group, variable), pieces)}
+    if group.part == "bin":  # a bin is its lower edge and the values above it below the next edge
+        return {label: frozenset(p for p in pieces if p.split(" ", 1)[1] in (f"{i}", f"{i}+"))
+                for i, label in enumerate(group_labels(group, variable))}
     width = {"year": 4, "quarter": 6, "month": 7}[group.part]
-
-    def period(month: str) -> str:
-        return month[:4] if width == 4 else f"{month[:4]}Q{(int(month[5:]) + 2) // 3}" if width == 6 else month
-
     found: dict[str, set[str]] = {}
-    for month in pieces:
-        found.setdefault(period(month), set()).add(month)
-    return {label: frozenset(months) for label, months in found.items()}
+    for piece in pieces:
+        found.setdefault(piece[:width], set()).add(piece)
+    return {label: frozenset(within) for label, within in found.items()}
 
 
 def _representatives(variable: Variable) -> dict[str, list[object]]:
     """Each piece of a variable's values and values that stand for it (filters compare with codes,
-    bin edges and first days of periods only, so these decide every filter): a code; a bin's lower
-    edge and a value inside it; a month's first day."""
+    bin edges and first days of periods only, so these decide every filter): a code; each bin's
+    lower edge on its own ("bin i", as `x = e` and `x > e` tell it apart) and the values above it
+    ("bin i+"); a period of the finest part the variable is written in, by its first day."""
     if variable.level == "categorical":
         return {str(code): [code] for code in variable.codes or {}}
     if variable.level == "numeric":
-        return {f"bin {i}": values for i, values in enumerate(bin_values(variable.bins or []))}
+        edges = [float(edge) for edge in variable.bins or []]
+        found: dict[str, list[object]] = {"bin 0+": [edges[0] - 1.0]} if edges else {}
+        for i, (low, high) in enumerate(zip(edges, [*edges[1:], edges[-1] + 2.0]), start=1):
+            found[f"bin {i}"], found[f"bin {i}+"] = [low], [(low + high) / 2]
+        return found
     first, last = variable.years or (0, -1)
-    return {f"{y}-{m:02d}": [dt.date(y, m, 1)] for y in range(first, last + 1) for m in range(1, 13)}
+    finest = variable.date_parts()[-1] if variable.date_parts() else "month"
+    months = {"year": [1], "quarter": [1, 4, 7, 10], "month": list(range(1, 13))}[finest]
+    name = {"year": lambda y, m: f"{y}", "quarter": lambda y, m: f"{y}Q{(m + 2) // 3}",
+            "month": lambda y, m: f"{y}-{m:02d}"}[finest]
+    return {name(y, m): [dt.date(y, m, 1)] for y in range(first, last + 1) for m in months}
 
 
 def _selected(variable: Variable, conditions: Sequence[Condition]) -> frozenset[str]:
