@@ -24,7 +24,7 @@ import datetime as dt
 import numpy as np
 
 from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
-    Measure, bin_labels, bin_values, constant_text, holds
+    Measure, VariableRef, bin_labels, bin_values, constant_text, holds
 from safepool.dictionary import TimeFormat, Variable
 from safepool.duckdb_connection import quote_literal
 
@@ -71,6 +71,16 @@ class Compiler:
                          f"ON {self.alias[table]}.{PERSON} = {first}.{PERSON}")
         where = " AND ".join(self._condition(c) for c in self.model.filters) or "true"
         return f"SELECT {', '.join(columns)} FROM {' '.join(joins)} WHERE {where}"
+
+    def outside_keys(self, variable: VariableRef) -> str:
+        """The kinds of value of a variable in its whole table that fall in no piece a filter or
+        group can name, as the keys of `_key` (missing -1, not in the code list -2, before the
+        years -3, after them -4): one row per kind found."""
+        declared = self.dictionary[variable.table][variable.name]
+        part = {"categorical": "code", "numeric": "bin"}.get(declared.level, "year")
+        key = self._key(Grouping(variable, part, "k"))  # type: ignore[arg-type]
+        return (f"SELECT DISTINCT k FROM (SELECT {key} AS k FROM {quote_name(variable.table)} AS "
+                f"{self.alias[variable.table]}) WHERE k < 0")
 
     def grid(self) -> np.ndarray:
         """Every combination of the groups' keys an answer has a cell for (one row each, a column per

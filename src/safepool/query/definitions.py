@@ -19,7 +19,11 @@ An entry's definition is a SHA-256 digest of:
 - what it selects of each variable its filters or group labels name: the set of the pieces the
   dictionary tells apart (codes; each policy bin's lower edge, and the values above it; the
   periods of the declared years, as fine as the variable is written) whose values meet the
-  filters and fall in the labels it adds up, and none for a variable it selects in full. So
+  filters and fall in the labels it adds up, and none for a variable it selects in full. Values
+  in no piece (missing, not in the code list, outside the declared years) count as pieces of
+  their own where the variable's table holds any: a filter that takes every piece still leaves
+  out missing values (a missing immigration date means born in Finland), and so does a group,
+  even in its total. So
   `sex = 1`, `sex IN (1)` and the cell "male" of a table by sex are one selection, and so are a
   total over every label and no group at all: the margin "male, Total" of sex by marital status
   is the cell "male" of sex alone. An entry that adds up cells that are no box of pieces (a
@@ -30,9 +34,9 @@ An entry's definition is a SHA-256 digest of:
 
 Measures are left out: the ledger takes two cells for one only when their definitions and their
 persons' contributions agree (a count and a mean's rows of one group, unless values are missing
-or a person has two rows). Which values are missing or outside the code list, and whether a whole table's
-persons are all in another table, are therefore what two entries of one definition can tell
-(documented in the README as not protected): facts of the registers' quality, not of a person.
+or a person has two rows). Whether a whole table's persons are all in another table, and whether
+a variable's table holds values outside its pieces at all, are what two entries of one
+definition can tell (documented in the README as not protected): facts of whole registers.
 """
 
 from __future__ import annotations
@@ -44,8 +48,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from safepool.dictionary import Variable
-from safepool.query.model import AggregateModel, Condition, Dictionary, Grouping, Measure, constant_text, \
-    group_labels, holds
+from safepool.query.model import AggregateModel, Condition, Dictionary, Grouping, Measure, VariableRef, \
+    constant_text, group_labels, holds
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,19 @@ def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str]
     return sorted(persons(table) for table in kept)
 
 
-def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Sequence[str], measure: Measure,
-                      grid: Sequence[tuple], entries: Sequence[set[tuple]]) -> list[str]:
+def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Sequence[str],
+                      outside: Callable[[VariableRef], frozenset[str]], measure: Measure, grid: Sequence[tuple],
+                      entries: Sequence[set[tuple]]) -> list[str]:
     """The definition of each entry (a set of inner cells' labels, each a tuple over the model's
-    groups) of one column whose inner cells are `grid`; `tables` as `person_tables` gives them."""
+    groups) of one column whose inner cells are `grid`; `tables` as `person_tables` gives them,
+    `outside(variable)` the kinds of value outside the pieces its table holds (see `OUTSIDE`)."""
     variables = {ref: dictionary[ref.table][ref.name] for ref in
                  {*(c.variable for c in model.filters), *(g.variable for g in model.groups)}}
-    selected = {ref: _selected(variable, [c for c in model.filters if c.variable == ref])
+    full = {ref: all_pieces(variable) | outside(ref) for ref, variable in variables.items()}
+    selected = {ref: _selected(variable, [c for c in model.filters if c.variable == ref], outside(ref))
                 for ref, variable in variables.items()}
+    for group in model.groups:  # a group leaves out what falls in none of its labels, even in its total
+        selected[group.variable] &= all_pieces(variables[group.variable])
     outside = sorted(_written(c) for c in model.filters if not _inside(variables[c.variable], c))
     quantile = [measure.quantile, str(measure.variable)] if measure.kind == "quantile" else None
     axes = [f"{g.variable}:{g.part}" for g in model.groups]
@@ -116,7 +125,7 @@ def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Seq
                 ref = model.groups[axis].variable
                 box[ref] = box[ref] & pieces[axis].get(str(label), frozenset())
             boxes.append(box)
-        written = [{str(ref): sorted(chosen) for ref, chosen in box.items() if chosen != all_pieces(variables[ref])}
+        written = [{str(ref): sorted(chosen) for ref, chosen in box.items() if chosen != full[ref]}
                    for box in _merged(boxes)]
         text = json.dumps({"tables": list(tables), "quantile": quantile, "outside": outside,
                            "boxes": sorted(json.dumps(b, sort_keys=True) for b in written)}, sort_keys=True)
@@ -188,10 +197,22 @@ def _representatives(variable: Variable) -> dict[str, list[object]]:
     return {name(y, m): [dt.date(y, m, 1)] for y in range(first, last + 1) for m in months}
 
 
-def _selected(variable: Variable, conditions: Sequence[Condition]) -> frozenset[str]:
-    """The pieces whose values meet every condition on the variable."""
-    return frozenset(piece for piece, values in _representatives(variable).items()
-                     if any(all(holds(c, v) for c in conditions) for v in values))
+OUTSIDE = {-1: "missing", -2: "not in the code list", -3: "before the years", -4: "after the years"}
+
+
+def _selected(variable: Variable, conditions: Sequence[Condition], outside: frozenset[str]) -> frozenset[str]:
+    """The pieces whose values meet every condition on the variable, and the kinds of value
+    outside the pieces (those its table holds) that do: a missing value meets only `is null`."""
+    first, last = variable.years or (2000, 2000)
+    stand_in = {"not in the code list": "\x00", "before the years": dt.date(max(first - 1, 1), 1, 1),
+                "after the years": dt.date(min(last + 1, 9999), 1, 1)}
+    found = {piece for piece, values in _representatives(variable).items()
+             if any(all(holds(c, v) for c in conditions) for v in values)}
+    for kind in outside:
+        if all(c.operator == "is null" for c in conditions) if kind == "missing" \
+                else all(holds(c, stand_in[kind]) for c in conditions):
+            found.add(kind)
+    return frozenset(found)
 
 
 def _inside(variable: Variable, condition: Condition) -> bool:

@@ -43,11 +43,11 @@ from safepool.pool.access import dictionary as pool_dictionary
 from safepool.pool.access import POOL_FILE, analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
-from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
+from safepool.query.definitions import OUTSIDE, EntryDefinitions, entry_definitions, person_tables, splits_of
 from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
 from safepool.query.person_sums import cell_person_order, entry_rows
-from safepool.query.model import PERSON, AggregateModel, Dictionary, Measure, QueryRefused, check_model, \
-    group_labels, refuse
+from safepool.query.model import PERSON, AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
+    check_model, group_labels, refuse
 from safepool.query.request import AggregateRequest
 from safepool.query.sql_syntax import model_from_sql
 
@@ -98,7 +98,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
             tables = person_tables(model, _coverage(budget, pool_dir, permit), _persons_of(budget, pool_dir, permit))
-            incoming = _incoming(model, dictionary, columns, tables)
+            incoming = _incoming(model, dictionary, columns, tables, _outside(budget, pool_dir, permit, model, dictionary))
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
@@ -414,7 +414,8 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 # -- differencing with earlier answers --------------------------------------------------------
 
 
-def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], tables: list[str]
+def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], tables: list[str],
+              outside: Callable[[VariableRef], frozenset[str]]
               ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]], EntryDefinitions]:
     """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
@@ -441,7 +442,7 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
         entries: list[tuple[int, int, list[int]]] = []  # (entry, part, cell numbers)
         labelled: list[dict[int, frozenset[tuple]]] = [{} for _ in parts]  # per part: entry -> its inner cells
         shown_sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile")
-        for members, definition in zip(shown_sets, entry_definitions(model, dictionary, tables, column.measure, list(position),
+        for members, definition in zip(shown_sets, entry_definitions(model, dictionary, tables, outside, column.measure, list(position),
                                                                      shown_sets)):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
@@ -491,6 +492,24 @@ def _persons_of(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str], 
         return _PERSONS[(pool, table)]
 
     return persons
+
+
+_OUTSIDE: dict[tuple, frozenset[str]] = {}  # (pool, variable) -> the kinds of value outside its pieces
+
+
+def _outside(budget: Budget, pool_dir: Path, permit: str, model: AggregateModel, dictionary: Dictionary
+             ) -> Callable[[VariableRef], frozenset[str]]:
+    """The kinds of value outside a variable's pieces that its whole table holds
+    (`definitions.OUTSIDE`): asked of the pool once per variable and state of its file."""
+    pool, compiler = _pool_state(pool_dir, permit), Compiler(model, dictionary)
+
+    def outside(variable: VariableRef) -> frozenset[str]:
+        if (pool, variable) not in _OUTSIDE:
+            found = budget.arrays("look for values outside the dictionary", compiler.outside_keys(variable))
+            _OUTSIDE[(pool, variable)] = frozenset(OUTSIDE[int(k)] for k in found["k"])
+        return _OUTSIDE[(pool, variable)]
+
+    return outside
 
 
 def _coverage(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str, str], bool]:
