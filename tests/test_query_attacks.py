@@ -420,9 +420,9 @@ def test_tables_of_one_question_asked_again_or_split_further_are_answered(setup,
              "GROUP BY 1, 2",
              "SELECT bin(amount) AS b, avg(amount) AS m FROM payments GROUP BY 1",
              # a group's label and a filter selecting the same codes, bins or months are one selection
-             "SELECT sex, count(DISTINCT pid) AS n FROM population GROUP BY sex",
-             "SELECT count(DISTINCT pid) AS n FROM population WHERE sex = 'F'",
-             "SELECT count(DISTINCT pid) AS n FROM population WHERE sex IN ('F')",
+             "SELECT sex, count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) GROUP BY sex",
+             "SELECT count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) WHERE sex = 'F'",
+             "SELECT count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) WHERE sex IN ('F')",
              "SELECT count(DISTINCT pid) AS n FROM payments WHERE amount >= 100 AND amount < 250"]
     for sql in asked:
         answer = ask(setup, sql)

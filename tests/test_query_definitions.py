@@ -19,7 +19,7 @@ def definition(sql: str, cells: set[tuple], outside: frozenset[str] = frozenset(
     label is a cell), in a pool whose population register holds every person of the others."""
     checked = model(sql)
     grid = GRIDS[checked.groups[0].name] if checked.groups else [()]
-    tables = person_tables(checked, lambda table, other: table == "population", lambda table: table)
+    tables = person_tables(checked, lambda table, other: table == "population")
     return entry_definitions(checked, POOL, tables, lambda variable: outside, checked.measures[0], grid, [cells])[0]
 
 

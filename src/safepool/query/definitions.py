@@ -12,8 +12,7 @@ which entries are the same question, and this module says it.
 An entry's definition is a SHA-256 digest of:
 
 - the persons' tables: the first, every inner-joined one and every one whose variables it
-  filters or groups on, as a set, each written as its persons (tables with the same persons
-  alike), without a table that holds every person of another of them
+  filters or groups on, as a set, without a table that holds every person of another of them
   (`person_tables`: joining the population register to a register of payments keeps the
   persons who have payments);
 - what it selects of each variable its filters or group labels name: the set of the pieces the
@@ -79,14 +78,12 @@ def splits_of(entries: Mapping[int, frozenset[tuple]]) -> dict[int, list[list[in
     return found
 
 
-def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str], bool],
-                  persons: Callable[[str], str]) -> list[str]:
+def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str], bool]) -> list[str]:
     """The tables an entry's persons must have rows in: the first, the inner-joined ones and those
     whose variables a filter or group names (a left-joined table's rows are needed then), sorted,
     without each that holds every person of another one left (`holds_every_person(table, other)`,
     over the whole pool: no filter of the question changes it; of two with the same persons the
-    first by name stays), each written as its persons (`persons(table)`: alike for tables with the
-    same persons), so that a question of either of two such tables alone is one question."""
+    first by name stays)."""
     joined = [table for table, inner in zip(model.tables[1:], model.inner_join) if inner]
     named = {c.variable.table for c in model.filters} | {g.variable.table for g in model.groups}
     kept = sorted({model.tables[0], *joined, *named})
@@ -94,7 +91,7 @@ def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str]
         if any(holds_every_person(table, other) and (other < table or not holds_every_person(other, table))
                for other in kept if other != table):
             kept.remove(table)
-    return sorted(persons(table) for table in kept)
+    return kept
 
 
 def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Sequence[str],

@@ -97,7 +97,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
-            tables = person_tables(model, _coverage(budget, pool_dir, permit), _persons_of(budget, pool_dir, permit))
+            tables = person_tables(model, _coverage(budget, pool_dir, permit))
             incoming = _incoming(model, dictionary, columns, tables, _outside(budget, pool_dir, permit, model, dictionary))
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
@@ -468,30 +468,13 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
 
 
 # facts of whole pool tables, which no question's filter changes, asked of the pool once per state of
-# its file in a process: (pool, table, other) -> whether table holds every person of other; (pool,
-# table) -> its persons' number and the xor of their hashes
+# its file in a process: (pool, table, other) -> whether table holds every person of other
 _COVERAGE: dict[tuple, bool] = {}
-_PERSONS: dict[tuple, str] = {}
 
 
 def _pool_state(pool_dir: Path, permit: str) -> tuple:
     info = (Path(pool_dir) / permit / POOL_FILE).stat()
     return (str(pool_dir), permit, info.st_ino, info.st_size, info.st_mtime_ns)
-
-
-def _persons_of(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str], str]:
-    """A table's persons written so that tables with the same persons are written alike: their
-    number and the xor of their hashes (an inner key of the ledger, never shown)."""
-    pool = _pool_state(pool_dir, permit)
-
-    def persons(table: str) -> str:
-        if (pool, table) not in _PERSONS:
-            found = budget.arrays("compare the tables' persons", f"SELECT count(*) AS n, bit_xor(h) AS h FROM "
-                                                                 f"(SELECT DISTINCT hash({PERSON}) AS h FROM {table})")
-            _PERSONS[(pool, table)] = f"{int(found['n'][0])}:{int(found['h'][0] or 0):016x}"
-        return _PERSONS[(pool, table)]
-
-    return persons
 
 
 _OUTSIDE: dict[tuple, frozenset[str]] = {}  # (pool, variable) -> the kinds of value outside its pieces
