@@ -102,9 +102,14 @@ def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Seq
     `outside(variable)` the kinds of value outside the pieces its table holds (see `OUTSIDE`)."""
     variables = {ref: dictionary[ref.table][ref.name] for ref in
                  {*(c.variable for c in model.filters), *(g.variable for g in model.groups)}}
-    full = {ref: all_pieces(variable) | outside(ref) for ref, variable in variables.items()}
-    selected = {ref: _selected(variable, [c for c in model.filters if c.variable == ref], outside(ref))
-                for ref, variable in variables.items()}
+    grouped = {g.variable for g in model.groups}
+    conditions = {ref: [c for c in model.filters if c.variable == ref] for ref in variables}
+    # whether the table holds values outside the pieces matters only where a selection could be
+    # full (a group's total, a filter taking every piece); elsewhere every kind is counted possible
+    kinds = {ref: outside(ref) if ref in grouped or _selected(variable, conditions[ref], frozenset())
+             == all_pieces(variable) else _possible_outside(variable) for ref, variable in variables.items()}
+    full = {ref: all_pieces(variable) | kinds[ref] for ref, variable in variables.items()}
+    selected = {ref: _selected(variable, conditions[ref], kinds[ref]) for ref, variable in variables.items()}
     for group in model.groups:  # a group leaves out what falls in none of its labels, even in its total
         selected[group.variable] &= all_pieces(variables[group.variable])
     outside = sorted(_written(c) for c in model.filters if not _inside(variables[c.variable], c))
@@ -195,6 +200,12 @@ def _representatives(variable: Variable) -> dict[str, list[object]]:
 
 
 OUTSIDE = {-1: "missing", -2: "not in the code list", -3: "before the years", -4: "after the years"}
+
+
+def _possible_outside(variable: Variable) -> frozenset[str]:
+    """The kinds of value outside the pieces a variable of its level can have."""
+    return frozenset({"categorical": ["missing", "not in the code list"], "numeric": ["missing"],
+                      "date": ["missing", "before the years", "after the years"]}.get(variable.level, ["missing"]))
 
 
 def _selected(variable: Variable, conditions: Sequence[Condition], outside: frozenset[str]) -> frozenset[str]:
