@@ -9,18 +9,12 @@ from safepool.query.definitions import entry_definitions, person_tables
 from test_query_syntax import POOL, model
 
 
-GRIDS = {"sex": [("male",), ("female",)], "y": [("2018",), ("2019",), ("2020",)],
-         "b": [("under 100 EUR",), ("100 to under 250 EUR",), ("250 to under 400 EUR",), ("400 to under 10,000 EUR",),
-               ("10,000 EUR or more",)]}
-
-
 def definition(sql: str, cells: set[tuple], outside: frozenset[str] = frozenset()) -> str:
-    """The definition of the entry adding up `cells` (labels over the question's group, whose every
-    label is a cell), in a pool whose population register holds every person of the others."""
+    """The definition of the entry adding up `cells` (labels over the question's groups), in a pool
+    whose population register holds every person of the others."""
     checked = model(sql)
-    grid = GRIDS[checked.groups[0].name] if checked.groups else [()]
     tables = person_tables(checked, lambda table, other: table == "population")
-    return entry_definitions(checked, POOL, tables, lambda variable: outside, checked.measures[0], grid, [cells])[0]
+    return entry_definitions(checked, POOL, tables, lambda variable: outside, checked.measures[0], [cells])[0]
 
 
 @pytest.mark.parametrize("one, other", [

@@ -95,41 +95,38 @@ def person_tables(model: AggregateModel, holds_every_person: Callable[[str, str]
 
 
 def entry_definitions(model: AggregateModel, dictionary: Dictionary, tables: Sequence[str],
-                      outside: Callable[[VariableRef], frozenset[str]], measure: Measure, grid: Sequence[tuple],
+                      outside: Callable[[VariableRef], frozenset[str]], measure: Measure,
                       entries: Sequence[set[tuple]]) -> list[str]:
     """The definition of each entry (a set of inner cells' labels, each a tuple over the model's
-    groups) of one column whose inner cells are `grid`; `tables` as `person_tables` gives them,
-    `outside(variable)` the kinds of value outside the pieces its table holds (see `OUTSIDE`)."""
+    groups) of one column; `tables` as `person_tables` gives them, `outside(variable)` the kinds of
+    value outside the pieces its table holds (see `OUTSIDE`)."""
     variables = {ref: dictionary[ref.table][ref.name] for ref in
                  {*(c.variable for c in model.filters), *(g.variable for g in model.groups)}}
     grouped = {g.variable for g in model.groups}
-    conditions = {ref: [c for c in model.filters if c.variable == ref] for ref in variables}
-    # whether the table holds values outside the pieces matters only where a selection could be
-    # full (a group's total, a filter taking every piece); elsewhere every kind is counted possible
-    kinds = {ref: outside(ref) if ref in grouped or _selected(variable, conditions[ref], frozenset())
-             == all_pieces(variable) else _possible_outside(variable) for ref, variable in variables.items()}
-    full = {ref: all_pieces(variable) | kinds[ref] for ref, variable in variables.items()}
-    selected = {ref: _selected(variable, conditions[ref], kinds[ref]) for ref, variable in variables.items()}
-    for group in model.groups:  # a group leaves out what falls in none of its labels, even in its total
-        selected[group.variable] &= all_pieces(variables[group.variable])
-    outside = sorted(_written(c) for c in model.filters if not _inside(variables[c.variable], c))
+    selected, full = {}, {}
+    for ref, variable in variables.items():
+        conditions = [c for c in model.filters if c.variable == ref]
+        pieces = _selected(variable, conditions)
+        # whether the table holds values outside the pieces matters only where a selection could be
+        # full (a group's total, a filter taking every piece); elsewhere every kind is counted possible
+        kinds = outside(ref) if ref in grouped or pieces == all_pieces(variable) else _possible_outside(variable)
+        full[ref] = all_pieces(variable) | kinds
+        # a group leaves out what falls in none of its labels, even in its total
+        selected[ref] = pieces if ref in grouped else pieces | _outside_selected(variable, conditions, kinds)
+    unresolved = sorted(_written(c) for c in model.filters if not _inside(variables[c.variable], c))
     quantile = [measure.quantile, str(measure.variable)] if measure.kind == "quantile" else None
-    axes = [f"{g.variable}:{g.part}" for g in model.groups]
-    labels = [{cell[i] for cell in grid} for i in range(len(axes))]
-    pieces = [label_pieces(g, variables[g.variable]) for g in model.groups]
+    pieces_of = [label_pieces(g, variables[g.variable]) for g in model.groups]
     found = []
     for members in entries:
-        kept, cells = _without_full_axes(list(range(len(axes))), {tuple(m) for m in members}, labels)
         boxes = []
-        for cell in cells:
+        for cell in members:
             box = dict(selected)
-            for axis, label in zip(kept, cell):
-                ref = model.groups[axis].variable
-                box[ref] = box[ref] & pieces[axis].get(str(label), frozenset())
+            for group, label_of, label in zip(model.groups, pieces_of, cell):
+                box[group.variable] = box[group.variable] & label_of.get(str(label), frozenset())
             boxes.append(box)
         written = [{str(ref): sorted(chosen) for ref, chosen in box.items() if chosen != full[ref]}
                    for box in _merged(boxes)]
-        text = json.dumps({"tables": list(tables), "quantile": quantile, "outside": outside,
+        text = json.dumps({"tables": list(tables), "quantile": quantile, "outside": unresolved,
                            "boxes": sorted(json.dumps(b, sort_keys=True) for b in written)}, sort_keys=True)
         found.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
     return found
@@ -208,19 +205,22 @@ def _possible_outside(variable: Variable) -> frozenset[str]:
                       "date": ["missing", "before the years", "after the years"]}.get(variable.level, ["missing"]))
 
 
-def _selected(variable: Variable, conditions: Sequence[Condition], outside: frozenset[str]) -> frozenset[str]:
-    """The pieces whose values meet every condition on the variable, and the kinds of value
-    outside the pieces (those its table holds) that do: a missing value meets only `is null`."""
+def _selected(variable: Variable, conditions: Sequence[Condition]) -> frozenset[str]:
+    """The pieces whose values meet every condition on the variable."""
+    return frozenset(piece for piece, values in _representatives(variable).items()
+                     if any(all(holds(c, v) for c in conditions) for v in values))
+
+
+def _outside_selected(variable: Variable, conditions: Sequence[Condition], kinds: frozenset[str]) -> set[str]:
+    """The kinds of value outside the pieces that meet every condition: a missing value meets
+    only `is null`; a code not in the list, or a date before or after the declared years, meets
+    what a stand-in for it meets."""
     first, last = variable.years or (2000, 2000)
     stand_in = {"not in the code list": "\x00", "before the years": dt.date(max(first - 1, 1), 1, 1),
                 "after the years": dt.date(min(last + 1, 9999), 1, 1)}
-    found = {piece for piece, values in _representatives(variable).items()
-             if any(all(holds(c, v) for c in conditions) for v in values)}
-    for kind in outside:
-        if all(c.operator == "is null" for c in conditions) if kind == "missing" \
-                else all(holds(c, stand_in[kind]) for c in conditions):
-            found.add(kind)
-    return frozenset(found)
+    return {kind for kind in kinds
+            if (all(c.operator == "is null" for c in conditions) if kind == "missing"
+                else all(holds(c, stand_in[kind]) for c in conditions))}
 
 
 def _inside(variable: Variable, condition: Condition) -> bool:
@@ -237,18 +237,3 @@ def _inside(variable: Variable, condition: Condition) -> bool:
 
 def _written(condition: Condition) -> list:
     return [str(condition.variable), condition.operator, sorted(constant_text(v) for v in condition.values)]
-
-
-def _without_full_axes(axes: list[int], cells: set[tuple], labels: list[set]) -> tuple[list[int], set[tuple]]:
-    """The axes left and the cells projected on them, once every axis along which the cells take in
-    all of the grid's labels is dropped (cells are a subset of the grid, so as many cells as their
-    projection times the axis's labels means every combination)."""
-    dropped = True
-    while dropped:
-        dropped = False
-        for position, axis in enumerate(axes):
-            rest = {cell[:position] + cell[position + 1:] for cell in cells}
-            if len(cells) == len(rest) * len(labels[axis]):
-                axes, cells, dropped = axes[:position] + axes[position + 1:], rest, True
-                break
-    return axes, cells

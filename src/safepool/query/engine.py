@@ -40,13 +40,14 @@ from safepool.governance.context import Governance
 from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
 from safepool.pool.access import dictionary as pool_dictionary
-from safepool.pool.access import POOL_FILE, analysis_connection
+from safepool.pool.access import analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
-from safepool.query.definitions import OUTSIDE, EntryDefinitions, entry_definitions, person_tables, splits_of
+from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
 from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
 from safepool.query.person_sums import cell_person_order, entry_rows
-from safepool.query.model import PERSON, AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
+from safepool.query.pool_facts import PoolFacts
+from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
     check_model, group_labels, refuse
 from safepool.query.request import AggregateRequest
 from safepool.query.sql_syntax import model_from_sql
@@ -97,8 +98,9 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
-            tables = person_tables(model, _coverage(budget, pool_dir, permit))
-            incoming = _incoming(model, dictionary, columns, tables, _outside(budget, pool_dir, permit, model, dictionary))
+            facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
+            incoming = _incoming(model, dictionary, columns, person_tables(model, facts.holds_every_person),
+                                 facts.outside)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
@@ -442,8 +444,8 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
         entries: list[tuple[int, int, list[int]]] = []  # (entry, part, cell numbers)
         labelled: list[dict[int, frozenset[tuple]]] = [{} for _ in parts]  # per part: entry -> its inner cells
         shown_sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile")
-        for members, definition in zip(shown_sets, entry_definitions(model, dictionary, tables, outside, column.measure, list(position),
-                                                                     shown_sets)):
+        defined = entry_definitions(model, dictionary, tables, outside, column.measure, shown_sets)
+        for members, definition in zip(shown_sets, defined):
             numbers = sorted({position[label] for label in members if label in position})
             for part in range(len(parts)):
                 entry = len(column_of)
@@ -465,49 +467,6 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
     return (pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums,
             EntryDefinitions(definitions, splits))
-
-
-# facts of whole pool tables, which no question's filter changes, asked of the pool once per state of
-# its file in a process: (pool, table, other) -> whether table holds every person of other
-_COVERAGE: dict[tuple, bool] = {}
-
-
-def _pool_state(pool_dir: Path, permit: str) -> tuple:
-    info = (Path(pool_dir) / permit / POOL_FILE).stat()
-    return (str(pool_dir), permit, info.st_ino, info.st_size, info.st_mtime_ns)
-
-
-_OUTSIDE: dict[tuple, frozenset[str]] = {}  # (pool, variable) -> the kinds of value outside its pieces
-
-
-def _outside(budget: Budget, pool_dir: Path, permit: str, model: AggregateModel, dictionary: Dictionary
-             ) -> Callable[[VariableRef], frozenset[str]]:
-    """The kinds of value outside a variable's pieces that its whole table holds
-    (`definitions.OUTSIDE`): asked of the pool once per variable and state of its file."""
-    pool, compiler = _pool_state(pool_dir, permit), Compiler(model, dictionary)
-
-    def outside(variable: VariableRef) -> frozenset[str]:
-        if (pool, variable) not in _OUTSIDE:
-            found = budget.arrays("look for values outside the dictionary", compiler.outside_keys(variable))
-            _OUTSIDE[(pool, variable)] = frozenset(OUTSIDE[int(k)] for k in found["k"])
-        return _OUTSIDE[(pool, variable)]
-
-    return outside
-
-
-def _coverage(budget: Budget, pool_dir: Path, permit: str) -> Callable[[str, str], bool]:
-    """Whether one pool table holds every person of another."""
-    pool = _pool_state(pool_dir, permit)
-
-    def holds_every_person(table: str, other: str) -> bool:
-        if (pool, table, other) not in _COVERAGE:
-            found = budget.arrays("compare the tables' persons",
-                                  f"SELECT NOT EXISTS (SELECT {PERSON} FROM {other} EXCEPT SELECT {PERSON} FROM {table}) "
-                                  "AS covered")
-            _COVERAGE[(pool, table, other)] = bool(found["covered"][0])
-        return _COVERAGE[(pool, table, other)]
-
-    return holds_every_person
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
