@@ -30,7 +30,9 @@ the eigenvalues below the algebra's floor are zero.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+
 import numpy as np
+
 from safepool.query.audit_algebra import nonzero_eigenvalues
 
 Identity = tuple[str | None, int, int]  # a cell's definition, persons and signature (of persons and values)
@@ -64,8 +66,8 @@ def implied_relations(entries: Sequence[int], rows: Mapping[int, int], splits: M
                       width: int) -> np.ndarray:
     """The new rows' part of every relation the incoming `entries` take part in (relations x
     `width`): an entry with the definition and persons of a remembered entry, or of another
-    incoming one, is that entry; an entry is the sum of the parts of each of its `splits` (given
-    only where no person is in two parts). `rows` numbers the entries that are new rows; `same`
+    incoming one, is that entry; an entry is the sum of the parts of each of its `splits`. `rows`
+    numbers the entries that are new rows; `same`
     are entries equal to a remembered one (no row of their own: their part is nothing)."""
     expansions: dict[int, np.ndarray | None] = {}
 
