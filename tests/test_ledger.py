@@ -79,7 +79,9 @@ def answer(governance: Governance, actor: Actor, ledger: Ledger, incoming: pd.Da
     withheld = ledger.check(incoming, column_of, MIN_FREQUENCY)
     governance.audit.append(actor=actor.name, role=actor.main_role, action="query", permit=ledger.permit,
                             outcome=query_outcome(withheld),
-                            detail={"query_sha256": digest, "withheld": withheld_entries(withheld, measures),
+                            detail={"query_sha256": digest,
+                                    "withheld": withheld_entries([(column_of[c], check) for c, check in withheld.items()],
+                                                                 measures),
                                     **ledger.state()})
     return withheld
 
@@ -198,7 +200,7 @@ def test_a_total_left_out_of_the_algebra_still_lets_three_answers_be_caught(ws, 
     d, e = cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.compare(pd.concat([d, e]), MIN_FREQUENCY) == (set(), set())
-        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
+        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {1: ALL_ANSWERS}  # e, after d
 
 
 @pytest.mark.parametrize("claimed", [
@@ -219,7 +221,7 @@ def test_a_claimed_total_that_does_not_add_up_stays_in_the_algebra(ws, claimed):
         withheld = ledger.check(pd.concat([b, c, claimed]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]})
         assert ledger._sums == {}
         if claimed["value"].iloc[0] != 0.0:
-            assert withheld == {0: ALL_ANSWERS}
+            assert withheld == {2: ALL_ANSWERS}  # the cell that gives person 0 away after b and c
         else:  # person 0 counts by membership like persons 1-9 (the same cells): one class of ten
             assert withheld == {}
 
@@ -255,7 +257,7 @@ def test_a_total_without_rows_is_kept_as_the_cells_it_adds_up_and_still_counts(w
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.compare(cell(range(1, 20)), MIN_FREQUENCY) == ({0}, set())  # the total but person 0
         assert ledger.compare(cell(range(20)), MIN_FREQUENCY) == (set(), {0})     # the total itself
-        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
+        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {1: ALL_ANSWERS}
 
 
 def test_a_total_without_rows_is_compared_and_taken_for_a_remembered_cell(ws):
@@ -609,10 +611,11 @@ def test_an_audit_that_fails_rolls_back_the_write_beside_it(ws, monkeypatch):
         ledger.verify_contents()
 
 
-def test_a_withheld_column_is_not_written_and_the_rest_is(ws):
+def test_an_answer_with_a_cell_found_is_not_written_at_all(ws):
     """Two cells of ten persons, then (1..9 and 20..29) in one column and 20..29 in another: together
-    they give person 0 away (no pair does), so the second column is withheld. The change written
-    beside the audit (both columns) is rolled back, and only the first column's cell is remembered."""
+    they give person 0 away (no pair does), so the second cell is found. The change written beside
+    the audit (both cells) is rolled back and nothing is remembered: the engine hides the cell and
+    asks again with what it would show then, which is remembered when it passes."""
     root, governance, anna = ws
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert answer(governance, anna, ledger, pd.concat([cell(range(10)), cell(range(10, 20), number=1)]),
@@ -620,7 +623,8 @@ def test_a_withheld_column_is_not_written_and_the_rest_is(ws):
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         incoming = pd.concat([cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)])
         assert answer(governance, anna, ledger, incoming, {0: 0, 1: 1}, ["persons", "persons"]) == {1: ALL_ANSWERS}
-        assert ledger.state()["ledger_cells"] == 3
+        assert ledger.state()["ledger_cells"] == 2
+        assert answer(governance, anna, ledger, incoming[incoming["cell"] == 0], {0: 0}, ["persons"]) == {}
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         rows = ledger._con().execute("SELECT cell, min(person), count(*) FROM contributions GROUP BY cell "
                                      "ORDER BY cell").fetchall()
@@ -628,8 +632,8 @@ def test_a_withheld_column_is_not_written_and_the_rest_is(ws):
         ledger.verify_contents()
 
 
-def test_a_write_that_fails_beside_the_audit_is_raised_when_a_column_is_withheld(ws, monkeypatch):
-    """The withheld path rolls the written change back and remembers the rest; a write that failed
+def test_a_write_that_fails_beside_the_audit_is_raised_when_a_cell_is_found(ws, monkeypatch):
+    """The path of a cell found rolls the written change back; a write that failed
     (such as a file found replaced when it was opened) stops the query there too."""
     root, governance, anna = ws
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
@@ -677,9 +681,11 @@ def test_withheld_answers_are_audited_as_withheld_and_the_alert_fires(ws):
             assert answer(governance, anna, ledger, incoming, column_of, measures, digest=f"{i:064x}") == expected
     queries = governance.audit.records(action="query")
     assert [q.outcome for q in queries] == ["ok", WITHHELD, WITHHELD, WITHHELD]
-    assert queries[1].detail["withheld"] == [{"column": 1, "measure": "sum", "check": "differencing (pairs)"}]
-    assert queries[3].detail["withheld"] == [{"column": 2, "measure": "sum", "check": "differencing (all answers)"}]
-    assert queries[3].detail["ledger_cells"] == 2  # the first half was remembered, the withheld one not
+    assert queries[1].detail["withheld"] == [{"column": 1, "measure": "sum", "cells": 1,
+                                              "check": "differencing (pairs)"}]
+    assert queries[3].detail["withheld"] == [{"column": 2, "measure": "sum", "cells": 1,
+                                              "check": "differencing (all answers)"}]
+    assert queries[3].detail["ledger_cells"] == 1  # nothing of an answer with a cell found is remembered
     [alert] = [a for a in run_alerts(governance.audit) if a.rule == DIFFERENCING]
     assert (alert.actor, alert.permit, alert.first_seq, alert.last_seq) == ("anna", PERMIT, queries[1].seq,
                                                                             queries[3].seq)

@@ -400,7 +400,7 @@ def test_each_row_gets_the_cell_of_its_keys(spans):
 
 def test_answers_do_not_depend_on_the_pseudonyms_or_their_order(template, tmp_path):
     """The same data under other pseudonyms (as another permit key gives them), its rows shuffled:
-    every answer, suppression, note and withheld column is the same."""
+    every answer, suppression and note is the same, and so is what the ledger hides."""
     rng = random.Random(3)
     tables = pool_tables()
     renamed = {pid: f"x{rng.getrandbits(64):016x}" for pid in tables["population"]["pid"]}
@@ -419,14 +419,16 @@ def test_answers_do_not_depend_on_the_pseudonyms_or_their_order(template, tmp_pa
         mine, theirs = ask(first, question), ask(second, question)
         pd.testing.assert_frame_equal(mine.table, theirs.table)
         assert mine.note == theirs.note
-    assert "Withheld" in mine.note  # the last differs from the one before by one person
+    assert np.isnan(mine.table.loc[0, "s"])  # the last differs from the one before by one person
 
 
 def test_a_row_status_names_the_columns_it_is_about():
-    """A shown value beside a withheld one is not called suppressed: a row whose columns differ names
-    each hidden column with its status; columns that agree share one status."""
-    from safepool.query.engine import DIFFERENCING, _row_status
+    """A shown value beside a hidden or rounded one is not called suppressed or rounded: a row whose
+    columns differ names each column not shown as it is, with its status; columns that agree share one."""
+    from safepool.query.engine import _row_status
+    rounded = "rounded to base 5"
     assert _row_status([("s", SHOWN), ("q", SHOWN)]) == SHOWN
     assert _row_status([("s", "suppressed"), ("q", "suppressed")]) == "suppressed"
-    assert _row_status([("s", SHOWN), ("q", DIFFERENCING)]) == f"q: {DIFFERENCING}"
-    assert _row_status([("s", "suppressed"), ("q", DIFFERENCING)]) == f"s: suppressed; q: {DIFFERENCING}"
+    assert _row_status([("s", SHOWN), ("q", "suppressed")]) == "q: suppressed"
+    assert _row_status([("n", rounded), ("s", SHOWN)]) == f"n: {rounded}"
+    assert _row_status([("n", rounded), ("q", "suppressed")]) == f"n: {rounded}; q: suppressed"

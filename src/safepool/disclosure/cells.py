@@ -19,6 +19,9 @@ STATUS = "status"
 SHOWN = "shown"
 SECONDARY = "suppressed (secondary)"
 SMALL_OR_ZERO = "min_frequency or zeros"
+# a cell the caller hides because, with earlier answers of its permit, it would single out fewer
+# persons than the minimum frequency (the query ledger); suppressed and protected as a small cell
+DIFFERENCING = "differencing"
 ROUNDED = "rounded to base {base}"
 CONTRIBUTOR_COLUMNS = ("top", "abs_total")
 

@@ -7,8 +7,12 @@ text) under the policy's time and memory budget, works out per cell and person w
 contributes, and checks every cell on the persons behind it. Failing cells are suppressed
 (primary and secondary, with totals); a group hidden in one column is hidden in all. A column
 whose cells, with the earlier answers of the permit, would single out fewer persons than the
-minimum frequency is withheld through the ledger. Every query, answered, withheld or refused, is
-audited with a digest of its text (never the text), and every answer is recorded as an output.
+minimum frequency (or that differ from one by no one, under another question) are hidden like
+cells of too few persons: the ledger names them, suppression runs again with them hidden, and the
+ledger checks what would be shown then, until it passes. So a reader cannot tell a cell hidden
+for the earlier answers from one hidden for its own few persons. Every query, answered, withheld
+or refused, is audited with a digest of its text (never the text), and every answer is recorded
+as an output.
 No message from the engine carries its own text: a failure names the step that failed.
 """
 
@@ -16,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from functools import partial
 from datetime import date
 from pathlib import Path
 
@@ -25,8 +30,7 @@ import numpy as np
 import pandas as pd
 
 from safepool.collector import collector_paused
-from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check, \
-    suppress
+from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check
 from safepool.disclosure.kinds import kind_of
 from safepool.disclosure.kinds.base import TOTALS_NOTE, at_precision
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
@@ -44,7 +48,7 @@ from safepool.pool.access import analysis_connection
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
-from safepool.query.ledger import ALL_ANSWERS, PAIRS, Ledger
+from safepool.query.ledger import Ledger, query_outcome, withheld_entries
 from safepool.query.person_sums import cell_person_order, entry_rows
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
@@ -52,14 +56,7 @@ from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefus
 from safepool.query.request import AggregateRequest
 from safepool.query.sql_syntax import model_from_sql
 
-DIFFERENCING = "suppressed (differencing with earlier answers)"
 SUPPRESSED = "suppressed"  # every cell an answer hides, whatever hid it (see `_as_answered`)
-WITHHELD_NOTES = {
-    PAIRS: "Withheld, because with an earlier answer of this permit its cells would single out fewer persons "
-           "than the minimum frequency.",
-    ALL_ANSWERS: "Withheld, because adding and subtracting its cells and the earlier answers of this permit "
-                 "would give away the values of fewer persons than the minimum frequency.",
-}
 
 
 @dataclass(frozen=True)
@@ -99,27 +96,51 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
             columns = _run(budget, model, dictionary, policy)
             _mitigate(model, columns, policy, title)
             facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
-            incoming = _incoming(model, dictionary, columns, person_tables(model, facts.holds_every_person),
-                                 facts.outside)
+            tables = person_tables(model, facts.holds_every_person)
+            incoming = _incoming(model, dictionary, columns, tables, facts.outside)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     with Ledger.open(pool_dir, governance, actor, permit) as ledger:
-        frame, column_of, sums, definitions = incoming
-        withheld = ledger.check(frame, column_of, policy.min_frequency, sums=sums, definitions=definitions)
-        table, note = _answer(model, dictionary, columns, withheld, policy)
-        output_ids = _record(governance, actor, permit, title, columns, withheld)
+        hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title,
+                                        partial(_incoming, model, dictionary, columns, tables, facts.outside), incoming)
+        table, note = _answer(model, dictionary, columns, policy)
+        output_ids = _record(governance, actor, permit, title, columns)
         shown = int(table[STATUS].map(visible).sum())
         governance.audit.append(
             actor=actor.name, role=actor.main_role, action="query", permit=permit,
-            outcome="withheld" if withheld else "ok", target=",".join(model.tables), rows=shown,
+            outcome=query_outcome(hidden), target=",".join(model.tables), rows=shown,
             detail={"query_sha256": digest, "measures": [m.kind for m in model.measures], "cells": len(table),
                     "suppressed": len(table) - shown, "outputs": output_ids,
-                    "withheld": [{"column": j + 1, "measure": model.measures[j].kind,
-                                  "check": f"differencing ({found})"} for j, found in sorted(withheld.items())],
+                    "withheld": withheld_entries([(j, check) for (j, _), check in hidden.items()],
+                                                 [m.kind for m in model.measures]),
                     **ledger.state()})
     return QueryAnswer(title=title, table=table, note=note, output_ids=output_ids, query_sha256=digest)
+
+
+def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[_Column], policy: DisclosureRules,
+                           title: str, entries: Callable[[], _Entries], incoming: _Entries
+                           ) -> dict[tuple[int, tuple], str]:
+    """The cells hidden for the earlier answers ((column, labels) -> the check that found them): what
+    the ledger finds in the answer is hidden as a small cell is (suppression runs again, in every
+    column), and what would be shown then is checked again, until the ledger finds nothing and
+    remembers it. Each round hides at least one more cell, so it ends. `entries` makes the answer's
+    entries again (the facts of the pool they need were all asked for the first: they depend on the
+    model alone)."""
+    groups = [g.name for g in model.groups]
+    hidden: dict[tuple[int, tuple], str] = {}
+    while found := ledger.check(incoming.frame, incoming.column_of, policy.min_frequency, sums=incoming.sums,
+                                definitions=incoming.definitions):
+        more = _to_hide(found, incoming, columns)
+        if more.keys() <= hidden.keys():  # cannot happen (a cell found is shown): hide the whole answer
+            check = next(iter(found.values()))
+            more = {(j, label): check for j, column in enumerate(columns) if column.mitigated is not None
+                    for label in _labels(column.mitigated.output.cells, groups)}
+        hidden.update(more)
+        _mitigate(model, columns, policy, title, {labels for _, labels in hidden})
+        incoming = entries()
+    return hidden
 
 
 def answer_rules(policy: DisclosureRules) -> DisclosureRules:
@@ -272,7 +293,10 @@ def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.
 # -- disclosure checks and suppression --------------------------------------------------------
 
 
-def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureRules, title: str) -> None:
+def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureRules, title: str,
+              hide: Collection[tuple] = ()) -> None:
+    """Each column's checked output, its failing cells and the cells labelled as in `hide` (cells the
+    ledger found) suppressed with what protects them, a group hidden in one column hidden in all."""
     groups = [g.name for g in model.groups]
     for column in columns:
         cells = column.cells.rename(columns={f"g{i}": name for i, name in enumerate(groups)})
@@ -281,7 +305,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
             continue
         additive = _additive(column.measure, groups)
         try:
-            mitigated = suppress(output, policy, margins=additive)
+            mitigated = kind_of(output).suppress(output, policy, additive, hide)
         except DisclosureInputError:
             raise refuse(f"the answer of {column.measure.name} cannot be checked") from None
         if column.measure.kind == "mean" and groups:
@@ -312,8 +336,9 @@ def _as_answered(mitigated: Mitigated, measure: Measure, additive: bool, policy:
     hidden = ~cells[STATUS].map(visible).to_numpy(dtype=bool)
     cells.loc[hidden, STATUS] = SUPPRESSED
     parts = [f"{int(hidden.sum())} of {len(cells)} cell(s) suppressed: cells that fail the frequency check (an "
-             "empty cell fails it too), the dominance or the p% check, and cells that would let one of those "
-             "be worked out." if hidden.any() else "No cell is suppressed."]
+             "empty cell fails it too), the dominance or the p% check, cells that with each other or with earlier "
+             "answers of this permit would single out fewer persons than the minimum frequency, and cells that would let one "
+             "of those be worked out." if hidden.any() else "No cell is suppressed."]
     if additive:
         parts.append(TOTALS_NOTE)
     if policy.round_counts and kind_of(mitigated.output).count_columns(mitigated.output):
@@ -416,9 +441,20 @@ def _hidden(mitigated: Mitigated, rows: np.ndarray, policy: DisclosureRules) -> 
 # -- differencing with earlier answers --------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Entries:
+    """What an answer would show, as the ledger takes it (see `_incoming`), and each entry's inner
+    cells (labels), by which what the ledger finds is hidden."""
+
+    frame: pd.DataFrame  # cell (the entry), person, value
+    column_of: dict[int, int]
+    sums: dict[int, list[int]]
+    definitions: EntryDefinitions
+    members: dict[int, frozenset[tuple]]
+
+
 def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], tables: list[str],
-              outside: Callable[[VariableRef], frozenset[str]]
-              ) -> tuple[pd.DataFrame, dict[int, int], dict[int, list[int]], EntryDefinitions]:
+              outside: Callable[[VariableRef], frozenset[str]]) -> _Entries:
     """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
     of shown cells that are entries themselves. Each person's contribution comes for every entry but
@@ -432,6 +468,7 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
     sums: dict[int, list[int]] = {}
     definitions: dict[int, str] = {}
     splits: dict[int, list[list[int]]] = {}
+    members_of: dict[int, frozenset[tuple]] = {}
     for j, column in enumerate(columns):
         if column.mitigated is None:
             continue
@@ -451,7 +488,7 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
                 entry = len(column_of)
                 column_of[entry] = j
                 definitions[entry] = definition
-                labelled[part][entry] = frozenset(members)
+                labelled[part][entry] = members_of[entry] = frozenset(members)
                 entries.append((entry, part, numbers))
                 if len(numbers) == 1:
                     alone[(part, numbers[0])] = entry
@@ -465,24 +502,26 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
             splits.update(splits_of(of_part))
     cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
-    return (pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums,
-            EntryDefinitions(definitions, splits))
+    return _Entries(pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums,
+                    EntryDefinitions(definitions, splits), members_of)
+
+
+def _covered(labels: list[tuple]) -> list[set[tuple]]:
+    """The inner cells (labels without a total) that each row of a table (labels) adds up."""
+    is_total = [[str(v) == TOTAL for v in label] for label in labels]
+    inner = [label for label, total in zip(labels, is_total) if not any(total)]
+    return [{cell for cell in inner if all(t or cell[i] == v for i, (v, t) in enumerate(zip(label, total)))}
+            for label, total in zip(labels, is_total)]
 
 
 def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
     """Sets of inner cells a reader can add up: each shown cell and total, and every line of shown
     cells (`single`: quantiles do not add up, so each shown cell alone)."""
     labels, shown = _labels(cells, groups), _shown(cells)
-    is_total = [[str(v) == TOTAL for v in label] for label in labels]
-    inner = [label for label, total in zip(labels, is_total) if not any(total)]
-    shown_inner = [label for label, total, seen in zip(labels, is_total, shown) if seen and not any(total)]
+    shown_inner = [label for label, seen in zip(labels, shown) if seen and not any(str(v) == TOTAL for v in label)]
     if single:
         return [{label} for label in shown_inner]
-    sets: list[set[tuple]] = []
-    for label, total, seen in zip(labels, is_total, shown):
-        if seen:
-            fixed = {i: v for i, (v, t) in enumerate(zip(label, total)) if not t}
-            sets.append({inner_label for inner_label in inner if all(inner_label[i] == v for i, v in fixed.items())})
+    sets = [covered for covered, seen in zip(_covered(labels), shown) if seen]
     lines = [dict()] + [{i: value} for i in range(len(groups)) for value in {label[i] for label in shown_inner}]
     for fixed in lines if groups else []:
         sets.append({label for label in shown_inner if all(label[i] == v for i, v in fixed.items())})
@@ -493,11 +532,29 @@ def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[se
     return unique
 
 
+def _to_hide(found: dict[int, str], entries: _Entries, columns: list[_Column]) -> dict[tuple[int, tuple], str]:
+    """The cells to hide for the entries the ledger found, (column, labels) -> the check: the row of
+    the column's table that adds up the entry's inner cells, or for a line of shown cells that no row
+    adds up, its cell of the fewest persons (the first in the table's order among equals)."""
+    hide: dict[tuple[int, tuple], str] = {}
+    for entry, check in found.items():
+        j, members = entries.column_of[entry], entries.members[entry]
+        output = columns[j].mitigated.output  # type: ignore[union-attr]  # an entry's column has an output
+        groups = [g for g in output.groups]
+        labels = _labels(output.cells, groups)
+        rows = [label for label, covered in zip(labels, _covered(labels)) if covered == members]
+        if not rows:
+            persons = dict(zip(labels, output.cells["count" if isinstance(output, FrequencyTable) else "n"]))
+            rows = sorted(members, key=lambda label: (persons.get(label, 0), labels.index(label)))
+        hide[(j, rows[0])] = check
+    return hide
+
+
 # -- the answer and its record ----------------------------------------------------------------
 
 
-def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], withheld: dict[int, str],
-            policy: DisclosureRules) -> tuple[pd.DataFrame, str]:
+def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], policy: DisclosureRules
+            ) -> tuple[pd.DataFrame, str]:
     """One row per cell (and total) in the dictionary's order: labels, each column's shown value (at
     the precision the policy allows, as in the recorded files), a status."""
     groups = [g.name for g in model.groups]
@@ -511,11 +568,10 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
         output = column.mitigated.output
         quantity = "count" if isinstance(output, FrequencyTable) else "value"
         shown = at_precision(output.cells[quantity], 0 if quantity == "count" else policy.decimals)
-        for label, value, found in zip(_labels(output.cells, groups), shown, output.cells[STATUS]):
-            status = DIFFERENCING if j in withheld else found
+        for label, value, status in zip(_labels(output.cells, groups), shown, output.cells[STATUS]):
             rows.setdefault(label, dict(zip(groups, label)))[name] = value if visible(status) else np.nan
             statuses.setdefault(label, []).append((name, status))
-        note = WITHHELD_NOTES[withheld[j]] if j in withheld else column.mitigated.note
+        note = column.mitigated.note
         if note:
             notes.setdefault(note, []).append(name)
     order = [{label: i for i, label in enumerate(group_labels(g, dictionary[g.variable.table][g.variable.name]))}
@@ -528,8 +584,8 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
 
 def _row_status(statuses: list[tuple[str, str]]) -> str:
     """A row's status: its columns' one status when they agree, else the columns not shown, each
-    with its own ("q: suppressed (differencing with earlier answers)"), so that a shown value
-    beside a withheld one is not called suppressed."""
+    with its own ("q: suppressed"), so that a shown value beside a hidden one is not called
+    suppressed."""
     hidden = [(name, status) for name, status in statuses if status != SHOWN]
     if not hidden:
         return SHOWN
@@ -538,12 +594,11 @@ def _row_status(statuses: list[tuple[str, str]]) -> str:
     return "; ".join(f"{name}: {status}" for name, status in hidden)
 
 
-def _record(governance: Governance, actor: Actor, permit: str, title: str, columns: list[_Column],
-            withheld: dict[int, str]) -> list[str]:
+def _record(governance: Governance, actor: Actor, permit: str, title: str, columns: list[_Column]) -> list[str]:
     """Each column with something shown becomes a recorded output of the permit (source "query")."""
     ids = []
-    for j, column in enumerate(columns):
-        if column.mitigated is None or j in withheld:
+    for column in columns:
+        if column.mitigated is None:
             continue
         output = column.mitigated.output
         if not output.cells[STATUS].map(visible).any():

@@ -105,7 +105,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -235,16 +235,20 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
     return digest
 
 
-def query_outcome(withheld: Mapping[int, str]) -> str:
-    """The audit outcome of an answered query: "withheld" when any column was withheld."""
-    return WITHHELD if withheld else "ok"
+def query_outcome(hidden: Collection[Any]) -> str:
+    """The audit outcome of an answered query: "withheld" when the ledger hid any cell of it."""
+    return WITHHELD if hidden else "ok"
 
 
-def withheld_entries(withheld: Mapping[int, str], measures: Sequence[str]) -> list[dict[str, Any]]:
-    """The audit detail `withheld` of a query: one entry per withheld column (`withheld` as
-    `Ledger.check` returns it, 0-based; `measures` the kind of each column)."""
-    return [{"column": j + 1, "measure": measures[j], "check": f"differencing ({check})"}
-            for j, check in sorted(withheld.items())]
+def withheld_entries(hidden: Iterable[tuple[int, str]], measures: Sequence[str]) -> list[dict[str, Any]]:
+    """The audit detail `withheld` of a query: per column (0-based in `hidden`, one (column, check)
+    per cell the ledger hid; `measures` the kind of each column), how many of its cells were hidden
+    and by which checks (PAIRS, ALL_ANSWERS)."""
+    checks: dict[int, list[str]] = {}
+    for column, check in hidden:
+        checks.setdefault(column, []).append(check)
+    return [{"column": j + 1, "measure": measures[j], "cells": len(found),
+             "check": f"differencing ({', '.join(sorted(set(found)))})"} for j, found in sorted(checks.items())]
 
 
 def _distinct(numbers: np.ndarray) -> np.ndarray:
@@ -463,8 +467,13 @@ class Ledger:
     def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
               sums: Mapping[int, Sequence[int]] | None = None,
               definitions: EntryDefinitions | None = None) -> dict[int, str]:
-        """Columns to withhold, each with the check it failed (PAIRS or ALL_ANSWERS), for incoming
-        cells (columns cell, person, value; cell -> its column in column_of); remembers the rest.
+        """Incoming cells that the earlier answers forbid showing, each with the check that found it
+        (PAIRS or ALL_ANSWERS); when none is found, every incoming cell is remembered. Incoming
+        cells: columns cell, person, value (cell -> its column in column_of). The caller hides what
+        is found as it hides a cell of too few persons, and asks again with what it would show then,
+        so that an empty difference looks like a small cell (see `safepool.query.engine`); nothing
+        is remembered until an answer passes whole.
+
         `sums` (optional) names incoming cells that are, person by person, the sum of other
         incoming cells of the same column (a total and the shown cells it adds up): checked here,
         they are left out of the algebra, which they add nothing to, while their members are in it.
@@ -484,47 +493,63 @@ class Ledger:
         incoming, defined = split_sums(in_cell_order(incoming), column_of, sums)
         signatures = self._signatures = self.signatures(incoming, defined)
         close, same = self.compare(incoming, min_frequency, signatures, defined)
-        withheld = {column_of[cell]: PAIRS for cell in close}
+        if close:  # the pairs are found first: each is hidden, and what is left is checked again
+            return {cell: PAIRS for cell in sorted(close)}
         self._same = same
-        candidates = [cell for cell in column_of if column_of[cell] not in withheld and cell not in same]
-        chosen = set(candidates)
+        candidates = [cell for cell in column_of if cell not in same]
+        if not candidates:
+            return {}
         # a sum is kept as a definition only with the cells it adds up (not when one is remembered already)
-        made = {cell: members for cell, members in defined.items() if cell in chosen and not chosen.issuperset(members)}
+        made = {cell: members for cell, members in defined.items() if cell in candidates
+                and not set(candidates).issuperset(members)}
         if made:
             incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, made)], ignore_index=True))
-        self._defined = {cell: members for cell, members in defined.items() if cell in chosen and cell not in made}
+        self._defined = {cell: members for cell, members in defined.items() if cell in candidates and cell not in made}
         self._candidates = candidates
         claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
-        self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined} if candidates else {}
-        if not candidates:
-            return withheld
+        self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined}
         self._memory()  # read before the write begins, if this process does not keep it
         # every candidate kept is the common case: its change is written (uncommitted) beside the audit,
         # which spends most of its time in C code that lets the write's thread run (40-80 ms at
         # 300,000 persons, most of what the audit of a simple question takes)
         writing = _Beside("ledger-write", partial(self._written, *self._to_remember(incoming, signatures, candidates)))
         try:
-            if self._gives_away(incoming, candidates, min_frequency):
-                accepted: list[int] = []
-                for column in sorted({column_of[cell] for cell in candidates}):
-                    cells = [cell for cell in candidates if column_of[cell] == column]
-                    if self._gives_away(incoming, accepted + cells, min_frequency):
-                        withheld[column] = ALL_ANSWERS
-                    else:
-                        accepted += cells
+            found = self._giving_away(incoming, candidates, min_frequency)
         except BaseException:
             writing.join()
             if writing.error is None:  # the caller's error is raised, not the write's
                 self._abandon(writing.wait())
             raise
-        kept = [c for c in candidates if column_of[c] not in withheld]
-        if len(kept) == len(candidates):
-            self._commit(writing.wait())
-        else:
+        if found:
             self._abandon(writing.wait())  # a failed write stops the query here too
-            if kept:
-                self.remember(*self._to_remember(incoming, signatures, kept))
-        return withheld
+        else:
+            self._commit(writing.wait())
+        return found
+
+    def _giving_away(self, incoming: pd.DataFrame, candidates: list[int], min_frequency: int) -> dict[int, str]:
+        """The candidates that give away fewer persons than `min_frequency` with the remembered cells
+        and the candidates before them: none when all of them pass together (the common case, one
+        audit); else column by column, and within a column that fails, cell by cell in the order of
+        the answer (the columns' cells, then totals and lines), so that what is hidden is a cell as a
+        small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
+        up stands for its persons."""
+        if not self._gives_away(incoming, candidates, min_frequency):
+            return {}
+        if self._defined:
+            incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, self._defined)], ignore_index=True))
+        accepted: list[int] = []
+        found: dict[int, str] = {}
+        for column in sorted({self._column_of[cell] for cell in candidates}):
+            cells = [cell for cell in candidates if self._column_of[cell] == column]
+            if not self._gives_away(incoming, accepted + cells, min_frequency):
+                accepted += cells
+                continue
+            for cell in cells:
+                if self._gives_away(incoming, accepted + [cell], min_frequency):
+                    found[cell] = ALL_ANSWERS
+                else:
+                    accepted.append(cell)
+        return found
 
     def _written(self, *kept: Any) -> _Change | None:
         """The change that remembers the kept cells (see `remember`), written into the file uncommitted."""

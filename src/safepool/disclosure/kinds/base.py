@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from safepool.disclosure.cells import (
+    DIFFERENCING,
     ROUNDED,
     SECONDARY,
     SHOWN,
@@ -220,15 +221,17 @@ class OutputKind:
             raise DisclosureInputError(f"output '{title_of(output)}' cannot be mitigated: " + "; ".join(problems))
         return report
 
-    def suppress(self, output: Any, policy: DisclosureRules, margins: bool = True) -> Mitigated:
-        """Blank every failing cell; with `margins`, add totals and protect against them."""
+    def suppress(self, output: Any, policy: DisclosureRules, margins: bool = True,
+                 hide: Collection[tuple] = ()) -> Mitigated:
+        """Blank every failing cell and the cells labelled as in `hide`; with `margins`, add totals and
+        protect against them."""
         report = self.require_checkable(output, policy)
         additive = self.additive(output, margins)
         if additive:
             output = self.with_margins(output, policy)
             report = self.check(output, policy)
         cells = self.cells_of(output).reset_index(drop=True)
-        failing = self.failing_rules(output, report, policy)
+        failing = self.failing_or_hidden(output, report, policy, hide)
         primary = np.array([bool(found) for found in failing], dtype=bool)
         hidden = self.secondary(output, policy, failing) if additive else primary
         status = [f"suppressed (primary: {', '.join(found)})" if found else SECONDARY if hide else SHOWN
@@ -286,6 +289,17 @@ class OutputKind:
         """What publishing does: suppress what fails, then round the counts if the release rounds."""
         mitigated = self.suppress(output, policy, margins)
         return self.rounded(mitigated, policy) if rounding else mitigated
+
+    def failing_or_hidden(self, output: Any, report: CheckReport, policy: DisclosureRules,
+                          hide: Collection[tuple]) -> list[list[str]]:
+        """`failing_rules`, with DIFFERENCING added to each cell whose group labels (as plain values,
+        totals by their label) are in `hide`: the caller's own reason to hide a cell it has checked."""
+        failing = self.failing_rules(output, report, policy)
+        if not hide:
+            return failing
+        rows = self.cells_of(output)[list(output.groups)].itertuples(index=False, name=None)
+        return [found + [DIFFERENCING] if tuple(json_safe(v) for v in row) in hide and DIFFERENCING not in found
+                else found for found, row in zip(failing, rows)]
 
     def failing_rules(self, output: Any, report: CheckReport, policy: DisclosureRules) -> list[list[str]]:
         """For each row of the output, the rules it fails (empty when it passes).

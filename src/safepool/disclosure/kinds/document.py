@@ -15,6 +15,7 @@ each part's name to the part as checked under the workspace policy (a Mitigated)
 from __future__ import annotations
 
 import html
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from importlib import import_module
 from typing import Any, Callable, ClassVar, Mapping
@@ -104,7 +105,8 @@ class DocumentKind(OutputKind):
     def labels(self, output: Document) -> None:
         return None
 
-    def suppress(self, output: Document, policy: DisclosureRules, margins: bool = True) -> Mitigated:
+    def suppress(self, output: Document, policy: DisclosureRules, margins: bool = True,
+                 hide: Collection[tuple] = ()) -> Mitigated:
         raise DisclosureInputError(f"document '{title_of(output)}' is mitigated through its parts, not as a whole")
 
     def mitigate(self, output: Document, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:

@@ -9,6 +9,7 @@ is left out, so the chart can only draw what the checks let through.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
@@ -96,9 +97,10 @@ class FigureKind(OutputKind):
     def count_columns(self, output: Figure) -> list[str]:
         return _table_kind(output).count_columns(output.table)
 
-    def suppress(self, output: Figure, policy: DisclosureRules, margins: bool = True) -> Mitigated:
+    def suppress(self, output: Figure, policy: DisclosureRules, margins: bool = True,
+                 hide: Collection[tuple] = ()) -> Mitigated:
         self._require_valid(output)
-        return self._through_table(output, _table_kind(output).suppress(output.table, policy, margins), policy)
+        return self._through_table(output, _table_kind(output).suppress(output.table, policy, margins, hide), policy)
 
     def mitigate(self, output: Figure, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:
         self._require_valid(output)

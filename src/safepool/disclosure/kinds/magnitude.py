@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure.cells import SMALL_OR_ZERO, shown_mask
+from safepool.disclosure.cells import DIFFERENCING, SMALL_OR_ZERO, shown_mask
 from safepool.disclosure.differencing import FrequencyCells
 from safepool.disclosure.findings import Finding, invalid
 from safepool.disclosure.kinds.base import (
@@ -33,7 +33,7 @@ from safepool.disclosure.rules import DisclosureRules
 from safepool.disclosure.validation import contributor_problems
 
 CONTRIBUTOR_SETTINGS = frozenset({"dominance_n", "dominance_k", "p_ratio"})
-FREQUENCY_RULES = ("min_frequency", "zeros", SMALL_OR_ZERO)  # the rules a cell's number of persons fails
+FREQUENCY_RULES = ("min_frequency", "zeros", SMALL_OR_ZERO, DIFFERENCING)  # the rules a cell's persons fail
 
 
 @dataclass

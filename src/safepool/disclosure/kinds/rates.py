@@ -18,6 +18,7 @@ out from the population's total shown elsewhere (secondary suppression).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -99,12 +100,13 @@ class Rates(OutputKind):
     def blanked_columns(self, output: RateTable) -> list[str]:
         return [c for c in output.cells.columns if c not in output.groups and c != STATUS]
 
-    def suppress(self, output: RateTable, policy: DisclosureRules, margins: bool = True) -> Mitigated:
-        """Blank each failing row with the rest of its unit, and a second unit of a partition left
-        with one blank unit."""
+    def suppress(self, output: RateTable, policy: DisclosureRules, margins: bool = True,
+                 hide: Collection[tuple] = ()) -> Mitigated:
+        """Blank each failing row (and each row labelled as in `hide`) with the rest of its unit, and
+        a second unit of a partition left with one blank unit."""
         report = self.require_checkable(output, policy)
         cells = output.cells.reset_index(drop=True)
-        failing = self.failing_rules(output, report, policy)
+        failing = self.failing_or_hidden(output, report, policy, hide)
         primary = np.array([bool(found) for found in failing], dtype=bool)
         units = cells.groupby(list(output.unit or output.groups), sort=False).indices
         hidden = primary.copy()
