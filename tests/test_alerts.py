@@ -187,12 +187,12 @@ def test_working_hours_are_configurable(log):
 
 # --------------------------------------------------------------------------- (c) differencing
 
-PAIRS_CHECK = {"column": 1, "measure": "sum", "check": "differencing (pairs)"}
-ALGEBRA_CHECK = {"column": 2, "measure": "persons", "check": "differencing (all answers)"}
+PAIRS_CHECK = {"column": 1, "measure": "sum", "cells": 1, "check": "differencing (pairs)"}
+ALGEBRA_CHECK = {"column": 2, "measure": "persons", "cells": 3, "check": "differencing (all answers)"}
 
 
 def withheld(log: AuditLog, minutes: list[int], *, start="09:00", withheld=(PAIRS_CHECK,), **kwargs) -> None:
-    """Queries answered with columns withheld, shaped as the query engine writes them."""
+    """Queries answered with cells hidden by the ledger, shaped as the query engine writes them."""
     for i, minute in enumerate(minutes):
         add(log, hel(MON, start) + dt.timedelta(minutes=minute), outcome="withheld", query_sha256=f"{i:064x}",
             withheld=list(withheld), ledger_cells=10 + i, ledger_digest=f"{i + 1:064x}", **kwargs)
@@ -224,8 +224,8 @@ def test_differencing_names_the_checks_and_counts_columns(log):
     withheld(log, [0, 1], withheld=(PAIRS_CHECK, ALGEBRA_CHECK))
     withheld(log, [2], withheld=(ALGEBRA_CHECK,))
     [alert] = alerts_of(log, DIFFERENCING)
-    assert alert.message.startswith("3 answers by one user had columns withheld by the differencing checks "
-                                    "(5 columns: differencing (all answers), differencing (pairs))")
+    assert alert.message.startswith("3 answers by one user had cells hidden by the differencing checks "
+                                    "(in 5 columns: differencing (all answers), differencing (pairs))")
 
 
 def test_differencing_needs_one_user_one_permit_and_withheld_answers(log):

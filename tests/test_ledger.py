@@ -689,7 +689,7 @@ def test_withheld_answers_are_audited_as_withheld_and_the_alert_fires(ws):
     [alert] = [a for a in run_alerts(governance.audit) if a.rule == DIFFERENCING]
     assert (alert.actor, alert.permit, alert.first_seq, alert.last_seq) == ("anna", PERMIT, queries[1].seq,
                                                                             queries[3].seq)
-    assert "3 answers by one user had columns withheld" in alert.message
+    assert "3 answers by one user had cells hidden" in alert.message
 
 
 def test_a_damaged_state_is_refused_without_quoting_it(ws):

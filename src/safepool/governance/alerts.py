@@ -4,9 +4,9 @@
 
   refusal_burst   (warning)  many refused requests by one user in a short time;
   unusual_hours   (warning)  data access outside working hours, at weekends or on holidays;
-  differencing    (high)     answers withheld by the differencing ledger, again and again, for
-                             one user under one permit: someone combining answers to isolate
-                             persons (the ledger withheld the answers; the alert says who tried);
+  differencing    (high)     answers with cells hidden by the differencing ledger, again and
+                             again, for one user under one permit: someone combining answers to
+                             isolate persons (the ledger hid the cells; the alert says who tried);
   ledger_mismatch (critical) a permit's query ledger did not match its record (moved away,
                              replaced or rolled back): its queries are stopped until a data
                              security officer investigates;
@@ -76,7 +76,7 @@ class AlertSettings:
     differencing_actions, differencing_count, differencing_window
         differencing: records whose action is in `differencing_actions` ({'query'}) with outcome
         'withheld' and a non-empty `withheld` list in their detail (what the query engine
-        writes when the differencing ledger withholds a column: see safepool.query.ledger),
+        writes when the differencing ledger hides cells: see safepool.query.ledger),
         at least `differencing_count` (3) of them by one user under one permit whose first and
         last lie at most `differencing_window` (24 hours) apart. Overlapping episodes are
         reported as one alert.
@@ -324,8 +324,8 @@ def differencing(records: Sequence[AuditRecord], settings: AlertSettings = Alert
                     permit,
                     min(r.seq for r in episode),
                     max(r.seq for r in episode),
-                    f"{len(episode)} answers by one user had columns withheld by the differencing "
-                    f"checks ({_plural(columns, 'column')}: {', '.join(kinds)}), at least "
+                    f"{len(episode)} answers by one user had cells hidden by the differencing "
+                    f"checks (in {_plural(columns, 'column')}: {', '.join(kinds)}), at least "
                     f"{settings.differencing_count} of them within {_window_text(settings.differencing_window)}: "
                     "a possible differencing attempt",
                 )

@@ -21,7 +21,7 @@ implied by those relations: with N new rows, and R the new rows' part of every r
 cells take part in, rank(A with them) - rank(A before) must be N - rank(R). Less means an empty
 difference. The same rows as the algebra's are used, so that a difference of no one and a
 difference of one person are found in the same quantities (a count beside a sum over nearly the
-same persons is neither), and neither tells the other apart by being withheld.
+same persons is neither), and neither tells the other apart by being hidden.
 
 The ranks come from the algebra's A A^T (kept between queries), its rows scaled to length one;
 the eigenvalues below the algebra's floor are zero.

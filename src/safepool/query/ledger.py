@@ -19,8 +19,9 @@ checked twice against what was shown before:
 
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
-(the algebra looks at groups that no answer tells apart). A column that fails either check is
-withheld. A cell also carries its definition (`safepool.query.definitions`): one with the
+(the algebra looks at groups that no answer tells apart). `check` names the cells that fail
+either check, and the query engine hides them as cells of too few persons are hidden and asks
+again with what it would show then; an answer is remembered only when nothing is found. A cell also carries its definition (`safepool.query.definitions`): one with the
 persons of a remembered cell is that cell asked again only under the same definition, and is
 close otherwise (an empty difference: it differs by no one, which tells as much as one); any
 other combination of cells whose contributions cancel and whose definitions do not imply it is
@@ -75,7 +76,7 @@ checks the file in full as above.
 A crash cannot leave it inconsistent without saying so. Remembering is three steps under the
 lock, after the update is written into a DuckDB transaction of the file that is not yet
 committed (rows and the file's own state together; `check` writes it on a thread beside the
-all-answers audit, and rolls it back when a column is withheld): (1) the record gets the pending
+all-answers audit, and rolls it back when a cell is found): (1) the record gets the pending
 state (pending_cells, pending_digest) the update will reach, (2) the transaction commits, (3)
 the record's state becomes the pending one. A crash before (2) commits leaves the file at the
 recorded state: the next open drops the pending state. A crash after (2) leaves the file at the
@@ -86,10 +87,11 @@ process.
 
 What the audit log needs (written by the query engine)
 ------------------------------------------------------
-A query whose answer withholds a column is appended with action "query", outcome "withheld"
-(`WITHHELD`; `query_outcome(withheld)` picks "ok" or "withheld") and a detail holding
+A query of which the ledger hid cells is appended with action "query", outcome "withheld"
+(`WITHHELD`; `query_outcome(hidden)` picks "ok" or "withheld") and a detail holding
 `query_sha256`, `withheld` (`withheld_entries(...)`: [{"column": 1-based position, "measure":
-its kind, "check": "differencing (pairs)" or "differencing (all answers)"}]) and the ledger's
+its kind, "cells": how many of its cells, "check": "differencing (pairs)", "differencing (all
+answers)" or both}]) and the ledger's
 `state()` ({"ledger_cells": N, "ledger_digest": hex}). The differencing alert
 (`safepool.governance.alerts`) fires on those records.
 """
@@ -132,7 +134,7 @@ LEDGER_DIR = ".query-ledger"
 LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the permit's ledger
 PAIRS = "pairs"              # a new cell and a remembered one differ by too few persons
 ALL_ANSWERS = "all answers"  # a combination of all shown cells gives away too few persons
-WITHHELD = "withheld"        # the audit outcome of a query answered with columns withheld
+WITHHELD = "withheld"        # the audit outcome of a query answered with cells the ledger hid
 MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
 _RELATIVE_TOLERANCE = 1e-9
