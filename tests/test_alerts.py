@@ -217,7 +217,7 @@ def test_differencing_fires_on_withheld_answers(log, minutes, involved):
         [alert] = found
         assert (alert.first_seq, alert.last_seq) == involved
         assert (alert.actor, alert.permit, alert.severity) == ("ana", "P-2024-017", "high")
-        assert "differencing" in alert.message and "withheld" in alert.message
+        assert "differencing" in alert.message and "cells hidden" in alert.message
 
 
 def test_differencing_names_the_checks_and_counts_columns(log):
