@@ -531,9 +531,9 @@ class Ledger:
     def _giving_away(self, incoming: pd.DataFrame, candidates: list[int], min_frequency: int) -> dict[int, str]:
         """The candidates that give away fewer persons than `min_frequency` with the remembered cells
         and the candidates before them: none when all of them pass together (the common case, one
-        audit); else column by column, and within a column that fails, cell by cell in the order of
-        the answer (the columns' cells, then totals and lines), so that what is hidden is a cell as a
-        small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
+        audit); else column by column, and within a column that fails, cell by cell in the order the
+        engine numbers them (the rows of its table, then lines of shown cells), so that what is
+        hidden is a cell, as a small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
         up stands for its persons."""
         if not self._gives_away(incoming, candidates, min_frequency):
             return {}
