@@ -454,6 +454,37 @@ def test_a_cell_hidden_for_earlier_answers_looks_like_a_small_one(tmp_path, aske
     assert json.loads(answers[True][0])["status"]["0"] == "suppressed"
 
 
+@pytest.mark.parametrize("others", [(0, 0, 6), (0, 1, 6), (0, 3, 9), (1, 1, 3), (2, 6, 20), (0, 0, 1), (6, 9, 20)])
+@pytest.mark.parametrize("statistic", ["count", "sum"])
+def test_a_cell_hidden_for_differencing_is_protected_as_a_small_one(others, statistic):
+    """What hides a cell's neighbours does not tell a cell of four persons (too few) from one of five
+    that the ledger found (the fifth review read the code: a found cell was protected on a wider
+    range, so one more neighbour was hidden when an empty cell was beside it). The table's total
+    passes in both, as it does where an attacker walks a window to exactly five."""
+    from safepool.disclosure import FrequencyTable, MagnitudeTable
+    from safepool.disclosure.kinds import kind_of
+    from safepool.disclosure.rules import DisclosureRules
+    from safepool.query.engine import answer_rules
+
+    policy = answer_rules(DisclosureRules())
+    groups = ["a", "b", "c", "d"]
+
+    def table(first: int):
+        counts = [first, *others]
+        if statistic == "count":
+            return FrequencyTable("t", pd.DataFrame({"g": groups, "count": counts}), ["g"])
+        values = [100.0 * n for n in counts]
+        return MagnitudeTable("t", pd.DataFrame({"g": groups, "value": values, "n": counts,
+                                                 "top": [[100.0] * min(n, 2) for n in counts],
+                                                 "abs_total": values}), ["g"], statistic="sum")
+
+    small, found = table(4), table(5)
+    hidden = [kind_of(small).suppress(small, policy, True).output.cells["status"] != SHOWN,
+              kind_of(found).suppress(found, policy, True, hide={("a",)}).output.cells["status"] != SHOWN]
+    assert hidden[0].iloc[0] and hidden[1].iloc[0]
+    assert hidden[0].tolist() == hidden[1].tolist()
+
+
 def test_tables_of_one_question_asked_again_or_split_further_are_answered(setup, audit_way):
     """What the definitions are for: the same question asked again, a one-way table then a two-way
     table whose margins are its cells (the population register joined: it holds every person of the

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from safepool.disclosure.cells import SMALL_OR_ZERO, numbers
+from safepool.disclosure.cells import DIFFERENCING, SMALL_OR_ZERO, numbers
 from safepool.disclosure.findings import Finding, invalid
 from safepool.disclosure.margins import grid_of
 from safepool.disclosure.rules import DisclosureRules
@@ -43,13 +43,24 @@ def protect_grid(table: Any, quantity: str, policy: DisclosureRules, failing: li
 
     Counts (of a frequency table, or the persons behind means) are protected on the count, sums on
     their value. A count whose status says it failed the minimum frequency is known to lie in
-    1..threshold-1 (0.. when zeros share the label); its target is that whole range."""
+    1..threshold-1 (0.. when zeros share the label); its target is that whole range. A cell hidden
+    for differencing (`DIFFERENCING`) is protected as a small cell of threshold-1 persons."""
     primary = np.array([bool(found) for found in failing])
     grid, rows_at, cols_at = grid_of(table, quantity)
     lower, upper = grid.lower[rows_at, cols_at], grid.upper[rows_at, cols_at]
     if counted:
         small = np.array(["min_frequency" in found for found in failing])
         either = np.array([SMALL_OR_ZERO in found for found in failing])
+        # a cell hidden for the caller's differencing check has persons enough, but is protected as a
+        # small cell of threshold-1 persons is (under the policy's rule for zeros): its protection
+        # must not tell it from one
+        differencing = np.array([DIFFERENCING in found for found in failing]) & ~small & ~either
+        grid.values[rows_at, cols_at] = np.where(differencing, policy.min_frequency - 1.0,
+                                                 grid.values[rows_at, cols_at])
+        if policy.zeros == "suppress":  # a small cell's status is the one of an empty cell too
+            either = either | differencing
+        else:
+            small = small | differencing
         lower = np.where(small, 1.0, lower)
         upper = np.where(small | either, policy.min_frequency - 1.0, upper)
         target = np.where(np.isfinite(upper - lower), upper - lower, float(policy.min_frequency))
