@@ -5,10 +5,10 @@ against the pool's data dictionary and the workspace's policy (its cells are cou
 budget before anything runs). The engine runs SQL compiled from the model (never the analyst's
 text) under the policy's time and memory budget, works out per cell and person what each person
 contributes, and checks every cell on the persons behind it. Failing cells are suppressed
-(primary and secondary, with totals); a group hidden in one column is hidden in all. A column
-whose cells, with the earlier answers of the permit, would single out fewer persons than the
-minimum frequency (or that differ from one by no one, under another question) are hidden like
-cells of too few persons: the ledger names them, suppression runs again with them hidden, and the
+(primary and secondary, with totals); a group hidden in one column is hidden in all. Cells that,
+with the earlier answers of the permit, would single out fewer persons than the minimum
+frequency (or that differ from one by no one, under another question) are hidden like cells of
+too few persons: the ledger names them, suppression runs again with them hidden, and the
 ledger checks what would be shown then, until it passes. So a reader cannot tell a cell hidden
 for the earlier answers from one hidden for its own few persons. Every query, answered, withheld
 or refused, is audited with a digest of its text (never the text), and every answer is recorded
@@ -22,8 +22,8 @@ import hashlib
 import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
-from functools import partial
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -336,9 +336,9 @@ def _as_answered(mitigated: Mitigated, measure: Measure, additive: bool, policy:
     hidden = ~cells[STATUS].map(visible).to_numpy(dtype=bool)
     cells.loc[hidden, STATUS] = SUPPRESSED
     parts = [f"{int(hidden.sum())} of {len(cells)} cell(s) suppressed: cells that fail the frequency check (an "
-             "empty cell fails it too), the dominance or the p% check, cells that with each other or with earlier "
-             "answers of this permit would single out fewer persons than the minimum frequency, and cells that would let one "
-             "of those be worked out." if hidden.any() else "No cell is suppressed."]
+             "empty cell fails it too), the dominance or the p% check, cells that with each other or with "
+             "earlier answers of this permit would single out fewer persons than the minimum frequency, and "
+             "cells that would let one of those be worked out." if hidden.any() else "No cell is suppressed."]
     if additive:
         parts.append(TOTALS_NOTE)
     if policy.round_counts and kind_of(mitigated.output).count_columns(mitigated.output):
@@ -540,12 +540,12 @@ def _to_hide(found: dict[int, str], entries: _Entries, columns: list[_Column]) -
     for entry, check in found.items():
         j, members = entries.column_of[entry], entries.members[entry]
         output = columns[j].mitigated.output  # type: ignore[union-attr]  # an entry's column has an output
-        groups = [g for g in output.groups]
-        labels = _labels(output.cells, groups)
+        labels = _labels(output.cells, list(output.groups))
         rows = [label for label, covered in zip(labels, _covered(labels)) if covered == members]
         if not rows:
             persons = dict(zip(labels, output.cells["count" if isinstance(output, FrequencyTable) else "n"]))
-            rows = sorted(members, key=lambda label: (persons.get(label, 0), labels.index(label)))
+            place = {label: i for i, label in enumerate(labels)}
+            rows = sorted(members, key=lambda label: (persons.get(label, 0), place.get(label, len(place))))
         hide[(j, rows[0])] = check
     return hide
 

@@ -21,7 +21,8 @@ The second check finds every single person the first one finds; the first also f
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart). `check` names the cells that fail
 either check, and the query engine hides them as cells of too few persons are hidden and asks
-again with what it would show then; an answer is remembered only when nothing is found. A cell also carries its definition (`safepool.query.definitions`): one with the
+again with what it would show then; an answer is remembered only when nothing is found. A cell
+also carries its definition (`safepool.query.definitions`): one with the
 persons of a remembered cell is that cell asked again only under the same definition, and is
 close otherwise (an empty difference: it differs by no one, which tells as much as one); any
 other combination of cells whose contributions cancel and whose definitions do not imply it is
@@ -501,12 +502,12 @@ class Ledger:
         candidates = [cell for cell in column_of if cell not in same]
         if not candidates:
             return {}
+        chosen = set(candidates)
         # a sum is kept as a definition only with the cells it adds up (not when one is remembered already)
-        made = {cell: members for cell, members in defined.items() if cell in candidates
-                and not set(candidates).issuperset(members)}
+        made = {cell: members for cell, members in defined.items() if cell in chosen and not chosen.issuperset(members)}
         if made:
             incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, made)], ignore_index=True))
-        self._defined = {cell: members for cell, members in defined.items() if cell in candidates and cell not in made}
+        self._defined = {cell: members for cell, members in defined.items() if cell in chosen and cell not in made}
         self._candidates = candidates
         claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
         self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined}

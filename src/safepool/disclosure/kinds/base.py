@@ -298,8 +298,8 @@ class OutputKind:
         if not hide:
             return failing
         rows = self.cells_of(output)[list(output.groups)].itertuples(index=False, name=None)
-        return [found + [DIFFERENCING] if tuple(json_safe(v) for v in row) in hide and DIFFERENCING not in found
-                else found for found, row in zip(failing, rows)]
+        return [found + [DIFFERENCING] if tuple(json_safe(v) for v in row) in hide else found
+                for found, row in zip(failing, rows)]
 
     def failing_rules(self, output: Any, report: CheckReport, policy: DisclosureRules) -> list[list[str]]:
         """For each row of the output, the rules it fails (empty when it passes).
