@@ -97,14 +97,14 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
             _mitigate(model, columns, policy, title)
             facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
             tables = person_tables(model, facts.holds_every_person)
-            incoming = _incoming(model, dictionary, columns, tables, facts.outside)
+            entries = partial(_incoming, model, dictionary, columns, tables, facts.outside)
+            every_row = entries(every_row=True)
     except SafepoolError as exc:
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     with Ledger.open(pool_dir, governance, actor, permit) as ledger:
-        hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title,
-                                        partial(_incoming, model, dictionary, columns, tables, facts.outside), incoming)
+        hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
         table, note = _answer(model, dictionary, columns, policy)
         output_ids = _record(governance, actor, permit, title, columns)
         shown = int(table[STATUS].map(visible).sum())
@@ -120,27 +120,38 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
 
 
 def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[_Column], policy: DisclosureRules,
-                           title: str, entries: Callable[[], _Entries], incoming: _Entries
+                           title: str, entries: Callable[..., _Entries], every_row: _Entries
                            ) -> dict[tuple[int, tuple], str]:
-    """The cells hidden for the earlier answers ((column, labels) -> the check that found them): what
-    the ledger finds in the answer is hidden as a small cell is (suppression runs again, in every
-    column), and what would be shown then is checked again, until the ledger finds nothing and
-    remembers it. Each round hides at least one more cell, so it ends. `entries` makes the answer's
-    entries again (the facts of the pool they need were all asked for the first: they depend on the
-    model alone)."""
+    """The cells hidden for the earlier answers ((column, labels) -> the check that found them), in
+    steps that do not depend on what the ledger finds, so that the time an answer takes does not
+    tell a cell hidden for the earlier answers from one hidden for its own few persons:
+    - every row of the answer (`every_row`: hidden or not) is compared with the remembered cells,
+      and those close to one are hidden as small cells are (a row that fails on its own stays
+      hidden as it was; one hidden only to protect others is hidden for itself, so that the next
+      suppression cannot show it);
+    - suppression runs again (also when nothing was found), and the ledger checks what would be
+      shown then in full; what it finds is hidden, and so on until it finds nothing and remembers
+      the answer. Each round hides at least one more cell, so it ends.
+    `entries` makes the answer's entries again (the facts of the pool they need were all asked for
+    the first: they depend on the model alone)."""
     groups = [g.name for g in model.groups]
     hidden: dict[tuple[int, tuple], str] = {}
-    while found := ledger.check(incoming.frame, incoming.column_of, policy.min_frequency, sums=incoming.sums,
-                                definitions=incoming.definitions):
+    found = ledger.pairs(every_row.frame, every_row.column_of, policy.min_frequency, sums=every_row.sums,
+                         definitions=every_row.definitions)
+    more = _to_hide(found, every_row, columns)
+    while True:
+        hidden.update(more)
+        _mitigate(model, columns, policy, title, {labels for _, labels in hidden})
+        incoming = entries()
+        found = ledger.check(incoming.frame, incoming.column_of, policy.min_frequency, sums=incoming.sums,
+                             definitions=incoming.definitions)
+        if not found:
+            return hidden
         more = _to_hide(found, incoming, columns)
         if more.keys() <= hidden.keys():  # cannot happen (a cell found is shown): hide the whole answer
             check = next(iter(found.values()))
             more = {(j, label): check for j, column in enumerate(columns) if column.mitigated is not None
                     for label in _labels(column.mitigated.output.cells, groups)}
-        hidden.update(more)
-        _mitigate(model, columns, policy, title, {labels for _, labels in hidden})
-        incoming = entries()
-    return hidden
 
 
 def answer_rules(policy: DisclosureRules) -> DisclosureRules:
@@ -454,14 +465,15 @@ class _Entries:
 
 
 def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], tables: list[str],
-              outside: Callable[[VariableRef], frozenset[str]]) -> _Entries:
+              outside: Callable[[VariableRef], frozenset[str]], every_row: bool = False) -> _Entries:
     """For the ledger: each shown cell, total and sum of shown cells a reader can add up (a mean or
     quantile is a sum over a count, so both enter), the column of each, and which of them are sums
     of shown cells that are entries themselves. Each person's contribution comes for every entry but
     those sums: the ledger makes a sum's rows from its cells' when it needs them (they are the
     persons' sums over its cells, made by the same `entry_rows`), which is most of the rows of a
     table with margins. Rows come sorted by entry and person (the ledger's own order). Each entry
-    comes with its definition, and the ways it splits into other entries (`safepool.query.definitions`)."""
+    comes with its definition, and the ways it splits into other entries (`safepool.query.definitions`).
+    `every_row`: each row of the answer, shown or not (for the first comparison)."""
     groups = [g.name for g in model.groups]
     pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entry, person, value) of each entry
     column_of: dict[int, int] = {}
@@ -480,7 +492,7 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
         added: list[tuple[int, int, list[int]]] = []
         entries: list[tuple[int, int, list[int]]] = []  # (entry, part, cell numbers)
         labelled: list[dict[int, frozenset[tuple]]] = [{} for _ in parts]  # per part: entry -> its inner cells
-        shown_sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile")
+        shown_sets = _shown_sets(column.mitigated.output.cells, groups, column.measure.kind == "quantile", every_row)
         defined = entry_definitions(model, dictionary, tables, outside, column.measure, shown_sets)
         for members, definition in zip(shown_sets, defined):
             numbers = sorted({position[label] for label in members if label in position})
@@ -514,10 +526,12 @@ def _covered(labels: list[tuple]) -> list[set[tuple]]:
             for label, total in zip(labels, is_total)]
 
 
-def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool) -> list[set[tuple]]:
+def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool, every_row: bool = False) -> list[set[tuple]]:
     """Sets of inner cells a reader can add up: each shown cell and total, and every line of shown
-    cells (`single`: quantiles do not add up, so each shown cell alone)."""
-    labels, shown = _labels(cells, groups), _shown(cells)
+    cells (`single`: quantiles do not add up, so each shown cell alone; `every_row`: as if every row
+    were shown)."""
+    labels = _labels(cells, groups)
+    shown = np.ones(len(labels), dtype=bool) if every_row else _shown(cells)
     shown_inner = [label for label, seen in zip(labels, shown) if seen and not any(str(v) == TOTAL for v in label)]
     if single:
         return [{label} for label in shown_inner]

@@ -489,13 +489,8 @@ class Ledger:
         the algebra) every cell has one unknown definition, cells with the same persons are the
         same, and no empty difference is looked for: the query engine always gives them."""
         sums = sums or {}
-        keys = definitions.keys if definitions is not None else {}
-        self._definitions = {int(cell): keys.get(cell) for cell in column_of}
-        self._splits = definitions.splits if definitions is not None else {}
-        self._column_of = column_of
-        incoming, defined = split_sums(in_cell_order(incoming), column_of, sums)
-        signatures = self._signatures = self.signatures(incoming, defined)
-        close, same = self.compare(incoming, min_frequency, signatures, defined)
+        incoming, defined, signatures, close, same = self._compared(incoming, column_of, min_frequency, sums,
+                                                                    definitions)
         if close:  # the pairs are found first: each is hidden, and what is left is checked again
             return {cell: PAIRS for cell in sorted(close)}
         self._same = same
@@ -528,6 +523,32 @@ class Ledger:
         else:
             self._commit(writing.wait())
         return found
+
+    def pairs(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
+              sums: Mapping[int, Sequence[int]] | None = None,
+              definitions: EntryDefinitions | None = None) -> dict[int, str]:
+        """The incoming cells close to a remembered one (`compare`), each with PAIRS: the comparison
+        alone, without the all-answers audit and without remembering anything. The engine compares
+        every cell of an answer first, the hidden ones too, so that an answer takes the same steps
+        whether a cell is hidden for its few persons or for the earlier answers (see
+        `safepool.query.engine`)."""
+        close = self._compared(incoming, column_of, min_frequency, sums or {}, definitions)[3]
+        return {cell: PAIRS for cell in sorted(close)}
+
+    def _compared(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
+                  sums: Mapping[int, Sequence[int]], definitions: EntryDefinitions | None
+                  ) -> tuple[pd.DataFrame, dict[int, Sequence[int]], pd.DataFrame, set[int], set[int]]:
+        """The incoming cells as the checks take them (in cell order, sums without rows apart), their
+        signatures, and `compare`'s close and same cells; the cells' definitions are kept for the
+        audit."""
+        keys = definitions.keys if definitions is not None else {}
+        self._definitions = {int(cell): keys.get(cell) for cell in column_of}
+        self._splits = definitions.splits if definitions is not None else {}
+        self._column_of = column_of
+        incoming, defined = split_sums(in_cell_order(incoming), column_of, sums)
+        signatures = self._signatures = self.signatures(incoming, defined)
+        close, same = self.compare(incoming, min_frequency, signatures, defined)
+        return incoming, defined, signatures, close, same
 
     def _giving_away(self, incoming: pd.DataFrame, candidates: list[int], min_frequency: int) -> dict[int, str]:
         """The candidates that give away fewer persons than `min_frequency` with the remembered cells
@@ -678,8 +699,10 @@ class Ledger:
         fresh = sizes[~sizes["cell"].isin(found)]
         fresh = fresh[_near_sizes(fresh["size"].to_numpy(dtype=np.int64), {size for size, _ in remembered},
                                   min_frequency)]
-        if fresh.empty:  # every cell is remembered, or none has a remembered cell of a near size: none is close
+        if not remembered or len(same) == len(sizes):  # nothing remembered, or the question asked again
             return unlike, same
+        # the statement runs even when no cell has a remembered one of a near size (then on no rows), so
+        # that an answer takes the same steps whether its cells are near the remembered ones or not
         wanted = {int(cell): defined[cell] for cell in fresh["cell"] if cell in defined}
         if wanted:
             incoming = pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True)

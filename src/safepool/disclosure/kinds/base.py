@@ -292,13 +292,15 @@ class OutputKind:
 
     def failing_or_hidden(self, output: Any, report: CheckReport, policy: DisclosureRules,
                           hide: Collection[tuple]) -> list[list[str]]:
-        """`failing_rules`, with DIFFERENCING added to each cell whose group labels (as plain values,
-        totals by their label) are in `hide`: the caller's own reason to hide a cell it has checked."""
+        """`failing_rules`, with DIFFERENCING for each cell that passes them and whose group labels (as
+        plain values, totals by their label) are in `hide`: the caller's own reason to hide a cell it
+        has checked. A cell that fails on its own is protected as it would be without the caller's
+        reason, so that the reason changes nothing of how it is hidden."""
         failing = self.failing_rules(output, report, policy)
         if not hide:
             return failing
         rows = self.cells_of(output)[list(output.groups)].itertuples(index=False, name=None)
-        return [found + [DIFFERENCING] if tuple(json_safe(v) for v in row) in hide else found
+        return [[DIFFERENCING] if not found and tuple(json_safe(v) for v in row) in hide else found
                 for found, row in zip(failing, rows)]
 
     def failing_rules(self, output: Any, report: CheckReport, policy: DisclosureRules) -> list[list[str]]:
