@@ -461,11 +461,18 @@ def steps_of(monkeypatch, setup, sql: str) -> list[str]:
     from safepool.query import engine, ledger_memory
     from safepool.query.ledger import Ledger
 
+    import threading
+
     steps: list[str] = []
+    beside: list[str] = []  # steps of the ledger's write, which runs beside the audit in a thread of its own
 
     def recorded(owner, name: str) -> None:
         work = getattr(owner, name)
-        monkeypatch.setattr(owner, name, lambda *a, **k: steps.append(name) or work(*a, **k))
+
+        def step(*a, **k):
+            (steps if threading.current_thread() is threading.main_thread() else beside).append(name)
+            return work(*a, **k)
+        monkeypatch.setattr(owner, name, step)
 
     for name in ("_mitigate", "_incoming"):
         recorded(engine, name)
@@ -474,7 +481,7 @@ def steps_of(monkeypatch, setup, sql: str) -> list[str]:
     recorded(ledger_memory.LedgerMemory, "audit")
     ask(setup, sql)
     monkeypatch.undo()
-    return steps
+    return steps + sorted(beside)
 
 
 WOMEN = "SELECT count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) WHERE sex = 'F' AND {} AND " + BAND

@@ -10,7 +10,9 @@ with the earlier answers of the permit, would single out fewer persons than the 
 frequency (or that differ from one by no one, under another question) are hidden like cells of
 too few persons: the ledger names them, suppression runs again with them hidden, and the
 ledger checks what would be shown then, until it passes. So a reader cannot tell a cell hidden
-for the earlier answers from one hidden for its own few persons. Every query, answered, withheld
+for the earlier answers from one hidden for its own few persons, nor (for cells found by
+comparison) by the steps the answer took: every row is compared first, hidden or not, and
+suppression and the full check run whatever that found. Every query, answered, withheld
 or refused, is audited with a digest of its text (never the text), and every answer is recorded
 as an output.
 No message from the engine carries its own text: a failure names the step that failed.

@@ -681,9 +681,10 @@ class Ledger:
         and those equal to a remembered cell of the same definition. A cell with the size and
         signature (an order-free hash of its persons and values) of a remembered one is that cell
         again and adds nothing if it has its definition, and is close (differs by no one: an empty
-        difference of two questions) if not; two cells
-        whose sizes differ by the minimum frequency or more differ by at least that many persons, so
-        only the other incoming cells are compared, and only with remembered cells of a near size.
+        difference of two questions) if not; two cells whose sizes differ by the minimum frequency
+        or more differ by at least that many persons, so the other incoming cells (those of another
+        definition too, so that they cost what a close one costs) are compared only with remembered
+        cells of a near size.
         `signatures`: `signatures(incoming, defined)`, when the caller has them; `defined`: sums
         that come without rows (their rows are made for the comparison, and remembered sums' rows
         from the cells they add up)."""
@@ -696,16 +697,23 @@ class Ledger:
                  if (int(size), int(signature)) in remembered}
         same = {cell for cell, definitions in found.items() if definition.get(cell) in definitions}
         unlike = set(found) - same  # the same persons and values under another definition: an empty difference
-        fresh = sizes[~sizes["cell"].isin(found)]
+        cells = set(definition) | {int(cell) for cell in sizes["cell"]}  # every incoming cell, with persons or not
+        if not remembered or cells <= same:  # nothing remembered, or the question asked again
+            return unlike, same
+        # the cells found by their signature under another definition are compared as the others are,
+        # and the statement runs even when no cell has a remembered one of a near size (then on no
+        # rows) or no persons: an answer takes the same steps whether its cells are near the
+        # remembered ones, equal to one, or empty
+        fresh = sizes[~sizes["cell"].isin(same)]
         fresh = fresh[_near_sizes(fresh["size"].to_numpy(dtype=np.int64), {size for size, _ in remembered},
                                   min_frequency)]
-        if not remembered or len(same) == len(sizes):  # nothing remembered, or the question asked again
-            return unlike, same
-        # the statement runs even when no cell has a remembered one of a near size (then on no rows), so
-        # that an answer takes the same steps whether its cells are near the remembered ones or not
         wanted = {int(cell): defined[cell] for cell in fresh["cell"] if cell in defined}
         if wanted:
             incoming = pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True)
+        # the fresh cells' rows only (a table lookup: the statement would scan every row of the answer)
+        chosen = fresh["cell"].to_numpy(dtype=np.int64)
+        incoming = incoming[np.isin(incoming["cell"].to_numpy(dtype=np.int64), chosen,
+                                    kind="table" if len(chosen) else None)]
         con = self._con()
         con.register("incoming", incoming)
         con.register("fresh", fresh)
@@ -722,7 +730,7 @@ class Ledger:
                     SELECT i.cell AS new, c.cell AS old, count(*) AS overlap,
                            count(*) FILTER (WHERE abs(i.value - c.value)
                                <= {_RELATIVE_TOLERANCE} * greatest(abs(i.value), abs(c.value), 1)) AS same
-                    FROM (SELECT * FROM incoming WHERE cell IN (SELECT cell FROM fresh)) i
+                    FROM incoming i
                     JOIN remembered c USING (person) GROUP BY ALL)
                 SELECT p.new, s.size + o.size - p.overlap - p.same AS differing, o.definition
                 FROM pairs p JOIN fresh s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
