@@ -509,6 +509,22 @@ def test_a_cell_hidden_for_earlier_answers_takes_the_steps_of_a_small_one(tmp_pa
     assert (first == second) or {"audit", "_write", "_commit"} <= set(steps[True])
 
 
+def test_a_question_asked_again_whole_is_answered_as_it_was_without_a_second_round(tmp_path, monkeypatch):
+    """Every row of the answer shown before under its definition: the reader knows the answer, and
+    it is given again after the comparison alone (no suppression again, no audit, nothing written).
+    A question with a row hidden before is not such a question: it takes every step."""
+    setup = at_the_threshold(tmp_path, inside=True)
+    whole = BY_SEX.format("birth_year >= 1930 AND birth_year < 1941")
+    first = ask(setup, whole)
+    assert (first.table["status"] == SHOWN).all()
+    steps = steps_of(monkeypatch, setup, whole)
+    assert steps == ["_mitigate", "_incoming", "pairs", "compare"]
+    assert shape(ask(setup, whole)) == shape(first)
+    part = BY_SEX.format("birth_year >= 1930 AND birth_year < 1940")  # the women's cell is small
+    ask(setup, part)
+    assert steps_of(monkeypatch, setup, part).count("_mitigate") == 2
+
+
 @pytest.mark.parametrize("others", [(0, 0, 6), (0, 1, 6), (0, 3, 9), (1, 1, 3), (2, 6, 20), (0, 0, 1), (6, 9, 20)])
 @pytest.mark.parametrize("statistic", ["count", "sum"])
 def test_a_cell_hidden_for_differencing_is_protected_as_a_small_one(others, statistic):

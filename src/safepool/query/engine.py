@@ -127,7 +127,8 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
     """The cells hidden for the earlier answers ((column, labels) -> the check that found them), in
     steps that do not depend on what the ledger finds, so that the time an answer takes does not
     tell a cell hidden for the earlier answers from one hidden for its own few persons:
-    - every row of the answer (`every_row`: hidden or not) is compared with the remembered cells,
+    - every row of the answer (`every_row`: hidden or not) is compared with the remembered cells
+      (a question asked again whose rows were all shown before is answered as it was),
       and those close to one are hidden as small cells are (a row that fails on its own stays
       hidden as it was; one hidden only to protect others is hidden for itself, so that the next
       suppression cannot show it);
@@ -138,8 +139,10 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
     the first: they depend on the model alone)."""
     groups = [g.name for g in model.groups]
     hidden: dict[tuple[int, tuple], str] = {}
-    found = ledger.pairs(every_row.frame, every_row.column_of, policy.min_frequency, sums=every_row.sums,
-                         definitions=every_row.definitions)
+    found, asked_again = ledger.pairs(every_row.frame, every_row.column_of, policy.min_frequency,
+                                      sums=every_row.sums, definitions=every_row.definitions)
+    if asked_again:  # every row shown before under this definition: the reader knows the answer
+        return {}
     more = _to_hide(found, every_row, columns)
     while True:
         hidden.update(more)

@@ -526,14 +526,15 @@ class Ledger:
 
     def pairs(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
               sums: Mapping[int, Sequence[int]] | None = None,
-              definitions: EntryDefinitions | None = None) -> dict[int, str]:
+              definitions: EntryDefinitions | None = None) -> tuple[dict[int, str], bool]:
         """The incoming cells close to a remembered one (`compare`), each with PAIRS: the comparison
-        alone, without the all-answers audit and without remembering anything. The engine compares
-        every cell of an answer first, the hidden ones too, so that an answer takes the same steps
-        whether a cell is hidden for its few persons or for the earlier answers (see
-        `safepool.query.engine`)."""
-        close = self._compared(incoming, column_of, min_frequency, sums or {}, definitions)[3]
-        return {cell: PAIRS for cell in sorted(close)}
+        alone, without the all-answers audit and without remembering anything; and whether every
+        incoming cell is a remembered one under its definition (the question asked again, all of it
+        shown before: nothing is left to check). The engine compares every cell of an answer first,
+        the hidden ones too, so that an answer takes the same steps whether a cell is hidden for its
+        few persons or for the earlier answers (see `safepool.query.engine`)."""
+        close, same = self._compared(incoming, column_of, min_frequency, sums or {}, definitions)[3:]
+        return {cell: PAIRS for cell in sorted(close)}, bool(column_of) and set(column_of) <= same
 
     def _compared(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
                   sums: Mapping[int, Sequence[int]], definitions: EntryDefinitions | None
