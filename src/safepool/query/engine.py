@@ -33,6 +33,7 @@ import pandas as pd
 
 from safepool.collector import collector_paused
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check
+from safepool.disclosure.cells import DIFFERENCING
 from safepool.disclosure.kinds import kind_of
 from safepool.disclosure.kinds.base import TOTALS_NOTE, at_precision
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
@@ -143,7 +144,8 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
                                       sums=every_row.sums, definitions=every_row.definitions)
     if asked_again:  # every row shown before under this definition: the reader knows the answer
         return {}
-    more = _to_hide(found, every_row, columns)
+    more = {(j, labels): check for (j, labels), check in _to_hide(found, every_row, columns).items()
+            if labels not in columns[j].failing}  # hidden for its own few persons, not for the ledger
     while True:
         hidden.update(more)
         _mitigate(model, columns, policy, title, {labels for _, labels in hidden})
@@ -198,6 +200,7 @@ class _Column:
     cells: pd.DataFrame                # cell number, g0.. labels, n, s (sum), w (rows), top, abs_total
     rows: dict[str, np.ndarray]
     mitigated: Mitigated | None = None
+    failing: frozenset[tuple] = frozenset()  # labels of the rows that fail the checks on their own
 
 
 def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules) -> list[_Column]:
@@ -324,6 +327,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
             mitigated = kind_of(output).suppress(output, policy, additive, hide)
         except DisclosureInputError:
             raise refuse(f"the answer of {column.measure.name} cannot be checked") from None
+        column.failing = _failing(mitigated.output.cells, groups)
         if column.measure.kind == "mean" and groups:
             mitigated = _row_weighted_totals(mitigated, cells, groups)
         if column.measure.kind == "share":
@@ -335,6 +339,13 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
             if policy.round_counts:  # the policy rounds every count: rounded after suppression, as published
                 column.mitigated = kind_of(column.mitigated.output).rounded(column.mitigated, policy)
             column.mitigated = _as_answered(column.mitigated, column.measure, _additive(column.measure, groups), policy)
+
+
+def _failing(cells: pd.DataFrame, groups: list[str]) -> frozenset[tuple]:
+    """The labels of the rows suppressed for a rule they fail themselves (not to protect others, not
+    only for the ledger, whose mark a failing row never gets)."""
+    return frozenset(label for label, status in zip(_labels(cells, groups), cells[STATUS])
+                     if status not in (SHOWN, SECONDARY) and DIFFERENCING not in str(status))
 
 
 def _additive(measure: Measure, groups: list[str]) -> bool:
