@@ -632,6 +632,46 @@ def test_an_answer_with_a_cell_found_is_not_written_at_all(ws):
         ledger.verify_contents()
 
 
+@pytest.mark.parametrize("read_again", [False, True], ids=["kept in memory", "read from the file"])
+def test_a_cell_the_all_answers_audit_found_is_hidden_again_when_asked_again(ws, read_again):
+    """Persons 0..9, 10..19 and (1..9, 20..29) remembered; then 20..29 alone gives person 0 away
+    with them (no pair does). The engine hides it and checks what is left, here nothing: the found
+    cell is still kept, as withheld, bound into the digest. Asked again, the comparison alone finds
+    it (no audit), in this process or another; a tampered table of withheld cells is found by
+    `verify_contents`."""
+    from safepool.query import ledger_memory
+
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([cell(range(10)), cell(range(10, 20), number=1),
+                                       cell([*range(1, 10), *range(20, 30)], number=2)]),
+                            {0: 0, 1: 1, 2: 2}, MIN_FREQUENCY) == {}
+    found = cell(range(20, 30))
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        digest = ledger.digest
+        assert ledger.pairs(found, {0: 0}, MIN_FREQUENCY) == ({}, False)
+        assert ledger.check(found, {0: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
+        assert ledger.check(found.iloc[:0], {}, MIN_FREQUENCY) == {}  # what the engine shows then: nothing
+        assert (ledger.cells, ledger.rows) == (3, 39) and ledger.digest != digest
+        ledger.verify_contents()
+    assert record_of(governance).digest == ledger.digest
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.pairs(found, {0: 0}, MIN_FREQUENCY) == ({0: ALL_ANSWERS}, False)
+        assert ledger.check(pd.concat([found, cell(range(40, 50), number=1)]), {0: 0, 1: 1},
+                            MIN_FREQUENCY) == {0: ALL_ANSWERS}
+        # another cell is not that one: the comparison leaves it to the audit
+        assert ledger.pairs(cell(range(21, 30)), {0: 0}, MIN_FREQUENCY) == ({}, False)
+    con = duckdb.connect(str(ledger_file(root)))
+    assert con.execute("SELECT position, after, size FROM withheld").fetchall() == [(0, 3, 10)]
+    con.execute("DELETE FROM withheld")
+    con.close()
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        with pytest.raises(LedgerTampered, match="do not add up to its digest"):
+            ledger.verify_contents()
+
+
 def test_a_write_that_fails_beside_the_audit_is_raised_when_a_cell_is_found(ws, monkeypatch):
     """The path of a cell found rolls the written change back; a write that failed
     (such as a file found replaced when it was opened) stops the query there too."""

@@ -144,6 +144,11 @@ _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGINT)"  # a sum's cells, one row each
+# cells the all-answers audit found, never shown: hidden again when asked again (the same definition,
+# persons and values)
+_WITHHELD = ("CREATE TABLE IF NOT EXISTS withheld (position BIGINT, after BIGINT, size BIGINT, signature UBIGINT, "
+             "definition VARCHAR)")
+_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now")  # what `_write` hands the file's connection
 
 
 @dataclass
@@ -158,6 +163,7 @@ class _Change:
     columns: dict[str, np.ndarray]
     sizes: pd.DataFrame
     definitions: dict[int, list[int]]
+    withheld: pd.DataFrame  # position, after, size, signature
     cells: int
     rows: int
     digest: str
@@ -209,22 +215,33 @@ def genesis_digest(permit: str) -> str:
 
 
 def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None,
-                 definitions: Mapping[int, str | None] | None = None) -> str:
+                 definitions: Mapping[int, str | None] | None = None,
+                 withheld: Iterable[tuple[int, int, int, int, str | None]] = ()) -> str:
     """`digest` chained over the cells of `frame` (columns cell, person, value; sorted by cell,
     person and value, cells numbered as remembered) and the cells `defined` as sums of others, in
     the order of their numbers: per cell, SHA-256 of the previous digest and, for a cell of rows,
     its number and size, its persons (uint64) and values (float64), little-endian; for a sum, its
     number and the numbers of the cells it adds up (int64, in order); then the cell's definition
-    (`safepool.query.definitions`), when it has one."""
+    (`safepool.query.definitions`), when it has one. Cells `withheld` (position, after, size,
+    signature, definition) are chained after the cell numbered `after`, in the order of their
+    positions: their four numbers (int64, the signature as uint64), then the definition if any."""
     cells = frame["cell"].to_numpy(dtype=np.int64)
     persons = frame["person"].to_numpy(dtype="<u8")
     values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
     starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else np.array([], dtype=int)
     ends = np.r_[starts[1:], len(cells)]
-    steps = [(int(cells[start]), start, end) for start, end in zip(starts, ends)]
+    steps: list[tuple[int, int, Any]] = [(int(cells[start]), start, end) for start, end in zip(starts, ends)]
     steps += [(int(cell), -1, sorted(int(m) for m in members)) for cell, members in (defined or {}).items()]
-    for cell, start, end in sorted(steps, key=lambda step: step[0]):
+    steps += [(int(after), -2, (int(position), int(size), int(signature), definition))
+              for position, after, size, signature, definition in withheld]
+    for cell, start, end in sorted(steps, key=lambda step: (step[0], step[1] == -2, step[2] if step[1] == -2 else 0)):
         step = hashlib.sha256(bytes.fromhex(digest))
+        if start == -2:  # a cell withheld, not remembered
+            step.update(b"withheld" + struct.pack("<qqqQ", cell, *end[:3]))
+            if end[3]:
+                step.update(b"definition" + end[3].encode("ascii"))
+            digest = step.hexdigest()
+            continue
         if start < 0:  # a sum of other cells
             step.update(b"sum" + struct.pack(f"<qq{len(end)}q", cell, len(end), *end))
         else:
@@ -426,6 +443,10 @@ class Ledger:
         self._splits: Mapping[int, Sequence[Sequence[int]]] = {}
         self._signatures = pd.DataFrame()
         self._same: set[int] = set()
+        self._found_before: set[int] = set()  # incoming cells with the persons and values of a withheld one
+        # (definition, size, signature) of the cells the all-answers audit found in this block, kept with
+        # the next change
+        self._withholding: dict[Identity, None] = {}
         self.cells = 0
         self.rows = 0
         self.digest = genesis_digest(permit)
@@ -492,10 +513,11 @@ class Ledger:
         incoming, defined, signatures, close, same = self._compared(incoming, column_of, min_frequency, sums,
                                                                     definitions)
         if close:  # the pairs are found first: each is hidden, and what is left is checked again
-            return {cell: PAIRS for cell in sorted(close)}
+            return self._labelled(close)
         self._same = same
         candidates = [cell for cell in column_of if cell not in same]
         if not candidates:
+            self._keep(self._withheld_change())
             return {}
         chosen = set(candidates)
         # a sum is kept as a definition only with the cells it adds up (not when one is remembered already)
@@ -520,9 +542,18 @@ class Ledger:
             raise
         if found:
             self._abandon(writing.wait())  # a failed write stops the query here too
+            signed = signatures[signatures["cell"].isin(found)]
+            self._withholding.update({(self._definitions.get(int(cell)), int(size), int(signature)): None
+                                      for cell, size, signature in signed[["cell", "size", "signature"]].itertuples(
+                                          index=False)})
         else:
             self._commit(writing.wait())
         return found
+
+    def _labelled(self, close: set[int]) -> dict[int, str]:
+        """The close cells, each with the check that found it: ALL_ANSWERS for a cell withheld before
+        (the comparison finds it again by its persons and values), else PAIRS."""
+        return {cell: ALL_ANSWERS if cell in self._found_before else PAIRS for cell in sorted(close)}
 
     def pairs(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
               sums: Mapping[int, Sequence[int]] | None = None,
@@ -534,7 +565,7 @@ class Ledger:
         the hidden ones too, so that an answer takes the same steps whether a cell is hidden for its
         few persons or for the earlier answers (see `safepool.query.engine`)."""
         close, same = self._compared(incoming, column_of, min_frequency, sums or {}, definitions)[3:]
-        return {cell: PAIRS for cell in sorted(close)}, bool(column_of) and set(column_of) <= same
+        return self._labelled(close), bool(column_of) and set(column_of) <= same
 
     def _compared(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
                   sums: Mapping[int, Sequence[int]], definitions: EntryDefinitions | None
@@ -644,6 +675,18 @@ class Ledger:
             return memory.signed
         return self._cells_table()[0]
 
+    def _withheld(self) -> tuple[set[Identity], int]:
+        """(definition, size, signature) of every cell withheld before, and how many the file holds:
+        from the memory kept in this process, else from the file."""
+        memory = ledger_memory.recalled(str(self.path), self._key())
+        if memory is not None:
+            return memory.withheld, memory.withheld_rows
+        return self._withheld_table()
+
+    def _withheld_table(self) -> tuple[set[Identity], int]:
+        rows = self._con().execute("SELECT definition, size, signature FROM withheld").fetchall()
+        return {(definition, int(size), int(signature)) for definition, size, signature in rows}, len(rows)
+
     def _cells_table(self) -> tuple[dict[tuple[int, int], set[str | None]], set[Identity]]:
         """From the file's table of cells: the definitions of each (size, signature), and each cell's
         (definition, size, signature)."""
@@ -667,6 +710,7 @@ class Ledger:
             rows = con.execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").fetchnumpy()
             memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"])
             memory.signed, memory.identities = self._cells_table()
+            memory.withheld, memory.withheld_rows = self._withheld_table()
             ledger_memory.keep(str(self.path), memory)
         return memory
 
@@ -692,13 +736,20 @@ class Ledger:
         defined = defined or {}
         sizes = self.signatures(incoming, defined) if signatures is None else signatures
         remembered = self._signed()
+        withheld = self._withheld()[0]
         definition = self._definitions
-        found = {int(cell): remembered[(int(size), int(signature))]
-                 for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)
-                 if (int(size), int(signature)) in remembered}
+        signed = [(int(cell), (int(size), int(signature)))
+                  for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)]
+        # a cell withheld before, asked again (the same definition, persons and values), is hidden again
+        # as it was: it tells no more than the first answer did (asked under another definition, it is
+        # checked again: hidden for the persons alone, it would tell that they are those of that cell)
+        self._found_before = {cell for cell, (size, signature) in signed
+                              if (definition.get(cell), size, signature) in withheld}
+        found = {cell: remembered[key] for cell, key in signed if key in remembered and cell not in self._found_before}
         same = {cell for cell, definitions in found.items() if definition.get(cell) in definitions}
         unlike = set(found) - same  # the same persons and values under another definition: an empty difference
-        cells = set(definition) | {int(cell) for cell in sizes["cell"]}  # every incoming cell, with persons or not
+        unlike |= self._found_before
+        cells = set(definition) | {int(cell) for cell, _ in signed}  # every incoming cell, with persons or not
         if not remembered or cells <= same:  # nothing remembered, or the question asked again
             return unlike, same
         # the cells found by their signature under another definition are compared as the others are,
@@ -743,7 +794,7 @@ class Ledger:
         for cell, differing, old in pairs:
             if differing == 0:
                 equal.setdefault(int(cell), set()).add(old)
-        same |= {cell for cell, definitions in equal.items() if definition.get(cell) in definitions}
+        same |= {cell for cell, definitions in equal.items() if definition.get(cell) in definitions} - unlike
         return close | unlike | (set(equal) - same), same
 
     # -- remembering, bound to the record -----------------------------------------------------
@@ -756,7 +807,10 @@ class Ledger:
         cells (see `check`); `signatures`: `signatures(incoming, defined)`, when the caller has
         them; `defined`: sums without rows, kept as the cells they add up (all of them among the
         incoming cells)."""
-        change = self._change(incoming, sums, signatures, defined)
+        self._keep(self._change(incoming, sums, signatures, defined))
+
+    def _keep(self, change: _Change | None) -> None:
+        """Write and commit a change (nothing when there is none)."""
         if change is not None:
             self._write(change)
             self._commit(change)
@@ -766,7 +820,7 @@ class Ledger:
         """What remembering the incoming cells (see `remember`) writes, and the state it leads to."""
         defined = defined or {}
         if incoming.empty:
-            return None
+            return self._withheld_change()
         if signatures is None:
             signatures = self.signatures(incoming, defined)
         person = incoming["person"].to_numpy(dtype=np.uint64)
@@ -783,12 +837,41 @@ class Ledger:
         known = {number[c]: self._definitions.get(c) for c in number}  # each cell's definition, if it has one
         sizes = signatures.assign(cell=self.cells + 1 + np.searchsorted(distinct, signatures["cell"].to_numpy(
             dtype=np.int64)))
+        withheld = self._withheld_rows(self.cells + len(distinct))
         return _Change(
             cell=cell, person=person, value=value, order=order, columns=columns,
             sizes=sizes.assign(definition=[known.get(int(c)) for c in sizes["cell"]]),
-            definitions=definitions, cells=self.cells + len(distinct), rows=self.rows + len(order),
-            digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions, known),
+            definitions=definitions, withheld=withheld, cells=self.cells + len(distinct), rows=self.rows + len(order),
+            digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions, known,
+                                withheld.itertuples(index=False)),
             sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)))
+
+    def _withheld_rows(self, after: int) -> pd.DataFrame:
+        """The cells the all-answers audit found in this block, as the file's table `withheld` gets
+        them: numbered on from those it holds, chained after the cell numbered `after`."""
+        found = list(self._withholding)
+        first = self._withheld()[1]
+        return pd.DataFrame({"position": np.arange(first, first + len(found), dtype=np.int64),
+                             "after": np.full(len(found), after, dtype=np.int64),
+                             "size": np.array([size for _, size, _ in found], dtype=np.int64),
+                             "signature": np.array([signature for _, _, signature in found], dtype=np.uint64),
+                             "definition": pd.Series([definition for definition, _, _ in found], dtype=object)})
+
+    def _withheld_change(self) -> _Change | None:
+        """The change that keeps the withheld cells found in this block when the answer has nothing
+        else to remember (none when there are none)."""
+        if not self._withholding:
+            return None
+        withheld = self._withheld_rows(self.cells)
+        columns = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.uint64),
+                   "value": np.empty(0, dtype=np.float64)}
+        sizes = pd.DataFrame({"cell": columns["cell"], "size": columns["cell"], "signature": columns["person"],
+                              "definition": pd.Series([], dtype=object)})
+        return _Change(cell=columns["cell"], person=columns["person"], value=columns["value"],
+                       order=np.empty(0, dtype=np.int64), columns=columns, sizes=sizes, definitions={},
+                       withheld=withheld, cells=self.cells, rows=self.rows,
+                       digest=chain_digest(self.digest, pd.DataFrame(columns), withheld=withheld.itertuples(index=False)),
+                       sums=np.empty(0, dtype=np.int64))
 
     def _write(self, change: _Change) -> None:
         """Begin a transaction of the file and write the change into it, uncommitted (nothing on
@@ -800,10 +883,12 @@ class Ledger:
         con.register("sizes", change.sizes)
         con.register("definitions", pd.DataFrame([(c, m) for c, members in change.definitions.items()
                                                   for m in members], columns=["cell", "member"], dtype=np.int64))
+        con.register("withheld_now", change.withheld)
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
             con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
+            con.execute("INSERT INTO withheld SELECT position, after, size, signature, definition FROM withheld_now")
             con.execute("INSERT INTO cells (cell, size, signature, definition) "
                         "SELECT cell, size, signature, definition FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
@@ -822,7 +907,7 @@ class Ledger:
         except duckdb.Error:
             pass
         finally:
-            for name in ("incoming", "sizes", "definitions"):
+            for name in _REGISTERED:
                 self._con().unregister(name)
 
     def _commit(self, change: _Change | None) -> None:
@@ -842,12 +927,17 @@ class Ledger:
             except Exception:  # the next open drops it
                 pass
             raise
-        for name in ("incoming", "sizes", "definitions"):
+        for name in _REGISTERED:
             self._con().unregister(name)
         self._commit_pending(change.cells, change.digest)
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
+        self._withholding = {}
         if memory is not None:
-            memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
+            if len(change.cell):
+                memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
+            memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
+                                change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
+            memory.withheld_rows += len(change.withheld)
             for size, signature, definition in change.sizes[["size", "signature", "definition"]].itertuples(index=False):
                 memory.signed.setdefault((int(size), int(signature)), set()).add(definition)
                 memory.identities.add((definition, int(size), int(signature)))
@@ -868,7 +958,9 @@ class Ledger:
             defined.setdefault(int(cell), []).append(int(member))
         known = {int(cell): definition for cell, definition in
                  con.execute("SELECT cell, definition FROM cells WHERE definition IS NOT NULL").fetchall()}
-        found = chain_digest(genesis_digest(self.permit), frame, defined, known)
+        withheld = con.execute("SELECT position, after, size, signature, definition FROM withheld "
+                               "ORDER BY position").fetchall()
+        found = chain_digest(genesis_digest(self.permit), frame, defined, known, withheld)
         if found != self.digest:
             self._stop("the ledger file's remembered rows do not add up to its digest (edited)",
                        file_cells=self.cells, file_digest=found)
@@ -1007,6 +1099,7 @@ class Ledger:
         self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT, "
                          "definition VARCHAR)")
         self.con.execute(_SUM_MEMBERS)
+        self.con.execute(_WITHHELD)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
         self.con.execute("COMMIT")
@@ -1030,8 +1123,10 @@ class Ledger:
             self._stop("the ledger file's own state is damaged", row=row)
             raise
         try:  # a file written before sums were kept as definitions has none, and holds their rows; one
-            # written before cells had definitions has none either (its cells have no definition)
+            # written before cells had definitions has none either (its cells have no definition), nor
+            # one written before withheld cells were kept
             self.con.execute(_SUM_MEMBERS)
+            self.con.execute(_WITHHELD)
             self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS definition VARCHAR")
         except duckdb.Error:
             self._close()

@@ -126,6 +126,8 @@ class LedgerMemory:
         # (size, signature) of every remembered cell, with the definitions of the cells that have them
         self.signed: dict[tuple[int, int], set[str | None]] = {}
         self.identities: set[Identity] = set()  # (definition, size, membership) of every remembered cell
+        self.withheld: set[Identity] = set()  # (definition, size, signature) of every cell withheld (never shown)
+        self.withheld_rows = 0  # rows of the file's table of withheld cells
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._index: pd.Index | None = None  # the persons, with their hash table once looked up
         # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough,
