@@ -27,6 +27,7 @@ from safepool.governance.alerts import DIFFERENCING, LEDGER_MISMATCH, run_alerts
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
+from safepool.query.definitions import EntryDefinitions
 from safepool.query.ledger import (
     ALL_ANSWERS,
     LEDGER_DIR,
@@ -661,6 +662,9 @@ def test_a_cell_the_all_answers_audit_found_is_hidden_again_when_asked_again(ws,
         assert ledger.pairs(found, {0: 0}, MIN_FREQUENCY) == ({0: ALL_ANSWERS}, False)
         assert ledger.check(pd.concat([found, cell(range(40, 50), number=1)]), {0: 0, 1: 1},
                             MIN_FREQUENCY) == {0: ALL_ANSWERS}
+        # the same persons under another question are not hidden for being those of the withheld cell
+        # (that would tell them apart): the audit checks them again
+        assert ledger.pairs(found, {0: 0}, MIN_FREQUENCY, definitions=EntryDefinitions({0: "another"})) == ({}, False)
         # another cell is not that one: the comparison leaves it to the audit
         assert ledger.pairs(cell(range(21, 30)), {0: 0}, MIN_FREQUENCY) == ({}, False)
     con = duckdb.connect(str(ledger_file(root)))

@@ -557,20 +557,6 @@ def test_a_cell_the_all_answers_audit_hid_is_hidden_again_in_the_steps_of_a_smal
     assert json.loads(answers[True][0])["status"]["0"] == "suppressed"
 
 
-def test_a_cell_withheld_before_does_not_hide_the_same_persons_asked_otherwise(tmp_path):
-    """Hiding every later cell with the persons of a withheld one would tell them apart: the window
-    1936-1940 holds the same five women whether or not she was born in 1938, and the answers
-    before it imply its count (ten less five). It is answered alike either way."""
-    answers = {}
-    for inside in (True, False):
-        setup = split_window(tmp_path, inside)
-        for years in ("birth_year >= 1930 AND birth_year < 1941", "birth_year >= 1930 AND birth_year < 1936",
-                      "birth_year >= 1936 AND birth_year < 1940", "birth_year >= 1936 AND birth_year < 1941"):
-            answer = ask(setup, WOMEN.format(years))
-        answers[inside] = shape(answer)
-    assert answers[True] == answers[False]
-
-
 def test_a_question_asked_again_whole_is_answered_as_it_was_without_a_second_round(tmp_path, monkeypatch):
     """Every row of the answer shown before under its definition: the reader knows the answer, and
     it is given again after the comparison alone (no suppression again, no audit, nothing written).
