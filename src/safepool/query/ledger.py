@@ -542,7 +542,7 @@ class Ledger:
             raise
         if found:
             self._abandon(writing.wait())  # a failed write stops the query here too
-            signed = signatures[signatures["cell"].isin(found)]
+            signed = signatures[signatures["cell"].isin(list(found))]
             self._withholding.update({(self._definitions.get(int(cell)), int(size), int(signature)): None
                                       for cell, size, signature in signed[["cell", "size", "signature"]].itertuples(
                                           index=False)})
