@@ -26,7 +26,11 @@ also carries its definition (`safepool.query.definitions`): one with the
 persons of a remembered cell is that cell asked again only under the same definition, and is
 close otherwise (an empty difference: it differs by no one, which tells as much as one); any
 other combination of cells whose contributions cancel and whose definitions do not imply it is
-found by `safepool.query.empty_differences` inside the all-answers audit. Cells remembered
+found by `safepool.query.empty_differences` inside the all-answers audit. A cell the all-answers
+audit found is kept as withheld (table `withheld`: its definition, size and signature, chained
+into the digest with the next change): asked again under its definition, the comparison finds it
+and it is hidden as it was, without the audit, in the steps a small cell takes (a repeat tells
+no more than the first answer; under another definition the persons are checked again). Cells remembered
 before definitions were kept have none, so no later cell is the same question as one of them.
 The algebra assumes what the ledger holds passed it. A quantile enters as its
 window's sum and count (a local mean is one over the other), like a mean. Not covered: a
@@ -420,8 +424,9 @@ def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
 
 class Ledger:
     """Remembered cells of one permit: contributions(cell, person, value), sum_members(cell, member)
-    for totals kept as the cells they add up, cells(cell, size, signature, definition) and
-    ledger_state(permit, cells, rows, digest) in the file. Open it with `Ledger.open`."""
+    for totals kept as the cells they add up, cells(cell, size, signature, definition),
+    withheld(position, after, size, signature, definition) and ledger_state(permit, cells, rows,
+    digest) in the file. Open it with `Ledger.open`."""
 
     def __init__(self, path: Path, governance: Governance, actor: Actor, permit: str) -> None:
         self.path = path
