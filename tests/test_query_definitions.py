@@ -6,15 +6,38 @@ from __future__ import annotations
 import pytest
 
 from safepool.query.definitions import entry_definitions, person_tables
-from test_query_syntax import POOL, model
+from safepool.query.model import check_model
+from safepool.query.sql_syntax import model_from_sql
+from safepool.registers.catalogue import Variable
+from test_query_syntax import POOL
 
 
-def definition(sql: str, cells: set[tuple], outside: frozenset[str] = frozenset()) -> str:
+def definition(sql: str, cells: set[tuple], outside: frozenset[str] = frozenset(), pool: dict = POOL) -> str:
     """The definition of the entry adding up `cells` (labels over the question's groups), in a pool
     whose population register holds every person of the others."""
-    checked = model(sql)
+    checked = check_model(model_from_sql(sql, pool), pool, 1000)
     tables = person_tables(checked, lambda table, other: table == "population")
-    return entry_definitions(checked, POOL, tables, lambda variable: outside, checked.measures[0], [cells])[0]
+    return entry_definitions(checked, pool, tables, lambda variable: outside, checked.measures[0], [cells])[0]
+
+
+def test_an_integer_variable_has_nothing_between_edges_one_apart():
+    """`children > 1` and `children >= 2` take the same persons when the count is an integer and 2
+    is the next edge: one question, not an empty difference of two (a float keeps them apart, and
+    so do edges further apart, where 3 is above 1 and below 4)."""
+    def counted(type_: str, bins: list[int]) -> dict:
+        children = Variable(name="children", column="children", type=type_, description="own children",
+                            level="numeric", unit="children", bins=bins)
+        return {**POOL, "population": {**POOL["population"], "children": children}}
+
+    def of(condition: str, pool: dict) -> str:
+        return definition(f"SELECT count(DISTINCT pid) AS n FROM population WHERE {condition}", {()}, pool=pool)
+
+    integers = counted("integer", [1, 2, 4])
+    assert of("children > 1", integers) == of("children >= 2", integers)
+    assert of("children > 2", integers) != of("children >= 4", integers)
+    assert of("children < 1", integers) != of("children < 2", integers)
+    floats = counted("float", [1, 2, 4])
+    assert of("children > 1", floats) != of("children >= 2", floats)
 
 
 @pytest.mark.parametrize("one, other", [

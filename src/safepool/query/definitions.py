@@ -43,6 +43,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -179,14 +180,24 @@ def _representatives(variable: Variable) -> dict[str, list[object]]:
     """Each piece of a variable's values and values that stand for it (filters compare with codes,
     bin edges and first days of periods only, so these decide every filter): a code; each bin's
     lower edge on its own ("bin i", as `x = e` and `x > e` tell it apart) and the values above it
-    ("bin i+"); a period of the finest part the variable is written in, by its first day."""
+    ("bin i+"), of an integer variable only those that hold an integer (`children > 1` and
+    `children >= 2` are one selection when the next edge is 2); a period of the finest part the
+    variable is written in, by its first day."""
     if variable.level == "categorical":
         return {str(code): [code] for code in variable.codes or {}}
     if variable.level == "numeric":
         edges = [float(edge) for edge in variable.bins or []]
-        found: dict[str, list[object]] = {"bin 0+": [edges[0] - 1.0]} if edges else {}
-        for i, (low, high) in enumerate(zip(edges, [*edges[1:], edges[-1] + 2.0]), start=1):
-            found[f"bin {i}"], found[f"bin {i}+"] = [low], [(low + high) / 2]
+        if variable.type != "integer":
+            found: dict[str, list[object]] = {"bin 0+": [edges[0] - 1.0]} if edges else {}
+            for i, (low, high) in enumerate(zip(edges, [*edges[1:], edges[-1] + 2.0]), start=1):
+                found[f"bin {i}"], found[f"bin {i}+"] = [low], [(low + high) / 2]
+            return found
+        found = {"bin 0+": [math.ceil(edges[0]) - 1.0]} if edges else {}
+        for i, (low, high) in enumerate(zip(edges, [*edges[1:], math.inf]), start=1):
+            if low.is_integer():
+                found[f"bin {i}"] = [low]
+            if math.floor(low) + 1.0 < high:  # an integer above the edge and below the next
+                found[f"bin {i}+"] = [math.floor(low) + 1.0]
         return found
     first, last = variable.years or (0, -1)
     finest = variable.date_parts()[-1] if variable.date_parts() else "month"
