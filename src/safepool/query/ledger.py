@@ -452,6 +452,9 @@ class Ledger:
         # (definition, size, signature) of the cells the all-answers audit found in this block, kept with
         # the next change
         self._withholding: dict[Identity, None] = {}
+        # what `compare` found in this block, per minimum frequency: (definition, size, signature) of a
+        # cell -> whether it is close to a remembered cell, and the definitions of those it equals
+        self._outcomes: dict[int, dict[Identity, tuple[bool, frozenset[str | None]]]] = {}
         self.cells = 0
         self.rows = 0
         self.digest = genesis_digest(permit)
@@ -762,8 +765,31 @@ class Ledger:
         # rows) or no persons: an answer takes the same steps whether its cells are near the
         # remembered ones, equal to one, or empty
         fresh = sizes[~sizes["cell"].isin(same)]
-        fresh = fresh[_near_sizes(fresh["size"].to_numpy(dtype=np.int64), {size for size, _ in remembered},
-                                  min_frequency)]
+        # a cell compared before in this block (the same definition, persons and values: `pairs` compares
+        # every row of an answer, `check` then what it would show) has the outcome it had; the statement
+        # runs on the first comparison of the block and whenever a cell is new to it, so both worlds of
+        # an answer (a cell hidden for the earlier answers or for its own few persons) take it alike
+        first = int(min_frequency) not in self._outcomes
+        outcomes = self._outcomes.setdefault(int(min_frequency), {})
+        identity = {cell: (definition.get(cell), size, signature) for cell, (size, signature) in signed}
+        unseen = fresh[[identity[int(cell)] not in outcomes for cell in fresh["cell"]]]
+        if first or len(unseen):
+            outcomes.update(self._statement(incoming, unseen, defined, {size for size, _ in remembered},
+                                            min_frequency, identity))
+        checked = [outcomes[identity[int(cell)]] for cell in fresh["cell"]]
+        close = {int(cell) for cell, (near, _) in zip(fresh["cell"], checked) if near}
+        equal = {int(cell): definitions for cell, (_, definitions) in zip(fresh["cell"], checked) if definitions}
+        same |= {cell for cell, definitions in equal.items() if definition.get(cell) in definitions} - unlike
+        return close | unlike | (set(equal) - same), same
+
+    def _statement(self, incoming: pd.DataFrame, cells: pd.DataFrame, defined: Mapping[int, Sequence[int]],
+                   sizes: set[int], min_frequency: int, identity: Mapping[int, Identity]
+                   ) -> dict[Identity, tuple[bool, frozenset[str | None]]]:
+        """For each of `cells` (cell, size, signature): whether it differs from a remembered cell by 1
+        to min_frequency - 1 persons, and the definitions of the remembered cells it equals, by one
+        statement on the ledger file over the rows of the cells with a remembered one of a near size
+        (it runs on no rows when none has)."""
+        fresh = cells[_near_sizes(cells["size"].to_numpy(dtype=np.int64), sizes, min_frequency)]
         wanted = {int(cell): defined[cell] for cell in fresh["cell"] if cell in defined}
         if wanted:
             incoming = pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True)
@@ -799,8 +825,7 @@ class Ledger:
         for cell, differing, old in pairs:
             if differing == 0:
                 equal.setdefault(int(cell), set()).add(old)
-        same |= {cell for cell, definitions in equal.items() if definition.get(cell) in definitions} - unlike
-        return close | unlike | (set(equal) - same), same
+        return {identity[int(cell)]: (int(cell) in close, frozenset(equal.get(int(cell), ()))) for cell in cells["cell"]}
 
     # -- remembering, bound to the record -----------------------------------------------------
 
@@ -937,6 +962,7 @@ class Ledger:
         self._commit_pending(change.cells, change.digest)
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         self._withholding = {}
+        self._outcomes = {}  # compared with what is remembered now
         if memory is not None:
             if len(change.cell):
                 memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
