@@ -23,6 +23,8 @@ away is the same as with the rows.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import reduce
+from operator import xor
 
 import numpy as np
 import pandas as pd
@@ -83,12 +85,13 @@ def sum_signatures(signatures: pd.DataFrame, defined: Sums) -> pd.DataFrame:
     their sizes added, their signatures xor-ed (the same rows, under another number)."""
     if not defined:
         return signatures
-    by_cell = signatures.set_index("cell")
+    size = dict(zip(signatures["cell"].tolist(), signatures["size"].tolist()))
+    signature = dict(zip(signatures["cell"].tolist(), signatures["signature"].to_numpy(dtype=np.uint64).tolist()))
     added = pd.DataFrame({
         "cell": np.fromiter(defined, dtype=np.int64, count=len(defined)),
-        "size": [int(by_cell.loc[list(members), "size"].sum()) for members in defined.values()],
-        "signature": np.array([np.bitwise_xor.reduce(by_cell.loc[list(members), "signature"].to_numpy(dtype=np.uint64))
-                               for members in defined.values()], dtype=np.uint64)})
+        "size": np.array([sum(size[m] for m in members) for members in defined.values()], dtype=np.int64),
+        "signature": np.array([reduce(xor, (signature[m] for m in members), 0) for members in defined.values()],
+                              dtype=np.uint64)})
     return pd.concat([signatures, added], ignore_index=True)
 
 
