@@ -180,6 +180,40 @@ def test_only_cells_of_a_near_size_are_compared_and_the_boundary_is_exact(ws, si
         assert ledger.check(nested, {0: 0}, MIN_FREQUENCY) == ({0: PAIRS} if close else {})
 
 
+def test_a_cell_compared_in_the_block_keeps_its_outcome_and_only_new_cells_run_the_statement(ws, monkeypatch):
+    """`pairs` compares every row of an answer and `check` then what it would show: a cell compared
+    before in the block (same persons and values) keeps its outcome without the statement on the
+    file; the statement runs on the block's first comparison, for a cell new to the block, and
+    again once the block remembered more. A cell without persons beside cells asked again runs it
+    on no rows (a hypothesis example once found that case broken)."""
+    root, governance, anna = ws
+    statements = []
+    run = Ledger._statement
+    monkeypatch.setattr(Ledger, "_statement", lambda self, *a: statements.append(len(a[1])) or run(self, *a))
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(cell(range(20)), {0: 0}, MIN_FREQUENCY) == {}  # nothing remembered: no statement
+        assert statements == []
+        near, far = cell(range(18), number=0), cell(range(100, 160), number=1)
+        both = pd.concat([near, far], ignore_index=True)
+        assert ledger.pairs(both, {0: 0, 1: 0}, MIN_FREQUENCY) == ({0: PAIRS}, False)
+        assert statements == [2]  # the block's first comparison: both cells, the far one on no rows
+        assert ledger.pairs(far.assign(cell=0), {0: 0}, MIN_FREQUENCY) == ({}, False)
+        assert statements == [2]  # compared before in this block
+        assert ledger.pairs(near.assign(cell=3), {3: 0}, MIN_FREQUENCY) == ({3: PAIRS}, False)
+        assert statements == [2]  # the outcome kept: still close
+        assert ledger.pairs(cell(range(17), number=0), {0: 0}, MIN_FREQUENCY) == ({0: PAIRS}, False)
+        assert statements == [2, 1]  # a cell new to the block
+        assert ledger.check(far.assign(cell=0), {0: 0}, MIN_FREQUENCY) == {}  # remembered now
+        # the first comparison since: a cell asked again beside one without persons runs it on no rows
+        assert ledger.pairs(cell(range(20), number=0), {0: 0, 1: 0}, MIN_FREQUENCY) == ({}, False)
+        assert statements == [2, 1, 0]
+        assert ledger.pairs(cell(range(100, 158), number=0), {0: 0}, MIN_FREQUENCY) == ({0: PAIRS}, False)
+        assert statements == [2, 1, 0, 1]  # compared with what is remembered now
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # a new block compares afresh
+        assert ledger.pairs(near, {0: 0}, MIN_FREQUENCY) == ({0: PAIRS}, False)
+        assert statements == [2, 1, 0, 1, 1]
+
+
 # -- totals left out of the all-answers algebra ---------------------------------------------------
 
 

@@ -772,7 +772,7 @@ class Ledger:
         first = int(min_frequency) not in self._outcomes
         outcomes = self._outcomes.setdefault(int(min_frequency), {})
         identity = {cell: (definition.get(cell), size, signature) for cell, (size, signature) in signed}
-        unseen = fresh[[identity[int(cell)] not in outcomes for cell in fresh["cell"]]]
+        unseen = fresh[np.array([identity[int(cell)] not in outcomes for cell in fresh["cell"]], dtype=bool)]
         if first or len(unseen):
             outcomes.update(self._statement(incoming, unseen, defined, {size for size, _ in remembered},
                                             min_frequency, identity))
