@@ -1,4 +1,9 @@
+import os
+from pathlib import Path
+
 import pytest
+
+from safepool import yaml_files
 
 from safepool.pool.scope import Scope
 from safepool.yaml_files import FileProblem, load_model
@@ -51,3 +56,25 @@ def test_broken_yaml_and_missing_file(tmp_path):
     path.write_bytes(b"\xff\xfe\x00")
     with pytest.raises(FileProblem, match="not UTF-8"):
         load_model(path, Scope)
+
+
+def test_a_folder_a_device_a_pipe_and_an_oversized_file_are_refused_before_reading(tmp_path, monkeypatch):
+    with pytest.raises(FileProblem, match="a folder, not a file") as caught:
+        load_model(tmp_path, Scope)
+    assert str(caught.value).startswith(str(tmp_path))
+    with pytest.raises(FileProblem, match="not a regular file"):
+        load_model(Path("/dev/zero"), Scope)  # read without a limit, it filled the memory
+    pipe = tmp_path / "pipe.yaml"
+    os.mkfifo(pipe)
+    with pytest.raises(FileProblem, match="not a regular file"):  # no writer: opened without waiting for one
+        load_model(pipe, Scope)
+    monkeypatch.setattr(yaml_files, "MAX_FILE_BYTES", 64)
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "#" * 64)
+    with pytest.raises(FileProblem, match="larger than"):
+        load_model(big, Scope)
+    exact = tmp_path / "exact.yaml"
+    exact.write_text(GOOD[:64 - 1] + "\n")
+    with pytest.raises(FileProblem) as caught:  # at the limit it is read (and then checked as usual)
+        load_model(exact, Scope)
+    assert "larger than" not in str(caught.value)

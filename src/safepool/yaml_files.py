@@ -14,7 +14,9 @@ syntax errors quote no text of the file either.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import weakref
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +36,7 @@ PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}")
 _PLAIN_VALUE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,39}|\d{4}(?:Q\d|-?\d{1,2}(?:-?\d{1,2})?)?"
                           r"|[-+]?\d{1,6}(?:\.\d{1,6})?|[<>=!]{1,2}")
 HIDDEN_VALUE = "(a value of the file)"
+MAX_FILE_BYTES = 16 * 2**20  # a hand-written file (catalogue, permit, study, request) is far smaller
 HIDDEN_KEY = "(a key not shown)"
 
 
@@ -74,10 +77,25 @@ def load_frozen_model(path: Path, model: type[ModelT]) -> ModelT:
 
 
 def _read_bytes(path: Path) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_FILE_BYTES: a device (/dev/zero),
+    a pipe or a directory handed over as a file is refused before anything is read (opened without
+    waiting, so that a pipe with no writer does not hang the reader)."""
     try:
-        return path.read_bytes()
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise FileProblem(path, ["file not found"]) from None
+    except PermissionError:
+        raise FileProblem(path, ["the file cannot be read (permission denied)"]) from None
+    mode = os.fstat(descriptor).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(descriptor)
+        raise FileProblem(path, ["a folder, not a file" if stat.S_ISDIR(mode) else
+                                 "not a regular file (a device, pipe or socket)"])
+    with os.fdopen(descriptor, "rb") as handle:
+        content = handle.read(MAX_FILE_BYTES + 1)
+    if len(content) > MAX_FILE_BYTES:
+        raise FileProblem(path, [f"larger than {MAX_FILE_BYTES // 2**20} MB, more than a hand-written file holds"])
+    return content
 
 
 def _parsed(path: Path, content: bytes, model: type[ModelT]) -> ModelT:
