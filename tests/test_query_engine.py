@@ -209,6 +209,35 @@ def test_shares_are_percentages_of_the_grand_total(setup):
     assert rows.loc["female", "share"] + rows.loc["male", "share"] == pytest.approx(100.0)
 
 
+def test_shares_are_all_hidden_with_their_grand_total_never_shown_blank(setup, monkeypatch):
+    """A review found shares labelled shown with no value (the ledger had hidden the grand total they
+    divide by), and their output failed as invalid."""
+    from safepool.query import engine
+    from safepool.query.ledger import ALL_ANSWERS
+
+    original, calls = engine.Ledger.check, []
+
+    def grand_total_found(self, incoming, column_of, min_frequency, **kw):  # the ledger hides the grand total
+        calls.append(1)
+        if len(calls) == 1:
+            sums = kw["sums"]  # the grand total: the sum of every other entry of the column
+            return {max(sums, key=lambda entry: len(sums[entry])): ALL_ANSWERS}
+        return original(self, incoming, column_of, min_frequency, **kw)
+
+    monkeypatch.setattr(engine.Ledger, "check", grand_total_found)
+    alone = ask(setup, "SELECT sex, share(amount) AS sh FROM payments JOIN population USING (pid) "
+                       "WHERE amount < 10000 GROUP BY sex")
+    assert len(calls) == 2 and list(alone.table["sex"]) == ["female", "male", "Total"]
+    assert alone.table["sh"].isna().all() and set(alone.table["status"]) == {"suppressed"}
+    assert "3 of 3 cell(s) suppressed" in alone.note and alone.output_ids == []  # nothing shown, nothing recorded
+    calls.clear()
+    answer = ask(setup, "SELECT sex, share(amount) AS sh, sum(amount) AS s FROM payments JOIN population "
+                        "USING (pid) WHERE amount < 400 GROUP BY sex")
+    # a group hidden in one column is hidden in every column: the sums would give the total away
+    assert answer.table[["sh", "s"]].isna().all().all() and set(answer.table["status"]) == {"suppressed"}
+    assert answer.output_ids == []
+
+
 def test_a_mean_of_one_person_is_suppressed(setup):
     answer = ask(setup, "SELECT avg(amount) AS m FROM payments JOIN population USING (pid) WHERE birth_year = 1940")
     assert np.isnan(answer.table.loc[0, "m"]) and answer.table.loc[0, "status"].startswith("suppressed")

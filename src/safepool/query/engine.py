@@ -418,13 +418,19 @@ def _row_weighted_totals(mitigated: Mitigated, cells: pd.DataFrame, groups: list
 
 
 def _as_shares(mitigated: Mitigated, groups: list[str]) -> Mitigated:
-    """A checked sum column as percentages of its grand total (blank when the grand total is hidden);
-    a share is the sum divided by a shown constant, so the sum's suppression protects it. The note
-    says so (`_as_answered`)."""
+    """A checked sum column as percentages of its grand total; a share is the sum divided by a shown
+    constant, so the sum's suppression protects it. Without a grand total to divide by (hidden, or
+    zero) no share can be shown: every cell is hidden with it, never shown blank (and a sum shown
+    beside the shares would give the hidden total away). The note says so (`_as_answered`)."""
     output = mitigated.output
     table = output.cells.copy()
     grand = table["value"].iloc[-1] if groups else table["value"].iloc[0]
-    table["value"] = 100.0 * table["value"] / grand if grand and np.isfinite(grand) else np.nan
+    if grand and np.isfinite(grand):
+        table["value"] = 100.0 * table["value"] / grand
+    else:
+        shown = _shown(table)
+        table["value"] = np.nan
+        table.loc[shown, STATUS] = SECONDARY
     return Mitigated(replace(output, cells=table), mitigated.method, mitigated.note, mitigated.report)
 
 
