@@ -199,10 +199,31 @@ def test_a_request_groups_only_by_model_terms(by, problem):
         check_model(request.model(POOL), POOL, 1000)
 
 
-@pytest.mark.parametrize("text", ["sex", "sex ~ F", "amount between 1", "sex in", "month is null 3"])
+@pytest.mark.parametrize("text", ["sex", "sex ~ F", "amount between 1", "sex in", "month is null 3", "sex=",
+                                  "sex == F"])
 def test_a_bad_filter_is_a_clear_error(text):
     with pytest.raises(RequestError, match="filter"):
         parse_filter(text)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("sex == F", "the operator must be one of =, !=,"),  # read as '=' with the value '= F' until a review
+    ("birth_year = 1980 AND sex = F", "one condition per filter"),
+    ("sex in F or M", "one condition per filter")])
+def test_a_filter_message_names_the_problem_and_never_the_value(text, problem):
+    with pytest.raises(RequestError, match=problem) as caught:
+        parse_filter(text)
+    assert "1980" not in str(caught.value) and "F or M" not in str(caught.value)
+
+
+@pytest.mark.parametrize("text, operator, value", [
+    ("sex=F", "=", "F"), ("birth_year>=1980", ">=", 1980), ("sex <> F", "!=", "F"), ("sex = 'F'", "=", "F"),
+    ("birth_year = '1980'", "=", "1980"), ("amount between 100 and 400", "between", [100, 400]),
+    ("amount BETWEEN 100,400", "between", [100, 400]), ("sex NOT  IN (F, M)", "not in", ["F", "M"]),
+    ("month IS NOT NULL", "is not null", None), ("indexed = 3", "=", 3)])
+def test_filters_read_as_an_analyst_writes_them(text, operator, value):
+    found = parse_filter(text)
+    assert (found.operator, found.value) == (operator, value)
 
 
 def test_filters_parse_numbers_and_lists():

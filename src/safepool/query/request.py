@@ -169,35 +169,55 @@ def _ref(dictionary: Dictionary, tables: dict[str, str], name: str):  # type: ig
     return resolve(dictionary, tables, variable, qualifier or None)
 
 
+_WORD_OPERATORS = sorted((o for o in OPERATORS if o[0].isalpha()), key=len, reverse=True)
+_SIGN_OPERATORS = sorted([*(o for o in OPERATORS if not o[0].isalpha()), "<>"], key=len, reverse=True)
+_FILTER = re.compile(
+    r"\s*(?P<variable>[A-Za-z_][A-Za-z0-9_.]*)\s*(?:(?P<sign>" + "|".join(map(re.escape, _SIGN_OPERATORS)) + r")"
+    r"|\s(?P<word>" + "|".join(o.replace(" ", r"\s+") for o in _WORD_OPERATORS) + r")(?=\s|$))(?P<rest>.*)",
+    re.IGNORECASE | re.DOTALL)
+_JOINED = re.compile(r"\s(and|or)\s", re.IGNORECASE)
+
+
 def parse_filter(text: str) -> Filter:
-    """`variable operator value` as text, e.g. "sex = 2", "native_language in fi,sv",
-    "earnings between 1000,5000", "move_out_date is null". Numbers become numbers; lists are
-    comma-separated."""
-    parts = text.strip().split(None, 1)
-    if len(parts) != 2:
-        raise RequestError('a filter needs a variable, an operator and a value, e.g. "sex = 2"')
-    variable, rest = parts
-    lowered = rest.lower()
-    for operator in sorted(OPERATORS, key=len, reverse=True):
-        if lowered == operator or lowered.startswith(operator + " ") or (
-                not operator[0].isalpha() and lowered.startswith(operator)):
-            raw = rest[len(operator):].strip()
-            value: object = None
-            if operator in ("in", "not in", "between"):
-                value = [_scalar(v) for v in raw.split(",") if v.strip()]
-            elif operator not in ("is null", "is not null"):
-                value = _scalar(raw)
-            elif raw:
-                raise RequestError(f"filter on {variable}: '{operator}' takes no value")
-            try:
-                return Filter(variable=variable, operator=operator, value=value)  # type: ignore[arg-type]
-            except ValidationError as exc:
-                raise RequestError(f"filter on {variable}: {exc.errors()[0]['msg']}") from None
-    raise RequestError(f"filter on {variable}: the operator must be one of {', '.join(OPERATORS)}")
+    """`variable operator value` as text, e.g. "sex = 2", "sex=2", "native_language in fi,sv" (or
+    "in (fi,sv)"), "earnings between 1000,5000" (or "between 1000 and 5000"), "move_out_date is
+    null"; "<>" is "!=". Numbers become numbers; lists are comma-separated. One condition per
+    filter: filters are joined with AND.
+    A message names the variable and the operator, never the value (it may be data)."""
+    found = _FILTER.fullmatch(text)
+    if found is None:
+        raise RequestError('a filter needs a variable, an operator and a value, e.g. "sex = 2"; the operator is '
+                           f"one of {', '.join(OPERATORS)}")
+    variable, rest = found["variable"], found["rest"].strip()
+    operator = {"<>": "!="}.get(found["sign"], found["sign"]) or " ".join(found["word"].lower().split())
+    if rest[:1] in ("=", "<", ">", "!"):
+        raise RequestError(f"filter on {variable}: the operator must be one of {', '.join(OPERATORS)}")
+    if operator == "between" and len(parts := re.split(r"\s+and\s+", rest, flags=re.IGNORECASE)) == 2:
+        rest = ",".join(parts)
+    if _JOINED.search(f" {rest} "):
+        raise RequestError(f"filter on {variable}: one condition per filter; give each its own filter "
+                           "(filters are all met together, as with AND; OR is not in the model)")
+    value: object = None
+    if operator in ("in", "not in", "between"):
+        listed = rest[1:-1] if rest.startswith("(") and rest.endswith(")") else rest
+        value = [_scalar(v) for v in listed.split(",") if v.strip()]
+    elif operator not in ("is null", "is not null"):
+        if not rest:
+            raise RequestError(f"filter on {variable}: '{operator}' needs a value")
+        value = _scalar(rest)
+    elif rest:
+        raise RequestError(f"filter on {variable}: '{operator}' takes no value")
+    try:
+        return Filter(variable=variable, operator=operator, value=value)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise RequestError(f"filter on {variable}: {exc.errors()[0]['msg']}") from None
 
 
 def _scalar(text: str) -> Scalar:
+    """A number when the text is one, else the text (without the quotes of a quoted one: '2' is text)."""
     text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
     for kind in (int, float):
         try:
             return kind(text)
