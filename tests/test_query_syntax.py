@@ -209,7 +209,8 @@ def test_a_bad_filter_is_a_clear_error(text):
 @pytest.mark.parametrize("text, problem", [
     ("sex == F", "the operator must be one of =, !=,"),  # read as '=' with the value '= F' until a review
     ("birth_year = 1980 AND sex = F", "one condition per filter"),
-    ("sex in F or M", "one condition per filter")])
+    ("sex in F or M", "one condition per filter"), ("sex ~ F", "filter on sex: the operator must be one of"),
+    ("sex", "needs a variable, an operator and a value")])
 def test_a_filter_message_names_the_problem_and_never_the_value(text, problem):
     with pytest.raises(RequestError, match=problem) as caught:
         parse_filter(text)

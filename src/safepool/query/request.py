@@ -186,8 +186,10 @@ def parse_filter(text: str) -> Filter:
     A message names the variable and the operator, never the value (it may be data)."""
     found = _FILTER.fullmatch(text)
     if found is None:
-        raise RequestError('a filter needs a variable, an operator and a value, e.g. "sex = 2"; the operator is '
-                           f"one of {', '.join(OPERATORS)}")
+        named = re.match(r"\s*([A-Za-z_][A-Za-z0-9_.]*)(?![A-Za-z0-9_.])\s*\S", text)
+        if named:  # a variable, then something that is not an operator
+            raise RequestError(f"filter on {named[1]}: the operator must be one of {', '.join(OPERATORS)}")
+        raise RequestError('a filter needs a variable, an operator and a value, e.g. "sex = 2"')
     variable, rest = found["variable"], found["rest"].strip()
     operator = {"<>": "!="}.get(found["sign"], found["sign"]) or " ".join(found["word"].lower().split())
     if rest[:1] in ("=", "<", ">", "!"):
