@@ -51,9 +51,9 @@ def _totals(table: AdditiveTable, cells: pd.DataFrame, by: str | None, top_width
     if table.kind == "frequency":
         totals["count"] = _summed(pd.to_numeric(cells["count"]), group, len(first))
     else:
-        n = _summed(pd.to_numeric(cells["n"]), group, len(first))
-        value = pd.to_numeric(cells["value"])
-        weighted = _summed(value * pd.to_numeric(cells["n"]) if table.statistic == "mean" else value, group, len(first))
+        persons, value = pd.to_numeric(cells["n"]), pd.to_numeric(cells["value"])
+        n = _summed(persons, group, len(first))
+        weighted = _summed(value * persons if table.statistic == "mean" else value, group, len(first))
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = np.where(n > 0, weighted / np.where(n > 0, n, 1), 0.0)
         totals["n"] = n

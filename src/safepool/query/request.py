@@ -171,8 +171,9 @@ def _ref(dictionary: Dictionary, tables: dict[str, str], name: str):  # type: ig
 
 _WORD_OPERATORS = sorted((o for o in OPERATORS if o[0].isalpha()), key=len, reverse=True)
 _SIGN_OPERATORS = sorted([*(o for o in OPERATORS if not o[0].isalpha()), "<>"], key=len, reverse=True)
+_VARIABLE = r"[A-Za-z_][A-Za-z0-9_.]*"  # a name, table-qualified or not
 _FILTER = re.compile(
-    r"\s*(?P<variable>[A-Za-z_][A-Za-z0-9_.]*)\s*(?:(?P<sign>" + "|".join(map(re.escape, _SIGN_OPERATORS)) + r")"
+    r"\s*(?P<variable>" + _VARIABLE + r")\s*(?:(?P<sign>" + "|".join(map(re.escape, _SIGN_OPERATORS)) + r")"
     r"|\s(?P<word>" + "|".join(o.replace(" ", r"\s+") for o in _WORD_OPERATORS) + r")(?=\s|$))(?P<rest>.*)",
     re.IGNORECASE | re.DOTALL)
 _JOINED = re.compile(r"\s(and|or)\s", re.IGNORECASE)
@@ -186,14 +187,14 @@ def parse_filter(text: str) -> Filter:
     A message names the variable and the operator, never the value (it may be data)."""
     found = _FILTER.fullmatch(text)
     if found is None:
-        named = re.match(r"\s*([A-Za-z_][A-Za-z0-9_.]*)(?![A-Za-z0-9_.])\s*\S", text)
+        named = re.match(r"\s*(" + _VARIABLE + r")(?![A-Za-z0-9_.])\s*\S", text)
         if named:  # a variable, then something that is not an operator
-            raise RequestError(f"filter on {named[1]}: the operator must be one of {', '.join(OPERATORS)}")
+            raise _unknown_operator(named[1])
         raise RequestError('a filter needs a variable, an operator and a value, e.g. "sex = 2"')
     variable, rest = found["variable"], found["rest"].strip()
     operator = {"<>": "!="}.get(found["sign"], found["sign"]) or " ".join(found["word"].lower().split())
-    if rest[:1] in ("=", "<", ">", "!"):
-        raise RequestError(f"filter on {variable}: the operator must be one of {', '.join(OPERATORS)}")
+    if rest[:1] in ("=", "<", ">", "!"):  # "==", "=<" and the like
+        raise _unknown_operator(variable)
     if operator == "between" and len(parts := re.split(r"\s+and\s+", rest, flags=re.IGNORECASE)) == 2:
         rest = ",".join(parts)
     if _JOINED.search(f" {rest} "):
@@ -213,6 +214,10 @@ def parse_filter(text: str) -> Filter:
         return Filter(variable=variable, operator=operator, value=value)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise RequestError(f"filter on {variable}: {exc.errors()[0]['msg']}") from None
+
+
+def _unknown_operator(variable: str) -> RequestError:
+    return RequestError(f"filter on {variable}: the operator must be one of {', '.join(OPERATORS)}")
 
 
 def _scalar(text: str) -> Scalar:
