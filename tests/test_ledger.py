@@ -109,7 +109,7 @@ def remember_twice(root: Path, governance: Governance, actor: Actor, permit: str
 
 def assert_refused(root: Path, governance: Governance, actor: Actor, reason: str, permit: str = PERMIT) -> None:
     before = len(mismatches(governance, permit))
-    with pytest.raises(LedgerTampered, match=f"the query ledger of permit {permit} does not match its record") as info:
+    with pytest.raises(LedgerTampered, match=f"the query ledger {permit} does not match its record") as info:
         with Ledger.open(root / "pool", governance, actor, permit):
             pass
     assert reason in str(info.value) and "until a data security officer investigates" in str(info.value)
@@ -125,7 +125,7 @@ def assert_refused(root: Path, governance: Governance, actor: Actor, reason: str
 def test_a_fresh_permit_starts_empty_and_every_check_moves_its_record(ws):
     root, governance, anna = ws
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger_cells": 0, "ledger_digest": genesis_digest(PERMIT)}
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": 0, "ledger_digest": genesis_digest(PERMIT)}
         assert answer(governance, anna, ledger, pd.concat([cell(range(10)), cell(range(10, 30), number=1)]),
                       {0: 0, 1: 1}, ["persons", "persons"]) == {}
         state = ledger.state()
@@ -397,7 +397,7 @@ def test_analysts_of_one_permit_querying_at_once_all_get_answers(ws):
     assert [q.detail["ledger_cells"] for q in queries] == list(range(2, 2 * WORKERS * CHECKS + 1, 2))
     assert len({q.detail["ledger_digest"] for q in queries}) == len(queries)
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger_cells": 2 * WORKERS * CHECKS, "ledger_digest": queries[-1].detail["ledger_digest"]}
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": 2 * WORKERS * CHECKS, "ledger_digest": queries[-1].detail["ledger_digest"]}
         ledger.verify_contents()
         assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] \
             == 2 * WORKERS * CHECKS * PERSONS_PER_CELL
@@ -418,7 +418,7 @@ def test_a_query_waits_for_its_turn_and_gives_up_clearly(ws):
     holder = threading.Thread(target=hold)
     holder.start()
     assert holding.wait(10)
-    with pytest.raises(LedgerBusy, match=f"the query ledger of permit {PERMIT} stayed in use by other queries"):
+    with pytest.raises(LedgerBusy, match=f"the query ledger {PERMIT} stayed in use by other queries"):
         with Ledger.open(root / "pool", governance, anna, PERMIT, timeout=0.2):
             pass
     threading.Timer(0.3, release.set).start()
@@ -542,7 +542,7 @@ def test_an_update_interrupted_before_the_file_is_dropped_and_said_so(ws):
         conn.execute(update(query_ledgers_table).where(query_ledgers_table.c.permit == PERMIT)
                      .values(pending_cells=state.cells + 1, pending_digest="f" * 64))
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger_cells": state.cells, "ledger_digest": state.digest}
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": state.cells, "ledger_digest": state.digest}
     assert record_of(governance).pending_cells is None
     [recovered] = governance.audit.records(action=RECOVERED_ACTION)
     assert "before it reached the ledger file" in recovered.detail["recovered"] and recovered.outcome == "ok"
@@ -604,7 +604,7 @@ def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
                 ledger.remember(cell(range(300, 320)))
     assert record_of(governance).pending_cells is None
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": before.cells, "ledger_digest": before.digest}
         assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 50
         ledger.verify_contents()
     assert governance.audit.records(action=RECOVERED_ACTION) == [] and mismatches(governance) == []
@@ -624,7 +624,7 @@ def test_a_write_that_fails_beside_the_audit_leaves_the_record_as_it_was(ws, mon
                 ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
     assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": before.cells, "ledger_digest": before.digest}
         ledger.verify_contents()
         assert answer(governance, anna, ledger, cell(range(300, 320)), {0: 0}, ["persons"]) == {}
     assert record_of(governance).cells == before.cells + 1 and mismatches(governance) == []
@@ -641,7 +641,7 @@ def test_an_audit_that_fails_rolls_back_the_write_beside_it(ws, monkeypatch):
                 ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
     assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger_cells": before.cells, "ledger_digest": before.digest}
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": before.cells, "ledger_digest": before.digest}
         assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 50
         ledger.verify_contents()
 

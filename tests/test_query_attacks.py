@@ -17,16 +17,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from governed import sign_in
+from governed import approved_permit, sign_in
+from safepool.governance.permits import Phase
 from safepool.disclosure.mitigation import SHOWN
 from safepool.governance.alerts import DIFFERENCING, run_alerts
 from safepool.governance.context import Governance
 from safepool.query import audit_algebra
 from safepool.query.engine import run_query
-from safepool.query.ledger import LEDGER_DIR, LedgerTampered
+from safepool.query.ledger import LEDGER_DIR, WORKSPACE_LEDGER, LedgerTampered
 from safepool.query.model import QueryRefused
 from safepool.query.request import AggregateRequest
-from test_query_engine import DICTIONARY, LONELY, PERMIT, ask, copy_of, governed_pool, pool_tables, \
+from test_query_engine import DICTIONARY, LONELY, PERMIT, ask, copy_of, governed_pool, make_pool, pool_tables, \
     template  # noqa: F401
 
 
@@ -315,7 +316,7 @@ def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first, aud
     asks = {"table": f"SELECT sex, sum(amount) AS s {base} GROUP BY sex",
             "everyone but one": f"SELECT sum(amount) AS s {base} AND birth_year <> 1940"}
     earlier = ask(setup, asks[first])
-    with duckdb.connect(str(setup[0].pool_dir / LEDGER_DIR / f"{PERMIT}.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(setup[0].pool_dir / LEDGER_DIR / f"{WORKSPACE_LEDGER}.duckdb"), read_only=True) as con:
         defined = con.execute("SELECT count(DISTINCT cell) FROM sum_members").fetchall()[0][0]
     assert defined == (1 if first == "table" else 0)  # the total, as its two cells
     later = ask(setup, asks["everyone but one" if first == "table" else "table"])
@@ -323,6 +324,59 @@ def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first, aud
     total = later.table.index[-1]  # the table's total is its last row; the cell of everyone but one its only
     assert np.isnan(later.table.loc[total, "s"]) and later.table.loc[total, "status"] == "suppressed"
     assert ledger_hid(setup)
+
+
+# -- differencing across permits -----------------------------------------------------------------
+
+
+def second_permit(setup, permit: str = "P-2"):
+    """Permit `permit` for anna over a pool of the same persons, under its own pseudonyms."""
+    workspace, governance, _ = setup
+    approved_permit(governance, permit)
+    stella = sign_in(governance, "stella")
+    governance.permits.advance(stella, permit, Phase.preparing_data)
+    governance.permits.advance(stella, permit, Phase.analytic_review)
+    make_pool(workspace.pool_dir, permit, key=permit)
+    return permit
+
+
+@pytest.mark.parametrize("order", ["everyone first", "everyone but one first"])
+def test_two_permits_over_the_same_persons_cannot_be_set_against_each_other(setup, order):
+    """A review read a person's number of children so: an analyst of two permits whose pools hold
+    the same persons asked a question in one, and the same question without one person in the
+    other. Each pool knows the persons by its own pseudonyms; the ledger is the workspace's and
+    knows each person by one ledger key in every pool, so the second answer is hidden."""
+    workspace, governance, anna = setup
+    other = second_permit(setup)
+    assert set(pool_pids(workspace, PERMIT)).isdisjoint(pool_pids(workspace, other))  # nothing links the pools
+    everyone = "SELECT sum(amount) AS s FROM payments WHERE amount < 10000"
+    but_one = "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE amount < 10000 " \
+              "AND birth_year <> 1940"
+    first, second = (everyone, but_one) if order == "everyone first" else (but_one, everyone)
+    shown = run_query(workspace.pool_dir, governance, anna, PERMIT, first)
+    assert shown.table.loc[0, "status"] == SHOWN
+    later = run_query(workspace.pool_dir, governance, anna, other, second)
+    assert np.isnan(later.table.loc[0, "s"]) and later.table.loc[0, "status"] == "suppressed"
+    record = governance.audit.records(action="query")[-1]
+    assert (record.permit, record.outcome, record.detail["ledger"]) == (other, "withheld", WORKSPACE_LEDGER)
+    assert not any(np.isclose(shown.table.loc[0, "s"] - later.table.loc[0, "s"], TARGET))
+
+
+def test_the_same_question_in_two_permits_is_answered_alike(setup):
+    """The same question over the same persons in another permit tells nothing new: it is shown, as
+    it is when asked again in one permit."""
+    workspace, governance, anna = setup
+    other = second_permit(setup)
+    question = "SELECT sex, sum(amount) AS s FROM payments JOIN population USING (pid) GROUP BY sex"
+    mine = run_query(workspace.pool_dir, governance, anna, PERMIT, question)
+    theirs = run_query(workspace.pool_dir, governance, anna, other, question)
+    pd.testing.assert_frame_equal(mine.table, theirs.table)
+    assert governance.audit.records(action="query")[-1].outcome == "ok"
+
+
+def pool_pids(workspace, permit: str) -> list[int]:
+    with duckdb.connect(str(workspace.pool_dir / permit / "pool.duckdb"), read_only=True) as con:
+        return [pid for (pid,) in con.execute("SELECT pid FROM population").fetchall()]
 
 
 # -- empty differences: equal answers to different questions --------------------------------------
@@ -632,7 +686,7 @@ def test_tables_of_one_question_asked_again_or_split_further_are_answered(setup,
 def test_a_ledger_moved_away_stops_the_permits_queries(setup):
     workspace, governance, _ = setup
     ask(setup, "SELECT sum(amount) AS s FROM payments WHERE amount < 10000")
-    ledger = workspace.pool_dir / LEDGER_DIR / f"{PERMIT}.duckdb"
+    ledger = workspace.pool_dir / LEDGER_DIR / f"{WORKSPACE_LEDGER}.duckdb"
     shutil.move(ledger, ledger.with_suffix(".moved"))
     with pytest.raises(LedgerTampered):
         ask(setup, "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) "

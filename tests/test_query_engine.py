@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import shutil
@@ -20,6 +21,7 @@ from governed import approved_permit, governance_with_users, sign_in, tiny_reque
 from safepool.disclosure.mitigation import SHOWN
 from safepool.governance.context import Governance
 from safepool.governance.permits import Phase
+from safepool.pool.ledger_keys import write_ledger_keys
 from safepool.query.engine import run_query
 from safepool.query.request import AggregateRequest, parse_filter
 from safepool.query.model import QueryRefused
@@ -69,17 +71,29 @@ DICTIONARY = {
 }
 
 
+def sixty_bits(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big") >> 4
+
+
 def make_pool(pool_dir: Path, permit: str = PERMIT, tables: dict[str, pd.DataFrame] | None = None,
-              dictionary: dict | None = None) -> dict[str, pd.DataFrame]:
-    """A pool as the build leaves it: its DuckDB tables and a manifest with the data dictionary."""
+              dictionary: dict | None = None, key: str = "") -> dict[str, pd.DataFrame]:
+    """A pool as the build leaves it: its DuckDB tables (each person's id becomes a pseudonym, a
+    number of 60 bits, under the permit's `key`: another key, other pseudonyms), its ledger keys
+    (of the person's id, the same under every key) and a manifest with the data dictionary."""
     tables = pool_tables() if tables is None else tables
     (pool_dir / permit).mkdir(parents=True)
     con = duckdb.connect(str(pool_dir / permit / "pool.duckdb"))
+    persons: dict[int, int] = {}  # pseudonym -> ledger key
     for name, frame in tables.items():
-        con.register("frame", frame)
+        ids = frame["pid"].astype(str)
+        pids = ids.map(lambda person: sixty_bits(f"{key}:{person}")).astype(np.int64)
+        persons.update(zip(pids, ids.map(lambda person: sixty_bits(f"ledger:{person}"))))
+        con.register("frame", frame.assign(pid=pids))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
         con.unregister("frame")
     con.close()
+    write_ledger_keys(pool_dir / permit, np.fromiter(persons, dtype=np.uint64, count=len(persons)),
+                      np.fromiter(persons.values(), dtype=np.uint64, count=len(persons)))
     entries = DICTIONARY if dictionary is None else dictionary
     manifest = {"permit": permit, "tables": {t: [v["name"] for v in vs] for t, vs in entries.items()},
                 "dictionary": entries}

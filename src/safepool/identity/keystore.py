@@ -9,7 +9,14 @@ inject secrets set the variable and keep the file elsewhere. A store with neithe
 outside a workspace) keeps its keys unencrypted.
 
 Only a signed-in steward who is the linkage authority (safepool.governance.holders) destroys a key
-(`destroy_key`), with a justification, and audited.
+(`destroy_key`), with a justification, and audited. With it go the pool's ledger keys
+(`safepool.pool.ledger_keys`), which the workspace's ledger secret would otherwise tie back to
+identity codes.
+
+Beside the permits' keys the store keeps one secret of the workspace, `ledger_secret()`: the key of
+the persons' ledger keys, the one name the query ledger knows a person by in every permit (so that
+answers of two permits cannot be set against each other). Its file name begins with a character no
+permit id begins with, so no permit's key is ever it, and `destroy_key` cannot reach it.
 """
 
 from __future__ import annotations
@@ -30,11 +37,13 @@ from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, refuse, require_role
 from safepool.identity_pattern import looks_like_identity_code
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE
 from safepool.workspace import KEY_PASSPHRASE_FILE, Workspace
 
 PASSPHRASE_ENV = "SAFEPOOL_KEY_PASSPHRASE"
 KEY_BYTES = 32
 _PERMIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+LEDGER_SECRET = "_workspace-ledger"  # never a permit id: those begin with a letter or digit
 
 
 class KeyStoreError(SafepoolError):
@@ -84,8 +93,8 @@ class KeyStore:
                 raise KeyStoreUnavailable(f"the key passphrase file is readable by others (mode {mode:o}); expected 600")
         return [p for p in (*found, text) if p]
 
-    def _path(self, permit: str) -> Path:
-        if not _PERMIT_ID.match(permit):
+    def _path(self, permit: str, *, secret: bool = False) -> Path:
+        if not (secret and permit == LEDGER_SECRET) and not _PERMIT_ID.match(permit):
             raise BadPermitId(f"permit id {permit!r} may hold only letters, digits, '.', '_' and '-'")
         return self.directory / f"{permit}.key"
 
@@ -95,8 +104,21 @@ class KeyStore:
     def get_or_create(self, permit: str) -> bytes:
         return self.get(permit) if self.exists(permit) else self.create(permit)
 
+    def ledger_secret(self) -> bytes:
+        """The workspace's secret of ledger keys, made the first time a pool is built; another
+        process making it at the same moment is waited for, not overwritten."""
+        path = self._path(LEDGER_SECRET, secret=True)
+        if not path.exists():
+            try:
+                return self._create(path, "the workspace's ledger secret")
+            except KeyExists:
+                pass
+        return self._get(path, "the workspace's ledger secret")
+
     def create(self, permit: str) -> bytes:
-        path = self._path(permit)
+        return self._create(self._path(permit), f"permit {permit}")
+
+    def _create(self, path: Path, what: str) -> bytes:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_bytes(KEY_BYTES)
         payload = _seal(key, next(iter(self._passphrases()), None))
@@ -109,41 +131,47 @@ class KeyStore:
         try:
             os.link(tmp, path)  # fails if another process created the key first
         except FileExistsError:
-            raise KeyExists(f"a key for permit {permit} exists already") from None
+            raise KeyExists(f"a key for {what} exists already") from None
         finally:
             tmp.unlink()
         return key
 
     def get(self, permit: str) -> bytes:
-        path = self._path(permit)
+        return self._get(self._path(permit), f"permit {permit}")
+
+    def _get(self, path: Path, what: str) -> bytes:
         try:
             mode = path.stat().st_mode & 0o777
             payload = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise NoKey(f"no key for permit {permit} (destroyed, or the pool was never built)") from None
+            raise NoKey(f"no key for {what} (destroyed, or the pool was never built)") from None
         except (ValueError, OSError) as exc:
-            raise KeyStoreUnavailable(f"key file for permit {permit} is unreadable ({type(exc).__name__})") from None
+            raise KeyStoreUnavailable(f"key file for {what} is unreadable ({type(exc).__name__})") from None
         if mode & 0o077:
-            raise KeyStoreUnavailable(f"key file for permit {permit} is readable by others (mode {mode:o}); expected 600")
-        return _open(payload, self._passphrases(), permit)
+            raise KeyStoreUnavailable(f"key file for {what} is readable by others (mode {mode:o}); expected 600")
+        return _open(payload, self._passphrases(), what)
 
     def destroy(self, permit: str) -> bool:
         """Overwrite, then delete; returns whether there was a key. See `destroy_key` for who may."""
-        path = self._path(permit)
-        if not path.exists():
-            return False
-        size = path.stat().st_size
-        with open(path, "r+b") as handle:
-            handle.write(secrets.token_bytes(size))
-            handle.flush()
-            os.fsync(handle.fileno())
-        path.unlink()
-        directory = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the deletion itself is durable
-        finally:
-            os.close(directory)
-        return True
+        return shred(self._path(permit))
+
+
+def shred(path: Path) -> bool:
+    """Overwrite a file with random bytes, then delete it, durably; returns whether there was one."""
+    if not path.exists():
+        return False
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        handle.write(secrets.token_bytes(size))
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.unlink()
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the deletion itself is durable
+    finally:
+        os.close(directory)
+    return True
 
 
 DESTROY = "keys_destroy"  # the access policy's action, so its refusals and records are one
@@ -152,7 +180,7 @@ DESTROY = "keys_destroy"  # the access policy's action, so its refusals and reco
 def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, permit: str, justification: str) -> bool:
     """As a signed-in steward, with a justification: overwrite and delete a permit's key, audited.
 
-    Its pseudonyms can never be traced back again. The audit record (written before the key is
+    Its pseudonyms can never be traced back again, and its pool's ledger keys are shredded with it. The audit record (written before the key is
     destroyed, so no destruction goes unrecorded) holds the justification when it passes the
     audit's safety check, else only its length. Returns whether there was a key."""
     audit = governance.audit
@@ -172,7 +200,9 @@ def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, perm
                      detail=detail | {"justification": justification})
     except UnsafeAuditField:  # it looks like a secret: recorded by its length only
         audit.append(actor=actor.name, role=actor.main_role, action=DESTROY, permit=permit, detail=detail)
-    return store.destroy(permit)
+    found_key = store.destroy(permit)
+    shred(workspace.pool_dir / permit / LEDGER_KEYS_FILE)
+    return found_key
 
 
 def _derive(passphrase: str, salt: bytes) -> bytes:
@@ -194,11 +224,11 @@ def _seal(key: bytes, passphrase: str | None) -> dict[str, str | int]:
     }
 
 
-def _open(payload: dict[str, str | int], passphrases: list[str], permit: str) -> bytes:
+def _open(payload: dict[str, str | int], passphrases: list[str], what: str) -> bytes:
     if not payload.get("encrypted"):
         return base64.b64decode(str(payload["key"]))
     if not passphrases:
-        raise KeyStoreUnavailable(f"the key for permit {permit} is encrypted; set {PASSPHRASE_ENV}")
+        raise KeyStoreUnavailable(f"the key for {what} is encrypted; set {PASSPHRASE_ENV}")
     salt = base64.b64decode(str(payload["salt"]))
     for passphrase in passphrases:
         try:
@@ -208,4 +238,4 @@ def _open(payload: dict[str, str | int], passphrases: list[str], permit: str) ->
             )
         except InvalidTag:
             continue
-    raise KeyStoreUnavailable(f"wrong {PASSPHRASE_ENV} (or key passphrase file) for the key of permit {permit}")
+    raise KeyStoreUnavailable(f"wrong {PASSPHRASE_ENV} (or key passphrase file) for the key of {what}")

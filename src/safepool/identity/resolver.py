@@ -3,7 +3,7 @@
 The resolver keeps two temporary tables in the steward's build connection: `id_status` (raw
 code as written, normalised code, status) and `id_map` (normalised code, pseudonym). Both live
 only in that connection's memory (spilling, if at all, under steward/tmp) and are never written
-into the pool.
+into the pool. At the end of a build `ledger_keys` gives each pseudonym its ledger key.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 import duckdb
+import numpy as np
 
 from safepool.identity.hetu import CodeStatus, classify_array
 from safepool.identity.pseudonym import Pseudonymiser
@@ -59,6 +60,18 @@ class IdentityResolver:
         if new_codes:
             self.con.execute("INSERT INTO id_map SELECT code, pid FROM id_map_new")
         self.con.execute("DROP TABLE id_map_new")
+
+    def ledger_keys(self, ledger: Pseudonymiser) -> tuple[np.ndarray, np.ndarray]:
+        """Each pseudonym of this build and its ledger key: the code's pseudonym under the
+        workspace's ledger secret (`ledger`), the same in every permit (`safepool.pool.ledger_keys`)."""
+        codes = self.con.sql("SELECT code FROM id_map").to_arrow_table()
+        self.con.register("id_ledger", ledger.pseudonym_table(codes.column("code")))
+        try:
+            found = self.con.execute("SELECT m.pid, l.pid AS ledger_key FROM id_map m JOIN id_ledger l USING (code)"
+                                     ).fetchnumpy()
+        finally:
+            self.con.unregister("id_ledger")
+        return np.asarray(found["pid"]), np.asarray(found["ledger_key"])
 
     def linked_rows_sql(self, relation: str, column: str, select: str) -> str:
         """Rows of `relation` whose code links, with `pid` and the `select` expressions."""

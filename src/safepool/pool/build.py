@@ -32,6 +32,7 @@ from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
 from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE
+from safepool.pool.ledger_keys import write_ledger_keys
 from safepool.pool.linkage import LinkageReport, LinkageTracker
 from safepool.pool.publish import Scratch, sweep, sweep_stale_files
 from safepool.pool.scope import Scope, Window, time_predicate
@@ -80,7 +81,8 @@ def build_pool(
     started = time.perf_counter()
     swept = sweep_workspace(workspace)  # what killed builds of any permit left, identity-bearing scratch first
     plan = scope.resolve(workspace.catalogue())
-    key = KeyStore.of(workspace).get_or_create(scope.permit)
+    keys = KeyStore.of(workspace)
+    key = keys.get_or_create(scope.permit)
     credentials = Credentials.load(workspace)
     notify = progress or (lambda stage, register, rows: None)
     timings: dict[str, float] = {"read": 0.0, "pseudonymise": 0.0, "write": 0.0}
@@ -105,6 +107,8 @@ def build_pool(
             con.execute("DETACH pool")
             con.execute(f"ATTACH '{pool_file}' AS pool")
         linkage = tracker.report(holders={register.name: register.holder for register, _ in plan})
+        notify("ledger keys", "all persons", 0)
+        write_ledger_keys(pool_scratch.path, *resolver.ledger_keys(Pseudonymiser(keys.ledger_secret())))
         timings |= resolver.seconds  # validate and hmac are the two parts of pseudonymise
         counts = {"rows read": sum(r.rows_read for r in linkage.registers.values()),
                   "codes validated": resolver.codes["validated"],

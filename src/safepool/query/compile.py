@@ -8,10 +8,8 @@ lists, bins and date parts in SQL, so no value read from the data can become a l
 Three statements follow from a model:
 - `base`: one row per row of the joined tables that passes the filters, with the person's
   pseudonym, each group's label and each measured value;
-- `per_person`: per cell and person (a hash of the pseudonym, for telling persons apart only,
-  grouped on that hash as the ledger and the quantile windows key persons: two pseudonyms of one
-  hash, if ever, count as one person, which only makes every check stricter), rows and the sum of
-  each measured value;
+- `per_person`: per cell and person (the pseudonym, which the engine turns into the person's
+  ledger key, `safepool.pool.ledger_keys`), rows and the sum of each measured value;
 - `quantile_windows`: for a quantile, the rows whose value lies in the window of at least the
   minimum frequency of values around the quantile position (ties at the window's edges are taken
   whole, so the window depends on the values alone, never on row or pseudonym order).
@@ -118,14 +116,13 @@ class Compiler:
 
     def per_person(self) -> str:
         """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j).
-        Grouped on the pseudonym and hashed once per group: grouped on the hash, DuckDB took half
-        as long again (17 against 12 ms for a count by two codes at 300,000 persons)."""
+        The person is the pseudonym (a BIGINT)."""
         sums = [part for j, measure in enumerate(self.model.measures) if measure.variable is not None
                 for part in (f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}")]
         names = [part.rsplit(" AS ", 1)[1] for part in sums]
         inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *sums])} FROM base " \
                 f"WHERE {self._in_cells()} GROUP BY {', '.join([*self.keys, 'pid'])}"
-        return f"SELECT {', '.join([*self.keys, 'hash(pid) AS person', 'n_rows', *names])} FROM ({inner})"
+        return f"SELECT {', '.join([*self.keys, 'pid AS person', 'n_rows', *names])} FROM ({inner})"
 
     def _in_cells(self) -> str:
         """Rows with a label of a cell (missing, not in the code list, outside the years: keys below 0)."""
@@ -140,7 +137,7 @@ class Compiler:
         on = " AND ".join(f"v.{k} = e.{k}" for k in self.keys) or "true"
         q = float(measure.quantile or 0.5)
         return f"""
-            WITH v AS (SELECT {', '.join([*self.keys, 'hash(pid) AS person'])}, x{j} AS x FROM base
+            WITH v AS (SELECT {', '.join([*self.keys, 'pid AS person'])}, x{j} AS x FROM base
                        WHERE x{j} IS NOT NULL AND {self._in_cells()}),
             ranked AS (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY x) - 1 AS i,
                               count(*) OVER (PARTITION BY {partition}) AS n FROM v),

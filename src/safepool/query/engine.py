@@ -48,10 +48,11 @@ from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
 from safepool.pool.access import dictionary as pool_dictionary
 from safepool.pool.access import analysis_connection
+from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
-from safepool.query.ledger import Ledger, query_outcome, withheld_entries
+from safepool.query.ledger import WORKSPACE_LEDGER, Ledger, query_outcome, withheld_entries
 from safepool.query.person_sums import cell_person_order, entry_rows
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
@@ -89,14 +90,15 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     try:
         policy = answer_rules(workspace_policy(governance))
         governance.permits.authorise_access(actor, permit, today=today)
-        Ledger.prepare(pool_dir, permit)  # made while the pool is opened and asked
+        Ledger.prepare(pool_dir, WORKSPACE_LEDGER)  # made while the pool is opened and asked
+        persons = ledger_keys(pool_dir, permit)
         dictionary = pool_dictionary(pool_dir, permit)
         model = model_from_sql(query, dictionary) if isinstance(query, str) else query.model(dictionary)
         model = check_model(model, dictionary, policy.max_cells)
         title = _title(title or (query.describe() if isinstance(query, AggregateRequest) else model.describe()))
         with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
-            columns = _run(budget, model, dictionary, policy)
+            columns = _run(budget, model, dictionary, policy, persons)
             _mitigate(model, columns, policy, title)
             facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
             tables = person_tables(model, facts.holds_every_person)
@@ -106,7 +108,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
-    with Ledger.open(pool_dir, governance, actor, permit) as ledger:
+    with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
         hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
         table, note = _answer(model, dictionary, columns, policy)
         output_ids = _record(governance, actor, permit, title, columns)
@@ -203,10 +205,12 @@ class _Column:
     failing: frozenset[tuple] = frozenset()  # labels of the rows that fail the checks on their own
 
 
-def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules) -> list[_Column]:
+def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules,
+         persons: LedgerKeys) -> list[_Column]:
     """Every measure's cells, computed under the policy's budget. The pool adds up each person's rows
     per group of keys and hands them over once; the cells are added up from them here, so that the
-    persons behind the cells (which the ledger needs) are not read from the pool a second time."""
+    persons behind the cells (which the ledger needs, by their ledger keys) are not read from the
+    pool a second time."""
     compiler = Compiler(model, dictionary)
     grid = compiler.grid()
     width = max(policy.dominance_n, 2)
@@ -228,7 +232,7 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
         labels, cell = _numbered(budget, step, compiler, grid, [np.asarray(found[key], dtype=np.int64)[kept]
                                                                 for key in compiler.keys], int(kept.sum()))
         # in the order of cell and person once, for the cells' largest values and the ledger's entries
-        order, cell, distinct, rank = cell_person_order(cell, np.asarray(found["person"], dtype=np.uint64)[kept])
+        order, cell, distinct, rank = cell_person_order(cell, persons.of(np.asarray(found["person"])[kept]))
         contributions = {"cell": cell, "person": distinct[rank], "distinct": distinct, "rank": rank,
                          "value": np.asarray(value, dtype=np.float64)[kept][order], "rows": rows[kept][order]}
         columns.append(_Column(measure, _cells(labels, contributions, width), contributions))

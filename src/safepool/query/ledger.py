@@ -146,7 +146,11 @@ _RELATIVE_TOLERANCE = 1e-9
 _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell alike
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_PERMIT_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_LEDGER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
+# the ledger every query of the workspace is checked against (never a permit id: those begin with a
+# letter or digit), so that the answers of two permits over the same persons cannot be set against
+# each other (their persons are known by their ledger keys, `safepool.pool.ledger_keys`)
+WORKSPACE_LEDGER = "_workspace"
 _SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGINT)"  # a sum's cells, one row each
 # cells the all-answers audit found, never shown: hidden again when asked again (the same definition,
 # persons and values)
@@ -386,8 +390,13 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
 
 
+def _called(name: str) -> str:
+    """The ledger as its messages name it."""
+    return "the workspace's query ledger" if name == WORKSPACE_LEDGER else f"the query ledger {name}"
+
+
 @contextmanager
-def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
+def _exclusive(path: Path, called: str, timeout: float) -> Iterator[None]:
     """Hold an exclusive flock on `path`, waiting up to `timeout` seconds for it."""
     deadline = time.monotonic() + timeout
     delay = 0.002
@@ -402,7 +411,7 @@ def _exclusive(path: Path, permit: str, timeout: float) -> Iterator[None]:
                     if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                         raise
                     if time.monotonic() >= deadline:
-                        raise LedgerBusy(f"the query ledger of permit {permit} stayed in use by other queries for "
+                        raise LedgerBusy(f"{called} stayed in use by other queries for "
                                          f"{timeout:g} s; try again later") from None
                     time.sleep(delay)
                     delay = min(delay * 2, 0.01)
@@ -428,9 +437,10 @@ class Ledger:
     withheld(position, after, size, signature, definition) and ledger_state(permit, cells, rows,
     digest) in the file. Open it with `Ledger.open`."""
 
-    def __init__(self, path: Path, governance: Governance, actor: Actor, permit: str) -> None:
+    def __init__(self, path: Path, governance: Governance, actor: Actor, name: str, permit: str | None = None) -> None:
         self.path = path
-        self.permit = permit
+        self.name = name
+        self.permit = permit or name  # the permit asked, named in the audit records of the ledger
         self._governance = governance
         self._actor = actor
         self._engine: Engine = governance.permits.engine
@@ -457,29 +467,30 @@ class Ledger:
         self._outcomes: dict[int, dict[Identity, tuple[bool, frozenset[str | None]]]] = {}
         self.cells = 0
         self.rows = 0
-        self.digest = genesis_digest(permit)
+        self.digest = genesis_digest(name)
 
     @staticmethod
-    def prepare(pool_dir: Path, permit: str) -> None:
+    def prepare(pool_dir: Path, name: str) -> None:
         """Begin, beside the caller, what the first `open` of a process would otherwise wait for:
-        the DuckDB instance that the permit's ledger file is attached in (see
+        the DuckDB instance that the ledger file is attached in (see
         `duckdb_connection.prepare_instance`)."""
-        if _PERMIT_FILE.match(permit):
-            prepare_instance(Path(pool_dir) / LEDGER_DIR / f"{permit}.duckdb")
+        if _LEDGER_NAME.match(name):
+            prepare_instance(Path(pool_dir) / LEDGER_DIR / f"{name}.duckdb")
 
     @classmethod
     @contextmanager
-    def open(cls, pool_dir: Path, governance: Governance, actor: Actor, permit: str, *,
+    def open(cls, pool_dir: Path, governance: Governance, actor: Actor, name: str, *, permit: str | None = None,
              timeout: float = LOCK_TIMEOUT) -> Iterator[Ledger]:
-        """The permit's ledger, exclusively (waiting for its turn) and verified against its
-        record; raises `LedgerBusy` after `timeout` seconds, `LedgerTampered` on a mismatch
-        (audited). The caller has authorised `actor` for `permit`."""
-        if not _PERMIT_FILE.match(permit):
-            raise Invalid("a permit id for the query ledger may hold letters, digits, '.', '_' and '-' only")
+        """The ledger called `name` (the query engine's is `WORKSPACE_LEDGER`), exclusively (waiting
+        for its turn) and verified against its record; raises `LedgerBusy` after `timeout` seconds,
+        `LedgerTampered` on a mismatch (audited under `permit`, the permit asked, by default
+        `name`). The caller has authorised `actor` for `permit`."""
+        if not _LEDGER_NAME.match(name):
+            raise Invalid("a query ledger's name may hold letters, digits, '.', '_' and '-' only")
         folder = Path(pool_dir) / LEDGER_DIR
         folder.mkdir(mode=0o700, exist_ok=True)
-        with _exclusive(folder / f"{permit}.lock", permit, timeout):
-            ledger = cls(folder / f"{permit}.duckdb", governance, actor, permit)
+        with _exclusive(folder / f"{name}.lock", _called(name), timeout):
+            ledger = cls(folder / f"{name}.duckdb", governance, actor, name, permit)
             ledger._inside = True
             try:
                 ledger._bind()
@@ -492,7 +503,7 @@ class Ledger:
 
     def state(self) -> dict[str, Any]:
         """What the audit record of a query carries about the ledger after it."""
-        return {"ledger_cells": self.cells, "ledger_digest": self.digest}
+        return {"ledger": self.name, "ledger_cells": self.cells, "ledger_digest": self.digest}
 
     # -- the differencing checks --------------------------------------------------------------
 
@@ -707,7 +718,7 @@ class Ledger:
         return signed, identities
 
     def _key(self) -> ledger_memory.Key:
-        return (self.permit, self.cells, self.rows, self.digest)
+        return (self.name, self.cells, self.rows, self.digest)
 
     def _memory(self) -> ledger_memory.LedgerMemory:
         """The remembered cells as person classes: kept from the last query in this process when
@@ -991,7 +1002,7 @@ class Ledger:
                  con.execute("SELECT cell, definition FROM cells WHERE definition IS NOT NULL").fetchall()}
         withheld = con.execute("SELECT position, after, size, signature, definition FROM withheld "
                                "ORDER BY position").fetchall()
-        found = chain_digest(genesis_digest(self.permit), frame, defined, known, withheld)
+        found = chain_digest(genesis_digest(self.name), frame, defined, known, withheld)
         if found != self.digest:
             self._stop("the ledger file's remembered rows do not add up to its digest (edited)",
                        file_cells=self.cells, file_digest=found)
@@ -1007,7 +1018,7 @@ class Ledger:
         if self.con is None:
             if not self.path.exists():
                 self._stop("the ledger file is missing")
-            if self._file_state() != (self.permit, self.cells, self.rows, self.digest):
+            if self._file_state() != (self.name, self.cells, self.rows, self.digest):
                 self._stop("the ledger file holds another state than its record (replaced or an older copy)")
         assert self.con is not None
         return self.con
@@ -1027,7 +1038,7 @@ class Ledger:
         """Whether the record is at the state of the memory this process kept and the file is exactly
         as this process left it; then the state is taken from the memory and the file is opened only
         when a query needs it (a question asked again reads and writes nothing in it)."""
-        memory = ledger_memory.recalled_state(str(self.path), self.permit, row.cells, row.digest)
+        memory = ledger_memory.recalled_state(str(self.path), self.name, row.cells, row.digest)
         if memory is None or memory.fingerprint is None or memory.fingerprint != file_fingerprint(self.path):
             return False
         _, self.cells, self.rows, self.digest = memory.key
@@ -1051,7 +1062,7 @@ class Ledger:
     def _row(self) -> Any:
         with self._engine.connect() as conn:
             return conn.execute(select(query_ledgers_table)
-                                .where(query_ledgers_table.c.permit == self.permit)).first()
+                                .where(query_ledgers_table.c.permit == self.name)).first()
 
     def _bind(self) -> None:
         """Check the file against the record (see the module docstring) and load its state."""
@@ -1060,7 +1071,7 @@ class Ledger:
             self._refuse(f"stopped earlier: {row.stopped_reason}")
         if row is not None and row.pending_cells is None and self._unchanged_since_noted(row):
             return
-        genesis = genesis_digest(self.permit)
+        genesis = genesis_digest(self.name)
         if row is None:
             if self._used_before():
                 self._stop("the ledger's record is missing while the audit log shows it remembered answers")
@@ -1069,7 +1080,7 @@ class Ledger:
                 self._insert_row(ACTIVE, 0, genesis)
                 return
             found = self._file_state()
-            if found == (self.permit, 0, 0, genesis):  # made, but its record was not yet written
+            if found == (self.name, 0, 0, genesis):  # made, but its record was not yet written
                 self._insert_row(ACTIVE, 0, genesis)
                 return
             self._stop("a ledger file exists without a record", file_cells=found[1], file_digest=found[3])
@@ -1079,7 +1090,7 @@ class Ledger:
                 return
             self._stop("the ledger file is missing", row=row)
         permit, cells, rows, digest = self._file_state(row)
-        if permit != self.permit:
+        if permit != self.name:
             self._stop("the ledger file belongs to another permit", row=row, file_cells=cells, file_digest=digest)
         if (cells, digest) == (row.cells, row.digest):
             if row.pending_cells is not None:
@@ -1106,7 +1117,7 @@ class Ledger:
             con, self._name = attach_duckdb(self.path)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
-                raise LedgerBusy(f"the query ledger of permit {self.permit} is held by a process outside the "
+                raise LedgerBusy(f"{_called(self.name)} is held by a process outside the "
                                  "ledger's lock; try again later") from None
             raise
         try:
@@ -1132,7 +1143,7 @@ class Ledger:
         self.con.execute(_SUM_MEMBERS)
         self.con.execute(_WITHHELD)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
-        self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.permit, genesis_digest(self.permit)])
+        self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.name, genesis_digest(self.name)])
         self.con.execute("COMMIT")
 
     def _file_state(self, row: Any = None) -> tuple[str, int, int, str]:
@@ -1165,8 +1176,11 @@ class Ledger:
         return found
 
     def _used_before(self) -> bool:
-        """Whether the audit log shows that this permit's ledger remembered cells or was stopped."""
-        for record in self._governance.audit.records(permit=self.permit):
+        """Whether the audit log shows that this ledger remembered cells or was stopped (a record
+        names its ledger; one written before records did is a permit's, named by its permit)."""
+        for record in self._governance.audit.records():
+            if '"ledger' not in record.detail_json or record.detail.get("ledger", record.permit) != self.name:
+                continue
             if record.action == MISMATCH_ACTION:
                 return True
             if '"ledger_cells"' in record.detail_json:
@@ -1178,28 +1192,28 @@ class Ledger:
     def _insert_row(self, status: str, cells: int, digest: str, reason: str | None = None) -> None:
         with self._engine.begin() as conn:
             conn.execute(query_ledgers_table.insert().values(
-                permit=self.permit, status=status, cells=cells, digest=digest, stopped_reason=reason,
+                permit=self.name, status=status, cells=cells, digest=digest, stopped_reason=reason,
                 updated_at=_now()))
 
     def _set_pending(self, cells: int, digest: str) -> None:
         t = query_ledgers_table.c
         with self._engine.begin() as conn:
             changed = conn.execute(update(query_ledgers_table).where(
-                t.permit == self.permit, t.status == ACTIVE, t.cells == self.cells, t.digest == self.digest
+                t.permit == self.name, t.status == ACTIVE, t.cells == self.cells, t.digest == self.digest
             ).values(pending_cells=cells, pending_digest=digest, updated_at=_now())).rowcount
         if changed != 1:
             self._stop("the ledger's record changed while the ledger was in use")
 
     def _clear_pending(self) -> None:
         with self._engine.begin() as conn:
-            conn.execute(update(query_ledgers_table).where(query_ledgers_table.c.permit == self.permit)
+            conn.execute(update(query_ledgers_table).where(query_ledgers_table.c.permit == self.name)
                          .values(pending_cells=None, pending_digest=None, updated_at=_now()))
 
     def _commit_pending(self, cells: int, digest: str) -> None:
         t = query_ledgers_table.c
         with self._engine.begin() as conn:
             changed = conn.execute(update(query_ledgers_table).where(
-                t.permit == self.permit, t.status == ACTIVE, t.pending_cells == cells, t.pending_digest == digest
+                t.permit == self.name, t.status == ACTIVE, t.pending_cells == cells, t.pending_digest == digest
             ).values(cells=cells, digest=digest, pending_cells=None, pending_digest=None, updated_at=_now())).rowcount
         if changed != 1:
             self._stop("the ledger's record changed while the ledger was in use")
@@ -1209,10 +1223,10 @@ class Ledger:
         """Mark the permit's ledger stopped, audit the mismatch and raise LedgerTampered."""
         t = query_ledgers_table.c
         with self._engine.begin() as conn:
-            changed = conn.execute(update(query_ledgers_table).where(t.permit == self.permit).values(
+            changed = conn.execute(update(query_ledgers_table).where(t.permit == self.name).values(
                 status=STOPPED, stopped_reason=reason, updated_at=_now())).rowcount
         if not changed:
-            self._insert_row(STOPPED, 0, genesis_digest(self.permit), reason)
+            self._insert_row(STOPPED, 0, genesis_digest(self.name), reason)
         detail: dict[str, Any] = {"record_cells": None if row is None else row.cells,
                                   "record_digest": None if row is None else row.digest,
                                   "file_cells": file_cells, "file_digest": file_digest}
@@ -1222,12 +1236,14 @@ class Ledger:
         self._close()
         self._governance.audit.append(actor=self._actor.name, role=self._actor.main_role, action=MISMATCH_ACTION,
                                       permit=self.permit, outcome="refused",
-                                      detail={"reason": reason, **{k: v for k, v in (detail or {}).items()
-                                                                   if v is not None}})
-        raise LedgerTampered(f"the query ledger of permit {self.permit} does not match its record ({reason}); "
-                             "queries of this permit are stopped until a data security officer investigates")
+                                      detail={"ledger": self.name, "reason": reason,
+                                              **{k: v for k, v in (detail or {}).items() if v is not None}})
+        asked = "every query of the workspace is" if self.name == WORKSPACE_LEDGER else "its queries are"
+        raise LedgerTampered(f"{_called(self.name)} does not match its record ({reason}); {asked} stopped until a "
+                             "data security officer investigates")
 
     def _audit_recovery(self, what: str, cells: int, digest: str) -> None:
         self._governance.audit.append(actor=self._actor.name, role=self._actor.main_role, action=RECOVERED_ACTION,
                                       permit=self.permit, outcome="ok",
-                                      detail={"recovered": what, "ledger_cells": cells, "ledger_digest": digest})
+                                      detail={"recovered": what, "ledger": self.name, "ledger_cells": cells,
+                                              "ledger_digest": digest})

@@ -1,0 +1,99 @@
+"""Each pool person's ledger key: the one name the query ledger knows a person by in every permit.
+
+A permit's pseudonyms are its own, so that two permits' pools cannot be linked. The query ledger
+must link them all the same: an analyst of two permits over the same persons could otherwise ask
+a question in one and the same question without one person in the other, and subtract. So the
+steward zone, while it builds a pool, gives each of its persons a ledger key, the first 60 bits of
+HMAC-SHA256 of the normalised identity code under the workspace's ledger secret (kept in the key
+store, `KeyStore.ledger_secret`): the same person has the same ledger key in every pool of the
+workspace, and nobody without the secret and the identity codes can tell whose it is.
+
+The keys are written beside the pool file, never in it (`LEDGER_KEYS_FILE`: pseudonyms in order
+and their ledger keys, one NumPy array), so that no analysis that reads the pool can reach them
+and destroying the permit's key can shred them with it. Only the query engine reads them, to
+hand the ledger each cell's persons by their ledger keys; they are never an output. This module
+holds no secret and sits outside the steward zone.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from safepool.faults import NotFound
+from safepool.query.person_sums import by_person_order
+
+LEDGER_KEYS_FILE = "ledger-keys.npy"
+
+
+class LedgerKeysMissing(NotFound):
+    """The pool has no ledger keys: built before they were made, or its key was destroyed."""
+
+
+class LedgerKeys:
+    """Pseudonyms (sorted) and their ledger keys."""
+
+    def __init__(self, pids: np.ndarray, keys: np.ndarray) -> None:
+        self._pids, self._keys = pids, keys
+
+    def of(self, pids: np.ndarray) -> np.ndarray:
+        """The ledger key of each of `pids` (pseudonyms as the pool stores them), in their order.
+        They are put in order first (a sort of plain numbers), so the look-up runs over sorted
+        numbers, several times faster than one at random places."""
+        pids = np.asarray(pids).astype(np.uint64, copy=False)
+        order, ordered = by_person_order(pids)
+        found = np.searchsorted(self._pids, ordered)
+        inside = found < len(self._pids)
+        if not (inside.all() and np.array_equal(self._pids[found], ordered)):
+            raise LedgerKeysMissing("a person of the pool has no ledger key: the pool's ledger keys do not "
+                                    "match it; a steward builds the pool again")
+        keys = np.empty(len(pids), dtype=np.uint64)
+        keys[order] = self._keys[found]
+        return keys
+
+
+def write_ledger_keys(folder: Path, pids: np.ndarray, keys: np.ndarray) -> None:
+    """Write the ledger keys of a pool being built into its (private) folder."""
+    pids = np.asarray(pids).astype(np.uint64)
+    order = np.argsort(pids, kind="stable")
+    np.save(folder / LEDGER_KEYS_FILE, np.stack([pids[order], np.asarray(keys).astype(np.uint64)[order]]),
+            allow_pickle=False)
+
+
+_KEPT = 4  # pools whose ledger keys a process keeps (a few MB each at 300,000 persons)
+_loaded: dict[str, tuple[tuple[int, int, int, int], LedgerKeys]] = {}
+_lock = threading.Lock()
+
+
+def ledger_keys(pool_dir: Path, permit: str) -> LedgerKeys:
+    """The ledger keys of the permit's pool, kept in this process while the file is unchanged (a
+    pool published again is a new file)."""
+    path = Path(pool_dir) / permit / LEDGER_KEYS_FILE
+    try:
+        real = os.path.realpath(path)
+        info = os.stat(real)
+    except OSError:
+        raise LedgerKeysMissing(f"the pool of permit {permit} has no ledger keys (built before they were made, or "
+                                "its key was destroyed); a steward builds it again") from None
+    noted = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    with _lock:
+        kept = _loaded.get(real)
+        if kept is not None and kept[0] == noted:
+            return kept[1]
+    try:
+        both = np.load(real, allow_pickle=False)
+        if both.ndim != 2 or both.shape[0] != 2 or both.dtype != np.uint64:
+            raise ValueError("not ledger keys")
+    except (OSError, ValueError):
+        raise LedgerKeysMissing(f"the ledger keys of permit {permit}'s pool cannot be read; a steward builds the "
+                                "pool again") from None
+    found = LedgerKeys(both[0], both[1])
+    with _lock:
+        _loaded.pop(real, None)
+        _loaded[real] = (noted, found)
+        while len(_loaded) > _KEPT:
+            _loaded.pop(next(iter(_loaded)))
+    return found
