@@ -458,7 +458,7 @@ def test_another_permits_ledger_in_its_place_is_refused(ws):
     remember_twice(root, governance, anna, PERMIT)
     remember_twice(root, governance, anna, OTHER, first=1000)
     shutil.copyfile(ledger_file(root, OTHER), ledger_file(root, PERMIT))
-    assert_refused(root, governance, anna, "the ledger file belongs to another permit")
+    assert_refused(root, governance, anna, "the ledger file belongs to another ledger")
     assert_refused(root, governance, anna, "stopped earlier")
 
 

@@ -15,7 +15,8 @@ and compared cell by cell:
 When one table is larger in some cell and smaller in another, the populations are not nested
 and a difference is not a group of persons, so nothing is concluded. A flag names both outputs
 and the groups' labels, never a count. The other tables are those released, or approved for
-release, under the same permit: their shown cells are public, or about to be.
+release, under any permit of the workspace: their shown cells are public, or about to be, and a
+reader can set tables of two permits side by side.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ but needs a person; it can be asked for, and a checker must comment when approvi
 context a checker needs; an output that failed its checks cannot be asked for. A checker who is
 not the author approves, returns with comments or rejects, output by output; a permit may need two
 different checkers to approve. Each review is shown differencing flags: cells that, set beside a
-table already released (or approved) under the same permit, reveal a small group. A checker then
+table already released (or approved) under any permit of the workspace, reveal a small group. A checker then
 releases approved outputs into the release folder, the only way out. Every step and every refusal
 is in the audit log.
 
@@ -493,12 +493,13 @@ class OutputRegister:
 
     def _differencing(self, record: OutputRecord, policy: DisclosureRules) -> list[DifferencingFlag]:
         """Flags for person counts of this output that, set beside an output already released (or
-        approved) under the permit, reveal a group smaller than the current minimum frequency."""
+        approved) under any permit of the workspace, reveal a group smaller than the current minimum
+        frequency (released tables are public: anyone can set two of them side by side)."""
         mine = _stored_cells(self._row(record.id))["differencing"]
         if not mine:
             return []
         query = select(outputs_table.c.id, outputs_table.c.public_cells_json).where(
-            outputs_table.c.permit == record.permit, outputs_table.c.id != record.id,
+            outputs_table.c.id != record.id,
             outputs_table.c.status.in_([OutputStatus.approved, OutputStatus.released]),
             outputs_table.c.public_cells_json.is_not(None))
         with self.engine.connect() as con:

@@ -39,6 +39,10 @@ class LedgerKeys:
     def __init__(self, pids: np.ndarray, keys: np.ndarray) -> None:
         self._pids, self._keys = pids, keys
 
+    def items(self) -> tuple[np.ndarray, np.ndarray]:
+        """The pseudonyms (sorted) and their ledger keys."""
+        return self._pids, self._keys
+
     def of(self, pids: np.ndarray) -> np.ndarray:
         """The ledger key of each of `pids` (pseudonyms as the pool stores them), in their order.
         They are put in order first (a sort of plain numbers), so the look-up runs over sorted

@@ -53,6 +53,7 @@ from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
 from safepool.query.ledger import WORKSPACE_LEDGER, Ledger, query_outcome, withheld_entries
+from safepool.query.ledger_carry_over import carry_over
 from safepool.query.person_sums import cell_person_order, entry_rows
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
@@ -109,6 +110,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
+        carry_over(ledger, pool_dir, governance, actor, permit, persons)
         hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
         table, note = _answer(model, dictionary, columns, policy)
         output_ids = _record(governance, actor, permit, title, columns)

@@ -1,4 +1,16 @@
-"""The differencing memory of a permit's answered queries, one query at a time, bound to its record.
+"""The differencing memory of the workspace's answered queries, one query at a time, bound to its record.
+
+One ledger for every permit
+---------------------------
+The query engine checks every answer, of any permit, against one ledger (`WORKSPACE_LEDGER`):
+an analyst of two permits whose pools hold the same persons could otherwise ask a question in one
+and the same question without one person in the other, and subtract (a review read a person's
+number of children so). Each pool knows its persons by its own pseudonyms; the ledger knows them
+by their ledger keys, the same in every pool of the workspace (`safepool.pool.ledger_keys`: made
+by the steward zone from the identity code under a workspace secret), which the engine looks up
+for each cell's persons. So analysts of different permits, and different analysts, are checked
+against each other's answers too: once shown, an answer can be passed on. The ledger's own tests
+open ledgers of other names (a permit's, as they were kept before), which work alike.
 
 What it remembers
 -----------------
@@ -7,7 +19,7 @@ group minus the sum over the same group without one person is that person's valu
 three answers "everyone" minus "women but one" minus "men" is too. For every cell an answer
 shows (and every total and sum of shown cells a reader can add up), the ledger keeps each
 person's contribution (persons with rows in the cell, even when their values add up to zero),
-keyed by a hash of the pseudonym; a total that adds up shown cells of its column is kept as
+keyed by the person's ledger key; a total that adds up shown cells of its column is kept as
 those cells where it can be (`safepool.query.ledger_sums`: its rows are theirs). A new answer is
 checked twice against what was shown before:
 
@@ -36,36 +48,38 @@ The algebra assumes what the ledger holds passed it. A quantile enters as its
 window's sum and count (a local mean is one over the other), like a mean. Not covered: a
 combination that is exactly zero for a person who contributes elsewhere (it tells that some of
 that person's rows add up to zero). The file
-(<pool_dir>/.query-ledger/<permit>.duckdb) lives beside the pool, in the same protected area
-as the pseudonyms it is keyed by; it is never an output and never leaves the pool. A process
+(<pool_dir>/.query-ledger/<name>.duckdb) lives beside the pools, in the same protected area
+as the ledger keys it is keyed by; it is never an output and never leaves the pool. A process
 attaches it in the one DuckDB instance it keeps for that folder (`safepool.duckdb_connection`),
 which reaches no file outside the folder and spills into it too.
 
 One query at a time, every analyst served
 -----------------------------------------
-`Ledger.open(pool_dir, governance, actor, permit)` is the only way in. It takes an exclusive
-lock per permit (`fcntl.flock` on <permit>.lock beside the file, across processes) and waits
-for its turn, up to `LOCK_TIMEOUT` seconds, before it fails with `LedgerBusy`. The caller does
-everything that must not interleave with another query of the permit inside the block: check,
-record the outputs, append the audit record (with `state()`). Several analysts of one permit
+`Ledger.open(pool_dir, governance, actor, name, permit=...)` is the only way in. It takes an
+exclusive lock per ledger (`fcntl.flock` on <name>.lock beside the file, across processes) and
+waits for its turn, up to `LOCK_TIMEOUT` seconds, before it fails with `LedgerBusy`. The caller
+does everything that must not interleave with another query inside the block: check, record the
+outputs, append the audit record (with `state()`). Several analysts, of one permit or of several,
 can query at once: they queue, and nobody fails because another is querying. The lock is
 advisory and local: the pool directory must be on a local file system.
 
 Bound to its record
 -------------------
-The metadata store (`safepool.governance.ledger_state`, migration 0003) keeps, per permit, the
-number of remembered cells and a SHA-256 chained over every remembered cell's canonical content
-(its number, then its persons and values sorted), starting from a digest of the permit's id;
+The metadata store (`safepool.governance.ledger_state`, migration 0003) keeps, per ledger (its
+name in the column `permit`), the number of remembered cells and a SHA-256 chained over every
+remembered cell's canonical content (its number, then its persons and values sorted), starting
+from a digest of the ledger's name;
 the file keeps the same (cells, digest) beside its own rows. On open, under the lock, the file
 must hold exactly the recorded state and its tables must agree with it (cells numbered 1..N,
 as many contribution rows as its state says). A missing file when cells were remembered, a
-file with no record (unless it is empty and nothing in the audit log says this permit's ledger
-remembered anything), another permit's file, an older copy, an unreadable or edited file: each
-marks the permit's record stopped, appends an audit record (action `query_ledger_mismatch`,
-outcome `refused`) and raises `LedgerTampered`. A stopped permit stays stopped: every later
-open is refused and audited the same way, even if the right file comes back, until a data
-security officer investigates; the ledger is never recreated quietly. A fresh permit (no
-record, no file, no ledger state in the audit log) starts empty. `verify_contents()`
+file with no record (unless it is empty and nothing in the audit log says this ledger
+remembered anything), another ledger's file, an older copy, an unreadable or edited file: each
+marks the ledger's record stopped, appends an audit record (action `query_ledger_mismatch`,
+outcome `refused`, under the permit asked) and raises `LedgerTampered`. A stopped ledger stays
+stopped: every later open (for the workspace's, every query of the workspace) is refused and
+audited the same way, even if the right file comes back, until a data security officer
+investigates; the ledger is never recreated quietly. A fresh ledger (no record, no file, no
+state of it in the audit log) starts empty. `verify_contents()`
 recomputes the digest from every remembered row (the open only checks the stored state and
 row counts, which keeps it fast however large the ledger grows).
 
@@ -97,7 +111,7 @@ A query of which the ledger hid cells is appended with action "query", outcome "
 `query_sha256`, `withheld` (`withheld_entries(...)`: [{"column": 1-based position, "measure":
 its kind, "cells": how many of its cells, "check": "differencing (pairs)", "differencing (all
 answers)" or both}]) and the ledger's
-`state()` ({"ledger_cells": N, "ledger_digest": hex}). The differencing alert
+`state()` ({"ledger": its name, "ledger_cells": N, "ledger_digest": hex}). The differencing alert
 (`safepool.governance.alerts`) fires on those records.
 """
 
@@ -136,7 +150,7 @@ from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_
 from safepool.faults import Invalid, Refused, Unavailable
 
 LEDGER_DIR = ".query-ledger"
-LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the permit's ledger
+LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the ledger
 PAIRS = "pairs"              # a new cell and a remembered one differ by too few persons
 ALL_ANSWERS = "all answers"  # a combination of all shown cells gives away too few persons
 WITHHELD = "withheld"        # the audit outcome of a query answered with cells the ledger hid
@@ -210,16 +224,16 @@ def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
 
 
 class LedgerBusy(Unavailable):
-    """The permit's ledger stayed in use by other queries for longer than the wait allows."""
+    """The ledger stayed in use by other queries for longer than the wait allows."""
 
 
 class LedgerTampered(Refused):
-    """The permit's ledger does not match its record: its queries are stopped."""
+    """The ledger does not match its record: the queries checked against it are stopped."""
 
 
-def genesis_digest(permit: str) -> str:
-    """The digest of an empty ledger: bound to the permit, so another permit's file never fits."""
-    return hashlib.sha256(_DOMAIN + permit.encode("utf-8")).hexdigest()
+def genesis_digest(name: str) -> str:
+    """The digest of an empty ledger: bound to its name, so another ledger's file never fits."""
+    return hashlib.sha256(_DOMAIN + name.encode("utf-8")).hexdigest()
 
 
 def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None,
@@ -432,7 +446,7 @@ def _exclusive(path: Path, called: str, timeout: float) -> Iterator[None]:
 
 
 class Ledger:
-    """Remembered cells of one permit: contributions(cell, person, value), sum_members(cell, member)
+    """Remembered cells of one ledger: contributions(cell, person, value), sum_members(cell, member)
     for totals kept as the cells they add up, cells(cell, size, signature, definition),
     withheld(position, after, size, signature, definition) and ledger_state(permit, cells, rows,
     digest) in the file. Open it with `Ledger.open`."""
@@ -446,7 +460,7 @@ class Ledger:
         self._engine: Engine = governance.permits.engine
         self.con: duckdb.DuckDBPyConnection | None = None
         self._name = ""  # the name the file is attached under while `con` is open
-        self._inside = False  # within the `Ledger.open` block that holds the permit's lock
+        self._inside = False  # within the `Ledger.open` block that holds the ledger's lock
         self._checkpoint: _Beside | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
@@ -850,6 +864,14 @@ class Ledger:
         incoming cells)."""
         self._keep(self._change(incoming, sums, signatures, defined))
 
+    def carry(self, incoming: pd.DataFrame, defined: Mapping[int, Sequence[int]],
+              definitions: Mapping[int, str | None]) -> None:
+        """Remember cells another ledger remembered (`safepool.query.ledger_carry_over`), unchecked:
+        they were shown. `incoming`: their rows (cell, person, value); `defined`: totals kept as the
+        cells they add up; `definitions`: each cell's definition."""
+        self._definitions = {int(cell): definition for cell, definition in definitions.items()}
+        self._keep(self._change(incoming, (), None, defined))
+
     def _keep(self, change: _Change | None) -> None:
         """Write and commit a change (nothing when there is none)."""
         if change is not None:
@@ -990,9 +1012,10 @@ class Ledger:
         # waits for it
         self._checkpoint = _Beside("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
 
-    def verify_contents(self) -> None:
-        """Recompute the digest from every remembered row; a difference stops the permit's queries
-        like any mismatch (`LedgerTampered`, audited). Reads the whole ledger."""
+    def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]]]:
+        """Everything remembered: the rows (cell, person, value, in that order), the totals kept as
+        the cells they add up, the definitions of the cells that have one, and the cells withheld
+        (position, after, size, signature, definition). Reads the whole ledger."""
         con = self._con()
         frame = con.sql("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").df()
         defined: dict[int, list[int]] = {}
@@ -1002,7 +1025,12 @@ class Ledger:
                  con.execute("SELECT cell, definition FROM cells WHERE definition IS NOT NULL").fetchall()}
         withheld = con.execute("SELECT position, after, size, signature, definition FROM withheld "
                                "ORDER BY position").fetchall()
-        found = chain_digest(genesis_digest(self.name), frame, defined, known, withheld)
+        return frame, defined, known, withheld
+
+    def verify_contents(self) -> None:
+        """Recompute the digest from every remembered row; a difference stops the ledger's queries
+        like any mismatch (`LedgerTampered`, audited). Reads the whole ledger."""
+        found = chain_digest(genesis_digest(self.name), *self.contents())
         if found != self.digest:
             self._stop("the ledger file's remembered rows do not add up to its digest (edited)",
                        file_cells=self.cells, file_digest=found)
@@ -1089,9 +1117,9 @@ class Ledger:
                 self._create()
                 return
             self._stop("the ledger file is missing", row=row)
-        permit, cells, rows, digest = self._file_state(row)
-        if permit != self.name:
-            self._stop("the ledger file belongs to another permit", row=row, file_cells=cells, file_digest=digest)
+        name, cells, rows, digest = self._file_state(row)
+        if name != self.name:
+            self._stop("the ledger file belongs to another ledger", row=row, file_cells=cells, file_digest=digest)
         if (cells, digest) == (row.cells, row.digest):
             if row.pending_cells is not None:
                 self._clear_pending()
@@ -1147,7 +1175,8 @@ class Ledger:
         self.con.execute("COMMIT")
 
     def _file_state(self, row: Any = None) -> tuple[str, int, int, str]:
-        """(permit, cells, rows, digest) the file says it holds; an unreadable file is a mismatch."""
+        """(name, cells, rows, digest) the file says it holds (its name in the column `permit`); an
+        unreadable file is a mismatch."""
         try:
             self.con = self._connect()
             state = self.con.execute("SELECT permit, cells, rows, digest FROM ledger_state").fetchall()

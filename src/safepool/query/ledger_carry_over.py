@@ -1,0 +1,96 @@
+"""A permit's own query ledger, kept before the workspace had one, carried over into the workspace's.
+
+Before the workspace's ledger (`safepool.query.ledger.WORKSPACE_LEDGER`), each permit had a ledger
+of its own, named by the permit and keyed by DuckDB's hash of its pseudonyms. What it remembers
+was shown to the permit's analysts, so it must go on counting: forgetting it would let a later
+answer be set against an earlier one. At the first query of the permit the engine asks for after
+the upgrade (its pool built again, with ledger keys), under the workspace ledger's lock:
+
+- the permit's ledger is opened and verified against its record as before (a missing, replaced or
+  stopped one is refused as before, and the permit's queries stay stopped);
+- each remembered person is found by the hash of a pseudonym of the permit's pool, and its cells
+  are remembered in the workspace's ledger under the person's ledger key, with their definitions
+  and the totals kept as the cells they add up (cells withheld then are not: the all-answers audit
+  finds them again);
+- the permit's record is closed (status stopped, reason `CARRIED`), its file renamed beside it
+  (`<permit>.carried.duckdb`, kept), and the step audited (`query_ledger_carried_over`, with the
+  number of cells and of persons the pool no longer holds, whose rows could not be carried).
+
+A crash after the workspace's ledger took the cells and before the record is closed carries them
+again at the next query: remembering more is never unsafe.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sqlalchemy import select, update
+
+from safepool.duckdb_connection import open_duckdb
+from safepool.governance.context import Governance
+from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
+from safepool.governance.users import Actor
+from safepool.pool.ledger_keys import LedgerKeys
+from safepool.query.ledger import LEDGER_DIR, Ledger
+
+CARRIED = "carried over into the workspace's query ledger"
+CARRIED_ACTION = "query_ledger_carried_over"
+
+
+def carry_over(workspace_ledger: Ledger, pool_dir: Path, governance: Governance, actor: Actor, permit: str,
+               persons: LedgerKeys) -> None:
+    """Carry the permit's own ledger, if it has one still to carry, into the workspace's (open)."""
+    if not _waiting(governance, permit):
+        return
+    with Ledger.open(pool_dir, governance, actor, permit) as own:
+        cells, defined, definitions, _ = own.contents()
+    mapped, lost = _by_ledger_key(cells, persons)
+    kept = set(mapped["cell"].tolist())
+    defined = {cell: members for cell, members in defined.items() if kept.issuperset(members)}
+    if kept:
+        workspace_ledger.carry(mapped, defined, definitions)
+    _close(governance, permit)
+    folder = Path(pool_dir) / LEDGER_DIR
+    (folder / f"{permit}.duckdb").replace(folder / f"{permit}.carried.duckdb")
+    governance.audit.append(actor=actor.name, role=actor.main_role, action=CARRIED_ACTION, permit=permit,
+                            detail={"cells": int(cells["cell"].nunique()) + len(defined), "persons_not_carried": lost,
+                                    **workspace_ledger.state()})
+
+
+def _waiting(governance: Governance, permit: str) -> bool:
+    """Whether the permit's own ledger has a record not closed by a carry-over (one with nothing
+    remembered is closed without opening it)."""
+    t = query_ledgers_table.c
+    with governance.permits.engine.connect() as conn:
+        row = conn.execute(select(query_ledgers_table).where(t.permit == permit)).first()
+    if row is None or (row.status == STOPPED and row.stopped_reason == CARRIED):
+        return False
+    if row.status == ACTIVE and row.cells == 0 and row.pending_cells is None:
+        _close(governance, permit)
+        return False
+    return True
+
+
+def _by_ledger_key(rows: pd.DataFrame, persons: LedgerKeys) -> tuple[pd.DataFrame, int]:
+    """The rows with each person (DuckDB's hash of a pseudonym, as the permit's ledger kept it) as
+    its ledger key, and how many persons the pool no longer holds (their rows are left out)."""
+    pids, keys = persons.items()
+    with open_duckdb() as con:
+        con.register("pool_pids", pa.table({"pid": pids.astype(np.int64)}))
+        hashed = con.execute("SELECT hash(pid) AS h FROM pool_pids").fetchnumpy()["h"]
+    order = np.argsort(hashed)
+    hashed, keys = np.asarray(hashed, dtype=np.uint64)[order], keys[order]
+    person = rows["person"].to_numpy(dtype=np.uint64)
+    found = np.minimum(np.searchsorted(hashed, person), max(len(hashed) - 1, 0))
+    known = (hashed[found] == person) if len(hashed) else np.zeros(len(person), dtype=bool)
+    lost = len(np.unique(person[~known]))
+    return rows[known].assign(person=keys[found[known]]), lost
+
+
+def _close(governance: Governance, permit: str) -> None:
+    with governance.permits.engine.begin() as conn:
+        conn.execute(update(query_ledgers_table).where(query_ledgers_table.c.permit == permit).values(
+            status=STOPPED, stopped_reason=CARRIED))
