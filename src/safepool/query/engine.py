@@ -370,7 +370,7 @@ def _as_answered(mitigated: Mitigated, measure: Measure, additive: bool, policy:
     cells.loc[hidden, STATUS] = SUPPRESSED
     parts = [f"{int(hidden.sum())} of {len(cells)} cell(s) suppressed: cells that fail the frequency check (an "
              "empty cell fails it too), the dominance or the p% check, cells that with each other or with "
-             "earlier answers of this permit would single out fewer persons than the minimum frequency, and "
+             "earlier answers (of any permit) would single out fewer persons than the minimum frequency, and "
              "cells that would let one of those be worked out." if hidden.any() else "No cell is suppressed."]
     if additive:
         parts.append(TOTALS_NOTE)
