@@ -9,7 +9,10 @@ import pytest
 
 from governed import governance_with_users, sign_in
 from safepool.governance.users import Refused
-from safepool.identity.keystore import PASSPHRASE_ENV, KeyStore, KeyStoreError, destroy_key
+from safepool.identity.keystore import LEDGER_SECRET, PASSPHRASE_ENV, KeyStore, KeyStoreError, destroy_key
+from safepool.pool.build import build_pool
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, LedgerKeysMissing, ledger_keys
+from safepool.pool.scope import Scope
 from safepool.workspace import Workspace
 from tiny_registers import ANNA, make_workspace
 
@@ -127,3 +130,25 @@ def test_a_permit_id_cannot_reach_outside_the_store(setup):
     workspace, governance = setup
     with pytest.raises(KeyStoreError):
         destroy_key(workspace, governance, sign_in(governance, "stella"), "../credentials", WHY)
+
+
+def test_destroying_a_permits_key_shreds_its_pool_ledger_keys_and_never_the_workspace_secret(setup):
+    """The ledger keys would tie the pool back to identity codes through the workspace's secret:
+    they go with the permit's key. The secret itself is no permit's key and cannot be destroyed so."""
+    workspace, governance = setup
+    build_pool(workspace, Scope(permit="P-1", window={"start": "2009Q1", "end": "2024Q4"},
+                                registers={"population": "*"}))
+    store = KeyStore.of(workspace)
+    secret = store.ledger_secret()
+    ledger_file = workspace.pool_dir / "P-1" / LEDGER_KEYS_FILE
+    witness = workspace.steward_dir / "witness"
+    witness.hardlink_to(ledger_file)
+    before = witness.read_bytes()
+    stella = sign_in(governance, "stella")
+    assert destroy_key(workspace, governance, stella, "P-1", WHY) is True
+    assert not ledger_file.exists() and witness.read_bytes() != before
+    with pytest.raises(LedgerKeysMissing, match="no ledger keys .* a steward builds it again"):
+        ledger_keys(workspace.pool_dir, "P-1")
+    with pytest.raises(KeyStoreError, match="may hold only letters"):
+        destroy_key(workspace, governance, stella, LEDGER_SECRET, WHY)
+    assert store.ledger_secret() == secret and len(secret) == 32

@@ -3,20 +3,22 @@ import json
 import stat
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pytest
 
 from safepool.errors import SourceError
-from safepool.identity.keystore import KeyStore
+from safepool.identity.keystore import LEDGER_SECRET, KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.pool import access
 from safepool.pool.build import build_pool
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, ledger_keys
 from safepool.pool.pseudonyms import shown
 from safepool.pool.scope import Scope, ScopeError
 from safepool.registers import sources
 from privacy_scan import find_identifiers
-from tiny_registers import ANNA, BO, DINA, WRONG_CHECK, identifying_strings, make_workspace
+from tiny_registers import ANNA, BO, CHEN, DINA, WRONG_CHECK, identifying_strings, make_workspace
 
 FULL = {"population": "*", "payments": "*", "visits": "*"}
 
@@ -120,6 +122,30 @@ def test_other_permit_cannot_link_to_this_one(workspace):
     one = {r[0] for r in pool_rows(workspace, "P-1", "population")}
     other = {r[0] for r in pool_rows(workspace, "P-2", "population")}
     assert len(one) == len(other) == 3 and not one & other
+
+
+def test_a_person_has_one_ledger_key_in_every_permit_and_other_pseudonyms(workspace):
+    """The ledger keys tie two pools' persons together for the query ledger alone: the same person
+    has other pseudonyms and one ledger key; the keys sit beside the pool file, never in it."""
+    build_pool(workspace, scope(permit="P-1"))
+    build_pool(workspace, scope(permit="P-2", registers={"population": "*"}))
+    pids, keys = {}, {}
+    for permit in ("P-1", "P-2"):
+        pseudonymiser = Pseudonymiser(KeyStore.of(workspace).get(permit))
+        pids[permit] = [pseudonymiser.pseudonym(code) for code in (ANNA, BO, CHEN)]
+        assert set(pids[permit]) == {row[0] for row in pool_rows(workspace, permit, "population")}
+        keys[permit] = ledger_keys(workspace.pool_dir, permit).of(np.array(pids[permit], dtype=np.int64)).tolist()
+    assert keys["P-1"] == keys["P-2"] and len(set(keys["P-1"])) == 3
+    assert not set(pids["P-1"]) & set(pids["P-2"]) and not set(keys["P-1"]) & (set(pids["P-1"]) | set(pids["P-2"]))
+    con = access.connect(workspace.pool_dir, "P-1")
+    try:
+        tables = {name for (name,) in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    finally:
+        con.close()
+    assert tables == set(FULL)
+    secret = workspace.steward_dir / "keys" / f"{LEDGER_SECRET}.key"
+    assert secret.is_file() and secret.stat().st_mode & 0o077 == 0
+    assert (workspace.pool_dir / "P-1" / LEDGER_KEYS_FILE).stat().st_mode & 0o077 == 0
 
 
 def test_only_scoped_variables_and_window_are_read(workspace, monkeypatch):
