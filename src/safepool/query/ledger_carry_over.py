@@ -38,12 +38,17 @@ from safepool.query.ledger import LEDGER_DIR, Ledger
 
 CARRIED = "carried over into the workspace's query ledger"
 CARRIED_ACTION = "query_ledger_carried_over"
+_settled: set[tuple[str, str]] = set()  # (metadata store, permit) with nothing left to carry: not asked again
 
 
 def carry_over(workspace_ledger: Ledger, pool_dir: Path, governance: Governance, actor: Actor, permit: str,
                persons: LedgerKeys) -> None:
     """Carry the permit's own ledger, if it has one still to carry, into the workspace's (open)."""
+    settled = (str(governance.permits.engine.url), permit)
+    if settled in _settled:
+        return
     if not _waiting(governance, permit):
+        _settled.add(settled)
         return
     with Ledger.open(pool_dir, governance, actor, permit) as own:
         cells, defined, definitions, _ = own.contents()
@@ -58,6 +63,7 @@ def carry_over(workspace_ledger: Ledger, pool_dir: Path, governance: Governance,
     governance.audit.append(actor=actor.name, role=actor.main_role, action=CARRIED_ACTION, permit=permit,
                             detail={"cells": int(cells["cell"].nunique()) + len(defined), "persons_not_carried": lost,
                                     **workspace_ledger.state()})
+    _settled.add(settled)
 
 
 def _waiting(governance: Governance, permit: str) -> bool:
