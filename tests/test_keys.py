@@ -11,6 +11,8 @@ from governed import governance_with_users, sign_in
 from safepool.governance.users import Refused
 from safepool.identity.keystore import LEDGER_SECRET, PASSPHRASE_ENV, KeyStore, KeyStoreError, destroy_key
 from safepool.pool.build import build_pool
+from safepool.pool import access
+from safepool.pool.access import POOL_FILE, PoolNotBuilt
 from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, LedgerKeysMissing, ledger_keys
 from safepool.pool.scope import Scope
 from safepool.workspace import Workspace
@@ -132,23 +134,32 @@ def test_a_permit_id_cannot_reach_outside_the_store(setup):
         destroy_key(workspace, governance, sign_in(governance, "stella"), "../credentials", WHY)
 
 
-def test_destroying_a_permits_key_shreds_its_pool_ledger_keys_and_never_the_workspace_secret(setup):
-    """The ledger keys would tie the pool back to identity codes through the workspace's secret:
-    they go with the permit's key. The secret itself is no permit's key and cannot be destroyed so."""
+def test_destroying_a_permits_key_shreds_its_pool_and_never_the_workspace_secret(setup):
+    """The query ledger keeps answered cells' persons by ledger keys (which the steward zone can
+    recompute from identity codes) and values, which a pool left behind could be matched on: the
+    pool goes with the permit's key, shredded. The workspace's secret is no permit's key and
+    cannot be destroyed so."""
     workspace, governance = setup
     build_pool(workspace, Scope(permit="P-1", window={"start": "2009Q1", "end": "2024Q4"},
                                 registers={"population": "*"}))
     store = KeyStore.of(workspace)
     secret = store.ledger_secret()
-    ledger_file = workspace.pool_dir / "P-1" / LEDGER_KEYS_FILE
-    witness = workspace.steward_dir / "witness"
-    witness.hardlink_to(ledger_file)
-    before = witness.read_bytes()
+    link = workspace.pool_dir / "P-1"
+    files = [link / POOL_FILE, link / LEDGER_KEYS_FILE]
+    witnesses = []
+    for number, path in enumerate(files):
+        witness = workspace.steward_dir / f"witness-{number}"
+        witness.hardlink_to(path)  # the same bytes on disk under another name: shows the overwrite
+        witnesses.append((witness, witness.read_bytes()))
     stella = sign_in(governance, "stella")
     assert destroy_key(workspace, governance, stella, "P-1", WHY) is True
-    assert not ledger_file.exists() and witness.read_bytes() != before
+    assert not link.exists() and not link.is_symlink()
+    assert all(witness.read_bytes() != before for witness, before in witnesses)
+    assert [p for p in workspace.pool_dir.rglob("*") if p.is_file()] == []
+    with pytest.raises(PoolNotBuilt, match="no pool has been built for permit P-1"):
+        access.pool_path(workspace.pool_dir, "P-1")
     with pytest.raises(LedgerKeysMissing, match="no ledger keys .* a steward builds it again"):
         ledger_keys(workspace.pool_dir, "P-1")
-    with pytest.raises(KeyStoreError, match="may hold only letters"):
+    with pytest.raises(KeyStoreError, match="begins with a letter or digit"):
         destroy_key(workspace, governance, stella, LEDGER_SECRET, WHY)
     assert store.ledger_secret() == secret and len(secret) == 32

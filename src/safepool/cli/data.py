@@ -234,13 +234,15 @@ def keys_destroy(
     justification: Annotated[str, typer.Option(help="Why the key is destroyed now, e.g. the end of retention.")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """As a steward: destroy a permit's key, with a justification (audited).
+    """As a steward: destroy a permit's key and shred its pool, with a justification (audited).
 
-    Its pseudonyms can never be traced back again."""
+    Its pseudonyms can never be traced back again; its pool can no longer be queried or analysed
+    (its released and recorded outputs stay)."""
     if not yes:
-        typer.confirm(f"Destroy the key of permit {permit}? Re-identification becomes impossible.", abort=True)
+        typer.confirm(f"Destroy the key of permit {permit} and shred its pool? Re-identification becomes "
+                      "impossible, and the pool cannot be queried again.", abort=True)
     destroyed = session.permit(permit).destroy_key(justification)
-    say(f"Key of permit {permit} destroyed." if destroyed else f"Permit {permit} had no key.")
+    say(f"Key of permit {permit} destroyed, its pool shredded." if destroyed else f"Permit {permit} had no key.")
 
 
 @command(app)

@@ -9,9 +9,10 @@ inject secrets set the variable and keep the file elsewhere. A store with neithe
 outside a workspace) keeps its keys unencrypted.
 
 Only a signed-in steward who is the linkage authority (safepool.governance.holders) destroys a key
-(`destroy_key`), with a justification, and audited. With it go the pool's ledger keys
-(`safepool.pool.ledger_keys`), which the workspace's ledger secret would otherwise tie back to
-identity codes.
+(`destroy_key`), with a justification, and audited. With it goes the permit's pool (its file
+and its ledger keys, `safepool.pool.ledger_keys`): the workspace's query ledger keeps answered
+cells' persons by ledger keys the steward zone can recompute, and their values would tie a pool
+left behind back to identity codes.
 
 Beside the permits' keys the store keeps one secret of the workspace, `ledger_secret()`: the key of
 the persons' ledger keys, the one name the query ledger knows a person by in every permit (so that
@@ -37,8 +38,8 @@ from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, refuse, require_role
 from safepool.identity_pattern import looks_like_identity_code
-from safepool.pool.ledger_keys import LEDGER_KEYS_FILE
-from safepool.workspace import KEY_PASSPHRASE_FILE, Workspace
+from safepool.pool.publish import withdraw
+from safepool.workspace import KEY_PASSPHRASE_FILE, Workspace, shred
 
 PASSPHRASE_ENV = "SAFEPOOL_KEY_PASSPHRASE"
 KEY_BYTES = 32
@@ -95,7 +96,8 @@ class KeyStore:
 
     def _path(self, permit: str, *, secret: bool = False) -> Path:
         if not (secret and permit == LEDGER_SECRET) and not _PERMIT_ID.match(permit):
-            raise BadPermitId(f"permit id {permit!r} may hold only letters, digits, '.', '_' and '-'")
+            raise BadPermitId(f"permit id {permit!r}: a permit id begins with a letter or digit and holds only "
+                              "letters, digits, '.', '_' and '-'")
         return self.directory / f"{permit}.key"
 
     def exists(self, permit: str) -> bool:
@@ -156,31 +158,16 @@ class KeyStore:
         return shred(self._path(permit))
 
 
-def shred(path: Path) -> bool:
-    """Overwrite a file with random bytes, then delete it, durably; returns whether there was one."""
-    if not path.exists():
-        return False
-    size = path.stat().st_size
-    with open(path, "r+b") as handle:
-        handle.write(secrets.token_bytes(size))
-        handle.flush()
-        os.fsync(handle.fileno())
-    path.unlink()
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the deletion itself is durable
-    finally:
-        os.close(directory)
-    return True
-
-
 DESTROY = "keys_destroy"  # the access policy's action, so its refusals and records are one
 
 
 def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, permit: str, justification: str) -> bool:
     """As a signed-in steward, with a justification: overwrite and delete a permit's key, audited.
 
-    Its pseudonyms can never be traced back again, and its pool's ledger keys are shredded with it. The audit record (written before the key is
+    Its pseudonyms can never be traced back again: its pool is shredded with it (the pool file and
+    the ledger keys). The workspace's query ledger remembers each answered cell's persons by their
+    ledger keys and values, which the steward zone can recompute from identity codes; a pool left
+    behind could be tied to them by its values. The audit record (written before the key is
     destroyed, so no destruction goes unrecorded) holds the justification when it passes the
     audit's safety check, else only its length. Returns whether there was a key."""
     audit = governance.audit
@@ -201,7 +188,7 @@ def destroy_key(workspace: Workspace, governance: Governance, actor: Actor, perm
     except UnsafeAuditField:  # it looks like a secret: recorded by its length only
         audit.append(actor=actor.name, role=actor.main_role, action=DESTROY, permit=permit, detail=detail)
     found_key = store.destroy(permit)
-    shred(workspace.pool_dir / permit / LEDGER_KEYS_FILE)
+    withdraw(workspace.pool_dir / permit)
     return found_key
 
 

@@ -23,6 +23,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from safepool.workspace import shred
+
 BUILDS = ".builds"
 LOCK = ".lock"
 LINK_SUFFIX = ".link"
@@ -78,6 +80,25 @@ class Scratch:
 
 def _lock_of(folder: Path) -> Path:
     return folder.with_name(folder.name + LOCK)
+
+
+def withdraw(link: Path) -> bool:
+    """Shred every file of the folder published at `link` (overwritten, then deleted), then the
+    folder and the link; whether there was one. For a permit whose key is destroyed."""
+    if not link.is_symlink():
+        return False
+    folder = link.resolve()
+    link.unlink()
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*"), reverse=True):  # what a folder holds before the folder
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                path.unlink()
+            elif path.is_file():
+                shred(path)
+            else:
+                path.rmdir()
+        folder.rmdir()
+    return True
 
 
 def publish_folder(folder: Path, link: Path) -> Path:
