@@ -865,12 +865,27 @@ class Ledger:
         self._keep(self._change(incoming, sums, signatures, defined))
 
     def carry(self, incoming: pd.DataFrame, defined: Mapping[int, Sequence[int]],
-              definitions: Mapping[int, str | None]) -> None:
-        """Remember cells another ledger remembered (`safepool.query.ledger_carry_over`), unchecked:
-        they were shown. `incoming`: their rows (cell, person, value); `defined`: totals kept as the
-        cells they add up; `definitions`: each cell's definition."""
-        self._definitions = {int(cell): definition for cell, definition in definitions.items()}
-        self._keep(self._change(incoming, (), None, defined))
+              definitions: Mapping[int, str | None], min_frequency: int) -> list[int]:
+        """Remember cells another ledger remembered (`safepool.query.ledger_carry_over`), checked as
+        an answer is: `incoming`, their rows (cell, person, value); `defined`, totals kept as the
+        cells they add up; `definitions`, each cell's definition. A cell that gives away too few
+        persons with what is remembered (answers of two permits set against each other before the
+        ledger spanned permits) is left out, so that it does not make every later answer fail the
+        all-answers audit, which assumes what is remembered passes it; the cells left out."""
+        cells = sorted({int(cell) for cell in incoming["cell"]} | set(defined))
+        keys = {cell: definition for cell, definition in definitions.items() if definition}
+        left_out: list[int] = []
+        while cells:
+            sums = {cell: list(members) for cell, members in defined.items()
+                    if cell in cells and set(members) <= set(cells)}
+            rows = incoming[incoming["cell"].isin(cells)]
+            found = self.check(rows, {cell: 0 for cell in cells}, min_frequency, sums=sums,
+                               definitions=EntryDefinitions(keys))
+            if not found:
+                break
+            left_out += sorted(found)
+            cells = [cell for cell in cells if cell not in found]
+        return left_out
 
     def _keep(self, change: _Change | None) -> None:
         """Write and commit a change (nothing when there is none)."""

@@ -33,51 +33,75 @@ from safepool.duckdb_connection import open_duckdb
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
-from safepool.pool.ledger_keys import LedgerKeys
-from safepool.query.ledger import LEDGER_DIR, Ledger
+from safepool.faults import Refused
+from safepool.pool.ledger_keys import LedgerKeys, LedgerKeysMissing, ledger_keys
+from safepool.query.ledger import LEDGER_DIR, WORKSPACE_LEDGER, Ledger
 
 CARRIED = "carried over into the workspace's query ledger"
 CARRIED_ACTION = "query_ledger_carried_over"
-_settled: set[tuple[str, str]] = set()  # (metadata store, permit) with nothing left to carry: not asked again
+_settled: set[str] = set()  # metadata stores with no permit's ledger left to carry: not asked again
+
+
+class LedgerNotCarried(Refused):
+    """A permit's own ledger of an earlier version waits to be carried over, and its pool has no
+    ledger keys yet: no query of the workspace is answered until it has."""
 
 
 def carry_over(workspace_ledger: Ledger, pool_dir: Path, governance: Governance, actor: Actor, permit: str,
-               persons: LedgerKeys) -> None:
-    """Carry the permit's own ledger, if it has one still to carry, into the workspace's (open)."""
-    settled = (str(governance.permits.engine.url), permit)
-    if settled in _settled:
+               min_frequency: int) -> None:
+    """Carry every permit's own ledger still to carry into the workspace's (open), the asked
+    permit's first; refused (audited under `permit`) while one of them cannot be carried."""
+    store = str(governance.permits.engine.url)
+    if store in _settled:
         return
-    if not _waiting(governance, permit):
-        _settled.add(settled)
-        return
+    waiting = sorted(_waiting(governance), key=lambda other: other != permit)
+    for other in waiting:
+        try:
+            persons = ledger_keys(pool_dir, other)
+        except LedgerKeysMissing:
+            reason = (f"the query ledger that an earlier version kept for permit {other} is not yet carried into "
+                      f"the workspace's, and its pool has no ledger keys: a steward gives it them with `safepool "
+                      f"pool ledger-keys {other}`; until then no query of the workspace is answered")
+            governance.audit.append(actor=actor.name, role=actor.main_role, action="query_refused", permit=permit,
+                                    outcome="refused", detail={"reason": reason})
+            raise LedgerNotCarried(reason) from None
+        _carry(workspace_ledger, pool_dir, governance, actor, other, persons, min_frequency)
+    _settled.add(store)
+
+
+def _carry(workspace_ledger: Ledger, pool_dir: Path, governance: Governance, actor: Actor, permit: str,
+           persons: LedgerKeys, min_frequency: int) -> None:
+    """Carry one permit's own ledger (verified against its record as it was) into the workspace's."""
     with Ledger.open(pool_dir, governance, actor, permit) as own:
         cells, defined, definitions, _ = own.contents()
     mapped, lost = _by_ledger_key(cells, persons)
     kept = set(mapped["cell"].tolist())
     defined = {cell: members for cell, members in defined.items() if kept.issuperset(members)}
-    if kept:
-        workspace_ledger.carry(mapped, defined, definitions)
+    left_out = workspace_ledger.carry(mapped, defined, definitions, min_frequency) if kept else []
     _close(governance, permit)
     folder = Path(pool_dir) / LEDGER_DIR
     (folder / f"{permit}.duckdb").replace(folder / f"{permit}.carried.duckdb")
     governance.audit.append(actor=actor.name, role=actor.main_role, action=CARRIED_ACTION, permit=permit,
-                            detail={"cells": int(cells["cell"].nunique()) + len(defined), "persons_not_carried": lost,
+                            detail={"cells": int(cells["cell"].nunique()) + len(defined),
+                                    "cells_not_carried": len(left_out), "persons_not_carried": lost,
                                     **workspace_ledger.state()})
-    _settled.add(settled)
 
 
-def _waiting(governance: Governance, permit: str) -> bool:
-    """Whether the permit's own ledger has a record not closed by a carry-over (one with nothing
-    remembered is closed without opening it)."""
+def _waiting(governance: Governance) -> list[str]:
+    """The permits whose own ledger has a record not closed by a carry-over (one with nothing
+    remembered is closed without opening it); the workspace's own is never one."""
     t = query_ledgers_table.c
     with governance.permits.engine.connect() as conn:
-        row = conn.execute(select(query_ledgers_table).where(t.permit == permit)).first()
-    if row is None or (row.status == STOPPED and row.stopped_reason == CARRIED):
-        return False
-    if row.status == ACTIVE and row.cells == 0 and row.pending_cells is None:
-        _close(governance, permit)
-        return False
-    return True
+        rows = conn.execute(select(query_ledgers_table).where(t.permit != WORKSPACE_LEDGER)).fetchall()
+    waiting = []
+    for row in rows:
+        if row.status == STOPPED and row.stopped_reason == CARRIED:
+            continue
+        if row.status == ACTIVE and row.cells == 0 and row.pending_cells is None:
+            _close(governance, row.permit)
+            continue
+        waiting.append(row.permit)
+    return waiting
 
 
 def _by_ledger_key(rows: pd.DataFrame, persons: LedgerKeys) -> tuple[pd.DataFrame, int]:
