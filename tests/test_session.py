@@ -99,6 +99,7 @@ def calls(world, role: Role):
         "permit_reject": lambda s: s.permit("P-2").reject("the benefit does not carry the risk"),
         "permit_advance": lambda s: s.permit("P-ADV").advance("preparing_data"),
         "pool_build": lambda s: s.permit("P-BUILD").build(),
+        "pool_ledger_keys": lambda s: s.permit("P-1").give_ledger_keys(),
         "pool_show": lambda s: s.permit("P-1").pool(),
         "pool_variables": lambda s: s.permit("P-1").variables(),
         "query": lambda s: s.permit("P-1").query(QUESTION),

@@ -616,6 +616,16 @@ class PermitSession:
         return build_for_permit(self.session.workspace, self._governance, self._actor, self.id, progress=progress)
 
     @_guarded
+    def give_ledger_keys(self) -> int:
+        """As the linkage authority, in any phase: give a pool built before ledger keys existed its
+        ledger keys (from the registers' identity codes, without building it again); the number of
+        its persons (audited by the library)."""
+        self.session._authorise("pool_ledger_keys", permit=_safe_id(self.id))
+        from safepool.pool.build import give_ledger_keys
+
+        return give_ledger_keys(self.session.workspace, self._governance, self._actor, self.id)
+
+    @_guarded
     def pool(self) -> tuple[dict[str, int], dict[str, Any]]:
         """The pool's tables with their row counts, and its linkage report (audited by the library)."""
         self.session._authorise("pool_show", permit=_safe_id(self.id))

@@ -99,6 +99,21 @@ def pool_build(
         path_lines(f"Pool for permit {built.permit} published in {built.seconds:.1f} s at", built.path))
 
 
+@signed_in(pool_app, "ledger-keys")
+def pool_ledger_keys(
+    session: Session,
+    permit: Annotated[str, typer.Argument(help="The permit whose pool gets its ledger keys.")],
+) -> None:
+    """As the linkage authority: give a pool built by an earlier version its ledger keys.
+
+    The query ledger knows a person by one ledger key in every permit; a pool built before those
+    keys existed cannot be queried (nor its permit's own query ledger carried into the
+    workspace's) until it has them. They are made from the registers' identity codes, in any
+    phase, without building the pool again."""
+    persons = session.permit(permit).give_ledger_keys()
+    say(f"Ledger keys of permit {permit}'s pool written ({persons:,} persons).")
+
+
 @signed_in(pool_app, "show")
 def pool_show(session: Session, permit: Annotated[str, typer.Argument(help="The permit whose pool is shown.")]) -> None:
     """A pool's tables, row counts and linkage report (a steward, or an analyst of the permit)."""

@@ -31,8 +31,8 @@ from safepool.governance.users import Actor
 from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
-from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE
-from safepool.pool.ledger_keys import write_ledger_keys
+from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE, pool_path
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, write_ledger_keys
 from safepool.pool.linkage import LinkageReport, LinkageTracker
 from safepool.pool.publish import Scratch, sweep, sweep_stale_files
 from safepool.pool.scope import Scope, Window, time_predicate
@@ -283,3 +283,59 @@ def _as_pooled(register: Register, variable: Variable) -> dict[str, object]:
     pseudonym there, a number (BIGINT) like every pid."""
     entry = variable.model_dump(mode="json", exclude={"column"})
     return entry | ({"type": "integer"} if variable.name in register.related_identities else {})
+
+
+def give_ledger_keys(workspace: Workspace, governance: Governance, actor: Actor, permit_id: str) -> int:
+    """As the linkage authority: give a pool built before ledger keys existed its ledger keys, so
+    that its permit can be queried (and its own query ledger carried into the workspace's), without
+    building it again (which a permit past preparing its data may not). The identity codes of the
+    registers the pool was built from, in its window, are read in place and pseudonymised again
+    under the permit's key; every person of the pool must be found, else the registers changed
+    since the build and nothing is written. Audited; returns the number of the pool's persons."""
+    governance.holders.require_linkage_authority(actor, "pool_ledger_keys", permit=permit_id)
+    folder = pool_path(workspace.pool_dir, permit_id)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    window = Window(**manifest["window"])
+    store = KeyStore.of(workspace)
+    pseudonymiser, ledger = Pseudonymiser(store.get(permit_id)), Pseudonymiser(store.ledger_secret())
+    catalogue, credentials = workspace.catalogue(), Credentials.load(workspace)
+    with ExitStack() as held:
+        spill = held.enter_context(Scratch(workspace.steward_dir / "tmp", permit_id))
+        con = held.enter_context(open_duckdb(config={"temp_directory": str(spill.path), "memory_limit": BUILD_MEMORY}))
+        resolver = IdentityResolver(con, pseudonymiser)
+        for name in manifest["tables"]:
+            register = catalogue.register(name)
+            with open_register(workspace, register, credentials) as reader:
+                reader.attach(con, "source_rows", Scan(columns={RAW_CODE: register.identity_column},
+                                                       where=time_predicate(register, window)))
+                try:
+                    with reader.guarded("reading identity codes"):
+                        con.execute(f"CREATE OR REPLACE TEMP TABLE stage_codes AS "
+                                    f"SELECT DISTINCT CAST({RAW_CODE} AS VARCHAR) AS raw FROM source_rows")
+                finally:
+                    con.execute("DROP VIEW IF EXISTS source_rows")
+            resolver.resolve("stage_codes", "raw")
+        pids, keys = resolver.ledger_keys(ledger)
+    persons = _pool_persons(workspace, permit_id)
+    found = np.isin(persons, pids.astype(np.int64))
+    if not found.all():
+        raise Unavailable(f"permit {permit_id}: {int((~found).sum()):,} persons of its pool are no longer in the "
+                          "registers it was built from; its ledger keys cannot be made")
+    written = folder.resolve() / f".{LEDGER_KEYS_FILE}.tmp"
+    write_ledger_keys(written.parent, pids, keys, name=written.name)
+    written.replace(folder.resolve() / LEDGER_KEYS_FILE)
+    governance.audit.append(actor=actor.name, role=actor.main_role, action="pool_ledger_keys", permit=permit_id,
+                            detail={"persons": len(persons)})
+    return len(persons)
+
+
+def _pool_persons(workspace: Workspace, permit_id: str) -> np.ndarray:
+    """Every pseudonym of the permit's pool (of any of its tables)."""
+    with ExitStack() as held:
+        con = held.enter_context(open_duckdb(read_only=False))
+        con.execute(f"ATTACH '{pool_path(workspace.pool_dir, permit_id) / POOL_FILE}' AS pool (READ_ONLY)")
+        tables = [name for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pool'").fetchall()]
+        union = " UNION ".join(f"SELECT pid FROM pool.{quote_identifier(t)}" for t in tables)
+        return con.execute(f"SELECT DISTINCT pid FROM ({union})").fetchnumpy()["pid"].astype(np.int64) \
+            if tables else np.empty(0, dtype=np.int64)

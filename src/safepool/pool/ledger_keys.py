@@ -59,12 +59,12 @@ class LedgerKeys:
         return keys
 
 
-def write_ledger_keys(folder: Path, pids: np.ndarray, keys: np.ndarray) -> None:
-    """Write the ledger keys of a pool being built into its (private) folder."""
+def write_ledger_keys(folder: Path, pids: np.ndarray, keys: np.ndarray, name: str = LEDGER_KEYS_FILE) -> None:
+    """Write the ledger keys of a pool into its (private) folder, as `name`."""
     pids = np.asarray(pids).astype(np.uint64)
     order = np.argsort(pids, kind="stable")
-    np.save(folder / LEDGER_KEYS_FILE, np.stack([pids[order], np.asarray(keys).astype(np.uint64)[order]]),
-            allow_pickle=False)
+    with open(folder / name, "wb") as file:  # np.save would add ".npy" to another name
+        np.save(file, np.stack([pids[order], np.asarray(keys).astype(np.uint64)[order]]), allow_pickle=False)
 
 
 _KEPT = 4  # pools whose ledger keys a process keeps (a few MB each at 300,000 persons)
