@@ -158,8 +158,21 @@ def test_destroying_a_permits_key_shreds_its_pool_and_never_the_workspace_secret
     assert [p for p in workspace.pool_dir.rglob("*") if p.is_file()] == []
     with pytest.raises(PoolNotBuilt, match="no pool has been built for permit P-1"):
         access.pool_path(workspace.pool_dir, "P-1")
-    with pytest.raises(LedgerKeysMissing, match="no ledger keys .* a steward builds it again"):
+    with pytest.raises(LedgerKeysMissing, match="built before ledger keys existed"):
         ledger_keys(workspace.pool_dir, "P-1")
     with pytest.raises(KeyStoreError, match="begins with a letter or digit"):
         destroy_key(workspace, governance, stella, LEDGER_SECRET, WHY)
     assert store.ledger_secret() == secret and len(secret) == 32
+
+
+def test_a_lost_ledger_secret_is_never_made_again_once_ledger_keys_are_in_use(setup):
+    """A new secret would give every person a new ledger key, matching nothing the query ledger
+    remembers: a quiet reset of it. A build refuses instead, and writes nothing."""
+    workspace, governance = setup
+    scope = {"window": {"start": "2009Q1", "end": "2024Q4"}, "registers": {"population": "*"}}
+    build_pool(workspace, Scope(permit="P-1", **scope))
+    (workspace.steward_dir / "keys" / f"{LEDGER_SECRET}.key").unlink()
+    with pytest.raises(KeyStoreError, match="ledger secret .* is missing while pools and the query ledger use"):
+        build_pool(workspace, Scope(permit="P-2", **scope))
+    assert not (workspace.pool_dir / "P-2").exists()
+    assert not (workspace.steward_dir / "keys" / f"{LEDGER_SECRET}.key").exists()

@@ -106,11 +106,16 @@ class KeyStore:
     def get_or_create(self, permit: str) -> bytes:
         return self.get(permit) if self.exists(permit) else self.create(permit)
 
-    def ledger_secret(self) -> bytes:
-        """The workspace's secret of ledger keys, made the first time a pool is built; another
-        process making it at the same moment is waited for, not overwritten."""
+    def ledger_secret(self, *, in_use: bool = False) -> bytes:
+        """The workspace's secret of ledger keys, made the first time a pool is built (another
+        process making it at the same moment is waited for, not overwritten). `in_use`: pools or
+        the query ledger hold keys made with it already; then a missing secret is never made
+        again, which would give every person a new ledger key and quietly reset the ledger."""
         path = self._path(LEDGER_SECRET, secret=True)
         if not path.exists():
+            if in_use:
+                raise NoKey("the workspace's ledger secret (steward/keys/_workspace-ledger.key) is missing while "
+                            "pools and the query ledger use the keys made with it: restore it from a backup")
             try:
                 return self._create(path, "the workspace's ledger secret")
             except KeyExists:

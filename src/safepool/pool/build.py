@@ -32,7 +32,7 @@ from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
 from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE, pool_path
-from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, write_ledger_keys
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, ledger_keys_in_use, write_ledger_keys
 from safepool.pool.linkage import LinkageReport, LinkageTracker
 from safepool.pool.publish import Scratch, sweep, sweep_stale_files
 from safepool.pool.scope import Scope, Window, time_predicate
@@ -108,7 +108,8 @@ def build_pool(
             con.execute(f"ATTACH '{pool_file}' AS pool")
         linkage = tracker.report(holders={register.name: register.holder for register, _ in plan})
         notify("ledger keys", "all persons", 0)
-        write_ledger_keys(pool_scratch.path, *resolver.ledger_keys(Pseudonymiser(keys.ledger_secret())))
+        secret = keys.ledger_secret(in_use=ledger_keys_in_use(workspace.pool_dir))
+        write_ledger_keys(pool_scratch.path, *resolver.ledger_keys(Pseudonymiser(secret)))
         timings |= resolver.seconds  # validate and hmac are the two parts of pseudonymise
         counts = {"rows read": sum(r.rows_read for r in linkage.registers.values()),
                   "codes validated": resolver.codes["validated"],
@@ -297,7 +298,8 @@ def give_ledger_keys(workspace: Workspace, governance: Governance, actor: Actor,
     manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
     window = Window(**manifest["window"])
     store = KeyStore.of(workspace)
-    pseudonymiser, ledger = Pseudonymiser(store.get(permit_id)), Pseudonymiser(store.ledger_secret())
+    pseudonymiser = Pseudonymiser(store.get(permit_id))
+    ledger = Pseudonymiser(store.ledger_secret(in_use=ledger_keys_in_use(workspace.pool_dir)))
     catalogue, credentials = workspace.catalogue(), Credentials.load(workspace)
     with ExitStack() as held:
         spill = held.enter_context(Scratch(workspace.steward_dir / "tmp", permit_id))

@@ -27,10 +27,11 @@ from safepool.faults import NotFound
 from safepool.query.person_sums import by_person_order
 
 LEDGER_KEYS_FILE = "ledger-keys.npy"
+LEDGER_DIR = ".query-ledger"  # where the query ledger keeps its files, beside the pools
 
 
 class LedgerKeysMissing(NotFound):
-    """The pool has no ledger keys: built before they were made, or its key was destroyed."""
+    """The pool has no ledger keys (built before they existed) or unreadable ones."""
 
 
 class LedgerKeys:
@@ -53,7 +54,7 @@ class LedgerKeys:
         inside = found < len(self._pids)
         if not (inside.all() and np.array_equal(self._pids[found], ordered)):
             raise LedgerKeysMissing("a person of the pool has no ledger key: the pool's ledger keys do not "
-                                    "match it; a steward builds the pool again")
+                                    "match it; the linkage authority writes them again (`safepool pool ledger-keys`)")
         keys = np.empty(len(pids), dtype=np.uint64)
         keys[order] = self._keys[found]
         return keys
@@ -65,6 +66,21 @@ def write_ledger_keys(folder: Path, pids: np.ndarray, keys: np.ndarray, name: st
     order = np.argsort(pids, kind="stable")
     with open(folder / name, "wb") as file:  # np.save would add ".npy" to another name
         np.save(file, np.stack([pids[order], np.asarray(keys).astype(np.uint64)[order]]), allow_pickle=False)
+
+
+def ledger_keys_in_use(pool_dir: Path) -> bool:
+    """Whether a pool of the workspace has ledger keys, or the query ledger has been used: then the
+    workspace's secret of ledger keys must never be made anew."""
+    return (Path(pool_dir) / LEDGER_DIR).exists() or any((Path(pool_dir) / permit / LEDGER_KEYS_FILE).exists()
+                                                         for permit in _pools(pool_dir))
+
+
+def _pools(pool_dir: Path) -> list[str]:
+    """The names published in the pools' folder (hidden entries, scratch and the ledger's, left out)."""
+    try:
+        return [entry.name for entry in Path(pool_dir).iterdir() if not entry.name.startswith(".")]
+    except FileNotFoundError:
+        return []
 
 
 _KEPT = 4  # pools whose ledger keys a process keeps (a few MB each at 300,000 persons)
@@ -80,8 +96,8 @@ def ledger_keys(pool_dir: Path, permit: str) -> LedgerKeys:
         real = os.path.realpath(path)
         info = os.stat(real)
     except OSError:
-        raise LedgerKeysMissing(f"the pool of permit {permit} has no ledger keys (built before they were made, or "
-                                "its key was destroyed); a steward builds it again") from None
+        raise LedgerKeysMissing(f"the pool of permit {permit} was built before ledger keys existed: the linkage "
+                                f"authority gives it them with `safepool pool ledger-keys {permit}`") from None
     noted = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
     with _lock:
         kept = _loaded.get(real)
@@ -92,8 +108,8 @@ def ledger_keys(pool_dir: Path, permit: str) -> LedgerKeys:
         if both.ndim != 2 or both.shape[0] != 2 or both.dtype != np.uint64:
             raise ValueError("not ledger keys")
     except (OSError, ValueError):
-        raise LedgerKeysMissing(f"the ledger keys of permit {permit}'s pool cannot be read; a steward builds the "
-                                "pool again") from None
+        raise LedgerKeysMissing(f"the ledger keys of permit {permit}'s pool cannot be read: the linkage authority "
+                                f"writes them again with `safepool pool ledger-keys {permit}`") from None
     found = LedgerKeys(both[0], both[1])
     with _lock:
         _loaded.pop(real, None)

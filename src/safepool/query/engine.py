@@ -92,8 +92,8 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         policy = answer_rules(workspace_policy(governance))
         governance.permits.authorise_access(actor, permit, today=today)
         Ledger.prepare(pool_dir, WORKSPACE_LEDGER)  # made while the pool is opened and asked
-        persons = ledger_keys(pool_dir, permit)
         dictionary = pool_dictionary(pool_dir, permit)
+        persons = ledger_keys(pool_dir, permit)
         model = model_from_sql(query, dictionary) if isinstance(query, str) else query.model(dictionary)
         model = check_model(model, dictionary, policy.max_cells)
         title = _title(title or (query.describe() if isinstance(query, AggregateRequest) else model.describe()))

@@ -143,13 +143,13 @@ from safepool.duckdb_connection import attach_duckdb, detach_duckdb, prepare_ins
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
+from safepool.pool.ledger_keys import LEDGER_DIR
 from safepool.query import ledger_memory
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
 from safepool.faults import Invalid, Refused, Unavailable
 
-LEDGER_DIR = ".query-ledger"
 LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the ledger
 PAIRS = "pairs"              # a new cell and a remembered one differ by too few persons
 ALL_ANSWERS = "all answers"  # a combination of all shown cells gives away too few persons
