@@ -97,7 +97,7 @@ def test_the_key_stores_errors_are_typed(tmp_path, monkeypatch):
     cases = [
         (lambda: store.get("P-2"), NotFound, "no key for permit P-2"),
         (lambda: store.create("P-1"), Conflict, "exists already"),
-        (lambda: store.get("../P-1"), Invalid, "may hold only"),
+        (lambda: store.get("../P-1"), Invalid, "holds only"),
     ]
     for call, kind, words in cases:
         with pytest.raises(kind, match=words) as caught:

@@ -27,8 +27,6 @@ from safepool.faults import Conflict, Invalid, NotFound
 from safepool.registers.catalogue import Catalogue, Register, Source, SourceKind, Strict
 from safepool.yaml_files import dump_model, load_frozen_model
 
-_SHRED_CHUNK = 1 << 20
-
 CONFIG_NAME = "safepool.yaml"
 STEWARD_DIRS = ("keys", "quarantine", "truth", "tmp")
 ZONES = ("steward", "registers", "pool", "governance", "outputs")
@@ -62,26 +60,6 @@ def handed_file(root: Path, path: Path | str, what: str) -> Path:
                 f"(directly or through a symbolic link). A file handed to safepool must lie outside "
                 f"{', '.join(name + '/' for name in ZONES)}; hand over a copy kept elsewhere")
     return resolved
-
-
-def shred(path: Path) -> bool:
-    """Overwrite a file with random bytes (a megabyte at a time), then delete it, durably; returns
-    whether there was one."""
-    if not path.exists():
-        return False
-    size = path.stat().st_size
-    with open(path, "r+b") as handle:
-        for start in range(0, size, _SHRED_CHUNK):
-            handle.write(secrets.token_bytes(min(_SHRED_CHUNK, size - start)))
-        handle.flush()
-        os.fsync(handle.fileno())
-    path.unlink()
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)  # the deletion itself is durable
-    finally:
-        os.close(directory)
-    return True
 
 
 def owner_only_umask() -> None:

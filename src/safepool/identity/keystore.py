@@ -38,8 +38,8 @@ from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor, Role, refuse, require_role
 from safepool.identity_pattern import looks_like_identity_code
-from safepool.pool.publish import withdraw
-from safepool.workspace import KEY_PASSPHRASE_FILE, Workspace, shred
+from safepool.pool.publish import shred, withdraw
+from safepool.workspace import KEY_PASSPHRASE_FILE, Workspace
 
 PASSPHRASE_ENV = "SAFEPOOL_KEY_PASSPHRASE"
 KEY_BYTES = 32

@@ -1,4 +1,5 @@
-"""Scratch folders for builds, their atomic publication, and the sweep of what killed builds left.
+"""Scratch folders for builds, their atomic publication, the sweep of what killed builds left, and
+the shredding of a published pool whose key is destroyed.
 
 A build writes into a scratch folder under `PARENT/.builds/`; publishing points the stable name
 (a symbolic link) at it with one rename, so readers see the old pool or the new one, never a
@@ -23,12 +24,11 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from safepool.workspace import shred
-
 BUILDS = ".builds"
 LOCK = ".lock"
 LINK_SUFFIX = ".link"
-STALE_SECONDS = 60  # a temporary file this old was left by a process that died
+STALE_SECONDS = 60
+_SHRED_CHUNK = 1 << 20  # bytes of random data written at a time over a file shredded  # a temporary file this old was left by a process that died
 
 
 class Scratch:
@@ -80,6 +80,26 @@ class Scratch:
 
 def _lock_of(folder: Path) -> Path:
     return folder.with_name(folder.name + LOCK)
+
+
+def shred(path: Path) -> bool:
+    """Overwrite a file with random bytes (a megabyte at a time), then delete it, durably; returns
+    whether there was one."""
+    if not path.exists():
+        return False
+    size = path.stat().st_size
+    with open(path, "r+b") as handle:
+        for start in range(0, size, _SHRED_CHUNK):
+            handle.write(secrets.token_bytes(min(_SHRED_CHUNK, size - start)))
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.unlink()
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # the deletion itself is durable
+    finally:
+        os.close(directory)
+    return True
 
 
 def withdraw(link: Path) -> bool:
