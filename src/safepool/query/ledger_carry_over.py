@@ -3,18 +3,24 @@
 Before the workspace's ledger (`safepool.query.ledger.WORKSPACE_LEDGER`), each permit had a ledger
 of its own, named by the permit and keyed by DuckDB's hash of its pseudonyms. What it remembers
 was shown to the permit's analysts, so it must go on counting: forgetting it would let a later
-answer be set against an earlier one. At the first query of the permit the engine asks for after
-the upgrade (its pool built again, with ledger keys), under the workspace ledger's lock:
+answer, of this permit or of another over the same persons, be set against an earlier one. Before
+any query of the workspace is answered after the upgrade, under the workspace ledger's lock, every
+permit's own ledger still to carry is carried, the asked permit's first (while one of them cannot
+be, because its pool has no ledger keys yet, every query is refused, audited, naming the permit and
+`safepool pool ledger-keys`):
 
 - the permit's ledger is opened and verified against its record as before (a missing, replaced or
-  stopped one is refused as before, and the permit's queries stay stopped);
+  stopped one is refused as before, and so is every query until a data security officer acts);
 - each remembered person is found by the hash of a pseudonym of the permit's pool, and its cells
-  are remembered in the workspace's ledger under the person's ledger key, with their definitions
-  and the totals kept as the cells they add up (cells withheld then are not: the all-answers audit
-  finds them again);
+  go into the workspace's ledger under the person's ledger key, with their definitions and the
+  totals kept as the cells they add up, checked as an answer is (`Ledger.carry`): a cell that, with
+  what is remembered, gives away too few persons (answers of two permits set against each other
+  before) is left out, else every later answer would fail the all-answers audit; cells withheld
+  then are not carried (the audit finds them again);
 - the permit's record is closed (status stopped, reason `CARRIED`), its file renamed beside it
   (`<permit>.carried.duckdb`, kept), and the step audited (`query_ledger_carried_over`, with the
-  number of cells and of persons the pool no longer holds, whose rows could not be carried).
+  number of cells, of cells left out and of persons the pool no longer holds, whose rows could
+  not be carried).
 
 A crash after the workspace's ledger took the cells and before the record is closed carries them
 again at the next query: remembering more is never unsafe.
