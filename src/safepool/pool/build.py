@@ -179,19 +179,24 @@ def _stage(
     is read by this connection in place (in parallel, with no Arrow batches in between)."""
     started = time.perf_counter()
     notify("read", register.name, 0)
-    columns = {RAW_CODE: register.identity_column} | {v.name: v.column for v in variables}
-    reader.attach(con, "source_rows", Scan(columns=columns, where=time_predicate(register, scope.window)))
-    try:
-        with reader.guarded("reading rows"):
-            casts = ", ".join(_cast(v) for v in variables)
-            con.execute(
-                f"CREATE OR REPLACE TEMP TABLE stage AS SELECT CAST({RAW_CODE} AS VARCHAR) AS {RAW_CODE}"
-                f"{', ' if casts else ''}{casts} FROM source_rows"
-            )
-    finally:
-        con.execute("DROP VIEW IF EXISTS source_rows")
+    casts = "".join(f", {_cast(v)}" for v in variables)
+    _read(con, reader, register, variables, scope.window, "stage",
+          f"SELECT CAST({RAW_CODE} AS VARCHAR) AS {RAW_CODE}{casts}", "reading rows")
     notify("read", register.name, con.execute("SELECT count(*) FROM stage").fetchall()[0][0])
     timings["read"] += time.perf_counter() - started
+
+
+def _read(con: duckdb.DuckDBPyConnection, reader: RegisterReader, register: Register, variables: list[Variable],
+          window: Window, table: str, select: str, what: str) -> None:
+    """Make temporary table `table` as `select` over the register's identity code (RAW_CODE) and
+    `variables` in the window, read in place by the connection."""
+    columns = {RAW_CODE: register.identity_column} | {v.name: v.column for v in variables}
+    reader.attach(con, "source_rows", Scan(columns=columns, where=time_predicate(register, window)))
+    try:
+        with reader.guarded(what):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {select} FROM source_rows")
+    finally:
+        con.execute("DROP VIEW IF EXISTS source_rows")
 
 
 def _cast(variable: Variable) -> str:
@@ -308,14 +313,8 @@ def give_ledger_keys(workspace: Workspace, governance: Governance, actor: Actor,
         for name in manifest["tables"]:
             register = catalogue.register(name)
             with open_register(workspace, register, credentials) as reader:
-                reader.attach(con, "source_rows", Scan(columns={RAW_CODE: register.identity_column},
-                                                       where=time_predicate(register, window)))
-                try:
-                    with reader.guarded("reading identity codes"):
-                        con.execute(f"CREATE OR REPLACE TEMP TABLE stage_codes AS "
-                                    f"SELECT DISTINCT CAST({RAW_CODE} AS VARCHAR) AS raw FROM source_rows")
-                finally:
-                    con.execute("DROP VIEW IF EXISTS source_rows")
+                _read(con, reader, register, [], window, "stage_codes",
+                      f"SELECT DISTINCT CAST({RAW_CODE} AS VARCHAR) AS raw", "reading identity codes")
             resolver.resolve("stage_codes", "raw")
         pids, keys = resolver.ledger_keys(ledger)
     persons = _pool_persons(workspace, permit_id)
@@ -334,7 +333,7 @@ def give_ledger_keys(workspace: Workspace, governance: Governance, actor: Actor,
 def _pool_persons(workspace: Workspace, permit_id: str) -> np.ndarray:
     """Every pseudonym of the permit's pool (of any of its tables)."""
     with ExitStack() as held:
-        con = held.enter_context(open_duckdb(read_only=False))
+        con = held.enter_context(open_duckdb())
         con.execute(f"ATTACH '{pool_path(workspace.pool_dir, permit_id) / POOL_FILE}' AS pool (READ_ONLY)")
         tables = [name for (name,) in con.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'pool'").fetchall()]

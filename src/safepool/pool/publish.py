@@ -27,8 +27,8 @@ from pathlib import Path
 BUILDS = ".builds"
 LOCK = ".lock"
 LINK_SUFFIX = ".link"
-STALE_SECONDS = 60
-_SHRED_CHUNK = 1 << 20  # bytes of random data written at a time over a file shredded  # a temporary file this old was left by a process that died
+STALE_SECONDS = 60  # a temporary file this old was left by a process that died
+_SHRED_CHUNK = 1 << 20  # bytes of random data written at a time over a file shredded
 
 
 class Scratch:
