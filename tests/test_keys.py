@@ -176,3 +176,16 @@ def test_a_lost_ledger_secret_is_never_made_again_once_ledger_keys_are_in_use(se
         build_pool(workspace, Scope(permit="P-2", **scope))
     assert not (workspace.pool_dir / "P-2").exists()
     assert not (workspace.steward_dir / "keys" / f"{LEDGER_SECRET}.key").exists()
+
+
+def test_a_workspace_of_an_earlier_version_makes_its_ledger_secret_at_its_next_build(setup):
+    """Its permits' own query ledgers exist, but no pool has ledger keys and the workspace's ledger
+    was never used: the secret has never existed, and is made, not asked to be restored."""
+    workspace, governance = setup
+    folder = workspace.pool_dir / ".query-ledger"
+    folder.mkdir(parents=True)
+    (folder / "P-0.duckdb").write_bytes(b"an earlier version's ledger of permit P-0")
+    build_pool(workspace, Scope(permit="P-1", window={"start": "2009Q1", "end": "2024Q4"},
+                                registers={"population": "*"}))
+    assert (workspace.steward_dir / "keys" / f"{LEDGER_SECRET}.key").is_file()
+    assert (workspace.pool_dir / "P-1" / LEDGER_KEYS_FILE).is_file()

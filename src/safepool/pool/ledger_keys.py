@@ -28,6 +28,10 @@ from safepool.query.person_sums import by_person_order
 
 LEDGER_KEYS_FILE = "ledger-keys.npy"
 LEDGER_DIR = ".query-ledger"  # where the query ledger keeps its files, beside the pools
+# the ledger every query of the workspace is checked against (never a permit id: those begin with a
+# letter or digit), so that the answers of two permits over the same persons cannot be set against
+# each other
+WORKSPACE_LEDGER = "_workspace"
 
 
 class LedgerKeysMissing(NotFound):
@@ -69,10 +73,11 @@ def write_ledger_keys(folder: Path, pids: np.ndarray, keys: np.ndarray, name: st
 
 
 def ledger_keys_in_use(pool_dir: Path) -> bool:
-    """Whether a pool of the workspace has ledger keys, or the query ledger has been used: then the
-    workspace's secret of ledger keys must never be made anew."""
-    return (Path(pool_dir) / LEDGER_DIR).exists() or any((Path(pool_dir) / permit / LEDGER_KEYS_FILE).exists()
-                                                         for permit in _pools(pool_dir))
+    """Whether a pool of the workspace has ledger keys, or the workspace's query ledger exists: then
+    the workspace's secret of ledger keys must never be made anew (the permits' own ledgers of an
+    earlier version knew no ledger keys)."""
+    return (Path(pool_dir) / LEDGER_DIR / f"{WORKSPACE_LEDGER}.duckdb").exists() or \
+        any((Path(pool_dir) / permit / LEDGER_KEYS_FILE).exists() for permit in _pools(pool_dir))
 
 
 def _pools(pool_dir: Path) -> list[str]:

@@ -143,7 +143,7 @@ from safepool.duckdb_connection import attach_duckdb, detach_duckdb, prepare_ins
 from safepool.governance.context import Governance
 from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_table
 from safepool.governance.users import Actor
-from safepool.pool.ledger_keys import LEDGER_DIR
+from safepool.pool.ledger_keys import LEDGER_DIR, WORKSPACE_LEDGER
 from safepool.query import ledger_memory
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
@@ -161,10 +161,6 @@ _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell al
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _LEDGER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
-# the ledger every query of the workspace is checked against (never a permit id: those begin with a
-# letter or digit), so that the answers of two permits over the same persons cannot be set against
-# each other (their persons are known by their ledger keys, `safepool.pool.ledger_keys`)
-WORKSPACE_LEDGER = "_workspace"
 _SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGINT)"  # a sum's cells, one row each
 # cells the all-answers audit found, never shown: hidden again when asked again (the same definition,
 # persons and values)
