@@ -240,15 +240,27 @@ def test_the_ledger_never_accepts_cells_that_isolate_a_person(fresh_ledger, data
             if not withheld:
                 answered.append(np.nan_to_num(cell))
             elif withheld[0] == ALL_ANSWERS:
-                # the brute force agrees: some group of persons no answer tells apart, and of
-                # fewer than the minimum frequency, would follow from the answers
+                # the brute force agrees: the answers tell something about a group of fewer persons
+                # than the minimum frequency alone
                 together = np.array([*answered, np.nan_to_num(cell)])
-                patterns, group = np.unique((together != 0).T, axis=0, return_inverse=True)
-                small = [g for g in range(len(patterns)) if 0 < (group == g).sum() < MIN_FREQUENCY
-                         and patterns[g].any()]
-                assert any(np.isclose(
-                    np.abs(np.linalg.lstsq(together.T, np.where(group == g, values, 0.0), rcond=None)[0] @ together
-                           - np.where(group == g, values, 0.0)).max(), 0, atol=1e-6) for g in small)
+                assert pinned_groups(together, np.array(values))
+
+
+def pinned_groups(cells: np.ndarray, values: np.ndarray) -> list[tuple[int, ...]]:
+    """Unions of groups of persons in the same cells, of fewer persons than the minimum frequency,
+    about whom alone a combination of the cells' values or of their memberships tells something
+    (leaving their persons out lowers the rank)."""
+    patterns, group = np.unique((cells != 0).T, axis=0, return_inverse=True)
+    small = [g for g in range(len(patterns)) if 0 < (group == g).sum() < MIN_FREQUENCY and patterns[g].any()]
+    memberships = (cells != 0).astype(float)
+    found = []
+    for size in range(1, MIN_FREQUENCY):
+        for chosen in itertools.combinations(small, size):
+            inside = np.isin(group, chosen)
+            if inside.sum() < MIN_FREQUENCY and any(np.linalg.matrix_rank(rows) > np.linalg.matrix_rank(rows[:, ~inside])
+                                                    for rows in (cells, memberships)):
+                found.append(chosen)
+    return found
     if answered:
         assert alone(np.array(answered)) == []
 

@@ -91,6 +91,10 @@ class Audit:
     # that their definitions do not imply, and the rank of A A^T
     empty_differences: int = 0
     rank: int | None = None
+    # set by the ledger's memory (`safepool.query.group_audit`): the dimension of the combinations
+    # concentrated on fewer persons than the minimum frequency, and how much of it the new cells add
+    pinned: tuple[int, int] | None = None  # (the minimum frequency, the dimension)
+    groups_given_away: int = 0
 
 
 def audit(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],

@@ -668,7 +668,7 @@ class Ledger:
                              sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)),
                              relations=self._relations(cells, memory.identities)
                              if any(self._definitions.values()) else None)
-        return found.given_away > 0 or found.empty_differences > 0
+        return found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
         """What the chosen cells' definitions imply about their contributions (see

@@ -14,6 +14,9 @@ kept instead, and extended by the incoming cells only:
 - an order-free hash of those (cell, weight) entries (xor of a 64-bit mix of each) and their
   number: persons with the same hash and number (mixed into one 64-bit key) form a class, as in
   the ledger's definition;
+- the same of every cell the person has rows in, whatever the values (its presence): persons
+  with the same presence form a membership group, for the group audit
+  (`safepool.query.group_audit`), whose dimension over the remembered cells is kept too;
 - each entry's contribution to the algebra (weight times first value, one by membership, zero for
   an entry that does not count), kept in the order of the cells: the rows of a sparse matrix of
   cells x persons as they are, appended to by each query;
@@ -36,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from safepool.query import empty_differences
+from safepool.query import empty_differences, group_audit
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit
 from safepool.query.empty_differences import Identity
 
@@ -44,6 +47,7 @@ RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are 
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
 _GRAM_CELLS = 2048  # A A^T is kept up to this many cells (32 MB), made afresh beyond
 _SEED = 20261130
+_PRESENT = np.nan  # the weight a cell's presence is hashed with: no entry's weight (those are numbers)
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
 
@@ -93,6 +97,8 @@ class _Extension:
     first: np.ndarray     # float64, NaN while all of a person's values are zero
     pattern: np.ndarray   # uint64, xor of the hashes of the entries that count
     count: np.ndarray     # int64, entries that count
+    presence: np.ndarray  # uint64, xor of the hashes of every entry's cell
+    present: np.ndarray   # int64, entries
     restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
     index: np.ndarray     # int64, the person of each incoming entry
     counts: np.ndarray    # bool, whether each incoming entry counts
@@ -122,6 +128,8 @@ class LedgerMemory:
         self.first = np.empty(0, dtype=np.float64)
         self.pattern = np.empty(0, dtype=np.uint64)
         self.count = np.empty(0, dtype=np.int64)
+        self.presence = np.empty(0, dtype=np.uint64)
+        self.present = np.empty(0, dtype=np.int64)
         self.probes = np.empty((0, PROBES))  # random numbers per person for the audit, drawn when first needed
         # (size, signature) of every remembered cell, with the definitions of the cells that have them
         self.signed: dict[tuple[int, int], set[str | None]] = {}
@@ -135,6 +143,8 @@ class LedgerMemory:
         self.gram: np.ndarray | None = None
         self.shown: np.ndarray | None = None
         self.rank: int | None = None  # the rank of A A^T over the remembered cells, once an audit found it
+        # the group audit's (minimum frequency, dimension) over the remembered cells, once found
+        self.pinned: tuple[int, int] | None = None
         # the entries last audited, their extension and, once the audit is done, what it found
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
 
@@ -195,6 +205,12 @@ class LedgerMemory:
         pattern[:n_old] = self.pattern
         count = np.zeros(total, dtype=np.int64)
         count[:n_old] = self.count
+        presence = np.zeros(total, dtype=np.uint64)
+        presence[:n_old] = self.presence
+        np.bitwise_xor.at(presence, index, entry_hash(cell, np.full(len(cell), _PRESENT)))
+        present = np.zeros(total, dtype=np.int64)
+        present[:n_old] = self.present
+        present += np.bincount(index, minlength=total)
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
         candidates = np.flatnonzero((value != 0) & np.isnan(first[index]))
@@ -211,7 +227,7 @@ class LedgerMemory:
         hashed = entry_hash(cell[counts], weight[counts])
         np.bitwise_xor.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, restarted, index, counts,
+        return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts,
                           _contributions(first, index, counts, weight))
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
@@ -236,6 +252,7 @@ class LedgerMemory:
         self.gram = noted.gram if kept and self.highest <= _GRAM_CELLS else None
         self.shown = noted.shown if kept else None
         self.rank = noted.rank if kept else None
+        self.pinned = noted.pinned if noted is not None else None
         if sums is not None and len(sums):
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -246,6 +263,7 @@ class LedgerMemory:
             self._index = None
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
+        self.presence, self.present = extension.presence, extension.present
 
     def _known(self, extension: _Extension) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The kept A A^T and A z without the remembered entries of persons who restart (they counted
@@ -301,8 +319,38 @@ class LedgerMemory:
             rank, empty = empty_differences.shortfall(found.gram, self.highest, relations[:, :incoming.shape[0]],
                                                       None if extension.restarted.any() else self.rank)
             found = replace(found, empty_differences=empty, rank=rank)
+        uniform = _uniform(cell, extension.contribution, extension.counts)
+        if sums is not None and len(sums):
+            uniform &= ~_among(cell, sums)
+        if self.pinned is None or self.pinned[0] != min_frequency:
+            self.pinned = (min_frequency, self._pinned(self.presence, self.present, np.empty(0, dtype=np.int64),
+                                                       np.empty(0, dtype=np.int64), min_frequency))
+        now = self._pinned(extension.presence, extension.present, cell[uniform], extension.index[uniform],
+                           min_frequency, extension.restarted)
+        found = replace(found, pinned=(min_frequency, now), groups_given_away=max(now - self.pinned[1], 0))
         self._last = (cell, person, value, extension, found)
         return found
+
+    def _pinned(self, presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray,
+                min_frequency: int, restarted: np.ndarray | None = None) -> int:
+        """The group audit (`group_audit.pinned`) of the remembered cells whose persons all
+        contribute alike (see `_uniform`; none when a person restarted in them) and the given
+        entries (cells numbered above them, persons as indices), with the persons' presence: one
+        person of each group of persons in the same cells stands for it."""
+        of_group = _factorized(presence, present)
+        if not len(of_group):
+            return 0
+        standing = np.zeros(len(of_group), dtype=bool)
+        first = np.empty(int(of_group.max()) + 1, dtype=np.int64)
+        first[of_group[::-1]] = np.arange(len(of_group))[::-1]
+        standing[first] = True
+        kept = self.contribution
+        if restarted is not None and restarted.any():
+            kept = np.where(restarted[self.person], 0.0, kept)
+        old = standing[self.person] & _uniform(self.cell, kept, kept != 0)
+        new = standing[index]
+        return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
+                                  np.bincount(of_group), min_frequency)
 
 
 def _among(cell: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -311,6 +359,25 @@ def _among(cell: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     table = np.zeros(max(int(cell.max(initial=0)), int(np.max(chosen, initial=0))) + 1, dtype=bool)
     table[np.asarray(chosen, dtype=np.int64)] = True
     return table[cell]
+
+
+def _uniform(cell: np.ndarray, contribution: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Whether each entry is in a cell whose entries all count and contribute the same (a count of
+    persons: its row is its membership). The group audit takes only these cells: their memberships
+    cancel exactly when their rows in the algebra do, which the search for empty differences finds,
+    so a group the answers pin down and an empty one are both found. A sum's cell beside a count's
+    over nearly the same persons is neither (as in `safepool.query.empty_differences`)."""
+    if not len(cell):
+        return np.zeros(0, dtype=bool)
+    order = np.argsort(cell, kind="stable") if np.any(cell[1:] < cell[:-1]) else np.arange(len(cell))
+    sorted_cell = cell[order]
+    starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
+    value = np.where(counts, contribution, np.nan)[order]
+    alike = (np.fmax.reduceat(value, starts) == np.fmin.reduceat(value, starts)) \
+        & ~np.logical_or.reduceat(np.isnan(value), starts)
+    uniform = np.empty(len(cell), dtype=bool)
+    uniform[order] = np.repeat(alike, np.diff(np.r_[starts, len(cell)]))
+    return uniform
 
 
 def _rows(row: np.ndarray, column: np.ndarray, data: np.ndarray, shape: tuple[int, int]) -> sparse.csr_matrix:
@@ -333,12 +400,17 @@ def _contributions(first: np.ndarray, index: np.ndarray, counts: np.ndarray, wei
 def _classes(extension: _Extension) -> PersonClasses:
     """Persons with the same pattern and number of entries (one 64-bit key) form a class, found by
     hashing (about half the time of sorting the keys); no answer depends on the classes' numbers."""
-    with np.errstate(over="ignore"):
-        keys = extension.pattern ^ mix(extension.count.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
-    of_person, _ = pd.factorize(keys)
+    of_person = _factorized(extension.pattern, extension.count)
     scale = np.where(np.isnan(extension.first), 1.0, extension.first)
     size = np.bincount(of_person)
     return PersonClasses(of_person, size, scale, np.bincount(of_person, weights=scale * scale, minlength=len(size)))
+
+
+def _factorized(pattern: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """Numbers 0.. for the distinct (pattern, entries) pairs, mixed into one 64-bit key."""
+    with np.errstate(over="ignore"):
+        keys = pattern ^ mix(entries.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
+    return pd.factorize(keys)[0]
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()

@@ -1,0 +1,136 @@
+"""Which groups of fewer persons than the minimum frequency the shown cells pin down together.
+
+The all-answers audit (`safepool.query.audit_algebra`) finds the classes of persons that no
+combination of answers tells apart and that a combination gives away alone. A group of a few
+persons can be given away without any of its classes: a count and a sum over women speaking
+Kurdish, the same born before 1955, and the same born later outside one district leave four
+women of that district whose number and sum of children follow by subtraction. Their values
+differ (so each is a class of its own), and another answer (persons by year of birth) puts them
+in different cells, so no class and no set of persons in the same cells is given away.
+
+This audit looks at who is in each cell, whatever the values (as if every cell's persons were
+counted, which a sum or a mean of them nearly tells anyway). A combination of the cells'
+memberships that is one on a group G and zero elsewhere (1_G in their row space R) tells the
+number of persons in G and, with the same combination of a sum's cells, their sum; G must then
+hold at least the minimum frequency k. Persons in the same cells (a membership group) are
+never told apart, so G is made of whole membership groups, each of fewer than k persons.
+
+Finding the smallest support in a subspace is hard in general; what makes this one tractable
+is that each person p of such a G has a leverage of at least 1/|G| > 1/k in any subspace of R
+that holds 1_G (the squared length of 1_G / sqrt|G| at p). So: W is R restricted to persons
+of small membership groups (the combinations that are zero on every group of k or more persons),
+persons whose leverage in W is below 1/(k - 1) are dropped (no G of fewer than k persons holds
+them), W is restricted to the rest, and so on until no one is dropped. What is left is either
+nothing (no group of fewer than k persons is pinned down) or a subspace every person of which
+has a leverage of at least 1/(k - 1): a few persons on whom combinations of the answers are
+concentrated, which is treated as given away (it holds every pinned G, and is found only when
+the answers single out few persons). Only the first W is made from the cells (one product over
+the small groups' memberships); each later one is the last one restricted, from its own basis.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from scipy import sparse
+
+from safepool.query.audit_algebra import nonzero_eigenvalues
+
+_KEPT_LEVERAGE = 1.0 - 1e-6  # a leverage of 1/(k - 1) up to rounding keeps its person
+_SEARCHED = 20_000           # unions of groups tried for a combination that is zero outside them
+_NULL_MASS = 1e-9            # a combination with no more of its squared length on the dropped persons is zero there
+
+
+def pinned(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_frequency: int) -> int:
+    """The dimension of the combinations of cells that are concentrated on fewer persons than
+    `min_frequency` (zero when none is): `cell` and `group` are the memberships of each group
+    (one row per cell a group's persons are in: the cell's row number and the group's number),
+    `group_size` the persons in each group."""
+    if min_frequency < 2 or not len(cell):
+        return 0
+    rows = _distinct_rows(sparse.csr_matrix((np.ones(len(cell)), (cell, group)),
+                                            shape=(int(cell.max()) + 1, len(group_size))))
+    small = group_size < min_frequency
+    if not small.any():
+        return 0
+    basis = _restricted(rows, group_size, small)
+    kept = np.flatnonzero(small)
+    while basis.shape[1]:
+        leverage = np.einsum("ij,ij->i", basis, basis) / group_size[kept]
+        keep = leverage >= _KEPT_LEVERAGE / (min_frequency - 1)
+        if keep.all():
+            return basis.shape[1] if _small_support(basis, group_size[kept], min_frequency) else 0
+        basis = basis[keep] @ _null_space(basis[~keep])
+        kept = kept[keep]
+    return 0
+
+
+def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> bool:
+    """Whether a combination of the basis (groups x dimension, orthonormal) is zero outside some
+    groups of fewer than `min_frequency` persons in all: when the largest eigenvalue of those groups'
+    rows' Gram matrix is one (all of a unit combination's length on them). The unions of groups are
+    tried by their number of groups while there are at most `_SEARCHED` of a number; beyond, the
+    subspace is taken as giving some away (it is concentrated on few persons, see the module)."""
+    groups = np.arange(len(size))
+    for held in range(1, min(len(size), min_frequency - 1) + 1):
+        if math.comb(len(size), held) > _SEARCHED:
+            return True
+        unions = np.array(list(itertools.combinations(groups, held)), dtype=np.int64).reshape(-1, held)
+        unions = unions[size[unions].sum(axis=1) < min_frequency]
+        for chunk in range(0, len(unions), 4096):
+            rows = basis[unions[chunk:chunk + 4096]]  # unions x groups x dimension
+            if (np.linalg.eigvalsh(np.matmul(rows, rows.transpose(0, 2, 1)))[:, -1] >= 1.0 - _NULL_MASS).any():
+                return True
+    return False
+
+
+def _distinct_rows(memberships: sparse.csr_matrix) -> sparse.csr_matrix:
+    """The cells' rows without empty ones and repeats (a count and a sum of the same persons have
+    one membership), which would only add combinations of zero."""
+    memberships.sum_duplicates()
+    lengths = np.diff(memberships.indptr)
+    filled = np.flatnonzero(lengths)
+    if not len(filled):
+        return memberships[:0]
+    mixed = _mix(memberships.indices.astype(np.uint64))
+    signature = np.bitwise_xor.reduceat(mixed, memberships.indptr[filled]) ^ _mix(lengths[filled].astype(np.uint64))
+    _, first = np.unique(signature, return_index=True)
+    return memberships[filled[np.sort(first)]]
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """A 64-bit mix of each number (splitmix64's finaliser, wrapping)."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) ^ (x >> np.uint64(30))
+        x = x * np.uint64(0xBF58476D1CE4E5B9)
+        x = x ^ (x >> np.uint64(27))
+        x = x * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def _restricted(rows: sparse.csr_matrix, group_size: np.ndarray, small: np.ndarray) -> np.ndarray:
+    """An orthonormal basis of the row space restricted to the small groups' persons (small groups x
+    dimension), in coordinates where a group's entry is its value times the root of its size (so
+    that the persons' squared lengths add up): the combinations w with no person outside them
+    (A_L^T w = 0, the null space of A_L A_L^T) make A_S^T w."""
+    large = rows[:, ~small]
+    gram = (large.multiply(group_size[~small]) @ large.T).toarray()
+    scale = np.sqrt(np.diag(gram))
+    scale[scale == 0] = 1.0  # a cell of small groups only: every combination of it is outside A_L
+    values, vectors = np.linalg.eigh(gram / np.outer(scale, scale))
+    null = vectors[:, ~nonzero_eigenvalues(values)] / scale[:, None]
+    if not null.shape[1]:
+        return np.zeros((int(small.sum()), 0))
+    restricted = np.asarray(rows[:, small].T @ null) * np.sqrt(group_size[small])[:, None]
+    values, vectors = np.linalg.eigh(restricted.T @ restricted)
+    keep = nonzero_eigenvalues(values) if values.max() > 0 else np.zeros(len(values), dtype=bool)
+    return restricted @ (vectors[:, keep] / np.sqrt(values[keep]))
+
+
+def _null_space(basis: np.ndarray) -> np.ndarray:
+    """The unit combinations of the columns of an orthonormal basis that are zero on `basis`, its
+    rows of the dropped persons (their squared length there is an eigenvalue of its Gram matrix)."""
+    values, vectors = np.linalg.eigh(basis.T @ basis)
+    return vectors[:, values <= _NULL_MASS]
