@@ -326,6 +326,41 @@ def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first, aud
     assert ledger_hid(setup)
 
 
+def four_women_apart(tmp_path: Path) -> tuple:
+    """Twelve women born in 1935, ten in 1950, and four born 1941 to 1944 (one a year) with six men
+    of each of those years; every one of them paid once, an amount of her own."""
+    people = [(f"early-{i}", "F", 1935) for i in range(12)] + [(f"late-{i}", "F", 1950) for i in range(10)] \
+        + [(f"four-{y}", "F", y) for y in range(1941, 1945)] + [(f"man-{y}-{i}", "M", y) for y in range(1941, 1945)
+                                                                 for i in range(6)]
+    population = pd.DataFrame({"pid": [p[0] for p in people], "sex": [p[1] for p in people],
+                               "birth_year": [p[2] for p in people]})
+    payments = pd.DataFrame({"pid": population["pid"], "paid_on": pd.Timestamp("2019-03-05").date(),
+                             "amount": [float(60 + 13 * i) for i in range(len(people))], "bank": "FI00"})
+    tables = {"population": population, "payments": payments, "visits": pd.DataFrame({"pid": ["man-1941-0"],
+                                                                                         "month": 201903})}
+    return copy_of(governed_template(tmp_path / "template-four", tables), tmp_path / "ws-four")
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["together", "split by years of birth first"])
+def test_three_answers_with_counts_cannot_single_out_four_persons(tmp_path, split, audit_way):
+    """The sixth review's route (M3): all women, those born before 1941 and those born after 1944,
+    each a count and a sum, leave the four born in between, their number and their sum. Their
+    amounts differ (each is a class of her own), and counts by year of birth asked first put each
+    in another cell, so neither a class nor a set of persons in the same cells is given away; the
+    group audit finds the four all the same."""
+    setup = four_women_apart(tmp_path)
+    if split:
+        for year in range(1941, 1945):
+            born = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
+            assert born.table.loc[0, "status"] == SHOWN
+    base = "SELECT count(DISTINCT pid) AS n, sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
+    for where in ("", " AND birth_year < 1941"):
+        assert ask(setup, base + where).table["status"].eq(SHOWN).all()
+    third = ask(setup, base + " AND birth_year >= 1945")
+    assert third.table["status"].eq("suppressed").all() and np.isnan(third.table.loc[0, "n"])
+    assert ledger_hid(setup)
+
+
 # -- differencing across permits -----------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ from safepool.query.audit_algebra import nonzero_eigenvalues
 
 _KEPT_LEVERAGE = 1.0 - 1e-6  # a leverage of 1/(k - 1) up to rounding keeps its person
 _SEARCHED = 20_000           # unions of groups tried for a combination that is zero outside them
+_CANCELLED = 1e-12           # the squared length of a combination of rows of length one that is zero
 _NULL_MASS = 1e-9            # a combination with no more of its squared length on the dropped persons is zero there
 
 
@@ -88,16 +89,27 @@ def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> b
 
 def _distinct_rows(memberships: sparse.csr_matrix) -> sparse.csr_matrix:
     """The cells' rows without empty ones and repeats (a count and a sum of the same persons have
-    one membership), which would only add combinations of zero."""
+    one membership), which would only add combinations of zero: rows of one hash are compared in
+    full, so that no row is dropped for another's hash."""
     memberships.sum_duplicates()
+    memberships.sort_indices()
     lengths = np.diff(memberships.indptr)
     filled = np.flatnonzero(lengths)
     if not len(filled):
         return memberships[:0]
     mixed = _mix(memberships.indices.astype(np.uint64))
-    signature = np.bitwise_xor.reduceat(mixed, memberships.indptr[filled]) ^ _mix(lengths[filled].astype(np.uint64))
-    _, first = np.unique(signature, return_index=True)
-    return memberships[filled[np.sort(first)]]
+    signature = np.bitwise_xor.reduceat(mixed, memberships.indptr[filled]) \
+        ^ _mix(lengths[filled].astype(np.uint64) ^ np.uint64(0xD6E8FEB86659FD93))
+    kept: dict[int, list[int]] = {}
+    for row, key in zip(filled.tolist(), signature.tolist()):
+        held = _members(memberships, row)
+        if not any(np.array_equal(held, _members(memberships, other)) for other in kept.get(key, ())):
+            kept.setdefault(key, []).append(row)
+    return memberships[sorted(row for rows in kept.values() for row in rows)]
+
+
+def _members(memberships: sparse.csr_matrix, row: int) -> np.ndarray:
+    return memberships.indices[memberships.indptr[row]:memberships.indptr[row + 1]]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -125,7 +137,9 @@ def _restricted(rows: sparse.csr_matrix, group_size: np.ndarray, small: np.ndarr
         return np.zeros((int(small.sum()), 0))
     restricted = np.asarray(rows[:, small].T @ null) * np.sqrt(group_size[small])[:, None]
     values, vectors = np.linalg.eigh(restricted.T @ restricted)
-    keep = nonzero_eigenvalues(values) if values.max() > 0 else np.zeros(len(values), dtype=bool)
+    # a unit combination of rows of length one that cancels (b + c - their total) leaves rounding:
+    # its squared length is absolute, not relative to the largest
+    keep = nonzero_eigenvalues(values) & (values > _CANCELLED)
     return restricted @ (vectors[:, keep] / np.sqrt(values[keep]))
 
 
