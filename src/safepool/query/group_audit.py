@@ -89,37 +89,16 @@ def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> b
 
 def _distinct_rows(memberships: sparse.csr_matrix) -> sparse.csr_matrix:
     """The cells' rows without empty ones and repeats (a count and a sum of the same persons have
-    one membership), which would only add combinations of zero: rows of one hash are compared in
-    full, so that no row is dropped for another's hash."""
+    one membership), which would only add combinations of zero; rows are compared in full (a few
+    hundred cells)."""
     memberships.sum_duplicates()
     memberships.sort_indices()
-    lengths = np.diff(memberships.indptr)
-    filled = np.flatnonzero(lengths)
-    if not len(filled):
-        return memberships[:0]
-    mixed = _mix(memberships.indices.astype(np.uint64))
-    signature = np.bitwise_xor.reduceat(mixed, memberships.indptr[filled]) \
-        ^ _mix(lengths[filled].astype(np.uint64) ^ np.uint64(0xD6E8FEB86659FD93))
-    kept: dict[int, list[int]] = {}
-    for row, key in zip(filled.tolist(), signature.tolist()):
-        held = _members(memberships, row)
-        if not any(np.array_equal(held, _members(memberships, other)) for other in kept.get(key, ())):
-            kept.setdefault(key, []).append(row)
-    return memberships[sorted(row for rows in kept.values() for row in rows)]
-
-
-def _members(memberships: sparse.csr_matrix, row: int) -> np.ndarray:
-    return memberships.indices[memberships.indptr[row]:memberships.indptr[row + 1]]
-
-
-def _mix(x: np.ndarray) -> np.ndarray:
-    """A 64-bit mix of each number (splitmix64's finaliser, wrapping)."""
-    with np.errstate(over="ignore"):
-        x = (x + np.uint64(0x9E3779B97F4A7C15)) ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    first: dict[bytes, int] = {}
+    for row in range(memberships.shape[0]):
+        held = memberships.indices[memberships.indptr[row]:memberships.indptr[row + 1]]
+        if len(held):
+            first.setdefault(held.tobytes(), row)
+    return memberships[sorted(first.values())]
 
 
 def _restricted(rows: sparse.csr_matrix, group_size: np.ndarray, small: np.ndarray) -> np.ndarray:

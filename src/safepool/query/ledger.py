@@ -21,18 +21,24 @@ shows (and every total and sum of shown cells a reader can add up), the ledger k
 person's contribution (persons with rows in the cell, even when their values add up to zero),
 keyed by the person's ledger key; a total that adds up shown cells of its column is kept as
 those cells where it can be (`safepool.query.ledger_sums`: its rows are theirs). A new answer is
-checked twice against what was shown before:
+checked three ways against what was shown before:
 
 - pairs: a new cell is compared with every remembered one; when the persons whose contribution
   differs (present in one and not the other, or present in both with another value) number
   between one and the minimum frequency minus one, the two cells would reveal them;
 - all answers together (`safepool.query.audit_algebra`): no combination of every shown cell,
-  added and subtracted, may give away a class of fewer persons than the minimum frequency.
+  added and subtracted, may give away a class of fewer persons than the minimum frequency;
+- groups (`safepool.query.group_audit`, within the all-answers audit): no combination of the
+  counts shown (cells whose persons all contribute alike) may pin down a group of fewer persons
+  than the minimum frequency, even one that other answers split into persons of their own (three
+  answers with counts left four women, their number and their children, after a table by year
+  of birth had put each in a cell of her own).
 
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
-(the algebra looks at groups that no answer tells apart). `check` names the cells that fail
-either check, and the query engine hides them as cells of too few persons are hidden and asks
+(the algebra looks at groups that no answer tells apart, the group audit at set differences of
+counts). `check` names the cells that fail
+any check, and the query engine hides them as cells of too few persons are hidden and asks
 again with what it would show then; an answer is remembered only when nothing is found. A cell
 also carries its definition (`safepool.query.definitions`): one with the
 persons of a remembered cell is that cell asked again only under the same definition, and is
