@@ -145,6 +145,7 @@ class LedgerMemory:
         self.rank: int | None = None  # the rank of A A^T over the remembered cells, once an audit found it
         # the group audit's (minimum frequency, dimension) over the remembered cells, once found
         self.pinned: tuple[int, int] | None = None
+        self._uniform: np.ndarray | None = None  # whether each remembered entry is in a count's cell, once found
         # the entries last audited, their extension and, once the audit is done, what it found
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
 
@@ -253,6 +254,7 @@ class LedgerMemory:
         self.shown = noted.shown if kept else None
         self.rank = noted.rank if kept else None
         self.pinned = noted.pinned if noted is not None else None
+        self._uniform = None
         if sums is not None and len(sums):
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -344,10 +346,14 @@ class LedgerMemory:
         first = np.empty(int(of_group.max()) + 1, dtype=np.int64)
         first[of_group[::-1]] = np.arange(len(of_group))[::-1]
         standing[first] = True
-        kept = self.contribution
         if restarted is not None and restarted.any():
-            kept = np.where(restarted[self.person], 0.0, kept)
-        old = standing[self.person] & _uniform(self.cell, kept, kept != 0)
+            kept = np.where(restarted[self.person], 0.0, self.contribution)
+            uniform = _uniform(self.cell, kept, kept != 0)
+        else:
+            if self._uniform is None:  # the remembered entries' own: made once per state
+                self._uniform = _uniform(self.cell, self.contribution, self.contribution != 0)
+            uniform = self._uniform
+        old = standing[self.person] & uniform
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
                                   np.bincount(of_group), min_frequency)
