@@ -341,19 +341,26 @@ def four_women_apart(tmp_path: Path) -> tuple:
     return copy_of(governed_template(tmp_path / "template-four", tables), tmp_path / "ws-four")
 
 
+@pytest.mark.parametrize("first", ["count", "sum", "sum of everyone"],
+                         ids=["count first", "sum first", "a sum of everyone asked before"])
 @pytest.mark.parametrize("split", [False, True], ids=["together", "split by years of birth first"])
-def test_three_answers_with_counts_cannot_single_out_four_persons(tmp_path, split, audit_way):
+def test_three_answers_with_counts_cannot_single_out_four_persons(tmp_path, split, first, audit_way):
     """The sixth review's route (M3): all women, those born before 1941 and those born after 1944,
     each a count and a sum, leave the four born in between, their number and their sum. Their
     amounts differ (each is a class of her own), and counts by year of birth asked first put each
     in another cell, so neither a class nor a set of persons in the same cells is given away; the
-    group audit finds the four all the same."""
+    group audit finds the four all the same. The seventh review's variants: the sum before the
+    count, or any sum asked before (a person's first value then a sum's, against which a count's
+    one is a rounded ratio), once kept the counts out of the group audit."""
     setup = four_women_apart(tmp_path)
+    if first == "sum of everyone":
+        assert ask(setup, "SELECT sum(amount) AS s FROM payments").table["status"].eq(SHOWN).all()
     if split:
         for year in range(1941, 1945):
             born = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
             assert born.table.loc[0, "status"] == SHOWN
-    base = "SELECT count(DISTINCT pid) AS n, sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
+    measures = "sum(amount) AS s, count(DISTINCT pid) AS n" if first == "sum" else "count(DISTINCT pid) AS n, sum(amount) AS s"
+    base = f"SELECT {measures} FROM payments JOIN population USING (pid) WHERE sex = 'F'"
     for where in ("", " AND birth_year < 1941"):
         assert ask(setup, base + where).table["status"].eq(SHOWN).all()
     third = ask(setup, base + " AND birth_year >= 1945")

@@ -145,7 +145,7 @@ class LedgerMemory:
         self.rank: int | None = None  # the rank of A A^T over the remembered cells, once an audit found it
         # the group audit's (minimum frequency, dimension) over the remembered cells, once found
         self.pinned: tuple[int, int] | None = None
-        self._uniform: np.ndarray | None = None  # whether each remembered entry is in a count's cell, once found
+        self.alike = np.zeros(1, dtype=bool)  # per cell number: whether its persons' values are all one value
         # the entries last audited, their extension and, once the audit is done, what it found
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
 
@@ -254,7 +254,11 @@ class LedgerMemory:
         self.shown = noted.shown if kept else None
         self.rank = noted.rank if kept else None
         self.pinned = noted.pinned if noted is not None else None
-        self._uniform = None
+        alike = np.zeros(self.highest + 1, dtype=bool)
+        alike[:len(self.alike)] = self.alike
+        in_alike = _alike(cell, value)
+        alike[cell[in_alike]] = True
+        self.alike = alike
         if sums is not None and len(sums):
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -321,24 +325,24 @@ class LedgerMemory:
             rank, empty = empty_differences.shortfall(found.gram, self.highest, relations[:, :incoming.shape[0]],
                                                       None if extension.restarted.any() else self.rank)
             found = replace(found, empty_differences=empty, rank=rank)
-        uniform = _uniform(cell, extension.contribution, extension.counts)
+        uniform = _alike(cell, value)
         if sums is not None and len(sums):
             uniform &= ~_among(cell, sums)
         if self.pinned is None or self.pinned[0] != min_frequency:
             self.pinned = (min_frequency, self._pinned(self.presence, self.present, np.empty(0, dtype=np.int64),
                                                        np.empty(0, dtype=np.int64), min_frequency))
         now = self._pinned(extension.presence, extension.present, cell[uniform], extension.index[uniform],
-                           min_frequency, extension.restarted)
+                           min_frequency)
         found = replace(found, pinned=(min_frequency, now), groups_given_away=max(now - self.pinned[1], 0))
         self._last = (cell, person, value, extension, found)
         return found
 
     def _pinned(self, presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray,
-                min_frequency: int, restarted: np.ndarray | None = None) -> int:
-        """The group audit (`group_audit.pinned`) of the remembered cells whose persons all
-        contribute alike (see `_uniform`; none when a person restarted in them) and the given
-        entries (cells numbered above them, persons as indices), with the persons' presence: one
-        person of each group of persons in the same cells stands for it."""
+                min_frequency: int) -> int:
+        """The group audit (`group_audit.pinned`) of the remembered cells whose persons' values are
+        all one value (see `_alike`) and the given entries (cells numbered above them, persons as
+        indices), with the persons' presence: one person of each group of persons in the same
+        cells stands for it."""
         of_group = _factorized(presence, present)
         if not len(of_group):
             return 0
@@ -346,14 +350,7 @@ class LedgerMemory:
         first = np.empty(int(of_group.max()) + 1, dtype=np.int64)
         first[of_group[::-1]] = np.arange(len(of_group))[::-1]
         standing[first] = True
-        if restarted is not None and restarted.any():
-            kept = np.where(restarted[self.person], 0.0, self.contribution)
-            uniform = _uniform(self.cell, kept, kept != 0)
-        else:
-            if self._uniform is None:  # the remembered entries' own: made once per state
-                self._uniform = _uniform(self.cell, self.contribution, self.contribution != 0)
-            uniform = self._uniform
-        old = standing[self.person] & uniform
+        old = standing[self.person] & self.alike[self.cell]
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
                                   np.bincount(of_group), min_frequency)
@@ -367,20 +364,22 @@ def _among(cell: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     return table[cell]
 
 
-def _uniform(cell: np.ndarray, contribution: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Whether each entry is in a cell whose entries all count and contribute the same (a count of
-    persons: its row is its membership). The group audit takes only these cells: their memberships
-    cancel exactly when their rows in the algebra do, which the search for empty differences finds,
-    so a group the answers pin down and an empty one are both found. A sum's cell beside a count's
-    over nearly the same persons is neither (as in `safepool.query.empty_differences`)."""
+def _alike(cell: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Whether each entry is in a cell whose persons' values are all one value that is not zero (a
+    count of persons: its row in the algebra is its membership, each person's column scaled by a
+    number of its own). The group audit takes only these cells: their memberships cancel exactly
+    when their rows in the algebra do, which the search for empty differences finds, so a group
+    the answers pin down and an empty one are both found. A sum's cell beside a count's over
+    nearly the same persons is neither (as in `safepool.query.empty_differences`). Judged on the
+    values as shown, not on the algebra's contributions: those are rounded ratios to a person's
+    first value, which a count's one need not come back to exactly."""
     if not len(cell):
         return np.zeros(0, dtype=bool)
     order = np.argsort(cell, kind="stable") if np.any(cell[1:] < cell[:-1]) else np.arange(len(cell))
     sorted_cell = cell[order]
     starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
-    value = np.where(counts, contribution, np.nan)[order]
-    alike = (np.fmax.reduceat(value, starts) == np.fmin.reduceat(value, starts)) \
-        & ~np.logical_or.reduceat(np.isnan(value), starts)
+    ordered = value[order]
+    alike = (np.maximum.reduceat(ordered, starts) == np.minimum.reduceat(ordered, starts)) & (ordered[starts] != 0)
     uniform = np.empty(len(cell), dtype=bool)
     uniform[order] = np.repeat(alike, np.diff(np.r_[starts, len(cell)]))
     return uniform
