@@ -29,7 +29,7 @@ checked three ways against what was shown before:
 - all answers together (`safepool.query.audit_algebra`): no combination of every shown cell,
   added and subtracted, may give away a class of fewer persons than the minimum frequency;
 - groups (`safepool.query.group_audit`, within the all-answers audit): no combination of the
-  counts shown (cells whose persons all contribute alike) may pin down a group of fewer persons
+  counts shown (cells whose persons' values are all one value) may pin down a group of fewer persons
   than the minimum frequency, even one that other answers split into persons of their own (three
   answers with counts left four women, their number and their children, after a table by year
   of birth had put each in a cell of her own).
