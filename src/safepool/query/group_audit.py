@@ -8,12 +8,14 @@ women of that district whose number and sum of children follow by subtraction. T
 differ (so each is a class of its own), and another answer (persons by year of birth) puts them
 in different cells, so no class and no set of persons in the same cells is given away.
 
-This audit looks at who is in each cell, whatever the values (as if every cell's persons were
-counted, which a sum or a mean of them nearly tells anyway). A combination of the cells'
+This audit looks at who is in each count cell (`ledger_memory._alike`: a cell whose persons'
+values are all one value; sums stay out so that a group pinned down and an empty one are found
+alike, the empty one by `safepool.query.empty_differences`). A combination of the cells'
 memberships that is one on a group G and zero elsewhere (1_G in their row space R) tells the
-number of persons in G and, with the same combination of a sum's cells, their sum; G must then
-hold at least the minimum frequency k. Persons in the same cells (a membership group) are
-never told apart, so G is made of whole membership groups, each of fewer than k persons.
+number of persons in G and, with the same combination of the sums beside the counts, their sum;
+G must then hold at least the minimum frequency k. Persons in the same cells (a membership
+group) are never told apart, so G is made of whole membership groups, each of fewer than k
+persons.
 
 Finding the smallest support in a subspace is hard in general; what makes this one tractable
 is that each person p of such a G has a leverage of at least 1/|G| > 1/k in any subspace of R
@@ -22,10 +24,13 @@ of small membership groups (the combinations that are zero on every group of k o
 persons whose leverage in W is below 1/(k - 1) are dropped (no G of fewer than k persons holds
 them), W is restricted to the rest, and so on until no one is dropped. What is left is either
 nothing (no group of fewer than k persons is pinned down) or a subspace every person of which
-has a leverage of at least 1/(k - 1): a few persons on whom combinations of the answers are
-concentrated, which is treated as given away (it holds every pinned G, and is found only when
-the answers single out few persons). Only the first W is made from the cells (one product over
-the small groups' memberships); each later one is the last one restricted, from its own basis.
+has a leverage of at least 1/(k - 1), a few persons on whom combinations of the answers are
+concentrated. That one is searched union by union of its groups for a combination zero outside
+fewer than k persons (`_small_support`), or, past `_SEARCHED` unions of one size, taken as giving
+one away. This is exact for combinations that weigh every person of a group alike (+1 or -1: set
+differences, however many answers they take); unequal weights are left to the class audit,
+which checks single persons. Only the first W is made from the cells (one product over the
+small groups' memberships); each later one is the last one restricted, from its own basis.
 """
 
 from __future__ import annotations
