@@ -326,19 +326,21 @@ def test_a_table_total_and_everyone_but_one_are_not_both_shown(setup, first, aud
     assert ledger_hid(setup)
 
 
-def four_women_apart(tmp_path: Path) -> tuple:
-    """Twelve women born in 1935, ten in 1950, and four born 1941 to 1944 (one a year) with six men
-    of each of those years; every one of them paid once, an amount of her own."""
+def four_women_apart(tmp_path: Path, between: bool = True) -> tuple:
+    """Twelve women born in 1935, ten in 1950, and four born 1941 to 1944 (one a year; with
+    `between` false, in 1950 too) with six men of each of those years; every one of them paid once,
+    an amount of her own."""
     people = [(f"early-{i}", "F", 1935) for i in range(12)] + [(f"late-{i}", "F", 1950) for i in range(10)] \
-        + [(f"four-{y}", "F", y) for y in range(1941, 1945)] + [(f"man-{y}-{i}", "M", y) for y in range(1941, 1945)
-                                                                 for i in range(6)]
+        + [(f"four-{y}", "F", y if between else 1950) for y in range(1941, 1945)] \
+        + [(f"man-{y}-{i}", "M", y) for y in range(1941, 1945) for i in range(6)]
     population = pd.DataFrame({"pid": [p[0] for p in people], "sex": [p[1] for p in people],
                                "birth_year": [p[2] for p in people]})
     payments = pd.DataFrame({"pid": population["pid"], "paid_on": pd.Timestamp("2019-03-05").date(),
                              "amount": [float(60 + 13 * i) for i in range(len(people))], "bank": "FI00"})
     tables = {"population": population, "payments": payments, "visits": pd.DataFrame({"pid": ["man-1941-0"],
                                                                                          "month": 201903})}
-    return copy_of(governed_template(tmp_path / "template-four", tables), tmp_path / "ws-four")
+    name = "four" if between else "none"
+    return copy_of(governed_template(tmp_path / f"template-{name}", tables), tmp_path / f"ws-{name}")
 
 
 @pytest.mark.parametrize("first", ["count", "sum", "sum of everyone"],
@@ -366,6 +368,41 @@ def test_three_answers_with_counts_cannot_single_out_four_persons(tmp_path, spli
     third = ask(setup, base + " AND birth_year >= 1945")
     assert third.table["status"].eq("suppressed").all() and np.isnan(third.table.loc[0, "n"])
     assert ledger_hid(setup)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["together", "split by years of birth first"])
+def test_three_sums_without_counts_cannot_single_out_four_persons(tmp_path, split, audit_way):
+    """The route the sixth review left open (`sumonly`): the same three answers as sums alone. No
+    count is shown, so the group audit of counts sees nothing. The three sums' persons contribute
+    the same amount to each of them (one measure), so their memberships tell what their values
+    tell, and the group audit takes the three as one family of cells: the third is hidden."""
+    setup = four_women_apart(tmp_path)
+    if split:
+        for year in range(1941, 1945):
+            born = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
+            assert born.table.loc[0, "status"] == SHOWN
+    base = "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
+    for where in ("", " AND birth_year < 1941"):
+        assert ask(setup, base + where).table["status"].eq(SHOWN).all()
+    third = ask(setup, base + " AND birth_year >= 1945")
+    assert third.table["status"].eq("suppressed").all() and np.isnan(third.table.loc[0, "s"])
+    assert ledger_hid(setup)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["together", "split by years of birth first"])
+def test_three_sums_hide_a_group_of_four_as_they_hide_an_empty_one(tmp_path, split, audit_way):
+    """The asymmetry of that route: with no woman born between the bands, the third sum is an
+    empty difference (hidden); with four, it told their sum (shown), so the hiding told the two
+    pools apart. Now the answers look the same either way."""
+    seen = {}
+    for between in (True, False):
+        setup = four_women_apart(tmp_path, between)
+        for year in range(1941, 1945) if split else ():
+            ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
+        base = "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
+        seen[between] = [shape(ask(setup, base + where))
+                         for where in ("", " AND birth_year < 1941", " AND birth_year >= 1945")]
+    assert seen[True] == seen[False]
 
 
 # -- differencing across permits -----------------------------------------------------------------

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from safepool.query import empty_differences, group_audit
+from safepool.query import empty_differences, group_audit, value_families
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit
 from safepool.query.empty_differences import Identity
 
@@ -50,6 +50,7 @@ _SEED = 20261130
 _PRESENT = np.nan  # the weight a cell's presence is hashed with: no entry's weight (those are numbers)
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
+_Relations = tuple[dict[int, set[int]], dict[int, set[int]]]  # consistent overlaps and conflicts, by cell number
 
 
 def mix(x: np.ndarray) -> np.ndarray:
@@ -146,8 +147,14 @@ class LedgerMemory:
         # the group audit's (minimum frequency, dimension) over the remembered cells, once found
         self.pinned: tuple[int, int] | None = None
         self.alike = np.zeros(1, dtype=bool)  # per cell number: whether its persons' values are all one value
-        # the entries last audited, their extension and, once the audit is done, what it found
-        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None] | None = None
+        # among the other remembered cells (sums), those sharing persons who all contribute the same to
+        # both, and those sharing a person who does not (`value_families`), by cell number both ways
+        self.consistent: dict[int, set[int]] = {}
+        self.conflicting: dict[int, set[int]] = {}
+        # the entries last audited, their extension and, once the audit is done, what it found and the
+        # relations of its sums (`_related`)
+        self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None, _Relations | None] | None \
+            = None
 
     cell = _remembered("cell")
     person = _remembered("person")
@@ -242,9 +249,10 @@ class LedgerMemory:
         order = np.argsort(cell, kind="stable") if order is None else order
         last, self._last = self._last, None
         noted = None
+        related = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
                                     for a, b in zip(last[:3], (cell, person, value))):
-            extension, noted = last[3], last[4]  # the audit was of exactly these entries
+            extension, noted, related = last[3], last[4], last[5]  # the audit was of exactly these entries
         else:
             extension = self.extend(cell, person, value)
         if len(cell):
@@ -263,6 +271,12 @@ class LedgerMemory:
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
             self.contribution[extension.restarted[self.person]] = 0.0
+        if related is None:
+            summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
+            related = self._related(cell, extension, ~in_alike & ~summed, self.contribution)
+        for ours, found in ((self.consistent, related[0]), (self.conflicting, related[1])):
+            for one, others in found.items():
+                ours.setdefault(one, set()).update(others)
         self._append(cell=cell[order], person=extension.index[order],
                      contribution=extension.contribution[order])
         if len(extension.persons) > len(self.persons):
@@ -307,7 +321,7 @@ class LedgerMemory:
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
         extension = self.extend(cell, person, value)
-        self._last = (cell, person, value, extension, None)
+        self._last = (cell, person, value, extension, None, None)
         n = len(extension.persons)
         old = self.contribution
         if extension.restarted.any():
@@ -333,9 +347,88 @@ class LedgerMemory:
                                                        np.empty(0, dtype=np.int64), min_frequency))
         now = self._pinned(extension.presence, extension.present, cell[uniform], extension.index[uniform],
                            min_frequency)
-        found = replace(found, pinned=(min_frequency, now), groups_given_away=max(now - self.pinned[1], 0))
-        self._last = (cell, person, value, extension, found)
+        summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
+        related = self._related(cell, extension, ~uniform & ~summed, old)
+        given = max(now - self.pinned[1], 0) + self._families_given_away(cell, extension, ~uniform & ~summed,
+                                                                         related, min_frequency)
+        found = replace(found, pinned=(min_frequency, now), groups_given_away=given)
+        self._last = (cell, person, value, extension, found, related)
         return found
+
+    def _related(self, cell: np.ndarray, extension: _Extension, kept: np.ndarray, old: np.ndarray) -> _Relations:
+        """The consistent overlaps and conflicts (`value_families.compared`) of the incoming cells
+        chosen by `kept` (sums: not all of one value) with each other and with the remembered
+        sums, both ways; `old` the remembered entries' contributions as they now stand."""
+        new_numbers = np.unique(cell[kept])
+        if not len(new_numbers):
+            return {}, {}
+        persons = len(extension.persons)
+        theirs = np.zeros(persons, dtype=bool)
+        theirs[extension.index[kept]] = True
+        chosen = ~self.alike[self.cell] & theirs[self.person]  # remembered sums' entries of the same persons
+        old_numbers = np.unique(self.cell[chosen])
+        numbers = np.r_[old_numbers, new_numbers]
+        every = sparse.csr_matrix(
+            (np.r_[old[chosen], extension.contribution[kept]],
+             (np.r_[np.searchsorted(old_numbers, self.cell[chosen]),
+                    len(old_numbers) + np.searchsorted(new_numbers, cell[kept])],
+              np.r_[self.person[chosen], extension.index[kept]])), shape=(len(numbers), persons))
+        found = value_families.compared(every[len(old_numbers):], every)
+        relations: _Relations = ({}, {})
+        for related, matrix in zip(relations, found):
+            for row, column in zip(*np.nonzero(matrix)):
+                one, other = int(new_numbers[row]), int(numbers[column])
+                if one != other:
+                    related.setdefault(one, set()).add(other)
+                    related.setdefault(other, set()).add(one)
+        return relations
+
+    def _families_given_away(self, cell: np.ndarray, extension: _Extension, kept: np.ndarray, related: _Relations,
+                             min_frequency: int) -> int:
+        """How much the incoming sums (`kept`) add to what the group audit finds in the families of
+        sums they join (`value_families.family`): each family audited with and without them."""
+        new_numbers = {int(number) for number in np.unique(cell[kept])}
+        consistent = _joined(self.consistent, related[0])
+        conflicting = _joined(self.conflicting, related[1])
+        families = {value_families.family(number, consistent, conflicting) for number in new_numbers}
+        given = 0
+        for cells in families:
+            if len(cells) < 2:
+                continue
+            before = cells - new_numbers
+            now = self._family_pinned(cells, cell, extension, kept, min_frequency)
+            given += max(now - (self._family_pinned(before, cell, extension, kept, min_frequency)
+                                if len(before) > 1 else 0), 0)
+        return given
+
+    def _family_pinned(self, cells: frozenset[int], cell: np.ndarray, extension: _Extension, kept: np.ndarray,
+                       min_frequency: int) -> int:
+        """The group audit of a family of cells (remembered ones and incoming ones chosen by `kept`)
+        by their memberships: one person of each set of persons in the same of these cells stands
+        for it."""
+        numbers = np.array(sorted(cells), dtype=np.int64)
+        old_numbers = numbers[numbers <= self.highest]
+        starts = np.searchsorted(self.cell, old_numbers)
+        ends = np.searchsorted(self.cell, old_numbers, side="right")
+        taken = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.empty(0, dtype=np.int64)])
+        incoming = kept & _among(cell, numbers[numbers > self.highest])
+        member_cell = np.r_[self.cell[taken], cell[incoming]]
+        member = np.r_[self.person[taken], extension.index[incoming]]
+        persons = len(extension.persons)
+        # persons in the same cells add up the same codes in the same order (the entries come by cell)
+        codes = np.bincount(member, weights=_cell_codes(member_cell), minlength=persons)
+        held = np.bincount(member, minlength=persons)
+        present = np.flatnonzero(held)
+        of_person = np.full(persons, -1, dtype=np.int64)
+        of_person[present] = _factorized(codes[present].view(np.uint64), held[present])
+        group_size = np.bincount(of_person[present])
+        standing = np.zeros(persons, dtype=bool)
+        first = np.empty(len(group_size), dtype=np.int64)
+        first[of_person[present][::-1]] = present[::-1]
+        standing[first] = True
+        chosen = standing[member]
+        return group_audit.pinned(np.searchsorted(numbers, member_cell[chosen]), of_person[member[chosen]],
+                                  group_size, min_frequency)
 
     def _pinned(self, presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray,
                 min_frequency: int) -> int:
@@ -354,6 +447,22 @@ class LedgerMemory:
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
                                   np.bincount(of_group), min_frequency)
+
+
+def _joined(kept: dict[int, set[int]], found: dict[int, set[int]]) -> dict[int, set[int]]:
+    """The remembered relations with those found for incoming cells (both ways), without changing
+    the remembered."""
+    joined = dict(kept)
+    for one, others in found.items():
+        joined[one] = joined.get(one, set()) | others
+    return joined
+
+
+def _cell_codes(cell: np.ndarray) -> np.ndarray:
+    """A number in [1, 2) per cell number, from its 64-bit hash: sums of them tell sets of cells
+    apart (collisions as rare as the hash's)."""
+    bits = entry_hash(cell, np.full(len(cell), _PRESENT))
+    return ((bits >> np.uint64(12)) | np.uint64(0x3FF0000000000000)).view(np.float64)
 
 
 def _among(cell: np.ndarray, chosen: np.ndarray) -> np.ndarray:
