@@ -8,12 +8,14 @@ women of that district whose number and sum of children follow by subtraction. T
 differ (so each is a class of its own), and another answer (persons by year of birth) puts them
 in different cells, so no class and no set of persons in the same cells is given away.
 
-This audit looks at who is in each count cell (`ledger_memory._alike`: a cell whose persons'
-values are all one value; sums stay out so that a group pinned down and an empty one are found
-alike, the empty one by `safepool.query.empty_differences`). A combination of the cells'
+This audit looks at who is in each cell of a set whose memberships tell what its values tell:
+the count cells (`ledger_memory._alike`: a cell whose persons' values are all one value), or a
+family of sums whose persons contribute the same amount to each (`safepool.query.value_families`).
+A count and a sum are not taken together, so that a group pinned down and an empty one are found
+alike, the empty one by `safepool.query.empty_differences`. A combination of the cells'
 memberships that is one on a group G and zero elsewhere (1_G in their row space R) tells the
-number of persons in G and, with the same combination of the sums beside the counts, their sum;
-G must then hold at least the minimum frequency k. Persons in the same cells (a membership
+number of persons in G and, with the same combination of the sums beside the counts (or of a
+family's sums), their sum; G must then hold at least the minimum frequency k. Persons in the same cells (a membership
 group) are never told apart, so G is made of whole membership groups, each of fewer than k
 persons.
 

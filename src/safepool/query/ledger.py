@@ -29,15 +29,16 @@ checked three ways against what was shown before:
 - all answers together (`safepool.query.audit_algebra`): no combination of every shown cell,
   added and subtracted, may give away a class of fewer persons than the minimum frequency;
 - groups (`safepool.query.group_audit`, within the all-answers audit): no combination of the
-  counts shown (cells whose persons' values are all one value) may pin down a group of fewer persons
-  than the minimum frequency, even one that other answers split into persons of their own (three
-  answers with counts left four women, their number and their children, after a table by year
-  of birth had put each in a cell of her own).
+  counts shown (cells whose persons' values are all one value), nor of sums whose persons
+  contribute the same amount to each (`safepool.query.value_families`), may pin down a group of
+  fewer persons than the minimum frequency, even one that other answers split into persons of
+  their own (three answers left four women, their number and their children, after a table by
+  year of birth had put each in a cell of her own; three sums alone left their children).
 
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart, the group audit at set differences of
-counts). `check` names the cells that fail
+counts and of sums of one amount). `check` names the cells that fail
 any check, and the query engine hides them as cells of too few persons are hidden and asks
 again with what it would show then; an answer is remembered only when nothing is found. A cell
 also carries its definition (`safepool.query.definitions`): one with the

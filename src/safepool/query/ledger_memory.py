@@ -20,7 +20,11 @@ kept instead, and extended by the incoming cells only:
 - each entry's contribution to the algebra (weight times first value, one by membership, zero for
   an entry that does not count), kept in the order of the cells: the rows of a sparse matrix of
   cells x persons as they are, appended to by each query;
-- A A^T of the remembered cells, and random probes per person, drawn when first needed.
+- A A^T of the remembered cells, and random probes per person, drawn when first needed;
+- which remembered sums (cells whose values are not all one value) share persons who contribute
+  the same to both, and which share one who does not (`safepool.query.value_families`), with
+  the positions of their entries: an incoming sum is compared with those only, and audited
+  with the family it joins, with and without it.
 
 A person whose values were all zero and who now gets a value that is not zero drops the zero
 entries (they no longer count) and starts again from the incoming entries. The state is bound to
@@ -47,6 +51,7 @@ RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are 
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
 _GRAM_CELLS = 2048  # A A^T is kept up to this many cells (32 MB), made afresh beyond
 _SEED = 20261130
+_SAMPLED = 16  # one person in this many (by a mix of the ledger key) is compared first for relations of sums
 _PRESENT = np.nan  # the weight a cell's presence is hashed with: no entry's weight (those are numbers)
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
@@ -124,6 +129,9 @@ class LedgerMemory:
         self._entries = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.int32),
                          "contribution": np.empty(0, dtype=np.float64)}
         self._kept = 0
+        # positions of the remembered entries of cells not all of one value (sums), in buffers with room to grow
+        self._sum_entries = np.empty(0, dtype=np.int64)
+        self._sums_kept = 0
         self.highest = 0  # the highest cell number remembered (sums included)
         self.persons = np.empty(0, dtype=np.uint64)
         self.first = np.empty(0, dtype=np.float64)
@@ -161,16 +169,10 @@ class LedgerMemory:
     contribution = _remembered("contribution")
 
     def _append(self, **columns: np.ndarray) -> None:
-        """Add entries at the end of the buffers (when full, grown to twice what they hold, so that
-        the remembered entries are copied about once in all, not on every query)."""
+        """Add entries at the end of the buffers (`_appended`)."""
         added = len(next(iter(columns.values())))
         for name, values in columns.items():
-            buffer = self._entries[name]
-            if len(buffer) < self._kept + added:
-                grown = np.empty(max(2 * self._kept, self._kept + added), dtype=buffer.dtype)
-                grown[:self._kept] = buffer[:self._kept]
-                self._entries[name] = buffer = grown
-            buffer[self._kept:self._kept + added] = values
+            self._entries[name] = _appended(self._entries[name], self._kept, values)
         self._kept += added
 
     @classmethod
@@ -277,8 +279,12 @@ class LedgerMemory:
         for ours, found in ((self.consistent, related[0]), (self.conflicting, related[1])):
             for one, others in found.items():
                 ours.setdefault(one, set()).update(others)
+        first_position = self._kept
         self._append(cell=cell[order], person=extension.index[order],
                      contribution=extension.contribution[order])
+        positions = first_position + np.flatnonzero(~self.alike[cell[order]])
+        self._sum_entries = _appended(self._sum_entries, self._sums_kept, positions)
+        self._sums_kept += len(positions)
         if len(extension.persons) > len(self.persons):
             self._index = None
         self.persons, self.first = extension.persons, extension.first
@@ -365,15 +371,16 @@ class LedgerMemory:
         persons = len(extension.persons)
         theirs = np.zeros(persons, dtype=bool)
         theirs[extension.index[kept]] = True
-        chosen = ~self.alike[self.cell] & theirs[self.person]  # remembered sums' entries of the same persons
-        old_numbers = np.unique(self.cell[chosen])
+        summed = self._sum_entries[:self._sums_kept]
+        chosen = summed[theirs[self.person[summed]]]  # remembered sums' entries of the same persons
+        old_cell = self.cell[chosen]
+        old_numbers = np.unique(old_cell)
         numbers = np.r_[old_numbers, new_numbers]
-        every = sparse.csr_matrix(
-            (np.r_[old[chosen], extension.contribution[kept]],
-             (np.r_[np.searchsorted(old_numbers, self.cell[chosen]),
-                    len(old_numbers) + np.searchsorted(new_numbers, cell[kept])],
-              np.r_[self.person[chosen], extension.index[kept]])), shape=(len(numbers), persons))
-        found = value_families.compared(every[len(old_numbers):], every)
+        new_row = np.searchsorted(new_numbers, cell[kept])
+        every = (np.r_[np.searchsorted(old_numbers, old_cell), len(old_numbers) + new_row],
+                 np.r_[self.person[chosen], extension.index[kept]], np.r_[old[chosen], extension.contribution[kept]])
+        found = value_families.compared(every, (new_row, extension.index[kept], extension.contribution[kept]),
+                                        len(numbers), mix(extension.persons) % np.uint64(_SAMPLED) == 0)
         relations: _Relations = ({}, {})
         for related, matrix in zip(relations, found):
             for row, column in zip(*np.nonzero(matrix)):
@@ -447,6 +454,17 @@ class LedgerMemory:
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
                                   np.bincount(of_group), min_frequency)
+
+
+def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
+    """The buffer (its first `kept` values in use) with `values` after them; when full, grown to
+    twice what it holds, so that what it holds is copied about once in all, not on every query."""
+    if len(buffer) < kept + len(values):
+        grown = np.empty(max(2 * kept, kept + len(values)), dtype=buffer.dtype)
+        grown[:kept] = buffer[:kept]
+        buffer = grown
+    buffer[kept:kept + len(values)] = values
+    return buffer
 
 
 def _joined(kept: dict[int, set[int]], found: dict[int, set[int]]) -> dict[int, set[int]]:

@@ -28,30 +28,79 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 
 import numpy as np
-from scipy import sparse
-
-from safepool.query.audit_algebra import products
 
 _SAME = 1e-9  # squared differences below this share of the squared amounts compared are rounding
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # row, person, contribution of each entry
 
 
-def compared(new: sparse.csr_matrix, every: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """For each new cell (rows of `new`) and each cell of `every` (rows: their contributions per
-    person; a stored zero is a member who contributes nothing): whether they share persons who all
-    contribute the same to both (consistent), and whether they share a person who does not
-    (in conflict). Sum over shared persons of (a - b)^2 = sum b^2 + sum a^2 - 2 sum ab."""
-    member_new, member_every = _members(new), _members(every)
-    squared_new, squared_every = new.multiply(new).tocsr(), every.multiply(every).tocsr()
-    shared = products(member_new, member_every)
-    scale = products(member_new, squared_every) + products(squared_new, member_every)
-    difference = scale - 2.0 * products(new, every)
+def compared(every: Entries, new: Entries, rows: int, sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each new cell and each of `rows` cells (the new ones last): whether they share persons
+    who all contribute the same to both (consistent), and whether they share a person who does not
+    (in conflict). `every` holds the entries of all of them (row, person, contribution; members contributing
+    zero included), `new` the new cells' (numbered 0..); `sampled` marks some persons (which
+    ones changes how much is compared, never what is found). Cells of different amounts that share many persons are in conflict at the
+    sampled ones already; only the pairs that the sample does not find in conflict are compared
+    over every shared person, so the exact work is that of few pairs, not of all."""
+    width = int(new[0].max()) + 1 if len(new[0]) else 0
+    others = np.ones((width, rows), dtype=bool)
+    others[np.arange(width), rows - width + np.arange(width)] = False  # a cell is not compared with itself
+    in_sample = _within(every, sampled[every[1]]), _within(new, sampled[new[1]])
+    conflicting = _differences(*in_sample, rows, width, others, len(sampled))[1]
+    consistent, found = _differences(every, new, rows, width, others & ~conflicting, len(sampled))
+    return consistent, conflicting | found
+
+
+def _within(entries: Entries, chosen: np.ndarray) -> Entries:
+    return entries[0][chosen], entries[1][chosen], entries[2][chosen]
+
+
+def _differences(every: Entries, new: Entries, rows: int, width: int, asked: np.ndarray, persons: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """`compared` over the pairs (new cell, row) marked in `asked` (width x rows), exactly. The new
+    entries are taken in layers (the first entry of each person, then the second, ...), each
+    layer's cells compared at once with the entries of its persons: squared differences over the
+    shared persons against their squared amounts."""
+    row, person, value = every
+    new_row, new_person, new_value = new
+    entries_of = np.bincount(new_person, minlength=persons)
+    wanted = asked.T.ravel()  # by row * width + new cell
+    keep = (entries_of[person] > 0) & asked.any(axis=0)[row]
+    row, person, value = row[keep], person[keep], value[keep]
+    shared, difference, scale = (np.zeros(rows * width) for _ in range(3))
+    cell_of = np.full(persons, -1, dtype=np.int64)
+    amount = np.zeros(persons)
+    for depth, layer in enumerate(_layers(new_row, new_person, persons)):
+        if depth:  # only persons with more new entries than the layers before
+            deeper = entries_of[person] > depth
+            row, person, value = row[deeper], person[deeper], value[deeper]
+        cell_of[new_person[layer]] = new_row[layer]
+        amount[new_person[layer]] = new_value[layer]
+        key = row * width + cell_of[person]
+        taken = wanted[key]
+        key, theirs, ours = key[taken], amount[person[taken]], value[taken]
+        shared += np.bincount(key, minlength=rows * width)
+        difference += np.bincount(key, weights=(ours - theirs) ** 2, minlength=rows * width)
+        scale += np.bincount(key, weights=ours ** 2 + theirs ** 2, minlength=rows * width)
     conflicting = (shared > 0) & (difference > _SAME * scale)
-    return (shared > 0) & ~conflicting, conflicting
+    consistent = (shared > 0) & ~conflicting
+    return consistent.reshape(rows, width).T, conflicting.reshape(rows, width).T
 
 
-def _members(rows: sparse.csr_matrix) -> sparse.csr_matrix:
-    """The same matrix with one for every stored entry (members contributing zero included)."""
-    return sparse.csr_matrix((np.ones(len(rows.data)), rows.indices, rows.indptr), shape=rows.shape)
+def _layers(row: np.ndarray, person: np.ndarray, persons: int) -> list[np.ndarray]:
+    """The entries (in the order of their rows) split so that each person is in a layer once: the
+    first entry of each person, the second, ...; one layer when every person is in one new cell,
+    the common case. A person's rank is counted row by row."""
+    bounds = np.searchsorted(row, np.arange(int(row.max(initial=-1)) + 2))
+    seen = np.zeros(persons, dtype=np.int64)
+    rank = np.empty(len(person), dtype=np.int64)
+    for start, end in zip(bounds[:-1], bounds[1:]):
+        rank[start:end] = seen[person[start:end]]
+        seen[person[start:end]] += 1
+    if not len(rank) or rank.max() == 0:
+        return [np.arange(len(person))]
+    by_rank = np.argsort(rank, kind="stable")
+    edges = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+    return [by_rank[edges[k]:edges[k + 1]] for k in range(len(edges) - 1)]
 
 
 def family(start: int, consistent: Mapping[int, Set[int]], conflicting: Mapping[int, Set[int]]) -> frozenset[int]:
