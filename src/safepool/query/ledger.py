@@ -296,13 +296,6 @@ def withheld_entries(hidden: Iterable[tuple[int, str]], measures: Sequence[str])
              "check": f"differencing ({', '.join(sorted(set(found)))})"} for j, found in sorted(checks.items())]
 
 
-def _distinct(numbers: np.ndarray) -> np.ndarray:
-    """The distinct numbers in order (by counting when they are small and not negative)."""
-    if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
-        return np.flatnonzero(np.bincount(numbers))
-    return np.unique(numbers)
-
-
 def cell_signatures(incoming: pd.DataFrame) -> pd.DataFrame:
     """Per cell (columns cell, size, signature) an order-free hash of its persons and values: the
     xor over its rows of a 64-bit mix of each (person, value to `_SIGNATURE_DECIMALS` decimals).
@@ -684,7 +677,7 @@ class Ledger:
         `same`) take part as remembered ones, and an entry as the parts of each of its splits (its
         persons' contributions are theirs added up, as a reader adds up the shown cells)."""
         chosen = set(cells)
-        distinct = _distinct(np.asarray(self._candidates, dtype=np.int64))
+        distinct = ledger_memory.distinct_numbers(np.asarray(self._candidates, dtype=np.int64))
         rows = {cell: int(np.searchsorted(distinct, cell)) for cell in chosen - set(self._sums_within(cells))}
         signed = self._signatures.set_index("cell")
         size, signature = signed["size"].to_dict(), signed["signature"].to_dict()
@@ -699,7 +692,7 @@ class Ledger:
 
     def _numbers(self, cells: np.ndarray) -> Any:
         """Numbers for incoming cells above every remembered one, in the order of their own numbers."""
-        distinct = _distinct(cells)
+        distinct = ledger_memory.distinct_numbers(cells)
         return lambda chosen: self.cells + 1 + np.searchsorted(distinct, chosen)
 
     def _signed(self) -> dict[tuple[int, int], set[str | None]]:
@@ -909,7 +902,7 @@ class Ledger:
         if not np.isfinite(value).all():
             raise ValueError("ledger contributions must be finite numbers")
         numbers = incoming["cell"].to_numpy(dtype=np.int64)
-        distinct = _distinct(np.r_[numbers, np.fromiter(defined, dtype=np.int64, count=len(defined))])
+        distinct = ledger_memory.distinct_numbers(np.r_[numbers, np.fromiter(defined, dtype=np.int64, count=len(defined))])
         cell = self.cells + 1 + np.searchsorted(distinct, numbers).astype(np.int64)
         number = {int(c): self.cells + 1 + i for i, c in enumerate(distinct)}
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}

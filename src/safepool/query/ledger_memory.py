@@ -365,7 +365,7 @@ class LedgerMemory:
         """The consistent overlaps and conflicts (`value_families.compared`) of the incoming cells
         chosen by `kept` (sums: not all of one value) with each other and with the remembered
         sums, both ways; `old` the remembered entries' contributions as they now stand."""
-        new_numbers = np.unique(cell[kept])
+        new_numbers = distinct_numbers(cell[kept])
         if not len(new_numbers):
             return {}, {}
         persons = len(extension.persons)
@@ -374,7 +374,7 @@ class LedgerMemory:
         summed = self._sum_entries[:self._sums_kept]
         chosen = summed[theirs[self.person[summed]]]  # remembered sums' entries of the same persons
         old_cell = self.cell[chosen]
-        old_numbers = np.unique(old_cell)
+        old_numbers = distinct_numbers(old_cell)
         numbers = np.r_[old_numbers, new_numbers]
         new_row = np.searchsorted(new_numbers, cell[kept])
         every = (np.r_[np.searchsorted(old_numbers, old_cell), len(old_numbers) + new_row],
@@ -394,7 +394,7 @@ class LedgerMemory:
                              min_frequency: int) -> int:
         """How much the incoming sums (`kept`) add to what the group audit finds in the families of
         sums they join (`value_families.family`): each family audited with and without them."""
-        new_numbers = {int(number) for number in np.unique(cell[kept])}
+        new_numbers = {int(number) for number in distinct_numbers(cell[kept])}
         consistent = _joined(self.consistent, related[0])
         conflicting = _joined(self.conflicting, related[1])
         families = {value_families.family(number, consistent, conflicting) for number in new_numbers}
@@ -454,6 +454,14 @@ class LedgerMemory:
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
                                   np.bincount(of_group), min_frequency)
+
+
+def distinct_numbers(numbers: np.ndarray) -> np.ndarray:
+    """The distinct numbers in order (by counting when they are small and not negative, as cell
+    numbers are: no sort of a million entries)."""
+    if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
+        return np.flatnonzero(np.bincount(numbers))
+    return np.unique(numbers)
 
 
 def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
