@@ -357,17 +357,21 @@ def test_three_answers_with_counts_cannot_single_out_four_persons(tmp_path, spli
     setup = four_women_apart(tmp_path)
     if first == "sum of everyone":
         assert ask(setup, "SELECT sum(amount) AS s FROM payments").table["status"].eq(SHOWN).all()
-    if split:
-        for year in range(1941, 1945):
-            born = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
-            assert born.table.loc[0, "status"] == SHOWN
     measures = "sum(amount) AS s, count(DISTINCT pid) AS n" if first == "sum" else "count(DISTINCT pid) AS n, sum(amount) AS s"
-    base = f"SELECT {measures} FROM payments JOIN population USING (pid) WHERE sex = 'F'"
-    for where in ("", " AND birth_year < 1941"):
-        assert ask(setup, base + where).table["status"].eq(SHOWN).all()
-    third = ask(setup, base + " AND birth_year >= 1945")
+    *before, third = around_the_four(setup, measures, split)
+    assert all(answer.table["status"].eq(SHOWN).all() for answer in before)
     assert third.table["status"].eq("suppressed").all() and np.isnan(third.table.loc[0, "n"])
     assert ledger_hid(setup)
+
+
+def around_the_four(setup, measures: str, split: bool) -> list:
+    """All women, those born before 1941 and those born after 1944 (`four_women_apart`), each with
+    `measures`; with `split`, after counts by each year of birth the four were born in."""
+    for year in range(1941, 1945) if split else ():
+        born = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
+        assert born.table.loc[0, "status"] == SHOWN
+    base = f"SELECT {measures} FROM payments JOIN population USING (pid) WHERE sex = 'F'"
+    return [ask(setup, base + where) for where in ("", " AND birth_year < 1941", " AND birth_year >= 1945")]
 
 
 @pytest.mark.parametrize("split", [False, True], ids=["together", "split by years of birth first"])
@@ -377,14 +381,8 @@ def test_three_sums_without_counts_cannot_single_out_four_persons(tmp_path, spli
     the same amount to each of them (one measure), so their memberships tell what their values
     tell, and the group audit takes the three as one family of cells: the third is hidden."""
     setup = four_women_apart(tmp_path)
-    if split:
-        for year in range(1941, 1945):
-            born = ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
-            assert born.table.loc[0, "status"] == SHOWN
-    base = "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
-    for where in ("", " AND birth_year < 1941"):
-        assert ask(setup, base + where).table["status"].eq(SHOWN).all()
-    third = ask(setup, base + " AND birth_year >= 1945")
+    *before, third = around_the_four(setup, "sum(amount) AS s", split)
+    assert all(answer.table["status"].eq(SHOWN).all() for answer in before)
     assert third.table["status"].eq("suppressed").all() and np.isnan(third.table.loc[0, "s"])
     assert ledger_hid(setup)
 
@@ -394,14 +392,9 @@ def test_three_sums_hide_a_group_of_four_as_they_hide_an_empty_one(tmp_path, spl
     """The asymmetry of that route: with no woman born between the bands, the third sum is an
     empty difference (hidden); with four, it told their sum (shown), so the hiding told the two
     pools apart. Now the answers look the same either way."""
-    seen = {}
-    for between in (True, False):
-        setup = four_women_apart(tmp_path, between)
-        for year in range(1941, 1945) if split else ():
-            ask(setup, f"SELECT count(DISTINCT pid) AS n FROM population WHERE birth_year = {year}")
-        base = "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
-        seen[between] = [shape(ask(setup, base + where))
-                         for where in ("", " AND birth_year < 1941", " AND birth_year >= 1945")]
+    seen = {between: [shape(answer) for answer in around_the_four(four_women_apart(tmp_path, between),
+                                                                  "sum(amount) AS s", split)]
+            for between in (True, False)}
     assert seen[True] == seen[False]
 
 
