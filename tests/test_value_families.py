@@ -75,9 +75,16 @@ def test_a_person_in_several_new_cells_is_compared_in_each():
 def test_a_family_grows_along_consistent_overlaps_and_never_takes_a_conflict():
     """All women (1), those born early (2, sharing no one with 3) and those born late outside a
     district (3): 3 joins 1, and through it 2. A cell in conflict with 1 (4, another amount) stays
-    out, though it is consistent with 2."""
-    consistent = {3: {1}, 1: {2, 3}, 2: {1, 4}, 4: {2}}
+    out, though it is consistent with 2, and so does 6, reached only through 4."""
+    consistent = {3: {1}, 1: {2, 3}, 2: {1, 4}, 4: {2, 6}, 6: {4}}
     conflicting = {4: {1}, 1: {4}}
-    assert family(3, consistent, conflicting) == frozenset({1, 2, 3})
-    assert family(4, consistent, conflicting) == frozenset({2, 4})
-    assert family(5, consistent, conflicting) == frozenset({5})
+    asked: list[int] = []
+
+    def relations_of(cell: int) -> tuple[set[int], set[int]]:
+        asked.append(cell)
+        return consistent.get(cell, set()), conflicting.get(cell, set())
+
+    assert family(3, relations_of) == frozenset({1, 2, 3})
+    assert 6 not in asked  # reached only through a cell left out: never worked out
+    assert family(4, relations_of) == frozenset({2, 4, 6})
+    assert family(5, relations_of) == frozenset({5})

@@ -38,6 +38,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -55,7 +56,8 @@ _SAMPLED = 16  # one person in this many (by a mix of the ledger key) is compare
 _PRESENT = np.nan  # the weight a cell's presence is hashed with: no entry's weight (those are numbers)
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
-_Relations = tuple[dict[int, set[int]], dict[int, set[int]]]  # consistent overlaps and conflicts, by cell number
+# consistent overlaps and conflicts by cell number (both ways), and the cells compared with every other
+_Relations = tuple[dict[int, set[int]], dict[int, set[int]], set[int]]
 
 
 def mix(x: np.ndarray) -> np.ndarray:
@@ -156,9 +158,13 @@ class LedgerMemory:
         self.pinned: tuple[int, int] | None = None
         self.alike = np.zeros(1, dtype=bool)  # per cell number: whether its persons' values are all one value
         # among the other remembered cells (sums), those sharing persons who all contribute the same to
-        # both, and those sharing a person who does not (`value_families`), by cell number both ways
+        # both, and those sharing a person who does not (`value_families`), by cell number both ways;
+        # `related` the sums whose relations with every cell remembered before them were worked out (when
+        # asked, or when the audit of their own question did): a relation is known once one of its two
+        # cells is so, whichever came later
         self.consistent: dict[int, set[int]] = {}
         self.conflicting: dict[int, set[int]] = {}
+        self.related: set[int] = set()
         # the entries last audited, their extension and, once the audit is done, what it found and the
         # relations of its sums (`_related`)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None, _Relations | None] | None \
@@ -273,12 +279,11 @@ class LedgerMemory:
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
             self.contribution[extension.restarted[self.person]] = 0.0
-        if related is None:
-            summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
-            related = self._related(cell, extension, ~in_alike & ~summed, self.contribution)
-        for ours, found in ((self.consistent, related[0]), (self.conflicting, related[1])):
-            for one, others in found.items():
-                ours.setdefault(one, set()).update(others)
+        if related is not None:  # else worked out when a family reaches them
+            for ours, found in ((self.consistent, related[0]), (self.conflicting, related[1])):
+                for one, others in found.items():
+                    ours.setdefault(one, set()).update(others)
+            self.related.update(related[2])
         first_position = self._kept
         self._append(cell=cell[order], person=extension.index[order],
                      contribution=extension.contribution[order])
@@ -354,34 +359,37 @@ class LedgerMemory:
         now = self._pinned(extension.presence, extension.present, cell[uniform], extension.index[uniform],
                            min_frequency)
         summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
-        related = self._related(cell, extension, ~uniform & ~summed, old)
-        given = max(now - self.pinned[1], 0) + self._families_given_away(cell, extension, ~uniform & ~summed,
-                                                                         related, min_frequency)
+        kept = ~uniform & ~summed
+        related = self._related(cell[kept], extension.index[kept], extension.contribution[kept], extension.persons,
+                                old)
+        given = max(now - self.pinned[1], 0) + self._families_given_away(cell, extension, kept, related, min_frequency)
         found = replace(found, pinned=(min_frequency, now), groups_given_away=given)
         self._last = (cell, person, value, extension, found, related)
         return found
 
-    def _related(self, cell: np.ndarray, extension: _Extension, kept: np.ndarray, old: np.ndarray) -> _Relations:
-        """The consistent overlaps and conflicts (`value_families.compared`) of the incoming cells
-        chosen by `kept` (sums: not all of one value) with each other and with the remembered
-        sums, both ways; `old` the remembered entries' contributions as they now stand."""
-        new_numbers = distinct_numbers(cell[kept])
+    def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
+                 remembered: np.ndarray) -> _Relations:
+        """The consistent overlaps and conflicts (`value_families.compared`) of the given cells' entries
+        (cell numbers, persons as indices into `persons`, every person so far, and contributions)
+        with each other and with the other remembered sums, whose entries contribute `remembered`
+        (as they stand with the incoming entries: a person who restarts no longer counts)."""
+        new_numbers = distinct_numbers(cell)
         if not len(new_numbers):
-            return {}, {}
-        persons = len(extension.persons)
-        theirs = np.zeros(persons, dtype=bool)
-        theirs[extension.index[kept]] = True
+            return {}, {}, set()
+        theirs = np.zeros(len(persons), dtype=bool)
+        theirs[index] = True
         summed = self._sum_entries[:self._sums_kept]
         chosen = summed[theirs[self.person[summed]]]  # remembered sums' entries of the same persons
+        chosen = chosen[~_among(self.cell[chosen], new_numbers)]  # a remembered cell compared is one of the new
         old_cell = self.cell[chosen]
         old_numbers = distinct_numbers(old_cell)
         numbers = np.r_[old_numbers, new_numbers]
-        new_row = np.searchsorted(new_numbers, cell[kept])
+        new_row = np.searchsorted(new_numbers, cell)
         every = (np.r_[np.searchsorted(old_numbers, old_cell), len(old_numbers) + new_row],
-                 np.r_[self.person[chosen], extension.index[kept]], np.r_[old[chosen], extension.contribution[kept]])
-        found = value_families.compared(every, (new_row, extension.index[kept], extension.contribution[kept]),
-                                        len(numbers), mix(extension.persons) % np.uint64(_SAMPLED) == 0)
-        relations: _Relations = ({}, {})
+                 np.r_[self.person[chosen], index], np.r_[remembered[chosen], contribution])
+        found = value_families.compared(every, (new_row, index, contribution), len(numbers),
+                                        mix(persons) % np.uint64(_SAMPLED) == 0)
+        relations: _Relations = ({}, {}, {int(number) for number in new_numbers})
         for related, matrix in zip(relations, found):
             for row, column in zip(*np.nonzero(matrix)):
                 one, other = int(new_numbers[row]), int(numbers[column])
@@ -390,14 +398,30 @@ class LedgerMemory:
                     related.setdefault(other, set()).add(one)
         return relations
 
+    def _relations_of(self, number: int, incoming: _Relations, persons: np.ndarray) -> tuple[set[int], set[int]]:
+        """A cell's consistent overlaps and conflicts with every other (remembered or incoming):
+        those of a remembered sum not yet worked out are worked out now and kept."""
+        if number <= self.highest and number not in self.related:
+            taken = slice(*np.searchsorted(self.cell, [number, number + 1]))
+            # a person who restarts contributes alike to every remembered cell before and after, so
+            # the relations of remembered cells are the same either way
+            found = self._related(self.cell[taken], self.person[taken], self.contribution[taken], persons,
+                                  self.contribution)
+            for ours, more in zip((self.consistent, self.conflicting), found):
+                for one, others in more.items():
+                    ours.setdefault(one, set()).update(others)
+            self.related.add(number)
+        return (self.consistent.get(number, set()) | incoming[0].get(number, set()),
+                self.conflicting.get(number, set()) | incoming[1].get(number, set()))
+
     def _families_given_away(self, cell: np.ndarray, extension: _Extension, kept: np.ndarray, related: _Relations,
                              min_frequency: int) -> int:
         """How much the incoming sums (`kept`) add to what the group audit finds in the families of
         sums they join (`value_families.family`): each family audited with and without them."""
-        new_numbers = {int(number) for number in distinct_numbers(cell[kept])}
-        consistent = _joined(self.consistent, related[0])
-        conflicting = _joined(self.conflicting, related[1])
-        families = {value_families.family(number, consistent, conflicting) for number in new_numbers}
+        new_numbers = related[2]
+        families = {value_families.family(number, partial(self._relations_of, incoming=related,
+                                                          persons=extension.persons))
+                    for number in sorted(new_numbers)}
         given = 0
         for cells in families:
             if len(cells) < 2:
@@ -429,11 +453,7 @@ class LedgerMemory:
         of_person = np.full(persons, -1, dtype=np.int64)
         of_person[present] = _factorized(codes[present].view(np.uint64), held[present])
         group_size = np.bincount(of_person[present])
-        standing = np.zeros(persons, dtype=bool)
-        first = np.empty(len(group_size), dtype=np.int64)
-        first[of_person[present][::-1]] = present[::-1]
-        standing[first] = True
-        chosen = standing[member]
+        chosen = _standing(of_person[present], present, persons)[member]
         return group_audit.pinned(np.searchsorted(numbers, member_cell[chosen]), of_person[member[chosen]],
                                   group_size, min_frequency)
 
@@ -446,10 +466,7 @@ class LedgerMemory:
         of_group = _factorized(presence, present)
         if not len(of_group):
             return 0
-        standing = np.zeros(len(of_group), dtype=bool)
-        first = np.empty(int(of_group.max()) + 1, dtype=np.int64)
-        first[of_group[::-1]] = np.arange(len(of_group))[::-1]
-        standing[first] = True
+        standing = _standing(of_group, np.arange(len(of_group)), len(of_group))
         old = standing[self.person] & self.alike[self.cell]
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
@@ -475,13 +492,14 @@ def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
     return buffer
 
 
-def _joined(kept: dict[int, set[int]], found: dict[int, set[int]]) -> dict[int, set[int]]:
-    """The remembered relations with those found for incoming cells (both ways), without changing
-    the remembered."""
-    joined = dict(kept)
-    for one, others in found.items():
-        joined[one] = joined.get(one, set()) | others
-    return joined
+def _standing(group: np.ndarray, person: np.ndarray, persons: int) -> np.ndarray:
+    """Which of `persons` stand for their groups: the first of `person` in each `group` (numbered
+    0..)."""
+    first = np.empty(int(group.max()) + 1, dtype=np.int64)
+    first[group[::-1]] = person[::-1]
+    standing = np.zeros(persons, dtype=bool)
+    standing[first] = True
+    return standing
 
 
 def _cell_codes(cell: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ checks single persons.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Set
 
 import numpy as np
 
@@ -36,11 +36,12 @@ Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # row, person, contribution
 def compared(every: Entries, new: Entries, rows: int, sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each new cell and each of `rows` cells (the new ones last): whether they share persons
     who all contribute the same to both (consistent), and whether they share a person who does not
-    (in conflict). `every` holds the entries of all of them (row, person, contribution; members contributing
-    zero included), `new` the new cells' (numbered 0..); `sampled` marks some persons (which
-    ones changes how much is compared, never what is found). Cells of different amounts that share many persons are in conflict at the
-    sampled ones already; only the pairs that the sample does not find in conflict are compared
-    over every shared person, so the exact work is that of few pairs, not of all."""
+    (in conflict). `every` holds the entries of all of them (row, person, contribution; members
+    contributing zero included), `new` the new cells' (numbered 0..); `sampled` marks some persons
+    (which ones changes how much is compared, never what is found). Cells of different amounts
+    that share many persons are in conflict at the sampled ones already; only the pairs that the
+    sample does not find in conflict are compared over every shared person, so the exact work is
+    that of few pairs, not of all."""
     width = int(new[0].max()) + 1 if len(new[0]) else 0
     others = np.ones((width, rows), dtype=bool)
     others[np.arange(width), rows - width + np.arange(width)] = False  # a cell is not compared with itself
@@ -103,15 +104,18 @@ def _layers(row: np.ndarray, person: np.ndarray, persons: int) -> list[np.ndarra
     return [by_rank[edges[k]:edges[k + 1]] for k in range(len(edges) - 1)]
 
 
-def family(start: int, consistent: Mapping[int, Set[int]], conflicting: Mapping[int, Set[int]]) -> frozenset[int]:
+def family(start: int, relations_of: Callable[[int], tuple[Set[int], Set[int]]]) -> frozenset[int]:
     """The cells audited with `start`: grown from it along consistent overlaps, in the order of the
-    cells' numbers, each taken when it is in conflict with none taken before."""
+    cells' numbers, each taken when it is in conflict with none taken before. `relations_of(cell)`
+    gives a cell's consistent overlaps and conflicts with every other cell (asked only of the
+    cells reached, so that what is worked out is the family's, not every pair's)."""
     taken = {start}
-    waiting = sorted(consistent.get(start, ()))
+    waiting = sorted(relations_of(start)[0])
     while waiting:
         cell = waiting.pop(0)
-        if cell in taken or conflicting.get(cell, set()) & taken:
+        consistent, conflicting = relations_of(cell)
+        if cell in taken or conflicting & taken:
             continue
         taken.add(cell)
-        waiting = sorted(set(waiting) | (set(consistent.get(cell, ())) - taken))
+        waiting = sorted(set(waiting) | (consistent - taken))
     return frozenset(taken)
