@@ -59,21 +59,35 @@ def test_a_failure_here_stops_the_work_beside(tmp_path):
         os.kill(pid, 0)
 
 
-def test_the_callers_script_is_not_run_again_in_the_child(tmp_path):
+@pytest.mark.parametrize("started_by_safepool", [True, False])
+def test_the_callers_script_is_not_run_again_in_the_child(tmp_path, started_by_safepool):
     """A script without a `__main__` guard: spawn would run it again in the child (and, for the
-    demo, empty the workspace being built); the work beside runs in a forked copy instead."""
+    demo, empty the workspace being built); the work beside runs in a forked copy, or in a fresh
+    interpreter that imports only the function's module."""
     runs = tmp_path / "runs"
     script = tmp_path / "unguarded.py"
     script.write_text(
         "import os, sys\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         f"open({str(runs)!r}, 'a').write('ran\\n')\n"
-        "from safepool.beside import Beside\n"
+        "from safepool import beside\n"
         "from test_beside import own_pid\n"
-        "with Beside() as beside:\n"
-        "    assert beside.start(own_pid, 0).result() != os.getpid()\n")
+        + ("beside.started_by_safepool()\n" if started_by_safepool else "")
+        + f"assert beside.forks() is {started_by_safepool}\n"
+        "with beside.Beside() as work:\n"
+        "    assert work.start(own_pid, 0).result() != os.getpid()\n")
     subprocess.run([sys.executable, str(script)], check=True, timeout=120)
     assert runs.read_text() == "ran\n"
+
+
+def test_a_process_safepool_did_not_start_makes_fresh_interpreters():
+    """This test worker has run other tests (engines, threads safepool cannot see): a child forked
+    from such a process once crashed in Arrow's memory, so its children are fresh interpreters,
+    which have not imported what this process has."""
+    import wave  # noqa: F401  (imported here, not in a fresh interpreter)
+
+    with Beside() as beside:
+        assert beside.start(imported_here, "wave").result() is False
 
 
 def test_a_child_made_ready_early_runs_the_function_when_given_its_arguments():
@@ -103,8 +117,9 @@ def test_the_child_starts_with_what_this_process_imported_and_leaves_its_exit_ha
         "import atexit, sys, wave\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         f"atexit.register(lambda: open({str(marker)!r}, 'a').write('ran\\n'))\n"
-        "from safepool.beside import Beside\n"
+        "from safepool.beside import Beside, started_by_safepool\n"
         "from test_beside import imported_here\n"
+        "started_by_safepool()\n"
         "with Beside() as beside:\n"
         "    assert beside.start(imported_here, 'wave').result() is True\n")
     subprocess.run([sys.executable, str(script)], check=True, timeout=120)
@@ -137,9 +152,10 @@ def test_after_a_native_runtime_started_the_child_is_a_fresh_interpreter(tmp_pat
     script.write_text(
         "import sys, wave\n"
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from safepool.beside import Beside\n"
+        "from safepool.beside import Beside, started_by_safepool\n"
         "from safepool.reports.chart_engine import vegalite_to_svg\n"
         "from test_beside import count_to, draw_a_chart, imported_here\n"
+        "started_by_safepool()\n"
         "assert vegalite_to_svg({'mark': 'point', 'data': {'values': []}}).startswith('<svg')\n"
         "heard = []\n"
         "with Beside() as beside:\n"
@@ -173,8 +189,7 @@ def test_a_background_child_and_its_threads_run_at_the_lowest_priority(monkeypat
     process (whether forked or a fresh interpreter), and its engines' threads with it."""
     import safepool.beside
 
-    if fresh_interpreter:
-        monkeypatch.setattr(safepool.beside, "_FORK_UNSAFE", ["a native runtime (this test)"])
+    monkeypatch.setattr(safepool.beside, "_STARTED_BY_SAFEPOOL", not fresh_interpreter)
     here = os.getpriority(os.PRIO_PROCESS, 0)
     with Beside() as beside:
         assert beside.ready(niceness_here_and_in_a_thread, background=True).start().result() == (19, 19)

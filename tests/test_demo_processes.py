@@ -1,6 +1,6 @@
 """The demo's work beside it (synthesis, the city's use) runs in forked children while that is
-safe and in fresh interpreters once the process has started the chart renderer's engine
-(safepool.beside): the demo gives the same summary both ways."""
+safe (a process the `safepool` command started, before the chart renderer's engine has) and in
+fresh interpreters otherwise (safepool.beside): the demo gives the same summary both ways."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from safepool import beside
 from safepool.demo import run_demo
 
+beside.started_by_safepool()  # as the `safepool` command says it
 forks = []
 fork = os.fork
 os.fork = lambda: forks.append(1) or fork()
@@ -45,7 +46,9 @@ def test_the_demo_gives_the_same_summary_with_forked_children_and_with_fresh_int
 STOPPED = """
 import sys, time
 from pathlib import Path
-import safepool.demo, safepool.demo_people
+import safepool.beside, safepool.demo, safepool.demo_people
+
+safepool.beside.started_by_safepool()  # as the command: the child is forked, with the slow synthesis
 
 def slow_synthesis(*args, **kwargs):
     time.sleep(120)

@@ -7,15 +7,19 @@ its error, pickled, on a pipe.
 
 The child is forked from this process when that is safe: it then starts with every module this
 process has imported, where a fresh interpreter spends several seconds of CPU importing
-safepool's analyses again (at the demo's size, a tenth of all the CPU it uses). It must be made
-ready before this process opens databases or starts threads of its own, so that it inherits no
-connection, lock or worker it could trip over, and it ends with `os._exit`, so that none of this
-process's exit handlers (temporary folders, open files) runs twice. A native runtime with
-threads of its own (the chart renderer's JavaScript engine) cannot be forked: its threads are
-not in the child, which would wait for them forever. Once one has started in this process
-(`fork_unsafe`), the child is a fresh interpreter instead (`python -m safepool.beside`), which
-imports the function's module while this process goes on; the function must then be importable
-and its arguments picklable.
+safepool's analyses again (at the demo's size, a tenth of all the CPU it uses). That is safe only
+in a process safepool started itself (`started_by_safepool`, said by the `safepool` command
+before it runs anything), whose children are made ready before it opens databases or starts
+threads of its own, so that they inherit no connection, lock or worker they could trip over. A
+process started elsewhere (a test runner, a notebook kernel, a web server) may hold engines and
+threads safepool cannot see: a child forked from a test worker that had run other tests crashed
+in Arrow's memory. A native runtime with threads of its own (the chart renderer's JavaScript
+engine) cannot be forked either: its threads are not in the child, which would wait for them
+forever; once one has started (`fork_unsafe`), safepool's own process stops forking too. In both
+cases the child is a fresh interpreter (`python -m safepool.beside`), which imports the
+function's module while this process goes on; the function must then be importable and its
+arguments picklable. A forked child ends with `os._exit`, so that none of this process's exit
+handlers (temporary folders, open files) runs twice.
 
 Neither way runs the caller's script again (as multiprocessing's "spawn" does to a script
 without an `if __name__ == "__main__"` guard, which for the demo would empty the workspace being
@@ -41,6 +45,7 @@ _PROGRESS, _DONE, _FAILED = "progress", "done", "failed"
 BACKGROUND_NICE = 19  # the lowest scheduling priority, for a child made `background`
 YIELDING_STEP = 10    # how much lower than this process a `yielding` thread runs
 _FORK_UNSAFE: list[str] = []  # what has started in this process that a forked child would inherit broken
+_STARTED_BY_SAFEPOOL = False  # said by the `safepool` command, before it runs anything
 
 
 def yielding(function: Callable[..., T], *args: Any) -> T:
@@ -73,6 +78,18 @@ def yielding(function: Callable[..., T], *args: Any) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def started_by_safepool() -> None:
+    """Say that safepool's own command started this process and has opened nothing yet: work beside
+    it may be forked (see the module docstring)."""
+    global _STARTED_BY_SAFEPOOL
+    _STARTED_BY_SAFEPOOL = True
+
+
+def forks() -> bool:
+    """Whether work beside this process starts as a forked copy of it (else a fresh interpreter)."""
+    return _STARTED_BY_SAFEPOOL and not _FORK_UNSAFE
 
 
 def fork_unsafe(reason: str) -> None:
@@ -168,7 +185,7 @@ class Ready(Generic[T]):
         self._function = function
         self._answer, child_answer = os.pipe()
         child_arguments, self._arguments = os.pipe()
-        self._forked = not _FORK_UNSAFE
+        self._forked = forks()
         reports_progress = on_progress is not None
         if self._forked:
             pid = os.fork()

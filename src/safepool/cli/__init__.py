@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 
+from safepool.beside import started_by_safepool
 from safepool.cli import data, doctor, governance, insight, outputs, policy, query, steward, study, unlock  # noqa: F401
 from safepool.cli import holders  # noqa: F401  (after governance: it adds to the permit commands)
 from safepool.cli.common import EXIT_CODES, app  # (the imports above register the commands)
@@ -23,6 +24,7 @@ def main() -> None:
     would free every imported module's objects one by one, about 1.2 s after `safepool demo`,
     for nothing. A thread other than this one still running gets the interpreter's usual exit,
     which waits for it."""
+    started_by_safepool()
     try:
         app()
     except SystemExit as done:
