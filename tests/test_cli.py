@@ -48,10 +48,19 @@ def leaks(output: str) -> list[str]:
 
 
 def one_error_line(result, code: int) -> str:
+    """The one error, its lines wrapped at 80 columns (the line `error: ...` and the ones indented
+    under it) joined again."""
     assert result.exit_code == code, result.output
-    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and "Traceback" not in result.output, result.output
-    return errors[0]
+    lines = result.output.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("error: ")]
+    assert len(starts) == 1 and "Traceback" not in result.output, result.output
+    error = [lines[starts[0]]]
+    for line in lines[starts[0] + 1:]:
+        if not line.startswith("       "):
+            break
+        error.append(line.strip())
+    assert all(len(line) <= 80 for line in error if " " in line.strip()), result.output
+    return " ".join(error)
 
 
 def test_exit_codes_are_distinct_and_typed():

@@ -60,13 +60,14 @@ def exit_code(error: SafepoolError) -> int:
 
 
 def fail(error: SafepoolError) -> NoReturn:
-    """One `error:` line on stderr, and the exit code of the error's kind. A message that lists
-    several problems (a hand-written file's, one per field with its line) keeps one indented line
-    for each, wrapped to the terminal."""
+    """The error on stderr, beginning `error:` and wrapped to the terminal, and the exit code of
+    the error's kind. A message that lists several problems (a hand-written file's, one per field
+    with its line) keeps one indented line for each, wrapped too."""
     from safepool.cli.render import wrap
 
     first, *more = str(error).split("\n")
-    typer.echo(f"error: {' '.join(first.split())}", err=True)
+    for line in wrap(f"error: {' '.join(first.split())}", hanging="       "):
+        typer.echo(line, err=True)
     for problem in more:
         for line in wrap(" ".join(problem.split()), "  ", "  "):
             typer.echo(line, err=True)
