@@ -398,6 +398,40 @@ def test_three_sums_hide_a_group_of_four_as_they_hide_an_empty_one(tmp_path, spl
     assert seen[True] == seen[False]
 
 
+def one_earner_among_zeros(tmp_path: Path, earners: int) -> tuple:
+    """Twenty women born in 1935 who each paid an amount of her own, and ten born in 1941 of whom
+    `earners` paid (amounts of their own) and the others paid nothing (0.00), with ten men."""
+    people = [(f"early-{i}", "F", 1935) for i in range(20)] + [(f"mid-{i}", "F", 1941) for i in range(10)] \
+        + [(f"man-{i}", "M", 1950) for i in range(10)]
+    amounts = [float(60 + 13 * i) for i in range(20)] + [5432.1 + 7 * i if i < earners else 0.0 for i in range(10)] \
+        + [float(100 + 11 * i) for i in range(10)]
+    population = pd.DataFrame({"pid": [p[0] for p in people], "sex": [p[1] for p in people],
+                               "birth_year": [p[2] for p in people]})
+    payments = pd.DataFrame({"pid": population["pid"], "paid_on": pd.Timestamp("2019-03-05").date(),
+                             "amount": amounts, "bank": "FI00"})
+    tables = {"population": population, "payments": payments, "visits": pd.DataFrame({"pid": ["man-0"],
+                                                                                         "month": 201903})}
+    return copy_of(governed_template(tmp_path / f"template-{earners}", tables), tmp_path / f"ws-{earners}")
+
+
+@pytest.mark.parametrize("earners", [1, 2])
+@pytest.mark.parametrize("order", ["all women first", "all but 1941 first"])
+def test_two_sums_around_a_group_of_zeros_and_one_earner_do_not_tell_her_amount(tmp_path, earners, order, audit_way):
+    """The seventh review's route on a fresh ledger: ten women born in 1941, nine of whom paid
+    nothing. All women's sum minus the sum without 1941 is a difference of ten persons, but it is
+    one person's amount (or two persons'). A person whose values were all zero was counted by
+    membership, one in each of her cells, like the earner (whose weight in her first cell is one
+    too): the ten were one class of ten. A zero adds nothing to a sum, so the earner is a class of
+    her own, and one of the two sums is hidden."""
+    setup = one_earner_among_zeros(tmp_path, earners)
+    base = "SELECT sum(amount) AS s FROM payments JOIN population USING (pid) WHERE sex = 'F'"
+    asked = [base, base + " AND birth_year <> 1941"]
+    first, second = (ask(setup, sql) for sql in (asked if order == "all women first" else asked[::-1]))
+    assert first.table["status"].eq(SHOWN).all()
+    assert second.table["status"].eq("suppressed").all() and np.isnan(second.table.loc[0, "s"])
+    assert ledger_hid(setup)
+
+
 # -- differencing across permits -----------------------------------------------------------------
 
 

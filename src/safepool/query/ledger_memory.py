@@ -24,7 +24,8 @@ kept instead, and extended by the incoming cells only:
 - which remembered sums (cells whose values are not all one value) share persons who contribute
   the same to both, and which share one who does not (`safepool.query.value_families`), with
   the positions of their entries: an incoming sum is compared with those only, and audited
-  with the family it joins, with and without it.
+  with the family it joins, with and without it, by the memberships of the persons whose value
+  is not zero.
 
 A person whose values were all zero and who now gets a value that is not zero drops the zero
 entries (they no longer count) and starts again from the incoming entries. The state is bound to
@@ -435,14 +436,22 @@ class LedgerMemory:
     def _family_pinned(self, cells: frozenset[int], cell: np.ndarray, extension: _Extension, kept: np.ndarray,
                        min_frequency: int) -> int:
         """The group audit of a family of cells (remembered ones and incoming ones chosen by `kept`)
-        by their memberships: one person of each set of persons in the same of these cells stands
-        for it."""
+        by the memberships of the persons whose value in them is not zero: one person of each set
+        of persons in the same of these cells stands for it. A zero adds nothing to a family's
+        sums, so the group a combination of them tells the sum of holds only the others. (With every
+        member, two sums that differed by ten persons, nine of whom earned nothing, told the tenth's
+        amount as a group of ten.) That a person's value is zero is guarded by the class audit, in
+        which she counts by membership while all her values are zero."""
         numbers = np.array(sorted(cells), dtype=np.int64)
         old_numbers = numbers[numbers <= self.highest]
         starts = np.searchsorted(self.cell, old_numbers)
         ends = np.searchsorted(self.cell, old_numbers, side="right")
         taken = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.empty(0, dtype=np.int64)])
-        incoming = kept & _among(cell, numbers[numbers > self.highest])
+        valued = ~np.isnan(extension.first)  # a person all of whose values are zero counts by membership
+        taken = taken[(self.contribution[taken] != 0) & valued[self.person[taken]]
+                      & ~extension.restarted[self.person[taken]]]
+        incoming = kept & _among(cell, numbers[numbers > self.highest]) & (extension.contribution != 0) \
+            & valued[extension.index]
         member_cell = np.r_[self.cell[taken], cell[incoming]]
         member = np.r_[self.person[taken], extension.index[incoming]]
         persons = len(extension.persons)
