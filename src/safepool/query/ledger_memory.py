@@ -454,6 +454,8 @@ class LedgerMemory:
             & valued[extension.index]
         member_cell = np.r_[self.cell[taken], cell[incoming]]
         member = np.r_[self.person[taken], extension.index[incoming]]
+        if not len(member):  # every value zero: no group
+            return 0
         persons = len(extension.persons)
         # persons in the same cells add up the same codes in the same order (the entries come by cell)
         codes = np.bincount(member, weights=_cell_codes(member_cell), minlength=persons)
