@@ -7,6 +7,7 @@ through the samples it provides, with no test of its own needed to be held to th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -183,3 +184,29 @@ def test_every_kind_is_published_and_recorded_through_one_call(workspace, kind_n
         row = con.exec_driver_sql("SELECT checks_json, public_cells_json FROM outputs WHERE id = ?",
                                   (record.id,)).one()
     assert not [s for s in secrets if s in row.checks_json + row.public_cells_json]
+
+
+@pytest.mark.parametrize("policy_name", list(POLICIES))
+@pytest.mark.parametrize("kind_name", ["magnitude", "quantile"])
+def test_persons_not_shown_are_checked_kept_and_never_written(kind_name, policy_name):
+    """A table that does not show its persons (a query's mean, sum or quantile: its answer shows the
+    value only, all the differencing ledger knows) checks them, keeps them for checking again, and
+    writes, counts, rounds and compares for the release none of them."""
+    kind, policy, _, secrets = secret_mitigated(kind_name, policy_name)
+    output, _ = kind.samples().secret(policy)
+    quiet = dataclasses.replace(output, persons_shown=False)
+    mitigated = kind.mitigate(quiet, policy, margins=True, rounding=False)
+    shown = kind.mitigate(output, policy, margins=True, rounding=False)
+    assert (mitigated.output.cells[STATUS] == shown.output.cells[STATUS]).all()  # checked the same way
+    assert "n" not in kind.public_table(mitigated.output).columns
+    table = pd.read_csv(io.BytesIO(kind.files(mitigated.output, "out", policy)["out.csv"]), dtype=str)
+    assert "n" not in table.columns and not kind.count_columns(mitigated.output)
+    assert not kind.differencing_cells(mitigated.output) and not kind.has_counts(mitigated.output)
+    kept = json.loads(json.dumps(kind.keep(mitigated.output, policy)))
+    assert not [s for s in secrets if s in json.dumps(kept)]
+    hidden = ~shown_mask(mitigated.output.cells)
+    assert all(n is None for n, gone in zip(kept["unshown"]["n"], hidden) if gone)  # only shown cells' persons
+    assert kind.recheck(kept, policy, policy).verdict != "fail"
+    stricter = kind.recheck(kept, policy, policy.model_copy(update={"min_frequency": 10_000}))
+    assert {f.rule for f in stricter.findings if f.verdict == "fail"} == {"min_frequency"}
+    assert "n" not in kind.public_table(kind.restore(kept)).columns

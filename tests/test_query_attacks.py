@@ -432,6 +432,31 @@ def test_two_sums_around_a_group_of_zeros_and_one_earner_do_not_tell_her_amount(
     assert ledger_hid(setup)
 
 
+@pytest.mark.parametrize("measure", ["avg(amount)", "sum(amount)", "share(amount)", "count(*)", "median(amount)"])
+@pytest.mark.parametrize("order", ["measure first", "count first"])
+def test_the_persons_behind_a_measure_are_not_shown_beside_it(setup, measure, order):
+    """The eighth review's route: a recorded mean (or sum, share, rows, quantile) showed its persons
+    per cell as "n", which the answer did not show and the ledger never had (it has each person's
+    value and rows, and a person has several payments). Payments by sex, and persons by sex without
+    the one born in 1940, told whether she is a woman (with bins of children, a named man's number
+    of children). A query's output now shows what its answer shows; its persons are checked, kept
+    for checking again, and shown only by a count of persons, which the ledger has."""
+    workspace, governance, anna = setup
+    base = "FROM payments JOIN population USING (pid) WHERE amount < 10000"  # not the whale, who dominates
+    asks = {"measure first": f"SELECT sex, {measure} AS m {base} GROUP BY sex",
+            "count first": f"SELECT sex, count(DISTINCT pid) AS n {base} AND birth_year <> 1940 GROUP BY sex"}
+    other = "count first" if order == "measure first" else "measure first"
+    answers = {key: ask(setup, asks[key]) for key in (order, other)}
+    assert all(answer.table["status"].eq(SHOWN).any() for answer in answers.values())
+    recorded = {key: governance.outputs.show(anna, answer.output_ids[0]) for key, answer in answers.items()}
+    files = {key: pd.read_csv(governance.outputs.folder(record) / f"{record.files[0]}") for key, record in recorded.items()}
+    assert list(files["measure first"].columns) == ["sex"] + (["quantile"] if "median" in measure else []) \
+        + ["value", "status"]
+    women = {int(row[persons]) for table in files.values() for persons in ("n", "count") if persons in table
+             for _, row in table.iterrows() if row["sex"] == "female" and row["status"] == SHOWN}
+    assert len(women) == 1  # the count's, and no other one apart from it
+
+
 # -- differencing across permits -----------------------------------------------------------------
 
 

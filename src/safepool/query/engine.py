@@ -399,11 +399,14 @@ def _output(title: str, measure: Measure, cells: pd.DataFrame, groups: list[str]
     contributors = dict(n=n, top=tops, abs_total=cells["abs_total"].astype(float).to_numpy())
     s, w = cells["s"].to_numpy(dtype=float), cells["w"].to_numpy(dtype=float)
     mean = np.divide(s, w, out=np.zeros(len(s)), where=w > 0)  # a cell no one is in: 0, never shown
+    # the persons behind a cell are checked but shown only by a count of persons, as the answer shows them:
+    # the ledger knows what an answer shows, and a mean's persons are not its rows (`PersonsColumn`)
     if measure.kind == "quantile":
-        return QuantileTable(title, labels.assign(quantile=measure.quantile, value=mean, **contributors), groups)
+        return QuantileTable(title, labels.assign(quantile=measure.quantile, value=mean, **contributors), groups,
+                             persons_shown=False)
     value = mean if measure.kind == "mean" else s
     return MagnitudeTable(title, labels.assign(value=value, **contributors), groups,
-                          statistic="mean" if measure.kind == "mean" else "sum")
+                          statistic="mean" if measure.kind == "mean" else "sum", persons_shown=False)
 
 
 def _row_weighted_totals(mitigated: Mitigated, cells: pd.DataFrame, groups: list[str]) -> Mitigated:

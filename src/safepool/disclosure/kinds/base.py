@@ -328,7 +328,12 @@ class OutputKind:
     # -- what is shown
 
     def public_table(self, output: Any) -> pd.DataFrame:
-        return drop_contributors(self.cells_of(output))
+        return drop_contributors(self.cells_of(output)).drop(columns=self.unshown_columns(output))
+
+    def unshown_columns(self, output: Any) -> list[str]:
+        """Columns the rules read that are never shown (besides contributors): not in the public
+        table or a file; the register keeps them apart, for checking again."""
+        return []
 
     def shown_table(self, output: Any, policy: DisclosureRules) -> pd.DataFrame:
         """The public table as released: suppressed rows blank beyond their labels, counts whole,
@@ -383,10 +388,14 @@ class OutputKind:
     def keep(self, output: Any, policy: DisclosureRules) -> dict[str, Any]:
         """The shown cells at the released precision, and what the rules need besides them."""
         shown = self.shown_table(output, policy)
+        cells = self.cells_of(output).reset_index(drop=True)
+        visible = shown_mask(cells)
+        unshown = {column: [json_safe(v) if seen else None for v, seen in zip(cells[column], visible)]
+                   for column in self.unshown_columns(output)}
         return {"title": title_of(output), "columns": [str(c) for c in shown.columns],
                 "rows": [[json_safe(v) for v in row] for row in shown.itertuples(index=False)],
                 "contributors": self.has_contributors(output), "decimals": policy.decimals,
-                **self.kept_fields(output)}
+                **({"unshown": unshown} if unshown else {}), **self.kept_fields(output)}
 
     def kept_fields(self, output: Any) -> dict[str, Any]:
         return {"groups": list(output.groups)}
@@ -397,7 +406,10 @@ class OutputKind:
     def restore(self, kept: Mapping[str, Any]) -> Any:
         """The output as kept (no contributors), for `check(..., kept=True)`."""
         cells = pd.DataFrame([list(row) for row in kept["rows"]], columns=list(kept["columns"]))
-        fields = {k: v for k, v in kept.items() if k not in ("title", "columns", "rows", "contributors", "decimals")}
+        for column, values in kept.get("unshown", {}).items():
+            cells[column] = pd.array(values, dtype="Int64")
+        fields = {k: v for k, v in kept.items()
+                  if k not in ("title", "columns", "rows", "contributors", "decimals", "unshown")}
         return self.output_type(kept["title"], cells, **fields)
 
     def recheck(self, kept: Mapping[str, Any], recorded: DisclosureRules, policy: DisclosureRules) -> CheckReport:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure.cells import DIFFERENCING, SMALL_OR_ZERO, shown_mask
+from safepool.disclosure.cells import DIFFERENCING, SMALL_OR_ZERO, drop_contributors, shown_mask
 from safepool.disclosure.differencing import FrequencyCells
 from safepool.disclosure.findings import Finding, invalid
 from safepool.disclosure.kinds.base import (
@@ -38,17 +38,44 @@ FREQUENCY_RULES = ("min_frequency", "zeros", SMALL_OR_ZERO, DIFFERENCING)  # the
 
 @dataclass
 class MagnitudeTable(OutputBase):
-    """Sums or means by groups: groups + "value" + "n" + "top" + "abs_total"."""
+    """Sums or means by groups: groups + "value" + "n" + "top" + "abs_total". With `persons_shown`
+    false, "n" is for the checks only (`unshown_persons`)."""
 
     title: str
     cells: pd.DataFrame
     groups: list[str]
     statistic: Literal["sum", "mean"]
+    persons_shown: bool = True
     kind: ClassVar[str] = "magnitude"
 
 
+class PersonsColumn:
+    """The persons behind each cell ("n") of a table whose value is another number, shown unless the
+    output says not (`persons_shown`). The query engine's outputs show only what their answer
+    shows, which is all the differencing ledger knows of them: the "n" of a mean of yearly incomes
+    (several rows per person) was never in the ledger, and with persons by bins of children less
+    one district it told a review a named man's number of children."""
+
+    def count_columns(self, output: Any) -> list[str]:
+        return [] if self.unshown_columns(output) else ["n"]
+
+    def unshown_columns(self, output: Any) -> list[str]:
+        return [] if output.persons_shown else ["n"]
+
+    def differencing_cells(self, output: Any) -> list[FrequencyCells]:
+        """The persons by group a table shows, for the release's comparison (none if it shows none)."""
+        if self.unshown_columns(output):
+            return []
+        return [FrequencyCells.of_table(drop_contributors(output.cells), list(output.groups), "n")]
+
+
+def persons_field(output: MagnitudeTable | Any) -> dict[str, bool]:
+    """What the register keeps of `persons_shown` (nothing for the default)."""
+    return {} if output.persons_shown else {"persons_shown": False}
+
+
 @register
-class Magnitude(OutputKind):
+class Magnitude(PersonsColumn, OutputKind):
     name = "magnitude"
     output_type = MagnitudeTable
     contributor_settings = CONTRIBUTOR_SETTINGS
@@ -67,8 +94,6 @@ class Magnitude(OutputKind):
         findings = small_counts(cells, "n", labels, policy, shown)
         return findings if kept else findings + contributor_rules(cells, labels, policy, shown)
 
-    def count_columns(self, output: MagnitudeTable) -> list[str]:
-        return ["n"]
 
     def blanked_columns(self, output: MagnitudeTable) -> list[str]:
         return ["value", "n"]
@@ -94,10 +119,7 @@ class Magnitude(OutputKind):
         return True
 
     def kept_fields(self, output: MagnitudeTable) -> dict[str, Any]:
-        return {"groups": list(output.groups), "statistic": output.statistic}
-
-    def differencing_cells(self, output: MagnitudeTable) -> list[FrequencyCells]:
-        return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "n")]
+        return {"groups": list(output.groups), "statistic": output.statistic, **persons_field(output)}
 
     def samples(self) -> Samples:
         return magnitude_samples(lambda title, cells: MagnitudeTable(title, cells, ["area"], "sum"))

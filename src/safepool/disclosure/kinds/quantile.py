@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 
 from safepool.disclosure.cells import numbers, shown_mask
-from safepool.disclosure.differencing import FrequencyCells
 from safepool.disclosure.findings import Finding, cell_labels, finding, invalid, needs_review
 from safepool.disclosure.kinds.base import OutputBase, OutputKind, Samples, contributor_rules, register
-from safepool.disclosure.kinds.magnitude import CONTRIBUTOR_SETTINGS, magnitude_samples
+from safepool.disclosure.kinds.magnitude import CONTRIBUTOR_SETTINGS, PersonsColumn, magnitude_samples, persons_field
 from safepool.disclosure.kinds.tables import grouped_table_problems
 from safepool.disclosure.rules import DisclosureRules
 from safepool.disclosure.validation import contributor_problems
@@ -30,11 +29,13 @@ from safepool.disclosure.validation import contributor_problems
 
 @dataclass
 class QuantileTable(OutputBase):
-    """Smoothed quantiles by groups: groups + "quantile" + "value" + "n" (+ "top", "abs_total")."""
+    """Smoothed quantiles by groups: groups + "quantile" + "value" + "n" (+ "top", "abs_total"). With
+    `persons_shown` false, "n" is for the checks only (`magnitude.PersonsColumn`)."""
 
     title: str
     cells: pd.DataFrame
     groups: list[str]
+    persons_shown: bool = True
     kind: ClassVar[str] = "quantile"
 
 
@@ -52,7 +53,7 @@ def local_mean(values: np.ndarray, quantile: float, width: int) -> tuple[float, 
 
 
 @register
-class Quantile(OutputKind):
+class Quantile(PersonsColumn, OutputKind):
     name = "quantile"
     output_type = QuantileTable
     contributor_settings = CONTRIBUTOR_SETTINGS
@@ -95,14 +96,11 @@ class Quantile(OutputKind):
     def has_contributors(self, output: QuantileTable) -> bool:
         return "top" in output.cells.columns and "abs_total" in output.cells.columns
 
-    def count_columns(self, output: QuantileTable) -> list[str]:
-        return ["n"]
+    def kept_fields(self, output: QuantileTable) -> dict[str, Any]:
+        return {"groups": list(output.groups), **persons_field(output)}
 
     def blanked_columns(self, output: QuantileTable) -> list[str]:
         return [c for c in ("value", "n", "top", "abs_total") if c in output.cells.columns]
-
-    def differencing_cells(self, output: QuantileTable) -> list[FrequencyCells]:
-        return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "n")]
 
     def samples(self) -> Samples:
         def make(title: str, cells: pd.DataFrame) -> QuantileTable:
