@@ -22,7 +22,8 @@ from safepool.disclosure import DisclosureRules, check
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.reports import OUTPUT_NAMES
-from safepool.study.run import EstimandWarning, analyse, outputs_of, run_study
+from safepool.study.differencing import StudyWithheld
+from safepool.study.run import EstimandWarning, analyse, cohort_groups, outputs_of, run_study
 from safepool.study.studyfile import load_study
 from safepool.workspace import Workspace
 from privacy_scan import decoded_text
@@ -219,3 +220,41 @@ def test_the_study_engine_is_bounded_spills_in_the_pool_zone_and_runs_again_unbo
         con.close()
     for name in ("effects", "balance", "cohort_flow", "subgroups"):
         pd.testing.assert_frame_equal(getattr(bounded, name), getattr(unbounded, name))
+
+
+def study_with(tmp_path, ages: tuple[int, int]):
+    """The shipped study file with other ages of eligibility (and fewer replications, for speed)."""
+    text = EXAMPLE.read_text().replace("age: [18, 64]", f"age: [{ages[0]}, {ages[1]}]")
+    path = tmp_path / f"study-{ages[0]}-{ages[1]}.yaml"
+    path.write_text(text.replace("replications: 500", "replications: 50"))
+    return load_study(path)
+
+
+def test_two_runs_whose_clients_differ_by_one_person_are_not_both_recorded(cli_demo, tmp_path, monkeypatch):
+    """The eighth review's route: the shipped study with ages 18-62 and again with 18-61 differ by
+    one client aged 62, whose benefits, children and permit grounds the two balance tables told
+    (n times each mean, the exact n pinned by the 0/1 covariates' means despite rounded counts).
+    The cohort's groups are in the differencing ledger: the shipped study (which the demo ran:
+    the same persons) passes again, and a run whose clients lack one of them is withheld,
+    audited, and records nothing."""
+    root = tmp_path / "ws"
+    shutil.copytree(cli_demo[0], root, symlinks=True)
+    workspace, passwords = Workspace.open(root), yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
+    governance = Governance.open(root)
+    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    study = study_with(tmp_path, (18, 64))
+    first = run_study(workspace.pool_dir, governance, analyst, study)
+    assert first.records and first.n_treated > 5
+    recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))
+
+    def one_client_fewer(units):  # as a narrower age range leaves out the one client of an age
+        groups = cohort_groups(units)
+        return {**groups, "clients": groups["clients"][1:]}
+
+    monkeypatch.setattr("safepool.study.run.cohort_groups", one_client_fewer)
+    with pytest.raises(StudyWithheld, match="study withheld") as refused:
+        run_study(workspace.pool_dir, governance, analyst, study)
+    assert not re.search(r"\d{3}", str(refused.value))  # no count of the data
+    assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded
+    withheld = governance.audit.records(action="study")[-1]
+    assert withheld.outcome == "withheld" and withheld.detail["withheld"][0]["measure"] == "persons"

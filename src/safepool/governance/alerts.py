@@ -74,7 +74,7 @@ class AlertSettings:
         of `timezone` ('Europe/Helsinki', daylight saving included). One alert per user, permit
         and local day.
     differencing_actions, differencing_count, differencing_window
-        differencing: records whose action is in `differencing_actions` ({'query'}) with outcome
+        differencing: records whose action is in `differencing_actions` ({'query', 'study'}) with outcome
         'withheld' and a non-empty `withheld` list in their detail (what the query engine
         writes when the differencing ledger hides cells: see safepool.query.ledger),
         at least `differencing_count` (3) of them by one user under one permit whose first and
@@ -104,7 +104,7 @@ class AlertSettings:
     weekend_days: frozenset[int] = frozenset({5, 6})
     holidays: frozenset[dt.date] = frozenset()
     non_access_actions: frozenset[str] = frozenset({LOGIN_ACTION, LOCK_ACTION})
-    differencing_actions: frozenset[str] = frozenset({"query"})
+    differencing_actions: frozenset[str] = frozenset({"query", "study"})
     differencing_count: int = 3
     differencing_window: dt.timedelta = dt.timedelta(hours=24)
     spraying_accounts: int = 3

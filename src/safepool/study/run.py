@@ -38,6 +38,7 @@ from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
+from safepool.study.differencing import check_groups
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
 from safepool.study.effects import effect_table, estimate_cells, naive_difference
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
@@ -90,6 +91,8 @@ class StudyAnalysis:
     matching: MatchingSummary = field(default_factory=lambda: MatchingSummary(0, 0, 0.9))
     # per table, the contributors behind each arm's mean (rows as in the table): for the checks only
     contributors: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
+    # the pseudonyms of the cohort's clients and eligible controls: for the differencing ledger only
+    groups: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def share_matched(self) -> float:
@@ -227,7 +230,15 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
         unmatched=matcher.unmatched_, love_plot=balance.love_plot(), n_treated=matcher.n_treated_,
         n_matched=matcher.n_matched_, seconds=time.perf_counter() - started, matching=summary,
         contributors={"effects": effect_contributors, "event_study": event_contributors,
-                      "subgroups": subgroup_contributors})
+                      "subgroups": subgroup_contributors},
+        groups=cohort_groups(cohort.units))
+
+
+def cohort_groups(units: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The persons of the cohort's two groups, the clients and the persons eligible as controls (see
+    `safepool.study.differencing`)."""
+    return {name: np.unique(units.loc[units["treated"] == arm, PERSON].to_numpy())
+            for name, arm in (("clients", 1), ("eligible controls", 0))}
 
 
 def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
@@ -491,9 +502,10 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
     analysis = analyse_in_pool(pool_dir, governance, actor, study, say)
     registers = sorted(needed_columns(study))
     say("disclosure checks")
+    check_groups(pool_dir, governance, actor, study.permit, analysis.groups)
     published = governance.outputs.publish_all(actor, study.permit, outputs_of(analysis), "study",
                                                round_if_failing={"cohort_flow"})
-    fields = {**vars(analysis), "contributors": {}}  # the contributors were for the checks only
+    fields = {**vars(analysis), "contributors": {}, "groups": {}}  # they were for the checks only
     result = StudyResult(**fields, registers=registers, checked={name: m for name, (m, _) in published.items()},
                          records={name: record for name, (_, record) in published.items()})
     say("report")

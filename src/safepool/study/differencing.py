@@ -1,0 +1,72 @@
+"""The study's groups of persons in the workspace's differencing ledger, before any table is recorded.
+
+Every table of a study describes a few groups of persons: the clients and the persons eligible as
+controls (the cohort flow, the balance before matching, the naive comparison), the matched clients
+and controls (the balance after matching, the effects, the event study, the sensitivity). Two runs
+whose cohorts differ by one person tell that person's values in every mean they both show: a
+review ran the shipped study file with ages 18-62 and again with 18-61 and read one client's
+benefits, children and permit grounds from the two balance tables (rounding the counts did not
+help: the means of the 0/1 covariates pinned the exact number of clients). The query gateway's
+answers were open to the same subtraction against a study.
+
+So the cohort's two groups, the clients and the persons eligible as controls, enter the ledger
+the query engine keeps (`safepool.query.ledger`) as counts of their persons, checked against
+every earlier answer and study of any permit like a query's cells: a group that with them
+singles out fewer persons than the minimum frequency withholds the whole run, audited
+`withheld` (the `differencing` alert counts it), before anything is recorded; else the groups
+are remembered, and later answers and studies are checked against them. A run over the same
+persons as an earlier one adds nothing and passes.
+
+Not yet in the ledger: the matched clients and controls. Within one run the matched clients are
+the clients less the few not matched, so a table before and after matching tells those few's
+means (open in issue 10); across runs the cohort's groups differ first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from safepool.disclosure.policy import workspace_policy
+from safepool.faults import Refused
+from safepool.governance.context import Governance
+from safepool.governance.users import Actor
+from safepool.pool.ledger_keys import WORKSPACE_LEDGER, ledger_keys
+from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
+from safepool.query.ledger_carry_over import carry_over
+
+STUDY_ACTION = "study"
+
+
+class StudyWithheld(Refused):
+    """The study's groups of persons would, with earlier answers, single out too few persons."""
+
+
+def check_groups(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
+                 groups: dict[str, np.ndarray]) -> None:
+    """Check the study's groups (name -> the pseudonyms of its persons in the permit's pool) in the
+    workspace's ledger and remember them; StudyWithheld (audited) when the ledger finds one."""
+    min_frequency = workspace_policy(governance).min_frequency
+    keys = ledger_keys(pool_dir, permit)
+    incoming = pd.concat([pd.DataFrame({"cell": number, "person": np.unique(keys.of(np.asarray(pids))), "value": 1.0})
+                          for number, pids in enumerate(groups.values())], ignore_index=True)
+    column_of = {number: number for number in range(len(groups))}
+    Ledger.prepare(pool_dir, WORKSPACE_LEDGER)
+    with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
+        carry_over(ledger, pool_dir, governance, actor, permit, min_frequency)
+        found = ledger.check(incoming, column_of, min_frequency)
+        state = ledger.state()
+    if not found:
+        return
+    governance.audit.append(
+        actor=actor.name, role=actor.main_role, action=STUDY_ACTION, permit=permit, outcome=WITHHELD,
+        target="cohort", rows=0,
+        detail={"withheld": withheld_entries([(cell, check) for cell, check in found.items()],
+                                             ["persons"] * len(groups)), **state})
+    raise StudyWithheld(
+        f"study withheld: its clients or its persons eligible as controls differ from the persons of an "
+        f"earlier answer or study by fewer than {min_frequency} (or, with several, single out fewer), so its "
+        "tables and those would tell their values; nothing is recorded. Change the cohort (its period, ages "
+        f"or area) so that it differs by at least {min_frequency} persons, or by none.")
