@@ -38,8 +38,8 @@ from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
-from safepool.study.differencing import check_groups
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
+from safepool.study.differencing import check_groups
 from safepool.study.effects import effect_table, estimate_cells, naive_difference
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
