@@ -76,7 +76,8 @@ class AlertSettings:
     differencing_actions, differencing_count, differencing_window
         differencing: records whose action is in `differencing_actions` ({'query', 'study'}) with outcome
         'withheld' and a non-empty `withheld` list in their detail (what the query engine
-        writes when the differencing ledger hides cells: see safepool.query.ledger),
+        writes when the differencing ledger hides cells, see safepool.query.ledger, and a study
+        it withholds, see safepool.study.differencing),
         at least `differencing_count` (3) of them by one user under one permit whose first and
         last lie at most `differencing_window` (24 hours) apart. Overlapping episodes are
         reported as one alert.

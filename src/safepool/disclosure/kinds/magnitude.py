@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from safepool.disclosure.cells import DIFFERENCING, SMALL_OR_ZERO, drop_contributors, shown_mask
+from safepool.disclosure.cells import DIFFERENCING, SMALL_OR_ZERO, shown_mask
 from safepool.disclosure.differencing import FrequencyCells
 from safepool.disclosure.findings import Finding, invalid
 from safepool.disclosure.kinds.base import (
@@ -49,7 +49,7 @@ class MagnitudeTable(OutputBase):
     kind: ClassVar[str] = "magnitude"
 
 
-class PersonsColumn:
+class PersonsColumn(OutputKind):
     """The persons behind each cell ("n") of a table whose value is another number, shown unless the
     output says not (`persons_shown`). The query engine's outputs show only what their answer
     shows, which is all the differencing ledger knows of them: the "n" of a mean of yearly incomes
@@ -66,7 +66,7 @@ class PersonsColumn:
         """The persons by group a table shows, for the release's comparison (none if it shows none)."""
         if self.unshown_columns(output):
             return []
-        return [FrequencyCells.of_table(drop_contributors(output.cells), list(output.groups), "n")]
+        return [FrequencyCells.of_table(self.public_table(output), list(output.groups), "n")]
 
 
 def persons_field(output: MagnitudeTable | Any) -> dict[str, bool]:
@@ -75,7 +75,7 @@ def persons_field(output: MagnitudeTable | Any) -> dict[str, bool]:
 
 
 @register
-class Magnitude(PersonsColumn, OutputKind):
+class Magnitude(PersonsColumn):
     name = "magnitude"
     output_type = MagnitudeTable
     contributor_settings = CONTRIBUTOR_SETTINGS

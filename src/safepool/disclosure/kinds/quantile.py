@@ -20,7 +20,7 @@ import pandas as pd
 
 from safepool.disclosure.cells import numbers, shown_mask
 from safepool.disclosure.findings import Finding, cell_labels, finding, invalid, needs_review
-from safepool.disclosure.kinds.base import OutputBase, OutputKind, Samples, contributor_rules, register
+from safepool.disclosure.kinds.base import OutputBase, Samples, contributor_rules, register
 from safepool.disclosure.kinds.magnitude import CONTRIBUTOR_SETTINGS, PersonsColumn, magnitude_samples, persons_field
 from safepool.disclosure.kinds.tables import grouped_table_problems
 from safepool.disclosure.rules import DisclosureRules
@@ -53,7 +53,7 @@ def local_mean(values: np.ndarray, quantile: float, width: int) -> tuple[float, 
 
 
 @register
-class Quantile(PersonsColumn, OutputKind):
+class Quantile(PersonsColumn):
     name = "quantile"
     output_type = QuantileTable
     contributor_settings = CONTRIBUTOR_SETTINGS
