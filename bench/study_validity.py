@@ -38,6 +38,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from safepool.disclosure import DisclosureRules
 from safepool.pool.build import SQL_TYPES
 from safepool.study.cohort import build_cohort, needed_columns
 from safepool.study.run import EstimandWarning, StudyAnalysis, analyse
@@ -112,7 +113,7 @@ def seed_rows(job: SeedJob) -> list[dict]:
             study = validity_study({**METHODS[method], **dict(job.matching)})
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", EstimandWarning)  # the share matched is in the rows
-                analysis = analyse(con, study, cohort=cohort)
+                analysis = analyse(con, study, DisclosureRules().min_frequency, cohort=cohort)
             rows += method_rows(job.seed, method, study, truth, analysis)
     finally:
         con.close()

@@ -210,3 +210,33 @@ def test_persons_not_shown_are_checked_kept_and_never_written(kind_name, policy_
     stricter = kind.recheck(kept, policy, policy.model_copy(update={"min_frequency": 10_000}))
     assert {f.rule for f in stricter.findings if f.verdict == "fail"} == {"min_frequency"}
     assert "n" not in kind.public_table(kind.restore(kept)).columns
+
+
+@pytest.mark.parametrize("policy_name", sorted(POLICIES))
+def test_a_hidden_part_of_a_total_shown_elsewhere_hides_more_until_its_persons_are_many(policy_name):
+    """A study's subgroups split the matched clients of its effect at that horizon: a level hidden for
+    its few persons was the effect's mean times its count less the levels shown. Each split of a
+    total hides more rows, the fewest persons first, until the hidden ones hold the minimum
+    frequency in each arm; a split with nothing hidden, and a table without parts, hide no more."""
+    from safepool.disclosure import EffectTable
+
+    policy, k = POLICIES[policy_name], POLICIES[policy_name].min_frequency
+    cells = pd.DataFrame({
+        "subgroup": ["sex", "sex", "grounds", "grounds", "grounds", "grounds", "age", "age"],
+        "level": ["female", "male", "family", "work", "other", "studies", "young", "old"],
+        "estimate": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+        "mean_treated": [0.31, 0.42, 0.53, 0.64, 0.75, 0.86, 0.97, 0.18],
+        "n_treated": [70, 54, 62, k + 1, k - 2, 1, 60, 64],
+        "n_control": [60, 50, 59, k + 30, k + 2, 3, 55, k - 2]})
+    parts = EffectTable("Effects by subgroup", cells, ["subgroup", "level"], parts=["level"])
+    hidden = KINDS["effect"].suppress(parts, policy).output.public_table()
+    shown = dict(zip(hidden["level"], shown_mask(hidden)))
+    assert shown == {"female": True, "male": True, "family": True, "work": False, "other": False,
+                     "studies": False, "young": False, "old": False}
+    assert (cells.loc[~cells["level"].map(shown), ["n_treated", "n_control"]]
+            .groupby(cells["subgroup"]).sum() >= k).all().all()
+    alone = EffectTable("Effects by subgroup", cells, ["subgroup", "level"])
+    only_failing = KINDS["effect"].suppress(alone, policy).output.public_table()
+    assert list(shown_mask(only_failing)) == [True, True, True, True, False, False, True, False]
+    with pytest.raises(DisclosureInputError, match="parts must name group columns"):
+        KINDS["effect"].suppress(EffectTable("e", cells, ["subgroup", "level"], parts=["estimate"]), policy)

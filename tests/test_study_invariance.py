@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from safepool.disclosure import DisclosureRules
 from safepool.study.matching import RiskSetMatcher
 from safepool.study.run import TABLES, analyse
 
@@ -54,7 +55,7 @@ def rekeyed(con, seed: int):
 def run(con, study):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return analyse(con, study)
+        return analyse(con, study, DisclosureRules().min_frequency)
 
 
 def assert_same_analysis(first, second):

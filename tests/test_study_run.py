@@ -12,6 +12,7 @@ import subprocess
 import threading
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -22,8 +23,8 @@ from safepool.disclosure import DisclosureRules, check
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.reports import OUTPUT_NAMES
-from safepool.study.differencing import StudyWithheld
-from safepool.study.run import EstimandWarning, analyse, cohort_groups, outputs_of, run_study
+from safepool.study.differencing import StudyWithheld, study_groups
+from safepool.study.run import EstimandWarning, analyse, balance_counts, outputs_of, run_study
 from safepool.study.studyfile import load_study
 from safepool.workspace import Workspace
 from privacy_scan import decoded_text
@@ -148,7 +149,7 @@ def test_each_arms_mean_is_checked_with_its_contributors_which_are_never_kept(de
     con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
     try:
         with pytest.warns(EstimandWarning, match="effect on the matched clients"):  # 85% matched: see below
-            analysis = analyse(con, load_study(EXAMPLE))
+            analysis = analyse(con, load_study(EXAMPLE), DisclosureRules().min_frequency)
     finally:
         con.close()
     subgroups = outputs_of(analysis)["subgroups"]
@@ -159,6 +160,41 @@ def test_each_arms_mean_is_checked_with_its_contributors_which_are_never_kept(de
     assert any("(mean_treated)" in m for m in rules) and any("(mean_control)" in m for m in rules)
     assert any("treated or the control arm" in f.message for f in report.findings if f.rule == "min_frequency")
     assert not any(":" in c for c in analysis.subgroups.columns)  # the analysis frames hold no contributors
+
+
+def test_clients_not_matched_are_told_by_no_pair_of_tables_unless_they_are_many(demo):
+    """The ninth review's route inside one run: the balance before matching (all clients) and after
+    it (the matched ones), each mean times its count, subtracted, gave the means of the shipped
+    study's 4 clients not matched. Under a minimum frequency above the number not matched they are
+    left out of the tables before matching and the naive comparison too, so every client-side
+    table describes the matched clients; at or below it, their group is large enough to be told."""
+    workspace, _ = demo
+    study = load_study(EXAMPLE)
+    con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    try:
+        with pytest.warns(EstimandWarning):
+            told = analyse(con, study, 1)
+        not_matched = told.n_treated - told.n_matched
+        assert not_matched > 0
+        with pytest.warns(EstimandWarning):
+            kept = analyse(con, study, not_matched + 1)
+    finally:
+        con.close()
+
+    def clients(analysis, stage):
+        table = analysis.balance.loc[analysis.balance["stage"] == stage].set_index("covariate")
+        return table["mean_treated"] * balance_counts(analysis)[stage]["n_treated"]
+
+    difference = clients(told, "before") - clients(told, "after")
+    assert (difference.abs() > 1e-6).any()  # the route: a group of `not_matched` clients' sums
+    assert (kept.n_treated, kept.n_matched) == (told.n_treated, told.n_matched)  # the flow is as it was
+    assert balance_counts(kept)["before"]["n_treated"] == kept.n_matched
+    assert np.allclose(clients(kept, "before"), clients(kept, "after"))
+    naive_clients = kept.naive.set_index(["outcome", "horizon"])["n_treated"]
+    assert (naive_clients < told.naive.set_index(["outcome", "horizon"])["n_treated"]).any()
+    assert set(kept.groups) == {"clients", "controls", "matched controls"}
+    assert len(kept.groups["clients"]) == kept.n_matched and len(told.groups["clients"]) == told.n_treated
+    assert "matched clients" in told.groups
 
 
 def test_the_report_names_labels_and_units_and_says_the_data_are_synthetic_on_every_page(demo, ran):
@@ -215,7 +251,7 @@ def test_the_study_engine_is_bounded_spills_in_the_pool_zone_and_runs_again_unbo
     con = duckdb.connect(str(pool_file), read_only=True)
     try:
         with pytest.warns(EstimandWarning):
-            unbounded = analyse(con, study)
+            unbounded = analyse(con, study, DisclosureRules().min_frequency)
     finally:
         con.close()
     for name in ("effects", "balance", "cohort_flow", "subgroups"):
@@ -247,11 +283,11 @@ def test_two_runs_whose_clients_differ_by_one_person_are_not_both_recorded(cli_d
     assert first.records and first.n_treated > 5
     recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))
 
-    def one_client_fewer(units):  # as a narrower age range leaves out the one client of an age
-        groups = cohort_groups(units)
+    def one_client_fewer(described, matched, person):  # as a narrower age range leaves out one client
+        groups = study_groups(described, matched, person)
         return {**groups, "clients": groups["clients"][1:]}
 
-    monkeypatch.setattr("safepool.study.run.cohort_groups", one_client_fewer)
+    monkeypatch.setattr("safepool.study.run.study_groups", one_client_fewer)
     with pytest.raises(StudyWithheld, match="study withheld") as refused:
         run_study(workspace.pool_dir, governance, analyst, study)
     assert not re.search(r"\d{3}", str(refused.value))  # no count of the data

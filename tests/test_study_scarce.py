@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from safepool.disclosure import DisclosureRules
 from safepool.study.effects import EffectEstimator
 from safepool.study.estimand import ATT, MATCHED_ONLY, NOT_MATCHED, MatchingSummary
 from safepool.study.matching import ALL_TAKEN, RiskSetMatcher
@@ -83,7 +84,7 @@ def test_the_run_warns_below_the_threshold_and_names_the_estimand(pool, method):
         update={"min_share_matched": 1.0, "method": method})})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        analysis = analyse(pool, strict)
+        analysis = analyse(pool, strict, DisclosureRules().min_frequency)
     said = [str(w.message) for w in caught if issubclass(w.category, EstimandWarning)]
     assert analysis.share_matched < 1.0  # some clients have no control within the caliper, whatever the method
     assert analysis.estimand == MATCHED_ONLY and analysis.warnings == said and "effect on the matched" in said[0]
@@ -97,6 +98,6 @@ def test_the_run_warns_below_the_threshold_and_names_the_estimand(pool, method):
 
 
 def test_at_the_default_threshold_a_well_matched_run_is_the_att(pool):
-    analysis = analyse(pool, validity_study())
+    analysis = analyse(pool, validity_study(), DisclosureRules().min_frequency)
     assert analysis.share_matched >= 0.9 and analysis.estimand == ATT and not analysis.warnings
     assert analysis.effects["estimand"].eq(ATT).all()

@@ -359,7 +359,9 @@ def balance_text(labels: Labels) -> str:
     limits = limits_text(labels)
     return ("A covariate is balanced when its standardised mean difference (the difference in means in pooled "
             f"standard deviations) and variance ratio are within the limits{limits}. Means of 0/1 covariates are "
-            "shown as the share with the characteristic.")
+            "shown as the share with the characteristic. When fewer clients than the minimum frequency of the "
+            "disclosure checks could not be matched, they are left out before matching too, so that no two "
+            "tables tell their means.")
 
 
 def placebo_text(tests: Sequence[Any]) -> str:

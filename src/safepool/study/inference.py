@@ -104,6 +104,16 @@ def merged_clusters(set_ids: np.ndarray, unit_keys: np.ndarray) -> np.ndarray:
     return np.unique(first_set[of_set], return_inverse=True)[1][set_index]
 
 
+def without_interval(cells: pd.DataFrame) -> HorizonEstimates:
+    """Estimates not defined at each horizon of cells with fewer than two clusters, so that a table
+    can still show (or suppress) their arms' counts and means."""
+    horizons = np.sort(pd.unique(cells["horizon"].to_numpy()))
+    undefined = np.full(horizons.size, np.nan)
+    clusters = cells.groupby("horizon")["cluster"].nunique().reindex(horizons).to_numpy()
+    return HorizonEstimates(horizons, undefined, np.full((horizons.size, horizons.size), np.nan), undefined,
+                            undefined, clusters)
+
+
 def require_cells(cells: pd.DataFrame, where: str) -> np.ndarray:
     horizons = np.sort(pd.unique(cells["horizon"].to_numpy()))  # np.unique's answer, hashed rather than sorted
     if horizons.size == 0:

@@ -26,6 +26,7 @@ import pandas as pd
 
 from safepool.disclosure import Document, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput
 from safepool.disclosure.cells import is_contributor_column, shown_mask
+from safepool.disclosure.policy import workspace_policy
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
@@ -39,10 +40,11 @@ from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
-from safepool.study.differencing import check_groups
+from safepool.study.differencing import check_groups, described_units, study_groups
 from safepool.study.effects import effect_table, estimate_cells, naive_difference
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
+from safepool.study.inference import without_interval
 from safepool.study.matching import RiskSetMatcher
 from safepool.study.sensitivity import sensitivity
 from safepool.study.studyfile import StudyFile
@@ -85,13 +87,14 @@ class StudyAnalysis:
     love_plot: dict[str, Any]  # a Vega-Lite spec
     n_treated: int
     n_matched: int
+    n_described: int  # the clients the tables before matching describe (see described_units)
     seconds: float
     # the share of clients matched, why the others were not, and the estimand it makes (see
     # safepool.study.estimand): matching.sentence() and matching.warning are for the console
     matching: MatchingSummary = field(default_factory=lambda: MatchingSummary(0, 0, 0.9))
     # per table, the contributors behind each arm's mean (rows as in the table): for the checks only
     contributors: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
-    # the pseudonyms of the cohort's clients and eligible controls: for the differencing ledger only
+    # the pseudonyms of the run's groups (study_groups): for the differencing ledger only
     groups: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
@@ -186,11 +189,12 @@ def study_matcher(study: StudyFile, covariates: list[str]) -> RiskSetMatcher:
                           replace=m.replace, refine=m.refine, random_state=m.random_state, matching=m.method)
 
 
-def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress | None = None,
+def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int, progress: Progress | None = None,
             cohort: Cohort | None = None) -> StudyAnalysis:
-    """The whole study on an open pool connection; `cohort`, if given, is build_cohort's on this
-    connection for a study with the same cohort settings (the validity benchmark matches one
-    cohort several ways)."""
+    """The whole study on an open pool connection; `min_frequency` is the workspace policy's (fewer
+    clients not matched are left out of the tables before matching too: see
+    `safepool.study.differencing`); `cohort`, if given, is build_cohort's on this connection for a
+    study with the same cohort settings (the validity benchmark matches one cohort several ways)."""
     started = time.perf_counter()
     say = progress or (lambda _stage: None)
     cohort = cohort if cohort is not None else build_cohort(con, study, progress=say)
@@ -202,9 +206,10 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
                               {str(reason): int(n) for reason, n in reasons.items()})
     if summary.warning:
         warnings.warn(summary.warning, EstimandWarning, stacklevel=2)
+    described = described_units(cohort.units, matcher.match_status_, min_frequency)
     say("balance")
     balance = Balance(cohort.covariates, smd_limit=study.balance.smd_limit,
-                      vr_range=study.balance.variance_ratio).fit(cohort.units, matcher.matched_)
+                      vr_range=study.balance.variance_ratio).fit(described, matcher.matched_)
     say("outcomes")
     horizons = sorted(set(study.event_horizons) | set(study.horizons))
     matched = attach_outcomes(con, matcher.matched_, list(study.outcomes), horizons)
@@ -221,24 +226,18 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, progress: Progress
     sensitive = sensitivity(effects.loc[effects["method"] == "att"], matched, alpha=study.inference.alpha,
                             unit_col=PERSON)
     say("naive comparison")
-    naive = naive_comparison(con, study, cohort)
+    naive = naive_comparison(con, study, described)
     flow = matched_flow(cohort.flow, matcher)
     effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
         study=study, cohort_flow=flow, balance=balance.table_, balance_passed=bool(balance.passed_), effects=effects,
         event_study=event, subgroups=subgroups, placebo=placebo, sensitivity=sensitive, naive=naive,
         unmatched=matcher.unmatched_, love_plot=balance.love_plot(), n_treated=matcher.n_treated_,
-        n_matched=matcher.n_matched_, seconds=time.perf_counter() - started, matching=summary,
+        n_matched=matcher.n_matched_, n_described=int(described["treated"].sum()),
+        seconds=time.perf_counter() - started, matching=summary,
         contributors={"effects": effect_contributors, "event_study": event_contributors,
                       "subgroups": subgroup_contributors},
-        groups=cohort_groups(cohort.units))
-
-
-def cohort_groups(units: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The persons of the cohort's two groups, the clients and the persons eligible as controls (see
-    `safepool.study.differencing`)."""
-    return {name: np.unique(units.loc[units["treated"] == arm, PERSON].to_numpy())
-            for name, arm in (("clients", 1), ("eligible controls", 0))}
+        groups=study_groups(described, matcher.matched_, PERSON))
 
 
 def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
@@ -265,12 +264,21 @@ class Estimates:
         self.options = dict(baseline=study.baseline, ci=inference.ci, alpha=inference.alpha,
                             n_boot=inference.replications, random_state=inference.random_state, unit_col=PERSON)
 
-    def _effects(self, matched: pd.DataFrame, outcome: str, horizons: list[int], method: str) -> pd.DataFrame:
+    def _effects(self, matched: pd.DataFrame, outcome: str, horizons: list[int], method: str,
+                 part: bool = False) -> pd.DataFrame:
         """Censoring-weighted effect rows, with the contributors behind each arm's mean (as
-        safepool.study.censoring.censoring_weighted_effects, keeping the cells for them)."""
+        safepool.study.censoring.censoring_weighted_effects, keeping the cells for them). A `part`
+        of the matched sets with cells but too few clusters for an interval still gives its rows,
+        estimates not defined: it is in the effect of all the sets."""
         o = self.options
         cells = weighted_cells(matched, outcome, horizons, method, o["baseline"], o["unit_col"])
-        result = estimate_cells(cells, o["ci"], o["alpha"], o["n_boot"], o["random_state"], f"effects of {outcome}")
+        try:
+            result = estimate_cells(cells, o["ci"], o["alpha"], o["n_boot"], o["random_state"],
+                                    f"effects of {outcome}")
+        except StudyTableError:
+            if not part or cells.empty:
+                raise
+            result = without_interval(cells)
         levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
         return table.merge(arm_contributors(cells), on="horizon", how="left")
@@ -296,7 +304,9 @@ class Estimates:
 
     def subgroups(self) -> pd.DataFrame:
         """Effects on the primary outcome (the first listed) at the subgroup horizon, within the sets of
-        each level of the treated unit's subgroup; a level with too few sets for an interval is left out."""
+        each level of the treated unit's subgroup: the levels split the effect at that horizon (a
+        level with too few sets for an interval has its estimates not defined, one with no cell
+        observed then is in no row of either)."""
         treated = self.matched["treated"].to_numpy() == 1
         tables = []
         for name in self.study.subgroups:
@@ -306,7 +316,7 @@ class Estimates:
             for level in sorted(level_of_set.unique()):
                 part = self.matched.loc[(levels == level).to_numpy()]
                 try:
-                    rows = self._effects(part, self.study.outcomes[0], [self.study.effect_horizon], "att")
+                    rows = self._effects(part, self.study.outcomes[0], [self.study.effect_horizon], "att", part=True)
                 except StudyTableError:
                     continue
                 tables.append(rows.assign(subgroup=name, level=level))
@@ -337,9 +347,9 @@ def arm_contributors(cells: pd.DataFrame) -> pd.DataFrame:
                                        "abs_total:mean_control"])
 
 
-def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, cohort: Cohort) -> pd.DataFrame:
-    """Clients at entry against every eligible unit of the persons who never entered, unmatched."""
-    units = cohort.units
+def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd.DataFrame) -> pd.DataFrame:
+    """Clients at entry against every eligible unit of the persons who never entered, unmatched
+    (`units`: the cohort's, as the tables before matching describe them)."""
     never = units["entry_t"].isna().to_numpy()
     chosen = units.loc[(units["treated"] == 1).to_numpy() | never, [PERSON, "t", "treated", "entry_t"]]
     frame = attach_outcomes(con, chosen, list(study.outcomes), study.horizons)
@@ -378,10 +388,10 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
     balance = effect_output("Covariate balance before and after matching", balance_cells(analysis.balance),
                             with_counts=balance_counts(analysis))
 
-    def effects(title: str, name: str) -> EffectTable:
+    def effects(title: str, name: str, parts: list[str] | None = None) -> EffectTable:
         frame = getattr(analysis, name)
         contributors = analysis.contributors.get(name)
-        return effect_output(title, frame if contributors is None else frame.join(contributors))
+        return effect_output(title, frame if contributors is None else frame.join(contributors), parts=parts)
 
     outputs: dict[str, StatOutput] = {
         "cohort_flow": FrequencyTable("Cohort flow: persons kept at each step, and why the others left", cells,
@@ -389,7 +399,9 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
         "balance": balance,
         "effects": effects("Effects on the treated (ATT and matched difference-in-differences)", "effects"),
         "event_study": effects("Event study: matched difference-in-differences by quarter from entry", "event_study"),
-        "subgroups": effects(f"Effects by subgroup at {study.effect_horizon} quarters after entry", "subgroups"),
+        # the levels of a subgroup split the matched clients of the effect at that horizon
+        "subgroups": effects(f"Effects by subgroup at {study.effect_horizon} quarters after entry", "subgroups",
+                             parts=["level"]),
         "placebo": effect_output("Pre-trend placebo test before entry", analysis.placebo),
         "sensitivity": effect_output("Sensitivity to hidden bias: E-values and Rosenbaum bounds",
                                      with_arm_counts(analysis.sensitivity, analysis.effects)),
@@ -411,11 +423,12 @@ def balance_cells(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def balance_counts(analysis: StudyAnalysis) -> dict[str, dict[str, int]]:
-    """Persons behind each stage of the balance table: all clients and eligible units, then the matched."""
+    """Persons behind each stage of the balance table: the clients described and the eligible units, then
+    the matched."""
     flow = analysis.cohort_flow.set_index("step")
     before_control = int(flow.loc[flow.index.str.startswith("persons eligible as controls"), "persons"].iloc[0])
     after_control = int(flow.loc["matched controls", "persons"])
-    return {"before": {"n_treated": analysis.n_treated, "n_control": before_control},
+    return {"before": {"n_treated": analysis.n_described, "n_control": before_control},
             "after": {"n_treated": analysis.n_matched, "n_control": after_control}}
 
 
@@ -427,10 +440,10 @@ def with_arm_counts(table: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
     return table.merge(effects[keys + ["n_treated", "n_control"]], on=keys, how="left")
 
 
-def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[str, int]] | None = None
-                  ) -> EffectTable:
+def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[str, int]] | None = None,
+                  parts: list[str] | None = None) -> EffectTable:
     """An effect-like table: text columns become labels, the rest are numbers; n_treated and n_control kept,
-    contributor columns (lists, for the checks) neither."""
+    contributor columns (lists, for the checks) neither; `parts` as EffectTable's."""
     cells = frame.copy()
     if with_counts is not None:
         for column in ("n_treated", "n_control"):
@@ -444,7 +457,7 @@ def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[s
             remarks.append(column)
     groups = [c for c in cells.columns if c not in remarks and not is_contributor_column(c)
               and (not pd.api.types.is_numeric_dtype(cells[c]) or c in ("horizon", "wald_df"))]
-    return EffectTable(title, cells.reset_index(drop=True), groups, remarks)
+    return EffectTable(title, cells.reset_index(drop=True), groups, remarks, parts=parts or [])
 
 
 def study_document(result: StudyResult, context: dict[str, object] | None = None) -> Document:
@@ -482,13 +495,14 @@ def analyse_in_pool(pool_dir: Path, governance: Governance, actor: Actor, study:
     """The analysis on the pool opened as the analyst, its engine bounded (study_engine_mb), and
     once more without the bound if its queries do not fit (each opening audited)."""
     governance.permits.authorise_access(actor, study.permit, needed_columns(study))  # before anything is made
+    min_frequency = workspace_policy(governance).min_frequency
     with Scratch(pool_dir, f"spill-{study.permit}") as spill:  # in the pool zone: pseudonyms only
         for bound in (study_engine_mb(pool_dir, study.permit), None):
             say("opening the pool")
             con = open_for_analysis(pool_dir, governance, actor, study.permit, wanted=needed_columns(study),
                                     memory_limit_mb=bound, spill=spill.path)
             try:
-                return analyse(con, study, say)
+                return analyse(con, study, min_frequency, say)
             except duckdb.OutOfMemoryException:
                 if bound is None:
                     raise

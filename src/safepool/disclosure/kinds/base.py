@@ -233,12 +233,17 @@ class OutputKind:
         cells = self.cells_of(output).reset_index(drop=True)
         failing = self.failing_or_hidden(output, report, policy, hide)
         primary = np.array([bool(found) for found in failing], dtype=bool)
-        hidden = self.secondary(output, policy, failing) if additive else primary
+        hidden = self.secondary(output, policy, failing) if self.protects(output, margins) else primary
         status = [f"suppressed (primary: {', '.join(found)})" if found else SECONDARY if hide else SHOWN
                   for found, hide in zip(failing, hidden)]
         mitigated = self.with_cells(output, blank(cells, self.blanked_columns(output), hidden).assign(**{STATUS: status}))
         note = suppression_note(failing, int((hidden & ~primary).sum()), additive)
         return Mitigated(mitigated, "suppression", note, self.check(mitigated, policy), policy)
+
+    def protects(self, output: Any, margins: bool) -> bool:
+        """Whether a hidden cell is protected by secondary suppression against totals, its own (an
+        additive table) or shown in other outputs."""
+        return self.additive(output, margins)
 
     def with_margins(self, output: Any, policy: DisclosureRules) -> Any:
         raise NotImplementedError

@@ -10,6 +10,12 @@ public table, a file or the register.
 
 Rules: min_frequency on each arm of each row (the treated and the control persons), dominance
 and p% on each mean that has contributors. Suppression blanks a failing row's numbers.
+
+`parts` names group columns whose levels split one total that another output shows (a study's
+subgroups split the matched clients of its effect at that horizon): each mean times its count,
+subtracted from the total's, would tell a hidden level. So within the rows that differ only in
+those columns, a hidden row hides more, the fewest persons first, until the hidden rows hold at
+least the minimum frequency of persons in each arm, or all are hidden (secondary suppression).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ class EffectTable(OutputBase):
     cells: pd.DataFrame
     groups: list[str]
     remarks: list[str] = field(default_factory=list)
+    parts: list[str] = field(default_factory=list)
     kind: ClassVar[str] = "effect"
 
 
@@ -71,6 +78,8 @@ class Effect(OutputKind):
             return problems
         if not isinstance(output.remarks, (list, tuple)) or not all(r in output.cells.columns for r in output.remarks):
             return [invalid(f"table '{output.title}': remarks must name columns of the table")]
+        if not isinstance(output.parts, (list, tuple)) or not set(output.parts) <= set(output.groups):
+            return [invalid(f"table '{output.title}': parts must name group columns of the table")]
         cells, labels = output.cells, list(output.groups)
         estimates = self.estimates(output)
         if not estimates:
@@ -105,7 +114,28 @@ class Effect(OutputKind):
         return bool(contributed_means(output.cells))
 
     def kept_fields(self, output: EffectTable) -> dict[str, Any]:
-        return {"groups": list(output.groups), "remarks": list(output.remarks)}
+        return {"groups": list(output.groups), "remarks": list(output.remarks), "parts": list(output.parts)}
+
+    def protects(self, output: EffectTable, margins: bool) -> bool:
+        return bool(output.parts)
+
+    def secondary(self, output: EffectTable, policy: DisclosureRules, failing: list[list[str]]) -> np.ndarray:
+        """The failing rows, and in each split of a total more rows until the hidden ones hold the
+        minimum frequency in each arm (see the module)."""
+        cells = output.cells.reset_index(drop=True)
+        hidden = np.array([bool(found) for found in failing], dtype=bool)
+        arms = np.column_stack([np.asarray(numbers(cells, arm), dtype=float) for arm in ARMS])
+        split_by = [c for c in output.groups if c not in output.parts]
+        blocks = cells.groupby(split_by, sort=False, dropna=False).indices.values() if split_by else [cells.index]
+        for rows in blocks:
+            rows = np.asarray(rows)
+            fewest_first = rows[np.lexsort((rows, arms[rows].min(axis=1)))]
+            for row in fewest_first:
+                held = arms[rows[hidden[rows]]].sum(axis=0)
+                if not hidden[rows].any() or (held >= policy.min_frequency).all():
+                    break
+                hidden[row] = True
+        return hidden
 
     def samples(self) -> Samples:
         def table(n_treated: Any = 300, n_control: int = 900, top: list[float] | None = None,
