@@ -30,10 +30,9 @@ not withhold itself, and a later run whose matching differs by a few persons is 
 
 The subgroups split the effect at their horizon: a level suppressed for its few clients hides
 more levels (the effect kind's `parts`), so that the effect less the levels shown tells no group
-of fewer. Not yet checked: the persons behind each horizon's means differ between the naive
-comparison (the clients observed at a horizon) and the effects (those whose matched set has a
-control observed then); the demo's differ by many, but nothing stops a study where they differ
-by a few (open in issue 10).
+of fewer. The naive comparison follows, at each horizon, the clients the effect follows then.
+Not yet checked: the difference in differences needs the quarter before entry observed, where
+the ATT does not, so the two can follow clients who differ by a few (open in issue 10).
 """
 
 from __future__ import annotations

@@ -226,7 +226,7 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
     sensitive = sensitivity(effects.loc[effects["method"] == "att"], matched, alpha=study.inference.alpha,
                             unit_col=PERSON)
     say("naive comparison")
-    naive = naive_comparison(con, study, described)
+    naive = naive_comparison(con, study, described, estimates.followed)
     flow = matched_flow(cohort.flow, matcher)
     effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
@@ -263,6 +263,7 @@ class Estimates:
         inference = study.inference
         self.options = dict(baseline=study.baseline, ci=inference.ci, alpha=inference.alpha,
                             n_boot=inference.replications, random_state=inference.random_state, unit_col=PERSON)
+        self.followed: dict[str, pd.DataFrame] = {}  # outcome -> the clients its ATT follows (horizon, person)
 
     def _effects(self, matched: pd.DataFrame, outcome: str, horizons: list[int], method: str,
                  part: bool = False) -> pd.DataFrame:
@@ -279,6 +280,11 @@ class Estimates:
             if not part or cells.empty:
                 raise
             result = without_interval(cells)
+        if method == "att" and not part:  # the cells' units are codes of the matched rows' persons
+            clients = cells.loc[cells["treated"].to_numpy(bool)]
+            persons = pd.factorize(matched[PERSON])[1]
+            self.followed[outcome] = pd.DataFrame({"horizon": clients["horizon"].to_numpy(),
+                                                   "person": np.asarray(persons)[clients["unit"].to_numpy()]})
         levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
         return table.merge(arm_contributors(cells), on="horizon", how="left")
@@ -347,12 +353,19 @@ def arm_contributors(cells: pd.DataFrame) -> pd.DataFrame:
                                        "abs_total:mean_control"])
 
 
-def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd.DataFrame) -> pd.DataFrame:
-    """Clients at entry against every eligible unit of the persons who never entered, unmatched
-    (`units`: the cohort's, as the tables before matching describe them)."""
+def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd.DataFrame,
+                     followed: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The clients each effect follows at a horizon (`followed`: outcome -> horizon, person) against every
+    eligible unit of the persons who never entered, unmatched. Other clients' outcomes are left out:
+    the two tables' means of the same outcome over clients who differ by a few would tell theirs."""
     never = units["entry_t"].isna().to_numpy()
     chosen = units.loc[(units["treated"] == 1).to_numpy() | never, [PERSON, "t", "treated", "entry_t"]]
     frame = attach_outcomes(con, chosen, list(study.outcomes), study.horizons)
+    clients = frame["treated"].to_numpy() == 1
+    for outcome in study.outcomes:
+        for horizon in study.horizons:
+            kept = followed[outcome].loc[followed[outcome]["horizon"].to_numpy() == horizon, "person"]
+            frame.loc[clients & ~frame[PERSON].isin(kept).to_numpy(), f"{outcome}@{horizon}"] = np.nan
     frame[PERSON] = pd.factorize(frame[PERSON])[0]  # the persons as codes, told apart once for every outcome
     return pd.concat([naive_difference(frame, outcome, study.horizons, unit_col=PERSON, alpha=study.inference.alpha)
                       for outcome in study.outcomes], ignore_index=True)
@@ -405,7 +418,7 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
         "placebo": effect_output("Pre-trend placebo test before entry", analysis.placebo),
         "sensitivity": effect_output("Sensitivity to hidden bias: E-values and Rosenbaum bounds",
                                      with_arm_counts(analysis.sensitivity, analysis.effects)),
-        "naive": effect_output("Naive comparison: clients against all eligible non-clients, unmatched",
+        "naive": effect_output("Naive comparison: the clients followed against all eligible non-clients, unmatched",
                                analysis.naive),
     }
     outputs["love_plot"] = Figure("Love plot: standardised mean differences before and after matching", balance,
