@@ -240,3 +240,23 @@ def test_a_hidden_part_of_a_total_shown_elsewhere_hides_more_until_its_persons_a
     assert list(shown_mask(only_failing)) == [True, True, True, True, False, False, True, False]
     with pytest.raises(DisclosureInputError, match="parts must name group columns"):
         KINDS["effect"].suppress(EffectTable("e", cells, ["subgroup", "level"], parts=["estimate"]), policy)
+
+
+@pytest.mark.parametrize("policy_name", sorted(POLICIES))
+def test_a_part_hidden_for_one_large_contributor_hides_another_so_the_two_pass_together(policy_name):
+    """The demo's subgroup "C1" had 9 clients but one dominated its mean, and the effect less the
+    levels shown was that mean. The rows hidden together must pass what a row must, contributors
+    merged: the next smallest level is hidden with it, and the larger one stays shown."""
+    from safepool.disclosure import EffectTable
+
+    policy = POLICIES[policy_name]
+    n = policy.min_frequency + 4
+    cells = pd.DataFrame({"subgroup": "language level", "level": ["A1", "B1", "C1"],
+                          "estimate": [0.1, 0.2, 0.3], "mean_treated": [0.4, 0.5, 0.6],
+                          "top:mean_treated": [[10.0, 10.0, 10.0], [20.0, 20.0, 20.0], [900.0, 10.0, 5.0]],
+                          "abs_total:mean_treated": [4000.0, 3000.0, 950.0],
+                          "n_treated": [40, 30, n], "n_control": [38, 30, n]})
+    table = EffectTable("Effects by subgroup", cells, ["subgroup", "level"], parts=["level"])
+    mitigated = KINDS["effect"].suppress(table, policy).output.public_table()
+    assert list(shown_mask(mitigated)) == [True, False, False]
+    assert "dominance" in mitigated["status"].iloc[2] and "secondary" in mitigated["status"].iloc[1]

@@ -28,9 +28,9 @@ clients and controls then enter the ledger beside the cohort's groups (`study_gr
 differ from the described clients by none or by at least the minimum frequency, so a run does
 not withhold itself, and a later run whose matching differs by a few persons is withheld.
 
-The subgroups split the effect at their horizon: a level suppressed for its few clients hides
-more levels (the effect kind's `parts`), so that the effect less the levels shown tells no group
-of fewer. The naive comparison follows, at each horizon, the clients the effect follows then.
+The subgroups split the effect at their horizon: a level suppressed hides more levels (the
+effect kind's `parts`), so that the effect less the levels shown tells only a group that passes
+the checks a level must. The naive comparison follows, at each horizon, the clients the effect follows then.
 Not yet checked: the difference in differences needs the quarter before entry observed, where
 the ATT does not, so the two can follow clients who differ by a few (open in issue 10).
 """

@@ -14,8 +14,9 @@ and p% on each mean that has contributors. Suppression blanks a failing row's nu
 `parts` names group columns whose levels split one total that another output shows (a study's
 subgroups split the matched clients of its effect at that horizon): each mean times its count,
 subtracted from the total's, would tell a hidden level. So within the rows that differ only in
-those columns, a hidden row hides more, the fewest persons first, until the hidden rows hold at
-least the minimum frequency of persons in each arm, or all are hidden (secondary suppression).
+those columns, a hidden row hides more, the fewest persons first, until the hidden rows taken as
+one row pass the rules each row must (each arm's persons; each mean's contributors, merged), or
+all are hidden (secondary suppression).
 """
 
 from __future__ import annotations
@@ -120,22 +121,31 @@ class Effect(OutputKind):
         return bool(output.parts)
 
     def secondary(self, output: EffectTable, policy: DisclosureRules, failing: list[list[str]]) -> np.ndarray:
-        """The failing rows, and in each split of a total more rows until the hidden ones hold the
-        minimum frequency in each arm (see the module)."""
+        """The failing rows, and in each split of a total more rows until the hidden ones pass
+        together (see the module)."""
         cells = output.cells.reset_index(drop=True)
         hidden = np.array([bool(found) for found in failing], dtype=bool)
-        arms = np.column_stack([np.asarray(numbers(cells, arm), dtype=float) for arm in ARMS])
+        fewest = np.column_stack([np.asarray(numbers(cells, arm), dtype=float) for arm in ARMS]).min(axis=1)
         split_by = [c for c in output.groups if c not in output.parts]
         blocks = cells.groupby(split_by, sort=False, dropna=False).indices.values() if split_by else [cells.index]
         for rows in blocks:
             rows = np.asarray(rows)
-            fewest_first = rows[np.lexsort((rows, arms[rows].min(axis=1)))]
-            for row in fewest_first:
-                held = arms[rows[hidden[rows]]].sum(axis=0)
-                if not hidden[rows].any() or (held >= policy.min_frequency).all():
+            for row in rows[np.lexsort((rows, fewest[rows]))]:
+                if not hidden[rows].any() or self._pass_together(cells, rows[hidden[rows]], policy):
                     break
                 hidden[row] = True
         return hidden
+
+    def _pass_together(self, cells: pd.DataFrame, rows: np.ndarray, policy: DisclosureRules) -> bool:
+        """Whether the rows' persons taken as one row, which the total less the rows shown tells,
+        pass the rules each row must: each arm's persons, and each mean's contributors."""
+        group = cells.iloc[rows]
+        together: dict[str, list[Any]] = {arm: [float(np.asarray(numbers(group, arm), dtype=float).sum())]
+                                          for arm in ARMS}
+        for mean in contributed_means(cells):
+            together[f"top:{mean}"] = [[value for top in group[f"top:{mean}"] for value in top]]
+            together[f"abs_total:{mean}"] = [float(np.asarray(numbers(group, f"abs_total:{mean}")).sum())]
+        return not any(found.cells for found in self.rules(EffectTable("", pd.DataFrame(together), []), policy))
 
     def samples(self) -> Samples:
         def table(n_treated: Any = 300, n_control: int = 900, top: list[float] | None = None,
