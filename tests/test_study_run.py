@@ -160,6 +160,24 @@ def test_each_arms_mean_is_checked_with_its_contributors_which_are_never_kept(de
     assert any("(mean_treated)" in m for m in rules) and any("(mean_control)" in m for m in rules)
     assert any("treated or the control arm" in f.message for f in report.findings if f.rule == "min_frequency")
     assert not any(":" in c for c in analysis.subgroups.columns)  # the analysis frames hold no contributors
+    # The tenth review's routes: the naive comparison (the effects' clients) and the sensitivity of an
+    # effect showed what the effects suppressed for one large contributor, and the placebo test its
+    # own unchecked means of the event study's pre-entry rows. Each is checked as its effect is now.
+    outputs = outputs_of(analysis)
+    for name in ("naive", "sensitivity"):
+        assert {"top:mean_treated", "abs_total:mean_control"} <= set(outputs[name].cells.columns), name
+    strict = DisclosureRules(dominance_k=0.2, p_ratio=0.0)  # many means fail: the same ones in each table
+
+    effect_failing = {f"{c['outcome']}/{c['horizon']}" for f in check(outputs["effects"], strict).findings
+                      if f.rule == "dominance" for c in f.cells if c.get("method") == "att"}
+    assert effect_failing
+    found = {name: {f"{c['outcome']}/{c['horizon']}" for f in check(outputs[name], strict).findings
+                    if f.rule == "dominance" for c in f.cells} for name in ("naive", "sensitivity")}
+    assert found["sensitivity"] == effect_failing  # the effect's own contributors
+    assert found["naive"]  # its own (unweighted) contributors, over the same clients
+    placebo = outputs["placebo"].cells
+    assert not {"estimate", "mean_treated", "mean_control", "ci_low", "p_value"} & set(placebo.columns)
+    assert {"wald_chi2", "joint_p_value", "n_treated"} <= set(placebo.columns)
 
 
 def test_clients_not_matched_are_told_by_no_pair_of_tables_unless_they_are_many(demo):

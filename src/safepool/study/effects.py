@@ -208,6 +208,12 @@ def naive_difference(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[i
     The interval is cluster-robust with one cluster per unit (per person when unit_col is
     given, since the same person is a control in several entry quarters).
     """
+    return naive_table(naive_cells(cohort_df, outcome, horizons, treatment, unit_col), outcome, alpha)
+
+
+def naive_cells(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[int], treatment: str = "treated",
+                unit_col: str | None = None) -> pd.DataFrame:
+    """naive_difference's cells: every observed value at the horizons where both arms have one."""
     where = f"naive difference of {outcome}"
     cohort_df = require_frame(cohort_df, where)
     horizons = list(horizons)
@@ -219,8 +225,12 @@ def naive_difference(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[i
     arms = np.bincount(horizon[column] * 2 + treated[row], minlength=2 * horizon_values.size).reshape(-1, 2)
     both = (arms > 0).all(axis=1)[horizon[column]]  # the horizons at which both arms have a value
     row, column = row[both], column[both]
-    cells = pd.DataFrame({"horizon": np.asarray(horizons)[column], "treated": treated[row],
-                          "y": levels[row, column], "level": levels[row, column], "w": 1.0,
-                          "unit": units[row], "cluster": units[row]})
-    result = cluster_robust(cells, alpha, where)
-    return effect_table(outcome, "naive", cells, result, "cluster_robust", is_binary(levels.ravel()))
+    return pd.DataFrame({"horizon": np.asarray(horizons)[column], "treated": treated[row],
+                         "y": levels[row, column], "level": levels[row, column], "w": 1.0,
+                         "unit": units[row], "cluster": units[row]})
+
+
+def naive_table(cells: pd.DataFrame, outcome: str, alpha: float = 0.05) -> pd.DataFrame:
+    """naive_difference's rows from its cells."""
+    result = cluster_robust(cells, alpha, f"naive difference of {outcome}")
+    return effect_table(outcome, "naive", cells, result, "cluster_robust", is_binary(cells["level"].to_numpy()))

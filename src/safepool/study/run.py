@@ -41,7 +41,7 @@ from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
 from safepool.study.differencing import check_groups, described_units, study_groups
-from safepool.study.effects import effect_table, estimate_cells, naive_difference
+from safepool.study.effects import effect_table, estimate_cells, naive_cells, naive_table
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.inference import without_interval
@@ -226,7 +226,7 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
     sensitive = sensitivity(effects.loc[effects["method"] == "att"], matched, alpha=study.inference.alpha,
                             unit_col=PERSON)
     say("naive comparison")
-    naive = naive_comparison(con, study, described, estimates.followed)
+    naive, naive_contributors = split_contributors(naive_comparison(con, study, described, estimates.followed))
     flow = matched_flow(cohort.flow, matcher)
     effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
@@ -236,7 +236,7 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
         n_matched=matcher.n_matched_, n_described=int(described["treated"].sum()),
         seconds=time.perf_counter() - started, matching=summary,
         contributors={"effects": effect_contributors, "event_study": event_contributors,
-                      "subgroups": subgroup_contributors},
+                      "subgroups": subgroup_contributors, "naive": naive_contributors},
         groups=study_groups(described, matcher.matched_, PERSON))
 
 
@@ -367,8 +367,12 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd
             kept = followed[outcome].loc[followed[outcome]["horizon"].to_numpy() == horizon, "person"]
             frame.loc[clients & ~frame[PERSON].isin(kept).to_numpy(), f"{outcome}@{horizon}"] = np.nan
     frame[PERSON] = pd.factorize(frame[PERSON])[0]  # the persons as codes, told apart once for every outcome
-    return pd.concat([naive_difference(frame, outcome, study.horizons, unit_col=PERSON, alpha=study.inference.alpha)
-                      for outcome in study.outcomes], ignore_index=True)
+    tables = []
+    for outcome in study.outcomes:  # with the contributors behind each arm's mean, as the effects
+        cells = naive_cells(frame, outcome, study.horizons, unit_col=PERSON)
+        tables.append(naive_table(cells, outcome, study.inference.alpha).merge(arm_contributors(cells), on="horizon",
+                                                                              how="left"))
+    return pd.concat(tables, ignore_index=True)
 
 
 def matched_flow(flow: pd.DataFrame, matcher: RiskSetMatcher) -> pd.DataFrame:
@@ -415,11 +419,12 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
         # the levels of a subgroup split the matched clients of the effect at that horizon
         "subgroups": effects(f"Effects by subgroup at {study.effect_horizon} quarters after entry", "subgroups",
                              parts=["level"]),
-        "placebo": effect_output("Pre-trend placebo test before entry", analysis.placebo),
+        "placebo": effect_output("Pre-trend placebo test before entry", placebo_test(analysis.placebo)),
         "sensitivity": effect_output("Sensitivity to hidden bias: E-values and Rosenbaum bounds",
-                                     with_arm_counts(analysis.sensitivity, analysis.effects)),
-        "naive": effect_output("Naive comparison: the clients followed against all eligible non-clients, unmatched",
-                               analysis.naive),
+                                     with_effect_arms(analysis.sensitivity,
+                                                      analysis.effects.join(analysis.contributors.get("effects")))),
+        "naive": effects("Naive comparison: the clients followed against all eligible non-clients, unmatched",
+                         "naive"),
     }
     outputs["love_plot"] = Figure("Love plot: standardised mean differences before and after matching", balance,
                                   analysis.love_plot)
@@ -445,12 +450,22 @@ def balance_counts(analysis: StudyAnalysis) -> dict[str, dict[str, int]]:
             "after": {"n_treated": analysis.n_matched, "n_control": after_control}}
 
 
-def with_arm_counts(table: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
-    """Sensitivity rows with the persons behind the effect they belong to."""
-    if {"n_treated", "n_control"} <= set(table.columns):
-        return table
+def with_effect_arms(table: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
+    """Sensitivity rows with the arms of the effect each belongs to: their persons, and their means with
+    the contributors behind them, so that a row is checked as its effect is (the sensitivity of an
+    effect suppressed for one large contributor told its estimate)."""
     keys = ["outcome", "horizon", "method"]
-    return table.merge(effects[keys + ["n_treated", "n_control"]], on=keys, how="left")
+    arms = [c for c in ("n_treated", "n_control", "mean_treated", "mean_control") if c not in table.columns]
+    arms += [c for c in effects.columns if is_contributor_column(c)]
+    return table.merge(effects[keys + arms], on=keys, how="left")
+
+
+def placebo_test(table: pd.DataFrame) -> pd.DataFrame:
+    """The pre-trend test as it is published: the joint test on each pre-entry row with the persons
+    behind it, not the estimates and means it is made of (those are the event study's, checked
+    there; the placebo's own, unweighted, repeated rows the event study suppressed)."""
+    made_of = ["estimate", "std_error", "ci_low", "ci_high", "p_value", "mean_treated", "mean_control", "sd_control"]
+    return table.drop(columns=[c for c in made_of if c in table.columns])
 
 
 def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[str, int]] | None = None,
