@@ -100,7 +100,8 @@ def check_groups(pool_dir: Path, governance: Governance, actor: Actor, permit: s
         detail={"withheld": withheld_entries([(cell, check) for cell, check in found.items()],
                                              ["persons"] * len(groups)), **state})
     raise StudyWithheld(
-        f"study withheld: its clients or its persons eligible as controls differ from the persons of an "
-        f"earlier answer or study by fewer than {min_frequency} (or, with several, single out fewer), so its "
-        "tables and those would tell their values; nothing is recorded. Change the cohort (its period, ages "
-        f"or area) so that it differs by at least {min_frequency} persons, or by none.")
+        f"study withheld: its clients, its persons eligible as controls or its matched clients or controls "
+        f"differ from the persons of an earlier answer or study by fewer than {min_frequency} (or, with several, "
+        "single out fewer), so its tables and those would tell their values; nothing is recorded. Change the "
+        "cohort (its period, ages or area) or the matching (a caliper, the covariates or the method decide "
+        f"which clients are matched) so that they differ by at least {min_frequency} persons, or by none.")
