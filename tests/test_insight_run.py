@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_info
 
 from safepool.demo import HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS
 from safepool.demo_people import make_users, release_data
+from safepool.disclosure.cells import is_contributor_column
 from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance
@@ -67,6 +68,7 @@ def test_a_run_records_every_output_and_a_report_made_of_them(city, monkeypatch)
     for name, mitigated in result.checked.items():
         shown = mitigated.output
         cells = shown.table.cells if hasattr(shown, "table") else shown.cells
+        assert not [c for c in cells.columns if is_contributor_column(c)], name  # as the shell may hold it
         counts = pd.to_numeric(cells["count"], errors="coerce").dropna()
         assert ((counts == 0) | (counts >= policy.min_frequency)).all(), name
     report = root / "outputs"

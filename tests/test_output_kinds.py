@@ -260,3 +260,20 @@ def test_a_part_hidden_for_one_large_contributor_hides_another_so_the_two_pass_t
     mitigated = KINDS["effect"].suppress(table, policy).output.public_table()
     assert list(shown_mask(mitigated)) == [True, False, False]
     assert "dominance" in mitigated["status"].iloc[2] and "secondary" in mitigated["status"].iloc[1]
+
+
+@pytest.mark.parametrize("kind_name", sorted(KINDS))
+def test_what_a_run_hands_its_shell_holds_no_contributor_and_no_unshown_column(kind_name):
+    """A study run handed back its outputs as checked, contributors and all: the largest of them are
+    single persons' values, read by an analyst in a notebook. `Mitigated.shown` is what a run hands
+    back: every kind's output with its public table for cells (a figure's table, a document's parts)."""
+    kind, policy = KINDS[kind_name], DisclosureRules()
+    sample = kind.samples().passing(policy.model_copy(update=dict(kind.samples().policy)))
+    shown = Mitigated(sample, "none", "", kind.check(sample, policy), policy).shown().output
+    outputs = list(shown.parts.values()) if kind_name == "document" else [shown]
+    for output in outputs:
+        inner = kind_of(output)
+        cells = inner.cells_of(output)
+        assert not [c for c in cells.columns if is_contributor_column(c)]
+        assert not set(inner.unshown_columns(output)) & set(cells.columns)
+        pd.testing.assert_frame_equal(cells, inner.public_table(output))

@@ -92,4 +92,5 @@ def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analy
     report = Document(f"Insight report: {insight.title}", {name: m.output for name, m in checked.items()},
                       layout=REPORT, about=about, notes={name: m.note for name, m in checked.items() if m.note})
     _, records[REPORT] = governance.outputs.publish(actor, insight.permit, report, "insight", REPORT)
-    return InsightResult(insight.title, analysis.kind, checked, records, analysis.summary(checked))
+    return InsightResult(insight.title, analysis.kind, {name: mitigated.shown() for name, mitigated in checked.items()},
+                         records, analysis.summary(checked))

@@ -113,9 +113,15 @@ class StudyAnalysis:
 
 
 @dataclass
-class StudyResult(StudyAnalysis):
-    """A governed run: the analysis, its outputs as the disclosure layer left them, and their records."""
+class StudyResult:
+    """A governed run as its analyst (in any shell) gets it: the outputs as the disclosure layer left
+    them and their records, never the analysis's frames, which hold what the checks suppress (a
+    suppressed effect's means, exact counts, the clients not matched)."""
 
+    study: StudyFile
+    seconds: float
+    balance_passed: bool
+    estimand: str  # ATT, or "effect on the matched clients" (see safepool.study.estimand)
     registers: list[str] = field(default_factory=list)
     checked: dict[str, Mitigated] = field(default_factory=dict)
     records: dict[str, OutputRecord] = field(default_factory=dict)
@@ -150,8 +156,8 @@ class StudyResult(StudyAnalysis):
         if MATCHED_STEP not in counts or TREATED_STEP not in counts:
             return None
         reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
-        return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], self.matching.min_share, reasons,
-                               named=self.estimand)
+        return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], self.study.matching.min_share_matched,
+                               reasons, named=self.estimand)
 
 
 
@@ -547,10 +553,11 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
     check_groups(pool_dir, governance, actor, study.permit, analysis.groups)
     published = governance.outputs.publish_all(actor, study.permit, outputs_of(analysis), "study",
                                                round_if_failing={"cohort_flow"})
-    fields = {**vars(analysis), "contributors": {}, "groups": {}}  # they were for the checks only
-    result = StudyResult(**fields, registers=registers, checked={name: m for name, (m, _) in published.items()},
+    result = StudyResult(study, analysis.seconds, analysis.balance_passed, analysis.estimand, registers,
+                         checked={name: m for name, (m, _) in published.items()},
                          records={name: record for name, (_, record) in published.items()})
     say("report")
     document = study_document(result, report_context(pool_dir, study))
     _, result.records["report"] = governance.outputs.publish(actor, study.permit, document, "study", REPORT_NAME)
+    result.checked = {name: mitigated.shown() for name, mitigated in result.checked.items()}  # for the shell
     return result

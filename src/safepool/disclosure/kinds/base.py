@@ -103,6 +103,11 @@ class Mitigated:
     report: CheckReport
     rules: DisclosureRules | None = None
 
+    def shown(self) -> Mitigated:
+        """The same, its output as an analyst may hold it (`OutputKind.shown_output`): what a run hands
+        back to its shell, where the contributors would be single persons' values."""
+        return replace(self, output=kind_of(self.output).shown_output(self.output))
+
 
 class NotRecheckable(Conflict):
     """A recorded output cannot be checked again under the current policy from what was kept."""
@@ -334,6 +339,10 @@ class OutputKind:
 
     def public_table(self, output: Any) -> pd.DataFrame:
         return drop_contributors(self.cells_of(output)).drop(columns=self.unshown_columns(output))
+
+    def shown_output(self, output: Any) -> Any:
+        """The output with its public table for cells: no contributors, no column never shown."""
+        return self.with_cells(output, self.public_table(output))
 
     def unshown_columns(self, output: Any) -> list[str]:
         """Columns the rules read that are never shown (besides contributors): not in the public

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Mapping
 
 import pandas as pd
@@ -128,6 +128,9 @@ class FigureKind(OutputKind):
 
     def public_table(self, output: Figure) -> pd.DataFrame:
         return _table_kind(output).public_table(output.table)
+
+    def shown_output(self, output: Figure) -> Figure:
+        return replace(output, table=_table_kind(output).shown_output(output.table))
 
     def shown_table(self, output: Figure, policy: DisclosureRules) -> pd.DataFrame:
         return _table_kind(output).shown_table(output.table, policy)
