@@ -280,11 +280,15 @@ def test_the_study_engine_is_bounded_spills_in_the_pool_zone_and_runs_again_unbo
         pd.testing.assert_frame_equal(getattr(bounded, name), getattr(unbounded, name))
 
 
-def study_with(tmp_path, ages: tuple[int, int]):
-    """The shipped study file with other ages of eligibility (and fewer replications, for speed)."""
+def study_with(tmp_path, ages: tuple[int, int], *changes: tuple[str, str]):
+    """The shipped study file with other ages of eligibility and the other `changes` (text, new
+    text), and fewer replications, for speed."""
     text = EXAMPLE.read_text().replace("age: [18, 64]", f"age: [{ages[0]}, {ages[1]}]")
-    path = tmp_path / f"study-{ages[0]}-{ages[1]}.yaml"
-    path.write_text(text.replace("replications: 500", "replications: 50"))
+    for old, new in (*changes, ("replications: 500", "replications: 50")):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / f"study-{ages[0]}-{ages[1]}-{len(list(tmp_path.glob('study-*')))}.yaml"
+    path.write_text(text)
     return load_study(path)
 
 
@@ -325,3 +329,49 @@ def test_two_runs_whose_clients_differ_by_one_person_are_not_both_recorded(cli_d
     assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded
     withheld = governance.audit.records(action="study")[-1]
     assert withheld.outcome == "withheld" and withheld.detail["withheld"][0]["measure"] == "persons"
+
+
+def test_two_runs_whose_rows_follow_clients_who_differ_by_a_few_are_not_both_recorded(cli_demo, tmp_path):
+    """The tenth review's route: the shipped study with horizon 0 (subgroups there too), then the
+    same file without refining the matching. The clients and the matched clients are the same, so
+    the run's groups passed the ledger, but other controls are matched, and a client enters a
+    horizon's row only where a control of its set is observed: the rows at entry followed clients
+    who differ by a few, and n times the clients' mean, subtracted, told those few's values. Each
+    shown row's values are in the ledger now: the same run passes again, the other is withheld,
+    audited, and records nothing."""
+    root = tmp_path / "ws"
+    shutil.copytree(cli_demo[0], root, symlinks=True)
+    workspace, passwords = Workspace.open(root), yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
+    governance = Governance.open(root)
+    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    at_entry = (("horizons: [4, 8, 12]", "horizons: [0, 4, 8, 12]"), ("subgroup_horizon: 8", "subgroup_horizon: 0"))
+    refined = study_with(tmp_path, (18, 64), *at_entry)
+    not_refined = study_with(tmp_path, (18, 64), *at_entry, ("refine: true ", "refine: false"))
+    con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    try:
+        with pytest.warns(EstimandWarning):
+            one, other = (analyse(con, study, 5) for study in (refined, not_refined))
+    finally:
+        con.close()
+    # the route: the same groups, rows at entry over clients who differ by 1 to 4, whose sums differ
+    assert {name: set(persons) for name, persons in one.groups.items()} == \
+        {name: set(persons) for name, persons in other.groups.items() if name != "matched controls"} | \
+        {"matched controls": set(one.groups["matched controls"])}
+    at_zero = [(analysis.effects["method"] == "att") & (analysis.effects["horizon"] == 0) for analysis in (one, other)]
+    followed = [analysis.effects.loc[rows, "n_treated"].to_numpy() for analysis, rows in zip((one, other), at_zero)]
+    assert 0 < np.abs(followed[0] - followed[1]).max() < 5
+    sums = [analysis.effects.loc[rows, "n_treated"].to_numpy() * analysis.effects.loc[rows, "mean_treated"].to_numpy()
+            for analysis, rows in zip((one, other), at_zero)]
+    assert (np.abs(sums[0] - sums[1]) > 1e-6).any()
+
+    run_study(workspace.pool_dir, governance, analyst, refined)
+    recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))
+    run_study(workspace.pool_dir, governance, analyst, refined)  # the same rows again: nothing new is told
+    assert len(governance.outputs.list(analyst, DEMO_PERMIT)) > recorded
+    recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))
+    with pytest.raises(StudyWithheld, match="at 0 quarters") as refused:
+        run_study(workspace.pool_dir, governance, analyst, not_refined)
+    assert not re.search(r"\d{2}", re.sub(r"at 0 quarters|and \d+ more", "", str(refused.value)))  # no count of data
+    assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded
+    withheld = governance.audit.records(action="study")[-1]
+    assert withheld.outcome == "withheld" and {entry["measure"] for entry in withheld.detail["withheld"]} == {"mean"}

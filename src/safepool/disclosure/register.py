@@ -51,7 +51,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, func, insert, select, update
@@ -179,7 +179,8 @@ class OutputRegister:
                                 round_if_failing=[name] if rounding else [], rounding=rounding)[name]
 
     def publish_all(self, actor: Actor, permit: str, outputs: Mapping[str, StatOutput], source: str, *,
-                    margins: bool = False, round_if_failing: Collection[str] = (), rounding: bool = False
+                    margins: bool = False, round_if_failing: Collection[str] = (), rounding: bool = False,
+                    before_recording: Callable[[Mapping[str, Mitigated]], None] | None = None
                     ) -> dict[str, tuple[Mitigated, OutputRecord]]:
         """Publish the outputs of one release (e.g. a study's tables) under one rounding policy.
 
@@ -187,7 +188,9 @@ class OutputRegister:
         suppression cannot protect) is rounded rather than suppressed when it fails; then, as with
         `rounding` or a policy that rounds counts, every count of every output in the release is
         rounded the same way, so that no count rounded in one table is shown exact in another.
-        Nothing is recorded unless every output can be mitigated."""
+        Nothing is recorded unless every output can be mitigated, and `before_recording` (given the
+        outputs as they would be recorded: a study checks the persons of the rows they show in the
+        differencing ledger) returns without raising."""
         self.permits.authorise_access(actor, permit)
         self._check_source(permit, source)
         for name in outputs:
@@ -199,6 +202,8 @@ class OutputRegister:
         rounds = rounding or policy.round_counts or failing
         mitigated = {name: kinds[name].mitigate(output, policy, margins=margins, rounding=rounds)
                      for name, output in outputs.items()}
+        if before_recording is not None:
+            before_recording(mitigated)
         return {name: (m, self._record(actor, permit, m.output, source, name, m.note or None, policy, m.report))
                 for name, m in mitigated.items()}
 

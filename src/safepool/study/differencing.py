@@ -31,12 +31,21 @@ not withhold itself, and a later run whose matching differs by a few persons is 
 The subgroups split the effect at their horizon: a level suppressed hides more levels (the
 effect kind's `parts`), so that the effect less the levels shown tells only a group that passes
 the checks a level must. The naive comparison follows, at each horizon, the clients the effect follows then.
-Not yet checked: the difference in differences needs the quarter before entry observed, where
-the ATT does not, so the two can follow clients who differ by a few (open in issue 10).
+
+The groups are the same in two runs over the same clients whose matched controls differ, yet the
+rows at a horizon follow the clients with a control observed then, who differ by a few. So every
+row the run shows enters the ledger as well, as the values its arms add up (one member per person
+and quarter of an outcome: `safepool.study.row_persons`), after the checks have decided what is
+shown and before anything is recorded (`check_study`, called by the output register's
+`publish_all`). The ledger's algebra takes every combination of those rows, of this run and the
+earlier ones, across tables too (the effect and the difference in differences at one horizon
+share the values of that quarter), and finds any that tells the values of fewer persons than
+the minimum frequency.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +58,8 @@ from safepool.governance.users import Actor
 from safepool.pool.ledger_keys import WORKSPACE_LEDGER, ledger_keys
 from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
+from safepool.query.ledger_memory import mix
+from safepool.study.row_persons import ArmPersons
 
 STUDY_ACTION = "study"
 
@@ -78,15 +89,19 @@ def study_groups(described: pd.DataFrame, matched: pd.DataFrame, person: str) ->
     return groups
 
 
-def check_groups(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
-                 groups: dict[str, np.ndarray]) -> None:
-    """Check the study's groups (name -> the pseudonyms of its persons in the permit's pool) in the
-    workspace's ledger and remember them; StudyWithheld (audited) when the ledger finds one."""
+def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: str, groups: dict[str, np.ndarray],
+                rows: Mapping[str, ArmPersons]) -> None:
+    """Check the study's groups (name -> the pseudonyms of its persons in the permit's pool, each
+    counted) and the arms of the rows it shows (label -> their values, each a member named by its
+    person's ledger key and the value's code: see `safepool.study.row_persons`) in the workspace's
+    ledger and remember them; StudyWithheld (audited) when the ledger finds one."""
     min_frequency = workspace_policy(governance).min_frequency
     keys = ledger_keys(pool_dir, permit)
-    incoming = pd.concat([pd.DataFrame({"cell": number, "person": np.unique(keys.of(np.asarray(pids))), "value": 1.0})
-                          for number, pids in enumerate(groups.values())], ignore_index=True)
-    column_of = {number: number for number in range(len(groups))}
+    cells = [(np.unique(keys.of(np.asarray(pids))), 1.0) for pids in groups.values()]
+    cells += [(mix(keys.of(arm.persons) ^ mix(arm.values)), arm.signs) for arm in rows.values()]
+    incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
+                          for number, (persons, values) in enumerate(cells)], ignore_index=True)
+    column_of = {number: number for number in range(len(cells))}
     Ledger.prepare(pool_dir, WORKSPACE_LEDGER)
     with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
         carry_over(ledger, pool_dir, governance, actor, permit, min_frequency)
@@ -98,10 +113,21 @@ def check_groups(pool_dir: Path, governance: Governance, actor: Actor, permit: s
         actor=actor.name, role=actor.main_role, action=STUDY_ACTION, permit=permit, outcome=WITHHELD,
         target="cohort", rows=0,
         detail={"withheld": withheld_entries([(cell, check) for cell, check in found.items()],
-                                             ["persons"] * len(groups)), **state})
+                                             ["persons"] * len(groups) + ["mean"] * len(rows)), **state})
+    labels = list(rows)
+    named = [labels[cell - len(groups)] for cell in sorted(found) if cell >= len(groups)]
+    if len(named) < len(found):
+        raise StudyWithheld(
+            f"study withheld: its clients, its persons eligible as controls or its matched clients or controls "
+            f"differ from the persons of an earlier answer or study by fewer than {min_frequency} (or, with several, "
+            "single out fewer), so its tables and those would tell their values; nothing is recorded. Change the "
+            "cohort (its period, ages or area) or the matching (a caliper, the covariates or the method decide "
+            f"which clients are matched) so that they differ by at least {min_frequency} persons, or by none.")
+    shown = "; ".join(named[:3]) + (f"; and {len(named) - 3} more" if len(named) > 3 else "")
     raise StudyWithheld(
-        f"study withheld: its clients, its persons eligible as controls or its matched clients or controls "
-        f"differ from the persons of an earlier answer or study by fewer than {min_frequency} (or, with several, "
-        "single out fewer), so its tables and those would tell their values; nothing is recorded. Change the "
-        "cohort (its period, ages or area) or the matching (a caliper, the covariates or the method decide "
-        f"which clients are matched) so that they differ by at least {min_frequency} persons, or by none.")
+        f"study withheld: rows it would show follow persons who differ from those of an earlier study's or "
+        f"answer's rows of the same values by fewer than {min_frequency} (or, with several, single out fewer), so "
+        f"the two would tell their values: {shown}. Nothing is recorded. A client is followed at a horizon where "
+        "a control of its matched set is observed then, so other matched controls change the clients a row "
+        "follows: keep the matching of the earlier run, or change the cohort so that the clients differ by at "
+        f"least {min_frequency}.")

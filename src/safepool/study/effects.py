@@ -86,7 +86,8 @@ def outcome_levels(matched: pd.DataFrame, outcome: str, horizons: Sequence[int],
 
 def cells_of(sets: np.ndarray, treated: np.ndarray, units: np.ndarray, weights: np.ndarray, y: np.ndarray,
              levels: np.ndarray, horizons: Sequence[int], offered: np.ndarray | None = None) -> pd.DataFrame:
-    """Usable (set, horizon) cells from the matched rows, horizon by horizon in row order.
+    """Usable (set, horizon) cells from the matched rows, horizon by horizon in row order (`row`:
+    the matched row of each).
 
     sets, treated, units: per row (codes 0.., bool, codes); weights, y, levels: rows x horizons
     (weights may differ by horizon, as censoring weights do; y and levels NaN where not
@@ -116,7 +117,7 @@ def cells_of(sets: np.ndarray, treated: np.ndarray, units: np.ndarray, weights: 
     cluster_of_set[sets] = merged_clusters(sets, units)
     return pd.DataFrame({"set": sets[row], "horizon": np.asarray(horizons)[column], "treated": treated[row],
                          "y": y[row, column], "level": levels[row, column], "w": normalised[keep],
-                         "unit": units[row], "cluster": cluster_of_set[sets[row]]})
+                         "unit": units[row], "cluster": cluster_of_set[sets[row]], "row": row})
 
 
 def effect_table(outcome: str, method: str, cells: pd.DataFrame, result: HorizonEstimates,
@@ -213,7 +214,8 @@ def naive_difference(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[i
 
 def naive_cells(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[int], treatment: str = "treated",
                 unit_col: str | None = None) -> pd.DataFrame:
-    """naive_difference's cells: every observed value at the horizons where both arms have one."""
+    """naive_difference's cells: every observed value at the horizons where both arms have one (`row`:
+    the unit's row in `cohort_df`)."""
     where = f"naive difference of {outcome}"
     cohort_df = require_frame(cohort_df, where)
     horizons = list(horizons)
@@ -227,7 +229,7 @@ def naive_cells(cohort_df: pd.DataFrame, outcome: str, horizons: Sequence[int], 
     row, column = row[both], column[both]
     return pd.DataFrame({"horizon": np.asarray(horizons)[column], "treated": treated[row],
                          "y": levels[row, column], "level": levels[row, column], "w": 1.0,
-                         "unit": units[row], "cluster": units[row]})
+                         "unit": units[row], "cluster": units[row], "row": row})
 
 
 def naive_table(cells: pd.DataFrame, outcome: str, alpha: float = 0.05) -> pd.DataFrame:

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,14 @@ from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
-from safepool.study.differencing import check_groups, described_units, study_groups
+from safepool.study.differencing import check_study, described_units, study_groups
 from safepool.study.effects import effect_table, estimate_cells, naive_cells, naive_table
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.inference import without_interval
 from safepool.study.matching import RiskSetMatcher
 from safepool.study.sensitivity import sensitivity
+from safepool.study.row_persons import row_persons, shown_row_cells, split_row_persons
 from safepool.study.studyfile import StudyFile
 from safepool.study.table_checks import StudyTableError, is_binary, numeric_matrix
 
@@ -96,6 +98,8 @@ class StudyAnalysis:
     contributors: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
     # the pseudonyms of the run's groups (study_groups): for the differencing ledger only
     groups: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # per effect table, each row's arms' persons and levels (safepool.study.row_persons): for the ledger only
+    row_persons: dict[str, pd.Series] = field(default_factory=dict, repr=False)
 
     @property
     def share_matched(self) -> float:
@@ -222,17 +226,21 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
     matched = censoring_weights(cohort.units, matcher.propensity_, matched, horizons, person=PERSON)
     say("effects")
     estimates = Estimates(study, matched)
-    effects, effect_contributors = split_contributors(estimates.effects())
+    effects, effect_persons = split_row_persons(estimates.effects())
+    effects, effect_contributors = split_contributors(effects)
     say("event study")
-    event, event_contributors = split_contributors(estimates.event_study())
+    event, event_persons = split_row_persons(estimates.event_study())
+    event, event_contributors = split_contributors(event)
     placebo = estimates.placebo()
     say("subgroups")
-    subgroups, subgroup_contributors = split_contributors(estimates.subgroups())
+    subgroups, subgroup_persons = split_row_persons(estimates.subgroups())
+    subgroups, subgroup_contributors = split_contributors(subgroups)
     say("sensitivity")
     sensitive = sensitivity(effects.loc[effects["method"] == "att"], matched, alpha=study.inference.alpha,
                             unit_col=PERSON)
     say("naive comparison")
-    naive, naive_contributors = split_contributors(naive_comparison(con, study, described, estimates.followed))
+    naive, naive_persons = split_row_persons(naive_comparison(con, study, described, estimates.followed))
+    naive, naive_contributors = split_contributors(naive)
     flow = matched_flow(cohort.flow, matcher)
     effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
@@ -243,7 +251,9 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
         seconds=time.perf_counter() - started, matching=summary,
         contributors={"effects": effect_contributors, "event_study": event_contributors,
                       "subgroups": subgroup_contributors, "naive": naive_contributors},
-        groups=study_groups(described, matcher.matched_, PERSON))
+        groups=study_groups(described, matcher.matched_, PERSON),
+        row_persons={"effects": effect_persons, "event_study": event_persons, "subgroups": subgroup_persons,
+                     "naive": naive_persons})
 
 
 def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
@@ -293,7 +303,9 @@ class Estimates:
                                                    "person": np.asarray(persons)[clients["unit"].to_numpy()]})
         levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
-        return table.merge(arm_contributors(cells), on="horizon", how="left")
+        table = table.merge(arm_contributors(cells), on="horizon", how="left")
+        return table.merge(row_persons(cells, matched, PERSON, outcome, o["baseline"] if method == "did" else None),
+                           on="horizon", how="left")
 
     def effects(self) -> pd.DataFrame:
         """ATT and matched difference-in-differences per outcome at the study's horizons."""
@@ -372,12 +384,14 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd
         for horizon in study.horizons:
             kept = followed[outcome].loc[followed[outcome]["horizon"].to_numpy() == horizon, "person"]
             frame.loc[clients & ~frame[PERSON].isin(kept).to_numpy(), f"{outcome}@{horizon}"] = np.nan
+    source = frame[[PERSON, "t"]].copy()  # the rows' persons and times, for the ledger (row_persons)
     frame[PERSON] = pd.factorize(frame[PERSON])[0]  # the persons as codes, told apart once for every outcome
     tables = []
     for outcome in study.outcomes:  # with the contributors behind each arm's mean, as the effects
         cells = naive_cells(frame, outcome, study.horizons, unit_col=PERSON)
-        tables.append(naive_table(cells, outcome, study.inference.alpha).merge(arm_contributors(cells), on="horizon",
-                                                                              how="left"))
+        table = naive_table(cells, outcome, study.inference.alpha).merge(arm_contributors(cells), on="horizon",
+                                                                         how="left")
+        tables.append(table.merge(row_persons(cells, source, PERSON, outcome, None), on="horizon", how="left"))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -435,6 +449,32 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
     outputs["love_plot"] = Figure("Love plot: standardised mean differences before and after matching", balance,
                                   analysis.love_plot)
     return outputs
+
+
+ROW_TABLES = {"effects": "effects", "event_study": "event study", "subgroups": "subgroups",
+              "naive": "naive comparison"}
+
+
+def row_labels(name: str, table: pd.DataFrame) -> pd.Series:
+    """Each row of an effect table named for a message: its table, outcome, method and horizon
+    (and a subgroup's name, never its level: a withheld run shows no label of its data)."""
+    if table.empty:
+        return pd.Series([], dtype=str)
+    label = (ROW_TABLES[name] + ": " + table["outcome"].astype(str) + " (" + table["method"].astype(str) + ") at "
+             + table["horizon"].astype(str) + " quarters")
+    if "subgroup" in table.columns:
+        label = label + " by " + table["subgroup"].astype(str)
+    return label.reset_index(drop=True)
+
+
+def checked_in_ledger(pool_dir: Path, governance: Governance, actor: Actor, analysis: StudyAnalysis,
+                      mitigated: Mapping[str, Mitigated]) -> None:
+    """The run's groups and the arms of the rows its outputs show, as they would be recorded,
+    checked in the differencing ledger (StudyWithheld, nothing recorded, when it finds one)."""
+    shown = {name: shown_mask(mitigated[name].output.cells) for name in analysis.row_persons}
+    labels = {name: row_labels(name, getattr(analysis, name)) for name in analysis.row_persons}
+    check_study(pool_dir, governance, actor, analysis.study.permit, analysis.groups,
+                shown_row_cells(analysis.row_persons, shown, labels))
 
 
 def balance_cells(table: pd.DataFrame) -> pd.DataFrame:
@@ -550,9 +590,10 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
     analysis = analyse_in_pool(pool_dir, governance, actor, study, say)
     registers = sorted(needed_columns(study))
     say("disclosure checks")
-    check_groups(pool_dir, governance, actor, study.permit, analysis.groups)
     published = governance.outputs.publish_all(actor, study.permit, outputs_of(analysis), "study",
-                                               round_if_failing={"cohort_flow"})
+                                               round_if_failing={"cohort_flow"},
+                                               before_recording=partial(checked_in_ledger, pool_dir, governance,
+                                                                        actor, analysis))
     result = StudyResult(study, analysis.seconds, analysis.balance_passed, analysis.estimand, registers,
                          checked={name: m for name, (m, _) in published.items()},
                          records={name: record for name, (_, record) in published.items()})

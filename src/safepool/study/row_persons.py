@@ -1,0 +1,104 @@
+"""The values behind each row of a study's effect tables, for the differencing ledger.
+
+A row shows each arm's mean of one outcome at one horizon, with its persons counted. Which
+clients a row follows depends on the matched controls too: a client enters a horizon's row only
+where a control of its set is observed then. Two runs over the same clients whose controls differ
+(the review ran the shipped study and again with `refine: false`) so followed, at entry, clients
+who differed by three, and the counts times the means, subtracted, gave those three's benefits.
+The groups a run describes (`safepool.study.differencing.study_groups`) were the same in both
+runs, so the ledger had passed the second one.
+
+So every shown row's arms enter the ledger as what their sums add up: each arm is a cell whose
+members are the values it takes, one per person and quarter of one outcome (`person_quarters`):
+a row at horizon h of a unit whose time is t takes the person's outcome in quarter t + h, and a
+difference in differences takes it less the one at the baseline (that value with -1). A value is
+an unknown the tables tell only in sums, so the ledger's algebra over these cells is exact:
+
+- the same row of another run whose persons differ by a few tells those few's values (the route
+  above), and is found; the same row over the same persons is the same question and passes;
+- rows of other horizons or outcomes take other values, so they do not pin a group by their
+  persons alone, as a cell of persons would have (rows at horizons 10 and 11 follow clients who
+  differ by a few in any event study, and tell nothing of theirs);
+- combinations across rows and tables are found too: the effect and the difference in
+  differences at one horizon share the values of that quarter, and a difference in differences
+  subtracts the baseline's values, which every horizon of its clients shares.
+
+The members are hashed from the person's ledger key and the value's outcome and quarter
+(`safepool.study.differencing`), so they never meet a query answer's persons: an answer's cells
+are persons, and the query engine's and the study's values are not set against each other. A
+hidden row tells nothing and stays out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+ROW_PERSONS = "row persons"  # the column that carries them beside a table until the analysis splits it off
+ARMS = {True: "clients", False: "controls"}
+
+
+@dataclass(frozen=True)
+class ArmPersons:
+    """One arm of one row as the sum it shows: the persons (pseudonyms), the value of each (a code
+    of its outcome and quarter: `value_code`) and its sign in the sum. A person is there once per
+    value."""
+
+    persons: np.ndarray
+    values: np.ndarray
+    signs: np.ndarray
+
+
+def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
+    """A code for each value of `outcome` in the given quarters (integers), the same in every run."""
+    named = int.from_bytes(hashlib.sha256(outcome.encode()).digest()[:4], "big")
+    return (np.uint64(named) << np.uint64(32)) | (np.asarray(quarters).astype(np.int64).astype(np.uint64)
+                                                  & np.uint64(0xFFFFFFFF))
+
+
+def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str, baseline: int | None
+                ) -> pd.DataFrame:
+    """Per horizon of effect `cells` (horizon, treated, row: the row of `source`, which holds the
+    `person` and the unit's time t), each arm's values: columns horizon and ROW_PERSONS (arm name ->
+    ArmPersons). With a `baseline` (a difference in differences) each value comes with the
+    baseline's, signed -1."""
+    rows = cells["row"].to_numpy()
+    horizon = cells["horizon"].to_numpy().astype(np.int64)
+    times = source["t"].to_numpy().astype(np.int64)[rows]
+    taken = [(horizon, times + horizon, 1.0)]
+    if baseline is not None:
+        taken.append((horizon, times + baseline, -1.0))
+    values = pd.concat([pd.DataFrame({"horizon": h, "treated": cells["treated"].to_numpy(bool),
+                                      "person": source[person].to_numpy()[rows], "value": value_code(outcome, at),
+                                      "sign": sign}) for h, at, sign in taken], ignore_index=True)
+    values = values.groupby(["horizon", "treated", "person", "value"], sort=True)["sign"].sum().reset_index()
+    arms = {key: ArmPersons(frame["person"].to_numpy(), frame["value"].to_numpy(np.uint64), frame["sign"].to_numpy())
+            for key, frame in values.groupby(["horizon", "treated"], sort=True)}
+    horizons = sorted({int(h) for h, _ in arms})
+    return pd.DataFrame({"horizon": horizons,
+                         ROW_PERSONS: [{name: arms[(h, treated)] for treated, name in ARMS.items() if (h, treated) in arms}
+                                       for h in horizons]})
+
+
+def split_row_persons(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The table without its ROW_PERSONS column, and that column (same rows; a table of no rows
+    may come without it)."""
+    if ROW_PERSONS not in table.columns:
+        return table, pd.Series([], dtype=object)
+    return table.drop(columns=[ROW_PERSONS]), table[ROW_PERSONS].reset_index(drop=True)
+
+
+def shown_row_cells(persons: Mapping[str, pd.Series], shown: Mapping[str, np.ndarray], labels: Mapping[str, pd.Series]
+                    ) -> dict[str, ArmPersons]:
+    """The arms of every shown row (`shown`: per table, which of its rows are shown after the
+    checks), each named by its table's `labels` (one text per row) and arm, in the tables' order."""
+    cells: dict[str, ArmPersons] = {}
+    for name, column in persons.items():
+        for arms, visible, label in zip(column, shown[name], labels[name]):
+            if visible:
+                cells.update({f"{label}, {arm}": persons_of_arm for arm, persons_of_arm in arms.items()})
+    return cells
