@@ -98,7 +98,7 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
     min_frequency = workspace_policy(governance).min_frequency
     keys = ledger_keys(pool_dir, permit)
     cells = [(np.unique(keys.of(np.asarray(pids))), 1.0) for pids in groups.values()]
-    cells += [(mix(keys.of(arm.persons) ^ mix(arm.values)), arm.signs) for arm in rows.values()]
+    cells += [(mix(keys.of(arm.persons) ^ arm.values), 1.0) for arm in rows.values()]
     incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
                           for number, (persons, values) in enumerate(cells)], ignore_index=True)
     column_of = {number: number for number in range(len(cells))}

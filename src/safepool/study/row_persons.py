@@ -9,19 +9,19 @@ The groups a run describes (`safepool.study.differencing.study_groups`) were the
 runs, so the ledger had passed the second one.
 
 So every shown row's arms enter the ledger as what their sums add up: each arm is a cell whose
-members are the values it takes, one per person and quarter of one outcome (`person_quarters`):
-a row at horizon h of a unit whose time is t takes the person's outcome in quarter t + h, and a
-difference in differences takes it less the one at the baseline (that value with -1). A value is
-an unknown the tables tell only in sums, so the ledger's algebra over these cells is exact:
+members are its persons, each standing for the values of that person the sum takes (one value of
+one outcome: a row at horizon h of a unit whose time is t takes the person's outcome in quarter
+t + h; a difference in differences takes its change from the baseline quarter, a value of its
+own). A value is an unknown the tables tell only in sums, and a member is one person, so the
+ledger's checks of groups of fewer persons than the minimum frequency are exact here:
 
 - the same row of another run whose persons differ by a few tells those few's values (the route
   above), and is found; the same row over the same persons is the same question and passes;
 - rows of other horizons or outcomes take other values, so they do not pin a group by their
   persons alone, as a cell of persons would have (rows at horizons 10 and 11 follow clients who
   differ by a few in any event study, and tell nothing of theirs);
-- combinations across rows and tables are found too: the effect and the difference in
-  differences at one horizon share the values of that quarter, and a difference in differences
-  subtracts the baseline's values, which every horizon of its clients shares.
+- combinations of rows across tables and runs are found as the ledger finds combinations of
+  query answers (the effect and the unmatched comparison at one horizon take the same values).
 
 The members are hashed from the person's ledger key and the value's outcome and quarter
 (`safepool.study.differencing`), so they never meet a query answer's persons: an answer's cells
@@ -38,19 +38,20 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from safepool.query.ledger_memory import mix
+
 ROW_PERSONS = "row persons"  # the column that carries them beside a table until the analysis splits it off
 ARMS = {True: "clients", False: "controls"}
 
 
 @dataclass(frozen=True)
 class ArmPersons:
-    """One arm of one row as the sum it shows: the persons (pseudonyms), the value of each (a code
-    of its outcome and quarter: `value_code`) and its sign in the sum. A person is there once per
-    value."""
+    """One arm of one row as the sum it shows: its persons (pseudonyms, each once) and, for each,
+    a code of the values of that person the sum takes (`value_code`, combined when it takes more
+    than one, as a control in two matched sets at other times)."""
 
     persons: np.ndarray
     values: np.ndarray
-    signs: np.ndarray
 
 
 def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
@@ -63,21 +64,24 @@ def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
 def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str, baseline: int | None
                 ) -> pd.DataFrame:
     """Per horizon of effect `cells` (horizon, treated, row: the row of `source`, which holds the
-    `person` and the unit's time t), each arm's values: columns horizon and ROW_PERSONS (arm name ->
-    ArmPersons). With a `baseline` (a difference in differences) each value comes with the
-    baseline's, signed -1."""
+    `person` and the unit's time t), each arm's persons and the codes of their values: columns
+    horizon and ROW_PERSONS (arm name -> ArmPersons). With a `baseline` (a difference in
+    differences) the value is the change from the baseline, a value of its own."""
     rows = cells["row"].to_numpy()
     horizon = cells["horizon"].to_numpy().astype(np.int64)
-    times = source["t"].to_numpy().astype(np.int64)[rows]
-    taken = [(horizon, times + horizon, 1.0)]
-    if baseline is not None:
-        taken.append((horizon, times + baseline, -1.0))
-    values = pd.concat([pd.DataFrame({"horizon": h, "treated": cells["treated"].to_numpy(bool),
-                                      "person": source[person].to_numpy()[rows], "value": value_code(outcome, at),
-                                      "sign": sign}) for h, at, sign in taken], ignore_index=True)
-    values = values.groupby(["horizon", "treated", "person", "value"], sort=True)["sign"].sum().reset_index()
-    arms = {key: ArmPersons(frame["person"].to_numpy(), frame["value"].to_numpy(np.uint64), frame["sign"].to_numpy())
-            for key, frame in values.groupby(["horizon", "treated"], sort=True)}
+    at = source["t"].to_numpy().astype(np.int64)[rows] + horizon
+    if baseline is None:
+        codes = value_code(outcome, at)
+    else:  # the change from the quarter `horizon - baseline` before: both quarters in its code
+        codes = value_code(f"{outcome}, change from the baseline", at * 4096 + (horizon - baseline) % 4096)
+    values = pd.DataFrame({"horizon": horizon, "treated": cells["treated"].to_numpy(bool),
+                           "person": source[person].to_numpy()[rows], "code": codes})
+    values = values.drop_duplicates().sort_values(["horizon", "treated", "person"], kind="stable")
+    first = np.flatnonzero(~values.duplicated(["horizon", "treated", "person"]).to_numpy())
+    combined = np.add.reduceat(mix(values["code"].to_numpy(np.uint64)), first) if len(first) else np.zeros(0, np.uint64)
+    members = values.iloc[first].assign(code=combined)
+    arms = {key: ArmPersons(frame["person"].to_numpy(), frame["code"].to_numpy(np.uint64))
+            for key, frame in members.groupby(["horizon", "treated"], sort=True)}
     horizons = sorted({int(h) for h, _ in arms})
     return pd.DataFrame({"horizon": horizons,
                          ROW_PERSONS: [{name: arms[(h, treated)] for treated, name in ARMS.items() if (h, treated) in arms}
