@@ -3,6 +3,8 @@ memory (while it runs). A query over budget is refused with a clear message and 
 
 from __future__ import annotations
 
+import time
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -87,5 +89,20 @@ def test_arrays_are_stopped_by_the_time_budget_and_fail_without_the_engines_word
             with pytest.raises(QueryRefused, match="could not read the rows") as refusal:
                 budget.arrays("read the rows", "SELECT CAST('12345x' AS INTEGER) AS i FROM range(3)")
         assert "12345" not in str(refusal.value)
+    finally:
+        con.close()
+
+
+def test_a_budget_spent_between_statements_refuses_the_next_one():
+    """An interrupt reaches only a running statement: when the time is up while the query is between
+    statements (its Python steps, slow on a busy machine), the next statement is refused, not run
+    to its end (the test above once passed its whole quantile so, under load)."""
+    con = duckdb.connect()
+    try:
+        with Budget(con, 0.01) as budget:
+            budget.run("select the rows", "SELECT 1")
+            time.sleep(0.2)  # the timer fires here, with no statement running
+            with pytest.raises(QueryRefused, match="budget of 0.01 seconds .*add up each person's rows"):
+                budget.arrays("add up each person's rows", "SELECT 2 AS n")
     finally:
         con.close()

@@ -94,9 +94,10 @@ def test_the_demo_and_the_run_say_how_many_clients_were_matched(cli_demo, ran):
     is the effect on the matched clients, not the ATT."""
     for said in (cli_demo[1], ran):
         flat = " ".join(said.split())
-        counts = re.search(r"\d+% of the clients were matched \(([\d,]+) of ([\d,]+)\)", flat)
+        counts = re.search(r"\d+% of the clients were matched \(([\d,]+) of ([\d,]+); counts rounded to "
+                           r"multiples of 5\)", flat)
         assert counts, flat
-        # as published: both runs round counts to base 5, and the console says no count otherwise
+        # as published: both runs round counts to base 5, say so, and say no count otherwise
         assert all(int(n.replace(",", "")) % 5 == 0 for n in counts.groups()), counts.group(0)
         assert "Warning: Only" in flat and "not the effect on all clients (ATT)" in flat
         assert "EstimandWarning" not in flat

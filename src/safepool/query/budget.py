@@ -1,7 +1,11 @@
 """The policy's time and memory budget around a query's statements, and errors without data.
 
 DuckDB has no statement timeout, so a timer interrupts the connection when the query's time is
-up; the memory limit is set on the connection before its configuration is locked. Whatever the
+up. An interrupt reaches only a statement that is running: one that comes while the query is
+between statements (its Python steps, on a busy machine) would be lost, and the next statement
+would run to its end. So the timer also marks the budget spent, and every statement starts only
+on a budget not spent yet. The memory limit is set on the connection before its configuration
+is locked. Whatever the
 engine says when a statement fails is never shown: its text can quote the values it was
 converting. The refusal names the step of the query that failed instead.
 """
@@ -24,8 +28,13 @@ class Budget:
     def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
         self.con = con
         self.seconds = seconds
-        self._timer = threading.Timer(seconds, con.interrupt)
+        self._spent = threading.Event()
+        self._timer = threading.Timer(seconds, self._spend)
         self._timer.daemon = True
+
+    def _spend(self) -> None:
+        self._spent.set()
+        self.con.interrupt()
 
     def __enter__(self) -> Budget:
         self._timer.start()
@@ -37,6 +46,7 @@ class Budget:
     def run(self, step: str, sql: str) -> None:
         """Execute one statement; `step` says in words what it does, for the message if it fails."""
         try:
+            self._left(step)
             self.con.execute(sql)
         except duckdb.Error as exc:
             raise self._refusal(step, exc) from None
@@ -50,6 +60,7 @@ class Budget:
     def _visible(self, step: str, frames: dict[str, pd.DataFrame]) -> Iterator[None]:
         """`frames` registered by name for one statement; an engine error becomes the step's refusal."""
         try:
+            self._left(step)
             for name, frame in frames.items():
                 self.con.register(name, frame)
             yield
@@ -67,9 +78,15 @@ class Budget:
         (no DataFrame, and no whole result held by the engine first: about half the CPU of
         `execute(...).fetchnumpy()` on a few hundred thousand rows)."""
         try:
+            self._left(step)
             return self.con.sql(sql).fetchnumpy()
         except duckdb.Error as exc:
             raise self._refusal(step, exc) from None
+
+    def _left(self, step: str) -> None:
+        """Raise the refusal of a spent budget before a statement starts."""
+        if self._spent.is_set():
+            raise self._refusal(step, duckdb.InterruptException("the budget's time is up"))
 
     def _refusal(self, step: str, exc: duckdb.Error) -> Exception:
         if isinstance(exc, duckdb.InterruptException):

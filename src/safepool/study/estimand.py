@@ -39,6 +39,7 @@ class MatchingSummary:
     min_share: float
     reasons: Mapping[str, float] = field(default_factory=dict)  # reason -> clients not matched
     named: str | None = None  # the run's estimand, when the counts are published (rounded) ones
+    rounded_to: int | None = None  # the base the published counts were rounded to, if they were
 
     @property
     def share(self) -> float:
@@ -61,7 +62,9 @@ class MatchingSummary:
 
     def sentence(self) -> str:
         """One sentence for people: the share matched, with the reasons for the others."""
-        text = (f"{self.share:.0%} of the clients were matched ({self.n_matched:,.0f} of {self.n_treated:,.0f})")
+        rounded = f"; counts rounded to multiples of {self.rounded_to}" if self.rounded_to else ""
+        text = (f"{self.share:.0%} of the clients were matched ({self.n_matched:,.0f} of {self.n_treated:,.0f}"
+                f"{rounded})")
         left = [f"{reason} {count:,.0f}" for reason, count in self.reasons.items() if count]
         if left:
             text += "; not matched: " + ", ".join(left)

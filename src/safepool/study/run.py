@@ -154,14 +154,16 @@ class StudyResult:
         """The share of clients matched, the reasons for the others and the run's estimand, from the
         cohort flow as it was published (rounded with the rest of the release, if it was), so a
         console says no count the checks suppressed or rounded; None if the counts were suppressed."""
-        flow = self.checked["cohort_flow"].output.public_table()
+        checked = self.checked["cohort_flow"]
+        flow = checked.output.public_table()
         shown = flow.loc[shown_mask(flow)]
         counts = dict(zip(shown["step"].astype(str), shown["count"].astype(float)))
         if MATCHED_STEP not in counts or TREATED_STEP not in counts:
             return None
         reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
         return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], self.study.matching.min_share_matched,
-                               reasons, named=self.estimand)
+                               reasons, named=self.estimand,
+                               rounded_to=checked.policy.rounding_base if "rounding" in checked.method else None)
 
 
 
