@@ -13,7 +13,7 @@ import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
-from safepool.query.ledger_memory import LedgerMemory, _classes
+from safepool.query.ledger_memory import LedgerMemory, _classes, entry_hash
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
@@ -143,3 +143,16 @@ def test_beyond_the_cells_a_product_is_kept_for_it_is_made_afresh(monkeypatch):
     incoming = batch(rng, first_cell, pool)
     everything = [np.concatenate(column) for column in zip(*rows, incoming)]
     assert audited(memory, *incoming).given_away == by_rank(*everything)
+
+
+@pytest.mark.parametrize("cells", [1025, 3000])
+def test_the_hash_of_more_than_a_thousand_cells_of_one_weight_each_is_the_hash_entry_by_entry(cells):
+    """A ledger of more than 1,024 cells (a few studies' rows) hashed each cell number of one weight
+    by hashing the range of numbers again, which met the same shortcut and recursed without end:
+    every later study and query of the workspace was refused as "nested too deeply"."""
+    numbers = np.arange(1, cells + 1, dtype=np.int64)
+    hashed = entry_hash(numbers, np.ones(cells))
+    one_by_one = np.concatenate([entry_hash(numbers[k:k + 1], np.ones(1)) for k in range(cells)])
+    assert np.array_equal(hashed, one_by_one)
+    repeated = np.repeat(numbers, 2)  # the shortcut itself: each number hashed once, then spread
+    assert np.array_equal(entry_hash(repeated, np.ones(len(repeated))), np.repeat(one_by_one, 2))

@@ -364,6 +364,14 @@ def test_two_runs_whose_rows_follow_clients_who_differ_by_a_few_are_not_both_rec
     sums = [analysis.effects.loc[rows, "n_treated"].to_numpy() * analysis.effects.loc[rows, "mean_treated"].to_numpy()
             for analysis, rows in zip((one, other), at_zero)]
     assert (np.abs(sums[0] - sums[1]) > 1e-6).any()
+    # the difference in differences shows means of the same levels as the effect (a review read a client
+    # from the two rows at horizon 0 of one run): the same persons stand for the same values in both
+    effects, members = one.effects, one.row_persons["effects"]
+    for outcome in refined.outcomes:
+        att, did = ({int(p): int(c) for p, c in zip(members[i]["clients"].persons, members[i]["clients"].values)}
+                    for i in (np.flatnonzero((effects["outcome"] == outcome) & (effects["horizon"] == 0)
+                                             & (effects["method"] == method))[0] for method in ("att", "did")))
+        assert {p: att[p] for p in att.keys() & did.keys()} == {p: did[p] for p in att.keys() & did.keys()}
 
     run_study(workspace.pool_dir, governance, analyst, refined)
     recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))

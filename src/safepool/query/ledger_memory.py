@@ -79,7 +79,12 @@ def entry_hash(cell: np.ndarray, weight: np.ndarray) -> np.ndarray:
         # one weight for all (a count's entries): each cell number is hashed once
         low = int(cell.min())
         numbers = np.arange(low, int(cell.max()) + 1, dtype=np.int64)
-        return entry_hash(numbers, np.full(len(numbers), bits[0]).view(np.float64))[cell - low]
+        return _hashed(numbers, np.full(len(numbers), bits[0]))[cell - low]
+    return _hashed(cell, bits)
+
+
+def _hashed(cell: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """entry_hash of cell numbers (int64) and weights' bits (uint64), entry by entry."""
     with np.errstate(over="ignore"):
         return mix(mix(cell.view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)) ^ bits)
 

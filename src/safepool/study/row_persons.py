@@ -9,11 +9,14 @@ The groups a run describes (`safepool.study.differencing.study_groups`) were the
 runs, so the ledger had passed the second one.
 
 So every shown row's arms enter the ledger as what their sums add up: each arm is a cell whose
-members are its persons, each standing for the values of that person the sum takes (one value of
-one outcome: a row at horizon h of a unit whose time is t takes the person's outcome in quarter
-t + h; a difference in differences takes its change from the baseline quarter, a value of its
-own). A value is an unknown the tables tell only in sums, and a member is one person, so the
-ledger's checks of groups of fewer persons than the minimum frequency are exact here:
+members are its persons, each standing for the values of that person the mean takes: a row at
+horizon h of a unit whose time is t shows the mean of the outcome in quarter t + h, for the
+effect and for the difference in differences alike (the latter's estimate differences changes
+from the baseline, but its means are levels: a review read one client's benefits at entry from
+the two rows at horizon 0 of one run, whose clients differed by that one, when the difference in
+differences had been taken as other values). A value is an unknown the tables tell only in sums,
+and a member is one person, so the ledger's checks of groups of fewer persons than the minimum
+frequency are exact for the means:
 
 - the same row of another run whose persons differ by a few tells those few's values (the route
   above), and is found; the same row over the same persons is the same question and passes;
@@ -21,7 +24,12 @@ ledger's checks of groups of fewer persons than the minimum frequency are exact 
   persons alone, as a cell of persons would have (rows at horizons 10 and 11 follow clients who
   differ by a few in any event study, and tell nothing of theirs);
 - combinations of rows across tables and runs are found as the ledger finds combinations of
-  query answers (the effect and the unmatched comparison at one horizon take the same values).
+  query answers (the effect, the difference in differences, the event study and the unmatched
+  comparison at one horizon take the same values).
+
+Not entered (open): what a difference in differences' estimate adds to its means, the weighted
+difference between the arms' baseline means; two rows whose clients differ by a few tell a
+difference of those few clients' and their controls' baseline values.
 
 The members are hashed from the person's ledger key and the value's outcome and quarter
 (`safepool.study.differencing`), so they never meet a query answer's persons: an answer's cells
@@ -61,19 +69,14 @@ def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
                                                   & np.uint64(0xFFFFFFFF))
 
 
-def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str, baseline: int | None
-                ) -> pd.DataFrame:
+def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str) -> pd.DataFrame:
     """Per horizon of effect `cells` (horizon, treated, row: the row of `source`, which holds the
     `person` and the unit's time t), each arm's persons and the codes of their values: columns
-    horizon and ROW_PERSONS (arm name -> ArmPersons). With a `baseline` (a difference in
-    differences) the value is the change from the baseline, a value of its own."""
+    horizon and ROW_PERSONS (arm name -> ArmPersons)."""
     rows = cells["row"].to_numpy()
     horizon = cells["horizon"].to_numpy().astype(np.int64)
     at = source["t"].to_numpy().astype(np.int64)[rows] + horizon
-    if baseline is None:
-        codes = value_code(outcome, at)
-    else:  # the change from the quarter `horizon - baseline` before: both quarters in its code
-        codes = value_code(f"{outcome}, change from the baseline", at * 4096 + (horizon - baseline) % 4096)
+    codes = value_code(outcome, at)
     values = pd.DataFrame({"horizon": horizon, "treated": cells["treated"].to_numpy(bool),
                            "person": source[person].to_numpy()[rows], "code": codes})
     values = values.drop_duplicates().sort_values(["horizon", "treated", "person"], kind="stable")
@@ -83,9 +86,8 @@ def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome:
     arms = {key: ArmPersons(frame["person"].to_numpy(), frame["code"].to_numpy(np.uint64))
             for key, frame in members.groupby(["horizon", "treated"], sort=True)}
     horizons = sorted({int(h) for h, _ in arms})
-    return pd.DataFrame({"horizon": horizons,
-                         ROW_PERSONS: [{name: arms[(h, treated)] for treated, name in ARMS.items() if (h, treated) in arms}
-                                       for h in horizons]})
+    per_row = [{name: arms[(h, treated)] for treated, name in ARMS.items() if (h, treated) in arms} for h in horizons]
+    return pd.DataFrame({"horizon": horizons, ROW_PERSONS: per_row})
 
 
 def split_row_persons(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

@@ -155,6 +155,7 @@ class StudyResult:
         cohort flow as it was published (rounded with the rest of the release, if it was), so a
         console says no count the checks suppressed or rounded; None if the counts were suppressed."""
         checked = self.checked["cohort_flow"]
+        rounded = checked.rules.rounding_base if checked.rules and "rounding" in checked.method else None
         flow = checked.output.public_table()
         shown = flow.loc[shown_mask(flow)]
         counts = dict(zip(shown["step"].astype(str), shown["count"].astype(float)))
@@ -163,7 +164,7 @@ class StudyResult:
         reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
         return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], self.study.matching.min_share_matched,
                                reasons, named=self.estimand,
-                               rounded_to=checked.policy.rounding_base if "rounding" in checked.method else None)
+                               rounded_to=rounded)
 
 
 
@@ -306,7 +307,7 @@ class Estimates:
         levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
         table = table.merge(arm_contributors(cells), on="horizon", how="left")
-        return table.merge(row_persons(cells, matched, PERSON, outcome, o["baseline"] if method == "did" else None),
+        return table.merge(row_persons(cells, matched, PERSON, outcome),
                            on="horizon", how="left")
 
     def effects(self) -> pd.DataFrame:
@@ -393,7 +394,7 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd
         cells = naive_cells(frame, outcome, study.horizons, unit_col=PERSON)
         table = naive_table(cells, outcome, study.inference.alpha).merge(arm_contributors(cells), on="horizon",
                                                                          how="left")
-        tables.append(table.merge(row_persons(cells, source, PERSON, outcome, None), on="horizon", how="left"))
+        tables.append(table.merge(row_persons(cells, source, PERSON, outcome), on="horizon", how="left"))
     return pd.concat(tables, ignore_index=True)
 
 
