@@ -293,6 +293,15 @@ def study_with(tmp_path, ages: tuple[int, int], *changes: tuple[str, str]):
     return load_study(path)
 
 
+def analyst_in_copy(demo_root, tmp_path):
+    """A copy of the demo workspace, its governance, and its analyst signed in."""
+    root = tmp_path / "ws"
+    shutil.copytree(demo_root, root, symlinks=True)
+    passwords = yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
+    governance = Governance.open(root)
+    return Workspace.open(root), governance, governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+
+
 def test_two_runs_whose_clients_differ_by_one_person_are_not_both_recorded(cli_demo, tmp_path, monkeypatch):
     """The eighth review's route: the shipped study with ages 18-62 and again with 18-61 differ by
     one client aged 62, whose benefits, children and permit grounds the two balance tables told
@@ -300,11 +309,7 @@ def test_two_runs_whose_clients_differ_by_one_person_are_not_both_recorded(cli_d
     The cohort's groups are in the differencing ledger: the shipped study (which the demo ran:
     the same persons) passes again, and a run whose clients lack one of them is withheld,
     audited, and records nothing."""
-    root = tmp_path / "ws"
-    shutil.copytree(cli_demo[0], root, symlinks=True)
-    workspace, passwords = Workspace.open(root), yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
-    governance = Governance.open(root)
-    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    workspace, governance, analyst = analyst_in_copy(cli_demo[0], tmp_path)
     study = study_with(tmp_path, (18, 64))
     first = run_study(workspace.pool_dir, governance, analyst, study)
     assert first.records and first.published_matching().n_treated > 5
@@ -340,11 +345,7 @@ def test_two_runs_whose_rows_follow_clients_who_differ_by_a_few_are_not_both_rec
     who differ by a few, and n times the clients' mean, subtracted, told those few's values. Each
     shown row's values are in the ledger now: the same run passes again, the other is withheld,
     audited, and records nothing."""
-    root = tmp_path / "ws"
-    shutil.copytree(cli_demo[0], root, symlinks=True)
-    workspace, passwords = Workspace.open(root), yaml.safe_load((root / "steward" / "demo-users.yaml").read_text())
-    governance = Governance.open(root)
-    analyst = governance.users.authenticate("vtt.analyst1", passwords["vtt.analyst1"])
+    workspace, governance, analyst = analyst_in_copy(cli_demo[0], tmp_path)
     at_entry = (("horizons: [4, 8, 12]", "horizons: [0, 4, 8, 12]"), ("subgroup_horizon: 8", "subgroup_horizon: 0"))
     refined = study_with(tmp_path, (18, 64), *at_entry)
     not_refined = study_with(tmp_path, (18, 64), *at_entry, ("refine: true ", "refine: false"))
