@@ -47,8 +47,8 @@ from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, Mat
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.inference import without_interval
 from safepool.study.matching import RiskSetMatcher
-from safepool.study.sensitivity import sensitivity
 from safepool.study.row_persons import row_persons, shown_row_cells, split_row_persons
+from safepool.study.sensitivity import sensitivity
 from safepool.study.studyfile import StudyFile
 from safepool.study.table_checks import StudyTableError, is_binary, numeric_matrix
 
@@ -163,8 +163,7 @@ class StudyResult:
             return None
         reasons = {step.removeprefix(NOT_MATCHED): n for step, n in counts.items() if step.startswith(NOT_MATCHED)}
         return MatchingSummary(counts[TREATED_STEP], counts[MATCHED_STEP], self.study.matching.min_share_matched,
-                               reasons, named=self.estimand,
-                               rounded_to=rounded)
+                               reasons, named=self.estimand, rounded_to=rounded)
 
 
 
@@ -229,21 +228,18 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
     matched = censoring_weights(cohort.units, matcher.propensity_, matched, horizons, person=PERSON)
     say("effects")
     estimates = Estimates(study, matched)
-    effects, effect_persons = split_row_persons(estimates.effects())
-    effects, effect_contributors = split_contributors(effects)
+    effects, effect_persons, effect_contributors = split_kept_apart(estimates.effects())
     say("event study")
-    event, event_persons = split_row_persons(estimates.event_study())
-    event, event_contributors = split_contributors(event)
+    event, event_persons, event_contributors = split_kept_apart(estimates.event_study())
     placebo = estimates.placebo()
     say("subgroups")
-    subgroups, subgroup_persons = split_row_persons(estimates.subgroups())
-    subgroups, subgroup_contributors = split_contributors(subgroups)
+    subgroups, subgroup_persons, subgroup_contributors = split_kept_apart(estimates.subgroups())
     say("sensitivity")
     sensitive = sensitivity(effects.loc[effects["method"] == "att"], matched, alpha=study.inference.alpha,
                             unit_col=PERSON)
     say("naive comparison")
-    naive, naive_persons = split_row_persons(naive_comparison(con, study, described, estimates.followed))
-    naive, naive_contributors = split_contributors(naive)
+    naive, naive_persons, naive_contributors = split_kept_apart(
+        naive_comparison(con, study, described, estimates.followed))
     flow = matched_flow(cohort.flow, matcher)
     effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
@@ -267,10 +263,12 @@ def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
     return table
 
 
-def split_contributors(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The table without its contributor columns, and those columns (same rows)."""
+def split_kept_apart(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame]:
+    """An effect table as published, each row's persons (for the ledger) and its contributors (for
+    the checks), the rows in the same order."""
+    table, persons = split_row_persons(table)
     columns = [c for c in table.columns if is_contributor_column(c)]
-    return table.drop(columns=columns), table[columns]
+    return table.drop(columns=columns), persons, table[columns]
 
 
 class Estimates:
@@ -307,8 +305,7 @@ class Estimates:
         levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
         table = table.merge(arm_contributors(cells), on="horizon", how="left")
-        return table.merge(row_persons(cells, matched, PERSON, outcome),
-                           on="horizon", how="left")
+        return table.merge(row_persons(cells, matched, PERSON, outcome), on="horizon", how="left")
 
     def effects(self) -> pd.DataFrame:
         """ATT and matched difference-in-differences per outcome at the study's horizons."""
