@@ -12,9 +12,9 @@ too few persons: the ledger names them, suppression runs again with them hidden,
 ledger checks what would be shown then, until it passes. So a reader cannot tell a cell hidden
 for the earlier answers from one hidden for its own few persons, nor (for cells found by
 comparison) by the steps the answer took: every row is compared first, hidden or not, and
-suppression and the full check run whatever that found. Every query, answered, withheld
-or refused, is audited with a digest of its text (never the text), and every answer is recorded
-as an output.
+suppression runs again whenever any cell is hidden, whatever hid it, before the full check.
+Every query, answered, withheld or refused, is audited with a digest of its text (never the
+text), and every answer is recorded as an output.
 No message from the engine carries its own text: a failure names the step that failed.
 """
 
@@ -137,9 +137,11 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
       and those close to one are hidden as small cells are (a row that fails on its own stays
       hidden as it was; one hidden only to protect others is hidden for itself, so that the next
       suppression cannot show it);
-    - suppression runs again (also when nothing was found), and the ledger checks what would be
-      shown then in full; what it finds is hidden, and so on until it finds nothing and remembers
-      the answer. Each round hides at least one more cell, so it ends.
+    - suppression runs again whenever any cell is hidden (for its few persons or for the earlier
+      answers alike; with none hidden it would give what it gave, and what is shown is every row),
+      and the ledger checks what would be shown then in full; what it finds is hidden, and so on
+      until it finds nothing and remembers the answer. Each round hides at least one more cell, so
+      it ends.
     `entries` makes the answer's entries again (the facts of the pool they need were all asked for
     the first: they depend on the model alone)."""
     groups = [g.name for g in model.groups]
@@ -152,8 +154,11 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
             if labels not in columns[j].failing}  # hidden for its own few persons, not for the ledger
     while True:
         hidden.update(more)
-        _mitigate(model, columns, policy, title, {labels for _, labels in hidden})
-        incoming = entries()
+        if hidden or not _every_cell_shown(columns):
+            _mitigate(model, columns, policy, title, {labels for _, labels in hidden})
+            incoming = entries()
+        else:  # nothing hidden at all: suppression would give what it gave, and every row is what is shown
+            incoming = every_row
         found = ledger.check(incoming.frame, incoming.column_of, policy.min_frequency, sums=incoming.sums,
                              definitions=incoming.definitions)
         if not found:
@@ -446,6 +451,11 @@ def _as_shares(mitigated: Mitigated, groups: list[str]) -> Mitigated:
 def _labels(cells: pd.DataFrame, groups: list[str]) -> list[tuple]:
     """Each row's group labels, as plain values."""
     return [tuple(json_safe(v) for v in row) for row in cells[groups].itertuples(index=False, name=None)]
+
+
+def _every_cell_shown(columns: list[_Column]) -> bool:
+    """Whether no cell of any column's checked output is hidden."""
+    return all(column.mitigated is None or bool(_shown(column.mitigated.output.cells).all()) for column in columns)
 
 
 def _shown(cells: pd.DataFrame) -> np.ndarray:
