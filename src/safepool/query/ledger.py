@@ -131,9 +131,8 @@ import hashlib
 import os
 import re
 import struct
-import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -155,6 +154,7 @@ from safepool.query import ledger_memory
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
+from safepool.query.side_thread import SideThread
 from safepool.faults import Invalid, Refused, Unavailable
 
 LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the ledger
@@ -193,28 +193,6 @@ class _Change:
     rows: int
     digest: str
     sums: np.ndarray
-
-
-class _Beside(threading.Thread):
-    """Work on a thread of its own while the caller goes on; its result, or what it raised, is given
-    back in the caller's thread when the caller waits for it."""
-
-    def __init__(self, name: str, work: Callable[[], Any]) -> None:
-        super().__init__(name=name, daemon=True)
-        self._work, self._result, self.error = work, None, None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self._result = self._work()
-        except BaseException as exc:  # raised in the caller's thread
-            self.error = exc
-
-    def wait(self) -> Any:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        return self._result
 
 
 def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -457,7 +435,7 @@ class Ledger:
         self.con: duckdb.DuckDBPyConnection | None = None
         self._name = ""  # the name the file is attached under while `con` is open
         self._inside = False  # within the `Ledger.open` block that holds the ledger's lock
-        self._checkpoint: _Beside | None = None  # a checkpoint of the file under way
+        self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
         self._sums: dict[int, list[int]] = {}
@@ -567,7 +545,8 @@ class Ledger:
         # every candidate kept is the common case: its change is written (uncommitted) beside the audit,
         # which spends most of its time in C code that lets the write's thread run (40-80 ms at
         # 300,000 persons, most of what the audit of a simple question takes)
-        writing = _Beside("ledger-write", partial(self._written, *self._to_remember(incoming, signatures, candidates)))
+        writing = SideThread("ledger-write",
+                             partial(self._written, *self._to_remember(incoming, signatures, candidates)))
         try:
             found = self._giving_away(incoming, candidates, min_frequency)
         except BaseException:
@@ -1037,7 +1016,7 @@ class Ledger:
         # the checkpoint goes on while the caller records the answer (not while the memory takes the
         # change in: the two on a machine's two cores took up to three times as long); the connection
         # waits for it
-        self._checkpoint = _Beside("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
+        self._checkpoint = SideThread("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
 
     def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]]]:
         """Everything remembered: the rows (cell, person, value, in that order), the totals kept as

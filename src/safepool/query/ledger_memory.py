@@ -49,6 +49,7 @@ from scipy import sparse
 from safepool.query import empty_differences, group_audit, value_families
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit
 from safepool.query.empty_differences import Identity
+from safepool.query.side_thread import SideThread
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
@@ -340,10 +341,26 @@ class LedgerMemory:
         person = np.asarray(person, dtype=np.uint64)
         extension = self.extend(cell, person, value)
         self._last = (cell, person, value, extension, None, None)
-        n = len(extension.persons)
         old = self.contribution
         if extension.restarted.any():
             old = np.where(extension.restarted[self.person], 0.0, old)
+        algebra = SideThread("ledger-algebra", partial(self._algebra, cell, extension, old, min_frequency, sums,
+                                                       relations))
+        try:
+            pinned, given = self._groups_given_away(cell, value, extension, old, min_frequency, sums)
+        except BaseException:
+            algebra.join()
+            raise
+        found = replace(algebra.wait(), pinned=pinned, groups_given_away=given)
+        self._last = (cell, person, value, extension, found, self._last[5])
+        return found
+
+    def _algebra(self, cell: np.ndarray, extension: _Extension, old: np.ndarray, min_frequency: int,
+                 sums: np.ndarray | None, relations: np.ndarray | None) -> Audit:
+        """The algebra of the all-answers audit (and, with `relations`, its empty differences) over the
+        remembered entries (contributing `old`) and the incoming ones: on a thread of its own beside
+        the group audits (`SideThread`), which touch neither the probes nor A A^T."""
+        n = len(extension.persons)
         bounds = np.searchsorted(self.cell, np.arange(1, self.highest + 2))  # kept in the order of their cells
         remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
         taken = extension.counts.copy()
@@ -357,6 +374,13 @@ class LedgerMemory:
             rank, empty = empty_differences.shortfall(found.gram, self.highest, relations[:, :incoming.shape[0]],
                                                       None if extension.restarted.any() else self.rank)
             found = replace(found, empty_differences=empty, rank=rank)
+        return found
+
+    def _groups_given_away(self, cell: np.ndarray, value: np.ndarray, extension: _Extension, old: np.ndarray,
+                           min_frequency: int, sums: np.ndarray | None) -> tuple[tuple[int, int], int]:
+        """The group audit of the counts (its minimum frequency and dimension with the incoming cells)
+        and how much the incoming cells add to what it and the families of sums find (the relations
+        of the incoming sums are noted in `_last` for `add`)."""
         uniform = _alike(cell, value)
         if sums is not None and len(sums):
             uniform &= ~_among(cell, sums)
@@ -370,9 +394,8 @@ class LedgerMemory:
         related = self._related(cell[kept], extension.index[kept], extension.contribution[kept], extension.persons,
                                 old)
         given = max(now - self.pinned[1], 0) + self._families_given_away(cell, extension, kept, related, min_frequency)
-        found = replace(found, pinned=(min_frequency, now), groups_given_away=given)
-        self._last = (cell, person, value, extension, found, related)
-        return found
+        self._last = (*self._last[:5], related)
+        return (min_frequency, now), given
 
     def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
                  remembered: np.ndarray) -> _Relations:
