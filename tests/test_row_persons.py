@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from safepool.study.row_persons import ARMS, row_persons
+from safepool.study.row_persons import ARMS, BASELINE_ARMS, baseline_hidden, row_persons, value_code
 
 
 def _cells(order: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -44,3 +44,38 @@ def test_another_outcome_is_other_values():
     single = _arms(row_persons(cells.iloc[[2]], source, "pid", "earnings"))[(0, ARMS[False])][8]
     assert single != level[(0, ARMS[False])][8]
     assert np.uint64(single) != 0
+
+
+def test_a_difference_in_differences_adds_its_baselines_one_member_per_person_and_value():
+    cells, source = _cells([0, 1, 2, 3, 4])
+    rows = row_persons(cells, source, "pid", "earnings", baseline=-1)
+    at_zero = rows.loc[rows["horizon"] == 0, "row persons"].iloc[0]
+    controls = at_zero[BASELINE_ARMS[False]]
+    assert sorted(controls.persons.tolist()) == [8, 8]  # person 8 at times 10 and 12: two baseline values
+    assert set(controls.values.tolist()) == set(value_code("earnings", np.array([9, 11])).tolist())
+    # every horizon differences the same baseline: client 7's member is one at horizons 0 and 4
+    at_four = rows.loc[rows["horizon"] == 4, "row persons"].iloc[0]
+    assert at_zero[BASELINE_ARMS[True]].values.tolist() == at_four[BASELINE_ARMS[True]].values.tolist()
+    assert BASELINE_ARMS[True] not in row_persons(cells, source, "pid", "earnings")["row persons"].iloc[0]
+
+
+def _did_table(followed: dict[int, list[int]], step: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Event-study rows at `followed`'s horizons, each following those sets (set s: a client and a
+    control at time s, their pseudonyms taken in the order `step` gives)."""
+    cells = pd.DataFrame([(h, treated, s) for h, sets in followed.items() for s in sets for treated in (True, False)],
+                         columns=["horizon", "treated", "set"])
+    source = pd.DataFrame({"pid": np.r_[100 + np.arange(20), 200 + np.arange(20)][::step],
+                           "t": np.r_[np.arange(20), np.arange(20)]})
+    cells["row"] = cells["set"] + np.where(cells["treated"], 0, 20)
+    persons = row_persons(cells, source, "pid", "earnings", baseline=-1)
+    table = pd.DataFrame({"outcome": "earnings", "method": "did", "horizon": persons["horizon"]})
+    return table, persons["row persons"]
+
+
+def test_rows_whose_baselines_would_single_out_a_few_sets_are_hidden_whatever_the_persons():
+    followed = {0: list(range(12)), 1: list(range(11)), 2: list(range(5)), -2: list(range(12))}
+    for step in (1, -1):
+        table, persons = _did_table(followed, step)
+        hidden = baseline_hidden({"event_study": table}, {"event_study": persons}, -1, 5)["event_study"]
+        # 0 and -2 follow the same sets; 1 differs from 0 by one set; 2 from 0 by seven
+        assert dict(zip(table["horizon"], hidden)) == {-2: False, 0: False, 1: True, 2: False}

@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import threading
+import warnings
 
 import duckdb
 import numpy as np
@@ -24,6 +25,7 @@ from safepool.disclosure.cells import is_contributor_column, shown_mask
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
 from safepool.reports import OUTPUT_NAMES
+import safepool.study.run as run_module
 from safepool.study.differencing import StudyWithheld, study_groups
 from safepool.study.run import EstimandWarning, analyse, balance_counts, outputs_of, run_study
 from safepool.study.studyfile import load_study
@@ -385,3 +387,62 @@ def test_two_runs_whose_rows_follow_clients_who_differ_by_a_few_are_not_both_rec
     assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded
     withheld = governance.audit.records(action="study")[-1]
     assert withheld.outcome == "withheld" and {entry["measure"] for entry in withheld.detail["withheld"]} == {"mean"}
+
+
+def test_rows_of_a_difference_in_differences_tell_no_few_clients_baselines(cli_demo, tmp_path, monkeypatch):
+    """A difference in differences' estimate less the difference of its means is the arms' baseline
+    difference over the clients the row follows, the same baseline values at every horizon. On the
+    test demo the event study's rows at two quarters before entry follow clients who differ by a
+    few (sets of one client and one control, observed before entry alike), so n times that
+    difference, subtracted, told those few clients' baseline values less their controls'. Now the
+    rows that would tell it are hidden (the disclosure checks suppress them), the shipped study
+    passes twice, and shown, they are withheld by the ledger, whose message names them and no number."""
+    workspace, governance, analyst = analyst_in_copy(cli_demo[0], tmp_path)
+    study = study_with(tmp_path, (18, 64))
+    kept: dict[str, pd.DataFrame] = {}
+    weighted = run_module.weighted_cells
+
+    def keeping(matched, outcome, horizons, method, *rest):  # the event study's cells, for the truth below
+        cells = weighted(matched, outcome, horizons, method, *rest)
+        if method == "did" and len(horizons) > len(study.horizons):
+            kept[outcome] = cells
+        return cells
+
+    monkeypatch.setattr(run_module, "weighted_cells", keeping)
+    con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EstimandWarning)
+            analysis = analyse(con, study, 5)
+    finally:
+        con.close()
+    outcome = study.outcomes[0]
+    cells = kept[outcome]
+    sets = {int(h): set(group["set"]) for h, group in cells.loc[cells["treated"]].groupby("horizon")}
+    before = [h for h in sets if h <= 0]  # no censoring weights before entry: the means are plain
+    pairs = [(a, b) for a in before for b in before if sets[b] < sets[a] and len(sets[a] - sets[b]) < 5]
+    assert pairs  # the route: two rows whose clients differ by 1 to 4 sets
+    a, b = pairs[0]
+    event = analysis.event_study
+    row = {h: np.flatnonzero(((event["outcome"] == outcome) & (event["horizon"] == h)).to_numpy())[0] for h in (a, b)}
+    told = {h: event.loc[row[h], "n_treated"] * (event.loc[row[h], "mean_treated"] - event.loc[row[h], "mean_control"]
+                                                 - event.loc[row[h], "estimate"]) for h in (a, b)}
+    assert event.loc[row[a], "n_treated"] - event.loc[row[b], "n_treated"] == len(sets[a] - sets[b])
+    few = cells.loc[(cells["horizon"] == a).to_numpy() & cells["set"].isin(sets[a] - sets[b]).to_numpy()]
+    signed = np.where(few["treated"], 1.0, -1.0) * few["w"] * (few["level"] - few["y"])  # level - change = baseline
+    assert told[a] - told[b] == pytest.approx(float(signed.sum()), abs=1e-6)
+
+    hidden = analysis.baseline_hidden["event_study"]
+    assert hidden[row[a]] or hidden[row[b]]
+    for _ in range(2):  # the shipped study, its rows hidden alike, is released again and again
+        published = run_study(workspace.pool_dir, governance, analyst, study).checked["event_study"].output.cells
+        assert not shown_mask(published)[[row[a], row[b]]].all()
+        assert not shown_mask(published)[hidden].any() and published["status"].str.contains("differencing").any()
+    recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))
+    monkeypatch.setattr(run_module, "baseline_hidden",
+                        lambda tables, *_: {name: np.zeros(len(table), dtype=bool) for name, table in tables.items()})
+    with pytest.raises(StudyWithheld, match="baseline") as refused:
+        run_study(workspace.pool_dir, governance, analyst, study)
+    assert "event study" in str(refused.value)
+    assert not re.search(r"\d{2}", re.sub(r"at -?\d+ quarters|and \d+ more", "", str(refused.value)))
+    assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded

@@ -180,8 +180,8 @@ class OutputRegister:
 
     def publish_all(self, actor: Actor, permit: str, outputs: Mapping[str, StatOutput], source: str, *,
                     margins: bool = False, round_if_failing: Collection[str] = (), rounding: bool = False,
-                    before_recording: Callable[[Mapping[str, Mitigated]], None] | None = None
-                    ) -> dict[str, tuple[Mitigated, OutputRecord]]:
+                    before_recording: Callable[[Mapping[str, Mitigated]], None] | None = None,
+                    hide: Mapping[str, Collection[tuple]] | None = None) -> dict[str, tuple[Mitigated, OutputRecord]]:
         """Publish the outputs of one release (e.g. a study's tables) under one rounding policy.
 
         An output named in `round_if_failing` (a frequency table whose rows are nested steps, which
@@ -190,7 +190,9 @@ class OutputRegister:
         rounded the same way, so that no count rounded in one table is shown exact in another.
         Nothing is recorded unless every output can be mitigated, and `before_recording` (given the
         outputs as they would be recorded: a study checks the persons of the rows they show in the
-        differencing ledger) returns without raising."""
+        differencing ledger) returns without raising. `hide` names, per output, the group labels of
+        cells its caller hides for a reason of its own (a study's rows whose baselines would tell a few
+        persons' values together): suppressed as failing cells are."""
         self.permits.authorise_access(actor, permit)
         self._check_source(permit, source)
         for name in outputs:
@@ -200,7 +202,9 @@ class OutputRegister:
         failing = any(kinds[name].check(outputs[name], policy).verdict == "fail"
                       for name in round_if_failing if name in outputs)
         rounds = rounding or policy.round_counts or failing
-        mitigated = {name: kinds[name].mitigate(output, policy, margins=margins, rounding=rounds)
+        hidden = hide or {}
+        mitigated = {name: kinds[name].mitigate(output, policy, margins=margins, rounding=rounds,
+                                                **({"hide": hidden[name]} if name in hidden else {}))
                      for name, output in outputs.items()}
         if before_recording is not None:
             before_recording(mitigated)

@@ -133,5 +133,6 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
         f"answer's rows of the same values by fewer than {min_frequency} (or, with several, single out fewer), so "
         f"the two would tell their values: {shown}. Nothing is recorded. A client is followed at a horizon where "
         "a control of its matched set is observed then, so other matched controls change the clients a row "
-        "follows: keep the matching of the earlier run, or change the cohort so that the clients differ by at "
+        "follows, and a difference in differences' row tells its arms' baseline values as well (its baseline "
+        "arms): keep the matching of the earlier run, or change the cohort so that the clients differ by at "
         f"least {min_frequency}.")

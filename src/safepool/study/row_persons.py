@@ -27,9 +27,22 @@ frequency are exact for the means:
   query answers (the effect, the difference in differences, the event study and the unmatched
   comparison at one horizon take the same values).
 
-Not entered (open): what a difference in differences' estimate adds to its means, the weighted
-difference between the arms' baseline means; two rows whose clients differ by a few tell a
-difference of those few clients' and their controls' baseline values.
+A difference in differences tells more than its means: its estimate less their difference is
+the difference of the arms' baseline means (quarter t + baseline), over the same persons. Every
+row of one outcome differences the same baseline values, so two rows whose clients differ by a
+few (horizons 10 and 11 of an event study, or -8 and -7 when few clients were observed eight
+quarters before entry) tell, n times each subtracted, those few clients' baseline values less
+their controls'. So a difference in differences' row enters the ledger with two more arms, its
+clients' and its controls' baseline values (`BASELINE_ARMS`), one member per person and value
+(a control in two sets at other times is two values, and a member must stand for one value in
+every row it is in, or two rows that differ by one set would differ by more members). Taking
+each arm's sum as told, where the row tells only their difference, is on the safe side. Within
+one run the study does not show the rows that would single out fewer than the minimum frequency
+this way (`baseline_hidden`): rows are taken in order, the effects' first, and a row is left out
+when a combination of its baseline arms and those taken would pin down a smaller group, as the
+ledger's group audit finds it (`safepool.query.group_audit.pinned`); the disclosure checks hide
+it, as they hide a small row. On the test demo (2,000 persons) the event study's rows at 7 before
+and 6, 9, 10 and 11 quarters after entry are hidden so; on the README's demo none is.
 
 The members are hashed from the person's ledger key and the value's outcome and quarter
 (`safepool.study.differencing`), so they never meet a query answer's persons: an answer's cells
@@ -40,23 +53,27 @@ hidden row tells nothing and stays out.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from safepool.query.group_audit import pinned
 from safepool.query.ledger_memory import mix
 
 ROW_PERSONS = "row persons"  # the column that carries them beside a table until the analysis splits it off
 ARMS = {True: "clients", False: "controls"}
+BASELINE_ARMS = {True: "clients' baseline", False: "controls' baseline"}  # what a difference in differences adds
 
 
 @dataclass(frozen=True)
 class ArmPersons:
     """One arm of one row as the sum it shows: its persons (pseudonyms, each once) and, for each,
     a code of the values of that person the sum takes (`value_code`, combined when it takes more
-    than one, as a control in two matched sets at other times)."""
+    than one, as a control in two matched sets at other times); a baseline arm holds a person
+    once per value instead."""
 
     persons: np.ndarray
     values: np.ndarray
@@ -69,25 +86,44 @@ def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
                                                   & np.uint64(0xFFFFFFFF))
 
 
-def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str) -> pd.DataFrame:
+def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str,
+                baseline: int | None = None) -> pd.DataFrame:
     """Per horizon of effect `cells` (horizon, treated, row: the row of `source`, which holds the
     `person` and the unit's time t), each arm's persons and the codes of their values: columns
-    horizon and ROW_PERSONS (arm name -> ArmPersons)."""
+    horizon and ROW_PERSONS (arm name -> ArmPersons); with the `baseline` horizon of a difference
+    in differences, its arms' baseline values too (BASELINE_ARMS)."""
     rows = cells["row"].to_numpy()
     horizon = cells["horizon"].to_numpy().astype(np.int64)
-    at = source["t"].to_numpy().astype(np.int64)[rows] + horizon
-    codes = value_code(outcome, at)
+    at = source["t"].to_numpy().astype(np.int64)[rows]
     values = pd.DataFrame({"horizon": horizon, "treated": cells["treated"].to_numpy(bool),
-                           "person": source[person].to_numpy()[rows], "code": codes})
+                           "person": source[person].to_numpy()[rows]})
+    arms = level_arms(values.assign(code=value_code(outcome, at + horizon)))
+    if baseline is not None:
+        arms |= baseline_arms(values.assign(code=value_code(outcome, at + baseline)))
+    horizons = sorted({int(h) for h, _ in arms})
+    per_row = [{name: arms[(h, name)] for name in (*ARMS.values(), *BASELINE_ARMS.values()) if (h, name) in arms}
+               for h in horizons]
+    return pd.DataFrame({"horizon": horizons, ROW_PERSONS: per_row})
+
+
+def level_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:
+    """(horizon, arm name) -> the arm's persons, each once, with its values' codes (columns horizon,
+    treated, person, code) combined: the mean counts persons."""
     values = values.drop_duplicates().sort_values(["horizon", "treated", "person"], kind="stable")
     first = np.flatnonzero(~values.duplicated(["horizon", "treated", "person"]).to_numpy())
     combined = np.add.reduceat(mix(values["code"].to_numpy(np.uint64)), first) if len(first) else np.zeros(0, np.uint64)
     members = values.iloc[first].assign(code=combined)
-    arms = {key: ArmPersons(frame["person"].to_numpy(), frame["code"].to_numpy(np.uint64))
-            for key, frame in members.groupby(["horizon", "treated"], sort=True)}
-    horizons = sorted({int(h) for h, _ in arms})
-    per_row = [{name: arms[(h, treated)] for treated, name in ARMS.items() if (h, treated) in arms} for h in horizons]
-    return pd.DataFrame({"horizon": horizons, ROW_PERSONS: per_row})
+    return {(int(h), ARMS[bool(treated)]): ArmPersons(frame["person"].to_numpy(), frame["code"].to_numpy(np.uint64))
+            for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
+
+
+def baseline_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:
+    """(horizon, baseline arm name) -> the arm's baseline values, one member per person and value
+    (a person may be there with several), in an order of their own."""
+    members = values.drop_duplicates().sort_values(["horizon", "treated", "person", "code"], kind="stable")
+    return {(int(h), BASELINE_ARMS[bool(treated)]): ArmPersons(frame["person"].to_numpy(),
+                                                               frame["code"].to_numpy(np.uint64))
+            for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
 
 
 def split_row_persons(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -108,3 +144,54 @@ def shown_row_cells(persons: Mapping[str, pd.Series], shown: Mapping[str, np.nda
             if visible:
                 cells.update({f"{label}, {arm}": persons_of_arm for arm, persons_of_arm in arms.items()})
     return cells
+
+
+@dataclass
+class BaselineCells:
+    """The baseline arms of the rows taken so far, as the ledger's group audit takes cells: each
+    member with the cells it is in (a bit per cell)."""
+
+    min_frequency: int
+    cells_of: dict[tuple[str, object, int], int] = field(default_factory=dict)  # (arm, person, code) -> cells
+    taken: int = 0
+
+    def take(self, arms: Mapping[str, ArmPersons]) -> bool:
+        """Take a row's baseline arms unless a combination of them and the cells taken would tell the
+        values of fewer than the minimum frequency of members (`group_audit.pinned`); whether taken."""
+        cells_of = dict(self.cells_of)
+        for number, name in enumerate(name for name in BASELINE_ARMS.values() if name in arms):
+            bit = 1 << (self.taken + number)
+            for member in zip(arms[name].persons.tolist(), arms[name].values.tolist()):
+                cells_of[(name, *member)] = cells_of.get((name, *member), 0) | bit
+        sizes = Counter(cells_of.values())  # members in the same cells are one group
+        cell = [number for held in sizes for number in range(held.bit_length()) if held >> number & 1]
+        group = [index for index, held in enumerate(sizes) for _ in range(held.bit_count())]
+        if pinned(np.asarray(cell, np.int64), np.asarray(group, np.int64), np.asarray(list(sizes.values())),
+                  self.min_frequency):
+            return False
+        self.cells_of, self.taken = cells_of, self.taken + len(BASELINE_ARMS)
+        return True
+
+
+def did_rows(tables: Mapping[str, pd.DataFrame], outcome: str, baseline: int) -> Iterator[tuple[str, int]]:
+    """The difference in differences' rows of one outcome (table name, row), in the order they are
+    taken: the effects' first, as they are the study's answer, then the event study's from the
+    baseline outwards (the quarters next to entry say most of its course)."""
+    for name, table in ((name, table) for name, table in tables.items() if not table.empty):
+        rows = np.flatnonzero(((table["outcome"] == outcome) & (table["method"] == "did")).to_numpy())
+        distance = np.abs(table["horizon"].to_numpy()[rows].astype(np.int64) - baseline)
+        order = rows if name == "effects" else rows[np.lexsort((table["horizon"].to_numpy()[rows], distance))]
+        yield from ((name, int(row)) for row in order)
+
+
+def baseline_hidden(tables: Mapping[str, pd.DataFrame], persons: Mapping[str, pd.Series], baseline: int,
+                    min_frequency: int) -> dict[str, np.ndarray]:
+    """Per table (effect tables with their ROW_PERSONS apart, in `persons`), the rows of a difference in
+    differences not to show: with the rows taken before them, their baseline values would single out
+    fewer than `min_frequency` clients or controls (see the module)."""
+    hidden = {name: np.zeros(len(table), dtype=bool) for name, table in tables.items()}
+    for outcome in pd.unique(pd.concat([table.get("outcome", pd.Series(dtype=str)) for table in tables.values()])):
+        taken = BaselineCells(min_frequency)
+        for name, row in did_rows(tables, str(outcome), baseline):
+            hidden[name][row] = not taken.take(persons[name].iloc[row])
+    return hidden

@@ -27,6 +27,7 @@ import pandas as pd
 
 from safepool.disclosure import Document, EffectTable, Figure, FrequencyTable, Mitigated, StatOutput
 from safepool.disclosure.cells import is_contributor_column, shown_mask
+from safepool.disclosure.findings import json_safe
 from safepool.disclosure.policy import workspace_policy
 from safepool.disclosure.register import OutputRecord
 from safepool.governance.context import Governance
@@ -47,7 +48,7 @@ from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, Mat
 from safepool.study.event_study import pretrend_placebo
 from safepool.study.inference import without_interval
 from safepool.study.matching import RiskSetMatcher
-from safepool.study.row_persons import row_persons, shown_row_cells, split_row_persons
+from safepool.study.row_persons import baseline_hidden, row_persons, shown_row_cells, split_row_persons
 from safepool.study.sensitivity import sensitivity
 from safepool.study.studyfile import StudyFile
 from safepool.study.table_checks import StudyTableError, is_binary, numeric_matrix
@@ -100,6 +101,9 @@ class StudyAnalysis:
     groups: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     # per effect table, each row's arms' persons and levels (safepool.study.row_persons): for the ledger only
     row_persons: dict[str, pd.Series] = field(default_factory=dict, repr=False)
+    # per effect table, the rows of a difference in differences not shown for what their baselines
+    # would tell together (safepool.study.row_persons.baseline_hidden): hidden as the checks hide a row
+    baseline_hidden: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def share_matched(self) -> float:
@@ -241,6 +245,8 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
     naive, naive_persons, naive_contributors = split_kept_apart(
         naive_comparison(con, study, described, estimates.followed))
     flow = matched_flow(cohort.flow, matcher)
+    hidden = baseline_hidden({"effects": effects, "event_study": event},
+                             {"effects": effect_persons, "event_study": event_persons}, study.baseline, min_frequency)
     effects, event, subgroups = (with_estimand(table, summary.estimand) for table in (effects, event, subgroups))
     return StudyAnalysis(
         study=study, cohort_flow=flow, balance=balance.table_, balance_passed=bool(balance.passed_), effects=effects,
@@ -252,7 +258,7 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
                       "subgroups": subgroup_contributors, "naive": naive_contributors},
         groups=study_groups(described, matcher.matched_, PERSON),
         row_persons={"effects": effect_persons, "event_study": event_persons, "subgroups": subgroup_persons,
-                     "naive": naive_persons})
+                     "naive": naive_persons}, baseline_hidden=hidden)
 
 
 def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
@@ -305,7 +311,8 @@ class Estimates:
         levels = numeric_matrix(matched, [f"{outcome}@{h}" for h in horizons], outcome, allow_missing=True)
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
         table = table.merge(arm_contributors(cells), on="horizon", how="left")
-        return table.merge(row_persons(cells, matched, PERSON, outcome), on="horizon", how="left")
+        baseline = o["baseline"] if method == "did" else None  # its estimate tells the arms' baselines too
+        return table.merge(row_persons(cells, matched, PERSON, outcome, baseline), on="horizon", how="left")
 
     def effects(self) -> pd.DataFrame:
         """ATT and matched difference-in-differences per outcome at the study's horizons."""
@@ -477,6 +484,17 @@ def checked_in_ledger(pool_dir: Path, governance: Governance, actor: Actor, anal
                 shown_row_cells(analysis.row_persons, shown, labels))
 
 
+def hidden_labels(outputs: Mapping[str, StatOutput], hidden: Mapping[str, np.ndarray]) -> dict[str, set[tuple]]:
+    """Per effect table, the group labels of its rows hidden for their baselines, as the checks name
+    the cells they are told to hide."""
+    labels = {}
+    for name, rows in hidden.items():
+        output = outputs[name]
+        groups = output.cells.loc[rows, list(output.groups)] if len(output.cells) else output.cells
+        labels[name] = {tuple(json_safe(v) for v in row) for row in groups.itertuples(index=False, name=None)}
+    return {name: found for name, found in labels.items() if found}
+
+
 def balance_cells(table: pd.DataFrame) -> pd.DataFrame:
     """The balance table with the variance ratio, undefined for 0/1 covariates, as text ("binary" there)."""
     cells = table.copy()
@@ -590,8 +608,10 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
     analysis = analyse_in_pool(pool_dir, governance, actor, study, say)
     registers = sorted(needed_columns(study))
     say("disclosure checks")
-    published = governance.outputs.publish_all(actor, study.permit, outputs_of(analysis), "study",
+    outputs = outputs_of(analysis)
+    published = governance.outputs.publish_all(actor, study.permit, outputs, "study",
                                                round_if_failing={"cohort_flow"},
+                                               hide=hidden_labels(outputs, analysis.baseline_hidden),
                                                before_recording=partial(checked_in_ledger, pool_dir, governance,
                                                                         actor, analysis))
     result = StudyResult(study, analysis.seconds, analysis.balance_passed, analysis.estimand, registers,

@@ -295,9 +295,11 @@ class OutputKind:
         note = f"{mitigated.note} {note}".strip() if mitigated.method != "none" else note
         return Mitigated(table, method, note, report, policy)
 
-    def mitigate(self, output: Any, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:
-        """What publishing does: suppress what fails, then round the counts if the release rounds."""
-        mitigated = self.suppress(output, policy, margins)
+    def mitigate(self, output: Any, policy: DisclosureRules, *, margins: bool, rounding: bool,
+                 hide: Collection[tuple] = ()) -> Mitigated:
+        """What publishing does: suppress what fails (and the cells labelled as in `hide`), then round
+        the counts if the release rounds."""
+        mitigated = self.suppress(output, policy, margins, hide)
         return self.rounded(mitigated, policy) if rounding else mitigated
 
     def failing_or_hidden(self, output: Any, report: CheckReport, policy: DisclosureRules,
