@@ -24,6 +24,7 @@ from safepool.disclosure import DisclosureRules, check
 from safepool.disclosure.cells import is_contributor_column, shown_mask
 from safepool.errors import SafepoolError
 from safepool.governance.context import Governance
+from safepool.query.engine import run_query
 from safepool.reports import OUTPUT_NAMES
 import safepool.study.run as run_module
 from safepool.study.differencing import StudyWithheld, study_groups
@@ -446,3 +447,40 @@ def test_rows_of_a_difference_in_differences_tell_no_few_clients_baselines(cli_d
     assert "event study" in str(refused.value)
     assert not re.search(r"\d{2}", re.sub(r"at -?\d+ quarters|and \d+ more", "", str(refused.value)))
     assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded
+
+
+def test_a_query_over_every_client_does_not_take_the_balance_tables_clients_away(cli_demo, tmp_path):
+    """The eleventh review's route: when fewer clients than the minimum frequency are not matched,
+    the balance table's means before matching leave them out, and a query over every client of the
+    study's period adds up the same covariate over those few more (the demo's release and a few
+    queries told its four unmatched clients' children, marital status and benefits before entry).
+    Each balance mean is in the ledger as the sum it is, its persons keyed as a query's are: after
+    the run, the query over every client is hidden."""
+    workspace, governance, analyst = analyst_in_copy(cli_demo[0], tmp_path)
+    # (with the effects up to a year after entry only: later rows would follow clients who differ by a few
+    # from the demo's study's)
+    study = study_with(tmp_path, (18, 64), ("end: 2024Q4", "end: 2022Q4"), ("caliper: 0.2", "caliper: 0.5"),
+                       ("last: 12", "last: 4"), ("horizons: [4, 8, 12]", "horizons: [4]"),
+                       ("subgroup_horizon: 8", "subgroup_horizon: 4"))
+    every_client = ("SELECT sum(children) FROM population JOIN skills_centre USING (pid) "
+                    "WHERE entry_date < '2023-01-01'")
+    con = duckdb.connect(str(workspace.pool_dir / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EstimandWarning)
+            analysis = analyse(con, study, 5)
+        clients, children = con.execute(every_client.replace("sum(children)", "count(DISTINCT pid), sum(children)")
+                                        ).fetchone()
+    finally:
+        con.close()
+    # the route: the study's clients are every client of the period, its balance describes all but 1 to 4,
+    # and the query's sum less the balance's tells those few's children
+    assert clients == analysis.n_treated and 0 < analysis.n_treated - analysis.n_described < 5
+    balance = analysis.balance
+    mean = balance.loc[(balance["stage"] == "before") & (balance["covariate"] == "children"), "mean_treated"].iloc[0]
+    assert children - mean * analysis.n_described > 0.5
+
+    run_study(workspace.pool_dir, governance, analyst, study)
+    answer = run_query(workspace.pool_dir, governance, analyst, DEMO_PERMIT, every_client)
+    assert not answer.table["status"].eq("shown").any()
+    assert governance.audit.records(action="query")[-1].outcome == "withheld"

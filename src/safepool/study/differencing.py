@@ -59,6 +59,7 @@ from safepool.pool.ledger_keys import WORKSPACE_LEDGER, ledger_keys
 from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
 from safepool.query.ledger_memory import mix
+from safepool.study.balance_values import ArmValues, BalanceRowsFound
 from safepool.study.row_persons import ArmPersons
 
 STUDY_ACTION = "study"
@@ -90,15 +91,19 @@ def study_groups(described: pd.DataFrame, matched: pd.DataFrame, person: str) ->
 
 
 def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: str, groups: dict[str, np.ndarray],
-                rows: Mapping[str, ArmPersons]) -> None:
+                rows: Mapping[str, ArmPersons], values: Mapping[str, tuple[int, ArmValues]]) -> None:
     """Check the study's groups (name -> the pseudonyms of its persons in the permit's pool, each
-    counted) and the arms of the rows it shows (label -> their values, each a member named by its
-    person's ledger key and the value's code: see `safepool.study.row_persons`) in the workspace's
-    ledger and remember them; StudyWithheld (audited) when the ledger finds one."""
+    counted), the arms of the rows it shows (label -> their values, each a member named by its
+    person's ledger key and the value's code: see `safepool.study.row_persons`) and the arms of the
+    balance means it shows (label -> each person's value, the person named by its ledger key as in
+    a query's answer: see `safepool.study.balance_values`) in the workspace's ledger and remember
+    them; StudyWithheld (audited) when the ledger finds one, BalanceRowsFound (the positions of the
+    balance rows, to hide) when it finds balance means only."""
     min_frequency = workspace_policy(governance).min_frequency
     keys = ledger_keys(pool_dir, permit)
     cells = [(np.unique(keys.of(np.asarray(pids))), 1.0) for pids in groups.values()]
     cells += [(mix(keys.of(arm.persons) ^ arm.values), 1.0) for arm in rows.values()]
+    cells += [(keys.of(arm.persons), arm.values) for _, arm in values.values()]
     incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
                           for number, (persons, values) in enumerate(cells)], ignore_index=True)
     column_of = {number: number for number in range(len(cells))}
@@ -109,12 +114,16 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
         state = ledger.state()
     if not found:
         return
+    balance = [position for position, _ in values.values()]
+    if min(found) >= len(groups) + len(rows):
+        raise BalanceRowsFound({balance[cell - len(groups) - len(rows)] for cell in found})
     governance.audit.append(
         actor=actor.name, role=actor.main_role, action=STUDY_ACTION, permit=permit, outcome=WITHHELD,
         target="cohort", rows=0,
         detail={"withheld": withheld_entries([(cell, check) for cell, check in found.items()],
-                                             ["persons"] * len(groups) + ["mean"] * len(rows)), **state})
-    labels = list(rows)
+                                             ["persons"] * len(groups) + ["mean"] * (len(rows) + len(values))),
+                **state})
+    labels = [*rows, *values]
     named = [labels[cell - len(groups)] for cell in sorted(found) if cell >= len(groups)]
     if len(named) < len(found):
         raise StudyWithheld(
@@ -129,9 +138,11 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
             "cohort.")
     shown = "; ".join(named[:3]) + (f"; and {len(named) - 3} more" if len(named) > 3 else "")
     raise StudyWithheld(
-        f"study withheld: rows it would show follow persons who differ from those of an earlier study's or "
-        f"answer's rows of the same values by fewer than {min_frequency} (or, with several, single out fewer), so "
-        f"the two would tell their values: {shown}. Nothing is recorded. A client is followed at a horizon where "
+        f"study withheld: rows it would show add up the values of persons who differ from those of an earlier "
+        f"study's or answer's cells of the same values by fewer than {min_frequency} (or, with several, single out "
+        f"fewer), so the two would tell their values: {shown}. Nothing is recorded. The balance table's means "
+        f"before matching leave out the clients not matched when they are fewer than {min_frequency}, so a query "
+        "over every client differs from them by those few. A client is followed at a horizon where "
         "a control of its matched set is observed then, so other matched controls change the clients a row "
         "follows, and a difference in differences' row tells its arms' baseline values as well (its baseline "
         "arms): keep the matching of the earlier run, or change the cohort so that the clients differ by at "

@@ -40,6 +40,7 @@ from safepool.reports.chart_engine import chart_engine_started
 from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
+from safepool.study.balance_values import ArmValues, BalanceRowsFound, balance_values, shown_balance_cells
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
 from safepool.study.differencing import check_study, described_units, study_groups
@@ -104,6 +105,9 @@ class StudyAnalysis:
     # per effect table, the rows of a difference in differences not shown for what their baselines
     # would tell together (safepool.study.row_persons.baseline_hidden): hidden as the checks hide a row
     baseline_hidden: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    # per (stage, covariate) of the balance table, each arm's persons and values
+    # (safepool.study.balance_values): for the ledger only
+    balance_values: dict[tuple[str, str], dict[str, ArmValues]] = field(default_factory=dict, repr=False)
 
     @property
     def share_matched(self) -> float:
@@ -258,7 +262,9 @@ def analyse(con: duckdb.DuckDBPyConnection, study: StudyFile, min_frequency: int
                       "subgroups": subgroup_contributors, "naive": naive_contributors},
         groups=study_groups(described, matcher.matched_, PERSON),
         row_persons={"effects": effect_persons, "event_study": event_persons, "subgroups": subgroup_persons,
-                     "naive": naive_persons}, baseline_hidden=hidden)
+                     "naive": naive_persons}, baseline_hidden=hidden,
+        balance_values=balance_values({"before": described, "after": matcher.matched_}, cohort.covariates, PERSON,
+                                      "weight"))
 
 
 def with_estimand(table: pd.DataFrame, estimand: str) -> pd.DataFrame:
@@ -476,17 +482,22 @@ def row_labels(name: str, table: pd.DataFrame) -> pd.Series:
 
 def checked_in_ledger(pool_dir: Path, governance: Governance, actor: Actor, analysis: StudyAnalysis,
                       mitigated: Mapping[str, Mitigated]) -> None:
-    """The run's groups and the arms of the rows its outputs show, as they would be recorded,
-    checked in the differencing ledger (StudyWithheld, nothing recorded, when it finds one)."""
+    """The run's groups, the arms of the rows its outputs show and those of the balance means they
+    show, as they would be recorded, checked in the differencing ledger (StudyWithheld, nothing
+    recorded, when it finds one)."""
     shown = {name: shown_mask(mitigated[name].output.cells) for name in analysis.row_persons}
     labels = {name: row_labels(name, getattr(analysis, name)) for name in analysis.row_persons}
+    balance = mitigated["balance"].output.cells
     check_study(pool_dir, governance, actor, analysis.study.permit, analysis.groups,
-                shown_row_cells(analysis.row_persons, shown, labels))
+                shown_row_cells(analysis.row_persons, shown, labels),
+                shown_balance_cells(analysis.balance_values, zip(balance["stage"], balance["covariate"]),
+                                    shown_mask(balance)))
 
 
 def hidden_labels(outputs: Mapping[str, StatOutput], hidden: Mapping[str, np.ndarray]) -> dict[str, set[tuple]]:
-    """Per effect table, the group labels of its rows hidden for their baselines, as the checks name
-    the cells they are told to hide."""
+    """Per table, the group labels of its rows hidden before the checks (rows of a difference in
+    differences for their baselines, balance rows the ledger found), as the checks name the cells
+    they are told to hide."""
     labels = {}
     for name, rows in hidden.items():
         output = outputs[name]
@@ -609,11 +620,19 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
     registers = sorted(needed_columns(study))
     say("disclosure checks")
     outputs = outputs_of(analysis)
-    published = governance.outputs.publish_all(actor, study.permit, outputs, "study",
-                                               round_if_failing={"cohort_flow"},
-                                               hide=hidden_labels(outputs, analysis.baseline_hidden),
-                                               before_recording=partial(checked_in_ledger, pool_dir, governance,
-                                                                        actor, analysis))
+    hidden = dict(analysis.baseline_hidden)
+    while True:  # balance rows the ledger finds are hidden as the checks hide a row, and checked again
+        try:
+            published = governance.outputs.publish_all(actor, study.permit, outputs, "study",
+                                                       round_if_failing={"cohort_flow"},
+                                                       hide=hidden_labels(outputs, hidden),
+                                                       before_recording=partial(checked_in_ledger, pool_dir,
+                                                                                governance, actor, analysis))
+            break
+        except BalanceRowsFound as found:
+            rows = hidden.get("balance", np.zeros(len(outputs["balance"].cells), dtype=bool)).copy()
+            rows[sorted(found.positions)] = True
+            hidden["balance"] = rows
     result = StudyResult(study, analysis.seconds, analysis.balance_passed, analysis.estimand, registers,
                          checked={name: m for name, (m, _) in published.items()},
                          records={name: record for name, (_, record) in published.items()})
