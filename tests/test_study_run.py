@@ -484,3 +484,20 @@ def test_a_query_over_every_client_does_not_take_the_balance_tables_clients_away
     answer = run_query(workspace.pool_dir, governance, analyst, DEMO_PERMIT, every_client)
     assert not answer.table["status"].eq("shown").any()
     assert governance.audit.records(action="query")[-1].outcome == "withheld"
+
+
+def test_balance_rows_the_ledger_finds_are_hidden_in_the_love_plot_too_and_show_no_variance_ratio(demo, ran):
+    """On the tests' demo the ledger finds balance rows within the run (the means before matching less
+    those after tell the 18 clients not matched, and a few of them have tertiary education or
+    earnings): they are hidden in the balance table, and in the love plot drawn from it, which had
+    shown their means; a hidden row's variance ratio (a label before) is hidden with it."""
+    workspace, _ = demo
+    hidden = {}
+    for name in ("balance", "love_plot"):
+        files = list((workspace.root / "outputs").rglob(f"{name}.csv"))
+        assert files
+        frames = [pd.read_csv(path, dtype=str) for path in files]
+        rows = pd.concat([frame.loc[frame["status"].str.startswith("suppressed")] for frame in frames])
+        assert rows.drop(columns=["stage", "covariate", "status"]).isna().all().all(), name
+        hidden[name] = set(zip(rows["stage"], rows["covariate"]))
+    assert hidden["balance"] and hidden["balance"] == hidden["love_plot"]

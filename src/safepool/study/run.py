@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -435,8 +435,10 @@ def outputs_of(analysis: StudyAnalysis) -> dict[str, StatOutput]:
         pd.DataFrame({"step": flow["step"], "count": flow["persons"]}),
         pd.DataFrame({"step": "removed: " + flow["reason"], "count": flow["removed"]}).loc[flow["removed"] > 0],
     ], ignore_index=True)
+    # the variance ratio is text ("binary" where undefined) about a row's numbers, not a label: a row hidden
+    # hides it too
     balance = effect_output("Covariate balance before and after matching", balance_cells(analysis.balance),
-                            with_counts=balance_counts(analysis))
+                            with_counts=balance_counts(analysis), remarks=["variance_ratio"])
 
     def effects(title: str, name: str, parts: list[str] | None = None) -> EffectTable:
         frame = getattr(analysis, name)
@@ -503,6 +505,9 @@ def hidden_labels(outputs: Mapping[str, StatOutput], hidden: Mapping[str, np.nda
         output = outputs[name]
         groups = output.cells.loc[rows, list(output.groups)] if len(output.cells) else output.cells
         labels[name] = {tuple(json_safe(v) for v in row) for row in groups.itertuples(index=False, name=None)}
+    # a figure drawn from a table (the love plot from the balance) hides what its table hides
+    labels.update({name: labels[table] for name, output in outputs.items() if isinstance(output, Figure)
+                   for table in list(labels) if output.table is outputs[table]})
     return {name: found for name, found in labels.items() if found}
 
 
@@ -544,14 +549,15 @@ def placebo_test(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def effect_output(title: str, frame: pd.DataFrame, with_counts: dict[str, dict[str, int]] | None = None,
-                  parts: list[str] | None = None) -> EffectTable:
+                  parts: list[str] | None = None, remarks: Sequence[str] = ()) -> EffectTable:
     """An effect-like table: text columns become labels, the rest are numbers; n_treated and n_control kept,
-    contributor columns (lists, for the checks) neither; `parts` as EffectTable's."""
+    contributor columns (lists, for the checks) neither; `parts` as EffectTable's; `remarks` text columns
+    about a row's numbers (blanked with them), as are numeric columns with undefined values."""
     cells = frame.copy()
     if with_counts is not None:
         for column in ("n_treated", "n_control"):
             cells[column] = cells["stage"].map(lambda stage, c=column: with_counts[stage][c])
-    remarks = []
+    remarks = list(remarks)
     for column in (c for c in cells.columns if not is_contributor_column(c)):
         if cells[column].dtype == bool:
             cells[column] = cells[column].astype(float)

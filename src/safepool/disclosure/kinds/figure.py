@@ -102,9 +102,11 @@ class FigureKind(OutputKind):
         self._require_valid(output)
         return self._through_table(output, _table_kind(output).suppress(output.table, policy, margins, hide), policy)
 
-    def mitigate(self, output: Figure, policy: DisclosureRules, *, margins: bool, rounding: bool) -> Mitigated:
+    def mitigate(self, output: Figure, policy: DisclosureRules, *, margins: bool, rounding: bool,
+                 hide: Collection[tuple] = ()) -> Mitigated:
         self._require_valid(output)
-        inner = _table_kind(output).mitigate(output.table, policy, margins=margins, rounding=rounding)
+        inner = _table_kind(output).mitigate(output.table, policy, margins=margins, rounding=rounding,
+                                             **({"hide": hide} if hide else {}))
         return self._through_table(output, inner, policy)
 
     def rounded(self, mitigated: Mitigated, policy: DisclosureRules) -> Mitigated:
