@@ -396,10 +396,10 @@ def test_the_demo_says_what_the_rules_found_in_its_own_log(log):
     add(log, hel(SAT, "03:00"))
     add(log, hel(SAT, "03:05"), actor="ben")
     night = run_alerts(log)
-    assert monitoring(night) == ("Monitoring rules: 2 unusual_hours (`safepool audit alerts`); the demo's own "
+    assert monitoring(night) == ("Monitoring rules: 2 unusual_hours alerts (`safepool audit alerts`); the demo's own "
                                  "accesses, made outside working hours (07:00-19:00 Europe/Helsinki, Monday to "
                                  "Friday).")
     for minute in range(5):
         add(log, hel(MON, "10:00") + dt.timedelta(minutes=minute), outcome="refused")
     said = monitoring(run_alerts(log))
-    assert said.startswith("Monitoring rules: 2 unusual_hours, 1 refusal_burst") and "demo's own" not in said
+    assert said.startswith("Monitoring rules: 2 unusual_hours alerts, 1 refusal_burst alert (") and "demo's" not in said

@@ -175,7 +175,8 @@ def monitoring(alerts: list[Alert]) -> str:
     if not alerts:
         return "Monitoring rules: no alerts."
     by_rule = Counter(alert.rule for alert in alerts)
-    text = f"Monitoring rules: {', '.join(f'{n} {rule}' for rule, n in by_rule.items())} (`safepool audit alerts`)"
+    found = ", ".join(f"{n} {rule} alert{'s' if n > 1 else ''}" for rule, n in by_rule.items())
+    text = f"Monitoring rules: {found} (`safepool audit alerts`)"
     if set(by_rule) == {UNUSUAL_HOURS}:
         start, end = (t.strftime("%H:%M") for t in AlertSettings().working_hours)
         text += (f"; the demo's own accesses, made outside working hours ({start}-{end} {AlertSettings().timezone}, "
