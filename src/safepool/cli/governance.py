@@ -6,8 +6,8 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 

@@ -79,6 +79,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_colu
 
 
 RECORD_INDENT = "    "
+STATUS_COLUMN = "status"  # a record's status goes on its first line
 
 
 def records(headers: Sequence[str], cells: list[list[str]], keys: int = 1) -> list[str]:
@@ -86,8 +87,7 @@ def records(headers: Sequence[str], cells: list[list[str]], keys: int = 1) -> li
     line of its first `keys` columns ("12. stage after, covariate age") and its status; its numbers
     (and words no longer than they) as 'name value' pairs in a grid of aligned columns across the
     terminal (one layout for every record, so that a column is in the same place in each); then
-    its longer words ('name value; ...').
-    Blank values (a suppressed row's) are left out."""
+    its longer words ('name value; ...'). Blank values (a suppressed row's) are left out."""
     keys = max(1, min(keys, len(headers)))
     status = headers.index(STATUS_COLUMN) if STATUS_COLUMN in headers[keys:] else None
     rest = [i for i in range(keys, len(headers)) if i != status]
@@ -100,16 +100,14 @@ def records(headers: Sequence[str], cells: list[list[str]], keys: int = 1) -> li
     lines: list[str] = []
     for n, row in enumerate(cells, 1):
         head = ", ".join(f"{headers[i]} {row[i]}" if row[i] else headers[i] for i in range(keys))
-        lines += [""] + wrap(f"{n}. {head}" + (f": {row[status]}" if status is not None else ""), hanging="    ")
+        lines += [""] + wrap(f"{n}. {head}" + (f": {row[status]}" if status is not None else ""),
+                             hanging=RECORD_INDENT)
         pairs = [f"{headers[i]:<{name_width}} {row[i]:>{value_width}}" for i in numbers if row[i]]
         for start in range(0, len(pairs), across):
             lines.append((RECORD_INDENT + GAP.join(pairs[start:start + across])).rstrip())
         said = "; ".join(f"{headers[i]} {row[i]}" for i in words if row[i])
         lines += wrap(said, RECORD_INDENT, "  ") if said else []
     return lines
-
-
-STATUS_COLUMN = "status"
 
 
 def _fit(natural: list[int], wrappable: list[bool]) -> list[int] | None:

@@ -326,6 +326,8 @@ def _whole_months_hint(condition: Condition) -> str:
              "=": f"{name} >= {first} and {name} < {last} for that month, or group by month({name})"}
     form = forms.get(condition.operator, f"group by month({name}), or take a range of months with >= and <")
     return f"; write {form}"
+
+
 _FIRST_DAYS = {"month": "YYYY-MM-01", "quarter": "YYYY-01-01, -04-01, -07-01 or -10-01", "year": "YYYY-01-01"}
 
 
@@ -454,9 +456,10 @@ def cell_labels(group: Grouping, variable: Variable, filters: Sequence[Condition
     found: dict[int, str] = {}
     for year in range(first, last + 1):
         for month in range(1, 13):
-            key, label = {"year": (year, str(year)),
-                          "quarter": (year * 10 + (month + 2) // 3, f"{year}Q{(month + 2) // 3}"),
-                          "month": (year * 100 + month, f"{year}-{month:02d}")}[group.part]
+            quarter = (month + 2) // 3
+            key, label = (year, str(year)) if group.part == "year" else \
+                (year * 10 + quarter, f"{year}Q{quarter}") if group.part == "quarter" else \
+                (year * 100 + month, f"{year}-{month:02d}")
             if key not in found and possible([dt.date(year, month, 1)]):
                 found[key] = label
     return list(found.items())
