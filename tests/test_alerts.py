@@ -17,6 +17,7 @@ from safepool.governance.alerts import (
     UNUSUAL_HOURS,
     Alert,
     AlertSettings,
+    group_alerts,
     run_alerts,
 )
 from safepool.governance.audit import AuditLog
@@ -185,6 +186,66 @@ def test_working_hours_are_configurable(log):
     assert alerts_of(log, UNUSUAL_HOURS, settings=AlertSettings(timezone="UTC")) == []  # 17:00 UTC
 
 
+def test_alerts_of_one_rule_user_and_day_are_one_group_with_their_records_and_span(log):
+    """A night's work under two permits is two alerts (routed by permit) and one line of the report."""
+    add(log, hel(MON, "20:00"))
+    add(log, hel(MON, "21:00"), permit=PERMITS[1])
+    add(log, hel(MON, "22:15"), action="read")
+    add(log, hel(MON, "21:30"), actor="ben")
+    add(log, hel("2024-05-07", "00:30"))  # after midnight: the next local day
+    found = run_alerts(log)
+    assert [(a.actor, a.permit, a.records) for a in found] == [
+        ("ana", PERMITS[0], 2), ("ana", PERMITS[1], 1), ("ben", PERMITS[0], 1), ("ana", PERMITS[0], 1)]
+    assert (found[0].first_at, found[0].last_at) == (hel(MON, "20:00"), hel(MON, "22:15"))
+    groups = group_alerts(found)
+    assert [(g.rule, g.actor, g.day.isoformat(), len(g.alerts), g.records, g.permits) for g in groups] == [
+        (UNUSUAL_HOURS, "ana", MON, 2, 3, list(PERMITS)),
+        (UNUSUAL_HOURS, "ben", MON, 1, 1, [PERMITS[0]]),
+        (UNUSUAL_HOURS, "ana", "2024-05-07", 1, 1, [PERMITS[0]])]
+    assert [t.strftime("%H:%M") for t in groups[0].span(HEL)] == ["20:00", "22:15"]
+    assert (groups[0].first_seq, groups[0].last_seq) == (1, 3)
+    assert groups[0].message() == ("2 alerts of data access outside working hours, at weekends or on holidays, "
+                                   "over 3 audit records")
+    assert groups[1].message() == found[2].message  # one alert: its own message
+
+
+def test_the_report_prints_one_line_per_rule_user_and_day_and_every_alert_on_demand(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from governed import PASSWORD, governance_with_users
+    from safepool.cli import app
+    from safepool.cli.common import PROBLEMS_FOUND
+    from safepool.workspace import Workspace
+    from test_cli import readable
+
+    Workspace.init(tmp_path / "ws")
+    governance = governance_with_users(tmp_path / "ws")
+    for minute in range(0, 120, 10):  # a night under two permits: twelve alerts' worth of records, two users
+        for permit in PERMITS:
+            governance.audit.append(actor="anna", role="analyst", action="query", permit=permit, outcome="ok",
+                                    at=hel(SAT, "01:00") + dt.timedelta(minutes=minute))
+    governance.audit.append(actor="aaro", role="analyst", action="query", permit=PERMITS[0], outcome="ok",
+                            at=hel(SAT, "02:00"))
+    monkeypatch.setenv("SAFEPOOL_PASSWORD", PASSWORD)
+
+    def alerts(*more: str) -> str:
+        result = CliRunner().invoke(app, ["audit", "alerts", "--user", "admin", "-w", str(tmp_path / "ws"), *more],
+                                    env={"COLUMNS": "80"})
+        assert result.exit_code == PROBLEMS_FOUND, result.output
+        return readable(result.output)
+
+    grouped = alerts()  # (the users were added now: at night, the admin's own records raise one more line)
+    assert "one per rule, user and day" in " ".join(grouped.split())
+    night = grouped[grouped.index("Saturday 2024-05-11"):].splitlines()
+    assert [line.split()[:5] for line in night if line.startswith("warning")] == [
+        ["warning", "unusual_hours", "anna", "01:00-02:50", "24"],
+        ["warning", "unusual_hours", "aaro", "02:00-02:00", "1"]]
+    assert f"{PERMITS[0]}, {PERMITS[1]}" in night[3]
+    every = alerts("--every")
+    assert every.count("user anna, permit") == 2 and every.count("user aaro, permit") == 1
+    assert "12 data accesses at a weekend" in every
+
+
 # --------------------------------------------------------------------------- (c) differencing
 
 PAIRS_CHECK = {"column": 1, "measure": "sum", "cells": 1, "check": "differencing (pairs)"}
@@ -324,3 +385,21 @@ def test_rules_can_be_switched_off(log):
     assert run_alerts(log, settings=AlertSettings(rules=frozenset(RULES) - {UNUSUAL_HOURS})) == []
     with pytest.raises(ValueError):
         AlertSettings(rules=frozenset({"no_such_rule"}))
+
+
+def test_the_demo_says_what_the_rules_found_in_its_own_log(log):
+    """The demo runs whenever it is started: its summary says that its own accesses raised the
+    unusual_hours warnings, and leaves them standing; any other alert is named without that excuse."""
+    from safepool.demo_people import monitoring
+
+    assert monitoring([]) == "Monitoring rules: no alerts."
+    add(log, hel(SAT, "03:00"))
+    add(log, hel(SAT, "03:05"), actor="ben")
+    night = run_alerts(log)
+    assert monitoring(night) == ("Monitoring rules: 2 unusual_hours alerts (`safepool audit alerts`); the demo's own "
+                                 "accesses, made outside working hours (07:00-19:00 Europe/Helsinki, Monday to "
+                                 "Friday).")
+    for minute in range(5):
+        add(log, hel(MON, "10:00") + dt.timedelta(minutes=minute), outcome="refused")
+    said = monitoring(run_alerts(log))
+    assert said.startswith("Monitoring rules: 2 unusual_hours alerts, 1 refusal_burst alert (") and "demo's" not in said

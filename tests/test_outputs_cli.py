@@ -91,3 +91,63 @@ def test_a_checker_sees_differencing_flags(workspace):
     assert refused.exit_code == REFUSED and "needs a comment" in refused.output
     shown = invoke("outputs", "show", adults.id, "--user", "cecilia", "-w", root)
     assert "Differencing flags" in shown.output and f"set beside output {everyone.id}" in shown.output
+
+
+BALANCE_HEADER = ["stage", "covariate", "mean_treated", "mean_control", "smd", "variance_ratio", "ecdf_mean",
+                  "ecdf_max", "binary", "smd_ok", "vr_ok", "n_treated", "n_control", "status"]
+
+
+def balance_rows() -> list[list[str]]:
+    rows = [BALANCE_HEADER]
+    for stage in ("before", "after"):
+        for i, covariate in enumerate(["unemployed_quarters_8", "benefits_4", "permit_grounds_family"]):
+            binary = covariate.startswith("permit")
+            rows.append([stage, covariate, f"{7477.181 + i:.3f}", f"{2688.447 - i:.3f}", f"0.{i}12",
+                         "binary" if binary else "1.604", "0.378", "0.516", f"{float(binary)}", "1.0", "1.0",
+                         "350", "5295", "shown"])
+    rows.append(["after", "age", "", "", "", "", "", "", "", "", "", "", "", "suppressed (primary: differencing)"])
+    return rows
+
+
+def test_a_wide_public_table_is_shown_as_one_record_per_row(monkeypatch):
+    """Too wide for 80 columns, each row is a short record led by its labels and status, its values
+    together (as a checker reads a row), never column groups a row is split across."""
+    from safepool.cli.outputs import public_table
+    from test_cli import readable
+
+    monkeypatch.setenv("COLUMNS", "80")
+    rows = balance_rows()
+    lines = public_table("balance.csv", rows)
+    text = "\n".join(lines)
+    readable(text)
+    assert "(columns" not in text and "Too wide for 80 columns: each row is shown as a record" in text
+    starts = [i for i, line in enumerate(lines) if line[:1].isdigit()]
+    assert len(starts) == len(rows) - 1
+    for n, (row, start, end) in enumerate(zip(rows[1:], starts, [*starts[1:], len(lines)]), 1):
+        record = " ".join(" ".join(lines[start:end]).split())
+        assert record.startswith(f"{n}. stage {row[0]}, covariate {row[1]}: {row[-1]}")
+        for name, value in zip(BALANCE_HEADER[2:-1], row[2:-1]):
+            assert (f"{name} {value}" in record) == bool(value), (name, record)  # a blank is left out
+    # one layout for every record: a column is in the same place in each
+    assert len({line.index("mean_control") for line in lines if "mean_control" in line}) == 1
+
+
+def test_a_narrow_public_table_stays_a_table(monkeypatch):
+    from safepool.cli.outputs import public_table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = public_table("persons.csv", [["area", "count", "status"], ["north", "40", "shown"], ["south", "35", "shown"]])
+    assert lines[1:] == ["area   count  status", "-----  -----  ------", "north     40  shown", "south     35  shown"]
+
+
+def test_long_words_wrap_in_their_column_before_a_table_becomes_records(monkeypatch):
+    """A cohort flow's steps are sentences: they wrap in their column, which keeps the table."""
+    from safepool.cli.outputs import public_table
+
+    monkeypatch.setenv("COLUMNS", "80")
+    step = "removed: never eligible in the period: not living in the area, outside the age range, or immigrated later"
+    lines = public_table("cohort_flow.csv", [["step", "count", "status"], [step, "2155", "rounded to base 5"],
+                                             ["clients matched", "350", "rounded to base 5"]])
+    assert lines[1].split() == ["step", "count", "status"] and max(len(line) for line in lines) <= 80
+    assert "Too wide" not in "\n".join(lines)
+    assert any(line.startswith("clients matched") and line.endswith("350  rounded to base 5") for line in lines)

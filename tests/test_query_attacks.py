@@ -830,7 +830,8 @@ def test_a_ledger_moved_away_stops_the_permits_queries(setup):
 
 def test_grouping_beyond_the_cell_budget_is_refused_before_running(setup):
     _, governance, _ = setup
-    with pytest.raises(QueryRefused, match="cells .* budget is 1,000"):
+    with pytest.raises(QueryRefused, match="2,849 cells, month\\(paid_on\\) \\(36 \\+ total\\) x year\\(birth_year\\) "
+                                           "\\(76 \\+ total\\) x 1 measure; the policy.s budget is 1,000"):
         ask(setup, "SELECT month(paid_on) AS m, year(birth_year) AS y, count(*) AS n "
                    "FROM payments JOIN population USING (pid) GROUP BY 1, 2")
     assert governance.audit.records(action="pool_access") == []

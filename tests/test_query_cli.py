@@ -82,3 +82,36 @@ def test_a_value_never_becomes_a_label_on_the_command_line(workspace):
     assert result.exit_code in ERRORS and "bin(amount)" in result.output
     result = query(workspace, "--table", "payments", "--measure", "persons", "--by", "bin(amount)")
     assert result.exit_code == 0 and "250 to under 400 EUR" in result.output
+
+
+def printed_row(output: str, label: str) -> list[str]:
+    return next(line.split() for line in output.splitlines() if line.startswith(label + " "))
+
+
+@pytest.mark.parametrize("decimals", [3, 5])
+def test_means_print_at_the_policys_precision_as_the_recorded_file_holds_them(workspace, decimals):
+    """The answer is rounded to the policy's decimals, the recorded CSV holds it so, and the command
+    prints every digit of it (it used to cut means to two decimals)."""
+    import csv
+
+    from governed import sign_in
+    from safepool.disclosure.policy import set_policy
+    from safepool.governance.context import Governance
+
+    governance = Governance.open(workspace)
+    if decimals != 3:  # the default
+        set_policy(governance, sign_in(governance, "admin"), "decimals", str(decimals))
+    result = runner.invoke(app, ["query", "--permit", PERMIT, "--user", "anna", "--workspace", str(workspace),
+                                 "--sql", "SELECT sex, avg(amount) AS mean_amount FROM payments "
+                                          "JOIN population USING (pid) WHERE amount < 10000 GROUP BY sex"],
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    [record] = governance.outputs.list(sign_in(governance, "cecilia"), permit=PERMIT)
+    folder = governance.outputs.folder(record)
+    [file] = [name for name in record.files if name.endswith(".csv")]
+    with (folder / file).open(encoding="utf-8") as handle:
+        recorded = {row["sex"]: float(row["value"]) for row in csv.DictReader(handle)}
+    for label in ("female", "male", "Total"):
+        mean, status = printed_row(result.output, label)[1:3]
+        assert status == "shown" and len(mean.partition(".")[2]) == decimals, result.output
+        assert float(mean.replace(",", "")) == recorded[label]

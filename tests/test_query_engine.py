@@ -328,6 +328,17 @@ def test_dates_group_by_their_parts_in_the_declared_years(setup):
     assert visits.table["n"].notna().tolist() == [False, False, False, False, True]
 
 
+def test_a_range_of_days_ending_on_a_months_last_day_is_answered_as_whole_months(setup):
+    """`BETWEEN` a first and a last day of months is the `>=` and `<` the model compares days by: the
+    same cells, the same answer (the ledger takes it for the same question), and its months only."""
+    between = ask(setup, "SELECT month(paid_on) AS m, count(*) AS n FROM payments "
+                         "WHERE paid_on BETWEEN DATE '2019-01-01' AND DATE '2019-03-31' GROUP BY m")
+    ranged = ask(setup, "SELECT month(paid_on) AS m, count(*) AS n FROM payments "
+                        "WHERE paid_on >= DATE '2019-01-01' AND paid_on < DATE '2019-04-01' GROUP BY m")
+    assert list(between.table["m"]) == ["2019-01", "2019-02", "2019-03", "Total"]
+    pd.testing.assert_frame_equal(between.table, ranged.table)
+
+
 # -- generated queries -------------------------------------------------------------------------
 
 SOURCES = {

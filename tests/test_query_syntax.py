@@ -168,11 +168,100 @@ def test_date_constants_are_read_in_the_variables_own_terms():
 
 
 def test_the_cell_budget_is_known_before_anything_runs():
-    # 76 years + before/after/missing + total, times 2 sexes + unknown + missing + total
+    # the answer's cells: 76 years and a total, times 2 sexes and a total (missing values, codes outside
+    # the list and years outside the declared ones belong to no cell)
     query = "SELECT year(birth_year) AS y, sex, count(*) AS n FROM population GROUP BY 1, 2"
     assert model(query)
-    with pytest.raises(QueryRefused, match="up to 400 cells .* budget is 399"):
-        model(query, max_cells=399)
+    with pytest.raises(QueryRefused, match="have 231 cells, year\\(birth_year\\) \\(76 \\+ total\\) x sex "
+                                           "\\(2 \\+ total\\) x 1 measure; the policy's budget is 230"):
+        model(query, max_cells=230)
+
+
+@pytest.mark.parametrize(("where", "cells"), [
+    ("", 6 * 37 * 2),                                                       # 5 bins and a total x 36 months
+    ("WHERE paid_on >= DATE '2019-01-01' AND paid_on < DATE '2020-01-01'", 6 * 13 * 2),  # a range of dates
+    ("WHERE paid_on BETWEEN DATE '2019-01-01' AND DATE '2019-06-30'", 6 * 7 * 2),      # as a range of days
+    ("WHERE amount >= 250", 4 * 37 * 2),                                    # bins of a numeric variable
+    ("WHERE amount >= 250 AND amount < 400", 2 * 37 * 2),
+    ("WHERE amount IN (100, 250)", 3 * 37 * 2),
+])
+def test_the_budget_counts_the_labels_the_filters_leave(where, cells):
+    """A filter on a grouped variable shrinks the grid it is counted on, as it shrinks the answer: the
+    labels its codes, edges or months leave possible."""
+    query = f"SELECT bin(amount) AS b, month(paid_on) AS m, count(*) AS n, sum(amount) AS s FROM payments {where} " \
+            "GROUP BY 1, 2"
+    assert model(query, max_cells=cells)
+    with pytest.raises(QueryRefused, match=f"would have {cells:,} cells"):
+        model(query, max_cells=cells - 1)
+
+
+def test_a_categorical_filter_shrinks_its_group_and_the_refusal_says_how_it_counted():
+    query = "SELECT sex, year(birth_year) AS y, count(*) AS n FROM population WHERE sex = 'F' AND " \
+            "birth_year >= 1950 AND birth_year < 1960 GROUP BY 1, 2"
+    assert model(query, max_cells=2 * 11)
+    with pytest.raises(QueryRefused) as refused:
+        model(query, max_cells=21)
+    assert "would have 22 cells, sex (1 + total) x year(birth_year) (10 + total) x 1 measure; the policy's " \
+           "budget is 21: filter a grouped variable to fewer labels" in str(refused.value)
+
+
+def test_the_grid_the_engine_answers_is_the_one_the_budget_counts():
+    from safepool.query.compile import Compiler
+    from safepool.query.model import answer_size
+
+    for where in ("", "WHERE sex IN ('F')", "WHERE paid_on BETWEEN DATE '2019-03-01' AND DATE '2020-02-29'",
+                  "WHERE amount < 250 AND paid_on >= DATE '2020-01-01'"):
+        checked = model("SELECT sex, month(paid_on) AS m, count(*) AS n FROM payments JOIN population USING (pid) "
+                        f"{where} GROUP BY 1, 2")
+        [(_, sexes), (_, months)] = answer_size(checked, POOL).groups
+        assert len(Compiler(checked, POOL).grid()) == sexes * months
+
+
+# dates written to the day compare by whole months: a range as SQL writes one is read as >= and <
+WHOLE_MONTHS = [
+    ("paid_on BETWEEN DATE '2019-01-01' AND DATE '2019-12-31'", [(">=", "2019-01-01"), ("<", "2020-01-01")]),
+    ("paid_on BETWEEN '2019-02-01' AND '2019-02-28'", [(">=", "2019-02-01"), ("<", "2019-03-01")]),
+    ("paid_on <= DATE '2020-02-29'", [("<", "2020-03-01")]),
+    ("paid_on > '2019-06-30'", [(">=", "2019-07-01")]),
+    ("paid_on >= 2019 AND paid_on < '2019Q3'", [(">=", "2019-01-01"), ("<", "2019-07-01")]),
+]
+
+
+@pytest.mark.parametrize(("condition", "read"), WHOLE_MONTHS)
+def test_a_range_of_whole_months_is_accepted_however_it_is_written(condition, read):
+    query = model(f"SELECT count(*) AS n FROM payments WHERE {condition}")
+    assert [(c.operator, str(c.values[0])) for c in query.filters] == read
+
+
+def test_between_in_a_request_file_is_read_as_the_same_range():
+    from safepool.query.request import AggregateRequest
+
+    request = AggregateRequest(table="payments", measure="persons",
+                               filters=[parse_filter("paid_on between 2019-01-01 and 2019-12-31")])
+    checked = check_model(request.model(POOL), POOL, 1000)
+    assert [(c.operator, str(c.values[0])) for c in checked.filters] == [(">=", "2019-01-01"), ("<", "2020-01-01")]
+
+
+@pytest.mark.parametrize(("condition", "fix"), [
+    ("paid_on BETWEEN DATE '2019-01-01' AND DATE '2019-12-01'",
+     "write paid_on >= 2019-01-01 and paid_on < 2020-01-01, or paid_on between 2019-01-01 and 2019-12-31"),
+    ("paid_on BETWEEN '2019' AND '2020'",
+     "write paid_on >= 2019-01-01 and paid_on < 2020-02-01, or paid_on between 2019-01-01 and 2020-01-31"),
+    ("paid_on <= DATE '2019-03-01'", "write paid_on < 2019-04-01, or paid_on <= 2019-03-31"),
+    ("paid_on > DATE '2019-03-15'", "write paid_on >= 2019-04-01, or paid_on > 2019-03-31"),
+    ("paid_on = DATE '2019-03-01'", "write paid_on >= 2019-03-01 and paid_on < 2019-04-01 for that month, or group "
+                                    "by month\\(paid_on\\)"),
+    ("paid_on IN (DATE '2019-03-01', DATE '2019-04-01')", "write group by month\\(paid_on\\), or take a range"),
+])
+def test_a_comparison_of_single_days_is_refused_with_the_form_that_takes_whole_months(condition, fix):
+    with pytest.raises(QueryRefused, match=f"or between a first and a last day, so that the filter takes whole "
+                                           f"months .*; {fix}"):
+        model(f"SELECT count(*) AS n FROM payments WHERE {condition}")
+
+
+def test_a_range_that_does_not_start_on_a_first_day_is_still_refused():
+    with pytest.raises(QueryRefused, match="first day of a month \\(YYYY-MM-01\\), never with a day of its own"):
+        model("SELECT count(*) AS n FROM payments WHERE paid_on BETWEEN DATE '2019-01-02' AND DATE '2019-12-31'")
 
 
 def test_a_join_must_use_its_own_pid():

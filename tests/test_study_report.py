@@ -16,6 +16,7 @@ import json
 import re
 import subprocess
 from dataclasses import dataclass, field, replace
+from html import unescape
 
 import pandas as pd
 import pytest
@@ -339,6 +340,42 @@ def test_suppressed_cell_shows_as_suppressed_and_its_values_nowhere(report):
     for value in (HIDDEN_ESTIMATE, HIDDEN_LOW, HIDDEN_HIGH):
         for shown in (f"{value:.3f}", f"{100 * value:.1f}", str(value)):
             assert shown not in words and shown not in text, shown
+
+
+def hidden_for_differencing(covariates: set[str]) -> dict:
+    """The checked outputs with the balance rows of `covariates` after matching hidden as the study
+    hides rows the differencing ledger finds (in the table and in the love plot drawn from it)."""
+    from safepool.disclosure import kind_of
+    from safepool.study.run import hidden_labels
+
+    raw = raw_outputs()
+    cells = raw["balance"].cells
+    hide = hidden_labels(raw, {"balance": ((cells["stage"] == "after") & cells["covariate"].isin(covariates)).to_numpy()})
+    outputs = checked_outputs()
+    for name in ("balance", "love_plot"):
+        outputs[name] = kind_of(raw[name]).mitigate(raw[name], RULES, margins=False, rounding=False, hide=hide[name])
+    return outputs
+
+
+def test_balance_rows_hidden_for_differencing_are_explained_and_nothing_of_them_is_shown(no_charts):
+    """A row hidden for differencing is suppressed like a small cell, and the balance page says why
+    (a table of means over a thousand persons with rows suppressed puzzles a reader), once, in words,
+    without any count or value of the rows."""
+    explanation = "Some rows are suppressed for differencing"
+    assert explanation not in visible(render_study_html(FakeStudy(checked=checked_outputs())))
+    outputs = hidden_for_differencing({"age", "children"})
+    assert outputs["balance"].output.cells["status"].str.contains("differencing").sum() == 2
+    text = unescape(visible(render_study_html(FakeStudy(checked=outputs))))
+    balance = text.split(" 3 Balance ")[1].split("Standardised mean differences")[0]
+    assert balance.count(explanation) == 1
+    assert "would tell the values of fewer persons than the minimum frequency" in balance
+    assert "this run's other stage (before or after matching)" in balance
+    # each hidden covariate's row says suppressed in every column, and none of its means is anywhere
+    for label, i in (("Age (years)", COVARIATES.index("age")), ("Own children (state at extraction)",
+                                                                 COVARIATES.index("children"))):
+        assert f"{label}{' suppressed' * 8} " in balance
+        for value in (34.5 + i, 33.1 + i):
+            assert f"{value:.2f}" not in text, value
 
 
 def test_html_refers_to_nothing_outside_itself_and_holds_every_section(report):

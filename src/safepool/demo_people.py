@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
@@ -40,6 +41,7 @@ from safepool.demo import (
     demo_request,
 )
 from safepool.faults import Unavailable
+from safepool.governance.alerts import UNUSUAL_HOURS, Alert, AlertSettings
 from safepool.governance.assessment import ApprovalRole
 from safepool.governance.context import METADATA_DIR
 from safepool.governance.holders import Release
@@ -164,6 +166,22 @@ def city_in_own_process(root: Path, passwords: dict[str, str], reassessment_afte
     separate people, so it runs on the machine's other core while the study runs on this one."""
     with People(root, passwords) as person:
         return city_insights(person, reassessment_after_review)
+
+
+def monitoring(alerts: list[Alert]) -> str:
+    """What the monitoring rules found in the demo's own log, by rule. The demo's people work whenever
+    it is run, so at night or at a weekend its own accesses raise unusual_hours warnings: they are
+    said to be the demo's own, and left standing, since the rules cannot tell a demo from anyone."""
+    if not alerts:
+        return "Monitoring rules: no alerts."
+    by_rule = Counter(alert.rule for alert in alerts)
+    found = ", ".join(f"{n} {rule} alert{'s' if n > 1 else ''}" for rule, n in by_rule.items())
+    text = f"Monitoring rules: {found} (`safepool audit alerts`)"
+    if set(by_rule) == {UNUSUAL_HOURS}:
+        start, end = (t.strftime("%H:%M") for t in AlertSettings().working_hours)
+        text += (f"; the demo's own accesses, made outside working hours ({start}-{end} {AlertSettings().timezone}, "
+                 "Monday to Friday)")
+    return text + "."
 
 
 def verdicts(study: StudyResult) -> dict[str, int]:
@@ -291,6 +309,7 @@ def with_people(
         notify(CITY_WAITED, "customer information", 0)
         insights = city_use.result() if city_use else []
         verdict = person["demo.admin"].audit_verify()
+        alerts = person["demo.admin"].audit_alerts()
         phase = under_permit.show().permit.phase.name
 
     linkage = built.linkage
@@ -326,6 +345,7 @@ def with_people(
         *insights,
         f"Audit log: {verdict.checked:,} records, hash chain "
         f"{'intact' if verdict.ok else 'BROKEN: ' + str(verdict.reason)}.",
+        monitoring(alerts),
         ("Released report", release / study.records["report"].id / PDF_NAME),
         ("Release folder (the only way out; SHA256SUMS and MANIFEST.json)", release),
         ("Pool (pseudonyms only)", built.path),

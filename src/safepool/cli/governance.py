@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from zoneinfo import ZoneInfo
 
 import typer
 
@@ -207,16 +208,43 @@ def audit_show(
 
 
 @signed_in(audit_app, "alerts")
-def audit_alerts(session: Session) -> None:
-    """Apply the monitoring rules to the log; exits 1 when any alert is raised."""
+def audit_alerts(
+    session: Session,
+    every: Annotated[bool, typer.Option("--every", help="List every alert on its own, not one line per rule, "
+                                                        "user and day.")] = False,
+) -> None:
+    """Apply the monitoring rules to the log; exits 1 when any alert is raised.
+
+    Alerts of one rule about one user on one day are shown together, with their number, time span,
+    permits and records (`safepool audit show` lists the records); `--every` lists each alert."""
+    from safepool.governance.alerts import AlertSettings, group_alerts
+
     alerts = session.audit_alerts()
     if not alerts:
         say("No alerts.")
         return
-    for i, a in enumerate(alerts):
-        who = ", ".join(part for part in (f"user {a.actor}" if a.actor else "", f"permit {a.permit}" if a.permit
-                                          else "", f"records {a.first_seq}-{a.last_seq}") if part)
-        say([""] if i else [], wrap(f"{a.severity} {a.rule}: {a.message}", hanging="    "), wrap(who, "    "))
+    if every:
+        for i, a in enumerate(alerts):
+            who = ", ".join(part for part in (f"user {a.actor}" if a.actor else "", f"permit {a.permit}" if a.permit
+                                              else "", f"records {a.first_seq}-{a.last_seq}") if part)
+            say([""] if i else [], wrap(f"{a.severity} {a.rule}: {a.message}", hanging="    "), wrap(who, "    "))
+        raise typer.Exit(PROBLEMS_FOUND)
+    settings = AlertSettings()
+    zone = ZoneInfo(settings.timezone)
+    groups = group_alerts(alerts, settings)
+    say(wrap(f"{plural(len(alerts), 'alert')} on {plural(len(groups), 'line')}, one per rule, user and day, with "
+             f"the audit records they are made of (times in {settings.timezone}; `--every` lists each alert with "
+             "its message)."))
+    for day in dict.fromkeys(group.day for group in groups):
+        rows = []
+        for group in (g for g in groups if g.day == day):
+            span = group.span(zone)
+            time = "" if span is None else f"{span[0]:%H:%M}-{span[1]:%H:%M}" + \
+                (f" (+{(span[1].date() - span[0].date()).days}d)" if span[1].date() != span[0].date() else "")
+            who = group.actor or ", ".join(group.actors)
+            rows.append((f"{group.severity} {group.rule}", who, time, group.records, ", ".join(group.permits)))
+        say("", table(["alert", "user", "time", "records", "permits"], rows, wrap_columns=["user", "permits"],
+                      title=f"{day:%A %Y-%m-%d}" if day else "The whole log"))
     raise typer.Exit(PROBLEMS_FOUND)
 
 

@@ -71,21 +71,25 @@ def outputs_show(session: Session, output_id: Annotated[str, typer.Argument(help
 
 
 def public_table(name: str, rows: list[list[str]]) -> list[str]:
-    """An output file's table as it would be released: shown cells, suppressed ones blank. Too
-    wide for the terminal, it is shown in groups of columns, each led by the columns that say
-    what a row is (those before the first column of measured values)."""
+    """An output file's table as it would be released: shown cells, suppressed ones blank. Its
+    columns of words wrap; still too wide for the terminal, each row is shown as a record led by
+    the columns that say what it is (those before the first column of measured values), so that
+    a checker reads every value of a row together."""
     if not rows:
         return [f"{name}: empty"]
     header, body = rows[0], rows[1:]
-    wide = [h for h in header if h in ("status", "note", "label", "title", "term")]
+    wide = [h for i, h in enumerate(header)
+            if h in ("status", "note", "label", "title", "term") or any(" " in row[i] for row in body if i < len(row))]
     return table(header, body, wrap_columns=wide, keys=_leading_labels(header, body),
                  title=f"Public table {name} ({plural(len(body), 'row')}), as it would be released:")
 
 
 def _leading_labels(header: list[str], body: list[list[str]]) -> int:
-    """How many leading columns label a row: up to the first that holds a fraction."""
+    """How many leading columns label a row: up to the first that holds a fraction or counts persons
+    (count, n, n_...), which are measured, never labels."""
     for i in range(len(header)):
-        if any("." in row[i] and row[i].replace(".", "", 1).lstrip("-").isdigit() for row in body if i < len(row)):
+        if header[i] in ("count", "n") or header[i].startswith("n_") or any(
+                "." in row[i] and row[i].replace(".", "", 1).lstrip("-").isdigit() for row in body if i < len(row)):
             return max(i, 1)
     return 1
 

@@ -13,6 +13,8 @@ from safepool.cli.render import table, wrap
 from safepool.faults import Invalid
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from safepool.session import Session
 
 
@@ -53,17 +55,33 @@ def query(
             table=table_, join=join, measure=measure, value=value, by=by, quantiles=quantile,
             filters=[parse_filter(text) for text in filter_ or []])
     answer = session.permit(permit).query(question, title=title)
-    columns = list(answer.table.columns)
-    say(table(columns, [[_cell(v) for v in row] for row in answer.table.itertuples(index=False)],
-              wrap_columns=["status"], title=answer.title))
+    say(table(list(answer.table.columns), shown_cells(answer.table), wrap_columns=["status"], title=answer.title))
     say(wrap(answer.note))
     if answer.output_ids:
         say(wrap(f"Recorded as output(s) {', '.join(answer.output_ids)} of permit {permit}."))
 
 
-def _cell(value: object) -> str:
+MOST_DECIMALS = 12  # the most the policy's `decimals` may be (safepool.disclosure.rules)
+
+
+def shown_cells(frame: pd.DataFrame) -> list[list[str]]:
+    """An answer's cells as text. The engine has rounded each value to the policy's `decimals` (counts
+    whole), as the recorded CSV files hold them; each column is printed with as many decimals as its
+    values carry, so that no digit the policy allows is dropped (means were cut to two) and the
+    decimal points of a column line up. A suppressed value is a dash."""
+    places = {column: _places(frame[column]) for column in frame.columns}
+    return [[_cell(value, places[column]) for column, value in zip(frame.columns, row)]
+            for row in frame.itertuples(index=False)]
+
+
+def _places(values: pd.Series) -> int:
+    """The most decimals any finite number of the column carries (at most MOST_DECIMALS)."""
+    numbers = [float(v) for v in values if isinstance(v, float) and math.isfinite(v)]
+    written = (f"{v:.{MOST_DECIMALS}f}".rstrip("0") for v in numbers)
+    return max((len(text.partition(".")[2]) for text in written), default=0)
+
+
+def _cell(value: object, places: int) -> str:
     if isinstance(value, float):
-        if math.isnan(value):
-            return "-"
-        return f"{value:,.0f}" if value.is_integer() else f"{value:,.2f}"
+        return "-" if math.isnan(value) else f"{value:,.{places}f}"
     return str(value)

@@ -1,7 +1,7 @@
 """Plain text a person can read in a terminal of 80 columns.
 
 Rules: an id, a number or a path is never cut or split across lines; a table that does not fit
-wraps its text columns, and when even that does not fit it is shown as one block per row; a
+wraps its text columns, and when even that does not fit each row is shown as a short record; a
 path goes on a line of its own. Everything here returns lines; `cli.common.say` prints them.
 """
 
@@ -53,11 +53,10 @@ def fields(pairs: Iterable[tuple[str, object]], indent: str = "") -> list[str]:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_columns: Iterable[str] = (),
-          title: str | None = None, keys: int = 1, split: bool = True) -> list[str]:
+          title: str | None = None, keys: int = 1) -> list[str]:
     """An aligned table that fits the terminal, numbers right-aligned. When it is too wide, the
-    `wrap_columns` (free text: titles, messages) wrap; when that is not enough, the columns are
-    shown in groups that fit, each with the first `keys` columns again; when even that does not
-    fit, each row becomes a block: its first cell, then 'header: value' lines."""
+    `wrap_columns` (free text: titles, messages) wrap; when that is not enough, each row becomes a
+    short record (`records`), led by its first `keys` columns, which say what the row is."""
     cells = [[_text(c) for c in row] for row in rows]
     out = wrap(title) if title else []
     if not cells:
@@ -68,16 +67,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_colu
     wrappable = [h in set(wrap_columns) for h in headers]
     widths = _fit(natural, wrappable)
     if widths is None:
-        groups = _column_groups(natural, wrappable, keys) if split else None
-        if groups is None:
-            return out + _blocks(headers, cells)
-        lines = list(out)
-        for n, group in enumerate(groups, 1):
-            chosen = list(range(keys)) + group
-            lines += ([""] if n > 1 else []) + [f"(columns {n} of {len(groups)})"]
-            lines += table([headers[i] for i in chosen], [[row[i] for i in chosen] for row in cells],
-                           wrap_columns=wrap_columns, split=False)
-        return lines
+        return out + wrap(f"Too wide for {width()} columns: each row is shown as a record, led by its "
+                          f"{_listed(headers[:max(keys, 1)])}.") + records(headers, cells, keys)
     lines = [_row(headers, widths, [False] * len(headers))]
     lines.append(GAP.join("-" * w for w in widths).rstrip())
     for row in cells:
@@ -87,22 +78,36 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_colu
     return out + lines
 
 
-def _column_groups(natural: list[int], wrappable: list[bool], keys: int) -> list[list[int]] | None:
-    """The columns after the first `keys`, in groups that fit beside the keys (None if one cannot)."""
-    key_width = sum(natural[:keys]) + len(GAP) * keys
-    room = width() - key_width
-    groups: list[list[int]] = [[]]
-    used = 0
-    for i in range(keys, len(natural)):
-        need = (MIN_WRAP if wrappable[i] else natural[i]) + (len(GAP) if groups[-1] else 0)
-        if groups[-1] and used + need > room:
-            groups.append([])
-            used, need = 0, need - len(GAP)
-        if need > room:
-            return None
-        groups[-1].append(i)
-        used += need
-    return groups if len(groups) > 1 or groups[0] else None
+RECORD_INDENT = "    "
+STATUS_COLUMN = "status"  # a record's status goes on its first line
+
+
+def records(headers: Sequence[str], cells: list[list[str]], keys: int = 1) -> list[str]:
+    """Each row as a short record, as an output checker reads a wide table row by row: a numbered
+    line of its first `keys` columns ("12. stage after, covariate age") and its status; its numbers
+    (and words no longer than they) as 'name value' pairs in a grid of aligned columns across the
+    terminal (one layout for every record, so that a column is in the same place in each); then
+    its longer words ('name value; ...'). Blank values (a suppressed row's) are left out."""
+    keys = max(1, min(keys, len(headers)))
+    status = headers.index(STATUS_COLUMN) if STATUS_COLUMN in headers[keys:] else None
+    rest = [i for i in range(keys, len(headers)) if i != status]
+    numeric = [i for i in rest if all(_NUMBER.match(row[i]) for row in cells)]
+    value_width = max((len(row[i]) for row in cells for i in numeric), default=0)
+    numbers = [i for i in rest if i in numeric or all(len(row[i]) <= value_width for row in cells)]
+    words = [i for i in rest if i not in numbers]
+    name_width = max((len(headers[i]) for i in numbers), default=0)
+    across = max(1, (width() - len(RECORD_INDENT) + len(GAP)) // (name_width + 1 + value_width + len(GAP)))
+    lines: list[str] = []
+    for n, row in enumerate(cells, 1):
+        head = ", ".join(f"{headers[i]} {row[i]}" if row[i] else headers[i] for i in range(keys))
+        lines += [""] + wrap(f"{n}. {head}" + (f": {row[status]}" if status is not None else ""),
+                             hanging=RECORD_INDENT)
+        pairs = [f"{headers[i]:<{name_width}} {row[i]:>{value_width}}" for i in numbers if row[i]]
+        for start in range(0, len(pairs), across):
+            lines.append((RECORD_INDENT + GAP.join(pairs[start:start + across])).rstrip())
+        said = "; ".join(f"{headers[i]} {row[i]}" for i in words if row[i])
+        lines += wrap(said, RECORD_INDENT, "  ") if said else []
+    return lines
 
 
 def _fit(natural: list[int], wrappable: list[bool]) -> list[int] | None:
@@ -114,24 +119,20 @@ def _fit(natural: list[int], wrappable: list[bool]) -> list[int] | None:
     room = available - fixed
     if not flexible or room < MIN_WRAP * len(flexible):
         return None
-    total = sum(flexible)
-    shares = iter(max(MIN_WRAP, room * w // total) for w in flexible)
-    widths = [next(shares) if flex else w for w, flex in zip(natural, wrappable)]
-    return widths if sum(widths) + len(GAP) * (len(widths) - 1) <= available else None
+    # the room shared fairly: a column narrower than its share keeps its width, the rest share what is left
+    given = list(flexible)
+    left = room
+    for n, k in enumerate(sorted(range(len(flexible)), key=flexible.__getitem__)):
+        given[k] = min(flexible[k], left // (len(flexible) - n))
+        left -= given[k]
+    if any(g < min(w, MIN_WRAP) for g, w in zip(given, flexible)):
+        return None
+    shares = iter(given)
+    return [next(shares) if flex else w for w, flex in zip(natural, wrappable)]
 
 
 def _row(values: list[str], widths: list[int], numeric: list[bool]) -> str:
     return GAP.join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
-
-
-def _blocks(headers: Sequence[str], cells: list[list[str]]) -> list[str]:
-    lines: list[str] = []
-    for row in cells:
-        if lines:
-            lines.append("")
-        lines += wrap(f"{headers[0]} {row[0]}")
-        lines += fields([(h, v) for h, v in zip(headers[1:], row[1:]) if v], indent="  ")
-    return lines
 
 
 def _text(value: object) -> str:
@@ -159,6 +160,11 @@ def events(title: str, items: Iterable[tuple[object, str]]) -> list[str]:
         body = wrap(text, at=width() - len(head))
         lines += [head + body[0]] + [" " * len(head) + more for more in body[1:]]
     return lines if len(lines) > 1 else lines + ["  (none)"]
+
+
+def _listed(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]])) if words else ""
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

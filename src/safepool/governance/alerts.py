@@ -17,6 +17,10 @@
   password_spraying (high)   failed sign-ins on several accounts within a short time: someone
                              trying a few passwords on many accounts, under every account's limit.
 
+`group_alerts(alerts)` puts them together for a report: one `AlertGroup` per rule, user and local
+day, with how many alerts and records it stands for and their time span (`safepool audit alerts`
+prints one line per group, and every alert with `--every`).
+
 Each rule's thresholds live in `AlertSettings` (defaults below); a rule can be switched off by
 leaving its name out of `AlertSettings.rules`. Alerts name the user (`actor`) and the permit
 in their own fields so that they can be routed (an alert about several users, password
@@ -134,6 +138,16 @@ class Alert:
     last_seq: int
     message: str
     actors: tuple[str, ...] = ()  # every user it concerns, when that is more than `actor`
+    first_at: dt.datetime | None = None  # the time of its first and last record (None: a broken chain)
+    last_at: dt.datetime | None = None
+    records: int = 0  # how many audit records it is made of
+
+
+def _alert(rule: str, severity: str, actor: str | None, permit: str | None, records: Sequence[AuditRecord],
+           message: str, actors: tuple[str, ...] = ()) -> Alert:
+    """An alert over `records`: their first and last sequence numbers and times, and their number."""
+    return Alert(rule, severity, actor, permit, min(r.seq for r in records), max(r.seq for r in records), message,
+                 actors, min(r.at for r in records), max(r.at for r in records), len(records))
 
 
 def run_alerts(
@@ -174,6 +188,77 @@ def run_alerts(
         found += password_spraying(records, settings)
     found.sort(key=lambda a: (a.first_seq, RULES.index(a.rule), a.last_seq))
     return alerts + found
+
+
+# --------------------------------------------------------------------------- the report
+
+# What each rule's alerts are about, in words, for a line that stands for several of them.
+RULE_WORDS = {
+    REFUSAL_BURST: "bursts of refused requests",
+    UNUSUAL_HOURS: "data access outside working hours, at weekends or on holidays",
+    DIFFERENCING: "answers with cells hidden by the differencing checks, again and again",
+    LEDGER_MISMATCH: "a query ledger that did not match its record",
+    EXPIRED_PERMIT: "use of a permit after its expiry",
+    BROKEN_CHAIN: "a broken audit hash chain",
+    SIGN_IN_LOCKED: "accounts locked after failed sign-ins",
+    PASSWORD_SPRAYING: "failed sign-ins on several accounts",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class AlertGroup:
+    """The alerts of one rule about one user (or none) on one local day, as a report shows them on
+    one line: a night's work under two permits is one line, not one per permit and rule episode.
+    Every alert stays in `alerts` (and in the log); only the report is shorter."""
+
+    rule: str
+    severity: str
+    actor: str | None
+    day: dt.date | None  # in the rules' time zone; None for an alert without records (a broken chain)
+    alerts: tuple[Alert, ...]
+
+    @property
+    def permits(self) -> list[str]:
+        return sorted({a.permit for a in self.alerts if a.permit})
+
+    @property
+    def actors(self) -> list[str]:
+        return sorted({name for a in self.alerts for name in a.actors})
+
+    @property
+    def records(self) -> int:
+        return sum(a.records for a in self.alerts)
+
+    @property
+    def first_seq(self) -> int:
+        return min(a.first_seq for a in self.alerts)
+
+    @property
+    def last_seq(self) -> int:
+        return max(a.last_seq for a in self.alerts)
+
+    def span(self, zone: ZoneInfo) -> tuple[dt.datetime, dt.datetime] | None:
+        """The local times of its first and last record."""
+        times = [t for a in self.alerts for t in (a.first_at, a.last_at) if t is not None]
+        return (min(times).astimezone(zone), max(times).astimezone(zone)) if times else None
+
+    def message(self) -> str:
+        """The one alert's message, or what its alerts are about with their number and records."""
+        if len(self.alerts) == 1:
+            return self.alerts[0].message
+        return f"{len(self.alerts)} alerts of {RULE_WORDS[self.rule]}, over {_plural(self.records, 'audit record')}"
+
+
+def group_alerts(alerts: Sequence[Alert], settings: AlertSettings = AlertSettings()) -> list[AlertGroup]:
+    """The alerts grouped by rule, user and local day (of their first record), in the order of each
+    group's first alert (a broken chain first, as `run_alerts` gives it)."""
+    zone = ZoneInfo(settings.timezone)
+    groups: dict[tuple[str, str, str | None, dt.date | None], list[Alert]] = {}
+    for alert in alerts:
+        day = alert.first_at.astimezone(zone).date() if alert.first_at is not None else None
+        groups.setdefault((alert.rule, alert.severity, alert.actor, day), []).append(alert)
+    return [AlertGroup(rule, severity, actor, day, tuple(found))
+            for (rule, severity, actor, day), found in groups.items()]
 
 
 # --------------------------------------------------------------------------- the rules
@@ -233,13 +318,12 @@ def refusal_bursts(records: Sequence[AuditRecord], settings: AlertSettings = Ale
     for actor, refused in by_actor.items():
         for burst in _bursts(refused, settings.refusal_count, settings.refusal_window):
             alerts.append(
-                Alert(
+                _alert(
                     REFUSAL_BURST,
                     WARNING,
                     actor,
                     _shared_permit(burst),
-                    min(r.seq for r in burst),
-                    max(r.seq for r in burst),
+                    burst,
                     f"{len(burst)} refused requests by one user, at least {settings.refusal_count} "
                     f"of them within {_window_text(settings.refusal_window)}",
                 )
@@ -275,13 +359,12 @@ def unusual_hours(records: Sequence[AuditRecord], settings: AlertSettings = Aler
     for (actor, permit, day), hits in groups.items():
         reasons = sorted({why for _, why in hits})
         alerts.append(
-            Alert(
+            _alert(
                 UNUSUAL_HOURS,
                 WARNING,
                 actor,
                 permit,
-                min(r.seq for r, _ in hits),
-                max(r.seq for r, _ in hits),
+                [r for r, _ in hits],
                 f"{_plural(len(hits), 'data access', 'data accesses')} {' and '.join(reasons)} "
                 f"({_WEEKDAYS[day.weekday()]} {day.isoformat()}; working hours {start}-{end} "
                 f"{settings.timezone}, Monday to Friday)",
@@ -318,13 +401,12 @@ def differencing(records: Sequence[AuditRecord], settings: AlertSettings = Alert
             kinds = sorted({check for r in episode for check in checks[r.seq]})
             columns = sum(len(checks[r.seq]) for r in episode)
             alerts.append(
-                Alert(
+                _alert(
                     DIFFERENCING,
                     HIGH,
                     actor,
                     permit,
-                    min(r.seq for r in episode),
-                    max(r.seq for r in episode),
+                    episode,
                     f"{len(episode)} answers by one user had cells hidden by the differencing "
                     f"checks (in {_plural(columns, 'column')}: {', '.join(kinds)}), at least "
                     f"{settings.differencing_count} of them within {_window_text(settings.differencing_window)}: "
@@ -341,13 +423,12 @@ def ledger_mismatches(records: Sequence[AuditRecord]) -> list[Alert]:
         if record.action == LEDGER_MISMATCH_ACTION:
             groups[record.permit].append(record)
     return [
-        Alert(
+        _alert(
             LEDGER_MISMATCH,
             CRITICAL,
             mismatched[0].actor if len({r.actor for r in mismatched}) == 1 else None,
             permit,
-            mismatched[0].seq,
-            mismatched[-1].seq,
+            mismatched,
             f"the query ledger of a permit did not match its record ({_plural(len(mismatched), 'query', 'queries')} "
             "refused): the permit's queries stay stopped until a data security officer investigates",
         )
@@ -369,13 +450,12 @@ def expired_permits(
     for (actor, permit), late in groups.items():
         refused = sum(r.outcome in ("refused", "error") for r in late)
         alerts.append(
-            Alert(
+            _alert(
                 EXPIRED_PERMIT,
                 HIGH,
                 actor,
                 permit,
-                min(r.seq for r in late),
-                max(r.seq for r in late),
+                late,
                 f"{_plural(len(late), 'record')} under a permit after its expiry on "
                 f"{permit_expiry[permit].isoformat()} ({refused} of them refused or failed)",
             )
@@ -394,13 +474,12 @@ def sign_in_locks(records: Sequence[AuditRecord]) -> list[Alert]:
         minutes = detail.get("window_minutes")
         within = f"{minutes:g} minutes" if isinstance(minutes, (int, float)) else "the sign-in window"
         alerts.append(
-            Alert(
+            _alert(
                 SIGN_IN_LOCKED,
                 HIGH,
                 record.actor,
                 None,
-                record.seq,
-                record.seq,
+                [record],
                 f"an account was locked after {_plural(int(detail.get('failures', 0)), 'failed sign-in')} within "
                 f"{within}" + (f", until {until} UTC" if until else ""),
             )
@@ -415,13 +494,12 @@ def password_spraying(records: Sequence[AuditRecord], settings: AlertSettings = 
     for episode in _episodes(failed, settings.spraying_accounts, settings.spraying_window, key=lambda r: r.actor):
         accounts = sorted({r.actor for r in episode})
         alerts.append(
-            Alert(
+            _alert(
                 PASSWORD_SPRAYING,
                 HIGH,
                 None,
                 None,
-                min(r.seq for r in episode),
-                max(r.seq for r in episode),
+                episode,
                 f"{len(episode)} failed sign-ins on {len(accounts)} accounts, at least "
                 f"{settings.spraying_accounts} accounts within {_window_text(settings.spraying_window)}: "
                 "a possible password spraying attack",

@@ -22,7 +22,7 @@ import datetime as dt
 import numpy as np
 
 from safepool.query.model import MISSING, PERSON, UNKNOWN_CODE, AggregateModel, Condition, Dictionary, Grouping, \
-    Measure, VariableRef, bin_labels, bin_values, constant_text, holds
+    Measure, VariableRef, bin_labels, cell_labels, constant_text, distinct_labels
 from safepool.dictionary import TimeFormat, Variable
 from safepool.duckdb_connection import quote_literal
 
@@ -94,25 +94,10 @@ class Compiler:
         return np.stack([m.reshape(-1) for m in mesh], axis=1)
 
     def _possible_keys(self, group: Grouping) -> list[int]:
-        """The keys of the group's labels that some value meeting its variable's filters has. Filters
-        compare with codes, bin edges and first days of periods only, so a few values stand for each
-        label: its codes; a bin's lower edge and a value inside it; a period's first days of months."""
+        """The keys of the group's labels that some value meeting its variable's filters has (the
+        model counts the same cells against the budget)."""
         variable, _ = self._variable(group.variable.table, group.variable.name)
-        conditions = [c for c in self.model.filters if c.variable == group.variable]
-
-        def possible(values: list) -> bool:
-            return any(all(holds(c, v) for c in conditions) for v in values)
-
-        if group.part == "code":
-            return [i for i, label in enumerate(self._labels(group))
-                    if possible([code for code, named in (variable.codes or {}).items() if named == label])]
-        if group.part == "bin":
-            return [i for i, values in enumerate(bin_values(variable.bins or [])) if possible(values)]
-        first, last = variable.years or (0, -1)
-        number = {"year": lambda y, m: y, "quarter": lambda y, m: y * 10 + (m + 2) // 3,
-                  "month": lambda y, m: y * 100 + m}[group.part]
-        found = [number(y, m) for y in range(first, last + 1) for m in range(1, 13) if possible([dt.date(y, m, 1)])]
-        return list(dict.fromkeys(found))
+        return [key for key, _ in cell_labels(group, variable, self.model.filters)]
 
     def per_person(self) -> str:
         """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j).
@@ -186,9 +171,7 @@ class Compiler:
     def _labels(self, group: Grouping) -> list[str]:
         """The distinct labels of a code or bin group, in the order first given."""
         variable, _ = self._variable(group.variable.table, group.variable.name)
-        given = list((variable.codes or {}).values()) if group.part == "code" \
-            else bin_labels(variable.bins or [], variable.unit or "")
-        return [label for label in dict.fromkeys(given) if label not in (MISSING, UNKNOWN_CODE)]
+        return distinct_labels(group, variable)
 
     def _label_of_key(self, group: Grouping, key: str) -> str:
         """The label of a key number, as `_label` gives it for the row."""

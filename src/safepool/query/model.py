@@ -18,6 +18,7 @@ import datetime as dt
 import math
 import operator
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -182,13 +183,16 @@ def check_model(model: AggregateModel, dictionary: Dictionary, max_cells: int) -
         variable = declared(dictionary, condition.variable.table, condition.variable.name)
         converted = Condition(condition.variable, condition.operator,
                               tuple(_constant(variable, v) for v in condition.values))
-        _check_condition(converted, variable)
-        filters.append(converted)
-    cells = answer_cells(model, dictionary)
-    if cells > max_cells:
-        raise refuse(f"the answer would have up to {cells:,} cells (with totals, for every measure); the "
-                     f"policy's budget is {max_cells:,}: group more coarsely or ask for fewer measures")
-    return replace(model, filters=tuple(filters))
+        for whole in in_whole_months(converted, variable):
+            _check_condition(whole, variable)
+            filters.append(whole)
+    checked = replace(model, filters=tuple(filters))
+    size = answer_size(checked, dictionary)
+    if size.cells > max_cells:
+        raise refuse(f"the answer would have {size.cells:,} cells, {size.explain()}; the policy's budget is "
+                     f"{max_cells:,}: filter a grouped variable to fewer labels, group more coarsely or ask for "
+                     "fewer measures")
+    return checked
 
 
 def _check_grouping(group: Grouping, variable: Variable) -> None:
@@ -238,10 +242,10 @@ def _check_condition(condition: Condition, variable: Variable) -> None:
             raise refuse(f"{where}: 'between' takes two values")
     elif len(condition.values) != 1:
         raise refuse(f"{where}: '{condition.operator}' takes one value")
-    if variable.level == "date" and variable.date_format in (None, TimeFormat.date) \
-            and condition.operator not in _WHOLE_PERIODS:
+    if _written_to_the_day(variable) and condition.operator not in _WHOLE_PERIODS:
         raise refuse(f"{where}: a date written to the day is compared with < or >= the first day of a month, "
-                     "so that the filter takes whole months (a day of its own could single out a person)")
+                     "<= or > the last day of a month, or between a first and a last day, so that the filter "
+                     f"takes whole months (a day of its own could single out a person){_whole_months_hint(condition)}")
     for value in condition.values:
         _check_constant(where, variable, condition.operator, value)
 
@@ -274,6 +278,56 @@ def _check_constant(where: str, variable: Variable, comparison: str, value: obje
 
 
 _WHOLE_PERIODS = ("<", ">=", "is null", "is not null")  # what a date written to the day is compared by
+
+
+def _written_to_the_day(variable: Variable) -> bool:
+    return variable.level == "date" and variable.date_format in (None, TimeFormat.date)
+
+
+def in_whole_months(condition: Condition, variable: Variable) -> tuple[Condition, ...]:
+    """A filter on a date written to the day as the `<` and `>=` the model compares such dates by,
+    where it says the same at the level of days: `<= last day` is `< the next first day`, `> last day`
+    is `>= the next first day`, and `between first day and last day` is both. So a range written the
+    way SQL writes one takes whole months as `>=` and `<` do, and nothing else reaches the pool."""
+    if not _written_to_the_day(variable) or not all(isinstance(v, dt.date) for v in condition.values):
+        return (condition,)
+    ref, values = condition.variable, condition.values
+    ends = [_day_after_month_end(v) for v in values]
+    if condition.operator in ("<=", ">") and len(values) == 1 and ends[0]:
+        return (Condition(ref, "<" if condition.operator == "<=" else ">=", (ends[0],)),)
+    if condition.operator == "between" and len(values) == 2 and ends[1]:
+        return Condition(ref, ">=", (values[0],)), Condition(ref, "<", (ends[1],))
+    return (condition,)
+
+
+def _day_after_month_end(day: object) -> dt.date | None:
+    """The first day of the next month when `day` is the last day of its month, else None."""
+    if not isinstance(day, dt.date):
+        return None
+    following = day + dt.timedelta(days=1) if day < dt.date.max else None
+    return following if following is not None and following.day == 1 else None
+
+
+def _month_after(day: dt.date) -> dt.date:
+    return dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def _whole_months_hint(condition: Condition) -> str:
+    """The accepted form of a refused comparison of a date written to the day, in the analyst's own
+    constants taken to whole months (a constant is not a value the pool holds)."""
+    days = [v for v in condition.values if isinstance(v, dt.date)]
+    if len(days) != len(condition.values) or not days or days[-1].year >= dt.MAXYEAR:
+        return ""
+    name, first, last = condition.variable.name, days[0].replace(day=1), _month_after(days[-1])
+    month_end = last - dt.timedelta(days=1)
+    forms = {"between": f"{name} >= {first} and {name} < {last}, or {name} between {first} and {month_end}",
+             "<=": f"{name} < {last}, or {name} <= {month_end}",
+             ">": f"{name} >= {last}, or {name} > {month_end}",
+             "=": f"{name} >= {first} and {name} < {last} for that month, or group by month({name})"}
+    form = forms.get(condition.operator, f"group by month({name}), or take a range of months with >= and <")
+    return f"; write {form}"
+
+
 _FIRST_DAYS = {"month": "YYYY-MM-01", "quarter": "YYYY-01-01, -04-01, -07-01 or -10-01", "year": "YYYY-01-01"}
 
 
@@ -371,10 +425,72 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-def answer_cells(model: AggregateModel, dictionary: Dictionary) -> int:
-    """The most cells an answer can have: every label combination plus totals, for every measure."""
-    rows = 1
-    for group in model.groups:
-        variable = dictionary[group.variable.table][group.variable.name]
-        rows *= len(group_labels(group, variable)) + 1
-    return rows * len(model.measures)
+def distinct_labels(group: Grouping, variable: Variable) -> list[str]:
+    """The distinct labels of a code or bin group's cells, in the dictionary's order (codes with one
+    label share it); a cell's key is its label's position here."""
+    given = list((variable.codes or {}).values()) if group.part == "code" \
+        else bin_labels(variable.bins or [], variable.unit or "")
+    return [label for label in dict.fromkeys(given) if label not in (MISSING, UNKNOWN_CODE)]
+
+
+def cell_labels(group: Grouping, variable: Variable, filters: Sequence[Condition]) -> list[tuple[int, str]]:
+    """The (key, label) of each cell the group gives an answer, in order: the labels of its code list,
+    bins or declared years that some value meeting its variable's filters has. Filters compare with
+    codes, bin edges and first days of periods only, so a few values stand for each label: its codes;
+    a bin's lower edge and a value inside it; a period's first days of months. Values missing, not in
+    the code list or outside the years belong to no cell. Keys: a label's place among the distinct
+    labels (codes, bins), or the period as yyyy, yyyyq or yyyymm (dates)."""
+    conditions = [c for c in filters if c.variable == group.variable]
+
+    def possible(values: Iterable[object]) -> bool:
+        return any(all(holds(c, v) for c in conditions) for v in values)
+
+    if group.part in ("code", "bin"):
+        labels = distinct_labels(group, variable)
+        if group.part == "code":
+            codes = (variable.codes or {}).items()
+            return [(i, label) for i, label in enumerate(labels) if possible(c for c, named in codes if named == label)]
+        values = bin_values(variable.bins or [])
+        return [(i, label) for i, (label, stand_ins) in enumerate(zip(labels, values)) if possible(stand_ins)]
+    first, last = variable.years or (0, -1)
+    found: dict[int, str] = {}
+    for year in range(first, last + 1):
+        for month in range(1, 13):
+            quarter = (month + 2) // 3
+            key, label = (year, str(year)) if group.part == "year" else \
+                (year * 10 + quarter, f"{year}Q{quarter}") if group.part == "quarter" else \
+                (year * 100 + month, f"{year}-{month:02d}")
+            if key not in found and possible([dt.date(year, month, 1)]):
+                found[key] = label
+    return list(found.items())
+
+
+@dataclass(frozen=True)
+class AnswerSize:
+    """How many cells an answer can have: each group's possible labels (and its total), for every measure."""
+
+    groups: tuple[tuple[str, int], ...]  # (group term, labels its filters leave possible)
+    measures: int
+
+    @property
+    def cells(self) -> int:
+        return math.prod(labels + 1 for _, labels in self.groups) * self.measures
+
+    def explain(self) -> str:
+        """The count as it was made: 'sex (2 + total) x month(paid_on) (60 + total) x 2 measures'."""
+        factors = [f"{term} ({labels:,} + total)" for term, labels in self.groups]
+        return " x ".join(factors + [f"{self.measures} measure{'s' if self.measures != 1 else ''}"])
+
+
+def answer_size(model: AggregateModel, dictionary: Dictionary) -> AnswerSize:
+    """The most cells an answer can have, known from the model alone: every combination of the
+    labels its filters leave possible, plus totals, for every measure."""
+    groups = tuple((_term(group), len(cell_labels(group, dictionary[group.variable.table][group.variable.name],
+                                                  model.filters)))
+                   for group in model.groups)
+    return AnswerSize(groups, len(model.measures))
+
+
+def _term(group: Grouping) -> str:
+    """A group term as the analyst writes it: sex, bin(amount), month(paid_on)."""
+    return group.variable.name if group.part == "code" else f"{group.part}({group.variable.name})"

@@ -87,10 +87,16 @@ class ShownTable:
     note: str | None
     report: CheckReport
     rounded_to: int | None = None  # the base every shown count is rounded to, if they are
+    statuses: tuple[str, ...] = ()  # per row: its status in the public table ("suppressed (primary: ...)")
 
     @property
     def n_suppressed(self) -> int:
         return int(self.suppressed.sum())
+
+    def suppressed_for(self, rule: str) -> bool:
+        """Whether any row is suppressed with `rule` among its primary reasons (the public table says so)."""
+        return any(hidden and rule in status.partition("primary:")[2]
+                   for hidden, status in zip(self.suppressed, self.statuses))
 
 
 def shown_tables(source: StudyReportSource) -> dict[str, ShownTable]:
@@ -130,8 +136,10 @@ def shown_table(name: str, checked: CheckedOutput) -> ShownTable:
     labels = [c for c in (kind.labels(output) or sorted(kind.fixed_labels(output))) if c in public.columns]
     frame = public.drop(columns=[STATUS], errors="ignore")
     note = getattr(checked, "note", None)
+    statuses = tuple(str(status) for status in public[STATUS]) if STATUS in public.columns else ()
     return ShownTable(name=name, title=output.title, kind=kind.name, frame=frame, labels=labels,
-                      suppressed=suppressed, note=note or None, report=again, rounded_to=kind.rounded_to(output))
+                      suppressed=suppressed, note=note or None, report=again, rounded_to=kind.rounded_to(output),
+                      statuses=statuses)
 
 
 def _failed_rules(report: CheckReport) -> str:

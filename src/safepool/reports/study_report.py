@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from safepool.disclosure import DisclosureRules, Document, Mitigated
+from safepool.disclosure.cells import DIFFERENCING
 from safepool.governance.document import pdf_from_html
 from safepool.governance.form import mask_identity_codes
 from safepool.reports import charts
@@ -218,7 +219,7 @@ def render_study_html(result: StudyReportSource, output_ids: Mapping[str, str] |
             flow=cohort_flow_table(shown["cohort_flow"]),
             matching=matching_statement(shown),
             balance=balance_tables(shown["balance"], labels),
-            balance_text=balance_text(labels),
+            balance_text=balance_text(labels, shown["balance"]),
             love_plots=_love_plots(shown["love_plot"], labels, drawing),
             matched_only=estimand == MATCHED_ONLY,
             effects=_effect_sections(shown["effects"], labels, outcome_scales, ci, drawing),
@@ -355,13 +356,22 @@ def matching_statement(shown: Mapping[str, ShownTable]) -> str | None:
     return mask_identity_codes(text + ".")
 
 
-def balance_text(labels: Labels) -> str:
+def balance_text(labels: Labels, shown: ShownTable | None = None) -> str:
+    """How to read the balance table; and, when the differencing checks hid rows of it, why: a reader
+    who sees rows suppressed in a table of means over hundreds of persons asks. Nothing of a hidden
+    row is said (the table shows which rows are hidden, and the released file says why)."""
     limits = limits_text(labels)
-    return ("A covariate is balanced when its standardised mean difference (the difference in means in pooled "
+    text = ("A covariate is balanced when its standardised mean difference (the difference in means in pooled "
             f"standard deviations) and variance ratio are within the limits{limits}. Means of 0/1 covariates are "
             "shown as the share with the characteristic. When fewer clients than the minimum frequency of the "
             "disclosure checks could not be matched, they are left out before matching too, so that no two "
             "tables tell their means.")
+    if shown is not None and shown.suppressed_for(DIFFERENCING):
+        text += (" Some rows are suppressed for differencing: their means, set against earlier query answers and "
+                 "studies in this workspace, or against this run's other stage (before or after matching), would "
+                 "tell the values of fewer persons than the minimum frequency. Such a row is hidden as a cell of "
+                 "too few persons is, however many persons its means are over.")
+    return text
 
 
 def placebo_text(tests: Sequence[Any]) -> str:
