@@ -10,6 +10,7 @@ import typer
 
 from safepool.cli.common import app, say, signed_in
 from safepool.cli.render import table, wrap
+from safepool.disclosure.rules import MOST_DECIMALS
 from safepool.faults import Invalid
 
 if TYPE_CHECKING:
@@ -59,9 +60,6 @@ def query(
     say(wrap(answer.note))
     if answer.output_ids:
         say(wrap(f"Recorded as output(s) {', '.join(answer.output_ids)} of permit {permit}."))
-
-
-MOST_DECIMALS = 12  # the most the policy's `decimals` may be (safepool.disclosure.rules)
 
 
 def shown_cells(frame: pd.DataFrame) -> list[list[str]]:

@@ -13,7 +13,9 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-MIN_WRAP = 16  # a wrapped column narrower than this is no longer readable: show blocks instead
+from safepool.prose import listed
+
+MIN_WRAP = 16  # a wrapped column narrower than this is no longer readable: show records instead
 GAP = "  "
 _NUMBER = re.compile(r"^[-+−]?[\d,]+(\.\d+)?%?$|^-$|^$")
 
@@ -68,7 +70,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]], *, wrap_colu
     widths = _fit(natural, wrappable)
     if widths is None:
         return out + wrap(f"Too wide for {width()} columns: each row is shown as a record, led by its "
-                          f"{_listed(headers[:max(keys, 1)])}.") + records(headers, cells, keys)
+                          f"{listed(headers[:max(keys, 1)])}.") + records(headers, cells, keys)
     lines = [_row(headers, widths, [False] * len(headers))]
     lines.append(GAP.join("-" * w for w in widths).rstrip())
     for row in cells:
@@ -160,11 +162,6 @@ def events(title: str, items: Iterable[tuple[object, str]]) -> list[str]:
         body = wrap(text, at=width() - len(head))
         lines += [head + body[0]] + [" " * len(head) + more for more in body[1:]]
     return lines if len(lines) > 1 else lines + ["  (none)"]
-
-
-def _listed(words: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    return " and ".join(filter(None, [", ".join(words[:-1]), words[-1]])) if words else ""
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

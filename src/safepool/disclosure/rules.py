@@ -12,6 +12,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+MOST_DECIMALS = 12  # the most decimals a policy may release (the CLI prints up to them)
+
+
 class DisclosureRules(BaseModel):
     """Thresholds applied to every output; see the kinds in safepool.disclosure.kinds for how each uses them."""
 
@@ -25,7 +28,7 @@ class DisclosureRules(BaseModel):
     zeros: Literal["allow", "suppress"] = Field("allow", description="whether a zero count is itself a finding")
     rounding_base: int = Field(5, ge=1, description="base that counts are rounded to")
     round_counts: bool = Field(False, description="round every count of every output to the rounding base")
-    decimals: int = Field(3, ge=0, le=12, description="decimals of estimates in released files (counts are whole)")
+    decimals: int = Field(3, ge=0, le=MOST_DECIMALS, description="decimals of estimates in released files (counts are whole)")
     allow_extremes: bool = Field(False, description="whether the minimum or maximum of a group may be shown")
     max_cells: int = Field(1000, ge=1, description="query budget: cells an answer may have (known before it runs)")
     max_seconds: float = Field(10.0, gt=0, description="query budget: seconds a query may run")

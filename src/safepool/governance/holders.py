@@ -45,6 +45,7 @@ from safepool.governance.db import metadata
 from safepool.governance.permits import Permit, PermitOffice, Phase, permits_table, transitions_table
 from safepool.governance.users import Actor, Role, refuse, standing
 from safepool.identity_pattern import looks_like_identity_code
+from safepool.prose import listed
 
 LINKAGE_AUTHORITY = "the linkage authority"
 ASSIGN, REVOKE, DECIDE = "steward_assign", "steward_revoke", "release_decide"
@@ -404,7 +405,7 @@ class HolderOffice:
         waiting = self.waiting(permit)
         if waiting:
             raise refuse(self.audit, actor.name, actor.main_role, action,
-                         f"permit {permit.id} waits for the release of {_listed(waiting)}: each holder's steward "
+                         f"permit {permit.id} waits for the release of {listed(waiting)}: each holder's steward "
                          f"decides with `safepool permit release {permit.id} --decision ...`", permit=permit.id)
         sources: dict[str, list[str] | str] = {}
         withheld: dict[str, list[str]] = {}
@@ -493,10 +494,6 @@ def _plain(text: str) -> str:
     except (UnsafeAuditField, ValueError):
         return "(a name not shown)"
     return "(a name not shown)" if looks_like_identity_code(text) else text
-
-
-def _listed(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 __all__ = ["Decision", "HolderOffice", "LINKAGE_AUTHORITY", "Release", "ReleasedScope", "StewardScope"]
