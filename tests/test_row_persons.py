@@ -14,7 +14,8 @@ def _cells(order: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     at time 12; person 9 a control at horizon 4 only."""
     source = pd.DataFrame({"pid": [7, 8, 8, 9], "t": [10, 10, 12, 10]})
     cells = pd.DataFrame({"horizon": [0, 4, 0, 0, 4], "treated": [True, True, False, False, False],
-                          "row": [0, 0, 1, 2, 3]})
+                          "row": [0, 0, 1, 2, 3], "w": [1.0, 1.0, 0.5, 0.5, 1.0],
+                          "level": [10.0, 20.0, 30.0, 50.0, 70.0], "y": [4.0, 14.0, 27.0, 45.0, 69.0]})
     return cells.iloc[order].reset_index(drop=True), source
 
 
@@ -59,6 +60,22 @@ def test_a_difference_in_differences_adds_its_baselines_one_member_per_person_an
     assert BASELINE_ARMS[True] not in row_persons(cells, source, "pid", "earnings")["row persons"].iloc[0]
 
 
+def test_each_arm_is_also_the_sum_a_query_would_add_up_whatever_the_order():
+    """The mean of an arm times its weight is the sum of its persons' weighted values: each person
+    once, with what it adds (a control in two sets adds both); a baseline arm adds the levels less
+    what the estimator differences."""
+    cells, source = _cells([0, 1, 2, 3, 4])
+    for order in ([0, 1, 2, 3, 4], [4, 2, 0, 3, 1]):
+        cells, _ = _cells(order)
+        rows = row_persons(cells, source, "pid", "earnings", baseline=-1).set_index("horizon")["row persons"]
+        sums = {(h, arm): dict(zip(a.sums().persons.tolist(), a.sums().values.tolist()))
+                for h, row in rows.items() for arm, a in row.items()}
+        assert sums[(0, ARMS[True])] == {7: 10.0} and sums[(4, ARMS[True])] == {7: 20.0}
+        assert sums[(0, ARMS[False])] == {8: 0.5 * 30 + 0.5 * 50} and sums[(4, ARMS[False])] == {9: 70.0}
+        assert sums[(0, BASELINE_ARMS[True])] == {7: 6.0}
+        assert sums[(0, BASELINE_ARMS[False])] == {8: 0.5 * 3 + 0.5 * 5}
+
+
 def _did_table(followed: dict[int, list[int]], step: int) -> tuple[pd.DataFrame, pd.Series]:
     """Event-study rows at `followed`'s horizons, each following those sets (set s: a client and a
     control at time s, their pseudonyms taken in the order `step` gives)."""
@@ -67,6 +84,7 @@ def _did_table(followed: dict[int, list[int]], step: int) -> tuple[pd.DataFrame,
     source = pd.DataFrame({"pid": np.r_[100 + np.arange(20), 200 + np.arange(20)][::step],
                            "t": np.r_[np.arange(20), np.arange(20)]})
     cells["row"] = cells["set"] + np.where(cells["treated"], 0, 20)
+    cells[["w", "level", "y"]] = 1.0, 2.0, 1.0
     persons = row_persons(cells, source, "pid", "earnings", baseline=-1)
     table = pd.DataFrame({"outcome": "earnings", "method": "did", "horizon": persons["horizon"]})
     return table, persons["row persons"]

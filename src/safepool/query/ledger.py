@@ -173,7 +173,9 @@ _SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGI
 # persons and values)
 _WITHHELD = ("CREATE TABLE IF NOT EXISTS withheld (position BIGINT, after BIGINT, size BIGINT, signature UBIGINT, "
              "definition VARCHAR)")
-_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now")  # what `_write` hands the file's connection
+# cells of a family only (a study's rows as the sums a query would add up): see `check`
+_FAMILY_ONLY = "CREATE TABLE IF NOT EXISTS family_only (cell BIGINT)"
+_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now", "family_now")  # what `_write` hands the file's connection
 
 
 @dataclass
@@ -193,6 +195,7 @@ class _Change:
     rows: int
     digest: str
     sums: np.ndarray
+    family: np.ndarray  # the cells of a family only, numbered as remembered
 
 
 def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -219,7 +222,7 @@ def genesis_digest(name: str) -> str:
 
 def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None,
                  definitions: Mapping[int, str | None] | None = None,
-                 withheld: Iterable[tuple[int, int, int, int, str | None]] = ()) -> str:
+                 withheld: Iterable[tuple[int, int, int, int, str | None]] = (), family: Collection[int] = ()) -> str:
     """`digest` chained over the cells of `frame` (columns cell, person, value; sorted by cell,
     person and value, cells numbered as remembered) and the cells `defined` as sums of others, in
     the order of their numbers: per cell, SHA-256 of the previous digest and, for a cell of rows,
@@ -227,7 +230,9 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
     number and the numbers of the cells it adds up (int64, in order); then the cell's definition
     (`safepool.query.definitions`), when it has one. Cells `withheld` (position, after, size,
     signature, definition) are chained after the cell numbered `after`, in the order of their
-    positions: their four numbers (int64, the signature as uint64), then the definition if any."""
+    positions: their four numbers (int64, the signature as uint64), then the definition if any. A
+    cell of a family only (`family`) has the word "family" after its values."""
+    family = {int(cell) for cell in family}
     cells = frame["cell"].to_numpy(dtype=np.int64)
     persons = frame["person"].to_numpy(dtype="<u8")
     values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
@@ -251,6 +256,8 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
             step.update(b"cell" + struct.pack("<qq", cell, int(end - start)))
             step.update(persons[start:end].tobytes())
             step.update(values[start:end].astype("<f8").tobytes())
+            if cell in family:
+                step.update(b"family")
         definition = (definitions or {}).get(cell)
         if definition:
             step.update(b"definition" + definition.encode("ascii"))
@@ -438,6 +445,7 @@ class Ledger:
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
+        self._family: set[int] = set()  # the incoming cells of a family only (see `check`)
         self._sums: dict[int, list[int]] = {}
         # of the query being checked: each incoming cell's definition and column, its signatures, and
         # the cells that are a remembered cell asked again
@@ -502,7 +510,7 @@ class Ledger:
 
     def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
               sums: Mapping[int, Sequence[int]] | None = None,
-              definitions: EntryDefinitions | None = None) -> dict[int, str]:
+              definitions: EntryDefinitions | None = None, family: Collection[int] = ()) -> dict[int, str]:
         """Incoming cells that the earlier answers forbid showing, each with the check that found it
         (PAIRS or ALL_ANSWERS); when none is found, every incoming cell is remembered. Incoming
         cells: columns cell, person, value (cell -> its column in column_of). The caller hides what
@@ -520,8 +528,20 @@ class Ledger:
         definition or a split, else an empty difference of
         two questions (`safepool.query.empty_differences`). Without them (the ledger's own tests of
         the algebra) every cell has one unknown definition, cells with the same persons are the
-        same, and no empty difference is looked for: the query engine always gives them."""
+        same, and no empty difference is looked for: the query engine always gives them.
+
+        `family` names incoming cells of a family only: sums a study's rows show, each person (by
+        the ledger key) with the amount the row adds up for it, as a query would add up the same
+        values. They are audited, and remembered, only in the group audit of families of sums
+        (`safepool.query.value_families`), so a query over nearly the same persons and the same
+        values (the outcome of every client at entry, one query per entry quarter, less a row's
+        clients) is found, either way round. Two of them are never one family, and they take no
+        part in the pairs or the algebra: a study's rows over a hundred quarters of the same
+        clients take other values of each, which the algebra, taking one person's values in
+        different cells as known ratios, would count as telling every client apart (the study's
+        own rows are checked against each other as their members, `safepool.study.row_persons`)."""
         sums = sums or {}
+        self._family = {int(cell) for cell in family}
         incoming, defined, signatures, close, same = self._compared(incoming, column_of, min_frequency, sums,
                                                                     definitions)
         self._last_compared = None  # what follows may remember cells: the next comparison is made afresh
@@ -588,10 +608,10 @@ class Ledger:
         signatures, and `compare`'s close and same cells; the cells' definitions are kept for the
         audit. The same request again (the same frame and definitions: see `_last_compared`) gets what
         it got, and leaves the state it left."""
-        asked = (incoming, dict(column_of), dict(sums), definitions, int(min_frequency))
+        asked = (incoming, dict(column_of), dict(sums), definitions, int(min_frequency), frozenset(self._family))
         last = self._last_compared
         if last is not None and last[0][0] is incoming and last[0][3] is definitions and last[0][1:3] == asked[1:3] \
-                and last[0][4] == asked[4]:
+                and last[0][4:] == asked[4:]:
             (self._definitions, self._splits, self._column_of, self._signatures, self._found_before) = last[2]
             return last[1]
         keys = definitions.keys if definitions is not None else {}
@@ -639,10 +659,11 @@ class Ledger:
         return change
 
     def _to_remember(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
-              ) -> tuple[pd.DataFrame, list[int], pd.DataFrame, dict[int, Sequence[int]]]:
+              ) -> tuple[pd.DataFrame, list[int], pd.DataFrame, dict[int, Sequence[int]], list[int]]:
         """What `remember` gets to keep the chosen incoming cells."""
         return (incoming[incoming["cell"].isin(kept)], self._sums_within(kept), signatures[signatures["cell"].isin(kept)],
-                {cell: members for cell, members in self._defined.items() if cell in kept})
+                {cell: members for cell, members in self._defined.items() if cell in kept},
+                sorted(self._family.intersection(kept)))
 
     def _sums_within(self, cells: list[int]) -> list[int]:
         """The checked sums whose cell and members are all among `cells`."""
@@ -662,7 +683,8 @@ class Ledger:
                              chosen["value"].to_numpy(dtype=float) + 0.0, min_frequency,
                              sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)),
                              relations=self._relations(cells, memory.identities)
-                             if any(self._definitions.values()) else None)
+                             if any(self._definitions.values()) else None,
+                             family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)))
         return found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
@@ -671,7 +693,7 @@ class Ledger:
         as `_numbers` numbers them): the cells of the same question asked before (`compare`'s
         `same`) take part as remembered ones, and an entry as the parts of each of its splits (its
         persons' contributions are theirs added up, as a reader adds up the shown cells)."""
-        chosen = set(cells)
+        chosen = set(cells) - self._family  # no row of the algebra
         distinct = ledger_memory.distinct_numbers(np.asarray(self._candidates, dtype=np.int64))
         rows = {cell: int(np.searchsorted(distinct, cell)) for cell in chosen - set(self._sums_within(cells))}
         signed = self._signatures.set_index("cell")
@@ -732,7 +754,8 @@ class Ledger:
         if memory is None:
             con = self._con()
             rows = con.execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").fetchnumpy()
-            memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"])
+            memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"],
+                                                        np.asarray(self._family_cells(), dtype=np.int64))
             memory.signed, memory.identities = self._cells_table()
             memory.withheld, memory.withheld_rows = self._withheld_table()
             ledger_memory.keep(str(self.path), memory)
@@ -780,7 +803,7 @@ class Ledger:
         # and the statement runs even when no cell has a remembered one of a near size (then on no
         # rows) or no persons: an answer takes the same steps whether its cells are near the
         # remembered ones, equal to one, or empty
-        fresh = sizes[~sizes["cell"].isin(same)]
+        fresh = sizes[~sizes["cell"].isin(same | self._family)]  # a cell of a family only is no pair
         # a cell compared before in this block (the same definition, persons and values: `pairs` compares
         # every row of an answer, `check` then what it would show) has the outcome it had; the statement
         # runs on the first comparison of the block and whenever a cell is new to it, so both worlds of
@@ -819,7 +842,8 @@ class Ledger:
         try:
             pairs = con.sql(f"""
                 WITH near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s
-                              ON abs(o.size - s.size) < {int(min_frequency)}),
+                              ON abs(o.size - s.size) < {int(min_frequency)}
+                              WHERE o.cell NOT IN (SELECT cell FROM family_only)),
                 remembered AS (
                     SELECT cell, person, value FROM contributions WHERE cell IN (SELECT cell FROM near)
                     UNION ALL
@@ -846,14 +870,14 @@ class Ledger:
     # -- remembering, bound to the record -----------------------------------------------------
 
     def remember(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None,
-                 defined: Mapping[int, Sequence[int]] | None = None) -> None:
+                 defined: Mapping[int, Sequence[int]] | None = None, family: Sequence[int] = ()) -> None:
         """Keep the incoming cells, numbered after the remembered ones in the order of their
         numbers: write them to the file in a transaction, record the pending state, commit, then
         make the state the record's. `sums`: incoming cells checked to be sums of other incoming
         cells (see `check`); `signatures`: `signatures(incoming, defined)`, when the caller has
         them; `defined`: sums without rows, kept as the cells they add up (all of them among the
-        incoming cells)."""
-        self._keep(self._change(incoming, sums, signatures, defined))
+        incoming cells); `family`: cells of a family only (see `check`)."""
+        self._keep(self._change(incoming, sums, signatures, defined, family))
 
     def carry(self, incoming: pd.DataFrame, defined: Mapping[int, Sequence[int]],
               definitions: Mapping[int, str | None], min_frequency: int) -> list[int]:
@@ -885,7 +909,7 @@ class Ledger:
             self._commit(change)
 
     def _change(self, incoming: pd.DataFrame, sums: Sequence[int] = (), signatures: pd.DataFrame | None = None,
-                defined: Mapping[int, Sequence[int]] | None = None) -> _Change | None:
+                defined: Mapping[int, Sequence[int]] | None = None, family: Sequence[int] = ()) -> _Change | None:
         """What remembering the incoming cells (see `remember`) writes, and the state it leads to."""
         defined = defined or {}
         if incoming.empty:
@@ -907,13 +931,15 @@ class Ledger:
         sizes = signatures.assign(cell=self.cells + 1 + np.searchsorted(distinct, signatures["cell"].to_numpy(
             dtype=np.int64)))
         withheld = self._withheld_rows(self.cells + len(distinct))
+        family_numbers = self.cells + 1 + np.searchsorted(distinct, np.asarray(list(family), dtype=np.int64))
         return _Change(
             cell=cell, person=person, value=value, order=order, columns=columns,
             sizes=sizes.assign(definition=[known.get(int(c)) for c in sizes["cell"]]),
             definitions=definitions, withheld=withheld, cells=self.cells + len(distinct), rows=self.rows + len(order),
             digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions, known,
-                                withheld.itertuples(index=False)),
-            sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)))
+                                withheld.itertuples(index=False), family_numbers.tolist()),
+            sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)),
+            family=family_numbers)
 
     def _withheld_rows(self, after: int) -> pd.DataFrame:
         """The cells the all-answers audit found in this block, as the file's table `withheld` gets
@@ -940,7 +966,7 @@ class Ledger:
                        order=np.empty(0, dtype=np.int64), columns=columns, sizes=sizes, definitions={},
                        withheld=withheld, cells=self.cells, rows=self.rows,
                        digest=chain_digest(self.digest, pd.DataFrame(columns), withheld=withheld.itertuples(index=False)),
-                       sums=np.empty(0, dtype=np.int64))
+                       sums=np.empty(0, dtype=np.int64), family=np.empty(0, dtype=np.int64))
 
     def _write(self, change: _Change) -> None:
         """Begin a transaction of the file and write the change into it, uncommitted (nothing on
@@ -953,11 +979,13 @@ class Ledger:
         con.register("definitions", pd.DataFrame([(c, m) for c, members in change.definitions.items()
                                                   for m in members], columns=["cell", "member"], dtype=np.int64))
         con.register("withheld_now", change.withheld)
+        con.register("family_now", pd.DataFrame({"cell": change.family.astype(np.int64)}))
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
             con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
             con.execute("INSERT INTO withheld SELECT position, after, size, signature, definition FROM withheld_now")
+            con.execute("INSERT INTO family_only SELECT cell FROM family_now")
             con.execute("INSERT INTO cells (cell, size, signature, definition) "
                         "SELECT cell, size, signature, definition FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
@@ -1004,7 +1032,8 @@ class Ledger:
         self._outcomes = {}  # compared with what is remembered now
         if memory is not None:
             if len(change.cell):
-                memory.add(change.cell, change.person, change.value, change.order, sums=change.sums)
+                memory.add(change.cell, change.person, change.value, change.order, sums=change.sums,
+                           family=change.family)
             memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
                                 change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
             memory.withheld_rows += len(change.withheld)
@@ -1018,10 +1047,11 @@ class Ledger:
         # waits for it
         self._checkpoint = SideThread("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
 
-    def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]]]:
+    def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]], list[int]]:
         """Everything remembered: the rows (cell, person, value, in that order), the totals kept as
-        the cells they add up, the definitions of the cells that have one, and the cells withheld
-        (position, after, size, signature, definition). Reads the whole ledger."""
+        the cells they add up, the definitions of the cells that have one, the cells withheld
+        (position, after, size, signature, definition), and the cells of a family only. Reads the
+        whole ledger."""
         con = self._con()
         frame = con.sql("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").df()
         defined: dict[int, list[int]] = {}
@@ -1031,7 +1061,11 @@ class Ledger:
                  con.execute("SELECT cell, definition FROM cells WHERE definition IS NOT NULL").fetchall()}
         withheld = con.execute("SELECT position, after, size, signature, definition FROM withheld "
                                "ORDER BY position").fetchall()
-        return frame, defined, known, withheld
+        return frame, defined, known, withheld, self._family_cells()
+
+    def _family_cells(self) -> list[int]:
+        """The remembered cells of a family only, from the file."""
+        return [int(cell) for (cell,) in self._con().execute("SELECT cell FROM family_only ORDER BY cell").fetchall()]
 
     def verify_contents(self) -> None:
         """Recompute the digest from every remembered row; a difference stops the ledger's queries
@@ -1176,6 +1210,7 @@ class Ledger:
                          "definition VARCHAR)")
         self.con.execute(_SUM_MEMBERS)
         self.con.execute(_WITHHELD)
+        self.con.execute(_FAMILY_ONLY)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.name, genesis_digest(self.name)])
         self.con.execute("COMMIT")
@@ -1201,9 +1236,10 @@ class Ledger:
             raise
         try:  # a file written before sums were kept as definitions has none, and holds their rows; one
             # written before cells had definitions has none either (its cells have no definition), nor
-            # one written before withheld cells were kept
+            # one written before withheld cells, or cells of a family only, were kept
             self.con.execute(_SUM_MEMBERS)
             self.con.execute(_WITHHELD)
+            self.con.execute(_FAMILY_ONLY)
             self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS definition VARCHAR")
         except duckdb.Error:
             self._close()

@@ -79,7 +79,7 @@ def _carry(workspace_ledger: Ledger, pool_dir: Path, governance: Governance, act
            persons: LedgerKeys, min_frequency: int) -> None:
     """Carry one permit's own ledger (verified against its record as it was) into the workspace's."""
     with Ledger.open(pool_dir, governance, actor, permit) as own:
-        cells, defined, definitions, _ = own.contents()
+        cells, defined, definitions, *_ = own.contents()
     mapped, lost = _by_ledger_key(cells, persons)
     kept = set(mapped["cell"].tolist())
     defined = {cell: members for cell, members in defined.items() if kept.issuperset(members)}

@@ -28,6 +28,13 @@ kept instead, and extended by the incoming cells only:
   with the family it joins, with and without it, by the memberships of the persons whose value
   is not zero.
 
+Cells of a family only (`family`: the sums a study's rows show, see `safepool.study.row_persons`)
+are taken by the group audit of families of sums alone: their persons' amounts are kept for it
+(`_family_amounts`), but they add nothing to the algebra (their contributions there are zero), to
+the persons' patterns, first values and presence, or to the count audit, and two of them are never
+in one family (they are sums of other quarters' values, which no consistent overlap makes the same
+values). A person who is in such cells only has no first value and no entry that counts.
+
 A person whose values were all zero and who now gets a value that is not zero drops the zero
 entries (they no longer count) and starts again from the incoming entries. The state is bound to
 the ledger file's recorded state (permit, cells, rows, digest): it is used only for exactly that
@@ -142,6 +149,12 @@ class LedgerMemory:
         # positions of the remembered entries of cells not all of one value (sums), in buffers with room to grow
         self._sum_entries = np.empty(0, dtype=np.int64)
         self._sums_kept = 0
+        # positions of the remembered entries of cells of a family only, in order, and their amounts
+        # (their contributions to the algebra are zero)
+        self._family_entries = {"position": np.empty(0, dtype=np.int64), "amount": np.empty(0, dtype=np.float64)}
+        self._families_kept = 0
+        self.family = np.zeros(1, dtype=bool)  # per cell number: whether it is a cell of a family only
+        self._incoming_family = np.empty(0, dtype=np.int64)  # the incoming cells of a family only, while audited
         self.highest = 0  # the highest cell number remembered (sums included)
         self.persons = np.empty(0, dtype=np.uint64)
         self.first = np.empty(0, dtype=np.float64)
@@ -190,11 +203,28 @@ class LedgerMemory:
         self._kept += added
 
     @classmethod
-    def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> LedgerMemory:
+    def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
+                family: np.ndarray | None = None) -> LedgerMemory:
         memory = cls(key)
         memory.add(np.asarray(cell, dtype=np.int64), np.asarray(person, dtype=np.uint64),
-                   np.asarray(value, dtype=np.float64))
+                   np.asarray(value, dtype=np.float64), family=family)
         return memory
+
+    def _amounts(self, positions: np.ndarray, contributions: np.ndarray) -> np.ndarray:
+        """What the remembered entries at `positions` add to their cells' sums, for the group audit
+        of families: their `contributions` (the algebra's), but a family-only cell's own amounts."""
+        amounts = contributions[positions]
+        if self._families_kept and len(positions):
+            kept = self._family_entries["position"][:self._families_kept]
+            at = np.minimum(np.searchsorted(kept, positions), self._families_kept - 1)
+            hit = kept[at] == positions
+            amounts[hit] = self._family_entries["amount"][at[hit]]
+        return amounts
+
+    def _is_family(self, number: int) -> bool:
+        """Whether a cell (remembered or incoming) is a cell of a family only."""
+        return bool(self.family[number]) if number < len(self.family) else \
+            bool(np.isin(number, self._incoming_family))
 
     # -- looking up persons -------------------------------------------------------------------
 
@@ -214,9 +244,12 @@ class LedgerMemory:
 
     # -- adding entries -----------------------------------------------------------------------
 
-    def extend(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> _Extension:
-        """The persons' state with incoming entries (cells numbered above every remembered one)."""
+    def extend(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
+               family: np.ndarray | None = None) -> _Extension:
+        """The persons' state with incoming entries (cells numbered above every remembered one); the
+        entries of `family` (cells of a family only) are looked up, and count nowhere else."""
         index = self._lookup(person)
+        in_family = _among(cell, family) if family is not None and len(family) else None
         n_old = len(self.persons)
         total = int(index.max()) + 1 if len(index) else n_old
         total = max(total, n_old)
@@ -231,13 +264,14 @@ class LedgerMemory:
         count[:n_old] = self.count
         presence = np.zeros(total, dtype=np.uint64)
         presence[:n_old] = self.presence
-        np.add.at(presence, index, entry_hash(cell, np.full(len(cell), _PRESENT)))
+        held = slice(None) if in_family is None else ~in_family
+        np.add.at(presence, index[held], entry_hash(cell[held], np.full(len(cell[held]), _PRESENT)))
         present = np.zeros(total, dtype=np.int64)
         present[:n_old] = self.present
-        present += np.bincount(index, minlength=total)
+        present += np.bincount(index[held], minlength=total)
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
-        candidates = np.flatnonzero((value != 0) & np.isnan(first[index]))
+        candidates = np.flatnonzero((value != 0) & np.isnan(first[index]) & (True if in_family is None else ~in_family))
         if len(candidates):
             lowest = np.full(total, np.iinfo(np.int64).max)
             np.minimum.at(lowest, index[candidates], cell[candidates])
@@ -248,17 +282,22 @@ class LedgerMemory:
             pattern[people] = 0
             count[people] = 0
         counts, weight = _weights(value, first[index])
+        if in_family is not None:
+            counts &= ~in_family
         hashed = entry_hash(cell[counts], weight[counts])
         np.add.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
-        return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts,
-                          _contributions(first, index, counts, weight))
+        contribution = _contributions(first, index, counts, weight)
+        if in_family is not None:  # its own amount, for the families' audit only (it counts nowhere else)
+            contribution[in_family] = value[in_family]
+        return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution)
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
-            sums: np.ndarray | None = None) -> None:
+            sums: np.ndarray | None = None, family: np.ndarray | None = None) -> None:
         """Remember incoming entries (as the ledger file now holds them, in `order` when given, else
         in the order of their cells). The entries of `sums` (cells that are sums of other
-        remembered cells) count in each person's pattern, but are not kept for the algebra."""
+        remembered cells) count in each person's pattern, but are not kept for the algebra; those
+        of `family` (cells of a family only) are kept for the families' audit only."""
         cell = np.asarray(cell, dtype=np.int64)
         person = np.asarray(person, dtype=np.uint64)
         value = np.asarray(value, dtype=np.float64)
@@ -270,7 +309,9 @@ class LedgerMemory:
                                     for a, b in zip(last[:3], (cell, person, value))):
             extension, noted, related = last[3], last[4], last[5]  # the audit was of exactly these entries
         else:
-            extension = self.extend(cell, person, value)
+            extension = self.extend(cell, person, value, family)
+        in_family = _among(cell, family) if family is not None and len(family) and len(cell) \
+            else np.zeros(len(cell), dtype=bool)
         if len(cell):
             self.highest = max(self.highest, int(cell.max()))
         kept = noted is not None and len(noted.gram) == self.highest
@@ -280,9 +321,13 @@ class LedgerMemory:
         self.pinned = noted.pinned if noted is not None else None
         alike = np.zeros(self.highest + 1, dtype=bool)
         alike[:len(self.alike)] = self.alike
-        in_alike = _alike(cell, value)
+        in_alike = _alike(cell, value) & ~in_family
         alike[cell[in_alike]] = True
         self.alike = alike
+        marked = np.zeros(self.highest + 1, dtype=bool)
+        marked[:len(self.family)] = self.family
+        marked[cell[in_family]] = True
+        self.family = marked
         if sums is not None and len(sums):
             order = order[~_among(cell[order], sums)]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -293,8 +338,14 @@ class LedgerMemory:
                     ours.setdefault(one, set()).update(others)
             self.related.update(related[2])
         first_position = self._kept
+        ordered_family = in_family[order]
         self._append(cell=cell[order], person=extension.index[order],
-                     contribution=extension.contribution[order])
+                     contribution=np.where(ordered_family, 0.0, extension.contribution[order]))
+        if ordered_family.any():
+            for name, values in (("position", first_position + np.flatnonzero(ordered_family)),
+                                 ("amount", extension.contribution[order][ordered_family])):
+                self._family_entries[name] = _appended(self._family_entries[name], self._families_kept, values)
+            self._families_kept += int(ordered_family.sum())
         positions = first_position + np.flatnonzero(~self.alike[cell[order]])
         self._sum_entries = _appended(self._sum_entries, self._sums_kept, positions)
         self._sums_kept += len(positions)
@@ -328,18 +379,21 @@ class LedgerMemory:
         return self.probes[:persons]
 
     def audit(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, min_frequency: int,
-              sums: np.ndarray | None = None, relations: np.ndarray | None = None) -> Audit:
+              sums: np.ndarray | None = None, relations: np.ndarray | None = None,
+              family: np.ndarray | None = None) -> Audit:
         """The all-answers audit (`audit_algebra.audit`) of the remembered and incoming entries (cells
         numbered above every remembered one). Incoming `sums` (sums of other incoming cells) count in
         the persons' patterns but add nothing to the row space, so their rows are left out. With
         `relations` (the relations the incoming cells' definitions imply, over their rows: see
         `empty_differences.implied_relations`), the cells are audited for empty differences too
         (with the same A A^T). A A^T and its rank are kept for `add` if it then remembers exactly
-        these entries."""
+        these entries. Incoming `family` cells (of a family only) are taken by the group audit of
+        families of sums alone."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
-        extension = self.extend(cell, person, value)
+        self._incoming_family = np.empty(0, dtype=np.int64) if family is None else np.asarray(family, dtype=np.int64)
+        extension = self.extend(cell, person, value, self._incoming_family)
         self._last = (cell, person, value, extension, None, None)
         old = self.contribution
         if extension.restarted.any():
@@ -384,6 +438,8 @@ class LedgerMemory:
         uniform = _alike(cell, value)
         if sums is not None and len(sums):
             uniform &= ~_among(cell, sums)
+        if len(self._incoming_family):
+            uniform &= ~_among(cell, self._incoming_family)
         if self.pinned is None or self.pinned[0] != min_frequency:
             self.pinned = (min_frequency, self._pinned(self.presence, self.present, np.empty(0, dtype=np.int64),
                                                        np.empty(0, dtype=np.int64), min_frequency))
@@ -416,14 +472,16 @@ class LedgerMemory:
         numbers = np.r_[old_numbers, new_numbers]
         new_row = np.searchsorted(new_numbers, cell)
         every = (np.r_[np.searchsorted(old_numbers, old_cell), len(old_numbers) + new_row],
-                 np.r_[self.person[chosen], index], np.r_[remembered[chosen], contribution])
+                 np.r_[self.person[chosen], index], np.r_[self._amounts(chosen, remembered), contribution])
         found = value_families.compared(every, (new_row, index, contribution), len(numbers),
                                         mix(persons) % np.uint64(_SAMPLED) == 0)
         relations: _Relations = ({}, {}, {int(number) for number in new_numbers})
-        for related, matrix in zip(relations, found):
+        for kind, matrix in enumerate(found):
             for row, column in zip(*np.nonzero(matrix)):
                 one, other = int(new_numbers[row]), int(numbers[column])
                 if one != other:
+                    # two cells of a family only are never one family: in conflict however they overlap
+                    related = relations[1] if self._is_family(one) and self._is_family(other) else relations[kind]
                     related.setdefault(one, set()).add(other)
                     related.setdefault(other, set()).add(one)
         return relations
@@ -477,10 +535,13 @@ class LedgerMemory:
         ends = np.searchsorted(self.cell, old_numbers, side="right")
         taken = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends)] or [np.empty(0, dtype=np.int64)])
         valued = ~np.isnan(extension.first)  # a person all of whose values are zero counts by membership
-        taken = taken[(self.contribution[taken] != 0) & valued[self.person[taken]]
-                      & ~extension.restarted[self.person[taken]]]
+        of_family = self.family[self.cell[taken]]
+        taken = taken[(self._amounts(taken, self.contribution) != 0)
+                      & (of_family | (valued[self.person[taken]] & ~extension.restarted[self.person[taken]]))]
+        incoming_family = _among(cell, self._incoming_family) if len(self._incoming_family) \
+            else np.zeros(len(cell), dtype=bool)
         incoming = kept & _among(cell, numbers[numbers > self.highest]) & (extension.contribution != 0) \
-            & valued[extension.index]
+            & (incoming_family | valued[extension.index])
         member_cell = np.r_[self.cell[taken], cell[incoming]]
         member = np.r_[self.person[taken], extension.index[incoming]]
         if not len(member):  # every value zero: no group

@@ -15,7 +15,7 @@ adds (its covariate over its units, times their weights after matching). A query
 same persons and values is then set against it as against another answer: a count or sum that
 differs from it by a few persons is close, and sums whose shared persons add the same amounts are
 one family for the group audit. A row the checks hide tells nothing and stays out; a row the
-ledger finds is hidden so too (`BalanceRowsFound`), as the query engine hides a cell: within one
+ledger finds is hidden so too (`safepool.study.arm_values.RowsFound`), as the query engine hides a cell: within one
 run the means before matching less those after tell the clients not matched, and when those are
 many but only a few of them have a value (tertiary education, earnings), those few's values.
 """
@@ -23,22 +23,14 @@ many but only a few of them have a value (tertiary education, earnings), those f
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from safepool.study.arm_values import ArmValues, ShownArm
+
 STAGES = {"before": "before matching", "after": "after matching"}
 ARMS = {1: "clients", 0: "controls"}
-
-
-@dataclass(frozen=True)
-class ArmValues:
-    """One arm of one balance mean as the sum it shows: its persons (pseudonyms, each once, in
-    order) and what each adds to the sum."""
-
-    persons: np.ndarray
-    values: np.ndarray
 
 
 def balance_values(stages: Mapping[str, pd.DataFrame], covariates: Sequence[str], person: str,
@@ -62,19 +54,9 @@ def balance_values(stages: Mapping[str, pd.DataFrame], covariates: Sequence[str]
 
 
 def shown_balance_cells(values: Mapping[tuple[str, str], Mapping[str, ArmValues]],
-                        rows: Iterable[tuple[str, str]], shown: np.ndarray) -> dict[str, tuple[int, ArmValues]]:
+                        rows: Iterable[tuple[str, str]], shown: np.ndarray) -> dict[str, ShownArm]:
     """The arms of the balance rows shown (`rows`: the table's (stage, covariate) in its order,
     `shown` whether each is), each named by its row and arm, with the row's position."""
-    return {f"balance: {covariate} {STAGES.get(stage, stage)}, {arm}": (position, arm_values)
+    return {f"balance: {covariate} {STAGES.get(stage, stage)}, {arm}": ShownArm("balance", position, arm_values)
             for position, ((stage, covariate), visible) in enumerate(zip(rows, shown)) if visible
             for arm, arm_values in values[(stage, covariate)].items()}
-
-
-class BalanceRowsFound(Exception):
-    """Balance rows whose means the ledger found (with nothing else): the study hides them, as the
-    checks hide a row, and checks what it would show then. Each round hides one more row at least,
-    so it ends; nothing is recorded or audited before the check passes."""
-
-    def __init__(self, positions: set[int]) -> None:
-        super().__init__("balance rows to hide")
-        self.positions = positions

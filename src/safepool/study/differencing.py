@@ -40,12 +40,16 @@ shown and before anything is recorded (`check_study`, called by the output regis
 `publish_all`). The ledger's algebra takes every combination of those rows, of this run and the
 earlier ones, across tables too (the effect and the difference in differences at one horizon
 share the values of that quarter), and finds any that tells the values of fewer persons than
-the minimum frequency.
+the minimum frequency. Each mean shown enters once more as the sum a query would add up
+(`safepool.study.arm_values`), so that answers and means over nearly the same persons are set
+against each other; a mean found so is hidden, as the query engine hides a cell, and the run is
+checked again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +63,7 @@ from safepool.pool.ledger_keys import WORKSPACE_LEDGER, ledger_keys
 from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
 from safepool.query.ledger_memory import mix
-from safepool.study.balance_values import ArmValues, BalanceRowsFound
+from safepool.study.arm_values import ArmValues, RowsFound, ShownArm
 from safepool.study.row_persons import ArmPersons
 
 STUDY_ACTION = "study"
@@ -90,40 +94,55 @@ def study_groups(described: pd.DataFrame, matched: pd.DataFrame, person: str) ->
     return groups
 
 
+def _valued(arm: ShownArm) -> ShownArm:
+    """The arm with only the persons it adds a value other than zero for."""
+    valued = arm.values.values != 0
+    return replace(arm, values=ArmValues(arm.values.persons[valued], arm.values.values[valued]))
+
+
 def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: str, groups: dict[str, np.ndarray],
-                rows: Mapping[str, ArmPersons], values: Mapping[str, tuple[int, ArmValues]]) -> None:
+                rows: Mapping[str, ArmPersons], sums: Mapping[str, ShownArm]) -> None:
     """Check the study's groups (name -> the pseudonyms of its persons in the permit's pool, each
     counted), the arms of the rows it shows (label -> their values, each a member named by its
     person's ledger key and the value's code: see `safepool.study.row_persons`) and the arms of the
-    balance means it shows (label -> each person's value, the person named by its ledger key as in
-    a query's answer: see `safepool.study.balance_values`) in the workspace's ledger and remember
-    them; StudyWithheld (audited) when the ledger finds one, BalanceRowsFound (the positions of the
-    balance rows, to hide) when it finds balance means only."""
+    means it shows as sums (label -> each person's value, the person named by its ledger key as in
+    a query's answer, with the row it is in: see `safepool.study.arm_values`) in the workspace's
+    ledger and remember them; StudyWithheld (audited) when the ledger finds one, RowsFound (the
+    rows, to hide) when it finds sums only."""
     min_frequency = workspace_policy(governance).min_frequency
     keys = ledger_keys(pool_dir, permit)
     cells = [(np.unique(keys.of(np.asarray(pids))), 1.0) for pids in groups.values()]
     cells += [(mix(keys.of(arm.persons) ^ arm.values), 1.0) for arm in rows.values()]
-    cells += [(keys.of(arm.persons), arm.values) for _, arm in values.values()]
+    # a row's sum holds the persons it adds a value for (a zero adds nothing, and a query's sum over
+    # persons with no rows has none of them); a sum of no one is left out
+    sums = {label: _valued(arm) if arm.family else arm for label, arm in sums.items()}
+    sums = {label: arm for label, arm in sums.items() if len(arm.values.persons)}
+    cells += [(keys.of(arm.values.persons), arm.values.values) for arm in sums.values()]
     incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
                           for number, (persons, values) in enumerate(cells)], ignore_index=True)
     column_of = {number: number for number in range(len(cells))}
+    family = [len(groups) + len(rows) + number for number, arm in enumerate(sums.values()) if arm.family]
     Ledger.prepare(pool_dir, WORKSPACE_LEDGER)
     with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
         carry_over(ledger, pool_dir, governance, actor, permit, min_frequency)
-        found = ledger.check(incoming, column_of, min_frequency)
+        found = ledger.check(incoming, column_of, min_frequency, family=family)
         state = ledger.state()
     if not found:
         return
-    balance = [position for position, _ in values.values()]
     if min(found) >= len(groups) + len(rows):
-        raise BalanceRowsFound({balance[cell - len(groups) - len(rows)] for cell in found})
+        places = list(sums.values())
+        hidden: dict[str, set[int]] = {}
+        for cell in found:
+            place = places[cell - len(groups) - len(rows)]
+            hidden.setdefault(place.table, set()).add(place.position)
+        raise RowsFound(hidden)
     governance.audit.append(
         actor=actor.name, role=actor.main_role, action=STUDY_ACTION, permit=permit, outcome=WITHHELD,
         target="cohort", rows=0,
         detail={"withheld": withheld_entries([(cell, check) for cell, check in found.items()],
-                                             ["persons"] * len(groups) + ["mean"] * (len(rows) + len(values))),
+                                             ["persons"] * len(groups) + ["mean"] * (len(rows) + len(sums))),
                 **state})
-    labels = [*rows, *values]
+    labels = [*rows, *sums]
     named = [labels[cell - len(groups)] for cell in sorted(found) if cell >= len(groups)]
     if len(named) < len(found):
         raise StudyWithheld(

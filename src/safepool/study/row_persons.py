@@ -45,9 +45,14 @@ it, as they hide a small row. On the test demo (2,000 persons) the event study's
 and 6, 9, 10 and 11 quarters after entry are hidden so; on the README's demo none is.
 
 The members are hashed from the person's ledger key and the value's outcome and quarter
-(`safepool.study.differencing`), so they never meet a query answer's persons: an answer's cells
-are persons, and the query engine's and the study's values are not set against each other. A
-hidden row tells nothing and stays out.
+(`safepool.study.differencing`), so they never meet a query answer's persons. But an analyst can
+add up the same values with queries: the outcome in quarter t + h of every client, one query per
+entry quarter, less a row's clients' sum (its mean times its count) tells the values of the few
+clients the row leaves out (those not matched). So each arm enters the ledger once more, as the
+sum of its persons' values as a query would add them up (`ArmPersons.sums`: each person once,
+keyed as an answer's persons are, with its weights times its values; see
+`safepool.study.arm_values`), and a row whose sums the ledger finds is hidden, as the query
+engine hides a cell. A hidden row tells nothing and stays out.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ import pandas as pd
 
 from safepool.query.group_audit import pinned
 from safepool.query.ledger_memory import mix
+from safepool.study.arm_values import ArmValues, ShownArm
 
 ROW_PERSONS = "row persons"  # the column that carries them beside a table until the analysis splits it off
 ARMS = {True: "clients", False: "controls"}
@@ -73,10 +79,17 @@ class ArmPersons:
     """One arm of one row as the sum it shows: its persons (pseudonyms, each once) and, for each,
     a code of the values of that person the sum takes (`value_code`, combined when it takes more
     than one, as a control in two matched sets at other times); a baseline arm holds a person
-    once per value instead."""
+    once per value instead. `amounts`: what each member adds to the arm's weighted sum (its
+    weights times its values), for the same sum as a query would add it up (`sums`)."""
 
     persons: np.ndarray
     values: np.ndarray
+    amounts: np.ndarray
+
+    def sums(self) -> ArmValues:
+        """The arm as the sum of its persons' values: each person once, with what it adds."""
+        persons, at = np.unique(self.persons, return_inverse=True)
+        return ArmValues(persons, np.bincount(at.ravel(), weights=self.amounts, minlength=len(persons)))
 
 
 def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
@@ -89,17 +102,21 @@ def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
 def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str,
                 baseline: int | None = None) -> pd.DataFrame:
     """Per horizon of effect `cells` (horizon, treated, row: the row of `source`, which holds the
-    `person` and the unit's time t), each arm's persons and the codes of their values: columns
-    horizon and ROW_PERSONS (arm name -> ArmPersons); with the `baseline` horizon of a difference
-    in differences, its arms' baseline values too (BASELINE_ARMS)."""
+    `person` and the unit's time t; w, level: the weight and value the mean takes, and y what the
+    estimator differences, the level less the baseline's for a difference in differences), each
+    arm's persons, the codes of their values and what they add: columns horizon and ROW_PERSONS
+    (arm name -> ArmPersons); with the `baseline` horizon of a difference in differences, its
+    arms' baseline values too (BASELINE_ARMS)."""
     rows = cells["row"].to_numpy()
     horizon = cells["horizon"].to_numpy().astype(np.int64)
     at = source["t"].to_numpy().astype(np.int64)[rows]
+    weight, level = cells["w"].to_numpy(float), cells["level"].to_numpy(float)
     values = pd.DataFrame({"horizon": horizon, "treated": cells["treated"].to_numpy(bool),
                            "person": source[person].to_numpy()[rows]})
-    arms = level_arms(values.assign(code=value_code(outcome, at + horizon)))
+    arms = level_arms(values.assign(code=value_code(outcome, at + horizon), amount=weight * level))
     if baseline is not None:
-        arms |= baseline_arms(values.assign(code=value_code(outcome, at + baseline)))
+        base = level - cells["y"].to_numpy(float)
+        arms |= baseline_arms(values.assign(code=value_code(outcome, at + baseline), amount=weight * base))
     horizons = sorted({int(h) for h, _ in arms})
     per_row = [{name: arms[(h, name)] for name in (*ARMS.values(), *BASELINE_ARMS.values()) if (h, name) in arms}
                for h in horizons]
@@ -107,23 +124,30 @@ def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome:
 
 
 def level_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:
-    """(horizon, arm name) -> the arm's persons, each once, with its values' codes (columns horizon,
-    treated, person, code) combined: the mean counts persons."""
-    values = values.drop_duplicates().sort_values(["horizon", "treated", "person"], kind="stable")
-    first = np.flatnonzero(~values.duplicated(["horizon", "treated", "person"]).to_numpy())
+    """(horizon, arm name) -> the arm's persons, each once, with its values' codes combined and its
+    amounts added (columns horizon, treated, person, code, amount): the mean counts persons, and a
+    value taken twice (a control in two sets at one time) is one value, added twice."""
+    keys = ["horizon", "treated", "person"]
+    amounts = values.groupby(keys, sort=True)["amount"].sum().to_numpy()
+    values = values.drop_duplicates([*keys, "code"]).sort_values(keys, kind="stable")
+    first = np.flatnonzero(~values.duplicated(keys).to_numpy())
     combined = np.add.reduceat(mix(values["code"].to_numpy(np.uint64)), first) if len(first) else np.zeros(0, np.uint64)
-    members = values.iloc[first].assign(code=combined)
-    return {(int(h), ARMS[bool(treated)]): ArmPersons(frame["person"].to_numpy(), frame["code"].to_numpy(np.uint64))
-            for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
+    members = values.iloc[first].assign(code=combined, amount=amounts)
+    return {(int(h), ARMS[bool(treated)]): _arm(frame) for (h, treated), frame in members.groupby(["horizon", "treated"],
+                                                                                                 sort=True)}
 
 
 def baseline_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:
     """(horizon, baseline arm name) -> the arm's baseline values, one member per person and value
     (a person may be there with several), in an order of their own."""
-    members = values.drop_duplicates().sort_values(["horizon", "treated", "person", "code"], kind="stable")
-    return {(int(h), BASELINE_ARMS[bool(treated)]): ArmPersons(frame["person"].to_numpy(),
-                                                               frame["code"].to_numpy(np.uint64))
+    members = values.groupby(["horizon", "treated", "person", "code"], sort=True, as_index=False)["amount"].sum()
+    return {(int(h), BASELINE_ARMS[bool(treated)]): _arm(frame)
             for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
+
+
+def _arm(members: pd.DataFrame) -> ArmPersons:
+    return ArmPersons(members["person"].to_numpy(), members["code"].to_numpy(np.uint64),
+                      members["amount"].to_numpy(float))
 
 
 def split_row_persons(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -135,15 +159,19 @@ def split_row_persons(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def shown_row_cells(persons: Mapping[str, pd.Series], shown: Mapping[str, np.ndarray], labels: Mapping[str, pd.Series]
-                    ) -> dict[str, ArmPersons]:
+                    ) -> tuple[dict[str, ArmPersons], dict[str, ShownArm]]:
     """The arms of every shown row (`shown`: per table, which of its rows are shown after the
-    checks), each named by its table's `labels` (one text per row) and arm, in the tables' order."""
-    cells: dict[str, ArmPersons] = {}
+    checks), each named by its table's `labels` (one text per row) and arm, in the tables' order:
+    as members standing for its values, and as the sum of its persons' values, with its place."""
+    members: dict[str, ArmPersons] = {}
+    sums: dict[str, ShownArm] = {}
     for name, column in persons.items():
-        for arms, visible, label in zip(column, shown[name], labels[name]):
+        for position, (arms, visible, label) in enumerate(zip(column, shown[name], labels[name])):
             if visible:
-                cells.update({f"{label}, {arm}": persons_of_arm for arm, persons_of_arm in arms.items()})
-    return cells
+                for arm, persons_of_arm in arms.items():
+                    members[f"{label}, {arm}"] = persons_of_arm
+                    sums[f"{label}, {arm} (sum)"] = ShownArm(name, position, persons_of_arm.sums(), family=True)
+    return members, sums
 
 
 @dataclass

@@ -40,7 +40,8 @@ from safepool.reports.chart_engine import chart_engine_started
 from safepool.reports.labels import report_context
 from safepool.reports.study_report import REPORT_NAME
 from safepool.study.balance import Balance
-from safepool.study.balance_values import ArmValues, BalanceRowsFound, balance_values, shown_balance_cells
+from safepool.study.arm_values import ArmValues, RowsFound
+from safepool.study.balance_values import balance_values, shown_balance_cells
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
 from safepool.study.differencing import check_study, described_units, study_groups
@@ -490,16 +491,26 @@ def checked_in_ledger(pool_dir: Path, governance: Governance, actor: Actor, anal
     shown = {name: shown_mask(mitigated[name].output.cells) for name in analysis.row_persons}
     labels = {name: row_labels(name, getattr(analysis, name)) for name in analysis.row_persons}
     balance = mitigated["balance"].output.cells
-    check_study(pool_dir, governance, actor, analysis.study.permit, analysis.groups,
-                shown_row_cells(analysis.row_persons, shown, labels),
-                shown_balance_cells(analysis.balance_values, zip(balance["stage"], balance["covariate"]),
-                                    shown_mask(balance)))
+    members, sums = shown_row_cells(analysis.row_persons, shown, labels)
+    check_study(pool_dir, governance, actor, analysis.study.permit, analysis.groups, members,
+                sums | shown_balance_cells(analysis.balance_values, zip(balance["stage"], balance["covariate"]),
+                                           shown_mask(balance)))
+
+
+# tables whose rows are about another table's rows (the table and the columns that name the row): the
+# sensitivity of an effect tells its estimate
+ROWS_OF_ANOTHER = {"sensitivity": ("effects", ["outcome", "horizon", "method"])}
 
 
 def hidden_labels(outputs: Mapping[str, StatOutput], hidden: Mapping[str, np.ndarray]) -> dict[str, set[tuple]]:
     """Per table, the group labels of its rows hidden before the checks (rows of a difference in
-    differences for their baselines, balance rows the ledger found), as the checks name the cells
-    they are told to hide."""
+    differences for their baselines, rows whose means the ledger found), as the checks name the
+    cells they are told to hide."""
+    hidden = dict(hidden)
+    for name, (table, keys) in ROWS_OF_ANOTHER.items():  # a table about another's rows hides what it hides
+        if table in hidden and name in outputs and len(outputs[name].cells):
+            theirs = pd.MultiIndex.from_frame(outputs[table].cells.loc[hidden[table], keys])
+            hidden[name] = pd.MultiIndex.from_frame(outputs[name].cells[keys]).isin(theirs) | hidden.get(name, False)
     labels = {}
     for name, rows in hidden.items():
         output = outputs[name]
@@ -627,7 +638,7 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
     say("disclosure checks")
     outputs = outputs_of(analysis)
     hidden = dict(analysis.baseline_hidden)
-    while True:  # balance rows the ledger finds are hidden as the checks hide a row, and checked again
+    while True:  # rows whose means the ledger finds are hidden as the checks hide a row, and checked again
         try:
             published = governance.outputs.publish_all(actor, study.permit, outputs, "study",
                                                        round_if_failing={"cohort_flow"},
@@ -635,10 +646,11 @@ def _run_study(pool_dir: Path, governance: Governance, actor: Actor, study: Stud
                                                        before_recording=partial(checked_in_ledger, pool_dir,
                                                                                 governance, actor, analysis))
             break
-        except BalanceRowsFound as found:
-            rows = hidden.get("balance", np.zeros(len(outputs["balance"].cells), dtype=bool)).copy()
-            rows[sorted(found.positions)] = True
-            hidden["balance"] = rows
+        except RowsFound as found:
+            for name, positions in found.rows.items():
+                rows = hidden.get(name, np.zeros(len(outputs[name].cells), dtype=bool)).copy()
+                rows[sorted(positions)] = True
+                hidden[name] = rows
     result = StudyResult(study, analysis.seconds, analysis.balance_passed, analysis.estimand, registers,
                          checked={name: m for name, (m, _) in published.items()},
                          records={name: record for name, (_, record) in published.items()})

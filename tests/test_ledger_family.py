@@ -1,0 +1,97 @@
+"""Cells of a family only: a study's rows as the sums a query would add up.
+
+A study's row shows a mean over the clients it follows; times its count it is a sum of their
+values. Queries can add up the same values over every client, one entry quarter at a time, and
+the difference is the values of the clients the row leaves out (a review read one client's
+benefits so). The ledger takes such a row as a cell of a family only: set against sums of the
+same values by the group audit of families, either way round, and nowhere else, so that a
+study's many rows of other quarters of the same clients do not single each other out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from safepool.query import ledger_memory
+from safepool.query.ledger import ALL_ANSWERS, Ledger
+from test_ledger import MIN_FREQUENCY, PERMIT, cell, ledger_file, template, ws  # noqa: F401 (fixtures)
+
+VALUES = 100.0 + 7.0 * np.arange(20)  # each client's value at entry
+
+
+def _quarters() -> pd.DataFrame:
+    """Two query cells: the clients who entered in each of two quarters, with their values then."""
+    return pd.concat([cell(range(10), VALUES[:10]), cell(range(10, 20), VALUES[10:], number=1)])
+
+
+def _row(persons: range, values: np.ndarray, number: int = 0) -> pd.DataFrame:
+    return cell(persons, values, number=number)
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_row_over_every_client_but_one_after_the_queries_is_found(ws, read_again):
+    """Queries over every client, one cell per entry quarter, then a row over all clients but one
+    with the same values: the row is found, by the families' audit (it is no pair of any cell).
+    With `read_again` the queries' cells come from the file."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_quarters(), {0: 0, 1: 1}, MIN_FREQUENCY) == {}
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(19), VALUES[:19]), {0: 0}, MIN_FREQUENCY, family=[0]) == {0: ALL_ANSWERS}
+
+
+def test_the_query_that_completes_the_difference_is_found_after_the_row(ws):
+    """The row first, then the queries: the one that completes the difference is found, with the
+    row read from the file."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(19), VALUES[:19]), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+    ledger_memory.keep(str(ledger_file(root)), None)  # read from the file: it knows the row is of a family only
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(cell(range(10), VALUES[:10]), {0: 0}, MIN_FREQUENCY) == {}
+        assert ledger.check(cell(range(10, 20), VALUES[10:]), {0: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
+        ledger.verify_contents()
+
+
+@pytest.mark.parametrize("row", [
+    _row(range(19), VALUES[:19] + 1.0),        # the same clients' values of another quarter
+    _row(range(15), VALUES[:15]),              # five clients of the second quarter in, five out
+])
+def test_a_row_of_other_values_or_of_enough_fewer_clients_passes(ws, row):
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_quarters(), {0: 0, 1: 1}, MIN_FREQUENCY) == {}
+        assert ledger.check(row, {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+
+
+def test_rows_of_one_study_are_never_set_against_each_other_as_sums(ws):
+    """Two rows over clients who differ by one, whose shared clients take the same values (an
+    indicator that did not change between two quarters), are not one family: the values are of
+    other quarters. Nor do rows take part in the algebra, where one person's values in a hundred
+    rows would count as telling every client apart."""
+    root, governance, anna = ws
+    rows = pd.concat([_row(range(20), VALUES), _row(range(19), VALUES[:19], number=1),
+                      _row(range(1, 20), 3.0 * VALUES[1:], number=2)])
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(rows, {0: 0, 1: 1, 2: 2}, MIN_FREQUENCY, family=[0, 1, 2]) == {}
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # nor with later rows
+        assert ledger.check(_row(range(18), VALUES[:18]), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+        ledger.verify_contents()
+
+
+def test_the_file_knows_which_cells_are_of_a_family_only(ws):
+    """The mark is in the file and in its digest: the same rows without it are another ledger."""
+    from safepool.query.ledger import chain_digest, genesis_digest
+
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([cell(range(10), VALUES[:10]), _row(range(20), VALUES, number=1)]),
+                            {0: 0, 1: 1}, MIN_FREQUENCY, family=[1]) == {}
+        frame, defined, known, withheld, family = ledger.contents()
+        assert family == [2]
+        assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, family) == ledger.digest
+        assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, []) != ledger.digest
