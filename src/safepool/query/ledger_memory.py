@@ -155,6 +155,7 @@ class LedgerMemory:
         self._families_kept = 0
         self.family = np.zeros(1, dtype=bool)  # per cell number: whether it is a cell of a family only
         self._incoming_family = np.empty(0, dtype=np.int64)  # the incoming cells of a family only, while audited
+        self._incoming_numbers: set[int] = set()  # the same, as a set
         self.highest = 0  # the highest cell number remembered (sums included)
         self.persons = np.empty(0, dtype=np.uint64)
         self.first = np.empty(0, dtype=np.float64)
@@ -223,8 +224,7 @@ class LedgerMemory:
 
     def _is_family(self, number: int) -> bool:
         """Whether a cell (remembered or incoming) is a cell of a family only."""
-        return bool(self.family[number]) if number < len(self.family) else \
-            bool(np.isin(number, self._incoming_family))
+        return bool(self.family[number]) if number < len(self.family) else number in self._incoming_numbers
 
     # -- looking up persons -------------------------------------------------------------------
 
@@ -393,6 +393,7 @@ class LedgerMemory:
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
         self._incoming_family = np.empty(0, dtype=np.int64) if family is None else np.asarray(family, dtype=np.int64)
+        self._incoming_numbers = set(self._incoming_family.tolist())
         extension = self.extend(cell, person, value, self._incoming_family)
         self._last = (cell, person, value, extension, None, None)
         old = self.contribution
@@ -476,12 +477,14 @@ class LedgerMemory:
         found = value_families.compared(every, (new_row, index, contribution), len(numbers),
                                         mix(persons) % np.uint64(_SAMPLED) == 0)
         relations: _Relations = ({}, {}, {int(number) for number in new_numbers})
-        for kind, matrix in enumerate(found):
+        consistent, conflicting = found
+        if self._families_kept or len(self._incoming_family):  # two cells of a family only are never one family
+            both = np.outer([self._is_family(int(n)) for n in new_numbers], [self._is_family(int(n)) for n in numbers])
+            consistent, conflicting = consistent & ~both, conflicting | (consistent & both)
+        for related, matrix in zip(relations, (consistent, conflicting)):
             for row, column in zip(*np.nonzero(matrix)):
                 one, other = int(new_numbers[row]), int(numbers[column])
                 if one != other:
-                    # two cells of a family only are never one family: in conflict however they overlap
-                    related = relations[1] if self._is_family(one) and self._is_family(other) else relations[kind]
                     related.setdefault(one, set()).add(other)
                     related.setdefault(other, set()).add(one)
         return relations

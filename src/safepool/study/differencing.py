@@ -114,9 +114,11 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
     cells = [(np.unique(keys.of(np.asarray(pids))), 1.0) for pids in groups.values()]
     cells += [(mix(keys.of(arm.persons) ^ arm.values), 1.0) for arm in rows.values()]
     # a row's sum holds the persons it adds a value for (a zero adds nothing, and a query's sum over
-    # persons with no rows has none of them); a sum of no one is left out
+    # persons with no rows has none of them); one of fewer than the minimum frequency of them is a
+    # sum the study's own checks showed, which the group audit would take as singling them out alone
     sums = {label: _valued(arm) if arm.family else arm for label, arm in sums.items()}
-    sums = {label: arm for label, arm in sums.items() if len(arm.values.persons)}
+    sums = {label: arm for label, arm in sums.items()
+            if len(arm.values.persons) >= (min_frequency if arm.family else 1)}
     cells += [(keys.of(arm.values.persons), arm.values.values) for arm in sums.values()]
     incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
                           for number, (persons, values) in enumerate(cells)], ignore_index=True)

@@ -170,7 +170,8 @@ def shown_row_cells(persons: Mapping[str, pd.Series], shown: Mapping[str, np.nda
             if visible:
                 for arm, persons_of_arm in arms.items():
                     members[f"{label}, {arm}"] = persons_of_arm
-                    sums[f"{label}, {arm} (sum)"] = ShownArm(name, position, persons_of_arm.sums(), family=True)
+                    if arm in ARMS.values():  # a baseline's sum is told only less the row's own
+                        sums[f"{label}, {arm} (sum)"] = ShownArm(name, position, persons_of_arm.sums(), family=True)
     return members, sums
 
 
