@@ -29,6 +29,7 @@ from safepool.reports import OUTPUT_NAMES
 import safepool.study.run as run_module
 from safepool.study.differencing import StudyWithheld, study_groups
 from safepool.study.run import EstimandWarning, analyse, balance_counts, outputs_of, run_study
+from safepool.study.row_persons import shown_row_cells
 from safepool.study.studyfile import load_study
 from safepool.workspace import Workspace
 from privacy_scan import decoded_text
@@ -501,3 +502,45 @@ def test_balance_rows_the_ledger_finds_are_hidden_in_the_love_plot_too_and_show_
         assert rows.drop(columns=["stage", "covariate", "status"]).isna().all().all(), name
         hidden[name] = set(zip(rows["stage"], rows["covariate"]))
     assert hidden["balance"] and hidden["balance"] == hidden["love_plot"]
+
+
+def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up(cli_demo, tmp_path):
+    """The thirteenth review's route: at entry every weight is one, so an effect row's mean times its
+    count is the sum of its clients' outcome in their entry quarter, and queries over every client,
+    one entry quarter at a time, add up the same values over the few clients more that the row does
+    not follow (one client's benefits came out so). Each level arm of a shown row enters the ledger
+    as a sum of a family only (`safepool.query.ledger.Ledger.check`), its persons with exactly the
+    amounts such a query adds up for them, so the families' audit sets the two against each other
+    (tests/test_ledger_family.py shows the audit find both orders); a baseline's arm, told only less
+    the row's own, does not."""
+    study = study_with(tmp_path, (18, 64), ("horizons: [4, 8, 12]", "horizons: [0, 4]"),
+                       ("subgroup_horizon: 8", "subgroup_horizon: 0"))
+    con = duckdb.connect(str(cli_demo[0] / "pool" / DEMO_PERMIT / "pool.duckdb"), read_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EstimandWarning)
+            analysis = analyse(con, study, 5)
+        at_entry = con.execute(
+            "SELECT pid, sum(earnings) FROM employment JOIN skills_centre USING (pid) "
+            "WHERE quarter = CAST(year(entry_date) AS VARCHAR) || 'Q' || CAST(quarter(entry_date) AS VARCHAR) "
+            "GROUP BY pid").fetchall()
+    finally:
+        con.close()
+    queried = dict(at_entry)
+    effects = analysis.effects
+    for method in ("att", "did"):
+        row = np.flatnonzero(((effects["outcome"] == "earnings") & (effects["horizon"] == 0)
+                              & (effects["method"] == method)).to_numpy())[0]
+        arms = analysis.row_persons["effects"].iloc[row]
+        clients = arms["clients"].sums()
+        assert len(clients.persons) == round(effects["n_treated"].iloc[row]) > 20
+        assert clients.values.sum() == pytest.approx(effects["mean_treated"].iloc[row] * len(clients.persons))
+        assert {int(p): v for p, v in zip(clients.persons, clients.values) if v} == pytest.approx(
+            {int(p): queried[int(p)] for p in clients.persons if queried.get(int(p))})
+        labels = pd.Series([f"row {n}" for n in range(len(effects))])
+        shown = np.zeros(len(effects), dtype=bool)
+        shown[row] = True
+        _, sums = shown_row_cells({"effects": analysis.row_persons["effects"]}, {"effects": shown},
+                                  {"effects": labels})
+        assert all(arm.family and arm.position == row for arm in sums.values())
+        assert {label.split(", ", 1)[1] for label in sums} == {"clients (sum)", "controls (sum)"}

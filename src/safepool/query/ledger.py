@@ -35,6 +35,11 @@ checked three ways against what was shown before:
   their own (three answers left four women, their number and their children, after a table by
   year of birth had put each in a cell of her own; three sums alone left their children).
 
+A study's effect rows also enter as sums of a family only (`check`'s `family`, kept in the
+file's table `family_only`): each person with the amount the row adds up for it, taken by the
+group audit of families of sums alone, so that a row and queries adding up the same values over
+nearly the same clients are found, either way round.
+
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
 (the algebra looks at groups that no answer tells apart, the group audit at set differences of

@@ -41,9 +41,10 @@ shown and before anything is recorded (`check_study`, called by the output regis
 earlier ones, across tables too (the effect and the difference in differences at one horizon
 share the values of that quarter), and finds any that tells the values of fewer persons than
 the minimum frequency. Each mean shown enters once more as the sum a query would add up
-(`safepool.study.arm_values`), so that answers and means over nearly the same persons are set
-against each other; a mean found so is hidden, as the query engine hides a cell, and the run is
-checked again.
+(`safepool.study.arm_values`; an effect table's rows as sums of a family only, see
+`safepool.query.ledger.Ledger.check`), so that answers and means over nearly the same persons
+are set against each other; a mean found so is hidden, as the query engine hides a cell, and the
+run is checked again.
 """
 
 from __future__ import annotations

@@ -48,11 +48,17 @@ The members are hashed from the person's ledger key and the value's outcome and 
 (`safepool.study.differencing`), so they never meet a query answer's persons. But an analyst can
 add up the same values with queries: the outcome in quarter t + h of every client, one query per
 entry quarter, less a row's clients' sum (its mean times its count) tells the values of the few
-clients the row leaves out (those not matched). So each arm enters the ledger once more, as the
-sum of its persons' values as a query would add them up (`ArmPersons.sums`: each person once,
-keyed as an answer's persons are, with its weights times its values; see
-`safepool.study.arm_values`), and a row whose sums the ledger finds is hidden, as the query
-engine hides a cell. A hidden row tells nothing and stays out.
+clients the row leaves out (those not matched, and those whose control is not observed then). So
+each level arm enters the ledger once more, as the sum of its persons' values as a query would
+add them up (`ArmPersons.sums`: each person once, keyed as an answer's persons are, with its
+weights times its values; see `safepool.study.arm_values`), as a cell of a family only: the
+ledger's group audit of families of sums sets it against sums of the same values, and nothing
+else does (its algebra, taking one person's values in two cells as known ratios, would take a
+hundred quarters of the same clients' outcomes as telling each of them apart). A row whose sums
+the ledger finds is hidden, as the query engine hides a cell. Left out: a baseline arm (told
+only less the row's own values), and an arm of fewer persons with a value than the minimum
+frequency (a sum the study's own checks showed, which the group audit would take as singling
+them out by itself). A hidden row tells nothing and stays out.
 """
 
 from __future__ import annotations
