@@ -44,17 +44,23 @@ def test_a_row_over_every_client_but_one_after_the_queries_is_found(ws, read_aga
         assert ledger.check(_row(range(19), VALUES[:19]), {0: 0}, MIN_FREQUENCY, family=[0]) == {0: ALL_ANSWERS}
 
 
-def test_the_query_that_completes_the_difference_is_found_after_the_row(ws):
-    """The row first, then the queries: the one that completes the difference is found, with the
-    row read from the file."""
+@pytest.mark.parametrize("decoy", [False, True])
+def test_the_query_that_completes_the_difference_is_found_after_the_row(ws, decoy):
+    """The row first, then the queries, each in a process of its own (the ledger read from the
+    file): the one that completes the difference is found. With `decoy`, an earlier study's row
+    of other clients, numbered first, adds up the second quarter's clients' values too; it must
+    not take the place of the row in the query's family (an attacking review read a value so)."""
     root, governance, anna = ws
-    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.check(_row(range(19), VALUES[:19]), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
-    ledger_memory.keep(str(ledger_file(root)), None)  # read from the file: it knows the row is of a family only
-    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.check(cell(range(10), VALUES[:10]), {0: 0}, MIN_FREQUENCY) == {}
-        assert ledger.check(cell(range(10, 20), VALUES[10:]), {0: 0}, MIN_FREQUENCY) == {0: ALL_ANSWERS}
-        ledger.verify_contents()
+    earlier = _row([*range(10, 20), *range(30, 40)], np.r_[VALUES[10:], VALUES[:10]])
+    rows = [earlier] if decoy else []
+    for row in [*rows, _row(range(19), VALUES[:19])]:
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(row, {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+    for query, found in ((cell(range(10), VALUES[:10]), {}), (cell(range(10, 20), VALUES[10:]), {0: ALL_ANSWERS})):
+        ledger_memory.keep(str(ledger_file(root)), None)  # a process of its own: read from the file
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(query, {0: 0}, MIN_FREQUENCY) == found
+            ledger.verify_contents()
 
 
 @pytest.mark.parametrize("row", [

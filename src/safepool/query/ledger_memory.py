@@ -496,7 +496,8 @@ class LedgerMemory:
             taken = slice(*np.searchsorted(self.cell, [number, number + 1]))
             # a person who restarts contributes alike to every remembered cell before and after, so
             # the relations of remembered cells are the same either way
-            found = self._related(self.cell[taken], self.person[taken], self.contribution[taken], persons,
+            found = self._related(self.cell[taken], self.person[taken],
+                                  self._amounts(np.arange(taken.start, taken.stop), self.contribution), persons,
                                   self.contribution)
             for ours, more in zip((self.consistent, self.conflicting), found):
                 for one, others in more.items():
@@ -510,9 +511,10 @@ class LedgerMemory:
         """How much the incoming sums (`kept`) add to what the group audit finds in the families of
         sums they join (`value_families.family`): each family audited with and without them."""
         new_numbers = related[2]
-        families = {value_families.family(number, partial(self._relations_of, incoming=related,
-                                                          persons=extension.persons))
-                    for number in sorted(new_numbers)}
+        families = {grown for number in sorted(new_numbers)
+                    for grown in value_families.families(number, partial(self._relations_of, incoming=related,
+                                                                         persons=extension.persons),
+                                                         self._is_family)}
         given = 0
         for cells in families:
             if len(cells) < 2:

@@ -104,18 +104,41 @@ def _layers(row: np.ndarray, person: np.ndarray, persons: int) -> list[np.ndarra
     return [by_rank[edges[k]:edges[k + 1]] for k in range(len(edges) - 1)]
 
 
-def family(start: int, relations_of: Callable[[int], tuple[Set[int], Set[int]]]) -> frozenset[int]:
-    """The cells audited with `start`: grown from it along consistent overlaps, in the order of the
-    cells' numbers, each taken when it is in conflict with none taken before. `relations_of(cell)`
-    gives a cell's consistent overlaps and conflicts with every other cell (asked only of the
-    cells reached, so that what is worked out is the family's, not every pair's)."""
-    taken = {start}
-    waiting = sorted(relations_of(start)[0])
+def family(start: int, relations_of: Callable[[int], tuple[Set[int], Set[int]]],
+           left_out: Callable[[int], bool] = lambda cell: False, taken: Set[int] = frozenset()) -> frozenset[int]:
+    """The cells audited with `start`: grown from it (and the cells `taken` already) along consistent
+    overlaps, in the order of the cells' numbers, each taken when it is in conflict with none taken
+    before and not `left_out`. `relations_of(cell)` gives a cell's consistent overlaps and conflicts
+    with every other cell (asked only of the cells reached, so that what is worked out is the
+    family's, not every pair's)."""
+    taken = {start, *taken}
+    waiting = sorted(set().union(*(relations_of(cell)[0] for cell in taken)) - taken)
     while waiting:
         cell = waiting.pop(0)
+        if cell in taken or left_out(cell):
+            continue
         consistent, conflicting = relations_of(cell)
-        if cell in taken or conflicting & taken:
+        if conflicting & taken:
             continue
         taken.add(cell)
         waiting = sorted(set(waiting) | (consistent - taken))
     return frozenset(taken)
+
+
+def families(start: int, relations_of: Callable[[int], tuple[Set[int], Set[int]]],
+             of_family_only: Callable[[int], bool]) -> set[frozenset[int]]:
+    """The families audited with `start` when some cells are of a family only (a study's rows: at
+    most one in a family, see `safepool.query.ledger.Ledger.check`): the family grown without them,
+    and one more for each of them it reaches, grown on through it. Which one a family takes must
+    not depend on the cells' numbers: queries over every client, one entry quarter each, share no
+    one and meet only through a row, and an earlier study's row of other clients would otherwise
+    take its place."""
+    if of_family_only(start):
+        return {family(start, relations_of, of_family_only)}
+    base = family(start, relations_of, of_family_only)
+    reached = sorted({cell for member in base for cell in relations_of(member)[0] if of_family_only(cell)})
+    grown = {base}
+    for row in reached:
+        if not relations_of(row)[1] & base:
+            grown.add(family(row, relations_of, of_family_only, base))
+    return grown
