@@ -1,5 +1,6 @@
 """`safepool query`: structured options, request files and SQL; refusals are plain errors."""
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -86,6 +87,16 @@ def test_a_value_never_becomes_a_label_on_the_command_line(workspace):
 
 def printed_row(output: str, label: str) -> list[str]:
     return next(line.split() for line in output.splitlines() if line.startswith(label + " "))
+
+
+def test_a_number_prints_as_the_shortest_text_that_reads_back_as_it():
+    """A sum of cents is the float nearest to it, 20901.049999999999 at twelve decimals: printed so,
+    a replay of an attack read it as noise in the answer. It prints as 20,901.05."""
+    from safepool.cli.query import _places
+
+    assert _places(pd.Series([20901.05, 15829.62, 3.0])) == 2
+    assert _places(pd.Series([1858.984, 0.1 + 0.2])) == 12  # 0.30000000000000004: the policy's most
+    assert _places(pd.Series([5.0, float("nan")])) == 0
 
 
 @pytest.mark.parametrize("decimals", [3, 5])

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import numpy as np
 import typer
 
 from safepool.cli.common import app, say, signed_in
@@ -73,10 +74,11 @@ def shown_cells(frame: pd.DataFrame) -> list[list[str]]:
 
 
 def _places(values: pd.Series) -> int:
-    """The most decimals any finite number of the column carries (at most MOST_DECIMALS)."""
+    """The most decimals any finite number of the column carries (at most MOST_DECIMALS), each
+    written as the shortest text that reads back as it (20,901.05, not the float's 20,901.049999...)."""
     numbers = [float(v) for v in values if isinstance(v, float) and math.isfinite(v)]
-    written = (f"{v:.{MOST_DECIMALS}f}".rstrip("0") for v in numbers)
-    return max((len(text.partition(".")[2]) for text in written), default=0)
+    written = (np.format_float_positional(v, unique=True, trim="-") for v in numbers)
+    return min(max((len(text.partition(".")[2]) for text in written), default=0), MOST_DECIMALS)
 
 
 def _cell(value: object, places: int) -> str:
