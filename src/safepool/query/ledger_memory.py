@@ -30,7 +30,7 @@ kept instead, and extended by the incoming cells only:
 
 Cells of a family only (`family`: the sums a study's rows show, see `safepool.study.row_persons`)
 are taken by the group audit of families of sums alone: their persons' amounts are kept for it
-(`_family_amounts`), but they add nothing to the algebra (their contributions there are zero), to
+(`_family_entries`, read through `_amounts`), but they add nothing to the algebra (their contributions there are zero), to
 the persons' patterns, first values and presence, or to the count audit, and two of them are never
 in one family (they are sums of other quarters' values, which no consistent overlap makes the same
 values). A person who is in such cells only has no first value and no entry that counts.
@@ -249,7 +249,7 @@ class LedgerMemory:
         """The persons' state with incoming entries (cells numbered above every remembered one); the
         entries of `family` (cells of a family only) are looked up, and count nowhere else."""
         index = self._lookup(person)
-        in_family = _among(cell, family) if family is not None and len(family) else None
+        in_family = _among(cell, family) if family is not None and len(family) else np.zeros(len(cell), dtype=bool)
         n_old = len(self.persons)
         total = int(index.max()) + 1 if len(index) else n_old
         total = max(total, n_old)
@@ -264,14 +264,14 @@ class LedgerMemory:
         count[:n_old] = self.count
         presence = np.zeros(total, dtype=np.uint64)
         presence[:n_old] = self.presence
-        held = slice(None) if in_family is None else ~in_family
+        held = ~in_family if in_family.any() else slice(None)  # (no copy of a query's entries)
         np.add.at(presence, index[held], entry_hash(cell[held], np.full(len(cell[held]), _PRESENT)))
         present = np.zeros(total, dtype=np.int64)
         present[:n_old] = self.present
         present += np.bincount(index[held], minlength=total)
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
-        candidates = np.flatnonzero((value != 0) & np.isnan(first[index]) & (True if in_family is None else ~in_family))
+        candidates = np.flatnonzero((value != 0) & np.isnan(first[index]) & ~in_family)
         if len(candidates):
             lowest = np.full(total, np.iinfo(np.int64).max)
             np.minimum.at(lowest, index[candidates], cell[candidates])
@@ -282,14 +282,12 @@ class LedgerMemory:
             pattern[people] = 0
             count[people] = 0
         counts, weight = _weights(value, first[index])
-        if in_family is not None:
-            counts &= ~in_family
+        counts &= ~in_family
         hashed = entry_hash(cell[counts], weight[counts])
         np.add.at(pattern, index[counts], hashed)
         count += np.bincount(index[counts], minlength=total)
         contribution = _contributions(first, index, counts, weight)
-        if in_family is not None:  # its own amount, for the families' audit only (it counts nowhere else)
-            contribution[in_family] = value[in_family]
+        contribution[in_family] = value[in_family]  # its own amount, for the families' audit only
         return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution)
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
@@ -509,7 +507,7 @@ class LedgerMemory:
     def _families_given_away(self, cell: np.ndarray, extension: _Extension, kept: np.ndarray, related: _Relations,
                              min_frequency: int) -> int:
         """How much the incoming sums (`kept`) add to what the group audit finds in the families of
-        sums they join (`value_families.family`): each family audited with and without them."""
+        sums they join (`value_families.families`): each family audited with and without them."""
         new_numbers = related[2]
         families = {grown for number in sorted(new_numbers)
                     for grown in value_families.families(number, partial(self._relations_of, incoming=related,
