@@ -74,6 +74,47 @@ def test_a_row_of_other_values_or_of_enough_fewer_clients_passes(ws, row):
         assert ledger.check(row, {0: 0}, MIN_FREQUENCY, family=[0]) == {}
 
 
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_row_of_an_indicator_is_set_against_counts_of_the_same_clients(ws, read_again):
+    """A row's share of employed clients times its count is the number of employed clients it
+    follows; queries counting the employed clients of each entry quarter are counts. Count
+    queries first, then the row over every employed client but one: the row is found."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([cell(range(10)), cell(range(10, 20), number=1)]), {0: 0, 1: 1},
+                            MIN_FREQUENCY) == {}
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(19), np.ones(19)), {0: 0}, MIN_FREQUENCY, family=[0]) == {0: ALL_ANSWERS}
+
+
+def test_the_count_that_completes_the_difference_is_found_after_the_row(ws):
+    """The row of an indicator first, then one count per entry quarter, each in a process of its
+    own: the count that completes the difference is found, the first is shown, and a count of
+    other clients (sharing no one with the row) is shown too."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(19), np.ones(19)), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+    for persons, found in ((range(40, 50), {}), (range(10), {}), (range(10, 20), {0: ALL_ANSWERS})):
+        ledger_memory.keep(str(ledger_file(root)), None)
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(cell(persons), {0: 0}, MIN_FREQUENCY) == found
+            ledger.verify_contents()
+
+
+@pytest.mark.parametrize("counts", [
+    [range(10), range(10, 20)],  # every client counted, the row leaves five out
+    [range(10), range(10, 15)],  # the row over the same clients as the counts
+])
+def test_counts_and_a_row_that_leave_no_small_group_pass(ws, counts):
+    root, governance, anna = ws
+    queries = pd.concat([cell(persons, number=number) for number, persons in enumerate(counts)])
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(queries, {0: 0, 1: 1}, MIN_FREQUENCY) == {}
+        assert ledger.check(_row(range(15), np.ones(15)), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+
+
 def test_rows_of_one_study_are_never_set_against_each_other_as_sums(ws):
     """Two rows over clients who differ by one, whose shared clients take the same values (an
     indicator that did not change between two quarters), are not one family: the values are of

@@ -446,25 +446,34 @@ class LedgerMemory:
                            min_frequency)
         summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
         kept = ~uniform & ~summed
+        if self._families_kept or len(self._incoming_family):  # counts meet a study's rows in families too
+            kept |= uniform
         related = self._related(cell[kept], extension.index[kept], extension.contribution[kept], extension.persons,
-                                old)
+                                old, uniform[kept])
         given = max(now - self.pinned[1], 0) + self._families_given_away(cell, extension, kept, related, min_frequency)
         self._last = (*self._last[:5], related)
         return (min_frequency, now), given
 
     def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
-                 remembered: np.ndarray) -> _Relations:
+                 remembered: np.ndarray, counting: np.ndarray) -> _Relations:
         """The consistent overlaps and conflicts (`value_families.compared`) of the given cells' entries
-        (cell numbers, persons as indices into `persons`, every person so far, and contributions)
-        with each other and with the other remembered sums, whose entries contribute `remembered`
-        (as they stand with the incoming entries: a person who restarts no longer counts)."""
+        (cell numbers, persons as indices into `persons`, every person so far, contributions, and
+        whether the cell is a count, `counting`) with each other and with the other remembered cells,
+        whose entries contribute `remembered` (as they stand with the incoming entries: a person who
+        restarts no longer counts). Sums are compared with sums and a study's rows (cells of a family
+        only); counts only with those rows, which are the one way a count meets sums in a family: a
+        row's share of employed clients times its count is a count of them, which queries counting
+        them one entry quarter at a time add up to (counts among themselves are the count audit's)."""
         new_numbers = distinct_numbers(cell)
         if not len(new_numbers):
             return {}, {}, set()
         theirs = np.zeros(len(persons), dtype=bool)
         theirs[index] = True
-        summed = self._sum_entries[:self._sums_kept]
-        chosen = summed[theirs[self.person[summed]]]  # remembered sums' entries of the same persons
+        new_counts = np.zeros(int(new_numbers[-1]) + 1, dtype=bool)
+        new_counts[cell[counting]] = True
+        new_counts = new_counts[new_numbers]
+        new_family = np.array([self._is_family(int(n)) for n in new_numbers], dtype=bool)
+        chosen = self._comparable(theirs, sums=not new_counts.all(), counts=bool(new_family.any()))
         chosen = chosen[~_among(self.cell[chosen], new_numbers)]  # a remembered cell compared is one of the new
         old_cell = self.cell[chosen]
         old_numbers = distinct_numbers(old_cell)
@@ -472,12 +481,16 @@ class LedgerMemory:
         new_row = np.searchsorted(new_numbers, cell)
         every = (np.r_[np.searchsorted(old_numbers, old_cell), len(old_numbers) + new_row],
                  np.r_[self.person[chosen], index], np.r_[self._amounts(chosen, remembered), contribution])
+        row_family = np.r_[self.family[old_numbers], new_family]
+        row_counts = np.r_[self.alike[old_numbers], new_counts]
+        asked = np.where(new_counts[:, None], row_family[None, :],  # a count with a row only
+                         new_family[:, None] | ~row_counts[None, :])  # a sum with sums and rows, a row with all
         found = value_families.compared(every, (new_row, index, contribution), len(numbers),
-                                        mix(persons) % np.uint64(_SAMPLED) == 0)
+                                        mix(persons) % np.uint64(_SAMPLED) == 0, asked)
         relations: _Relations = ({}, {}, {int(number) for number in new_numbers})
         consistent, conflicting = found
-        if self._families_kept or len(self._incoming_family):  # two cells of a family only are never one family
-            both = np.outer([self._is_family(int(n)) for n in new_numbers], [self._is_family(int(n)) for n in numbers])
+        if row_family.any():  # two cells of a family only are never one family
+            both = np.outer(new_family, row_family)
             consistent, conflicting = consistent & ~both, conflicting | (consistent & both)
         for related, matrix in zip(relations, (consistent, conflicting)):
             for row, column in zip(*np.nonzero(matrix)):
@@ -486,6 +499,14 @@ class LedgerMemory:
                     related.setdefault(one, set()).add(other)
                     related.setdefault(other, set()).add(one)
         return relations
+
+    def _comparable(self, theirs: np.ndarray, sums: bool, counts: bool) -> np.ndarray:
+        """Positions of the remembered entries of the persons marked in `theirs` that `_related`
+        compares: of sums and rows when `sums` (else of rows only), and of counts when `counts`."""
+        if counts:
+            return np.flatnonzero(theirs[self.person])
+        positions = self._sum_entries[:self._sums_kept] if sums else self._family_entries["position"][:self._families_kept]
+        return positions[theirs[self.person[positions]]]
 
     def _relations_of(self, number: int, incoming: _Relations, persons: np.ndarray) -> tuple[set[int], set[int]]:
         """A cell's consistent overlaps and conflicts with every other (remembered or incoming):
@@ -496,7 +517,7 @@ class LedgerMemory:
             # the relations of remembered cells are the same either way
             found = self._related(self.cell[taken], self.person[taken],
                                   self._amounts(np.arange(taken.start, taken.stop), self.contribution), persons,
-                                  self.contribution)
+                                  self.contribution, np.full(taken.stop - taken.start, self.alike[number]))
             for ours, more in zip((self.consistent, self.conflicting), found):
                 for one, others in more.items():
                     ours.setdefault(one, set()).update(others)

@@ -33,7 +33,8 @@ _SAME = 1e-9  # squared differences below this share of the squared amounts comp
 Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # row, person, contribution of each entry
 
 
-def compared(every: Entries, new: Entries, rows: int, sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def compared(every: Entries, new: Entries, rows: int, sampled: np.ndarray, asked: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
     """For each new cell and each of `rows` cells (the new ones last): whether they share persons
     who all contribute the same to both (consistent), and whether they share a person who does not
     (in conflict). `every` holds the entries of all of them (row, person, contribution; members
@@ -41,9 +42,10 @@ def compared(every: Entries, new: Entries, rows: int, sampled: np.ndarray) -> tu
     (which ones changes how much is compared, never what is found). Cells of different amounts
     that share many persons are in conflict at the sampled ones already; only the pairs that the
     sample does not find in conflict are compared over every shared person, so the exact work is
-    that of few pairs, not of all."""
+    that of few pairs, not of all. `asked` (new cells x rows), when given, marks the only pairs
+    compared; the others are neither."""
     width = int(new[0].max()) + 1 if len(new[0]) else 0
-    others = np.ones((width, rows), dtype=bool)
+    others = np.ones((width, rows), dtype=bool) if asked is None else asked.copy()
     others[np.arange(width), rows - width + np.arange(width)] = False  # a cell is not compared with itself
     in_sample = _within(every, sampled[every[1]]), _within(new, sampled[new[1]])
     conflicting = _differences(*in_sample, rows, width, others, len(sampled))[1]
