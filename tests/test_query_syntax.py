@@ -167,6 +167,27 @@ def test_date_constants_are_read_in_the_variables_own_terms():
         model("SELECT count(*) AS n FROM visits WHERE month = 'soon'")
 
 
+@pytest.mark.parametrize(("condition", "read"), [
+    ("month <= 2020", [("<", "2021-01-01")]),            # up to December 2020, not January
+    ("month > 2019", [(">=", "2020-01-01")]),
+    ("month = 2019", [(">=", "2019-01-01"), ("<", "2020-01-01")]),
+    ("month BETWEEN 2019 AND 2020", [(">=", "2019-01-01"), ("<", "2021-01-01")]),
+    ("month = 201903", [("=", "2019-03-01")]),            # a month of months is one value
+    ("month IN (201903, 201905)", [("in", "2019-03-01")]),
+])
+def test_a_constant_naming_a_period_takes_the_whole_period(condition, read):
+    """On a variable written yyyymm, `month <= 2020` had read 2020 as January 2020."""
+    query = model(f"SELECT count(*) AS n FROM visits WHERE {condition}")
+    assert [(c.operator, str(c.values[0])) for c in query.filters] == read
+
+
+@pytest.mark.parametrize("condition", ["month != 2019", "month IN (2019, 2020)", "month NOT IN ('2019Q1')"])
+def test_a_period_of_several_values_is_refused_where_it_cannot_be_one_value(condition):
+    with pytest.raises(QueryRefused, match="is a period of several values of month, compared with .*; write a "
+                                           "range \\(>= and <, or between\\), or group by it"):
+        model(f"SELECT count(*) AS n FROM visits WHERE {condition}")
+
+
 def test_the_cell_budget_is_known_before_anything_runs():
     # the answer's cells: 76 years and a total, times 2 sexes and a total (missing values, codes outside
     # the list and years outside the declared ones belong to no cell)
@@ -224,6 +245,12 @@ WHOLE_MONTHS = [
     ("paid_on <= DATE '2020-02-29'", [("<", "2020-03-01")]),
     ("paid_on > '2019-06-30'", [(">=", "2019-07-01")]),
     ("paid_on >= 2019 AND paid_on < '2019Q3'", [(">=", "2019-01-01"), ("<", "2019-07-01")]),
+    # a constant that names a period is that whole period
+    ("paid_on BETWEEN '2019' AND '2020'", [(">=", "2019-01-01"), ("<", "2021-01-01")]),
+    ("paid_on <= 2019", [("<", "2020-01-01")]),
+    ("paid_on > '2019Q1'", [(">=", "2019-04-01")]),
+    ("paid_on = 201903", [(">=", "2019-03-01"), ("<", "2019-04-01")]),
+    ("paid_on BETWEEN '2019Q2' AND DATE '2019-12-31'", [(">=", "2019-04-01"), ("<", "2020-01-01")]),
 ]
 
 
@@ -245,8 +272,6 @@ def test_between_in_a_request_file_is_read_as_the_same_range():
 @pytest.mark.parametrize(("condition", "fix"), [
     ("paid_on BETWEEN DATE '2019-01-01' AND DATE '2019-12-01'",
      "write paid_on >= 2019-01-01 and paid_on < 2020-01-01, or paid_on between 2019-01-01 and 2019-12-31"),
-    ("paid_on BETWEEN '2019' AND '2020'",
-     "write paid_on >= 2019-01-01 and paid_on < 2020-02-01, or paid_on between 2019-01-01 and 2020-01-31"),
     ("paid_on <= DATE '2019-03-01'", "write paid_on < 2019-04-01, or paid_on <= 2019-03-31"),
     ("paid_on > DATE '2019-03-15'", "write paid_on >= 2019-04-01, or paid_on > 2019-03-31"),
     ("paid_on = DATE '2019-03-01'", "write paid_on >= 2019-03-01 and paid_on < 2019-04-01 for that month, or group "

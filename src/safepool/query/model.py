@@ -181,11 +181,10 @@ def check_model(model: AggregateModel, dictionary: Dictionary, max_cells: int) -
     filters = []
     for condition in model.filters:
         variable = declared(dictionary, condition.variable.table, condition.variable.name)
-        converted = Condition(condition.variable, condition.operator,
-                              tuple(_constant(variable, v) for v in condition.values))
-        for whole in in_whole_months(converted, variable):
-            _check_condition(whole, variable)
-            filters.append(whole)
+        for converted in in_periods(condition, variable):
+            for whole in in_whole_months(converted, variable):
+                _check_condition(whole, variable)
+                filters.append(whole)
     checked = replace(model, filters=tuple(filters))
     size = answer_size(checked, dictionary)
     if size.cells > max_cells:
@@ -353,24 +352,70 @@ _COMPARISONS = {"=": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": ope
                 ">=": operator.ge}
 
 
-def _constant(variable: Variable, value: object) -> object:
-    """A date variable's constant as the first day of its period; other constants as they are."""
+def in_periods(condition: Condition, variable: Variable) -> tuple[Condition, ...]:
+    """A filter with its constants converted (`_period`), where a date's constant names a period
+    (YYYY, YYYYQn or YYYYMM) taken as that whole period, as a reader takes it: `month <= 2020` is
+    up to December 2020 (`< 2021-01-01`), `> 2020Q1` from April, `= 2020` and `between 2019 and
+    2020` the years. `<` and `>=` take the first day. A period coarser than the variable's own
+    resolution (a year of months) is not one value, so `!=`, `in` and `not in` refuse it."""
+    read = [_period(variable, value) for value in condition.values]
+    firsts = tuple(first for first, _ in read)
+    nexts = [following for _, following in read]
+    ref, comparison = condition.variable, condition.operator
+    if not any(nexts):
+        return (Condition(ref, comparison, firsts),)
+    if comparison in ("<=", ">"):
+        return (Condition(ref, "<" if comparison == "<=" else ">=", (nexts[0],)),)
+    if comparison == "between" and len(read) == 2:
+        last = Condition(ref, "<", (nexts[1],)) if nexts[1] else Condition(ref, "<=", firsts[1:])
+        return Condition(ref, ">=", firsts[:1]), last
+    several = [text for text, (first, following) in zip(condition.values, read)
+               if following and following != _next_period(first, _resolution(variable))]
+    if several and comparison == "=":
+        return Condition(ref, ">=", firsts), Condition(ref, "<", (nexts[0],))
+    if several and comparison in ("!=", "in", "not in"):
+        raise refuse(f"the filter on {ref}: {constant_text(several[0])} is a period of several values of {ref.name}, "
+                     f"compared with '{comparison}'; write a range (>= and <, or between), or group by it")
+    return (Condition(ref, comparison, firsts),)
+
+
+def _period(variable: Variable, value: object) -> tuple[object, dt.date | None]:
+    """A constant as the filter compares it, and the first day after it when it names a period: a date
+    variable's constant as the first day of its period (a day is its own); other constants as they
+    are."""
     if variable.level != "date" or isinstance(value, dt.date) or value is None:
-        return value
+        return value, None
     text = constant_text(value).strip()
-    formats = {"year": (r"\d{4}", "%Y"), "yyyymm": (r"\d{6}", "%Y%m")}
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            return dt.date.fromisoformat(text)
+            return dt.date.fromisoformat(text), None
         if re.fullmatch(r"\d{4}Q[1-4]", text):
-            return dt.date(int(text[:4]), 3 * int(text[5]) - 2, 1)
-        for pattern, layout in formats.values():
-            if re.fullmatch(pattern, text):
-                return dt.datetime.strptime(text, layout).date()
+            first = dt.date(int(text[:4]), 3 * int(text[5]) - 2, 1)
+            return first, _next_period(first, "quarter")
+        if re.fullmatch(r"\d{6}", text):
+            first = dt.datetime.strptime(text, "%Y%m").date()
+            return first, _next_period(first, "month")
+        if re.fullmatch(r"\d{4}", text):
+            first = dt.date(int(text), 1, 1)
+            return first, _next_period(first, "year")
     except ValueError:
         pass
     raise refuse(f"a constant compared with the date {variable.name} is not a date (write YYYY-MM-DD, "
                  "YYYYQn, YYYYMM or YYYY)")
+
+
+def _next_period(first: dt.date, part: str) -> dt.date | None:
+    """The first day of the period after the one `first` begins (None past the calendar's end)."""
+    months = {"year": 12, "quarter": 3, "month": 1}.get(part)
+    if months is None:  # a day
+        return first + dt.timedelta(days=1) if first < dt.date.max else None
+    index = first.year * 12 + first.month - 1 + months
+    return dt.date(index // 12, index % 12 + 1, 1) if index // 12 <= dt.MAXYEAR else None
+
+
+def _resolution(variable: Variable) -> str:
+    """The finest period a date variable's values tell apart: a day, unless written as a period."""
+    return "day" if _written_to_the_day(variable) else variable.date_parts()[-1]
 
 
 def constant_text(value: object) -> str:
