@@ -504,7 +504,12 @@ def test_balance_rows_the_ledger_finds_are_hidden_in_the_love_plot_too_and_show_
     assert hidden["balance"] and hidden["balance"] == hidden["love_plot"]
 
 
-def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up(cli_demo, tmp_path):
+@pytest.mark.parametrize(("outcome", "measure"), [
+    ("earnings", "sum(earnings)"),
+    # a share times its count is a count: each employed client adds one, as to a count query
+    ("employment", "count(*) FILTER (WHERE CAST(main_activity AS VARCHAR) = '11')"),
+])
+def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up(cli_demo, tmp_path, outcome, measure):
     """The thirteenth review's route: at entry every weight is one, so an effect row's mean times its
     count is the sum of its clients' outcome in their entry quarter, and queries over every client,
     one entry quarter at a time, add up the same values over the few clients more that the row does
@@ -521,7 +526,7 @@ def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up
             warnings.simplefilter("ignore", EstimandWarning)
             analysis = analyse(con, study, 5)
         at_entry = con.execute(
-            "SELECT pid, sum(earnings) FROM employment JOIN skills_centre USING (pid) "
+            f"SELECT pid, {measure} FROM employment JOIN skills_centre USING (pid) "
             "WHERE quarter = CAST(year(entry_date) AS VARCHAR) || 'Q' || CAST(quarter(entry_date) AS VARCHAR) "
             "GROUP BY pid").fetchall()
     finally:
@@ -529,7 +534,7 @@ def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up
     queried = dict(at_entry)
     effects = analysis.effects
     for method in ("att", "did"):
-        row = np.flatnonzero(((effects["outcome"] == "earnings") & (effects["horizon"] == 0)
+        row = np.flatnonzero(((effects["outcome"] == outcome) & (effects["horizon"] == 0)
                               & (effects["method"] == method)).to_numpy())[0]
         arms = analysis.row_persons["effects"].iloc[row]
         clients = arms["clients"].sums()
