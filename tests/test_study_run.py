@@ -542,10 +542,16 @@ def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up
         assert clients.values.sum() == pytest.approx(effects["mean_treated"].iloc[row] * len(clients.persons))
         assert {int(p): v for p, v in zip(clients.persons, clients.values) if v} == pytest.approx(
             {int(p): queried[int(p)] for p in clients.persons if queried.get(int(p))})
+        others = arms["clients"].others()  # a share's complement: the clients a count of those not employed adds up
+        assert (others is None) == (outcome == "earnings")
+        if others is not None:
+            assert {int(p): v for p, v in zip(others.persons, others.values) if v} == {
+                int(p): 1.0 for p in clients.persons if not queried.get(int(p))}
         labels = pd.Series([f"row {n}" for n in range(len(effects))])
         shown = np.zeros(len(effects), dtype=bool)
         shown[row] = True
         _, sums = shown_row_cells({"effects": analysis.row_persons["effects"]}, {"effects": shown},
                                   {"effects": labels})
         assert all(arm.family and arm.position == row for arm in sums.values())
-        assert {label.split(", ", 1)[1] for label in sums} == {"clients (sum)", "controls (sum)"}
+        assert {label.split(", ", 1)[1] for label in sums} == {"clients (sum)", "controls (sum)"} | (
+            set() if others is None else {"clients (others)", "controls (others)"})

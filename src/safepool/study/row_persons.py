@@ -58,7 +58,10 @@ hundred quarters of the same clients' outcomes as telling each of them apart). A
 the ledger finds is hidden, as the query engine hides a cell. Left out: a baseline arm (told
 only less the row's own values), and an arm of fewer persons with a value than the minimum
 frequency (a sum the study's own checks showed, which the group audit would take as singling
-them out by itself). A hidden row tells nothing and stays out.
+them out by itself). A hidden row tells nothing and stays out. A share's arm enters twice: as the
+count of its persons with the value 1, and as the count of those with 0 (`ArmPersons.others`),
+since the mean pins the count and so both (counts of the clients not employed, one entry quarter
+at a time, told the one client a row left out had not been employed at entry).
 """
 
 from __future__ import annotations
@@ -86,16 +89,29 @@ class ArmPersons:
     a code of the values of that person the sum takes (`value_code`, combined when it takes more
     than one, as a control in two matched sets at other times); a baseline arm holds a person
     once per value instead. `amounts`: what each member adds to the arm's weighted sum (its
-    weights times its values), for the same sum as a query would add it up (`sums`)."""
+    weights times its values), for the same sum as a query would add it up (`sums`); `weights`:
+    the member's weights; `indicator`: whether every value of the outcome is 0 or 1 (a share)."""
 
     persons: np.ndarray
     values: np.ndarray
     amounts: np.ndarray
+    weights: np.ndarray
+    indicator: bool = False
 
     def sums(self) -> ArmValues:
         """The arm as the sum of its persons' values: each person once, with what it adds."""
+        return self._per_person(self.amounts)
+
+    def others(self) -> ArmValues | None:
+        """For a share, the arm as the count of its persons whose value is 0, each with what it adds
+        (its weights less its amounts): the mean pins the count, so the share's complement is shown
+        as well as the share (counts of clients not employed, one entry quarter at a time, told a
+        client's status at entry so). None for other outcomes, where the mean tells no count."""
+        return self._per_person(self.weights - self.amounts) if self.indicator else None
+
+    def _per_person(self, added: np.ndarray) -> ArmValues:
         persons, at = np.unique(self.persons, return_inverse=True)
-        return ArmValues(persons, np.bincount(at.ravel(), weights=self.amounts, minlength=len(persons)))
+        return ArmValues(persons, np.bincount(at.ravel(), weights=added, minlength=len(persons)))
 
 
 def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
@@ -118,8 +134,9 @@ def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome:
     at = source["t"].to_numpy().astype(np.int64)[rows]
     weight, level = cells["w"].to_numpy(float), cells["level"].to_numpy(float)
     values = pd.DataFrame({"horizon": horizon, "treated": cells["treated"].to_numpy(bool),
-                           "person": source[person].to_numpy()[rows]})
-    arms = level_arms(values.assign(code=value_code(outcome, at + horizon), amount=weight * level))
+                           "person": source[person].to_numpy()[rows], "weight": weight})
+    indicator = bool(np.isin(level, (0.0, 1.0)).all())
+    arms = level_arms(values.assign(code=value_code(outcome, at + horizon), amount=weight * level), indicator)
     if baseline is not None:
         base = level - cells["y"].to_numpy(float)
         arms |= baseline_arms(values.assign(code=value_code(outcome, at + baseline), amount=weight * base))
@@ -129,31 +146,34 @@ def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome:
     return pd.DataFrame({"horizon": horizons, ROW_PERSONS: per_row})
 
 
-def level_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:
+def level_arms(values: pd.DataFrame, indicator: bool = False) -> dict[tuple[int, str], ArmPersons]:
     """(horizon, arm name) -> the arm's persons, each once, with its values' codes combined and its
-    amounts added (columns horizon, treated, person, code, amount): the mean counts persons, and a
-    value taken twice (a control in two sets at one time) is one value, added twice."""
+    amounts and weights added (columns horizon, treated, person, weight, code, amount): the mean
+    counts persons, and a value taken twice (a control in two sets at one time) is one value, added
+    twice. `indicator`: the outcome is a share (see `ArmPersons`)."""
     keys = ["horizon", "treated", "person"]
-    amounts = values.groupby(keys, sort=True)["amount"].sum().to_numpy()
+    added = values.groupby(keys, sort=True)[["amount", "weight"]].sum()
     values = values.drop_duplicates([*keys, "code"]).sort_values(keys, kind="stable")
     first = np.flatnonzero(~values.duplicated(keys).to_numpy())
     combined = np.add.reduceat(mix(values["code"].to_numpy(np.uint64)), first) if len(first) else np.zeros(0, np.uint64)
-    members = values.iloc[first].assign(code=combined, amount=amounts)
-    return {(int(h), ARMS[bool(treated)]): _arm(frame) for (h, treated), frame in members.groupby(["horizon", "treated"],
-                                                                                                 sort=True)}
+    members = values.iloc[first].assign(code=combined, amount=added["amount"].to_numpy(),
+                                        weight=added["weight"].to_numpy())
+    return {(int(h), ARMS[bool(treated)]): _arm(frame, indicator)
+            for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
 
 
 def baseline_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:
     """(horizon, baseline arm name) -> the arm's baseline values, one member per person and value
     (a person may be there with several), in an order of their own."""
-    members = values.groupby(["horizon", "treated", "person", "code"], sort=True, as_index=False)["amount"].sum()
+    members = values.groupby(["horizon", "treated", "person", "code"], sort=True, as_index=False)[
+        ["amount", "weight"]].sum()
     return {(int(h), BASELINE_ARMS[bool(treated)]): _arm(frame)
             for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
 
 
-def _arm(members: pd.DataFrame) -> ArmPersons:
+def _arm(members: pd.DataFrame, indicator: bool = False) -> ArmPersons:
     return ArmPersons(members["person"].to_numpy(), members["code"].to_numpy(np.uint64),
-                      members["amount"].to_numpy(float))
+                      members["amount"].to_numpy(float), members["weight"].to_numpy(float), indicator)
 
 
 def split_row_persons(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -178,6 +198,9 @@ def shown_row_cells(persons: Mapping[str, pd.Series], shown: Mapping[str, np.nda
                     members[f"{label}, {arm}"] = persons_of_arm
                     if arm in ARMS.values():  # a baseline's sum is told only less the row's own
                         sums[f"{label}, {arm} (sum)"] = ShownArm(name, position, persons_of_arm.sums(), family=True)
+                        others = persons_of_arm.others()
+                        if others is not None:
+                            sums[f"{label}, {arm} (others)"] = ShownArm(name, position, others, family=True)
     return members, sums
 
 
