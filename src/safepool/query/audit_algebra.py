@@ -32,11 +32,13 @@ products with A per check and no matrix of the classes to build.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # a class is given away when its leverage is one; a column that is a combination of others
 # with coefficients of squared length a has leverage at most 1 - 1/(1 + a)
@@ -54,6 +56,7 @@ _DENSE_CLASSES = 4_000_000  # class columns worked on dense up to this many numb
 PROBES = 4
 _DENSE_ROWS = 8  # cells of a question made dense over the persons for their products, up to this many
 _RULED_OUT = 0.01
+_BLAS: list[ThreadpoolController] = []  # NumPy's BLAS library, found at the first `one_blas_thread`
 
 
 @dataclass(frozen=True)
@@ -105,7 +108,7 @@ def audit(contributions: Contributions, classes: PersonClasses, probes: Callable
     sums of money are shown nearly every person is a class of its own) in the persons, with the
     probes. BLAS runs on this thread alone: a few hundred cells leave its other threads only
     waiting, and their waiting takes the core (or its other half) the audit runs on."""
-    with _one_thread():
+    with one_blas_thread():
         small = np.flatnonzero((classes.size > 0) & (classes.size < min_frequency))
         n_cells = contributions.remembered.shape[0] + contributions.incoming.shape[0]
         columns, shown = None, None
@@ -162,9 +165,14 @@ def products(rows: sparse.csr_matrix, other: sparse.csr_matrix) -> np.ndarray:
     return np.asarray((other @ rows.T.tocsr()).todense()).T
 
 
-def _one_thread() -> threadpool_limits:
-    """BLAS limited to one thread."""
-    return threadpool_limits(limits=1, user_api="blas")
+def one_blas_thread() -> AbstractContextManager[Any]:
+    """BLAS limited to one thread inside the `with` block (for every thread of the process: the
+    limit is the library's). The library is found once per process: finding it walks every library
+    the process loaded (1-12 ms, the more the later in a query's process), where setting the limit
+    takes hundredths of a millisecond."""
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController().select(user_api="blas"))
+    return _BLAS[0].limit(limits=1)
 
 
 def nonzero_eigenvalues(values: np.ndarray) -> np.ndarray:
