@@ -146,9 +146,10 @@ class LedgerMemory:
         self._entries = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.int32),
                          "contribution": np.empty(0, dtype=np.float64)}
         self._kept = 0
-        # positions of the remembered entries of cells not all of one value (sums), in buffers with room to grow
-        self._sum_entries = np.empty(0, dtype=np.int64)
-        self._sums_kept = 0
+        # positions of the remembered entries of cells not all of one value ("sums") and of the others
+        # ("counts", which the group audit takes), in buffers with room to grow
+        self._entries_of = {"sums": np.empty(0, dtype=np.int64), "counts": np.empty(0, dtype=np.int64)}
+        self._kept_of = {"sums": 0, "counts": 0}
         # positions of the remembered entries of cells of a family only, in order, and their amounts
         # (their contributions to the algebra are zero)
         self._family_entries = {"position": np.empty(0, dtype=np.int64), "amount": np.empty(0, dtype=np.float64)}
@@ -221,6 +222,10 @@ class LedgerMemory:
             hit = kept[at] == positions
             amounts[hit] = self._family_entries["amount"][at[hit]]
         return amounts
+
+    def _positions(self, kind: str) -> np.ndarray:
+        """The positions of the remembered entries of sums or of counts ("sums", "counts")."""
+        return self._entries_of[kind][:self._kept_of[kind]]
 
     def _is_family(self, number: int) -> bool:
         """Whether a cell (remembered or incoming) is a cell of a family only."""
@@ -344,9 +349,11 @@ class LedgerMemory:
                                  ("amount", extension.contribution[order][ordered_family])):
                 self._family_entries[name] = _appended(self._family_entries[name], self._families_kept, values)
             self._families_kept += int(ordered_family.sum())
-        positions = first_position + np.flatnonzero(~self.alike[cell[order]])
-        self._sum_entries = _appended(self._sum_entries, self._sums_kept, positions)
-        self._sums_kept += len(positions)
+        alike = self.alike[cell[order]]
+        for kind, chosen in (("sums", ~alike), ("counts", alike)):
+            positions = first_position + np.flatnonzero(chosen)
+            self._entries_of[kind] = _appended(self._entries_of[kind], self._kept_of[kind], positions)
+            self._kept_of[kind] += len(positions)
         if len(extension.persons) > len(self.persons):
             self._index = None
         self.persons, self.first = extension.persons, extension.first
@@ -513,7 +520,7 @@ class LedgerMemory:
         compares: of sums and rows when `sums` (else of rows only), and of counts when `counts`."""
         if counts:
             return np.flatnonzero(theirs[self.person])
-        positions = self._sum_entries[:self._sums_kept] if sums else self._family_entries["position"][:self._families_kept]
+        positions = self._positions("sums") if sums else self._family_entries["position"][:self._families_kept]
         return positions[theirs[self.person[positions]]]
 
     def _relations_of(self, number: int, incoming: _Relations, persons: np.ndarray) -> tuple[set[int], set[int]]:
@@ -600,7 +607,8 @@ class LedgerMemory:
         if not len(of_group):
             return 0
         standing = _standing(of_group, np.arange(len(of_group)), len(of_group))
-        old = standing[self.person] & self.alike[self.cell]
+        counts = self._positions("counts")
+        old = counts[standing[self.person[counts]]]  # (a gather over the counts' entries only)
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
                                   np.bincount(of_group), min_frequency)
