@@ -392,6 +392,13 @@ def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_a
     return low
 
 
+def _rows_of(incoming: pd.DataFrame, cells: Collection[int]) -> pd.DataFrame:
+    """The rows of the chosen cells; all of them, not copied, when every row's cell is chosen (an
+    answer all of whose cells are checked and kept: the common case, a copy of every row saved)."""
+    chosen = incoming["cell"].isin(cells).to_numpy()
+    return incoming if chosen.all() else incoming[chosen]
+
+
 def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> np.ndarray:
     """The order of the rows by cell, person and value. A person is in a cell once as the engine
     hands cells over, and a few thousand cell numbers sort by counting: sorted by person, then
@@ -697,7 +704,7 @@ class Ledger:
     def _to_remember(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
               ) -> tuple[pd.DataFrame, list[int], pd.DataFrame, dict[int, Sequence[int]], list[int]]:
         """What `remember` gets to keep the chosen incoming cells."""
-        return (incoming[incoming["cell"].isin(kept)], self._sums_within(kept), signatures[signatures["cell"].isin(kept)],
+        return (_rows_of(incoming, kept), self._sums_within(kept), signatures[signatures["cell"].isin(kept)],
                 {cell: members for cell, members in self._defined.items() if cell in kept},
                 sorted(self._family.intersection(kept)))
 
@@ -711,7 +718,7 @@ class Ledger:
         persons than `min_frequency` (numbered above the remembered cells as remember will number
         them); a person whose contributions are all zero counts by membership (the answers could
         still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
-        chosen = incoming[incoming["cell"].isin(cells)]
+        chosen = _rows_of(incoming, cells)
         numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))
         memory = self._memory()
         found = memory.audit(numbers(chosen["cell"].to_numpy(dtype=np.int64)),
