@@ -357,6 +357,23 @@ def hidden_for_differencing(covariates: set[str]) -> dict:
     return outputs
 
 
+def test_the_subgroups_of_an_effect_hidden_for_differencing_are_hidden_with_it():
+    """A subgroup's levels add up to the effect (the sexes' rows at entry rebuilt an effect row the
+    ledger had found), so they hide what the effects table hides, as the sensitivity does."""
+    from safepool.study.run import hidden_labels
+
+    raw = raw_outputs()
+    effects, subgroups = raw["effects"].cells, raw["subgroups"].cells
+    row = effects.iloc[1]  # employment 8 quarters after entry, att: the subgroups' horizon
+    hide = hidden_labels(raw, {"effects": (effects.index == effects.index[1])})
+    same = ((subgroups["outcome"] == row["outcome"]) & (subgroups["horizon"] == row["horizon"])
+            & (subgroups["method"] == row["method"]))
+    assert same.all() and len(same) == 4
+    assert "subgroups" not in hidden_labels(raw, {"effects": (effects.index == effects.index[0])})
+    groups = list(raw["subgroups"].groups)
+    assert hide["subgroups"] == {tuple(r) for r in subgroups.loc[same, groups].itertuples(index=False, name=None)}
+
+
 def test_balance_rows_hidden_for_differencing_are_explained_and_nothing_of_them_is_shown(no_charts):
     """A row hidden for differencing is suppressed like a small cell, and the balance page says why
     (a table of means over a thousand persons with rows suppressed puzzles a reader), once, in words,

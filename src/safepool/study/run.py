@@ -499,7 +499,11 @@ def checked_in_ledger(pool_dir: Path, governance: Governance, actor: Actor, anal
 
 # tables whose rows are about another table's rows (the table and the columns that name the row): the
 # sensitivity of an effect tells its estimate
-ROWS_OF_ANOTHER = {"sensitivity": ("effects", ["outcome", "horizon", "method"])}
+# a table about another's rows hides what that one hides: the sensitivity of an effect, and the
+# subgroups' levels of one effect, which add up to it (the sexes' rows at entry rebuilt an effect
+# row the ledger had found)
+ROWS_OF_ANOTHER = {"sensitivity": ("effects", ["outcome", "horizon", "method"]),
+                   "subgroups": ("effects", ["outcome", "horizon", "method"])}
 
 
 def hidden_labels(outputs: Mapping[str, StatOutput], hidden: Mapping[str, np.ndarray]) -> dict[str, set[tuple]]:
