@@ -33,7 +33,10 @@ are taken by the group audit of families of sums alone: their persons' amounts a
 (`_family_entries`, read through `_amounts`), but they add nothing to the algebra (their contributions there are zero), to
 the persons' patterns, first values and presence, or to the count audit, and two of them are never
 in one family (they are sums of other quarters' values, which no consistent overlap makes the same
-values). A person who is in such cells only has no first value and no entry that counts.
+values). A person who is in such cells only has no first value and no entry that counts. Counts
+meet them in families too (a share's row times its count is a count): once the ledger holds such
+cells, a count is compared with them (never with sums or other counts, so a ledger without them
+does no more work for a count).
 
 A person whose values were all zero and who now gets a value that is not zero drops the zero
 entries (they no longer count) and starts again from the incoming entries. The state is bound to

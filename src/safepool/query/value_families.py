@@ -13,7 +13,9 @@ the children of the four women left, and an empty group is hidden as a group of 
 Sums of different amounts are not set against each other here: the memberships of a count and of
 a sum over nearly the same persons pin down a group whose values tell nothing, and had such a
 group been hidden, the same cells over exactly the same persons (no empty difference of values)
-would have been shown, so the hiding would tell the two apart.
+would have been shown, so the hiding would tell the two apart. A count meets a family through a
+study's row only (a cell of a family only, see `safepool.query.ledger_memory`): a share's row is a
+count of its clients.
 
 Cells that share persons are compared person by person (`compared`): consistent when every shared
 person contributes the same to both, else in conflict. A set of cells audited together (`family`)
