@@ -14,6 +14,7 @@ from governed import sign_in
 from safepool.disclosure.policy import set_policy
 from safepool.pool.access import open_for_analysis
 from safepool.query.budget import Budget
+from safepool.query.deadline import Deadline
 from safepool.query.engine import run_query
 from safepool.query.model import QueryRefused
 from test_query_engine import PERMIT, governed_pool, pool_tables
@@ -71,7 +72,7 @@ class _OutOfMemory:
 
 
 def test_running_out_of_memory_is_refused_without_the_engines_words():
-    with Budget(_OutOfMemory(), 10) as budget:  # type: ignore[arg-type]
+    with Budget(_OutOfMemory(), Deadline(10)) as budget:  # type: ignore[arg-type]
         with pytest.raises(QueryRefused, match="more memory than the policy's budget") as refusal:
             budget.run("select the rows", "SELECT 1")
     assert "12345" not in str(refusal.value)
@@ -82,9 +83,10 @@ def test_arrays_are_stopped_by_the_time_budget_and_fail_without_the_engines_word
     met while the rows stream in is refused like one met when the statement starts."""
     con = duckdb.connect()
     try:
-        with Budget(con, 0.1) as budget, pytest.raises(QueryRefused, match="longer than the policy's budget"):
+        with Budget(con, Deadline(0.1)) as budget, \
+                pytest.raises(QueryRefused, match="longer than the policy's budget"):
             budget.arrays("read the rows", "SELECT sum(hash(i * j)) AS s FROM range(200000000) t(i), range(4) u(j)")
-        with Budget(con, 10) as budget:
+        with Budget(con, Deadline(10)) as budget:
             assert budget.arrays("read the rows", "SELECT range AS i FROM range(3)")["i"].tolist() == [0, 1, 2]
             with pytest.raises(QueryRefused, match="could not read the rows") as refusal:
                 budget.arrays("read the rows", "SELECT CAST('12345x' AS INTEGER) AS i FROM range(3)")
@@ -99,7 +101,7 @@ def test_a_budget_spent_between_statements_refuses_the_next_one():
     to its end (the test above once passed its whole quantile so, under load)."""
     con = duckdb.connect()
     try:
-        with Budget(con, 0.01) as budget:
+        with Budget(con, Deadline(0.01)) as budget:
             budget.run("select the rows", "SELECT 1")
             time.sleep(0.2)  # the timer fires here, with no statement running
             with pytest.raises(QueryRefused, match="budget of 0.01 seconds .*add up each person's rows"):

@@ -1,13 +1,13 @@
 """The policy's time and memory budget around a query's statements, and errors without data.
 
-DuckDB has no statement timeout, so a timer interrupts the connection when the query's time is
-up. An interrupt reaches only a statement that is running: one that comes while the query is
-between statements (its Python steps, on a busy machine) would be lost, and the next statement
-would run to its end. So the timer also marks the budget spent, and every statement starts only
-on a budget not spent yet. The memory limit is set on the connection before its configuration
-is locked. Whatever the
-engine says when a statement fails is never shown: its text can quote the values it was
-converting. The refusal names the step of the query that failed instead.
+DuckDB has no statement timeout, so a timer interrupts the connection when the query's time (its
+`deadline.Deadline`, which the ledger's checks after the statements hold to as well) is up. An
+interrupt reaches only a statement that is running: one that comes while the query is between
+statements (its Python steps, on a busy machine) would be lost, and the next statement would run
+to its end. So the timer also marks the budget spent, and every statement starts only on a budget
+not spent yet. The memory limit is set on the connection before its configuration is locked.
+Whatever the engine says when a statement fails is never shown: its text can quote the values it
+was converting. The refusal names the step of the query that failed instead.
 """
 
 from __future__ import annotations
@@ -19,17 +19,18 @@ from contextlib import contextmanager
 import duckdb
 import pandas as pd
 
+from safepool.query.deadline import Deadline, over_time
 from safepool.query.model import refuse
 
 
 class Budget:
-    """Runs the statements of one query within `seconds`; failures become fixed messages."""
+    """Runs the statements of one query until its `deadline`; failures become fixed messages."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, seconds: float) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, deadline: Deadline) -> None:
         self.con = con
-        self.seconds = seconds
+        self.seconds = deadline.seconds
         self._spent = threading.Event()
-        self._timer = threading.Timer(seconds, self._spend)
+        self._timer = threading.Timer(deadline.remaining(), self._spend)
         self._timer.daemon = True
 
     def _spend(self) -> None:
@@ -90,8 +91,7 @@ class Budget:
 
     def _refusal(self, step: str, exc: duckdb.Error) -> Exception:
         if isinstance(exc, duckdb.InterruptException):
-            return refuse(f"it ran longer than the policy's budget of {self.seconds:g} seconds (while it was "
-                          f"trying to {step}); ask for fewer cells or a narrower selection")
+            return over_time(self.seconds, step)
         if isinstance(exc, duckdb.OutOfMemoryException):
             return refuse(f"it needed more memory than the policy's budget (while it was trying to {step}); "
                           "ask for fewer cells or a narrower selection")

@@ -3,7 +3,8 @@
 The question arrives as SQL or as a structured request and becomes an `AggregateModel` checked
 against the pool's data dictionary and the workspace's policy (its cells are counted against the
 budget before anything runs). The engine runs SQL compiled from the model (never the analyst's
-text) under the policy's time and memory budget, works out per cell and person what each person
+text) under the policy's time and memory budget (the time is the whole query's, the ledger's checks
+included: `safepool.query.deadline`), works out per cell and person what each person
 contributes, and checks every cell on the persons behind it. Failing cells are suppressed
 (primary and secondary, with totals); a group hidden in one column is hidden in all. Cells that,
 with the earlier answers of the permit, would single out fewer persons than the minimum
@@ -51,6 +52,7 @@ from safepool.pool.access import analysis_connection
 from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
+from safepool.query.deadline import Deadline, watched
 from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
 from safepool.query.ledger import WORKSPACE_LEDGER, Ledger, query_outcome, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
@@ -90,6 +92,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     try:
         policy = answer_rules(workspace_policy(governance))
+        deadline = Deadline(policy.max_seconds)
         governance.permits.authorise_access(actor, permit, today=today)
         Ledger.prepare(pool_dir, WORKSPACE_LEDGER)  # made while the pool is opened and asked
         dictionary = pool_dictionary(pool_dir, permit)
@@ -98,7 +101,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         model = check_model(model, dictionary, policy.max_cells)
         title = _title(title or (query.describe() if isinstance(query, AggregateRequest) else model.describe()))
         with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
-                                 memory_limit_mb=policy.max_memory_mb) as con, Budget(con, policy.max_seconds) as budget:
+                                 memory_limit_mb=policy.max_memory_mb) as con, Budget(con, deadline) as budget:
             columns = _run(budget, model, dictionary, policy, persons)
             _mitigate(model, columns, policy, title)
             facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
@@ -109,20 +112,24 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         reason = str(exc) if isinstance(exc, QueryRefused) else f"query refused: {exc}"
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
-    with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
-        carry_over(ledger, pool_dir, governance, actor, permit, policy.min_frequency)
-        hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
-        table, note = _answer(model, dictionary, columns, policy)
-        output_ids = _record(governance, actor, permit, title, columns)
-        shown = int(table[STATUS].map(visible).sum())
-        governance.audit.append(
-            actor=actor.name, role=actor.main_role, action="query", permit=permit,
-            outcome=query_outcome(hidden), target=",".join(model.tables), rows=shown,
-            detail={"query_sha256": digest, "measures": [m.kind for m in model.measures], "cells": len(table),
-                    "suppressed": len(table) - shown, "outputs": output_ids,
-                    "withheld": withheld_entries([(j, check) for (j, _), check in hidden.items()],
-                                                 [m.kind for m in model.measures]),
-                    **ledger.state()})
+    try:
+        with watched(deadline), Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
+            carry_over(ledger, pool_dir, governance, actor, permit, policy.min_frequency)
+            hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
+            table, note = _answer(model, dictionary, columns, policy)
+            output_ids = _record(governance, actor, permit, title, columns)
+            shown = int(table[STATUS].map(visible).sum())
+            governance.audit.append(
+                actor=actor.name, role=actor.main_role, action="query", permit=permit,
+                outcome=query_outcome(hidden), target=",".join(model.tables), rows=shown,
+                detail={"query_sha256": digest, "measures": [m.kind for m in model.measures], "cells": len(table),
+                        "suppressed": len(table) - shown, "outputs": output_ids,
+                        "withheld": withheld_entries([(j, check) for (j, _), check in hidden.items()],
+                                                     [m.kind for m in model.measures]),
+                        **ledger.state()})
+    except QueryRefused as exc:  # past its time in the ledger's checks: nothing of it was remembered
+        _audit_refusal(governance, actor, permit, str(exc), digest)
+        raise
     return QueryAnswer(title=title, table=table, note=note, output_ids=output_ids, query_sha256=digest)
 
 

@@ -45,6 +45,7 @@ import pandas as pd
 from scipy import sparse
 
 from safepool.query.audit_algebra import nonzero_eigenvalues
+from safepool.query.deadline import AUDIT_STEP, time_left
 
 _KEPT_LEVERAGE = 1.0 - 1e-6  # a leverage of 1/(k - 1) up to rounding keeps its person
 _SEARCHED = 20_000           # unions of groups tried for a combination that is zero outside them
@@ -67,6 +68,7 @@ def pinned(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_freq
     basis = _restricted(rows, group_size, small)
     kept = np.flatnonzero(small)
     while basis.shape[1]:
+        time_left(AUDIT_STEP)
         leverage = np.einsum("ij,ij->i", basis, basis) / group_size[kept]
         keep = leverage >= _KEPT_LEVERAGE / (min_frequency - 1)
         if keep.all():
@@ -89,6 +91,7 @@ def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> b
         unions = np.array(list(itertools.combinations(groups, held)), dtype=np.int64).reshape(-1, held)
         unions = unions[size[unions].sum(axis=1) < min_frequency]
         for chunk in range(0, len(unions), 4096):
+            time_left(AUDIT_STEP)
             rows = basis[unions[chunk:chunk + 4096]]  # unions x groups x dimension
             if (np.linalg.eigvalsh(np.matmul(rows, rows.transpose(0, 2, 1)))[:, -1] >= 1.0 - _NULL_MASS).any():
                 return True

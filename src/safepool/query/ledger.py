@@ -156,6 +156,7 @@ from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_tabl
 from safepool.governance.users import Actor
 from safepool.pool.ledger_keys import LEDGER_DIR, WORKSPACE_LEDGER
 from safepool.query import ledger_memory
+from safepool.query.deadline import AUDIT_STEP, not_counted, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
@@ -426,34 +427,36 @@ def _called(name: str) -> str:
 
 @contextmanager
 def _exclusive(path: Path, called: str, timeout: float) -> Iterator[None]:
-    """Hold an exclusive flock on `path`, waiting up to `timeout` seconds for it."""
-    deadline = time.monotonic() + timeout
+    """Hold an exclusive flock on `path`, waiting up to `timeout` seconds for it (time a query's
+    deadline does not count)."""
+    waited_until = time.monotonic() + timeout
     delay = 0.002
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except OSError as exc:
-                    if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                        raise
-                    if time.monotonic() >= deadline:
-                        raise LedgerBusy(f"{called} stayed in use by other queries for "
-                                         f"{timeout:g} s; try again later") from None
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.01)
-            try:  # a lock file unlinked and made again while we waited locks nothing: take the new one
-                current = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                current = False
-        except BaseException:
+    with not_counted():  # another query's turn is not this query's time
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                            raise
+                        if time.monotonic() >= waited_until:
+                            raise LedgerBusy(f"{called} stayed in use by other queries for "
+                                             f"{timeout:g} s; try again later") from None
+                        time.sleep(delay)
+                        delay = min(delay * 2, 0.01)
+                try:  # a lock file unlinked and made again while we waited locks nothing: take the new one
+                    current = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    current = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if current:
+                break
             os.close(fd)
-            raise
-        if current:
-            break
-        os.close(fd)
     try:
         yield
     finally:
@@ -603,6 +606,7 @@ class Ledger:
                              partial(self._written, *self._to_remember(incoming, signatures, candidates)))
         try:
             found = self._giving_away(incoming, candidates, min_frequency)
+            time_left(AUDIT_STEP)  # an audit that ended past the query's deadline is not kept
         except BaseException:
             writing.join()
             if writing.error is None:  # the caller's error is raised, not the write's
@@ -718,6 +722,7 @@ class Ledger:
         persons than `min_frequency` (numbered above the remembered cells as remember will number
         them); a person whose contributions are all zero counts by membership (the answers could
         still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
+        time_left(AUDIT_STEP)
         chosen = _rows_of(incoming, cells)
         numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))
         memory = self._memory()

@@ -58,6 +58,7 @@ from scipy import sparse
 
 from safepool.query import empty_differences, group_audit, value_families
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit, one_blas_thread
+from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.empty_differences import Identity
 from safepool.query.side_thread import SideThread
 
@@ -530,6 +531,7 @@ class LedgerMemory:
         """A cell's consistent overlaps and conflicts with every other (remembered or incoming):
         those of a remembered sum not yet worked out are worked out now and kept."""
         if number <= self.highest and number not in self.related:
+            time_left(AUDIT_STEP)
             taken = slice(*np.searchsorted(self.cell, [number, number + 1]))
             # a person who restarts contributes alike to every remembered cell before and after, so
             # the relations of remembered cells are the same either way
@@ -556,6 +558,7 @@ class LedgerMemory:
         for cells in families:
             if len(cells) < 2:
                 continue
+            time_left(AUDIT_STEP)
             before = cells - new_numbers
             now = self._family_pinned(cells, cell, extension, kept, min_frequency)
             given += max(now - (self._family_pinned(before, cell, extension, kept, min_frequency)
