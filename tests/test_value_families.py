@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safepool.query.value_families import compared, family
+from safepool.query.value_families import compared, families, family
 
 
 def random_cells(rng: np.random.Generator, persons: int, cells: int) -> list[dict[int, float]]:
@@ -88,3 +88,43 @@ def test_a_family_grows_along_consistent_overlaps_and_never_takes_a_conflict():
     assert 6 not in asked  # reached only through a cell left out: never worked out
     assert family(4, relations_of) == frozenset({2, 4, 6})
     assert family(5, relations_of) == frozenset({5})
+
+
+def grown_by_rescanning(start: int, relations: dict[int, tuple[set[int], set[int]]], left_out: set[int],
+                        taken: frozenset[int] = frozenset()) -> frozenset[int]:
+    """The growth rule read literally: every step takes the smallest waiting cell, the waiting cells
+    made again from every overlap of the family so far."""
+    grown = {start, *taken}
+    waiting = sorted(set().union(*(relations[cell][0] for cell in grown)) - grown)
+    while waiting:
+        cell = waiting.pop(0)
+        if cell not in grown and cell not in left_out and not relations[cell][1] & grown:
+            grown.add(cell)
+        waiting = sorted(set(waiting) | (relations[cell][0] - grown)) if cell in grown else waiting
+    return frozenset(grown)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_family_is_the_growth_rule_read_literally(seed):
+    """The heap and the cells turned away for good (`family`) give the family the rule gives, from
+    a cell and from a family with a row of a family only added (`families`), on random overlaps
+    and conflicts."""
+    rng = np.random.default_rng(seed)
+    cells = int(rng.integers(5, 40))
+    relations: dict[int, tuple[set[int], set[int]]] = {cell: (set(), set()) for cell in range(cells)}
+    for a in range(cells):
+        for b in range(a + 1, cells):
+            kind = rng.choice(3, p=[0.6, 0.3, 0.1])  # nothing shared, consistent, in conflict
+            if kind:
+                relations[a][kind - 1].add(b)
+                relations[b][kind - 1].add(a)
+    rows = {int(cell) for cell in rng.choice(cells, size=int(rng.integers(0, 4)), replace=False)}
+    for start in range(cells):
+        base = family(start, relations.__getitem__, rows.__contains__)
+        assert base == grown_by_rescanning(start, relations, rows)
+        if start in rows:
+            continue
+        found = families(start, relations.__getitem__, rows.__contains__)
+        with_rows = {grown_by_rescanning(row, relations, rows, base) for row in rows
+                     if row in set().union(*(relations[m][0] for m in base)) and not relations[row][1] & base}
+        assert found == {base} | with_rows
