@@ -142,3 +142,32 @@ def test_the_file_knows_which_cells_are_of_a_family_only(ws):
         assert family == [2]
         assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, family) == ledger.digest
         assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, []) != ledger.digest
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_two_open_ended_counts_that_rebuild_a_hidden_one_are_found_after_the_row(ws, read_again):
+    """A review's route: the row of an indicator (every employed client but one, the study's),
+    then a count of one entry quarter's clients, then two open-ended counts whose difference is the
+    other quarter's clients: the earlier clients plus ten who entered later, and those ten alone.
+    The last count shares no one with the row; it meets it only through the other counts, so the
+    row takes part in the count audit of every later query as the count it is."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(19), np.ones(19)), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+    later = range(30, 40)  # entered after the study's last quarter
+    for persons, found in ((range(10), {}), ([*range(10, 20), *later], {}), (later, {0: ALL_ANSWERS})):
+        if read_again:
+            ledger_memory.keep(str(ledger_file(root)), None)
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(cell(persons), {0: 0}, MIN_FREQUENCY) == found
+            ledger.verify_contents()
+
+
+def test_counts_after_a_row_that_leave_no_small_group_pass(ws):
+    """The same counts after a row over every client: every difference holds ten."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(20), np.ones(20)), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+    for persons in (range(10), [*range(10, 20), *range(30, 40)], range(30, 40)):
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(cell(persons), {0: 0}, MIN_FREQUENCY) == {}

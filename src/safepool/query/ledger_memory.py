@@ -151,9 +151,10 @@ class LedgerMemory:
                          "contribution": np.empty(0, dtype=np.float64)}
         self._kept = 0
         # positions of the remembered entries of cells not all of one value ("sums") and of the others
-        # ("counts", which the group audit takes), in buffers with room to grow
-        self._entries_of = {"sums": np.empty(0, dtype=np.int64), "counts": np.empty(0, dtype=np.int64)}
-        self._kept_of = {"sums": 0, "counts": 0}
+        # ("counts", which the group audit takes), and of the rows of a family only that are counts
+        # ("counted rows": the group audit takes them too, see `_count_rows`), in buffers with room to grow
+        self._entries_of = {kind: np.empty(0, dtype=np.int64) for kind in ("sums", "counts", "counted rows")}
+        self._kept_of = {"sums": 0, "counts": 0, "counted rows": 0}
         # positions of the remembered entries of cells of a family only, in order, and their amounts
         # (their contributions to the algebra are zero)
         self._family_entries = {"position": np.empty(0, dtype=np.int64), "amount": np.empty(0, dtype=np.float64)}
@@ -354,7 +355,8 @@ class LedgerMemory:
                 self._family_entries[name] = _appended(self._family_entries[name], self._families_kept, values)
             self._families_kept += int(ordered_family.sum())
         alike = self.alike[cell[order]]
-        for kind, chosen in (("sums", ~alike), ("counts", alike)):
+        counted_row = _alike(cell[order], value[order]) & ordered_family
+        for kind, chosen in (("sums", ~alike), ("counts", alike), ("counted rows", counted_row)):
             positions = first_position + np.flatnonzero(chosen)
             self._entries_of[kind] = _appended(self._entries_of[kind], self._kept_of[kind], positions)
             self._kept_of[kind] += len(positions)
@@ -363,6 +365,22 @@ class LedgerMemory:
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
         self.presence, self.present = extension.presence, extension.present
+        if counted_row.any():
+            self._count_rows(cell[order][counted_row], extension.index[order][counted_row])
+
+    def _count_rows(self, cell: np.ndarray, index: np.ndarray) -> None:
+        """A study's rows that are counts (a share's arm at weight one: its clients with the value 1,
+        or with 0) join the remembered counts in the group audit of every later query: their persons'
+        presence counts them, and the group audit's dimension over the remembered cells is found
+        again. They never take part as incoming cells (the study checks its own rows against each
+        other, `safepool.study.row_persons`), so rows of one study that pin a group together are in
+        that dimension before and after a query, and only what the query adds is found. Queries
+        that share no one with the row meet it here: two open-ended counts whose difference is an
+        entry quarter's clients (hidden) set against the row and the other quarters' counts."""
+        self.presence = self.presence.copy()
+        np.add.at(self.presence, index, entry_hash(cell, np.full(len(cell), _PRESENT)))
+        self.present = self.present + np.bincount(index, minlength=len(self.present))
+        self.pinned = None
 
     def _known(self, extension: _Extension) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The kept A A^T and A z without the remembered entries of persons who restart (they counted
@@ -613,7 +631,7 @@ class LedgerMemory:
         if not len(of_group):
             return 0
         standing = _standing(of_group, np.arange(len(of_group)), len(of_group))
-        counts = self._positions("counts")
+        counts = np.r_[self._positions("counts"), self._positions("counted rows")]
         old = counts[standing[self.person[counts]]]  # (a gather over the counts' entries only)
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
