@@ -171,3 +171,17 @@ def test_counts_after_a_row_that_leave_no_small_group_pass(ws):
     for persons in (range(10), [*range(10, 20), *range(30, 40)], range(30, 40)):
         with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
             assert ledger.check(cell(persons), {0: 0}, MIN_FREQUENCY) == {}
+
+
+@pytest.mark.parametrize("every_client", [False, True])
+def test_a_row_after_two_open_ended_counts_that_leave_one_client_is_found(ws, every_client):
+    """The same route the other way round: the counts first, then the row over every client but
+    one, which shares no one with the last count. Over every client, the row is shown."""
+    root, governance, anna = ws
+    for persons in (range(10), [*range(10, 20), *range(30, 40)], range(30, 40)):
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(cell(persons), {0: 0}, MIN_FREQUENCY) == {}
+    clients = 20 if every_client else 19
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_row(range(clients), np.ones(clients)), {0: 0}, MIN_FREQUENCY, family=[0]) \
+            == ({} if every_client else {0: ALL_ANSWERS})

@@ -487,9 +487,36 @@ class LedgerMemory:
             kept |= uniform
         related = self._related(cell[kept], extension.index[kept], extension.contribution[kept], extension.persons,
                                 old, uniform[kept])
-        given = max(now - self.pinned[1], 0) + self._families_given_away(cell, extension, kept, related, min_frequency)
+        given = max(now - self.pinned[1], 0) + self._rows_given_away(cell, value, extension, uniform, min_frequency) \
+            + self._families_given_away(cell, extension, kept, related, min_frequency)
         self._last = (*self._last[:5], related)
         return (min_frequency, now), given
+
+    def _rows_given_away(self, cell: np.ndarray, value: np.ndarray, extension: _Extension, uniform: np.ndarray,
+                         min_frequency: int) -> int:
+        """How much the incoming rows that are counts (see `_count_rows`) add to the group audit of
+        the counts, each row on its own (rows of one study are never set against each other here,
+        as in the families): counts shown first, the row of the clients they leave one out of is
+        found. All the rows are tried together first: what one row adds, all of them add too, so
+        when all of them add nothing (the common case) no row needs a group audit of its own."""
+        counted = _alike(cell, value) & _among(cell, self._incoming_family) if len(self._incoming_family) \
+            else np.zeros(len(cell), dtype=bool)
+        if not counted.any() or not self._row_adds(cell, extension, uniform, counted, min_frequency):
+            return 0
+        return sum(self._row_adds(cell, extension, uniform, counted & (cell == number), min_frequency)
+                   for number in distinct_numbers(cell[counted]))
+
+    def _row_adds(self, cell: np.ndarray, extension: _Extension, uniform: np.ndarray, row: np.ndarray,
+                  min_frequency: int) -> int:
+        """The dimension the entries of `row` add to the group audit of the counts (`uniform`), with
+        the persons grouped by their presence in the row on both sides."""
+        time_left(AUDIT_STEP)
+        presence = extension.presence.copy()
+        np.add.at(presence, extension.index[row], entry_hash(cell[row], np.full(int(row.sum()), _PRESENT)))
+        present = extension.present + np.bincount(extension.index[row], minlength=len(extension.present))
+        with_row = uniform | row
+        return max(self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
+                   - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
 
     def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
                  remembered: np.ndarray, counting: np.ndarray) -> _Relations:
