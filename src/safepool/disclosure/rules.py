@@ -33,7 +33,9 @@ class DisclosureRules(BaseModel):
     max_cells: int = Field(1000, ge=1, description="query budget: cells an answer may have (known before it runs)")
     max_seconds: float = Field(10.0, gt=0, description="query budget: seconds a query may run")
     max_memory_mb: int = Field(1024, ge=64, description="query budget: memory a query may use, MB")
+    max_check_seconds: float = Field(120.0, gt=0, description="query budget: seconds the differencing ledger may "
+                                                               "take to check an answer against earlier answers")
 
 
-BUDGET_SETTINGS = frozenset({"max_cells", "max_seconds", "max_memory_mb"})
+BUDGET_SETTINGS = frozenset({"max_cells", "max_seconds", "max_memory_mb", "max_check_seconds"})
 OUTPUT_SETTINGS = frozenset(DisclosureRules.model_fields) - BUDGET_SETTINGS  # what a recorded output depends on

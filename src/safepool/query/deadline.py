@@ -1,9 +1,12 @@
-"""A query's time budget as one deadline, held by the pool's statements and the ledger's checks alike.
+"""A query's time budgets as deadlines: one for the pool's statements, one for the ledger's checks.
 
-The policy's time budget is the whole query's: the pool's statements (which `budget.Budget`
-interrupts, DuckDB having no statement timeout) and the ledger's checks of the answer against
-earlier answers, which run in Python and NumPy and cannot be stopped from outside. So the
-ledger's loops ask `time_left` between their steps: past the deadline it raises the budget's
+The policy gives a query `max_seconds` in the pool (its statements, which `budget.Budget`
+interrupts, DuckDB having no statement timeout) and `max_check_seconds` for the ledger's checks
+of the answer against earlier answers, which run in Python and NumPy and cannot be stopped from
+outside. (The checks take longer the more a permit has been answered, and longer again at a
+higher minimum frequency: a question the README asks after a study and a policy of 10 persons
+took 16 s in the checks, where its pool statements took a fraction of a second.) So
+the ledger's loops ask `time_left` between their steps: past the deadline it raises the budget's
 refusal, and the ledger abandons its uncommitted change as for any error (nothing is remembered
 of a refused query). The deadline is held in a context variable, so that code far below the
 engine needs no parameter for it and a study's run, which sets none, is never stopped; work on a

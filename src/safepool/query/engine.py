@@ -3,8 +3,8 @@
 The question arrives as SQL or as a structured request and becomes an `AggregateModel` checked
 against the pool's data dictionary and the workspace's policy (its cells are counted against the
 budget before anything runs). The engine runs SQL compiled from the model (never the analyst's
-text) under the policy's time and memory budget (the time is the whole query's, the ledger's checks
-included: `safepool.query.deadline`), works out per cell and person what each person
+text) under the policy's time and memory budget (and the ledger's checks under the policy's time for
+them: `safepool.query.deadline`), works out per cell and person what each person
 contributes, and checks every cell on the persons behind it. Failing cells are suppressed
 (primary and secondary, with totals); a group hidden in one column is hidden in all. Cells that,
 with the earlier answers of the permit, would single out fewer persons than the minimum
@@ -113,7 +113,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     try:
-        with watched(deadline), Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
+        with watched(Deadline(policy.max_check_seconds)), Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
             carry_over(ledger, pool_dir, governance, actor, permit, policy.min_frequency)
             hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
             table, note = _answer(model, dictionary, columns, policy)
