@@ -1,4 +1,4 @@
-"""A query's time budget holds for the ledger's checks too, not only for the pool's statements.
+"""The ledger's checks of an answer have a time budget of their own, as the pool's statements have.
 
 A review asked one query crossing entry quarter with observed quarter after a study had run: the
 pool answered in well under a second and the ledger's checks then ran for 29 minutes. The checks

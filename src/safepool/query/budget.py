@@ -1,10 +1,10 @@
 """The policy's time and memory budget around a query's statements, and errors without data.
 
-DuckDB has no statement timeout, so a timer interrupts the connection when the query's time (its
-`deadline.Deadline`, which the ledger's checks after the statements hold to as well) is up. An
-interrupt reaches only a statement that is running: one that comes while the query is between
-statements (its Python steps, on a busy machine) would be lost, and the next statement would run
-to its end. So the timer also marks the budget spent, and every statement starts only on a budget
+DuckDB has no statement timeout, so a timer interrupts the connection when the query's time in
+the pool (its `deadline.Deadline`; the ledger's checks after the statements have their own) is
+up. An interrupt reaches only a statement that is running: one that comes while the query is
+between statements (its Python steps, on a busy machine) would be lost, and the next statement
+would run to its end. So the timer also marks the budget spent, and every statement starts only on a budget
 not spent yet. The memory limit is set on the connection before its configuration is locked.
 Whatever the engine says when a statement fails is never shown: its text can quote the values it
 was converting. The refusal names the step of the query that failed instead.

@@ -113,7 +113,8 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         _audit_refusal(governance, actor, permit, reason, digest)
         raise exc if isinstance(exc, QueryRefused) else QueryRefused(reason) from None
     try:
-        with watched(Deadline(policy.max_check_seconds)), Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
+        with watched(Deadline(policy.max_check_seconds)), \
+                Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
             carry_over(ledger, pool_dir, governance, actor, permit, policy.min_frequency)
             hidden = _hidden_for_the_ledger(ledger, model, columns, policy, title, entries, every_row)
             table, note = _answer(model, dictionary, columns, policy)

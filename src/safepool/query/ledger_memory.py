@@ -377,9 +377,7 @@ class LedgerMemory:
         that dimension before and after a query, and only what the query adds is found. Queries
         that share no one with the row meet it here: two open-ended counts whose difference is an
         entry quarter's clients (hidden) set against the row and the other quarters' counts."""
-        self.presence = self.presence.copy()
-        np.add.at(self.presence, index, entry_hash(cell, np.full(len(cell), _PRESENT)))
-        self.present = self.present + np.bincount(index, minlength=len(self.present))
+        self.presence, self.present = _present_in(self.presence, self.present, cell, index)
         self.pinned = None
 
     def _known(self, extension: _Extension) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -511,9 +509,7 @@ class LedgerMemory:
         """The dimension the entries of `row` add to the group audit of the counts (`uniform`), with
         the persons grouped by their presence in the row on both sides."""
         time_left(AUDIT_STEP)
-        presence = extension.presence.copy()
-        np.add.at(presence, extension.index[row], entry_hash(cell[row], np.full(int(row.sum()), _PRESENT)))
-        present = extension.present + np.bincount(extension.index[row], minlength=len(extension.present))
+        presence, present = _present_in(extension.presence, extension.present, cell[row], extension.index[row])
         with_row = uniform | row
         return max(self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
                    - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
@@ -682,6 +678,15 @@ def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
         buffer = grown
     buffer[kept:kept + len(values)] = values
     return buffer
+
+
+def _present_in(presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The persons' presence and number of entries (new arrays) with the given entries (cell numbers,
+    persons as indices) added: the grouping of the count audit with rows of a family only in it."""
+    presence = presence.copy()
+    np.add.at(presence, index, entry_hash(cell, np.full(len(cell), _PRESENT)))
+    return presence, present + np.bincount(index, minlength=len(present))
 
 
 def _standing(group: np.ndarray, person: np.ndarray, persons: int) -> np.ndarray:
