@@ -57,6 +57,7 @@ from safepool.query.definitions import EntryDefinitions, entry_definitions, pers
 from safepool.query.ledger import WORKSPACE_LEDGER, Ledger, query_outcome, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
 from safepool.query.person_sums import cell_person_order, entry_rows
+from safepool.query.person_periods import PersonPeriod, period_salt, person_period, unit_keys
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
     check_model, group_labels, refuse
@@ -102,9 +103,10 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         title = _title(title or (query.describe() if isinstance(query, AggregateRequest) else model.describe()))
         with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, deadline) as budget:
-            columns = _run(budget, model, dictionary, policy, persons)
-            _mitigate(model, columns, policy, title)
             facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
+            unit = person_period(model, dictionary, facts.one_row_per_person, facts.one_row_per_period)
+            columns = _run(budget, model, dictionary, policy, persons, unit)
+            _mitigate(model, columns, policy, title)
             tables = person_tables(model, facts.holds_every_person)
             entries = partial(_incoming, model, dictionary, columns, tables, facts.outside)
             every_row = entries(every_row=True)
@@ -218,14 +220,15 @@ class _Column:
     rows: dict[str, np.ndarray]
     mitigated: Mitigated | None = None
     failing: frozenset[tuple] = frozenset()  # labels of the rows that fail the checks on their own
+    period: np.ndarray | None = None  # the code of the period whose rows its amounts add up, if one
 
 
 def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules,
-         persons: LedgerKeys) -> list[_Column]:
+         persons: LedgerKeys, unit: PersonPeriod | None) -> list[_Column]:
     """Every measure's cells, computed under the policy's budget. The pool adds up each person's rows
     per group of keys and hands them over once; the cells are added up from them here, so that the
     persons behind the cells (which the ledger needs, by their ledger keys) are not read from the
-    pool a second time."""
+    pool a second time. A measure that adds up `unit`'s rows carries its period's code."""
     compiler = Compiler(model, dictionary)
     grid = compiler.grid()
     width = max(policy.dominance_n, 2)
@@ -250,7 +253,9 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
         order, cell, distinct, rank = cell_person_order(cell, persons.of(np.asarray(found["person"])[kept]))
         contributions = {"cell": cell, "person": distinct[rank], "distinct": distinct, "rank": rank,
                          "value": np.asarray(value, dtype=np.float64)[kept][order], "rows": rows[kept][order]}
-        columns.append(_Column(measure, _cells(labels, contributions, width), contributions))
+        period = period_salt(unit.table, unit.grain, unit.period) if unit is not None and unit.takes(
+            measure.kind, measure.variable.table if measure.variable else None) else None
+        columns.append(_Column(measure, _cells(labels, contributions, width), contributions, period=period))
     return columns
 
 
@@ -558,13 +563,30 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
         for entry, part, numbers in added:
             if numbers and all((part, number) in alone for number in numbers):
                 sums[entry] = [alone[(part, number)] for number in numbers]
-        pieces += entry_rows(column.rows, [entry for entry in entries if entry[0] not in sums])
+        pieces += _entry_rows(column, [entry for entry in entries if entry[0] not in sums])
         for of_part in labelled:
             splits.update(splits_of(of_part))
     cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
         (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
     return _Entries(pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums,
                     EntryDefinitions(definitions, splits), members_of)
+
+
+def _entry_rows(column: _Column, entries: list[tuple[int, int, list[int]]]
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The rows of a column's entries, in the order of the entries: persons by their ledger keys, but
+    in the amounts of a measure that adds up one period's rows of a register, each person's rows in
+    that period (`safepool.query.person_periods`); a mean's persons counted stay persons."""
+    if column.period is None:
+        return entry_rows(column.rows, entries)
+    rows = column.rows
+    units = {"cell": rows["cell"], "person": unit_keys(rows["person"], column.period), "value": rows["value"],
+             "rows": rows["rows"]}
+    made = dict(zip([entry[0] for entry in entries if entry[1] == 0],
+                    entry_rows(units, [entry for entry in entries if entry[1] == 0])))
+    made |= zip([entry[0] for entry in entries if entry[1] == 1],
+                entry_rows(rows, [entry for entry in entries if entry[1] == 1]))
+    return [made[entry[0]] for entry in entries]
 
 
 def _covered(labels: list[tuple]) -> list[set[tuple]]:

@@ -271,7 +271,7 @@ def _check_constant(where: str, variable: Variable, comparison: str, value: obje
         if not isinstance(value, dt.date):
             raise refuse(f"{where}: compare a date with dates written YYYY-MM-DD")
         finest = variable.date_parts()[-1]
-        if not _period_start(value, finest):
+        if not period_start(value, finest):
             raise refuse(f"{where}: a date is compared with the first day of a {finest} "
                          f"({_FIRST_DAYS[finest]}), never with a day of its own")
 
@@ -330,7 +330,7 @@ def _whole_months_hint(condition: Condition) -> str:
 _FIRST_DAYS = {"month": "YYYY-MM-01", "quarter": "YYYY-01-01, -04-01, -07-01 or -10-01", "year": "YYYY-01-01"}
 
 
-def _period_start(day: dt.date, part: str) -> bool:
+def period_start(day: dt.date, part: str) -> bool:
     """Whether `day` is the first day of a `part` (year, quarter or month)."""
     return day.day == 1 and (part == "month" or (day.month - 1) % (3 if part == "quarter" else 12) == 0)
 
@@ -370,7 +370,7 @@ def in_periods(condition: Condition, variable: Variable) -> tuple[Condition, ...
         last = Condition(ref, "<", (nexts[1],)) if nexts[1] else Condition(ref, "<=", firsts[1:])
         return Condition(ref, ">=", firsts[:1]), last
     several = [text for text, (first, following) in zip(condition.values, read)
-               if following and following != _next_period(first, _resolution(variable))]
+               if following and following != next_period(first, resolution(variable))]
     if several and comparison == "=":
         return Condition(ref, ">=", firsts), Condition(ref, "<", (nexts[0],))
     if several and comparison in ("!=", "in", "not in"):
@@ -391,20 +391,20 @@ def _period(variable: Variable, value: object) -> tuple[object, dt.date | None]:
             return dt.date.fromisoformat(text), None
         if re.fullmatch(r"\d{4}Q[1-4]", text):
             first = dt.date(int(text[:4]), 3 * int(text[5]) - 2, 1)
-            return first, _next_period(first, "quarter")
+            return first, next_period(first, "quarter")
         if re.fullmatch(r"\d{6}", text):
             first = dt.datetime.strptime(text, "%Y%m").date()
-            return first, _next_period(first, "month")
+            return first, next_period(first, "month")
         if re.fullmatch(r"\d{4}", text):
             first = dt.date(int(text), 1, 1)
-            return first, _next_period(first, "year")
+            return first, next_period(first, "year")
     except ValueError:
         pass
     raise refuse(f"a constant compared with the date {variable.name} is not a date (write YYYY-MM-DD, "
                  "YYYYQn, YYYYMM or YYYY)")
 
 
-def _next_period(first: dt.date, part: str) -> dt.date | None:
+def next_period(first: dt.date, part: str) -> dt.date | None:
     """The first day of the period after the one `first` begins (None past the calendar's end)."""
     months = {"year": 12, "quarter": 3, "month": 1}.get(part)
     if months is None:  # a day
@@ -413,7 +413,7 @@ def _next_period(first: dt.date, part: str) -> dt.date | None:
     return dt.date(index // 12, index % 12 + 1, 1) if index // 12 <= dt.MAXYEAR else None
 
 
-def _resolution(variable: Variable) -> str:
+def resolution(variable: Variable) -> str:
     """The finest period a date variable's values tell apart: a day, unless written as a period."""
     return "day" if _written_to_the_day(variable) else variable.date_parts()[-1]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from safepool.pool.access import POOL_FILE
 from safepool.query.budget import Budget
-from safepool.query.compile import Compiler
+from safepool.query.compile import Compiler, date_sql, quote_name
 from safepool.query.definitions import OUTSIDE
 from safepool.query.model import PERSON, VariableRef
 
@@ -35,6 +35,27 @@ class PoolFacts:
             found = self._budget.arrays("compare the tables' persons", f"SELECT NOT EXISTS (SELECT {PERSON} FROM "
                                         f"{other} EXCEPT SELECT {PERSON} FROM {table}) AS covered")
             _KNOWN[key] = bool(found["covered"][0])
+        return bool(_KNOWN[key])
+
+    def one_row_per_person(self, table: str) -> bool:
+        """Whether `table` holds at most one row per person."""
+        key = (self._pool, "one per person", table)
+        if key not in _KNOWN:
+            found = self._budget.arrays("count the table's rows per person", f"SELECT count(*) = count(DISTINCT "
+                                        f"{PERSON}) AS one FROM {quote_name(table)}")
+            _KNOWN[key] = bool(found["one"][0])
+        return bool(_KNOWN[key])
+
+    def one_row_per_period(self, date: VariableRef, grain: str) -> bool:
+        """Whether `date`'s table holds at most one row per person in each quarter (or year) of it."""
+        key = (self._pool, "one per period", date, grain)
+        if key not in _KNOWN:
+            day = date_sql(self._compiler.dictionary[date.table][date.name], quote_name(date.name))
+            period = f"year({day})" + (f" * 4 + quarter({day})" if grain == "quarter" else "")
+            found = self._budget.arrays("count the table's rows per person and period",
+                                        f"SELECT count(*) = count(DISTINCT ({PERSON}, {period})) AS one FROM "
+                                        f"{quote_name(date.table)} WHERE {quote_name(date.name)} IS NOT NULL")
+            _KNOWN[key] = bool(found["one"][0])
         return bool(_KNOWN[key])
 
     def outside(self, variable: VariableRef) -> frozenset[str]:

@@ -20,11 +20,13 @@ import numpy as np
 
 @dataclass(frozen=True)
 class ArmValues:
-    """One arm of one mean as the sum it shows: its persons (pseudonyms, each once, in order) and
-    what each adds to the sum."""
+    """One arm of one mean as the sum it shows: its persons (pseudonyms, in order) and what each adds
+    to the sum; with `periods`, each member is a person's rows in one quarter of a register (the
+    code of that register and quarter: `safepool.query.person_periods`), as a query's sum takes them."""
 
     persons: np.ndarray
     values: np.ndarray
+    periods: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,16 @@ OUTCOMES: dict[str, Outcome] = {
     "social_health_visits": Outcome("social and health service visits in the quarter", "social_health_visits"),
 }
 
+def outcome_rows(outcome: str) -> str | None:
+    """The register whose rows an outcome adds up in a quarter (a sum of its values, or its rows
+    counted, with no codes chosen), as a query of that register over one quarter adds them up; None
+    for a share and for a part of the rows."""
+    feature = FEATURES.spec.quarterly.get(OUTCOMES[outcome].measure)
+    if feature is None or feature.aggregate not in ("sum", "count") or feature.where:
+        return None
+    return feature.table
+
+
 SUBGROUPS: dict[str, str] = {
     "sex": "sex_group",
     "permit_grounds": "permit_grounds",

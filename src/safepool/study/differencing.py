@@ -60,10 +60,11 @@ from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Refused
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
-from safepool.pool.ledger_keys import WORKSPACE_LEDGER, ledger_keys
+from safepool.pool.ledger_keys import WORKSPACE_LEDGER, LedgerKeys, ledger_keys
 from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
 from safepool.query.ledger_memory import mix
+from safepool.query.person_periods import unit_keys
 from safepool.study.arm_values import ArmValues, RowsFound, ShownArm
 from safepool.study.row_persons import ArmPersons
 
@@ -98,7 +99,15 @@ def study_groups(described: pd.DataFrame, matched: pd.DataFrame, person: str) ->
 def _valued(arm: ShownArm) -> ShownArm:
     """The arm with only the persons it adds a value other than zero for."""
     valued = arm.values.values != 0
-    return replace(arm, values=ArmValues(arm.values.persons[valued], arm.values.values[valued]))
+    periods = arm.values.periods
+    return replace(arm, values=ArmValues(arm.values.persons[valued], arm.values.values[valued],
+                                         None if periods is None else periods[valued]))
+
+
+def _members(keys: LedgerKeys, values: ArmValues) -> np.ndarray:
+    """An arm's members in the ledger: its persons' ledger keys, or their rows in a quarter of a register."""
+    found = keys.of(values.persons)
+    return found if values.periods is None else unit_keys(found, values.periods)
 
 
 def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: str, groups: dict[str, np.ndarray],
@@ -119,8 +128,8 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
     # sum the study's own checks showed, which the group audit would take as singling them out alone
     sums = {label: _valued(arm) if arm.family else arm for label, arm in sums.items()}
     sums = {label: arm for label, arm in sums.items()
-            if len(arm.values.persons) >= (min_frequency if arm.family else 1)}
-    cells += [(keys.of(arm.values.persons), arm.values.values) for arm in sums.values()]
+            if len(np.unique(arm.values.persons)) >= (min_frequency if arm.family else 1)}
+    cells += [(_members(keys, arm.values), arm.values.values) for arm in sums.values()]
     incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
                           for number, (persons, values) in enumerate(cells)], ignore_index=True)
     column_of = {number: number for number in range(len(cells))}

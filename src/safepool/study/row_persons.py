@@ -69,13 +69,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from safepool.query.group_audit import pinned
 from safepool.query.ledger_memory import mix
+from safepool.query.person_periods import period_salt
 from safepool.study.arm_values import ArmValues, ShownArm
 
 ROW_PERSONS = "row persons"  # the column that carries them beside a table until the analysis splits it off
@@ -97,10 +98,13 @@ class ArmPersons:
     amounts: np.ndarray
     weights: np.ndarray
     indicator: bool = False
+    units: ArmValues | None = None
 
     def sums(self) -> ArmValues:
-        """The arm as the sum of its persons' values: each person once, with what it adds."""
-        return self._per_person(self.amounts)
+        """The arm as the sum of its persons' values: each person once, with what it adds; for an
+        outcome that adds up a register's rows in a quarter, each person's rows in each quarter
+        (`units`), as a query's sum of that register over that quarter takes them."""
+        return self.units if self.units is not None else self._per_person(self.amounts)
 
     def others(self) -> ArmValues | None:
         """For a share, the arm as the count of its persons whose value is 0, each with what it adds
@@ -122,13 +126,14 @@ def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
 
 
 def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str,
-                baseline: int | None = None) -> pd.DataFrame:
+                baseline: int | None = None, rows_of: str | None = None) -> pd.DataFrame:
     """Per horizon of effect `cells` (horizon, treated, row: the row of `source`, which holds the
     `person` and the unit's time t; w, level: the weight and value the mean takes, and y what the
     estimator differences, the level less the baseline's for a difference in differences), each
     arm's persons, the codes of their values and what they add: columns horizon and ROW_PERSONS
     (arm name -> ArmPersons); with the `baseline` horizon of a difference in differences, its
-    arms' baseline values too (BASELINE_ARMS)."""
+    arms' baseline values too (BASELINE_ARMS). `rows_of`: the register whose rows the outcome adds
+    up in a quarter, if it does (`safepool.study.cohort.outcome_rows`)."""
     rows = cells["row"].to_numpy()
     horizon = cells["horizon"].to_numpy().astype(np.int64)
     at = source["t"].to_numpy().astype(np.int64)[rows]
@@ -136,7 +141,8 @@ def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome:
     values = pd.DataFrame({"horizon": horizon, "treated": cells["treated"].to_numpy(bool),
                            "person": source[person].to_numpy()[rows], "weight": weight})
     indicator = bool(np.isin(level, (0.0, 1.0)).all())
-    arms = level_arms(values.assign(code=value_code(outcome, at + horizon), amount=weight * level), indicator)
+    arms = level_arms(values.assign(code=value_code(outcome, at + horizon), amount=weight * level,
+                                    quarter=at + horizon), indicator, rows_of)
     if baseline is not None:
         base = level - cells["y"].to_numpy(float)
         arms |= baseline_arms(values.assign(code=value_code(outcome, at + baseline), amount=weight * base))
@@ -146,20 +152,31 @@ def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome:
     return pd.DataFrame({"horizon": horizons, ROW_PERSONS: per_row})
 
 
-def level_arms(values: pd.DataFrame, indicator: bool = False) -> dict[tuple[int, str], ArmPersons]:
+def level_arms(values: pd.DataFrame, indicator: bool = False, rows_of: str | None = None
+               ) -> dict[tuple[int, str], ArmPersons]:
     """(horizon, arm name) -> the arm's persons, each once, with its values' codes combined and its
     amounts and weights added (columns horizon, treated, person, weight, code, amount): the mean
     counts persons, and a value taken twice (a control in two sets at one time) is one value, added
-    twice. `indicator`: the outcome is a share (see `ArmPersons`)."""
+    twice. `indicator`: the outcome is a share (see `ArmPersons`); `rows_of`: the register whose
+    rows in a quarter the outcome adds up (each arm's `units`, from column quarter)."""
     keys = ["horizon", "treated", "person"]
+    units = _units(values, rows_of) if rows_of is not None and not indicator else {}
     added = values.groupby(keys, sort=True)[["amount", "weight"]].sum()
     values = values.drop_duplicates([*keys, "code"]).sort_values(keys, kind="stable")
     first = np.flatnonzero(~values.duplicated(keys).to_numpy())
     combined = np.add.reduceat(mix(values["code"].to_numpy(np.uint64)), first) if len(first) else np.zeros(0, np.uint64)
     members = values.iloc[first].assign(code=combined, amount=added["amount"].to_numpy(),
                                         weight=added["weight"].to_numpy())
-    return {(int(h), ARMS[bool(treated)]): _arm(frame, indicator)
+    return {(int(h), ARMS[bool(treated)]): replace(_arm(frame, indicator), units=units.get((int(h), bool(treated))))
             for (h, treated), frame in members.groupby(["horizon", "treated"], sort=True)}
+
+
+def _units(values: pd.DataFrame, rows_of: str) -> dict[tuple[int, bool], ArmValues]:
+    """(horizon, treated) -> the arm's amounts per person and quarter of `rows_of`'s rows."""
+    added = values.groupby(["horizon", "treated", "person", "quarter"], sort=True, as_index=False)["amount"].sum()
+    return {(int(h), bool(treated)): ArmValues(frame["person"].to_numpy(), frame["amount"].to_numpy(float),
+                                               period_salt(rows_of, "quarter", frame["quarter"].to_numpy()))
+            for (h, treated), frame in added.groupby(["horizon", "treated"], sort=True)}
 
 
 def baseline_arms(values: pd.DataFrame) -> dict[tuple[int, str], ArmPersons]:

@@ -43,7 +43,7 @@ from safepool.study.balance import Balance
 from safepool.study.arm_values import ArmValues, RowsFound
 from safepool.study.balance_values import balance_values, shown_balance_cells
 from safepool.study.censoring import censoring_weights, weighted_cells
-from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns
+from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns, outcome_rows
 from safepool.study.differencing import check_study, described_units, study_groups
 from safepool.study.effects import effect_table, estimate_cells, naive_cells, naive_table
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
@@ -319,7 +319,8 @@ class Estimates:
         table = effect_table(outcome, method, cells, result, o["ci"], is_binary(levels.ravel()))
         table = table.merge(arm_contributors(cells), on="horizon", how="left")
         baseline = o["baseline"] if method == "did" else None  # its estimate tells the arms' baselines too
-        return table.merge(row_persons(cells, matched, PERSON, outcome, baseline), on="horizon", how="left")
+        return table.merge(row_persons(cells, matched, PERSON, outcome, baseline, outcome_rows(outcome)),
+                           on="horizon", how="left")
 
     def effects(self) -> pd.DataFrame:
         """ATT and matched difference-in-differences per outcome at the study's horizons."""
@@ -405,7 +406,8 @@ def naive_comparison(con: duckdb.DuckDBPyConnection, study: StudyFile, units: pd
         cells = naive_cells(frame, outcome, study.horizons, unit_col=PERSON)
         table = naive_table(cells, outcome, study.inference.alpha).merge(arm_contributors(cells), on="horizon",
                                                                          how="left")
-        tables.append(table.merge(row_persons(cells, source, PERSON, outcome), on="horizon", how="left"))
+        tables.append(table.merge(row_persons(cells, source, PERSON, outcome, rows_of=outcome_rows(outcome)),
+                                  on="horizon", how="left"))
     return pd.concat(tables, ignore_index=True)
 
 
