@@ -55,12 +55,13 @@ QUERIES = [
     ("persons by sex x marital status",
      "SELECT sex, marital_status, count(DISTINCT pid) AS n FROM population GROUP BY 1, 2",
      "SELECT sex, marital_status, count(DISTINCT pid) FROM population GROUP BY 1, 2"),
-    ("mean earnings by main activity",
-     "SELECT main_activity, avg(earnings) AS m FROM employment WHERE quarter >= '2023Q1' GROUP BY 1",
-     "SELECT main_activity, avg(earnings) FROM employment WHERE quarter >= '2023Q1' GROUP BY 1"),
-    ("sum of benefits by type x year",
-     "SELECT benefit_type, year(month) AS y, sum(amount) AS s FROM benefits WHERE month >= 202201 GROUP BY 1, 2",
-     "SELECT benefit_type, month // 100 AS y, sum(amount) FROM benefits WHERE month >= 202201 GROUP BY 1, 2"),
+    ("mean earnings by main activity, one quarter",
+     "SELECT main_activity, avg(earnings) AS m FROM employment WHERE quarter = '2023Q4' GROUP BY 1",
+     "SELECT main_activity, avg(earnings) FROM employment WHERE quarter = '2023Q4' GROUP BY 1"),
+    ("sum of benefits by sex, one quarter",
+     "SELECT sex, sum(amount) AS s FROM benefits JOIN population USING (pid) WHERE month = '2023Q4' GROUP BY 1",
+     "SELECT sex, sum(amount) FROM benefits JOIN population USING (pid) WHERE month BETWEEN 202310 AND 202312 "
+     "GROUP BY 1"),
     ("persons by earned income band",
      "SELECT bin(earned_income) AS b, count(DISTINCT pid) AS n FROM income_taxes WHERE tax_year = 2023 GROUP BY b",
      "SELECT floor(earned_income / 10000), count(DISTINCT pid) FROM income_taxes WHERE tax_year = 2023 GROUP BY 1"),
@@ -74,11 +75,11 @@ QUERIES = [
      "WHERE tax_year = 2023 GROUP BY sex",
      "SELECT sex, median(earned_income) FROM income_taxes JOIN population USING (pid) "
      "WHERE tax_year = 2023 GROUP BY sex"),
-    ("visits by service x year",
-     "SELECT service, year(visit_date) AS y, count(*) AS n FROM social_health WHERE visit_date >= DATE '2020-01-01' "
-     "GROUP BY 1, 2",
-     "SELECT service, year(visit_date), count(*) FROM social_health WHERE visit_date >= DATE '2020-01-01' "
-     "GROUP BY 1, 2"),
+    ("visits by sex x native language, one quarter",
+     "SELECT sex, native_language, count(*) AS n FROM social_health JOIN population USING (pid) "
+     "WHERE visit_date >= DATE '2023-10-01' AND visit_date < DATE '2024-01-01' GROUP BY 1, 2",
+     "SELECT sex, native_language, count(*) FROM social_health JOIN population USING (pid) "
+     "WHERE visit_date >= DATE '2023-10-01' AND visit_date < DATE '2024-01-01' GROUP BY 1, 2"),
     ("persons by permit grounds",
      "SELECT grounds, count(DISTINCT pid) AS n FROM residence_permits GROUP BY grounds",
      "SELECT grounds, count(DISTINCT pid) FROM residence_permits GROUP BY grounds"),
