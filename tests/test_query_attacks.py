@@ -437,7 +437,7 @@ def test_two_sums_around_a_group_of_zeros_and_one_earner_do_not_tell_her_amount(
 def test_the_persons_behind_a_measure_are_not_shown_beside_it(setup, measure, order):
     """The eighth review's route: a recorded mean (or sum, share, rows, quantile) showed its persons
     per cell as "n", which the answer did not show and the ledger never had (it has each person's
-    value and rows, and a person has several payments). Payments by sex, and persons by sex without
+    value and rows). Payments by sex, and persons by sex without
     the one born in 1940, told whether she is a woman (with bins of children, a named man's number
     of children). A query's output now shows what its answer shows; its persons are checked, kept
     for checking again, and shown only by a count of persons, which the ledger has."""

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from safepool.dictionary import Variable
 from safepool.query.ledger_memory import mix
 from safepool.query.model import AggregateModel, Condition, Dictionary, VariableRef, next_period, period_start, \
     refuse, resolution
@@ -58,11 +59,17 @@ class PersonPeriod:
         return kind == "rows" or (kind in COUNTED and table == self.table)
 
 
-def period_salt(table: str, grain: str, period: np.ndarray | int) -> np.ndarray:
-    """A code for each period of a register, the same in every process and run."""
-    named = int.from_bytes(hashlib.sha256(f"{table}/{grain}".encode()).digest()[:4], "big")
-    return (np.uint64(named) << np.uint64(32)) | (np.asarray(period).astype(np.int64).astype(np.uint64)
+def named_codes(name: str, numbers: np.ndarray | int) -> np.ndarray:
+    """A code for each number under a name (a hash of the name above the number's 32 bits), the
+    same in every process and run."""
+    named = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big")
+    return (np.uint64(named) << np.uint64(32)) | (np.asarray(numbers).astype(np.int64).astype(np.uint64)
                                                   & np.uint64(0xFFFFFFFF))
+
+
+def period_salt(table: str, grain: str, period: np.ndarray | int) -> np.ndarray:
+    """A code for each period of a register."""
+    return named_codes(f"{table}/{grain}", period)
 
 
 def unit_keys(keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
@@ -95,15 +102,15 @@ def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person:
                 _whole_rows(model, unit, name, what)
             return unit
     choices = " or ".join(f"{table}.{name}" for name in dates) or "none"
-    raise refuse(f"{what}: {table} has several rows per person, and a sum over them takes one period: filter "
-                 f"one of its dates ({choices}) to one whole quarter (one year for a yearly date), as "
-                 f"{dates[0] if dates else 'date'} = '2023Q1', or count persons")
+    raise refuse(f"{what}: {table} has several rows per person, and a sum over them must take one period: "
+                 f"filter one of its dates ({choices}) to one whole quarter (one year for a date written by "
+                 f"year), e.g. {dates[0] if dates else 'date'} = '2023Q1', or count persons")
 
 
-def _one_period(filters: tuple[Condition, ...], ref: VariableRef, variable: object) -> tuple[str, dt.date] | None:
+def _one_period(filters: tuple[Condition, ...], ref: VariableRef, variable: Variable) -> tuple[str, dt.date] | None:
     """(grain, first day) when the filters on a date take exactly one whole quarter (a year when the
     date is written by year), else None."""
-    step = resolution(variable)  # type: ignore[arg-type]
+    step = resolution(variable)
     low: dt.date | None = None
     high: dt.date | None = None
     for condition in filters:

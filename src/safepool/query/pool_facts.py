@@ -1,8 +1,9 @@
 """Facts of whole pool tables that a question's definitions need, asked of the pool once.
 
-Which of two tables holds every person of the other, and which kinds of value outside the
+Which of two tables holds every person of the other, which kinds of value outside the
 dictionary's pieces (missing, not in the code list, before or after the declared years) a
-variable's table holds: no filter of a question changes them, so each is asked once per state of
+variable's table holds, and whether a table has one row per person, or per person and quarter
+(`safepool.query.person_periods`): no filter of a question changes them, so each is asked once per state of
 the pool file in a process (`safepool.query.definitions` says why they matter). They are facts of
 whole registers, never of a person, and stay inside the query engine.
 """

@@ -66,7 +66,6 @@ at a time, told the one client a row left out had not been employed at entry).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -76,7 +75,7 @@ import pandas as pd
 
 from safepool.query.group_audit import pinned
 from safepool.query.ledger_memory import mix
-from safepool.query.person_periods import period_salt
+from safepool.query.person_periods import named_codes, period_salt
 from safepool.study.arm_values import ArmValues, ShownArm
 
 ROW_PERSONS = "row persons"  # the column that carries them beside a table until the analysis splits it off
@@ -120,9 +119,7 @@ class ArmPersons:
 
 def value_code(outcome: str, quarters: np.ndarray) -> np.ndarray:
     """A code for each value of `outcome` in the given quarters (integers), the same in every run."""
-    named = int.from_bytes(hashlib.sha256(outcome.encode()).digest()[:4], "big")
-    return (np.uint64(named) << np.uint64(32)) | (np.asarray(quarters).astype(np.int64).astype(np.uint64)
-                                                  & np.uint64(0xFFFFFFFF))
+    return named_codes(outcome, quarters)
 
 
 def row_persons(cells: pd.DataFrame, source: pd.DataFrame, person: str, outcome: str,
