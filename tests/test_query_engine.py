@@ -22,10 +22,12 @@ from governed import approved_permit, governance_with_users, sign_in, tiny_reque
 from safepool.disclosure.mitigation import SHOWN
 from safepool.governance.context import Governance
 from safepool.governance.permits import Phase
+from safepool.pool.access import dictionary_in
 from safepool.pool.ledger_keys import write_ledger_keys
 from safepool.query.engine import run_query
 from safepool.query.request import AggregateRequest, parse_filter
 from safepool.query.model import QueryRefused
+from safepool.query.pool_facts import FACTS, find_facts
 from safepool.workspace import Workspace
 
 PERMIT = "P-1"
@@ -98,6 +100,8 @@ def make_pool(pool_dir: Path, permit: str = PERMIT, tables: dict[str, pd.DataFra
     entries = DICTIONARY if dictionary is None else dictionary
     manifest = {"permit": permit, "tables": {t: [v["name"] for v in vs] for t, vs in entries.items()},
                 "dictionary": entries}
+    with duckdb.connect(str(pool_dir / permit / "pool.duckdb"), read_only=True) as con:
+        manifest[FACTS] = find_facts(con, dictionary_in(manifest, permit))
     (pool_dir / permit / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     return tables
 

@@ -159,7 +159,12 @@ def dictionary(pool_dir: Path, permit: str) -> dict[str, dict[str, Variable]]:
 
     Read from the snapshot the build wrote into the manifest (pool names only: each variable's
     `column` is its pool name, since the holder's column names stay with the steward)."""
-    snapshot = manifest(pool_dir, permit).get("dictionary")
+    return dictionary_in(manifest(pool_dir, permit), permit)
+
+
+def dictionary_in(built: dict[str, object], permit: str) -> dict[str, dict[str, Variable]]:
+    """The data dictionary of a pool's manifest (`dictionary`)."""
+    snapshot = built.get("dictionary")
     if not isinstance(snapshot, dict):
         raise PoolNotBuilt(f"the pool of permit {permit} was built before the data dictionary; rebuild it")
     try:

@@ -31,11 +31,12 @@ from safepool.governance.users import Actor
 from safepool.identity.keystore import KeyStore
 from safepool.identity.pseudonym import Pseudonymiser
 from safepool.identity.resolver import IdentityResolver
-from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE, pool_path
+from safepool.pool.access import LINKAGE_FILE, MANIFEST_FILE, POOL_FILE, dictionary_in, pool_path
 from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, ledger_keys_in_use, write_ledger_keys
 from safepool.pool.linkage import LinkageReport, LinkageTracker
 from safepool.pool.publish import Scratch, sweep, sweep_stale_files
 from safepool.pool.scope import Scope, Window, time_predicate
+from safepool.query.pool_facts import FACTS, find_facts
 from safepool.registers.catalogue import Register, Variable
 from safepool.registers.check import check_schema
 from safepool.registers.credentials import Credentials
@@ -117,7 +118,8 @@ def build_pool(
                   "rows written": sum(r.rows_in_pool for r in linkage.registers.values())}
         con.execute("DETACH pool")
         con.close()
-        _write_reports(pool_scratch.path, scope, plan, linkage)
+        notify("table facts", "all tables", 0)
+        _write_reports(pool_scratch.path, scope, plan, linkage, spill.path)
         pool_path = pool_scratch.publish(workspace.pool_dir / scope.permit)
         quarantine_scratch.publish(workspace.steward_dir / "quarantine" / scope.permit)
     return BuiltPool(scope.permit, pool_path, linkage, time.perf_counter() - started, timings, counts, len(swept))
@@ -269,7 +271,10 @@ def _mark_repeating_codes(con: duckdb.DuckDBPyConnection, row_hash: str) -> None
         con.unregister("stage_repeats")
 
 
-def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[Variable]]], linkage: LinkageReport) -> None:
+def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[Variable]]], linkage: LinkageReport,
+                   spill: Path) -> None:
+    """The linkage report and the manifest: the pool's dictionary, and the facts of its whole
+    tables that queries need (`safepool.query.pool_facts`)."""
     (folder / LINKAGE_FILE).write_text(json.dumps(linkage.to_dict(), indent=2), encoding="utf-8")
     manifest = {
         "permit": scope.permit,
@@ -281,6 +286,9 @@ def _write_reports(folder: Path, scope: Scope, plan: list[tuple[Register, list[V
         # the registers made by safepool synth: reports of this pool say on every page that it is synthetic
         "synthetic": sorted(register.name for register, _ in plan if register.synthetic),
     }
+    with open_duckdb(str(folder / POOL_FILE), read_only=True,
+                     config={"temp_directory": str(spill), "memory_limit": BUILD_MEMORY}) as pool:
+        manifest[FACTS] = find_facts(pool, dictionary_in(manifest, scope.permit))
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 

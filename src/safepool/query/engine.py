@@ -47,7 +47,7 @@ from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
-from safepool.pool.access import dictionary as pool_dictionary
+from safepool.pool.access import dictionary_in, manifest as pool_manifest
 from safepool.pool.access import analysis_connection
 from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
 from safepool.query.budget import Budget
@@ -96,14 +96,14 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         deadline = Deadline(policy.max_seconds)
         governance.permits.authorise_access(actor, permit, today=today)
         Ledger.prepare(pool_dir, WORKSPACE_LEDGER)  # made while the pool is opened and asked
-        dictionary = pool_dictionary(pool_dir, permit)
+        built = pool_manifest(pool_dir, permit)
+        dictionary, facts = dictionary_in(built, permit), PoolFacts(built, permit)
         persons = ledger_keys(pool_dir, permit)
         model = model_from_sql(query, dictionary) if isinstance(query, str) else query.model(dictionary)
         model = check_model(model, dictionary, policy.max_cells)
         title = _title(title or (query.describe() if isinstance(query, AggregateRequest) else model.describe()))
         with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, deadline) as budget:
-            facts = PoolFacts(budget, pool_dir, permit, Compiler(model, dictionary))
             unit = person_period(model, dictionary, facts.one_row_per_person, facts.one_row_per_period)
             columns = _run(budget, model, dictionary, policy, persons, unit)
             _mitigate(model, columns, policy, title)

@@ -67,6 +67,11 @@ def named_codes(name: str, numbers: np.ndarray | int) -> np.ndarray:
                                                   & np.uint64(0xFFFFFFFF))
 
 
+def period_grain(variable: Variable) -> str:
+    """The period a sum over a date's rows takes: a year for a date written by year, else a quarter."""
+    return "year" if resolution(variable) == "year" else "quarter"
+
+
 def period_salt(table: str, grain: str, period: np.ndarray | int) -> np.ndarray:
     """A code for each period of a register."""
     return named_codes(f"{table}/{grain}", period)
@@ -78,7 +83,7 @@ def unit_keys(keys: np.ndarray, salts: np.ndarray) -> np.ndarray:
 
 
 def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person: Callable[[str], bool],
-                  one_per_period: Callable[[VariableRef, str], bool]) -> PersonPeriod | None:
+                  one_per_period: Callable[[VariableRef], bool]) -> PersonPeriod | None:
     """The register and period a question's sums take, None when its measures take no register
     with several rows per person; refuses a question that would add up parts of such rows."""
     counted = [m for m in model.measures if m.kind in COUNTED]
@@ -98,7 +103,7 @@ def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person:
             grain, first = found
             unit = PersonPeriod(table, grain, first.year * 4 + (first.month - 1) // 3 if grain == "quarter"
                                 else first.year)
-            if not one_per_period(VariableRef(table, name), grain):
+            if not one_per_period(VariableRef(table, name)):
                 _whole_rows(model, unit, name, what)
             return unit
     choices = " or ".join(f"{table}.{name}" for name in dates) or "none"
@@ -127,7 +132,7 @@ def _one_period(filters: tuple[Condition, ...], ref: VariableRef, variable: Vari
             low = bounds[0] if low is None else max(low, bounds[0])
         if bounds[1] is not None:
             high = bounds[1] if high is None else min(high, bounds[1])
-    grain = "year" if step == "year" else "quarter"
+    grain = period_grain(variable)
     if low is None or high is None or not period_start(low, grain) or high != next_period(low, grain):
         return None
     return grain, low
