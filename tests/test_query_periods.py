@@ -151,3 +151,42 @@ def test_a_study_row_and_a_query_of_one_quarter_have_the_same_members():
     keys = np.array([123, 123], dtype=np.uint64)
     assert unit_keys(keys[:1], at_entry.periods[:1]) != unit_keys(keys[:1], later.periods)
     assert level_arms(values)[(0, "clients")].sums().periods is None  # a share's counts stay persons
+
+
+def visits_in(months: list[int]) -> pd.DataFrame:
+    """A visit of every person in each of `months`."""
+    return pd.DataFrame([{"pid": pid, "month": month} for pid in people()["pid"] for month in months])
+
+
+@pytest.fixture(scope="module")
+def visits_a_quarter(tmp_path_factory):
+    """Two payments per person a quarter, and one visit per person a quarter (in 2019Q1 and Q2)."""
+    root = tmp_path_factory.mktemp("visits") / "ws"
+    governed_pool(root, {**tables(2), "visits": visits_in([201902, 201905])})
+    return root
+
+
+def test_a_register_fixed_to_one_row_per_person_joins_one_with_several(visits_a_quarter, tmp_path):
+    """Visits in one quarter are one row per person: they select persons, and multiply nothing."""
+    setup = copy_of(visits_a_quarter, tmp_path / "ws")
+    answer = ask(setup, "SELECT sex, sum(amount) AS s FROM payments JOIN visits USING (pid) JOIN population "
+                        "USING (pid) WHERE paid_on = '2019Q1' AND month = '2019Q1' GROUP BY sex")
+    paid = payments(2).merge(people(), on="pid")
+    expected = paid[paid["paid_on"] < dt.date(2019, 4, 1)].groupby("sex")["amount"].sum()
+    shown = answer.table.set_index("sex")
+    assert shown["status"].eq(SHOWN).all()
+    assert shown.loc["male", "s"] == pytest.approx(expected["M"]) and shown.loc["female", "s"] == pytest.approx(
+        expected["F"])
+    with pytest.raises(QueryRefused, match="payments and visits both have several rows per person"):
+        ask(setup, "SELECT sum(amount) AS s FROM payments JOIN visits USING (pid) WHERE paid_on = '2019Q1' "
+                   "AND month >= '2019Q1'")  # every quarter of visits: each payment counted once per visit
+
+
+def test_a_register_whose_values_are_summed_is_never_taken_as_fixed(tmp_path):
+    """Payments of one quarter (one a person) joined with two visits a person in that quarter: the
+    payments would be counted twice, so the join is refused."""
+    governed_pool(tmp_path / "template", {**tables(1), "visits": visits_in([201902, 201903])})
+    setup = copy_of(tmp_path / "template", tmp_path / "ws")
+    with pytest.raises(QueryRefused, match="payments and visits both have several rows per person"):
+        ask(setup, "SELECT sum(amount) AS s FROM payments JOIN visits USING (pid) WHERE paid_on = '2019Q1' "
+                   "AND month = '2019Q1'")

@@ -23,7 +23,10 @@ Where the register holds several rows per person in a period (benefits by month 
 visits), a filter or grouping on another of its variables would take part of a person's rows in
 the period, which is the route again with the parts; such a question is refused, and may count
 persons instead. Two registers with several rows per person are never joined in such a question:
-each row of one would be counted once for every row of the other. A study's rows enter the ledger
+each row of one would be counted once for every row of the other; but a register that the question
+fixes to one row per person (a date of it filtered to one period in which it holds one row per
+person, and no measure adding up its values) only selects and groups persons, and may join one
+with several rows (benefits of those employed in a quarter). A study's rows enter the ledger
 with the same keys for the outcomes of such registers (`safepool.study.row_persons`), so they meet
 the queries about the same quarters.
 """
@@ -91,6 +94,8 @@ def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person:
     if not several:
         return None
     what = counted[0].describe()
+    if len(several) > 1:  # a register fixed to one row per person by its filters multiplies nothing
+        several = [table for table in several if not _fixed(model, dictionary, table, one_per_period)] or several
     if len(several) > 1:
         raise refuse(f"{what}: {several[0]} and {several[1]} both have several rows per person, and each row of "
                      "one would be counted once for every row of the other; join at most one of them, or count "
@@ -110,6 +115,20 @@ def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person:
     raise refuse(f"{what}: {table} has several rows per person, and a sum over them must take one period: "
                  f"filter one of its dates ({choices}) to one whole quarter (one year for a date written by "
                  f"year), e.g. {dates[0] if dates else 'date'} = '2023Q1', or count persons")
+
+
+def _fixed(model: AggregateModel, dictionary: Dictionary, table: str,
+           one_per_period: Callable[[VariableRef], bool]) -> bool:
+    """Whether, in this question, `table` has at most one row per person and no measure adds up its
+    values: one of its dates is filtered to one whole period in which it holds one row per person
+    (employment in one quarter, taxes in one year). It then only selects and groups persons, as a
+    register of one row per person does, and may join another register with several rows per
+    person."""
+    if any(m.kind in COUNTED and m.variable is not None and m.variable.table == table for m in model.measures):
+        return False
+    return any(_one_period(model.filters, VariableRef(table, name), variable) is not None
+               and one_per_period(VariableRef(table, name))
+               for name, variable in dictionary[table].items() if variable.level == "date")
 
 
 def _one_period(filters: tuple[Condition, ...], ref: VariableRef, variable: Variable) -> tuple[str, dt.date] | None:
