@@ -10,11 +10,15 @@ study's many rows of other quarters of the same clients do not single each other
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from safepool.query import ledger_memory
+from governed import sign_in
+from safepool.governance.context import Governance
+from safepool.query import ledger as ledger_module, ledger_memory
 from safepool.query.ledger import ALL_ANSWERS, Ledger
 from test_ledger import MIN_FREQUENCY, PERMIT, cell, ledger_file, template, ws  # noqa: F401 (fixtures)
 
@@ -185,3 +189,76 @@ def test_a_row_after_two_open_ended_counts_that_leave_one_client_is_found(ws, ev
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.check(_row(range(clients), np.ones(clients)), {0: 0}, MIN_FREQUENCY, family=[0]) \
             == ({} if every_client else {0: ALL_ANSWERS})
+
+
+BLOCKS = 10  # clients 20k..20k+19; a row over all but the last of each block, two counts of ten each
+
+
+def _many_hidden(root, governance, anna) -> tuple[dict[int, str], list[frozenset[int]], int]:
+    """An answer counting the first five clients of each block, rows over every client of a block
+    but one, then one answer counting each block's clients in two cells of ten: the second cell of
+    each block completes a row's difference. What the check hides, the remembered families it
+    audited (cells numbered at most the highest remembered), and how many audits it took."""
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        fives = pd.concat([cell(range(20 * block, 20 * block + 5), number=block) for block in range(BLOCKS)])
+        assert ledger.check(fives, {block: 0 for block in range(BLOCKS)}, MIN_FREQUENCY) == {}
+    for block in range(BLOCKS):
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.check(_row(range(20 * block, 20 * block + 19), np.ones(19)), {0: 0}, MIN_FREQUENCY,
+                                family=[0]) == {}
+    counts = pd.concat([cell(range(20 * block + 10 * half, 20 * block + 10 * half + 10), number=2 * block + half)
+                        for block in range(BLOCKS) for half in (0, 1)])
+    audited, audits = [], []
+    memory_family_pinned = ledger_memory.LedgerMemory._family_pinned
+    gives_away = Ledger._gives_away
+
+    def family_pinned(self, cells, *args):
+        if max(cells) <= self.highest:
+            audited.append(cells)
+        return memory_family_pinned(self, cells, *args)
+
+    def counted(self, *args, **kwargs):
+        audits.append(1)
+        return gives_away(self, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ledger_memory.LedgerMemory, "_family_pinned", family_pinned)
+        patch.setattr(Ledger, "_gives_away", counted)
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            found = ledger.check(counts, {number: 0 for number in range(2 * BLOCKS)}, MIN_FREQUENCY)
+    return found, audited, len(audits)
+
+
+def test_cells_hidden_one_after_another_are_found_in_few_audits(template, tmp_path):
+    """Half the cells of one answer are hidden, each by a study's row with the cell before it: each
+    is found, as taking the cells one by one finds them, in fewer audits than a bisection for each
+    (the search tries the next cells first once one is found), and each family of remembered cells
+    is audited once for the whole check."""
+    first_failing = ledger_module._first_failing
+    runs = {}
+    for near in (True, False):
+        root = tmp_path / f"near-{near}"
+        shutil.copytree(template, root)
+        governance = Governance.open(root)
+        with pytest.MonkeyPatch.context() as patch:
+            if not near:  # a bisection for every hidden cell
+                patch.setattr(ledger_module, "_first_failing", lambda *args, near=False, **kw: first_failing(*args, **kw))
+            runs[near] = _many_hidden(root, governance, sign_in(governance, "anna"))
+        governance.permits.engine.dispose()
+    (found, audited, audits), (bisected, _, bisections) = runs[True], runs[False]
+    assert found == bisected == {2 * block + 1: ALL_ANSWERS for block in range(BLOCKS)}
+    assert audited and len(audited) == len(set(audited))
+    assert audits < bisections
+
+
+def test_the_search_finds_the_first_failing_group_whichever_way_it_looks():
+    """Adding cells never makes the audit find less: for every place of the first failing group
+    (or none), the search finds it, trying the next groups first or bisecting."""
+    for size in range(1, 18):
+        for first in range(size + 1):  # `size`: none fails
+            def gives_away(cells: list[int]) -> bool:
+                return any(cell >= first for cell in cells)
+
+            for near in (True, False):
+                found = ledger_module._first_failing([], [[number] for number in range(size)], gives_away, near=near)
+                assert found == (None if first == size else first)

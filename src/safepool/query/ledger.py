@@ -372,18 +372,27 @@ def _checked_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Ma
 
 
 def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_away: Any,
-                   known_to_fail: bool = False) -> int | None:
+                   known_to_fail: bool = False, near: bool = False) -> int | None:
     """The first of `groups` (of cells, in order) that gives away too few persons with the `accepted`
     cells and the groups before it (`gives_away(cells)`), or None when all of them pass together.
     Adding cells never makes the audit find less, so the prefixes that fail are the longer ones and
     a bisection finds the first: what taking the groups one by one would hide, in a few audits per
     group found instead of one per group (a study's run has several hundred cells, each its own).
-    `known_to_fail`: all of them together are known to fail (not audited again)."""
+    `known_to_fail`: all of them together are known to fail (not audited again). `near`: the first
+    is likely near the start (one was just found before them), so prefixes of 1, 2, 4, ... groups
+    are tried before the bisection: where half the cells of a table are hidden (counts by two
+    quarters beside a study's rows), two or three audits find each instead of seven."""
     every = [cell for cells in groups for cell in cells]
     if not known_to_fail and not gives_away(accepted + every):
         return None
     bounds = np.cumsum([len(cells) for cells in groups])
     low, high = 0, len(groups) - 1  # the prefix through `high` fails
+    probe = 0
+    while near and probe < high:  # the prefixes through groups 0, 1, 3, 7, ...
+        if gives_away(accepted + every[:bounds[probe]]):
+            high = probe
+            break
+        low, probe = probe + 1, 2 * probe + 1
     while low < high:
         middle = (low + high) // 2
         if gives_away(accepted + every[:bounds[middle]]):
@@ -688,14 +697,16 @@ class Ledger:
                 break
             accepted += [cell for cells in columns[:failing] for cell in cells]
             cells, columns = columns[failing], columns[failing + 1:]
+            after_one = False  # whether a cell of this column has been found
             while cells:
-                cell = _first_failing(accepted, [[cell] for cell in cells], gives_away)
+                cell = _first_failing(accepted, [[cell] for cell in cells], gives_away, near=after_one)
                 if cell is None:
                     accepted += cells
                     break
                 accepted += cells[:cell]
                 found[cells[cell]] = ALL_ANSWERS
                 cells = cells[cell + 1:]
+                after_one = True
         return found
 
     def _written(self, *kept: Any) -> _Change | None:

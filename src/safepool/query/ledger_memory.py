@@ -193,6 +193,9 @@ class LedgerMemory:
         self.consistent: dict[int, set[int]] = {}
         self.conflicting: dict[int, set[int]] = {}
         self.related: set[int] = set()
+        # the group audit of families of remembered cells only, by (cells, minimum frequency): what the
+        # incoming cells do not change (`_family_pinned`), kept until the memory takes a change
+        self._families_pinned: dict[tuple[frozenset[int], int], int] = {}
         # the entries last audited, their extension and, once the audit is done, what it found and the
         # relations of its sums (`_related`)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None, _Relations | None] | None \
@@ -311,6 +314,7 @@ class LedgerMemory:
         value = np.asarray(value, dtype=np.float64)
         order = np.argsort(cell, kind="stable") if order is None else order
         last, self._last = self._last, None
+        self._families_pinned = {}
         noted = None
         related = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
@@ -602,9 +606,22 @@ class LedgerMemory:
             time_left(AUDIT_STEP)
             before = cells - new_numbers
             now = self._family_pinned(cells, cell, extension, kept, min_frequency)
-            given += max(now - (self._family_pinned(before, cell, extension, kept, min_frequency)
+            given += max(now - (self._remembered_family_pinned(before, cell, extension, kept, min_frequency)
                                 if len(before) > 1 else 0), 0)
         return given
+
+    def _remembered_family_pinned(self, cells: frozenset[int], cell: np.ndarray, extension: _Extension,
+                                  kept: np.ndarray, min_frequency: int) -> int:
+        """`_family_pinned` of remembered cells only, found once per state of the memory: it takes
+        their entries whose amounts are not zero, of persons with a first value who do not restart
+        (or of a family only), and a person with a first value keeps it whatever comes in (one
+        without counts by membership, before and after a restart alike), so no incoming entry
+        changes it. A check's audits (one per bisection step, several hundred where many cells of
+        an answer are hidden) so share it."""
+        key = (cells, min_frequency)
+        if key not in self._families_pinned:
+            self._families_pinned[key] = self._family_pinned(cells, cell, extension, kept, min_frequency)
+        return self._families_pinned[key]
 
     def _family_pinned(self, cells: frozenset[int], cell: np.ndarray, extension: _Extension, kept: np.ndarray,
                        min_frequency: int) -> int:
