@@ -190,3 +190,20 @@ def test_a_register_whose_values_are_summed_is_never_taken_as_fixed(tmp_path):
     with pytest.raises(QueryRefused, match="payments and visits both have several rows per person"):
         ask(setup, "SELECT sum(amount) AS s FROM payments JOIN visits USING (pid) WHERE paid_on = '2019Q1' "
                    "AND month = '2019Q1'")
+
+
+@pytest.mark.parametrize("order", ["all first", "joined first"])
+def test_a_fixed_register_that_leaves_one_person_out_does_not_tell_her_payments(tmp_path, order):
+    """The join's way out, as an attacker takes it: every man's payments in 2019Q1, then those of
+    the men who visited in 2019Q1, when one man did not. The payments are keyed alike in both
+    (one quarter of one register), so the ledger finds the one man between them either way."""
+    visits = visits_in([201902, 201905])
+    visits = visits[~((visits["pid"] == "p-005") & (visits["month"] == 201902))]
+    governed_pool(tmp_path / "template", {**tables(2), "visits": visits})
+    setup = copy_of(tmp_path / "template", tmp_path / "ws")
+    every = SUM.format("paid_on = '2019Q1'")
+    joined = ("SELECT sum(amount) AS s FROM payments JOIN population USING (pid) JOIN visits USING (pid) "
+              "WHERE sex = 'M' AND paid_on = '2019Q1' AND month = '2019Q1'")
+    first, second = (every, joined) if order == "all first" else (joined, every)
+    assert ask(setup, first).table["status"].eq(SHOWN).all()
+    assert ask(setup, second).table["status"].eq("suppressed").all() and ledger_hid(setup)

@@ -47,8 +47,7 @@ from safepool.governance.audit import UnsafeAuditField
 from safepool.governance.context import Governance
 from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
-from safepool.pool.access import dictionary_in, manifest as pool_manifest
-from safepool.pool.access import analysis_connection
+from safepool.pool.access import analysis_connection, dictionary_in, manifest as pool_manifest
 from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler

@@ -3,12 +3,12 @@
 Which of two tables holds every person of the other, which kinds of value outside the
 dictionary's pieces (missing, not in the code list, before or after the declared years) a
 variable's table holds, and whether a table has one row per person, or per person and period
-(`safepool.query.person_periods`): no filter of a question changes them (`safepool.query.
-definitions` says why they matter). So the build finds them with the pool's tables and keeps them
-in the pool's manifest, beside its data dictionary, and every query reads them there: asked of the
-pool instead, each took a scan of a whole table in every process that asked (up to a second a
-table at 300,000 persons). They are facts of whole registers, never of a person, and stay inside
-the query engine.
+(`safepool.query.person_periods`): no filter of a question changes them
+(`safepool.query.definitions` says why they matter). So the build finds them with the pool's
+tables and keeps them in the pool's manifest, beside its data dictionary, and every query reads
+them there: asked of the pool instead, each took a scan of a whole table in every process that
+asked (up to a second a table at 300,000 persons). They are facts of whole registers, never of a
+person, and stay inside the query engine.
 """
 
 from __future__ import annotations
