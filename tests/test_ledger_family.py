@@ -19,7 +19,7 @@ import pytest
 from governed import sign_in
 from safepool.governance.context import Governance
 from safepool.query import ledger as ledger_module, ledger_memory
-from safepool.query.ledger import ALL_ANSWERS, Ledger
+from safepool.query.ledger import ALL_ANSWERS, Ledger, Verdict
 from test_ledger import MIN_FREQUENCY, PERMIT, cell, ledger_file, template, ws  # noqa: F401 (fixtures)
 
 VALUES = 100.0 + 7.0 * np.arange(20)  # each client's value at entry
@@ -232,18 +232,19 @@ def _many_hidden(root, governance, anna) -> tuple[dict[int, str], list[frozenset
 def test_cells_hidden_one_after_another_are_found_in_few_audits(template, tmp_path):
     """Half the cells of one answer are hidden, each by a study's row with the cell before it: each
     is found, as taking the cells one by one finds them, in fewer audits than a bisection for each
-    (the search tries the next cells first once one is found), and each family of remembered cells
-    is audited once for the whole check."""
+    (the search tries the prefix through the cell the audits guess first), and each family of
+    remembered cells is audited once for the whole check."""
     first_failing = ledger_module._first_failing
     runs = {}
-    for near in (True, False):
-        root = tmp_path / f"near-{near}"
+    for guided in (True, False):
+        root = tmp_path / f"guided-{guided}"
         shutil.copytree(template, root)
         governance = Governance.open(root)
         with pytest.MonkeyPatch.context() as patch:
-            if not near:  # a bisection for every hidden cell
+            if not guided:  # a bisection for every hidden cell
+                patch.setattr(ledger_module, "_GUESSES", 0)
                 patch.setattr(ledger_module, "_first_failing", lambda *args, near=False, **kw: first_failing(*args, **kw))
-            runs[near] = _many_hidden(root, governance, sign_in(governance, "anna"))
+            runs[guided] = _many_hidden(root, governance, sign_in(governance, "anna"))
         governance.permits.engine.dispose()
     (found, audited, audits), (bisected, _, bisections) = runs[True], runs[False]
     assert found == bisected == {2 * block + 1: ALL_ANSWERS for block in range(BLOCKS)}
@@ -253,12 +254,22 @@ def test_cells_hidden_one_after_another_are_found_in_few_audits(template, tmp_pa
 
 def test_the_search_finds_the_first_failing_group_whichever_way_it_looks():
     """Adding cells never makes the audit find less: for every place of the first failing group
-    (or none), the search finds it, trying the next groups first or bisecting."""
+    (or none), the search finds it, trying the next groups first or bisecting, whatever the audits
+    guess (right, too early, too late, or nothing); a right guess finds it in three audits."""
     for size in range(1, 18):
         for first in range(size + 1):  # `size`: none fails
-            def gives_away(cells: list[int]) -> bool:
-                return any(cell >= first for cell in cells)
+            for guess in {None, first, max(first - 3, 0), min(first + 2, size - 1)}:
+                audits = []
 
-            for near in (True, False):
-                found = ledger_module._first_failing([], [[number] for number in range(size)], gives_away, near=near)
-                assert found == (None if first == size else first)
+                def gives_away(cells: list[int]) -> Verdict:
+                    audits.append(1)
+                    fails = any(cell >= first for cell in cells)
+                    return Verdict(fails, guess if fails else None)
+
+                for near in (True, False):
+                    audits.clear()
+                    found = ledger_module._first_failing([], [[number] for number in range(size)], gives_away,
+                                                         near=near)
+                    assert found == (None if first == size else first)
+                    if guess == first < size:
+                        assert len(audits) <= 3

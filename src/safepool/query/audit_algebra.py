@@ -98,6 +98,9 @@ class Audit:
     # concentrated on fewer persons than the minimum frequency, and how much of it the new cells add
     pinned: tuple[int, int] | None = None  # (the minimum frequency, the dimension)
     groups_given_away: int = 0
+    # of the incoming cells that complete a family or a study's row found giving away (each family's
+    # highest-numbered incoming cell, the row's own), the lowest: where a search likely finds the first
+    completing: int | None = None
 
 
 def audit(contributions: Contributions, classes: PersonClasses, probes: Callable[[], np.ndarray],

@@ -137,12 +137,12 @@ import os
 import re
 import struct
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -371,32 +371,67 @@ def _checked_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Ma
     return checked
 
 
-def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_away: Any,
-                   known_to_fail: bool = False, near: bool = False) -> int | None:
+class Verdict(NamedTuple):
+    """What one audit of a set of cells finds: whether they give away too few persons, and (a guess
+    where a search will find the first failing cell) the earliest of them that completes a family
+    or a study's row the group audits find (see `ledger_memory.LedgerMemory._groups_given_away`)."""
+
+    fails: bool
+    completing: int | None = None
+
+
+class _Audits:
+    """The audits of one check's search, each set of cells audited once: a search asks again for a
+    prefix it audited (the column found, then its cells)."""
+
+    def __init__(self, audit: Callable[[list[int]], Verdict], known: dict[frozenset[int], Verdict]) -> None:
+        self._audit, self._found = audit, known
+
+    def __call__(self, cells: list[int]) -> Verdict:
+        key = frozenset(cells)
+        if key not in self._found:
+            self._found[key] = self._audit(cells)
+        return self._found[key]
+
+
+_GUESSES = 3  # prefixes a search takes from the audits' guesses before it only bisects
+
+
+def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_away: Callable[[list[int]], Verdict],
+                   near: bool = False) -> int | None:
     """The first of `groups` (of cells, in order) that gives away too few persons with the `accepted`
     cells and the groups before it (`gives_away(cells)`), or None when all of them pass together.
     Adding cells never makes the audit find less, so the prefixes that fail are the longer ones and
     a bisection finds the first: what taking the groups one by one would hide, in a few audits per
     group found instead of one per group (a study's run has several hundred cells, each its own).
-    `known_to_fail`: all of them together are known to fail (not audited again). `near`: the first
-    is likely near the start (one was just found before them), so prefixes of 1, 2, 4, ... groups
-    are tried before the bisection: where half the cells of a table are hidden (counts by two
-    quarters beside a study's rows), two or three audits find each instead of seven."""
+    Any prefix between the longest known to pass and the shortest known to fail may be tried
+    next, so the search first tries where a failing audit guesses the first failing cell is (the
+    earliest cell completing what it found: a study's balance means hidden one after another took
+    eight audits each by bisection), the prefix through that group and the one before it. `near`:
+    the first is likely near the start (one was just found before them), so prefixes of 1, 2, 4,
+    ... groups are tried before the bisection when no guess is at hand: where half the cells of a
+    table are hidden (counts by two quarters beside a study's rows), two or three audits find each
+    instead of seven."""
     every = [cell for cells in groups for cell in cells]
-    if not known_to_fail and not gives_away(accepted + every):
+    verdict = gives_away(accepted + every)
+    if not verdict.fails:
         return None
+    group_of = {cell: number for number, cells in enumerate(groups) for cell in cells}
     bounds = np.cumsum([len(cells) for cells in groups])
-    low, high = 0, len(groups) - 1  # the prefix through `high` fails
-    probe = 0
-    while near and probe < high:  # the prefixes through groups 0, 1, 3, 7, ...
-        if gives_away(accepted + every[:bounds[probe]]):
-            high = probe
-            break
-        low, probe = probe + 1, 2 * probe + 1
+    low, high = 0, len(groups) - 1  # the prefix through `high` fails, the one before `low` passes
+    probe, guesses = 0, _GUESSES
     while low < high:
-        middle = (low + high) // 2
-        if gives_away(accepted + every[:bounds[middle]]):
-            high = middle
+        guess = group_of.get(verdict.completing, -1) if verdict.fails and verdict.completing is not None else -1
+        if guesses and low <= guess <= high:
+            guesses, near = guesses - 1, False
+            middle = guess if guess < high else high - 1
+        elif near and probe < high:  # the prefixes through groups 0, 1, 3, 7, ...
+            middle, probe = probe, 2 * probe + 1
+        else:
+            middle = (low + high) // 2
+        verdict = gives_away(accepted + every[:bounds[middle]])
+        if verdict.fails:
+            high, near = middle, False
         else:
             low = middle + 1
     return low
@@ -680,19 +715,19 @@ class Ledger:
         engine numbers them (the rows of its table, then lines of shown cells), so that what is
         hidden is a cell, as a small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
         up stands for its persons."""
-        if not self._gives_away(incoming, candidates, min_frequency):
+        first = self._gives_away(incoming, candidates, min_frequency)
+        if not first.fails:
             return {}
         if self._defined:
             incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, self._defined)], ignore_index=True))
-        gives_away = partial(self._gives_away, incoming, min_frequency=min_frequency)
+        gives_away = _Audits(partial(self._gives_away, incoming, min_frequency=min_frequency),
+                             {frozenset(candidates): first})
         accepted: list[int] = []
         found: dict[int, str] = {}
         columns = [[cell for cell in candidates if self._column_of[cell] == column]
                    for column in sorted({self._column_of[cell] for cell in candidates})]
-        known_to_fail = True  # all the candidates together, audited above
         while columns:
-            failing = _first_failing(accepted, columns, gives_away, known_to_fail)
-            known_to_fail = False
+            failing = _first_failing(accepted, columns, gives_away)
             if failing is None:
                 break
             accepted += [cell for cells in columns[:failing] for cell in cells]
@@ -728,14 +763,15 @@ class Ledger:
         chosen = set(cells)
         return [cell for cell, members in self._sums.items() if cell in chosen and chosen.issuperset(members)]
 
-    def _gives_away(self, incoming: pd.DataFrame, cells: list[int], min_frequency: int) -> bool:
+    def _gives_away(self, incoming: pd.DataFrame, cells: list[int], min_frequency: int) -> Verdict:
         """Whether the remembered and the chosen incoming cells together give away a class of fewer
         persons than `min_frequency` (numbered above the remembered cells as remember will number
         them); a person whose contributions are all zero counts by membership (the answers could
         still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
         time_left(AUDIT_STEP)
         chosen = _rows_of(incoming, cells)
-        numbers = self._numbers(np.asarray(self._candidates, dtype=np.int64))
+        distinct = ledger_memory.distinct_numbers(np.asarray(self._candidates, dtype=np.int64))
+        numbers = self._numbers(distinct)
         memory = self._memory()
         found = memory.audit(numbers(chosen["cell"].to_numpy(dtype=np.int64)),
                              chosen["person"].to_numpy(dtype=np.uint64),
@@ -744,7 +780,9 @@ class Ledger:
                              relations=self._relations(cells, memory.identities)
                              if any(self._definitions.values()) else None,
                              family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)))
-        return found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
+        fails = found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
+        completing = None if found.completing is None else int(distinct[found.completing - self.cells - 1])
+        return Verdict(fails, completing)
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
         """What the chosen cells' definitions imply about their contributions (see

@@ -47,6 +47,7 @@ the ledger open under its lock anyway; it is never written anywhere.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -196,6 +197,10 @@ class LedgerMemory:
         # the group audit of families of remembered cells only, by (cells, minimum frequency): what the
         # incoming cells do not change (`_family_pinned`), kept until the memory takes a change
         self._families_pinned: dict[tuple[frozenset[int], int], int] = {}
+        # what a study's row adds to the group audit of the counts (`_row_adds`), by the content of the
+        # entries it is audited with and of the row: a check's search audits many sets of cells that
+        # differ only in cells of a family only, which change neither; kept until the memory takes a change
+        self._rows_added: dict[tuple[bytes, bytes, int], int] = {}
         # the entries last audited, their extension and, once the audit is done, what it found and the
         # relations of its sums (`_related`)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None, _Relations | None] | None \
@@ -315,6 +320,7 @@ class LedgerMemory:
         order = np.argsort(cell, kind="stable") if order is None else order
         last, self._last = self._last, None
         self._families_pinned = {}
+        self._rows_added = {}
         noted = None
         related = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
@@ -439,11 +445,11 @@ class LedgerMemory:
         algebra = SideThread("ledger-algebra", partial(self._algebra, cell, extension, old, min_frequency, sums,
                                                        relations))
         try:
-            pinned, given = self._groups_given_away(cell, value, extension, old, min_frequency, sums)
+            pinned, given, completing = self._groups_given_away(cell, value, extension, old, min_frequency, sums)
         except BaseException:
             algebra.join()
             raise
-        found = replace(algebra.wait(), pinned=pinned, groups_given_away=given)
+        found = replace(algebra.wait(), pinned=pinned, groups_given_away=given, completing=completing)
         self._last = (cell, person, value, extension, found, self._last[5])
         return found
 
@@ -469,10 +475,13 @@ class LedgerMemory:
         return found
 
     def _groups_given_away(self, cell: np.ndarray, value: np.ndarray, extension: _Extension, old: np.ndarray,
-                           min_frequency: int, sums: np.ndarray | None) -> tuple[tuple[int, int], int]:
-        """The group audit of the counts (its minimum frequency and dimension with the incoming cells)
-        and how much the incoming cells add to what it and the families of sums find (the relations
-        of the incoming sums are noted in `_last` for `add`)."""
+                           min_frequency: int, sums: np.ndarray | None) -> tuple[tuple[int, int], int, int | None]:
+        """The group audit of the counts (its minimum frequency and dimension with the incoming cells),
+        how much the incoming cells add to what it, the families of sums and a study's rows find, and
+        the earliest incoming cell that completes a family or row found (see `Audit.completing`; the
+        relations of the incoming sums are noted in `_last` for `add`). Only whether they add
+        anything counts, so the rows, each a group audit of its own (most of a study's check),
+        are audited only when the counts and the families add nothing."""
         uniform = _alike(cell, value)
         if sums is not None and len(sums):
             uniform &= ~_among(cell, sums)
@@ -489,34 +498,50 @@ class LedgerMemory:
             kept |= uniform
         related = self._related(cell[kept], extension.index[kept], extension.contribution[kept], extension.persons,
                                 old, uniform[kept])
-        given = max(now - self.pinned[1], 0) + self._rows_given_away(cell, value, extension, uniform, min_frequency) \
-            + self._families_given_away(cell, extension, kept, related, min_frequency)
         self._last = (*self._last[:5], related)
-        return (min_frequency, now), given
+        given, completing = self._families_given_away(cell, extension, kept, related, min_frequency)
+        given += max(now - self.pinned[1], 0)
+        if not given:
+            given, completing = self._rows_given_away(cell, value, extension, uniform, min_frequency)
+        return (min_frequency, now), given, completing
 
     def _rows_given_away(self, cell: np.ndarray, value: np.ndarray, extension: _Extension, uniform: np.ndarray,
-                         min_frequency: int) -> int:
+                         min_frequency: int) -> tuple[int, int | None]:
         """How much the incoming rows that are counts (see `_count_rows`) add to the group audit of
         the counts, each row on its own (rows of one study are never set against each other here,
         as in the families): counts shown first, the row of the clients they leave one out of is
-        found. All the rows are tried together first: what one row adds, all of them add too, so
-        when all of them add nothing (the common case) no row needs a group audit of its own."""
+        found; and the first such row. All the rows are tried together first: what one row adds,
+        all of them add too, so when all of them add nothing (the common case) no row needs a
+        group audit of its own."""
         counted = _alike(cell, value) & _among(cell, self._incoming_family) if len(self._incoming_family) \
             else np.zeros(len(cell), dtype=bool)
-        if not counted.any() or not self._row_adds(cell, extension, uniform, counted, min_frequency):
-            return 0
-        return sum(self._row_adds(cell, extension, uniform, counted & (cell == number), min_frequency)
-                   for number in distinct_numbers(cell[counted]))
+        if not counted.any():
+            return 0, None
+        # the entries that shape the persons' presence (every incoming one but of a family only) and
+        # which of them are counts: with the row, all that a row's group audit depends on
+        held = ~_among(cell, self._incoming_family)
+        context = _digest(cell[held], extension.persons[extension.index[held]], uniform[held])
+        adds = partial(self._row_adds, cell, extension, uniform, context=context, min_frequency=min_frequency)
+        if not adds(counted):
+            return 0, None
+        added = {int(number): adds(counted & (cell == number)) for number in distinct_numbers(cell[counted])}
+        return sum(added.values()), min((number for number, dimension in added.items() if dimension), default=None)
 
-    def _row_adds(self, cell: np.ndarray, extension: _Extension, uniform: np.ndarray, row: np.ndarray,
-                  min_frequency: int) -> int:
+    def _row_adds(self, cell: np.ndarray, extension: _Extension, uniform: np.ndarray, row: np.ndarray, *,
+                  context: bytes, min_frequency: int) -> int:
         """The dimension the entries of `row` add to the group audit of the counts (`uniform`), with
-        the persons grouped by their presence in the row on both sides."""
+        the persons grouped by their presence in the row on both sides; found once per memory state
+        for the same row among the same other entries (`context`, see `_rows_given_away`): no number
+        of a person or cell that differs between a check's audits enters it."""
         time_left(AUDIT_STEP)
-        presence, present = _present_in(extension.presence, extension.present, cell[row], extension.index[row])
-        with_row = uniform | row
-        return max(self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
-                   - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
+        key = (context, _digest(cell[row], extension.persons[extension.index[row]]), min_frequency)
+        if key not in self._rows_added:
+            presence, present = _present_in(extension.presence, extension.present, cell[row], extension.index[row])
+            with_row = uniform | row
+            self._rows_added[key] = max(
+                self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
+                - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
+        return self._rows_added[key]
 
     def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
                  remembered: np.ndarray, counting: np.ndarray) -> _Relations:
@@ -591,24 +616,29 @@ class LedgerMemory:
                 self.conflicting.get(number, set()) | incoming[1].get(number, set()))
 
     def _families_given_away(self, cell: np.ndarray, extension: _Extension, kept: np.ndarray, related: _Relations,
-                             min_frequency: int) -> int:
+                             min_frequency: int) -> tuple[int, int | None]:
         """How much the incoming sums (`kept`) add to what the group audit finds in the families of
-        sums they join (`value_families.families`): each family audited with and without them."""
+        sums they join (`value_families.families`): each family audited with and without them; and
+        the earliest incoming cell that completes a family that adds (its highest incoming cell)."""
         new_numbers = related[2]
         families = {grown for number in sorted(new_numbers)
                     for grown in value_families.families(number, partial(self._relations_of, incoming=related,
                                                                          persons=extension.persons),
                                                          self._is_family)}
-        given = 0
+        given, completing = 0, None
         for cells in families:
             if len(cells) < 2:
                 continue
             time_left(AUDIT_STEP)
             before = cells - new_numbers
             now = self._family_pinned(cells, cell, extension, kept, min_frequency)
-            given += max(now - (self._remembered_family_pinned(before, cell, extension, kept, min_frequency)
-                                if len(before) > 1 else 0), 0)
-        return given
+            adds = max(now - (self._remembered_family_pinned(before, cell, extension, kept, min_frequency)
+                              if len(before) > 1 else 0), 0)
+            if adds:
+                given += adds
+                last = max(cells & new_numbers)
+                completing = last if completing is None else min(completing, last)
+        return given, completing
 
     def _remembered_family_pinned(self, cells: frozenset[int], cell: np.ndarray, extension: _Extension,
                                   kept: np.ndarray, min_frequency: int) -> int:
@@ -684,6 +714,15 @@ def distinct_numbers(numbers: np.ndarray) -> np.ndarray:
     if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
         return np.flatnonzero(np.bincount(numbers))
     return np.unique(numbers)
+
+
+def _digest(*columns: np.ndarray) -> bytes:
+    """A digest of the columns' contents, in their order (a cache key: equal contents, equal keys)."""
+    hashed = hashlib.blake2b(digest_size=16)
+    for column in columns:
+        hashed.update(len(column).to_bytes(8, "little"))
+        hashed.update(np.ascontiguousarray(column).tobytes())
+    return hashed.digest()
 
 
 def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
