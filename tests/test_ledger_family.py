@@ -255,7 +255,8 @@ def test_cells_hidden_one_after_another_are_found_in_few_audits(template, tmp_pa
 def test_the_search_finds_the_first_failing_group_whichever_way_it_looks():
     """Adding cells never makes the audit find less: for every place of the first failing group
     (or none), the search finds it, trying the next groups first or bisecting, whatever the audits
-    guess (right, too early, too late, or nothing); a right guess finds it in three audits."""
+    guess (right, too early, too late, or nothing); a right guess finds it in three audits when
+    the search does not try the next groups first."""
     for size in range(1, 18):
         for first in range(size + 1):  # `size`: none fails
             for guess in {None, first, max(first - 3, 0), min(first + 2, size - 1)}:
@@ -271,5 +272,5 @@ def test_the_search_finds_the_first_failing_group_whichever_way_it_looks():
                     found = ledger_module._first_failing([], [[number] for number in range(size)], gives_away,
                                                          near=near)
                     assert found == (None if first == size else first)
-                    if guess == first < size:
+                    if guess == first < size and not near:
                         assert len(audits) <= 3

@@ -405,13 +405,14 @@ def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_a
     a bisection finds the first: what taking the groups one by one would hide, in a few audits per
     group found instead of one per group (a study's run has several hundred cells, each its own).
     Any prefix between the longest known to pass and the shortest known to fail may be tried
-    next, so the search first tries where a failing audit guesses the first failing cell is (the
-    earliest cell completing what it found: a study's balance means hidden one after another took
-    eight audits each by bisection), the prefix through that group and the one before it. `near`:
-    the first is likely near the start (one was just found before them), so prefixes of 1, 2, 4,
-    ... groups are tried before the bisection when no guess is at hand: where half the cells of a
+    next. `near`: the first is likely near the start (one was just found before them), so
+    prefixes of 1, 2, 4, ... groups are tried before the bisection: where half the cells of a
     table are hidden (counts by two quarters beside a study's rows), two or three audits find each
-    instead of seven."""
+    instead of seven. Else the search first tries where a failing audit guesses the first failing
+    cell is (the earliest cell completing what it found), the prefix through that group and the
+    one before it: a study's balance means hidden one after another took eight audits each by
+    bisection. (Among cells hidden one after another the guesses are far off: the families found
+    reach to the last cells.)"""
     every = [cell for cells in groups for cell in cells]
     verdict = gives_away(accepted + every)
     if not verdict.fails:
@@ -419,14 +420,14 @@ def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_a
     group_of = {cell: number for number, cells in enumerate(groups) for cell in cells}
     bounds = np.cumsum([len(cells) for cells in groups])
     low, high = 0, len(groups) - 1  # the prefix through `high` fails, the one before `low` passes
-    probe, guesses = 0, _GUESSES
+    probe, guesses = 0, 0 if near else _GUESSES
     while low < high:
         guess = group_of.get(verdict.completing, -1) if verdict.fails and verdict.completing is not None else -1
-        if guesses and low <= guess <= high:
-            guesses, near = guesses - 1, False
-            middle = guess if guess < high else high - 1
-        elif near and probe < high:  # the prefixes through groups 0, 1, 3, 7, ...
+        if near and probe < high:  # the prefixes through groups 0, 1, 3, 7, ...
             middle, probe = probe, 2 * probe + 1
+        elif guesses and low <= guess <= high:
+            guesses -= 1
+            middle = guess if guess < high else high - 1
         else:
             middle = (low + high) // 2
         verdict = gives_away(accepted + every[:bounds[middle]])
