@@ -95,7 +95,9 @@ class Audit:
     empty_differences: int = 0
     rank: int | None = None
     # set by the ledger's memory (`safepool.query.group_audit`): the dimension of the combinations
-    # concentrated on fewer persons than the minimum frequency, and how much of it the new cells add
+    # concentrated on fewer persons than the minimum frequency, and how much the new cells add to it and
+    # to the families' and rows' audits (above zero exactly when they add anything: a study's rows
+    # are audited only when the rest adds nothing)
     pinned: tuple[int, int] | None = None  # (the minimum frequency, the dimension)
     groups_given_away: int = 0
     # of the incoming cells that complete a family or a study's row found giving away (each family's

@@ -198,8 +198,8 @@ class LedgerMemory:
         # incoming cells do not change (`_family_pinned`), kept until the memory takes a change
         self._families_pinned: dict[tuple[frozenset[int], int], int] = {}
         # what a study's row adds to the group audit of the counts (`_row_adds`), by the content of the
-        # entries it is audited with and of the row: a check's search audits many sets of cells that
-        # differ only in cells of a family only, which change neither; kept until the memory takes a change
+        # entries it is audited with and of the row: some sets of cells a check's search audits differ
+        # only in cells of a family only, which change neither; kept until the memory takes a change
         self._rows_added: dict[tuple[bytes, bytes, int], int] = {}
         # the entries last audited, their extension and, once the audit is done, what it found and the
         # relations of its sums (`_related`)
