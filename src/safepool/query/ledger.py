@@ -422,7 +422,7 @@ def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_a
     low, high = 0, len(groups) - 1  # the prefix through `high` fails, the one before `low` passes
     probe, guesses = 0, 0 if near else _GUESSES
     while low < high:
-        guess = group_of.get(verdict.completing, -1) if verdict.fails and verdict.completing is not None else -1
+        guess = group_of.get(verdict.completing, -1)  # none after a passing audit
         if near and probe < high:  # the prefixes through groups 0, 1, 3, 7, ...
             middle, probe = probe, 2 * probe + 1
         elif guesses and low <= guess <= high:
@@ -527,6 +527,7 @@ class Ledger:
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._candidates: list[int] = []
+        self._distinct_candidates = np.empty(0, dtype=np.int64)  # the same, distinct and in order
         self._family: set[int] = set()  # the incoming cells of a family only (see `check`)
         self._sums: dict[int, list[int]] = {}
         # of the query being checked: each incoming cell's definition and column, its signatures, and
@@ -641,6 +642,7 @@ class Ledger:
             incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, made)], ignore_index=True))
         self._defined = {cell: members for cell, members in defined.items() if cell in chosen and cell not in made}
         self._candidates = candidates
+        self._distinct_candidates = ledger_memory.distinct_numbers(np.asarray(candidates, dtype=np.int64))
         claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
         self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined}
         self._memory()  # read before the write begins, if this process does not keep it
@@ -771,8 +773,7 @@ class Ledger:
         still tell that this person's value is zero). See `safepool.query.ledger_memory`."""
         time_left(AUDIT_STEP)
         chosen = _rows_of(incoming, cells)
-        distinct = ledger_memory.distinct_numbers(np.asarray(self._candidates, dtype=np.int64))
-        numbers = self._numbers(distinct)
+        numbers = self._numbers
         memory = self._memory()
         found = memory.audit(numbers(chosen["cell"].to_numpy(dtype=np.int64)),
                              chosen["person"].to_numpy(dtype=np.uint64),
@@ -782,7 +783,8 @@ class Ledger:
                              if any(self._definitions.values()) else None,
                              family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)))
         fails = found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
-        completing = None if found.completing is None else int(distinct[found.completing - self.cells - 1])
+        completing = None if found.completing is None else \
+            int(self._distinct_candidates[found.completing - self.cells - 1])
         return Verdict(fails, completing)
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
@@ -792,7 +794,7 @@ class Ledger:
         `same`) take part as remembered ones, and an entry as the parts of each of its splits (its
         persons' contributions are theirs added up, as a reader adds up the shown cells)."""
         chosen = set(cells) - self._family  # no row of the algebra
-        distinct = ledger_memory.distinct_numbers(np.asarray(self._candidates, dtype=np.int64))
+        distinct = self._distinct_candidates
         rows = {cell: int(np.searchsorted(distinct, cell)) for cell in chosen - set(self._sums_within(cells))}
         signed = self._signatures.set_index("cell")
         size, signature = signed["size"].to_dict(), signed["signature"].to_dict()
@@ -805,10 +807,9 @@ class Ledger:
         return implied_relations(entries, rows, {cell: ways for cell, ways in splits.items() if ways}, same,
                                  identity, remembered, len(distinct))
 
-    def _numbers(self, cells: np.ndarray) -> Any:
-        """Numbers for incoming cells above every remembered one, in the order of their own numbers."""
-        distinct = ledger_memory.distinct_numbers(cells)
-        return lambda chosen: self.cells + 1 + np.searchsorted(distinct, chosen)
+    def _numbers(self, chosen: np.ndarray) -> np.ndarray:
+        """Numbers for the chosen candidates above every remembered one, in the order of their own numbers."""
+        return self.cells + 1 + np.searchsorted(self._distinct_candidates, chosen)
 
     def _signed(self) -> dict[tuple[int, int], set[str | None]]:
         """(size, signature) of every remembered cell, with the definitions of the cells that have

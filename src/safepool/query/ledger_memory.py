@@ -47,7 +47,6 @@ the ledger open under its lock anyway; it is never written anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -197,10 +196,6 @@ class LedgerMemory:
         # the group audit of families of remembered cells only, by (cells, minimum frequency): what the
         # incoming cells do not change (`_family_pinned`), kept until the memory takes a change
         self._families_pinned: dict[tuple[frozenset[int], int], int] = {}
-        # what a study's row adds to the group audit of the counts (`_row_adds`), by the content of the
-        # entries it is audited with and of the row: some sets of cells a check's search audits differ
-        # only in cells of a family only, which change neither; kept until the memory takes a change
-        self._rows_added: dict[tuple[bytes, bytes, int], int] = {}
         # the entries last audited, their extension and, once the audit is done, what it found and the
         # relations of its sums (`_related`)
         self._last: tuple[np.ndarray, np.ndarray, np.ndarray, _Extension, Audit | None, _Relations | None] | None \
@@ -320,7 +315,6 @@ class LedgerMemory:
         order = np.argsort(cell, kind="stable") if order is None else order
         last, self._last = self._last, None
         self._families_pinned = {}
-        self._rows_added = {}
         noted = None
         related = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
@@ -517,31 +511,21 @@ class LedgerMemory:
             else np.zeros(len(cell), dtype=bool)
         if not counted.any():
             return 0, None
-        # the entries that shape the persons' presence (every incoming one but of a family only) and
-        # which of them are counts: with the row, all that a row's group audit depends on
-        held = ~_among(cell, self._incoming_family)
-        context = _digest(cell[held], extension.persons[extension.index[held]], uniform[held])
-        adds = partial(self._row_adds, cell, extension, uniform, context=context, min_frequency=min_frequency)
+        adds = partial(self._row_adds, cell, extension, uniform, min_frequency=min_frequency)
         if not adds(counted):
             return 0, None
         added = {int(number): adds(counted & (cell == number)) for number in distinct_numbers(cell[counted])}
         return sum(added.values()), min((number for number, dimension in added.items() if dimension), default=None)
 
-    def _row_adds(self, cell: np.ndarray, extension: _Extension, uniform: np.ndarray, row: np.ndarray, *,
-                  context: bytes, min_frequency: int) -> int:
+    def _row_adds(self, cell: np.ndarray, extension: _Extension, uniform: np.ndarray, row: np.ndarray,
+                  min_frequency: int) -> int:
         """The dimension the entries of `row` add to the group audit of the counts (`uniform`), with
-        the persons grouped by their presence in the row on both sides; found once per memory state
-        for the same row among the same other entries (`context`, see `_rows_given_away`): no number
-        of a person or cell that differs between a check's audits enters it."""
+        the persons grouped by their presence in the row on both sides."""
         time_left(AUDIT_STEP)
-        key = (context, _digest(cell[row], extension.persons[extension.index[row]]), min_frequency)
-        if key not in self._rows_added:
-            presence, present = _present_in(extension.presence, extension.present, cell[row], extension.index[row])
-            with_row = uniform | row
-            self._rows_added[key] = max(
-                self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
-                - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
-        return self._rows_added[key]
+        presence, present = _present_in(extension.presence, extension.present, cell[row], extension.index[row])
+        with_row = uniform | row
+        return max(self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
+                   - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
 
     def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
                  remembered: np.ndarray, counting: np.ndarray) -> _Relations:
@@ -714,15 +698,6 @@ def distinct_numbers(numbers: np.ndarray) -> np.ndarray:
     if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
         return np.flatnonzero(np.bincount(numbers))
     return np.unique(numbers)
-
-
-def _digest(*columns: np.ndarray) -> bytes:
-    """A digest of the columns' contents, in their order (a cache key: equal contents, equal keys)."""
-    hashed = hashlib.blake2b(digest_size=16)
-    for column in columns:
-        hashed.update(len(column).to_bytes(8, "little"))
-        hashed.update(np.ascontiguousarray(column).tobytes())
-    return hashed.digest()
 
 
 def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
