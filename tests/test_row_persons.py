@@ -76,13 +76,17 @@ def test_each_arm_is_also_the_sum_a_query_would_add_up_whatever_the_order():
         assert sums[(0, BASELINE_ARMS[False])] == {8: 0.5 * 3 + 0.5 * 5}
 
 
-def _did_table(followed: dict[int, list[int]], step: int) -> tuple[pd.DataFrame, pd.Series]:
+def _did_table(followed: dict[int, list[int]], step: int, same_control: bool = False
+               ) -> tuple[pd.DataFrame, pd.Series]:
     """Event-study rows at `followed`'s horizons, each following those sets (set s: a client and a
-    control at time s, their pseudonyms taken in the order `step` gives)."""
+    control at time s, their pseudonyms taken in the order `step` gives; with `same_control`, the
+    control of set 11 is that of set 10, matched again a quarter later)."""
     cells = pd.DataFrame([(h, treated, s) for h, sets in followed.items() for s in sets for treated in (True, False)],
                          columns=["horizon", "treated", "set"])
     source = pd.DataFrame({"pid": np.r_[100 + np.arange(20), 200 + np.arange(20)][::step],
                            "t": np.r_[np.arange(20), np.arange(20)]})
+    if same_control:
+        source.loc[31, "pid"] = source.loc[30, "pid"]
     cells["row"] = cells["set"] + np.where(cells["treated"], 0, 20)
     cells[["w", "level", "y"]] = 1.0, 2.0, 1.0
     persons = row_persons(cells, source, "pid", "earnings", baseline=-1)
@@ -97,3 +101,16 @@ def test_rows_whose_baselines_would_single_out_a_few_sets_are_hidden_whatever_th
         hidden = baseline_hidden({"event_study": table}, {"event_study": persons}, -1, 5)["event_study"]
         # 0 and -2 follow the same sets; 1 differs from 0 by one set; 2 from 0 by seven
         assert dict(zip(table["horizon"], hidden)) == {-2: False, 0: False, 1: True, 2: False}
+
+
+def test_a_control_in_two_sets_counts_once_among_the_persons_a_baseline_difference_singles_out():
+    """Horizon 1 follows the sets of horizon 0 less five: five clients, and five controls' baseline
+    values. When two of those sets were matched to one control (at two times), the five values are
+    of four persons, fewer than the minimum frequency, and the row is hidden; with five controls
+    it is shown."""
+    followed = {0: list(range(12)), 1: list(range(7))}
+    for same_control, expected in ((False, False), (True, True)):
+        for step in (1, -1):
+            table, persons = _did_table(followed, step, same_control=same_control)
+            hidden = baseline_hidden({"event_study": table}, {"event_study": persons}, -1, 5)["event_study"]
+            assert dict(zip(table["horizon"], hidden)) == {0: False, 1: expected}

@@ -66,7 +66,6 @@ at a time, told the one client a row left out had not been employed at entry).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -229,13 +228,19 @@ class BaselineCells:
 
     def take(self, arms: Mapping[str, ArmPersons]) -> bool:
         """Take a row's baseline arms unless a combination of them and the cells taken would tell the
-        values of fewer than the minimum frequency of members (`group_audit.pinned`); whether taken."""
+        values of fewer than the minimum frequency of persons (`group_audit.pinned`); whether taken.
+        Members in the same cells are one group, of as many persons as it has: a control in two sets
+        at other times is two members (two values) but one person, so five members of four persons
+        are a group of four."""
         cells_of = dict(self.cells_of)
         for number, name in enumerate(name for name in BASELINE_ARMS.values() if name in arms):
             bit = 1 << (self.taken + number)
             for member in zip(arms[name].persons.tolist(), arms[name].values.tolist()):
                 cells_of[(name, *member)] = cells_of.get((name, *member), 0) | bit
-        sizes = Counter(cells_of.values())  # members in the same cells are one group
+        persons_in: dict[int, set[object]] = {}
+        for (_, person, _), held in cells_of.items():
+            persons_in.setdefault(held, set()).add(person)
+        sizes = {held: len(persons) for held, persons in persons_in.items()}
         cell = [number for held in sizes for number in range(held.bit_length()) if held >> number & 1]
         group = [index for index, held in enumerate(sizes) for _ in range(held.bit_count())]
         if pinned(np.asarray(cell, np.int64), np.asarray(group, np.int64), np.asarray(list(sizes.values())),
