@@ -142,10 +142,64 @@ def test_the_file_knows_which_cells_are_of_a_family_only(ws):
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.check(pd.concat([cell(range(10), VALUES[:10]), _row(range(20), VALUES, number=1)]),
                             {0: 0, 1: 1}, MIN_FREQUENCY, family=[1]) == {}
-        frame, defined, known, withheld, family = ledger.contents()
-        assert family == [2]
+        frame, defined, known, withheld, family, owners = ledger.contents()
+        assert family == [2] and owners.empty
         assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, family) == ledger.digest
         assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, []) != ledger.digest
+
+
+def _parts(persons: range, owners: dict[int, int]) -> pd.DataFrame:
+    """A row over the given members at their values, with the person each is part of (`owners`;
+    itself otherwise): a control matched in two sets at other times, its rows in two quarters."""
+    row = _row(persons, VALUES[list(persons)])
+    return row.assign(owner=[owners.get(int(member), int(member)) for member in row["person"]])
+
+
+QUARTER = cell(range(15), VALUES[:15])  # a query over one quarter: each client one member, a person
+
+
+@pytest.mark.parametrize("row_first", [False, True])
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_row_that_adds_five_members_of_four_persons_to_a_quarter_is_found(ws, row_first, read_again):
+    """A row holds a quarter's fifteen clients and five members more: a control's rows in two other
+    quarters (members 15 and 16, both of person 16) and three others. The row less the quarter's
+    sum tells the sum of those five members: four persons' values. Counted as members they were a
+    group of five (the minimum frequency) and passed; counted as persons they are found, either way
+    round, and with the ledger read from its file, which keeps each member's person."""
+    root, governance, anna = ws
+    first, then = (_parts(range(20), {15: 16}), QUARTER)[::1 if row_first else -1]
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(first, {0: 0}, MIN_FREQUENCY, family=[0] if row_first else []) == {}
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(then, {0: 0}, MIN_FREQUENCY, family=[] if row_first else [0]) == {0: ALL_ANSWERS}
+        ledger.verify_contents()
+
+
+def test_a_row_that_adds_five_persons_to_a_quarter_passes(ws):
+    """The same row whose five more members are five persons: a group of the minimum frequency."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(QUARTER, {0: 0}, MIN_FREQUENCY) == {}
+        assert ledger.check(_parts(range(20), {}), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+
+
+def test_the_file_keeps_each_members_person_in_its_digest(ws):
+    """The owners are in the file and in its digest: an owner edited in the file stops the ledger."""
+    from safepool.query.ledger import LedgerTampered, chain_digest, genesis_digest
+
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(_parts(range(20), {15: 16, 17: 16}), {0: 0}, MIN_FREQUENCY, family=[0]) == {}
+        frame, defined, known, withheld, family, owners = ledger.contents()
+        assert owners[["member", "owner"]].to_numpy().tolist() == [[15, 16], [17, 16]]
+        assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, family,
+                            owners) == ledger.digest
+        assert chain_digest(genesis_digest(ledger.name), frame, defined, known, withheld, family) != ledger.digest
+        ledger._con().execute("UPDATE member_owners SET owner = 17 WHERE member = 17")
+        with pytest.raises(LedgerTampered):
+            ledger.verify_contents()
 
 
 @pytest.mark.parametrize("read_again", [False, True])

@@ -555,3 +555,29 @@ def test_an_effect_rows_clients_enter_the_ledger_with_the_values_a_query_adds_up
         assert all(arm.family and arm.position == row for arm in sums.values())
         assert {label.split(", ", 1)[1] for label in sums} == {"clients (sum)", "controls (sum)"} | (
             set() if others is None else {"clients (others)", "controls (others)"})
+
+
+def test_the_ledger_knows_each_member_of_a_rows_person(cli_demo, tmp_path):
+    """A study's rows name a control matched in two sets at other times by its parts: its rows in
+    two quarters, or two values, each a member of the row. The workspace ledger keeps, for each
+    such member, the ledger key of its person (tests/test_ledger_family.py shows the group audit
+    count five members of four persons as four), and the demo's study has such controls."""
+    from safepool.pool.ledger_keys import LEDGER_DIR, WORKSPACE_LEDGER, ledger_keys
+
+    root = cli_demo[0]
+    for suffix in (".duckdb", ".duckdb.wal"):  # a copy: this process may hold the file attached
+        source = root / "pool" / LEDGER_DIR / f"{WORKSPACE_LEDGER}{suffix}"
+        if source.exists():
+            shutil.copy(source, tmp_path / f"ledger{suffix}")
+    with duckdb.connect(str(tmp_path / "ledger.duckdb"), read_only=True) as con:
+        owners = con.sql("SELECT cell, member, owner FROM member_owners").df()
+        members = con.sql("SELECT count(*) FROM contributions c JOIN member_owners o "
+                          "ON c.cell = o.cell AND c.person = o.member").fetchall()[0][0]
+    with duckdb.connect(str(root / "pool" / DEMO_PERMIT / "pool.duckdb"), read_only=True) as con:
+        pids = con.sql("SELECT pid FROM population").df()["pid"].to_numpy()
+    keys = ledger_keys(root / "pool", DEMO_PERMIT).of(pids)
+    assert len(owners) and members == len(owners)  # every owner is of a remembered member
+    assert set(owners["owner"].tolist()) <= set(keys.tolist())
+    assert not set(owners["member"].tolist()) & set(keys.tolist())  # a part is never a person's own key
+    twice = owners.groupby(["cell", "owner"]).size()
+    assert (twice > 1).any()  # some control is two members of one row

@@ -33,6 +33,13 @@ one away. This is exact for combinations that weigh every person of a group alik
 differences, however many answers they take); unequal weights are left to the class audit,
 which checks single persons. Only the first W is made from the cells (one product over the
 small groups' memberships); each later one is the last one restricted, from its own basis.
+
+The rows are over members, and a member is usually a person. A study names some persons by their
+parts: a control matched in two sets at other times has two baseline values, or its rows in two
+quarters, each a member of its own. A group counts its persons, each once (`group_persons`): five
+members of four persons in the same cells are a group of four. Not covered: one person's parts
+in different groups of one union count once in each (a union's size is its groups' sizes added up,
+as the leverage bound above needs).
 """
 
 from __future__ import annotations
@@ -57,7 +64,7 @@ def pinned(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_freq
     """The dimension of the combinations of cells that are concentrated on fewer persons than
     `min_frequency` (zero when none is): `cell` and `group` are the memberships of each group
     (one row per cell a group's persons are in: the cell's row number and the group's number),
-    `group_size` the persons in each group."""
+    `group_size` the persons in each group (`group_persons`)."""
     if min_frequency < 2 or not len(cell):
         return 0
     rows = _distinct_rows(_memberships(np.asarray(cell, dtype=np.int64), np.asarray(group, dtype=np.int64),
@@ -76,6 +83,13 @@ def pinned(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_freq
         basis = basis[keep] @ _null_space(basis[~keep])
         kept = kept[keep]
     return 0
+
+
+def group_persons(group: np.ndarray, person: np.ndarray, groups: int) -> np.ndarray:
+    """The persons in each of `groups` groups, from each member's group and a code of its person (any
+    numbers): a person of several members in one group counts once."""
+    pairs = pd.DataFrame({"group": np.asarray(group, dtype=np.int64), "person": person}).drop_duplicates()
+    return np.bincount(pairs["group"].to_numpy(), minlength=groups)
 
 
 def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> bool:

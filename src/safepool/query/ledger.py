@@ -38,7 +38,10 @@ checked three ways against what was shown before:
 A study's effect rows also enter as sums of a family only (`check`'s `family`, kept in the
 file's table `family_only`): each person with the amount the row adds up for it, taken by the
 group audit of families of sums alone, so that a row and queries adding up the same values over
-nearly the same clients are found, either way round.
+nearly the same clients are found, either way round. A member of a study's row may be a part of a
+person (a control matched in two sets at other times: its rows in two quarters, or two baseline
+values); the row tells whose (`check`'s owners, kept in the table `member_owners`), and the group
+audits count persons, not members.
 
 The second check finds every single person the first one finds; the first also finds a group
 of two to four persons that two cells single out when other answers tell those persons apart
@@ -181,7 +184,9 @@ _WITHHELD = ("CREATE TABLE IF NOT EXISTS withheld (position BIGINT, after BIGINT
              "definition VARCHAR)")
 # cells of a family only (a study's rows as the sums a query would add up): see `check`
 _FAMILY_ONLY = "CREATE TABLE IF NOT EXISTS family_only (cell BIGINT)"
-_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now", "family_now")  # what `_write` hands the file's connection
+# members of cells that are parts of a person, with the person's ledger key: see `check`
+_MEMBER_OWNERS = "CREATE TABLE IF NOT EXISTS member_owners (cell BIGINT, member UBIGINT, owner UBIGINT)"
+_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now", "family_now", "owners_now")  # `_write` hands them over
 
 
 @dataclass
@@ -202,6 +207,8 @@ class _Change:
     digest: str
     sums: np.ndarray
     family: np.ndarray  # the cells of a family only, numbered as remembered
+    owner: np.ndarray | None  # per row (in the order of `cell`): the person its member is part of, if any
+    owners: pd.DataFrame  # cell, member, owner of the members that are parts of a person, sorted
 
 
 def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -228,7 +235,8 @@ def genesis_digest(name: str) -> str:
 
 def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequence[int]] | None = None,
                  definitions: Mapping[int, str | None] | None = None,
-                 withheld: Iterable[tuple[int, int, int, int, str | None]] = (), family: Collection[int] = ()) -> str:
+                 withheld: Iterable[tuple[int, int, int, int, str | None]] = (), family: Collection[int] = (),
+                 owners: pd.DataFrame | None = None) -> str:
     """`digest` chained over the cells of `frame` (columns cell, person, value; sorted by cell,
     person and value, cells numbered as remembered) and the cells `defined` as sums of others, in
     the order of their numbers: per cell, SHA-256 of the previous digest and, for a cell of rows,
@@ -237,8 +245,11 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
     (`safepool.query.definitions`), when it has one. Cells `withheld` (position, after, size,
     signature, definition) are chained after the cell numbered `after`, in the order of their
     positions: their four numbers (int64, the signature as uint64), then the definition if any. A
-    cell of a family only (`family`) has the word "family" after its values."""
+    cell of a family only (`family`) has the word "family" after its values, and one with members
+    that are parts of a person (`owners`: cell, member, owner, sorted) the word "owners", those
+    members and their owners (uint64) after that."""
     family = {int(cell) for cell in family}
+    owned = _owners_by_cell(owners)
     cells = frame["cell"].to_numpy(dtype=np.int64)
     persons = frame["person"].to_numpy(dtype="<u8")
     values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
@@ -264,11 +275,37 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
             step.update(values[start:end].astype("<f8").tobytes())
             if cell in family:
                 step.update(b"family")
+            if cell in owned:
+                step.update(b"owners" + owned[cell])
         definition = (definitions or {}).get(cell)
         if definition:
             step.update(b"definition" + definition.encode("ascii"))
         digest = step.hexdigest()
     return digest
+
+
+def _owners_by_cell(owners: pd.DataFrame | None) -> dict[int, bytes]:
+    """Per cell, its members that are parts of a person and their owners, as `chain_digest` takes them."""
+    if owners is None or owners.empty:
+        return {}
+    return {int(cell): rows["member"].to_numpy(dtype="<u8").tobytes() + rows["owner"].to_numpy(dtype="<u8").tobytes()
+            for cell, rows in owners.groupby("cell", sort=True)}
+
+
+def _owners_of(cell: np.ndarray, person: np.ndarray, owner: np.ndarray | None) -> pd.DataFrame:
+    """The rows whose member is a part of a person (its owner is not itself), as the file's table
+    `member_owners` keeps them: cell, member, owner, sorted."""
+    if owner is None:
+        return pd.DataFrame({"cell": np.empty(0, dtype=np.int64), "member": np.empty(0, dtype=np.uint64),
+                             "owner": np.empty(0, dtype=np.uint64)})
+    parts = owner != person
+    return pd.DataFrame({"cell": cell[parts], "member": person[parts], "owner": owner[parts]}).drop_duplicates(
+        ["cell", "member"]).sort_values(["cell", "member"], ignore_index=True)
+
+
+def _owner_column(incoming: pd.DataFrame) -> np.ndarray | None:
+    """The incoming rows' owners (the person each member is part of), when they come with them."""
+    return incoming["owner"].to_numpy(dtype=np.uint64) if "owner" in incoming.columns else None
 
 
 def query_outcome(hidden: Collection[Any]) -> str:
@@ -622,7 +659,15 @@ class Ledger:
         part in the pairs or the algebra: a study's rows over a hundred quarters of the same
         clients take other values of each, which the algebra, taking one person's values in
         different cells as known ratios, would count as telling every client apart (the study's
-        own rows are checked against each other as their members, `safepool.study.row_persons`)."""
+        own rows are checked against each other as their members, `safepool.study.row_persons`).
+
+        `incoming` may carry a column owner: for a member that is a part of a person (a study's
+        control matched in two sets at other times has its rows in two quarters, or two baseline
+        values, each a member of a row), the ledger key of that person; else the member itself.
+        The group audits count a group's persons, not its members (`group_audit.group_persons`), and
+        the file keeps the owners (table `member_owners`, chained into the digest). A query's
+        cells need none: each holds a person once, in one period (`person_periods`), so its
+        members are persons, and those of a study's rows are always told."""
         sums = sums or {}
         self._family = {int(cell) for cell in family}
         incoming, defined, signatures, close, same = self._compared(incoming, column_of, min_frequency, sums,
@@ -781,7 +826,8 @@ class Ledger:
                              sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)),
                              relations=self._relations(cells, memory.identities)
                              if any(self._definitions.values()) else None,
-                             family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)))
+                             family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)),
+                             owner=_owner_column(chosen))
         fails = found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
         completing = None if found.completing is None else \
             int(self._distinct_candidates[found.completing - self.cells - 1])
@@ -854,7 +900,8 @@ class Ledger:
             con = self._con()
             rows = con.execute("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").fetchnumpy()
             memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"],
-                                                        np.asarray(self._family_cells(), dtype=np.int64))
+                                                        np.asarray(self._family_cells(), dtype=np.int64),
+                                                        self._owners_along(rows["cell"], rows["person"]))
             memory.signed, memory.identities = self._cells_table()
             memory.withheld, memory.withheld_rows = self._withheld_table()
             ledger_memory.keep(str(self.path), memory)
@@ -1026,6 +1073,8 @@ class Ledger:
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
         order = _canonical_order(cell, person, value)
         columns = {"cell": cell[order], "person": person[order], "value": value[order]}
+        owner = _owner_column(incoming)
+        owners = _owners_of(columns["cell"], columns["person"], None if owner is None else owner[order])
         known = {number[c]: self._definitions.get(c) for c in number}  # each cell's definition, if it has one
         sizes = signatures.assign(cell=self.cells + 1 + np.searchsorted(distinct, signatures["cell"].to_numpy(
             dtype=np.int64)))
@@ -1036,9 +1085,9 @@ class Ledger:
             sizes=sizes.assign(definition=[known.get(int(c)) for c in sizes["cell"]]),
             definitions=definitions, withheld=withheld, cells=self.cells + len(distinct), rows=self.rows + len(order),
             digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions, known,
-                                withheld.itertuples(index=False), family_numbers.tolist()),
+                                withheld.itertuples(index=False), family_numbers.tolist(), owners),
             sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)),
-            family=family_numbers)
+            family=family_numbers, owner=owner, owners=owners)
 
     def _withheld_rows(self, after: int) -> pd.DataFrame:
         """The cells the all-answers audit found in this block, as the file's table `withheld` gets
@@ -1065,7 +1114,8 @@ class Ledger:
                        order=np.empty(0, dtype=np.int64), columns=columns, sizes=sizes, definitions={},
                        withheld=withheld, cells=self.cells, rows=self.rows,
                        digest=chain_digest(self.digest, pd.DataFrame(columns), withheld=withheld.itertuples(index=False)),
-                       sums=np.empty(0, dtype=np.int64), family=np.empty(0, dtype=np.int64))
+                       sums=np.empty(0, dtype=np.int64), family=np.empty(0, dtype=np.int64), owner=None,
+                       owners=_owners_of(columns["cell"], columns["person"], None))
 
     def _write(self, change: _Change) -> None:
         """Begin a transaction of the file and write the change into it, uncommitted (nothing on
@@ -1079,12 +1129,15 @@ class Ledger:
                                                   for m in members], columns=["cell", "member"], dtype=np.int64))
         con.register("withheld_now", change.withheld)
         con.register("family_now", pd.DataFrame({"cell": change.family.astype(np.int64)}))
+        con.register("owners_now", change.owners)
         try:
             con.execute("BEGIN TRANSACTION")
             con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
             con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
             con.execute("INSERT INTO withheld SELECT position, after, size, signature, definition FROM withheld_now")
             con.execute("INSERT INTO family_only SELECT cell FROM family_now")
+            if len(change.owners):
+                con.execute("INSERT INTO member_owners SELECT cell, member, owner FROM owners_now")
             con.execute("INSERT INTO cells (cell, size, signature, definition) "
                         "SELECT cell, size, signature, definition FROM sizes")
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
@@ -1132,7 +1185,7 @@ class Ledger:
         if memory is not None:
             if len(change.cell):
                 memory.add(change.cell, change.person, change.value, change.order, sums=change.sums,
-                           family=change.family)
+                           family=change.family, owner=change.owner)
             memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
                                 change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
             memory.withheld_rows += len(change.withheld)
@@ -1146,11 +1199,12 @@ class Ledger:
         # waits for it
         self._checkpoint = SideThread("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
 
-    def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]], list[int]]:
+    def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]], list[int],
+                                pd.DataFrame]:
         """Everything remembered: the rows (cell, person, value, in that order), the totals kept as
         the cells they add up, the definitions of the cells that have one, the cells withheld
-        (position, after, size, signature, definition), and the cells of a family only. Reads the
-        whole ledger."""
+        (position, after, size, signature, definition), the cells of a family only, and the members
+        that are parts of a person (cell, member, owner, sorted). Reads the whole ledger."""
         con = self._con()
         frame = con.sql("SELECT cell, person, value FROM contributions ORDER BY cell, person, value").df()
         defined: dict[int, list[int]] = {}
@@ -1160,11 +1214,27 @@ class Ledger:
                  con.execute("SELECT cell, definition FROM cells WHERE definition IS NOT NULL").fetchall()}
         withheld = con.execute("SELECT position, after, size, signature, definition FROM withheld "
                                "ORDER BY position").fetchall()
-        return frame, defined, known, withheld, self._family_cells()
+        return frame, defined, known, withheld, self._family_cells(), self._member_owners()
 
     def _family_cells(self) -> list[int]:
         """The remembered cells of a family only, from the file."""
         return [int(cell) for (cell,) in self._con().execute("SELECT cell FROM family_only ORDER BY cell").fetchall()]
+
+    def _member_owners(self) -> pd.DataFrame:
+        """The remembered members that are parts of a person (cell, member, owner, sorted), from the file."""
+        return self._con().sql("SELECT cell, member, owner FROM member_owners ORDER BY cell, member").df()
+
+    def _owners_along(self, cell: np.ndarray, person: np.ndarray) -> np.ndarray | None:
+        """The owner of each of the given remembered rows (itself, for a member that is a person);
+        None when no member is a part of a person."""
+        owners = self._member_owners()
+        if owners.empty:
+            return None
+        owner = person.copy()
+        found = pd.MultiIndex.from_arrays([owners["cell"], owners["member"]]).get_indexer(
+            pd.MultiIndex.from_arrays([cell, person]))
+        owner[found >= 0] = owners["owner"].to_numpy(dtype=np.uint64)[found[found >= 0]]
+        return owner
 
     def verify_contents(self) -> None:
         """Recompute the digest from every remembered row; a difference stops the ledger's queries
@@ -1310,6 +1380,7 @@ class Ledger:
         self.con.execute(_SUM_MEMBERS)
         self.con.execute(_WITHHELD)
         self.con.execute(_FAMILY_ONLY)
+        self.con.execute(_MEMBER_OWNERS)
         self.con.execute("CREATE TABLE ledger_state (permit VARCHAR, cells BIGINT, rows BIGINT, digest VARCHAR)")
         self.con.execute("INSERT INTO ledger_state VALUES (?, 0, 0, ?)", [self.name, genesis_digest(self.name)])
         self.con.execute("COMMIT")
@@ -1335,10 +1406,11 @@ class Ledger:
             raise
         try:  # a file written before sums were kept as definitions has none, and holds their rows; one
             # written before cells had definitions has none either (its cells have no definition), nor
-            # one written before withheld cells, or cells of a family only, were kept
+            # one written before withheld cells, cells of a family only or the owners of members were kept
             self.con.execute(_SUM_MEMBERS)
             self.con.execute(_WITHHELD)
             self.con.execute(_FAMILY_ONLY)
+            self.con.execute(_MEMBER_OWNERS)
             self.con.execute("ALTER TABLE IF EXISTS cells ADD COLUMN IF NOT EXISTS definition VARCHAR")
         except duckdb.Error:
             self._close()

@@ -130,6 +130,10 @@ class _Extension:
     index: np.ndarray     # int64, the person of each incoming entry
     counts: np.ndarray    # bool, whether each incoming entry counts
     contribution: np.ndarray  # float64, what each incoming entry contributes to the algebra
+    parts: np.ndarray     # int64, sorted: the parts of persons and those persons (`LedgerMemory.parts`)
+    part_owner: np.ndarray  # uint64: the ledger key of the person each of them is a part of
+    owners: np.ndarray    # uint64, sorted: the keys of the persons that have parts
+    owner: np.ndarray | None  # the incoming entries' owners it was made with, if any
 
 
 def _remembered(name: str) -> property:
@@ -170,6 +174,13 @@ class LedgerMemory:
         self.presence = np.empty(0, dtype=np.uint64)
         self.present = np.empty(0, dtype=np.int64)
         self.probes = np.empty((0, PROBES))  # random numbers per person for the audit, drawn when first needed
+        # the members that are parts of a person (a study's control matched in two sets at other times
+        # is its rows in two quarters, or its two baseline values, each a member) and the persons
+        # that have parts, where they are members themselves, sorted; the ledger key of the person
+        # of each; and the keys of the persons that have parts: the group audits count persons
+        self.parts = np.empty(0, dtype=np.int64)
+        self.part_owner = np.empty(0, dtype=np.uint64)
+        self.owners = np.empty(0, dtype=np.uint64)
         # (size, signature) of every remembered cell, with the definitions of the cells that have them
         self.signed: dict[tuple[int, int], set[str | None]] = {}
         self.identities: set[Identity] = set()  # (definition, size, membership) of every remembered cell
@@ -214,10 +225,10 @@ class LedgerMemory:
 
     @classmethod
     def of_rows(cls, key: Key, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
-                family: np.ndarray | None = None) -> LedgerMemory:
+                family: np.ndarray | None = None, owner: np.ndarray | None = None) -> LedgerMemory:
         memory = cls(key)
         memory.add(np.asarray(cell, dtype=np.int64), np.asarray(person, dtype=np.uint64),
-                   np.asarray(value, dtype=np.float64), family=family)
+                   np.asarray(value, dtype=np.float64), family=family, owner=owner)
         return memory
 
     def _amounts(self, positions: np.ndarray, contributions: np.ndarray) -> np.ndarray:
@@ -258,9 +269,10 @@ class LedgerMemory:
     # -- adding entries -----------------------------------------------------------------------
 
     def extend(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray,
-               family: np.ndarray | None = None) -> _Extension:
+               family: np.ndarray | None = None, owner: np.ndarray | None = None) -> _Extension:
         """The persons' state with incoming entries (cells numbered above every remembered one); the
-        entries of `family` (cells of a family only) are looked up, and count nowhere else."""
+        entries of `family` (cells of a family only) are looked up, and count nowhere else. `owner`:
+        the person each entry's member is part of (itself, when it is a person)."""
         index = self._lookup(person)
         in_family = _among(cell, family) if family is not None and len(family) else np.zeros(len(cell), dtype=bool)
         n_old = len(self.persons)
@@ -301,14 +313,43 @@ class LedgerMemory:
         count += np.bincount(index[counts], minlength=total)
         contribution = _contributions(first, index, counts, weight)
         contribution[in_family] = value[in_family]  # its own amount, for the families' audit only
-        return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution)
+        parts, part_owner, owners = self._parts_with(index, person, owner, persons, n_old)
+        return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution,
+                          parts, part_owner, owners, owner)
+
+    def _parts_with(self, index: np.ndarray, person: np.ndarray, owner: np.ndarray | None, persons: np.ndarray,
+                    n_old: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The remembered parts, their owners and the owners' keys with those the incoming entries
+        bring (`extend`): members that come with another owner, and every person (remembered or
+        new) whose key is an owner's, so that a person and its parts count as one wherever they
+        meet. Persons are looked up in full only when owners come that were not known (a study's
+        check), the new persons of a query otherwise."""
+        owners = self.owners
+        added: list[tuple[np.ndarray, np.ndarray]] = []
+        if owner is not None and len(owner):
+            owner = np.asarray(owner, dtype=np.uint64)
+            is_part = owner != person
+            added.append((index[is_part], owner[is_part]))
+            unknown = np.setdiff1d(owner[is_part], owners)
+            if len(unknown):
+                themselves = np.flatnonzero(np.isin(persons, unknown))
+                added.append((themselves, persons[themselves]))
+                owners = np.union1d(owners, unknown)
+        if len(owners) and len(persons) > n_old:
+            themselves = n_old + np.flatnonzero(np.isin(persons[n_old:], owners))
+            added.append((themselves, persons[themselves]))
+        if not any(len(at) for at, _ in added):
+            return self.parts, self.part_owner, owners
+        parts, first = np.unique(np.concatenate([self.parts, *(at for at, _ in added)]), return_index=True)
+        return parts, np.concatenate([self.part_owner, *(keys for _, keys in added)])[first], owners
 
     def add(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, order: np.ndarray | None = None,
-            sums: np.ndarray | None = None, family: np.ndarray | None = None) -> None:
+            sums: np.ndarray | None = None, family: np.ndarray | None = None, owner: np.ndarray | None = None) -> None:
         """Remember incoming entries (as the ledger file now holds them, in `order` when given, else
         in the order of their cells). The entries of `sums` (cells that are sums of other
         remembered cells) count in each person's pattern, but are not kept for the algebra; those
-        of `family` (cells of a family only) are kept for the families' audit only."""
+        of `family` (cells of a family only) are kept for the families' audit only; `owner`: the
+        person each entry's member is part of (see `extend`)."""
         cell = np.asarray(cell, dtype=np.int64)
         person = np.asarray(person, dtype=np.uint64)
         value = np.asarray(value, dtype=np.float64)
@@ -318,10 +359,11 @@ class LedgerMemory:
         noted = None
         related = None
         if last is not None and all(len(a) == len(b) and np.array_equal(a, b)
-                                    for a, b in zip(last[:3], (cell, person, value))):
+                                    for a, b in zip(last[:3], (cell, person, value))) \
+                and _same_owners(last[3].owner, owner):
             extension, noted, related = last[3], last[4], last[5]  # the audit was of exactly these entries
         else:
-            extension = self.extend(cell, person, value, family)
+            extension = self.extend(cell, person, value, family, owner)
         in_family = _among(cell, family) if family is not None and len(family) and len(cell) \
             else np.zeros(len(cell), dtype=bool)
         if len(cell):
@@ -369,6 +411,7 @@ class LedgerMemory:
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
         self.presence, self.present = extension.presence, extension.present
+        self.parts, self.part_owner, self.owners = extension.parts, extension.part_owner, extension.owners
         if counted_row.any():
             self._count_rows(cell[order][counted_row], extension.index[order][counted_row])
 
@@ -409,7 +452,7 @@ class LedgerMemory:
 
     def audit(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, min_frequency: int,
               sums: np.ndarray | None = None, relations: np.ndarray | None = None,
-              family: np.ndarray | None = None) -> Audit:
+              family: np.ndarray | None = None, owner: np.ndarray | None = None) -> Audit:
         """The all-answers audit (`audit_algebra.audit`) of the remembered and incoming entries (cells
         numbered above every remembered one). Incoming `sums` (sums of other incoming cells) count in
         the persons' patterns but add nothing to the row space, so their rows are left out. With
@@ -417,21 +460,22 @@ class LedgerMemory:
         `empty_differences.implied_relations`), the cells are audited for empty differences too
         (with the same A A^T). A A^T and its rank are kept for `add` if it then remembers exactly
         these entries. Incoming `family` cells (of a family only) are taken by the group audit of
-        families of sums alone. BLAS is held to one thread meanwhile, on both threads of the audit:
+        families of sums alone; `owner`: the person each entry's member is part of (see `extend`). BLAS is held to one thread meanwhile, on both threads of the audit:
         the group audits' eigendecompositions (a few hundred cells) took two to five times as long
         with its second thread spinning against the algebra's thread and the work beside the process."""
         with one_blas_thread():
-            return self._audited(cell, person, value, min_frequency, sums, relations, family)
+            return self._audited(cell, person, value, min_frequency, sums, relations, family, owner)
 
     def _audited(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, min_frequency: int,
-                 sums: np.ndarray | None, relations: np.ndarray | None, family: np.ndarray | None) -> Audit:
+                 sums: np.ndarray | None, relations: np.ndarray | None, family: np.ndarray | None,
+                 owner: np.ndarray | None) -> Audit:
         """`audit`, its BLAS held to one thread."""
         cell = np.asarray(cell, dtype=np.int64)
         value = np.asarray(value, dtype=np.float64)
         person = np.asarray(person, dtype=np.uint64)
         self._incoming_family = np.empty(0, dtype=np.int64) if family is None else np.asarray(family, dtype=np.int64)
         self._incoming_numbers = set(self._incoming_family.tolist())
-        extension = self.extend(cell, person, value, self._incoming_family)
+        extension = self.extend(cell, person, value, self._incoming_family, owner)
         self._last = (cell, person, value, extension, None, None)
         old = self.contribution
         if extension.restarted.any():
@@ -483,9 +527,10 @@ class LedgerMemory:
             uniform &= ~_among(cell, self._incoming_family)
         if self.pinned is None or self.pinned[0] != min_frequency:
             self.pinned = (min_frequency, self._pinned(self.presence, self.present, np.empty(0, dtype=np.int64),
-                                                       np.empty(0, dtype=np.int64), min_frequency))
+                                                       np.empty(0, dtype=np.int64), min_frequency,
+                                                       (self.parts, self.part_owner)))
         now = self._pinned(extension.presence, extension.present, cell[uniform], extension.index[uniform],
-                           min_frequency)
+                           min_frequency, (extension.parts, extension.part_owner))
         summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
         kept = ~uniform & ~summed
         if self._families_kept or len(self._incoming_family):  # counts meet a study's rows in families too
@@ -524,8 +569,9 @@ class LedgerMemory:
         time_left(AUDIT_STEP)
         presence, present = _present_in(extension.presence, extension.present, cell[row], extension.index[row])
         with_row = uniform | row
-        return max(self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency)
-                   - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency), 0)
+        parts = (extension.parts, extension.part_owner)
+        return max(self._pinned(presence, present, cell[with_row], extension.index[with_row], min_frequency, parts)
+                   - self._pinned(presence, present, cell[uniform], extension.index[uniform], min_frequency, parts), 0)
 
     def _related(self, cell: np.ndarray, index: np.ndarray, contribution: np.ndarray, persons: np.ndarray,
                  remembered: np.ndarray, counting: np.ndarray) -> _Relations:
@@ -670,17 +716,17 @@ class LedgerMemory:
         present = np.flatnonzero(held)
         of_person = np.full(persons, -1, dtype=np.int64)
         of_person[present] = _factorized(codes[present].view(np.uint64), held[present])
-        group_size = np.bincount(of_person[present])
+        group_persons = _group_persons(of_person[present], extension.parts, extension.part_owner, present)
         chosen = _standing(of_person[present], present, persons)[member]
         return group_audit.pinned(np.searchsorted(numbers, member_cell[chosen]), of_person[member[chosen]],
-                                  group_size, min_frequency)
+                                  group_persons, min_frequency)
 
     def _pinned(self, presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray,
-                min_frequency: int) -> int:
+                min_frequency: int, parts: tuple[np.ndarray, np.ndarray]) -> int:
         """The group audit (`group_audit.pinned`) of the remembered cells whose persons' values are
         all one value (see `_alike`) and the given entries (cells numbered above them, persons as
-        indices), with the persons' presence: one person of each group of persons in the same
-        cells stands for it."""
+        indices), with the persons' presence and the `parts` of persons (with their owners): one
+        person of each group of persons in the same cells stands for it."""
         of_group = _factorized(presence, present)
         if not len(of_group):
             return 0
@@ -689,7 +735,32 @@ class LedgerMemory:
         old = counts[standing[self.person[counts]]]  # (a gather over the counts' entries only)
         new = standing[index]
         return group_audit.pinned(np.r_[self.cell[old], cell[new]] - 1, of_group[np.r_[self.person[old], index[new]]],
-                                  np.bincount(of_group), min_frequency)
+                                  _group_persons(of_group, *parts), min_frequency)
+
+
+def _group_persons(group: np.ndarray, parts: np.ndarray, part_owner: np.ndarray, member: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """The persons in each group, from each member's group (members as person indices, each once;
+    every person in order without `member`): the parts of a person and the person (`parts`,
+    sorted, with their owners) count once in a group (`group_audit.group_persons`)."""
+    groups = int(group.max()) + 1 if len(group) else 0
+    every = np.bincount(group, minlength=groups)
+    if not len(parts):
+        return every
+    if member is None:
+        held, owner = group[parts], part_owner
+    else:
+        at = np.minimum(np.searchsorted(parts, member), len(parts) - 1)
+        hit = parts[at] == member
+        held, owner = group[hit], part_owner[at[hit]]
+    return every - np.bincount(held, minlength=groups) + group_audit.group_persons(held, owner, groups)
+
+
+def _same_owners(one: np.ndarray | None, other: np.ndarray | None) -> bool:
+    """Whether two entries' owners (or their absence) are the same."""
+    if one is None or other is None:
+        return one is None and other is None
+    return len(one) == len(other) and np.array_equal(one, other)
 
 
 def distinct_numbers(numbers: np.ndarray) -> np.ndarray:

@@ -104,10 +104,11 @@ def _valued(arm: ShownArm) -> ShownArm:
                                          None if periods is None else periods[valued]))
 
 
-def _members(keys: LedgerKeys, values: ArmValues) -> np.ndarray:
-    """An arm's members in the ledger: its persons' ledger keys, or their rows in a quarter of a register."""
+def _members(keys: LedgerKeys, values: ArmValues) -> tuple[np.ndarray, np.ndarray]:
+    """An arm's members in the ledger: its persons' ledger keys, or their rows in a quarter of a
+    register; and the ledger key of the person each member is (or is part of)."""
     found = keys.of(values.persons)
-    return found if values.periods is None else unit_keys(found, values.periods)
+    return (found if values.periods is None else unit_keys(found, values.periods)), found
 
 
 def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: str, groups: dict[str, np.ndarray],
@@ -121,17 +122,19 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
     rows, to hide) when it finds sums only."""
     min_frequency = workspace_policy(governance).min_frequency
     keys = ledger_keys(pool_dir, permit)
-    cells = [(np.unique(keys.of(np.asarray(pids))), 1.0) for pids in groups.values()]
-    cells += [(mix(keys.of(arm.persons) ^ arm.values), 1.0) for arm in rows.values()]
+    # (members, values, owners): a member of a row is a person's value, or its rows in a quarter
+    cells = [(persons, 1.0, persons) for pids in groups.values() for persons in [np.unique(keys.of(np.asarray(pids)))]]
+    cells += [(mix(owners ^ arm.values), 1.0, owners) for arm in rows.values() for owners in [keys.of(arm.persons)]]
     # a row's sum holds the persons it adds a value for (a zero adds nothing, and a query's sum over
     # persons with no rows has none of them); one of fewer than the minimum frequency of them is a
     # sum the study's own checks showed, which the group audit would take as singling them out alone
     sums = {label: _valued(arm) if arm.family else arm for label, arm in sums.items()}
     sums = {label: arm for label, arm in sums.items()
             if len(np.unique(arm.values.persons)) >= (min_frequency if arm.family else 1)}
-    cells += [(_members(keys, arm.values), arm.values.values) for arm in sums.values()]
-    incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values})
-                          for number, (persons, values) in enumerate(cells)], ignore_index=True)
+    cells += [(members, arm.values.values, owners) for arm in sums.values()
+              for members, owners in [_members(keys, arm.values)]]
+    incoming = pd.concat([pd.DataFrame({"cell": number, "person": persons, "value": values, "owner": owners})
+                          for number, (persons, values, owners) in enumerate(cells)], ignore_index=True)
     column_of = {number: number for number in range(len(cells))}
     family = [len(groups) + len(rows) + number for number, arm in enumerate(sums.values()) if arm.family]
     Ledger.prepare(pool_dir, WORKSPACE_LEDGER)

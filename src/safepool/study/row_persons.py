@@ -72,7 +72,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from safepool.query.group_audit import pinned
+from safepool.query.group_audit import group_persons, pinned
 from safepool.query.ledger_memory import mix
 from safepool.query.person_periods import named_codes, period_salt
 from safepool.study.arm_values import ArmValues, ShownArm
@@ -229,22 +229,19 @@ class BaselineCells:
     def take(self, arms: Mapping[str, ArmPersons]) -> bool:
         """Take a row's baseline arms unless a combination of them and the cells taken would tell the
         values of fewer than the minimum frequency of persons (`group_audit.pinned`); whether taken.
-        Members in the same cells are one group, of as many persons as it has: a control in two sets
-        at other times is two members (two values) but one person, so five members of four persons
-        are a group of four."""
+        A control in two sets at other times is two members (two values) but one person, so five
+        members of four persons in the same cells are a group of four (`group_persons`)."""
         cells_of = dict(self.cells_of)
         for number, name in enumerate(name for name in BASELINE_ARMS.values() if name in arms):
             bit = 1 << (self.taken + number)
             for member in zip(arms[name].persons.tolist(), arms[name].values.tolist()):
                 cells_of[(name, *member)] = cells_of.get((name, *member), 0) | bit
-        persons_in: dict[int, set[object]] = {}
-        for (_, person, _), held in cells_of.items():
-            persons_in.setdefault(held, set()).add(person)
-        sizes = {held: len(persons) for held, persons in persons_in.items()}
-        cell = [number for held in sizes for number in range(held.bit_length()) if held >> number & 1]
-        group = [index for index, held in enumerate(sizes) for _ in range(held.bit_count())]
-        if pinned(np.asarray(cell, np.int64), np.asarray(group, np.int64), np.asarray(list(sizes.values())),
-                  self.min_frequency):
+        groups = {held: number for number, held in enumerate(dict.fromkeys(cells_of.values()))}
+        sizes = group_persons(np.array([groups[held] for held in cells_of.values()], dtype=np.int64),
+                              pd.Series([person for _, person, _ in cells_of]), len(groups))
+        cell = [number for held in groups for number in range(held.bit_length()) if held >> number & 1]
+        group = [index for held, index in groups.items() for _ in range(held.bit_count())]
+        if pinned(np.asarray(cell, np.int64), np.asarray(group, np.int64), sizes, self.min_frequency):
             return False
         self.cells_of, self.taken = cells_of, self.taken + len(BASELINE_ARMS)
         return True
