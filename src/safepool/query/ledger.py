@@ -304,7 +304,8 @@ def _owners_of(cell: np.ndarray, person: np.ndarray, owner: np.ndarray | None) -
 
 
 def _owner_column(incoming: pd.DataFrame) -> np.ndarray | None:
-    """The incoming rows' owners (the person each member is part of), when they come with them."""
+    """The incoming rows' owners (the person each member is part of), when they come with them (a
+    total's rows made here carry its cells' owners, `ledger_sums.sum_rows`)."""
     return incoming["owner"].to_numpy(dtype=np.uint64) if "owner" in incoming.columns else None
 
 
