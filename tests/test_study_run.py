@@ -27,7 +27,7 @@ from safepool.governance.context import Governance
 from safepool.query.engine import run_query
 from safepool.reports import OUTPUT_NAMES
 import safepool.study.run as run_module
-from safepool.study.differencing import StudyWithheld, study_groups
+from safepool.study.differencing import StudyWithheld, cohort_definition, study_groups
 from safepool.study.run import EstimandWarning, analyse, balance_counts, outputs_of, run_study
 from safepool.study.row_persons import shown_row_cells
 from safepool.study.studyfile import load_study
@@ -581,3 +581,39 @@ def test_the_ledger_knows_each_member_of_a_rows_person(cli_demo, tmp_path):
     assert not set(owners["member"].tolist()) & set(keys.tolist())  # a part is never a person's own key
     twice = owners.groupby(["cell", "owner"]).size()
     assert (twice > 1).any()  # some control is two members of one row
+
+
+def test_a_run_of_another_cohort_with_the_same_persons_is_withheld_as_one_of_fewer_would_be(cli_demo, tmp_path,
+                                                                                           monkeypatch):
+    """A narrower cohort is withheld when it leaves out one to four persons; if it passed when it
+    leaves out no one, whether it is withheld would tell which. So the run's groups carry their
+    cohort's definition, as a query's cells carry theirs: the shipped study again passes (the same
+    question), and the same persons in every group and row under another cohort's definition (as a
+    narrower eligibility that leaves out no one gives) are withheld, with the message a cohort of
+    one client fewer gets, and nothing recorded."""
+    workspace, governance, analyst = analyst_in_copy(cli_demo[0], tmp_path)
+    study = study_with(tmp_path, (18, 64))
+    assert run_study(workspace.pool_dir, governance, analyst, study).records
+    recorded = len(governance.outputs.list(analyst, DEMO_PERMIT))
+    monkeypatch.setattr("safepool.study.run.cohort_definition", lambda study: cohort_definition(
+        study_with(tmp_path, (18, 63))))
+    with pytest.raises(StudyWithheld) as empty:
+        run_study(workspace.pool_dir, governance, analyst, study)
+    assert len(governance.outputs.list(analyst, DEMO_PERMIT)) == recorded
+    withheld = governance.audit.records(action="study")[-1]
+    assert withheld.outcome == "withheld" and withheld.detail["withheld"][0]["measure"] == "persons"
+    monkeypatch.undo()
+    monkeypatch.setattr("safepool.study.run.study_groups", lambda described, matched, person: {
+        name: persons[1:] if name == "clients" else persons
+        for name, persons in study_groups(described, matched, person).items()})
+    with pytest.raises(StudyWithheld) as fewer:  # the shipped cohort, one client fewer
+        run_study(workspace.pool_dir, governance, analyst, study)
+    assert str(fewer.value) == str(empty.value)
+
+
+def test_a_cohorts_definition_is_what_chooses_its_persons(tmp_path):
+    shipped = cohort_definition(study_with(tmp_path, (18, 64)))
+    assert cohort_definition(study_with(tmp_path, (18, 64), ("horizons: [4, 8, 12]", "horizons: [0, 4]"),
+                                        ("subgroup_horizon: 8", "subgroup_horizon: 0"))) == shipped
+    assert cohort_definition(study_with(tmp_path, (18, 63))) != shipped
+    assert cohort_definition(study_with(tmp_path, (18, 64), ("start: 2019Q1", "start: 2018Q3"))) != shipped

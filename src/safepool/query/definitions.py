@@ -61,6 +61,10 @@ class EntryDefinitions:
 
     keys: Mapping[int, str]
     splits: Mapping[int, Sequence[Sequence[int]]] = field(default_factory=dict)
+    # whether the splits are every relation the entries' definitions imply, so that any other
+    # combination whose contributions cancel is an empty difference (a query's entries); a study's
+    # groups are defined, its rows are not, so only a group asked again is compared (the pairs)
+    every_split: bool = True
 
 
 def splits_of(entries: Mapping[int, frozenset[tuple]]) -> dict[int, list[list[int]]]:

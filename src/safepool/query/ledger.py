@@ -740,6 +740,7 @@ class Ledger:
         audit. The same request again (the same frame and definitions: see `_last_compared`) gets what
         it got, and leaves the state it left."""
         asked = (incoming, dict(column_of), dict(sums), definitions, int(min_frequency), frozenset(self._family))
+        self._every_split = definitions is not None and definitions.every_split
         last = self._last_compared
         if last is not None and last[0][0] is incoming and last[0][3] is definitions and last[0][1:3] == asked[1:3] \
                 and last[0][4:] == asked[4:]:
@@ -826,7 +827,7 @@ class Ledger:
                              chosen["value"].to_numpy(dtype=float) + 0.0, min_frequency,
                              sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)),
                              relations=self._relations(cells, memory.identities)
-                             if any(self._definitions.values()) else None,
+                             if self._every_split and any(self._definitions.values()) else None,
                              family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)),
                              owner=_owner_column(chosen))
         fails = found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0

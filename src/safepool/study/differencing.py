@@ -14,8 +14,14 @@ the query engine keeps (`safepool.query.ledger`) as counts of their persons, che
 every earlier answer and study of any permit like a query's cells: a group that with them
 singles out fewer persons than the minimum frequency withholds the whole run, audited
 `withheld` (the `differencing` alert counts it), before anything is recorded; else the groups
-are remembered, and later answers and studies are checked against them. A run over the same
-persons as an earlier one adds nothing and passes.
+are remembered, and later answers and studies are checked against them. Each group carries its
+cohort's definition (`cohort_definition`: treatment, eligibility, period, covariates, matching),
+as a query's cell carries its own: a run of the same cohort again adds nothing and passes, and a
+group of another cohort with exactly the same persons is an empty difference, withheld as one
+that leaves out a few is, so that whether a narrower cohort is withheld does not tell whether it
+leaves out one to four persons or none. (A group remembered before groups had definitions has
+none, and no later group is the same question as one of them: a cohort run before is withheld
+when run again.)
 
 Within one run the same holds between its own tables: the balance before matching and the naive
 comparison describe the clients, the balance after matching and the effects the matched ones.
@@ -49,6 +55,7 @@ run is checked again.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -61,12 +68,14 @@ from safepool.faults import Refused
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.pool.ledger_keys import WORKSPACE_LEDGER, LedgerKeys, ledger_keys
+from safepool.query.definitions import EntryDefinitions
 from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
 from safepool.query.ledger_memory import mix
 from safepool.query.person_periods import unit_keys
 from safepool.study.arm_values import ArmValues, RowsFound, ShownArm
 from safepool.study.row_persons import ArmPersons
+from safepool.study.studyfile import StudyFile
 
 STUDY_ACTION = "study"
 
@@ -111,15 +120,31 @@ def _members(keys: LedgerKeys, values: ArmValues) -> tuple[np.ndarray, np.ndarra
     return (found if values.periods is None else unit_keys(found, values.periods)), found
 
 
+def cohort_definition(study: StudyFile) -> str:
+    """What defines a run's groups of persons: its treatment, eligibility, period, covariates and
+    matching, as canonical text (not its title, outcomes, horizons or inference)."""
+    return study.model_dump_json(include={"treatment", "eligible", "period", "covariates", "matching"})
+
+
+def _group_definitions(cohort: str, groups: Mapping[str, np.ndarray]) -> EntryDefinitions:
+    """The definitions of the run's group cells (numbered first, in order), as the ledger takes a
+    query's: the same cohort's group again is the same question; another cohort's group with the
+    same persons is an empty difference, withheld as one of a few persons fewer is. The rows have
+    none, and their splits are not told, so no other combination is taken as an empty difference
+    (a table's rows that add up to a group are no news)."""
+    return EntryDefinitions({number: hashlib.sha256(f"study group\n{name}\n{cohort}".encode("utf-8")).hexdigest()
+                             for number, name in enumerate(groups)}, every_split=False)
+
+
 def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: str, groups: dict[str, np.ndarray],
-                rows: Mapping[str, ArmPersons], sums: Mapping[str, ShownArm]) -> None:
+                rows: Mapping[str, ArmPersons], sums: Mapping[str, ShownArm], cohort: str) -> None:
     """Check the study's groups (name -> the pseudonyms of its persons in the permit's pool, each
     counted), the arms of the rows it shows (label -> their values, each a member named by its
     person's ledger key and the value's code: see `safepool.study.row_persons`) and the arms of the
     means it shows as sums (label -> each person's value, the person named by its ledger key as in
     a query's answer, with the row it is in: see `safepool.study.arm_values`) in the workspace's
     ledger and remember them; StudyWithheld (audited) when the ledger finds one, RowsFound (the
-    rows, to hide) when it finds sums only."""
+    rows, to hide) when it finds sums only. `cohort`: what defines the groups (`cohort_definition`)."""
     min_frequency = workspace_policy(governance).min_frequency
     keys = ledger_keys(pool_dir, permit)
     # (members, values, owners): a member of a row is a person's value, or its rows in a quarter
@@ -140,7 +165,8 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
     Ledger.prepare(pool_dir, WORKSPACE_LEDGER)
     with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
         carry_over(ledger, pool_dir, governance, actor, permit, min_frequency)
-        found = ledger.check(incoming, column_of, min_frequency, family=family)
+        found = ledger.check(incoming, column_of, min_frequency, family=family,
+                             definitions=_group_definitions(cohort, groups))
         state = ledger.state()
     if not found:
         return

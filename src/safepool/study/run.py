@@ -44,7 +44,7 @@ from safepool.study.arm_values import ArmValues, RowsFound
 from safepool.study.balance_values import balance_values, shown_balance_cells
 from safepool.study.censoring import censoring_weights, weighted_cells
 from safepool.study.cohort import Cohort, attach_outcomes, build_cohort, needed_columns, outcome_rows
-from safepool.study.differencing import check_study, described_units, study_groups
+from safepool.study.differencing import check_study, cohort_definition, described_units, study_groups
 from safepool.study.effects import effect_table, estimate_cells, naive_cells, naive_table
 from safepool.study.estimand import MATCHED_STEP, NOT_MATCHED, TREATED_STEP, MatchingSummary
 from safepool.study.event_study import pretrend_placebo
@@ -496,7 +496,8 @@ def checked_in_ledger(pool_dir: Path, governance: Governance, actor: Actor, anal
     members, sums = shown_row_cells(analysis.row_persons, shown, labels)
     check_study(pool_dir, governance, actor, analysis.study.permit, analysis.groups, members,
                 sums | shown_balance_cells(analysis.balance_values, zip(balance["stage"], balance["covariate"]),
-                                           shown_mask(balance)))
+                                           shown_mask(balance)),
+                cohort_definition(analysis.study))
 
 
 # tables whose rows are about another table's rows (the table and the columns that name the row): the
