@@ -617,3 +617,4 @@ def test_a_cohorts_definition_is_what_chooses_its_persons(tmp_path):
                                         ("subgroup_horizon: 8", "subgroup_horizon: 0"))) == shipped
     assert cohort_definition(study_with(tmp_path, (18, 63))) != shipped
     assert cohort_definition(study_with(tmp_path, (18, 64), ("start: 2019Q1", "start: 2018Q3"))) != shipped
+    assert cohort_definition(study_with(tmp_path, (18, 64), ("refine: true ", "refine: false"))) == shipped

@@ -15,7 +15,7 @@ every earlier answer and study of any permit like a query's cells: a group that 
 singles out fewer persons than the minimum frequency withholds the whole run, audited
 `withheld` (the `differencing` alert counts it), before anything is recorded; else the groups
 are remembered, and later answers and studies are checked against them. Each group carries its
-cohort's definition (`cohort_definition`: treatment, eligibility, period, covariates, matching),
+cohort's definition (`cohort_definition`: treatment, eligibility and period),
 as a query's cell carries its own: a run of the same cohort again adds nothing and passes, and a
 group of another cohort with exactly the same persons is an empty difference, withheld as one
 that leaves out a few is, so that whether a narrower cohort is withheld does not tell whether it
@@ -121,9 +121,10 @@ def _members(keys: LedgerKeys, values: ArmValues) -> tuple[np.ndarray, np.ndarra
 
 
 def cohort_definition(study: StudyFile) -> str:
-    """What defines a run's groups of persons: its treatment, eligibility, period, covariates and
-    matching, as canonical text (not its title, outcomes, horizons or inference)."""
-    return study.model_dump_json(include={"treatment", "eligible", "period", "covariates", "matching"})
+    """What defines a run's cohort: its treatment, eligibility and period, as canonical text (not its
+    matching, title, outcomes, horizons or inference: a run that matches otherwise over the same
+    persons is the same cohort, and its matched groups are compared by their persons)."""
+    return study.model_dump_json(include={"treatment", "eligible", "period"})
 
 
 def _group_definitions(cohort: str, groups: Mapping[str, np.ndarray]) -> EntryDefinitions:
@@ -188,10 +189,11 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
     if len(named) < len(found):
         raise StudyWithheld(
             f"study withheld: its clients, its persons eligible as controls or its matched clients or controls "
-            f"differ from the persons of an earlier answer or study by fewer than {min_frequency} (or, with several, "
-            "single out fewer), so its tables and those would tell their values; nothing is recorded. Change the "
-            "cohort (its period, ages or area) or the matching (a caliper, the covariates or the method decide "
-            f"which clients are matched) so that they differ by at least {min_frequency} persons, or by none. A run "
+            f"differ from the persons of an earlier answer or study by fewer than {min_frequency}, or are exactly "
+            "those persons under another cohort (or, with several, single out fewer), so its tables and those "
+            "would tell their values; nothing is recorded. Change the cohort (its period, ages or area) so that "
+            f"they differ by at least {min_frequency} persons, or the matching (a caliper, the covariates or the "
+            f"method decide which clients are matched) so that they differ by at least {min_frequency}, or by none. A run "
             f"that leaves fewer than {min_frequency} clients unmatched describes only the matched ones before "
             "matching too, so after such a run every run over the same cohort that leaves none, or at least "
             f"{min_frequency}, unmatched differs from it by those few clients: keep its matching, or change the "
