@@ -186,7 +186,8 @@ _WITHHELD = ("CREATE TABLE IF NOT EXISTS withheld (position BIGINT, after BIGINT
 _FAMILY_ONLY = "CREATE TABLE IF NOT EXISTS family_only (cell BIGINT)"
 # members of cells that are parts of a person, with the person's ledger key: see `check`
 _MEMBER_OWNERS = "CREATE TABLE IF NOT EXISTS member_owners (cell BIGINT, member UBIGINT, owner UBIGINT)"
-_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now", "family_now", "owners_now")  # `_write` hands them over
+# what `_write` hands the file's connection
+_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now", "family_now", "owners_now")
 
 
 @dataclass

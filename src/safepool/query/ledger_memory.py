@@ -460,8 +460,9 @@ class LedgerMemory:
         `empty_differences.implied_relations`), the cells are audited for empty differences too
         (with the same A A^T). A A^T and its rank are kept for `add` if it then remembers exactly
         these entries. Incoming `family` cells (of a family only) are taken by the group audit of
-        families of sums alone; `owner`: the person each entry's member is part of (see `extend`). BLAS is held to one thread meanwhile, on both threads of the audit:
-        the group audits' eigendecompositions (a few hundred cells) took two to five times as long
+        families of sums alone; `owner`: the person each entry's member is part of (see `extend`).
+        BLAS is held to one thread meanwhile, on both threads of the audit: the group audits'
+        eigendecompositions (a few hundred cells) took two to five times as long
         with its second thread spinning against the algebra's thread and the work beside the process."""
         with one_blas_thread():
             return self._audited(cell, person, value, min_frequency, sums, relations, family, owner)
@@ -760,7 +761,7 @@ def _same_owners(one: np.ndarray | None, other: np.ndarray | None) -> bool:
     """Whether two entries' owners (or their absence) are the same."""
     if one is None or other is None:
         return one is None and other is None
-    return len(one) == len(other) and np.array_equal(one, other)
+    return np.array_equal(one, other)
 
 
 def distinct_numbers(numbers: np.ndarray) -> np.ndarray:

@@ -193,11 +193,11 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
             "those persons under another cohort (or, with several, single out fewer), so its tables and those "
             "would tell their values; nothing is recorded. Change the cohort (its period, ages or area) so that "
             f"they differ by at least {min_frequency} persons, or the matching (a caliper, the covariates or the "
-            f"method decide which clients are matched) so that they differ by at least {min_frequency}, or by none. A run "
-            f"that leaves fewer than {min_frequency} clients unmatched describes only the matched ones before "
-            "matching too, so after such a run every run over the same cohort that leaves none, or at least "
-            f"{min_frequency}, unmatched differs from it by those few clients: keep its matching, or change the "
-            "cohort.")
+            f"method decide which clients are matched) so that they differ by at least {min_frequency}, or by "
+            f"none. A run that leaves fewer than {min_frequency} clients unmatched describes only the matched "
+            "ones before matching too, so after such a run every run over the same cohort that leaves none, or "
+            f"at least {min_frequency}, unmatched differs from it by those few clients: keep its matching, or "
+            "change the cohort.")
     shown = "; ".join(named[:3]) + (f"; and {len(named) - 3} more" if len(named) > 3 else "")
     raise StudyWithheld(
         f"study withheld: rows it would show add up the values of persons who differ from those of an earlier "
