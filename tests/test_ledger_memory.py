@@ -156,3 +156,43 @@ def test_the_hash_of_more_than_a_thousand_cells_of_one_weight_each_is_the_hash_e
     assert np.array_equal(hashed, one_by_one)
     repeated = np.repeat(numbers, 2)  # the shortcut itself: each number hashed once, then spread
     assert np.array_equal(entry_hash(repeated, np.ones(len(repeated))), np.repeat(one_by_one, 2))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_persons_in_no_count_add_nothing_to_the_group_audit_of_the_counts(seed):
+    """The group audit of the counts groups only the persons in a count: a period's units, in sums
+    only, are left out. The same answers with and without such persons' rows (which a ledger takes
+    in with every answer over a register's periods) give the same dimension, query after query,
+    with the units met before, between and after the persons."""
+    rng = np.random.default_rng(seed)
+    persons = rng.choice(2**62, 14, replace=False).astype(np.uint64) * np.uint64(3)
+    units = rng.choice(2**62, 40, replace=False).astype(np.uint64) * np.uint64(3) + np.uint64(1)
+    with_units, without, first_cell, dimensions = LedgerMemory(KEY), LedgerMemory(KEY), 1, []
+    for query in range(5):
+        cells, who, values = [], [], []
+        for cell in range(first_cell, first_cell + int(rng.integers(2, 4))):
+            counted = query % 2 == 0 or cell == first_cell
+            chosen = rng.choice(persons, int(rng.integers(3, len(persons))), replace=False)
+            # a sum's persons have values of their own (without the units, it is no count either)
+            amount = np.ones(len(chosen)) if counted else 2.0 + np.arange(len(chosen)) % 3
+            if not counted:  # a sum over some persons and units
+                met = rng.choice(units, int(rng.integers(1, len(units))), replace=False)
+                chosen, amount = np.r_[chosen, met], np.r_[amount, rng.choice([2.0, 3.0, 5.0], len(met))]
+            shuffled = rng.permutation(len(chosen))
+            cells.append(np.full(len(chosen), cell))
+            who.append(chosen[shuffled])
+            values.append(amount[shuffled])
+        cell, person, value = (np.concatenate(column) for column in (cells, who, values))
+        order = np.argsort(cell, kind="stable")
+        cell, person, value = cell[order].astype(np.int64), person[order], value[order]
+        kept = ~np.isin(person, units)
+        found = [memory.audit(*rows, MIN_FREQUENCY).pinned for memory, rows in
+                 ((with_units, (cell, person, value)), (without, (cell[kept], person[kept], value[kept])))]
+        assert found[0] == found[1]
+        dimensions.append(found[0][1])
+        with_units.add(cell, person, value)
+        without.add(cell[kept], person[kept], value[kept])
+        first_cell = int(cell.max()) + 1
+    assert len(with_units.persons) > len(without.persons)
+    if seed == 0:
+        assert any(dimensions)  # the groups of few persons are pinned down in these answers
