@@ -1,6 +1,7 @@
 """Benchmark: checked aggregate queries through the gateway against the same aggregate in bare DuckDB.
 
     python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3] [--rounds 1]
+                          [--history 0]
 
 Makes (or reuses, with --workspace) a synthetic Espoo of `--persons` persons with the demo's
 users, permit and pool, then asks one-way and two-way questions as the analyst through the
@@ -19,7 +20,10 @@ are the medians over the rounds: a first ask's time moves by a third from one ru
 on a small shared machine. What the first query of a process imports (the query engine,
 sqlglot's DuckDB dialect: 0.1-0.2 s, once per process) is loaded and timed before the
 questions, and printed apart; the first question of each round still opens its pool and creates
-the permit's ledger.
+the permit's ledger. With `--history N` each round first asks N other questions (one quarter's
+employed persons by sex or mean earnings by main activity, quarters from 2019 on): the ten are
+then asked of a ledger that already holds N answers, as in a workspace in use, and the time of
+the last five of those (their median) is printed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,12 +136,31 @@ class Asked:
     shown: str
 
 
-def ask_round(root: Path, password: str, repeat: int, answers: list[dict[str, object]], round_number: int
-              ) -> list[Asked]:
+def history(count: int) -> list[str]:
+    """`count` questions the ten do not ask (persons employed by sex and mean earnings by main
+    activity, one quarter each, from 2019Q1 on; 2023Q4 is the ten's), to fill a ledger first."""
+    quarters = [f"{year}Q{quarter}" for year in range(2019, 2024) for quarter in range(1, 5)][:-1]
+    asked = [sql for quarter in quarters for sql in (
+        f"SELECT sex, count(DISTINCT pid) AS n FROM employment JOIN population USING (pid) "
+        f"WHERE quarter = '{quarter}' GROUP BY 1",
+        f"SELECT main_activity, avg(earnings) AS m FROM employment WHERE quarter = '{quarter}' GROUP BY 1")]
+    if not 0 <= count <= len(asked):
+        raise SystemExit(f"--history: 0 to {len(asked)} earlier questions, not {count}")
+    return asked[:count]
+
+
+def ask_round(root: Path, password: str, repeat: int, answers: list[dict[str, object]], round_number: int,
+              earlier: list[str]) -> list[Asked]:
     """Every question asked `repeat` times in the workspace at `root` (the first ask is a first ask
     only when its permit has not been asked these questions), each followed by the same aggregate
-    in bare DuckDB on a copy of the pool file."""
+    in bare DuckDB on a copy of the pool file; the `earlier` questions are asked before them, so
+    that the ledger holds their answers."""
     analyst = connect(root, user="vtt.analyst1", password=password).permit(DEMO_PERMIT)
+    if earlier:
+        started = time.perf_counter()
+        times = [_timed(analyst.query, sql) for sql in earlier]
+        print(f"  {len(earlier)} earlier questions first: {time.perf_counter() - started:.1f} s, the last "
+              f"{len(times[-5:])} {1000 * statistics.median(times[-5:]):.0f} ms each (median)")
     copy = root.parent / "bare-pool.duckdb"  # its own file: one process opens a database with one configuration
     shutil.copyfile(Workspace.open(root).pool_dir / DEMO_PERMIT / POOL_FILE, copy)
     asked = []
@@ -158,6 +182,13 @@ def ask_round(root: Path, password: str, repeat: int, answers: list[dict[str, ob
     return asked
 
 
+def _timed(ask: Callable[[str], object], sql: str) -> float:
+    """The seconds one question takes."""
+    started = time.perf_counter()
+    ask(sql)
+    return time.perf_counter() - started
+
+
 def positive(text: str) -> int:
     """A whole number of at least one, for the counts on the command line."""
     number = int(text)
@@ -175,22 +206,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=positive, default=1,
                         help="ask every question in this many fresh copies of the workspace and take the median "
                              "of each question's times (the machine's speed changes from minute to minute)")
+    parser.add_argument("--history", type=int, default=0,
+                        help="ask this many other questions first (at most 38), so that the ten are asked of a "
+                             "ledger that holds their answers (a first ask's time grows with what it holds)")
     parser.add_argument("--answers", type=Path, default=None,
                         help="write every answer (table, note) here as JSON, to compare two runs")
     args = parser.parse_args()
     root = args.workspace or Path(tempfile.mkdtemp(prefix="safepool-bench-query-")) / "ws"
     password = prepare(root, args.persons, args.seed)["vtt.analyst1"]
-    print(f"imports of the first query of a process: {1000 * warm_up():.0f} ms (once per process; not in the figures)")
+    print(f"imports of the first query of a process: {1000 * warm_up():.0f} ms\n"
+          "  (once per process; not in the figures)")
     answers: list[dict[str, object]] = []
+    earlier = history(args.history)
     rounds: list[list[Asked]] = []
     for number in range(args.rounds):
         if args.rounds == 1:
-            rounds.append(ask_round(root, password, args.repeat, answers, number))
+            rounds.append(ask_round(root, password, args.repeat, answers, number, earlier))
             continue
         with tempfile.TemporaryDirectory(prefix="round-", dir=root.parent) as folder:
             shutil.copytree(root, Path(folder) / "ws", symlinks=True)  # the workspace as prepared: every ask first
             os.sync()  # the copy written out first: its writing back would otherwise run beside the questions
-            rounds.append(ask_round(Path(folder) / "ws", password, args.repeat, answers, number))
+            rounds.append(ask_round(Path(folder) / "ws", password, args.repeat, answers, number, earlier))
         print(f"round {number + 1}: p50 first asked {1000 * statistics.median(a.first for a in rounds[-1]):.0f} ms")
     report(rounds)
     if args.answers:
@@ -203,14 +239,14 @@ def report(rounds: list[list[Asked]]) -> None:
     DuckDB; then the p50 over the questions of each, and the ratios."""
     median = statistics.median
     first, again, bare, cpu_first, cpu_again = [], [], [], [], []
-    print(f"{'query':44s} {'first':>7s} {'again':>7s} {'bare':>7s} {'ratio':>6s} shown")
+    print(f"{'query':44s} {'first':>6s} {'again':>6s} {'bare':>6s} {'ratio':>6s} shown")
     for (what, _, _), asked in zip(QUERIES, zip(*rounds)):
         first.append(median(a.first for a in asked))
         again.append(median([t for a in asked for t in a.again] or [a.first for a in asked]))
         bare.append(median(t for a in asked for t in a.bare))
         cpu_first.append(median(a.cpu_first for a in asked))
         cpu_again.append(median([t for a in asked for t in a.cpu_again] or [a.cpu_first for a in asked]))
-        print(f"{what[:44]:44s} {1000 * first[-1]:5.0f}ms {1000 * again[-1]:5.0f}ms {1000 * bare[-1]:5.0f}ms "
+        print(f"{what[:44]:44s} {1000 * first[-1]:4.0f}ms {1000 * again[-1]:4.0f}ms {1000 * bare[-1]:4.0f}ms "
               f"{first[-1] / bare[-1]:5.1f}x {asked[-1].shown}")
     bare_p50 = median(bare)
     rounds_note = f"; medians of {len(rounds)} rounds" if len(rounds) > 1 else ""
