@@ -3,49 +3,27 @@ output and the report recorded through the output registry, nothing below the po
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from city_workspace import EXAMPLES, PERMIT, city_workspace
 from threadpoolctl import threadpool_info
 
-from safepool.demo import HOLDER_STEWARDS, LINKAGE_AUTHORITY, SIGNERS
-from safepool.demo_people import make_users, release_data
 from safepool.disclosure.cells import is_contributor_column
 from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Invalid, Refused
 from safepool.governance.context import Governance
-from safepool.governance.form import PermitRequest
 from safepool.insight.analysis import Analysis, Settings
 from safepool.insight.paths import ServicePaths
 from safepool.reports import chart_engine
-from safepool.session import connect
-from safepool.synth.load import synthesise
-from safepool.workspace import Workspace
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "src/safepool/examples"
-PERMIT = "P-2025-CITY-01"
 
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory):
     root = tmp_path_factory.mktemp("city") / "ws"
-    Workspace.init(root)
-    synthesise(root, persons=4000, seed=4)
-    passwords = make_users(Workspace.open(root))
-    person = lambda name: connect(root, user=name, password=passwords[name])  # noqa: E731
-    data = yaml.safe_load((EXAMPLES / "permit-request-city.yaml").read_text())
-    data["expiry"] = (dt.date.today() + dt.timedelta(days=365)).isoformat()
-    permit = person("vtt.analyst1").request_permit(PermitRequest.model_validate(data), PERMIT)
-    for role in permit.assessment.approvals:
-        person(SIGNERS[role]).permit(PERMIT).approve(role)
-    release_data({name: person(name) for name in HOLDER_STEWARDS}, PERMIT)
-    person(LINKAGE_AUTHORITY).permit(PERMIT).build()
-    person(LINKAGE_AUTHORITY).permit(PERMIT).advance("analytic_review", "pool built")
-    return root, person
+    return root, city_workspace(root, persons=4000, seed=4)
 
 
 def test_a_run_records_every_output_and_a_report_made_of_them(city, monkeypatch):

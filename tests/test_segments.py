@@ -12,14 +12,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from governed import sign_in
-from recorded_outputs import governed_outputs
 from safepool.disclosure import DisclosureRules, check, suppress
 from safepool.features import load_features
 from safepool.insight import segments
 from safepool.insight.analysis import InsightContext
 from safepool.insight.segments import (BEHAVIOURS, RISK_LEVELS, TOO_SMALL, load_segments, person_table,
-                                       profile_cards, publish_segments, risk_level, segment, segment_outputs)
+                                       profile_cards, risk_level, segment, segment_outputs)
 from safepool.insight.spec import analysis_of, load_insight
 from safepool.synth import generate
 
@@ -105,17 +103,6 @@ def test_a_group_too_small_to_describe_is_only_named(segmented, spec):
     checked = {name: suppress(output, rules).output for name, output in segment_outputs(tiny, spec).items()}
     card = next(c for c in profile_cards(checked, spec) if c["group"] == "group 6")
     assert card == {"group": "group 6", "name": "group 6", "description": TOO_SMALL}
-
-
-def test_cards_come_from_the_outputs_the_register_published(tmp_path, segmented, spec):
-    governance = governed_outputs(tmp_path)
-    cards, records = publish_segments(governance, sign_in(governance, "anna"), segmented,
-                                      spec.model_copy(update={"permit": "P-1"}))
-    assert set(records) == set(segment_outputs(segmented, spec))
-    assert all(r.source == "insight" and r.verdict in ("pass", "review") for r in records.values())
-    assert len(cards) == 5 and cards[0]["description"].endswith("persons")
-    written = "".join(p.read_text(errors="ignore") for p in (tmp_path).rglob("*.csv"))
-    assert "pid" not in written
 
 
 def test_the_grid_places_children_by_their_child_protection(city, spec):

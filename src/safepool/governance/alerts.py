@@ -78,10 +78,11 @@ class AlertSettings:
         of `timezone` ('Europe/Helsinki', daylight saving included). One alert per user, permit
         and local day.
     differencing_actions, differencing_count, differencing_window
-        differencing: records whose action is in `differencing_actions` ({'query', 'study'}) with outcome
-        'withheld' and a non-empty `withheld` list in their detail (what the query engine
-        writes when the differencing ledger hides cells, see safepool.query.ledger, and a study
-        it withholds, see safepool.study.differencing),
+        differencing: records whose action is in `differencing_actions` ({'query', 'study',
+        'insight'}) with outcome 'withheld' and a non-empty `withheld` list in their detail (what
+        the query engine writes when the differencing ledger hides cells, see
+        safepool.query.ledger, a study it withholds, see safepool.study.differencing, and an
+        insight run's cells it hides, see safepool.insight.differencing),
         at least `differencing_count` (3) of them by one user under one permit whose first and
         last lie at most `differencing_window` (24 hours) apart. Overlapping episodes are
         reported as one alert.
@@ -109,7 +110,7 @@ class AlertSettings:
     weekend_days: frozenset[int] = frozenset({5, 6})
     holidays: frozenset[dt.date] = frozenset()
     non_access_actions: frozenset[str] = frozenset({LOGIN_ACTION, LOCK_ACTION})
-    differencing_actions: frozenset[str] = frozenset({"query", "study"})
+    differencing_actions: frozenset[str] = frozenset({"query", "study", "insight"})
     differencing_count: int = 3
     differencing_window: dt.timedelta = dt.timedelta(hours=24)
     spraying_accounts: int = 3

@@ -22,6 +22,7 @@ from safepool.dictionary import Variable
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.disclosure.rules import DisclosureRules
 from safepool.features.compile import FeatureSet
+from safepool.insight.differencing import PersonsBehind
 
 
 class Settings(BaseModel):
@@ -61,10 +62,13 @@ class Section:
 
 @dataclass
 class Findings:
-    """An analysis's result: outputs to publish as one release, and the report's sections."""
+    """An analysis's result: outputs to publish as one release, the report's sections, and the
+    persons behind each table it shows (checked in the differencing ledger before anything is
+    recorded: see `safepool.insight.differencing`)."""
 
     outputs: dict[str, Any]
     sections: list[Section]
+    persons: dict[str, PersonsBehind]
 
 
 class Analysis(ABC):

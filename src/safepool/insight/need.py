@@ -583,7 +583,7 @@ class NeedAnalysis(Analysis):
         from safepool.insight.model_card import sections
 
         found = outputs(result)
-        return Findings(outputs=found, sections=sections(result, context.features, set(found)))
+        return Findings(outputs=found, sections=sections(result, context.features, set(found)), persons={})
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         from safepool.insight.model_card import summary_line

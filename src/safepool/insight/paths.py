@@ -142,7 +142,7 @@ class ServicePaths(Analysis):
         }
         if s.preventive:
             outputs["paths_reach"] = self._reach(context, labels)
-        return Findings(outputs, self._sections(labels))
+        return Findings(outputs, self._sections(labels), persons={})
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         table = checked["paths_time_to_next"].output.cells

@@ -3,15 +3,17 @@ release through the output registry, then the report made of them.
 
 The pool opens only for the tables and columns the analysis declares (the permit must cover
 them; the access is audited). Nothing the analysis computes leaves except through
-`publish_all`, which checks every output under the workspace policy and records it; the report
-is a document output (safepool.insight.report) written from the outputs as checked, and needs a
-checker's review before release like the study's.
+`publish_all`, which checks every output under the workspace policy, has the persons behind its
+shown cells checked in the differencing ledger (`safepool.insight.differencing`) and records
+it; the report is a document output (safepool.insight.report) written from the outputs as
+checked, and needs a checker's review before release like the study's.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,10 @@ from safepool.features.compile import FeatureSet, load_features
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
 from safepool.insight.analysis import Analysis, Findings, InsightContext
+from safepool.insight.differencing import CellsFound, check_insight
 from safepool.insight.spec import analysis_of
+from safepool.pool.ledger_keys import ledger_keys
+from safepool.query.ledger_check import opened_ledger
 from safepool.one_thread import one_thread
 from safepool.pool.access import dictionary, manifest, open_for_analysis
 from safepool.reports.chart_engine import chart_engine_started
@@ -80,7 +85,19 @@ def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analy
              features: FeatureSet, say: Callable[[str], None]) -> InsightResult:
     """The findings published as one release under the workspace's policy, then the report made of them."""
     say("disclosure checks")
-    published = governance.outputs.publish_all(actor, insight.permit, findings.outputs, "insight", margins=True)
+    hidden: dict[str, set[tuple]] = {}
+    with opened_ledger(pool_dir, governance, actor, insight.permit, workspace_policy(governance).min_frequency) \
+            as ledger:
+        in_ledger = partial(check_insight, ledger, governance, actor, ledger_keys(pool_dir, insight.permit),
+                            findings.persons)
+        while True:  # each round hides one more shown cell at least (see CellsFound)
+            try:
+                published = governance.outputs.publish_all(actor, insight.permit, findings.outputs, "insight",
+                                                            margins=True, hide=hidden, before_recording=in_ledger)
+                break
+            except CellsFound as found:
+                for name, labels in found.cells.items():
+                    hidden.setdefault(name, set()).update(labels)
     checked = {name: mitigated for name, (mitigated, _) in published.items()}
     records = {name: record for name, (_, record) in published.items()}
     say("report")

@@ -17,6 +17,7 @@ segment and of means per segment that the disclosure checks pass or suppress.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,12 +34,10 @@ from sklearn.metrics.pairwise import euclidean_distances
 
 from safepool.disclosure import FrequencyTable, MagnitudeTable, StatOutput
 from safepool.disclosure.cells import shown_mask
-from safepool.disclosure.register import OutputRecord
-from safepool.governance.context import Governance
-from safepool.governance.users import Actor
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.features import PERSON, FeatureSet, load_features
 from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, register_analysis
+from safepool.insight.differencing import PersonsBehind
 from safepool.governance.form import parse_quarter
 from safepool.one_thread import one_thread
 from safepool.yaml_files import load_model
@@ -309,6 +308,21 @@ def segment_outputs(segmented: pd.DataFrame, spec: SegmentSettings) -> dict[str,
     return outputs
 
 
+def persons_behind(person: pd.Series, segmented: pd.DataFrame, outputs: Mapping[str, StatOutput],
+                   spec: SegmentSettings) -> dict[str, PersonsBehind]:
+    """The persons behind every table of `segment_outputs` (`person`: each row's pseudonym, in the
+    order of `segmented`), for the differencing ledger: who is in a cell is decided by the
+    population (quarter and ages), the risk points, the behaviour's rules and the clustering; a
+    cost by the price list."""
+    frame = segmented.assign(**{PERSON: person.to_numpy()})
+    population = json.dumps({"analysis": "segments", "at": spec.at, "ages": list(spec.ages)})
+    decided_by = {"risk": spec.risk.model_dump_json(), "behaviour": spec.behaviour.model_dump_json(),
+                  "cluster": spec.clustering.model_dump_json(), "value_eur": json.dumps(spec.prices, sort_keys=True)}
+    return {name: PersonsBehind(frame, tuple(output.groups), population, decided_by,
+                                "feature" if isinstance(output, MagnitudeTable) else None)
+            for name, output in outputs.items()}
+
+
 def trait_features(spec: SegmentSettings) -> list[str]:
     """What each card describes: the life phase, the described features, risk and behaviour."""
     return list(dict.fromkeys([spec.life_phase, *spec.describe, "risk", "behaviour"]))
@@ -363,17 +377,6 @@ def profile_cards(checked: dict[str, StatOutput], spec: SegmentSettings) -> list
     return cards
 
 
-def publish_segments(governance: Governance, actor: Actor, segmented: pd.DataFrame, spec: SegmentsFile
-                     ) -> tuple[list[dict[str, object]], dict[str, OutputRecord]]:
-    """Publish the segments' outputs as one release through the output register (checked and
-    mitigated under the workspace's policy, with totals and secondary suppression), and make the
-    profile cards from the outputs as published."""
-    published = governance.outputs.publish_all(actor, spec.permit, segment_outputs(segmented, spec), "insight",
-                                               margins=True)
-    cards = profile_cards({name: mitigated.output for name, (mitigated, _) in published.items()}, spec)
-    return cards, {name: record for name, (_, record) in published.items()}
-
-
 class SegmentsAnalysisSettings(Settings, SegmentSettings):
     """The segments as an insight file's analysis (`analysis: {kind: segments, ...}`)."""
 
@@ -400,10 +403,11 @@ class SegmentsAnalysis(Analysis):
         frame = person_table(context.con, s, context.features)
         context.done_reading()
         context.say("segments")
-        outputs = segment_outputs(segment(frame, s), s)
+        segmented = segment(frame, s)
+        outputs = segment_outputs(segmented, s)
         traits = [name for name in outputs if name.startswith("traits_")]
         factors = ", ".join(f.label for f in s.risk.factors)
-        return Findings(outputs, [
+        return Findings(outputs, persons=persons_behind(frame[PERSON], segmented, outputs, s), sections=[
             Section("Life phase and vulnerability risk",
                     f"Persons aged {s.ages[0]}-{s.ages[1]} living in the area before {s.at}, by life phase and risk: "
                     f"intermediate from {s.risk.intermediate_from} points, very high from {s.risk.very_high_from}, "

@@ -67,10 +67,10 @@ from safepool.disclosure.policy import workspace_policy
 from safepool.faults import Refused
 from safepool.governance.context import Governance
 from safepool.governance.users import Actor
-from safepool.pool.ledger_keys import WORKSPACE_LEDGER, LedgerKeys, ledger_keys
+from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
 from safepool.query.definitions import EntryDefinitions
-from safepool.query.ledger import WITHHELD, Ledger, withheld_entries
-from safepool.query.ledger_carry_over import carry_over
+from safepool.query.ledger import WITHHELD, withheld_entries
+from safepool.query.ledger_check import check_in_ledger
 from safepool.query.ledger_memory import mix
 from safepool.query.person_periods import unit_keys
 from safepool.study.arm_values import ArmValues, RowsFound, ShownArm
@@ -163,12 +163,8 @@ def check_study(pool_dir: Path, governance: Governance, actor: Actor, permit: st
                           for number, (persons, values, owners) in enumerate(cells)], ignore_index=True)
     column_of = {number: number for number in range(len(cells))}
     family = [len(groups) + len(rows) + number for number, arm in enumerate(sums.values()) if arm.family]
-    Ledger.prepare(pool_dir, WORKSPACE_LEDGER)
-    with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
-        carry_over(ledger, pool_dir, governance, actor, permit, min_frequency)
-        found = ledger.check(incoming, column_of, min_frequency, family=family,
-                             definitions=_group_definitions(cohort, groups))
-        state = ledger.state()
+    found, state = check_in_ledger(pool_dir, governance, actor, permit, incoming, column_of, min_frequency,
+                                   family=family, definitions=_group_definitions(cohort, groups))
     if not found:
         return
     if min(found) >= len(groups) + len(rows):

@@ -105,8 +105,11 @@ class Mitigated:
 
     def shown(self) -> Mitigated:
         """The same, its output as an analyst may hold it (`OutputKind.shown_output`): what a run hands
-        back to its shell, where the contributors would be single persons' values."""
-        return replace(self, output=kind_of(self.output).shown_output(self.output))
+        back to its shell, where the contributors would be single persons' values and numbers at
+        full precision would tell more than the released files (a mean times its count is a sum)."""
+        if self.rules is None:
+            raise DisclosureInputError("an output is shown only as checked under a policy")
+        return replace(self, output=kind_of(self.output).shown_output(self.output, self.rules))
 
 
 class NotRecheckable(Conflict):
@@ -342,9 +345,10 @@ class OutputKind:
     def public_table(self, output: Any) -> pd.DataFrame:
         return drop_contributors(self.cells_of(output)).drop(columns=self.unshown_columns(output))
 
-    def shown_output(self, output: Any) -> Any:
-        """The output with its public table for cells: no contributors, no column never shown."""
-        return self.with_cells(output, self.public_table(output))
+    def shown_output(self, output: Any, policy: DisclosureRules) -> Any:
+        """The output with its table as released for cells (`shown_table`): no contributors, no
+        column never shown, suppressed rows blank, numbers at the policy's precision."""
+        return self.with_cells(output, self.shown_table(output, policy))
 
     def unshown_columns(self, output: Any) -> list[str]:
         """Columns the rules read that are never shown (besides contributors): not in the public

@@ -132,8 +132,9 @@ class DocumentKind(OutputKind):
     def shown_table(self, output: Document, policy: DisclosureRules) -> pd.DataFrame:
         return self.public_table(output)
 
-    def shown_output(self, output: Document) -> Document:
-        return replace(output, parts={name: _part_kind(part).shown_output(part) for name, part in output.parts.items()})
+    def shown_output(self, output: Document, policy: DisclosureRules) -> Document:
+        return replace(output, parts={name: _part_kind(part).shown_output(part, policy)
+                                      for name, part in output.parts.items()})
 
     def differencing_cells(self, output: Document) -> list:
         return [cells for part in output.parts.values() for cells in _part_kind(part).differencing_cells(part)]

@@ -131,8 +131,8 @@ class FigureKind(OutputKind):
     def public_table(self, output: Figure) -> pd.DataFrame:
         return _table_kind(output).public_table(output.table)
 
-    def shown_output(self, output: Figure) -> Figure:
-        return replace(output, table=_table_kind(output).shown_output(output.table))
+    def shown_output(self, output: Figure, policy: DisclosureRules) -> Figure:
+        return replace(output, table=_table_kind(output).shown_output(output.table, policy))
 
     def shown_table(self, output: Figure, policy: DisclosureRules) -> pd.DataFrame:
         return _table_kind(output).shown_table(output.table, policy)

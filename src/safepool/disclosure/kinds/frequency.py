@@ -7,6 +7,7 @@ counts are what differencing compares with the tables already released.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -73,10 +74,11 @@ class Frequency(OutputKind):
         return self.rounded(Mitigated(output, "none", "", report, policy), policy)
 
     def mitigate(self, output: FrequencyTable, policy: DisclosureRules, *, margins: bool,
-                 rounding: bool) -> Mitigated:
-        """A release that rounds rounds a frequency table's counts instead of suppressing them."""
-        if not rounding:
-            return self.suppress(output, policy, margins)
+                 rounding: bool, hide: Collection[tuple] = ()) -> Mitigated:
+        """A release that rounds rounds a frequency table's counts instead of suppressing them;
+        cells its caller hides (`hide`) are suppressed first, as failing cells are."""
+        if not rounding or hide:
+            return super().mitigate(output, policy, margins=margins, rounding=rounding, hide=hide)
         report = self.require_checkable(output, policy)
         if self.additive(output, margins):
             output = self.with_margins(output, policy)
