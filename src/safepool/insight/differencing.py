@@ -98,11 +98,14 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
                    ) -> LedgerEntries:
     """Every shown cell of the tables with persons behind them, as the ledger takes a query's."""
     entries = LedgerEntries()
+    owners_of: dict[int, np.ndarray] = {}  # the ledger keys of a frame's persons, looked up once per frame
     for column, (name, persons) in enumerate((n, p) for n, p in behind.items() if n in mitigated):
         output = mitigated[name].output
         cells = output.cells
         labels = {g: persons.frame[g].astype(str).to_numpy() for g in persons.groups if g != persons.measure}
-        owners = keys.of(persons.frame[PERSON].to_numpy())
+        owners = owners_of.get(id(persons.frame))
+        if owners is None:
+            owners = owners_of[id(persons.frame)] = keys.of(persons.frame[PERSON].to_numpy())
         entries.measures.append("mean" if persons.measure else "persons")
         measures = sorted({str(m) for m in cells[persons.measure]} - {TOTAL}) if persons.measure else []
         for row in cells.loc[shown_mask(cells)].to_dict("records"):

@@ -28,10 +28,10 @@ from safepool.governance.users import Actor
 from safepool.insight.analysis import Analysis, Findings, InsightContext
 from safepool.insight.differencing import CellsFound, check_insight
 from safepool.insight.spec import analysis_of
-from safepool.pool.ledger_keys import ledger_keys
-from safepool.query.ledger_check import opened_ledger
 from safepool.one_thread import one_thread
 from safepool.pool.access import dictionary, manifest, open_for_analysis
+from safepool.pool.ledger_keys import ledger_keys
+from safepool.query.ledger_check import opened_ledger
 from safepool.reports.chart_engine import chart_engine_started
 
 REPORT = "insight_report"

@@ -1,5 +1,5 @@
-"""One check of an analysis's cells in the workspace's differencing ledger, for the analyses that
-publish tables rather than answer queries (a study's groups and rows, an insight run's cells).
+"""The workspace's differencing ledger for the analyses that publish tables rather than answer
+queries (a study's groups and rows, an insight run's cells).
 
 The ledger is made if the pool has none yet, opened under its lock for the permit and brought up
 to date with what other permits released (`carry_over`); then asked: the cells it finds are
