@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,26 +69,41 @@ class PersonsBehind:
     columns, `population` the settings that decide who is in the frame, `decided_by` per group
     or measure column the settings that decide its labels or values (none for a feature's own
     value), and `measure` the label column that names the column a mean adds up (a magnitude
-    table's "feature"; None for a count)."""
+    table's "feature"; None for a count).
+
+    A table of counts shows, per row, each count `counted(row)` names (by default its one
+    "count"): the frame's rows in the row's groups that also have the labels it gives (a rate
+    table's n_positive: outcome "started"). A person with several such rows (a training unit in
+    several quarters) adds one per row, as the count does. A count's definition is made of the
+    labels its rows have, never of the column's name, so that one set of persons shown in two
+    tables (a cohort's test persons who started, a performance table's n_positive) is one question.
+    `decided_by` may name one label of a column ("column=label") when only it needs settings."""
 
     frame: pd.DataFrame
     groups: tuple[str, ...]
     population: str
     decided_by: Mapping[str, str] = field(default_factory=dict)
     measure: str | None = None
+    counted: Callable[[Mapping[str, Any]], Mapping[str, Mapping[str, str]]] = lambda _row: {"count": {}}
+
+    def settings_of(self, column: str, label: str) -> str:
+        """The settings that decide a label of a column (or its values, for a measure)."""
+        return self.decided_by.get(f"{column}={label}", self.decided_by.get(column, ""))
 
 
 @dataclass
 class LedgerEntries:
     """The ledger's incoming cells of a run: their entries (one frame per cell: person, value),
-    each cell's column (one per table) and definition, each column's measure ("persons" or
-    "mean"), and the output and group labels of each cell."""
+    each cell's column (one per table and count) and definition, each column's measure ("persons"
+    or "mean"), the output and group labels of each cell, and the count column each count cell
+    is (its entries add up to that count as the table has it)."""
 
     cells: list[pd.DataFrame] = field(default_factory=list)
     column_of: dict[int, int] = field(default_factory=dict)
     definitions: dict[int, str] = field(default_factory=dict)
     measures: list[str] = field(default_factory=list)
     places: dict[int, tuple[str, tuple]] = field(default_factory=dict)
+    counts: dict[int, str] = field(default_factory=dict)
 
     def incoming(self) -> pd.DataFrame:
         """The entries as the ledger takes a query's: cell, person (ledger key), value."""
@@ -99,40 +115,58 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
     """Every shown cell of the tables with persons behind them, as the ledger takes a query's."""
     entries = LedgerEntries()
     owners_of: dict[int, np.ndarray] = {}  # the ledger keys of a frame's persons, looked up once per frame
-    for column, (name, persons) in enumerate((n, p) for n, p in behind.items() if n in mitigated):
+    labels_of: dict[tuple[int, str], np.ndarray] = {}  # a frame's labels of a column, as text
+    for name, persons in ((n, p) for n, p in behind.items() if n in mitigated):
         output = mitigated[name].output
         cells = output.cells
-        labels = {g: persons.frame[g].astype(str).to_numpy() for g in persons.groups if g != persons.measure}
-        owners = owners_of.get(id(persons.frame))
+        frame = persons.frame
+
+        def label(column: str) -> np.ndarray:
+            key = (id(frame), column)
+            if key not in labels_of:
+                labels_of[key] = frame[column].astype(str).to_numpy()
+            return labels_of[key]
+
+        owners = owners_of.get(id(frame))
         if owners is None:
-            owners = owners_of[id(persons.frame)] = keys.of(persons.frame[PERSON].to_numpy())
-        entries.measures.append("mean" if persons.measure else "persons")
+            owners = owners_of[id(frame)] = keys.of(frame[PERSON].to_numpy())
         measures = sorted({str(m) for m in cells[persons.measure]} - {TOTAL}) if persons.measure else []
+        columns: dict[str | None, int] = {}
         for row in cells.loc[shown_mask(cells)].to_dict("records"):
-            filters = {g: str(row[g]) for g in labels if str(row[g]) != TOTAL}
-            inside = np.ones(len(owners), dtype=bool)
-            for g, label in filters.items():
-                inside &= labels[g] == label
+            filters = {g: str(row[g]) for g in persons.groups if g != persons.measure and str(row[g]) != TOTAL}
             measured = str(row[persons.measure]) if persons.measure else None
-            if measured is None:
-                members, values = np.unique(owners[inside]), 1.0
-            else:  # a total over the measures adds up each person's values of every one
-                added = measures if measured == TOTAL else [measured]
-                members = owners[inside]
-                values = np.nan_to_num(persons.frame[added].to_numpy(dtype=float)[inside], nan=0.0).sum(axis=1)
-            number = len(entries.cells)
-            entries.cells.append(pd.DataFrame({"cell": number, "person": members, "value": values}))
-            entries.column_of[number] = column
-            entries.definitions[number] = _definition(persons, filters, measured)
-            entries.places[number] = (name, tuple(json_safe(row[g]) for g in output.groups))
+            for count, labels in ({None: {}} if persons.measure else persons.counted(row)).items():
+                where = {**filters, **labels}
+                inside = np.ones(len(owners), dtype=bool)
+                for g, wanted in where.items():
+                    inside &= label(g) == wanted
+                if persons.measure is None:  # a person adds one per row of theirs in the cell
+                    members, values = np.unique(owners[inside], return_counts=True)
+                else:  # a total over the measures adds up each person's values of every one
+                    added = measures if measured == TOTAL else [measured]
+                    members = owners[inside]
+                    values = np.nan_to_num(frame[added].to_numpy(dtype=float)[inside], nan=0.0).sum(axis=1)
+                if not len(members):  # a cell of nobody holds no one to tell apart
+                    continue
+                if count not in columns:
+                    columns[count] = len(entries.measures)
+                    entries.measures.append("mean" if persons.measure else "persons")
+                number = len(entries.cells)
+                entries.cells.append(pd.DataFrame({"cell": number, "person": members,
+                                                   "value": np.asarray(values, dtype=float)}))
+                entries.column_of[number] = columns[count]
+                entries.definitions[number] = _definition(persons, where, measured)
+                entries.places[number] = (name, tuple(json_safe(row[g]) for g in output.groups))
+                if count is not None:
+                    entries.counts[number] = count
     return entries
 
 
-def _definition(persons: PersonsBehind, filters: Mapping[str, str], measured: str | None) -> str:
+def _definition(persons: PersonsBehind, labels: Mapping[str, str], measured: str | None) -> str:
     """What decides a cell's persons and values, from settings and labels only."""
     text = json.dumps({"population": persons.population,
-                       "filters": sorted([g, label, persons.decided_by.get(g, "")] for g, label in filters.items()),
-                       "measure": None if measured is None else [measured, persons.decided_by.get(measured, "")]},
+                       "labels": sorted([g, label, persons.settings_of(g, label)] for g, label in labels.items()),
+                       "measure": None if measured is None else [measured, persons.settings_of(measured, "")]},
                       sort_keys=True)
     return hashlib.sha256(f"insight cell\n{text}".encode("utf-8")).hexdigest()
 

@@ -484,7 +484,7 @@ def outputs(result: NeedResult) -> dict[str, Any]:
     y = test["outcome"].to_numpy()
     out: dict[str, Any] = {}
     cohort = frame.groupby(["set", "outcome"]).size().reset_index(name="count")
-    cohort["outcome"] = np.where(cohort["outcome"] == 1, "started", "did not start")
+    cohort["outcome"] = outcome_labels(cohort["outcome"].to_numpy())
     out["cohort"] = FrequencyTable("Units by set and outcome (training: person-quarters; test: persons)",
                                    cohort, ["set", "outcome"])
     rows = []
@@ -523,15 +523,24 @@ def outputs(result: NeedResult) -> dict[str, Any]:
     return out
 
 
-def calibration_table(result: NeedResult) -> pd.DataFrame:
-    settings = result.settings
-    test = result.units.frame[result.units.frame["set"] == "test"]
-    y = test["outcome"].to_numpy()
+def outcome_labels(outcome: np.ndarray) -> np.ndarray:
+    """The cohort's labels of the outcome (1: started)."""
+    return np.where(outcome == 1, "started", "did not start")
+
+
+def calibration_bins(settings: NeedSettings, score: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The calibration curve's bins (fixed edges from the settings) and each unit's bin."""
     edges = [0.0, *settings.calibration_edges, 1.0]
     labels = [f"{100 * lo:g}-{100 * hi:g}%" for lo, hi in zip(edges[:-1], edges[1:])]
+    return labels, np.clip(np.searchsorted(edges, score, side="right") - 1, 0, len(labels) - 1)
+
+
+def calibration_table(result: NeedResult) -> pd.DataFrame:
+    test = result.units.frame[result.units.frame["set"] == "test"]
+    y = test["outcome"].to_numpy()
     rows = []
     for model in result.models:
-        which = np.clip(np.searchsorted(edges, model.score, side="right") - 1, 0, len(labels) - 1)
+        labels, which = calibration_bins(result.settings, model.score)
         for b, label in enumerate(labels):
             inside = which == b
             n = int(inside.sum())
@@ -581,9 +590,11 @@ class NeedAnalysis(Analysis):
         context.done_reading()
         result = analyse_units(units, context.features, self.settings, context.seed, context.say, min_group)
         from safepool.insight.model_card import sections
+        from safepool.insight.need_persons import persons_behind
 
         found = outputs(result)
-        return Findings(outputs=found, sections=sections(result, context.features, set(found)), persons={})
+        return Findings(outputs=found, sections=sections(result, context.features, set(found)),
+                        persons=persons_behind(result, found, context.seed))
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         from safepool.insight.model_card import summary_line

@@ -4,8 +4,12 @@ which services come before and after it, compared by a group such as the family'
 A person's path is the sequence of services around the first time they reach the anchor service
 in the period: every dated event of the chosen sources within the window before and after it,
 ordered by day (on the anchor's day the anchor first, then by service), with repeats of one
-service in a row collapsed into one step. Everything is computed in SQL in the engine; only
-counts of persons leave it, as frequency tables checked through the output registry:
+service in a row collapsed into one step. The paths are computed in SQL in the engine; what the
+analysis reads back is one row per person (their group, path, time to the next service, reach)
+and per person and transition, labelled from settings and code lists, and counted into
+frequency tables checked through the output registry. The same rows name the persons behind
+every cell for the differencing ledger (safepool.insight.differencing), so a second run over
+nearly the same persons (a period a day shorter) cannot be subtracted from the first:
 
 - transitions: persons with each directly-follows step (A then B) within `steps` of the anchor,
   by group;
@@ -22,6 +26,7 @@ values read from the data. The flow chart draws the checked transitions table an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Literal
@@ -33,17 +38,19 @@ from safepool.disclosure import FrequencyTable
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.disclosure.kinds.figure import Figure
 from safepool.disclosure.outputs import STATUS
-from safepool.features.compile import FeatureSet
+from safepool.features.compile import PERSON, FeatureSet
 from safepool.features.dialect import literal, quote
 from safepool.faults import Invalid
 from safepool.insight.analysis import Analysis, Findings, InsightContext, Section, Settings, register_analysis
+from safepool.insight.differencing import PersonsBehind
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 OTHER_TRANSITIONS = "other transitions"
 OTHER_PATHS = "other paths"
 NO_NEXT = "none in the window"
 ARROW = " → "
-PERSON = "pid"
+NEXT = "time to the next service"
+USED = "used a preventive service before"
 
 
 class Source(Settings):
@@ -132,17 +139,41 @@ class ServicePaths(Analysis):
         con.execute(f"""CREATE OR REPLACE TEMP TABLE path_position AS
             SELECT {PERSON}, min(k) AS a FROM path_steps WHERE is_anchor GROUP BY {PERSON}""")
         context.say("service paths: tables")
-        minimum = context.policy.min_frequency
-        transitions = self._transitions(context, labels, minimum)
+        by, minimum = s.compare_by, context.policy.min_frequency
+        pairs = self._transitions(context, labels, minimum)
+        each = self._each_person(context, labels, minimum)
+        order = sorted(set(pairs["transition"]) - {OTHER_TRANSITIONS}) + [OTHER_TRANSITIONS]
+        transitions = FrequencyTable(f"Persons by transition between services around {labels[s.anchor]}",
+                                     _counted(pairs, [by, "transition"], order), [by, "transition"])
         outputs = {
             "paths_transitions": transitions,
-            "paths_variants": self._variants(context, labels, minimum),
-            "paths_time_to_next": self._time_to_next(context),
-            "paths_flow": Figure(f"Flow of services around {labels[s.anchor]}", transitions, _flow_spec(s.compare_by)),
+            "paths_variants": FrequencyTable(f"Persons by path around {labels[s.anchor]} ({s.steps} step(s) "
+                                             "before and after)", _counted(each, [by, "variant"]), [by, "variant"]),
+            "paths_time_to_next": FrequencyTable(f"Persons by time from {s.anchor.replace('_', ' ')} to the next "
+                                                 "service", _counted(each, [by, NEXT], [*self._band_names(), NO_NEXT]),
+                                                 [by, NEXT]),
+            "paths_flow": Figure(f"Flow of services around {labels[s.anchor]}", transitions, _flow_spec(by)),
         }
         if s.preventive:
-            outputs["paths_reach"] = self._reach(context, labels)
-        return Findings(outputs, self._sections(labels), persons={})
+            outputs["paths_reach"] = FrequencyTable(
+                f"Persons who used {', '.join(labels[p] for p in s.preventive)} before {labels[s.anchor]}",
+                _counted(each, [by, USED], ["yes", "no"]), [by, USED])
+        return Findings(outputs, self._sections(labels), persons=self._persons_behind(pairs, each, outputs, minimum))
+
+    def _persons_behind(self, pairs: pd.DataFrame, each: pd.DataFrame, outputs: Mapping[str, object],
+                        minimum: int) -> dict[str, PersonsBehind]:
+        """Who is behind each table, for the differencing ledger: a path's persons are decided by
+        the anchor, the sources and their groups, the period and the window; a transition's or a
+        variant's label also by the steps (and the minimum frequency and variants shown, which
+        decide what is merged into "other"), a band by the bands, reach by the preventive steps."""
+        s = self.settings
+        population = s.model_dump_json(include={"anchor", "sources", "groups", "period", "before_days", "after_days"})
+        merged = {"steps": s.steps, "min_frequency": minimum}
+        decided_by = {"transition": json.dumps(merged), "variant": json.dumps({**merged, "variants": s.variants}),
+                      NEXT: json.dumps(s.next_bands), USED: json.dumps(s.preventive)}
+        return {name: PersonsBehind(pairs if name == "paths_transitions" else each, tuple(output.groups), population,
+                                    decided_by)
+                for name, output in outputs.items() if isinstance(output, FrequencyTable)}
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         table = checked["paths_time_to_next"].output.cells
@@ -197,76 +228,58 @@ class ServicePaths(Analysis):
 
     # -- the tables ----------------------------------------------------------------------------
 
-    def _transitions(self, context: InsightContext, labels: dict[str, str], minimum: int) -> FrequencyTable:
-        """Persons per group and directly-follows step within `steps` of the anchor; a step pair of
-        fewer persons than `minimum`
-        over all groups is counted under OTHER_TRANSITIONS (a person once however many they have)."""
+    def _transitions(self, context: InsightContext, labels: dict[str, str], minimum: int) -> pd.DataFrame:
+        """Each person's directly-follows steps (A then B) within `steps` of the anchor, once each,
+        with their group; a step pair of fewer persons than `minimum` over all groups is
+        OTHER_TRANSITIONS (a person once however many such pairs they have)."""
         by, con = self.settings.compare_by, context.con
         con.execute(f"""CREATE OR REPLACE TEMP TABLE path_pairs AS
             SELECT DISTINCT s.{PERSON}, s.step AS a, n.step AS b FROM path_steps s
             JOIN path_steps n ON n.{PERSON} = s.{PERSON} AND n.k = s.k + 1
             JOIN path_position q ON q.{PERSON} = s.{PERSON}
             WHERE s.k >= q.a - {self.settings.steps} AND n.k <= q.a + {self.settings.steps}""")
-        table = con.execute(f"""
-            WITH common AS (SELECT a, b FROM path_pairs GROUP BY a, b HAVING count(*) >= {int(minimum)}),
-            marked AS (SELECT x.{PERSON}, c.a, c.b FROM path_pairs x LEFT JOIN common c ON c.a = x.a AND c.b = x.b)
-            SELECT p.grp, a, b, count(DISTINCT {PERSON}) AS count
-            FROM marked JOIN path_persons p USING ({PERSON}) GROUP BY ALL""").df()
-        table["transition"] = [OTHER_TRANSITIONS if pd.isna(a) else labels[a] + ARROW + labels[b]
-                               for a, b in zip(table["a"], table["b"])]
-        order = sorted(set(table["transition"]) - {OTHER_TRANSITIONS}) + [OTHER_TRANSITIONS]
-        cells = table.rename(columns={"grp": by})[[by, "transition", "count"]]
-        return FrequencyTable(f"Persons by transition between services around {labels[self.settings.anchor]}",
-                              _grid(cells, [by, "transition"], order), [by, "transition"])
+        pairs = con.execute(f"""
+            WITH common AS (SELECT a, b FROM path_pairs GROUP BY a, b HAVING count(*) >= {int(minimum)})
+            SELECT DISTINCT x.{PERSON}, p.grp, c.a, c.b
+            FROM path_pairs x LEFT JOIN common c ON c.a = x.a AND c.b = x.b
+            JOIN path_persons p USING ({PERSON})""").df()
+        pairs["transition"] = [OTHER_TRANSITIONS if pd.isna(a) else labels[a] + ARROW + labels[b]
+                               for a, b in zip(pairs["a"], pairs["b"])]
+        return pairs.rename(columns={"grp": by})[[PERSON, by, "transition"]].drop_duplicates(ignore_index=True)
 
-    def _variants(self, context: InsightContext, labels: dict[str, str], minimum: int) -> FrequencyTable:
-        steps, by = self.settings.steps, self.settings.compare_by
-        rows = context.con.execute(f"""
-            SELECT p.grp, string_agg(CASE WHEN s.k = q.a THEN '[' || s.step || ']' ELSE s.step END, '|'
-                                     ORDER BY s.k) AS path
-            FROM path_steps s JOIN path_position q USING ({PERSON}) JOIN path_persons p USING ({PERSON})
-            WHERE s.k BETWEEN q.a - {steps} AND q.a + {steps}
-            GROUP BY s.{PERSON}, p.grp""").df()
-        rows["variant"] = [ARROW.join(_label_step(step, labels) for step in path.split("|")) for path in rows["path"]]
-        counts = rows.groupby("variant").size().rename("n").reset_index()
-        counts = counts[counts["n"] >= minimum].sort_values(["n", "variant"], ascending=[False, True])
-        kept = set(counts["variant"].head(self.settings.variants))
-        rows["variant"] = rows["variant"].where(rows["variant"].isin(kept), OTHER_PATHS)
-        table = rows.groupby(["grp", "variant"], as_index=False).size().rename(columns={"size": "count"})
-        return FrequencyTable(f"Persons by path around {labels[self.settings.anchor]} "
-                              f"({steps} step(s) before and after)",
-                              _grid(table.rename(columns={"grp": by}), [by, "variant"]), [by, "variant"])
+    def _each_person(self, context: InsightContext, labels: dict[str, str], minimum: int) -> pd.DataFrame:
+        """One row per person: the group, the path from `steps` before the anchor to `steps` after
+        it (one of the `variants` most common of at least `minimum` persons, else OTHER_PATHS), the
+        band of days to the next service and, with preventive steps, whether one came before."""
+        s = self.settings
+        cases = " ".join(f"WHEN n.offset_days - a.offset_days <= {high} THEN {literal(name)}"
+                         for high, name in zip(s.next_bands, self._band_names()))
+        wanted = ", ".join(literal(step) for step in s.preventive) or "NULL"
+        each = context.con.execute(f"""
+            WITH around AS (
+                SELECT s.{PERSON},
+                       string_agg(CASE WHEN s.k = q.a THEN '[' || s.step || ']' ELSE s.step END, '|' ORDER BY s.k)
+                           FILTER (WHERE s.k BETWEEN q.a - {s.steps} AND q.a + {s.steps}) AS path,
+                       bool_or(s.k < q.a AND s.step IN ({wanted})) AS reached
+                FROM path_steps s JOIN path_position q USING ({PERSON}) GROUP BY s.{PERSON})
+            SELECT p.{PERSON}, p.grp, around.path,
+                   CASE WHEN n.{PERSON} IS NULL THEN {literal(NO_NEXT)} {cases} ELSE {literal(NO_NEXT)} END AS band,
+                   CASE WHEN coalesce(around.reached, false) THEN 'yes' ELSE 'no' END AS used
+            FROM path_persons p JOIN path_position q USING ({PERSON}) JOIN around USING ({PERSON})
+            JOIN path_steps a ON a.{PERSON} = p.{PERSON} AND a.k = q.a
+            LEFT JOIN path_steps n ON n.{PERSON} = p.{PERSON} AND n.k = q.a + 1""").df()
+        variant = pd.Series([ARROW.join(_label_step(step, labels) for step in path.split("|"))
+                             for path in each["path"]], index=each.index, dtype=object)
+        counts = variant.value_counts()
+        common = counts[counts >= minimum]
+        kept = set(sorted(common.index, key=lambda v: (-common[v], v))[:s.variants])
+        return pd.DataFrame({PERSON: each[PERSON], s.compare_by: each["grp"],
+                             "variant": variant.where(variant.isin(kept), OTHER_PATHS),
+                             NEXT: each["band"], USED: each["used"]})
 
-    def _time_to_next(self, context: InsightContext) -> FrequencyTable:
-        by, bands = self.settings.compare_by, self.settings.next_bands
-        edges = [0, *bands]
-        names = [f"{low + (1 if low else 0)} to {high} days" for low, high in zip(edges[:-1], edges[1:])]
-        cases = " ".join(f"WHEN n.offset_days - s.offset_days <= {high} THEN {literal(name)}"
-                         for high, name in zip(bands, names))
-        table = context.con.execute(f"""
-            SELECT p.grp, CASE WHEN n.{PERSON} IS NULL THEN {literal(NO_NEXT)} {cases} ELSE {literal(NO_NEXT)} END
-                          AS band, count(*) AS count
-            FROM path_persons p JOIN path_position q USING ({PERSON})
-            JOIN path_steps s ON s.{PERSON} = p.{PERSON} AND s.k = q.a
-            LEFT JOIN path_steps n ON n.{PERSON} = p.{PERSON} AND n.k = q.a + 1
-            GROUP BY ALL""").df()
-        column = "time to the next service"
-        table = table.rename(columns={"grp": by, "band": column})
-        return FrequencyTable(f"Persons by time from {self.settings.anchor.replace('_', ' ')} to the next service",
-                              _grid(table, [by, column], [*names, NO_NEXT]), [by, column])
-
-    def _reach(self, context: InsightContext, labels: dict[str, str]) -> FrequencyTable:
-        by = self.settings.compare_by
-        wanted = ", ".join(literal(step) for step in self.settings.preventive)
-        used = "used a preventive service before"
-        table = context.con.execute(f"""
-            SELECT p.grp, CASE WHEN EXISTS (SELECT 1 FROM path_steps s JOIN path_position q USING ({PERSON})
-                                            WHERE s.{PERSON} = p.{PERSON} AND s.k < q.a AND s.step IN ({wanted}))
-                               THEN 'yes' ELSE 'no' END AS used, count(*) AS count
-            FROM path_persons p GROUP BY ALL""").df().rename(columns={"grp": by, "used": used})
-        return FrequencyTable(f"Persons who used {', '.join(labels[s] for s in self.settings.preventive)} "
-                              f"before {labels[self.settings.anchor]}", _grid(table, [by, used], ["yes", "no"]),
-                              [by, used])
+    def _band_names(self) -> list[str]:
+        edges = [0, *self.settings.next_bands]
+        return [f"{low + (1 if low else 0)} to {high} days" for low, high in zip(edges[:-1], edges[1:])]
 
     def _sections(self, labels: dict[str, str]) -> list[Section]:
         s = self.settings
@@ -308,9 +321,11 @@ def _label_step(step: str, labels: dict[str, str]) -> str:
     return f"[{labels[step[1:-1]]}]" if step.startswith("[") else labels[step]
 
 
-def _grid(table: pd.DataFrame, groups: list[str], order: list[str] | None = None) -> pd.DataFrame:
-    """Every combination of the groups seen (a cell of no persons is a zero, shown as such), in a
-    fixed order: groups alphabetically, `order` for the second group when given."""
+def _counted(rows: pd.DataFrame, groups: list[str], order: list[str] | None = None) -> pd.DataFrame:
+    """Rows (one per person and cell) counted in every combination of the groups seen (a cell of
+    no persons is a zero, shown as such), in a fixed order: groups alphabetically, `order` for the
+    second group when given."""
+    table = rows.groupby(groups, sort=False).size().rename("count").reset_index()
     first = sorted(table[groups[0]].astype(str).unique())
     second = order or sorted(table[groups[1]].astype(str).unique())
     full = pd.MultiIndex.from_product([first, second], names=groups).to_frame(index=False)

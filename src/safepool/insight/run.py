@@ -97,7 +97,8 @@ def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analy
                 break
             except CellsFound as found:
                 for name, labels in found.cells.items():
-                    hidden.setdefault(name, set()).update(labels)
+                    for drawn in _drawing(findings.outputs, name):
+                        hidden.setdefault(drawn, set()).update(labels)
     checked = {name: mitigated for name, (mitigated, _) in published.items()}
     records = {name: record for name, (_, record) in published.items()}
     say("report")
@@ -111,3 +112,10 @@ def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analy
     _, records[REPORT] = governance.outputs.publish(actor, insight.permit, report, "insight", REPORT)
     return InsightResult(insight.title, analysis.kind, {name: mitigated.shown() for name, mitigated in checked.items()},
                          records, analysis.summary(checked))
+
+
+def _drawing(outputs: dict[str, Any], name: str) -> list[str]:
+    """The output `name` and every figure drawn from its table: a cell hidden in the table is
+    hidden in the chart too."""
+    table = outputs[name]
+    return [name, *(other for other, output in outputs.items() if isinstance(output, Figure) and output.table is table)]

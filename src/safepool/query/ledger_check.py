@@ -5,6 +5,11 @@ The ledger is made if the pool has none yet, opened under its lock for the permi
 to date with what other permits released (`carry_over`); then asked: the cells it finds are
 returned, and when it finds none it has remembered them. The caller decides what a finding means
 for its own outputs (withhold the run, or hide cells and ask again).
+
+An analysis is a batch job: it waits for its turn on the ledger up to `ANALYSIS_WAIT`, not the
+query's minute. A study whose check hides cells holds the ledger for as long as the search for
+them takes (about two minutes for a study of 5,000 persons whose small groups it hides), and an
+insight run of the city beside it waits for that rather than failing.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from safepool.pool.ledger_keys import WORKSPACE_LEDGER
 from safepool.query.ledger import Ledger
 from safepool.query.ledger_carry_over import carry_over
 
+ANALYSIS_WAIT = 900.0  # seconds a study or an insight run waits for its turn on the ledger
+
 
 @contextmanager
 def opened_ledger(pool_dir: Path, governance: Governance, actor: Actor, permit: str, min_frequency: int
@@ -31,7 +38,7 @@ def opened_ledger(pool_dir: Path, governance: Governance, actor: Actor, permit: 
     finds and checks again keeps it open meanwhile, so that the cells found are remembered as
     withheld with the check that passes."""
     Ledger.prepare(pool_dir, WORKSPACE_LEDGER)
-    with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit) as ledger:
+    with Ledger.open(pool_dir, governance, actor, WORKSPACE_LEDGER, permit=permit, timeout=ANALYSIS_WAIT) as ledger:
         carry_over(ledger, pool_dir, governance, actor, permit, min_frequency)
         yield ledger
 

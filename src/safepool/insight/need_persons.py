@@ -1,0 +1,85 @@
+"""The persons behind the need analysis's tables, for the differencing ledger
+(safepool.insight.differencing).
+
+Every count the analysis shows is a count of its units: the cohort's units by set and outcome
+(training units are person-quarters, so a person adds one per quarter), the test persons behind
+each model's performance, importance and proxy screen, the test persons in each calibration bin,
+and, in the fairness audit, the test persons of a group among whom a rate is taken and those it
+counts. Each is named by the labels its units have (set, outcome, the model's bin, selected or
+not, the audited group), so that one set shown in two tables is one question: the test persons
+who started are the cohort's cell and the performance table's n_positive alike. A second run over
+nearly the same units (an age range a year narrower) is then set against the first, cell by
+cell, as the queries are.
+
+What does not enter: the models' estimates (coefficients, AUC, importance, intervals), which are
+not sums over persons, and the disparities table, whose n repeats a count of the fairness table
+it is taken from.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from safepool.features.compile import PERSON
+from safepool.insight.differencing import PersonsBehind
+from safepool.insight.need import NeedResult, calibration_bins, outcome_labels
+
+TEST = "test"
+STARTED, NOT_STARTED = outcome_labels(np.array([1, 0]))
+# the labels of the test persons each rate's counts are over (n) and count (n_events)
+_RATE_LABELS = {
+    "selection_rate": ({}, {"selected": "yes"}),
+    "false_positive_rate": ({"outcome": NOT_STARTED}, {"outcome": NOT_STARTED, "selected": "yes"}),
+    "false_negative_rate": ({"outcome": STARTED}, {"outcome": STARTED, "selected": "no"}),
+    "precision": ({"selected": "yes"}, {"selected": "yes", "outcome": STARTED}),
+}
+
+
+def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) -> dict[str, PersonsBehind]:
+    """Who is behind each count the analysis shows (see the module docstring). The units are
+    decided by the service (nobody who started it before), ages, residence and index quarters;
+    whether a unit started by the horizon; a bin or a selection by the model's settings and the
+    run's seed."""
+    settings, frame, pids = result.settings, result.units.frame, result.units.pids
+    population = settings.model_dump_json(include={"outcome", "age", "age_feature", "resident_feature", "train",
+                                                   "test"})
+    started_by = json.dumps({"horizon": settings.horizon})
+    models = json.dumps({"seed": seed, **settings.model_dump(mode="json", include={
+        "predictors", "proxies", "model", "proxy_tolerance", "selected_share", "audit", "calibration_edges"})},
+        sort_keys=True)
+    units = pd.DataFrame({PERSON: pids, "set": frame["set"].to_numpy(),
+                          "outcome": outcome_labels(frame["outcome"].to_numpy())})
+    test = units[units["set"] == TEST].reset_index(drop=True)
+    of_test = {"n": {"set": TEST}, "n_positive": {"set": TEST, "outcome": STARTED},
+               "n_negative": {"set": TEST, "outcome": NOT_STARTED}}
+    behind = {"cohort": PersonsBehind(units, ("set", "outcome"), population, {"outcome": started_by})}
+    for name in ("performance", "importance", "proxies"):  # every row is over all test persons
+        shown = [c for c in of_test if c in outputs[name].cells.columns]
+        behind[name] = PersonsBehind(units, (), population, {"outcome": started_by}, counted=lambda _row, shown=shown: {
+            c: of_test[c] for c in shown})
+    binned = pd.concat([test.assign(model=model.label, predicted=np.asarray(labels)[which])
+                        for model in result.models for labels, which in [calibration_bins(settings, model.score)]],
+                       ignore_index=True)
+    behind["calibration"] = PersonsBehind(binned, ("model", "predicted"), population,
+                                          {"model": models, "outcome": started_by},
+                                          counted=lambda _row: of_test)
+    groups = frame.loc[frame["set"] == TEST, list(settings.audit.values())].reset_index(drop=True)
+    groups.columns = list(settings.audit)
+    for i, model in enumerate(result.models):
+        if f"fairness_{i + 1}" not in outputs:
+            continue
+        audited = pd.concat([test.assign(selected=np.where(model.selected, "yes", "no"), attribute=attribute,
+                                         group=groups[attribute].astype(str).to_numpy())
+                             for attribute in groups.columns], ignore_index=True)
+        chosen = json.dumps({"models": models, "model": model.label, "predictors": model.predictors})
+        behind[f"fairness_{i + 1}"] = PersonsBehind(
+            audited, ("attribute", "group"), population,
+            {"attribute": json.dumps(settings.audit, sort_keys=True), "selected": chosen, "outcome": started_by},
+            counted=lambda row: dict(zip(("n", "n_events"), ({"set": TEST, **labels}
+                                                             for labels in _RATE_LABELS[row["metric"]]))))
+    return behind
