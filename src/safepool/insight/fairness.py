@@ -168,7 +168,7 @@ def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_gro
         table = table.reset_index(drop=True)
         for metric in METRICS:
             needed = list(METRIC_COUNTS[metric])
-            usable = (table[needed] >= min_group).all(axis=1).to_numpy() & table[metric].notna().to_numpy()
+            usable = _comparable(table, metric, min_group)
             if usable.sum() < 2:
                 continue
             values = table.loc[usable, metric].to_numpy()
@@ -197,6 +197,27 @@ def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_gro
 
 
 # -- proxies --------------------------------------------------------------------------------------
+
+
+def _comparable(table: pd.DataFrame, metric: str, min_group: int) -> np.ndarray:
+    """The groups of one attribute's table whose metric is defined and rests on `min_group` persons
+    in every count."""
+    return (table[list(METRIC_COUNTS[metric])] >= min_group).all(axis=1).to_numpy() & table[metric].notna().to_numpy()
+
+
+def fewest(audit_: Audit, min_group: int = MIN_GROUP) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per attribute and metric that `disparities` shows, the group and count its n is: the persons
+    behind it, for the differencing ledger."""
+    found = {}
+    for attribute, table in audit_.groups.groupby("attribute", sort=False):
+        table = table.reset_index(drop=True)
+        for metric in METRICS:
+            usable = _comparable(table, metric, min_group)
+            if usable.sum() >= 2:
+                counts = table.loc[usable, list(METRIC_COUNTS[metric])]
+                row, column = np.unravel_index(np.argmin(counts.to_numpy()), counts.shape)
+                found[(attribute, metric)] = (str(table.loc[usable, "group"].iloc[row]), counts.columns[column])
+    return found
 
 
 def cramers_v(a: pd.Series, b: pd.Series) -> float:

@@ -11,32 +11,37 @@ who started are the cohort's cell and the performance table's n_positive alike. 
 nearly the same units (an age range a year narrower) is then set against the first, cell by
 cell, as the queries are.
 
+A disparity's n repeats one count of the fairness audit (the fewest persons behind a compared
+rate) and enters as that count, the same question: hidden where the fairness table's is found.
 What does not enter: the models' estimates (coefficients, AUC, importance, intervals), which are
-not sums over persons, and the disparities table, whose n repeats a count of the fairness table
-it is taken from.
+not sums over persons.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from safepool.features.compile import PERSON
+from safepool.insight import fairness
 from safepool.insight.differencing import PersonsBehind
 from safepool.insight.need import NeedResult, calibration_bins, outcome_labels
 
 TEST = "test"
 STARTED, NOT_STARTED = outcome_labels(np.array([1, 0]))
-# the labels of the test persons each rate's counts are over (n) and count (n_events)
-_RATE_LABELS = {
-    "selection_rate": ({}, {"selected": "yes"}),
-    "false_positive_rate": ({"outcome": NOT_STARTED}, {"outcome": NOT_STARTED, "selected": "yes"}),
-    "false_negative_rate": ({"outcome": STARTED}, {"outcome": STARTED, "selected": "no"}),
-    "precision": ({"selected": "yes"}, {"selected": "yes", "outcome": STARTED}),
+# the labels of the test persons each count of the fairness audit counts (fairness.COUNTS)
+COUNT_LABELS = {
+    "n": {}, "n_positive": {"outcome": STARTED}, "n_negative": {"outcome": NOT_STARTED},
+    "n_selected": {"selected": "yes"},
+    "n_true_positive": {"selected": "yes", "outcome": STARTED},
+    "n_false_positive": {"selected": "yes", "outcome": NOT_STARTED},
+    "n_false_negative": {"selected": "no", "outcome": STARTED},
+    "n_true_negative": {"selected": "no", "outcome": NOT_STARTED},
 }
 
 
@@ -60,8 +65,8 @@ def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) ->
     behind = {"cohort": PersonsBehind(units, ("set", "outcome"), population, {"outcome": started_by})}
     for name in ("performance", "importance", "proxies"):  # every row is over all test persons
         shown = [c for c in of_test if c in outputs[name].cells.columns]
-        behind[name] = PersonsBehind(units, (), population, {"outcome": started_by}, counted=lambda _row, shown=shown: {
-            c: of_test[c] for c in shown})
+        behind[name] = PersonsBehind(units, (), population, {"outcome": started_by},
+                                     counted=lambda _row, shown=shown: {c: of_test[c] for c in shown})
     binned = pd.concat([test.assign(model=model.label, predicted=np.asarray(labels)[which])
                         for model in result.models for labels, which in [calibration_bins(settings, model.score)]],
                        ignore_index=True)
@@ -71,15 +76,28 @@ def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) ->
     groups = frame.loc[frame["set"] == TEST, list(settings.audit.values())].reset_index(drop=True)
     groups.columns = list(settings.audit)
     for i, model in enumerate(result.models):
-        if f"fairness_{i + 1}" not in outputs:
-            continue
         audited = pd.concat([test.assign(selected=np.where(model.selected, "yes", "no"), attribute=attribute,
                                          group=groups[attribute].astype(str).to_numpy())
                              for attribute in groups.columns], ignore_index=True)
-        chosen = json.dumps({"models": models, "model": model.label, "predictors": model.predictors})
-        behind[f"fairness_{i + 1}"] = PersonsBehind(
-            audited, ("attribute", "group"), population,
-            {"attribute": json.dumps(settings.audit, sort_keys=True), "selected": chosen, "outcome": started_by},
-            counted=lambda row: dict(zip(("n", "n_events"), ({"set": TEST, **labels}
-                                                             for labels in _RATE_LABELS[row["metric"]]))))
+        decided_by = {"attribute": json.dumps(settings.audit, sort_keys=True), "outcome": started_by,
+                      "selected": json.dumps({"models": models, "model": model.label, "predictors": model.predictors})}
+        fewest = fairness.fewest(result.audits[model.label], result.min_group)
+        for name, counted in ((f"fairness_{i + 1}", _rate_counts),
+                              (f"disparities_{i + 1}", partial(_fewest_count, fewest))):
+            if name in outputs:
+                behind[name] = PersonsBehind(audited, ("attribute",), population, decided_by, counted=counted)
     return behind
+
+
+def _rate_counts(row: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """A fairness row's n and n_events: the test persons of its group its metric is over and counts."""
+    over, counted = fairness.METRIC_COUNTS[row["metric"]][:2]
+    return {"n": {"set": TEST, "group": str(row["group"]), **COUNT_LABELS[over]},
+            "n_events": {"set": TEST, "group": str(row["group"]), **COUNT_LABELS[counted]}}
+
+
+def _fewest_count(fewest: Mapping[tuple[str, str], tuple[str, str]], row: Mapping[str, Any]
+                  ) -> dict[str, dict[str, str]]:
+    """A disparity's n: the count of the fairness audit it repeats (a group's, the fewest)."""
+    group, count = fewest[(str(row["attribute"]), str(row["metric"]))]
+    return {"n": {"set": TEST, "group": group, **COUNT_LABELS[count]}}
