@@ -76,8 +76,7 @@ class PersonsBehind:
     table's n_positive: outcome "started"). A person with several such rows (a training unit in
     several quarters) adds one per row, as the count does. A count's definition is made of the
     labels its rows have, never of the column's name, so that one set of persons shown in two
-    tables (a cohort's test persons who started, a performance table's n_positive) is one question.
-    `decided_by` may name one label of a column ("column=label") when only it needs settings."""
+    tables (a cohort's test persons who started, a performance table's n_positive) is one question."""
 
     frame: pd.DataFrame
     groups: tuple[str, ...]
@@ -85,10 +84,6 @@ class PersonsBehind:
     decided_by: Mapping[str, str] = field(default_factory=dict)
     measure: str | None = None
     counted: Callable[[Mapping[str, Any]], Mapping[str, Mapping[str, str]]] = lambda _row: {"count": {}}
-
-    def settings_of(self, column: str, label: str) -> str:
-        """The settings that decide a label of a column (or its values, for a measure)."""
-        return self.decided_by.get(f"{column}={label}", self.decided_by.get(column, ""))
 
 
 @dataclass
@@ -120,13 +115,6 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
         output = mitigated[name].output
         cells = output.cells
         frame = persons.frame
-
-        def label(column: str) -> np.ndarray:
-            key = (id(frame), column)
-            if key not in labels_of:
-                labels_of[key] = frame[column].astype(str).to_numpy()
-            return labels_of[key]
-
         owners = owners_of.get(id(frame))
         if owners is None:
             owners = owners_of[id(frame)] = keys.of(frame[PERSON].to_numpy())
@@ -139,7 +127,7 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
                 where = {**filters, **labels}
                 inside = np.ones(len(owners), dtype=bool)
                 for g, wanted in where.items():
-                    inside &= label(g) == wanted
+                    inside &= _labels(frame, g, labels_of) == wanted
                 if persons.measure is None:  # a person adds one per row of theirs in the cell
                     members, values = np.unique(owners[inside], return_counts=True)
                 else:  # a total over the measures adds up each person's values of every one
@@ -162,11 +150,20 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
     return entries
 
 
+def _labels(frame: pd.DataFrame, column: str, known: dict[tuple[int, str], np.ndarray]) -> np.ndarray:
+    """A frame's labels of a column as text, made once per frame and column."""
+    key = (id(frame), column)
+    if key not in known:
+        known[key] = frame[column].astype(str).to_numpy()
+    return known[key]
+
+
 def _definition(persons: PersonsBehind, labels: Mapping[str, str], measured: str | None) -> str:
-    """What decides a cell's persons and values, from settings and labels only."""
+    """What decides a cell's persons and values, from settings and labels only (the key "filters"
+    kept from the first version, so that the cells a ledger remembers keep their definitions)."""
     text = json.dumps({"population": persons.population,
-                       "labels": sorted([g, label, persons.settings_of(g, label)] for g, label in labels.items()),
-                       "measure": None if measured is None else [measured, persons.settings_of(measured, "")]},
+                       "filters": sorted([g, label, persons.decided_by.get(g, "")] for g, label in labels.items()),
+                       "measure": None if measured is None else [measured, persons.decided_by.get(measured, "")]},
                       sort_keys=True)
     return hashlib.sha256(f"insight cell\n{text}".encode("utf-8")).hexdigest()
 
