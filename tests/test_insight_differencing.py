@@ -202,6 +202,21 @@ def test_two_need_runs_a_quarter_apart_do_not_tell_who_started_in_between(city, 
     assert not _told({k: a[k] for k in started}, b, policy.min_frequency)
 
 
+def test_a_need_run_selecting_a_few_more_shows_the_calibration_again_and_not_who_was_added(city, tmp_path):
+    """The share selected decides who is selected, not the models' scores: the calibration bins are
+    the same questions again, and the selections, nested, never differ by a few shown persons."""
+    root, person = city
+    policy = workspace_policy(Governance.open(root))
+    analyst = person("vtt.analyst1").permit(PERMIT)
+    a, b = (_nested_cells(analyst.insight(_insight_file(tmp_path, "insight-need.yaml", f"share-{k}",
+                                                        selected_share=share, handover=None)))
+            for k, share in enumerate((0.06, 0.059)))
+    bins = [key for key in a if key[0] == "calibration"]
+    assert bins and all(b.get(key) == a[key] for key in bins)
+    selections = {key: a[key] for key in a if key[0].startswith(("fairness", "disparities"))}
+    assert not {key: d for key, d in _told(selections, b, policy.min_frequency).items() if d}
+
+
 @pytest.mark.parametrize("shipped", ["insight-paths.yaml", "insight-need.yaml", "insight-segments.yaml"])
 def test_every_count_a_run_shows_is_what_the_ledger_is_given(city, tmp_path, monkeypatch, shipped):
     """Person by person: the entries of each count cell add up to the count the table shows, so the

@@ -48,15 +48,16 @@ COUNT_LABELS = {
 def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) -> dict[str, PersonsBehind]:
     """Who is behind each count the analysis shows (see the module docstring). The units are
     decided by the service (nobody who started it before), ages, residence and index quarters;
-    whether a unit started by the horizon; a bin or a selection by the model's settings and the
-    run's seed."""
+    whether a unit started by the horizon; the models' scores by their settings and the run's
+    seed, a bin also by the edges, a selection also by the share selected (so a run that changes
+    only the share asks the calibration's questions again, and its selections anew)."""
     settings, frame, pids = result.settings, result.units.frame, result.units.pids
     population = settings.model_dump_json(include={"outcome", "age", "age_feature", "resident_feature", "train",
                                                    "test"})
     started_by = json.dumps({"horizon": settings.horizon})
-    models = json.dumps({"seed": seed, **settings.model_dump(mode="json", include={
-        "predictors", "proxies", "model", "proxy_tolerance", "selected_share", "audit", "calibration_edges"})},
-        sort_keys=True)
+    fitted = {"seed": seed, **settings.model_dump(mode="json", include={  # what decides the models' scores
+        "predictors", "proxies", "model", "proxy_tolerance", "audit"})}
+    binned_by = json.dumps({**fitted, "edges": settings.calibration_edges}, sort_keys=True)
     units = pd.DataFrame({PERSON: pids, "set": frame["set"].to_numpy(),
                           "outcome": outcome_labels(frame["outcome"].to_numpy())})
     test = units[units["set"] == TEST].reset_index(drop=True)
@@ -71,7 +72,7 @@ def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) ->
                         for model in result.models for labels, which in [calibration_bins(settings, model.score)]],
                        ignore_index=True)
     behind["calibration"] = PersonsBehind(binned, ("model", "predicted"), population,
-                                          {"model": models, "outcome": started_by},
+                                          {"model": binned_by, "outcome": started_by},
                                           counted=lambda _row: of_test)
     groups = frame.loc[frame["set"] == TEST, list(settings.audit.values())].reset_index(drop=True)
     groups.columns = list(settings.audit)
@@ -80,7 +81,8 @@ def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) ->
                                          group=groups[attribute].astype(str).to_numpy())
                              for attribute in groups.columns], ignore_index=True)
         decided_by = {"attribute": json.dumps(settings.audit, sort_keys=True), "outcome": started_by,
-                      "selected": json.dumps({"models": models, "model": model.label, "predictors": model.predictors})}
+                      "selected": json.dumps({**fitted, "share": settings.selected_share, "model": model.label,
+                                              "predictors": model.predictors}, sort_keys=True)}
         fewest = fairness.fewest(result.audits[model.label], result.min_group)
         for name, counted in ((f"fairness_{i + 1}", _rate_counts),
                               (f"disparities_{i + 1}", partial(_fewest_count, fewest))):
