@@ -90,15 +90,15 @@ class PersonsBehind:
 class LedgerEntries:
     """The ledger's incoming cells of a run: their entries (one frame per cell: person, value),
     each cell's column (one per table and count) and definition, each column's measure ("persons"
-    or "mean"), the output and group labels of each cell, and the count column each count cell
-    is (its entries add up to that count as the table has it)."""
+    or "mean"), and where each cell is shown: its output, group labels and count column (None for
+    a mean), once per place. A cell of the run shown again under the same definition (the test
+    persons of a need run, in five tables) enters once, with every place it is shown in."""
 
     cells: list[pd.DataFrame] = field(default_factory=list)
     column_of: dict[int, int] = field(default_factory=dict)
     definitions: dict[int, str] = field(default_factory=dict)
     measures: list[str] = field(default_factory=list)
-    places: dict[int, tuple[str, tuple]] = field(default_factory=dict)
-    counts: dict[int, str] = field(default_factory=dict)
+    places: dict[int, list[tuple[str, tuple, str | None]]] = field(default_factory=dict)
 
     def incoming(self) -> pd.DataFrame:
         """The entries as the ledger takes a query's: cell, person (ledger key), value."""
@@ -111,6 +111,7 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
     entries = LedgerEntries()
     owners_of: dict[int, np.ndarray] = {}  # the ledger keys of a frame's persons, looked up once per frame
     labels_of: dict[tuple[int, str], np.ndarray] = {}  # a frame's labels of a column, as text
+    entered: dict[str, int] = {}  # the cell entered under each definition
     for name, persons in ((n, p) for n, p in behind.items() if n in mitigated):
         output = mitigated[name].output
         cells = output.cells
@@ -123,8 +124,13 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
         for row in cells.loc[shown_mask(cells)].to_dict("records"):
             filters = {g: str(row[g]) for g in persons.groups if g != persons.measure and str(row[g]) != TOTAL}
             measured = str(row[persons.measure]) if persons.measure else None
+            place = (name, tuple(json_safe(row[g]) for g in output.groups))
             for count, labels in ({None: {}} if persons.measure else persons.counted(row)).items():
                 where = {**filters, **labels}
+                definition = _definition(persons, where, measured)
+                if definition in entered:  # the same persons again
+                    entries.places[entered[definition]].append((*place, count))
+                    continue
                 inside = np.ones(len(owners), dtype=bool)
                 for g, wanted in where.items():
                     inside &= _labels(frame, g, labels_of) == wanted
@@ -143,10 +149,8 @@ def ledger_entries(keys: LedgerKeys, mitigated: Mapping[str, Mitigated], behind:
                 entries.cells.append(pd.DataFrame({"cell": number, "person": members,
                                                    "value": np.asarray(values, dtype=float)}))
                 entries.column_of[number] = columns[count]
-                entries.definitions[number] = _definition(persons, where, measured)
-                entries.places[number] = (name, tuple(json_safe(row[g]) for g in output.groups))
-                if count is not None:
-                    entries.counts[number] = count
+                entries.definitions[number], entered[definition] = definition, number
+                entries.places[number] = [(*place, count)]
     return entries
 
 
@@ -189,6 +193,6 @@ def check_insight(ledger: Ledger, governance: Governance, actor: Actor, keys: Le
                                              entries.measures), **ledger.state()})
     hidden: dict[str, set[tuple]] = {}
     for cell in found:
-        name, labels = entries.places[cell]
-        hidden.setdefault(name, set()).add(labels)
+        for name, labels, _ in entries.places[cell]:
+            hidden.setdefault(name, set()).add(labels)
     raise CellsFound(hidden)

@@ -171,8 +171,11 @@ class ServicePaths(Analysis):
         merged = {"steps": s.steps, "min_frequency": minimum}
         decided_by = {"transition": json.dumps(merged), "variant": json.dumps({**merged, "variants": s.variants}),
                       NEXT: json.dumps(s.next_bands), USED: json.dumps(s.preventive)}
-        return {name: PersonsBehind(pairs if name == "paths_transitions" else each, tuple(output.groups), population,
-                                    decided_by)
+        # a transitions cell counts a person once per transition (its total over transitions too):
+        # another question than a cell of persons with the same labels
+        per_transition = json.dumps({"paths": population, "counted": "persons and transitions"})
+        return {name: PersonsBehind(pairs, tuple(output.groups), per_transition, decided_by)
+                if name == "paths_transitions" else PersonsBehind(each, tuple(output.groups), population, decided_by)
                 for name, output in outputs.items() if isinstance(output, FrequencyTable)}
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
