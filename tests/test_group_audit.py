@@ -156,3 +156,22 @@ def test_every_cell_is_audited_whatever_the_hash_of_its_persons():
                       [0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1]], dtype=float)
     assert a_signed_group_follows(cells)
     assert audited(cells) > 0
+
+
+def test_an_audit_asked_again_is_remembered_by_every_input_it_was_found_of(monkeypatch):
+    """A check's search asks the same group audits again and again, so their dimensions are
+    remembered; by a digest of every input, so that an input differing in any of them (here the
+    groups' sizes, or the minimum frequency) is audited afresh, never answered from another."""
+    cell, group = np.array([0, 1, 1]), np.array([0, 0, 1])  # a cell of group 0 and one of groups 0 and 1
+    found = []
+    monkeypatch.setattr(group_audit, "_dimension", lambda *args: found.append(args) or 7)
+    monkeypatch.setattr(group_audit, "_FOUND", group_audit._Remembered(4))
+    assert group_audit.pinned(cell, group, np.array([2, 3]), 5) == 7
+    assert group_audit.pinned(cell.copy(), group.copy(), np.array([2, 3]), 5) == 7 and len(found) == 1
+    assert group_audit.pinned(cell, group, np.array([2, 30]), 5) == 7 and len(found) == 2
+    assert group_audit.pinned(cell, group, np.array([2, 3]), 6) == 7 and len(found) == 3
+    assert group_audit.pinned(group, cell, np.array([2, 3]), 5) == 7 and len(found) == 4  # cells and groups swapped
+    for size in range(5):  # four kept, the least recently used forgotten
+        group_audit.pinned(cell, group, np.array([2, 100 + size]), 5)
+    group_audit.pinned(cell, group, np.array([2, 3]), 5)
+    assert len(found) == 10

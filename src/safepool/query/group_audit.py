@@ -44,8 +44,12 @@ as the leverage bound above needs).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -64,11 +68,54 @@ def pinned(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_freq
     """The dimension of the combinations of cells that are concentrated on fewer persons than
     `min_frequency` (zero when none is): `cell` and `group` are the memberships of each group
     (one row per cell a group's persons are in: the cell's row number and the group's number),
-    `group_size` the persons in each group (`group_persons`)."""
+    `group_size` the persons in each group (`group_persons`).
+
+    The dimension is a function of these arrays alone, and a check's search asks it again and
+    again of the same ones (each audit of a prefix takes every family and the counts afresh, most
+    of them unchanged): it is remembered by a digest of them (`_FOUND`). At 2,000 persons 96% of a
+    study's 7,000 group audits were repeats, 68 of its 71 seconds."""
     if min_frequency < 2 or not len(cell):
         return 0
-    rows = _distinct_rows(_memberships(np.asarray(cell, dtype=np.int64), np.asarray(group, dtype=np.int64),
-                                       len(group_size)))
+    cell, group = np.asarray(cell, dtype=np.int64), np.asarray(group, dtype=np.int64)
+    group_size = np.asarray(group_size, dtype=np.int64)
+    return _FOUND.get(_digest(cell, group, group_size, min_frequency),
+                      lambda: _dimension(cell, group, group_size, min_frequency))
+
+
+class _Remembered:
+    """The dimensions found, by the digest of what they were found of, the most recently used kept
+    (a bounded dictionary under a lock: the audits of several queries may run in one process)."""
+
+    def __init__(self, size: int) -> None:
+        self._size, self._found, self._lock = size, OrderedDict[bytes, int](), threading.Lock()
+
+    def get(self, key: bytes, find: Callable[[], int]) -> int:
+        with self._lock:
+            if key in self._found:
+                self._found.move_to_end(key)
+                return self._found[key]
+        found = find()
+        with self._lock:
+            self._found[key] = found
+            while len(self._found) > self._size:
+                self._found.popitem(last=False)
+        return found
+
+
+_FOUND = _Remembered(65_536)  # 16-byte digests and small numbers: a few megabytes at most
+
+
+def _digest(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_frequency: int) -> bytes:
+    """A digest of a group audit's input, each array with its length (so that no two inputs share one)."""
+    digest = hashlib.blake2b(str((len(cell), len(group), len(group_size), min_frequency)).encode(), digest_size=16)
+    for array in (cell, group, group_size):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.digest()
+
+
+def _dimension(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_frequency: int) -> int:
+    """`pinned`, found."""
+    rows = _distinct_rows(_memberships(cell, group, len(group_size)))
     small = group_size < min_frequency
     if not small.any():
         return 0
@@ -88,8 +135,12 @@ def pinned(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_freq
 def group_persons(group: np.ndarray, person: np.ndarray, groups: int) -> np.ndarray:
     """The persons in each of `groups` groups, from each member's group and a code of its person (any
     numbers): a person of several members in one group counts once."""
-    pairs = pd.DataFrame({"group": np.asarray(group, dtype=np.int64), "person": person}).drop_duplicates()
-    return np.bincount(pairs["group"].to_numpy(), minlength=groups)
+    group, person = np.asarray(group, dtype=np.int64), pd.factorize(np.asarray(person))[0]
+    order = np.lexsort((person, group))
+    group, person = group[order], person[order]
+    first = np.ones(len(group), dtype=bool)
+    first[1:] = (group[1:] != group[:-1]) | (person[1:] != person[:-1])
+    return np.bincount(group[first], minlength=groups)
 
 
 def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> bool:

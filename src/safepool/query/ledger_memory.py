@@ -612,12 +612,13 @@ class LedgerMemory:
         if row_family.any():  # two cells of a family only are never one family
             both = np.outer(new_family, row_family)
             consistent, conflicting = consistent & ~both, conflicting | (consistent & both)
-        for related, matrix in zip(relations, (consistent, conflicting)):
-            for row, column in zip(*np.nonzero(matrix)):
-                one, other = int(new_numbers[row]), int(numbers[column])
-                if one != other:
-                    related.setdefault(one, set()).add(other)
-                    related.setdefault(other, set()).add(one)
+        for related, matrix in zip(relations, (consistent, conflicting)):  # both ways, a row or column at once
+            for row in np.flatnonzero(matrix.any(axis=1)):
+                related.setdefault(int(new_numbers[row]), set()).update(numbers[matrix[row]].tolist())
+            for column in np.flatnonzero(matrix.any(axis=0)):
+                related.setdefault(int(numbers[column]), set()).update(new_numbers[matrix[:, column]].tolist())
+            for number, others in related.items():  # (a cell is never compared with itself)
+                others.discard(number)
         return relations
 
     def _comparable(self, theirs: np.ndarray, sums: bool, counts: bool) -> np.ndarray:
