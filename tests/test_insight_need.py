@@ -23,8 +23,9 @@ from safepool.disclosure.kinds.rates import RateTable
 from safepool.features import load_features
 from safepool.insight import fairness, need
 from safepool.insight.analysis import InsightContext
-from safepool.insight.need import (NeedAnalysis, NeedResult, NeedSettings, analyse, fast_auc, hanley_mcneil, outputs,
-                                   select_top)
+from safepool.disclosure.register import mitigated_release
+from safepool.insight.need import (NeedAnalysis, NeedResult, NeedSettings, analyse, derived_outputs, fast_auc,
+                                   hanley_mcneil, outputs, select_top)
 from safepool.insight.model_card import sections, summary_line
 from safepool.insight.report import render_html
 from safepool.insight.run import definitions
@@ -182,13 +183,16 @@ def test_the_audit_flags_the_planted_proxy_and_shows_the_model_without_it(result
     assert planted in result.models[0].predictors and planted not in result.models[1].predictors
     assert set(result.audits) == {m.label for m in result.models}
     assert result.models[0].auc > 0.5  # the bench measures it on 300,000 persons
-    found = outputs(result)
-    assert {"fairness_1", "fairness_2", "disparities_1", "disparities_2", "proxies", "performance", "calibration",
-            "importance", "coefficients_1", "coefficients_2", "cohort"} <= set(found)
-    checked = {name: kind_of(o).mitigate(o, POLICY, margins=True, rounding=False) for name, o in found.items()}
+    checked = released(result)
+    assert {"fairness_1", "fairness_2", "proxies", "performance", "calibration", "importance", "coefficients_1",
+            "coefficients_2", "cohort"} <= set(checked)
+    # no rate of this small pool's fairness tables passes the checks, so no difference between two is shown
+    assert not any(shown_mask(checked[name].output.cells).any() for name in ("fairness_1", "fairness_2"))
+    assert not [name for name in checked if name.startswith("disparities")]
+    assert {"disparities_1", "disparities_2"} <= set(released(_with_audit(result, _language_audit())))
     assert all(m.report.verdict in ("pass", "review") for m in checked.values())
     assert f"proxies: {planted} for native language" in summary_line(checked)
-    texts = [s.text for s in sections(result, load_features(), set(found))]
+    texts = [s.text for s in sections(result, load_features(), set(checked))]
     assert any("Intended use" in text and "Limitations" in text for text in texts)
 
 
@@ -218,9 +222,15 @@ def _rekeyed_copy(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     return other
 
 
-def _public(found: dict) -> dict[str, pd.DataFrame]:
-    return {name: kind_of(o).shown_table(kind_of(o).mitigate(o, POLICY, margins=True, rounding=False).output, POLICY)
-            for name, o in found.items()}
+def released(result: NeedResult, hide: dict | None = None) -> dict:
+    """Every output checked and mitigated under POLICY as a run publishes them (the disparities made
+    from the fairness tables as mitigated)."""
+    return mitigated_release(outputs(result), POLICY, margins=True, rounding=False, hide=hide,
+                             derived=derived_outputs(result))
+
+
+def _public(result: NeedResult) -> dict[str, pd.DataFrame]:
+    return {name: kind_of(m.output).shown_table(m.output, POLICY) for name, m in released(result).items()}
 
 
 def test_the_same_numbers_under_another_key_and_row_order(pool, result):
@@ -231,21 +241,20 @@ def test_the_same_numbers_under_another_key_and_row_order(pool, result):
     finally:
         other.close()
     assert not set(result.units.pids) & set(again.units.pids)
-    first, second = _public(outputs(result)), _public(outputs(again))
+    first, second = _public(result), _public(again)
     assert first.keys() == second.keys()
     for name in first:
         pd.testing.assert_frame_equal(first[name], second[name], check_exact=True, obj=name)
 
 
 def test_no_person_level_value_leaves(result):
-    found = outputs(result)
     units = len(result.units.frame)
     pids = set(map(str, result.units.pids))
-    for name, output in found.items():
-        kind = kind_of(output)
-        table = kind.public_table(output)
+    for name, mitigated in released(result).items():
+        kind = kind_of(mitigated.output)
+        table = kind.public_table(mitigated.output)
         assert "pid" not in table.columns and len(table) < 100, name  # aggregates, never a row per person
-        text = kind.files(kind.mitigate(output, POLICY, margins=True, rounding=False).output, name, POLICY)
+        text = kind.files(mitigated.output, name, POLICY)
         body = b"".join(text.values()).decode("utf-8")
         assert not any(p in body for p in pids), name
         assert len(table) < units
@@ -256,10 +265,10 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
     analysis = analysis_of(insight)
     assert analysis.kind == "need" and insight.analysis.predictors == SETTINGS.predictors
     assert set(analysis.tables(load_features())) == {"population", "child_protection", "city_services"}
-    found = outputs(result)
-    checked = {name: kind_of(o).mitigate(o, POLICY, margins=True, rounding=False) for name, o in found.items()}
-    parts = sections(result, load_features(), set(found))
-    assert {name for s in parts for name in s.outputs} == set(found)  # every output is shown, under a heading
+    result = _with_audit(result, _language_audit())  # groups large enough for their differences to be shown
+    checked = released(result)
+    parts = sections(result, load_features(), set(checked))
+    assert {name for s in parts for name in s.outputs} == set(checked)  # every output is shown, under a heading
     about = {"title": insight.title, "permit": insight.permit, "synthetic": True,
              "sections": [{"heading": s.heading, "text": s.text, "outputs": s.outputs} for s in parts],
              "features": definitions(load_features(), analysis.features_used())}
@@ -269,7 +278,7 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
     card = page[page.index("<h2>Model card</h2>"):page.index("<h2>Calibration</h2>")]
     assert all(f"<li>{p}:" in card for p in insight.analysis.predictors)
     assert "Training: index quarters 2012Q1, 2013Q1" in card and "Intended use:" in card
-    assert card.count("<table>") == 1 + sum(name.startswith("disparities") for name in found)
+    assert card.count("<table>") == 1 + sum(name.startswith("disparities") for name in checked)
     assert "Discrimination and calibration on the test quarter" in card and "Largest differences" in card
     # the definitions of every feature the analysis used, as the features layer gives them
     definitions_part = page[page.index("<h2>Feature definitions</h2>"):].replace("<wbr>", "")
@@ -287,14 +296,75 @@ def test_the_pool_is_released_once_read_before_any_model_is_fitted(pool, result,
     context = InsightContext(con, load_features(), {}, POLICY, 1, release=lambda: events.append("released"))
     findings = NeedAnalysis(SETTINGS).run(context)
     assert events == ["released", "fit", "fit"]
-    assert set(findings.outputs) == set(outputs(result))
+    assert set(findings.outputs) == set(outputs(result)) and set(findings.derived) == set(derived_outputs(result))
+
+
+def test_a_rate_the_checks_hide_does_not_come_back_through_a_difference(result):
+    """A disparity names its highest and lowest group and their difference: beside the other
+    group's rate shown in the fairness table, a difference from a hidden rate would give that rate
+    away. Disparities are made from the rates the fairness table shows once checked, so a group
+    whose rates the checks hide (here as the differencing ledger hides cells) is compared in none,
+    and each n repeats a count of a group still shown."""
+    result = _with_audit(result, _language_audit())
+    first = released(result)
+    disparities = first["disparities_1"].output.cells.set_index(["attribute", "metric"])
+    attribute, metric = disparities.index[0]
+    highest = disparities.loc[(attribute, metric), "highest / lowest"].split(" / ")[0]
+    fairness_rows = first["fairness_1"].output.cells
+    hidden_group = fairness_rows.loc[(fairness_rows["attribute"] == attribute) & (fairness_rows["group"] == highest)]
+    hide = {tuple(str(v) for v in row) for row in hidden_group[["attribute", "group", "metric"]].to_numpy()}
+    again = released(result, hide={"fairness_1": hide})
+    shown = again["fairness_1"].output.cells
+    assert not shown_mask(shown.loc[(shown["attribute"] == attribute) & (shown["group"] == highest)]).any()
+    made = again["disparities_1"].output.cells if "disparities_1" in again else pd.DataFrame(
+        columns=["attribute", "highest / lowest"])
+    compared = made.loc[made["attribute"] == attribute, "highest / lowest"].str.split(" / ")
+    assert not any(highest in pair for pair in compared)
+    # each difference is of two rates the table shows, and its n is a count of a shown group
+    rates = shown.loc[shown_mask(shown)].set_index(["attribute", "group", "metric"])["estimate"]
+    for row in made.loc[shown_mask(made)].to_dict("records"):
+        top, bottom = row["highest / lowest"].split(" / ")
+        top_rate, bottom_rate = rates[(row["attribute"], top, row["metric"])], rates[(row["attribute"], bottom,
+                                                                                    row["metric"])]
+        assert row["difference"] == pytest.approx(top_rate - bottom_rate, abs=2e-3)
+    fewest = derived_outputs(result)["disparities_1"]
+    fewest(again)
+    assert all(key[0] != attribute or group != highest for key, (group, _) in fewest.fewest().items())
+
+
+def _language_audit() -> fairness.Audit:
+    """An audit of 6,000 persons in three language groups, the foreign one selected three times as
+    often: every group large enough for its rates to be shown."""
+    rng = np.random.default_rng(2)
+    group = rng.choice(["finnish", "foreign", "swedish"], 6000, p=[0.5, 0.3, 0.2])
+    selected = rng.random(6000) < np.where(group == "foreign", 0.3, 0.1)
+    return fairness.audit(rng.random(6000) < 0.2, selected, pd.DataFrame({"native language": group}), 50, seed=1)
+
+
+def _with_audit(result: NeedResult, audited: fairness.Audit) -> NeedResult:
+    """The result with `audited` as every model's fairness audit."""
+    return NeedResult(result.settings, result.units, result.models, result.proxies,
+                      {model.label: audited for model in result.models}, min_group=result.min_group)
+
+
+def test_disparities_compare_only_the_groups_shown():
+    audited = _language_audit()
+    every = {("native language", g, m) for g in ("finnish", "foreign", "swedish") for m in fairness.METRICS}
+    rate = fairness.disparities(audited, 0.05, 0.8, shown=every).set_index("metric").loc["selection_rate"]
+    assert rate["highest / lowest"].startswith("foreign / ")
+    without = every - {("native language", "foreign", "selection_rate")}
+    rate = fairness.disparities(audited, 0.05, 0.8, shown=without).set_index("metric").loc["selection_rate"]
+    assert "foreign" not in rate["highest / lowest"] and rate["difference"] < 0.05
+    assert fairness.fewest(audited, shown=without)[("native language", "selection_rate")][0] != "foreign"
+    alone = {("native language", "finnish", "selection_rate")}
+    assert "selection_rate" not in set(fairness.disparities(audited, 0.05, 0.8, shown=alone)["metric"])
 
 
 def test_no_table_of_differences_when_no_two_groups_can_be_compared(result):
     small = NeedResult(result.settings, result.units, result.models, result.proxies, result.audits, min_group=10 ** 6)
-    found = outputs(small)
-    assert not [name for name in found if name.startswith("disparities")]
-    assert all(name in found for s in sections(small, load_features(), set(found)) for name in s.outputs)
+    checked = released(small)
+    assert not [name for name in checked if name.startswith("disparities")]
+    assert all(name in checked for s in sections(small, load_features(), set(checked)) for name in s.outputs)
 
 
 def test_a_setting_that_cannot_work_is_named(tmp_path):

@@ -152,6 +152,28 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
+def mitigated_release(outputs: Mapping[str, StatOutput], policy: DisclosureRules, *, margins: bool, rounding: bool,
+                      hide: Mapping[str, Collection[tuple]] | None = None,
+                      derived: Mapping[str, Callable[[Mapping[str, Mitigated]], StatOutput | None]] | None = None
+                      ) -> dict[str, Mitigated]:
+    """The outputs of one release checked and mitigated by their kinds under `policy`, nothing
+    recorded (`OutputRegister.publish_all` records them): `hide` per output the labels of cells
+    hidden for a reason of the caller's, `derived` the outputs made from the others as mitigated
+    (each from those before it; one made as None is left out)."""
+    hidden = hide or {}
+
+    def mitigate(name: str, output: StatOutput) -> Mitigated:
+        return kind_of(output).mitigate(output, policy, margins=margins, rounding=rounding,
+                                        **({"hide": hidden[name]} if name in hidden else {}))
+
+    mitigated = {name: mitigate(name, output) for name, output in outputs.items()}
+    for name, derive in (derived or {}).items():
+        output = derive(mitigated)
+        if output is not None:
+            mitigated[name] = mitigate(name, output)
+    return mitigated
+
+
 class OutputRegister:
     """Recorded outputs of every permit in one workspace."""
 
@@ -181,7 +203,9 @@ class OutputRegister:
     def publish_all(self, actor: Actor, permit: str, outputs: Mapping[str, StatOutput], source: str, *,
                     margins: bool = False, round_if_failing: Collection[str] = (), rounding: bool = False,
                     before_recording: Callable[[Mapping[str, Mitigated]], None] | None = None,
-                    hide: Mapping[str, Collection[tuple]] | None = None) -> dict[str, tuple[Mitigated, OutputRecord]]:
+                    hide: Mapping[str, Collection[tuple]] | None = None,
+                    derived: Mapping[str, Callable[[Mapping[str, Mitigated]], StatOutput | None]] | None = None
+                    ) -> dict[str, tuple[Mitigated, OutputRecord]]:
         """Publish the outputs of one release (e.g. a study's tables) under one rounding policy.
 
         An output named in `round_if_failing` (a frequency table whose rows are nested steps, which
@@ -192,20 +216,21 @@ class OutputRegister:
         outputs as they would be recorded: a study checks the persons of the rows they show in the
         differencing ledger) returns without raising. `hide` names, per output, the group labels of
         cells its caller hides for a reason of its own (a study's rows whose baselines would tell a few
-        persons' values together): suppressed as failing cells are."""
+        persons' values together): suppressed as failing cells are. `derived` names outputs made
+        from the others as their checks leave them (differences between the rates a table shows: a
+        difference from a rate the checks hid would give it away beside the other rate): each is
+        made from the outputs mitigated before it, then checked and mitigated itself; one made as
+        None has nothing to show and is left out."""
         self.permits.authorise_access(actor, permit)
         self._check_source(permit, source)
-        for name in outputs:
+        derived = derived or {}
+        for name in [*outputs, *derived]:
             check_output_name(name)
         policy = self.policy()
-        kinds = {name: kind_of(output) for name, output in outputs.items()}
-        failing = any(kinds[name].check(outputs[name], policy).verdict == "fail"
+        failing = any(kind_of(outputs[name]).check(outputs[name], policy).verdict == "fail"
                       for name in round_if_failing if name in outputs)
         rounds = rounding or policy.round_counts or failing
-        hidden = hide or {}
-        mitigated = {name: kinds[name].mitigate(output, policy, margins=margins, rounding=rounds,
-                                                **({"hide": hidden[name]} if name in hidden else {}))
-                     for name, output in outputs.items()}
+        mitigated = mitigated_release(outputs, policy, margins=margins, rounding=rounds, hide=hide, derived=derived)
         if before_recording is not None:
             before_recording(mitigated)
         return {name: (m, self._record(actor, permit, m.output, source, name, m.note or None, policy, m.report))

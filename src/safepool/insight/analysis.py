@@ -69,6 +69,8 @@ class Findings:
     outputs: dict[str, Any]
     sections: list[Section]
     persons: dict[str, PersonsBehind]
+    # outputs made from the others as their checks leave them (the register's `derived`)
+    derived: dict[str, Callable[[Mapping[str, Mitigated]], Any]] = field(default_factory=dict)
 
 
 class Analysis(ABC):

@@ -27,7 +27,7 @@ the model again without it so that the report shows both.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,16 +159,19 @@ def by_metric(audit_: Audit) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_group: int = MIN_GROUP) -> pd.DataFrame:
+def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_group: int = MIN_GROUP,
+                 shown: Collection[tuple[str, str, str]] | None = None) -> pd.DataFrame:
     """Per attribute and metric: the largest minus the smallest group value and the smallest over
     the largest, their intervals, the flag, the highest and lowest group, and (n) the fewest
-    persons in any count the compared groups' rates rest on."""
+    persons in any count the compared groups' rates rest on. `shown`: the (attribute, group,
+    metric) rows the released fairness table shows, the only groups compared (a difference from
+    a group whose rate the checks hid, beside the other group's rate, would give the hidden one)."""
     rows = []
     for attribute, table in audit_.groups.groupby("attribute", sort=False):
         table = table.reset_index(drop=True)
         for metric in METRICS:
             needed = list(METRIC_COUNTS[metric])
-            usable = _comparable(table, metric, min_group)
+            usable = _comparable(table, metric, min_group, shown)
             if usable.sum() < 2:
                 continue
             values = table.loc[usable, metric].to_numpy()
@@ -199,20 +202,26 @@ def disparities(audit_: Audit, tolerance: float, ratio_tolerance: float, min_gro
 # -- proxies --------------------------------------------------------------------------------------
 
 
-def _comparable(table: pd.DataFrame, metric: str, min_group: int) -> np.ndarray:
-    """The groups of one attribute's table whose metric is defined and rests on `min_group` persons
-    in every count."""
-    return (table[list(METRIC_COUNTS[metric])] >= min_group).all(axis=1).to_numpy() & table[metric].notna().to_numpy()
+def _comparable(table: pd.DataFrame, metric: str, min_group: int,
+                shown: Collection[tuple[str, str, str]] | None) -> np.ndarray:
+    """The groups of one attribute's table whose metric is defined, rests on `min_group` persons in
+    every count, and is `shown` (when given)."""
+    usable = (table[list(METRIC_COUNTS[metric])] >= min_group).all(axis=1).to_numpy() & table[metric].notna().to_numpy()
+    if shown is not None:
+        usable &= np.array([(str(attribute), str(group), metric) in shown
+                            for attribute, group in zip(table["attribute"], table["group"])], dtype=bool)
+    return usable
 
 
-def fewest(audit_: Audit, min_group: int = MIN_GROUP) -> dict[tuple[str, str], tuple[str, str]]:
-    """Per attribute and metric that `disparities` shows, the group and count its n is: the persons
-    behind it, for the differencing ledger."""
+def fewest(audit_: Audit, min_group: int = MIN_GROUP, shown: Collection[tuple[str, str, str]] | None = None
+           ) -> dict[tuple[str, str], tuple[str, str]]:
+    """Per attribute and metric that `disparities` shows (of the same `shown` rows), the group and
+    count its n is: the persons behind it, for the differencing ledger."""
     found = {}
     for attribute, table in audit_.groups.groupby("attribute", sort=False):
         table = table.reset_index(drop=True)
         for metric in METRICS:
-            usable = _comparable(table, metric, min_group)
+            usable = _comparable(table, metric, min_group, shown)
             if usable.sum() >= 2:
                 counts = table.loc[usable, list(METRIC_COUNTS[metric])]
                 row, column = np.unravel_index(np.argmin(counts.to_numpy()), counts.shape)

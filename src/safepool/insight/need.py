@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
+from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.kinds.base import Mitigated
 from safepool.disclosure.kinds.frequency import FrequencyTable
 from safepool.disclosure.kinds.model import ModelResult
@@ -510,17 +511,46 @@ def outputs(result: NeedResult) -> dict[str, Any]:
                                              "n_events of them counted)", fairness.by_metric(result.audits[model.label]),
                                              ["attribute", "group", "metric"], partition="attribute",
                                              unit=["attribute", "group"])
-    for i, model in enumerate(result.models):
-        table = fairness.disparities(result.audits[model.label], settings.tolerance, settings.ratio_tolerance,
-                                     result.min_group)
-        if table.empty:  # no two groups large enough to compare: nothing to show
-            continue
-        out[f"disparities_{i + 1}"] = RateTable(f"Largest differences between groups, model {model.label} (n: the "
-                                                "fewest persons behind a compared rate)", table,
-                                                ["attribute", "metric"], remarks=["highest / lowest", "flag"])
     out["proxies"] = RateTable("Association of each predictor with the audited attributes",
                                result.proxies, ["feature", "attribute"], remarks=["measure", "role"])
     return out
+
+
+def derived_outputs(result: NeedResult) -> dict[str, DisparitiesShown]:
+    """The tables made from others as the checks leave them: each model's disparities, from the
+    groups its fairness table shows (see `DisparitiesShown`)."""
+    return {f"disparities_{i + 1}": DisparitiesShown(result, model.label, f"fairness_{i + 1}")
+            for i, model in enumerate(result.models)}
+
+
+@dataclass
+class DisparitiesShown:
+    """A model's largest differences between groups, made when the run publishes (the register's
+    `derived` outputs) from the rates its fairness table shows once checked: a difference whose
+    group's rate the checks hid (too few persons, or the differencing ledger) would give that rate
+    away beside the other group's. What it compared is kept for the ledger (`fewest`)."""
+
+    result: NeedResult
+    model: str
+    fairness_table: str
+    shown: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def __call__(self, checked: Mapping[str, Mitigated]) -> RateTable | None:
+        """The table, or None when no two shown groups can be compared."""
+        cells = checked[self.fairness_table].output.cells
+        kept = cells.loc[shown_mask(cells), ["attribute", "group", "metric"]].astype(str)
+        self.shown = set(kept.itertuples(index=False, name=None))
+        settings = self.result.settings
+        table = fairness.disparities(self.result.audits[self.model], settings.tolerance, settings.ratio_tolerance,
+                                     self.result.min_group, self.shown)
+        if table.empty:
+            return None
+        return RateTable(f"Largest differences between groups, model {self.model} (n: the fewest persons behind "
+                         "a compared rate)", table, ["attribute", "metric"], remarks=["highest / lowest", "flag"])
+
+    def fewest(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """Per row of the table last made, the fairness count its n repeats (`fairness.fewest`)."""
+        return fairness.fewest(self.result.audits[self.model], self.result.min_group, self.shown)
 
 
 def outcome_labels(outcome: np.ndarray) -> np.ndarray:
@@ -592,9 +622,9 @@ class NeedAnalysis(Analysis):
         from safepool.insight.model_card import sections
         from safepool.insight.need_persons import persons_behind
 
-        found = outputs(result)
-        return Findings(outputs=found, sections=sections(result, context.features, set(found)),
-                        persons=persons_behind(result, found, context.seed))
+        found, derived = outputs(result), derived_outputs(result)
+        return Findings(outputs=found, sections=sections(result, context.features, {*found, *derived}),
+                        persons=persons_behind(result, found, derived, context.seed), derived=derived)
 
     def summary(self, checked: Mapping[str, Mitigated]) -> str:
         from safepool.insight.model_card import summary_line

@@ -12,7 +12,8 @@ nearly the same units (an age range a year narrower) is then set against the fir
 cell, as the queries are.
 
 A disparity's n repeats one count of the fairness audit (the fewest persons behind a compared
-rate) and enters as that count, the same question: hidden where the fairness table's is found.
+rate, of the groups the checked fairness table shows: `need.DisparitiesShown`, made as the run
+publishes) and enters as that count, the same question: hidden where the fairness table's is found.
 What does not enter: the models' estimates (coefficients, AUC, importance, intervals), which are
 not sums over persons.
 """
@@ -21,7 +22,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,7 @@ import pandas as pd
 from safepool.features.compile import PERSON
 from safepool.insight import fairness
 from safepool.insight.differencing import PersonsBehind
-from safepool.insight.need import NeedResult, calibration_bins, outcome_labels
+from safepool.insight.need import DisparitiesShown, NeedResult, calibration_bins, outcome_labels
 
 TEST = "test"
 STARTED, NOT_STARTED = outcome_labels(np.array([1, 0]))
@@ -45,7 +45,8 @@ COUNT_LABELS = {
 }
 
 
-def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) -> dict[str, PersonsBehind]:
+def persons_behind(result: NeedResult, outputs: Mapping[str, Any], derived: Mapping[str, DisparitiesShown],
+                   seed: int) -> dict[str, PersonsBehind]:
     """Who is behind each count the analysis shows (see the module docstring). The units are
     decided by the service (nobody who started it before), ages, residence and index quarters;
     whether a unit started by the horizon; the models' scores by their settings and the run's
@@ -83,11 +84,11 @@ def persons_behind(result: NeedResult, outputs: Mapping[str, Any], seed: int) ->
         decided_by = {"attribute": json.dumps(settings.audit, sort_keys=True), "outcome": started_by,
                       "selected": json.dumps({**fitted, "share": settings.selected_share, "model": model.label,
                                               "predictors": model.predictors}, sort_keys=True)}
-        fewest = fairness.fewest(result.audits[model.label], result.min_group)
-        for name, counted in ((f"fairness_{i + 1}", _rate_counts),
-                              (f"disparities_{i + 1}", partial(_fewest_count, fewest))):
-            if name in outputs:
-                behind[name] = PersonsBehind(audited, ("attribute",), population, decided_by, counted=counted)
+        behind[f"fairness_{i + 1}"] = PersonsBehind(audited, ("attribute",), population, decided_by,
+                                                    counted=_rate_counts)
+        disparities = derived[f"disparities_{i + 1}"]  # made as the run publishes, from the shown rates
+        behind[f"disparities_{i + 1}"] = PersonsBehind(audited, ("attribute",), population, decided_by,
+                                                       counted=lambda row, made=disparities: _fewest_count(made, row))
     return behind
 
 
@@ -98,8 +99,7 @@ def _rate_counts(row: Mapping[str, Any]) -> dict[str, dict[str, str]]:
             "n_events": {"set": TEST, "group": str(row["group"]), **COUNT_LABELS[counted]}}
 
 
-def _fewest_count(fewest: Mapping[tuple[str, str], tuple[str, str]], row: Mapping[str, Any]
-                  ) -> dict[str, dict[str, str]]:
+def _fewest_count(disparities: DisparitiesShown, row: Mapping[str, Any]) -> dict[str, dict[str, str]]:
     """A disparity's n: the count of the fairness audit it repeats (a group's, the fewest)."""
-    group, count = fewest[(str(row["attribute"]), str(row["metric"]))]
+    group, count = disparities.fewest()[(str(row["attribute"]), str(row["metric"]))]
     return {"n": {"set": TEST, "group": group, **COUNT_LABELS[count]}}

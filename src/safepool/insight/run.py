@@ -93,7 +93,8 @@ def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analy
         while True:  # each round hides one more shown cell at least (see CellsFound)
             try:
                 published = governance.outputs.publish_all(actor, insight.permit, findings.outputs, "insight",
-                                                            margins=True, hide=hidden, before_recording=in_ledger)
+                                                            margins=True, hide=hidden, before_recording=in_ledger,
+                                                            derived=findings.derived)
                 break
             except CellsFound as found:
                 for name, labels in found.cells.items():
@@ -116,6 +117,8 @@ def _publish(governance: Governance, actor: Actor, insight: Any, analysis: Analy
 
 def _drawing(outputs: dict[str, Any], name: str) -> list[str]:
     """The output `name` and every figure drawn from its table: a cell hidden in the table is
-    hidden in the chart too."""
+    hidden in the chart too (an output made as it is published has none)."""
+    if name not in outputs:
+        return [name]
     table = outputs[name]
     return [name, *(other for other, output in outputs.items() if isinstance(output, Figure) and output.table is table)]
