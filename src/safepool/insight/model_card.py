@@ -148,5 +148,7 @@ def summary_line(checked: Mapping[str, Mitigated]) -> str:
     possibly = int((flags["flag"] == "possibly beyond tolerance").sum())
     parts = [f"test AUC {', '.join(aucs)}" if aucs else "test AUC not shown",
              f"proxies: {', '.join(found)}" if found else "no proxy found",
-             f"{beyond} disparities beyond tolerance, {possibly} possibly"]
+             # none shown is not none found: the checks may have hidden every rate they compare
+             f"{beyond} disparities beyond tolerance, {possibly} possibly" if len(flags) else
+             "no difference between groups shown"]
     return "need prediction: " + "; ".join(parts)
