@@ -77,8 +77,9 @@ def model_card(settings: NeedSettings, features: FeatureSet) -> str:
         "of each predictor and the coefficients follow the card.",
         f"Fairness audit (the tables after it): the largest differences between the groups of "
         f"{', '.join(settings.audit)}; a difference above {settings.tolerance:g} or a ratio below "
-        f"{settings.ratio_tolerance:g} is flagged. Every group's rates, and the predictors that stand in for an "
-        "audited attribute (the model is shown without them), follow the card.",
+        f"{settings.ratio_tolerance:g} is flagged. Only groups whose rates the disclosure checks show are "
+        "compared; where fewer than two are, no table of differences follows. Every group's rates, and the "
+        "predictors that stand in for an audited attribute (the model is shown without them), follow the card.",
     ])
 
 
