@@ -135,12 +135,10 @@ def _dimension(cell: np.ndarray, group: np.ndarray, group_size: np.ndarray, min_
 def group_persons(group: np.ndarray, person: np.ndarray, groups: int) -> np.ndarray:
     """The persons in each of `groups` groups, from each member's group and a code of its person (any
     numbers): a person of several members in one group counts once."""
-    group, person = np.asarray(group, dtype=np.int64), pd.factorize(np.asarray(person))[0]
-    order = np.lexsort((person, group))
-    group, person = group[order], person[order]
-    first = np.ones(len(group), dtype=bool)
-    first[1:] = (group[1:] != group[:-1]) | (person[1:] != person[:-1])
-    return np.bincount(group[first], minlength=groups)
+    person, persons = pd.factorize(np.asarray(person))
+    width = max(len(persons), 1)
+    pairs = np.unique(np.asarray(group, dtype=np.int64) * width + person)  # each (group, person) once
+    return np.bincount(pairs // width, minlength=groups)
 
 
 def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> bool:
