@@ -147,12 +147,16 @@ def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> b
     rows' Gram matrix is one (all of a unit combination's length on them). The unions of groups are
     tried by their number of groups while there are at most `_SEARCHED` of a number; beyond, the
     subspace is taken as giving some away (it is concentrated on few persons, see the module)."""
-    groups = np.arange(len(size))
+    leverage = np.einsum("ij,ij->i", basis, basis)
     for held in range(1, min(len(size), min_frequency - 1) + 1):
         if math.comb(len(size), held) > _SEARCHED:
             return True
-        unions = np.array(list(itertools.combinations(groups, held)), dtype=np.int64).reshape(-1, held)
-        unions = unions[size[unions].sum(axis=1) < min_frequency]
+        unions = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(len(size)), held)), dtype=np.int64,
+                             count=math.comb(len(size), held) * held).reshape(-1, held)
+        # the largest eigenvalue is at most the trace, the union's leverages added up: a union of less
+        # than one cannot hold a unit combination (most of them, whose eigenvalues took most of a search)
+        unions = unions[(size[unions].sum(axis=1) < min_frequency)
+                        & (leverage[unions].sum(axis=1) >= 1.0 - _NULL_MASS)]
         for chunk in range(0, len(unions), 4096):
             time_left(AUDIT_STEP)
             rows = basis[unions[chunk:chunk + 4096]]  # unions x groups x dimension

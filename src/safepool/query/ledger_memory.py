@@ -50,7 +50,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cache, partial
 
 import numpy as np
 import pandas as pd
@@ -653,10 +653,20 @@ class LedgerMemory:
         sums they join (`value_families.families`): each family audited with and without them; and
         the earliest incoming cell that completes a family that adds (its highest incoming cell)."""
         new_numbers = related[2]
+        known: dict[int, tuple[int, tuple[set[int], set[int]]]] = {}
+
+        def relations_of(number: int) -> tuple[set[int], set[int]]:
+            """`_relations_of`, each cell's made once while no remembered cell is worked out (which
+            may add to others' relations): the families of one audit walk the same cells again and
+            again, a million times in a query after a study."""
+            if number not in known or known[number][0] != len(self.related):
+                found = self._relations_of(number, related, extension.persons)
+                known[number] = (len(self.related), found)
+            return known[number][1]
+
+        is_family = cache(self._is_family)
         families = {grown for number in sorted(new_numbers)
-                    for grown in value_families.families(number, partial(self._relations_of, incoming=related,
-                                                                         persons=extension.persons),
-                                                         self._is_family)}
+                    for grown in value_families.families(number, relations_of, is_family)}
         given, completing = 0, None
         for cells in families:
             if len(cells) < 2:
