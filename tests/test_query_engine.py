@@ -88,10 +88,10 @@ def make_pool(pool_dir: Path, permit: str = PERMIT, tables: dict[str, pd.DataFra
     con = duckdb.connect(str(pool_dir / permit / "pool.duckdb"))
     persons: dict[int, int] = {}  # pseudonym -> ledger key
     for name, frame in tables.items():
-        ids = frame["pid"].astype(str)
-        pids = ids.map(lambda person: sixty_bits(f"{key}:{person}")).astype(np.int64)
-        persons.update(zip(pids, ids.map(lambda person: sixty_bits(f"ledger:{person}"))))
-        con.register("frame", frame.assign(pid=pids))
+        of_row, ids = pd.factorize(frame["pid"].astype(str))  # each person hashed once, not each row
+        pseudonyms = np.array([sixty_bits(f"{key}:{person}") for person in ids], dtype=np.int64)
+        persons.update(zip(pseudonyms.tolist(), (sixty_bits(f"ledger:{person}") for person in ids)))
+        con.register("frame", frame.assign(pid=pseudonyms[of_row]))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
         con.unregister("frame")
     con.close()
