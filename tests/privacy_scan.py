@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import ahocorasick
 import duckdb
 
 PROTECTED = ("steward", "registers")
@@ -50,13 +51,24 @@ def decoded_text(path: Path) -> str:
 
 
 def find_identifiers(root: Path, identifying: list[str]) -> list[tuple[Path, str]]:
-    """Every (file, string) where an identifying string appears outside the steward zone."""
+    """Every (file, string) where an identifying string appears outside the steward zone: in its
+    bytes (UTF-8) or in its decoded text. All strings are searched in one pass over each (an
+    Aho-Corasick automaton): one search per string over a pool file took half a minute."""
+    needles = {s for s in identifying if s}
+    in_bytes = _automaton({needle.encode("utf-8").decode("latin-1"): needle for needle in needles})
+    in_text = _automaton({needle: needle for needle in needles})
     found = []
-    needles = [(s, s.encode("utf-8")) for s in set(identifying) if s]
     for path in files_outside_steward_zone(root):
-        data = path.read_bytes()
-        text = decoded_text(path)
-        for needle, raw in needles:
-            if raw in data or needle in text:
-                found.append((path, needle))
+        seen = {needle for _, needle in in_bytes.iter(path.read_bytes().decode("latin-1"))}  # a byte a character
+        seen |= {needle for _, needle in in_text.iter(decoded_text(path))}
+        found += [(path, needle) for needle in sorted(seen)]
     return found
+
+
+def _automaton(words: dict[str, str]) -> ahocorasick.Automaton:
+    """Finds every key in a text, each found as its value."""
+    automaton = ahocorasick.Automaton()
+    for key, value in words.items():
+        automaton.add_word(key, value)
+    automaton.make_automaton()
+    return automaton
