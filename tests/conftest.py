@@ -89,17 +89,29 @@ def cli_demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 SHARES_THE_DEMO = frozenset({"test_readme.py", "test_demo_privacy.py", "test_study_run.py"})
+THE_DEMO = "the demo"
+# The longest work, started first (a run of 3 December: the demo's files 500 s, the other two 280 s):
+# pytest-xdist starts the files with the most tests first, and the demo processes' two tests (80 s)
+# came last, alone on one process while the other had nothing left.
+STARTED_FIRST = (THE_DEMO, "test_query_attacks.py", "test_demo_processes.py")
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """pytest-xdist sends whole files to a process, so each module fixture is made once, and sends the
-    files that share `cli_demo` to the same one, so the demo is made once. (A scheduler of our own:
+    files that share `cli_demo` to the same one, so the demo is made once; the longest start first
+    (`STARTED_FIRST`). (A scheduler of our own:
     `--dist=loadgroup` marks no longer take under pytest 9.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByFile(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             file = nodeid.split("::", 1)[0]
-            return "the demo" if Path(file).name in SHARES_THE_DEMO else file
+            return THE_DEMO if Path(file).name in SHARES_THE_DEMO else file
+
+        def _assign_work_unit(self, node: object) -> None:
+            for first in reversed(STARTED_FIRST):
+                for scope in [scope for scope in self.workqueue if Path(scope).name == first]:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return ByFile(config, log)
