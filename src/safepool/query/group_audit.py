@@ -149,14 +149,16 @@ def _small_support(basis: np.ndarray, size: np.ndarray, min_frequency: int) -> b
     subspace is taken as giving some away (it is concentrated on few persons, see the module)."""
     leverage = np.einsum("ij,ij->i", basis, basis)
     for held in range(1, min(len(size), min_frequency - 1) + 1):
-        if math.comb(len(size), held) > _SEARCHED:
+        count = math.comb(len(size), held)
+        if count > _SEARCHED:
             return True
-        unions = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(len(size)), held)), dtype=np.int64,
-                             count=math.comb(len(size), held) * held).reshape(-1, held)
+        unions = np.fromiter(itertools.chain.from_iterable(itertools.combinations(range(len(size)), held)),
+                             dtype=np.int64, count=count * held).reshape(-1, held)
         # the largest eigenvalue is at most the trace, the union's leverages added up: a union of less
-        # than one cannot hold a unit combination (most of them, whose eigenvalues took most of a search)
+        # than one cannot hold a unit combination (most of them, whose eigenvalues took most of a search;
+        # twice the margin below, for the rounding of the two sums)
         unions = unions[(size[unions].sum(axis=1) < min_frequency)
-                        & (leverage[unions].sum(axis=1) >= 1.0 - _NULL_MASS)]
+                        & (leverage[unions].sum(axis=1) >= 1.0 - 2 * _NULL_MASS)]
         for chunk in range(0, len(unions), 4096):
             time_left(AUDIT_STEP)
             rows = basis[unions[chunk:chunk + 4096]]  # unions x groups x dimension
