@@ -60,6 +60,7 @@ from safepool.query import empty_differences, group_audit, value_families
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit, one_blas_thread
 from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.empty_differences import Identity
+from safepool.query.person_table import PersonTable
 from safepool.query.side_thread import SideThread
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
@@ -187,7 +188,7 @@ class LedgerMemory:
         self.withheld: set[Identity] = set()  # (definition, size, signature) of every cell withheld (never shown)
         self.withheld_rows = 0  # rows of the file's table of withheld cells
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
-        self._index: pd.Index | None = None  # the persons, with their hash table once looked up
+        self._table = PersonTable()  # where each of the persons is
         # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough,
         # and A z for the probes z (a person's probes never change once drawn), once the audit used them
         self.gram: np.ndarray | None = None
@@ -253,14 +254,9 @@ class LedgerMemory:
     # -- looking up persons -------------------------------------------------------------------
 
     def _lookup(self, person: np.ndarray) -> np.ndarray:
-        """Index of each person: remembered ones where they are, the others after them in the
-        order first seen. Found in a hash table of the remembered persons, made once per state of
-        the persons (most queries bring no new person): half the time of a binary search."""
-        index = np.full(len(person), -1, dtype=np.int64)
-        if len(self.persons) and len(person):
-            if self._index is None:
-                self._index = pd.Index(self.persons)
-            index = self._index.get_indexer(person).astype(np.int64, copy=False)
+        """Index of each person: remembered ones where they are (`PersonTable`, which takes the
+        persons each remembered answer brings), the others after them in the order first seen."""
+        index = self._table.find(person)
         unknown = index < 0
         if unknown.any():  # numbered in the order first seen, in one pass of hashing
             index[unknown] = len(self.persons) + pd.factorize(person[unknown])[0]
@@ -406,8 +402,7 @@ class LedgerMemory:
             positions = first_position + np.flatnonzero(chosen)
             self._entries_of[kind] = _appended(self._entries_of[kind], self._kept_of[kind], positions)
             self._kept_of[kind] += len(positions)
-        if len(extension.persons) > len(self.persons):
-            self._index = None
+        self._table.take(extension.persons, len(self.persons))
         self.persons, self.first = extension.persons, extension.first
         self.pattern, self.count = extension.pattern, extension.count
         self.presence, self.present = extension.presence, extension.present
