@@ -44,3 +44,28 @@ def test_only_an_integer_variable_skips_the_text(kind, compared):
                                                       "level": "categorical", "codes": CODES})}}
     model = check_model(model_from_sql("SELECT c, count(*) AS n FROM t GROUP BY c", dictionary), dictionary, 100)
     assert compared in Compiler(model, dictionary).base()
+
+
+def test_rows_of_a_table_of_one_row_per_person_are_handed_over_as_each_persons_sums():
+    """Without the grouping by person (every table one row per person), the same columns and
+    values: rows, each measured value's rows and sum, a missing value as no rows and no sum."""
+    dictionary = {"t": {"c": Variable.model_validate({"name": "c", "column": "c", "type": "integer",
+                                                      "description": "c", "level": "categorical", "codes": CODES}),
+                        "x": Variable.model_validate({"name": "x", "column": "x", "type": "float", "description": "x",
+                                                      "level": "numeric", "unit": "euro"})}}
+    model = check_model(model_from_sql("SELECT c, avg(x) AS m, sum(x) AS s FROM t GROUP BY c", dictionary),
+                        dictionary, 100)
+    compiler = Compiler(model, dictionary)
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TABLE t (pid BIGINT, c BIGINT, x DOUBLE)")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?)",
+                        [(i, [1, 2, 10, None, 7][i % 5], None if i % 3 == 0 else i * 1.25) for i in range(40)])
+        con.execute(f"CREATE VIEW base AS {compiler.base()}")
+        grouped, plain = (con.sql(f"SELECT * FROM ({compiler.per_person(one)}) ORDER BY person")
+                          for one in (False, True))
+        assert grouped.columns == plain.columns and grouped.types == plain.types
+        rows = grouped.fetchall()
+        assert len(rows) == 24 and rows == plain.fetchall()  # rows of no cell (7, missing) are left out alike
+    finally:
+        con.close()

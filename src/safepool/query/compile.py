@@ -99,11 +99,19 @@ class Compiler:
         variable, _ = self._variable(group.variable.table, group.variable.name)
         return [key for key, _ in cell_labels(group, variable, self.model.filters)]
 
-    def per_person(self) -> str:
+    def per_person(self, one_row_each: bool = False) -> str:
         """Per cell and person: rows (n_rows), and per measured value its rows (r j) and sum (c j).
-        The person is the pseudonym (a BIGINT)."""
-        sums = [part for j, measure in enumerate(self.model.measures) if measure.variable is not None
-                for part in (f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}")]
+        The person is the pseudonym (a BIGINT). With `one_row_each` (every table of the question
+        holds one row per person, so a join of them does too) each row is its person's already:
+        the rows are handed over as they are, without the grouping by person (a hash table of every
+        person: 37 against 9 ms for 300,000 persons), with the same columns and values."""
+        measured = [j for j, measure in enumerate(self.model.measures) if measure.variable is not None]
+        if one_row_each:
+            sums = [part for j in measured
+                    for part in (f"CAST(x{j} IS NOT NULL AS BIGINT) AS r{j}", f"x{j} AS c{j}")]
+            return f"SELECT {', '.join([*self.keys, 'pid AS person', 'CAST(1 AS BIGINT) AS n_rows', *sums])} " \
+                   f"FROM base WHERE {self._in_cells()}"
+        sums = [part for j in measured for part in (f"count(x{j}) AS r{j}", f"sum(x{j}) AS c{j}")]
         names = [part.rsplit(" AS ", 1)[1] for part in sums]
         inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *sums])} FROM base " \
                 f"WHERE {self._in_cells()} GROUP BY {', '.join([*self.keys, 'pid'])}"

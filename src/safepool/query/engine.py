@@ -104,7 +104,8 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, deadline) as budget:
             unit = person_period(model, dictionary, facts.one_row_per_person, facts.one_row_per_period)
-            columns = _run(budget, model, dictionary, policy, persons, unit)
+            one_row_each = all(facts.one_row_per_person(table) for table in model.tables)
+            columns = _run(budget, model, dictionary, policy, persons, unit, one_row_each)
             _mitigate(model, columns, policy, title)
             tables = person_tables(model, facts.holds_every_person)
             entries = partial(_incoming, model, dictionary, columns, tables, facts.outside)
@@ -223,16 +224,17 @@ class _Column:
 
 
 def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules,
-         persons: LedgerKeys, unit: PersonPeriod | None) -> list[_Column]:
+         persons: LedgerKeys, unit: PersonPeriod | None, one_row_each: bool) -> list[_Column]:
     """Every measure's cells, computed under the policy's budget. The pool adds up each person's rows
     per group of keys and hands them over once; the cells are added up from them here, so that the
     persons behind the cells (which the ledger needs, by their ledger keys) are not read from the
-    pool a second time. A measure that adds up `unit`'s rows carries its period's code."""
+    pool a second time. A measure that adds up `unit`'s rows carries its period's code. With
+    `one_row_each` every table holds one row per person (`Compiler.per_person`)."""
     compiler = Compiler(model, dictionary)
     grid = compiler.grid()
     width = max(policy.dominance_n, 2)
     budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
-    summed = budget.arrays("add up each person's rows", compiler.per_person()) \
+    summed = budget.arrays("add up each person's rows", compiler.per_person(one_row_each)) \
         if any(m.kind != "quantile" for m in model.measures) else {}
     columns = []
     for j, measure in enumerate(model.measures):
