@@ -193,6 +193,35 @@ def test_persons_in_no_count_add_nothing_to_the_group_audit_of_the_counts(seed):
         with_units.add(cell, person, value)
         without.add(cell[kept], person[kept], value[kept])
         first_cell = int(cell.max()) + 1
+        for memory in (with_units, without):
+            assert_grouped_persons_kept(memory)
     assert len(with_units.persons) > len(without.persons)
     if seed == 0:
         assert any(dimensions)  # the groups of few persons are pinned down in these answers
+
+
+def assert_grouped_persons_kept(memory: LedgerMemory) -> None:
+    """The persons the memory keeps beside the entries of the group audit of counts, as it takes
+    answers in, are those entries' persons, and a person is marked in a count exactly when it is."""
+    marked = np.zeros(len(memory.persons), dtype=bool)
+    for kind in ("counts", "counted rows"):
+        kept = memory._persons_of[kind][:memory._kept_of[kind]]
+        np.testing.assert_array_equal(kept, memory.person[memory._positions(kind)])
+        marked[kept] = True
+    np.testing.assert_array_equal(memory._in_count, marked)
+
+
+def test_a_study_row_that_is_a_count_is_kept_beside_the_counts():
+    """A study's row of clients at weight one (a family's cell that is a count) joins the group
+    audit of the counts: its persons are kept and marked as the counts' are, answer after answer."""
+    rng = np.random.default_rng(3)
+    persons = rng.choice(2**62, 30, replace=False).astype(np.uint64)
+    memory = LedgerMemory(KEY)
+    cell = np.r_[np.ones(12), np.full(9, 2)].astype(np.int64)
+    memory.add(cell, np.r_[np.sort(persons[:12]), np.sort(persons[10:19])], np.ones(21), family=np.array([2]))
+    assert memory._kept_of["counted rows"] == 9
+    assert_grouped_persons_kept(memory)
+    memory.add(np.full(15, 3, dtype=np.int64), np.sort(persons[15:]), np.arange(15) + 1.0)  # a sum: no count
+    memory.add(np.full(8, 4, dtype=np.int64), np.sort(persons[22:]), np.ones(8))
+    assert memory._kept_of["counts"] == 20 and len(memory.persons) == 30
+    assert_grouped_persons_kept(memory)

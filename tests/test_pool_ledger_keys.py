@@ -9,7 +9,8 @@ import pytest
 from governed import governance_with_users, sign_in
 from safepool.faults import Unavailable
 from safepool.pool.build import build_pool, give_ledger_keys
-from safepool.pool.ledger_keys import LEDGER_KEYS_FILE
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, LedgerKeys
+from safepool.query.person_sums import cell_person_order, person_order
 from safepool.pool.scope import Scope
 from tiny_registers import CHEN, make_workspace
 
@@ -47,3 +48,27 @@ def test_registers_that_lost_a_person_of_the_pool_write_nothing(setup):
         give_ledger_keys(workspace, governance, sign_in(governance, "stella"), "P-1")
     assert not path.exists() and not list(path.parent.glob(".*"))
     assert governance.audit.records(action="pool_ledger_keys") == []
+
+
+def test_persons_put_in_order_again_are_the_same_and_cannot_be_changed():
+    """`LedgerKeys.ordered` keeps the last answers' persons in order: asked again for the same
+    pseudonyms (the same rows of a table) it gives what it gave, for others (even as many, or the
+    same ones in another order) their own order, and what it keeps cannot be written to."""
+    rng = np.random.default_rng(7)
+    pids = np.sort(rng.choice(2**62, size=500, replace=False).astype(np.uint64))
+    keys = LedgerKeys(pids, rng.permutation(pids) ^ np.uint64(0x5DEECE66D))
+    asked = rng.permutation(pids)[:300]
+    first = keys.ordered(asked)
+    fresh = person_order(keys.of(asked))
+    for part in ("by_person", "rank", "distinct"):
+        assert np.array_equal(getattr(first, part), getattr(fresh, part))
+    assert keys.ordered(asked.copy()) is first
+    other = asked[::-1].copy()
+    again = keys.ordered(other)
+    assert again is not first and np.array_equal(again.distinct[again.rank], keys.of(other)[again.by_person])
+    keys.ordered(rng.permutation(pids)[:300]), keys.ordered(pids[:10])  # two others: the first is forgotten
+    assert keys.ordered(asked) is not first
+    with pytest.raises(ValueError):
+        first.distinct[0] = 0
+    in_order, cells, distinct, rank = cell_person_order(np.arange(300) % 3, first)
+    assert np.array_equal(distinct[rank], keys.of(asked)[in_order]) and np.all(np.diff(cells) >= 0)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from safepool.faults import NotFound
-from safepool.query.person_sums import by_person_order
+from safepool.query.person_sums import PersonOrder, by_person_order, person_order
 
 LEDGER_KEYS_FILE = "ledger-keys.npy"
 LEDGER_DIR = ".query-ledger"  # where the query ledger keeps its files, beside the pools
@@ -32,6 +32,7 @@ LEDGER_DIR = ".query-ledger"  # where the query ledger keeps its files, beside t
 # letter or digit), so that the answers of two permits over the same persons cannot be set against
 # each other
 WORKSPACE_LEDGER = "_workspace"
+_ORDERS_KEPT = 2  # orders of an answer's persons kept per pool (about 10 MB each at 300,000 persons)
 
 
 class LedgerKeysMissing(NotFound):
@@ -43,6 +44,8 @@ class LedgerKeys:
 
     def __init__(self, pids: np.ndarray, keys: np.ndarray) -> None:
         self._pids, self._keys = pids, keys
+        self._orders: list[tuple[np.ndarray, PersonOrder]] = []  # the last pseudonyms put in order, and how
+        self._orders_lock = threading.Lock()  # queries of one pool may run in several threads
 
     def items(self) -> tuple[np.ndarray, np.ndarray]:
         """The pseudonyms (sorted) and their ledger keys."""
@@ -62,6 +65,26 @@ class LedgerKeys:
         keys = np.empty(len(pids), dtype=np.uint64)
         keys[order] = self._keys[found]
         return keys
+
+    def ordered(self, pids: np.ndarray) -> PersonOrder:
+        """The ledger keys of `pids` put in order (`person_order`). The pool hands a table's persons
+        over in the same order whenever the same rows are asked for (the population counted by one
+        variable, then by another), so the last few are kept by their pseudonyms: the look-up and
+        the sort, 15-20 ms of a question over 300,000 persons, are then made once. What is kept
+        cannot be written to, so no caller can change it for the next."""
+        pids = np.asarray(pids).astype(np.uint64, copy=False)
+        with self._orders_lock:
+            for at, (seen, order) in enumerate(self._orders):
+                if len(seen) == len(pids) and np.array_equal(seen, pids):
+                    self._orders.append(self._orders.pop(at))
+                    return order
+        order = person_order(self.of(pids))
+        seen = pids.copy()
+        for array in (seen, order.by_person, order.rank, order.distinct):
+            array.flags.writeable = False
+        with self._orders_lock:
+            self._orders = [*self._orders, (seen, order)][-_ORDERS_KEPT:]
+        return order
 
 
 def write_ledger_keys(folder: Path, pids: np.ndarray, keys: np.ndarray, name: str = LEDGER_KEYS_FILE) -> None:

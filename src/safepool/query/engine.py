@@ -251,7 +251,7 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
         labels, cell = _numbered(budget, step, compiler, grid, [np.asarray(found[key], dtype=np.int64)[kept]
                                                                 for key in compiler.keys], int(kept.sum()))
         # in the order of cell and person once, for the cells' largest values and the ledger's entries
-        order, cell, distinct, rank = cell_person_order(cell, persons.of(np.asarray(found["person"])[kept]))
+        order, cell, distinct, rank = cell_person_order(cell, persons.ordered(np.asarray(found["person"])[kept]))
         contributions = {"cell": cell, "person": distinct[rank], "distinct": distinct, "rank": rank,
                          "value": np.asarray(value, dtype=np.float64)[kept][order], "rows": rows[kept][order]}
         period = period_salt(unit.table, unit.grain, unit.period) if unit is not None and unit.takes(

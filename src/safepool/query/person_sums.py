@@ -9,6 +9,8 @@ side makes them (the same persons, and each sum added in the order of the cells)
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -67,16 +69,34 @@ def _ranked(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return distinct[order], rank[codes]
 
 
-def cell_person_order(cell: np.ndarray, person: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The order of the rows by cell and person (a person once per cell), the cells in it, the
-    distinct persons (sorted) and each ordered row's rank among them: sorted by person once, then
-    stably by cell."""
+@dataclass(frozen=True)
+class PersonOrder:
+    """Rows' persons put in order once: the order of the rows by person, each row's rank (in that
+    order) among the distinct persons, and those persons, sorted. It depends on the persons alone,
+    so the same persons in the same rows (a pool's table asked again) can reuse it."""
+
+    by_person: np.ndarray
+    rank: np.ndarray
+    distinct: np.ndarray
+
+
+def person_order(person: np.ndarray) -> PersonOrder:
+    """The rows' `PersonOrder` (see `by_person_order`)."""
     by_person, ordered = by_person_order(person)
     first = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.empty(0, dtype=bool)
-    cell = cell[by_person]
+    return PersonOrder(by_person, np.cumsum(first) - 1, ordered[first])
+
+
+def cell_person_order(cell: np.ndarray, persons: np.ndarray | PersonOrder
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The order of the rows by cell and person (a person once per cell), the cells in it, the
+    distinct persons (sorted) and each ordered row's rank among them: sorted by person once (or as
+    `persons` already are, a `PersonOrder`), then stably by cell."""
+    persons = persons if isinstance(persons, PersonOrder) else person_order(persons)
+    cell = cell[persons.by_person]
     narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
     then = np.argsort(narrow, kind="stable")  # by cell, then person (a pair occurs once)
-    return by_person[then], cell[then], ordered[first], (np.cumsum(first) - 1)[then]
+    return persons.by_person[then], cell[then], persons.distinct, persons.rank[then]
 
 
 def by_person_order(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
