@@ -410,7 +410,7 @@ class LedgerMemory:
         for kind, chosen in (("sums", ~alike), ("counts", alike), ("counted rows", counted_row)):
             positions = first_position + np.flatnonzero(chosen)
             if kind in _GROUPED:
-                persons = extension.index[order][chosen]
+                persons = self.person[first_position:][chosen]  # those just appended
                 self._persons_of[kind] = _appended(self._persons_of[kind], self._kept_of[kind], persons)
                 in_count[persons] = True
             self._entries_of[kind] = _appended(self._entries_of[kind], self._kept_of[kind], positions)
