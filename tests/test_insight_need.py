@@ -189,10 +189,16 @@ def test_the_audit_flags_the_planted_proxy_and_shows_the_model_without_it(result
     # no rate of this small pool's fairness tables passes the checks, so no difference between two is shown
     assert not any(shown_mask(checked[name].output.cells).any() for name in ("fairness_1", "fairness_2"))
     assert not [name for name in checked if name.startswith("disparities")]
-    assert summary_line(checked).endswith("no difference between groups shown")  # not "0 beyond tolerance"
+    # not "0 beyond tolerance", nor a bare "none shown": the reader is told the checks hid them all
+    starts = int(checked["performance"].output.cells["n_positive"].iloc[0])
+    assert summary_line(checked).endswith(f"no rate by group shown (the checks suppressed every one: too few "
+                                          f"persons behind them; {starts:,} starts in the test set)")
     compared = released(_with_audit(result, _language_audit()))
     assert {"disparities_1", "disparities_2"} <= set(compared)
     assert "disparities beyond tolerance" in summary_line(compared)
+    rates_only = {name: part for name, part in compared.items() if not name.startswith("disparities")}
+    assert summary_line(rates_only).endswith("fewer than two groups of an attribute shown, so no difference "
+                                             "between groups compared")
     assert all(m.report.verdict in ("pass", "review") for m in checked.values())
     assert f"proxies: {planted} for native language" in summary_line(checked)
     texts = [s.text for s in sections(result, load_features(), set(checked))]
@@ -289,6 +295,19 @@ def test_the_example_file_and_the_report_made_of_checked_outputs(result):
         doc = load_features().describe(name)
         assert f"<td>{name}</td>" in definitions_part and html.escape(doc.definition) in definitions_part
     assert analysis.summary(checked).startswith("need prediction: test AUC")
+
+
+def test_a_table_the_checks_blank_whole_is_told_in_a_sentence_not_printed_as_empty_rows(result):
+    checked = released(result)  # this small pool's fairness tables: every rate suppressed
+    fairness_table = checked["fairness_1"].output.cells
+    about = {"title": "t", "permit": "P", "sections": [{"heading": "Fairness", "text": "x",
+                                                         "outputs": ["fairness_1", "performance"]}]}
+    page = render_html("t", about, checked, POLICY)
+    part = page[page.index("<h2>Fairness</h2>"):]
+    assert f"Every cell of this table ({len(fairness_table):,} rows) was suppressed" in part
+    assert "Its rows: attribute: sex, native language" in part and "metric: selection_rate" in part
+    assert part.count("<table>") == 1  # the performance table only, whose cells are shown
+    assert "Disclosure control: Suppressed" in part  # the checks' own note stays under it
 
 
 def test_the_pool_is_released_once_read_before_any_model_is_fitted(pool, result, monkeypatch):

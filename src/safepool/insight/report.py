@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from safepool.disclosure.cells import shown_mask
 from safepool.disclosure.kinds.base import Mitigated, kind_of, title_of
 from safepool.disclosure.kinds.figure import Figure
 from safepool.disclosure.outputs import STATUS
@@ -86,9 +87,20 @@ def _part(part: Mitigated, policy: DisclosureRules) -> str:
     kind = kind_of(output)
     shown = kind.shown_table(output, policy)
     groups = list(kind.labels(output) or [])
+    if len(shown) and not shown_mask(shown).any():
+        return f"{heading}{_all_suppressed(shown, groups)}{note}"
     if len(groups) == 2 and "count" in shown.columns:
         return f"{heading}{_cross_table(shown, groups)}{note}"
     return f"{heading}{_table(shown.drop(columns=[STATUS], errors='ignore'))}{note}"
+
+
+def _all_suppressed(shown: pd.DataFrame, groups: list[str]) -> str:
+    """A table the checks blanked whole is told in a sentence, with the labels its rows would have
+    had (code labels, never data), rather than pages of empty rows."""
+    labels = "; ".join(f"{column.replace('_', ' ')}: {', '.join(dict.fromkeys(shown[column].astype(str)))}"
+                       for column in groups if column in shown.columns)
+    return (f"<p>Every cell of this table ({len(shown):,} rows) was suppressed by the disclosure checks, so "
+            f"no row is printed.{' Its rows: ' + _text(labels) + '.' if labels else ''}</p>")
 
 
 def _cross_table(shown: pd.DataFrame, groups: list[str]) -> str:
