@@ -432,6 +432,114 @@ def test_a_query_waits_for_its_turn_and_gives_up_clearly(ws):
         pass
 
 
+def remember_a_total(root: Path, governance: Governance, actor: Actor) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Remember b (persons 0-9), c (10-19) and their total; give back d and e, which with them give
+    person 0 away (b - d + e), so that a check of both searches for e."""
+    b, c, total = cell(range(10)), cell(range(10, 20), number=1), cell(range(20), number=2)
+    with Ledger.open(root / "pool", governance, actor, PERMIT) as ledger:
+        assert answer(governance, actor, ledger, pd.concat([b, c, total]), {0: 0, 1: 0, 2: 0}, ["persons"]) == {}
+    return cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)
+
+
+def wait_in_the_search(monkeypatch, searching: Path, answered: Path) -> None:
+    """Make `Ledger._searched` say it began (a file) and wait until another answer is in (a file)."""
+    searched = Ledger._searched
+
+    def waiting(self, *args):
+        searching.touch()
+        given_up = time.monotonic() + 60
+        while not answered.exists() and time.monotonic() < given_up:
+            time.sleep(0.01)
+        return searched(self, *args)
+
+    monkeypatch.setattr(Ledger, "_searched", waiting)
+
+
+def _searching_analyst(root: str, actor: Actor, searching: str, answered: str, results) -> None:
+    """One analyst's process: an answer whose check searches for the cell to hide (waiting inside
+    the search until the test has answered another query), then the answer without that cell."""
+    with pytest.MonkeyPatch.context() as patched:
+        wait_in_the_search(patched, Path(searching), Path(answered))
+        governance = Governance.open(Path(root))
+        try:
+            d, e = cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)
+            with Ledger.open(Path(root) / "pool", governance, actor, PERMIT) as ledger:
+                results.put(ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY))
+                results.put(answer(governance, actor, ledger, d, {0: 0}, ["persons"]))
+        except Exception as exc:  # reported to the test, never swallowed
+            results.put(f"{type(exc).__name__}: {exc}")
+        finally:
+            governance.permits.engine.dispose()
+
+
+@pytest.mark.slow
+def test_another_analyst_is_answered_while_a_check_searches_for_cells_to_hide(ws, tmp_path):
+    """A search for the cells to hide (minutes for a study's small groups) lets other processes in:
+    a query asked meanwhile is answered at once, and the searching check goes on from the state that
+    query left. What it then remembers was audited against everything, the file agrees with its
+    record and with every remembered row, and the cell it hid is kept as withheld."""
+    root, governance, anna = ws
+    remember_a_total(root, governance, anna)
+    searching, answered = tmp_path / "searching", tmp_path / "answered"
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    worker = context.Process(target=_searching_analyst,
+                             args=(str(root), sign_in(governance, "aaro"), str(searching), str(answered), results))
+    worker.start()
+    try:
+        given_up = time.monotonic() + 120
+        while not searching.exists() and worker.is_alive() and time.monotonic() < given_up:
+            time.sleep(0.01)
+        assert searching.exists()
+        with Ledger.open(root / "pool", governance, anna, PERMIT, timeout=5) as ledger:  # not the worker's turn
+            assert answer(governance, anna, ledger, cell(range(100, 120)), {0: 0}, ["persons"]) == {}
+    finally:
+        answered.touch()
+        worker.join(timeout=120)
+    assert [results.get(timeout=10), results.get(timeout=10)] == [{1: ALL_ANSWERS}, {}]
+    assert worker.exitcode == 0
+
+    queries = governance.audit.records(action="query")
+    assert [(q.actor, q.detail["ledger_cells"]) for q in queries] == [("anna", 3), ("anna", 4), ("aaro", 5)]
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state()["ledger_digest"] == queries[-1].detail["ledger_digest"]
+        ledger.verify_contents()
+        assert ledger._con().execute("SELECT size FROM withheld").fetchall() == [(10,)]  # e, kept as withheld
+        # asked again after all that, e is hidden again; d and the total are the same questions
+        assert ledger.check(pd.concat([cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)]),
+                            {0: 0, 1: 0}, MIN_FREQUENCY) == {1: ALL_ANSWERS}
+    assert mismatches(governance) == [] and governance.audit.verify().ok
+
+
+def test_threads_of_one_process_still_wait_while_a_check_searches(ws, tmp_path, monkeypatch):
+    """The memory a search reads is the process's: its other threads keep waiting for their turn."""
+    root, governance, anna = ws
+    d, e = remember_a_total(root, governance, anna)
+    searching, answered = tmp_path / "searching", tmp_path / "answered"
+    wait_in_the_search(monkeypatch, searching, answered)
+    found = []
+    searcher = threading.Thread(target=lambda: found.append(_checked_in_a_block(root, governance, anna, d, e)))
+    searcher.start()
+    try:
+        given_up = time.monotonic() + 60
+        while not searching.exists() and time.monotonic() < given_up:
+            time.sleep(0.01)
+        with pytest.raises(LedgerBusy, match="stayed in use by other queries for 0.2 s"):
+            with Ledger.open(root / "pool", governance, anna, PERMIT, timeout=0.2):
+                pass
+    finally:
+        answered.touch()
+        searcher.join(timeout=60)
+    assert found == [{1: ALL_ANSWERS}]
+    with Ledger.open(root / "pool", governance, anna, PERMIT, timeout=0.2) as ledger:  # given back whole
+        assert ledger.state()["ledger_cells"] == 3
+
+
+def _checked_in_a_block(root: Path, governance: Governance, actor: Actor, *incoming: pd.DataFrame) -> dict[int, str]:
+    with Ledger.open(root / "pool", governance, actor, PERMIT) as ledger:
+        return ledger.check(pd.concat(incoming), {number: 0 for number in range(len(incoming))}, MIN_FREQUENCY)
+
+
 # -- no quiet reset -----------------------------------------------------------------------------
 
 

@@ -70,12 +70,14 @@ which reaches no file outside the folder and spills into it too.
 
 One query at a time, every analyst served
 -----------------------------------------
-`Ledger.open(pool_dir, governance, actor, name, permit=...)` is the only way in. It takes an
-exclusive lock per ledger (`fcntl.flock` on <name>.lock beside the file, across processes) and
-waits for its turn, up to `LOCK_TIMEOUT` seconds, before it fails with `LedgerBusy`. The caller
-does everything that must not interleave with another query inside the block: check, record the
-outputs, append the audit record (with `state()`). Several analysts, of one permit or of several,
-can query at once: they queue, and nobody fails because another is querying. The lock is
+`Ledger.open(pool_dir, governance, actor, name, permit=...)` is the only way in. It takes a
+turn on the ledger (`safepool.query.ledger_turn`: an exclusive `fcntl.flock` on <name>.lock
+beside the file, across processes, and a lock of the process for its threads) and waits for it,
+up to `LOCK_TIMEOUT` seconds, before it fails with `LedgerBusy`. The caller does everything that
+must not interleave with another query inside the block: check, record the outputs, append the
+audit record (with `state()`). Several analysts, of one permit or of several, can query at once:
+they queue, and nobody fails because another is querying. A check that searches for the cells
+to hide lets other processes take their turn while it searches (see `check`). The lock is
 advisory and local: the pool directory must be on a local file system.
 
 Bound to its record
@@ -133,13 +135,10 @@ answers)" or both}]) and the ledger's
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import fcntl
 import hashlib
 import os
 import re
 import struct
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,12 +158,13 @@ from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_tabl
 from safepool.governance.users import Actor
 from safepool.pool.ledger_keys import LEDGER_DIR, WORKSPACE_LEDGER
 from safepool.query import ledger_memory
-from safepool.query.deadline import AUDIT_STEP, not_counted, time_left
+from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
+from safepool.query.ledger_turn import LedgerBusy, LedgerTurn
 from safepool.query.side_thread import SideThread
-from safepool.faults import Invalid, Refused, Unavailable
+from safepool.faults import Invalid, Refused
 
 LOCK_TIMEOUT = 60.0          # seconds a query waits for its turn on the ledger
 PAIRS = "pairs"              # a new cell and a remembered one differ by too few persons
@@ -219,10 +219,6 @@ def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
         cursor.execute(f"CHECKPOINT {name}")
     finally:
         cursor.close()
-
-
-class LedgerBusy(Unavailable):
-    """The ledger stayed in use by other queries for longer than the wait allows."""
 
 
 class LedgerTampered(Refused):
@@ -509,44 +505,6 @@ def _called(name: str) -> str:
     return "the workspace's query ledger" if name == WORKSPACE_LEDGER else f"the query ledger {name}"
 
 
-@contextmanager
-def _exclusive(path: Path, called: str, timeout: float) -> Iterator[None]:
-    """Hold an exclusive flock on `path`, waiting up to `timeout` seconds for it (time a query's
-    deadline does not count)."""
-    waited_until = time.monotonic() + timeout
-    delay = 0.002
-    with not_counted():  # another query's turn is not this query's time
-        while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except OSError as exc:
-                        if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                            raise
-                        if time.monotonic() >= waited_until:
-                            raise LedgerBusy(f"{called} stayed in use by other queries for "
-                                             f"{timeout:g} s; try again later") from None
-                        time.sleep(delay)
-                        delay = min(delay * 2, 0.01)
-                try:  # a lock file unlinked and made again while we waited locks nothing: take the new one
-                    current = os.stat(path).st_ino == os.fstat(fd).st_ino
-                except FileNotFoundError:
-                    current = False
-            except BaseException:
-                os.close(fd)
-                raise
-            if current:
-                break
-            os.close(fd)
-    try:
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
 class Ledger:
     """Remembered cells of one ledger: contributions(cell, person, value), sum_members(cell, member)
     for totals kept as the cells they add up, cells(cell, size, signature, definition),
@@ -565,6 +523,7 @@ class Ledger:
         self._inside = False  # within the `Ledger.open` block that holds the ledger's lock
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
+        self._turn: LedgerTurn | None = None  # this block's turn on the ledger (see `Ledger.open`)
         self._candidates: list[int] = []
         self._distinct_candidates = np.empty(0, dtype=np.int64)  # the same, distinct and in order
         self._family: set[int] = set()  # the incoming cells of a family only (see `check`)
@@ -612,9 +571,11 @@ class Ledger:
             raise Invalid("a query ledger's name may hold letters, digits, '.', '_' and '-' only")
         folder = Path(pool_dir) / LEDGER_DIR
         folder.mkdir(mode=0o700, exist_ok=True)
-        with _exclusive(folder / f"{name}.lock", _called(name), timeout):
+        turn = LedgerTurn(folder / f"{name}.lock", _called(name), timeout)
+        turn.take()
+        try:
             ledger = cls(folder / f"{name}.duckdb", governance, actor, name, permit)
-            ledger._inside = True
+            ledger._turn, ledger._inside = turn, True
             try:
                 ledger._bind()
                 yield ledger
@@ -623,6 +584,8 @@ class Ledger:
             finally:
                 ledger._inside = False
                 ledger._close()
+        finally:
+            turn.give_back()
 
     def state(self) -> dict[str, Any]:
         """What the audit record of a query carries about the ledger after it."""
@@ -639,6 +602,12 @@ class Ledger:
         is found as it hides a cell of too few persons, and asks again with what it would show then,
         so that an empty difference looks like a small cell (see `safepool.query.engine`); nothing
         is remembered until an answer passes whole.
+
+        The search for the cells to hide, when all of them together fail, reads only the memory of
+        the state the check began at: other processes may use the ledger meanwhile (a study's
+        search takes minutes), and the check takes its turn back before it returns. What it finds
+        is only what to hide; the cells shown in the end pass an audit against every answer
+        remembered by then, under the turn, before they are remembered.
 
         `sums` (optional) names incoming cells that are, person by person, the sum of other
         incoming cells of the same column (a total and the shown cells it adds up): checked here,
@@ -699,22 +668,45 @@ class Ledger:
         writing = SideThread("ledger-write",
                              partial(self._written, *self._to_remember(incoming, signatures, candidates)))
         try:
-            found = self._giving_away(incoming, candidates, min_frequency)
+            first = self._gives_away(incoming, candidates, min_frequency)
             time_left(AUDIT_STEP)  # an audit that ended past the query's deadline is not kept
         except BaseException:
             writing.join()
             if writing.error is None:  # the caller's error is raised, not the write's
                 self._abandon(writing.wait())
             raise
-        if found:
-            self._abandon(writing.wait())  # a failed write stops the query here too
-            signed = signatures[signatures["cell"].isin(list(found))]
-            self._withholding.update({(self._definitions.get(int(cell)), int(size), int(signature)): None
-                                      for cell, size, signature in signed[["cell", "size", "signature"]].itertuples(
-                                          index=False)})
-        else:
+        if not first.fails:
             self._commit(writing.wait())
+            return {}
+        self._abandon(writing.wait())  # a failed write stops the query here too
+        with self._others_let_in():  # the search reads only the memory of this state
+            found = self._searched(incoming, candidates, min_frequency, first)
+        time_left(AUDIT_STEP)
+        signed = signatures[signatures["cell"].isin(list(found))]
+        self._withholding.update({(self._definitions.get(int(cell)), int(size), int(signature)): None
+                                  for cell, size, signature in signed[["cell", "size", "signature"]].itertuples(
+                                      index=False)})
         return found
+
+    @contextmanager
+    def _others_let_in(self) -> Iterator[None]:
+        """Other processes may use the ledger inside the block (see `safepool.query.ledger_turn`):
+        the file is closed and noted as this process leaves it, and on leaving the block the turn
+        is taken back and the file checked against its record again. Whatever they remembered
+        meanwhile is then the state this block goes on from: what this block compared before is
+        compared again, and what it remembers next is audited against all of it."""
+        assert self._turn is not None  # set by `Ledger.open`, the only way in
+        before = self._key()
+        self._close()
+        self._note_file()
+        self._inside = False
+        self._turn.let_others_in()
+        yield  # an error ends the block: `Ledger.open` gives the turn back whole
+        self._turn.take()
+        self._inside = True
+        self._bind()
+        if self._key() != before:
+            self._outcomes, self._last_compared = {}, None
 
     def _labelled(self, close: set[int]) -> dict[int, str]:
         """The close cells, each with the check that found it: ALL_ANSWERS for a cell withheld before
@@ -759,16 +751,14 @@ class Ledger:
                                               self._found_before))
         return found
 
-    def _giving_away(self, incoming: pd.DataFrame, candidates: list[int], min_frequency: int) -> dict[int, str]:
+    def _searched(self, incoming: pd.DataFrame, candidates: list[int], min_frequency: int, first: Verdict
+                  ) -> dict[int, str]:
         """The candidates that give away fewer persons than `min_frequency` with the remembered cells
-        and the candidates before them: none when all of them pass together (the common case, one
-        audit); else column by column, and within a column that fails, cell by cell in the order the
-        engine numbers them (the rows of its table, then lines of shown cells), so that what is
-        hidden is a cell, as a small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
+        and the candidates before them, when all of them together do (`first`, their audit): column
+        by column, and within a column that fails, cell by cell in the order the engine numbers them
+        (the rows of its table, then lines of shown cells), so that what is hidden is a cell, as a
+        small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
         up stands for its persons."""
-        first = self._gives_away(incoming, candidates, min_frequency)
-        if not first.fails:
-            return {}
         if self._defined:
             incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, self._defined)], ignore_index=True))
         gives_away = _Audits(partial(self._gives_away, incoming, min_frequency=min_frequency),

@@ -7,9 +7,10 @@ returned, and when it finds none it has remembered them. The caller decides what
 for its own outputs (withhold the run, or hide cells and ask again).
 
 An analysis is a batch job: it waits for its turn on the ledger up to `ANALYSIS_WAIT`, not the
-query's minute. A study whose check hides cells holds the ledger for as long as the search for
-them takes (about two minutes for a study of 5,000 persons whose small groups it hides), and an
-insight run of the city beside it waits for that rather than failing.
+query's minute. A study whose check hides cells searches for them (about two minutes for a study
+of 5,000 persons whose small groups it hides) without holding the ledger: queries and insight
+runs of other processes take their turns meanwhile (see `safepool.query.ledger.Ledger.check`),
+and the study waits for its turn again, up to the same `ANALYSIS_WAIT`.
 """
 
 from __future__ import annotations
