@@ -42,7 +42,7 @@ td.n { white-space: nowrap; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 tr { break-inside: avoid; } figure { margin: 6pt 0; break-inside: avoid; } figure svg, figure img { max-width: 100%; height: auto; }
 .note { font-size: 8pt; color: #555; }
-th.wide { width: 45%; } ul { margin: 2pt 0 6pt; padding-left: 14pt; } li { margin: 1pt 0; }
+th.wide { width: 30%; } ul { margin: 2pt 0 6pt; padding-left: 14pt; } li { margin: 1pt 0; }
 """
 
 
