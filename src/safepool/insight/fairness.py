@@ -5,7 +5,8 @@ file names them) fairlearn's MetricFrame gives, per group, the selection rate, t
 positive and false negative rates and the precision, and the counts each rests on (persons,
 positives, negatives, selected, true and false positives and negatives): every rate is released
 with the counts behind it, so the disclosure checks (the rates output kind) never show a rate
-over, or of, fewer persons than the workspace's minimum frequency.
+over, or of, fewer persons than the workspace's minimum frequency (`released_table`: the
+selection rate and the error rates of a group are suppressed apart, see `RATE_KINDS`).
 
 Intervals: a seeded bootstrap of the persons (percentile intervals), drawn as the multinomial
 counts of the joint categories (every attribute's group and the confusion cell), which is the
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from safepool.disclosure.kinds.rates import RateTable
 from safepool.features.compile import FeatureSet
 
 METRICS = ("selection_rate", "false_positive_rate", "false_negative_rate", "precision")
@@ -45,6 +47,12 @@ METRIC_COUNTS = {
     "false_negative_rate": ("n_positive", "n_false_negative", "n_true_positive"),
     "precision": ("n_selected", "n_true_positive", "n_false_positive"),
 }
+# the kinds of rate a group's rows are suppressed by: whom the selection reaches rests on the
+# persons and the selected alone, the error rates on the four cells of the confusion table (each
+# checked in one of their rows), so showing the first never lets a small cell of the second be
+# worked out, and a group whose true positives are too few still shows its selection rate
+RATE_KINDS = {"selection_rate": "selection", "false_positive_rate": "errors", "false_negative_rate": "errors",
+              "precision": "errors"}
 PROXY, DIRECT = "proxy", "direct use"
 MIN_GROUP = 10
 
@@ -145,15 +153,25 @@ def audit(y: np.ndarray, selected: np.ndarray, groups: pd.DataFrame, reps: int, 
     return Audit(pd.concat(tables, ignore_index=True)[columns], replicates)
 
 
+def released_table(title: str, audit_: Audit) -> RateTable:
+    """The audit as the rates output kind checks it (`by_metric`): a group's rows of one kind of
+    rate are a unit, and an attribute's groups of one kind a partition (a hidden group's counts
+    would follow from the others' and the total)."""
+    return RateTable(title, by_metric(audit_), ["attribute", "group", "rates", "metric"],
+                     partition=["attribute", "rates"], unit=["attribute", "group", "rates"])
+
+
 def by_metric(audit_: Audit) -> pd.DataFrame:
-    """The audit as released: one row per attribute, group and metric with its estimate, interval,
-    the persons it is over (n) and the persons it counts (n_events); a group's rows are suppressed
-    together (their counts follow from each other)."""
+    """The audit as released: one row per attribute, group and metric with its kind of rate
+    (`RATE_KINDS`), estimate, interval, the persons it is over (n) and the persons it counts
+    (n_events); a group's rows of one kind are suppressed together (their counts follow from each
+    other)."""
     rows = []
     for record in audit_.groups.to_dict("records"):
         for metric in METRICS:
             over, counted = METRIC_COUNTS[metric][:2]
-            rows.append({"attribute": record["attribute"], "group": record["group"], "metric": metric,
+            rows.append({"attribute": record["attribute"], "group": record["group"], "rates": RATE_KINDS[metric],
+                         "metric": metric,
                          "estimate": record[metric], "low": record[f"{metric}_low"], "high": record[f"{metric}_high"],
                          "n": int(record[over]), "n_events": int(record[counted])})
     return pd.DataFrame(rows)

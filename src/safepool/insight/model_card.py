@@ -149,14 +149,15 @@ def summary_line(checked: Mapping[str, Mitigated]) -> str:
     possibly = int((flags["flag"] == "possibly beyond tolerance").sum())
     parts = [f"test AUC {', '.join(aucs)}" if aucs else "test AUC not shown",
              f"proxies: {', '.join(found)}" if found else "no proxy found",
-             f"{beyond} disparities beyond tolerance, {possibly} possibly" if len(flags) else
+             f"differences between groups: {beyond} of {len(flags)} beyond tolerance, {possibly} possibly"
+             if len(flags) else
              _why_no_difference(checked, performance)]
     return "need prediction: " + "; ".join(parts)
 
 
 def _why_no_difference(checked: Mapping[str, Mitigated], performance: pd.DataFrame) -> str:
     """None shown is not none found: the checks may have hidden every rate by group (too few
-    starts in the test set to split by group, as in the demo's 30,000 persons), or left fewer
+    starts in the test set to split by group), or left fewer
     than two groups of an attribute to compare. The reader is told which, with the starts the
     performance table already shows."""
     if any(len(_shown(checked, name)) for name in checked if name.startswith("fairness_")):

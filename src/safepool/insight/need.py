@@ -507,10 +507,9 @@ def outputs(result: NeedResult) -> dict[str, Any]:
         if model.coefficients is not None:
             out[f"coefficients_{i + 1}"] = coefficient_model(result, model)
     for i, model in enumerate(result.models):
-        out[f"fairness_{i + 1}"] = RateTable(f"Fairness audit, model {model.label}: rates by group (n persons, "
-                                             "n_events of them counted)", fairness.by_metric(result.audits[model.label]),
-                                             ["attribute", "group", "metric"], partition="attribute",
-                                             unit=["attribute", "group"])
+        out[f"fairness_{i + 1}"] = fairness.released_table(f"Fairness audit, model {model.label}: rates by group "
+                                                           "(n persons, n_events of them counted)",
+                                                           result.audits[model.label])
     out["proxies"] = RateTable("Association of each predictor with the audited attributes",
                                result.proxies, ["feature", "attribute"], remarks=["measure", "role"])
     return out

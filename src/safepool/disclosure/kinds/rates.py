@@ -10,10 +10,11 @@ Rules: min_frequency (and the zeros policy) on every count of every row, and on 
 beyond each other count (the persons of n not selected, not positive...: a rate near 1 reveals
 them as surely as a rate near 0 reveals the few). Suppression blanks a failing row's numbers.
 With `unit` (label columns), the rows of a unit (e.g. one group's metrics, whose counts follow
-from each other) are suppressed together. With `partition` (a label column whose units each split
-one population, e.g. the groups of an attribute in a fairness audit), a partition with exactly one
-suppressed unit also loses its smallest other unit, so that the suppressed one cannot be worked
-out from the population's total shown elsewhere (secondary suppression).
+from each other) are suppressed together. With `partition` (label columns whose units each split
+one population, e.g. the groups of an attribute in a fairness audit, for one kind of rate), a
+partition with exactly one suppressed unit also loses its smallest other unit, so that the
+suppressed one cannot be worked out from the population's total shown elsewhere (secondary
+suppression).
 """
 
 from __future__ import annotations
@@ -52,8 +53,12 @@ class RateTable(OutputBase):
     cells: pd.DataFrame
     groups: list[str]
     remarks: list[str] = field(default_factory=list)
-    partition: str | None = None
+    partition: str | list[str] | None = None
     unit: list[str] | None = None
+
+    def partition_columns(self) -> list[str]:
+        """The label columns whose values name a partition (none without one)."""
+        return [self.partition] if isinstance(self.partition, str) else list(self.partition or [])
     kind: ClassVar[str] = "rates"
 
 
@@ -78,7 +83,7 @@ class Rates(OutputKind):
         if not isinstance(output.remarks, (list, tuple)) or not all(r in output.cells.columns for r in output.remarks):
             return [invalid(f"table '{output.title}': remarks must name columns of the table")]
         unit = list(output.unit or output.groups)
-        if not set(unit) <= set(output.groups) or (output.partition is not None and output.partition not in unit):
+        if not set(unit) <= set(output.groups) or not set(output.partition_columns()) <= set(unit):
             return [invalid(f"table '{output.title}': the unit must be some of its groups, the partition one of "
                             "the unit's")]
         labels = list(output.groups)
@@ -112,11 +117,11 @@ class Rates(OutputKind):
         hidden = primary.copy()
         for rows in units.values():
             hidden[rows] = hidden[rows].any()
-        if output.partition is not None:
+        if output.partition_columns():
             n = numbers(cells, "n")
             by_partition: dict = {}
             for rows in units.values():
-                by_partition.setdefault(cells.loc[rows[0], output.partition], []).append(rows)
+                by_partition.setdefault(tuple(cells.loc[rows[0], output.partition_columns()]), []).append(rows)
             for members in by_partition.values():
                 if sum(bool(hidden[rows].any()) for rows in members) == 1 and len(members) > 1:
                     others = [rows for rows in members if not hidden[rows].any()]
@@ -128,7 +133,9 @@ class Rates(OutputKind):
         return Mitigated(mitigated, "suppression", note, self.check(mitigated, policy), policy)
 
     def kept_fields(self, output: RateTable) -> dict[str, Any]:
-        return {"groups": list(output.groups), "remarks": list(output.remarks), "partition": output.partition,
+        partition = output.partition if output.partition is None or isinstance(output.partition, str) \
+            else list(output.partition)
+        return {"groups": list(output.groups), "remarks": list(output.remarks), "partition": partition,
                 "unit": list(output.unit) if output.unit else None}
 
     def differencing_cells(self, output: RateTable) -> list[FrequencyCells]:
