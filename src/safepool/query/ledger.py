@@ -511,7 +511,8 @@ class Ledger:
     withheld(position, after, size, signature, definition) and ledger_state(permit, cells, rows,
     digest) in the file. Open it with `Ledger.open`."""
 
-    def __init__(self, path: Path, governance: Governance, actor: Actor, name: str, permit: str | None = None) -> None:
+    def __init__(self, path: Path, governance: Governance, actor: Actor, name: str, turn: LedgerTurn,
+                 permit: str | None = None) -> None:
         self.path = path
         self.name = name
         self.permit = permit or name  # the permit asked, named in the audit records of the ledger
@@ -523,7 +524,7 @@ class Ledger:
         self._inside = False  # within the `Ledger.open` block that holds the ledger's lock
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
-        self._turn: LedgerTurn | None = None  # this block's turn on the ledger (see `Ledger.open`)
+        self._turn = turn  # this block's turn on the ledger, taken by `Ledger.open`
         self._candidates: list[int] = []
         self._distinct_candidates = np.empty(0, dtype=np.int64)  # the same, distinct and in order
         self._family: set[int] = set()  # the incoming cells of a family only (see `check`)
@@ -574,8 +575,8 @@ class Ledger:
         turn = LedgerTurn(folder / f"{name}.lock", _called(name), timeout)
         turn.take()
         try:
-            ledger = cls(folder / f"{name}.duckdb", governance, actor, name, permit)
-            ledger._turn, ledger._inside = turn, True
+            ledger = cls(folder / f"{name}.duckdb", governance, actor, name, turn, permit)
+            ledger._inside = True
             try:
                 ledger._bind()
                 yield ledger
@@ -695,7 +696,6 @@ class Ledger:
         is taken back and the file checked against its record again. Whatever they remembered
         meanwhile is then the state this block goes on from: what this block compared before is
         compared again, and what it remembers next is audited against all of it."""
-        assert self._turn is not None  # set by `Ledger.open`, the only way in
         before = self._key()
         self._close()
         self._note_file()
