@@ -180,18 +180,18 @@ def test_only_cells_of_a_near_size_are_compared_and_the_boundary_is_exact(ws, si
         assert ledger.check(nested, {0: 0}, MIN_FREQUENCY) == ({0: PAIRS} if close else {})
 
 
-def test_a_cell_compared_in_the_block_keeps_its_outcome_and_only_new_cells_run_the_statement(ws, monkeypatch):
+def test_a_cell_compared_in_the_block_keeps_its_outcome_and_only_new_cells_are_compared(ws, monkeypatch):
     """`pairs` compares every row of an answer and `check` then what it would show: a cell compared
-    before in the block (same persons and values) keeps its outcome without the statement on the
-    file; the statement runs on the block's first comparison, for a cell new to the block, and
-    again once the block remembered more. A cell without persons beside cells asked again runs it
-    on no rows (a hypothesis example once found that case broken)."""
+    before in the block (same persons and values) keeps its outcome without being compared again;
+    the comparison runs on the block's first comparison, for a cell new to the block, and again
+    once the block remembered more. A cell without persons beside cells asked again runs it on no
+    rows (a hypothesis example once found that case broken)."""
     root, governance, anna = ws
     statements = []
-    run = Ledger._statement
-    monkeypatch.setattr(Ledger, "_statement", lambda self, *a: statements.append(len(a[1])) or run(self, *a))
+    run = Ledger._compared_near
+    monkeypatch.setattr(Ledger, "_compared_near", lambda self, *a: statements.append(len(a[1])) or run(self, *a))
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.check(cell(range(20)), {0: 0}, MIN_FREQUENCY) == {}  # nothing remembered: no statement
+        assert ledger.check(cell(range(20)), {0: 0}, MIN_FREQUENCY) == {}  # nothing remembered: no comparison
         assert statements == []
         near, far = cell(range(18), number=0), cell(range(100, 160), number=1)
         both = pd.concat([near, far], ignore_index=True)
@@ -212,6 +212,25 @@ def test_a_cell_compared_in_the_block_keeps_its_outcome_and_only_new_cells_run_t
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:  # a new block compares afresh
         assert ledger.pairs(near, {0: 0}, MIN_FREQUENCY) == ({0: PAIRS}, False)
         assert statements == [2, 1, 0, 1, 1]
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_cell_without_a_definition_beside_one_with_is_the_same_cell_when_asked_again(ws, read_again):
+    """A study's rows have no definition beside its groups' definitions: asked again, each is the
+    cell remembered (not an empty difference of two questions), whether the memory took them in
+    (pandas once made the missing definition NaN there) or the file is read again."""
+    from safepool.query import ledger_memory
+
+    root, governance, anna = ws
+    both = pd.concat([cell(range(20)), cell(range(40, 60), number=1)], ignore_index=True)
+    defined = EntryDefinitions({0: "persons of group a"})
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(both, {0: 0, 1: 1}, MIN_FREQUENCY, definitions=defined) == {}
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.pairs(both, {0: 0, 1: 1}, MIN_FREQUENCY, definitions=defined) == ({}, True)
+        assert ledger.check(both, {0: 0, 1: 1}, MIN_FREQUENCY, definitions=defined) == {}
 
 
 # -- totals left out of the all-answers algebra ---------------------------------------------------
@@ -236,6 +255,29 @@ def test_a_total_left_out_of_the_algebra_still_lets_three_answers_be_caught(ws, 
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
         assert ledger.compare(pd.concat([d, e]), MIN_FREQUENCY) == (set(), set())
         assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {1: ALL_ANSWERS}  # e, after d
+
+
+@pytest.mark.parametrize("read_again", [False, True])
+def test_a_total_with_rows_left_out_of_the_algebra_is_still_compared_person_by_person(ws, read_again):
+    """A total that comes with rows and adds up shown cells is kept out of the algebra's entries,
+    but its rows are still what a later cell is compared with: its persons but one are close to
+    it, the same persons with one value changed are close, and the same rows are the total asked
+    again, whether the memory took it in or the file is read again."""
+    from safepool.query import ledger_memory
+
+    root, governance, anna = ws
+    b, c = cell(range(10), [2.0] * 10), cell(range(10, 20), [3.0] * 10, number=1)
+    total = pd.concat([b, c]).assign(cell=2)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([b, c, total]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]}) == {}
+        assert ledger._sums == {2: [0, 1]}
+    if read_again:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.compare(total.iloc[1:].assign(cell=0), MIN_FREQUENCY) == ({0}, set())
+        changed = total.assign(cell=0, value=[5.0] + [2.0] * 9 + [3.0] * 10)
+        assert ledger.compare(changed, MIN_FREQUENCY) == ({0}, set())
+        assert ledger.compare(total.assign(cell=0), MIN_FREQUENCY) == (set(), {0})
 
 
 @pytest.mark.parametrize("claimed", [
@@ -308,7 +350,8 @@ def test_a_total_without_rows_is_compared_and_taken_for_a_remembered_cell(ws):
         assert ledger.compare(pd.concat([b, c]), MIN_FREQUENCY, defined={2: [0, 1]}) == ({2}, set())
 
 
-@pytest.mark.parametrize("case", ["shared person", "zero", "cell remembered before"])
+@pytest.mark.parametrize("case", ["shared person", "shared person, cells in key order", "zero",
+                                  "cell remembered before"])
 def test_a_total_that_cannot_be_kept_as_its_cells_gets_its_rows_made(ws, case):
     """A total whose cells share a person, or hold a zero, or of which a cell was remembered before,
     gets each person's sum over its cells as rows (as the engine would make them)."""
@@ -316,6 +359,8 @@ def test_a_total_that_cannot_be_kept_as_its_cells_gets_its_rows_made(ws, case):
     b, c = cell(range(10)), cell(range(10, 20), number=1)
     if case == "shared person":
         c = cell([*range(10, 20), 3], [1.0] * 10 + [2.0], number=1)
+    if case == "shared person, cells in key order":  # as the engine hands them over
+        c = cell([3, *range(10, 20)], [2.0] + [1.0] * 10, number=1)
     if case == "zero":
         b = cell(range(10), [0.0] + [1.0] * 9)
     with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:

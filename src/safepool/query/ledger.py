@@ -105,7 +105,7 @@ memory (`safepool.query.ledger_memory`) and notes the file as it left it (`file_
 device, inode, size, modification and change times, and a hash of DuckDB's headers and of any
 write-ahead log). Its next open under the lock, with the record still at that state and the file
 exactly as noted, trusts the memory and opens the file only when the query needs it (a new cell
-to compare or to remember), checking the file's state then; a question asked again reads and
+to remember), checking the file's state then; a question asked again reads and
 writes nothing in it. Any write, rename, copy or touch changes the fingerprint, and the open
 checks the file in full as above.
 
@@ -161,6 +161,7 @@ from safepool.query import ledger_memory
 from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
+from safepool.query.ledger_pairs import RememberedCells, near_pairs
 from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
 from safepool.query.ledger_turn import LedgerBusy, LedgerTurn
 from safepool.query.side_thread import SideThread
@@ -172,7 +173,6 @@ ALL_ANSWERS = "all answers"  # a combination of all shown cells gives away too f
 WITHHELD = "withheld"        # the audit outcome of a query answered with cells the ledger hid
 MISMATCH_ACTION = "query_ledger_mismatch"
 RECOVERED_ACTION = "query_ledger_recovered"
-_RELATIVE_TOLERANCE = 1e-9
 _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell alike
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
@@ -338,17 +338,6 @@ def cell_signatures(incoming: pd.DataFrame) -> pd.DataFrame:
     starts = np.flatnonzero(np.r_[True, cell[1:] != cell[:-1]])
     return pd.DataFrame({"cell": cell[starts], "size": np.diff(np.r_[starts, len(cell)]),
                          "signature": np.bitwise_xor.reduceat(hashed, starts)})
-
-
-def _near_sizes(sizes: np.ndarray, remembered: set[int], min_frequency: int) -> np.ndarray:
-    """Whether each size has a remembered cell's size less than `min_frequency` away: two cells
-    whose sizes differ by that much or more differ by at least that many persons, so a cell with
-    none is neither close to nor the same as any remembered cell, and its rows are not compared
-    (nor is the ledger file opened for it)."""
-    known = np.sort(np.fromiter(remembered, dtype=np.int64, count=len(remembered)))
-    low = np.searchsorted(known, sizes - min_frequency, side="right")
-    high = np.searchsorted(known, sizes + min_frequency, side="left")
-    return high > low
 
 
 def file_fingerprint(path: Path) -> tuple[Any, ...] | None:
@@ -663,6 +652,7 @@ class Ledger:
         claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
         self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined}
         self._memory()  # read before the write begins, if this process does not keep it
+        self._con()  # the file opened (its state checked, a mismatch audited) here, not on the write's thread
         # every candidate kept is the common case: its change is written (uncommitted) beside the audit,
         # which spends most of its time in C code that lets the write's thread run (40-80 ms at
         # 300,000 persons, most of what the audit of a simple question takes)
@@ -817,7 +807,7 @@ class Ledger:
                              chosen["person"].to_numpy(dtype=np.uint64),
                              chosen["value"].to_numpy(dtype=float) + 0.0, min_frequency,
                              sums=numbers(np.asarray(self._sums_within(cells), dtype=np.int64)),
-                             relations=self._relations(cells, memory.identities)
+                             relations=self._relations(cells, memory.remembered.identities)
                              if self._every_split and any(self._definitions.values()) else None,
                              family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)),
                              owner=_owner_column(chosen))
@@ -856,8 +846,8 @@ class Ledger:
         per cell, not the contributions)."""
         memory = ledger_memory.recalled(str(self.path), self._key())
         if memory is not None:
-            return memory.signed
-        return self._cells_table()[0]
+            return memory.remembered.signed
+        return self._cells_table().signed
 
     def _withheld(self) -> tuple[set[Identity], int]:
         """(definition, size, signature) of every cell withheld before, and how many the file holds:
@@ -871,16 +861,18 @@ class Ledger:
         rows = self._con().execute("SELECT definition, size, signature FROM withheld").fetchall()
         return {(definition, int(size), int(signature)) for definition, size, signature in rows}, len(rows)
 
-    def _cells_table(self) -> tuple[dict[tuple[int, int], set[str | None]], set[Identity]]:
-        """From the file's table of cells: the definitions of each (size, signature), and each cell's
-        (definition, size, signature)."""
-        signed: dict[tuple[int, int], set[str | None]] = {}
-        identities: set[Identity] = set()
-        for size, signature, definition in self._con().execute(
-                "SELECT size, signature, definition FROM cells").fetchall():
-            signed.setdefault((int(size), int(signature)), set()).add(definition)
-            identities.add((definition, int(size), int(signature)))
-        return signed, identities
+    def _cells_table(self) -> RememberedCells:
+        """The file's table of cells (each one's size, signature and definition), with the cells
+        each sum kept as a definition adds up (table `sum_members`)."""
+        con = self._con()
+        cells = pd.DataFrame(con.execute("SELECT cell, size, signature, definition FROM cells").fetchall(),
+                             columns=["cell", "size", "signature", "definition"])
+        members: dict[int, list[int]] = {}
+        for cell, member in con.execute("SELECT cell, member FROM sum_members ORDER BY cell, member").fetchall():
+            members.setdefault(int(cell), []).append(int(member))
+        remembered = RememberedCells()
+        remembered.take(cells, members)
+        return remembered
 
     def _key(self) -> ledger_memory.Key:
         return (self.name, self.cells, self.rows, self.digest)
@@ -895,7 +887,7 @@ class Ledger:
             memory = ledger_memory.LedgerMemory.of_rows(self._key(), rows["cell"], rows["person"], rows["value"],
                                                         np.asarray(self._family_cells(), dtype=np.int64),
                                                         self._owners_along(rows["cell"], rows["person"]))
-            memory.signed, memory.identities = self._cells_table()
+            memory.remembered = self._cells_table()
             memory.withheld, memory.withheld_rows = self._withheld_table()
             ledger_memory.keep(str(self.path), memory)
         return memory
@@ -939,12 +931,12 @@ class Ledger:
         if not remembered or cells <= same:  # nothing remembered, or the question asked again
             return unlike, same
         # the cells found by their signature under another definition are compared as the others are,
-        # and the statement runs even when no cell has a remembered one of a near size (then on no
-        # rows) or no persons: an answer takes the same steps whether its cells are near the
-        # remembered ones, equal to one, or empty
+        # and the comparison runs even when no cell has a remembered one of a near size or no persons:
+        # an answer takes the same steps whether its cells are near the remembered ones, equal to one,
+        # or empty
         fresh = sizes[~sizes["cell"].isin(same | self._family)]  # a cell of a family only is no pair
         # a cell compared before in this block (the same definition, persons and values: `pairs` compares
-        # every row of an answer, `check` then what it would show) has the outcome it had; the statement
+        # every row of an answer, `check` then what it would show) has the outcome it had; the comparison
         # runs on the first comparison of the block and whenever a cell is new to it, so both worlds of
         # an answer (a cell hidden for the earlier answers or for its own few persons) take it alike
         first = int(min_frequency) not in self._outcomes
@@ -952,59 +944,24 @@ class Ledger:
         identity = {cell: (definition.get(cell), size, signature) for cell, (size, signature) in signed}
         unseen = fresh[np.array([identity[int(cell)] not in outcomes for cell in fresh["cell"]], dtype=bool)]
         if first or len(unseen):
-            outcomes.update(self._statement(incoming, unseen, defined, {size for size, _ in remembered},
-                                            min_frequency, identity))
+            outcomes.update(self._compared_near(incoming, unseen, defined, min_frequency, identity))
         checked = [outcomes[identity[int(cell)]] for cell in fresh["cell"]]
         close = {int(cell) for cell, (near, _) in zip(fresh["cell"], checked) if near}
         equal = {int(cell): definitions for cell, (_, definitions) in zip(fresh["cell"], checked) if definitions}
         same |= {cell for cell, definitions in equal.items() if definition.get(cell) in definitions} - unlike
         return close | unlike | (set(equal) - same), same
 
-    def _statement(self, incoming: pd.DataFrame, cells: pd.DataFrame, defined: Mapping[int, Sequence[int]],
-                   sizes: set[int], min_frequency: int, identity: Mapping[int, Identity]
+    def _compared_near(self, incoming: pd.DataFrame, cells: pd.DataFrame, defined: Mapping[int, Sequence[int]],
+                   min_frequency: int, identity: Mapping[int, Identity]
                    ) -> dict[Identity, tuple[bool, frozenset[str | None]]]:
         """For each of `cells` (cell, size, signature): whether it differs from a remembered cell by 1
-        to min_frequency - 1 persons, and the definitions of the remembered cells it equals, by one
-        statement on the ledger file over the rows of the cells with a remembered one of a near size
-        (it runs on no rows when none has)."""
-        fresh = cells[_near_sizes(cells["size"].to_numpy(dtype=np.int64), sizes, min_frequency)]
-        wanted = {int(cell): defined[cell] for cell in fresh["cell"] if cell in defined}
+        to min_frequency - 1 persons, and the definitions of the remembered cells it equals
+        (`safepool.query.ledger_pairs`, in the memory: the file is not opened for it)."""
+        wanted = {int(cell): defined[cell] for cell in cells["cell"] if cell in defined}
         if wanted:
-            incoming = pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True)
-        # the fresh cells' rows only (a table lookup: the statement would scan every row of the answer)
-        chosen = fresh["cell"].to_numpy(dtype=np.int64)
-        incoming = incoming[np.isin(incoming["cell"].to_numpy(dtype=np.int64), chosen,
-                                    kind="table" if len(chosen) else None)]
-        con = self._con()
-        con.register("incoming", incoming)
-        con.register("fresh", fresh)
-        try:
-            pairs = con.sql(f"""
-                WITH near AS (SELECT DISTINCT o.cell FROM cells o JOIN fresh s
-                              ON abs(o.size - s.size) < {int(min_frequency)}
-                              WHERE o.cell NOT IN (SELECT cell FROM family_only)),
-                remembered AS (
-                    SELECT cell, person, value FROM contributions WHERE cell IN (SELECT cell FROM near)
-                    UNION ALL
-                    SELECT s.cell, c.person, c.value FROM sum_members s JOIN contributions c ON c.cell = s.member
-                    WHERE s.cell IN (SELECT cell FROM near)),
-                pairs AS (
-                    SELECT i.cell AS new, c.cell AS old, count(*) AS overlap,
-                           count(*) FILTER (WHERE abs(i.value - c.value)
-                               <= {_RELATIVE_TOLERANCE} * greatest(abs(i.value), abs(c.value), 1)) AS same
-                    FROM incoming i
-                    JOIN remembered c USING (person) GROUP BY ALL)
-                SELECT p.new, s.size + o.size - p.overlap - p.same AS differing, o.definition
-                FROM pairs p JOIN fresh s ON s.cell = p.new JOIN cells o ON o.cell = p.old""").fetchall()
-        finally:
-            con.unregister("incoming")
-            con.unregister("fresh")
-        close = {int(cell) for cell, differing, _ in pairs if 0 < differing < min_frequency}
-        equal: dict[int, set[str | None]] = {}
-        for cell, differing, old in pairs:
-            if differing == 0:
-                equal.setdefault(int(cell), set()).add(old)
-        return {identity[int(cell)]: (int(cell) in close, frozenset(equal.get(int(cell), ()))) for cell in cells["cell"]}
+            incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True))
+        found = near_pairs(self._memory(), incoming, cells, min_frequency)
+        return {identity[cell]: found[cell] for cell in cells["cell"].tolist()}
 
     # -- remembering, bound to the record -----------------------------------------------------
 
@@ -1182,9 +1139,7 @@ class Ledger:
             memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
                                 change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
             memory.withheld_rows += len(change.withheld)
-            for size, signature, definition in change.sizes[["size", "signature", "definition"]].itertuples(index=False):
-                memory.signed.setdefault((int(size), int(signature)), set()).add(definition)
-                memory.identities.add((definition, int(size), int(signature)))
+            memory.remembered.take(change.sizes, change.definitions)
             memory.key = self._key()
             ledger_memory.keep(str(self.path), memory)
         # the checkpoint goes on while the caller records the answer (not while the memory takes the

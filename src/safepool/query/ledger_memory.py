@@ -60,6 +60,8 @@ from safepool.query import empty_differences, group_audit, value_families
 from safepool.query.audit_algebra import PROBES, Audit, Contributions, PersonClasses, audit, one_blas_thread
 from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.empty_differences import Identity
+from safepool.query.growing import appended
+from safepool.query.ledger_pairs import RememberedCells, RowBuffers
 from safepool.query.person_table import PersonTable
 from safepool.query.side_thread import SideThread
 
@@ -154,8 +156,13 @@ class LedgerMemory:
         # that does not count, which changes only when a person restarts); kept in buffers with room
         # to grow, so that remembering a query copies its own entries, not every remembered one
         self._entries = {"cell": np.empty(0, dtype=np.int64), "person": np.empty(0, dtype=np.int32),
-                         "contribution": np.empty(0, dtype=np.float64)}
+                         "contribution": np.empty(0, dtype=np.float64), "value": np.empty(0, dtype=np.float64)}
         self._kept = 0
+        # the rows of remembered sums of other cells (not in the entries: they add nothing to the
+        # algebra), and each remembered cell's size, definition and the cells it adds up when it is
+        # kept as those: what an incoming cell is compared with (`safepool.query.ledger_pairs`)
+        self.sum_rows = RowBuffers()
+        self.remembered = RememberedCells()
         # positions of the remembered entries of cells not all of one value ("sums") and of the others
         # ("counts", which the group audit takes), and of the rows of a family only that are counts
         # ("counted rows": the group audit takes them too, see `_count_rows`), in buffers with room to grow
@@ -189,9 +196,6 @@ class LedgerMemory:
         self.parts = np.empty(0, dtype=np.int64)
         self.part_owner = np.empty(0, dtype=np.uint64)
         self.owners = np.empty(0, dtype=np.uint64)
-        # (size, signature) of every remembered cell, with the definitions of the cells that have them
-        self.signed: dict[tuple[int, int], set[str | None]] = {}
-        self.identities: set[Identity] = set()  # (definition, size, membership) of every remembered cell
         self.withheld: set[Identity] = set()  # (definition, size, signature) of every cell withheld (never shown)
         self.withheld_rows = 0  # rows of the file's table of withheld cells
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
@@ -223,12 +227,13 @@ class LedgerMemory:
     cell = _remembered("cell")
     person = _remembered("person")
     contribution = _remembered("contribution")
+    value = _remembered("value")  # as the answer showed it (the pairs compare values, not contributions)
 
     def _append(self, **columns: np.ndarray) -> None:
-        """Add entries at the end of the buffers (`_appended`)."""
+        """Add entries at the end of the buffers (`growing.appended`)."""
         added = len(next(iter(columns.values())))
         for name, values in columns.items():
-            self._entries[name] = _appended(self._entries[name], self._kept, values)
+            self._entries[name] = appended(self._entries[name], self._kept, values)
         self._kept += added
 
     @classmethod
@@ -268,6 +273,27 @@ class LedgerMemory:
         if unknown.any():  # numbered in the order first seen, in one pass of hashing
             index[unknown] = len(self.persons) + pd.factorize(person[unknown])[0]
         return index
+
+    def known(self, person: np.ndarray) -> np.ndarray:
+        """Index of each person the memory holds, -1 for one it does not."""
+        return self._table.find(person)
+
+    def rows_of(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """A remembered cell's persons (indices, ascending) and values: its entries, the rows kept for
+        a sum of other cells, or, for a sum kept as the cells it adds up, theirs added up person by
+        person."""
+        members = self.remembered.members.get(number)
+        if members is not None:
+            parts = [self.rows_of(int(member)) for member in members]
+            person, value = np.concatenate([p for p, _ in parts]), np.concatenate([v for _, v in parts])
+            persons, at = np.unique(person, return_inverse=True)
+            return persons, np.bincount(at, weights=value, minlength=len(persons))
+        for cell, person, value in ((self.cell, self.person, self.value), self.sum_rows.columns()):
+            low, high = np.searchsorted(cell, [number, number + 1])
+            if high > low:
+                order = np.argsort(person[low:high], kind="stable")
+                return person[low:high][order].astype(np.int64), value[low:high][order]
+        return np.empty(0, dtype=np.int64), np.empty(0)
 
     # -- adding entries -----------------------------------------------------------------------
 
@@ -386,7 +412,9 @@ class LedgerMemory:
         marked[cell[in_family]] = True
         self.family = marked
         if sums is not None and len(sums):
-            order = order[~_among(cell[order], sums)]
+            in_sums = _among(cell[order], sums)
+            self.sum_rows.append(cell[order][in_sums], extension.index[order][in_sums], value[order][in_sums])
+            order = order[~in_sums]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
             self.contribution[extension.restarted[self.person]] = 0.0
         if related is not None:  # else worked out when a family reaches them
@@ -397,11 +425,11 @@ class LedgerMemory:
         first_position = self._kept
         ordered_family = in_family[order]
         self._append(cell=cell[order], person=extension.index[order],
-                     contribution=np.where(ordered_family, 0.0, extension.contribution[order]))
+                     contribution=np.where(ordered_family, 0.0, extension.contribution[order]), value=value[order])
         if ordered_family.any():
             for name, values in (("position", first_position + np.flatnonzero(ordered_family)),
                                  ("amount", extension.contribution[order][ordered_family])):
-                self._family_entries[name] = _appended(self._family_entries[name], self._families_kept, values)
+                self._family_entries[name] = appended(self._family_entries[name], self._families_kept, values)
             self._families_kept += int(ordered_family.sum())
         alike = self.alike[cell[order]]
         counted_row = _alike(cell[order], value[order]) & ordered_family
@@ -411,9 +439,9 @@ class LedgerMemory:
             positions = first_position + np.flatnonzero(chosen)
             if kind in _GROUPED:
                 persons = self.person[first_position:][chosen]  # those just appended
-                self._persons_of[kind] = _appended(self._persons_of[kind], self._kept_of[kind], persons)
+                self._persons_of[kind] = appended(self._persons_of[kind], self._kept_of[kind], persons)
                 in_count[persons] = True
-            self._entries_of[kind] = _appended(self._entries_of[kind], self._kept_of[kind], positions)
+            self._entries_of[kind] = appended(self._entries_of[kind], self._kept_of[kind], positions)
             self._kept_of[kind] += len(positions)
         self._in_count = in_count
         self._table.take(extension.persons, len(self.persons))
@@ -798,17 +826,6 @@ def distinct_numbers(numbers: np.ndarray) -> np.ndarray:
     if len(numbers) and numbers.min() >= 0 and numbers.max() < 4 * len(numbers) + 1024:
         return np.flatnonzero(np.bincount(numbers))
     return np.unique(numbers)
-
-
-def _appended(buffer: np.ndarray, kept: int, values: np.ndarray) -> np.ndarray:
-    """The buffer (its first `kept` values in use) with `values` after them; when full, grown to
-    twice what it holds, so that what it holds is copied about once in all, not on every query."""
-    if len(buffer) < kept + len(values):
-        grown = np.empty(max(2 * kept, kept + len(values)), dtype=buffer.dtype)
-        grown[:kept] = buffer[:kept]
-        buffer = grown
-    buffer[kept:kept + len(values)] = values
-    return buffer
 
 
 def _present_in(presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray
