@@ -432,7 +432,8 @@ class LedgerMemory:
                 self._family_entries[name] = appended(self._family_entries[name], self._families_kept, values)
             self._families_kept += int(ordered_family.sum())
         alike = self.alike[cell[order]]
-        counted_row = _alike(cell[order], value[order]) & ordered_family
+        counted_row = _alike(cell[order], value[order]) & ordered_family if ordered_family.any() \
+            else ordered_family  # (no family: none, without the look at every value)
         in_count = np.zeros(len(extension.persons), dtype=bool)
         in_count[:len(self._in_count)] = self._in_count
         for kind, chosen in (("sums", ~alike), ("counts", alike), ("counted rows", counted_row)):
