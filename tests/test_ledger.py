@@ -1051,3 +1051,53 @@ def test_a_fresh_ledger_that_cannot_be_made_in_its_folder_is_refused_without_nam
     [refused] = mismatches(governance)
     assert str(tmp_path) not in refused.detail_json
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_comparison_finds_what_a_person_by_person_reference_finds(ws, seed):
+    """Random remembered cells (a sum kept as the cells it adds up and one kept with its rows among
+    them) and random incoming cells over 40 persons with few values: each incoming cell is the
+    same as a remembered one when some remembered cell holds exactly its persons and values, and
+    else close when some remembered cell of a near size shares a person with it and differs from
+    it by 1 to MIN_FREQUENCY - 1 persons, as found by comparing every pair person by person;
+    whether the memory took the cells in or the file is read again."""
+    from safepool.query import ledger_memory
+
+    rng = np.random.default_rng(seed)
+
+    def random_cell(number: int) -> pd.DataFrame:
+        persons = np.sort(rng.choice(40, size=int(rng.integers(5, 25)), replace=False))
+        return cell(persons, rng.choice([1.0, 2.0, 7.5], size=len(persons)), number=number)
+
+    root, governance, anna = ws
+    a, b = cell(range(0, 12), number=0), cell(range(12, 20), [2.0] * 8, number=1)
+    total = pd.concat([a, b]).assign(cell=3)  # a sum of a and b that comes with its rows
+    others = [random_cell(number) for number in range(4, 10)]
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        ledger.remember(pd.concat([a, b, total, *others], ignore_index=True), sums=[3], defined={2: [0, 1]})
+        kept = {(int(c), int(p)): float(v) for c, p, v in
+                ledger._con().execute("SELECT cell, person, value FROM contributions").fetchall()}
+        sums = dict(ledger.contents()[1])
+    if seed % 2:
+        ledger_memory.keep(str(ledger_file(root)), None)
+    remembered: dict[int, dict[int, float]] = {}
+    for (number, person), value in kept.items():
+        remembered.setdefault(number, {})[person] = value
+    for number, members in sums.items():
+        remembered[number] = {p: v for m in members for p, v in remembered[m].items()}
+    incoming = [random_cell(0) for _ in range(8)] + [a, total.assign(cell=0), total.iloc[1:].assign(cell=0)]
+    found = []
+    for asked in incoming:
+        mine = dict(zip(asked["person"].astype(int), asked["value"]))
+        differing = []
+        for theirs in remembered.values():
+            common = set(mine) & set(theirs)
+            same = sum(abs(mine[p] - theirs[p]) <= 1e-9 * max(abs(mine[p]), abs(theirs[p]), 1) for p in common)
+            if common and abs(len(mine) - len(theirs)) < MIN_FREQUENCY:
+                differing.append(len(mine) + len(theirs) - len(common) - same)
+        expected = (set(), {0}) if 0 in differing else \
+            ({0} if any(0 < d < MIN_FREQUENCY for d in differing) else set(), set())
+        with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+            assert ledger.compare(asked, MIN_FREQUENCY) == expected
+        found.append(expected)
+    assert (set(), {0}) in found and ({0}, set()) in found  # a, the total, and the total but one person
