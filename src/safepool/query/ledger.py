@@ -952,7 +952,7 @@ class Ledger:
         return close | unlike | (set(equal) - same), same
 
     def _compared_near(self, incoming: pd.DataFrame, cells: pd.DataFrame, defined: Mapping[int, Sequence[int]],
-                   min_frequency: int, identity: Mapping[int, Identity]
+                       min_frequency: int, identity: Mapping[int, Identity]
                    ) -> dict[Identity, tuple[bool, frozenset[str | None]]]:
         """For each of `cells` (cell, size, signature): whether it differs from a remembered cell by 1
         to min_frequency - 1 persons, and the definitions of the remembered cells it equals

@@ -22,6 +22,10 @@ kept instead, and extended by the incoming cells only:
   an entry that does not count), kept in the order of the cells: the rows of a sparse matrix of
   cells x persons as they are, appended to by each query;
 - A A^T of the remembered cells, and random probes per person, drawn when first needed;
+- for the comparison of an answer's cells with the remembered ones (`safepool.query.ledger_pairs`):
+  each entry's value as the answer showed it, the rows of remembered sums of other cells (not
+  entries of the algebra), and each remembered cell's size and definition, and the cells a sum
+  kept as a definition adds up;
 - which remembered sums (cells whose values are not all one value) share persons who contribute
   the same to both, and which share one who does not (`safepool.query.value_families`), with
   the positions of their entries: an incoming sum is compared with those only, and audited
