@@ -283,9 +283,8 @@ class LedgerMemory:
         return self._table.find(person)
 
     def rows_of(self, number: int) -> tuple[np.ndarray, np.ndarray]:
-        """A remembered cell's persons (indices, ascending) and values: its entries, the rows kept for
-        a sum of other cells, or, for a sum kept as the cells it adds up, theirs added up person by
-        person."""
+        """A remembered cell's persons (indices) and values: its entries, the rows kept for a sum of
+        other cells, or, for a sum kept as the cells it adds up, theirs added up person by person."""
         members = self.remembered.members.get(number)
         if members is not None:
             parts = [self.rows_of(int(member)) for member in members]
@@ -295,8 +294,7 @@ class LedgerMemory:
         for cell, person, value in ((self.cell, self.person, self.value), self.sum_rows.columns()):
             low, high = np.searchsorted(cell, [number, number + 1])
             if high > low:
-                order = np.argsort(person[low:high], kind="stable")
-                return person[low:high][order].astype(np.int64), value[low:high][order]
+                return person[low:high].astype(np.int64), value[low:high]
         return np.empty(0, dtype=np.int64), np.empty(0)
 
     # -- adding entries -----------------------------------------------------------------------

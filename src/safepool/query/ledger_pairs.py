@@ -107,12 +107,11 @@ def near_pairs(memory: LedgerMemory, incoming: pd.DataFrame, cells: pd.DataFrame
             first, last = np.searchsorted(cell, [fresh, fresh + 1])
             rows = incoming.iloc[first:last]
             person = memory.known(rows["person"].to_numpy(dtype=np.uint64))
-            known = person >= 0
-            order = np.argsort(person[known], kind="stable")
-            person, value = person[known][order], rows["value"].to_numpy(dtype=np.float64)[known][order]
+            known = person >= 0  # a person the memory does not hold is in no remembered cell
+            person, value = person[known], rows["value"].to_numpy(dtype=np.float64)[known]
             for old, old_size in zip(number[low:high].tolist(), size[low:high].tolist()):
                 theirs, their_value = memory.rows_of(old)
-                _, mine, at = np.intersect1d(person, theirs, return_indices=True)
+                _, mine, at = np.intersect1d(person, theirs, return_indices=True)  # (it sorts both)
                 if not len(mine):
                     continue  # no person in common: neither tells the other's persons apart
                 a, b = value[mine], their_value[at]
