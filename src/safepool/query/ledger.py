@@ -186,8 +186,15 @@ _WITHHELD = ("CREATE TABLE IF NOT EXISTS withheld (position BIGINT, after BIGINT
 _FAMILY_ONLY = "CREATE TABLE IF NOT EXISTS family_only (cell BIGINT)"
 # members of cells that are parts of a person, with the person's ledger key: see `check`
 _MEMBER_OWNERS = "CREATE TABLE IF NOT EXISTS member_owners (cell BIGINT, member UBIGINT, owner UBIGINT)"
-# what `_write` hands the file's connection
-_REGISTERED = ("incoming", "sizes", "definitions", "withheld_now", "family_now", "owners_now")
+# what `_write` may hand the file's connection, and the statement that takes each into its table
+_INSERTS = {
+    "incoming": "INSERT INTO contributions SELECT cell, person, value FROM incoming",
+    "definitions": "INSERT INTO sum_members SELECT cell, member FROM definitions",
+    "withheld_now": "INSERT INTO withheld SELECT position, after, size, signature, definition FROM withheld_now",
+    "family_now": "INSERT INTO family_only SELECT cell FROM family_now",
+    "owners_now": "INSERT INTO member_owners SELECT cell, member, owner FROM owners_now",
+    "sizes": "INSERT INTO cells (cell, size, signature, definition) SELECT cell, size, signature, definition FROM sizes",
+}
 
 
 @dataclass
@@ -304,6 +311,25 @@ def _owner_column(incoming: pd.DataFrame) -> np.ndarray | None:
     """The incoming rows' owners (the person each member is part of), when they come with them (a
     total's rows made here carry its cells' owners, `ledger_sums.sum_rows`)."""
     return incoming["owner"].to_numpy(dtype=np.uint64) if "owner" in incoming.columns else None
+
+
+def _written_tables(change: _Change) -> dict[str, Any]:
+    """What `_write` hands the file's connection, by name (see `_INSERTS`), as Arrow tables: the
+    rows of the cells (DuckDB scans Arrow columns in parallel, a DataFrame on one thread: about 40
+    against 75 ms for half a million rows) and their sizes, and the other tables only when they
+    have rows (each DataFrame handed over cost over a millisecond, an empty table inserted 2-3 ms
+    of each answer's write in all)."""
+    definitions = [(cell, member) for cell, members in change.definitions.items() for member in members]
+    tables: dict[str, Any] = {
+        "incoming": pa.table(change.columns),
+        "definitions": pd.DataFrame(definitions, columns=["cell", "member"], dtype=np.int64),
+        "withheld_now": change.withheld,
+        "family_now": pd.DataFrame({"cell": change.family.astype(np.int64)}),
+        "owners_now": change.owners,
+        "sizes": change.sizes,
+    }
+    return {name: rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+            for name, rows in tables.items() if name in ("incoming", "sizes") or len(rows)}
 
 
 def query_outcome(hidden: Collection[Any]) -> str:
@@ -512,6 +538,7 @@ class Ledger:
         self._name = ""  # the name the file is attached under while `con` is open
         self._inside = False  # within the `Ledger.open` block that holds the ledger's lock
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
+        self._handed: list[str] = []  # what `_write` handed the file's connection, until committed or rolled back
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         self._turn = turn  # this block's turn on the ledger, taken by `Ledger.open`
         self._candidates: list[int] = []
@@ -1071,25 +1098,13 @@ class Ledger:
         """Begin a transaction of the file and write the change into it, uncommitted (nothing on
         disk changes until `_commit`); rolled back on an error."""
         con = self._con()
-        # handed over as Arrow columns: DuckDB scans them in parallel, a DataFrame on one thread
-        # (about 40 against 75 ms for half a million rows)
-        con.register("incoming", pa.table(change.columns))
-        con.register("sizes", change.sizes)
-        con.register("definitions", pd.DataFrame([(c, m) for c, members in change.definitions.items()
-                                                  for m in members], columns=["cell", "member"], dtype=np.int64))
-        con.register("withheld_now", change.withheld)
-        con.register("family_now", pd.DataFrame({"cell": change.family.astype(np.int64)}))
-        con.register("owners_now", change.owners)
+        self._handed = []
         try:
             con.execute("BEGIN TRANSACTION")
-            con.execute("INSERT INTO contributions SELECT cell, person, value FROM incoming")
-            con.execute("INSERT INTO sum_members SELECT cell, member FROM definitions")
-            con.execute("INSERT INTO withheld SELECT position, after, size, signature, definition FROM withheld_now")
-            con.execute("INSERT INTO family_only SELECT cell FROM family_now")
-            if len(change.owners):
-                con.execute("INSERT INTO member_owners SELECT cell, member, owner FROM owners_now")
-            con.execute("INSERT INTO cells (cell, size, signature, definition) "
-                        "SELECT cell, size, signature, definition FROM sizes")
+            for name, rows in _written_tables(change).items():
+                con.register(name, rows)
+                self._handed.append(name)
+                con.execute(_INSERTS[name])
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
                         [change.cells, change.rows, change.digest])
         except BaseException:
@@ -1106,8 +1121,13 @@ class Ledger:
         except duckdb.Error:
             pass
         finally:
-            for name in _REGISTERED:
-                self._con().unregister(name)
+            self._unregister()
+
+    def _unregister(self) -> None:
+        """Take back from the file's connection what `_write` handed it."""
+        handed, self._handed = self._handed, []
+        for name in handed:
+            self._con().unregister(name)
 
     def _commit(self, change: _Change | None) -> None:
         """Record the pending state, commit the written change, then make the state the record's and
@@ -1126,8 +1146,7 @@ class Ledger:
             except Exception:  # the next open drops it
                 pass
             raise
-        for name in _REGISTERED:
-            self._con().unregister(name)
+        self._unregister()
         self._commit_pending(change.cells, change.digest)
         self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
         self._withholding = {}
@@ -1136,8 +1155,9 @@ class Ledger:
             if len(change.cell):
                 memory.add(change.cell, change.person, change.value, change.order, sums=change.sums,
                            family=change.family, owner=change.owner)
-            memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
-                                change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
+            if len(change.withheld):
+                memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
+                                    change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
             memory.withheld_rows += len(change.withheld)
             memory.remembered.take(change.sizes, change.definitions)
             memory.key = self._key()
