@@ -15,6 +15,7 @@ from recorded_outputs import CONTEXT, by_area, governed_outputs, use_policy
 from safepool.disclosure import DisclosureRules, FrequencyTable, kind_of
 from safepool.disclosure import register as register_module
 from safepool.disclosure.kinds import kind_named
+from safepool.disclosure.outputs import DisclosureInputError
 from safepool.governance.users import Refused
 
 RULES = DisclosureRules()
@@ -40,6 +41,21 @@ def test_suppression_checks_its_input_once_and_its_result_once(counted: Counter)
     mitigated = kind_of(by_area(SMALL)).mitigate(by_area(SMALL), RULES, margins=False, rounding=False)
     assert mitigated.output.cells["status"].str.startswith("suppressed").sum() == 1
     assert counted["Persons by area"] == 2
+
+
+def test_suppression_with_totals_checks_the_table_with_its_totals_and_its_result_once(counted: Counter) -> None:
+    mitigated = kind_of(by_area(SMALL)).mitigate(by_area(SMALL), RULES, margins=True, rounding=False)
+    assert list(mitigated.output.cells["area"]) == ["north", "south", "east", "Total"]
+    assert list(mitigated.output.cells["status"].str.split(" ").str[0]) == ["shown", "suppressed", "suppressed",
+                                                                              "shown"]
+    assert counted["Persons by area"] == 2  # the table with its totals, then as mitigated
+
+
+def test_suppression_with_totals_still_refuses_a_table_that_cannot_be_checked(counted: Counter) -> None:
+    table = by_area({"north": 40, "south": -3})
+    with pytest.raises(DisclosureInputError, match="cannot be mitigated"):
+        kind_of(table).mitigate(table, RULES, margins=True, rounding=False)
+    assert counted["Persons by area"] == 0
 
 
 def test_rounding_that_leaves_nothing_failing_checks_the_rounded_table_once(counted: Counter) -> None:

@@ -154,6 +154,13 @@ _TOLERANCE = 1e-9
 _DECIMAL_TEXT = re.compile(r"^\s*-?\d+(\.\d+)?([eE][-+]?\d+)?\s*$")
 
 
+def _refuse_invalid(output: Any, findings: list[Finding]) -> None:
+    """Mitigation of an output that cannot be checked is an error, not a pass."""
+    problems = [f.message for f in findings if f.rule == "invalid"]
+    if problems:
+        raise DisclosureInputError(f"output '{title_of(output)}' cannot be mitigated: " + "; ".join(problems))
+
+
 class OutputKind:
     """One kind of output. Subclasses set `name` and `output_type` and implement the rules."""
 
@@ -220,24 +227,29 @@ class OutputKind:
     def require_checkable(self, output: Any, policy: DisclosureRules) -> CheckReport:
         """Mitigation needs a valid, not yet mitigated output; invalid input is an error, not a pass.
         Returns the output's check, which mitigation reads next (checked once, not twice)."""
+        report = self.check(self.require_valid(output), policy)
+        _refuse_invalid(output, report.findings)
+        return report
+
+    def require_valid(self, output: Any) -> Any:
+        """`require_checkable` without the rules, for a mitigation that checks the output once it has
+        its totals (the rules of the table without them would be read by no one). Returns `output`."""
         cells = getattr(output, "coefficients" if self.name == "model" else "cells", None)
         if isinstance(cells, pd.DataFrame) and STATUS in cells.columns:
             raise DisclosureInputError(f"output '{title_of(output)}' has already been mitigated")
-        report = self.check(output, policy)
-        problems = [f.message for f in report.findings if f.rule == "invalid"]
-        if problems:
-            raise DisclosureInputError(f"output '{title_of(output)}' cannot be mitigated: " + "; ".join(problems))
-        return report
+        _refuse_invalid(output, self.validate(output))
+        return output
 
     def suppress(self, output: Any, policy: DisclosureRules, margins: bool = True,
                  hide: Collection[tuple] = ()) -> Mitigated:
         """Blank every failing cell and the cells labelled as in `hide`; with `margins`, add totals and
         protect against them."""
-        report = self.require_checkable(output, policy)
         additive = self.additive(output, margins)
         if additive:
-            output = self.with_margins(output, policy)
+            output = self.with_margins(self.require_valid(output), policy)
             report = self.check(output, policy)
+        else:
+            report = self.require_checkable(output, policy)
         cells = self.cells_of(output).reset_index(drop=True)
         failing = self.failing_or_hidden(output, report, policy, hide)
         primary = np.array([bool(found) for found in failing], dtype=bool)
