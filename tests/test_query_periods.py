@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from safepool.query import engine
+from safepool.query.compile import Compiler
 from safepool.query.model import QueryRefused
 from safepool.query.person_periods import period_salt, unit_keys
 from safepool.study.row_persons import level_arms
@@ -128,6 +130,27 @@ def test_a_whole_quarter_by_other_tables_is_answered_and_persons_have_no_period(
     persons = ask(copy_of(two_a_quarter, tmp_path / "fresh"), "SELECT sex, count(DISTINCT pid) AS n FROM payments JOIN population USING (pid) "
                          "WHERE amount >= 100 GROUP BY sex")
     assert persons.table["status"].eq(SHOWN).all()
+
+
+@pytest.mark.parametrize("pool, row_by_row", [("one_a_quarter", True), ("two_a_quarter", False)])
+def test_a_register_fixed_to_one_row_per_person_is_handed_over_row_by_row_with_the_same_answer(
+        request, tmp_path, monkeypatch, pool, row_by_row):
+    """One payment per person in a quarter: a question of that quarter takes each row as its
+    person's (no adding up by person); two a quarter: a person's rows are added up. Either way the
+    answer is the one the adding up gives."""
+    root = request.getfixturevalue(pool)
+    sql = ("SELECT sex, sum(amount) AS s, count(*) AS n FROM payments JOIN population USING (pid) "
+           "WHERE paid_on = '2019Q2' GROUP BY sex")
+    handed: list[bool] = []
+    real = Compiler.per_person
+    monkeypatch.setattr(Compiler, "per_person", lambda self, one=False: handed.append(one) or real(self, one))
+    answer = ask(copy_of(root, tmp_path / "ws"), sql)
+    assert handed == [row_by_row]
+    monkeypatch.setattr(engine, "one_row_each", lambda *args: False)
+    added_up = ask(copy_of(root, tmp_path / "added-up"), sql)
+    assert handed == [row_by_row, False]
+    pd.testing.assert_frame_equal(answer.table, added_up.table)
+    assert answer.table["status"].eq(SHOWN).any()
 
 
 def test_two_tables_of_several_rows_per_person_are_not_summed_together(two_a_quarter, tmp_path):

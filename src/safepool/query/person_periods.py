@@ -117,15 +117,30 @@ def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person:
                  f"year), e.g. {dates[0] if dates else 'date'} = '2023Q1', or count persons")
 
 
+def one_row_each(model: AggregateModel, dictionary: Dictionary, one_per_person: Callable[[str], bool],
+                 one_per_period: Callable[[VariableRef], bool]) -> bool:
+    """Whether every table of the question holds at most one row per person in it (so does a join
+    of them): a register of one row per person, or one the question fixes to one row per person
+    (`_one_row_here`). The pool then hands each row over as its person's, without adding up a
+    person's rows (`Compiler.per_person`)."""
+    return all(one_per_person(table) or _one_row_here(model, dictionary, table, one_per_period)
+               for table in model.tables)
+
+
 def _fixed(model: AggregateModel, dictionary: Dictionary, table: str,
            one_per_period: Callable[[VariableRef], bool]) -> bool:
     """Whether, in this question, `table` has at most one row per person and no measure adds up its
-    values: one of its dates is filtered to one whole period in which it holds one row per person
-    (employment in one quarter, taxes in one year). It then only selects and groups persons, as a
-    register of one row per person does, and may join another register with several rows per
-    person."""
+    values. It then only selects and groups persons, as a register of one row per person does, and
+    may join another register with several rows per person."""
     if any(m.kind in COUNTED and m.variable is not None and m.variable.table == table for m in model.measures):
         return False
+    return _one_row_here(model, dictionary, table, one_per_period)
+
+
+def _one_row_here(model: AggregateModel, dictionary: Dictionary, table: str,
+                  one_per_period: Callable[[VariableRef], bool]) -> bool:
+    """Whether one of the table's dates is filtered to one whole period in which it holds one row per
+    person (employment in one quarter, taxes in one year)."""
     return any(_one_period(model.filters, VariableRef(table, name), variable) is not None
                and one_per_period(VariableRef(table, name))
                for name, variable in dictionary[table].items() if variable.level == "date")
