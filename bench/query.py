@@ -13,11 +13,11 @@ of each against bare DuckDB's, with the gateway's CPU time (this process's, Duck
 included: less inflated by other work on the machine than wall time), and the load average
 (figures taken under load are inflated). Target: p50 under 300 ms, within 10x of bare DuckDB.
 
-A first ask is one only on a workspace whose permit has not been asked these questions yet (a
-fresh one, or a copy of one made before). With `--rounds N` (N > 1) every question is asked in N
-fresh copies of the workspace, one after the other in this process, and each question's times
-are the medians over the rounds: a first ask's time moves by a third from one run to the next
-on a small shared machine. What the first query of a process imports (the query engine,
+A first ask is one only on a workspace whose permit has not been asked these questions yet. So
+the questions are asked in a fresh copy of a workspace reused with --workspace, which stays as
+it was prepared, and with `--rounds N` (N > 1) in N fresh copies of the workspace, one after the
+other in this process; each question's times are then the medians over the rounds: a first
+ask's time moves by a third from one run to the next on a small shared machine. What the first query of a process imports (the query engine,
 sqlglot's DuckDB dialect: 0.1-0.2 s, once per process) is loaded and timed before the
 questions, and printed apart; the first question of each round still opens its pool and creates
 the permit's ledger. With `--history N` each round first asks N other questions (one quarter's
@@ -220,7 +220,7 @@ def main() -> None:
     earlier = history(args.history)
     rounds: list[list[Asked]] = []
     for number in range(args.rounds):
-        if args.rounds == 1:
+        if args.rounds == 1 and args.workspace is None:  # a workspace of its own, asked once
             rounds.append(ask_round(root, password, args.repeat, answers, number, earlier))
             continue
         with tempfile.TemporaryDirectory(prefix="round-", dir=root.parent) as folder:
