@@ -227,18 +227,22 @@ class OutputKind:
     def require_checkable(self, output: Any, policy: DisclosureRules) -> CheckReport:
         """Mitigation needs a valid, not yet mitigated output; invalid input is an error, not a pass.
         Returns the output's check, which mitigation reads next (checked once, not twice)."""
-        report = self.check(self.require_valid(output), policy)
+        self._require_unmitigated(output)
+        report = self.check(output, policy)
         _refuse_invalid(output, report.findings)
         return report
 
     def require_valid(self, output: Any) -> Any:
         """`require_checkable` without the rules, for a mitigation that checks the output once it has
         its totals (the rules of the table without them would be read by no one). Returns `output`."""
+        self._require_unmitigated(output)
+        _refuse_invalid(output, self.validate(output))
+        return output
+
+    def _require_unmitigated(self, output: Any) -> None:
         cells = getattr(output, "coefficients" if self.name == "model" else "cells", None)
         if isinstance(cells, pd.DataFrame) and STATUS in cells.columns:
             raise DisclosureInputError(f"output '{title_of(output)}' has already been mitigated")
-        _refuse_invalid(output, self.validate(output))
-        return output
 
     def suppress(self, output: Any, policy: DisclosureRules, margins: bool = True,
                  hide: Collection[tuple] = ()) -> Mitigated:
