@@ -13,7 +13,7 @@ import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
-from safepool.query.ledger_memory import LedgerMemory, _classes, entry_hash
+from safepool.query.ledger_memory import LedgerMemory, _classes, among, entry_hash
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
@@ -225,3 +225,14 @@ def test_a_study_row_that_is_a_count_is_kept_beside_the_counts():
     memory.add(np.full(8, 4, dtype=np.int64), np.sort(persons[22:]), np.ones(8))
     assert memory._kept_of["counts"] == 20 and len(memory.persons) == 30
     assert_grouped_persons_kept(memory)
+
+
+def test_among_finds_the_chosen_cell_numbers_by_table_or_by_search():
+    """`among` agrees with `np.isin` for numbers close together (a table), negative ones, numbers
+    far apart (a search: no table of their whole range) and no numbers at all."""
+    rng = np.random.default_rng(7)
+    for cell, chosen in ((rng.integers(0, 40, 1000), [3, 5, 39, 80]), (rng.integers(-5, 5, 100), {-5, 0, 4}),
+                         (np.array([0, 2**40, 7]), [2**40]), (np.empty(0, dtype=np.int64), [1])):
+        cell = np.asarray(cell, dtype=np.int64)
+        expected = np.isin(cell, np.asarray(list(chosen), dtype=np.int64))
+        assert np.array_equal(among(cell, chosen), expected)

@@ -97,6 +97,14 @@ def cell_labels(cells: pd.DataFrame, label_columns: list[str], mask: np.ndarray 
     return [{column: json_safe(value) for column, value in zip(label_columns, row)} for row in chosen.itertuples(index=False)]
 
 
+def row_labels(cells: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """Each row's values of `columns`, as plain JSON values (`json_safe`): read column by column,
+    several times quicker than row by row (a table's labels are read several times per answer)."""
+    if not columns:
+        return [()] * len(cells)
+    return list(zip(*([json_safe(value) for value in cells[column].tolist()] for column in columns)))
+
+
 def json_safe(value: Any) -> Any:
     """A label as a plain JSON value (numpy scalars, missing values and dates included)."""
     if isinstance(value, np.generic):

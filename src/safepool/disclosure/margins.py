@@ -45,7 +45,7 @@ def _totals(table: AdditiveTable, cells: pd.DataFrame, by: str | None, top_width
     first come, a blank label a value of its own. Added up with numpy: a table is a few dozen
     cells, and a pandas group-by cost more than the rest of the table's suppression."""
     group, first = _groups(cells, by)
-    totals = pd.DataFrame(index=range(len(first)))
+    totals: dict[str, Any] = {}
     if by is not None:
         totals[by] = cells[by].iloc[first].reset_index(drop=True)
     if table.kind == "frequency":
@@ -66,7 +66,8 @@ def _totals(table: AdditiveTable, cells: pd.DataFrame, by: str | None, top_width
     for column in table.groups:
         if column != by:
             totals[column] = TOTAL
-    return totals[[c for c in cells.columns if c in totals.columns]]
+    # made once, in the table's column order (a frame grown column by column cost more than the sums)
+    return pd.DataFrame({c: totals[c] for c in cells.columns if c in totals}, index=range(len(first)))
 
 
 def _groups(cells: pd.DataFrame, by: str | None) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from safepool.disclosure.cells import shown_mask
-from safepool.disclosure.findings import Finding, cell_labels, invalid
+from safepool.disclosure.findings import Finding, cell_labels, invalid, row_labels
 
 __all__ = ["contributor_problems", "duplicate_problems", "group_problems", "numeric_problems", "shown_mask",
            "table_problems"]
@@ -74,6 +74,8 @@ def duplicate_problems(cells: pd.DataFrame, key: list[str], where: str) -> list[
     """Two rows for the same cell make margins and suppression ambiguous."""
     if not key:
         repeated = np.zeros(len(cells), dtype=bool) if len(cells) == 1 else np.ones(len(cells), dtype=bool)
+    elif len(set(row_labels(cells, key))) == len(cells):  # each cell once (plain labels equal where pandas' are)
+        repeated = np.zeros(len(cells), dtype=bool)
     else:
         repeated = cells.duplicated(subset=key, keep=False).to_numpy()
     if repeated.any():

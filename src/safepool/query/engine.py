@@ -38,7 +38,7 @@ from safepool.disclosure.cells import DIFFERENCING
 from safepool.disclosure.kinds import kind_of
 from safepool.disclosure.kinds.base import TOTALS_NOTE, at_precision
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
-from safepool.disclosure.findings import json_safe
+from safepool.disclosure.findings import json_safe, row_labels
 from safepool.disclosure.margins import TOTAL
 from safepool.disclosure.outputs import STATUS, DisclosureInputError
 from safepool.disclosure.policy import workspace_policy
@@ -177,7 +177,7 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
         if more.keys() <= hidden.keys():  # cannot happen (a cell found is shown): hide the whole answer
             check = next(iter(found.values()))
             more = {(j, label): check for j, column in enumerate(columns) if column.mitigated is not None
-                    for label in _labels(column.mitigated.output.cells, groups)}
+                    for label in row_labels(column.mitigated.output.cells, groups)}
 
 
 def answer_rules(policy: DisclosureRules) -> DisclosureRules:
@@ -369,7 +369,7 @@ def _mitigate(model: AggregateModel, columns: list[_Column], policy: DisclosureR
 def _failing(cells: pd.DataFrame, groups: list[str]) -> frozenset[tuple]:
     """The labels of the rows suppressed for a rule they fail themselves (not to protect others, not
     only for the ledger, whose mark a failing row never gets)."""
-    return frozenset(label for label, status in zip(_labels(cells, groups), cells[STATUS])
+    return frozenset(label for label, status in zip(row_labels(cells, groups), cells[STATUS])
                      if status not in (SHOWN, SECONDARY) and DIFFERENCING not in str(status))
 
 
@@ -462,11 +462,6 @@ def _as_shares(mitigated: Mitigated, groups: list[str]) -> Mitigated:
     return Mitigated(replace(output, cells=table), mitigated.method, mitigated.note, mitigated.report)
 
 
-def _labels(cells: pd.DataFrame, groups: list[str]) -> list[tuple]:
-    """Each row's group labels, as plain values."""
-    return [tuple(json_safe(v) for v in row) for row in cells[groups].itertuples(index=False, name=None)]
-
-
 def _every_cell_shown(columns: list[_Column]) -> bool:
     """Whether no cell of any column's checked output is hidden."""
     return all(column.mitigated is None or bool(_shown(column.mitigated.output.cells).all()) for column in columns)
@@ -483,11 +478,11 @@ def _hide_everywhere(columns: list[_Column], groups: list[str], policy: Disclosu
     for column in columns:
         if column.mitigated is not None:
             cells = column.mitigated.output.cells
-            hidden |= {label for label, shown in zip(_labels(cells, groups), _shown(cells)) if not shown}
+            hidden |= {label for label, shown in zip(row_labels(cells, groups), _shown(cells)) if not shown}
     for column in columns:
         if column.mitigated is not None:
             output = column.mitigated.output
-            more = [shown and label in hidden for label, shown in zip(_labels(output.cells, groups), _shown(output.cells))]
+            more = [shown and label in hidden for label, shown in zip(row_labels(output.cells, groups), _shown(output.cells))]
             if any(more):
                 column.mitigated = _hidden(column.mitigated, np.array(more), policy)
 
@@ -602,7 +597,7 @@ def _shown_sets(cells: pd.DataFrame, groups: list[str], single: bool, every_row:
     """Sets of inner cells a reader can add up: each shown cell and total, and every line of shown
     cells (`single`: quantiles do not add up, so each shown cell alone; `every_row`: as if every row
     were shown)."""
-    labels = _labels(cells, groups)
+    labels = row_labels(cells, groups)
     shown = np.ones(len(labels), dtype=bool) if every_row else _shown(cells)
     shown_inner = [label for label, seen in zip(labels, shown) if seen and not any(str(v) == TOTAL for v in label)]
     if single:
@@ -626,7 +621,7 @@ def _to_hide(found: dict[int, str], entries: _Entries, columns: list[_Column]) -
     for entry, check in found.items():
         j, members = entries.column_of[entry], entries.members[entry]
         output = columns[j].mitigated.output  # type: ignore[union-attr]  # an entry's column has an output
-        labels = _labels(output.cells, list(output.groups))
+        labels = row_labels(output.cells, list(output.groups))
         rows = [label for label, covered in zip(labels, _covered(labels)) if covered == members]
         if not rows:
             persons = dict(zip(labels, output.cells["count" if isinstance(output, FrequencyTable) else "n"]))
@@ -654,7 +649,7 @@ def _answer(model: AggregateModel, dictionary: Dictionary, columns: list[_Column
         output = column.mitigated.output
         quantity = "count" if isinstance(output, FrequencyTable) else "value"
         shown = at_precision(output.cells[quantity], 0 if quantity == "count" else policy.decimals)
-        for label, value, status in zip(_labels(output.cells, groups), shown, output.cells[STATUS]):
+        for label, value, status in zip(row_labels(output.cells, groups), shown, output.cells[STATUS]):
             rows.setdefault(label, dict(zip(groups, label)))[name] = value if visible(status) else np.nan
             statuses.setdefault(label, []).append((name, status))
         note = column.mitigated.note

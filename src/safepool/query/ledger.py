@@ -491,7 +491,7 @@ def _first_failing(accepted: list[int], groups: Sequence[Sequence[int]], gives_a
 def _rows_of(incoming: pd.DataFrame, cells: Collection[int]) -> pd.DataFrame:
     """The rows of the chosen cells; all of them, not copied, when every row's cell is chosen (an
     answer all of whose cells are checked and kept: the common case, a copy of every row saved)."""
-    chosen = incoming["cell"].isin(cells).to_numpy()
+    chosen = ledger_memory.among(incoming["cell"].to_numpy(dtype=np.int64), cells)
     return incoming if chosen.all() else incoming[chosen]
 
 

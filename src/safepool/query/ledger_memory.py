@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from functools import cache, partial
 
@@ -305,7 +306,7 @@ class LedgerMemory:
         entries of `family` (cells of a family only) are looked up, and count nowhere else. `owner`:
         the person each entry's member is part of (itself, when it is a person)."""
         index = self._lookup(person)
-        in_family = _among(cell, family) if family is not None and len(family) else np.zeros(len(cell), dtype=bool)
+        in_family = among(cell, family) if family is not None and len(family) else np.zeros(len(cell), dtype=bool)
         n_old = len(self.persons)
         total = int(index.max()) + 1 if len(index) else n_old
         total = max(total, n_old)
@@ -395,7 +396,7 @@ class LedgerMemory:
             extension, noted, related = last[3], last[4], last[5]  # the audit was of exactly these entries
         else:
             extension = self.extend(cell, person, value, family, owner)
-        in_family = _among(cell, family) if family is not None and len(family) and len(cell) \
+        in_family = among(cell, family) if family is not None and len(family) and len(cell) \
             else np.zeros(len(cell), dtype=bool)
         if len(cell):
             self.highest = max(self.highest, int(cell.max()))
@@ -414,7 +415,7 @@ class LedgerMemory:
         marked[cell[in_family]] = True
         self.family = marked
         if sums is not None and len(sums):
-            in_sums = _among(cell[order], sums)
+            in_sums = among(cell[order], sums)
             self.sum_rows.append(cell[order][in_sums], extension.index[order][in_sums], value[order][in_sums])
             order = order[~in_sums]
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
@@ -542,7 +543,7 @@ class LedgerMemory:
         remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
         taken = extension.counts.copy()
         if sums is not None and len(sums):
-            taken &= ~_among(cell, sums)
+            taken &= ~among(cell, sums)
         incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], extension.contribution[taken],
                          (int(cell.max()) - self.highest if len(cell) else 0, n))
         found = audit(Contributions(remembered, incoming, *self._known(extension)), _classes(extension),
@@ -563,16 +564,16 @@ class LedgerMemory:
         are audited only when the counts and the families add nothing."""
         uniform = _alike(cell, value)
         if sums is not None and len(sums):
-            uniform &= ~_among(cell, sums)
+            uniform &= ~among(cell, sums)
         if len(self._incoming_family):
-            uniform &= ~_among(cell, self._incoming_family)
+            uniform &= ~among(cell, self._incoming_family)
         if self.pinned is None or self.pinned[0] != min_frequency:
             self.pinned = (min_frequency, self._pinned(self.presence, self.present, np.empty(0, dtype=np.int64),
                                                        np.empty(0, dtype=np.int64), min_frequency,
                                                        (self.parts, self.part_owner)))
         now = self._pinned(extension.presence, extension.present, cell[uniform], extension.index[uniform],
                            min_frequency, (extension.parts, extension.part_owner))
-        summed = _among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
+        summed = among(cell, sums) if sums is not None and len(sums) else np.zeros(len(cell), dtype=bool)
         kept = ~uniform & ~summed
         if self._families_kept or len(self._incoming_family):  # counts meet a study's rows in families too
             kept |= uniform
@@ -593,7 +594,7 @@ class LedgerMemory:
         found; and the first such row. All the rows are tried together first: what one row adds,
         all of them add too, so when all of them add nothing (the common case) no row needs a
         group audit of its own."""
-        counted = _alike(cell, value) & _among(cell, self._incoming_family) if len(self._incoming_family) \
+        counted = _alike(cell, value) & among(cell, self._incoming_family) if len(self._incoming_family) \
             else np.zeros(len(cell), dtype=bool)
         if not counted.any():
             return 0, None
@@ -634,7 +635,7 @@ class LedgerMemory:
         new_counts = new_counts[new_numbers]
         new_family = np.array([self._is_family(int(n)) for n in new_numbers], dtype=bool)
         chosen = self._comparable(theirs, sums=not new_counts.all(), counts=bool(new_family.any()))
-        chosen = chosen[~_among(self.cell[chosen], new_numbers)]  # a remembered cell compared is one of the new
+        chosen = chosen[~among(self.cell[chosen], new_numbers)]  # a remembered cell compared is one of the new
         old_cell = self.cell[chosen]
         old_numbers = distinct_numbers(old_cell)
         numbers = np.r_[old_numbers, new_numbers]
@@ -753,9 +754,9 @@ class LedgerMemory:
         of_family = self.family[self.cell[taken]]
         taken = taken[(self._amounts(taken, self.contribution) != 0)
                       & (of_family | (valued[self.person[taken]] & ~extension.restarted[self.person[taken]]))]
-        incoming_family = _among(cell, self._incoming_family) if len(self._incoming_family) \
+        incoming_family = among(cell, self._incoming_family) if len(self._incoming_family) \
             else np.zeros(len(cell), dtype=bool)
-        incoming = kept & _among(cell, numbers[numbers > self.highest]) & (extension.contribution != 0) \
+        incoming = kept & among(cell, numbers[numbers > self.highest]) & (extension.contribution != 0) \
             & (incoming_family | valued[extension.index])
         member_cell = np.r_[self.cell[taken], cell[incoming]]
         member = np.r_[self.person[taken], extension.index[incoming]]
@@ -857,12 +858,20 @@ def _cell_codes(cell: np.ndarray) -> np.ndarray:
     return ((bits >> np.uint64(12)) | np.uint64(0x3FF0000000000000)).view(np.float64)
 
 
-def _among(cell: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Whether each cell number is one of the chosen (by a table of the numbers: cell numbers are
-    small and not negative, and a table is several times quicker than `np.isin`'s sort)."""
-    table = np.zeros(max(int(cell.max(initial=0)), int(np.max(chosen, initial=0))) + 1, dtype=bool)
-    table[np.asarray(chosen, dtype=np.int64)] = True
-    return table[cell]
+def among(cell: np.ndarray, chosen: Collection[int] | np.ndarray) -> np.ndarray:
+    """Whether each cell number is one of the chosen: by a table over the numbers' range (cell
+    numbers are few and close together, and a table is several times quicker than `np.isin`'s
+    sort or pandas' hash table), else by `np.isin`."""
+    chosen = np.asarray(chosen if isinstance(chosen, np.ndarray) else list(chosen), dtype=np.int64)
+    if not len(cell):
+        return np.zeros(0, dtype=bool)
+    low = min(int(cell.min()), 0)
+    high = max(int(cell.max()), int(np.max(chosen, initial=0)))
+    if high - low > 4 * len(cell) + 1024:
+        return np.isin(cell, chosen)
+    table = np.zeros(high - low + 1, dtype=bool)
+    table[chosen[chosen >= low] - low] = True
+    return table[cell - low if low else cell]
 
 
 def _alike(cell: np.ndarray, value: np.ndarray) -> np.ndarray:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 Entry = tuple[int, int, list[int]]  # its number, part (0 for values, 1 for rows), its cell numbers
 
@@ -60,13 +59,13 @@ def _in_cell_order(cell: np.ndarray, person: np.ndarray) -> bool:
 
 
 def _ranked(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct persons in order and each row's rank among them, by hashing (rows already in
-    cell order need no sort of their own)."""
-    codes, distinct = pd.factorize(person)
-    order = np.argsort(distinct)
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    return distinct[order], rank[codes]
+    """The distinct persons in order and each row's rank among them (`person_order`: in rows of
+    cell order each cell's persons come sorted, and sorting such runs took 16 ms for 600,000 rows
+    of 300,000 persons, against 35-45 ms for a hash table of them and a sort of those found)."""
+    order = person_order(person)
+    rank = np.empty(len(person), dtype=np.int64)
+    rank[order.by_person] = order.rank
+    return order.distinct, rank
 
 
 @dataclass(frozen=True)
