@@ -38,7 +38,7 @@ from safepool.disclosure.cells import DIFFERENCING
 from safepool.disclosure.kinds import kind_of
 from safepool.disclosure.kinds.base import TOTALS_NOTE, at_precision
 from safepool.disclosure.mitigation import SECONDARY, SHOWN
-from safepool.disclosure.findings import json_safe, row_labels
+from safepool.disclosure.findings import row_labels
 from safepool.disclosure.margins import TOTAL
 from safepool.disclosure.outputs import STATUS, DisclosureInputError
 from safepool.disclosure.policy import workspace_policy
@@ -534,9 +534,8 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
     for j, column in enumerate(columns):
         if column.mitigated is None:
             continue
-        inner = column.cells[[f"g{i}" for i in range(len(groups))]]
-        position = {tuple(json_safe(v) for v in row): int(number)
-                    for row, number in zip(inner.itertuples(index=False), column.cells["cell"])}
+        position = {label: int(number) for label, number in
+                    zip(row_labels(column.cells, [f"g{i}" for i in range(len(groups))]), column.cells["cell"])}
         parts = ["value", "rows"] if column.measure.kind in ("mean", "quantile") else ["value"]
         alone: dict[tuple[int, int], int] = {}  # (part, cell number) -> the entry of that cell alone
         added: list[tuple[int, int, list[int]]] = []
