@@ -91,10 +91,7 @@ def cell_labels(cells: pd.DataFrame, label_columns: list[str], mask: np.ndarray 
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return []
-    if not label_columns:
-        return [{} for _ in range(int(mask.sum()))]
-    chosen = cells.loc[mask, label_columns]
-    return [{column: json_safe(value) for column, value in zip(label_columns, row)} for row in chosen.itertuples(index=False)]
+    return [dict(zip(label_columns, label)) for label in row_labels(cells.loc[mask], label_columns)]
 
 
 def row_labels(cells: pd.DataFrame, columns: list[str]) -> list[tuple]:
