@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.disclosure import frequency_table, magnitude_table
 from safepool.disclosure import (
     DisclosureInputError,
     DisclosureRules,
@@ -117,32 +118,19 @@ def test_suppressed_blanks_are_not_bad_input():
     assert check(FrequencyTable("t", cells, ["area"]), RULES).verdict == "fail"
 
 
-def large_frequency(rows: int, cols: int, seed: int = 7) -> FrequencyTable:
-    rng = np.random.default_rng(seed)
-    cells = pd.DataFrame({"area": np.repeat([f"r{k}" for k in range(rows)], cols),
-                          "age": np.tile([f"c{k}" for k in range(cols)], rows),
-                          "count": rng.integers(0, 60, rows * cols)})
-    return FrequencyTable("large", cells, ["area", "age"])
-
-
 def test_five_thousand_cells_are_checked_cell_by_cell():
     """Every small cell of a large table is found (the time it takes: bench/disclosure.py)."""
-    table = large_frequency(100, 50)
+    table = frequency_table(100, 50)
     report = check(table, RULES)
     assert report.verdict == "fail" and len(report.failed_cells()) == int(((table.cells["count"] > 0)
                                                                           & (table.cells["count"] < 5)).sum())
 
-    rng = np.random.default_rng(3)
-    n = rng.integers(1, 40, 5000)
-    tops = [sorted(rng.uniform(0, 100, 2), reverse=True) for _ in range(5000)]
-    cells = pd.DataFrame({"g": np.arange(5000), "value": [sum(t) * 3 for t in tops], "n": n, "top": tops,
-                          "abs_total": [sum(t) * 3 for t in tops]})
-    report = check(MagnitudeTable("large sums", cells, ["g"], "sum"), RULES)
+    report = check(magnitude_table(5000), RULES)
     assert report.verdict == "fail" and {f.rule for f in report.findings} == {"min_frequency", "dominance", "p_ratio"}
 
 
 def test_five_thousand_cells_are_suppressed_with_their_totals():
-    mitigated = suppress(large_frequency(100, 50), RULES)
+    mitigated = suppress(frequency_table(100, 50), RULES)
     assert mitigated.report.verdict == "pass"
 
 
