@@ -179,6 +179,31 @@ def test_the_cycle_collector_rests_while_a_query_is_answered_and_is_back_after(s
     assert gc.isenabled()  # also after a refused query
 
 
+def _huge_pages_advised() -> bool:
+    """Whether NumPy now advises huge pages (read by setting it, then set back)."""
+    from safepool.process_settings import _set_madvise_hugepage
+
+    advised = bool(_set_madvise_hugepage(True))
+    _set_madvise_hugepage(advised)
+    return advised
+
+
+def test_numpy_advises_no_huge_pages_while_a_query_is_answered_unless_the_person_chose(setup, monkeypatch):
+    from safepool.query import engine
+
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    during: list[bool] = []
+    real = engine.Ledger.check
+    monkeypatch.setattr(engine.Ledger, "check", lambda self, *a, **k: (during.append(_huge_pages_advised()),
+                                                                      real(self, *a, **k))[1])
+    before = _huge_pages_advised()
+    ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))
+    assert during == [False] and _huge_pages_advised() == before  # declined, then as it was
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the person's own choice is left as it is
+    ask(setup, AggregateRequest(table="population", measure="persons", by=["year(birth_year)"]))
+    assert during[0] is False and set(during[1:]) == {before} and _huge_pages_advised() == before
+
+
 def test_sql_and_request_are_one_model(setup):
     by_sql = ask(setup, "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex")
     by_request = ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))

@@ -30,7 +30,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markdown_it import MarkdownIt
 
-from safepool.collector import collector_paused
+from safepool.process_settings import collector_paused
 from safepool.governance.assessment import ApprovalRole, Assessment
 from safepool.governance.form import (
     Beneficiary,

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from safepool.collector import collector_paused
+from safepool.process_settings import collector_paused, small_pages
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check
 from safepool.disclosure.cells import DIFFERENCING
 from safepool.disclosure.kinds import kind_of
@@ -81,8 +81,9 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
               title: str | None = None, today: date | None = None) -> QueryAnswer:
     """Check, run, disclosure-check and record one query under the analyst's permit and the workspace
     policy (with the cycle collector paused: its full collections walked every object of the
-    process several times per query, about a tenth of a query's time)."""
-    with collector_paused():
+    process several times per query, about a tenth of a query's time; and NumPy's advice of huge
+    pages off: see `safepool.process_settings`)."""
+    with collector_paused(), small_pages():
         return _answered(pool_dir, governance, actor, permit, query, title, today)
 
 
