@@ -468,7 +468,7 @@ def test_when_the_policy_rounds_counts_every_count_is_rounded(setup):
 def test_each_row_gets_the_cell_of_its_keys(spans):
     """However wide the keys (date parts, codes), each row gets the grid row of its keys; keys that
     are no row of the grid are refused, never given some cell."""
-    from safepool.query.engine import _in_grid
+    from safepool.query.grid_labels import in_grid
 
     rng = np.random.default_rng(len(spans))
     grid = np.stack(np.meshgrid(*[np.unique(rng.integers(0, span, 40)) for span in spans], indexing="ij"),
@@ -476,10 +476,10 @@ def test_each_row_gets_the_cell_of_its_keys(spans):
     grid = grid[rng.permutation(len(grid))]
     picked = rng.integers(0, len(grid), 500)
     keys = [grid[picked, i].astype(np.int64) for i in range(len(spans))]
-    assert np.array_equal(_in_grid(grid, keys, 500), picked if spans else np.zeros(500, dtype=np.int64))
+    assert np.array_equal(in_grid(grid, keys, 500), picked if spans else np.zeros(500, dtype=np.int64))
     if spans:
         with pytest.raises(QueryRefused, match="outside the answer's cells"):
-            _in_grid(grid, [np.r_[k, -1] for k in keys], 501)
+            in_grid(grid, [np.r_[k, -1] for k in keys], 501)
 
 
 def test_answers_do_not_depend_on_the_pseudonyms_or_their_order(template, tmp_path):

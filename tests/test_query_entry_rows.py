@@ -25,9 +25,11 @@ def _plain(rows: dict[str, np.ndarray], entry: int, part: int, numbers: list[int
 def _assert_plain_sums(rows: dict[str, np.ndarray], plain: dict[str, np.ndarray], entries: list) -> None:
     """`entry_rows` of `rows` gives each entry the persons and sums `_plain` finds in `plain` (the
     same rows, in any order)."""
-    for (entry, part, numbers), (e, who, total) in zip(entries, entry_rows(rows, entries)):
+    for (entry, part, numbers), (e, who, total, rank) in zip(entries, entry_rows(rows, entries)):
         want = _plain(plain, entry, part, numbers)
         assert e.tolist() == want[0] and who.tolist() == want[1]
+        if "distinct" in rows:  # each person's rank among the distinct persons the caller gave
+            assert rows["distinct"][rank].tolist() == who.tolist()
         assert np.allclose(total, want[2], rtol=1e-12, atol=1e-12)
 
 
@@ -74,7 +76,7 @@ def test_rows_ranked_by_the_engine_give_the_same_entries(seed):
 
 def test_only_the_parts_entries_need_are_read():
     rows = {"cell": np.array([0, 0]), "person": np.array([2, 1], dtype=np.uint64), "value": np.array([1.0, 2.0])}
-    (entry, who, total), = entry_rows(rows, [(0, 0, [0])])  # no "rows" column: no entry of part 1
+    (entry, who, total, _), = entry_rows(rows, [(0, 0, [0])])  # no "rows" column: no entry of part 1
     assert who.tolist() == [1, 2] and total.tolist() == [2.0, 1.0]
 
 

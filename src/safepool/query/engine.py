@@ -53,9 +53,10 @@ from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.deadline import Deadline, watched
 from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
+from safepool.query.grid_labels import numbered
 from safepool.query.ledger import WORKSPACE_LEDGER, Ledger, query_outcome, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
-from safepool.query.person_sums import cell_person_order, entry_rows
+from safepool.query.person_sums import EntryRows, cell_person_order, entry_rows
 from safepool.query.person_periods import PersonPeriod, one_row_each, period_salt, person_period, unit_keys
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
@@ -171,7 +172,7 @@ def _hidden_for_the_ledger(ledger: Ledger, model: AggregateModel, columns: list[
         else:  # nothing hidden at all: suppression would give what it gave, and every row is what is shown
             incoming = every_row
         found = ledger.check(incoming.frame, incoming.column_of, policy.min_frequency, sums=incoming.sums,
-                             definitions=incoming.definitions)
+                             definitions=incoming.definitions, persons=incoming.persons)
         if not found:
             return hidden
         more = _to_hide(found, incoming, columns)
@@ -249,7 +250,7 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
             value = {"persons": np.ones(len(rows)), "rows": rows}.get(measure.kind, found.get(f"c{j}"))
         rows = np.asarray(rows, dtype=np.float64)
         kept = rows > 0
-        labels, cell = _numbered(budget, step, compiler, grid, [np.asarray(found[key], dtype=np.int64)[kept]
+        labels, cell = numbered(budget, step, compiler, grid, [np.asarray(found[key], dtype=np.int64)[kept]
                                                                 for key in compiler.keys], int(kept.sum()))
         # in the order of cell and person once, for the cells' largest values and the ledger's entries
         order, cell, distinct, rank = cell_person_order(cell, persons.ordered(np.asarray(found["person"])[kept]))
@@ -261,78 +262,36 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     return columns
 
 
-def _numbered(budget: Budget, step: str, compiler: Compiler, grid: np.ndarray, keys: list[np.ndarray], rows: int
-              ) -> tuple[pd.DataFrame, np.ndarray]:
-    """The labels of each cell of the grid (made by the pool from the keys alone), the cells numbered
-    in the order of their labels, and each row's cell."""
-    if compiler.keys and len(grid):
-        listed = ", ".join("(" + ", ".join(str(int(k)) for k in combo) + ")" for combo in grid)
-        labels = budget.frame(step, f"SELECT {', '.join(compiler.labels())} FROM (VALUES {listed}) "
-                                    f"AS v({', '.join(compiler.keys)})")
-        named = list(labels.itertuples(index=False, name=None))
-        order = sorted(range(len(grid)), key=named.__getitem__)
-    else:
-        labels = pd.DataFrame({f"g{i}": pd.Series(dtype=object) for i in range(len(keys))}, index=range(len(grid)))
-        order = list(range(len(grid)))
-    number = np.empty(len(grid), dtype=np.int64)
-    number[order] = np.arange(len(grid))
-    return labels.iloc[order].reset_index(drop=True), number[_in_grid(grid, keys, rows)]
-
-
-_LOOKUP_CELLS = 1 << 22  # codes of key combinations looked up in a table up to this many (32 MB)
-
-
-def _in_grid(grid: np.ndarray, keys: list[np.ndarray], rows: int) -> np.ndarray:
-    """The row of the grid that each of the `rows` rows' keys are (every row's keys are a row of the
-    grid: the pool leaves out rows of no cell, and the filters leave no other label possible)."""
-    if not keys or rows == 0:
-        return np.zeros(rows, dtype=np.int64)
-    if len(grid) == 0:
-        raise refuse("a row's group labels are outside the answer's cells")  # the model and the pool disagree
-    lows = [min(int(grid[:, i].min()), int(key.min())) for i, key in enumerate(keys)]
-    spans = [max(int(grid[:, i].max()), int(key.max())) - low + 1 for i, (key, low) in enumerate(zip(keys, lows))]
-
-    def coded(columns: list[np.ndarray]) -> np.ndarray:
-        code = np.zeros(len(columns[0]), dtype=np.int64)
-        for column, low, span in zip(columns, lows, spans):
-            code = code * span + (column - low)
-        return code
-
-    at, wanted = coded([grid[:, i] for i in range(grid.shape[1])]), coded(keys)
-    if float(np.prod(spans, dtype=np.float64)) <= _LOOKUP_CELLS:  # a table of every code: one gather per row
-        position = np.full(int(np.prod(spans)), -1, dtype=np.int64)
-        position[at] = np.arange(len(at))
-        found = position[wanted]
-        inside = bool((found >= 0).all())
-    else:
-        order = np.argsort(at)
-        found = np.minimum(np.searchsorted(at[order], wanted), len(at) - 1)
-        inside = bool(np.array_equal(at[order][found], wanted))
-        found = order[found]
-    if not inside:
-        raise refuse("a row's group labels are outside the answer's cells")  # the model and the pool disagree
-    return found
-
-
 def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.DataFrame:
     """Per cell (`labels` in the order of their numbers; `rows` in the order of their cells): its
-    labels, persons, value, rows, the `width` largest contributions and the sum of their sizes."""
-    cell, value, size = rows["cell"], rows["value"], np.abs(rows["value"])
+    labels, persons, value, rows, the `width` largest contributions and the sum of their sizes. The
+    rows of a cell are one run, so each sum is a reduction of its run (a twentieth of the time of
+    `np.bincount` with weights), and a cell whose contributions are all of one size (a count's)
+    needs no partition of them."""
+    cell, size = rows["cell"], np.abs(rows["value"])
     count = len(labels)
-    bounds = np.searchsorted(cell, np.arange(count + 1))
+    persons = np.bincount(cell, minlength=count).astype(np.int64)
+    starts = np.r_[0, np.cumsum(persons)[:-1]][persons > 0]
+
+    def per_cell(reduce: np.ufunc, values: np.ndarray) -> np.ndarray:
+        found = np.zeros(count)
+        if len(starts):
+            found[persons > 0] = reduce.reduceat(values, starts)
+        return found
+
+    largest, smallest = per_cell(np.maximum, size), per_cell(np.minimum, size)
+    bounds = np.r_[0, np.cumsum(persons)]
     top = []
     for c in range(count):
+        if largest[c] == smallest[c]:
+            top.append([float(largest[c])] * min(int(persons[c]), width))
+            continue
         sizes = size[bounds[c]:bounds[c + 1]]
-        largest = -np.partition(-sizes, width - 1)[:width] if len(sizes) > width else sizes
-        top.append(sorted(largest.tolist(), reverse=True))
-    cells = labels.copy()
-    cells.insert(0, "cell", np.arange(count, dtype=np.int64))
-    cells["n"] = np.bincount(cell, minlength=count).astype(np.int64)
-    cells["s"] = np.bincount(cell, weights=value, minlength=count)
-    cells["w"] = np.bincount(cell, weights=rows["rows"], minlength=count)
-    cells["top"] = top
-    cells["abs_total"] = np.bincount(cell, weights=size, minlength=count)
-    return cells
+        kept = -np.partition(-sizes, width - 1)[:width] if len(sizes) > width else sizes
+        top.append(sorted(kept.tolist(), reverse=True))
+    return pd.DataFrame({"cell": np.arange(count, dtype=np.int64), **{name: labels[name] for name in labels.columns},
+                         "n": persons, "s": per_cell(np.add, rows["value"]), "w": per_cell(np.add, rows["rows"]),
+                         "top": top, "abs_total": per_cell(np.add, size)}, index=labels.index)
 
 
 # -- disclosure checks and suppression --------------------------------------------------------
@@ -513,6 +472,7 @@ class _Entries:
     sums: dict[int, list[int]]
     definitions: EntryDefinitions
     members: dict[int, frozenset[tuple]]
+    persons: np.ndarray | None = None  # the distinct persons the frame's column rank points into, if it has one
 
 
 def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Column], tables: list[str],
@@ -526,7 +486,7 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
     comes with its definition, and the ways it splits into other entries (`safepool.query.definitions`).
     `every_row`: each row of the answer, shown or not (for the first comparison)."""
     groups = [g.name for g in model.groups]
-    pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (entry, person, value) of each entry
+    pieces: list[tuple[EntryRows, np.ndarray | None]] = []  # each entry's rows, the persons they are ranked among
     column_of: dict[int, int] = {}
     sums: dict[int, list[int]] = {}
     definitions: dict[int, str] = {}
@@ -562,26 +522,33 @@ def _incoming(model: AggregateModel, dictionary: Dictionary, columns: list[_Colu
         pieces += _entry_rows(column, [entry for entry in entries if entry[0] not in sums])
         for of_part in labelled:
             splits.update(splits_of(of_part))
-    cell, person, value = (np.concatenate(arrays) for arrays in zip(*pieces)) if pieces else \
-        (np.empty(0, np.int64), np.empty(0, np.uint64), np.empty(0))
-    return _Entries(pd.DataFrame({"cell": cell, "person": person, "value": value}, copy=False), column_of, sums,
-                    EntryDefinitions(definitions, splits), members_of)
+    frame = {name: np.concatenate([getattr(rows, field) for rows, _ in pieces]) if pieces else empty
+             for name, field, empty in (("cell", "entry", np.empty(0, np.int64)),
+                                        ("person", "person", np.empty(0, np.uint64)),
+                                        ("value", "total", np.empty(0)))}
+    among = {id(persons): persons for _, persons in pieces}
+    ranked = next(iter(among.values())) if len(among) == 1 else None
+    if ranked is not None:  # every row ranked among one array of persons: the ledger's look-up needs no search
+        frame["rank"] = np.concatenate([rows.rank for rows, _ in pieces])
+    return _Entries(pd.DataFrame(frame, copy=False), column_of, sums, EntryDefinitions(definitions, splits),
+                    members_of, ranked)
 
 
 def _entry_rows(column: _Column, entries: list[tuple[int, int, list[int]]]
-                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The rows of a column's entries, in the order of the entries: persons by their ledger keys, but
-    in the amounts of a measure that adds up one period's rows of a register, each person's rows in
+                ) -> list[tuple[EntryRows, np.ndarray | None]]:
+    """The rows of a column's entries, in the order of the entries, each with the distinct persons its
+    ranks point into (None: among no array the ledger knows): persons by their ledger keys, but in
+    the amounts of a measure that adds up one period's rows of a register, each person's rows in
     that period (`safepool.query.person_periods`); a mean's persons counted stay persons."""
-    if column.period is None:
-        return entry_rows(column.rows, entries)
     rows = column.rows
+    if column.period is None:
+        return [(found, rows["distinct"]) for found in entry_rows(rows, entries)]
     units = {"cell": rows["cell"], "person": unit_keys(rows["person"], column.period), "value": rows["value"],
              "rows": rows["rows"]}
     made = dict(zip([entry[0] for entry in entries if entry[1] == 0],
-                    entry_rows(units, [entry for entry in entries if entry[1] == 0])))
+                    [(found, None) for found in entry_rows(units, [entry for entry in entries if entry[1] == 0])]))
     made |= zip([entry[0] for entry in entries if entry[1] == 1],
-                entry_rows(rows, [entry for entry in entries if entry[1] == 1]))
+                [(found, rows["distinct"]) for found in entry_rows(rows, [entry for entry in entries if entry[1] == 1])])
     return [made[entry[0]] for entry in entries]
 
 

@@ -544,6 +544,7 @@ class Ledger:
         self._candidates: list[int] = []
         self._distinct_candidates = np.empty(0, dtype=np.int64)  # the same, distinct and in order
         self._family: set[int] = set()  # the incoming cells of a family only (see `check`)
+        self._persons: np.ndarray | None = None  # the distinct persons the incoming rows' ranks point into
         self._sums: dict[int, list[int]] = {}
         # of the query being checked: each incoming cell's definition and column, its signatures, and
         # the cells that are a remembered cell asked again
@@ -612,7 +613,8 @@ class Ledger:
 
     def check(self, incoming: pd.DataFrame, column_of: dict[int, int], min_frequency: int,
               sums: Mapping[int, Sequence[int]] | None = None,
-              definitions: EntryDefinitions | None = None, family: Collection[int] = ()) -> dict[int, str]:
+              definitions: EntryDefinitions | None = None, family: Collection[int] = (),
+              persons: np.ndarray | None = None) -> dict[int, str]:
         """Incoming cells that the earlier answers forbid showing, each with the check that found it
         (PAIRS or ALL_ANSWERS); when none is found, every incoming cell is remembered. Incoming
         cells: columns cell, person, value (cell -> its column in column_of). The caller hides what
@@ -655,8 +657,14 @@ class Ledger:
         The group audits count a group's persons, not its members (`group_audit.group_persons`), and
         the file keeps the owners (table `member_owners`, chained into the digest). A query's
         cells need none: each holds a person once, in one period (`person_periods`), so its
-        members are persons, and those of a study's rows are always told."""
+        members are persons, and those of a study's rows are always told.
+
+        `incoming` may also carry a column rank, each row's person as its place in `persons`
+        (distinct ledger keys): the memory then finds its persons by gathering rather than by a
+        search per row (`LedgerMemory._found_by_rank`, which checks that the ranks give the rows'
+        persons and otherwise searches)."""
         sums = sums or {}
+        self._persons = persons
         self._family = {int(cell) for cell in family}
         incoming, defined, signatures, close, same = self._compared(incoming, column_of, min_frequency, sums,
                                                                     definitions)
@@ -837,11 +845,18 @@ class Ledger:
                              relations=self._relations(cells, memory.remembered.identities)
                              if self._every_split and any(self._definitions.values()) else None,
                              family=numbers(np.asarray(sorted(self._family.intersection(cells)), dtype=np.int64)),
-                             owner=_owner_column(chosen))
+                             owner=_owner_column(chosen), ranked=self._ranked(chosen))
         fails = found.given_away > 0 or found.groups_given_away > 0 or found.empty_differences > 0
         completing = None if found.completing is None else \
             int(self._distinct_candidates[found.completing - self.cells - 1])
         return Verdict(fails, completing)
+
+    def _ranked(self, chosen: pd.DataFrame) -> ledger_memory.Ranked | None:
+        """The chosen rows' persons as ranks among the distinct persons the caller gave (`check`'s
+        `persons`), when the rows carry them (column rank; rows the ledger made have none)."""
+        if self._persons is None or "rank" not in chosen.columns or chosen["rank"].dtype.kind not in "iu":
+            return None
+        return self._persons, chosen["rank"].to_numpy()
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
         """What the chosen cells' definitions imply about their contributions (see

@@ -138,15 +138,33 @@ def _disjoint(members: list[int], known: list[set[int]], bounds: Mapping[int, tu
 
 def _with_sums(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], made: Sums) -> pd.DataFrame:
     """The rows with each total's rows added in its place among the cells: each person's sum over the
-    cells it adds up, in the order of the cells, made as the query engine makes a total's rows."""
-    person = incoming["person"].to_numpy(dtype=np.uint64)
-    value = incoming["value"].to_numpy(dtype=float)
-    pieces = {cell: (person[start:end], value[start:end]) for cell, (start, end) in bounds.items()}
-    summed = entry_rows({"cell": incoming["cell"].to_numpy(dtype=np.int64), "person": person, "value": value},
-                        [(int(cell), 0, [m for m in members if m in bounds]) for cell, members in made.items()])
-    for cell, (_, who, total) in zip(made, summed):
-        pieces[int(cell)] = (who, total + 0.0)
+    cells it adds up, in the order of the cells, made as the query engine makes a total's rows.
+    Rows that come ranked (column rank, see `Ledger.check`) are added up by their ranks, and the
+    total's rows are ranked the same way."""
+    rows = {"cell": incoming["cell"].to_numpy(dtype=np.int64), "person": incoming["person"].to_numpy(dtype=np.uint64),
+            "value": incoming["value"].to_numpy(dtype=float)}
+    rows |= _ranks(incoming, rows["person"])
+    pieces = {cell: {name: rows[name][start:end] for name in ("person", "value", "rank") if name in rows}
+              for cell, (start, end) in bounds.items()}
+    summed = entry_rows(rows, [(int(cell), 0, [m for m in members if m in bounds]) for cell, members in made.items()])
+    for cell, found in zip(made, summed):
+        pieces[int(cell)] = {"person": found.person, "value": found.total + 0.0, "rank": found.rank}
     cells = sorted(pieces)
-    return pd.DataFrame({"cell": np.repeat(np.asarray(cells, dtype=np.int64), [len(pieces[c][0]) for c in cells]),
-                         "person": np.concatenate([pieces[c][0] for c in cells]),
-                         "value": np.concatenate([pieces[c][1] for c in cells])})
+    frame = {"cell": np.repeat(np.asarray(cells, dtype=np.int64), [len(pieces[c]["person"]) for c in cells])}
+    frame |= {name: np.concatenate([pieces[c][name] for c in cells]) for name in ("person", "value", "rank")
+              if name in rows}
+    return pd.DataFrame(frame, copy=False)
+
+
+def _ranks(incoming: pd.DataFrame, person: np.ndarray) -> dict[str, np.ndarray]:
+    """The rows' ranks and the distinct persons they point into, when the rows come ranked and each
+    rank stands for one person (else nothing: `entry_rows` ranks them itself). Ranks no row has
+    are left as zero: nothing reads them."""
+    if "rank" not in incoming.columns or incoming["rank"].dtype.kind not in "iu" or not len(person):
+        return {}
+    rank = incoming["rank"].to_numpy()
+    if rank.min() < 0:
+        return {}
+    distinct = np.zeros(int(rank.max()) + 1, dtype=np.uint64)
+    distinct[rank] = person
+    return {"rank": rank, "distinct": distinct} if np.array_equal(distinct[rank], person) else {}

@@ -10,15 +10,26 @@ side makes them (the same persons, and each sum added in the order of the cells)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 Entry = tuple[int, int, list[int]]  # its number, part (0 for values, 1 for rows), its cell numbers
 
 
-def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+class EntryRows(NamedTuple):
+    """An entry's rows: its number on each, the persons (sorted), their sums, and each person's rank
+    among the distinct persons of all the rows (`rows["distinct"]`, when the caller ranked them)."""
+
+    entry: np.ndarray
+    person: np.ndarray
+    total: np.ndarray
+    rank: np.ndarray
+
+
+def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[EntryRows]:
     """Per entry and person with rows in one of its cells, the sum over those cells of the person's
-    part: (entry, person, sum) per entry, sorted by person. `rows` holds cell (numbers from 0),
+    part (`EntryRows`, sorted by person). `rows` holds cell (numbers from 0),
     person and the parts some entry needs ("value", "rows"), a person once per cell; with "distinct"
     and "rank" when the caller put them in order with `cell_person_order`. The rows are put in
     order of cell and person once (unless they come so): an entry of one cell is a slice of
@@ -36,20 +47,19 @@ def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[tuple[
               for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
     highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
     bounds = np.searchsorted(cell, np.arange(highest + 2))
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    found: list[EntryRows] = []
     for entry, part, numbers in entries:
         if len(numbers) == 1:
             taken = slice(bounds[numbers[0]], bounds[numbers[0] + 1])
-            who, total = distinct[rank[taken]], values[part][taken]
+            present, total = rank[taken], values[part][taken]
         else:
             taken = np.concatenate([np.arange(bounds[n], bounds[n + 1]) for n in numbers] or [np.empty(0, np.int64)])
             ranks = rank[taken]
             seen = np.zeros(len(distinct), dtype=bool)
             seen[ranks] = True
             present = np.flatnonzero(seen)
-            who = distinct[present]
             total = np.bincount(ranks, weights=values[part][taken], minlength=len(distinct))[present]
-        found.append((np.full(len(who), entry, dtype=np.int64), who, total))
+        found.append(EntryRows(np.full(len(present), entry, dtype=np.int64), distinct[present], total, present))
     return found
 
 
