@@ -10,6 +10,8 @@ the register.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 
@@ -72,8 +74,12 @@ def contributions(cells: pd.DataFrame, width: int, column: str = "top") -> np.nd
     return matrix
 
 
-def drop_contributors(cells: object) -> pd.DataFrame:
-    """The cells without their contributor columns (what may be shown)."""
+def drop_contributors(cells: object, also: Collection[str] = ()) -> pd.DataFrame:
+    """The cells without their contributor columns (what may be shown), nor the columns `also`
+    names. Taken by position: pandas' `drop` cost three times as much on tables of tens of rows,
+    and an output's record asks this several times."""
     if not isinstance(cells, pd.DataFrame):
         raise DisclosureInputError(f"cells must be a table (DataFrame), got {type(cells).__name__}")
-    return cells.drop(columns=[c for c in cells.columns if is_contributor_column(c)])
+    dropped = set(also)
+    return cells.take([at for at, column in enumerate(cells.columns)
+                       if not is_contributor_column(column) and column not in dropped], axis=1)

@@ -408,7 +408,7 @@ def _checked_sums(incoming: pd.DataFrame, column_of: Mapping[int, int], sums: Ma
     top = int(cell.max()) + 1
     weighted = np.bincount(cell, weights=draw * value, minlength=top)
     size = np.bincount(cell, weights=draw * np.abs(value), minlength=top)
-    zeros = np.bincount(cell, weights=(value == 0).astype(float), minlength=top)
+    zeros = np.bincount(cell[value == 0], minlength=top)
     checked: dict[int, list[int]] = {}
     for total, members in sums.items():
         members = sorted(set(int(m) for m in members))

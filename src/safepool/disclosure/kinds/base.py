@@ -359,7 +359,7 @@ class OutputKind:
     # -- what is shown
 
     def public_table(self, output: Any) -> pd.DataFrame:
-        return drop_contributors(self.cells_of(output)).drop(columns=self.unshown_columns(output))
+        return drop_contributors(self.cells_of(output), also=self.unshown_columns(output))
 
     def shown_output(self, output: Any, policy: DisclosureRules) -> Any:
         """The output with its table as released for cells (`shown_table`): no contributors, no
