@@ -188,20 +188,23 @@ def _huge_pages_advised() -> bool:
     return advised
 
 
-def test_numpy_advises_no_huge_pages_while_a_query_is_answered_unless_the_person_chose(setup, monkeypatch):
+def test_a_query_declines_huge_pages_and_keeps_python_strings_then_restores_both(setup, monkeypatch):
     from safepool.query import engine
 
     monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
-    during: list[bool] = []
+    during: list[tuple[bool, str]] = []
     real = engine.Ledger.check
-    monkeypatch.setattr(engine.Ledger, "check", lambda self, *a, **k: (during.append(_huge_pages_advised()),
-                                                                      real(self, *a, **k))[1])
-    before = _huge_pages_advised()
-    ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))
-    assert during == [False] and _huge_pages_advised() == before  # declined, then as it was
+    monkeypatch.setattr(engine.Ledger, "check", lambda self, *a, **k: (
+        during.append((_huge_pages_advised(), pd.get_option("mode.string_storage"))), real(self, *a, **k))[1])
+    before = _huge_pages_advised(), pd.get_option("mode.string_storage")
+    answer = ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))
+    assert during == [(False, "python")]  # declined, and text kept as Python strings
+    assert (_huge_pages_advised(), pd.get_option("mode.string_storage")) == before  # then as they were
+    assert answer.table["sex"].dtype == "str"  # the same kind of text column either way
     monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")  # the person's own choice is left as it is
     ask(setup, AggregateRequest(table="population", measure="persons", by=["year(birth_year)"]))
-    assert during[0] is False and set(during[1:]) == {before} and _huge_pages_advised() == before
+    assert during[0][0] is False and {advised for advised, _ in during[1:]} == {before[0]}
+    assert _huge_pages_advised() == before[0]
 
 
 def test_sql_and_request_are_one_model(setup):

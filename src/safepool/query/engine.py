@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from safepool.process_settings import collector_paused, small_pages
+from safepool.process_settings import collector_paused, python_strings, small_pages
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check
 from safepool.disclosure.cells import DIFFERENCING
 from safepool.disclosure.kinds import kind_of
@@ -84,7 +84,7 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
     policy (with the cycle collector paused: its full collections walked every object of the
     process several times per query, about a tenth of a query's time; and NumPy's advice of huge
     pages off: see `safepool.process_settings`)."""
-    with collector_paused(), small_pages():
+    with collector_paused(), small_pages(), python_strings():
         return _answered(pool_dir, governance, actor, permit, query, title, today)
 
 
