@@ -236,3 +236,23 @@ def test_among_finds_the_chosen_cell_numbers_by_table_or_by_search():
         cell = np.asarray(cell, dtype=np.int64)
         expected = np.isin(cell, np.asarray(list(chosen), dtype=np.int64))
         assert np.array_equal(among(cell, chosen), expected)
+
+
+def test_persons_given_by_rank_are_found_as_a_search_finds_them_and_wrong_ranks_are_not_used():
+    rng = np.random.default_rng(5)
+    everyone = np.unique(rng.integers(1, 2**60, 400, dtype=np.uint64))  # distinct, sorted
+    memory = LedgerMemory(("P", 0, 0, "d"))
+    first = rng.choice(len(everyone), 150, replace=False)
+    memory.add(np.ones(150, dtype=np.int64), everyone[first], np.ones(150))  # 150 persons remembered
+    rank = np.sort(rng.choice(len(everyone), 300, replace=False))
+    person = everyone[rank]
+    searched = memory._lookup(person)
+    assert np.array_equal(memory._lookup(person, (everyone, rank)), searched)
+    assert np.array_equal(memory._lookup(person, (everyone, rank)), searched)  # kept: gathered again
+    memory.add(np.full(300, 2, dtype=np.int64), person, np.ones(300))  # persons remembered since
+    again = np.sort(rng.choice(len(everyone), 350, replace=False))
+    assert np.array_equal(memory._lookup(everyone[again], (everyone, again)), memory._lookup(everyone[again]))
+    wrong = again.copy()
+    wrong[[0, 1]] = wrong[[1, 0]]  # ranks that do not give the persons: searched instead
+    assert np.array_equal(memory._lookup(everyone[again], (everyone, wrong)), memory._lookup(everyone[again]))
+    assert np.array_equal(memory._lookup(everyone[again], (everyone, again[:-1])), memory._lookup(everyone[again]))

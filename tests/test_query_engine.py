@@ -485,6 +485,27 @@ def test_each_row_gets_the_cell_of_its_keys(spans):
             in_grid(grid, [np.r_[k, -1] for k in keys], 501)
 
 
+def test_a_grids_labels_are_made_once_per_statement_and_every_caller_gets_its_own_copy(setup, monkeypatch):
+    """The labels come from code lists alone, so the second question over the same groups reads
+    them from the process; what a caller does to its labels reaches no other caller."""
+    from safepool.query import budget, grid_labels
+
+    statements: list[str] = []
+    real = budget.Budget.frame
+    monkeypatch.setattr(budget.Budget, "frame", lambda self, step, sql, **frames: (
+        statements.append(sql), real(self, step, sql, **frames))[1])
+    monkeypatch.setattr(grid_labels, "_kept", type(grid_labels._kept)())
+    first = ask(setup, AggregateRequest(table="population", measure="persons", by=["sex"]))
+    made = [sql for sql in statements if "VALUES" in sql]
+    kept = grid_labels._kept[made[0]][0]
+    kept_before = kept.copy()
+    second = ask(setup, "SELECT sex, count(DISTINCT pid) AS persons FROM population GROUP BY sex")
+    assert len(made) == 1 and [sql for sql in statements if "VALUES" in sql] == made  # made once
+    assert first.table["sex"].tolist() == second.table["sex"].tolist()
+    first.table.loc[0, "sex"] = "changed"
+    pd.testing.assert_frame_equal(grid_labels._kept[made[0]][0], kept_before)  # no caller holds the kept frame
+
+
 def test_answers_do_not_depend_on_the_pseudonyms_or_their_order(template, tmp_path):
     """The same data under other pseudonyms (as another permit key gives them), its rows shuffled:
     every answer, suppression and note is the same, and so is what the ledger hides."""
