@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from safepool.process_settings import collector_paused, python_strings, small_pages
 from safepool.disclosure import DisclosureRules, FrequencyTable, MagnitudeTable, Mitigated, QuantileTable, check
 from safepool.disclosure.cells import DIFFERENCING
 from safepool.disclosure.kinds import kind_of
@@ -49,6 +48,7 @@ from safepool.governance.form import looks_like_identity_code
 from safepool.governance.users import Actor
 from safepool.pool.access import analysis_connection, dictionary_in, manifest as pool_manifest
 from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
+from safepool.process_settings import collector_paused, python_strings, small_pages
 from safepool.query.budget import Budget
 from safepool.query.compile import Compiler
 from safepool.query.deadline import Deadline, watched
@@ -82,8 +82,8 @@ def run_query(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
               title: str | None = None, today: date | None = None) -> QueryAnswer:
     """Check, run, disclosure-check and record one query under the analyst's permit and the workspace
     policy (with the cycle collector paused: its full collections walked every object of the
-    process several times per query, about a tenth of a query's time; and NumPy's advice of huge
-    pages off: see `safepool.process_settings`)."""
+    process several times per query, about a tenth of a query's time; NumPy's advice of huge pages
+    off, and pandas' text kept as Python strings: see `safepool.process_settings`)."""
     with collector_paused(), small_pages(), python_strings():
         return _answered(pool_dir, governance, actor, permit, query, title, today)
 

@@ -210,6 +210,7 @@ class LedgerMemory:
         # arrays of distinct persons looked up (`_found_by_rank`): each with the memory's number of
         # persons at the look-up and the index found for each (-1: not remembered then)
         self._distinct_found: list[tuple[np.ndarray, int, np.ndarray]] = []
+        self._distinct_lock = threading.Lock()
         # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough,
         # and A z for the probes z (a person's probes never change once drawn), once the audit used them
         self.gram: np.ndarray | None = None
@@ -296,20 +297,19 @@ class LedgerMemory:
         if len(rank) != len(person) or not len(rank) or rank.dtype.kind not in "iu" or rank.min() < 0 \
                 or rank.max() >= len(distinct) or not np.array_equal(distinct[rank], person):
             return self._table.find(person)
-        for at, (seen, then, found) in enumerate(self._distinct_found):
-            if seen is distinct or (len(seen) == len(distinct) and np.array_equal(seen, distinct)):
-                break
-        else:
-            seen = distinct if not distinct.flags.writeable else distinct.copy()
-            then, found = 0, np.full(len(distinct), -1, dtype=np.int64)
-            at = len(self._distinct_found)
-            self._distinct_found.append((seen, then, found))
-        if then < len(self.persons):  # persons remembered since: looked up among the unfound
-            unfound = np.flatnonzero(found < 0)
-            found[unfound] = self._table.find(seen[unfound])
-        self._distinct_found.pop(at)
-        self._distinct_found = [*self._distinct_found, (seen, len(self.persons), found)][-_DISTINCT_KEPT:]
-        return found[rank]
+        with self._distinct_lock:  # a search beside another thread's commit reads the same memory
+            kept = [entry for entry in self._distinct_found
+                    if entry[0] is distinct or (len(entry[0]) == len(distinct) and np.array_equal(entry[0], distinct))]
+            seen, then, found = kept[0] if kept else (
+                distinct if not distinct.flags.writeable else distinct.copy(), 0,
+                np.full(len(distinct), -1, dtype=np.int64))
+            now = len(self.persons)  # before the look-up: persons taken meanwhile are looked up next time
+            if then < now:  # persons remembered since: looked up among the unfound
+                unfound = np.flatnonzero(found < 0)
+                found[unfound] = self._table.find(seen[unfound])
+            self._distinct_found = [*(entry for entry in self._distinct_found if entry[0] is not seen),
+                                    (seen, now, found)][-_DISTINCT_KEPT:]
+            return found[rank]
 
     def known(self, person: np.ndarray) -> np.ndarray:
         """Index of each person the memory holds, -1 for one it does not."""
