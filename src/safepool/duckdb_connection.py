@@ -121,7 +121,11 @@ def prepare_instance(database: str | Path) -> None:
         except duckdb.Error:
             pass
 
-    threading.Thread(target=made, name="duckdb-instance", daemon=True).start()
+    # not a daemon: at the interpreter's exit a daemon thread still inside DuckDB is ended by a forced
+    # unwind through DuckDB's C++ code, which aborts the process ("FATAL: exception not rethrown",
+    # seen once in a forked child whose query ended while this thread closed its cursor); the
+    # exit waits for it instead, a few milliseconds at most
+    threading.Thread(target=made, name="duckdb-instance").start()
 
 
 def attach_duckdb(database: str | Path) -> tuple[duckdb.DuckDBPyConnection, str]:

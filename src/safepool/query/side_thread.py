@@ -21,7 +21,7 @@ class SideThread(threading.Thread):
     in the caller's thread."""
 
     def __init__(self, name: str, work: Callable[[], Any]) -> None:
-        super().__init__(name=name, daemon=True)
+        super().__init__(name=name)  # not a daemon: see `safepool.duckdb_connection.prepare_instance`
         self._context = contextvars.copy_context()
         self._work, self._result, self.error = work, None, None
         self.start()
