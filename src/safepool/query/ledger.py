@@ -162,7 +162,7 @@ from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_pairs import RememberedCells, near_pairs
-from safepool.query.ledger_sums import in_cell_order, split_sums, sum_rows, sum_signatures
+from safepool.query.ledger_sums import in_cell_order, ranks_of, split_sums, sum_rows, sum_signatures
 from safepool.query.ledger_turn import LedgerBusy, LedgerTurn
 from safepool.query.side_thread import SideThread
 from safepool.faults import Invalid, Refused
@@ -854,9 +854,8 @@ class Ledger:
     def _ranked(self, chosen: pd.DataFrame) -> ledger_memory.Ranked | None:
         """The chosen rows' persons as ranks among the distinct persons the caller gave (`check`'s
         `persons`), when the rows carry them (column rank; rows the ledger made have none)."""
-        if self._persons is None or "rank" not in chosen.columns or chosen["rank"].dtype.kind not in "iu":
-            return None
-        return self._persons, chosen["rank"].to_numpy()
+        rank = None if self._persons is None else ranks_of(chosen)
+        return None if rank is None else (self._persons, rank)
 
     def _relations(self, cells: list[int], remembered: set[Identity]) -> np.ndarray:
         """What the chosen cells' definitions imply about their contributions (see

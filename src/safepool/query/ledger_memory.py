@@ -294,8 +294,8 @@ class LedgerMemory:
         7-12 ms at 300,000 persons. Persons that came since are looked up then (a person keeps its
         place). Ranks that do not give the entries' persons are not used."""
         distinct, rank = ranked
-        if len(rank) != len(person) or not len(rank) or rank.dtype.kind not in "iu" or rank.min() < 0 \
-                or rank.max() >= len(distinct) or not np.array_equal(distinct[rank], person):
+        if len(rank) != len(person) or not len(rank) or rank.max() >= len(distinct) \
+                or not np.array_equal(distinct[rank], person):  # (whole and not below zero: `ranks_of`)
             return self._table.find(person)
         with self._distinct_lock:  # a search beside another thread's commit reads the same memory
             kept = [entry for entry in self._distinct_found

@@ -156,14 +156,21 @@ def _with_sums(incoming: pd.DataFrame, bounds: Mapping[int, tuple[int, int]], ma
     return pd.DataFrame(frame, copy=False)
 
 
+def ranks_of(incoming: pd.DataFrame) -> np.ndarray | None:
+    """The rows' ranks among distinct persons (column rank, see `Ledger.check`), when every row has
+    one: whole numbers, none below zero; else None (rows the ledger made carry none)."""
+    if "rank" not in incoming.columns or incoming["rank"].dtype.kind not in "iu":
+        return None
+    rank = incoming["rank"].to_numpy()
+    return rank if not len(rank) or rank.min() >= 0 else None
+
+
 def _ranks(incoming: pd.DataFrame, person: np.ndarray) -> dict[str, np.ndarray]:
     """The rows' ranks and the distinct persons they point into, when the rows come ranked and each
     rank stands for one person (else nothing: `entry_rows` ranks them itself). Ranks no row has
     are left as zero: nothing reads them."""
-    if "rank" not in incoming.columns or incoming["rank"].dtype.kind not in "iu" or not len(person):
-        return {}
-    rank = incoming["rank"].to_numpy()
-    if rank.min() < 0:
+    rank = ranks_of(incoming)
+    if rank is None or not len(rank):
         return {}
     distinct = np.zeros(int(rank.max()) + 1, dtype=np.uint64)
     distinct[rank] = person
