@@ -9,11 +9,12 @@ numbering) as those of a memory made from all the rows at once.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
-from safepool.query.ledger_memory import LedgerMemory, _classes, among, entry_hash
+from safepool.query.ledger_memory import LedgerMemory, _classes, among, entry_hash, first_seen
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
@@ -236,6 +237,21 @@ def test_among_finds_the_chosen_cell_numbers_by_table_or_by_search():
         cell = np.asarray(cell, dtype=np.int64)
         expected = np.isin(cell, np.asarray(list(chosen), dtype=np.int64))
         assert np.array_equal(among(cell, chosen), expected)
+
+
+def test_new_persons_given_by_rank_are_numbered_in_the_order_first_seen_as_factorize_numbers_them():
+    rng = np.random.default_rng(11)
+    for distinct, entries in ((1, 5), (50, 40), (400, 900)):
+        rank = rng.integers(0, distinct, entries)
+        assert np.array_equal(first_seen(rank, distinct), pd.factorize(rank)[0])
+    everyone = np.unique(rng.integers(1, 2**60, 500, dtype=np.uint64))
+    memory = LedgerMemory(("P", 0, 0, "d"))
+    memory.add(np.ones(100, dtype=np.int64), everyone[rng.choice(len(everyone), 100, replace=False)], np.ones(100))
+    # two cells over overlapping persons, each cell's in the order of their keys, half of them new
+    rank = np.r_[np.sort(rng.choice(len(everyone), 300, replace=False)),
+                 np.sort(rng.choice(len(everyone), 250, replace=False))]
+    person = everyone[rank]
+    assert np.array_equal(memory._lookup(person, (everyone, rank)), memory._lookup(person))
 
 
 def test_persons_given_by_rank_are_found_as_a_search_finds_them_and_wrong_ranks_are_not_used():
