@@ -865,7 +865,7 @@ def _same_owners(one: np.ndarray | None, other: np.ndarray | None) -> bool:
 def first_seen(rank: np.ndarray, distinct: int) -> np.ndarray:
     """Each entry's number among the distinct persons of `rank` (ranks among `distinct` persons) in
     the order first seen: `pd.factorize`'s codes, found by the ranks rather than by hashing the
-    keys (5-8 ms against 30-80 ms for 300,000 new persons in one or two cells)."""
+    keys (a ledger's first question, 299,100 new persons: 10 ms against 33-36 ms)."""
     count = len(rank)
     first = np.full(distinct, count, dtype=np.int64)
     np.minimum.at(first, rank, np.arange(count))
