@@ -1,6 +1,6 @@
 """Benchmark: checked aggregate queries through the gateway against the same aggregate in bare DuckDB.
 
-    python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3] [--rounds 1]
+    python bench/query.py [--persons 300000] [--seed 1] [--workspace DIR] [--repeat 3] [--rounds 3]
                           [--history 0]
 
 Makes (or reuses, with --workspace) a synthetic Espoo of `--persons` persons with the demo's
@@ -203,9 +203,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workspace", type=Path, default=None, help="reuse (or make) this workspace")
     parser.add_argument("--repeat", type=positive, default=3, help="times each query is asked both ways")
-    parser.add_argument("--rounds", type=positive, default=1,
+    parser.add_argument("--rounds", type=positive, default=3,
                         help="ask every question in this many fresh copies of the workspace and take the median "
-                             "of each question's times (the machine's speed changes from minute to minute)")
+                             "of each question's times (the machine's speed changes from minute to minute: one "
+                             "round's p50 moved by a fifth from run to run, 4 December)")
     parser.add_argument("--history", type=int, default=0,
                         help="ask this many other questions first (at most 38), so that the ten are asked of a "
                              "ledger that holds their answers (a first ask's time grows with what it holds)")
