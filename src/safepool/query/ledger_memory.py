@@ -78,6 +78,7 @@ _SEED = 20261130
 _SAMPLED = 16  # one person in this many (by a mix of the ledger key) is compared first for relations of sums
 _PRESENT = np.nan  # the weight a cell's presence is hashed with: no entry's weight (those are numbers)
 _GROUPED = ("counts", "counted rows")  # the kinds of remembered entries the group audit of counts takes
+_GROUPS_HINT = 65_536  # slots the hash table of `_factorized` starts with
 
 Key = tuple[str, int, int, str]  # permit, cells, rows, digest of the ledger file's state
 Ranked = tuple[np.ndarray, np.ndarray]  # distinct persons, and each entry's rank among them
@@ -973,10 +974,14 @@ def _classes(extension: _Extension) -> PersonClasses:
 
 
 def _factorized(pattern: np.ndarray, entries: np.ndarray) -> np.ndarray:
-    """Numbers 0.. for the distinct (pattern, entries) pairs, mixed into one 64-bit key."""
+    """Numbers 0.. for the distinct (pattern, entries) pairs, mixed into one 64-bit key. The hash
+    table starts at `_GROUPS_HINT` slots rather than one per key: there are far fewer groups than
+    persons, and a table that fits the cache is found in about half the time (300,000 keys of 60
+    groups: 1.3-1.6 ms against 3.3 ms; of 3,000 groups 2-4 ms against 8-13 ms; of 100,000 groups
+    7 ms against 12-16 ms; all distinct, the same). The numbers are the same either way."""
     with np.errstate(over="ignore"):
         keys = pattern ^ mix(entries.view(np.uint64) + np.uint64(0x632BE59BD9B4E019))
-    return pd.factorize(keys)[0]
+    return pd.factorize(keys, size_hint=_GROUPS_HINT)[0]
 
 
 _MEMORIES: OrderedDict[str, LedgerMemory] = OrderedDict()
