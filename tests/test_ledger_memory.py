@@ -14,7 +14,7 @@ import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
-from safepool.query.ledger_memory import LedgerMemory, _classes, among, entry_hash, first_seen
+from safepool.query.ledger_memory import _GROUPS_HINT, LedgerMemory, _classes, _factorized, among, entry_hash, first_seen
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
@@ -144,6 +144,18 @@ def test_beyond_the_cells_a_product_is_kept_for_it_is_made_afresh(monkeypatch):
     incoming = batch(rng, first_cell, pool)
     everything = [np.concatenate(column) for column in zip(*rows, incoming)]
     assert audited(memory, *incoming).given_away == by_rank(*everything)
+
+
+@pytest.mark.parametrize("groups", [1, 60, _GROUPS_HINT + 1, 3 * _GROUPS_HINT])
+def test_groups_are_numbered_in_the_order_first_seen_whatever_their_number(groups):
+    """The hash table sized for groups grows past its first size: the numbers are the first-seen
+    numbers of the (pattern, entries) pairs, with more groups than the table starts with too."""
+    rng = np.random.default_rng(groups)
+    pattern = rng.integers(0, 2**63, groups, dtype=np.uint64)[rng.integers(0, groups, 4 * groups + 10)]
+    entries = (pattern % np.uint64(3)).astype(np.int64)
+    pattern[::7] = pattern[0]  # the same pattern with other numbers of entries: other groups
+    pairs = pd.Series(list(zip(pattern.tolist(), entries.tolist())))
+    assert np.array_equal(_factorized(pattern, entries), pd.factorize(pairs)[0])
 
 
 @pytest.mark.parametrize("cells", [1025, 3000])
