@@ -14,7 +14,15 @@ import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
-from safepool.query.ledger_memory import _GROUPS_HINT, LedgerMemory, _classes, _factorized, among, entry_hash, first_seen
+from safepool.query.ledger_memory import (
+    _GROUPS_HINT,
+    LedgerMemory,
+    _classes,
+    _factorized,
+    among,
+    entry_hash,
+    first_seen,
+)
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
 KEY = ("P", 0, 0, "")
