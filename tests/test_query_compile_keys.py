@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from safepool.dictionary import Variable
-from safepool.query.compile import Compiler
+from safepool.query.compile import Compiler, PersonRows
 from safepool.query.model import check_model
 from safepool.query.sql_syntax import model_from_sql
 
@@ -67,5 +67,45 @@ def test_rows_of_a_table_of_one_row_per_person_are_handed_over_as_each_persons_s
         assert grouped.columns == plain.columns and grouped.types == plain.types
         rows = grouped.fetchall()
         assert len(rows) == 24 and rows == plain.fetchall()  # rows of no cell (7, missing) are left out alike
+    finally:
+        con.close()
+
+
+def _variable(name: str, **declared: object) -> Variable:
+    return Variable.model_validate({"name": name, "column": name, "description": name, **declared})
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT c, s, sum(x) AS t, avg(x) AS m, count(*) AS n FROM t JOIN p USING (pid) WHERE m >= 2 GROUP BY c, s",
+    "SELECT s, sum(x) AS t FROM t LEFT JOIN p USING (pid) WHERE y < 80 GROUP BY s",
+    "SELECT s, count(*) AS n FROM t LEFT JOIN p USING (pid) GROUP BY s",
+    "SELECT c, count(DISTINCT pid) AS n FROM t JOIN p USING (pid) WHERE s = 1 GROUP BY c",
+])
+def test_the_first_tables_rows_added_up_before_the_join_give_each_persons_sums(sql):
+    """A register of several rows per person joined with one of one row per person: adding up a
+    person's rows of the first before the join gives the same columns and values as adding up
+    the joined rows (groups and filters of either table, inner and left joins, rows of no cell)."""
+    codes = {"1": "one", "2": "two", "3": "three"}
+    dictionary = {"t": {"c": _variable("c", type="integer", level="categorical", codes=codes),
+                        "x": _variable("x", type="float", level="numeric", unit="euro"),
+                        "m": _variable("m", type="integer", level="numeric", unit="month", bins=[1, 2, 3])},
+                  "p": {"s": _variable("s", type="integer", level="categorical", codes=codes),
+                        "y": _variable("y", type="integer", level="numeric", unit="year", bins=[40, 60, 80])}}
+    compiler = Compiler(check_model(model_from_sql(sql, dictionary), dictionary, 100), dictionary)
+    con = duckdb.connect()
+    try:
+        con.execute("CREATE TABLE t (pid BIGINT, c BIGINT, x DOUBLE, m BIGINT)")
+        con.executemany("INSERT INTO t VALUES (?, ?, ?, ?)",  # sums of quarters: exact whatever their order
+                        [(i % 17, [1, 2, 3, None, 9][i % 5], None if i % 7 == 0 else i * 0.25, i % 4)
+                         for i in range(120)])
+        con.execute("CREATE TABLE p (pid BIGINT, s BIGINT, y BIGINT)")
+        con.executemany("INSERT INTO p VALUES (?, ?, ?)",
+                        [(i, [1, 2, None, 3, 8][i % 5], 30 + 7 * i) for i in range(14)])  # 14-16 have none
+        con.execute(f"CREATE VIEW base AS {compiler.base()}")
+        joined, first = (con.sql(f"SELECT * FROM ({compiler.per_person(rows)}) ORDER BY ALL")
+                         for rows in (PersonRows.JOINED, PersonRows.FIRST_ADDED_UP))
+        assert joined.columns == first.columns and joined.types == first.types
+        rows = joined.fetchall()
+        assert len(rows) >= 5 and rows == first.fetchall()
     finally:
         con.close()

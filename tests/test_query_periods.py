@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from safepool.query import engine
-from safepool.query.compile import Compiler
+from safepool.query.compile import Compiler, PersonRows
 from safepool.query.model import QueryRefused
 from safepool.query.person_periods import period_salt, unit_keys
 from safepool.study.row_persons import level_arms
@@ -132,23 +132,25 @@ def test_a_whole_quarter_by_other_tables_is_answered_and_persons_have_no_period(
     assert persons.table["status"].eq(SHOWN).all()
 
 
-@pytest.mark.parametrize("pool, row_by_row", [("one_a_quarter", True), ("two_a_quarter", False)])
+@pytest.mark.parametrize("pool, handed", [("one_a_quarter", PersonRows.ONE_EACH),
+                                           ("two_a_quarter", PersonRows.FIRST_ADDED_UP)])
 def test_a_register_fixed_to_one_row_per_person_is_handed_over_row_by_row_with_the_same_answer(
-        request, tmp_path, monkeypatch, pool, row_by_row):
+        request, tmp_path, monkeypatch, pool, handed):
     """One payment per person in a quarter: a question of that quarter takes each row as its
-    person's (no adding up by person); two a quarter: a person's rows are added up. Either way the
-    answer is the one the adding up gives."""
+    person's (no adding up by person); two a quarter: a person's payments are added up before the
+    population is joined. Either way the answer is the one the adding up after the join gives."""
     root = request.getfixturevalue(pool)
     sql = ("SELECT sex, sum(amount) AS s, count(*) AS n FROM payments JOIN population USING (pid) "
            "WHERE paid_on = '2019Q2' GROUP BY sex")
-    handed: list[bool] = []
+    taken: list[PersonRows] = []
     real = Compiler.per_person
-    monkeypatch.setattr(Compiler, "per_person", lambda self, one=False: handed.append(one) or real(self, one))
+    monkeypatch.setattr(Compiler, "per_person",
+                        lambda self, rows=PersonRows.JOINED: taken.append(rows) or real(self, rows))
     answer = ask(copy_of(root, tmp_path / "ws"), sql)
-    assert handed == [row_by_row]
-    monkeypatch.setattr(engine, "one_row_each", lambda *args: False)
+    assert taken == [handed]
+    monkeypatch.setattr(engine, "person_rows", lambda *args: PersonRows.JOINED)
     added_up = ask(copy_of(root, tmp_path / "added-up"), sql)
-    assert handed == [row_by_row, False]
+    assert taken == [handed, PersonRows.JOINED]
     pd.testing.assert_frame_equal(answer.table, added_up.table)
     assert answer.table["status"].eq(SHOWN).any()
 

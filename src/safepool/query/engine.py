@@ -50,14 +50,14 @@ from safepool.pool.access import analysis_connection, dictionary_in, manifest as
 from safepool.pool.ledger_keys import LedgerKeys, ledger_keys
 from safepool.process_settings import collector_paused, python_strings, small_pages
 from safepool.query.budget import Budget
-from safepool.query.compile import Compiler
+from safepool.query.compile import Compiler, PersonRows
 from safepool.query.deadline import Deadline, watched
 from safepool.query.definitions import EntryDefinitions, entry_definitions, person_tables, splits_of
 from safepool.query.grid_labels import numbered
 from safepool.query.ledger import WORKSPACE_LEDGER, Ledger, query_outcome, withheld_entries
 from safepool.query.ledger_carry_over import carry_over
 from safepool.query.person_sums import EntryRows, cell_person_order, entry_rows
-from safepool.query.person_periods import PersonPeriod, one_row_each, period_salt, person_period, unit_keys
+from safepool.query.person_periods import PersonPeriod, period_salt, person_period, person_rows, unit_keys
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
     check_model, group_labels, refuse
@@ -106,7 +106,7 @@ def _answered(pool_dir: Path, governance: Governance, actor: Actor, permit: str,
         with analysis_connection(pool_dir, governance, actor, permit, model.variables(), today,
                                  memory_limit_mb=policy.max_memory_mb) as con, Budget(con, deadline) as budget:
             unit = person_period(model, dictionary, facts.one_row_per_person, facts.one_row_per_period)
-            columns = _run(budget, model, dictionary, policy, persons, unit, one_row_each(
+            columns = _run(budget, model, dictionary, policy, persons, unit, person_rows(
                 model, dictionary, facts.one_row_per_person, facts.one_row_per_period))
             _mitigate(model, columns, policy, title)
             tables = person_tables(model, facts.holds_every_person)
@@ -226,17 +226,17 @@ class _Column:
 
 
 def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: DisclosureRules,
-         persons: LedgerKeys, unit: PersonPeriod | None, one_row: bool) -> list[_Column]:
+         persons: LedgerKeys, unit: PersonPeriod | None, handed: PersonRows) -> list[_Column]:
     """Every measure's cells, computed under the policy's budget. The pool adds up each person's rows
     per group of keys and hands them over once; the cells are added up from them here, so that the
     persons behind the cells (which the ledger needs, by their ledger keys) are not read from the
-    pool a second time. A measure that adds up `unit`'s rows carries its period's code. With
-    `one_row` every table holds one row per person in the question (`person_periods.one_row_each`)."""
+    pool a second time (`handed`: how, see `person_periods.person_rows`). A measure that adds up
+    `unit`'s rows carries its period's code."""
     compiler = Compiler(model, dictionary)
     grid = compiler.grid()
     width = max(policy.dominance_n, 2)
     budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
-    summed = budget.arrays("add up each person's rows", compiler.per_person(one_row)) \
+    summed = budget.arrays("add up each person's rows", compiler.per_person(handed)) \
         if any(m.kind != "quantile" for m in model.measures) else {}
     columns = []
     for j, measure in enumerate(model.measures):

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from safepool.dictionary import Variable
+from safepool.query.compile import PersonRows
 from safepool.query.ledger_memory import mix
 from safepool.query.model import AggregateModel, Condition, Dictionary, VariableRef, next_period, period_start, \
     refuse, resolution
@@ -117,14 +118,29 @@ def person_period(model: AggregateModel, dictionary: Dictionary, one_per_person:
                  f"year), e.g. {dates[0] if dates else 'date'} = '2023Q1', or count persons")
 
 
-def one_row_each(model: AggregateModel, dictionary: Dictionary, one_per_person: Callable[[str], bool],
-                 one_per_period: Callable[[VariableRef], bool]) -> bool:
-    """Whether every table of the question holds at most one row per person in it (so does a join
-    of them): a register of one row per person, or one the question fixes to one row per person
-    (`_one_row_here`). The pool then hands each row over as its person's, without adding up a
-    person's rows (`Compiler.per_person`)."""
-    return all(one_per_person(table) or _one_row_here(model, dictionary, table, one_per_period)
-               for table in model.tables)
+def person_rows(model: AggregateModel, dictionary: Dictionary, one_per_person: Callable[[str], bool],
+                one_per_period: Callable[[VariableRef], bool]) -> PersonRows:
+    """How the pool hands over each person's rows of the question (`Compiler.per_person`):
+    - ONE_EACH when every table holds at most one row per person in it (so does a join of them): a
+      register of one row per person, or one the question fixes to one row per person
+      (`_one_row_here`); each row is its person's, nothing is added up;
+    - FIRST_ADDED_UP when only the first table may hold several rows per person and every measured
+      value is in it: a person's rows of that table are added up before the others are joined
+      (each then adds one row per person, and the adding up is over the table's own rows);
+    - else JOINED: added up by cell and person after the join."""
+    first, *others = model.tables
+    if one_per_person(first) or _one_row_here(model, dictionary, first, one_per_period):
+        return PersonRows.ONE_EACH if _one_row_each(model, dictionary, others, one_per_person, one_per_period) \
+            else PersonRows.JOINED
+    if others and _one_row_each(model, dictionary, others, one_per_person, one_per_period) and all(
+            m.variable is None or m.variable.table == first for m in model.measures):
+        return PersonRows.FIRST_ADDED_UP
+    return PersonRows.JOINED
+
+
+def _one_row_each(model: AggregateModel, dictionary: Dictionary, tables: list[str],
+                  one_per_person: Callable[[str], bool], one_per_period: Callable[[VariableRef], bool]) -> bool:
+    return all(one_per_person(table) or _one_row_here(model, dictionary, table, one_per_period) for table in tables)
 
 
 def _fixed(model: AggregateModel, dictionary: Dictionary, table: str,
