@@ -137,15 +137,19 @@ class Compiler:
         if rows is PersonRows.FIRST_ADDED_UP:
             return self._first_added_up()
         sums = self._sums({j: f"x{j}" for j in self._measured()})
-        names = [part.rsplit(" AS ", 1)[1] for part in sums]
-        inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *sums])} FROM base " \
+        inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *self._named(sums)])} FROM base " \
                 f"WHERE {self._in_cells()} GROUP BY {', '.join([*self.keys, 'pid'])}"
-        return f"SELECT {', '.join([*self.keys, 'pid AS person', 'n_rows', *names])} FROM ({inner})"
+        return f"SELECT {', '.join([*self.keys, 'pid AS person', 'n_rows', *sums])} FROM ({inner})"
 
     @staticmethod
-    def _sums(values: dict[int, str]) -> list[str]:
-        """Each measured value's rows (r j) and sum (c j) as aggregates."""
-        return [part for j, value in values.items() for part in (f"count({value}) AS r{j}", f"sum({value}) AS c{j}")]
+    def _sums(values: dict[int, str]) -> dict[str, str]:
+        """Each measured value's rows (r j) and sum (c j): name -> aggregate."""
+        return {name: aggregate for j, value in values.items()
+                for name, aggregate in ((f"r{j}", f"count({value})"), (f"c{j}", f"sum({value})"))}
+
+    @staticmethod
+    def _named(sums: dict[str, str]) -> list[str]:
+        return [f"{aggregate} AS {name}" for name, aggregate in sums.items()]
 
     def _first_added_up(self) -> str:
         """`per_person` with the first table's rows added up by person (and the groups of its own
@@ -155,13 +159,12 @@ class Compiler:
         alias = self.alias[table]
         own = [i for i, group in enumerate(self.model.groups) if group.variable.table == table]
         sums = self._sums(self._measured())
-        names = [f"a.{part.rsplit(' AS ', 1)[1]}" for part in sums]
         added = [f"{alias}.{PERSON} AS pid", *[f"{self._key(self.model.groups[i])} AS k{i}" for i in own],
-                 "count(*) AS n_rows", *sums]
+                 "count(*) AS n_rows", *self._named(sums)]
         first = f"SELECT {', '.join(added)} FROM {quote_name(table)} AS {alias} WHERE {self._where(True)} " \
                 f"GROUP BY {', '.join(str(i) for i in range(1, len(own) + 2))}"
         keys = [f"a.k{i}" if i in own else f"{self._key(group)} AS k{i}" for i, group in enumerate(self.model.groups)]
-        joined = f"SELECT {', '.join([*keys, 'a.pid AS person', 'a.n_rows', *names])} " \
+        joined = f"SELECT {', '.join([*keys, 'a.pid AS person', 'a.n_rows', *(f'a.{name}' for name in sums)])} " \
                  f"FROM ({first}) AS a {' '.join(self._joins('a.pid'))} WHERE {self._where(False)}"
         return f"SELECT * FROM ({joined}) WHERE {self._in_cells()}"
 

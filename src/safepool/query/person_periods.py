@@ -140,6 +140,7 @@ def person_rows(model: AggregateModel, dictionary: Dictionary, one_per_person: C
 
 def _one_row_each(model: AggregateModel, dictionary: Dictionary, tables: list[str],
                   one_per_person: Callable[[str], bool], one_per_period: Callable[[VariableRef], bool]) -> bool:
+    """Whether each of `tables` holds at most one row per person in the question."""
     return all(one_per_person(table) or _one_row_here(model, dictionary, table, one_per_period) for table in tables)
 
 
