@@ -292,3 +292,39 @@ def test_persons_given_by_rank_are_found_as_a_search_finds_them_and_wrong_ranks_
     wrong[[0, 1]] = wrong[[1, 0]]  # ranks that do not give the persons: searched instead
     assert np.array_equal(memory._lookup(everyone[again], (everyone, wrong)), memory._lookup(everyone[again]))
     assert np.array_equal(memory._lookup(everyone[again], (everyone, again[:-1])), memory._lookup(everyone[again]))
+
+
+def test_a_person_given_by_rank_is_searched_for_until_found_and_then_only_gathered():
+    """Ranked among every person of a pool (`LedgerKeys.ordered`), each person is searched for by
+    the questions that bring it until the memory holds it, and gathered by rank after that."""
+    rng = np.random.default_rng(8)
+    everyone = np.unique(rng.integers(1, 2**60, 400, dtype=np.uint64))
+    everyone.flags.writeable = False  # as the pool's keys are handed over
+    memory = LedgerMemory(("P", 0, 0, "d"))
+    memory.add(np.ones(100, dtype=np.int64), everyone[:100], np.ones(100))
+    asked = np.arange(50, 150)  # 50 remembered, 50 not
+    expected = memory._lookup(everyone[asked])  # searched for, every one
+    searched: list[int] = []
+    find = memory._table.find
+    memory._table.find = lambda keys: (searched.append(len(keys)), find(keys))[1]
+    assert np.array_equal(memory._lookup(everyone[asked], (everyone, asked)), expected)
+    assert sum(searched) == 100
+    searched.clear()
+    memory._lookup(everyone[asked], (everyone, asked))  # nothing taken since: nothing searched
+    assert sum(searched) == 0
+    memory.add(np.full(20, 2, dtype=np.int64), everyone[100:120], np.ones(20))
+    searched.clear()
+    others = np.arange(0, 300, 3)
+    found = memory._lookup(everyone[others], (everyone, others))
+    assert sum(searched) == len([r for r in others if not 50 <= r < 100])  # all but those found before
+    memory._table.find = find
+    assert np.array_equal(found, memory._lookup(everyone[others]))
+    # an answer audited by rank and then remembered: its new persons are noted where they are
+    brought = np.arange(300, 400)
+    cell = np.full(100, memory.highest + 1, dtype=np.int64)
+    memory.audit(cell, everyone[brought], np.ones(100), MIN_FREQUENCY, ranked=(everyone, brought))
+    memory.add(cell, everyone[brought], np.ones(100))
+    memory._table.find = lambda keys: (searched.append(len(keys)), find(keys))[1]
+    searched.clear()
+    assert np.array_equal(memory._lookup(everyone[brought], (everyone, brought)), find(everyone[brought]))
+    assert sum(searched) == 0

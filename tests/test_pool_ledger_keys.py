@@ -9,7 +9,7 @@ import pytest
 from governed import governance_with_users, sign_in
 from safepool.faults import Unavailable
 from safepool.pool.build import build_pool, give_ledger_keys
-from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, LedgerKeys
+from safepool.pool.ledger_keys import LEDGER_KEYS_FILE, LedgerKeys, LedgerKeysMissing
 from safepool.query.person_sums import cell_person_order, person_order
 from safepool.pool.scope import Scope
 from tiny_registers import CHEN, make_workspace
@@ -59,9 +59,9 @@ def test_persons_put_in_order_again_are_the_same_and_cannot_be_changed():
     keys = LedgerKeys(pids, rng.permutation(pids) ^ np.uint64(0x5DEECE66D))
     asked = rng.permutation(pids)[:300]
     first = keys.ordered(asked)
-    fresh = person_order(keys.of(asked))
-    for part in ("by_person", "rank", "distinct"):
-        assert np.array_equal(getattr(first, part), getattr(fresh, part))
+    fresh = person_order(keys.of(asked))  # the same order; ranked among all the pool's keys
+    assert np.array_equal(first.by_person, fresh.by_person) and len(first.distinct) == len(pids)
+    assert np.array_equal(first.distinct[first.rank], fresh.distinct[fresh.rank])
     assert keys.ordered(asked.copy()) is first
     other = asked[::-1].copy()
     again = keys.ordered(other)
@@ -72,3 +72,19 @@ def test_persons_put_in_order_again_are_the_same_and_cannot_be_changed():
         first.distinct[0] = 0
     in_order, cells, distinct, rank = cell_person_order(np.arange(300) % 3, first)
     assert np.array_equal(distinct[rank], keys.of(asked)[in_order]) and np.all(np.diff(cells) >= 0)
+
+
+def test_a_person_without_a_ledger_key_or_a_key_file_naming_one_twice_is_refused():
+    """The look-up of ledger keys finds every person of a pool or refuses, naming no one: a
+    pseudonym the file does not hold, or a file that holds a pseudonym twice."""
+    pids = np.arange(10, 20, dtype=np.uint64)
+    keys = LedgerKeys(pids, pids * np.uint64(7919))
+    assert np.array_equal(keys.of(np.array([19, 10, 10], dtype=np.uint64)), np.array([19, 10, 10]) * 7919)
+    ordered = keys.ordered(np.array([19, 10, 10, 15], dtype=np.uint64))  # a person in two rows
+    assert ordered.by_person.tolist() == [1, 2, 3, 0] and ordered.rank.tolist() == [0, 0, 5, 9]
+    with pytest.raises(LedgerKeysMissing, match="has no ledger key") as raised:
+        keys.ordered(np.array([12, 99], dtype=np.uint64))
+    assert "99" not in str(raised.value)
+    twice = LedgerKeys(np.array([1, 1, 2], dtype=np.uint64), np.array([5, 6, 7], dtype=np.uint64))
+    with pytest.raises(LedgerKeysMissing, match="twice"):
+        twice.of(np.array([2], dtype=np.uint64))

@@ -1,13 +1,14 @@
 """Per-entry contributions (`entry_rows`, the engine's and the ledger's) against a plain sum per
 person, from rows in any order and from rows in cell order, and the order by person it starts from
-(`by_person_order`), on its fast path and its fallback."""
+(`by_person_order`), on its fast path and its fallback, and the same order found by counting on
+ranks (`ranked_order`)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from safepool.query.person_sums import by_person_order, cell_person_order, entry_rows
+from safepool.query.person_sums import by_person_order, cell_person_order, entry_rows, person_order, ranked_order
 
 
 def _plain(rows: dict[str, np.ndarray], entry: int, part: int, numbers: list[int]):
@@ -98,3 +99,19 @@ def test_the_order_by_person_of_many_random_persons():
     order, ordered = by_person_order(person)
     assert np.array_equal(ordered, np.sort(person)) and np.array_equal(person[order], ordered)
     assert np.array_equal(np.sort(order), np.arange(len(person)))
+
+
+@pytest.mark.parametrize("rows", [0, 1, 300, 5_000])
+@pytest.mark.parametrize("once", [True, False])
+def test_the_order_counted_on_ranks_is_the_order_by_person(rows, once):
+    """`ranked_order` (persons given as ranks among sorted distinct values) puts the rows in the
+    order `person_order` gives for the persons themselves, whether each person comes once (the
+    scatter) or in several rows (the sort of ranks), and keeps them ranked among all the values
+    (persons no row has among them)."""
+    rng = np.random.default_rng(rows)
+    values = np.unique(rng.integers(0, 2**64, 2 * rows + 3, dtype=np.uint64, endpoint=False))
+    rank = rng.permutation(len(values))[:rows] if once else rng.integers(0, len(values) // 3 + 1, rows)
+    counted, sorted_ = ranked_order(rank, values), person_order(values[rank])
+    assert np.array_equal(counted.by_person, sorted_.by_person) and counted.distinct is values
+    assert np.array_equal(counted.distinct[counted.rank], sorted_.distinct[sorted_.rank])
+    assert np.array_equal(counted.rank, rank[counted.by_person])

@@ -72,7 +72,7 @@ from safepool.query.side_thread import SideThread
 
 RATIO_DECIMALS = 9  # contributions in the same ratio to this many decimals are proportional
 _KEPT = 2           # ledgers kept in memory per process (the most recently used)
-_DISTINCT_KEPT = 2  # arrays of distinct persons whose look-up a memory keeps (2.4 MB each at 300,000)
+_DISTINCT_KEPT = 2  # arrays of distinct persons whose look-up a memory keeps (4.8 MB each at 300,000)
 _GRAM_CELLS = 2048  # A A^T is kept up to this many cells (32 MB), made afresh beyond
 _SEED = 20261130
 _SAMPLED = 16  # one person in this many (by a mix of the ledger key) is compared first for relations of sums
@@ -146,6 +146,7 @@ class _Extension:
     part_owner: np.ndarray  # uint64: the ledger key of the person each of them is a part of
     owners: np.ndarray    # uint64, sorted: the keys of the persons that have parts
     owner: np.ndarray | None  # the incoming entries' owners it was made with, if any
+    ranked: Ranked | None = None  # the entries' persons as ranks it was made with, if they were used
 
 
 def _remembered(name: str) -> property:
@@ -208,9 +209,9 @@ class LedgerMemory:
         self.withheld_rows = 0  # rows of the file's table of withheld cells
         self.fingerprint: tuple | None = None  # the ledger file as this process left it at this state
         self._table = PersonTable()  # where each of the persons is
-        # arrays of distinct persons looked up (`_found_by_rank`): each with the memory's number of
-        # persons at the look-up and the index found for each (-1: not remembered then)
-        self._distinct_found: list[tuple[np.ndarray, int, np.ndarray]] = []
+        # arrays of distinct persons looked up (`_found_by_rank`): each with the index found for each
+        # person (-1: not remembered) and the memory's number of persons when it was looked up
+        self._distinct_found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._distinct_lock = threading.Lock()
         # A A^T over the remembered cells 1..highest (see `audit_algebra.audit`), while small enough,
         # and A z for the probes z (a person's probes never change once drawn), once the audit used them
@@ -282,37 +283,54 @@ class LedgerMemory:
         persons each remembered answer brings), the others after them in the order first seen.
         `ranked`: distinct persons and each entry's rank among them, when the caller has them; ranks
         that do not give the entries' persons are not used."""
+        return self._indexed(person, _used_ranks(person, ranked))
+
+    def _indexed(self, person: np.ndarray, ranked: Ranked | None) -> np.ndarray:
+        """`_lookup` with ranks that give the persons (or none)."""
         distinct, rank = ranked if ranked is not None else (None, None)
-        if rank is None or len(rank) != len(person) or not len(rank) or rank.max() >= len(distinct) \
-                or not np.array_equal(distinct[rank], person):  # (whole and not below zero: `ranks_of`)
-            distinct = rank = None
-        index = self._found_by_rank(distinct, rank) if rank is not None else self._table.find(person)
+        index = self._found_by_rank(distinct, rank) if ranked is not None else self._table.find(person)
         unknown = index < 0
         if unknown.any():  # numbered in the order first seen
-            index[unknown] = len(self.persons) + (first_seen(rank[unknown], len(distinct)) if rank is not None
+            index[unknown] = len(self.persons) + (first_seen(rank[unknown], len(distinct)) if ranked is not None
                                                   else pd.factorize(person[unknown])[0])
         return index
 
     def _found_by_rank(self, distinct: np.ndarray, rank: np.ndarray) -> np.ndarray:
-        """`PersonTable.find` of entries given as ranks among distinct persons: the distinct persons
-        are looked up once and kept with what was found (with the memory's number of persons
-        then), so that the next question over the same persons (the pool hands over the same array
-        of them: `LedgerKeys.ordered`) gathers by rank instead of searching every entry: 1 ms against
-        7-12 ms at 300,000 persons. Persons that came since are looked up then (a person keeps its
-        place)."""
+        """`PersonTable.find` of entries given as ranks among distinct persons. The engine ranks a
+        pool's persons among all of that pool's (`LedgerKeys.ordered`), one array for every question
+        of the pool, so what was found for it is kept, and the persons a remembered answer brings
+        are noted in it as the memory takes them (`_note_found`): a person is gathered by rank (1 ms
+        against 7-12 ms at 300,000 persons), and looked up only when it came by other ranks, and then
+        once, unless the memory has taken persons since (a person keeps its place)."""
         with self._distinct_lock:  # a search beside another thread's commit reads the same memory
-            kept = [entry for entry in self._distinct_found
-                    if entry[0] is distinct or (len(entry[0]) == len(distinct) and np.array_equal(entry[0], distinct))]
-            seen, then, found = kept[0] if kept else (
-                distinct if not distinct.flags.writeable else distinct.copy(), 0,
-                np.full(len(distinct), -1, dtype=np.int64))
-            now = len(self.persons)  # before the look-up: persons taken meanwhile are looked up next time
-            if then < now:  # persons remembered since: looked up among the unfound
-                unfound = np.flatnonzero(found < 0)
-                found[unfound] = self._table.find(seen[unfound])
-            self._distinct_found = [*(entry for entry in self._distinct_found if entry[0] is not seen),
-                                    (seen, now, found)][-_DISTINCT_KEPT:]
+            seen, found, looked = self._found_among(distinct)
+            now = len(self.persons)  # the memory's persons when looked up (-1: never)
+            asked = np.zeros(len(seen), dtype=bool)
+            asked[rank] = True
+            stale = np.flatnonzero(asked & (found < 0) & (looked < now))
+            found[stale] = self._table.find(seen[stale])
+            looked[stale] = now
             return found[rank]
+
+    def _found_among(self, distinct: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The look-up kept for an array of distinct persons (made, and kept among the last few, if
+        there is none): the array, each person's index (-1: not found) and the number of the
+        memory's persons when it was looked up (-1: never). Under `_distinct_lock`."""
+        kept = [entry for entry in self._distinct_found
+                if entry[0] is distinct or (len(entry[0]) == len(distinct) and np.array_equal(entry[0], distinct))]
+        entry = kept[0] if kept else (distinct if not distinct.flags.writeable else distinct.copy(),
+                                      np.full(len(distinct), -1, dtype=np.int64),
+                                      np.full(len(distinct), -1, dtype=np.int64))
+        self._distinct_found = [*(other for other in self._distinct_found if other[0] is not entry[0]),
+                                entry][-_DISTINCT_KEPT:]
+        return entry
+
+    def _note_found(self, ranked: Ranked, index: np.ndarray) -> None:
+        """Note where the memory now holds the persons of entries given by rank (`_found_by_rank`)."""
+        with self._distinct_lock:
+            _, found, looked = self._found_among(ranked[0])
+            found[ranked[1]] = index
+            looked[ranked[1]] = len(self.persons)
 
     def known(self, person: np.ndarray) -> np.ndarray:
         """Index of each person the memory holds, -1 for one it does not."""
@@ -342,7 +360,8 @@ class LedgerMemory:
         entries of `family` (cells of a family only) are looked up, and count nowhere else. `owner`:
         the person each entry's member is part of (itself, when it is a person); `ranked`: see
         `_lookup`."""
-        index = self._lookup(person, ranked)
+        ranked = _used_ranks(person, ranked)
+        index = self._indexed(person, ranked)
         in_family = among(cell, family) if family is not None and len(family) else np.zeros(len(cell), dtype=bool)
         n_old = len(self.persons)
         total = int(index.max()) + 1 if len(index) else n_old
@@ -384,7 +403,7 @@ class LedgerMemory:
         contribution[in_family] = value[in_family]  # its own amount, for the families' audit only
         parts, part_owner, owners = self._parts_with(index, person, owner, persons, n_old)
         return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution,
-                          parts, part_owner, owners, owner)
+                          parts, part_owner, owners, owner, ranked)
 
     def _parts_with(self, index: np.ndarray, person: np.ndarray, owner: np.ndarray | None, persons: np.ndarray,
                     n_old: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -487,6 +506,8 @@ class LedgerMemory:
         self._in_count = in_count
         self._table.take(extension.persons, len(self.persons))
         self.persons, self.first = extension.persons, extension.first
+        if extension.ranked is not None:
+            self._note_found(extension.ranked, extension.index)
         self.pattern, self.count = extension.pattern, extension.count
         self.presence, self.present = extension.presence, extension.present
         self.parts, self.part_owner, self.owners = extension.parts, extension.part_owner, extension.owners
@@ -861,6 +882,18 @@ def _same_owners(one: np.ndarray | None, other: np.ndarray | None) -> bool:
     if one is None or other is None:
         return one is None and other is None
     return np.array_equal(one, other)
+
+
+def _used_ranks(person: np.ndarray, ranked: Ranked | None) -> Ranked | None:
+    """`ranked` (distinct persons, each entry's rank among them) when its ranks give the entries'
+    persons, else None: ranks that do not are never used."""
+    if ranked is None:
+        return None
+    distinct, rank = ranked
+    if len(rank) != len(person) or not len(rank) or rank.max() >= len(distinct) \
+            or not np.array_equal(distinct[rank], person):  # (whole and not below zero: `ranks_of`)
+        return None
+    return ranked
 
 
 def first_seen(rank: np.ndarray, distinct: int) -> np.ndarray:

@@ -81,8 +81,11 @@ def _ranked(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class PersonOrder:
     """Rows' persons put in order once: the order of the rows by person, each row's rank (in that
-    order) among the distinct persons, and those persons, sorted. It depends on the persons alone,
-    so the same persons in the same rows (a pool's table asked again) can reuse it."""
+    order) among distinct persons, and those persons, sorted: the rows' own (`person_order`), or
+    every person of the pool the rows come from (`ranked_order`), so that the ledger's memory looks
+    each person of a pool up once, whichever question brings it (`LedgerMemory._found_by_rank`).
+    It depends on the persons alone, so the same persons in the same rows (a pool's table asked
+    again) can reuse it."""
 
     by_person: np.ndarray
     rank: np.ndarray
@@ -106,6 +109,28 @@ def cell_person_order(cell: np.ndarray, persons: np.ndarray | PersonOrder
     narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
     then = np.argsort(narrow, kind="stable")  # by cell, then person (a pair occurs once)
     return persons.by_person[then], cell[then], persons.distinct, persons.rank[then]
+
+
+def ranked_order(rank: np.ndarray, values: np.ndarray) -> PersonOrder:
+    """The `PersonOrder` of rows whose persons are given as ranks among distinct sorted `values` (the
+    row's person is `values[rank]`), ranked among all of `values` (a pool's persons: see
+    `PersonOrder`), found by counting rather than sorting: when each person comes once (a person's
+    row of a table, counted by variables of the person), a scatter places them (1 ms for 300,000
+    rows, against 13 for a sort); otherwise the ranks are sorted with each row's number in their
+    low bits (in the order of the rows within a person, as `by_person_order` gives them)."""
+    rank = np.asarray(rank, dtype=np.int64)
+    counts = np.bincount(rank, minlength=len(values))
+    if not len(rank) or counts.max() == 1:
+        at = np.full(len(values), -1, dtype=np.int64)
+        at[rank] = np.arange(len(rank))
+        by_person = at[counts > 0]
+    elif (bits := int(len(rank) - 1).bit_length()) + int(len(values)).bit_length() <= 64:
+        low = np.uint64(2**bits - 1)
+        by_person = (np.sort((rank.astype(np.uint64) << np.uint64(bits)) | np.arange(len(rank), dtype=np.uint64))
+                     & low).astype(np.int64)
+    else:  # (rows and persons too many for one number of 64 bits)
+        by_person = np.argsort(rank, kind="stable")
+    return PersonOrder(by_person, rank[by_person], values)
 
 
 def by_person_order(person: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
