@@ -20,8 +20,10 @@ from safepool.query.ledger_memory import (
     _classes,
     _factorized,
     among,
+    distinct_numbers,
     entry_hash,
     first_seen,
+    places_among,
 )
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 
@@ -328,3 +330,14 @@ def test_a_person_given_by_rank_is_searched_for_until_found_and_then_only_gather
     searched.clear()
     assert np.array_equal(memory._lookup(everyone[brought], (everyone, brought)), find(everyone[brought]))
     assert sum(searched) == 0
+
+
+@pytest.mark.parametrize("numbers", [
+    np.repeat(np.arange(3, 40, dtype=np.int64), 500),  # cell numbers, each of many rows: by counting
+    np.array([5, -3, 2**40, 5, 7], dtype=np.int64),    # below zero or far apart: sorted and searched
+    np.empty(0, dtype=np.int64),
+])
+def test_numbers_are_placed_among_their_distinct_ones_as_a_search_places_them(numbers):
+    distinct = distinct_numbers(numbers)
+    assert np.array_equal(distinct, np.unique(numbers))
+    assert np.array_equal(places_among(numbers, distinct), np.searchsorted(np.unique(numbers), numbers))

@@ -88,3 +88,12 @@ def test_a_person_without_a_ledger_key_or_a_key_file_naming_one_twice_is_refused
     twice = LedgerKeys(np.array([1, 1, 2], dtype=np.uint64), np.array([5, 6, 7], dtype=np.uint64))
     with pytest.raises(LedgerKeysMissing, match="twice"):
         twice.of(np.array([2], dtype=np.uint64))
+
+
+def test_two_persons_of_one_ledger_key_are_one_person_to_the_ledger():
+    """Keys of 60 bits of two persons can meet (by a small chance): both are then ranked as one key."""
+    pids = np.arange(1, 6, dtype=np.uint64)
+    keys = LedgerKeys(pids, np.array([50, 40, 50, 10, 20], dtype=np.uint64))
+    ordered = keys.ordered(np.array([1, 2, 3, 4], dtype=np.uint64))
+    assert ordered.distinct.tolist() == [10, 20, 40, 50] and ordered.distinct[ordered.rank].tolist() == [10, 40, 50, 50]
+    assert keys.of(np.array([5, 3], dtype=np.uint64)).tolist() == [20, 50]

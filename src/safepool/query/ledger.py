@@ -255,7 +255,7 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
     family = {int(cell) for cell in family}
     owned = _owners_by_cell(owners)
     cells = frame["cell"].to_numpy(dtype=np.int64)
-    persons = frame["person"].to_numpy(dtype="<u8")
+    persons = np.ascontiguousarray(frame["person"].to_numpy(dtype="<u8"))
     values = frame["value"].to_numpy(dtype="<f8") + 0.0  # -0.0 and 0.0 are one value
     starts = np.flatnonzero(np.r_[True, cells[1:] != cells[:-1]]) if len(cells) else np.array([], dtype=int)
     ends = np.r_[starts[1:], len(cells)]
@@ -275,8 +275,8 @@ def chain_digest(digest: str, frame: pd.DataFrame, defined: Mapping[int, Sequenc
             step.update(b"sum" + struct.pack(f"<qq{len(end)}q", cell, len(end), *end))
         else:
             step.update(b"cell" + struct.pack("<qq", cell, int(end - start)))
-            step.update(persons[start:end].tobytes())
-            step.update(values[start:end].astype("<f8").tobytes())
+            step.update(persons[start:end])  # (their bytes as they lie: a slice of one array, not a copy)
+            step.update(values[start:end])
             if cell in family:
                 step.update(b"family")
             if cell in owned:
@@ -509,6 +509,11 @@ def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) ->
         if not np.any((c[1:] == c[:-1]) & (p[1:] == p[:-1])):
             return order
     return np.lexsort((value, person, cell))
+
+
+def _unmoved(order: np.ndarray) -> bool:
+    """Whether an order leaves every row where it is (rows handed over in the order the file keeps)."""
+    return not len(order) or (int(order[0]) == 0 and bool(np.all(np.diff(order) == 1)))
 
 
 def _now() -> str:
@@ -1059,11 +1064,12 @@ class Ledger:
             raise ValueError("ledger contributions must be finite numbers")
         numbers = incoming["cell"].to_numpy(dtype=np.int64)
         distinct = ledger_memory.distinct_numbers(np.r_[numbers, np.fromiter(defined, dtype=np.int64, count=len(defined))])
-        cell = self.cells + 1 + np.searchsorted(distinct, numbers).astype(np.int64)
+        cell = self.cells + 1 + ledger_memory.places_among(numbers, distinct)
         number = {int(c): self.cells + 1 + i for i, c in enumerate(distinct)}
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
         order = _canonical_order(cell, person, value)
-        columns = {"cell": cell[order], "person": person[order], "value": value[order]}
+        columns = {"cell": cell, "person": person, "value": value} if _unmoved(order) else \
+            {"cell": cell[order], "person": person[order], "value": value[order]}
         owner = _owner_column(incoming)
         owners = _owners_of(columns["cell"], columns["person"], None if owner is None else owner[order])
         known = {number[c]: self._definitions.get(c) for c in number}  # each cell's definition, if it has one

@@ -917,6 +917,17 @@ def distinct_numbers(numbers: np.ndarray) -> np.ndarray:
     return np.unique(numbers)
 
 
+def places_among(numbers: np.ndarray, distinct: np.ndarray) -> np.ndarray:
+    """Each number's place in `distinct` (sorted, distinct, holding every one of `numbers`): by a
+    table when they are small and not negative, as cell numbers are (a search of 600,000 entries
+    took 2.5 ms, the table 0.5), else by a search."""
+    if len(distinct) and distinct[0] >= 0 and distinct[-1] < 4 * len(numbers) + 1024:
+        table = np.zeros(int(distinct[-1]) + 1, dtype=np.int64)
+        table[distinct] = np.arange(len(distinct))
+        return table[numbers]
+    return np.searchsorted(distinct, numbers).astype(np.int64)
+
+
 def _present_in(presence: np.ndarray, present: np.ndarray, cell: np.ndarray, index: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
     """The persons' presence and number of entries (new arrays) with the given entries (cell numbers,
