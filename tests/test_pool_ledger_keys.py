@@ -97,3 +97,19 @@ def test_two_persons_of_one_ledger_key_are_one_person_to_the_ledger():
     ordered = keys.ordered(np.array([1, 2, 3, 4], dtype=np.uint64))
     assert ordered.distinct.tolist() == [10, 20, 40, 50] and ordered.distinct[ordered.rank].tolist() == [10, 40, 50, 50]
     assert keys.of(np.array([5, 3], dtype=np.uint64)).tolist() == [20, 50]
+
+
+def test_questions_of_one_pool_in_several_threads_put_their_persons_in_the_same_order():
+    """The pool's index and ranks are made once, whichever thread's question comes first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(3)
+    pids = np.sort(rng.choice(2**62, size=20_000, replace=False).astype(np.uint64))
+    keys = LedgerKeys(pids, rng.permutation(pids) ^ np.uint64(0x9E3779B9))
+    asked = [rng.permutation(pids)[: 5_000 + 1_000 * i] for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        found = list(pool.map(keys.ordered, asked))
+    for persons, order in zip(asked, found):
+        fresh = person_order(LedgerKeys(pids, keys.items()[1]).of(persons))
+        assert np.array_equal(order.by_person, fresh.by_person)
+        assert np.array_equal(order.distinct[order.rank], fresh.distinct[fresh.rank])

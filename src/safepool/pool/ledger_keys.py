@@ -92,14 +92,15 @@ class LedgerKeys:
     def _look_up(self) -> tuple[pd.Index, np.ndarray, np.ndarray]:
         """The pseudonyms as a hash index (a look-up of 300,000 takes 4-5 ms, against 17 ms for a sort
         and a search among the sorted ones), each one's key as its rank among the distinct keys,
-        and those keys, sorted: made once per pool in a process (about 45 ms at 300,000 persons,
-        the index's hash table made at its first look-up)."""
+        and those keys, sorted: made once per pool in a process (about 45 ms at 300,000 persons),
+        under the lock, so that two threads' questions never make the index's hash table at once."""
         with self._orders_lock:
             if self._found is None:
                 index = pd.Index(self._pids)
-                if not index.is_unique:  # (also builds its hash table here, once)
+                if not index.is_unique:
                     raise LedgerKeysMissing("the pool's ledger keys name a person twice: the linkage authority "
                                             "writes them again (`safepool pool ledger-keys`)")
+                index.get_indexer(self._pids[:1])  # its hash table made here
                 self._found = (index, *_ranked_keys(self._keys))
             return self._found
 
