@@ -495,25 +495,21 @@ def _rows_of(incoming: pd.DataFrame, cells: Collection[int]) -> pd.DataFrame:
     return incoming if chosen.all() else incoming[chosen]
 
 
-def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> np.ndarray:
-    """The order of the rows by cell, person and value. A person is in a cell once as the engine
-    hands cells over, and a few thousand cell numbers sort by counting: sorted by person, then
-    stably by cell; otherwise (or when a person is in a cell twice) by all three. Rows already in
-    that order (as the engine hands them over) are checked in one pass and not sorted."""
+def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The order of the rows by cell, person and value, and whether it moves any row. A person is
+    in a cell once as the engine hands cells over, and a few thousand cell numbers sort by
+    counting: sorted by person, then stably by cell; otherwise (or when a person is in a cell
+    twice) by all three. Rows already in that order (as the engine hands them over) are checked
+    in one pass and not sorted (nor gathered by the caller)."""
     if len(cell) > 1 and np.all((cell[1:] > cell[:-1]) | ((cell[1:] == cell[:-1]) & (person[1:] > person[:-1]))):
-        return np.arange(len(cell))
+        return np.arange(len(cell)), False
     if len(cell) > 1 and cell.max() - cell.min() < 2**15:
         order = np.argsort(person)
         order = order[np.argsort((cell[order] - cell.min()).astype(np.int16), kind="stable")]
         c, p = cell[order], person[order]
         if not np.any((c[1:] == c[:-1]) & (p[1:] == p[:-1])):
-            return order
-    return np.lexsort((value, person, cell))
-
-
-def _unmoved(order: np.ndarray) -> bool:
-    """Whether an order leaves every row where it is (rows handed over in the order the file keeps)."""
-    return not len(order) or (int(order[0]) == 0 and bool(np.all(np.diff(order) == 1)))
+            return order, True
+    return np.lexsort((value, person, cell)), True
 
 
 def _now() -> str:
@@ -1067,9 +1063,9 @@ class Ledger:
         cell = self.cells + 1 + ledger_memory.places_among(numbers, distinct)
         number = {int(c): self.cells + 1 + i for i, c in enumerate(distinct)}
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
-        order = _canonical_order(cell, person, value)
-        columns = {"cell": cell, "person": person, "value": value} if _unmoved(order) else \
-            {"cell": cell[order], "person": person[order], "value": value[order]}
+        order, moved = _canonical_order(cell, person, value)
+        columns = {"cell": cell[order], "person": person[order], "value": value[order]} if moved else \
+            {"cell": cell, "person": person, "value": value}
         owner = _owner_column(incoming)
         owners = _owners_of(columns["cell"], columns["person"], None if owner is None else owner[order])
         known = {number[c]: self._definitions.get(c) for c in number}  # each cell's definition, if it has one

@@ -304,7 +304,7 @@ class LedgerMemory:
         once, unless the memory has taken persons since (a person keeps its place)."""
         with self._distinct_lock:  # a search beside another thread's commit reads the same memory
             seen, found, looked = self._found_among(distinct)
-            now = len(self.persons)  # the memory's persons when looked up (-1: never)
+            now = len(self.persons)  # noted per person looked up now (`looked`, -1: never)
             asked = np.zeros(len(seen), dtype=bool)
             asked[rank] = True
             stale = np.flatnonzero(asked & (found < 0) & (looked < now))

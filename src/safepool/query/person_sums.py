@@ -125,9 +125,7 @@ def ranked_order(rank: np.ndarray, values: np.ndarray) -> PersonOrder:
         at[rank] = np.arange(len(rank))
         by_person = at[counts > 0]
     elif (bits := int(len(rank) - 1).bit_length()) + int(len(values)).bit_length() <= 64:
-        low = np.uint64(2**bits - 1)
-        by_person = (np.sort((rank.astype(np.uint64) << np.uint64(bits)) | np.arange(len(rank), dtype=np.uint64))
-                     & low).astype(np.int64)
+        by_person = by_person_order(rank.astype(np.uint64) << np.uint64(bits))[0]  # the ranks above the row bits
     else:  # (rows and persons too many for one number of 64 bits)
         by_person = np.argsort(rank, kind="stable")
     return PersonOrder(by_person, rank[by_person], values)
