@@ -162,7 +162,7 @@ from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_pairs import RememberedCells, near_pairs
-from safepool.query.ledger_sums import in_cell_order, ranks_of, split_sums, sum_rows, sum_signatures
+from safepool.query.ledger_sums import cell_rows, in_cell_order, ranks_of, split_sums, sum_rows, sum_signatures
 from safepool.query.ledger_turn import LedgerBusy, LedgerTurn
 from safepool.query.side_thread import SideThread
 from safepool.faults import Invalid, Refused
@@ -1000,9 +1000,7 @@ class Ledger:
         to min_frequency - 1 persons, and the definitions of the remembered cells it equals
         (`safepool.query.ledger_pairs`, in the memory: the file is not opened for it)."""
         wanted = {int(cell): defined[cell] for cell in cells["cell"] if cell in defined}
-        if wanted:
-            incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, wanted)], ignore_index=True))
-        found = near_pairs(self._memory(), incoming, cells, min_frequency)
+        found = near_pairs(self._memory(), cell_rows(incoming, wanted), cells, min_frequency)
         return {identity[cell]: found[cell] for cell in cells["cell"].tolist()}
 
     # -- remembering, bound to the record -----------------------------------------------------

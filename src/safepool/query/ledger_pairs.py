@@ -22,7 +22,7 @@ paid by every first ask of a question, though hardly any cell has a remembered o
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,27 +88,25 @@ class RememberedCells:
         self.members.update({int(cell): np.asarray(list(of), dtype=np.int64) for cell, of in members.items()})
 
 
-def near_pairs(memory: LedgerMemory, incoming: pd.DataFrame, cells: pd.DataFrame, min_frequency: int
-               ) -> dict[int, tuple[bool, frozenset[str | None]]]:
+def near_pairs(memory: LedgerMemory, rows_of: Callable[[int], tuple[np.ndarray, np.ndarray]], cells: pd.DataFrame,
+               min_frequency: int) -> dict[int, tuple[bool, frozenset[str | None]]]:
     """For each of `cells` (cell, size): whether it differs from a remembered cell by 1 to
-    min_frequency - 1 persons, and the definitions of the remembered cells it equals. `incoming`:
-    the rows (cell, person, value) of those cells, in the order of their cells."""
+    min_frequency - 1 persons, and the definitions of the remembered cells it equals. `rows_of`:
+    a cell's persons and values by its number (asked only of cells near a remembered one's size)."""
     remembered = memory.remembered
     number = np.flatnonzero((remembered.size >= 0) & ~_family(memory, len(remembered.size)))
     order = np.argsort(remembered.size[number], kind="stable")
     number, size = number[order], remembered.size[number][order]
-    cell = incoming["cell"].to_numpy(dtype=np.int64)
     found: dict[int, tuple[bool, frozenset[str | None]]] = {}
     for fresh, fresh_size in zip(cells["cell"].to_numpy(dtype=np.int64).tolist(),
                                  cells["size"].to_numpy(dtype=np.int64).tolist()):
         low, high = np.searchsorted(size, [fresh_size - min_frequency + 1, fresh_size + min_frequency])
         close, equal = False, set()
         if high > low:
-            first, last = np.searchsorted(cell, [fresh, fresh + 1])
-            rows = incoming.iloc[first:last]
-            person = memory.known(rows["person"].to_numpy(dtype=np.uint64))
+            person, value = rows_of(fresh)
+            person = memory.known(person)
             known = person >= 0  # a person the memory does not hold is in no remembered cell
-            person, value = person[known], rows["value"].to_numpy(dtype=np.float64)[known]
+            person, value = person[known], value[known]
             for old, old_size in zip(number[low:high].tolist(), size[low:high].tolist()):
                 theirs, their_value = memory.rows_of(old)
                 _, mine, at = np.intersect1d(person, theirs, return_indices=True)  # (it sorts both)
