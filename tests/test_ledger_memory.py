@@ -14,16 +14,15 @@ import pytest
 
 from safepool.query import audit_algebra
 from safepool.query.audit_algebra import Audit
+from safepool.query.cell_numbers import distinct_numbers, places_among
 from safepool.query.ledger_memory import (
     _GROUPS_HINT,
     LedgerMemory,
     _classes,
     _factorized,
     among,
-    distinct_numbers,
     entry_hash,
     first_seen,
-    places_among,
 )
 from tests.test_audit_algebra import MIN_FREQUENCY, by_rank
 

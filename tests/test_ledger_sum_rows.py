@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from safepool.query.ledger_sums import cell_rows, sum_rows
+from safepool.query.ledger_sums import cell_rows, sum_rows, with_sum_rows
 
 
 def rows() -> pd.DataFrame:
@@ -32,3 +32,12 @@ def test_a_cells_rows_are_asked_for_by_its_number():
     assert person.tolist() == [2, 7] and value.tolist() == [4.0, 5.0]
     person, value = rows_of(99)  # a cell without rows holds no one
     assert person.tolist() == [] and value.tolist() == []
+
+
+def test_a_totals_rows_are_added_in_their_place_among_the_cells():
+    """A total numbered between its cells (cells 0, 2 and 4; the total 3 of 0 and 4) gets their rows
+    in its place, the rows numbered afresh."""
+    found = with_sum_rows(rows().assign(cell=rows()["cell"] * 2), {3: [0, 4]})
+    assert found["cell"].tolist() == [0, 0, 0, 2, 2, 3, 3, 3, 3, 3, 4, 4]
+    assert found.loc[found["cell"] == 3, "person"].tolist() == [5, 9, 11, 3, 4]
+    assert found.index.tolist() == list(range(12))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from safepool.query import value_families
 from safepool.query.value_families import compared, families, family
 
 
@@ -129,15 +128,3 @@ def test_a_family_is_the_growth_rule_read_literally(seed):
         with_rows = {grown_by_rescanning(row, relations, rows, base) for row in rows
                      if row in set().union(*(relations[m][0] for m in base)) and not relations[row][1] & base}
         assert found == {base} | with_rows
-
-
-@pytest.mark.parametrize("pairs", [50, 1 << 20])
-def test_pairs_sharing_someone_are_placed_as_a_sort_places_them(pairs):
-    """The pairs found in the entries and each entry's place among them, by a table over a small
-    grid of pairs or by a sort over a large one, are those `np.unique` gives."""
-    key = np.random.default_rng(pairs).integers(0, min(pairs, 40), 500) * (pairs // 40 or 1)
-    pair, place = value_families._pairs_of(key, pairs)
-    expected_pair, expected_place = np.unique(key, return_inverse=True)
-    assert pair.tolist() == expected_pair.tolist()
-    assert place.tolist() == expected_place.tolist()
-    assert value_families._pairs_of(np.empty(0, dtype=np.int64), pairs)[0].tolist() == []

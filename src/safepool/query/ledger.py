@@ -158,11 +158,13 @@ from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_tabl
 from safepool.governance.users import Actor
 from safepool.pool.ledger_keys import LEDGER_DIR, WORKSPACE_LEDGER
 from safepool.query import ledger_memory
+from safepool.query.cell_numbers import distinct_numbers, places_among
 from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
 from safepool.query.ledger_pairs import RememberedCells, near_pairs
-from safepool.query.ledger_sums import cell_rows, in_cell_order, ranks_of, split_sums, sum_rows, sum_signatures
+from safepool.query.ledger_sums import cell_rows, in_cell_order, ranks_of, split_sums, sum_signatures, \
+    with_sum_rows
 from safepool.query.ledger_turn import LedgerBusy, LedgerTurn
 from safepool.query.side_thread import SideThread
 from safepool.faults import Invalid, Refused
@@ -681,10 +683,10 @@ class Ledger:
         # a sum is kept as a definition only with the cells it adds up (not when one is remembered already)
         made = {cell: members for cell, members in defined.items() if cell in chosen and not chosen.issuperset(members)}
         if made:
-            incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, made)], ignore_index=True))
+            incoming = with_sum_rows(incoming, made)
         self._defined = {cell: members for cell, members in defined.items() if cell in chosen and cell not in made}
         self._candidates = candidates
-        self._distinct_candidates = ledger_memory.distinct_numbers(np.asarray(candidates, dtype=np.int64))
+        self._distinct_candidates = distinct_numbers(np.asarray(candidates, dtype=np.int64))
         claimed = {cell: members for cell, members in sums.items() if int(cell) not in self._defined}
         self._sums = {**_checked_sums(incoming, column_of, claimed), **self._defined}
         self._memory()  # read before the write begins, if this process does not keep it
@@ -786,7 +788,7 @@ class Ledger:
         small one is. Sums kept as definitions get rows here: a sum tried without the cells it adds
         up stands for its persons."""
         if self._defined:
-            incoming = in_cell_order(pd.concat([incoming, sum_rows(incoming, self._defined)], ignore_index=True))
+            incoming = with_sum_rows(incoming, self._defined)
         gives_away = _Audits(partial(self._gives_away, incoming, min_frequency=min_frequency),
                              {frozenset(candidates): first})
         accepted: list[int] = []
@@ -1057,8 +1059,8 @@ class Ledger:
         if not np.isfinite(value).all():
             raise ValueError("ledger contributions must be finite numbers")
         numbers = incoming["cell"].to_numpy(dtype=np.int64)
-        distinct = ledger_memory.distinct_numbers(np.r_[numbers, np.fromiter(defined, dtype=np.int64, count=len(defined))])
-        cell = self.cells + 1 + ledger_memory.places_among(numbers, distinct)
+        distinct = distinct_numbers(np.r_[numbers, np.fromiter(defined, dtype=np.int64, count=len(defined))])
+        cell = self.cells + 1 + places_among(numbers, distinct)
         number = {int(c): self.cells + 1 + i for i, c in enumerate(distinct)}
         definitions = {number[int(c)]: sorted(number[int(m)] for m in members) for c, members in defined.items()}
         order, moved = _canonical_order(cell, person, value)

@@ -82,6 +82,12 @@ def sum_rows(incoming: pd.DataFrame, defined: Sums) -> pd.DataFrame:
     return rows.assign(cell=np.repeat(np.fromiter(taken, dtype=np.int64, count=len(taken)), sizes))
 
 
+def with_sum_rows(incoming: pd.DataFrame, defined: Sums) -> pd.DataFrame:
+    """The rows (sorted by cell) with those of the totals kept as definitions added in their places
+    (`sum_rows`): a total tried without the cells it adds up stands for its persons."""
+    return in_cell_order(pd.concat([incoming, sum_rows(incoming, defined)], ignore_index=True))
+
+
 def cell_rows(incoming: pd.DataFrame, defined: Sums) -> Callable[[int], tuple[np.ndarray, np.ndarray]]:
     """Each cell's persons and values by its number, the rows of a total kept as a definition made
     from those of the cells it adds up only when asked for: most cells an answer compares with the

@@ -32,6 +32,8 @@ from collections.abc import Callable, Set
 
 import numpy as np
 
+from safepool.query.cell_numbers import distinct_numbers, places_among
+
 _SAME = 1e-9  # squared differences below this share of the squared amounts compared are rounding
 Entries = tuple[np.ndarray, np.ndarray, np.ndarray]  # row, person, contribution of each entry
 
@@ -86,8 +88,13 @@ def _differences(every: Entries, new: Entries, rows: int, width: int, asked: np.
         keys.append(key[taken])
         ours.append(value[taken])
         theirs.append(amount[person[taken]])
+    # the pairs that share someone are added up at the end, over those pairs only (a layer's sums over
+    # every pair, half a million in a study's check, took most of its time), placed by a table over
+    # their numbers when those are few beside the entries (a sort of the entries was most of a
+    # query's comparison of its sums)
     key = np.concatenate(keys)
-    pair, of_pair = _pairs_of(key, rows * width)
+    pair = distinct_numbers(key)
+    of_pair = places_among(key, pair)
     mine, other = np.concatenate(ours), np.concatenate(theirs)
     difference = np.bincount(of_pair, weights=(mine - other) ** 2, minlength=len(pair))
     scale = np.bincount(of_pair, weights=mine ** 2 + other ** 2, minlength=len(pair))
@@ -97,21 +104,6 @@ def _differences(every: Entries, new: Entries, rows: int, width: int, asked: np.
     consistent[pair[~differ]] = True
     return consistent.reshape(rows, width).T, conflicting.reshape(rows, width).T
 
-
-def _pairs_of(key: np.ndarray, pairs: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct pairs (row * width + new cell) that share someone, and each entry's place
-    among them: the pairs that share someone are added up at the end, over those pairs only (a
-    layer's sums over every pair, half a million in a study's check, took most of its time). When
-    the grid of pairs is no larger than the entries, the places come from a table over the grid
-    rather than from a sort of the entries (the sort was most of a query's comparison of its sums)."""
-    if pairs > max(len(key), 1 << 16):
-        return np.unique(key, return_inverse=True)
-    present = np.zeros(pairs, dtype=bool)
-    present[key] = True
-    pair = np.flatnonzero(present)
-    place = np.zeros(pairs, dtype=np.int64)
-    place[pair] = np.arange(len(pair))
-    return pair, place[key]
 
 
 def _layers(row: np.ndarray, person: np.ndarray, persons: int) -> list[np.ndarray]:
