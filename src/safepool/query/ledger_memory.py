@@ -96,15 +96,17 @@ def mix(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def entry_hash(cell: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each (cell, weight); -0.0 and 0.0 hash alike."""
+def entry_hash(cell: np.ndarray, weight: np.ndarray | float) -> np.ndarray:
+    """A 64-bit hash of each (cell, weight), `weight` one per entry or one for all; -0.0 and 0.0
+    hash alike."""
     bits = (np.asarray(weight, dtype=np.float64) + 0.0).view(np.uint64)
     cell = np.asarray(cell, dtype=np.int64)
-    if len(cell) > 1024 and np.all(bits == bits[0]) and int(cell.max()) - int(cell.min()) < len(cell):
-        # one weight for all (a count's entries): each cell number is hashed once
+    if len(cell) > 1024 and int(cell.max()) - int(cell.min()) < len(cell) and (
+            np.ndim(bits) == 0 or np.all(bits == bits[0])):
+        # one weight for all (a count's entries, or a cell's presence): each cell number is hashed once
         low = int(cell.min())
         numbers = np.arange(low, int(cell.max()) + 1, dtype=np.int64)
-        return _hashed(numbers, np.full(len(numbers), bits[0]))[cell - low]
+        return _hashed(numbers, bits if np.ndim(bits) == 0 else bits[0])[cell - low]
     return _hashed(cell, bits)
 
 
@@ -147,6 +149,7 @@ class _Extension:
     part_owner: np.ndarray  # uint64: the ledger key of the person each of them is a part of
     owners: np.ndarray    # uint64, sorted: the keys of the persons that have parts
     owner: np.ndarray | None  # the incoming entries' owners it was made with, if any
+    alike: np.ndarray     # bool, whether each incoming entry's cell is a count (`_alike`), for the audit and `add`
     ranked: Ranked | None = None  # the entries' persons as ranks it was made with, if they were used
 
 
@@ -379,7 +382,7 @@ class LedgerMemory:
         presence = np.zeros(total, dtype=np.uint64)
         presence[:n_old] = self.presence
         held = ~in_family if in_family.any() else slice(None)  # (no copy of a query's entries)
-        np.add.at(presence, index[held], entry_hash(cell[held], np.full(len(cell[held]), _PRESENT)))
+        np.add.at(presence, index[held], entry_hash(cell[held], _PRESENT))
         present = np.zeros(total, dtype=np.int64)
         present[:n_old] = self.present
         present += np.bincount(index[held], minlength=total)
@@ -396,15 +399,16 @@ class LedgerMemory:
             pattern[people] = 0
             count[people] = 0
         counts, weight = _weights(value, first[index])
-        counts &= ~in_family
-        hashed = entry_hash(cell[counts], weight[counts])
-        np.add.at(pattern, index[counts], hashed)
-        count += np.bincount(index[counts], minlength=total)
+        if in_family.any():
+            counts &= ~in_family
+        taken = slice(None) if counts.all() else counts  # (no copies of the entries when all of them count)
+        np.add.at(pattern, index[taken], entry_hash(cell[taken], weight[taken]))
+        count += np.bincount(index[taken], minlength=total)
         contribution = _contributions(first, index, counts, weight)
         contribution[in_family] = value[in_family]  # its own amount, for the families' audit only
         parts, part_owner, owners = self._parts_with(index, person, owner, persons, n_old)
         return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution,
-                          parts, part_owner, owners, owner, ranked)
+                          parts, part_owner, owners, owner, _alike(cell, value), ranked)
 
     def _parts_with(self, index: np.ndarray, person: np.ndarray, owner: np.ndarray | None, persons: np.ndarray,
                     n_old: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -464,7 +468,7 @@ class LedgerMemory:
         self.pinned = noted.pinned if noted is not None else None
         alike = np.zeros(self.highest + 1, dtype=bool)
         alike[:len(self.alike)] = self.alike
-        in_alike = _alike(cell, value) & ~in_family
+        in_alike = extension.alike & ~in_family
         alike[cell[in_alike]] = True
         self.alike = alike
         marked = np.zeros(self.highest + 1, dtype=bool)
@@ -492,7 +496,7 @@ class LedgerMemory:
                 self._family_entries[name] = appended(self._family_entries[name], self._families_kept, values)
             self._families_kept += int(ordered_family.sum())
         alike = self.alike[cell[order]]
-        counted_row = _alike(cell[order], value[order]) & ordered_family if ordered_family.any() \
+        counted_row = extension.alike[order] & ordered_family if ordered_family.any() \
             else ordered_family  # (no family: none, without the look at every value)
         in_count = np.zeros(len(extension.persons), dtype=bool)
         in_count[:len(self._in_count)] = self._in_count
@@ -586,7 +590,7 @@ class LedgerMemory:
         algebra = SideThread("ledger-algebra", partial(self._algebra, cell, extension, old, min_frequency, sums,
                                                        relations))
         try:
-            pinned, given, completing = self._groups_given_away(cell, value, extension, old, min_frequency, sums)
+            pinned, given, completing = self._groups_given_away(cell, extension, old, min_frequency, sums)
         except BaseException:
             algebra.join()
             raise
@@ -615,15 +619,15 @@ class LedgerMemory:
             found = replace(found, empty_differences=empty, rank=rank)
         return found
 
-    def _groups_given_away(self, cell: np.ndarray, value: np.ndarray, extension: _Extension, old: np.ndarray,
-                           min_frequency: int, sums: np.ndarray | None) -> tuple[tuple[int, int], int, int | None]:
+    def _groups_given_away(self, cell: np.ndarray, extension: _Extension, old: np.ndarray, min_frequency: int,
+                           sums: np.ndarray | None) -> tuple[tuple[int, int], int, int | None]:
         """The group audit of the counts (its minimum frequency and dimension with the incoming cells),
         how much the incoming cells add to what it, the families of sums and a study's rows find, and
         the earliest incoming cell that completes a family or row found (see `Audit.completing`; the
         relations of the incoming sums are noted in `_last` for `add`). Only whether they add
         anything counts, so the rows, each a group audit of its own (most of a study's check),
         are audited only when the counts and the families add nothing."""
-        uniform = _alike(cell, value)
+        uniform = extension.alike.copy()
         if sums is not None and len(sums):
             uniform &= ~among(cell, sums)
         if len(self._incoming_family):
@@ -644,18 +648,18 @@ class LedgerMemory:
         given, completing = self._families_given_away(cell, extension, kept, related, min_frequency)
         given += max(now - self.pinned[1], 0)
         if not given:
-            given, completing = self._rows_given_away(cell, value, extension, uniform, min_frequency)
+            given, completing = self._rows_given_away(cell, extension, uniform, min_frequency)
         return (min_frequency, now), given, completing
 
-    def _rows_given_away(self, cell: np.ndarray, value: np.ndarray, extension: _Extension, uniform: np.ndarray,
-                         min_frequency: int) -> tuple[int, int | None]:
+    def _rows_given_away(self, cell: np.ndarray, extension: _Extension, uniform: np.ndarray, min_frequency: int
+                         ) -> tuple[int, int | None]:
         """How much the incoming rows that are counts (see `_count_rows`) add to the group audit of
         the counts, each row on its own (rows of one study are never set against each other here,
         as in the families): counts shown first, the row of the clients they leave one out of is
         found; and the first such row. All the rows are tried together first: what one row adds,
         all of them add too, so when all of them add nothing (the common case) no row needs a
         group audit of its own."""
-        counted = _alike(cell, value) & among(cell, self._incoming_family) if len(self._incoming_family) \
+        counted = extension.alike & among(cell, self._incoming_family) if len(self._incoming_family) \
             else np.zeros(len(cell), dtype=bool)
         if not counted.any():
             return 0, None
@@ -915,7 +919,7 @@ def _present_in(presence: np.ndarray, present: np.ndarray, cell: np.ndarray, ind
     """The persons' presence and number of entries (new arrays) with the given entries (cell numbers,
     persons as indices) added: the grouping of the count audit with rows of a family only in it."""
     presence = presence.copy()
-    np.add.at(presence, index, entry_hash(cell, np.full(len(cell), _PRESENT)))
+    np.add.at(presence, index, entry_hash(cell, _PRESENT))
     return presence, present + np.bincount(index, minlength=len(present))
 
 
@@ -932,7 +936,7 @@ def _standing(group: np.ndarray, person: np.ndarray, persons: int) -> np.ndarray
 def _cell_codes(cell: np.ndarray) -> np.ndarray:
     """A number in [1, 2) per cell number, from its 64-bit hash: sums of them tell sets of cells
     apart (collisions as rare as the hash's)."""
-    bits = entry_hash(cell, np.full(len(cell), _PRESENT))
+    bits = entry_hash(cell, _PRESENT)
     return ((bits >> np.uint64(12)) | np.uint64(0x3FF0000000000000)).view(np.float64)
 
 
