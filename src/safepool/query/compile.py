@@ -10,9 +10,9 @@ Three statements follow from a model:
   pseudonym, each group's label and each measured value;
 - `per_person`: per cell and person (the pseudonym, which the engine turns into the person's
   ledger key, `safepool.pool.ledger_keys`), rows and the sum of each measured value;
-- `quantile_windows`: for a quantile, the rows whose value lies in the window of at least the
-  minimum frequency of values around the quantile position (ties at the window's edges are taken
-  whole, so the window depends on the values alone, never on row or pseudonym order).
+- `quantile_values`: for a quantile, each row's cell keys, person and value, from which the window
+  of at least the minimum frequency of values around the quantile position is found
+  (`safepool.query.quantile_window`).
 """
 
 from __future__ import annotations
@@ -172,30 +172,12 @@ class Compiler:
         """Rows with a label of a cell (missing, not in the code list, outside the years: keys below 0)."""
         return " AND ".join(f"{key} >= 0" for key in self.keys) or "true"
 
-    def quantile_window(self, j: int, measure: Measure, width: int) -> str:
-        """Per cell and person, the rows and sum of values inside the quantile's window of `width`
-        values (ranked by value; the window widened to whole ties at both edges)."""
-        partition = ", ".join(self.keys) or "true"
-        grouped = f"GROUP BY {', '.join(self.keys)}" if self.keys else ""
-        group = ", ".join([f"v.{k}" for k in self.keys] + ["person"])
-        on = " AND ".join(f"v.{k} = e.{k}" for k in self.keys) or "true"
-        q = float(measure.quantile or 0.5)
-        return f"""
-            WITH v AS (SELECT {', '.join([*self.keys, 'pid AS person'])}, x{j} AS x FROM base
-                       WHERE x{j} IS NOT NULL AND {self._in_cells()}),
-            ranked AS (SELECT *, row_number() OVER (PARTITION BY {partition} ORDER BY x) - 1 AS i,
-                              count(*) OVER (PARTITION BY {partition}) AS n FROM v),
-            placed AS (SELECT *, greatest(0, least(n - {width},
-                                  CAST(floor({q!r} * (n - 1) - ({width} - 1) / 2.0 + 0.5) AS BIGINT))) AS lo
-                       FROM ranked),
-            edges AS (SELECT {', '.join([*self.keys]) + ', ' if self.keys else ''}
-                             min(x) FILTER (WHERE i = lo) AS low,
-                             min(x) FILTER (WHERE i = least(lo + {width} - 1, n - 1)) AS high
-                      FROM placed {grouped})
-            SELECT {group}, count(*) AS r, sum(v.x) AS c
-            FROM v JOIN edges e ON {on}
-            WHERE v.x BETWEEN e.low AND e.high
-            GROUP BY {group}"""
+    def quantile_values(self, j: int) -> str:
+        """Each row's cell keys, person and value of the quantile measured as `x{j}`, for the rows in
+        the cells with a value (each cell's window is found from them:
+        `safepool.query.quantile_window`)."""
+        return (f"SELECT {', '.join([*self.keys, 'pid AS person'])}, x{j} AS x FROM base "
+                f"WHERE x{j} IS NOT NULL AND {self._in_cells()}")
 
     # -- labels -----------------------------------------------------------------------------
 

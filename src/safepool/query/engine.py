@@ -61,6 +61,7 @@ from safepool.query.person_periods import PersonPeriod, period_salt, person_peri
 from safepool.query.pool_facts import PoolFacts
 from safepool.query.model import AggregateModel, Dictionary, Measure, QueryRefused, VariableRef, \
     check_model, group_labels, refuse
+from safepool.query.quantile_window import window_rows
 from safepool.query.request import AggregateRequest
 from safepool.query.sql_syntax import model_from_sql
 
@@ -242,7 +243,8 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     for j, measure in enumerate(model.measures):
         step = f"compute {measure.describe()}"
         if measure.kind == "quantile":
-            found = budget.arrays(step, compiler.quantile_window(j, measure, policy.min_frequency))
+            found = window_rows(budget.arrays(step, compiler.quantile_values(j)), compiler.keys,
+                                measure.quantile or 0.5, policy.min_frequency)
             value, rows = found["c"], found["r"]
         else:
             found = summed
