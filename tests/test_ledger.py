@@ -394,6 +394,26 @@ def test_a_ledger_file_written_before_sums_were_kept_as_cells_is_still_read(ws):
     assert file_rows(root) == ([1], [])
 
 
+
+def test_a_file_changed_since_this_process_left_it_gets_its_tables_again(ws):
+    """The schema statements are skipped only for a file exactly as this process left it: one whose
+    table of sums another hand dropped since (the memory of it still kept here) is brought up to
+    date when it is opened, and takes a total kept as its cells."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        ledger.remember(cell(range(20)))
+    with duckdb.connect(str(ledger_file(root))) as con:
+        con.execute("DROP TABLE sum_members")
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert not ledger._as_left
+        ledger.check(pd.concat([cell(range(100, 120), number=0), cell(range(120, 140), number=1)]),
+                     {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY, sums={2: [0, 1]})
+        ledger.verify_contents()
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger._as_left  # as this process left it: opened without the statements
+        assert ledger._con().execute("SELECT count(*) FROM sum_members").fetchall() == [(2,)]
+        ledger.verify_contents()
+
 # -- under load ---------------------------------------------------------------------------------
 
 WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10

@@ -543,6 +543,9 @@ class Ledger:
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
         self._handed: list[str] = []  # what `_write` handed the file's connection, until committed or rolled back
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
+        # the open found the file exactly as this process left it, so its tables are those this process
+        # made or brought up to date when it opened the file before (`_file_state` needs no schema statements)
+        self._as_left = False
         self._turn = turn  # this block's turn on the ledger, taken by `Ledger.open`
         self._candidates: list[int] = []
         self._distinct_candidates = np.empty(0, dtype=np.int64)  # the same, distinct and in order
@@ -1287,10 +1290,12 @@ class Ledger:
 
     def _bind(self) -> None:
         """Check the file against the record (see the module docstring) and load its state."""
+        self._as_left = False
         row = self._row()
         if row is not None and row.status == STOPPED:
             self._refuse(f"stopped earlier: {row.stopped_reason}")
         if row is not None and row.pending_cells is None and self._unchanged_since_noted(row):
+            self._as_left = True
             return
         genesis = genesis_digest(self.name)
         if row is None:
@@ -1388,6 +1393,8 @@ class Ledger:
         except (TypeError, ValueError):  # never quoted: the file's content is not trusted
             self._stop("the ledger file's own state is damaged", row=row)
             raise
+        if self._as_left:  # (1-2 ms of each question's first write)
+            return found
         try:  # a file written before sums were kept as definitions has none, and holds their rows; one
             # written before cells had definitions has none either (its cells have no definition), nor
             # one written before withheld cells, cells of a family only or the owners of members were kept
