@@ -475,10 +475,17 @@ class LedgerMemory:
         marked[:len(self.family)] = self.family
         marked[cell[in_family]] = True
         self.family = marked
+        # the entries in the order of the file, gathered once (not at all when they come in it, as the
+        # engine hands them over): cell, person (index), value, contribution, family, count (`alike`)
+        in_place = _in_place(order)
+        ordered = [column if in_place else column[order]
+                   for column in (cell, extension.index, value, extension.contribution, in_family, extension.alike)]
         if sums is not None and len(sums):
-            in_sums = among(cell[order], sums)
-            self.sum_rows.append(cell[order][in_sums], extension.index[order][in_sums], value[order][in_sums])
-            order = order[~in_sums]
+            in_sums = among(ordered[0], sums)
+            if in_sums.any():
+                self.sum_rows.append(ordered[0][in_sums], ordered[1][in_sums], ordered[2][in_sums])
+                ordered = [column[~in_sums] for column in ordered]
+        ordered_cell, ordered_index, ordered_value, ordered_contribution, ordered_family, ordered_alike = ordered
         if extension.restarted.any():  # their remembered entries were all zero: they no longer count
             self.contribution[extension.restarted[self.person]] = 0.0
         if related is not None:  # else worked out when a family reaches them
@@ -487,16 +494,15 @@ class LedgerMemory:
                     ours.setdefault(one, set()).update(others)
             self.related.update(related[2])
         first_position = self._kept
-        ordered_family = in_family[order]
-        self._append(cell=cell[order], person=extension.index[order],
-                     contribution=np.where(ordered_family, 0.0, extension.contribution[order]), value=value[order])
+        self._append(cell=ordered_cell, person=ordered_index,
+                     contribution=np.where(ordered_family, 0.0, ordered_contribution), value=ordered_value)
         if ordered_family.any():
             for name, values in (("position", first_position + np.flatnonzero(ordered_family)),
-                                 ("amount", extension.contribution[order][ordered_family])):
+                                 ("amount", ordered_contribution[ordered_family])):
                 self._family_entries[name] = appended(self._family_entries[name], self._families_kept, values)
             self._families_kept += int(ordered_family.sum())
-        alike = self.alike[cell[order]]
-        counted_row = extension.alike[order] & ordered_family if ordered_family.any() \
+        alike = self.alike[ordered_cell]
+        counted_row = ordered_alike & ordered_family if ordered_family.any() \
             else ordered_family  # (no family: none, without the look at every value)
         in_count = np.zeros(len(extension.persons), dtype=bool)
         in_count[:len(self._in_count)] = self._in_count
@@ -517,7 +523,7 @@ class LedgerMemory:
         self.presence, self.present = extension.presence, extension.present
         self.parts, self.part_owner, self.owners = extension.parts, extension.part_owner, extension.owners
         if counted_row.any():
-            self._count_rows(cell[order][counted_row], extension.index[order][counted_row])
+            self._count_rows(ordered_cell[counted_row], ordered_index[counted_row])
 
     def _count_rows(self, cell: np.ndarray, index: np.ndarray) -> None:
         """A study's rows that are counts (a share's arm at weight one: its clients with the value 1,
@@ -880,6 +886,12 @@ def _group_persons(group: np.ndarray, parts: np.ndarray, part_owner: np.ndarray,
         hit = parts[at] == member
         held, owner = group[hit], part_owner[at[hit]]
     return every - np.bincount(held, minlength=groups) + group_audit.group_persons(held, owner, groups)
+
+
+def _in_place(order: np.ndarray) -> bool:
+    """Whether an order leaves every entry where it is (0, 1, 2, ...)."""
+    return not len(order) or (int(order[0]) == 0 and int(order[-1]) == len(order) - 1
+                              and bool(np.all(order[1:] > order[:-1])))
 
 
 def _same_owners(one: np.ndarray | None, other: np.ndarray | None) -> bool:
