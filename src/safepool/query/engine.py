@@ -251,9 +251,11 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
             rows = found["n_rows"] if measure.kind in ("persons", "rows") else found[f"r{j}"]
             value = {"persons": np.ones(len(rows)), "rows": rows}.get(measure.kind, found.get(f"c{j}"))
         rows = np.asarray(rows, dtype=np.float64)
-        kept = rows > 0
+        with_rows = rows > 0
+        taken = int(with_rows.sum())
+        kept = slice(None) if taken == len(rows) else with_rows  # (every person's row: none copied)
         labels, cell = numbered(budget, step, compiler, grid, [np.asarray(found[key], dtype=np.int64)[kept]
-                                                                for key in compiler.keys], int(kept.sum()))
+                                                                for key in compiler.keys], taken)
         # in the order of cell and person once, for the cells' largest values and the ledger's entries
         order, cell, distinct, rank = cell_person_order(cell, persons.ordered(np.asarray(found["person"])[kept]))
         contributions = {"cell": cell, "person": distinct[rank], "distinct": distinct, "rank": rank,

@@ -388,7 +388,9 @@ class LedgerMemory:
         present += np.bincount(index[held], minlength=total)
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
-        candidates = np.flatnonzero((value != 0) & np.isnan(first[index]) & ~in_family)
+        first_of = first[index]  # each entry's person's first value
+        lacking = (value != 0) & np.isnan(first_of)
+        candidates = np.flatnonzero(lacking & ~in_family if in_family.any() else lacking)
         if len(candidates):
             lowest = np.full(total, np.iinfo(np.int64).max)
             np.minimum.at(lowest, index[candidates], cell[candidates])
@@ -398,7 +400,8 @@ class LedgerMemory:
             first[people] = value[chosen]
             pattern[people] = 0
             count[people] = 0
-        counts, weight = _weights(value, first[index])
+            first_of = first[index]
+        counts, weight = _weights(value, first_of)
         if in_family.any():
             counts &= ~in_family
         taken = slice(None) if counts.all() else counts  # (no copies of the entries when all of them count)
