@@ -54,7 +54,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cache, partial
 
 import numpy as np
@@ -139,18 +139,24 @@ class _Extension:
     first: np.ndarray     # float64, NaN while all of a person's values are zero
     pattern: np.ndarray   # uint64, sum (wrapping) of the hashes of the entries that count
     count: np.ndarray     # int64, entries that count
-    presence: np.ndarray  # uint64, sum (wrapping) of the hashes of every entry's cell
-    present: np.ndarray   # int64, entries
     restarted: np.ndarray  # bool: the person's remembered entries no longer count (all were zero)
     index: np.ndarray     # int64, the person of each incoming entry
     counts: np.ndarray    # bool, whether each incoming entry counts
     contribution: np.ndarray  # float64, what each incoming entry contributes to the algebra
-    parts: np.ndarray     # int64, sorted: the parts of persons and those persons (`LedgerMemory.parts`)
-    part_owner: np.ndarray  # uint64: the ledger key of the person each of them is a part of
-    owners: np.ndarray    # uint64, sorted: the keys of the persons that have parts
+    in_family: np.ndarray  # bool, whether each incoming entry is of a cell of a family only
     owner: np.ndarray | None  # the incoming entries' owners it was made with, if any
-    alike: np.ndarray     # bool, whether each incoming entry's cell is a count (`_alike`), for the audit and `add`
     ranked: Ranked | None = None  # the entries' persons as ranks it was made with, if they were used
+    # what the group audits and `add` take besides, filled in by `LedgerMemory._with_presence` (the algebra
+    # needs none of it): each person's presence (uint64, the sum, wrapping, of the hashes of every entry's
+    # cell) and entries (int64); the parts of persons, sorted (`LedgerMemory.parts`), the key of the person
+    # each is a part of and the keys of the persons with parts (uint64); whether each entry's cell is a
+    # count (`_alike`)
+    presence: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    present: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    parts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    part_owner: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    owners: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))
+    alike: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
 
 
 def _remembered(name: str) -> property:
@@ -364,6 +370,14 @@ class LedgerMemory:
         entries of `family` (cells of a family only) are looked up, and count nowhere else. `owner`:
         the person each entry's member is part of (itself, when it is a person); `ranked`: see
         `_lookup`."""
+        extension = self._extended(cell, person, value, family, owner, ranked)
+        self._with_presence(extension, cell, person, value)
+        return extension
+
+    def _extended(self, cell: np.ndarray, person: np.ndarray, value: np.ndarray, family: np.ndarray | None,
+                  owner: np.ndarray | None, ranked: Ranked | None) -> _Extension:
+        """`extend` without what only the group audits and `add` take (`_with_presence`): the
+        algebra begins on its thread while they are made."""
         ranked = _used_ranks(person, ranked)
         index = self._indexed(person, ranked)
         in_family = among(cell, family) if family is not None and len(family) else np.zeros(len(cell), dtype=bool)
@@ -379,13 +393,6 @@ class LedgerMemory:
         pattern[:n_old] = self.pattern
         count = np.zeros(total, dtype=np.int64)
         count[:n_old] = self.count
-        presence = np.zeros(total, dtype=np.uint64)
-        presence[:n_old] = self.presence
-        held = ~in_family if in_family.any() else slice(None)  # (no copy of a query's entries)
-        np.add.at(presence, index[held], entry_hash(cell[held], _PRESENT))
-        present = np.zeros(total, dtype=np.int64)
-        present[:n_old] = self.present
-        present += np.bincount(index[held], minlength=total)
         restarted = np.zeros(total, dtype=bool)
         # persons without a first value get the one of their lowest incoming cell where it is not zero
         first_of = first[index]  # each entry's person's first value
@@ -408,10 +415,27 @@ class LedgerMemory:
         np.add.at(pattern, index[taken], entry_hash(cell[taken], weight[taken]))
         count += np.bincount(index[taken], minlength=total)
         contribution = _contributions(first, index, counts, weight)
-        contribution[in_family] = value[in_family]  # its own amount, for the families' audit only
-        parts, part_owner, owners = self._parts_with(index, person, owner, persons, n_old)
-        return _Extension(persons, first, pattern, count, presence, present, restarted, index, counts, contribution,
-                          parts, part_owner, owners, owner, _alike(cell, value), ranked)
+        if in_family.any():
+            contribution[in_family] = value[in_family]  # its own amount, for the families' audit only
+        return _Extension(persons, first, pattern, count, restarted, index, counts, contribution, in_family, owner,
+                          ranked)
+
+    def _with_presence(self, extension: _Extension, cell: np.ndarray, person: np.ndarray, value: np.ndarray
+                       ) -> None:
+        """Fill in the persons' presence (every entry's cell but a family's), the parts of persons and
+        which entries are of counts, for the group audits and `add`."""
+        n_old, total, index = len(self.persons), len(extension.persons), extension.index
+        held = ~extension.in_family if extension.in_family.any() else slice(None)  # (no copy of a query's entries)
+        presence = np.zeros(total, dtype=np.uint64)
+        presence[:n_old] = self.presence
+        np.add.at(presence, index[held], entry_hash(cell[held], _PRESENT))
+        present = np.zeros(total, dtype=np.int64)
+        present[:n_old] = self.present
+        present += np.bincount(index[held], minlength=total)
+        extension.presence, extension.present = presence, present
+        extension.parts, extension.part_owner, extension.owners = self._parts_with(
+            index, person, extension.owner, extension.persons, n_old)
+        extension.alike = _alike(cell, value)
 
     def _parts_with(self, index: np.ndarray, person: np.ndarray, owner: np.ndarray | None, persons: np.ndarray,
                     n_old: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -591,7 +615,7 @@ class LedgerMemory:
         person = np.asarray(person, dtype=np.uint64)
         self._incoming_family = np.empty(0, dtype=np.int64) if family is None else np.asarray(family, dtype=np.int64)
         self._incoming_numbers = set(self._incoming_family.tolist())
-        extension = self.extend(cell, person, value, self._incoming_family, owner, ranked)
+        extension = self._extended(cell, person, value, self._incoming_family, owner, ranked)
         self._last = (cell, person, value, extension, None, None)
         old = self.contribution
         if extension.restarted.any():
@@ -599,6 +623,7 @@ class LedgerMemory:
         algebra = SideThread("ledger-algebra", partial(self._algebra, cell, extension, old, min_frequency, sums,
                                                        relations))
         try:
+            self._with_presence(extension, cell, person, value)
             pinned, given, completing = self._groups_given_away(cell, extension, old, min_frequency, sums)
         except BaseException:
             algebra.join()
