@@ -718,7 +718,7 @@ class Ledger:
         signed = signatures[signatures["cell"].isin(list(found))]
         self._withholding.update({(self._definitions.get(int(cell)), int(size), int(signature)): None
                                   for cell, size, signature in signed[["cell", "size", "signature"]].itertuples(
-                                      index=False)})
+                                      index=False, name=None)})
         return found
 
     @contextmanager
@@ -965,7 +965,7 @@ class Ledger:
         withheld = self._withheld()[0]
         definition = self._definitions
         signed = [(int(cell), (int(size), int(signature)))
-                  for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False)]
+                  for cell, size, signature in sizes[["cell", "size", "signature"]].itertuples(index=False, name=None)]
         # a cell withheld before, asked again (the same definition, persons and values), is hidden again
         # as it was: it tells no more than the first answer did (asked under another definition, it is
         # checked again: hidden for the persons alone, it would tell that they are those of that cell)
@@ -1082,7 +1082,7 @@ class Ledger:
             sizes=sizes.assign(definition=[known.get(int(c)) for c in sizes["cell"]]),
             definitions=definitions, withheld=withheld, cells=self.cells + len(distinct), rows=self.rows + len(order),
             digest=chain_digest(self.digest, pd.DataFrame(columns, copy=False), definitions, known,
-                                withheld.itertuples(index=False), family_numbers.tolist(), owners),
+                                withheld.itertuples(index=False, name=None), family_numbers.tolist(), owners),
             sums=self.cells + 1 + np.searchsorted(distinct, np.asarray(list(sums), dtype=np.int64)),
             family=family_numbers, owner=owner, owners=owners)
 
@@ -1110,7 +1110,7 @@ class Ledger:
         return _Change(cell=columns["cell"], person=columns["person"], value=columns["value"],
                        order=np.empty(0, dtype=np.int64), columns=columns, sizes=sizes, definitions={},
                        withheld=withheld, cells=self.cells, rows=self.rows,
-                       digest=chain_digest(self.digest, pd.DataFrame(columns), withheld=withheld.itertuples(index=False)),
+                       digest=chain_digest(self.digest, pd.DataFrame(columns), withheld=withheld.itertuples(index=False, name=None)),
                        sums=np.empty(0, dtype=np.int64), family=np.empty(0, dtype=np.int64), owner=None,
                        owners=_owners_of(columns["cell"], columns["person"], None))
 
@@ -1177,7 +1177,7 @@ class Ledger:
                            family=change.family, owner=change.owner)
             if len(change.withheld):
                 memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
-                                    change.withheld[["definition", "size", "signature"]].itertuples(index=False)}
+                                    change.withheld[["definition", "size", "signature"]].itertuples(index=False, name=None)}
             memory.withheld_rows += len(change.withheld)
             memory.remembered.take(change.sizes, change.definitions)
             memory.key = self._key()

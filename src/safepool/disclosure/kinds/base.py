@@ -352,7 +352,7 @@ class OutputKind:
             for cell in found.cells:
                 named = by_cell.setdefault(tuple(cell.get(c) for c in columns), [])
                 named += [found.rule] if found.rule not in named else []
-        keys = cells[columns].itertuples(index=False) if columns else [()] * len(cells)
+        keys = cells[columns].itertuples(index=False, name=None) if columns else [()] * len(cells)
         found = [by_cell.get(tuple(json_safe(v) for v in key), []) for key in keys]
         return [[SMALL_OR_ZERO] if SMALL_OR_ZERO in rules else rules for rules in found]
 
@@ -429,7 +429,7 @@ class OutputKind:
         unshown = {column: [json_safe(v) if seen else None for v, seen in zip(cells[column], visible)]
                    for column in self.unshown_columns(output)}
         return {"title": title_of(output), "columns": [str(c) for c in shown.columns],
-                "rows": [[json_safe(v) for v in row] for row in shown.itertuples(index=False)],
+                "rows": [[json_safe(v) for v in row] for row in shown.itertuples(index=False, name=None)],
                 "contributors": self.has_contributors(output), "decimals": policy.decimals,
                 **({"unshown": unshown} if unshown else {}), **self.kept_fields(output)}
 

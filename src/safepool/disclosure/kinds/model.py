@@ -94,7 +94,7 @@ class Model(OutputKind):
         if counts is not None and shown_mask(output.coefficients).any():  # only what shown coefficients rest on
             shown = counts.loc[shown_mask(counts)]
             kept_counts = {"columns": [str(c) for c in shown.columns],
-                           "rows": [[json_safe(v) for v in row] for row in shown.itertuples(index=False)]}
+                           "rows": [[json_safe(v) for v in row] for row in shown.itertuples(index=False, name=None)]}
         return {"n_obs": json_safe(output.n_obs), "df_resid": json_safe(output.df_resid), "cell_counts": kept_counts}
 
     def restore(self, kept: Mapping[str, Any]) -> ModelResult:
