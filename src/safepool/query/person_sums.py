@@ -37,13 +37,15 @@ def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[EntryR
     persons, in the order of its cells (no sort per entry)."""
     cell = np.asarray(rows["cell"], dtype=np.int64)
     person = np.asarray(rows["person"], dtype=np.uint64)
+    order: np.ndarray | None = None  # (none: the rows are in that order already, and are not gathered)
     if "rank" in rows:  # in the order of cell and person, ranked by the caller (`cell_person_order`)
-        order, distinct, rank = np.arange(len(cell)), rows["distinct"], rows["rank"]
+        distinct, rank = rows["distinct"], rows["rank"]
     elif _in_cell_order(cell, person):
-        order, distinct, rank = np.arange(len(cell)), *_ranked(person)
+        distinct, rank = _ranked(person)
     else:
         order, cell, distinct, rank = cell_person_order(cell, person)
-    values = {part: np.asarray(rows[name], dtype=np.float64)[order]
+    values = {part: np.asarray(rows[name], dtype=np.float64) if order is None else
+              np.asarray(rows[name], dtype=np.float64)[order]
               for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
     highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
     bounds = np.searchsorted(cell, np.arange(highest + 2))
