@@ -414,6 +414,28 @@ def test_a_file_changed_since_this_process_left_it_gets_its_tables_again(ws):
         assert ledger._con().execute("SELECT count(*) FROM sum_members").fetchall() == [(2,)]
         ledger.verify_contents()
 
+
+def test_a_check_that_finds_a_cell_leaves_no_pending_state_and_a_kept_one_commits_it(ws):
+    """The write's thread records the new state as pending while the audit runs: an audit that finds
+    a cell clears it (nothing of the answer is remembered, the file is as recorded), and an answer
+    kept commits it, so the next open finds the record and the file at one state."""
+    root, governance, anna = ws
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([cell(range(10)), cell(range(10, 20), number=1),
+                                       cell(range(20), number=2)]), {0: 0, 1: 0, 2: 0}, MIN_FREQUENCY) == {}
+        kept = (ledger.cells, ledger.digest)
+    assert (record_of(governance).cells, record_of(governance).pending_cells) == (3, None)
+    d, e = cell([*range(1, 10), *range(20, 30)]), cell(range(20, 30), number=1)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.check(pd.concat([d, e]), {0: 0, 1: 0}, MIN_FREQUENCY) == {1: ALL_ANSWERS}
+        assert (ledger.cells, ledger.digest) == kept
+        row = record_of(governance)
+        assert (row.cells, row.digest, row.pending_cells, row.pending_digest) == (*kept, None, None)
+        ledger.verify_contents()
+    # cleared by the check itself, not found pending when the search let others in and the file was
+    # checked again (that would be audited as an interrupted update)
+    assert governance.audit.records(action=RECOVERED_ACTION) == []
+
 # -- under load ---------------------------------------------------------------------------------
 
 WORKERS, CHECKS, PERSONS_PER_CELL = 3, 20, 10

@@ -219,6 +219,7 @@ class _Change:
     family: np.ndarray  # the cells of a family only, numbered as remembered
     owner: np.ndarray | None  # per row (in the order of `cell`): the person its member is part of, if any
     owners: pd.DataFrame  # cell, member, owner of the members that are parts of a person, sorted
+    pending: bool = False  # its state is recorded as the pending one (`_set_pending`)
 
 
 def _checkpoint(cursor: duckdb.DuckDBPyConnection, name: str) -> None:
@@ -818,10 +819,19 @@ class Ledger:
         return found
 
     def _written(self, *kept: Any) -> _Change | None:
-        """The change that remembers the kept cells (see `remember`), written into the file uncommitted."""
+        """The change that remembers the kept cells (see `remember`), written into the file uncommitted,
+        and its state recorded as the pending one: on the write's thread, off the audit's way (an
+        audit that fails clears it again, and a process that ends first leaves what an open
+        drops, as it does a change that never reached the file)."""
         change = self._change(*kept)
         if change is not None:
             self._write(change)
+            try:
+                self._set_pending(change.cells, change.digest)
+            except BaseException:
+                self._abandon(change)
+                raise
+            change.pending = True
         return change
 
     def _to_remember(self, incoming: pd.DataFrame, signatures: pd.DataFrame, kept: list[int]
@@ -1142,6 +1152,9 @@ class Ledger:
             pass
         finally:
             self._unregister()
+            if change.pending:
+                change.pending = False
+                self._clear_pending()
 
     def _unregister(self) -> None:
         """Take back from the file's connection what `_write` handed it."""
@@ -1157,12 +1170,13 @@ class Ledger:
         memory = ledger_memory.recalled(str(self.path), self._key())
         ledger_memory.keep(str(self.path), None)  # kept again below once the file holds the new state
         try:
-            self._set_pending(change.cells, change.digest)
+            if not change.pending:
+                self._set_pending(change.cells, change.digest)
+                change.pending = True
             self._con().execute("COMMIT")
         except BaseException:
-            self._abandon(change)
             try:
-                self._clear_pending()  # the file kept the recorded state
+                self._abandon(change)  # the file kept the recorded state: the pending one is cleared
             except Exception:  # the next open drops it
                 pass
             raise
