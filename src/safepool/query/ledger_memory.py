@@ -640,9 +640,10 @@ class LedgerMemory:
         n = len(extension.persons)
         bounds = np.searchsorted(self.cell, np.arange(1, self.highest + 2))  # kept in the order of their cells
         remembered = sparse.csr_matrix((old, self.person, bounds), shape=(self.highest, n))
-        taken = extension.counts.copy()
+        taken: np.ndarray | slice = extension.counts.copy()
         if sums is not None and len(sums):
             taken &= ~among(cell, sums)
+        taken = slice(None) if taken.all() else taken  # (every entry: none copied)
         incoming = _rows(cell[taken] - self.highest - 1, extension.index[taken], extension.contribution[taken],
                          (int(cell.max()) - self.highest if len(cell) else 0, n))
         found = audit(Contributions(remembered, incoming, *self._known(extension)), _classes(extension),
