@@ -42,7 +42,8 @@ def open_duckdb(database: str | Path = ":memory:", *, read_only: bool = False,
     settings = dict(config or {})
     lock = bool(settings.pop(LOCK, False))
     con = duckdb.connect(str(database), read_only=read_only, config=settings)
-    if not con.execute(f"SELECT current_setting('{LOCK}')").fetchone()[0]:
+    # (every row fetched: a result left open refuses the next relation's statement on the connection)
+    if not con.execute(f"SELECT current_setting('{LOCK}')").fetchall()[0][0]:
         for statement in SESSION_SETTINGS:
             con.execute(statement)
         if lock:

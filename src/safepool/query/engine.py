@@ -236,7 +236,6 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     compiler = Compiler(model, dictionary)
     grid = compiler.grid()
     width = max(policy.dominance_n, 2)
-    budget.run("select the rows", f"CREATE TEMP VIEW base AS {compiler.base()}")
     summed = budget.arrays("add up each person's rows", compiler.per_person(handed)) \
         if any(m.kind != "quantile" for m in model.measures) else {}
     columns = []
