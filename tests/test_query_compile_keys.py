@@ -8,6 +8,7 @@ import pytest
 
 from safepool.dictionary import Variable
 from safepool.query.compile import Compiler, PersonRows
+from safepool.query.engine import in_cells
 from safepool.query.model import check_model
 from safepool.query.sql_syntax import model_from_sql
 
@@ -66,7 +67,10 @@ def test_rows_of_a_table_of_one_row_per_person_are_handed_over_as_each_persons_s
                           for one in (False, True))
         assert grouped.columns == plain.columns and grouped.types == plain.types
         rows = grouped.fetchall()
-        assert len(rows) == 24 and rows == plain.fetchall()  # rows of no cell (7, missing) are left out alike
+        assert len(rows) == 40 and rows == plain.fetchall()  # rows of no cell (7, missing) come alike
+        kept = in_cells(con.sql(f"SELECT * FROM ({compiler.per_person(True)}) ORDER BY person").fetchnumpy(),
+                        compiler.keys)
+        assert len(kept["person"]) == 24 and kept["k0"].min() >= 0  # and the engine leaves them out
     finally:
         con.close()
 

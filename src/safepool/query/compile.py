@@ -133,17 +133,21 @@ class Compiler:
         (a hash table of every person: 37 against 9 ms for 300,000 persons); FIRST_ADDED_UP groups
         the first table's rows by person and its own groups before joining the others (visits of
         one quarter by sex and language, 300,000 persons, on a pool opened afresh: 34-37 against
-        81-86 ms)."""
+        81-86 ms). Rows of no cell (a missing label, a code not in the list, a date outside the
+        years: a key below 0) come too, and the engine leaves them out (`engine.in_cells`): a
+        filter on the keys was pushed by DuckDB's optimizer below the join into the scan of a
+        table of one row per person, which then became the join's hash table (the same visits
+        22-24 ms against 9)."""
         if rows is PersonRows.ONE_EACH:
             sums = [part for j in self._measured()
                     for part in (f"CAST(x{j} IS NOT NULL AS BIGINT) AS r{j}", f"x{j} AS c{j}")]
             columns = [*self.keys, 'pid AS person', 'CAST(1 AS BIGINT) AS n_rows', *sums]
-            return self._over_base(f"SELECT {', '.join(columns)} FROM base WHERE {self._in_cells()}")
+            return self._over_base(f"SELECT {', '.join(columns)} FROM base")
         if rows is PersonRows.FIRST_ADDED_UP:
             return self._first_added_up()
         sums = self._sums({j: f"x{j}" for j in self._measured()})
         inner = f"SELECT {', '.join([*self.keys, 'pid', 'count(*) AS n_rows', *self._named(sums)])} FROM base " \
-                f"WHERE {self._in_cells()} GROUP BY {', '.join([*self.keys, 'pid'])}"
+                f"GROUP BY {', '.join([*self.keys, 'pid'])}"
         return self._over_base(f"SELECT {', '.join([*self.keys, 'pid AS person', 'n_rows', *sums])} FROM ({inner})")
 
     @staticmethod
@@ -171,18 +175,14 @@ class Compiler:
         keys = [f"a.k{i}" if i in own else f"{self._key(group)} AS k{i}" for i, group in enumerate(self.model.groups)]
         joined = f"SELECT {', '.join([*keys, 'a.pid AS person', 'a.n_rows', *(f'a.{name}' for name in sums)])} " \
                  f"FROM ({first}) AS a {' '.join(self._joins('a.pid'))} WHERE {self._where(False)}"
-        return f"SELECT * FROM ({joined}) WHERE {self._in_cells()}"
-
-    def _in_cells(self) -> str:
-        """Rows with a label of a cell (missing, not in the code list, outside the years: keys below 0)."""
-        return " AND ".join(f"{key} >= 0" for key in self.keys) or "true"
+        return joined
 
     def quantile_values(self, j: int) -> str:
-        """Each row's cell keys, person and value of the quantile measured as `x{j}`, for the rows in
-        the cells with a value (each cell's window is found from them:
+        """Each row's cell keys, person and value of the quantile measured as `x{j}`, for the rows
+        with a value (those in a cell: `engine.in_cells`; each cell's window is found from them:
         `safepool.query.quantile_window`)."""
         return self._over_base(f"SELECT {', '.join([*self.keys, 'pid AS person'])}, x{j} AS x FROM base "
-                               f"WHERE x{j} IS NOT NULL AND {self._in_cells()}")
+                               f"WHERE x{j} IS NOT NULL")
 
     # -- labels -----------------------------------------------------------------------------
 

@@ -236,14 +236,14 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
     compiler = Compiler(model, dictionary)
     grid = compiler.grid()
     width = max(policy.dominance_n, 2)
-    summed = budget.arrays("add up each person's rows", compiler.per_person(handed)) \
+    summed = in_cells(budget.arrays("add up each person's rows", compiler.per_person(handed)), compiler.keys) \
         if any(m.kind != "quantile" for m in model.measures) else {}
     columns = []
     for j, measure in enumerate(model.measures):
         step = f"compute {measure.describe()}"
         if measure.kind == "quantile":
-            found = window_rows(budget.arrays(step, compiler.quantile_values(j)), compiler.keys,
-                                measure.quantile or 0.5, policy.min_frequency)
+            found = window_rows(in_cells(budget.arrays(step, compiler.quantile_values(j)), compiler.keys),
+                                compiler.keys, measure.quantile or 0.5, policy.min_frequency)
             value, rows = found["c"], found["r"]
         else:
             found = summed
@@ -263,6 +263,16 @@ def _run(budget: Budget, model: AggregateModel, dictionary: Dictionary, policy: 
             measure.kind, measure.variable.table if measure.variable else None) else None
         columns.append(_Column(measure, _cells(labels, contributions, width), contributions, period=period))
     return columns
+
+
+def in_cells(found: dict[str, np.ndarray], keys: list[str]) -> dict[str, np.ndarray]:
+    """The rows the pool handed over that fall in a cell: a row of no cell (a missing label, a code
+    not in the code list, a date outside the years: a key below 0) is left out here rather than by
+    the statement (see `Compiler.per_person`). Columns with missing values stay masked arrays."""
+    if not keys:
+        return found
+    inside = np.logical_and.reduce([np.asarray(found[key]) >= 0 for key in keys])
+    return found if inside.all() else {name: column[inside] for name, column in found.items()}
 
 
 def _cells(labels: pd.DataFrame, rows: dict[str, np.ndarray], width: int) -> pd.DataFrame:
