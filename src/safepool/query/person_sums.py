@@ -44,8 +44,7 @@ def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[EntryR
         distinct, rank = _ranked(person)
     else:
         order, cell, distinct, rank = cell_person_order(cell, person)
-    values = {part: np.asarray(rows[name], dtype=np.float64) if order is None else
-              np.asarray(rows[name], dtype=np.float64)[order]
+    values = {part: _in_order(np.asarray(rows[name], dtype=np.float64), order)
               for part, name in enumerate(("value", "rows")) if any(p == part for _, p, _ in entries)}
     highest = max(int(cell[-1]) if len(cell) else -1, max((max(n) for _, _, n in entries if n), default=-1))
     bounds = np.searchsorted(cell, np.arange(highest + 2))
@@ -63,6 +62,11 @@ def entry_rows(rows: dict[str, np.ndarray], entries: list[Entry]) -> list[EntryR
             total = np.bincount(ranks, weights=values[part][taken], minlength=len(distinct))[present]
         found.append(EntryRows(np.full(len(present), entry, dtype=np.int64), distinct[present], total, present))
     return found
+
+
+def _in_order(column: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+    """The column in `order` (as it is when there is none)."""
+    return column if order is None else column[order]
 
 
 def _in_cell_order(cell: np.ndarray, person: np.ndarray) -> bool:

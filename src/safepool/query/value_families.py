@@ -105,7 +105,6 @@ def _differences(every: Entries, new: Entries, rows: int, width: int, asked: np.
     return consistent.reshape(rows, width).T, conflicting.reshape(rows, width).T
 
 
-
 def _layers(row: np.ndarray, person: np.ndarray, persons: int) -> list[np.ndarray]:
     """The entries (in the order of their rows) split so that each person is in a layer once: the
     first entry of each person, the second, ...; one layer when every person is in one new cell,
