@@ -179,6 +179,11 @@ _SIGNATURE_DECIMALS = 6      # values equal to this many decimals sign a cell al
 _DOMAIN = b"safepool.query-ledger.v1\n"
 _HEX_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _LEDGER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$")
+# each remembered entry: a cell's entries come together (runs of one number), and the persons are
+# ledger keys (random 64-bit numbers, which no lightweight scheme makes smaller by much): kept as
+# they are rather than analysed for a scheme at every write
+_CONTRIBUTIONS = ("CREATE TABLE contributions (cell BIGINT USING COMPRESSION rle, "
+                  "person UBIGINT USING COMPRESSION uncompressed, value DOUBLE)")
 _SUM_MEMBERS = "CREATE TABLE IF NOT EXISTS sum_members (cell BIGINT, member BIGINT)"  # a sum's cells, one row each
 # cells the all-answers audit found, never shown: hidden again when asked again (the same definition,
 # persons and values)
@@ -297,6 +302,18 @@ def _owners_by_cell(owners: pd.DataFrame | None) -> dict[int, bytes]:
         return {}
     return {int(cell): rows["member"].to_numpy(dtype="<u8").tobytes() + rows["owner"].to_numpy(dtype="<u8").tobytes()
             for cell, rows in owners.groupby("cell", sort=True)}
+
+
+def _taken_in(memory: ledger_memory.LedgerMemory, change: _Change) -> None:
+    """The memory with a committed change's cells, withheld cells and sizes in it."""
+    if len(change.cell):
+        memory.add(change.cell, change.person, change.value, change.order, sums=change.sums,
+                   family=change.family, owner=change.owner)
+    if len(change.withheld):
+        memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
+                            change.withheld[["definition", "size", "signature"]].itertuples(index=False, name=None)}
+    memory.withheld_rows += len(change.withheld)
+    memory.remembered.take(change.sizes, change.definitions)
 
 
 def _owners_of(cell: np.ndarray, person: np.ndarray, owner: np.ndarray | None) -> pd.DataFrame:
@@ -543,7 +560,7 @@ class Ledger:
         self._name = ""  # the name the file is attached under while `con` is open
         self._inside = False  # within the `Ledger.open` block that holds the ledger's lock
         self._checkpoint: SideThread | None = None  # a checkpoint of the file under way
-        self._handed: list[str] = []  # what `_write` handed the file's connection, until committed or rolled back
+        self._handed: list[str] = []  # what `_write` handed the file's connection, until its rows are inserted
         self._opened: tuple[int, int] | None = None  # device and inode of the file opened in this block
         # the open found the file exactly as this process left it, so its tables are those this process
         # made or brought up to date when it opened the file before (`_file_state` needs no schema statements)
@@ -1135,6 +1152,7 @@ class Ledger:
                 con.register(name, rows)
                 self._handed.append(name)
                 con.execute(_INSERTS[name])
+            self._unregister()  # their rows are the transaction's now (taken back here, beside the audit)
             con.execute("UPDATE ledger_state SET cells = ?, rows = ?, digest = ?",
                         [change.cells, change.rows, change.digest])
         except BaseException:
@@ -1163,12 +1181,33 @@ class Ledger:
             self._con().unregister(name)
 
     def _commit(self, change: _Change | None) -> None:
-        """Record the pending state, commit the written change, then make the state the record's and
-        the memory's."""
+        """Record the pending state and commit the written change (`_committed`), then make the state
+        the record's and the memory's. The memory takes the change in meanwhile, beside the commit
+        (which mostly waits for the disk): it is kept only once the file holds the new state."""
         if change is None:
             return
         memory = ledger_memory.recalled(str(self.path), self._key())
         ledger_memory.keep(str(self.path), None)  # kept again below once the file holds the new state
+        committing = SideThread("ledger-commit", partial(self._committed, change))
+        try:
+            if memory is not None:
+                _taken_in(memory, change)
+        finally:
+            committing.wait()  # (the commit's error first: a memory that took the change in is dropped)
+        self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
+        self._withholding = {}
+        self._outcomes = {}  # compared with what is remembered now
+        if memory is not None:
+            memory.key = self._key()
+            ledger_memory.keep(str(self.path), memory)
+        # the checkpoint goes on while the caller records the answer (not while the memory takes the
+        # change in: the two on a machine's two cores took up to three times as long); the connection
+        # waits for it
+        self._checkpoint = SideThread("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
+
+    def _committed(self, change: _Change) -> None:
+        """Record the pending state (if the write did not), commit the written change and make the
+        record's state the new one; on an error the file keeps the recorded state."""
         try:
             if not change.pending:
                 self._set_pending(change.cells, change.digest)
@@ -1180,26 +1219,7 @@ class Ledger:
             except Exception:  # the next open drops it
                 pass
             raise
-        self._unregister()
         self._commit_pending(change.cells, change.digest)
-        self.cells, self.rows, self.digest = change.cells, change.rows, change.digest
-        self._withholding = {}
-        self._outcomes = {}  # compared with what is remembered now
-        if memory is not None:
-            if len(change.cell):
-                memory.add(change.cell, change.person, change.value, change.order, sums=change.sums,
-                           family=change.family, owner=change.owner)
-            if len(change.withheld):
-                memory.withheld |= {(definition, int(size), int(signature)) for definition, size, signature in
-                                    change.withheld[["definition", "size", "signature"]].itertuples(index=False, name=None)}
-            memory.withheld_rows += len(change.withheld)
-            memory.remembered.take(change.sizes, change.definitions)
-            memory.key = self._key()
-            ledger_memory.keep(str(self.path), memory)
-        # the checkpoint goes on while the caller records the answer (not while the memory takes the
-        # change in: the two on a machine's two cores took up to three times as long); the connection
-        # waits for it
-        self._checkpoint = SideThread("ledger-checkpoint", partial(_checkpoint, self._con().cursor(), self._name))
 
     def contents(self) -> tuple[pd.DataFrame, dict[int, list[int]], dict[int, str], list[tuple[Any, ...]], list[int],
                                 pd.DataFrame]:
@@ -1378,7 +1398,7 @@ class Ledger:
         except (duckdb.Error, OSError):  # never quoted: the engine's text names paths
             self._stop("the ledger file cannot be made in its folder")
         self.con.execute("BEGIN TRANSACTION")
-        self.con.execute("CREATE TABLE contributions (cell BIGINT, person UBIGINT, value DOUBLE)")
+        self.con.execute(_CONTRIBUTIONS)
         self.con.execute("CREATE TABLE cells (cell BIGINT PRIMARY KEY, size BIGINT, signature UBIGINT, "
                          "definition VARCHAR)")
         self.con.execute(_SUM_MEMBERS)
