@@ -825,6 +825,28 @@ def test_a_write_that_fails_beside_the_audit_leaves_the_record_as_it_was(ws, mon
     assert record_of(governance).cells == before.cells + 1 and mismatches(governance) == []
 
 
+def test_a_commit_that_fails_beside_the_memory_leaves_the_record_and_the_memory_as_they_were(ws, monkeypatch):
+    """The file's commit runs beside the memory taking the change in: a commit that fails comes out
+    of the check as raised, the memory that took the change in is not kept, and the next check
+    reads the state the file and the record still hold (the same cells are then remembered once)."""
+    root, governance, anna = ws
+    remember_twice(root, governance, anna)
+    before = record_of(governance)
+    with monkeypatch.context() as patched:
+        disk_full_at(patched, "COMMIT")
+        with pytest.raises(duckdb.IOException, match="no space"):
+            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+                ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
+    assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
+    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
+        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": before.cells, "ledger_digest": before.digest}
+        assert ledger._memory().key == ledger._key() and ledger._memory().highest == before.cells
+        assert answer(governance, anna, ledger, cell(range(300, 320)), {0: 0}, ["persons"]) == {}
+        assert ledger._con().execute("SELECT count(*) FROM contributions").fetchall()[0][0] == 70
+        ledger.verify_contents()
+    assert record_of(governance).cells == before.cells + 1 and mismatches(governance) == []
+
+
 def test_an_audit_that_fails_rolls_back_the_write_beside_it(ws, monkeypatch):
     root, governance, anna = ws
     remember_twice(root, governance, anna)
