@@ -805,35 +805,18 @@ def test_a_failed_file_update_leaves_the_record_as_it_was(ws, monkeypatch):
     assert governance.audit.records(action=RECOVERED_ACTION) == [] and mismatches(governance) == []
 
 
-def test_a_write_that_fails_beside_the_audit_leaves_the_record_as_it_was(ws, monkeypatch):
-    """The check writes the change beside the audit (uncommitted); a write that fails there comes out
-    of the check as raised, and nothing is pending, remembered or half-written."""
-    root, governance, anna = ws
-    remember_twice(root, governance, anna)
-    before = record_of(governance)
-
-    with monkeypatch.context() as patched:
-        disk_full_at(patched, "INSERT INTO contributions")
-        with pytest.raises(duckdb.IOException, match="no space"):
-            with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-                ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
-    assert (record_of(governance).cells, record_of(governance).pending_cells) == (before.cells, None)
-    with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
-        assert ledger.state() == {"ledger": PERMIT, "ledger_cells": before.cells, "ledger_digest": before.digest}
-        ledger.verify_contents()
-        assert answer(governance, anna, ledger, cell(range(300, 320)), {0: 0}, ["persons"]) == {}
-    assert record_of(governance).cells == before.cells + 1 and mismatches(governance) == []
-
-
-def test_a_commit_that_fails_beside_the_memory_leaves_the_record_and_the_memory_as_they_were(ws, monkeypatch):
-    """The file's commit runs beside the memory taking the change in: a commit that fails comes out
-    of the check as raised, the memory that took the change in is not kept, and the next check
-    reads the state the file and the record still hold (the same cells are then remembered once)."""
+@pytest.mark.parametrize("statement", ["INSERT INTO contributions", "COMMIT"], ids=["write", "commit"])
+def test_a_write_or_commit_that_fails_leaves_the_record_and_the_memory_as_they_were(ws, monkeypatch, statement):
+    """The check writes the change beside the audit (uncommitted), and commits it beside the memory
+    taking the change in: a write or a commit that fails comes out of the check as raised; nothing
+    is pending, remembered or half-written, the memory that took the change in is not kept, and
+    the next check reads the state the file and the record still hold (the same cells are then
+    remembered once)."""
     root, governance, anna = ws
     remember_twice(root, governance, anna)
     before = record_of(governance)
     with monkeypatch.context() as patched:
-        disk_full_at(patched, "COMMIT")
+        disk_full_at(patched, statement)
         with pytest.raises(duckdb.IOException, match="no space"):
             with Ledger.open(root / "pool", governance, anna, PERMIT) as ledger:
                 ledger.check(cell(range(300, 320)), {0: 0}, MIN_FREQUENCY)
