@@ -305,7 +305,8 @@ def _owners_by_cell(owners: pd.DataFrame | None) -> dict[int, bytes]:
 
 
 def _taken_in(memory: ledger_memory.LedgerMemory, change: _Change) -> None:
-    """The memory with a committed change's cells, withheld cells and sizes in it."""
+    """The memory with a change's cells, withheld cells and sizes in it (taken in while the file commits
+    the change; `Ledger._commit` keeps the memory only once it has)."""
     if len(change.cell):
         memory.add(change.cell, change.person, change.value, change.order, sums=change.sums,
                    family=change.family, owner=change.owner)
