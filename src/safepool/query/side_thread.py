@@ -24,8 +24,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-# threads kept: a query has three pieces of work beside it at most at once (its ledger file's write,
-# its algebra, its checkpoint), and a process may check a few queries at once
+# threads kept: a query has two pieces of work beside it at most at once (its ledger file's write and
+# its algebra, then the file's commit, then its checkpoint), and a process may check a few queries at once
 _THREADS = 8
 _threads: ThreadPoolExecutor | None = None
 _threads_lock = threading.Lock()
