@@ -28,3 +28,12 @@ def places_among(numbers: np.ndarray, distinct: np.ndarray) -> np.ndarray:
         table[distinct] = np.arange(len(distinct))
         return table[numbers]
     return np.searchsorted(distinct, numbers).astype(np.int64)
+
+
+def by_cell(cell: np.ndarray) -> np.ndarray:
+    """The stable order of rows by their cell numbers: as 16-bit numbers when they span fewer than
+    2**15 (a few thousand cells), which NumPy sorts by counting, several times quicker than 64-bit
+    ones (300,000 rows)."""
+    if len(cell) and int(cell.max()) - int(cell.min()) < 2**15:
+        return np.argsort((cell - cell.min()).astype(np.int16), kind="stable")
+    return np.argsort(cell, kind="stable")

@@ -158,7 +158,7 @@ from safepool.governance.ledger_state import ACTIVE, STOPPED, query_ledgers_tabl
 from safepool.governance.users import Actor
 from safepool.pool.ledger_keys import LEDGER_DIR, WORKSPACE_LEDGER
 from safepool.query import ledger_memory
-from safepool.query.cell_numbers import distinct_numbers, places_among
+from safepool.query.cell_numbers import by_cell, distinct_numbers, places_among
 from safepool.query.deadline import AUDIT_STEP, time_left
 from safepool.query.definitions import EntryDefinitions
 from safepool.query.empty_differences import Identity, implied_relations
@@ -527,7 +527,7 @@ def _canonical_order(cell: np.ndarray, person: np.ndarray, value: np.ndarray) ->
         return np.arange(len(cell)), False
     if len(cell) > 1 and cell.max() - cell.min() < 2**15:
         order = np.argsort(person)
-        order = order[np.argsort((cell[order] - cell.min()).astype(np.int16), kind="stable")]
+        order = order[by_cell(cell[order])]
         c, p = cell[order], person[order]
         if not np.any((c[1:] == c[:-1]) & (p[1:] == p[:-1])):
             return order, True

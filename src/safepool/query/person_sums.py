@@ -14,6 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from safepool.query.cell_numbers import by_cell
+
 Entry = tuple[int, int, list[int]]  # its number, part (0 for values, 1 for rows), its cell numbers
 
 
@@ -112,8 +114,7 @@ def cell_person_order(cell: np.ndarray, persons: np.ndarray | PersonOrder
     `persons` already are, a `PersonOrder`), then stably by cell."""
     persons = persons if isinstance(persons, PersonOrder) else person_order(persons)
     cell = cell[persons.by_person]
-    narrow = cell.astype(np.int16) if len(cell) and 0 <= cell.min() and cell.max() < 2**15 else cell
-    then = np.argsort(narrow, kind="stable")  # by cell, then person (a pair occurs once)
+    then = by_cell(cell)  # by cell, then person (a pair occurs once)
     return persons.by_person[then], cell[then], persons.distinct, persons.rank[then]
 
 

@@ -19,6 +19,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from safepool.query.cell_numbers import by_cell
+
 
 def window_start(quantile: float, values: int, width: int) -> int:
     """The rank (from 0, values ascending) of the lowest value of a cell's window: `width` values
@@ -61,8 +63,7 @@ def _cell_numbers(keys: list[np.ndarray], count: int) -> np.ndarray:
 
 def _inside(cell: np.ndarray, value: np.ndarray, quantile: float, width: int) -> np.ndarray:
     """The positions of the rows inside their cell's window, in row order."""
-    narrow = cell.astype(np.int16) if len(cell) and cell.max() < 2**15 else cell  # (sorted by counting)
-    order = np.argsort(narrow, kind="stable")
+    order = by_cell(cell)
     sizes = np.bincount(cell) if len(cell) else np.empty(0, dtype=np.int64)
     bounds = np.r_[0, np.cumsum(sizes[sizes > 0])]
     found = []
